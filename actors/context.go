@@ -1,0 +1,160 @@
+package actors
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Context is a protocol's handle on the runtime during one incarnation. It
+// is passed to Init and to every handler, and must only be used from them:
+// it is not safe for concurrent use, and it is dead once the incarnation
+// ends (after a restart, use the new one).
+type Context struct {
+	h     *protocolHost
+	proto Protocol
+	done  bool
+
+	msgH    map[reflect.Type]*entry // messages from the network, by payload type
+	notifH  map[reflect.Type]*entry // notifications and Tell messages
+	timerH  map[reflect.Type]*entry // timer payloads
+	reqH    map[reflect.Type]*reqEntry
+	timers  map[TimerID]*timer
+	pending map[uint64]*pendingReq
+}
+
+func newContext(h *protocolHost, p Protocol) *Context {
+	return &Context{
+		h:       h,
+		proto:   p,
+		msgH:    map[reflect.Type]*entry{},
+		notifH:  map[reflect.Type]*entry{},
+		timerH:  map[reflect.Type]*entry{},
+		reqH:    map[reflect.Type]*reqEntry{},
+		timers:  map[TimerID]*timer{},
+		pending: map[uint64]*pendingReq{},
+	}
+}
+
+// Node is the name of the node this protocol runs on.
+func (c *Context) Node() string { return c.h.node.name }
+
+// Protocol is the protocol's name.
+func (c *Context) Protocol() string { return c.h.name }
+
+// Now is the node clock's time. Use it instead of time.Now, so that a
+// simulation can own time.
+func (c *Context) Now() time.Time { return c.h.node.clock.Now() }
+
+// Rand is the protocol's random source, seeded from the node's seed and the
+// protocol's name. Use it instead of math/rand's globals.
+func (c *Context) Rand() *rand.Rand { return c.h.rng }
+
+// Log is the protocol's logger, with "node" and "protocol" fields.
+func (c *Context) Log() *zerolog.Logger { return &c.h.log }
+
+// Send sends m, best effort, to this protocol on node `to` (which may be
+// this node): it may be lost, duplicated or reordered on the way. It fails
+// at once for an unknown node or a message over the size limit.
+func (c *Context) Send(to string, m proto.Message) error {
+	env := &messages.Envelope{From: c.h.node.name, To: to, Protocol: c.h.name}
+	if err := transport.MarshalPayload(env, m); err != nil {
+		return err
+	}
+	return c.h.transmit(env)
+}
+
+// SendReliable sends m to this protocol on node `to` with retransmission,
+// acknowledgement and de-duplication: while both nodes live, it is handled
+// exactly once, after every message this protocol sent reliably to `to`
+// before it. It fails at once for an unknown node, a message over the size
+// limit, or when ReliableConfig.MaxInFlight messages to `to` await acks.
+func (c *Context) SendReliable(to string, m proto.Message) error {
+	return c.h.rel.send(c.h, to, m)
+}
+
+// Notify publishes n to every protocol on this node that registered an
+// OnNotification handler for n's type (this one included), and to
+// observers. n is shared, not copied: do not change it afterwards. It
+// returns how many subscribers it reached.
+func (c *Context) Notify(n any) int {
+	k := c.h.metrics.typ(typeName(n))
+	sent := c.h.node.publish(n)
+	k.msgsOut.Add(int64(sent))
+	return sent
+}
+
+// Tell delivers m to one protocol on this node, which handles it with its
+// OnNotification handler for m's type.
+func (c *Context) Tell(protocol string, m any) error {
+	if err := c.h.node.Tell(protocol, m); err != nil {
+		return err
+	}
+	c.h.metrics.typ(typeName(m)).msgsOut.Add(1)
+	return nil
+}
+
+// transmit hands an envelope to the network and counts it.
+func (h *protocolHost) transmit(env *messages.Envelope) error {
+	typ := env.Type
+	size, err := h.node.endpoint.Send(env)
+	if err != nil {
+		return fmt.Errorf("protocol %s sending %s: %w", h.name, typ, err)
+	}
+	k := h.metrics.typ(typ)
+	k.msgsOut.Add(1)
+	k.bytesOut.Add(int64(size))
+	return nil
+}
+
+// entry is one registered handler, with the counters of its type.
+type entry struct {
+	name  string
+	fn    func(ctx *Context, from string, m any) error
+	stats *typeMetrics
+}
+
+func (c *Context) newEntry(t reflect.Type, fn func(*Context, string, any) error) *entry {
+	name := typeNameOf(t)
+	return &entry{name: name, fn: fn, stats: c.h.metrics.typ(name)}
+}
+
+func mustConcrete(what string, t reflect.Type) {
+	if t.Kind() == reflect.Interface {
+		panic(fmt.Sprintf("actors: %s needs a concrete message type, not the interface %v", what, t))
+	}
+}
+
+// OnMessage registers the handler of protobuf messages of type M sent by
+// this protocol on other nodes (or this one). from is the sender's node
+// name. A later registration for the same type replaces the earlier one.
+func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, m M) error) {
+	t := reflect.TypeFor[M]()
+	mustConcrete("OnMessage", t)
+	ctx.msgH[t] = ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) })
+}
+
+// OnNotification registers the handler of local messages of type N:
+// notifications published on this node (Context.Notify) and messages sent
+// to this protocol with Tell. Registering subscribes the protocol to N.
+func OnNotification[N any](ctx *Context, h func(ctx *Context, n N) error) {
+	t := reflect.TypeFor[N]()
+	mustConcrete("OnNotification", t)
+	ctx.notifH[t] = ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(N)) })
+	ctx.h.node.subscribe(t, ctx.h.self)
+}
+
+// OnTimer registers the handler of timers whose payload has type T (see
+// Context.After and Context.Every).
+func OnTimer[T any](ctx *Context, h func(ctx *Context, t T) error) {
+	t := reflect.TypeFor[T]()
+	mustConcrete("OnTimer", t)
+	ctx.timerH[t] = ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(T)) })
+}

@@ -1,0 +1,47 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the runtime. Each is wrapped with the detail that made it
+// happen; test with [errors.Is].
+var (
+	// ErrUnknownProtocol: no protocol of that name runs on the node.
+	ErrUnknownProtocol = errors.New("actors: unknown protocol")
+	// ErrProtocolExists: Node.Start with a name already running.
+	ErrProtocolExists = errors.New("actors: protocol already started")
+	// ErrProtocolStopped: the protocol was stopped (too many restarts).
+	ErrProtocolStopped = errors.New("actors: protocol stopped")
+	// ErrNodeStopped: the node was stopped.
+	ErrNodeStopped = errors.New("actors: node stopped")
+	// ErrTimeout: a request got no reply in time.
+	ErrTimeout = errors.New("actors: request timed out")
+	// ErrNoHandler: the receiving protocol has no handler for the type.
+	ErrNoHandler = errors.New("actors: no handler for message type")
+	// ErrReplyType: a reply of another type than the requester expects.
+	ErrReplyType = errors.New("actors: unexpected reply type")
+	// ErrHandlerPanicked: the request's handler panicked; the protocol
+	// restarts and the requester gets this instead of waiting for a timeout.
+	ErrHandlerPanicked = errors.New("actors: request handler panicked")
+	// ErrWindowFull: too many reliable messages to one node are still
+	// unacknowledged (ReliableConfig.MaxInFlight).
+	ErrWindowFull = errors.New("actors: reliable send window full")
+	// ErrInvalidConfig: a Config field out of range.
+	ErrInvalidConfig = errors.New("actors: invalid configuration")
+)
+
+// HandlerError is the failure of a handler that returned an error: the
+// protocol restarts with it as the reason.
+type HandlerError struct {
+	Protocol string
+	Type     string // what was being handled
+	Err      error
+}
+
+func (e *HandlerError) Error() string {
+	return fmt.Sprintf("protocol %s failed handling %s: %v", e.Protocol, e.Type, e.Err)
+}
+
+func (e *HandlerError) Unwrap() error { return e.Err }

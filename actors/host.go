@@ -1,0 +1,275 @@
+package actors
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+)
+
+// protocolHost is the protoactor actor of one protocol. It lives as long as
+// the protocol: the fields below survive supervised restarts, while each
+// incarnation gets a fresh Protocol value and a fresh Context.
+type protocolHost struct {
+	node    *Node
+	name    string
+	factory Factory
+	first   Protocol // the value Start made, used by the first incarnation
+	pid     *actor.PID
+	self    *actor.PID // as seen by the actor itself
+	log     zerolog.Logger
+	rng     *rand.Rand
+	metrics protocolMetrics
+	mailbox atomic.Value // actor.Mailbox, for its depth
+
+	started  chan error // the first Init's result
+	everUp   bool
+	ctx      *Context // the current incarnation
+	failures []time.Time
+
+	nextTimer  TimerID
+	nextReq    uint64
+	hostTimers map[TimerID]*timer // runtime timers that outlive incarnations
+	rel        reliable
+}
+
+func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
+	h := &protocolHost{
+		node:       n,
+		name:       name,
+		factory:    f,
+		first:      first,
+		log:        n.log.With().Str("protocol", name).Logger(),
+		rng:        n.newRand(name),
+		started:    make(chan error, 1),
+		hostTimers: map[TimerID]*timer{},
+	}
+	h.rel.init()
+	return h
+}
+
+func (h *protocolHost) newMailbox() actor.Mailbox {
+	mb := actor.Unbounded()()
+	h.mailbox.Store(mb)
+	return mb
+}
+
+func (h *protocolHost) mailboxDepth() int {
+	if mb, ok := h.mailbox.Load().(actor.Mailbox); ok {
+		return mb.UserMessageCount()
+	}
+	return 0
+}
+
+// post enqueues a message on the protocol's own mailbox.
+func (h *protocolHost) post(msg any) { h.node.system.Root.Send(h.self, msg) }
+
+// Receive is the one entry point of every event: the mailbox calls it one
+// message at a time.
+func (h *protocolHost) Receive(ac actor.Context) {
+	switch m := ac.Message().(type) {
+	case *inbound:
+		h.onInbound(m)
+	case *timerFired:
+		h.onTimer(m)
+	case *requestMsg:
+		h.onRequest(m)
+	case *replyMsg:
+		h.onReply(m)
+	case *ackIn:
+		h.rel.onAck(h, m)
+	case *ackFlush:
+		h.rel.flushAcks(h)
+	case *actor.Started:
+		h.self = ac.Self()
+		h.begin()
+	case *actor.Restarting:
+		h.end()
+	case *actor.Stopping:
+		h.end()
+		h.stopHostTimers()
+	case actor.SystemMessage, actor.AutoReceiveMessage:
+		// lifecycle messages the runtime needs no action for
+	default:
+		h.onLocal(m)
+	}
+}
+
+// begin starts an incarnation: a fresh protocol value and Context, then Init.
+func (h *protocolHost) begin() {
+	p := h.first
+	h.first = nil
+	if p == nil {
+		p = h.factory()
+	}
+	ctx := newContext(h, p)
+	h.ctx = ctx
+	err := p.Init(ctx)
+	if !h.everUp {
+		h.everUp = true
+		h.started <- err
+		if err != nil {
+			return // Start stops the actor
+		}
+	} else if err != nil {
+		panic(&HandlerError{Protocol: h.name, Type: "Init", Err: err})
+	}
+	h.log.Debug().Msg("protocol initialised")
+	h.rel.drainAll(h)
+}
+
+// end closes the current incarnation: Stop hook, timers, pending requests,
+// subscriptions.
+func (h *protocolHost) end() {
+	ctx := h.ctx
+	if ctx == nil {
+		return
+	}
+	h.ctx = nil
+	if s, ok := ctx.proto.(Stopper); ok {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					h.log.Error().Interface("panic", r).Msg("protocol's Stop panicked")
+				}
+			}()
+			s.Stop(ctx)
+		}()
+	}
+	ctx.done = true
+	for _, t := range ctx.timers {
+		t.stop.Stop()
+	}
+	clear(ctx.timers)
+	clear(ctx.pending)
+	h.node.unsubscribe(h.self)
+}
+
+func (h *protocolHost) stopHostTimers() {
+	for id, t := range h.hostTimers {
+		t.stop.Stop()
+		delete(h.hostTimers, id)
+	}
+}
+
+// run calls a handler, measures it, and turns a returned error into a
+// failure for the supervisor.
+func (h *protocolHost) run(e *entry, from string, m any) {
+	start := time.Now()
+	err := e.fn(h.ctx, from, m)
+	e.stats.latency.observe(time.Since(start))
+	if err != nil {
+		panic(&HandlerError{Protocol: h.name, Type: e.name, Err: err})
+	}
+}
+
+func (h *protocolHost) unhandled(what, typeName, from string) {
+	h.metrics.unhandled.Add(1)
+	ev := h.node.badInput.Warn().Str("type", typeName)
+	if from != "" {
+		ev = ev.Str("from", from)
+	}
+	ev.Msgf("dropping a %s: protocol %s has no handler for %s", what, h.name, typeName)
+}
+
+// onLocal handles notifications and Tell messages.
+func (h *protocolHost) onLocal(m any) {
+	if h.ctx == nil {
+		return
+	}
+	e := h.ctx.notifH[reflect.TypeOf(m)]
+	if e == nil {
+		h.unhandled("local message", typeName(m), "")
+		return
+	}
+	e.stats.msgsIn.Add(1)
+	h.run(e, "", m)
+}
+
+// onInbound handles a message from the network: best effort goes straight to
+// its handler, reliable passes through the receive window first.
+func (h *protocolHost) onInbound(m *inbound) {
+	if m.seq != 0 {
+		h.rel.receive(h, m)
+		return
+	}
+	h.dispatch(m)
+}
+
+func (h *protocolHost) dispatch(m *inbound) {
+	if h.ctx == nil {
+		return
+	}
+	if m.err != nil {
+		h.metrics.unhandled.Add(1)
+		h.node.badInput.Warn().Err(m.err).Str("from", m.from).Msg("dropping a malformed message")
+		return
+	}
+	e := h.ctx.msgH[reflect.TypeOf(m.msg)]
+	stats := h.metrics.typ(m.typeName)
+	if e != nil {
+		stats = e.stats
+	}
+	stats.msgsIn.Add(1)
+	stats.bytesIn.Add(int64(m.size))
+	if e == nil {
+		h.unhandled("message", m.typeName, m.from)
+		return
+	}
+	h.run(e, m.from, m.msg)
+}
+
+// typeName names a message type in stats and logs: the protobuf full name
+// for protobuf messages, the Go type otherwise.
+func typeName(m any) string {
+	if pm, ok := m.(proto.Message); ok {
+		return string(pm.ProtoReflect().Descriptor().FullName())
+	}
+	return fmt.Sprintf("%T", m)
+}
+
+func typeNameOf(t reflect.Type) string {
+	if t.Implements(protoMessageType) {
+		return typeName(reflect.Zero(t).Interface())
+	}
+	return t.String()
+}
+
+var protoMessageType = reflect.TypeFor[proto.Message]()
+
+// Runtime messages, all unexported so no protocol can forge one.
+type (
+	// inbound is a message from the network, decoded on the network's
+	// goroutine.
+	inbound struct {
+		from     string
+		typeName string
+		size     int
+		session  uint64
+		seq      uint64
+		msg      proto.Message
+		err      error
+	}
+	ackIn struct {
+		from    string
+		session uint64
+		ack     uint64
+	}
+	ackFlush   struct{}
+	timerFired struct{ id TimerID }
+	requestMsg struct {
+		id      uint64
+		replyTo *actor.PID
+		body    any
+	}
+	replyMsg struct {
+		id   uint64
+		body any
+		err  error
+	}
+)

@@ -1,0 +1,161 @@
+package actors
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// latencyBuckets is the number of histogram buckets: bucket i counts
+// durations below 2^(i+8) ns (256ns, 512ns, ... about 34s); the last one
+// also takes anything longer.
+const latencyBuckets = 28
+
+// Latency summarises handler run times of one message type.
+type Latency struct {
+	Count   int64
+	Sum     time.Duration
+	Max     time.Duration
+	Buckets [latencyBuckets]int64 // see BucketBound
+}
+
+// BucketBound is the upper bound of histogram bucket i of [Latency].
+func BucketBound(i int) time.Duration { return time.Duration(1) << (i + 8) }
+
+// Quantile estimates the q-quantile (0 < q <= 1) as the upper bound of the
+// bucket it falls in, capped by Max.
+func (l Latency) Quantile(q float64) time.Duration {
+	if l.Count == 0 {
+		return 0
+	}
+	rank := int64(q*float64(l.Count) + 0.5)
+	if rank < 1 {
+		rank = 1
+	}
+	var seen int64
+	for i, c := range l.Buckets {
+		if seen += c; seen >= rank {
+			return min(BucketBound(i), l.Max)
+		}
+	}
+	return l.Max
+}
+
+// Mean is the average handler time.
+func (l Latency) Mean() time.Duration {
+	if l.Count == 0 {
+		return 0
+	}
+	return l.Sum / time.Duration(l.Count)
+}
+
+// TypeStats counts the traffic of one message type through one protocol.
+// In is what the protocol received (network messages, notifications,
+// requests, replies, timers); Out is what it sent. Bytes count encoded
+// envelopes, so only network messages have them.
+type TypeStats struct {
+	MsgsIn, BytesIn   int64
+	MsgsOut, BytesOut int64
+	Latency           Latency // handler run time, for types it handles
+}
+
+// ProtocolStats describes one protocol of a node.
+type ProtocolStats struct {
+	Name         string
+	Restarts     int64 // supervised restarts so far
+	Stopped      bool  // stopped for good (too many restarts, or Node.Stop)
+	MailboxDepth int   // messages waiting in the mailbox now
+	Unhandled    int64 // messages dropped: no handler, malformed, stale
+	Types        map[string]TypeStats
+}
+
+// NodeStats is a snapshot of a node's counters, for tests, the HTTP API and
+// telemetry.
+type NodeStats struct {
+	Node      string
+	Protocols map[string]ProtocolStats
+	// UnknownProtocol counts network messages for protocols the node does
+	// not run; Rejected counts envelopes the network refused as malformed.
+	UnknownProtocol, Rejected int64
+}
+
+type histogram struct {
+	count, sum, max atomic.Int64
+	buckets         [latencyBuckets]atomic.Int64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	ns := int64(d)
+	i := bits.Len64(uint64(ns) >> 8)
+	if i >= latencyBuckets {
+		i = latencyBuckets - 1
+	}
+	h.buckets[i].Add(1)
+	h.count.Add(1)
+	h.sum.Add(ns)
+	if ns > h.max.Load() { // only the protocol's actor writes
+		h.max.Store(ns)
+	}
+}
+
+func (h *histogram) snapshot() Latency {
+	l := Latency{Count: h.count.Load(), Sum: time.Duration(h.sum.Load()), Max: time.Duration(h.max.Load())}
+	for i := range h.buckets {
+		l.Buckets[i] = h.buckets[i].Load()
+	}
+	return l
+}
+
+type typeMetrics struct {
+	msgsIn, bytesIn, msgsOut, bytesOut atomic.Int64
+	latency                            histogram
+}
+
+type protocolMetrics struct {
+	restarts  atomic.Int64
+	stopped   atomic.Bool
+	unhandled atomic.Int64
+	types     sync.Map // type name → *typeMetrics
+}
+
+func (m *protocolMetrics) typ(name string) *typeMetrics {
+	if t, ok := m.types.Load(name); ok {
+		return t.(*typeMetrics)
+	}
+	t, _ := m.types.LoadOrStore(name, &typeMetrics{})
+	return t.(*typeMetrics)
+}
+
+func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
+	s := ProtocolStats{
+		Name:         name,
+		Restarts:     m.restarts.Load(),
+		Stopped:      m.stopped.Load(),
+		MailboxDepth: depth,
+		Unhandled:    m.unhandled.Load(),
+		Types:        map[string]TypeStats{},
+	}
+	m.types.Range(func(k, v any) bool {
+		t := v.(*typeMetrics)
+		s.Types[k.(string)] = TypeStats{
+			MsgsIn: t.msgsIn.Load(), BytesIn: t.bytesIn.Load(),
+			MsgsOut: t.msgsOut.Load(), BytesOut: t.bytesOut.Load(),
+			Latency: t.latency.snapshot(),
+		}
+		return true
+	})
+	return s
+}
+
+// Total sums the counters of every type.
+func (s ProtocolStats) Total() TypeStats {
+	var t TypeStats
+	for _, ts := range s.Types {
+		t.MsgsIn += ts.MsgsIn
+		t.BytesIn += ts.BytesIn
+		t.MsgsOut += ts.MsgsOut
+		t.BytesOut += ts.BytesOut
+	}
+	return t
+}

@@ -1,0 +1,443 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Node hosts protocols: one supervised protoactor actor each, on one actor
+// system, attached to one network under the node's name.
+type Node struct {
+	cfg      Config
+	name     string
+	clock    Clock
+	log      zerolog.Logger
+	badInput zerolog.Logger // sampled: a flood of bad input must not flood the log
+	system   *actor.ActorSystem
+	endpoint transport.Endpoint
+	sup      *supervisor
+	session  uint64 // this incarnation's reliable-delivery session
+
+	mu        sync.Mutex
+	hosts     atomic.Pointer[map[string]*protocolHost] // copy on write
+	order     []*protocolHost                          // start order
+	observers map[*actor.PID]bool
+	subs      atomic.Pointer[map[reflect.Type][]*actor.PID] // copy on write, under mu
+	stopped   bool
+
+	timerMu     sync.RWMutex
+	timerClosed bool
+	timerWG     sync.WaitGroup
+
+	unknownProtocol, rejected atomic.Int64
+}
+
+// NewNode creates a node and attaches it to its network. Zero fields of cfg
+// take their defaults; the result is validated first.
+func NewNode(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:       cfg,
+		name:      cfg.Name,
+		clock:     cfg.Clock,
+		observers: map[*actor.PID]bool{},
+	}
+	n.log = cfg.Logger.With().Str("node", cfg.Name).Logger()
+	n.badInput = n.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
+	n.hosts.Store(&map[string]*protocolHost{})
+	n.subs.Store(&map[reflect.Type][]*actor.PID{})
+	if n.cfg.Seed == 0 {
+		n.cfg.Seed = uint64(n.clock.Now().UnixNano())
+	}
+	n.session = uint64(n.clock.Now().UnixNano())
+	if n.session == 0 {
+		n.session = 1
+	}
+	level, _ := zerolog.ParseLevel(cfg.ActorLogLevel)
+	actorLog := n.log.With().Str("component", "protoactor").Logger().Level(level)
+	n.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(zerolog.NewSlogHandler(actorLog))
+		}),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	n.sup = &supervisor{node: n}
+	ep, err := cfg.Network.Attach(transport.Attachment{
+		Node:    cfg.Name,
+		System:  n.system,
+		Deliver: n.deliver,
+		Reject:  n.reject,
+	})
+	if err != nil {
+		n.system.Shutdown()
+		return nil, fmt.Errorf("actors: attaching node %s: %w", cfg.Name, err)
+	}
+	n.endpoint = ep
+	n.log.Debug().Str("address", ep.Address()).Msg("node attached")
+	return n, nil
+}
+
+// Name is the node's identity.
+func (n *Node) Name() string { return n.name }
+
+// Address is where the network reaches this node.
+func (n *Node) Address() string { return n.endpoint.Address() }
+
+// Logger is the node's logger (with the "node" field).
+func (n *Node) Logger() zerolog.Logger { return n.log }
+
+// System is the node's protoactor actor system, for code that wants plain
+// actors or protoactor's cluster beside the protocols.
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// Start spawns a protocol and returns when its first Init has returned. It
+// fails if the name is taken or invalid, or if Init fails (the protocol is
+// then not started).
+func (n *Node) Start(f Factory) error {
+	p := f()
+	name := p.Name()
+	if err := transport.ValidateName("protocol", name); err != nil {
+		return fmt.Errorf("actors: node %s: %w", n.name, err)
+	}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return fmt.Errorf("starting protocol %s: %w", name, ErrNodeStopped)
+	}
+	if _, ok := (*n.hosts.Load())[name]; ok || n.starting(name) {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: %s on node %s", ErrProtocolExists, name, n.name)
+	}
+	h := newHost(n, name, f, p)
+	n.order = append(n.order, h) // reserves the name
+	n.mu.Unlock()
+
+	props := actor.PropsFromProducer(func() actor.Actor { return h },
+		actor.WithGuardian(n.sup),
+		actor.WithMailbox(h.newMailbox))
+	if n.cfg.Dispatcher != nil {
+		props.Configure(actor.WithDispatcher(n.cfg.Dispatcher))
+	}
+	pid, err := n.system.Root.SpawnNamed(props, actorName(name))
+	if err == nil {
+		n.mu.Lock()
+		h.pid = pid
+		n.mu.Unlock()
+		err = <-h.started
+		if err != nil {
+			_ = n.system.Root.StopFuture(pid).Wait()
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err != nil || n.stopped {
+		n.order = slices.DeleteFunc(n.order, func(x *protocolHost) bool { return x == h })
+		if err == nil {
+			_ = n.system.Root.StopFuture(pid).Wait()
+			err = ErrNodeStopped
+		}
+		return fmt.Errorf("actors: starting protocol %s on node %s: %w", name, n.name, err)
+	}
+	next := maps1(*n.hosts.Load())
+	next[name] = h
+	n.hosts.Store(&next)
+	return nil
+}
+
+// starting reports whether a protocol of that name is between Start and its
+// first Init. Caller holds mu.
+func (n *Node) starting(name string) bool {
+	return slices.ContainsFunc(n.order, func(h *protocolHost) bool { return h.name == name })
+}
+
+func maps1[K comparable, V any](m map[K]V) map[K]V {
+	c := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// actorName is the protoactor name of a protocol's actor.
+func actorName(protocol string) string { return "protocol-" + protocol }
+
+func (n *Node) host(name string) *protocolHost { return (*n.hosts.Load())[name] }
+
+// Protocols lists the names of the running (or stopped-by-failure)
+// protocols in start order.
+func (n *Node) Protocols() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	names := make([]string, 0, len(n.order))
+	for _, h := range n.order {
+		names = append(names, h.name)
+	}
+	return names
+}
+
+// Tell delivers a local message to one protocol, which handles it with its
+// OnNotification handler for the message's type. Safe from any goroutine.
+func (n *Node) Tell(protocol string, msg any) error {
+	h, err := n.target(protocol)
+	if err != nil {
+		return err
+	}
+	n.system.Root.Send(h.pid, msg)
+	return nil
+}
+
+func (n *Node) target(protocol string) (*protocolHost, error) {
+	h := n.host(protocol)
+	switch {
+	case h == nil && n.isStopped():
+		return nil, fmt.Errorf("protocol %s: %w", protocol, ErrNodeStopped)
+	case h == nil:
+		return nil, fmt.Errorf("%w: %q on node %s (running: %v)", ErrUnknownProtocol, protocol, n.name, n.Protocols())
+	case h.metrics.stopped.Load():
+		return nil, fmt.Errorf("%w: %s on node %s", ErrProtocolStopped, protocol, n.name)
+	}
+	return h, nil
+}
+
+func (n *Node) isStopped() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopped
+}
+
+// Call sends a request to a protocol of node n from outside any protocol
+// (an HTTP handler, a test) and waits for the reply. The wait ends at ctx's
+// deadline or after Config.RequestTimeout, whichever comes first.
+func Call[Rep any](ctx context.Context, n *Node, protocol string, req any) (Rep, error) {
+	var zero Rep
+	h, err := n.target(protocol)
+	if err != nil {
+		return zero, err
+	}
+	timeout := n.cfg.RequestTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if timeout <= 0 {
+		return zero, fmt.Errorf("request %T to protocol %s: %w", req, protocol, context.DeadlineExceeded)
+	}
+	f := actor.NewFuture(n.system, timeout)
+	n.system.Root.Send(h.pid, &requestMsg{replyTo: f.PID(), body: req})
+	res, err := f.Result()
+	if err != nil {
+		return zero, fmt.Errorf("%w: %T to protocol %s on node %s after %v", ErrTimeout, req, protocol, n.name, timeout)
+	}
+	rep := res.(*replyMsg)
+	if rep.err != nil {
+		return zero, rep.err
+	}
+	v, ok := rep.body.(Rep)
+	if !ok && rep.body != nil {
+		return zero, fmt.Errorf("%w: %T to protocol %s answered %T, want %v", ErrReplyType, req, protocol, rep.body, reflect.TypeFor[Rep]())
+	}
+	return v, nil
+}
+
+// Observe calls fn with every notification of type T published on node n,
+// one at a time, in an actor of its own: the way for code outside the
+// protocols (tests, the HTTP API) to watch them. Cancel stops it.
+func Observe[T any](n *Node, fn func(T)) (cancel func(), err error) {
+	t := reflect.TypeFor[T]()
+	if t.Kind() == reflect.Interface {
+		return nil, fmt.Errorf("actors: Observe needs a concrete type, not the interface %v", t)
+	}
+	props := actor.PropsFromFunc(func(c actor.Context) {
+		if v, ok := c.Message().(T); ok {
+			fn(v)
+		}
+	})
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil, ErrNodeStopped
+	}
+	pid := n.system.Root.Spawn(props)
+	n.observers[pid] = true
+	n.subscribeLocked(t, pid)
+	n.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			n.mu.Lock()
+			n.unsubscribeLocked(pid)
+			delete(n.observers, pid)
+			n.mu.Unlock()
+			_ = n.system.Root.StopFuture(pid).Wait()
+		})
+	}, nil
+}
+
+func (n *Node) subscribe(t reflect.Type, pid *actor.PID) {
+	n.mu.Lock()
+	n.subscribeLocked(t, pid)
+	n.mu.Unlock()
+}
+
+func (n *Node) subscribeLocked(t reflect.Type, pid *actor.PID) {
+	next := maps1(*n.subs.Load())
+	if !slices.ContainsFunc(next[t], pid.Equal) {
+		next[t] = append(slices.Clip(next[t]), pid)
+	}
+	n.subs.Store(&next)
+}
+
+func (n *Node) unsubscribe(pid *actor.PID) {
+	n.mu.Lock()
+	n.unsubscribeLocked(pid)
+	n.mu.Unlock()
+}
+
+func (n *Node) unsubscribeLocked(pid *actor.PID) {
+	next := maps1(*n.subs.Load())
+	for t, pids := range next {
+		if slices.ContainsFunc(pids, pid.Equal) {
+			next[t] = slices.DeleteFunc(slices.Clone(pids), pid.Equal)
+			if len(next[t]) == 0 {
+				delete(next, t)
+			}
+		}
+	}
+	n.subs.Store(&next)
+}
+
+// publish sends a notification to every subscriber of its type.
+func (n *Node) publish(msg any) int {
+	pids := (*n.subs.Load())[reflect.TypeOf(msg)]
+	for _, pid := range pids {
+		n.system.Root.Send(pid, msg)
+	}
+	return len(pids)
+}
+
+// afterFunc runs f after d on the node's clock, unless the node has stopped;
+// Stop waits for every f that has begun.
+func (n *Node) afterFunc(d time.Duration, f func()) Timer {
+	return n.clock.AfterFunc(d, func() {
+		n.timerMu.RLock()
+		if n.timerClosed {
+			n.timerMu.RUnlock()
+			return
+		}
+		n.timerWG.Add(1)
+		n.timerMu.RUnlock()
+		defer n.timerWG.Done()
+		f()
+	})
+}
+
+// newRand makes the seeded random source of one protocol.
+func (n *Node) newRand(protocol string) *rand.Rand {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(protocol); i++ {
+		h = (h ^ uint64(protocol[i])) * 1099511628211
+	}
+	return rand.New(rand.NewPCG(n.cfg.Seed, h))
+}
+
+// deliver is the network's callback: decode, then enqueue on the protocol's
+// mailbox. Runs on network goroutines.
+func (n *Node) deliver(env *messages.Envelope, size int) {
+	h := n.host(env.Protocol)
+	if h == nil {
+		n.unknownProtocol.Add(1)
+		n.badInput.Warn().Str("from", env.From).Str("protocol", env.Protocol).Str("type", env.Type).
+			Msg("dropping a message for a protocol this node does not run")
+		return
+	}
+	if env.Kind == messages.Envelope_KIND_ACK {
+		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack})
+		return
+	}
+	in := &inbound{from: env.From, typeName: env.Type, size: size, session: env.Session, seq: env.Seq}
+	in.msg, in.err = transport.UnmarshalPayload(env)
+	n.system.Root.Send(h.pid, in)
+}
+
+func (n *Node) reject(err error) {
+	n.rejected.Add(1)
+	n.badInput.Warn().Err(err).Msg("network refused an envelope")
+}
+
+// Stats snapshots the node's counters.
+func (n *Node) Stats() NodeStats {
+	s := NodeStats{Node: n.name, Protocols: map[string]ProtocolStats{},
+		UnknownProtocol: n.unknownProtocol.Load(), Rejected: n.rejected.Load()}
+	n.mu.Lock()
+	hosts := slices.Clone(n.order)
+	n.mu.Unlock()
+	for _, h := range hosts {
+		s.Protocols[h.name] = h.metrics.snapshot(h.name, h.mailboxDepth())
+	}
+	return s
+}
+
+// Stop stops every protocol (last started first, each after its current
+// handler returns), detaches from the network and shuts the actor system
+// down. It returns when every goroutine the node owns has exited; calling it
+// again does nothing.
+func (n *Node) Stop() error {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	type running struct {
+		h   *protocolHost
+		pid *actor.PID
+	}
+	var hosts []running
+	for _, h := range n.order {
+		if h.pid != nil {
+			hosts = append(hosts, running{h, h.pid})
+		}
+	}
+	observers := make([]*actor.PID, 0, len(n.observers))
+	for pid := range n.observers {
+		observers = append(observers, pid)
+	}
+	n.mu.Unlock()
+
+	var errs []error
+	for _, r := range slices.Backward(hosts) {
+		if err := n.system.Root.StopFuture(r.pid).Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping protocol %s: %w", r.h.name, err))
+		}
+		r.h.metrics.stopped.Store(true)
+	}
+	for _, pid := range observers {
+		_ = n.system.Root.StopFuture(pid).Wait()
+	}
+	if err := n.endpoint.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	n.timerMu.Lock()
+	n.timerClosed = true
+	n.timerMu.Unlock()
+	n.timerWG.Wait()
+	n.system.Shutdown()
+	n.log.Debug().Msg("node stopped")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,225 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// reliable is the reliable-delivery state of one protocol on one node: a
+// send stream to each peer and a receive stream from each. It lives in the
+// protocol's actor, so it needs no lock, and it survives restarts of the
+// protocol (a message acknowledged to the sender is never forgotten by a
+// restart). Streams are kept in slices in first-use order so that
+// retransmissions happen in a fixed order.
+//
+// Sender: each message gets the next sequence number of its stream and
+// stays in the unacked list until a cumulative ack covers it; a periodic
+// tick resends what is due, doubling each message's timeout up to MaxRTO.
+// Receiver: messages are handed to the protocol in sequence order; early
+// ones wait in a bounded buffer, old ones are dropped as duplicates. Acks
+// are cumulative and coalesced: one ack per stream per mailbox pass.
+// Sessions (the sender node's start time) tell a restarted sender's new
+// stream from the old one.
+type reliable struct {
+	out      map[string]*outStream
+	outOrder []*outStream
+	in       map[string]*inStream
+	inOrder  []*inStream
+	tick     TimerID // retransmission tick, 0 when idle
+	flushing bool    // an ackFlush is queued
+}
+
+type outStream struct {
+	peer    string
+	next    uint64
+	unacked []*outMsg
+}
+
+type outMsg struct {
+	seq     uint64
+	typ     string
+	payload []byte
+	due     time.Time
+	rto     time.Duration
+}
+
+type inStream struct {
+	peer    string
+	session uint64
+	next    uint64 // next sequence number to hand over
+	early   map[uint64]*inbound
+	ackDue  bool
+}
+
+func (r *reliable) init() {
+	r.out = map[string]*outStream{}
+	r.in = map[string]*inStream{}
+}
+
+func (r *reliable) send(h *protocolHost, to string, m proto.Message) error {
+	cfg := h.node.cfg.Reliable
+	st := r.out[to]
+	if st == nil {
+		st = &outStream{peer: to, next: 1}
+	}
+	if len(st.unacked) >= cfg.MaxInFlight {
+		return fmt.Errorf("%w: %d messages of protocol %s to %s await acknowledgement", ErrWindowFull, len(st.unacked), h.name, to)
+	}
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("protocol %s encoding %s: %w", h.name, proto.MessageName(m), err)
+	}
+	om := &outMsg{seq: st.next, typ: string(proto.MessageName(m)), payload: payload, rto: cfg.RTO}
+	om.due = h.node.clock.Now().Add(om.rto)
+	err = h.transmit(r.envelope(h, st, om))
+	if errors.Is(err, transport.ErrUnknownNode) || errors.Is(err, transport.ErrTooLarge) || errors.Is(err, transport.ErrMalformed) {
+		return err // would fail again on every retransmission
+	}
+	if r.out[to] == nil {
+		r.out[to] = st
+		r.outOrder = append(r.outOrder, st)
+	}
+	st.next++
+	st.unacked = append(st.unacked, om)
+	if r.tick == 0 {
+		period := max(cfg.RTO/4, time.Millisecond)
+		r.tick = h.hostTimer(period, period, func() { r.retransmit(h) })
+	}
+	return nil // a transient send error is repaired by retransmission
+}
+
+func (r *reliable) envelope(h *protocolHost, st *outStream, om *outMsg) *messages.Envelope {
+	return &messages.Envelope{
+		From: h.node.name, To: st.peer, Protocol: h.name,
+		Type: om.typ, Payload: om.payload,
+		Session: h.node.session, Seq: om.seq,
+	}
+}
+
+// retransmit resends every message whose timeout expired, and stops the
+// tick when nothing awaits an ack.
+func (r *reliable) retransmit(h *protocolHost) {
+	now := h.node.clock.Now()
+	maxRTO := h.node.cfg.Reliable.MaxRTO
+	waiting := false
+	for _, st := range r.outOrder {
+		for _, om := range st.unacked {
+			waiting = true
+			if now.Before(om.due) {
+				continue
+			}
+			om.rto = min(2*om.rto, maxRTO)
+			om.due = now.Add(om.rto)
+			_ = h.transmit(r.envelope(h, st, om))
+		}
+	}
+	if !waiting {
+		h.cancelHostTimer(r.tick)
+		r.tick = 0
+	}
+}
+
+func (r *reliable) onAck(h *protocolHost, m *ackIn) {
+	st := r.out[m.from]
+	if st == nil || m.session != h.node.session {
+		return // an ack for an earlier incarnation of this node
+	}
+	n := 0
+	for n < len(st.unacked) && st.unacked[n].seq <= m.ack {
+		n++
+	}
+	clear(st.unacked[:n])
+	st.unacked = st.unacked[n:]
+}
+
+// receive runs the receive window for one reliable message.
+func (r *reliable) receive(h *protocolHost, m *inbound) {
+	st := r.in[m.from]
+	if st == nil {
+		st = &inStream{peer: m.from, early: map[uint64]*inbound{}}
+		r.in[m.from] = st
+		r.inOrder = append(r.inOrder, st)
+	}
+	switch {
+	case m.session < st.session:
+		return // from an earlier incarnation of the sender
+	case m.session > st.session: // the sender (re)started: a new stream
+		st.session = m.session
+		st.next = 1
+		clear(st.early)
+	}
+	r.requestAck(h, st)
+	switch {
+	case m.seq < st.next:
+		return // a duplicate; the ack tells the sender again
+	case m.seq > st.next:
+		if m.seq-st.next < uint64(h.node.cfg.Reliable.RecvWindow) {
+			st.early[m.seq] = m
+		}
+		return
+	}
+	delete(st.early, m.seq)
+	st.next++
+	h.dispatch(m)
+	r.drain(h, st)
+}
+
+// drain hands over buffered messages that are now in order. If a handler
+// fails, the rest stay buffered and drainAll resumes after the restart.
+func (r *reliable) drain(h *protocolHost, st *inStream) {
+	for {
+		m, ok := st.early[st.next]
+		if !ok {
+			return
+		}
+		delete(st.early, st.next)
+		st.next++
+		h.dispatch(m)
+	}
+}
+
+func (r *reliable) drainAll(h *protocolHost) {
+	for _, st := range r.inOrder {
+		r.drain(h, st)
+	}
+}
+
+func (r *reliable) requestAck(h *protocolHost, st *inStream) {
+	st.ackDue = true
+	if !r.flushing {
+		r.flushing = true
+		h.post(&ackFlush{})
+	}
+}
+
+// flushAcks sends one cumulative ack per stream that received something
+// since the last flush. It runs after the messages queued before it, so one
+// ack covers a whole burst.
+func (r *reliable) flushAcks(h *protocolHost) {
+	r.flushing = false
+	for _, st := range r.inOrder {
+		if !st.ackDue {
+			continue
+		}
+		st.ackDue = false
+		_, _ = h.node.endpoint.Send(&messages.Envelope{
+			From: h.node.name, To: st.peer, Protocol: h.name,
+			Kind: messages.Envelope_KIND_ACK, Session: st.session, Ack: st.next - 1,
+		})
+	}
+}
+
+// inFlight counts unacknowledged messages to a peer (for tests).
+func (r *reliable) inFlight(peer string) int {
+	if st := r.out[peer]; st != nil {
+		return len(st.unacked)
+	}
+	return 0
+}
+

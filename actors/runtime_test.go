@@ -1,0 +1,469 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+const wait = 10 * time.Second
+
+// probe is a local message whose handler closes done: once it ran, every
+// message queued before it has been handled.
+type probe struct{ done chan struct{} }
+
+func flush(t *testing.T, n *actors.Node, protocol string) {
+	t.Helper()
+	p := &probe{done: make(chan struct{})}
+	if err := n.Tell(protocol, p); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Receive(t, p.done, wait, "probe through "+protocol)
+}
+
+func onProbe(ctx *actors.Context) {
+	actors.OnNotification(ctx, func(_ *actors.Context, p *probe) error { close(p.done); return nil })
+}
+
+// fn adapts a name and an Init function into a Protocol.
+type fn struct {
+	name string
+	init func(ctx *actors.Context) error
+}
+
+func (f *fn) Name() string                    { return f.name }
+func (f *fn) Init(ctx *actors.Context) error { onProbe(ctx); return f.init(ctx) }
+
+func protocol(name string, init func(ctx *actors.Context) error) actors.Factory {
+	return func() actors.Protocol { return &fn{name: name, init: init} }
+}
+
+func singleNode(t *testing.T, tweak func(*actors.Config)) *actors.Node {
+	t.Helper()
+	c := actortest.NewCluster(t, 1, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
+		if tweak != nil {
+			tweak(cfg)
+		}
+	}))
+	return c.Nodes()[0]
+}
+
+type work struct{}
+type tick struct{}
+
+func TestHandlersNeverRunConcurrently(t *testing.T) {
+	c := actortest.NewCluster(t, 2)
+	var inside, overlaps, handled atomic.Int64
+	enter := func() {
+		if inside.Add(1) != 1 {
+			overlaps.Add(1)
+		}
+		for range 20 {
+			runtime.Gosched()
+		}
+		inside.Add(-1)
+		handled.Add(1)
+	}
+	type fire struct{ n uint64 }
+	err := c.Start(protocol("serial", func(ctx *actors.Context) error {
+		actors.OnNotification(ctx, func(*actors.Context, *work) error { enter(); return nil })
+		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { enter(); return nil })
+		actors.OnTimer(ctx, func(*actors.Context, tick) error { enter(); return nil })
+		actors.OnRequest(ctx, func(*actors.Context, *work) (int, error) { enter(); return 1, nil })
+		actors.OnNotification(ctx, func(ctx *actors.Context, f *fire) error {
+			for i := range f.n {
+				if err := ctx.Send("node-1", &pb.Ping{N: i}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if ctx.Node() == "node-1" {
+			ctx.Every(time.Millisecond, tick{})
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := c.Node("node-1"), c.Node("node-2")
+	if err := n2.Tell("serial", &fire{n: 500}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				_ = n1.Tell("serial", &work{})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if _, err := actors.Call[int](context.Background(), n1, "serial", &work{}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// 2000 tells + 200 requests + 500 pings, plus timer ticks.
+	actortest.Eventually(t, wait, "every event handled", func() bool { return handled.Load() >= 2700 })
+	if overlaps.Load() != 0 {
+		t.Fatalf("%d handler runs overlapped another", overlaps.Load())
+	}
+}
+
+func TestCancelledTimerNeverFires(t *testing.T) {
+	clock := actortest.NewManualClock()
+	n := singleNode(t, func(c *actors.Config) { c.Clock = clock })
+	type block struct{ ready, release chan struct{} }
+	var fired, periodic atomic.Int64
+	var cancelled atomic.Bool
+	err := n.Start(protocol("timers", func(ctx *actors.Context) error {
+		id := ctx.After(10*time.Millisecond, tick{})
+		actors.OnTimer(ctx, func(*actors.Context, tick) error { fired.Add(1); return nil })
+		actors.OnNotification(ctx, func(ctx *actors.Context, b *block) error {
+			close(b.ready)
+			<-b.release // the timer's message is queued behind this handler now
+			cancelled.Store(ctx.Cancel(id))
+			return nil
+		})
+		type every struct{}
+		var pid actors.TimerID
+		pid = ctx.Every(time.Second, every{})
+		actors.OnTimer(ctx, func(ctx *actors.Context, _ every) error {
+			if periodic.Add(1) == 3 {
+				ctx.Cancel(pid)
+			}
+			return nil
+		})
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &block{ready: make(chan struct{}), release: make(chan struct{})}
+	if err := n.Tell("timers", b); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Receive(t, b.ready, wait, "blocking handler")
+	clock.Advance(10 * time.Millisecond) // fires: the timer message is queued
+	if d := n.Stats().Protocols["timers"].MailboxDepth; d != 1 {
+		t.Fatalf("mailbox depth %d, want the timer's message queued", d)
+	}
+	close(b.release)
+	flush(t, n, "timers")
+	if !cancelled.Load() {
+		t.Fatal("Cancel reported the timer was no longer pending")
+	}
+	if fired.Load() != 0 {
+		t.Fatalf("a cancelled timer fired %d times", fired.Load())
+	}
+	for range 5 {
+		clock.Advance(time.Second)
+		flush(t, n, "timers")
+	}
+	if got := periodic.Load(); got != 3 {
+		t.Fatalf("periodic timer fired %d times; it cancels itself on the 3rd", got)
+	}
+}
+
+func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
+	n := singleNode(t, nil)
+	type slowReq struct{}
+	type fastReq struct{ x int }
+	type ask struct{ req any }
+	type result struct {
+		rep string
+		err error
+	}
+	release := make(chan struct{})
+	results := make(chan result, 10)
+	if err := n.Start(protocol("slow", func(ctx *actors.Context) error {
+		actors.OnRequest(ctx, func(*actors.Context, *slowReq) (string, error) { <-release; return "late", nil })
+		actors.OnRequest(ctx, func(_ *actors.Context, r *fastReq) (string, error) {
+			if r.x < 0 {
+				return "", errors.New("x must not be negative")
+			}
+			return strings.Repeat("x", r.x), nil
+		})
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(protocol("asker", func(ctx *actors.Context) error {
+		actors.OnNotification(ctx, func(ctx *actors.Context, a *ask) error {
+			return actors.Request(ctx, "slow", a.req, 50*time.Millisecond, func(_ *actors.Context, rep string, err error) error {
+				results <- result{rep, err}
+				return nil
+			})
+		})
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	tell := func(req any) result {
+		t.Helper()
+		if err := n.Tell("asker", &ask{req}); err != nil {
+			t.Fatal(err)
+		}
+		return actortest.Receive(t, results, wait, "reply event")
+	}
+	if r := tell(&fastReq{x: 3}); r.err != nil || r.rep != "xxx" {
+		t.Fatalf("reply %+v, want xxx", r)
+	}
+	if r := tell(&fastReq{x: -1}); r.err == nil || !strings.Contains(r.err.Error(), "must not be negative") {
+		t.Fatalf("handler error not passed on as the reply: %+v", r)
+	}
+	if r := tell(struct{ unregistered int }{}); !errors.Is(r.err, actors.ErrNoHandler) {
+		t.Fatalf("request of an unhandled type: %+v, want ErrNoHandler", r)
+	}
+	if r := tell(&slowReq{}); !errors.Is(r.err, actors.ErrTimeout) || !strings.Contains(r.err.Error(), "after 50ms") {
+		t.Fatalf("slow request: %+v, want ErrTimeout after 50ms", r)
+	}
+	close(release)
+	if _, err := actors.Call[string](context.Background(), n, "slow", &fastReq{x: 1}); err != nil {
+		t.Fatal(err) // the late reply is in asker's mailbox now
+	}
+	flush(t, n, "asker")
+	select {
+	case r := <-results:
+		t.Fatalf("the late reply reached the callback after its timeout: %+v", r)
+	default:
+	}
+	if _, err := actors.Call[string](context.Background(), n, "nobody", &fastReq{}); !errors.Is(err, actors.ErrUnknownProtocol) {
+		t.Fatalf("Call to an unknown protocol: %v", err)
+	}
+}
+
+type counter struct {
+	inits *atomic.Int64
+	n     int
+}
+
+type incr struct{}
+type boom struct{}
+type fail struct{}
+type get struct{}
+
+func (c *counter) Name() string { return "counter" }
+func (c *counter) Init(ctx *actors.Context) error {
+	c.inits.Add(1)
+	onProbe(ctx)
+	actors.OnNotification(ctx, func(*actors.Context, incr) error { c.n++; return nil })
+	actors.OnNotification(ctx, func(*actors.Context, boom) error { panic("boom") })
+	actors.OnNotification(ctx, func(*actors.Context, fail) error { return errors.New("disk on fire") })
+	actors.OnRequest(ctx, func(*actors.Context, get) (int, error) { return c.n, nil })
+	return nil
+}
+
+func TestPanicRestartsWithFreshInit(t *testing.T) {
+	n := singleNode(t, nil)
+	var inits atomic.Int64
+	restarts := make(chan *actors.ProtocolRestarted, 10)
+	cancel, err := actors.Observe(n, func(e *actors.ProtocolRestarted) { restarts <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := n.Start(func() actors.Protocol { return &counter{inits: &inits} }); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_ = n.Tell("counter", incr{})
+	}
+	if v, err := actors.Call[int](context.Background(), n, "counter", get{}); err != nil || v != 3 {
+		t.Fatalf("count %d, %v; want 3", v, err)
+	}
+	_ = n.Tell("counter", boom{})
+	ev := actortest.Receive(t, restarts, wait, "restart event")
+	if ev.Protocol != "counter" || ev.Reason != "boom" || ev.Restarts != 1 {
+		t.Fatalf("restart event %+v", ev)
+	}
+	var v int
+	actortest.Eventually(t, wait, "restarted protocol answers", func() bool {
+		v, err = actors.Call[int](context.Background(), n, "counter", get{})
+		return err == nil
+	})
+	if v != 0 || inits.Load() != 2 {
+		t.Fatalf("after a restart: count %d (want 0, fresh state), %d Inits (want 2)", v, inits.Load())
+	}
+	_ = n.Tell("counter", fail{})
+	ev = actortest.Receive(t, restarts, wait, "restart after an error")
+	if !strings.Contains(ev.Reason, "disk on fire") || ev.Restarts != 2 {
+		t.Fatalf("restart event %+v", ev)
+	}
+	actortest.Eventually(t, wait, "second restart", func() bool { return inits.Load() == 3 })
+	if s := n.Stats().Protocols["counter"]; s.Restarts != 2 || s.Stopped {
+		t.Fatalf("stats %+v, want 2 restarts, running", s)
+	}
+}
+
+func TestTooManyRestartsStopTheProtocol(t *testing.T) {
+	n := singleNode(t, func(c *actors.Config) {
+		c.Supervision = actors.SupervisionConfig{MaxRestarts: 2, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	})
+	stopped := make(chan *actors.ProtocolStopped, 1)
+	cancel, _ := actors.Observe(n, func(e *actors.ProtocolStopped) { stopped <- e })
+	defer cancel()
+	var inits atomic.Int64
+	if err := n.Start(func() actors.Protocol { return &counter{inits: &inits} }); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_ = n.Tell("counter", boom{})
+	}
+	ev := actortest.Receive(t, stopped, wait, "stop event")
+	if ev.Failures != 3 || ev.Protocol != "counter" {
+		t.Fatalf("stop event %+v", ev)
+	}
+	if s := n.Stats().Protocols["counter"]; !s.Stopped || s.Restarts != 2 {
+		t.Fatalf("stats %+v, want stopped after 2 restarts", s)
+	}
+	if err := n.Tell("counter", incr{}); !errors.Is(err, actors.ErrProtocolStopped) {
+		t.Fatalf("Tell to a stopped protocol: %v", err)
+	}
+}
+
+// recorder keeps what each node's "rel" protocol received, per sender.
+type recorder struct {
+	mu  sync.Mutex
+	got map[string][]uint64 // "to<-from" → payload numbers in arrival order
+}
+
+func (r *recorder) add(to, from string, n uint64) {
+	r.mu.Lock()
+	r.got[to+"<-"+from] = append(r.got[to+"<-"+from], n)
+	r.mu.Unlock()
+}
+
+func (r *recorder) of(to, from string) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.got[to+"<-"+from]...)
+}
+
+type sendN struct {
+	to       []string
+	from, n  uint64
+	reliable bool
+}
+
+func relProtocol(rec *recorder) actors.Factory {
+	return protocol("rel", func(ctx *actors.Context) error {
+		actors.OnMessage(ctx, func(ctx *actors.Context, from string, m *pb.Ping) error {
+			rec.add(ctx.Node(), from, m.N)
+			return nil
+		})
+		actors.OnNotification(ctx, func(ctx *actors.Context, s *sendN) error {
+			for i := s.from; i < s.from+s.n; i++ {
+				for _, to := range s.to {
+					send := ctx.Send
+					if s.reliable {
+						send = ctx.SendReliable
+					}
+					if err := send(to, &pb.Ping{N: i}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		return nil
+	})
+}
+
+func TestReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
+	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 42, Faults: sim.Faults{
+		Loss: 0.3, Duplicate: 0.1, Reorder: 0.2, Latency: time.Millisecond, Jitter: 2 * time.Millisecond,
+	}}), cluster.NodeConfig(func(_ int, cfg *actors.Config) {
+		cfg.Reliable = actors.ReliableConfig{RTO: 20 * time.Millisecond, MaxRTO: 200 * time.Millisecond, MaxInFlight: 4096, RecvWindow: 4096}
+	}))
+	rec := &recorder{got: map[string][]uint64{}}
+	if err := c.Start(relProtocol(rec)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	_ = c.Node("node-1").Tell("rel", &sendN{to: []string{"node-2", "node-3"}, from: 1, n: n, reliable: true})
+	_ = c.Node("node-2").Tell("rel", &sendN{to: []string{"node-1"}, from: 1, n: n, reliable: true})
+	streams := [][2]string{{"node-2", "node-1"}, {"node-3", "node-1"}, {"node-1", "node-2"}}
+	actortest.Eventually(t, 30*time.Second, "every reliable message delivered", func() bool {
+		for _, s := range streams {
+			if len(rec.of(s[0], s[1])) < n {
+				return false
+			}
+		}
+		return true
+	})
+	// Let retransmissions and duplicates still in flight arrive, then check
+	// that none of them was delivered twice.
+	for _, node := range c.Nodes() {
+		flush(t, node, "rel")
+	}
+	for _, s := range streams {
+		got := rec.of(s[0], s[1])
+		if len(got) != n {
+			t.Fatalf("%s received %d messages from %s, want exactly %d", s[0], len(got), s[1], n)
+		}
+		for i, v := range got {
+			if v != uint64(i+1) {
+				t.Fatalf("%s from %s: message %d is %d; want 1..%d in order", s[0], s[1], i, v, n)
+			}
+		}
+	}
+	tot := c.Hub.Stats().Total(sim.Protocol("rel"))
+	if tot.Lost == 0 || tot.Duplicated == 0 || tot.Reordered == 0 {
+		t.Fatalf("the faults did not happen: %+v", tot)
+	}
+	t.Logf("hub: %+v", tot)
+}
+
+func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
+	c := actortest.NewCluster(t, 3, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
+		cfg.Reliable = actors.ReliableConfig{RTO: 10 * time.Millisecond, MaxRTO: 50 * time.Millisecond, MaxInFlight: 100, RecvWindow: 100}
+	}))
+	rec := &recorder{got: map[string][]uint64{}}
+	if err := c.Start(relProtocol(rec)); err != nil {
+		t.Fatal(err)
+	}
+	n1 := c.Node("node-1")
+	c.Hub.Partition([]string{"node-1"}, []string{"node-2", "node-3"})
+	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 1, n: 10})                  // best effort
+	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 100, n: 10, reliable: true}) // reliable
+	flush(t, n1, "rel")
+	actortest.Eventually(t, wait, "retransmissions blocked too", func() bool {
+		return c.Hub.Stats().Total(sim.From("node-1")).Blocked > 20
+	})
+	flush(t, c.Node("node-2"), "rel")
+	if got := rec.of("node-2", "node-1"); len(got) != 0 {
+		t.Fatalf("node-2 received %v across the partition", got)
+	}
+	c.Hub.Heal()
+	actortest.Eventually(t, wait, "reliable messages delivered after healing", func() bool {
+		return len(rec.of("node-2", "node-1")) == 10
+	})
+	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 200, n: 1})
+	actortest.Eventually(t, wait, "best-effort traffic resumes", func() bool {
+		return len(rec.of("node-2", "node-1")) == 11
+	})
+	got := rec.of("node-2", "node-1")
+	for i, v := range got[:10] {
+		if v != uint64(100+i) {
+			t.Fatalf("after healing node-2 got %v; want 100..109 (best-effort 1..10 were lost to the partition), then 200", got)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/transport"
+	"github.com/troupe-dev/troupe/transport/remote"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+// Option changes how Local builds a cluster.
+type Option func(*options)
+
+type options struct {
+	remote  bool
+	sim     sim.Config
+	seed    uint64
+	logger  zerolog.Logger
+	tweak   func(i int, c *actors.Config)
+	nameFmt string
+}
+
+// Sim runs the cluster on a simulated network (the default) set up by cfg.
+func Sim(cfg sim.Config) Option { return func(o *options) { o.remote, o.sim = false, cfg } }
+
+// Remote runs the cluster on protoactor remote over loopback, one port per node.
+func Remote() Option { return func(o *options) { o.remote = true } }
+
+// Seed seeds the nodes (node i gets seed+i) and, unless Sim set one, the hub.
+func Seed(seed uint64) Option { return func(o *options) { o.seed = seed } }
+
+// Logger gives every node a logger.
+func Logger(l zerolog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// NodeConfig lets the caller change each node's configuration (i from 0).
+func NodeConfig(f func(i int, c *actors.Config)) Option { return func(o *options) { o.tweak = f } }
+
+// Names sets the printf format of node names from their number (from 1);
+// the default is "node-%d".
+func Names(format string) Option { return func(o *options) { o.nameFmt = format } }
+
+// Cluster is N nodes in this process on one network.
+type Cluster struct {
+	// Hub is the simulated network (nil on remote): faults, partitions, stats.
+	Hub *sim.Hub
+	// Remote is the loopback network (nil on sim).
+	Remote *remote.Network
+
+	o         options
+	network   transport.Network
+	mu        sync.Mutex
+	names     []string
+	nodes     map[string]*actors.Node // nil entry: crashed
+	factories []actors.Factory
+}
+
+// Local starts n nodes named node-1..node-n. Stop stops them.
+func Local(n int, opts ...Option) (*Cluster, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("cluster: %d nodes; a cluster needs at least 1", n)
+	}
+	o := options{nameFmt: "node-%d"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Cluster{o: o, nodes: map[string]*actors.Node{}}
+	if o.remote {
+		net, err := remote.New(remote.Config{Bind: "127.0.0.1:0"})
+		if err != nil {
+			return nil, err
+		}
+		c.Remote, c.network = net, net
+	} else {
+		cfg := o.sim
+		if cfg.Seed == 0 {
+			cfg.Seed = o.seed
+		}
+		hub, err := sim.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.Hub, c.network = hub, hub
+	}
+	for i := range n {
+		name := fmt.Sprintf(o.nameFmt, i+1)
+		c.names = append(c.names, name)
+		if _, err := c.spawn(i, name); err != nil {
+			_ = c.Stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) spawn(i int, name string) (*actors.Node, error) {
+	cfg := actors.DefaultConfig()
+	cfg.Name = name
+	cfg.Network = c.network
+	cfg.Logger = c.o.logger
+	if c.o.seed != 0 {
+		cfg.Seed = c.o.seed + uint64(i)
+	}
+	if c.o.tweak != nil {
+		c.o.tweak(i, &cfg)
+	}
+	node, err := actors.NewNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.nodes[name] = node
+	c.mu.Unlock()
+	return node, nil
+}
+
+// Names lists the node names in order.
+func (c *Cluster) Names() []string { return slices.Clone(c.names) }
+
+// Node returns a running node by name (nil if unknown or crashed).
+func (c *Cluster) Node(name string) *actors.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[name]
+}
+
+// Nodes returns the running nodes in name order.
+func (c *Cluster) Nodes() []*actors.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*actors.Node
+	for _, name := range c.names {
+		if n := c.nodes[name]; n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Start starts a protocol on every running node, and on nodes restarted later.
+func (c *Cluster) Start(f actors.Factory) error {
+	c.mu.Lock()
+	c.factories = append(c.factories, f)
+	c.mu.Unlock()
+	for _, n := range c.Nodes() {
+		if err := n.Start(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Crash stops a node at once, as a crash would: its protocols and their
+// state are gone, messages to it are lost.
+func (c *Cluster) Crash(name string) error {
+	c.mu.Lock()
+	n := c.nodes[name]
+	c.nodes[name] = nil
+	c.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("cluster: no running node %q", name)
+	}
+	return n.Stop()
+}
+
+// Restart brings a crashed node back under its name, with every protocol
+// given to Start, from fresh state.
+func (c *Cluster) Restart(name string) (*actors.Node, error) {
+	i := slices.Index(c.names, name)
+	if i < 0 {
+		return nil, fmt.Errorf("cluster: no node %q; nodes are %v", name, c.names)
+	}
+	if c.Node(name) != nil {
+		return nil, fmt.Errorf("cluster: node %q is running; Crash it first", name)
+	}
+	n, err := c.spawn(i, name)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	fs := slices.Clone(c.factories)
+	c.mu.Unlock()
+	for _, f := range fs {
+		if err := n.Start(f); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Stop stops every node and the network; it returns when all their
+// goroutines have exited.
+func (c *Cluster) Stop() error {
+	var errs []error
+	for _, n := range c.Nodes() {
+		errs = append(errs, n.Stop())
+	}
+	c.mu.Lock()
+	clear(c.nodes)
+	c.mu.Unlock()
+	if c.Hub != nil {
+		errs = append(errs, c.Hub.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,26 @@
+// Package messages holds every type that crosses the network: the runtime's
+// [Envelope] and the messages of the protocols that ship with Troupe.
+//
+// # Usage
+//
+// Each type is declared in a .proto file of this folder and compiled into Go
+// code that is committed next to it. After editing a .proto file, run
+//
+//	go generate ./messages
+//
+// which needs protoc on the PATH (Debian: apt-get install protobuf-compiler)
+// and builds protoc-gen-go from the version pinned in go.mod.
+//
+// A protocol's wire messages are ordinary protobuf messages; the runtime puts
+// them into an [Envelope] with their full name, so any message type linked
+// into the binary can be received. This package imports nothing of Troupe.
+//
+// # Concurrency
+//
+// Generated messages are plain values: safe to read from many goroutines,
+// not to mutate while another goroutine reads them.
+//
+// # Testing
+//
+// Decoding of envelopes from untrusted bytes is fuzzed in package transport.
+package messages

@@ -1,0 +1,109 @@
+package transport
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/troupe-dev/troupe/messages"
+)
+
+// maxNameLen bounds node and protocol names (a DNS name's length).
+const maxNameLen = 253
+
+// ValidateName checks a node or protocol name: 1 to 253 characters of
+// letters, digits, '.', '_' and '-'. what names the thing in the error.
+func ValidateName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s name is empty; use 1 to %d letters, digits, '.', '_' or '-'", what, maxNameLen)
+	}
+	if len(name) > maxNameLen {
+		return fmt.Errorf("%s name is %d characters long; at most %d are allowed", what, len(name), maxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%s name %q has %q at byte %d; use letters, digits, '.', '_' or '-'", what, name, c, i)
+		}
+	}
+	return nil
+}
+
+// Validate checks the fields of an envelope that arrived from the network.
+func Validate(env *messages.Envelope) error {
+	if err := ValidateName("sender node", env.GetFrom()); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := ValidateName("receiver node", env.GetTo()); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := ValidateName("protocol", env.GetProtocol()); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch env.GetKind() {
+	case messages.Envelope_KIND_DATA:
+		if !protoreflect.FullName(env.GetType()).IsValid() {
+			return fmt.Errorf("%w: payload type %q is not a valid protobuf message name", ErrMalformed, env.GetType())
+		}
+		if env.GetSeq() != 0 && env.GetSession() == 0 {
+			return fmt.Errorf("%w: reliable data (seq %d) without a session", ErrMalformed, env.GetSeq())
+		}
+	case messages.Envelope_KIND_ACK:
+		if env.GetSession() == 0 {
+			return fmt.Errorf("%w: acknowledgement without a session", ErrMalformed)
+		}
+	default:
+		return fmt.Errorf("%w: unknown envelope kind %d; valid kinds are DATA (0) and ACK (1)", ErrMalformed, env.GetKind())
+	}
+	return nil
+}
+
+// Encode marshals an envelope for the wire, refusing one over MaxEnvelopeSize.
+func Encode(env *messages.Envelope) ([]byte, error) {
+	if n := proto.Size(env); n > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: envelope of %d bytes for %s/%s; the limit is %d", ErrTooLarge, n, env.GetTo(), env.GetProtocol(), MaxEnvelopeSize)
+	}
+	return proto.Marshal(env)
+}
+
+// Decode parses and validates an envelope from untrusted bytes.
+func Decode(b []byte) (*messages.Envelope, error) {
+	if len(b) > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: %d bytes; the limit is %d", ErrTooLarge, len(b), MaxEnvelopeSize)
+	}
+	env := &messages.Envelope{}
+	if err := proto.Unmarshal(b, env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := Validate(env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// MarshalPayload encodes a protocol message into the payload fields of env.
+func MarshalPayload(env *messages.Envelope, m proto.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("transport: encoding %s: %w", proto.MessageName(m), err)
+	}
+	env.Type = string(proto.MessageName(m))
+	env.Payload = b
+	return nil
+}
+
+// UnmarshalPayload decodes the payload of a data envelope into a message of
+// the type it names, which must be linked into this binary.
+func UnmarshalPayload(env *messages.Envelope) (proto.Message, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(env.GetType()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q (from %s for protocol %s) is not a message type this node knows", ErrUnknownType, env.GetType(), env.GetFrom(), env.GetProtocol())
+	}
+	m := mt.New().Interface()
+	if err := proto.Unmarshal(env.GetPayload(), m); err != nil {
+		return nil, fmt.Errorf("%w: payload of type %s from %s: %v", ErrMalformed, env.GetType(), env.GetFrom(), err)
+	}
+	return m, nil
+}

@@ -1,0 +1,37 @@
+// Package remote is the production [transport.Network]: protoactor remote
+// (gRPC streams, batched per destination) between named nodes.
+//
+// # Usage
+//
+//	net, err := remote.New(remote.Config{Bind: "0.0.0.0:7000", Peers: map[string]string{"b": "10.0.0.2:7000"}})
+//	node, err := actors.NewNode(actors.Config{Name: "a", Network: net})
+//
+// A [Network] keeps a directory from node names to addresses: nodes attached
+// to the same Network register themselves (an in-process cluster on loopback
+// needs no configuration), [Network.SetPeer] adds others, and membership
+// fills it at run time. Identity is the node name; the address is transport
+// detail and may change when a node restarts.
+//
+// Each attached node registers one protoactor process, "troupe", that the
+// remote endpoint reader calls directly for each arriving envelope; the
+// envelope is validated and handed to the node, which enqueues it on the
+// protocol's mailbox. No extra actor hop stands between the wire and the
+// protocol.
+//
+// # Concurrency
+//
+// A Network and its endpoints are safe for concurrent use. Deliver is called
+// on protoactor's gRPC reader goroutines, one per inbound connection.
+//
+// # Limits
+//
+// protoactor's endpoint reader decodes with the global protobuf registry and
+// does not survive a message whose type name is unknown to it; nodes of one
+// cluster only ever send troupe.v1.Envelope, so this matters only for foreign
+// peers, which mutual TLS (node configuration) keeps out.
+//
+// # Testing
+//
+// remote_test.go runs two nodes on loopback; the runtime's tests and the
+// BenchmarkRemoteDelivery benchmark in package actors run whole nodes on it.
+package remote

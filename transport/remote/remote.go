@@ -1,0 +1,266 @@
+package remote
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// inboxID is the process id under which every node receives envelopes.
+const inboxID = "troupe"
+
+// Config sets up a [Network].
+type Config struct {
+	// Bind is the host:port each attached node listens on. Port 0 picks a
+	// free port per node, so one Network can host several nodes (an
+	// in-process cluster on loopback). Empty means "127.0.0.1:0".
+	Bind string
+	// Advertise is the host:port other nodes dial, when it differs from the
+	// bound address (behind NAT or in a container). Only valid with a fixed
+	// port in Bind, since it names one node.
+	Advertise string
+	// Peers maps node names to addresses, for nodes this process does not
+	// attach itself. Membership fills the directory at run time instead.
+	Peers map[string]string
+}
+
+// Network is protoactor remote (gRPC streams) between named nodes, with a
+// directory from node names to addresses. Nodes attached to the same Network
+// find each other without configuration.
+type Network struct {
+	bindHost  string
+	bindPort  int
+	advertise string
+
+	mu  sync.RWMutex
+	dir map[string]string // node name → address
+}
+
+var _ transport.Network = (*Network)(nil)
+
+// New checks the configuration and returns a network; nothing listens until
+// a node attaches.
+func New(cfg Config) (*Network, error) {
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1:0"
+	}
+	host, port, err := splitAddress("Bind", cfg.Bind)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Advertise != "" {
+		if _, _, err := splitAddress("Advertise", cfg.Advertise); err != nil {
+			return nil, err
+		}
+		if port == 0 {
+			return nil, fmt.Errorf("remote: Advertise %q needs a fixed port in Bind (got %q)", cfg.Advertise, cfg.Bind)
+		}
+	}
+	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, dir: map[string]string{}}
+	for name, addr := range cfg.Peers {
+		if err := n.SetPeer(name, addr); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func splitAddress(field, addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("remote: %s %q is not host:port: %v", field, addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("remote: %s %q: port %q must be a number from 0 to 65535", field, addr, p)
+	}
+	return host, port, nil
+}
+
+// SetPeer records (or changes) the address of a node.
+func (n *Network) SetPeer(name, addr string) error {
+	if err := transport.ValidateName("peer", name); err != nil {
+		return fmt.Errorf("remote: %w", err)
+	}
+	host, port, err := splitAddress("peer "+name+" address", addr)
+	if err != nil {
+		return err
+	}
+	if host == "" || port == 0 {
+		return fmt.Errorf("remote: peer %s address %q needs a host and a non-zero port", name, addr)
+	}
+	n.mu.Lock()
+	n.dir[name] = addr
+	n.mu.Unlock()
+	return nil
+}
+
+// RemovePeer forgets a node's address; sends to it fail with ErrUnknownNode.
+func (n *Network) RemovePeer(name string) {
+	n.mu.Lock()
+	delete(n.dir, name)
+	n.mu.Unlock()
+}
+
+// Resolve returns the address of a node.
+func (n *Network) Resolve(name string) (string, bool) {
+	n.mu.RLock()
+	addr, ok := n.dir[name]
+	n.mu.RUnlock()
+	return addr, ok
+}
+
+// Attach starts protoactor remote on the node's actor system, listening on
+// the configured Bind address, and registers the node in the directory.
+func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err error) {
+	if err := transport.ValidateName("node", a.Node); err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	if a.System == nil || a.Deliver == nil {
+		return nil, fmt.Errorf("remote: attaching %s: Attachment.System and Attachment.Deliver are required", a.Node)
+	}
+	n.mu.Lock()
+	if _, taken := n.dir[a.Node]; taken {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("remote: %w: %s", transport.ErrNameTaken, a.Node)
+	}
+	n.dir[a.Node] = "" // reserved until we know the address
+	n.mu.Unlock()
+	defer func() {
+		if err != nil {
+			n.RemovePeer(a.Node)
+		}
+	}()
+
+	var opts []remote.ConfigOption
+	if n.advertise != "" {
+		opts = append(opts, remote.WithAdvertisedHost(n.advertise))
+	}
+	r := remote.NewRemote(a.System, remote.Configure(n.bindHost, n.bindPort, opts...))
+	if err := start(r); err != nil {
+		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
+	}
+	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliver: a.Deliver, reject: a.Reject}
+	if _, ok := a.System.ProcessRegistry.Add(&inbox{ep: ep}, inboxID); !ok {
+		r.Shutdown(false)
+		return nil, fmt.Errorf("remote: node %s: its actor system already has a %q process (attached twice?)", a.Node, inboxID)
+	}
+	ep.addr = a.System.Address()
+	n.mu.Lock()
+	n.dir[a.Node] = ep.addr
+	n.mu.Unlock()
+	return ep, nil
+}
+
+// start runs remote.Start, which panics when it cannot listen.
+func start(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	r.Start()
+	return nil
+}
+
+type endpoint struct {
+	net     *Network
+	name    string
+	addr    string
+	sys     *actor.ActorSystem
+	remote  *remote.Remote
+	deliver transport.Deliver
+	reject  func(error)
+	pids    sync.Map // address → *actor.PID of its inbox
+
+	closeOnce sync.Once
+	mu        sync.RWMutex
+	closed    bool
+}
+
+func (e *endpoint) Address() string { return e.addr }
+
+// Send resolves env.To and queues env on protoactor's endpoint writer for
+// that address. The endpoint owns env from then on.
+func (e *endpoint) Send(env *messages.Envelope) (int, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return 0, fmt.Errorf("remote: %s sending to %s: %w", e.name, env.To, transport.ErrClosed)
+	}
+	addr, ok := e.net.Resolve(env.To)
+	if !ok || addr == "" {
+		return 0, fmt.Errorf("remote: %w: %q has no known address", transport.ErrUnknownNode, env.To)
+	}
+	n := proto.Size(env)
+	if n > transport.MaxEnvelopeSize {
+		return 0, fmt.Errorf("%w: envelope of %d bytes for %s/%s; the limit is %d", transport.ErrTooLarge, n, env.To, env.Protocol, transport.MaxEnvelopeSize)
+	}
+	pid, ok := e.pids.Load(addr)
+	if !ok {
+		pid, _ = e.pids.LoadOrStore(addr, actor.NewPID(addr, inboxID))
+	}
+	e.sys.Root.Send(pid.(*actor.PID), env)
+	return n, nil
+}
+
+// Close stops the node's gRPC server and its endpoint writers and removes
+// the node from the directory.
+func (e *endpoint) Close() error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		e.sys.ProcessRegistry.Remove(actor.NewPID(e.addr, inboxID))
+		e.remote.Shutdown(true)
+		e.net.mu.Lock()
+		if e.net.dir[e.name] == e.addr {
+			delete(e.net.dir, e.name)
+		}
+		e.net.mu.Unlock()
+	})
+	return nil
+}
+
+// inbox is the protoactor process that receives a node's envelopes; the
+// remote endpoint reader calls it directly, so an envelope reaches the
+// protocol's mailbox with no extra hop.
+type inbox struct{ ep *endpoint }
+
+func (p *inbox) SendUserMessage(_ *actor.PID, message any) {
+	if e, ok := message.(*actor.MessageEnvelope); ok {
+		message = e.Message
+	}
+	env, ok := message.(*messages.Envelope)
+	if !ok {
+		p.refuse(fmt.Errorf("%w: node %s received a %T, want a troupe.v1.Envelope", transport.ErrMalformed, p.ep.name, message))
+		return
+	}
+	if err := transport.Validate(env); err != nil {
+		p.refuse(err)
+		return
+	}
+	if env.To != p.ep.name {
+		p.refuse(fmt.Errorf("%w: envelope for node %q arrived at node %q", transport.ErrUnknownNode, env.To, p.ep.name))
+		return
+	}
+	p.ep.deliver(env, proto.Size(env))
+}
+
+func (p *inbox) refuse(err error) {
+	if p.ep.reject != nil {
+		p.ep.reject(err)
+	}
+}
+
+func (p *inbox) SendSystemMessage(*actor.PID, any) {}
+
+func (p *inbox) Stop(*actor.PID) {}
