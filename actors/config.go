@@ -59,8 +59,8 @@ func DefaultConfig() Config {
 		ActorLogLevel:  "warn",      // protoactor is chatty at info
 		RequestTimeout: 5 * time.Second,
 		Supervision: SupervisionConfig{
-			MaxRestarts: 10,              // as protoactor's default one-for-one strategy
-			Window:      time.Minute,     // ... counted over a minute
+			MaxRestarts: 10,          // as protoactor's default one-for-one strategy
+			Window:      time.Minute, // ... counted over a minute
 			Backoff:     10 * time.Millisecond,
 			MaxBackoff:  5 * time.Second,
 		},

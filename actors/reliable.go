@@ -222,4 +222,3 @@ func (r *reliable) inFlight(peer string) int {
 	}
 	return 0
 }
-

@@ -42,7 +42,7 @@ type fn struct {
 	init func(ctx *actors.Context) error
 }
 
-func (f *fn) Name() string                    { return f.name }
+func (f *fn) Name() string                   { return f.name }
 func (f *fn) Init(ctx *actors.Context) error { onProbe(ctx); return f.init(ctx) }
 
 func protocol(name string, init func(ctx *actors.Context) error) actors.Factory {
@@ -442,7 +442,7 @@ func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 	}
 	n1 := c.Node("node-1")
 	c.Hub.Partition([]string{"node-1"}, []string{"node-2", "node-3"})
-	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 1, n: 10})                  // best effort
+	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 1, n: 10})                   // best effort
 	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 100, n: 10, reliable: true}) // reliable
 	flush(t, n1, "rel")
 	actortest.Eventually(t, wait, "retransmissions blocked too", func() bool {
