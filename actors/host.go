@@ -10,6 +10,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // protocolHost is the protoactor actor of one protocol. It lives as long as
@@ -32,6 +35,9 @@ type protocolHost struct {
 	ctx      *Context // the current incarnation
 	failures []time.Time
 
+	sampleEvery uint32 // measure one handler run in this many
+	sampleTick  uint32
+
 	nextTimer  TimerID
 	nextReq    uint64
 	hostTimers map[TimerID]*timer // runtime timers that outlive incarnations
@@ -40,14 +46,15 @@ type protocolHost struct {
 
 func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
 	h := &protocolHost{
-		node:       n,
-		name:       name,
-		factory:    f,
-		first:      first,
-		log:        n.log.With().Str("protocol", name).Logger(),
-		rng:        n.newRand(name),
-		started:    make(chan error, 1),
-		hostTimers: map[TimerID]*timer{},
+		node:        n,
+		name:        name,
+		factory:     f,
+		first:       first,
+		log:         n.log.With().Str("protocol", name).Logger(),
+		rng:         n.newRand(name),
+		started:     make(chan error, 1),
+		hostTimers:  map[TimerID]*timer{},
+		sampleEvery: uint32(n.cfg.LatencySampleEvery),
 	}
 	h.rel.init()
 	return h
@@ -93,8 +100,6 @@ func (h *protocolHost) Receive(ac actor.Context) {
 	case *actor.Stopping:
 		h.end()
 		h.stopHostTimers()
-	case actor.SystemMessage, actor.AutoReceiveMessage:
-		// lifecycle messages the runtime needs no action for
 	default:
 		h.onLocal(m)
 	}
@@ -157,12 +162,29 @@ func (h *protocolHost) stopHostTimers() {
 	}
 }
 
+// sample tells whether to time this handler run: reading the clock twice
+// costs more than a whole local delivery, so one run in LatencySampleEvery
+// is timed.
+func (h *protocolHost) sample() bool {
+	h.sampleTick++
+	if h.sampleTick < h.sampleEvery {
+		return false
+	}
+	h.sampleTick = 0
+	return true
+}
+
 // run calls a handler, measures it, and turns a returned error into a
 // failure for the supervisor.
 func (h *protocolHost) run(e *entry, from string, m any) {
-	start := time.Now()
-	err := e.fn(h.ctx, from, m)
-	e.stats.latency.observe(time.Since(start))
+	var err error
+	if h.sample() {
+		start := time.Now()
+		err = e.fn(h.ctx, from, m)
+		e.stats.latency.observe(time.Since(start))
+	} else {
+		err = e.fn(h.ctx, from, m)
+	}
 	if err != nil {
 		panic(&HandlerError{Protocol: h.name, Type: e.name, Err: err})
 	}
@@ -184,6 +206,10 @@ func (h *protocolHost) onLocal(m any) {
 	}
 	e := h.ctx.notifH[reflect.TypeOf(m)]
 	if e == nil {
+		switch m.(type) {
+		case actor.SystemMessage, actor.AutoReceiveMessage:
+			return // lifecycle messages the runtime needs no action for
+		}
 		h.unhandled("local message", typeName(m), "")
 		return
 	}
@@ -194,7 +220,7 @@ func (h *protocolHost) onLocal(m any) {
 // onInbound handles a message from the network: best effort goes straight to
 // its handler, reliable passes through the receive window first.
 func (h *protocolHost) onInbound(m *inbound) {
-	if m.seq != 0 {
+	if m.env.Seq != 0 {
 		h.rel.receive(h, m)
 		return
 	}
@@ -205,23 +231,27 @@ func (h *protocolHost) dispatch(m *inbound) {
 	if h.ctx == nil {
 		return
 	}
-	if m.err != nil {
+	env := m.env
+	msg, err := transport.UnmarshalPayload(env)
+	if err != nil {
 		h.metrics.unhandled.Add(1)
-		h.node.badInput.Warn().Err(m.err).Str("from", m.from).Msg("dropping a malformed message")
+		h.node.badInput.Warn().Err(err).Str("from", env.From).Msg("dropping a malformed message")
 		return
 	}
-	e := h.ctx.msgH[reflect.TypeOf(m.msg)]
-	stats := h.metrics.typ(m.typeName)
+	e := h.ctx.msgH[reflect.TypeOf(msg)]
+	var stats *typeMetrics
 	if e != nil {
 		stats = e.stats
+	} else {
+		stats = h.metrics.typ(env.Type)
 	}
 	stats.msgsIn.Add(1)
 	stats.bytesIn.Add(int64(m.size))
 	if e == nil {
-		h.unhandled("message", m.typeName, m.from)
+		h.unhandled("message", env.Type, env.From)
 		return
 	}
-	h.run(e, m.from, m.msg)
+	h.run(e, env.From, msg)
 }
 
 // typeName names a message type in stats and logs: the protobuf full name
@@ -244,16 +274,11 @@ var protoMessageType = reflect.TypeFor[proto.Message]()
 
 // Runtime messages, all unexported so no protocol can forge one.
 type (
-	// inbound is a message from the network, decoded on the network's
-	// goroutine.
+	// inbound is a data envelope from the network; its payload is
+	// decoded when it is dispatched.
 	inbound struct {
-		from     string
-		typeName string
-		size     int
-		session  uint64
-		seq      uint64
-		msg      proto.Message
-		err      error
+		env  *messages.Envelope
+		size int
 	}
 	ackIn struct {
 		from    string

@@ -12,9 +12,10 @@ import (
 // also takes anything longer.
 const latencyBuckets = 28
 
-// Latency summarises handler run times of one message type.
+// Latency summarises handler run times of one message type, over the runs
+// that were timed (one in Config.LatencySampleEvery).
 type Latency struct {
-	Count   int64
+	Count   int64 // timed runs
 	Sum     time.Duration
 	Max     time.Duration
 	Buckets [latencyBuckets]int64 // see BucketBound

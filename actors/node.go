@@ -370,9 +370,10 @@ func (n *Node) deliver(env *messages.Envelope, size int) {
 		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack})
 		return
 	}
-	in := &inbound{from: env.From, typeName: env.Type, size: size, session: env.Session, seq: env.Seq}
-	in.msg, in.err = transport.UnmarshalPayload(env)
-	n.system.Root.Send(h.pid, in)
+	// The payload is decoded by the protocol's actor, not here: this runs
+	// on the network's reader goroutine, which every message of the node
+	// passes through.
+	n.system.Root.Send(h.pid, &inbound{env: env, size: size})
 }
 
 func (n *Node) reject(err error) {

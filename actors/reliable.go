@@ -140,31 +140,32 @@ func (r *reliable) onAck(h *protocolHost, m *ackIn) {
 
 // receive runs the receive window for one reliable message.
 func (r *reliable) receive(h *protocolHost, m *inbound) {
-	st := r.in[m.from]
+	env := m.env
+	st := r.in[env.From]
 	if st == nil {
-		st = &inStream{peer: m.from, early: map[uint64]*inbound{}}
-		r.in[m.from] = st
+		st = &inStream{peer: env.From, early: map[uint64]*inbound{}}
+		r.in[env.From] = st
 		r.inOrder = append(r.inOrder, st)
 	}
 	switch {
-	case m.session < st.session:
+	case env.Session < st.session:
 		return // from an earlier incarnation of the sender
-	case m.session > st.session: // the sender (re)started: a new stream
-		st.session = m.session
+	case env.Session > st.session: // the sender (re)started: a new stream
+		st.session = env.Session
 		st.next = 1
 		clear(st.early)
 	}
 	r.requestAck(h, st)
 	switch {
-	case m.seq < st.next:
+	case env.Seq < st.next:
 		return // a duplicate; the ack tells the sender again
-	case m.seq > st.next:
-		if m.seq-st.next < uint64(h.node.cfg.Reliable.RecvWindow) {
-			st.early[m.seq] = m
+	case env.Seq > st.next:
+		if env.Seq-st.next < uint64(h.node.cfg.Reliable.RecvWindow) {
+			st.early[env.Seq] = m
 		}
 		return
 	}
-	delete(st.early, m.seq)
+	delete(st.early, env.Seq)
 	st.next++
 	h.dispatch(m)
 	r.drain(h, st)

@@ -92,9 +92,15 @@ func (h *protocolHost) onRequest(m *requestMsg) {
 			panic(r)
 		}
 	}()
-	start := time.Now()
-	rep, err := e.fn(h.ctx, m.body)
-	e.stats.latency.observe(time.Since(start))
+	var rep any
+	var err error
+	if h.sample() {
+		start := time.Now()
+		rep, err = e.fn(h.ctx, m.body)
+		e.stats.latency.observe(time.Since(start))
+	} else {
+		rep, err = e.fn(h.ctx, m.body)
+	}
 	answered = true
 	reply(rep, err)
 	if rep != nil {

@@ -37,6 +37,20 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestSizeMatchesProto(t *testing.T) {
+	envs := []*messages.Envelope{
+		{},
+		validEnvelope(t),
+		{From: "a", To: "b", Protocol: "p", Kind: messages.Envelope_KIND_ACK, Session: 1 << 62, Ack: 300},
+		{From: strings.Repeat("n", 200), To: "b", Protocol: "p", Type: "x.Y", Payload: make([]byte, 70000), Session: 5, Seq: 1 << 35},
+	}
+	for _, env := range envs {
+		if got, want := transport.Size(env), proto.Size(env); got != want {
+			t.Fatalf("Size(%v) = %d, proto.Size = %d", env, got, want)
+		}
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -118,6 +132,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if _, err := transport.Encode(env); err != nil {
 			t.Fatalf("re-encoding a decoded envelope: %v", err)
+		}
+		if got, want := transport.Size(env), proto.Size(env); got != want {
+			t.Fatalf("Size says %d bytes, proto.Size %d", got, want)
 		}
 	})
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
@@ -200,7 +199,7 @@ func (e *endpoint) Send(env *messages.Envelope) (int, error) {
 	if !ok || addr == "" {
 		return 0, fmt.Errorf("remote: %w: %q has no known address", transport.ErrUnknownNode, env.To)
 	}
-	n := proto.Size(env)
+	n := transport.Size(env)
 	if n > transport.MaxEnvelopeSize {
 		return 0, fmt.Errorf("%w: envelope of %d bytes for %s/%s; the limit is %d", transport.ErrTooLarge, n, env.To, env.Protocol, transport.MaxEnvelopeSize)
 	}
@@ -220,7 +219,7 @@ func (e *endpoint) Close() error {
 		e.closed = true
 		e.mu.Unlock()
 		e.sys.ProcessRegistry.Remove(actor.NewPID(e.addr, inboxID))
-		e.remote.Shutdown(true)
+		shutdown(e.remote)
 		e.net.mu.Lock()
 		if e.net.dir[e.name] == e.addr {
 			delete(e.net.dir, e.name)
@@ -228,6 +227,19 @@ func (e *endpoint) Close() error {
 		e.net.mu.Unlock()
 	})
 	return nil
+}
+
+// shutdown stops a remote gracefully. protoactor's graceful stop can panic
+// ("send on closed channel") when a peer's stream ends at the same moment;
+// it panics on our goroutine, before stopping the gRPC server, so we finish
+// with a hard stop.
+func shutdown(r *remote.Remote) {
+	defer func() {
+		if recover() != nil {
+			r.Shutdown(false)
+		}
+	}()
+	r.Shutdown(true)
 }
 
 // inbox is the protoactor process that receives a node's envelopes; the
@@ -252,7 +264,7 @@ func (p *inbox) SendUserMessage(_ *actor.PID, message any) {
 		p.refuse(fmt.Errorf("%w: envelope for node %q arrived at node %q", transport.ErrUnknownNode, env.To, p.ep.name))
 		return
 	}
-	p.ep.deliver(env, proto.Size(env))
+	p.ep.deliver(env, transport.Size(env))
 }
 
 func (p *inbox) refuse(err error) {

@@ -1,0 +1,165 @@
+package actors_test
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/cluster"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// counted closes done when it has seen want messages.
+type counted struct {
+	seen, want atomic.Int64
+	done       chan struct{}
+}
+
+func newCounted(want int) *counted {
+	c := &counted{done: make(chan struct{})}
+	c.want.Store(int64(want))
+	return c
+}
+
+func (c *counted) hit() {
+	if c.seen.Add(1) == c.want.Load() {
+		close(c.done)
+	}
+}
+
+func (c *counted) wait(b *testing.B) {
+	select {
+	case <-c.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("only %d of %d messages arrived", c.seen.Load(), c.want.Load())
+	}
+}
+
+// rawSink is a bare protoactor actor with a type switch.
+type rawSink struct{ c *counted }
+
+func (s *rawSink) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *pb.Ping:
+		s.c.hit()
+	}
+}
+
+func quietSystem() *actor.ActorSystem {
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+}
+
+// sinkProtocol counts Pings arriving as notifications or network messages,
+// and sends bursts of Pings when told.
+type burst struct {
+	to string
+	n  int
+}
+
+func sinkProtocol(c *counted) actors.Factory {
+	return protocol("bench", func(ctx *actors.Context) error {
+		actors.OnNotification(ctx, func(*actors.Context, *pb.Ping) error { c.hit(); return nil })
+		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { c.hit(); return nil })
+		actors.OnNotification(ctx, func(ctx *actors.Context, b *burst) error {
+			m := &pb.Ping{N: 1}
+			for range b.n {
+				if err := ctx.Send(b.to, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return nil
+	})
+}
+
+// BenchmarkLocalDelivery sends one message type to one actor on the same
+// node: raw is a bare protoactor actor with a type switch, troupe the same
+// message through Node.Tell and an OnNotification handler (with its
+// per-type counters and latency histogram).
+func BenchmarkLocalDelivery(b *testing.B) {
+	msg := &pb.Ping{N: 1}
+	b.Run("raw", func(b *testing.B) {
+		sys := quietSystem()
+		defer sys.Shutdown()
+		c := newCounted(b.N)
+		pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &rawSink{c} }))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			sys.Root.Send(pid, msg)
+		}
+		c.wait(b)
+	})
+	b.Run("troupe", func(b *testing.B) {
+		cl, err := cluster.Local(1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Stop()
+		c := newCounted(b.N)
+		n := cl.Nodes()[0]
+		if err := n.Start(sinkProtocol(c)); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if err := n.Tell("bench", msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.wait(b)
+	})
+}
+
+// BenchmarkRemoteDelivery streams messages one way between two nodes on
+// loopback gRPC: raw is protoactor remote to a bare actor, troupe is
+// Context.Send between two protocols (envelope, payload encoding, byte and
+// message accounting, handler dispatch).
+func BenchmarkRemoteDelivery(b *testing.B) {
+	b.Run("raw", func(b *testing.B) {
+		sender, receiver := quietSystem(), quietSystem()
+		rs := remote.NewRemote(sender, remote.Configure("127.0.0.1", 0))
+		rr := remote.NewRemote(receiver, remote.Configure("127.0.0.1", 0))
+		rs.Start()
+		rr.Start()
+		defer func() { rs.Shutdown(true); rr.Shutdown(true) }()
+		c := newCounted(b.N)
+		if _, err := receiver.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &rawSink{c} }), "sink"); err != nil {
+			b.Fatal(err)
+		}
+		target := actor.NewPID(receiver.Address(), "sink")
+		msg := &pb.Ping{N: 1}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			sender.Root.Send(target, msg)
+		}
+		c.wait(b)
+	})
+	b.Run("troupe", func(b *testing.B) {
+		cl, err := cluster.Local(2, cluster.Remote())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Stop()
+		c := newCounted(b.N)
+		if err := cl.Start(sinkProtocol(c)); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		if err := cl.Node("node-1").Tell("bench", &burst{to: "node-2", n: b.N}); err != nil {
+			b.Fatal(err)
+		}
+		c.wait(b)
+	})
+}
