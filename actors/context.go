@@ -101,9 +101,16 @@ func (c *Context) Tell(protocol string, m any) error {
 	return nil
 }
 
+// AckType is the name reliable-delivery acknowledgements are counted under
+// in TypeStats.
+const AckType = "ack"
+
 // transmit hands an envelope to the network and counts it.
 func (h *protocolHost) transmit(env *messages.Envelope) error {
 	typ := env.Type
+	if env.Kind == messages.Envelope_KIND_ACK {
+		typ = AckType
+	}
 	size, err := h.node.endpoint.Send(env)
 	if err != nil {
 		return fmt.Errorf("protocol %s sending %s: %w", h.name, typ, err)

@@ -149,6 +149,21 @@ func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
 	return s
 }
 
+// Network sums the counters of the types that crossed the network
+// (including acknowledgements), leaving out local messages.
+func (s ProtocolStats) Network() TypeStats {
+	var t TypeStats
+	for _, ts := range s.Types {
+		if ts.BytesOut > 0 || ts.BytesIn > 0 {
+			t.MsgsIn += ts.MsgsIn
+			t.BytesIn += ts.BytesIn
+			t.MsgsOut += ts.MsgsOut
+			t.BytesOut += ts.BytesOut
+		}
+	}
+	return t
+}
+
 // Total sums the counters of every type.
 func (s ProtocolStats) Total() TypeStats {
 	var t TypeStats

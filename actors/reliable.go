@@ -209,7 +209,7 @@ func (r *reliable) flushAcks(h *protocolHost) {
 			continue
 		}
 		st.ackDue = false
-		_, _ = h.node.endpoint.Send(&messages.Envelope{
+		_ = h.transmit(&messages.Envelope{
 			From: h.node.name, To: st.peer, Protocol: h.name,
 			Kind: messages.Envelope_KIND_ACK, Session: st.session, Ack: st.next - 1,
 		})

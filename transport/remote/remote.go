@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -143,6 +144,15 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if n.advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(n.advertise))
 	}
+	if n.bindPort != 0 {
+		// Check the port before protoactor does: its Start panics on a busy
+		// port after rewriting gRPC's global logger.
+		l, err := net.Listen("tcp", net.JoinHostPort(n.bindHost, strconv.Itoa(n.bindPort)))
+		if err != nil {
+			return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
+		}
+		_ = l.Close()
+	}
 	r := remote.NewRemote(a.System, remote.Configure(n.bindHost, n.bindPort, opts...))
 	if err := start(r); err != nil {
 		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
@@ -229,17 +239,33 @@ func (e *endpoint) Close() error {
 	return nil
 }
 
-// shutdown stops a remote gracefully. protoactor's graceful stop can panic
-// ("send on closed channel") when a peer's stream ends at the same moment;
-// it panics on our goroutine, before stopping the gRPC server, so we finish
-// with a hard stop.
+// shutdownGrace bounds the graceful part of a shutdown: gRPC's graceful
+// stop waits for every inbound stream, and peers keep theirs open until
+// they stop themselves.
+const shutdownGrace = 500 * time.Millisecond
+
+// shutdown stops a remote: gracefully for up to shutdownGrace, then hard
+// (a hard stop also ends gRPC's graceful stop). protoactor's graceful stop
+// can also panic ("send on closed channel") when a peer's stream ends at the
+// same moment, before it stops the gRPC server; that too ends in a hard
+// stop. protoactor may still be stopping its endpoint writers (up to 10s
+// when one is retrying a peer that died); shutdown waits for that, so that
+// Close returns only when its goroutine has exited.
 func shutdown(r *remote.Remote) {
-	defer func() {
-		if recover() != nil {
+	done := make(chan bool, 1)
+	go func() {
+		defer func() { done <- recover() == nil }()
+		r.Shutdown(true)
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
 			r.Shutdown(false)
 		}
-	}()
-	r.Shutdown(true)
+	case <-time.After(shutdownGrace):
+		r.Shutdown(false)
+		<-done
+	}
 }
 
 // inbox is the protoactor process that receives a node's envelopes; the

@@ -1,0 +1,157 @@
+// Package broadcast is the GFDS draft's own example protocol, written as
+// the draft describes it: an application asks for a broadcast with a
+// BroadcastRequest, the protocol floods a BroadcastMessage to its
+// neighbours, each node delivers every message once with a DeliverReply
+// notification, neighbours come and go through NeighbourUp and
+// NeighbourDown notifications, and a periodic GarbageCollectTimer forgets
+// old message ids.
+//
+// Flooding over reliable links: the origin sends to each neighbour, and each
+// node forwards a message it sees for the first time to every neighbour but
+// the one it came from and the origin. In a full mesh of N nodes a broadcast
+// costs (N-1)² messages.
+package broadcast
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// Name is the protocol's name on every node.
+const Name = "broadcast"
+
+// BroadcastRequest asks the local broadcast protocol to broadcast Payload.
+// The reply is the message's id.
+type BroadcastRequest struct{ Payload []byte }
+
+// DeliverReply is published on a node for every message it delivers,
+// exactly once per message.
+type DeliverReply struct {
+	Node, Origin string
+	ID           uint64
+	Payload      []byte
+}
+
+// NeighbourUp adds a node to the neighbours messages are flooded to.
+type NeighbourUp struct{ Node string }
+
+// NeighbourDown removes a node from the neighbours.
+type NeighbourDown struct{ Node string }
+
+// GarbageCollectTimer is the periodic timer that forgets old message ids.
+type GarbageCollectTimer struct{}
+
+// Config sets up the protocol.
+type Config struct {
+	Neighbours []string      // initial neighbours (other nodes)
+	GCInterval time.Duration // how often GarbageCollectTimer fires
+	Retain     time.Duration // how long a delivered id is remembered
+}
+
+// DefaultConfig has no neighbours, collects every 10s and remembers ids for
+// a minute.
+func DefaultConfig() Config {
+	return Config{GCInterval: 10 * time.Second, Retain: time.Minute}
+}
+
+// Validate reports the first field out of range.
+func (c Config) Validate() error {
+	if c.GCInterval <= 0 || c.Retain <= 0 {
+		return fmt.Errorf("broadcast: GCInterval (%v) and Retain (%v) must be positive", c.GCInterval, c.Retain)
+	}
+	return nil
+}
+
+type msgID struct {
+	origin string
+	id     uint64
+}
+
+// Broadcast is the protocol's state.
+type Broadcast struct {
+	cfg        Config
+	neighbours []string // sorted, so forwarding order is reproducible
+	seen       map[msgID]time.Time
+}
+
+// New returns a factory for nodes' Start.
+func New(cfg Config) actors.Factory {
+	return func() actors.Protocol { return &Broadcast{cfg: cfg} }
+}
+
+func (b *Broadcast) Name() string { return Name }
+
+func (b *Broadcast) Init(ctx *actors.Context) error {
+	if err := b.cfg.Validate(); err != nil {
+		return err
+	}
+	b.seen = map[msgID]time.Time{}
+	b.neighbours = nil
+	for _, n := range b.cfg.Neighbours {
+		b.addNeighbour(ctx, n)
+	}
+	actors.OnRequest(ctx, b.onBroadcastRequest)
+	actors.OnMessage(ctx, b.onBroadcastMessage)
+	actors.OnNotification(ctx, func(ctx *actors.Context, n *NeighbourUp) error { b.addNeighbour(ctx, n.Node); return nil })
+	actors.OnNotification(ctx, func(_ *actors.Context, n *NeighbourDown) error { b.removeNeighbour(n.Node); return nil })
+	actors.OnTimer(ctx, b.onGarbageCollect)
+	ctx.Every(b.cfg.GCInterval, GarbageCollectTimer{})
+	return nil
+}
+
+func (b *Broadcast) onBroadcastRequest(ctx *actors.Context, req *BroadcastRequest) (uint64, error) {
+	m := &pb.BroadcastMessage{Origin: ctx.Node(), Id: ctx.Rand().Uint64(), Payload: req.Payload}
+	b.deliver(ctx, m)
+	return m.Id, b.forward(ctx, m, "")
+}
+
+func (b *Broadcast) onBroadcastMessage(ctx *actors.Context, from string, m *pb.BroadcastMessage) error {
+	if _, dup := b.seen[msgID{m.Origin, m.Id}]; dup {
+		return nil
+	}
+	b.deliver(ctx, m)
+	return b.forward(ctx, m, from)
+}
+
+func (b *Broadcast) deliver(ctx *actors.Context, m *pb.BroadcastMessage) {
+	b.seen[msgID{m.Origin, m.Id}] = ctx.Now()
+	ctx.Notify(&DeliverReply{Node: ctx.Node(), Origin: m.Origin, ID: m.Id, Payload: m.Payload})
+}
+
+func (b *Broadcast) forward(ctx *actors.Context, m *pb.BroadcastMessage, from string) error {
+	for _, n := range b.neighbours {
+		if n == from || n == m.Origin {
+			continue
+		}
+		if err := ctx.SendReliable(n, m); err != nil {
+			ctx.Log().Warn().Err(err).Str("neighbour", n).Msg("cannot forward a broadcast")
+		}
+	}
+	return nil
+}
+
+func (b *Broadcast) onGarbageCollect(ctx *actors.Context, _ GarbageCollectTimer) error {
+	cutoff := ctx.Now().Add(-b.cfg.Retain)
+	for id, at := range b.seen {
+		if at.Before(cutoff) {
+			delete(b.seen, id)
+		}
+	}
+	return nil
+}
+
+func (b *Broadcast) addNeighbour(ctx *actors.Context, n string) {
+	if n == ctx.Node() || slices.Contains(b.neighbours, n) {
+		return
+	}
+	b.neighbours = append(b.neighbours, n)
+	slices.Sort(b.neighbours)
+}
+
+func (b *Broadcast) removeNeighbour(n string) {
+	b.neighbours = slices.DeleteFunc(b.neighbours, func(x string) bool { return x == n })
+}
