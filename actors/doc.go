@@ -1,0 +1,46 @@
+// Package actors is Troupe's runtime: it runs each distributed protocol as
+// a supervised protoactor actor on a [Node], so protocol code is a small
+// piece of state plus handlers and never locks.
+//
+// # Usage
+//
+// A protocol has a name and an Init that registers typed handlers:
+//
+//	func (p *Bully) Init(ctx *actors.Context) error {
+//		actors.OnMessage(ctx, p.onElection)        // protobuf from another node
+//		actors.OnRequest(ctx, p.onGetLeader)       // local request → reply
+//		actors.OnNotification(ctx, p.onMemberDown) // local one-to-many
+//		actors.OnTimer(ctx, p.onTimeout)           // ctx.After / ctx.Every
+//		return nil
+//	}
+//
+// Handlers send with [Context.Send] (best effort) or [Context.SendReliable]
+// (exactly once, in order, while both nodes live), publish with
+// [Context.Notify], ask other protocols with [Request] (the reply arrives as
+// a later event), and read time and randomness from [Context.Now] and
+// [Context.Rand]. Code outside protocols uses [Node.Tell], [Call] and
+// [Observe].
+//
+// # Concurrency
+//
+// One event at a time: a protocol's handlers, Init and Stop run on its
+// mailbox, never concurrently, so its state needs no lock. A [Context] must
+// not leave them. A handler must not block: long work belongs in a goroutine
+// the protocol owns, which reports back with [Node.Tell].
+//
+// Timers are self-messages; a cancelled timer never fires, even when its
+// message is already queued. A panic or a returned error restarts the
+// protocol (a fresh value from its [Factory], then Init) after a doubling
+// backoff; more than SupervisionConfig.MaxRestarts failures within Window
+// stop it. Both publish events ([ProtocolRestarted], [ProtocolStopped]),
+// log, and count. A request handler's error is its reply, not a failure.
+//
+// [Node.Stop] returns when every goroutine the node owns has exited.
+//
+// # Testing
+//
+// Package actors/actortest starts whole clusters (cluster.Local) in a test,
+// waits for conditions with deadlines, and offers a manual clock. Run
+// protocols on transport/sim to inject loss, duplication, reordering and
+// partitions from a seed and to count messages and bytes.
+package actors
