@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -155,7 +156,7 @@ func (n *Node) Start(f Factory) error {
 		}
 		return fmt.Errorf("actors: starting protocol %s on node %s: %w", name, n.name, err)
 	}
-	next := maps1(*n.hosts.Load())
+	next := maps.Clone(*n.hosts.Load())
 	next[name] = h
 	n.hosts.Store(&next)
 	return nil
@@ -165,14 +166,6 @@ func (n *Node) Start(f Factory) error {
 // first Init. Caller holds mu.
 func (n *Node) starting(name string) bool {
 	return slices.ContainsFunc(n.order, func(h *protocolHost) bool { return h.name == name })
-}
-
-func maps1[K comparable, V any](m map[K]V) map[K]V {
-	c := make(map[K]V, len(m)+1)
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // actorName is the protoactor name of a protocol's actor.
@@ -296,7 +289,7 @@ func (n *Node) subscribe(t reflect.Type, pid *actor.PID) {
 }
 
 func (n *Node) subscribeLocked(t reflect.Type, pid *actor.PID) {
-	next := maps1(*n.subs.Load())
+	next := maps.Clone(*n.subs.Load())
 	if !slices.ContainsFunc(next[t], pid.Equal) {
 		next[t] = append(slices.Clip(next[t]), pid)
 	}
@@ -310,7 +303,7 @@ func (n *Node) unsubscribe(pid *actor.PID) {
 }
 
 func (n *Node) unsubscribeLocked(pid *actor.PID) {
-	next := maps1(*n.subs.Load())
+	next := maps.Clone(*n.subs.Load())
 	for t, pids := range next {
 		if slices.ContainsFunc(pids, pid.Equal) {
 			next[t] = slices.DeleteFunc(slices.Clone(pids), pid.Equal)
