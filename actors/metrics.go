@@ -152,26 +152,23 @@ func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
 // Network sums the counters of the types that crossed the network
 // (including acknowledgements), leaving out local messages.
 func (s ProtocolStats) Network() TypeStats {
+	return s.sum(func(ts TypeStats) bool { return ts.BytesOut > 0 || ts.BytesIn > 0 })
+}
+
+// Total sums the counters of every type.
+func (s ProtocolStats) Total() TypeStats {
+	return s.sum(func(TypeStats) bool { return true })
+}
+
+func (s ProtocolStats) sum(keep func(TypeStats) bool) TypeStats {
 	var t TypeStats
 	for _, ts := range s.Types {
-		if ts.BytesOut > 0 || ts.BytesIn > 0 {
+		if keep(ts) {
 			t.MsgsIn += ts.MsgsIn
 			t.BytesIn += ts.BytesIn
 			t.MsgsOut += ts.MsgsOut
 			t.BytesOut += ts.BytesOut
 		}
-	}
-	return t
-}
-
-// Total sums the counters of every type.
-func (s ProtocolStats) Total() TypeStats {
-	var t TypeStats
-	for _, ts := range s.Types {
-		t.MsgsIn += ts.MsgsIn
-		t.BytesIn += ts.BytesIn
-		t.MsgsOut += ts.MsgsOut
-		t.BytesOut += ts.BytesOut
 	}
 	return t
 }

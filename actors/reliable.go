@@ -215,11 +215,3 @@ func (r *reliable) flushAcks(h *protocolHost) {
 		})
 	}
 }
-
-// inFlight counts unacknowledged messages to a peer (for tests).
-func (r *reliable) inFlight(peer string) int {
-	if st := r.out[peer]; st != nil {
-		return len(st.unacked)
-	}
-	return 0
-}
