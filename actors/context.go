@@ -22,10 +22,10 @@ type Context struct {
 	proto Protocol
 	done  bool
 
-	msgH    map[reflect.Type]*entry // messages from the network, by payload type
-	notifH  map[reflect.Type]*entry // notifications and Tell messages
-	timerH  map[reflect.Type]*entry // timer payloads
-	reqH    map[reflect.Type]*reqEntry
+	msgH    typeTable[*entry] // messages from the network, by payload type
+	notifH  typeTable[*entry] // notifications and Tell messages
+	timerH  typeTable[*entry] // timer payloads
+	reqH    typeTable[*reqEntry]
 	timers  map[TimerID]*timer
 	pending map[uint64]*pendingReq
 }
@@ -34,10 +34,6 @@ func newContext(h *protocolHost, p Protocol) *Context {
 	return &Context{
 		h:       h,
 		proto:   p,
-		msgH:    map[reflect.Type]*entry{},
-		notifH:  map[reflect.Type]*entry{},
-		timerH:  map[reflect.Type]*entry{},
-		reqH:    map[reflect.Type]*reqEntry{},
 		timers:  map[TimerID]*timer{},
 		pending: map[uint64]*pendingReq{},
 	}
@@ -145,7 +141,7 @@ func mustConcrete(what string, t reflect.Type) {
 func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, m M) error) {
 	t := reflect.TypeFor[M]()
 	mustConcrete("OnMessage", t)
-	ctx.msgH[t] = ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) })
+	ctx.msgH.set(t, ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) }))
 }
 
 // OnNotification registers the handler of local messages of type N:
@@ -154,7 +150,7 @@ func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, 
 func OnNotification[N any](ctx *Context, h func(ctx *Context, n N) error) {
 	t := reflect.TypeFor[N]()
 	mustConcrete("OnNotification", t)
-	ctx.notifH[t] = ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(N)) })
+	ctx.notifH.set(t, ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(N)) }))
 	ctx.h.node.subscribe(t, ctx.h.self)
 }
 
@@ -163,5 +159,5 @@ func OnNotification[N any](ctx *Context, h func(ctx *Context, n N) error) {
 func OnTimer[T any](ctx *Context, h func(ctx *Context, t T) error) {
 	t := reflect.TypeFor[T]()
 	mustConcrete("OnTimer", t)
-	ctx.timerH[t] = ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(T)) })
+	ctx.timerH.set(t, ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(T)) }))
 }

@@ -204,8 +204,8 @@ func (h *protocolHost) onLocal(m any) {
 	if h.ctx == nil {
 		return
 	}
-	e := h.ctx.notifH[reflect.TypeOf(m)]
-	if e == nil {
+	e, ok := h.ctx.notifH.get(reflect.TypeOf(m))
+	if !ok {
 		switch m.(type) {
 		case actor.SystemMessage, actor.AutoReceiveMessage:
 			return // lifecycle messages the runtime needs no action for
@@ -238,7 +238,7 @@ func (h *protocolHost) dispatch(m *inbound) {
 		h.node.badInput.Warn().Err(err).Str("from", env.From).Msg("dropping a malformed message")
 		return
 	}
-	e := h.ctx.msgH[reflect.TypeOf(msg)]
+	e, _ := h.ctx.msgH.get(reflect.TypeOf(msg))
 	var stats *typeMetrics
 	if e != nil {
 		stats = e.stats

@@ -28,9 +28,9 @@ func OnRequest[Req, Rep any](ctx *Context, h func(ctx *Context, req Req) (Rep, e
 	t := reflect.TypeFor[Req]()
 	mustConcrete("OnRequest", t)
 	name := typeNameOf(t)
-	ctx.reqH[t] = &reqEntry{name: name, stats: ctx.h.metrics.typ(name), fn: func(c *Context, req any) (any, error) {
+	ctx.reqH.set(t, &reqEntry{name: name, stats: ctx.h.metrics.typ(name), fn: func(c *Context, req any) (any, error) {
 		return h(c, req.(Req))
-	}}
+	}})
 }
 
 // Request sends req to protocol `protocol` on this node without waiting:
@@ -76,8 +76,8 @@ func (h *protocolHost) onRequest(m *requestMsg) {
 		reply(nil, fmt.Errorf("%w: %s", ErrProtocolStopped, h.name))
 		return
 	}
-	e := h.ctx.reqH[reflect.TypeOf(m.body)]
-	if e == nil {
+	e, ok := h.ctx.reqH.get(reflect.TypeOf(m.body))
+	if !ok {
 		h.metrics.unhandled.Add(1)
 		reply(nil, fmt.Errorf("%w: protocol %s on node %s has no request handler for %s", ErrNoHandler, h.name, h.node.name, typeName(m.body)))
 		return

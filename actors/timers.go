@@ -100,8 +100,8 @@ func (h *protocolHost) onTimer(m *timerFired) {
 	if t.fn != nil {
 		t.fn()
 	} else {
-		e := h.ctx.timerH[reflect.TypeOf(t.payload)]
-		if e == nil {
+		e, ok := h.ctx.timerH.get(reflect.TypeOf(t.payload))
+		if !ok {
 			h.unhandled("timer", typeName(t.payload), "")
 		} else {
 			e.stats.msgsIn.Add(1)
