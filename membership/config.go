@@ -1,0 +1,263 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Presets name the timing profiles a Config can start from.
+const (
+	// PresetLAN is memberlist's DefaultLANConfig: probes every second,
+	// 500ms probe timeout, suspicion 4·log10(N) probe intervals.
+	PresetLAN = "lan"
+	// PresetWAN is memberlist's DefaultWANConfig: probes every 5s, for
+	// links with high and variable latency.
+	PresetWAN = "wan"
+	// PresetLocal is for nodes on one host or one container network:
+	// memberlist's DefaultLocalConfig with probing five times as fast (200ms
+	// interval, 100ms timeout) and push-pull every 5s. memberlist's own
+	// local profile takes 4 s or more to declare a node failed in a
+	// 25-node cluster (its suspicion lasts 3·log10(N) seconds at least);
+	// this one takes under 2 s (see docs/membership.md for the numbers).
+	PresetLocal = "local"
+)
+
+// Presets lists the valid preset names.
+var Presets = []string{PresetLAN, PresetWAN, PresetLocal}
+
+// Timing overrides the timings of a preset. A zero field keeps the preset's
+// value. See memberlist.Config for the meaning of each.
+type Timing struct {
+	ProbeInterval           time.Duration // how often a node probes one other
+	ProbeTimeout            time.Duration // wait for a direct ack before indirect probes
+	IndirectChecks          int           // nodes asked to probe indirectly
+	SuspicionMult           int           // suspicion lasts SuspicionMult·log10(N) probe intervals at least
+	SuspicionMaxTimeoutMult int           // ... and at most this many times that
+	AwarenessMaxMultiplier  int           // Lifeguard: how far a struggling node may slow its probing
+	GossipInterval          time.Duration // how often to gossip
+	GossipNodes             int           // peers per gossip round
+	GossipToTheDeadTime     time.Duration // keep gossiping to a dead node this long
+	RetransmitMult          int           // a broadcast is retransmitted RetransmitMult·log10(N+1) times
+	PushPullInterval        time.Duration // full state sync with one random node
+	TCPTimeout              time.Duration // stream dial and push-pull timeout
+	DeadNodeReclaimTime     time.Duration // after this, a dead node's name may come back at another address
+}
+
+// JoinRetry says how Join retries seeds that do not answer.
+type JoinRetry struct {
+	Backoff    time.Duration // first wait between attempts; default 100ms
+	MaxBackoff time.Duration // the wait doubles up to this; default 2s
+	Timeout    time.Duration // give up after this long; default 30s
+}
+
+// Config sets up one node's membership.
+type Config struct {
+	// Name is the node's name, unique among live members.
+	Name string
+	// Address is the node's protoactor remote address, gossiped so that
+	// other nodes can reach it (empty on the sim network).
+	Address string
+	// Kinds are the protoactor cluster kinds this node hosts.
+	Kinds []string
+
+	// Preset is the timing profile: "lan" (default), "wan" or "local".
+	Preset string
+	// Timing overrides single timings of the preset.
+	Timing Timing
+
+	// Bind is the host:port SWIM listens on (UDP and TCP). Default
+	// 127.0.0.1:0, a free port on loopback. Ignored when Transport is set.
+	Bind string
+	// Advertise is the host:port other nodes reach this one at, when it
+	// differs from Bind (NAT, containers). Ignored when Transport is set.
+	Advertise string
+	// Seeds are the addresses (host:port) of members to join through. Join
+	// tries them all and retries with backoff until one answers.
+	Seeds []string
+	// Retry paces the retries of Join.
+	Retry JoinRetry
+
+	// Keys is the gossip keyring: every key is accepted on receive, the
+	// first encrypts what this node sends. Each key is 16, 24 or 32 bytes
+	// (AES-128, -192, -256). No keys: gossip is not encrypted.
+	Keys [][]byte
+
+	// Transport replaces memberlist's UDP/TCP transport, e.g. with the sim
+	// hub's (sim.Hub.Memberlist), so that simulated faults apply to SWIM.
+	Transport memberlist.NodeAwareTransport
+
+	// Generation tells this run of the node from earlier ones; 0 means the
+	// start time in nanoseconds.
+	Generation uint64
+
+	// Logger receives memberlist's log lines and membership changes.
+	Logger zerolog.Logger
+}
+
+// metaLimit is memberlist's limit on node metadata.
+const metaLimit = memberlist.MetaMaxSize
+
+// Validate reports every problem of cfg, naming the field and what is
+// valid.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if err := transport.ValidateName("node", cfg.Name); err != nil {
+		errs = append(errs, fmt.Errorf("membership: Name: %w", err))
+	}
+	switch cfg.Preset {
+	case "", PresetLAN, PresetWAN, PresetLocal:
+	default:
+		errs = append(errs, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", cfg.Preset, PresetLAN, PresetWAN, PresetLocal))
+	}
+	if cfg.Transport == nil {
+		if cfg.Bind != "" {
+			if _, _, err := splitHostPort("Bind", cfg.Bind, true); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if cfg.Advertise != "" {
+			if _, _, err := splitHostPort("Advertise", cfg.Advertise, false); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for i, s := range cfg.Seeds {
+		if _, _, err := splitHostPort(fmt.Sprintf("Seeds[%d]", i), s, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, k := range cfg.Keys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("membership: Keys[%d] is %d bytes; a gossip key is 16, 24 or 32 bytes (AES-128, AES-192 or AES-256)", i, len(k)))
+		}
+	}
+	if err := cfg.Timing.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	r := cfg.Retry
+	if r.Backoff < 0 || r.MaxBackoff < 0 || r.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("membership: Retry has a negative duration (%+v); use 0 for the default", r))
+	}
+	return errors.Join(errs...)
+}
+
+func (t Timing) validate() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ProbeInterval", t.ProbeInterval}, {"ProbeTimeout", t.ProbeTimeout},
+		{"GossipInterval", t.GossipInterval}, {"GossipToTheDeadTime", t.GossipToTheDeadTime},
+		{"PushPullInterval", t.PushPullInterval}, {"TCPTimeout", t.TCPTimeout},
+		{"DeadNodeReclaimTime", t.DeadNodeReclaimTime},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("membership: Timing.%s is %v; it must be positive (0 keeps the preset's)", d.name, d.v))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"IndirectChecks", t.IndirectChecks}, {"SuspicionMult", t.SuspicionMult},
+		{"SuspicionMaxTimeoutMult", t.SuspicionMaxTimeoutMult}, {"AwarenessMaxMultiplier", t.AwarenessMaxMultiplier},
+		{"GossipNodes", t.GossipNodes}, {"RetransmitMult", t.RetransmitMult},
+	} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("membership: Timing.%s is %d; it must be positive (0 keeps the preset's)", n.name, n.v))
+		}
+	}
+	if t.ProbeInterval > 0 && t.ProbeTimeout > t.ProbeInterval {
+		errs = append(errs, fmt.Errorf("membership: Timing.ProbeTimeout %v exceeds ProbeInterval %v", t.ProbeTimeout, t.ProbeInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// splitHostPort parses a host:port address. The host must be an IP
+// address or a name; the port a number (0 allowed only where anyPort).
+func splitHostPort(field, addr string, anyPort bool) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("membership: %s %q is not host:port (e.g. 127.0.0.1:7946): %v", field, addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 || (port == 0 && !anyPort) {
+		valid := "1-65535"
+		if anyPort {
+			valid = "0-65535 (0: any free port)"
+		}
+		return "", 0, fmt.Errorf("membership: %s %q has port %q; valid ports are %s", field, addr, p, valid)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("membership: %s %q has no host (e.g. 127.0.0.1:%d)", field, addr, port)
+	}
+	return host, port, nil
+}
+
+// Preset returns memberlist's configuration for a preset name, with Troupe's
+// changes for "local".
+func Preset(name string) (*memberlist.Config, error) {
+	switch name {
+	case "", PresetLAN:
+		return memberlist.DefaultLANConfig(), nil
+	case PresetWAN:
+		return memberlist.DefaultWANConfig(), nil
+	case PresetLocal:
+		c := memberlist.DefaultLocalConfig()
+		c.ProbeInterval = 200 * time.Millisecond
+		c.ProbeTimeout = 100 * time.Millisecond
+		c.PushPullInterval = 5 * time.Second
+		c.GossipToTheDeadTime = 5 * time.Second
+		return c, nil
+	}
+	return nil, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", name, PresetLAN, PresetWAN, PresetLocal)
+}
+
+// apply writes the non-zero timings over c.
+func (t Timing) apply(c *memberlist.Config) {
+	setD := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setN := func(dst *int, v int) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setD(&c.ProbeInterval, t.ProbeInterval)
+	setD(&c.ProbeTimeout, t.ProbeTimeout)
+	setN(&c.IndirectChecks, t.IndirectChecks)
+	setN(&c.SuspicionMult, t.SuspicionMult)
+	setN(&c.SuspicionMaxTimeoutMult, t.SuspicionMaxTimeoutMult)
+	setN(&c.AwarenessMaxMultiplier, t.AwarenessMaxMultiplier)
+	setD(&c.GossipInterval, t.GossipInterval)
+	setN(&c.GossipNodes, t.GossipNodes)
+	setD(&c.GossipToTheDeadTime, t.GossipToTheDeadTime)
+	setN(&c.RetransmitMult, t.RetransmitMult)
+	setD(&c.PushPullInterval, t.PushPullInterval)
+	setD(&c.TCPTimeout, t.TCPTimeout)
+	setD(&c.DeadNodeReclaimTime, t.DeadNodeReclaimTime)
+}
+
+func (r JoinRetry) withDefaults() JoinRetry {
+	if r.Backoff == 0 {
+		r.Backoff = 100 * time.Millisecond
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = 2 * time.Second
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 30 * time.Second
+	}
+	return r
+}

@@ -1,0 +1,312 @@
+package membership
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate receives memberlist's callbacks. memberlist calls the event
+// callbacks with its node lock held: they only update the view and queue
+// events, never call back into memberlist.
+type delegate Membership
+
+var (
+	_ memberlist.Delegate         = (*delegate)(nil)
+	_ memberlist.EventDelegate    = (*delegate)(nil)
+	_ memberlist.ConflictDelegate = (*delegate)(nil)
+	_ memberlist.PingDelegate     = (*delegate)(nil)
+)
+
+// swimState mirrors memberlist's unexported nodeState (unchanged since
+// memberlist's first releases, and checked by TestSWIMStateLayout):
+// memberlist hands the event delegate &nodeState.Node, and the fields after
+// it are the only place memberlist keeps a member's SWIM incarnation and
+// whether it failed or left. Only Nodes given to NotifyJoin, NotifyLeave
+// and NotifyUpdate may be read this way.
+type swimState struct {
+	memberlist.Node
+	Incarnation uint32
+	State       memberlist.NodeStateType
+	StateChange time.Time
+}
+
+func swimOf(n *memberlist.Node) *swimState { return (*swimState)(unsafe.Pointer(n)) }
+
+func (d *delegate) m() *Membership { return (*Membership)(d) }
+
+// NodeMeta is this node's MemberMeta.
+func (d *delegate) NodeMeta(int) []byte {
+	m := d.m()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.meta
+}
+
+func (d *delegate) NotifyMsg([]byte)                  {}
+func (d *delegate) GetBroadcasts(int, int) [][]byte   { return nil }
+func (d *delegate) LocalState(bool) []byte            { return nil }
+func (d *delegate) MergeRemoteState(_ []byte, _ bool) {}
+
+func (d *delegate) NotifyJoin(n *memberlist.Node) { d.observe(n) }
+
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.observe(n) }
+
+func (d *delegate) NotifyLeave(n *memberlist.Node) { d.observe(n) }
+
+// observe turns memberlist's view of n into events.
+func (d *delegate) observe(n *memberlist.Node) {
+	m := d.m()
+	s := swimOf(n)
+	st := Alive
+	switch s.State {
+	case memberlist.StateSuspect:
+		st = Suspect
+	case memberlist.StateDead:
+		st = Failed
+	case memberlist.StateLeft:
+		st = Left
+	}
+	mem := m.member(n, st)
+	mem.Incarnation = s.Incarnation
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n.Name == m.self.Name {
+		m.self.Incarnation = s.Incarnation
+		if st == Alive {
+			m.view[n.Name] = mem
+		}
+		return
+	}
+	prev, known := m.view[n.Name]
+	wasLive := known && (prev.State == Alive || prev.State == Suspect)
+	switch {
+	case st == Failed:
+		m.publishLocked(&MemberFailed{Member: mem})
+	case st == Left:
+		m.publishLocked(&MemberLeft{Member: mem})
+	case !wasLive:
+		m.publishLocked(&MemberJoined{Member: mem})
+	case prev.Generation != mem.Generation:
+		old := prev.clone()
+		old.State = Failed
+		m.publishLocked(&MemberFailed{Member: old}, &MemberJoined{Member: mem})
+	default:
+		m.publishLocked(&MemberUpdated{Member: mem})
+	}
+}
+
+// NotifyConflict: a node with our name (or a name we know) claims another
+// address. When it is this node's own name, a live member already has it.
+func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
+	m := d.m()
+	err := fmt.Errorf("%w: %q is at %s; this node is at %s (choose another Name, or stop the other node and let it be declared failed)",
+		ErrNameTaken, existing.Name, other.Address(), existing.Address())
+	if existing.Name != m.self.Name {
+		m.log.Error().Str("member", existing.Name).Str("known", existing.Address()).Str("claimed", other.Address()).
+			Msg("two nodes claim one name; keeping the one known first")
+		return
+	}
+	m.mu.Lock()
+	m.conflict = err
+	m.mu.Unlock()
+	m.log.Error().Err(err).Msg("name conflict")
+}
+
+// AckPayload and NotifyPingComplete count this node's answered probes, and
+// clear a suspicion this node raised when the member answers again.
+func (d *delegate) AckPayload() []byte { return nil }
+
+func (d *delegate) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+	m := d.m()
+	m.probes.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev, ok := m.view[other.Name]; ok && prev.State == Suspect {
+		mem := prev.clone()
+		mem.State = Alive
+		m.publishLocked(&MemberUpdated{Member: mem})
+	}
+}
+
+// suspected records this node's own suspicion of a member (memberlist
+// reports it only in its log).
+func (m *Membership) suspected(name string) {
+	m.suspicions.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev, ok := m.view[name]; ok && prev.State == Alive {
+		mem := prev.clone()
+		mem.State = Suspect
+		m.publishLocked(&MemberSuspect{Member: mem})
+	}
+}
+
+// logBridge routes memberlist's log lines ("[LEVEL] memberlist: text") to
+// zerolog at the matching level, and picks out this node's suspicions and
+// failed probes, which memberlist reports nowhere else.
+type logBridge struct{ m *Membership }
+
+func (b *logBridge) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level, text := "INFO", line
+	if strings.HasPrefix(line, "[") {
+		if i := strings.IndexByte(line, ']'); i > 0 {
+			level, text = line[1:i], strings.TrimSpace(line[i+1:])
+		}
+	}
+	text = strings.TrimPrefix(text, "memberlist: ")
+	if name, ok := strings.CutPrefix(text, "Suspect "); ok {
+		if name, _, ok := strings.Cut(name, " has failed"); ok {
+			b.m.suspected(name)
+		}
+	}
+	if strings.HasPrefix(text, "Failed ping: ") {
+		b.m.probeFails.Add(1)
+	}
+	log := b.m.log
+	ev := log.Debug()
+	switch level {
+	case "ERR", "ERROR":
+		ev = log.Error()
+	case "WARN":
+		ev = log.Warn()
+	case "INFO":
+		ev = log.Info()
+	}
+	ev.Str("source", "memberlist").Msg(text)
+	return len(p), nil
+}
+
+// countingTransport counts the packets and bytes SWIM sends and receives.
+type countingTransport struct {
+	memberlist.NodeAwareTransport
+	packetsIn, packetsOut atomic.Int64
+	bytesIn, bytesOut     atomic.Int64
+
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// newCountingTransport relays inner's channels through counters. The relay
+// goroutines end on Shutdown.
+func newCountingTransport(inner memberlist.NodeAwareTransport) *countingTransport {
+	t := &countingTransport{
+		NodeAwareTransport: inner,
+		packets:            make(chan *memberlist.Packet),
+		streams:            make(chan net.Conn),
+		stop:               make(chan struct{}),
+	}
+	innerP, innerS := inner.PacketCh(), inner.StreamCh()
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		for {
+			select {
+			case p, ok := <-innerP:
+				if !ok {
+					return
+				}
+				t.packetsIn.Add(1)
+				t.bytesIn.Add(int64(len(p.Buf)))
+				select {
+				case t.packets <- p:
+				case <-t.stop:
+					return
+				}
+			case <-t.stop:
+				return
+			}
+		}
+	}()
+	go func() {
+		defer t.wg.Done()
+		for {
+			select {
+			case c, ok := <-innerS:
+				if !ok {
+					return
+				}
+				select {
+				case t.streams <- &countedConn{Conn: c, t: t}:
+				case <-t.stop:
+					_ = c.Close()
+					return
+				}
+			case <-t.stop:
+				return
+			}
+		}
+	}()
+	return t
+}
+
+func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	t.countOut(len(b))
+	return t.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (t *countingTransport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
+	t.countOut(len(b))
+	return t.NodeAwareTransport.WriteToAddress(b, addr)
+}
+
+func (t *countingTransport) countOut(n int) {
+	t.packetsOut.Add(1)
+	t.bytesOut.Add(int64(n))
+}
+
+func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
+func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, t: t}, nil
+}
+
+func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	c, err := t.NodeAwareTransport.DialAddressTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, t: t}, nil
+}
+
+// Shutdown shuts the inner transport down and stops the relays; it is
+// called once, by memberlist's Shutdown.
+func (t *countingTransport) Shutdown() error {
+	err := t.NodeAwareTransport.Shutdown()
+	close(t.stop)
+	t.wg.Wait()
+	return err
+}
+
+// countedConn counts a stream's bytes.
+type countedConn struct {
+	net.Conn
+	t *countingTransport
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.t.bytesIn.Add(int64(n))
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.t.bytesOut.Add(int64(n))
+	return n, err
+}

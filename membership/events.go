@@ -1,0 +1,133 @@
+package membership
+
+import (
+	"fmt"
+	"slices"
+)
+
+// State is a member's state in one node's view.
+type State int
+
+const (
+	// Alive members answer probes.
+	Alive State = iota
+	// Suspect members missed a probe of this node and have not yet been
+	// declared failed; they may still refute the suspicion.
+	Suspect
+	// Failed members stopped answering and were declared dead.
+	Failed
+	// Left members announced their departure (a graceful leave).
+	Left
+)
+
+func (s State) String() string {
+	switch s {
+	case Alive:
+		return "alive"
+	case Suspect:
+		return "suspect"
+	case Failed:
+		return "failed"
+	case Left:
+		return "left"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Member is one node as a membership view sees it.
+type Member struct {
+	Name string
+	// Address is the node's protoactor remote address (empty on the sim
+	// network).
+	Address string
+	// Kinds are the protoactor cluster kinds the node hosts.
+	Kinds []string
+	// Incarnation is SWIM's incarnation number of the member: the member
+	// raises it to refute a suspicion, and a higher one overrides older
+	// news about the member.
+	Incarnation uint32
+	// Generation changes each time the node starts: a member that comes
+	// back with another generation is a restarted node, whose state is
+	// new.
+	Generation uint64
+	// Gossip is the node's SWIM address (host:port).
+	Gossip string
+	State  State
+}
+
+func (m Member) String() string {
+	return fmt.Sprintf("%s(%s, generation %d, incarnation %d)", m.Name, m.State, m.Generation, m.Incarnation)
+}
+
+func (m Member) clone() Member {
+	m.Kinds = slices.Clone(m.Kinds)
+	return m
+}
+
+// Event is a change of membership. Each is published to protocols as a
+// notification of its own type (subscribe with actors.OnNotification).
+type Event interface {
+	// Of is the member the event is about, in its new state.
+	Of() Member
+}
+
+type (
+	// MemberJoined: a node joined, or this node learned of it, or a node
+	// came back (after failing or leaving, or restarted: a new
+	// generation).
+	MemberJoined struct{ Member Member }
+	// MemberSuspect: this node's probe of the member failed, so it
+	// suspects it. Only this node's own suspicions are observable: the
+	// suspicions it learns through gossip are not.
+	MemberSuspect struct{ Member Member }
+	// MemberFailed: the member was declared dead, or it restarted before
+	// it was (its old generation is reported failed before the new one
+	// joins).
+	MemberFailed struct{ Member Member }
+	// MemberLeft: the member left gracefully.
+	MemberLeft struct{ Member Member }
+	// MemberUpdated: the member's metadata changed (its kinds or
+	// address), or a member this node suspected answered again.
+	MemberUpdated struct{ Member Member }
+)
+
+func (e *MemberJoined) Of() Member  { return e.Member }
+func (e *MemberSuspect) Of() Member { return e.Member }
+func (e *MemberFailed) Of() Member  { return e.Member }
+func (e *MemberLeft) Of() Member    { return e.Member }
+func (e *MemberUpdated) Of() Member { return e.Member }
+
+// View is one node's membership at one moment.
+type View struct {
+	Self    Member
+	Members []Member // every member ever seen, self included, by name
+}
+
+// Live lists the members that are alive or suspect, by name.
+func (v View) Live() []Member {
+	var out []Member
+	for _, m := range v.Members {
+		if m.State == Alive || m.State == Suspect {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// LiveNames lists the names of the live members.
+func (v View) LiveNames() []string {
+	var out []string
+	for _, m := range v.Live() {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// Get finds a member by name.
+func (v View) Get(name string) (Member, bool) {
+	i := slices.IndexFunc(v.Members, func(m Member) bool { return m.Name == name })
+	if i < 0 {
+		return Member{}, false
+	}
+	return v.Members[i], true
+}

@@ -1,0 +1,426 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/messages"
+)
+
+// Errors of Join. Test with errors.Is.
+var (
+	// ErrNameTaken: a live member already has this node's name.
+	ErrNameTaken = errors.New("membership: node name already taken by a live member")
+	// ErrKeyMismatch: the seed gossips with other keys (or none).
+	ErrKeyMismatch = errors.New("membership: gossip keys do not match the seed's")
+	// ErrNoSeed: no seed answered before Retry.Timeout.
+	ErrNoSeed = errors.New("membership: no seed answered")
+	// ErrShutdown: the membership was shut down.
+	ErrShutdown = errors.New("membership: shut down")
+)
+
+// Membership is one node's SWIM membership: it joins the cluster, keeps a
+// view of every member, and publishes each change as an Event to its
+// subscribers, in order, from one goroutine. It is safe for concurrent use.
+type Membership struct {
+	cfg     Config
+	log     zerolog.Logger
+	ml      *memberlist.Memberlist
+	keyring *memberlist.Keyring
+	tr      *countingTransport
+	meta    []byte
+	self    Member
+
+	mu       sync.Mutex
+	view     map[string]Member
+	subs     map[int]func(Event)
+	nextSub  int
+	queue    []Event
+	conflict error
+	closed   bool
+	wake     chan struct{}
+	done     chan struct{} // closed by Shutdown
+	exited   chan struct{} // closed when dispatch returns
+
+	suspicions atomic.Int64
+	probes     atomic.Int64
+	probeFails atomic.Int64
+}
+
+// New validates cfg, starts SWIM on its address (or transport) and returns
+// the membership, not yet joined: call Join.
+func New(cfg Config) (*Membership, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Generation == 0 {
+		cfg.Generation = uint64(time.Now().UnixNano())
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1:0"
+	}
+	mlc, err := Preset(cfg.Preset)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timing.apply(mlc)
+	if mlc.DeadNodeReclaimTime == 0 {
+		// A restarted node may come back at another address (a new port)
+		// as soon as its old incarnation is dead or has left.
+		mlc.DeadNodeReclaimTime = time.Nanosecond
+	}
+	m := &Membership{
+		cfg:    cfg,
+		log:    cfg.Logger.With().Str("node", cfg.Name).Str("component", "membership").Logger(),
+		view:   map[string]Member{},
+		subs:   map[int]func(Event){},
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		exited: make(chan struct{}),
+	}
+	meta, err := proto.Marshal(&messages.MemberMeta{Name: cfg.Name, Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
+	if err != nil {
+		return nil, fmt.Errorf("membership: encoding metadata: %w", err)
+	}
+	if len(meta) > metaLimit {
+		return nil, fmt.Errorf("membership: node %s: metadata is %d bytes (name, address and %d kinds); memberlist allows %d", cfg.Name, len(meta), len(cfg.Kinds), metaLimit)
+	}
+	m.meta = meta
+
+	logger := log.New(&logBridge{m: m}, "", 0)
+	mlc.Name = cfg.Name
+	mlc.Logger = logger
+	mlc.Delegate = (*delegate)(m)
+	mlc.Events = (*delegate)(m)
+	mlc.Conflict = (*delegate)(m)
+	mlc.Ping = (*delegate)(m)
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("membership: keyring: %w", err)
+		}
+		mlc.Keyring = kr
+		m.keyring = kr
+	}
+	inner := cfg.Transport
+	if inner == nil {
+		host, port, _ := splitHostPort("Bind", cfg.Bind, true)
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("membership: node %s: listening on %s: %w", cfg.Name, cfg.Bind, err)
+		}
+		inner = nt
+		if cfg.Advertise != "" {
+			ahost, aport, _ := splitHostPort("Advertise", cfg.Advertise, false)
+			mlc.AdvertiseAddr, mlc.AdvertisePort = ahost, aport
+		} else {
+			mlc.AdvertiseAddr, mlc.AdvertisePort = "", 0
+		}
+	}
+	m.tr = newCountingTransport(inner)
+	mlc.Transport = m.tr
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		_ = m.tr.Shutdown()
+		return nil, fmt.Errorf("membership: node %s: starting SWIM: %w", cfg.Name, err)
+	}
+	m.ml = ml
+	ln := ml.LocalNode()
+	m.self = Member{Name: cfg.Name, Address: cfg.Address, Kinds: slices.Clone(cfg.Kinds), Generation: cfg.Generation, Gossip: ln.Address()}
+	go m.dispatch()
+	return m, nil
+}
+
+// Name is this node's name.
+func (m *Membership) Name() string { return m.cfg.Name }
+
+// GossipAddr is this node's SWIM address (host:port), for other nodes'
+// Seeds.
+func (m *Membership) GossipAddr() string { return m.self.Gossip }
+
+// Join joins the cluster through the configured seeds (none: this node
+// starts a cluster of its own). It tries every seed, and retries with
+// backoff until one answers, ctx ends or Retry.Timeout passes. It fails at
+// once if the seeds use other gossip keys or a live member has this name.
+func (m *Membership) Join(ctx context.Context) error {
+	seeds := slices.DeleteFunc(slices.Clone(m.cfg.Seeds), func(s string) bool { return s == m.self.Gossip })
+	if len(seeds) == 0 {
+		return nil
+	}
+	r := m.cfg.Retry.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	wait := r.Backoff
+	for attempt := 1; ; attempt++ {
+		n, err := m.ml.Join(seeds)
+		if cerr := m.takeConflict(); cerr != nil {
+			return cerr
+		}
+		if err != nil && isKeyError(err) {
+			err = fmt.Errorf("%w: node %s joining through %v: %v (check that every node has the same keys in Keys)", ErrKeyMismatch, m.cfg.Name, seeds, err)
+			m.log.Error().Err(err).Msg("cannot join: gossip keys differ")
+			return err
+		}
+		if n > 0 {
+			m.log.Debug().Int("seeds_reached", n).Int("attempts", attempt).Msg("joined")
+			return nil
+		}
+		m.log.Debug().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("no seed answered")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: node %s tried %v %d times: %v", ErrNoSeed, m.cfg.Name, seeds, attempt, err)
+		case <-m.done:
+			return ErrShutdown
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, r.MaxBackoff)
+	}
+}
+
+func isKeyError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "decrypt") || strings.Contains(s, "encryption is not configured") ||
+		strings.Contains(s, "remote state is not encrypted")
+}
+
+func (m *Membership) takeConflict() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err := m.conflict
+	m.conflict = nil
+	return err
+}
+
+// Leave announces this node's departure, waits up to timeout for the
+// announcement to spread, and shuts down. Other nodes report it as left.
+func (m *Membership) Leave(timeout time.Duration) error {
+	err := m.ml.Leave(timeout)
+	return errors.Join(err, m.Shutdown())
+}
+
+// Shutdown stops SWIM without a goodbye (other nodes will report this one
+// failed) and stops publishing events. It returns when every goroutine of
+// the membership has exited.
+func (m *Membership) Shutdown() error {
+	err := m.ml.Shutdown()
+	m.mu.Lock()
+	if !m.closed {
+		m.closed = true
+		close(m.done)
+	}
+	m.mu.Unlock()
+	<-m.exited
+	return err
+}
+
+// View returns a copy of the current view.
+func (m *Membership) View() View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.viewLocked()
+}
+
+func (m *Membership) viewLocked() View {
+	v := View{Self: m.self.clone()}
+	for _, mem := range m.view {
+		v.Members = append(v.Members, mem.clone())
+	}
+	if _, ok := m.view[m.self.Name]; !ok {
+		v.Members = append(v.Members, v.Self)
+	}
+	slices.SortFunc(v.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return v
+}
+
+// Subscribe calls fn with every later event, in order, from one goroutine
+// (fn must not block for long). It returns the view at subscription time,
+// so that the subscriber misses nothing, and a function that cancels.
+func (m *Membership) Subscribe(fn func(Event)) (View, func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := m.nextSub
+	m.nextSub++
+	m.subs[id] = fn
+	return m.viewLocked(), func() {
+		m.mu.Lock()
+		delete(m.subs, id)
+		m.mu.Unlock()
+	}
+}
+
+// Stats are counters of one node's membership.
+type Stats struct {
+	Alive, Suspect, Failed, Left int   // members per state in this view (self included)
+	Probes                       int64 // probes of this node answered directly
+	ProbeFailures                int64 // probes of this node that got no direct ack
+	Suspicions                   int64 // members this node suspected
+	HealthScore                  int   // Lifeguard's awareness: 0 is healthy, higher is struggling
+	PacketsSent, PacketsReceived int64
+	BytesSent, BytesReceived     int64 // gossip packets and streams
+}
+
+// Stats returns the counters.
+func (m *Membership) Stats() Stats {
+	s := Stats{
+		Probes:          m.probes.Load(),
+		ProbeFailures:   m.probeFails.Load(),
+		Suspicions:      m.suspicions.Load(),
+		HealthScore:     m.ml.GetHealthScore(),
+		PacketsSent:     m.tr.packetsOut.Load(),
+		PacketsReceived: m.tr.packetsIn.Load(),
+		BytesSent:       m.tr.bytesOut.Load(),
+		BytesReceived:   m.tr.bytesIn.Load(),
+	}
+	for _, mem := range m.View().Members {
+		switch mem.State {
+		case Alive:
+			s.Alive++
+		case Suspect:
+			s.Suspect++
+		case Failed:
+			s.Failed++
+		case Left:
+			s.Left++
+		}
+	}
+	return s
+}
+
+// SetKinds changes the kinds this node announces and spreads the change
+// (other nodes see MemberUpdated).
+func (m *Membership) SetKinds(kinds []string, timeout time.Duration) error {
+	m.mu.Lock()
+	m.self.Kinds = slices.Clone(kinds)
+	meta, err := proto.Marshal(&messages.MemberMeta{Name: m.self.Name, Address: m.self.Address, Kinds: kinds, Generation: m.self.Generation})
+	if err == nil && len(meta) > metaLimit {
+		err = fmt.Errorf("membership: metadata with %d kinds is %d bytes; memberlist allows %d", len(kinds), len(meta), metaLimit)
+	}
+	if err == nil {
+		m.meta = meta
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.ml.UpdateNode(timeout)
+}
+
+// The keyring. Rotating the key without downtime: InstallKey(new) on every
+// node, then UseKey(new) on every node, then RemoveKey(old) on every node;
+// each step must reach every node before the next starts.
+
+// InstallKey adds a key that this node accepts on receive.
+func (m *Membership) InstallKey(key []byte) error {
+	if m.keyring == nil {
+		return errors.New("membership: gossip is not encrypted (no Keys at start); a keyring cannot be added to a running node")
+	}
+	if err := memberlist.ValidateKey(key); err != nil {
+		return fmt.Errorf("membership: key is %d bytes; a gossip key is 16, 24 or 32 bytes", len(key))
+	}
+	return m.keyring.AddKey(key)
+}
+
+// UseKey makes an installed key the one this node encrypts with.
+func (m *Membership) UseKey(key []byte) error {
+	if m.keyring == nil {
+		return errors.New("membership: gossip is not encrypted (no Keys at start)")
+	}
+	return m.keyring.UseKey(key)
+}
+
+// RemoveKey removes an installed key other than the one in use.
+func (m *Membership) RemoveKey(key []byte) error {
+	if m.keyring == nil {
+		return errors.New("membership: gossip is not encrypted (no Keys at start)")
+	}
+	return m.keyring.RemoveKey(key)
+}
+
+// Keys lists the installed keys, the one in use first.
+func (m *Membership) Keys() [][]byte {
+	if m.keyring == nil {
+		return nil
+	}
+	return m.keyring.GetKeys()
+}
+
+// publish updates the view and queues the events, under mu.
+func (m *Membership) publishLocked(evs ...Event) {
+	for _, ev := range evs {
+		mem := ev.Of()
+		m.view[mem.Name] = mem
+		m.queue = append(m.queue, ev)
+	}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch hands queued events to subscribers, in order, outside
+// memberlist's locks.
+func (m *Membership) dispatch() {
+	defer close(m.exited)
+	for {
+		select {
+		case <-m.wake:
+		case <-m.done:
+			return
+		}
+		for {
+			m.mu.Lock()
+			if len(m.queue) == 0 {
+				m.mu.Unlock()
+				break
+			}
+			ev := m.queue[0]
+			m.queue = m.queue[1:]
+			subs := make([]func(Event), 0, len(m.subs))
+			for id := range m.nextSub {
+				if fn, ok := m.subs[id]; ok {
+					subs = append(subs, fn)
+				}
+			}
+			m.mu.Unlock()
+			m.logEvent(ev)
+			for _, fn := range subs {
+				fn(ev)
+			}
+		}
+	}
+}
+
+func (m *Membership) logEvent(ev Event) {
+	mem := ev.Of()
+	e := m.log.Info()
+	if _, ok := ev.(*MemberSuspect); ok {
+		e = m.log.Debug()
+	}
+	e.Str("member", mem.Name).Uint64("generation", mem.Generation).Uint32("incarnation", mem.Incarnation).Str("state", mem.State.String()).
+		Msgf("%T", ev)
+}
+
+// member builds a Member from a memberlist node.
+func (m *Membership) member(n *memberlist.Node, st State) Member {
+	mem := Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: st}
+	var meta messages.MemberMeta
+	if err := proto.Unmarshal(n.Meta, &meta); err != nil || (meta.Name != "" && meta.Name != n.Name) {
+		m.log.Warn().Str("member", n.Name).Msg("member's metadata is not Troupe's: it has no remote address or kinds")
+		return mem
+	}
+	mem.Address, mem.Kinds, mem.Generation = meta.Address, meta.Kinds, meta.Generation
+	return mem
+}
