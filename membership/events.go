@@ -131,3 +131,9 @@ func (v View) Get(name string) (Member, bool) {
 	}
 	return v.Members[i], true
 }
+
+func (e *MemberJoined) String() string  { return "joined " + e.Member.String() }
+func (e *MemberSuspect) String() string { return "suspect " + e.Member.String() }
+func (e *MemberFailed) String() string  { return "failed " + e.Member.String() }
+func (e *MemberLeft) String() string    { return "left " + e.Member.String() }
+func (e *MemberUpdated) String() string { return "updated " + e.Member.String() }

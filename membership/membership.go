@@ -44,6 +44,8 @@ type Membership struct {
 	meta    []byte
 	self    Member
 
+	gossipInterval, probeInterval time.Duration
+
 	mu       sync.Mutex
 	view     map[string]Member
 	subs     map[int]func(Event)
@@ -99,6 +101,7 @@ func New(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("membership: node %s: metadata is %d bytes (name, address and %d kinds); memberlist allows %d", cfg.Name, len(meta), len(cfg.Kinds), metaLimit)
 	}
 	m.meta = meta
+	m.gossipInterval, m.probeInterval = mlc.GossipInterval, mlc.ProbeInterval
 
 	logger := log.New(&logBridge{m: m}, "", 0)
 	mlc.Name = cfg.Name
@@ -205,9 +208,25 @@ func (m *Membership) takeConflict() error {
 }
 
 // Leave announces this node's departure, waits up to timeout for the
-// announcement to spread, and shuts down. Other nodes report it as left.
+// announcement to go out, and shuts down. Other nodes report it as left.
+//
+// Between the announcement and the shutdown the node keeps answering
+// probes for a few gossip rounds (as serf's LeavePropagateDelay does):
+// a node that probes it before the news arrives would otherwise suspect it
+// and could declare it failed rather than left.
 func (m *Membership) Leave(timeout time.Duration) error {
+	start := time.Now()
 	err := m.ml.Leave(timeout)
+	if err == nil {
+		linger := max(5*m.gossipInterval, m.probeInterval)
+		if rest := timeout - time.Since(start); timeout > 0 && rest < linger {
+			linger = max(rest, 0)
+		}
+		select {
+		case <-time.After(linger):
+		case <-m.done:
+		}
+	}
 	return errors.Join(err, m.Shutdown())
 }
 

@@ -181,7 +181,7 @@ func TestGracefulLeaveIsReportedLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	rest := []*testNode{nodes[0], nodes[1], nodes[3], nodes[4]}
-	actortest.Eventually(t, 10*time.Second, "every node reports node-3 left", func() bool {
+	err := actortest.WaitFor(10*time.Second, func() bool {
 		for _, n := range rest {
 			if !saw[*membership.MemberLeft](n.rec, "node-3") {
 				return false
@@ -189,6 +189,14 @@ func TestGracefulLeaveIsReportedLeft(t *testing.T) {
 		}
 		return true
 	})
+	if err != nil {
+		for _, n := range rest {
+			n.rec.mu.Lock()
+			t.Logf("%s saw %v", n.Name(), n.rec.events)
+			n.rec.mu.Unlock()
+		}
+		t.Fatal("not every node reports node-3 left")
+	}
 	for _, n := range rest {
 		if saw[*membership.MemberFailed](n.rec, "node-3") {
 			t.Errorf("%s reported a node that left as failed", n.Name())
