@@ -1,0 +1,100 @@
+package membership
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/troupe-dev/troupe/actors"
+)
+
+// ProtocolName is the name of the protocol Attach starts on a node.
+const ProtocolName = "membership"
+
+// ViewRequest asks the membership protocol for the current View:
+//
+//	actors.Request[membership.View](ctx, membership.ProtocolName, membership.ViewRequest{}, 0, onView)
+//
+// A protocol that starts after the others subscribes to the events with
+// actors.OnNotification and asks for the view once, to learn who is
+// already there.
+type ViewRequest struct{}
+
+// relay carries an event from the membership's goroutine into the
+// protocol's mailbox; it is unexported so that only the membership
+// protocol subscribes to it.
+type relay struct{ ev Event }
+
+type protocol struct{ m *Membership }
+
+func (p *protocol) Name() string { return ProtocolName }
+
+func (p *protocol) Init(ctx *actors.Context) error {
+	actors.OnNotification(ctx, func(ctx *actors.Context, r *relay) error {
+		ctx.Notify(r.ev)
+		return nil
+	})
+	actors.OnRequest(ctx, func(*actors.Context, ViewRequest) (View, error) {
+		return p.m.View(), nil
+	})
+	return nil
+}
+
+// Attach starts the membership protocol on node. From then on every
+// membership event is published on the node, in order, as a notification
+// of its own type (*MemberJoined, *MemberSuspect, *MemberFailed,
+// *MemberLeft, *MemberUpdated), which any protocol receives by registering
+// actors.OnNotification for it; and a ViewRequest gets the current View.
+// The returned function stops the relay (the protocol stops with the node).
+func Attach(node *actors.Node, m *Membership) (detach func(), err error) {
+	if node.Name() != m.Name() {
+		return nil, fmt.Errorf("membership: attaching %s's membership to node %s; they must have the same name", m.Name(), node.Name())
+	}
+	if err := node.Start(func() actors.Protocol { return &protocol{m: m} }); err != nil {
+		return nil, err
+	}
+	_, cancel := m.Subscribe(func(ev Event) {
+		// Fails only once the node is stopping; the events are moot then.
+		_ = node.Tell(ProtocolName, &relay{ev: ev})
+	})
+	return cancel, nil
+}
+
+// Peers is a directory of node addresses, such as transport/remote's
+// Network.
+type Peers interface {
+	SetPeer(name, addr string) error
+	RemovePeer(name string)
+}
+
+// FeedPeers keeps p in step with the view: live members with a remote
+// address are set, failed and departed ones removed (sends to them then
+// fail at once as sends to an unknown node). This node's own entry is left
+// alone. It returns a function that stops the feed.
+func (m *Membership) FeedPeers(p Peers) (cancel func()) {
+	apply := func(mem Member) {
+		if mem.Name == m.self.Name || mem.Address == "" {
+			return
+		}
+		switch mem.State {
+		case Alive, Suspect:
+			if err := p.SetPeer(mem.Name, mem.Address); err != nil {
+				m.log.Warn().Err(err).Str("member", mem.Name).Msg("member's remote address is unusable")
+			}
+		case Failed, Left:
+			p.RemovePeer(mem.Name)
+		}
+	}
+	// The view is applied before any later event.
+	var mu sync.Mutex
+	mu.Lock()
+	defer mu.Unlock()
+	view, cancel := m.Subscribe(func(ev Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		apply(ev.Of())
+	})
+	for _, mem := range view.Members {
+		apply(mem)
+	}
+	return cancel
+}

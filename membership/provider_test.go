@@ -1,0 +1,129 @@
+package membership_test
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// echo is a grain that answers a Ping with a Pong carrying its node's
+// number.
+type echo struct{ node uint64 }
+
+func (e *echo) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*pb.Ping); ok {
+		ctx.Respond(&pb.Pong{N: e.node})
+	}
+}
+
+// TestProviderDrivesProtoactorCluster runs three protoactor cluster members
+// whose provider is the SWIM membership: the cluster's member list matches
+// the membership view, grains are placed and answer, and a member that
+// stops leaves the member list.
+func TestProviderDrivesProtoactorCluster(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	const n = 3
+	clusters := make([]*cluster.Cluster, n)
+	providers := make([]*membership.Provider, n)
+	first := membership.NewProvider(membership.Config{Name: "node-1", Preset: membership.PresetLocal, Timing: fast})
+	providers[0] = first
+	for i := range n {
+		name := fmt.Sprintf("node-%d", i+1)
+		sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(slog.DiscardHandler)
+		}))
+		if i > 0 {
+			providers[i] = membership.NewProvider(membership.Config{Name: name, Preset: membership.PresetLocal, Timing: fast,
+				Seeds: []string{first.Membership().GossipAddr()}})
+		}
+		kind := cluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return &echo{node: uint64(i + 1)} }))
+		cfg := cluster.Configure("troupe-test", providers[i], disthash.New(), remote.Configure("127.0.0.1", 0),
+			cluster.WithKinds(kind))
+		clusters[i] = cluster.New(sys, cfg)
+		clusters[i].StartMember() // sleeps a second, as protoactor does
+	}
+	defer func() {
+		var wg sync.WaitGroup
+		for i, c := range clusters {
+			wg.Go(func() {
+				c.Shutdown(false) // stops remote, not the provider
+				_ = providers[i].Shutdown(false)
+			})
+		}
+		wg.Wait()
+	}()
+
+	memberIDs := func(c *cluster.Cluster) []string {
+		var ids []string
+		for _, m := range c.MemberList.Members().Members() {
+			ids = append(ids, m.Id)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	viewIDs := func(m *membership.Membership) []string {
+		var ids []string
+		for _, mem := range m.View().Live() {
+			ids = append(ids, membership.MemberID(mem))
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	actortest.Eventually(t, 10*time.Second, "each protoactor member list matches its membership view of 3", func() bool {
+		for i, c := range clusters {
+			v := viewIDs(providers[i].Membership())
+			if len(v) != n || !slices.Equal(memberIDs(c), v) {
+				return false
+			}
+		}
+		return true
+	})
+	for i, c := range clusters {
+		for _, m := range c.MemberList.Members().Members() {
+			if !slices.Contains(m.Kinds, "echo") || m.Host != "127.0.0.1" || m.Port == 0 {
+				t.Errorf("cluster %d member %v: want kind echo at a loopback address", i+1, m)
+			}
+		}
+	}
+
+	// Grains live on the members and answer from anywhere.
+	homes := map[uint64]bool{}
+	for i := range 12 {
+		rep, err := clusters[i%n].Request(fmt.Sprintf("grain-%d", i), "echo", &pb.Ping{N: uint64(i)})
+		if err != nil {
+			t.Fatalf("grain-%d: %v", i, err)
+		}
+		homes[rep.(*pb.Pong).N] = true
+	}
+	if len(homes) < 2 {
+		t.Errorf("12 grains all live on %v; want them spread over the members", homes)
+	}
+
+	// A member that crashes drops out of the others' lists.
+	gone := providers[2].Membership().View().Self
+	clusters[2].Shutdown(false)
+	if err := providers[2].Shutdown(false); err != nil {
+		t.Fatal(err)
+	}
+	clusters = clusters[:2]
+	actortest.Eventually(t, 10*time.Second, "node-3 drops out of the protoactor member lists", func() bool {
+		for _, c := range clusters {
+			if slices.Contains(memberIDs(c), membership.MemberID(gone)) || len(memberIDs(c)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+}
