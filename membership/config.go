@@ -215,8 +215,11 @@ func Preset(name string) (*memberlist.Config, error) {
 		c := memberlist.DefaultLocalConfig()
 		c.ProbeInterval = 200 * time.Millisecond
 		c.ProbeTimeout = 100 * time.Millisecond
-		c.PushPullInterval = 5 * time.Second
+		c.PushPullInterval = 2 * time.Second
+		c.RetransmitMult = 6
+		c.GossipNodes = 4
 		c.GossipToTheDeadTime = 5 * time.Second
+		c.GossipInterval = 50 * time.Millisecond
 		return c, nil
 	}
 	return nil, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", name, PresetLAN, PresetWAN, PresetLocal)

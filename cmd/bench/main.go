@@ -1,0 +1,31 @@
+// Command bench measures Troupe's building blocks, one subcommand per
+// scenario. Each prints a table and, as its last line, the figures as
+// space-separated name=value pairs for scripts to read.
+//
+//	go run ./cmd/bench membership --nodes 5,25,100
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "bench",
+		Short:         "Measure Troupe's building blocks",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(membershipCmd())
+	return root
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/membership"
+)
+
+type membershipBench struct {
+	nodes   []int
+	presets []string
+	trials  int
+	kills   int
+	window  time.Duration
+	seed    uint64
+	out     io.Writer
+}
+
+func membershipCmd() *cobra.Command {
+	b := &membershipBench{}
+	cmd := &cobra.Command{
+		Use:   "membership",
+		Short: "SWIM on loopback: convergence, failure detection and gossip traffic per preset and cluster size",
+		Long: `Starts clusters of SWIM members (memberlist over UDP/TCP on 127.0.0.1) in this
+process, for every preset and size asked, several trials each. A trial
+measures:
+  convergence  time from the joins until every node sees every other;
+  bytes/s      gossip bytes sent per node per second once converged;
+  detection    after killing a node (no leave), time until every live node
+               reports it failed; --kills nodes per trial, one after another;
+  false fails  failures reported about nodes that were not killed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b.out = cmd.OutOrStdout()
+			return b.run()
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&b.nodes, "nodes", []int{5, 25, 100}, "cluster sizes")
+	f.StringSliceVar(&b.presets, "presets", []string{membership.PresetLocal, membership.PresetLAN}, "timing presets, side by side")
+	f.IntVar(&b.trials, "trials", 3, "trials per preset and size")
+	f.IntVar(&b.kills, "kills", 2, "nodes killed per trial, one after another")
+	f.DurationVar(&b.window, "window", 3*time.Second, "how long gossip traffic is measured once converged")
+	f.Uint64Var(&b.seed, "seed", 1, "seed for choosing the nodes to kill")
+	return cmd
+}
+
+type membershipResult struct {
+	preset        string
+	n             int
+	convergence   []time.Duration
+	detection     []time.Duration
+	bytesPerSec   []float64
+	falseFailures int
+}
+
+func (b *membershipBench) validate() error {
+	if len(b.nodes) == 0 {
+		return fmt.Errorf("--nodes is empty; give cluster sizes such as 5,25,100")
+	}
+	for _, n := range b.nodes {
+		if n < 2 || n > 1000 {
+			return fmt.Errorf("--nodes %d: a cluster size must be from 2 to 1000", n)
+		}
+		if b.kills >= n {
+			return fmt.Errorf("--kills %d with --nodes %d: at least one node must survive", b.kills, n)
+		}
+	}
+	for _, p := range b.presets {
+		if !slices.Contains(membership.Presets, p) {
+			return fmt.Errorf("--presets: %q is unknown; valid presets are %v", p, membership.Presets)
+		}
+	}
+	if b.trials < 1 || b.kills < 0 || b.window <= 0 {
+		return fmt.Errorf("--trials must be at least 1, --kills at least 0 and --window positive")
+	}
+	return nil
+}
+
+func (b *membershipBench) run() error {
+	if err := b.validate(); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(b.seed, b.seed))
+	var results []*membershipResult
+	for _, n := range b.nodes {
+		for _, preset := range b.presets {
+			r := &membershipResult{preset: preset, n: n}
+			for trial := range b.trials {
+				if err := b.trial(r, rng); err != nil {
+					return fmt.Errorf("%s preset, %d nodes, trial %d: %w", preset, n, trial+1, err)
+				}
+				fmt.Fprintf(b.out, "# %s, %d nodes, trial %d/%d: convergence %s s, detections %s s\n", preset, n, trial+1, b.trials,
+					secs(r.convergence[len(r.convergence)-1]), durations(r.detection[len(r.detection)-b.kills:]))
+			}
+			results = append(results, r)
+		}
+	}
+	b.report(results)
+	return nil
+}
+
+// watcher records, per observing node, when it reported each member
+// failed, and how many nodes each node sees live.
+type watcher struct {
+	mu     sync.Mutex
+	failed map[string]map[string]time.Time // observer → member → when
+}
+
+func (w *watcher) onEvent(observer string) func(membership.Event) {
+	return func(ev membership.Event) {
+		if _, ok := ev.(*membership.MemberFailed); !ok {
+			return
+		}
+		now := time.Now()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if _, seen := w.failed[observer][ev.Of().Name]; !seen {
+			w.failed[observer][ev.Of().Name] = now
+		}
+	}
+}
+
+func (b *membershipBench) trial(r *membershipResult, rng *rand.Rand) error {
+	w := &watcher{failed: map[string]map[string]time.Time{}}
+	nodes := make([]*membership.Membership, 0, r.n)
+	defer func() {
+		var wg sync.WaitGroup
+		for _, m := range nodes {
+			wg.Go(func() { _ = m.Shutdown() })
+		}
+		wg.Wait()
+	}()
+	for i := range r.n {
+		name := fmt.Sprintf("node-%d", i+1)
+		cfg := membership.Config{Name: name, Preset: r.preset, Logger: zerolog.Nop()}
+		if i > 0 {
+			cfg.Seeds = []string{nodes[0].GossipAddr()}
+		}
+		m, err := membership.New(cfg)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, m)
+		w.mu.Lock()
+		w.failed[name] = map[string]time.Time{}
+		w.mu.Unlock()
+		m.Subscribe(w.onEvent(name))
+	}
+
+	// Convergence: every node joins at once through node-1.
+	start := time.Now()
+	errs := make(chan error, r.n)
+	for _, m := range nodes[1:] {
+		go func() { errs <- m.Join(context.Background()) }()
+	}
+	for range nodes[1:] {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	if err := waitUntil(time.Minute, func() bool {
+		for _, m := range nodes {
+			if len(m.View().Live()) != r.n {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("no convergence: %w", err)
+	}
+	r.convergence = append(r.convergence, time.Since(start))
+
+	// Gossip traffic once converged.
+	sent := func() int64 {
+		var total int64
+		for _, m := range nodes {
+			total += m.Stats().BytesSent
+		}
+		return total
+	}
+	before, t0 := sent(), time.Now()
+	time.Sleep(b.window) // a measurement window, not synchronisation
+	r.bytesPerSec = append(r.bytesPerSec, float64(sent()-before)/time.Since(t0).Seconds()/float64(r.n))
+
+	// Detection: kill nodes one after another.
+	live := slices.Clone(nodes)
+	killed := map[string]bool{}
+	for range b.kills {
+		i := rng.IntN(len(live))
+		victim := live[i]
+		live = slices.Delete(live, i, i+1)
+		killed[victim.Name()] = true
+		at := time.Now()
+		_ = victim.Shutdown()
+		var last time.Time
+		if err := waitUntil(3*time.Minute, func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			last = time.Time{}
+			for _, m := range live {
+				t, ok := w.failed[m.Name()][victim.Name()]
+				if !ok {
+					return false
+				}
+				if t.After(last) {
+					last = t
+				}
+			}
+			return true
+		}); err != nil {
+			return fmt.Errorf("%s was not reported failed by every live node: %w", victim.Name(), err)
+		}
+		r.detection = append(r.detection, last.Sub(at))
+	}
+	w.mu.Lock()
+	for _, seen := range w.failed {
+		for member := range seen {
+			if !killed[member] {
+				r.falseFailures++
+			}
+		}
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// waitUntil polls cond every 5ms until it holds or timeout passes.
+func waitUntil(timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// quantile is the nearest-rank q-quantile of ds.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := int(q*float64(len(s))+0.999999) - 1
+	return s[min(max(rank, 0), len(s)-1)]
+}
+
+func mean(xs []float64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(max(len(xs), 1))
+}
+
+func durations(ds []time.Duration) string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, secs(d))
+	}
+	return strings.Join(out, ",")
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+
+func (b *membershipBench) report(results []*membershipResult) {
+	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "preset\tnodes\ttrials\tconvergence p50 s\tconvergence max s\tdetection p50 s\tdetection p99 s\tdetections\tgossip B/s/node\tfalse failures\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%.0f\t%d\t\n", r.preset, r.n, len(r.convergence),
+			secs(quantile(r.convergence, 0.5)), secs(quantile(r.convergence, 1)),
+			secs(quantile(r.detection, 0.5)), secs(quantile(r.detection, 0.99)), len(r.detection),
+			mean(r.bytesPerSec), r.falseFailures)
+	}
+	_ = tw.Flush()
+
+	var figs []string
+	largest := slices.Max(b.nodes)
+	for _, r := range results {
+		if r.preset == membership.PresetLocal && r.n == largest {
+			figs = append(figs, "nodes="+fmt.Sprint(r.n),
+				"detection_p50_s="+secs(quantile(r.detection, 0.5)),
+				"detection_p99_s="+secs(quantile(r.detection, 0.99)),
+				"convergence_s="+secs(quantile(r.convergence, 1)),
+				fmt.Sprintf("false_failures=%d", r.falseFailures),
+				fmt.Sprintf("gossip_bytes_per_s_per_node=%.0f", mean(r.bytesPerSec)))
+		}
+	}
+	for _, r := range results {
+		p := fmt.Sprintf("%s_n%d_", r.preset, r.n)
+		figs = append(figs,
+			p+"convergence_s="+secs(quantile(r.convergence, 1)),
+			p+"detection_p50_s="+secs(quantile(r.detection, 0.5)),
+			p+"detection_p99_s="+secs(quantile(r.detection, 0.99)),
+			fmt.Sprintf("%sgossip_bytes_per_s_per_node=%.0f", p, mean(r.bytesPerSec)),
+			fmt.Sprintf("%sfalse_failures=%d", p, r.falseFailures))
+	}
+	fmt.Fprintln(b.out, strings.Join(figs, " "))
+}
