@@ -63,7 +63,10 @@ var (
 // [transport.ErrUnknownNode] for an address the hub never gave out and with
 // [ErrRefused] if the target has shut down; it waits for memberlist to
 // accept the stream until its timeout (an error wrapping
-// os.ErrDeadlineExceeded). Deadlines work as on net.Pipe. Each Write counts
+// os.ErrDeadlineExceeded). Deadlines work as on net.Pipe. Unlike TCP there
+// is no send buffer: a Write returns when the peer has read it, so a slow
+// reader makes the writer wait (memberlist puts deadlines on every stream,
+// so it times out rather than hangs). Each Write counts
 // as one message with its bytes: Protocol "memberlist", Type "stream", on
 // the writer → reader link; a dial refused by a partition counts as Blocked,
 // one to a shut-down node as Down.
