@@ -54,6 +54,7 @@ type Hub struct {
 	queue      deliveryQueue
 	seq        uint64
 	closed     bool
+	ml         memberlists // memberlist transports and their streams (memberlist.go)
 
 	wake chan struct{}
 	done chan struct{}
@@ -70,9 +71,19 @@ type linkState struct {
 	held     []*held
 }
 
+// port tells which receiver of a node a message is for. Both receivers of a
+// node share its name, so faults, partitions and links apply to both alike.
+type port uint8
+
+const (
+	toEndpoint   port = iota // the endpoint attached with [Hub.Attach]: an encoded envelope
+	toMemberlist             // the node's [MemberlistTransport]: a raw memberlist packet
+)
+
 type held struct {
 	bytes     []byte
 	key       Key
+	port      port
 	copies    int
 	remaining int // later messages still to overtake it
 }
@@ -83,6 +94,7 @@ type delivery struct {
 	link    link
 	bytes   []byte
 	key     Key
+	port    port
 	release *held // a HoldTimeout event instead of a delivery
 }
 
@@ -107,6 +119,7 @@ func New(cfg Config) (*Hub, error) {
 		known:       map[string]bool{},
 		links:       map[link]*linkState{},
 		stats:       map[Key]*Counters{},
+		ml:          newMemberlists(),
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -180,12 +193,14 @@ func (h *Hub) Partition(groups ...[]string) {
 		}
 	}
 	h.partition = true
+	h.cutStreams()
 }
 
 // Block drops every message from → to (a one-way partition).
 func (h *Hub) Block(from, to string) {
 	h.mu.Lock()
 	h.blocked[link{from, to}] = true
+	h.cutStreams()
 	h.mu.Unlock()
 }
 
@@ -217,8 +232,9 @@ func (h *Hub) Stats() Stats {
 	return s
 }
 
-// Close stops the hub: pending deliveries are dropped and every endpoint is
-// closed. It returns when the hub's goroutine has exited.
+// Close stops the hub: pending deliveries are dropped, every endpoint is
+// closed and every memberlist transport shut down (which closes its
+// streams). It returns when the hub's goroutine has exited.
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	if h.closed {
@@ -230,6 +246,9 @@ func (h *Hub) Close() error {
 		ep.closed = true
 	}
 	clear(h.endpoints)
+	for _, t := range h.ml.transports {
+		t.shutdown()
+	}
 	h.mu.Unlock()
 	close(h.done)
 	h.wg.Wait()
@@ -274,9 +293,7 @@ func keyOf(env *messages.Envelope) Key {
 	return Key{From: env.From, To: env.To, Protocol: env.Protocol, Type: typ}
 }
 
-// send runs the fault model for one envelope. Every random number is drawn
-// whatever the outcome, so the stream of choices depends only on the
-// sequence of sends.
+// send encodes an envelope and hands it to transmit.
 func (h *Hub) send(from *endpoint, env *messages.Envelope) (int, error) {
 	b, err := transport.Encode(env)
 	if err != nil {
@@ -290,12 +307,18 @@ func (h *Hub) send(from *endpoint, env *messages.Envelope) (int, error) {
 	if !h.known[env.To] {
 		return 0, fmt.Errorf("sim: %w: %q (attached nodes: %d)", transport.ErrUnknownNode, env.To, len(h.endpoints))
 	}
-	key := keyOf(env)
+	h.transmit(link{env.From, env.To}, b, keyOf(env), toEndpoint)
+	return len(b), nil
+}
+
+// transmit runs the fault model for one message of l, for port p of l.to.
+// Every random number is drawn whatever the outcome, so the stream of
+// choices depends only on the sequence of sends. Caller holds mu.
+func (h *Hub) transmit(l link, b []byte, key Key, p port) {
 	c := h.counters(key)
 	c.Sent++
 	c.SentBytes += int64(len(b))
 
-	l := link{env.From, env.To}
 	f := h.faultsOf(l)
 	lossDraw, dupDraw, reorderDraw := h.rng.Float64(), h.rng.Float64(), h.rng.Float64()
 	depth := 1 + h.rng.IntN(f.depth())
@@ -305,11 +328,11 @@ func (h *Hub) send(from *endpoint, env *messages.Envelope) (int, error) {
 	}
 	if h.isBlocked(l) {
 		c.Blocked++
-		return len(b), nil
+		return
 	}
 	if lossDraw < f.Loss {
 		c.Lost++
-		return len(b), nil
+		return
 	}
 	copies := 1
 	if dupDraw < f.Duplicate {
@@ -325,31 +348,30 @@ func (h *Hub) send(from *endpoint, env *messages.Envelope) (int, error) {
 	now := time.Now()
 	if reorderDraw < f.Reorder {
 		c.Reordered++
-		hm := &held{bytes: b, key: key, copies: copies, remaining: depth}
+		hm := &held{bytes: b, key: key, port: p, copies: copies, remaining: depth}
 		ls.held = append(ls.held, hm)
 		h.push(&delivery{at: now.Add(h.holdTimeout), link: l, release: hm})
-		return len(b), nil
+		return
 	}
-	h.schedule(l, ls, b, key, copies, now, delay)
+	h.schedule(l, ls, b, key, p, copies, now, delay)
 	kept := ls.held[:0]
 	for _, hm := range ls.held {
 		if hm.remaining--; hm.remaining == 0 {
-			h.schedule(l, ls, hm.bytes, hm.key, hm.copies, now, delay)
+			h.schedule(l, ls, hm.bytes, hm.key, hm.port, hm.copies, now, delay)
 		} else {
 			kept = append(kept, hm)
 		}
 	}
 	clear(ls.held[len(kept):])
 	ls.held = kept
-	return len(b), nil
 }
 
 // schedule delivers now when the link has nothing in flight and no delay,
 // else queues the copies behind the link's last message. Caller holds mu.
-func (h *Hub) schedule(l link, ls *linkState, b []byte, key Key, copies int, now time.Time, delay time.Duration) {
+func (h *Hub) schedule(l link, ls *linkState, b []byte, key Key, p port, copies int, now time.Time, delay time.Duration) {
 	if delay == 0 && ls.inflight == 0 {
 		for range copies {
-			h.deliver(l, b, key)
+			h.deliver(l, b, key, p)
 		}
 		return
 	}
@@ -360,15 +382,20 @@ func (h *Hub) schedule(l link, ls *linkState, b []byte, key Key, copies int, now
 	ls.last = at
 	for range copies {
 		ls.inflight++
-		h.push(&delivery{at: at, link: l, bytes: b, key: key})
+		h.push(&delivery{at: at, link: l, bytes: b, key: key, port: p})
 	}
 }
 
 // deliver decodes a fresh copy and hands it to the receiver. Caller holds mu;
-// Deliver callbacks only enqueue, so calling them under the lock keeps each
-// link in order without a queue per link.
-func (h *Hub) deliver(l link, b []byte, key Key) {
+// Deliver callbacks only enqueue, and memberlist packets go to a buffered
+// channel without blocking, so calling them under the lock keeps each link in
+// order without a queue per link.
+func (h *Hub) deliver(l link, b []byte, key Key, p port) {
 	c := h.counters(key)
+	if p == toMemberlist {
+		h.deliverPacket(l, b, c)
+		return
+	}
 	ep := h.endpoints[l.to]
 	if ep == nil {
 		c.Down++
@@ -411,12 +438,12 @@ func (h *Hub) run() {
 				if i := indexOf(ls.held, d.release); i >= 0 {
 					ls.held = append(ls.held[:i], ls.held[i+1:]...)
 					f := h.faultsOf(d.link)
-					h.schedule(d.link, ls, d.release.bytes, d.release.key, d.release.copies, now, f.Latency)
+					h.schedule(d.link, ls, d.release.bytes, d.release.key, d.release.port, d.release.copies, now, f.Latency)
 				}
 				continue
 			}
 			ls.inflight--
-			h.deliver(d.link, d.bytes, d.key)
+			h.deliver(d.link, d.bytes, d.key, d.port)
 		}
 		wait := time.Duration(-1)
 		if len(h.queue) > 0 {

@@ -6,7 +6,9 @@ import (
 )
 
 // Counters count what happened to the messages of one (link, protocol,
-// message type). Bytes are encoded envelope sizes.
+// message type). Bytes are encoded envelope sizes; for memberlist rows
+// (Protocol [MemberlistProtocol]) they are packet sizes, or for streams the
+// bytes of each Write, which counts as one message.
 type Counters struct {
 	Sent       int64 // handed to the hub by the sender
 	SentBytes  int64
@@ -17,6 +19,9 @@ type Counters struct {
 	Down       int64 // dropped because the receiver was detached
 	Duplicated int64 // extra copies made by the Duplicate fault
 	Reordered  int64 // held back by the Reorder fault
+	// Overflow counts memberlist packets dropped because the receiver's
+	// packet buffer was full (a UDP socket buffer overflowing).
+	Overflow int64
 }
 
 func (c *Counters) add(o Counters) {
@@ -29,13 +34,14 @@ func (c *Counters) add(o Counters) {
 	c.Down += o.Down
 	c.Duplicated += o.Duplicated
 	c.Reordered += o.Reordered
+	c.Overflow += o.Overflow
 }
 
 // Key names one row of [Stats].
 type Key struct {
 	From, To string // the link's direction
 	Protocol string
-	Type     string // full protobuf name of the payload ("ack" for acknowledgements)
+	Type     string // full protobuf name of the payload ("ack" for acknowledgements; [PacketType] or [StreamType] for memberlist)
 }
 
 // Row is one line of the hub's accounting.
