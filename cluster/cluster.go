@@ -1,14 +1,17 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/remote"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -18,6 +21,7 @@ import (
 type Option func(*options)
 
 type options struct {
+	members *membership.Config
 	remote  bool
 	sim     sim.Config
 	seed    uint64
@@ -45,6 +49,17 @@ func NodeConfig(f func(i int, c *actors.Config)) Option { return func(o *options
 // the default is "node-%d".
 func Names(format string) Option { return func(o *options) { o.nameFmt = format } }
 
+// Membership gives every node SWIM membership, set up from cfg (its Name,
+// Address, Seeds and Transport are filled in per node): a
+// membership.Membership joined through the first running node and
+// attached as the node's "membership" protocol, so protocols receive
+// membership events as notifications. On the sim network SWIM runs over
+// the hub, so the hub's faults and partitions apply to it; on loopback it
+// runs over UDP and TCP on 127.0.0.1 and keeps the remote directory.
+func Membership(cfg membership.Config) Option {
+	return func(o *options) { o.members = &cfg }
+}
+
 // Cluster is N nodes in this process on one network.
 type Cluster struct {
 	// Hub is the simulated network (nil on remote): faults, partitions, stats.
@@ -57,6 +72,7 @@ type Cluster struct {
 	mu        sync.Mutex
 	names     []string
 	nodes     map[string]*actors.Node // nil entry: crashed
+	members   map[string]*membership.Membership
 	factories []actors.Factory
 }
 
@@ -69,7 +85,7 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Cluster{o: o, nodes: map[string]*actors.Node{}}
+	c := &Cluster{o: o, nodes: map[string]*actors.Node{}, members: map[string]*membership.Membership{}}
 	if o.remote {
 		net, err := remote.New(remote.Config{Bind: "127.0.0.1:0"})
 		if err != nil {
@@ -113,10 +129,77 @@ func (c *Cluster) spawn(i int, name string) (*actors.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var m *membership.Membership
+	if c.o.members != nil {
+		if m, err = c.join(node); err != nil {
+			return nil, errors.Join(err, node.Stop())
+		}
+	}
 	c.mu.Lock()
 	c.nodes[name] = node
+	if m != nil {
+		c.members[name] = m
+	}
 	c.mu.Unlock()
 	return node, nil
+}
+
+// join starts node's membership, joins it through a running node's and
+// attaches it to the node.
+func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
+	cfg := *c.o.members
+	cfg.Name = node.Name()
+	cfg.Logger = c.o.logger
+	cfg.Seeds = nil
+	for _, m := range c.Members() {
+		cfg.Seeds = append(cfg.Seeds, m.GossipAddr())
+		break
+	}
+	if c.Hub != nil {
+		tr, err := c.Hub.Memberlist(node.Name())
+		if err != nil {
+			return nil, err
+		}
+		cfg.Transport = tr
+	} else {
+		cfg.Address = node.Address()
+		cfg.Bind = "127.0.0.1:0"
+	}
+	m, err := membership.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Join(context.Background()); err != nil {
+		return nil, errors.Join(err, m.Shutdown())
+	}
+	if _, err := membership.Attach(node, m); err != nil {
+		return nil, errors.Join(err, m.Shutdown())
+	}
+	if c.Remote != nil {
+		m.FeedPeers(c.Remote)
+	}
+	return m, nil
+}
+
+// Member returns a running node's membership (nil without the Membership
+// option, or if the node is not running).
+func (c *Cluster) Member(name string) *membership.Membership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members[name]
+}
+
+// Members returns the memberships of the running nodes, in name order.
+func (c *Cluster) Members() []*membership.Membership {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*membership.Membership
+	for _, name := range c.names {
+		if m := c.members[name]; m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Names lists the node names in order.
@@ -159,13 +242,37 @@ func (c *Cluster) Start(f actors.Factory) error {
 // state are gone, messages to it are lost.
 func (c *Cluster) Crash(name string) error {
 	c.mu.Lock()
-	n := c.nodes[name]
+	n, m := c.nodes[name], c.members[name]
 	c.nodes[name] = nil
+	delete(c.members, name)
 	c.mu.Unlock()
 	if n == nil {
 		return fmt.Errorf("cluster: no running node %q", name)
 	}
-	return n.Stop()
+	var err error
+	if m != nil {
+		err = m.Shutdown() // no goodbye: the others detect the failure
+	}
+	return errors.Join(err, n.Stop())
+}
+
+// Leave stops a node gracefully: with the Membership option it first
+// leaves the cluster, so that the others report it left rather than
+// failed. Restart brings it back.
+func (c *Cluster) Leave(name string) error {
+	c.mu.Lock()
+	n, m := c.nodes[name], c.members[name]
+	c.nodes[name] = nil
+	delete(c.members, name)
+	c.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("cluster: no running node %q", name)
+	}
+	var err error
+	if m != nil {
+		err = m.Leave(5 * time.Second)
+	}
+	return errors.Join(err, n.Stop())
 }
 
 // Restart brings a crashed node back under its name, with every protocol
@@ -197,11 +304,15 @@ func (c *Cluster) Restart(name string) (*actors.Node, error) {
 // goroutines have exited.
 func (c *Cluster) Stop() error {
 	var errs []error
+	for _, m := range c.Members() {
+		errs = append(errs, m.Shutdown())
+	}
 	for _, n := range c.Nodes() {
 		errs = append(errs, n.Stop())
 	}
 	c.mu.Lock()
 	clear(c.nodes)
+	clear(c.members)
 	c.mu.Unlock()
 	if c.Hub != nil {
 		errs = append(errs, c.Hub.Close())

@@ -49,6 +49,14 @@ type Timing struct {
 	PushPullInterval        time.Duration // full state sync with one random node
 	TCPTimeout              time.Duration // stream dial and push-pull timeout
 	DeadNodeReclaimTime     time.Duration // after this, a dead node's name may come back at another address
+
+	// ReconnectInterval: how often a node tries to rejoin through one
+	// failed member, so that the two sides of a healed partition merge
+	// (memberlist never probes members it holds dead). Default 5 probe
+	// intervals.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout: stop trying a failed member after this. Default 1h.
+	ReconnectTimeout time.Duration
 }
 
 // JoinRetry says how Join retries seeds that do not answer.
@@ -158,7 +166,8 @@ func (t Timing) validate() error {
 		{"ProbeInterval", t.ProbeInterval}, {"ProbeTimeout", t.ProbeTimeout},
 		{"GossipInterval", t.GossipInterval}, {"GossipToTheDeadTime", t.GossipToTheDeadTime},
 		{"PushPullInterval", t.PushPullInterval}, {"TCPTimeout", t.TCPTimeout},
-		{"DeadNodeReclaimTime", t.DeadNodeReclaimTime},
+		{"DeadNodeReclaimTime", t.DeadNodeReclaimTime}, {"ReconnectInterval", t.ReconnectInterval},
+		{"ReconnectTimeout", t.ReconnectTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("membership: Timing.%s is %v; it must be positive (0 keeps the preset's)", d.name, d.v))

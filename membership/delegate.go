@@ -167,7 +167,7 @@ func (b *logBridge) Write(p []byte) (int, error) {
 			b.m.suspected(name)
 		}
 	}
-	if strings.HasPrefix(text, "Failed ping: ") {
+	if strings.HasPrefix(text, "Failed UDP ping: ") {
 		b.m.probeFails.Add(1)
 	}
 	log := b.m.log

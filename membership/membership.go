@@ -45,6 +45,7 @@ type Membership struct {
 	self    Member
 
 	gossipInterval, probeInterval time.Duration
+	reconnectEvery, reconnectFor  time.Duration
 
 	mu       sync.Mutex
 	view     map[string]Member
@@ -55,7 +56,8 @@ type Membership struct {
 	closed   bool
 	wake     chan struct{}
 	done     chan struct{} // closed by Shutdown
-	exited   chan struct{} // closed when dispatch returns
+	wg       sync.WaitGroup // dispatch and reconnect
+	failedAt map[string]time.Time
 
 	suspicions atomic.Int64
 	probes     atomic.Int64
@@ -90,8 +92,8 @@ func New(cfg Config) (*Membership, error) {
 		view:   map[string]Member{},
 		subs:   map[int]func(Event){},
 		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
+		done:     make(chan struct{}),
+		failedAt: map[string]time.Time{},
 	}
 	meta, err := proto.Marshal(&messages.MemberMeta{Name: cfg.Name, Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
 	if err != nil {
@@ -102,6 +104,13 @@ func New(cfg Config) (*Membership, error) {
 	}
 	m.meta = meta
 	m.gossipInterval, m.probeInterval = mlc.GossipInterval, mlc.ProbeInterval
+	m.reconnectEvery, m.reconnectFor = cfg.Timing.ReconnectInterval, cfg.Timing.ReconnectTimeout
+	if m.reconnectEvery == 0 {
+		m.reconnectEvery = 5 * mlc.ProbeInterval
+	}
+	if m.reconnectFor == 0 {
+		m.reconnectFor = time.Hour
+	}
 
 	logger := log.New(&logBridge{m: m}, "", 0)
 	mlc.Name = cfg.Name
@@ -143,7 +152,9 @@ func New(cfg Config) (*Membership, error) {
 	m.ml = ml
 	ln := ml.LocalNode()
 	m.self = Member{Name: cfg.Name, Address: cfg.Address, Kinds: slices.Clone(cfg.Kinds), Generation: cfg.Generation, Gossip: ln.Address()}
+	m.wg.Add(2)
 	go m.dispatch()
+	go m.reconnect()
 	return m, nil
 }
 
@@ -241,7 +252,7 @@ func (m *Membership) Shutdown() error {
 		close(m.done)
 	}
 	m.mu.Unlock()
-	<-m.exited
+	m.wg.Wait()
 	return err
 }
 
@@ -254,6 +265,9 @@ func (m *Membership) View() View {
 
 func (m *Membership) viewLocked() View {
 	v := View{Self: m.self.clone()}
+	if mem, ok := m.view[m.self.Name]; ok {
+		v.Self = mem.clone() // with SWIM's incarnation
+	}
 	for _, mem := range m.view {
 		v.Members = append(v.Members, mem.clone())
 	}
@@ -382,6 +396,11 @@ func (m *Membership) publishLocked(evs ...Event) {
 		mem := ev.Of()
 		m.view[mem.Name] = mem
 		m.queue = append(m.queue, ev)
+		if mem.State == Failed {
+			m.failedAt[mem.Name] = time.Now()
+		} else {
+			delete(m.failedAt, mem.Name)
+		}
 	}
 	select {
 	case m.wake <- struct{}{}:
@@ -389,10 +408,43 @@ func (m *Membership) publishLocked(evs ...Event) {
 	}
 }
 
+// reconnect tries, every reconnectEvery, to join through one member that
+// failed less than reconnectFor ago: if it is back (a partition healed, a
+// node restarted at the same address) the two views merge.
+func (m *Membership) reconnect() {
+	defer m.wg.Done()
+	tick := time.NewTicker(m.reconnectEvery)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-tick.C:
+		case <-m.done:
+			return
+		}
+		m.mu.Lock()
+		var addrs []string
+		for name, at := range m.failedAt {
+			if time.Since(at) < m.reconnectFor {
+				addrs = append(addrs, m.view[name].Gossip)
+			}
+		}
+		m.mu.Unlock()
+		if len(addrs) == 0 {
+			continue
+		}
+		slices.Sort(addrs)
+		addr := addrs[n%len(addrs)]
+		if _, err := m.ml.Join([]string{addr}); err != nil {
+			m.log.Debug().Err(err).Str("member", addr).Msg("failed member still unreachable")
+		}
+		_ = m.takeConflict() // a conflict here was logged; Join reports only its own
+	}
+}
+
 // dispatch hands queued events to subscribers, in order, outside
 // memberlist's locks.
 func (m *Membership) dispatch() {
-	defer close(m.exited)
+	defer m.wg.Done()
 	for {
 		select {
 		case <-m.wake:
