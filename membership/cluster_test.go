@@ -88,7 +88,7 @@ type protocolFunc struct {
 	init func(*actors.Context) error
 }
 
-func (p protocolFunc) Name() string                    { return p.name }
+func (p protocolFunc) Name() string                   { return p.name }
 func (p protocolFunc) Init(ctx *actors.Context) error { return p.init(ctx) }
 
 func clusterSeesAll(t *testing.T, c *cluster.Cluster, want []string, what string) {

@@ -55,7 +55,7 @@ type Membership struct {
 	conflict error
 	closed   bool
 	wake     chan struct{}
-	done     chan struct{} // closed by Shutdown
+	done     chan struct{}  // closed by Shutdown
 	wg       sync.WaitGroup // dispatch and reconnect
 	failedAt map[string]time.Time
 
@@ -87,11 +87,11 @@ func New(cfg Config) (*Membership, error) {
 		mlc.DeadNodeReclaimTime = time.Nanosecond
 	}
 	m := &Membership{
-		cfg:    cfg,
-		log:    cfg.Logger.With().Str("node", cfg.Name).Str("component", "membership").Logger(),
-		view:   map[string]Member{},
-		subs:   map[int]func(Event){},
-		wake:   make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger.With().Str("node", cfg.Name).Str("component", "membership").Logger(),
+		view:     map[string]Member{},
+		subs:     map[int]func(Event){},
+		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		failedAt: map[string]time.Time{},
 	}
