@@ -1,0 +1,32 @@
+// Package membership tells every node who else is in the cluster, with SWIM
+// (hashicorp/memberlist: suspicion, Lifeguard, push-pull, an AES keyring).
+//
+// A [Membership] is one node's view: [New] starts SWIM on a UDP/TCP address
+// (or on a given transport, such as the sim hub's), [Membership.Join] joins
+// through seed addresses, retrying with backoff, and fails at once for a
+// name already taken by a live member or gossip keys that differ from the
+// seeds'. [Membership.Leave] says goodbye; [Membership.Shutdown] just stops,
+// and the others report the node failed.
+//
+// Every change of the view is an [Event] — [MemberJoined], [MemberSuspect],
+// [MemberFailed], [MemberLeft], [MemberUpdated] — with the member's name,
+// SWIM incarnation and generation (which changes when the node restarts).
+// [Attach] runs the membership as the node's "membership" protocol: it
+// publishes each event as a node notification of its own type, so a
+// protocol reacts to membership like to any other notification, and it
+// answers [ViewRequest] with the current [View]:
+//
+//	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+//		return p.forget(ev.Member.Name)
+//	})
+//
+// [Membership.FeedPeers] keeps transport/remote's directory of node
+// addresses in step with the view, and [Provider] plugs the membership into
+// a protoactor-go cluster as its ClusterProvider, so protoactor's member
+// list and grain placement follow SWIM.
+//
+// Timings start from a preset — "lan" and "wan" are memberlist's, "local"
+// is tuned for nodes on one host — and every timing can be overridden
+// ([Timing]). docs/membership.md has the measurements and the design
+// choices.
+package membership
