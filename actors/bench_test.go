@@ -109,10 +109,14 @@ func BenchmarkLocalDelivery(b *testing.B) {
 		if err := n.Start(sinkProtocol(c)); err != nil {
 			b.Fatal(err)
 		}
+		ref, err := n.Ref("bench")
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			if err := n.Tell("bench", msg); err != nil {
+			if err := ref.Tell(msg); err != nil {
 				b.Fatal(err)
 			}
 		}
