@@ -26,7 +26,8 @@
 // receivers see whole envelopes and byte counts are those of whole
 // envelopes ([transport.Size]). Compared with names in every envelope, this
 // saves four string allocations and their UTF-8 checks per message on the
-// receiving side and about 30 bytes per message on the wire.
+// receiving side, and the names' bytes on the wire (48 bytes a message in
+// BenchmarkRemoteDelivery).
 //
 // # Concurrency
 //
