@@ -141,7 +141,7 @@ func mustConcrete(what string, t reflect.Type) {
 func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, m M) error) {
 	t := reflect.TypeFor[M]()
 	mustConcrete("OnMessage", t)
-	ctx.msgH.set(t, ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) }))
+	ctx.msgH.set(keyFor[M](), ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) }))
 }
 
 // OnNotification registers the handler of local messages of type N:
@@ -150,7 +150,7 @@ func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, 
 func OnNotification[N any](ctx *Context, h func(ctx *Context, n N) error) {
 	t := reflect.TypeFor[N]()
 	mustConcrete("OnNotification", t)
-	ctx.notifH.set(t, ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(N)) }))
+	ctx.notifH.set(keyFor[N](), ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(N)) }))
 	ctx.h.node.subscribe(t, ctx.h.self)
 }
 
@@ -159,5 +159,5 @@ func OnNotification[N any](ctx *Context, h func(ctx *Context, n N) error) {
 func OnTimer[T any](ctx *Context, h func(ctx *Context, t T) error) {
 	t := reflect.TypeFor[T]()
 	mustConcrete("OnTimer", t)
-	ctx.timerH.set(t, ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(T)) }))
+	ctx.timerH.set(keyFor[T](), ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(T)) }))
 }

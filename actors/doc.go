@@ -18,8 +18,8 @@
 // (exactly once, in order, while both nodes live), publish with
 // [Context.Notify], ask other protocols with [Request] (the reply arrives as
 // a later event), and read time and randomness from [Context.Now] and
-// [Context.Rand]. Code outside protocols uses [Node.Tell], [Call] and
-// [Observe].
+// [Context.Rand]. Code outside protocols uses [Node.Tell] (or, to send one
+// protocol many messages, a [Ref] from [Node.Ref]), [Call] and [Observe].
 //
 // # Concurrency
 //

@@ -179,9 +179,9 @@ func (h *protocolHost) sample() bool {
 func (h *protocolHost) run(e *entry, from string, m any) {
 	var err error
 	if h.sample() {
-		start := time.Now()
+		start := h.node.monotonic()
 		err = e.fn(h.ctx, from, m)
-		e.stats.latency.observe(time.Since(start))
+		e.stats.latency.observe(h.node.monotonic() - start)
 	} else {
 		err = e.fn(h.ctx, from, m)
 	}
@@ -204,7 +204,7 @@ func (h *protocolHost) onLocal(m any) {
 	if h.ctx == nil {
 		return
 	}
-	e, ok := h.ctx.notifH.get(reflect.TypeOf(m))
+	e, ok := h.ctx.notifH.get(keyOf(m))
 	if !ok {
 		switch m.(type) {
 		case actor.SystemMessage, actor.AutoReceiveMessage:
@@ -238,7 +238,7 @@ func (h *protocolHost) dispatch(m *inbound) {
 		h.node.badInput.Warn().Err(err).Str("from", env.From).Msg("dropping a malformed message")
 		return
 	}
-	e, _ := h.ctx.msgH.get(reflect.TypeOf(msg))
+	e, _ := h.ctx.msgH.get(keyOf(msg))
 	var stats *typeMetrics
 	if e != nil {
 		stats = e.stats

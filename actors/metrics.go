@@ -81,9 +81,11 @@ type NodeStats struct {
 	UnknownProtocol, Rejected int64
 }
 
+// histogram is written by one protocol's actor and read by Stats. Its
+// count is the sum of its buckets, which saves an atomic add per sample.
 type histogram struct {
-	count, sum, max atomic.Int64
-	buckets         [latencyBuckets]atomic.Int64
+	sum, max atomic.Int64
+	buckets  [latencyBuckets]atomic.Int64
 }
 
 func (h *histogram) observe(d time.Duration) {
@@ -93,7 +95,6 @@ func (h *histogram) observe(d time.Duration) {
 		i = latencyBuckets - 1
 	}
 	h.buckets[i].Add(1)
-	h.count.Add(1)
 	h.sum.Add(ns)
 	if ns > h.max.Load() { // only the protocol's actor writes
 		h.max.Store(ns)
@@ -101,9 +102,10 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 func (h *histogram) snapshot() Latency {
-	l := Latency{Count: h.count.Load(), Sum: time.Duration(h.sum.Load()), Max: time.Duration(h.max.Load())}
+	l := Latency{Sum: time.Duration(h.sum.Load()), Max: time.Duration(h.max.Load())}
 	for i := range h.buckets {
 		l.Buckets[i] = h.buckets[i].Load()
+		l.Count += l.Buckets[i]
 	}
 	return l
 }

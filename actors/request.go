@@ -28,7 +28,7 @@ func OnRequest[Req, Rep any](ctx *Context, h func(ctx *Context, req Req) (Rep, e
 	t := reflect.TypeFor[Req]()
 	mustConcrete("OnRequest", t)
 	name := typeNameOf(t)
-	ctx.reqH.set(t, &reqEntry{name: name, stats: ctx.h.metrics.typ(name), fn: func(c *Context, req any) (any, error) {
+	ctx.reqH.set(keyFor[Req](), &reqEntry{name: name, stats: ctx.h.metrics.typ(name), fn: func(c *Context, req any) (any, error) {
 		return h(c, req.(Req))
 	}})
 }
@@ -76,7 +76,7 @@ func (h *protocolHost) onRequest(m *requestMsg) {
 		reply(nil, fmt.Errorf("%w: %s", ErrProtocolStopped, h.name))
 		return
 	}
-	e, ok := h.ctx.reqH.get(reflect.TypeOf(m.body))
+	e, ok := h.ctx.reqH.get(keyOf(m.body))
 	if !ok {
 		h.metrics.unhandled.Add(1)
 		reply(nil, fmt.Errorf("%w: protocol %s on node %s has no request handler for %s", ErrNoHandler, h.name, h.node.name, typeName(m.body)))
@@ -95,9 +95,9 @@ func (h *protocolHost) onRequest(m *requestMsg) {
 	var rep any
 	var err error
 	if h.sample() {
-		start := time.Now()
+		start := h.node.monotonic()
 		rep, err = e.fn(h.ctx, m.body)
-		e.stats.latency.observe(time.Since(start))
+		e.stats.latency.observe(h.node.monotonic() - start)
 	} else {
 		rep, err = e.fn(h.ctx, m.body)
 	}

@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -324,8 +325,12 @@ func TestTooManyRestartsStopTheProtocol(t *testing.T) {
 	if err := n.Start(func() actors.Protocol { return &counter{inits: &inits} }); err != nil {
 		t.Fatal(err)
 	}
+	ref, err := n.Ref("counter")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
-		_ = n.Tell("counter", boom{})
+		_ = ref.Tell(boom{})
 	}
 	ev := actortest.Receive(t, stopped, wait, "stop event")
 	if ev.Failures != 3 || ev.Protocol != "counter" {
@@ -336,6 +341,47 @@ func TestTooManyRestartsStopTheProtocol(t *testing.T) {
 	}
 	if err := n.Tell("counter", incr{}); !errors.Is(err, actors.ErrProtocolStopped) {
 		t.Fatalf("Tell to a stopped protocol: %v", err)
+	}
+	if err := ref.Tell(incr{}); !errors.Is(err, actors.ErrProtocolStopped) {
+		t.Fatalf("Ref.Tell to a stopped protocol: %v", err)
+	}
+	if _, err := n.Ref("counter"); !errors.Is(err, actors.ErrProtocolStopped) {
+		t.Fatalf("Ref of a stopped protocol: %v", err)
+	}
+}
+
+func TestRefTellsLikeNodeTell(t *testing.T) {
+	n := singleNode(t, nil)
+	var inits atomic.Int64
+	if err := n.Start(func() actors.Protocol { return &counter{inits: &inits} }); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := n.Ref("counter")
+	if err != nil || ref.Protocol() != "counter" {
+		t.Fatalf("Ref: %v, %v", ref.Protocol(), err)
+	}
+	for range 5 {
+		if err := ref.Tell(incr{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := actors.Call[int](context.Background(), n, "counter", get{}); err != nil || v != 5 {
+		t.Fatalf("count %d, %v; want 5", v, err)
+	}
+	if got := n.Stats().Protocols["counter"].Types[reflect.TypeFor[incr]().String()].MsgsIn; got != 5 {
+		t.Errorf("MsgsIn of incr %d, want 5", got)
+	}
+	if _, err := n.Ref("nobody"); !errors.Is(err, actors.ErrUnknownProtocol) {
+		t.Errorf("Ref of an unknown protocol: %v", err)
+	}
+	if err := (actors.Ref{}).Tell(incr{}); !errors.Is(err, actors.ErrUnknownProtocol) {
+		t.Errorf("zero Ref: %v", err)
+	}
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.Tell(incr{}); !errors.Is(err, actors.ErrNodeStopped) {
+		t.Errorf("Ref.Tell after Stop: %v", err)
 	}
 }
 

@@ -1,27 +1,44 @@
 package actors
 
-import "reflect"
+import "unsafe"
+
+// typeKey identifies a dynamic Go type: the type word of an interface value
+// holding a value of that type. Reading it is a load, where
+// reflect.TypeOf(m) == t costs an interface comparison through the runtime
+// on every message.
+type typeKey unsafe.Pointer
+
+// keyOf is the typeKey of m's dynamic type (nil for a nil interface).
+func keyOf(m any) typeKey {
+	return typeKey((*[2]unsafe.Pointer)(unsafe.Pointer(&m))[0])
+}
+
+// keyFor is the typeKey of T, which must not be an interface type.
+func keyFor[T any]() typeKey {
+	var zero T
+	return keyOf(zero)
+}
 
 // typeTable finds a protocol's handler for a message's dynamic type. A
 // protocol registers a handful of types, and comparing a few type words is
 // cheaper than hashing one for a map on every message, so small tables are
 // scanned; large ones fall back to a map.
 type typeTable[E any] struct {
-	types   []reflect.Type
+	keys    []typeKey
 	entries []E
-	byType  map[reflect.Type]E // set once the table outgrows linearScanMax
+	byKey   map[typeKey]E // set once the table outgrows linearScanMax
 }
 
 // linearScanMax is the size up to which a linear scan beats a map lookup.
 const linearScanMax = 8
 
-func (t *typeTable[E]) get(typ reflect.Type) (E, bool) {
-	if t.byType != nil {
-		e, ok := t.byType[typ]
+func (t *typeTable[E]) get(k typeKey) (E, bool) {
+	if t.byKey != nil {
+		e, ok := t.byKey[k]
 		return e, ok
 	}
-	for i, k := range t.types {
-		if k == typ {
+	for i, x := range t.keys {
+		if x == k {
 			return t.entries[i], true
 		}
 	}
@@ -29,26 +46,26 @@ func (t *typeTable[E]) get(typ reflect.Type) (E, bool) {
 	return zero, false
 }
 
-// set registers e for typ, replacing an earlier registration.
-func (t *typeTable[E]) set(typ reflect.Type, e E) {
-	for i, k := range t.types {
-		if k == typ {
+// set registers e for k, replacing an earlier registration.
+func (t *typeTable[E]) set(k typeKey, e E) {
+	for i, x := range t.keys {
+		if x == k {
 			t.entries[i] = e
-			if t.byType != nil {
-				t.byType[typ] = e
+			if t.byKey != nil {
+				t.byKey[k] = e
 			}
 			return
 		}
 	}
-	t.types = append(t.types, typ)
+	t.keys = append(t.keys, k)
 	t.entries = append(t.entries, e)
-	if t.byType != nil || len(t.types) > linearScanMax {
-		if t.byType == nil {
-			t.byType = make(map[reflect.Type]E, len(t.types))
-			for i, k := range t.types {
-				t.byType[k] = t.entries[i]
+	if t.byKey != nil || len(t.keys) > linearScanMax {
+		if t.byKey == nil {
+			t.byKey = make(map[typeKey]E, len(t.keys))
+			for i, x := range t.keys {
+				t.byKey[x] = t.entries[i]
 			}
 		}
-		t.byType[typ] = e
+		t.byKey[k] = e
 	}
 }

@@ -100,7 +100,7 @@ func (h *protocolHost) onTimer(m *timerFired) {
 	if t.fn != nil {
 		t.fn()
 	} else {
-		e, ok := h.ctx.timerH.get(reflect.TypeOf(t.payload))
+		e, ok := h.ctx.timerH.get(keyOf(t.payload))
 		if !ok {
 			h.unhandled("timer", typeName(t.payload), "")
 		} else {

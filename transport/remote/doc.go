@@ -18,6 +18,17 @@
 // protocol's mailbox. No extra actor hop stands between the wire and the
 // protocol.
 //
+// On the wire, an envelope to another node leaves its names (sender,
+// receiver, protocol, payload type) empty: they travel as the Id of the
+// protoactor sender PID, "from/to/protocol/type", which protoactor sends
+// once per batch for all messages of the same route. The inbox parses it
+// once per batch and puts the names back before validating the envelope, so
+// receivers see whole envelopes and byte counts are those of whole
+// envelopes ([transport.Size]). Compared with names in every envelope, this
+// saves four string allocations and their UTF-8 checks per message on the
+// receiving side, and the names' bytes on the wire (48 bytes a message in
+// BenchmarkRemoteDelivery).
+//
 // # Concurrency
 //
 // A Network and its endpoints are safe for concurrent use. Deliver is called

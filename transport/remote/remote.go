@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,8 +42,9 @@ type Network struct {
 	bindPort  int
 	advertise string
 
-	mu  sync.RWMutex
-	dir map[string]string // node name → address
+	mu      sync.RWMutex
+	dir     map[string]string // node name → address
+	version atomic.Uint64     // bumped on every change of dir, to invalidate cached routes
 }
 
 var _ transport.Network = (*Network)(nil)
@@ -99,6 +102,7 @@ func (n *Network) SetPeer(name, addr string) error {
 	}
 	n.mu.Lock()
 	n.dir[name] = addr
+	n.version.Add(1)
 	n.mu.Unlock()
 	return nil
 }
@@ -107,6 +111,7 @@ func (n *Network) SetPeer(name, addr string) error {
 func (n *Network) RemovePeer(name string) {
 	n.mu.Lock()
 	delete(n.dir, name)
+	n.version.Add(1)
 	n.mu.Unlock()
 }
 
@@ -165,6 +170,7 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	ep.addr = a.System.Address()
 	n.mu.Lock()
 	n.dir[a.Node] = ep.addr
+	n.version.Add(1)
 	n.mu.Unlock()
 	return ep, nil
 }
@@ -188,7 +194,7 @@ type endpoint struct {
 	remote  *remote.Remote
 	deliver transport.Deliver
 	reject  func(error)
-	pids    sync.Map // address → *actor.PID of its inbox
+	routes  sync.Map // routeKey → *route
 
 	closeOnce sync.Once
 	mu        sync.RWMutex
@@ -199,26 +205,67 @@ func (e *endpoint) Address() string { return e.addr }
 
 // Send resolves env.To and queues env on protoactor's endpoint writer for
 // that address. The endpoint owns env from then on.
+//
+// The names of the envelope (sender, receiver, protocol, payload type) do
+// not travel in it: Send moves them into the protoactor sender PID of the
+// message (see route), which protoactor sends once per batch, and clears
+// them in env. The inbox of the receiving node puts them back.
 func (e *endpoint) Send(env *messages.Envelope) (int, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
 		return 0, fmt.Errorf("remote: %s sending to %s: %w", e.name, env.To, transport.ErrClosed)
 	}
-	addr, ok := e.net.Resolve(env.To)
-	if !ok || addr == "" {
-		return 0, fmt.Errorf("remote: %w: %q has no known address", transport.ErrUnknownNode, env.To)
-	}
 	n := transport.Size(env)
 	if n > transport.MaxEnvelopeSize {
 		return 0, fmt.Errorf("%w: envelope of %d bytes for %s/%s; the limit is %d", transport.ErrTooLarge, n, env.To, env.Protocol, transport.MaxEnvelopeSize)
 	}
-	pid, ok := e.pids.Load(addr)
-	if !ok {
-		pid, _ = e.pids.LoadOrStore(addr, actor.NewPID(addr, inboxID))
+	rt, err := e.route(env)
+	if err != nil {
+		return 0, err
 	}
-	e.sys.Root.Send(pid.(*actor.PID), env)
+	if rt.local {
+		// To this node itself: protoactor delivers to the local inbox
+		// without serialising, so the names stay in the envelope.
+		e.sys.Root.Send(rt.target, env)
+		return n, nil
+	}
+	env.From, env.To, env.Protocol, env.Type = "", "", "", ""
+	e.remote.SendMessage(rt.target, nil, env, rt.sender, -1)
 	return n, nil
+}
+
+// route is where the envelopes of one (receiver, protocol, payload type)
+// go: the receiver's inbox, and the sender PID that carries the names.
+type route struct {
+	version uint64     // of the directory it was resolved in
+	local   bool       // the receiver is this node
+	target  *actor.PID // the receiver's inbox
+	sender  *actor.PID // Id: from/to/protocol/type, Address: ours
+}
+
+type routeKey struct{ to, protocol, typ string }
+
+// route finds (or makes) the route of env, resolving env.To again when the
+// directory changed since the route was made.
+func (e *endpoint) route(env *messages.Envelope) (*route, error) {
+	key := routeKey{env.To, env.Protocol, env.Type}
+	v := e.net.version.Load()
+	if r, ok := e.routes.Load(key); ok && r.(*route).version == v {
+		return r.(*route), nil
+	}
+	addr, ok := e.net.Resolve(env.To)
+	if !ok || addr == "" {
+		return nil, fmt.Errorf("remote: %w: %q has no known address", transport.ErrUnknownNode, env.To)
+	}
+	r := &route{
+		version: v,
+		local:   addr == e.addr,
+		target:  actor.NewPID(addr, inboxID),
+		sender:  actor.NewPID(e.addr, senderID(e.name, env.To, env.Protocol, env.Type)),
+	}
+	e.routes.Store(key, r)
+	return r, nil
 }
 
 // Close stops the node's gRPC server and its endpoint writers and removes
@@ -233,6 +280,7 @@ func (e *endpoint) Close() error {
 		e.net.mu.Lock()
 		if e.net.dir[e.name] == e.addr {
 			delete(e.net.dir, e.name)
+			e.net.version.Add(1)
 		}
 		e.net.mu.Unlock()
 	})
@@ -271,16 +319,64 @@ func shutdown(r *remote.Remote) {
 // inbox is the protoactor process that receives a node's envelopes; the
 // remote endpoint reader calls it directly, so an envelope reaches the
 // protocol's mailbox with no extra hop.
-type inbox struct{ ep *endpoint }
+type inbox struct {
+	ep   *endpoint
+	last atomic.Pointer[names] // the last sender PID seen, parsed
+}
+
+// names are the envelope fields a sender PID carries. protoactor hands every
+// message of a batch the same *actor.PID for the same sender, so the inbox
+// parses and checks a PID once per batch and remembers it by pointer.
+type names struct {
+	pid                     *actor.PID
+	from, to, protocol, typ string
+	err                     error
+}
+
+// senderID is the Id of the sender PID that carries an envelope's names.
+// Node and protocol names cannot contain '/'; a type name is the rest.
+func senderID(from, to, protocol, typ string) string {
+	return from + "/" + to + "/" + protocol + "/" + typ
+}
+
+func parseSenderID(pid *actor.PID) *names {
+	nm := &names{pid: pid}
+	var ok1, ok2, ok3 bool
+	var rest string
+	nm.from, rest, ok1 = strings.Cut(pid.Id, "/")
+	nm.to, rest, ok2 = strings.Cut(rest, "/")
+	nm.protocol, nm.typ, ok3 = strings.Cut(rest, "/")
+	if !ok1 || !ok2 || !ok3 {
+		nm.err = fmt.Errorf("%w: sender %q is not from/to/protocol/type", transport.ErrMalformed, pid.Id)
+	}
+	return nm
+}
 
 func (p *inbox) SendUserMessage(_ *actor.PID, message any) {
+	var sender *actor.PID
 	if e, ok := message.(*actor.MessageEnvelope); ok {
-		message = e.Message
+		message, sender = e.Message, e.Sender
 	}
 	env, ok := message.(*messages.Envelope)
 	if !ok {
 		p.refuse(fmt.Errorf("%w: node %s received a %T, want a troupe.v1.Envelope", transport.ErrMalformed, p.ep.name, message))
 		return
+	}
+	if sender != nil {
+		if env.From != "" || env.To != "" || env.Protocol != "" || env.Type != "" {
+			p.refuse(fmt.Errorf("%w: envelope with names both in it and in its sender %q", transport.ErrMalformed, sender.Id))
+			return
+		}
+		nm := p.last.Load()
+		if nm == nil || nm.pid != sender {
+			nm = parseSenderID(sender)
+			p.last.Store(nm)
+		}
+		if nm.err != nil {
+			p.refuse(nm.err)
+			return
+		}
+		env.From, env.To, env.Protocol, env.Type = nm.from, nm.to, nm.protocol, nm.typ
 	}
 	if err := transport.Validate(env); err != nil {
 		p.refuse(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/messages"
@@ -16,10 +17,11 @@ import (
 )
 
 type node struct {
-	sys *actor.ActorSystem
-	ep  transport.Endpoint
-	mu  sync.Mutex
-	got []*messages.Envelope
+	sys     *actor.ActorSystem
+	ep      transport.Endpoint
+	mu      sync.Mutex
+	got     []*messages.Envelope
+	refused []error
 }
 
 func attach(t *testing.T, net *remote.Network, name string) *node {
@@ -31,6 +33,10 @@ func attach(t *testing.T, net *remote.Network, name string) *node {
 		}
 		n.mu.Lock()
 		n.got = append(n.got, env)
+		n.mu.Unlock()
+	}, Reject: func(err error) {
+		n.mu.Lock()
+		n.refused = append(n.refused, err)
 		n.mu.Unlock()
 	}})
 	if err != nil {
@@ -45,6 +51,12 @@ func (n *node) count() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return len(n.got)
+}
+
+func (n *node) refusals() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.refused)
 }
 
 func TestTwoNodesOnLoopback(t *testing.T) {
@@ -104,5 +116,61 @@ func TestRemoteConfigErrors(t *testing.T) {
 	}
 	if _, err := net.Attach(transport.Attachment{Node: "a", System: actor.NewActorSystem(), Deliver: func(*messages.Envelope, int) {}}); !errors.Is(err, transport.ErrNameTaken) {
 		t.Fatalf("second a: %v", err)
+	}
+}
+
+// TestNamesTravelInTheSenderPID checks the wire shape: the names of an
+// envelope sent to another node travel in protoactor's sender PID and are
+// restored on arrival; a sender PID that does not parse, or that contradicts
+// the envelope, is refused.
+func TestNamesTravelInTheSenderPID(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	net, err := remote.New(remote.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := attach(t, net, "a"), attach(t, net, "b")
+	want := &messages.Envelope{From: "a", To: "b", Protocol: "p"}
+	_ = transport.MarshalPayload(want, &messages.Ping{N: 7})
+	sent := &messages.Envelope{From: "a", To: "b", Protocol: "p", Type: want.Type, Payload: want.Payload}
+	size, err := a.ep.Send(sent)
+	if err != nil || size != transport.Size(want) {
+		t.Fatalf("Send: size %d, %v; want %d", size, err, transport.Size(want))
+	}
+	if sent.From != "" || sent.Type != "" {
+		t.Errorf("the names were sent in the envelope: %v", sent)
+	}
+	// A node sending to itself skips the wire.
+	self := &messages.Envelope{From: "a", To: "a", Protocol: "p", Type: want.Type, Payload: want.Payload}
+	if _, err := a.ep.Send(self); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 10*time.Second, "both envelopes", func() bool { return a.count() == 1 && b.count() == 1 })
+	b.mu.Lock()
+	if got := b.got[0]; !proto.Equal(got, want) {
+		t.Errorf("b got %v, want %v", got, want)
+	}
+	b.mu.Unlock()
+	a.mu.Lock()
+	if got := a.got[0]; !proto.Equal(got, self) {
+		t.Errorf("a got %v, want %v", got, self)
+	}
+	a.mu.Unlock()
+
+	inboxB := actor.NewPID(b.ep.Address(), "troupe")
+	for _, c := range []struct {
+		sender string
+		env    *messages.Envelope
+	}{
+		{"no-slashes", &messages.Envelope{Payload: want.Payload}},
+		{"a/c/p/" + want.Type, &messages.Envelope{Payload: want.Payload}},            // for another node
+		{"a/b/p/" + want.Type, &messages.Envelope{From: "x", Payload: want.Payload}}, // names twice
+		{"a/b/p q/" + want.Type, &messages.Envelope{Payload: want.Payload}},          // bad protocol name
+	} {
+		a.sys.Root.Send(inboxB, &actor.MessageEnvelope{Message: c.env, Sender: actor.NewPID(a.ep.Address(), c.sender)})
+	}
+	actortest.Eventually(t, 10*time.Second, "4 refusals at b", func() bool { return b.refusals() == 4 })
+	if b.count() != 1 {
+		t.Errorf("b delivered %d envelopes, want 1", b.count())
 	}
 }
