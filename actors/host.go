@@ -281,9 +281,10 @@ type (
 		size int
 	}
 	ackIn struct {
-		from    string
-		session uint64
-		ack     uint64
+		from        string
+		session     uint64 // the stream's
+		ack         uint64
+		peerSession uint64 // the acking node's start time
 	}
 	ackFlush   struct{}
 	timerFired struct{ id TimerID }

@@ -414,7 +414,7 @@ func (n *Node) deliver(env *messages.Envelope, size int) {
 		return
 	}
 	if env.Kind == messages.Envelope_KIND_ACK {
-		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack})
+		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession})
 		return
 	}
 	// The payload is decoded by the protocol's actor, not here: this runs

@@ -36,9 +36,15 @@ type reliable struct {
 }
 
 type outStream struct {
-	peer    string
-	next    uint64
-	unacked []*outMsg
+	peer string
+	// session names the stream: this node's start time, raised by one each
+	// time the peer turns out to have restarted (restart).
+	session uint64
+	// peerSession is the receiving node's start time, learnt from its
+	// acks (0 until the first).
+	peerSession uint64
+	next        uint64
+	unacked     []*outMsg
 }
 
 type outMsg struct {
@@ -66,7 +72,7 @@ func (r *reliable) send(h *protocolHost, to string, m proto.Message) error {
 	cfg := h.node.cfg.Reliable
 	st := r.out[to]
 	if st == nil {
-		st = &outStream{peer: to, next: 1}
+		st = &outStream{peer: to, next: 1, session: h.node.session}
 	}
 	if len(st.unacked) >= cfg.MaxInFlight {
 		return fmt.Errorf("%w: %d messages of protocol %s to %s await acknowledgement", ErrWindowFull, len(st.unacked), h.name, to)
@@ -98,7 +104,7 @@ func (r *reliable) envelope(h *protocolHost, st *outStream, om *outMsg) *message
 	return &messages.Envelope{
 		From: h.node.name, To: st.peer, Protocol: h.name,
 		Type: om.typ, Payload: om.payload,
-		Session: h.node.session, Seq: om.seq,
+		Session: st.session, Seq: om.seq, PeerSession: st.peerSession,
 	}
 }
 
@@ -127,9 +133,17 @@ func (r *reliable) retransmit(h *protocolHost) {
 
 func (r *reliable) onAck(h *protocolHost, m *ackIn) {
 	st := r.out[m.from]
-	if st == nil || m.session != h.node.session {
-		return // an ack for an earlier incarnation of this node
+	if st == nil || m.session != st.session {
+		return // an ack for an earlier stream (or incarnation) of this node
 	}
+	switch {
+	case m.peerSession < st.peerSession:
+		return // from an earlier incarnation of the peer
+	case m.peerSession > st.peerSession && st.peerSession != 0:
+		r.restart(h, st, m.peerSession)
+		return
+	}
+	st.peerSession = m.peerSession
 	n := 0
 	for n < len(st.unacked) && st.unacked[n].seq <= m.ack {
 		n++
@@ -138,9 +152,37 @@ func (r *reliable) onAck(h *protocolHost, m *ackIn) {
 	st.unacked = st.unacked[n:]
 }
 
+// restart starts a new stream to a peer that restarted: its new
+// incarnation knows nothing of the old stream, so the messages it did not
+// acknowledge are numbered again from 1 under a new stream session (which
+// makes the peer drop anything of the old stream still in flight) and sent
+// at once.
+func (r *reliable) restart(h *protocolHost, st *outStream, peerSession uint64) {
+	st.session++
+	st.peerSession = peerSession
+	now := h.node.clock.Now()
+	for i, om := range st.unacked {
+		om.seq = uint64(i + 1)
+		om.rto = h.node.cfg.Reliable.RTO
+		om.due = now.Add(om.rto)
+		_ = h.transmit(r.envelope(h, st, om))
+	}
+	st.next = uint64(len(st.unacked) + 1)
+	h.log.Debug().Str("peer", st.peer).Int("resent", len(st.unacked)).Msg("peer restarted: new reliable stream")
+}
+
 // receive runs the receive window for one reliable message.
 func (r *reliable) receive(h *protocolHost, m *inbound) {
 	env := m.env
+	if env.PeerSession != 0 && env.PeerSession != h.node.session {
+		// Meant for an earlier incarnation of this node: say who answers
+		// now, and the sender starts a new stream.
+		_ = h.transmit(&messages.Envelope{
+			From: h.node.name, To: env.From, Protocol: h.name,
+			Kind: messages.Envelope_KIND_ACK, Session: env.Session, PeerSession: h.node.session,
+		})
+		return
+	}
 	st := r.in[env.From]
 	if st == nil {
 		st = &inStream{peer: env.From, early: map[uint64]*inbound{}}
@@ -212,6 +254,7 @@ func (r *reliable) flushAcks(h *protocolHost) {
 		_ = h.transmit(&messages.Envelope{
 			From: h.node.name, To: st.peer, Protocol: h.name,
 			Kind: messages.Envelope_KIND_ACK, Session: st.session, Ack: st.next - 1,
+			PeerSession: h.node.session,
 		})
 	}
 }

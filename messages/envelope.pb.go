@@ -83,9 +83,14 @@ type Envelope struct {
 	Type     string                 `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`       // full protobuf name of the payload, e.g. "troupe.examples.v1.Ping"
 	Payload  []byte                 `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"` // the payload, protobuf-encoded
 	// Reliable delivery (all zero for a best-effort send).
-	Session       uint64 `protobuf:"varint,7,opt,name=session,proto3" json:"session,omitempty"` // sender's incarnation of this (from, to, protocol) stream
-	Seq           uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`         // position in the stream, from 1
-	Ack           uint64 `protobuf:"varint,9,opt,name=ack,proto3" json:"ack,omitempty"`         // on KIND_ACK: every seq <= ack was received in `session`
+	Session uint64 `protobuf:"varint,7,opt,name=session,proto3" json:"session,omitempty"` // sender's incarnation of this (from, to, protocol) stream
+	Seq     uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`         // position in the stream, from 1
+	Ack     uint64 `protobuf:"varint,9,opt,name=ack,proto3" json:"ack,omitempty"`         // on KIND_ACK: every seq <= ack was received in `session`
+	// The receiving end's incarnation (its node's start time). On KIND_DATA:
+	// the receiver's as the sender last learnt it (0: not yet known); a
+	// receiver that is a later incarnation answers with an ack of its own so
+	// the sender starts a new stream to it. On KIND_ACK: the acking node's.
+	PeerSession   uint64 `protobuf:"varint,10,opt,name=peer_session,json=peerSession,proto3" json:"peer_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -183,11 +188,18 @@ func (x *Envelope) GetAck() uint64 {
 	return 0
 }
 
+func (x *Envelope) GetPeerSession() uint64 {
+	if x != nil {
+		return x.PeerSession
+	}
+	return 0
+}
+
 var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\ttroupe.v1\"\x89\x02\n" +
+	"\x0eenvelope.proto\x12\ttroupe.v1\"\xac\x02\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +
@@ -197,7 +209,9 @@ const file_envelope_proto_rawDesc = "" +
 	"\apayload\x18\x06 \x01(\fR\apayload\x12\x18\n" +
 	"\asession\x18\a \x01(\x04R\asession\x12\x10\n" +
 	"\x03seq\x18\b \x01(\x04R\x03seq\x12\x10\n" +
-	"\x03ack\x18\t \x01(\x04R\x03ack\"#\n" +
+	"\x03ack\x18\t \x01(\x04R\x03ack\x12!\n" +
+	"\fpeer_session\x18\n" +
+	" \x01(\x04R\vpeerSession\"#\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_DATA\x10\x00\x12\f\n" +
 	"\bKIND_ACK\x10\x01B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"

@@ -114,7 +114,8 @@ func UnmarshalPayload(env *messages.Envelope) (proto.Message, error) {
 func Size(env *messages.Envelope) int {
 	n := sizeBytes(len(env.From)) + sizeBytes(len(env.To)) + sizeBytes(len(env.Protocol)) +
 		sizeBytes(len(env.Type)) + sizeBytes(len(env.Payload)) +
-		sizeVarint(uint64(env.Kind)) + sizeVarint(env.Session) + sizeVarint(env.Seq) + sizeVarint(env.Ack)
+		sizeVarint(uint64(env.Kind)) + sizeVarint(env.Session) + sizeVarint(env.Seq) + sizeVarint(env.Ack) +
+		sizeVarint(env.PeerSession)
 	return n + len(env.ProtoReflect().GetUnknown())
 }
 

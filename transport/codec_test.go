@@ -41,7 +41,7 @@ func TestSizeMatchesProto(t *testing.T) {
 	envs := []*messages.Envelope{
 		{},
 		validEnvelope(t),
-		{From: "a", To: "b", Protocol: "p", Kind: messages.Envelope_KIND_ACK, Session: 1 << 62, Ack: 300},
+		{From: "a", To: "b", Protocol: "p", Kind: messages.Envelope_KIND_ACK, Session: 1 << 62, Ack: 300, PeerSession: 1 << 60},
 		{From: strings.Repeat("n", 200), To: "b", Protocol: "p", Type: "x.Y", Payload: make([]byte, 70000), Session: 5, Seq: 1 << 35},
 	}
 	for _, env := range envs {
