@@ -1,0 +1,56 @@
+package election
+
+import (
+	"context"
+
+	"github.com/troupe-dev/troupe/actors"
+)
+
+// ProtocolName is the name every elector runs under, so that other
+// protocols find the leader without knowing the algorithm.
+const ProtocolName = "election"
+
+// Elector is a leader-election protocol. Whatever its algorithm, an
+// Elector runs as the protocol named ProtocolName and:
+//
+//   - publishes a *LeaderChanged notification on its node every time the
+//     leader it believes in changes (including to "no leader", Leader ""),
+//     with the term (epoch) of that leadership;
+//   - answers a LeaderRequest with the current Leader.
+//
+// Terms only grow: a leadership of a higher term supersedes any of a lower
+// one, so a protocol that acts for a leader can tag what it does with the
+// term and refuse work from stale terms. Bully is one Elector; the Raft
+// group's elector (consensus) is another.
+type Elector interface {
+	actors.Protocol
+	// Algorithm names the algorithm, e.g. "bully" or "raft".
+	Algorithm() string
+}
+
+// LeaderChanged is published on a node when its elector's belief changes.
+type LeaderChanged struct {
+	Leader string // "" while there is no leader (it failed, an election runs)
+	Term   uint64
+}
+
+// LeaderRequest asks the elector for the current leader.
+type LeaderRequest struct{}
+
+// Leader is the answer to a LeaderRequest.
+type Leader struct {
+	Name string // "" when no leader is known
+	Term uint64
+}
+
+// Ask asks the elector of the requesting protocol's node for the leader;
+// onLeader runs later as an event of the requester.
+func Ask(ctx *actors.Context, onLeader func(ctx *actors.Context, l Leader, err error) error) error {
+	return actors.Request(ctx, ProtocolName, LeaderRequest{}, 0, onLeader)
+}
+
+// Current asks node's elector for the leader from outside any protocol (an
+// HTTP handler, a test).
+func Current(ctx context.Context, node *actors.Node) (Leader, error) {
+	return actors.Call[Leader](ctx, node, ProtocolName, LeaderRequest{})
+}
