@@ -1,0 +1,289 @@
+package election
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// BullyConfig sets up the Bully elector.
+type BullyConfig struct {
+	// Priority ranks nodes: the live node with the highest priority leads;
+	// among equal priorities, the greatest name in natural order
+	// ("node-10" after "node-9"). nil ranks by name only.
+	Priority func(node string) int
+	// OKTimeout is how long a node that sent Election waits for an OK
+	// before it declares itself leader. It must cover a round trip with
+	// retransmissions. Default 400ms.
+	OKTimeout time.Duration
+	// CoordinatorTimeout is how long a node that got an OK waits for the
+	// Coordinator before it starts another election. Default 1s.
+	CoordinatorTimeout time.Duration
+}
+
+func (c BullyConfig) withDefaults() BullyConfig {
+	if c.OKTimeout <= 0 {
+		c.OKTimeout = 400 * time.Millisecond
+	}
+	if c.CoordinatorTimeout <= 0 {
+		c.CoordinatorTimeout = time.Second
+	}
+	return c
+}
+
+// Bully returns the factory of a Bully elector (Garcia-Molina, 1982) on
+// live membership. The node's membership must be attached
+// (membership.Attach) before the elector starts.
+//
+// A node starts an election at boot, when the leader fails or leaves, when
+// a Coordinator comes from a node ranked below it, and — if it leads — when
+// a node ranked above it joins. An election sends Election to every live
+// node ranked higher; a live higher node answers OK and runs its own
+// election; a node that gets no OK within OKTimeout wins and sends
+// Coordinator to every live node. A node that got an OK but no Coordinator
+// within CoordinatorTimeout starts again. Every election raises the term;
+// a Coordinator of an older term than the receiver's is refused
+// (StaleTerm), which makes its sender run again with a later term. Messages
+// are sent reliably, as the algorithm assumes.
+func Bully(cfg BullyConfig) actors.Factory {
+	cfg = cfg.withDefaults()
+	return func() actors.Protocol { return &bully{cfg: cfg} }
+}
+
+type bully struct {
+	cfg  BullyConfig
+	self string
+	live map[string]bool // other live members
+
+	term   uint64
+	leader string
+
+	// An election in progress: electing while waiting for OKs, waiting
+	// after an OK until the Coordinator. round numbers the elections so
+	// that a timer of an earlier one is ignored.
+	electing, waiting bool
+	round             uint64
+	timer             actors.TimerID
+}
+
+type (
+	okTimeout    struct{ round uint64 }
+	coordTimeout struct{ round uint64 }
+)
+
+var _ Elector = (*bully)(nil)
+
+func (b *bully) Name() string      { return ProtocolName }
+func (b *bully) Algorithm() string { return "bully" }
+
+func (b *bully) Init(ctx *actors.Context) error {
+	b.self = ctx.Node()
+	b.live = map[string]bool{}
+	actors.OnMessage(ctx, b.onElection)
+	actors.OnMessage(ctx, b.onOK)
+	actors.OnMessage(ctx, b.onCoordinator)
+	actors.OnMessage(ctx, b.onStaleTerm)
+	actors.OnTimer(ctx, func(ctx *actors.Context, t okTimeout) error {
+		if b.electing && t.round == b.round {
+			b.win(ctx)
+		}
+		return nil
+	})
+	actors.OnTimer(ctx, func(ctx *actors.Context, t coordTimeout) error {
+		if b.waiting && t.round == b.round {
+			ctx.Log().Debug().Uint64("term", b.term).Msg("no Coordinator after an OK: electing again")
+			b.elect(ctx)
+		}
+		return nil
+	})
+	actors.OnRequest(ctx, func(*actors.Context, LeaderRequest) (Leader, error) {
+		return Leader{Name: b.leader, Term: b.term}, nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
+		b.joined(ctx, ev.Member.Name)
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+		b.gone(ctx, ev.Member.Name)
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
+		b.gone(ctx, ev.Member.Name)
+		return nil
+	})
+	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
+		func(ctx *actors.Context, v membership.View, err error) error {
+			if err != nil {
+				return fmt.Errorf("election: asking membership for the view: %w", err)
+			}
+			for _, m := range v.Live() {
+				if m.Name != b.self {
+					b.live[m.Name] = true
+				}
+			}
+			b.elect(ctx)
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("election: the bully elector needs the membership protocol on node %s (membership.Attach): %w", b.self, err)
+	}
+	return nil
+}
+
+// higher reports whether node a ranks above node b.
+func (b *bully) higher(a, bn string) bool {
+	if b.cfg.Priority != nil {
+		pa, pb := b.cfg.Priority(a), b.cfg.Priority(bn)
+		if pa != pb {
+			return pa > pb
+		}
+	}
+	return naturalLess(bn, a)
+}
+
+// elect starts an election with a new term.
+func (b *bully) elect(ctx *actors.Context) {
+	b.term++
+	b.round++
+	b.cancel(ctx)
+	var above []string
+	for n := range b.live {
+		if b.higher(n, b.self) {
+			above = append(above, n)
+		}
+	}
+	if len(above) == 0 {
+		b.win(ctx)
+		return
+	}
+	slices.Sort(above)
+	b.electing, b.waiting = true, false
+	for _, n := range above {
+		b.send(ctx, n, &pb.Election{Term: b.term})
+	}
+	b.timer = ctx.After(b.cfg.OKTimeout, okTimeout{round: b.round})
+}
+
+// win makes this node the leader and tells every live node.
+func (b *bully) win(ctx *actors.Context) {
+	b.cancel(ctx)
+	b.electing, b.waiting = false, false
+	b.setLeader(ctx, b.self)
+	others := make([]string, 0, len(b.live))
+	for n := range b.live {
+		others = append(others, n)
+	}
+	slices.Sort(others)
+	for _, n := range others {
+		b.send(ctx, n, &pb.Coordinator{Term: b.term, Leader: b.self})
+	}
+}
+
+func (b *bully) cancel(ctx *actors.Context) {
+	if b.timer != 0 {
+		ctx.Cancel(b.timer)
+		b.timer = 0
+	}
+}
+
+func (b *bully) setLeader(ctx *actors.Context, leader string) {
+	if leader == b.leader {
+		return
+	}
+	b.leader = leader
+	ev := ctx.Log().Info()
+	if leader == "" {
+		ev = ctx.Log().Debug()
+	}
+	ev.Str("leader", leader).Uint64("term", b.term).Msg("leader changed")
+	ctx.Notify(&LeaderChanged{Leader: leader, Term: b.term})
+}
+
+// send sends reliably; a failure (the peer vanished from the directory, a
+// full window to a silent peer) is logged, not fatal: the peer's failure
+// will show in membership and the election adapts.
+func (b *bully) send(ctx *actors.Context, to string, m proto.Message) {
+	if err := ctx.SendReliable(to, m); err != nil {
+		ctx.Log().Warn().Err(err).Str("to", to).Msg("election message not sent")
+	}
+}
+
+func (b *bully) onElection(ctx *actors.Context, from string, m *pb.Election) error {
+	b.term = max(b.term, m.Term)
+	if !b.higher(b.self, from) {
+		return nil // only lower nodes ask
+	}
+	b.send(ctx, from, &pb.OK{Term: b.term})
+	if !b.electing && !b.waiting {
+		b.elect(ctx)
+	}
+	return nil
+}
+
+func (b *bully) onOK(ctx *actors.Context, from string, m *pb.OK) error {
+	b.term = max(b.term, m.Term)
+	if !b.electing {
+		return nil
+	}
+	b.cancel(ctx)
+	b.electing, b.waiting = false, true
+	b.timer = ctx.After(b.cfg.CoordinatorTimeout, coordTimeout{round: b.round})
+	return nil
+}
+
+func (b *bully) onCoordinator(ctx *actors.Context, from string, m *pb.Coordinator) error {
+	switch {
+	case m.Term < b.term:
+		b.send(ctx, from, &pb.StaleTerm{Term: b.term})
+		return nil
+	case m.Leader != b.self && b.higher(b.self, m.Leader):
+		// A lower node claims the lead: bully it.
+		b.term = m.Term
+		b.elect(ctx)
+		return nil
+	case m.Term == b.term && b.leader != "" && b.leader != m.Leader && b.higher(b.leader, m.Leader):
+		// Two claims in one term: keep the higher, make the lower run again.
+		b.send(ctx, from, &pb.StaleTerm{Term: b.term})
+		return nil
+	}
+	b.term = m.Term
+	b.cancel(ctx)
+	b.electing, b.waiting = false, false
+	b.setLeader(ctx, m.Leader)
+	return nil
+}
+
+func (b *bully) onStaleTerm(ctx *actors.Context, from string, m *pb.StaleTerm) error {
+	if m.Term <= b.term {
+		return nil
+	}
+	b.term = m.Term
+	if b.leader == b.self || b.electing {
+		b.elect(ctx)
+	}
+	return nil
+}
+
+func (b *bully) joined(ctx *actors.Context, name string) {
+	if name == b.self {
+		return
+	}
+	b.live[name] = true
+	if b.leader == b.self && b.higher(name, b.self) {
+		b.elect(ctx) // a higher node joined: hand over
+	}
+}
+
+func (b *bully) gone(ctx *actors.Context, name string) {
+	delete(b.live, name)
+	if name == b.leader {
+		b.setLeader(ctx, "")
+		b.elect(ctx)
+	}
+}

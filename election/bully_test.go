@@ -1,0 +1,256 @@
+package election_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+// swim is membership at 20 times memberlist's LAN speed, for the sim.
+var swim = membership.Config{
+	Preset: membership.PresetLAN,
+	Timing: membership.Timing{
+		ProbeInterval:     50 * time.Millisecond,
+		ProbeTimeout:      25 * time.Millisecond,
+		GossipInterval:    10 * time.Millisecond,
+		PushPullInterval:  400 * time.Millisecond,
+		TCPTimeout:        400 * time.Millisecond,
+		ReconnectInterval: 100 * time.Millisecond,
+	},
+}
+
+var bullyCfg = election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond}
+
+// detectionBound is the longest SWIM may take to declare a node failed
+// with swim's timings among n nodes: every member is probed within n-1
+// probe intervals (memberlist probes round-robin), the probe times out,
+// and an unconfirmed suspicion lasts at most SuspicionMaxTimeoutMult times
+// SuspicionMult·log10(n) probe intervals; then gossip spreads the news.
+func detectionBound(n int) time.Duration {
+	t := swim.Timing
+	scale := math.Max(1, math.Log10(float64(n)))
+	suspicion := time.Duration(6 * 4 * scale * float64(t.ProbeInterval))
+	return time.Duration(n-1)*t.ProbeInterval + t.ProbeTimeout + suspicion + 10*t.GossipInterval
+}
+
+// electionBound is the longest an election takes once failures are known:
+// an OK timeout, a Coordinator timeout, and a second election's OK timeout,
+// plus reliable retransmissions (a few RTOs).
+func electionBound() time.Duration {
+	return 2*bullyCfg.OKTimeout + bullyCfg.CoordinatorTimeout + 200*time.Millisecond
+}
+
+func newCluster(t *testing.T, n int, opts ...cluster.Option) *cluster.Cluster {
+	t.Helper()
+	opts = append([]cluster.Option{cluster.Membership(swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
+		c.Reliable.RTO = 20 * time.Millisecond
+		c.Reliable.MaxRTO = 100 * time.Millisecond
+	})}, opts...)
+	return actortest.NewCluster(t, n, opts...)
+}
+
+func leaderOf(t *testing.T, n *actors.Node) election.Leader {
+	t.Helper()
+	l, err := election.Current(context.Background(), n)
+	if err != nil {
+		t.Fatalf("asking %s for the leader: %v", n.Name(), err)
+	}
+	return l
+}
+
+// agree waits until every running node in `nodes` names `want` as leader,
+// all with one term, and returns that term.
+func agree(t *testing.T, c *cluster.Cluster, nodes []string, want string, within time.Duration) uint64 {
+	t.Helper()
+	var term uint64
+	var last []string
+	err := actortest.WaitFor(within, func() bool {
+		last = last[:0]
+		terms := map[uint64]bool{}
+		ok := true
+		for _, name := range nodes {
+			l := leaderOf(t, c.Node(name))
+			last = append(last, fmt.Sprintf("%s→%s@%d", name, l.Name, l.Term))
+			terms[l.Term] = true
+			term = l.Term
+			ok = ok && l.Name == want
+		}
+		return ok && len(terms) == 1
+	})
+	if err != nil {
+		restarts := map[string]int64{}
+		for _, name := range nodes {
+			restarts[name] = c.Node(name).Stats().Protocols[election.ProtocolName].Restarts
+		}
+		t.Fatalf("nodes %v do not all follow %s within %v: %v (elector restarts %v)", nodes, want, within, last, restarts)
+	}
+	return term
+}
+
+// electionMessages counts the election protocol's messages sent, by type.
+func electionMessages(h *sim.Hub) map[string]int64 {
+	out := map[string]int64{}
+	for _, r := range h.Stats() {
+		if r.Protocol == election.ProtocolName {
+			out[r.Type] += r.Sent
+		}
+	}
+	return out
+}
+
+func diff(after, before map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func TestBullyElectsTheHighestAndFailsOver(t *testing.T) {
+	c := newCluster(t, 5)
+	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+		t.Fatal(err)
+	}
+	all := c.Names()
+	term := agree(t, c, all, "node-5", 10*time.Second)
+	t.Logf("boot: all follow node-5 at term %d; messages %v", term, electionMessages(c.Hub))
+
+	before := electionMessages(c.Hub)
+	killed := time.Now()
+	if err := c.Crash("node-5"); err != nil {
+		t.Fatal(err)
+	}
+	bound := detectionBound(5) + electionBound()
+	next := agree(t, c, all[:4], "node-4", bound)
+	took := time.Since(killed)
+	if next <= term {
+		t.Errorf("the new leadership has term %d, not above the old %d", next, term)
+	}
+	t.Logf("failover to node-4 in %v (bound %v); messages %v", took, bound, diff(electionMessages(c.Hub), before))
+}
+
+func TestBullyConvergesUnderLoss(t *testing.T) {
+	c := newCluster(t, 5, cluster.Sim(sim.Config{Seed: 3}))
+	c.Hub.SetFaults(sim.Faults{Loss: 0.2})
+	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, c, c.Names(), "node-5", 20*time.Second)
+	if err := c.Crash("node-5"); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, c, c.Names()[:4], "node-4", 20*time.Second)
+	if lost := c.Hub.Stats().Total(sim.Protocol(election.ProtocolName)).Lost; lost == 0 {
+		t.Error("no election message was lost: the fault did not apply")
+	}
+}
+
+func TestBullyPartitionAndHeal(t *testing.T) {
+	c := newCluster(t, 5)
+	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, c, c.Names(), "node-5", 10*time.Second)
+	small, big := []string{"node-1", "node-2"}, []string{"node-3", "node-4", "node-5"}
+	c.Hub.Partition(small, big)
+	// Each side has at most one leader: its highest node.
+	agree(t, c, small, "node-2", 20*time.Second)
+	agree(t, c, big, "node-5", 5*time.Second)
+	c.Hub.Heal()
+	agree(t, c, c.Names(), "node-5", 20*time.Second)
+}
+
+func TestBullyIgnoresStaleCoordinator(t *testing.T) {
+	// node-1 runs a forger in place of the elector; node-2..node-6 elect.
+	c := newCluster(t, 6)
+	sent := make(chan error, 1)
+	forger := func() actors.Protocol {
+		return &forge{sent: sent}
+	}
+	if err := c.Node("node-1").Start(forger); err != nil {
+		t.Fatal(err)
+	}
+	electors := c.Names()[1:]
+	for _, name := range electors {
+		if err := c.Node(name).Start(election.Bully(bullyCfg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	term := agree(t, c, electors, "node-6", 10*time.Second)
+	before := electionMessages(c.Hub)
+	for _, stale := range []*pb.Coordinator{{Term: term - 1, Leader: "node-2"}, {Term: term - 1, Leader: "node-6"}} {
+		if err := c.Node("node-1").Tell(election.ProtocolName, &forgery{to: "node-3", m: stale}); err != nil {
+			t.Fatal(err)
+		}
+		if err := actortest.Receive(t, sent, 5*time.Second, "forged Coordinator sent"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actortest.Eventually(t, 5*time.Second, "node-3 answers each stale Coordinator with StaleTerm", func() bool {
+		return diff(electionMessages(c.Hub), before)["troupe.election.v1.StaleTerm"] >= 2
+	})
+	if l := leaderOf(t, c.Node("node-3")); l.Name != "node-6" || l.Term != term {
+		t.Fatalf("after stale Coordinators node-3 follows %s at term %d; want node-6 at %d", l.Name, l.Term, term)
+	}
+}
+
+// forge sends the Coordinator it is told to, as protocol "election".
+type forge struct{ sent chan error }
+
+type forgery struct {
+	to string
+	m  *pb.Coordinator
+}
+
+func (f *forge) Name() string { return election.ProtocolName }
+
+func (f *forge) Init(ctx *actors.Context) error {
+	actors.OnNotification(ctx, func(ctx *actors.Context, g *forgery) error {
+		f.sent <- ctx.Send(g.to, g.m)
+		return nil
+	})
+	return nil
+}
+
+func TestNaturalOrderPicksNode10(t *testing.T) {
+	c := newCluster(t, 10)
+	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, c, c.Names(), "node-10", 10*time.Second)
+}
+
+func TestPriorityOverridesNames(t *testing.T) {
+	c := newCluster(t, 3)
+	prio := func(n string) int {
+		if n == "node-1" {
+			return 1
+		}
+		return 0
+	}
+	if err := c.Start(election.Bully(election.BullyConfig{Priority: prio, OKTimeout: bullyCfg.OKTimeout, CoordinatorTimeout: bullyCfg.CoordinatorTimeout})); err != nil {
+		t.Fatal(err)
+	}
+	agree(t, c, c.Names(), "node-1", 10*time.Second)
+}
+
+func TestBullyNeedsMembership(t *testing.T) {
+	c := actortest.NewCluster(t, 1)
+	err := c.Node("node-1").Start(election.Bully(bullyCfg))
+	if err == nil || !strings.Contains(err.Error(), "membership.Attach") {
+		t.Fatalf("starting Bully without membership: err = %v; want one naming membership.Attach", err)
+	}
+}
