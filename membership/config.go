@@ -58,6 +58,11 @@ type Timing struct {
 	ReconnectInterval time.Duration
 	// ReconnectTimeout: stop trying a failed member after this. Default 1h.
 	ReconnectTimeout time.Duration
+	// JoinResync: a node that joined syncs its state with the seeds once
+	// more after a random delay between JoinResync and twice that, so that
+	// it learns the nodes that joined at the same time as it without
+	// waiting for gossip or the next push-pull. Default 2 probe intervals.
+	JoinResync time.Duration
 }
 
 // JoinRetry says how Join retries seeds that do not answer.
@@ -168,7 +173,7 @@ func (t Timing) validate() error {
 		{"GossipInterval", t.GossipInterval}, {"GossipToTheDeadTime", t.GossipToTheDeadTime},
 		{"PushPullInterval", t.PushPullInterval}, {"TCPTimeout", t.TCPTimeout},
 		{"DeadNodeReclaimTime", t.DeadNodeReclaimTime}, {"ReconnectInterval", t.ReconnectInterval},
-		{"ReconnectTimeout", t.ReconnectTimeout},
+		{"ReconnectTimeout", t.ReconnectTimeout}, {"JoinResync", t.JoinResync},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("membership: Timing.%s is %v; it must be positive (0 keeps the preset's)", d.name, d.v))
@@ -226,11 +231,9 @@ func Preset(name string) (*memberlist.Config, error) {
 		c.ProbeInterval = 200 * time.Millisecond
 		c.ProbeTimeout = 100 * time.Millisecond
 		c.PushPullInterval = 2 * time.Second
-		c.RetransmitMult = 6
-		c.GossipNodes = 4
-		c.SuspicionMult = 2
+		c.RetransmitMult = 4
+		c.SuspicionMaxTimeoutMult = 2
 		c.GossipToTheDeadTime = 5 * time.Second
-		c.GossipInterval = 50 * time.Millisecond
 		return c, nil
 	}
 	return nil, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", name, PresetLAN, PresetWAN, PresetLocal)

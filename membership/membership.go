@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -46,6 +47,7 @@ type Membership struct {
 
 	gossipInterval, probeInterval time.Duration
 	reconnectEvery, reconnectFor  time.Duration
+	joinResync                    time.Duration
 
 	mu       sync.Mutex
 	view     map[string]Member
@@ -110,6 +112,10 @@ func New(cfg Config) (*Membership, error) {
 	}
 	if m.reconnectFor == 0 {
 		m.reconnectFor = time.Hour
+	}
+	m.joinResync = cfg.Timing.JoinResync
+	if m.joinResync == 0 {
+		m.joinResync = 2 * mlc.ProbeInterval
 	}
 
 	logger := log.New(&logBridge{m: m}, "", 0)
@@ -190,6 +196,7 @@ func (m *Membership) Join(ctx context.Context) error {
 		}
 		if n > 0 {
 			m.log.Debug().Int("seeds_reached", n).Int("attempts", attempt).Msg("joined")
+			m.resyncLater(seeds)
 			return nil
 		}
 		m.log.Debug().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("no seed answered")
@@ -406,6 +413,27 @@ func (m *Membership) publishLocked(evs ...Event) {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+// resyncLater syncs with the seeds once more, after joinResync plus up to
+// as much again at random (so that nodes started together do not all sync
+// at once): news of the nodes that joined at the same time as this one
+// reaches it then at the latest.
+func (m *Membership) resyncLater(seeds []string) {
+	wait := m.joinResync + time.Duration(rand.Int64N(int64(m.joinResync)+1))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-time.After(wait):
+		case <-m.done:
+			return
+		}
+		if _, err := m.ml.Join(seeds); err != nil {
+			m.log.Debug().Err(err).Msg("resync after join failed")
+		}
+		_ = m.takeConflict()
+	}()
 }
 
 // reconnect tries, every reconnectEvery, to join through one member that
