@@ -3,6 +3,7 @@
 // space-separated name=value pairs for scripts to read.
 //
 //	go run ./cmd/bench membership --nodes 5,25,100
+//	go run ./cmd/bench failover --nodes 5 --trials 20
 package main
 
 import (
@@ -27,5 +28,6 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(membershipCmd())
+	root.AddCommand(failoverCmd())
 	return root
 }
