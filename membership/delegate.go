@@ -25,7 +25,8 @@ var (
 )
 
 // swimState mirrors memberlist's unexported nodeState (unchanged since
-// memberlist's first releases, and checked by TestSWIMStateLayout):
+// memberlist's first releases; TestGracefulLeaveIsReportedLeft and
+// TestStoppedNodeIsReportedFailed fail if an upgrade changes it):
 // memberlist hands the event delegate &nodeState.Node, and the fields after
 // it are the only place memberlist keeps a member's SWIM incarnation and
 // whether it failed or left. Only Nodes given to NotifyJoin, NotifyLeave
