@@ -3,6 +3,7 @@ module github.com/troupe-dev/troupe
 go 1.26
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/hashicorp/memberlist v0.7.0
 	github.com/rs/zerolog v1.35.1
