@@ -1,7 +1,11 @@
 package consensus_test
 
 import (
+	"os"
+	"slices"
+
 	"context"
+	"github.com/rs/zerolog"
 	"testing"
 	"time"
 
@@ -34,7 +38,7 @@ func testConfig(dir string, peers []string) consensus.Config {
 
 func newGroup(t testing.TB, n int, seed uint64, faults sim.Faults, tweak func(*consensus.Config)) *group {
 	t.Helper()
-	c := actortest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed))
+	c := actortest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed), testLogger())
 	cfg := testConfig(t.TempDir(), c.Names())
 	if tweak != nil {
 		tweak(&cfg)
@@ -81,6 +85,9 @@ func (g *group) leader(timeout time.Duration) string {
 		lead = ""
 		for _, n := range g.c.Nodes() {
 			st, err := g.status(n.Name())
+			if err == nil && !slices.Contains(st.Voters, n.Name()) && !slices.Contains(st.Learners, n.Name()) {
+				continue // not a member (yet)
+			}
 			if err != nil || st.Leader == "" || (lead != "" && st.Leader != lead) {
 				return false
 			}
@@ -90,6 +97,20 @@ func (g *group) leader(timeout time.Duration) string {
 		return err == nil && st.State == "StateLeader"
 	})
 	return lead
+}
+
+// testLogger logs to stderr when TROUPE_TEST_LOG is set (debug level with
+// TROUPE_TEST_LOG=debug).
+func testLogger() cluster.Option {
+	lv := os.Getenv("TROUPE_TEST_LOG")
+	if lv == "" {
+		return cluster.Logger(zerolog.Nop())
+	}
+	level, err := zerolog.ParseLevel(lv)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return cluster.Logger(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(level).With().Timestamp().Logger())
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {

@@ -45,12 +45,16 @@ type Raft struct {
 	seq      uint64
 	pending  map[uint64]*pendingWrite // by seq
 	unissued []*pendingRead           // gets waiting for the next ReadIndex
-	reads    map[uint64][]*pendingRead
-	waiting  []readBatch // read index known, waiting for applied to reach it
+	reads    map[uint64]*readIndexReq // by read context seq, waiting for their ReadState
+	waiting  []readBatch              // read index known, waiting for applied to reach it
 	admin    *pendingAdmin
 
 	readyQueued bool
-	lead, term  uint64 // last published leadership
+	// snapNow forces a snapshot after a configuration change, so that the
+	// snapshot a new member may be sent has it in its ConfState (raft
+	// refuses a snapshot whose configuration does not include it).
+	snapNow    bool
+	lead, term uint64 // last published leadership
 
 	made, received, proposals uint64
 }
@@ -63,6 +67,14 @@ type pendingWrite struct {
 type pendingRead struct {
 	req      *Request
 	deadline time.Time
+}
+
+// readIndexReq is one ReadIndex in flight for a batch of gets. Raft does not
+// retransmit a lost MsgReadIndex or heartbeat, so a batch without an answer
+// after a few heartbeats asks again (reads are idempotent).
+type readIndexReq struct {
+	reads  []*pendingRead
+	issued time.Time
 }
 
 type readBatch struct {
@@ -159,7 +171,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	}
 	p.epoch = uint64(ctx.Now().UnixNano())
 	p.pending = map[uint64]*pendingWrite{}
-	p.reads = map[uint64][]*pendingRead{}
+	p.reads = map[uint64]*readIndexReq{}
 
 	actors.OnMessage(ctx, p.onBatch)
 	actors.OnNotification(ctx, p.onRequest)
@@ -193,8 +205,8 @@ func (p *Raft) Stop(*actors.Context) {
 
 func (p *Raft) allReads() []*pendingRead {
 	out := slices.Clone(p.unissued)
-	for _, rs := range p.reads {
-		out = append(out, rs...)
+	for _, r := range p.reads {
+		out = append(out, r.reads...)
 	}
 	for _, b := range p.waiting {
 		out = append(out, b.reads...)
@@ -307,7 +319,7 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 		rctx := make([]byte, 16)
 		binary.BigEndian.PutUint64(rctx, p.epoch)
 		binary.BigEndian.PutUint64(rctx[8:], p.seq)
-		p.reads[p.seq] = p.unissued
+		p.reads[p.seq] = &readIndexReq{reads: p.unissued, issued: ctx.Now()}
 		p.unissued = nil
 		p.rn.ReadIndex(rctx)
 	}
@@ -446,6 +458,7 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 				p.names[cc.GetNodeId()] = name
 			}
 			p.confState = p.rn.ApplyConfChange(cc)
+			p.snapNow = true
 			p.log.Info().Stringer("type", cc.GetType()).Str("peer", p.names[cc.GetNodeId()]).
 				Uints64("voters", p.confState.Voters).Uints64("learners", p.confState.Learners).Msg("configuration changed")
 			if a := p.admin; a != nil && a.id == cc.GetNodeId() && a.ccType == cc.GetType() {
@@ -458,6 +471,7 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 				return fmt.Errorf("%w: committed conf change %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
 			}
 			p.confState = p.rn.ApplyConfChange(cc)
+			p.snapNow = true
 		}
 		p.applied = e.GetIndex()
 	}
@@ -482,12 +496,12 @@ func (p *Raft) readState(rs raft.ReadState) {
 		return
 	}
 	seq := binary.BigEndian.Uint64(rs.RequestCtx[8:])
-	reads, ok := p.reads[seq]
+	r, ok := p.reads[seq]
 	if !ok {
-		return // duplicate, or timed out
+		return // duplicate, asked again, or timed out
 	}
 	delete(p.reads, seq)
-	p.waiting = append(p.waiting, readBatch{index: rs.Index, reads: reads})
+	p.waiting = append(p.waiting, readBatch{index: rs.Index, reads: r.reads})
 }
 
 // serveReads answers the reads whose read index has been applied.
@@ -508,12 +522,13 @@ func (p *Raft) serveReads() {
 	p.waiting = keep
 }
 
-// maybeSnapshot snapshots the store every SnapshotEntries applied entries
-// and compacts the log behind it.
+// maybeSnapshot snapshots the store every SnapshotEntries applied entries,
+// and after a configuration change, and compacts the log behind it.
 func (p *Raft) maybeSnapshot() error {
-	if p.applied-p.snapIndex < p.cfg.SnapshotEntries {
+	if p.applied == p.snapIndex || (!p.snapNow && p.applied-p.snapIndex < p.cfg.SnapshotEntries) {
 		return nil
 	}
+	p.snapNow = false
 	data, err := p.sm.encode(p.names)
 	if err != nil {
 		return err
@@ -570,12 +585,17 @@ func (p *Raft) expire(now time.Time) {
 			w.req.Done(Result{Err: ErrTimeout})
 		}
 	}
-	for seq, rs := range p.reads {
-		if len(rs) > 0 && now.After(rs[0].deadline) {
+	retry := 3 * time.Duration(p.cfg.HeartbeatTicks) * p.cfg.TickInterval
+	for seq, ri := range p.reads {
+		switch {
+		case now.After(ri.reads[0].deadline):
 			delete(p.reads, seq)
-			for _, r := range rs {
+			for _, r := range ri.reads {
 				r.req.Done(Result{Err: ErrTimeout})
 			}
+		case now.Sub(ri.issued) > retry && p.lead != raft.None:
+			delete(p.reads, seq)
+			p.unissued = append(p.unissued, ri.reads...)
 		}
 	}
 	keep := p.waiting[:0]
@@ -593,6 +613,13 @@ func (p *Raft) expire(now time.Time) {
 	if a := p.admin; a != nil && now.After(a.deadline) {
 		p.admin = nil
 		a.req.Done(fmt.Errorf("%w: %s %s", ErrTimeout, a.req.Action, a.req.Node))
+	} else if a != nil && a.req.Action == TransferLeader {
+		// Raft abandons a transfer after an election timeout (the
+		// transferee may not have applied its promotion yet when it got
+		// MsgTimeoutNow); ask again while the request lives.
+		if st := p.rn.BasicStatus(); st.RaftState == raft.StateLeader && st.LeadTransferee == raft.None {
+			p.rn.TransferLeader(a.id)
+		}
 	}
 }
 
