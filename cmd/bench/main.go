@@ -27,5 +27,6 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(membershipCmd())
+	root.AddCommand(kvCmd())
 	return root
 }
