@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -56,7 +57,10 @@ func openDisk(dir string, noSync bool) (d *disk, st *persisted, err error) {
 		return nil, nil, fmt.Errorf("consensus: creating the data dir: %w", err)
 	}
 	path := filepath.Join(dir, "raft.db")
-	// bbolt panics on some kinds of damage instead of returning an error.
+	// bbolt panics on some kinds of damage instead of returning an error,
+	// and reads its pages through mmap, where a page past a truncated
+	// file's end faults: both become ErrCorrupt.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			if d != nil {
