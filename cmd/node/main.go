@@ -24,5 +24,6 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(demoCmd())
+	root.AddCommand(kvCmd())
 	return root
 }

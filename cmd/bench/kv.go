@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/consensus"
+)
+
+type kvBench struct {
+	nodes     int
+	clients   []int
+	duration  time.Duration
+	keys      int
+	valueSize int
+	failovers int
+	dir       string
+	profile   string
+	out       io.Writer
+}
+
+func kvCmd() *cobra.Command {
+	b := &kvBench{}
+	cmd := &cobra.Command{
+		Use:   "kv",
+		Short: "The replicated key-value store on loopback: writes/s, latency, cost of replication, leader failover",
+		Long: `Starts raft groups (package consensus) on loopback gRPC in this process and
+measures puts sent to the leader by concurrent clients, for every number of
+clients asked, with fsync on and off, on the replicated group (--nodes) and
+on a single node (a 1-node group: the same log and fsync, no replication)
+side by side. Then crashes the leader of a replicated group (fsync on,
+default timing) --failovers times and measures the time from the crash to
+the first write the group accepts again.
+
+fsync OFF rows are for comparison only: without fsync an acknowledged write
+can be lost when the machine crashes.
+
+The last line: writes_per_s_fsync and writes_per_s_nofsync are the
+replicated group's best writes/s (over the client counts), replication_ratio
+is replicated / single-node writes/s with fsync at the largest client count,
+failover_p99_ms the p99 failover time.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b.out = cmd.OutOrStdout()
+			return b.run()
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&b.nodes, "nodes", 3, "voters of the replicated group")
+	f.IntSliceVar(&b.clients, "clients", []int{1, 64}, "concurrent clients, one run each")
+	f.DurationVar(&b.duration, "duration", 3*time.Second, "length of each run")
+	f.IntVar(&b.keys, "keys", 1000, "distinct keys written")
+	f.IntVar(&b.valueSize, "value-size", 128, "bytes per value")
+	f.IntVar(&b.failovers, "failovers", 20, "leader crashes measured")
+	f.StringVar(&b.dir, "dir", "", "data dir root (default: a temporary directory, removed afterwards)")
+	f.StringVar(&b.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	return cmd
+}
+
+type kvRow struct {
+	nodes, clients int
+	fsync          bool
+	writes         int
+	errors         int
+	elapsed        time.Duration
+	lat            []time.Duration
+}
+
+func (r kvRow) rate() float64 { return float64(r.writes) / r.elapsed.Seconds() }
+
+func (b *kvBench) validate() error {
+	if b.nodes < 1 || b.nodes > 9 {
+		return fmt.Errorf("--nodes %d: use 1 to 9", b.nodes)
+	}
+	if len(b.clients) == 0 || slices.Min(b.clients) < 1 {
+		return fmt.Errorf("--clients %v: give counts of at least 1", b.clients)
+	}
+	if b.keys < 1 || b.valueSize < 0 || b.valueSize > consensus.DefaultConfig().MaxValueSize {
+		return fmt.Errorf("--keys must be positive and --value-size in [0, %d]", consensus.DefaultConfig().MaxValueSize)
+	}
+	if b.duration <= 0 || b.failovers < 0 {
+		return fmt.Errorf("--duration must be positive and --failovers not negative")
+	}
+	return nil
+}
+
+func (b *kvBench) run() error {
+	if err := b.validate(); err != nil {
+		return err
+	}
+	if b.profile != "" {
+		f, err := os.Create(b.profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	root := b.dir
+	if root == "" {
+		d, err := os.MkdirTemp("", "troupe-bench-kv-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		root = d
+	}
+	var rows []kvRow
+	run := 0
+	for _, fsync := range []bool{true, false} {
+		for _, clients := range b.clients {
+			for _, nodes := range []int{b.nodes, 1} {
+				run++
+				row, err := b.load(filepath.Join(root, fmt.Sprintf("run-%d", run)), nodes, clients, fsync)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(b.out, "# %d nodes, fsync %v, %d clients: %.0f writes/s\n", nodes, onOff(fsync), clients, row.rate())
+				rows = append(rows, row)
+			}
+		}
+	}
+	var failovers []time.Duration
+	if b.failovers > 0 && b.nodes > 1 {
+		var err error
+		if failovers, err = b.failover(filepath.Join(root, "failover")); err != nil {
+			return err
+		}
+	}
+	b.report(rows, failovers)
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "OFF"
+}
+
+// group starts a raft group on loopback and returns it with its leader.
+func (b *kvBench) group(dir string, nodes int, fsync bool, tweak func(*consensus.Config)) (*cluster.Cluster, *actors.Node, error) {
+	c, err := cluster.Local(nodes, cluster.Remote())
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := consensus.DefaultConfig()
+	cfg.DataDir, cfg.Peers, cfg.NoSync = dir, c.Names(), !fsync
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	if err := c.Start(consensus.New(cfg)); err != nil {
+		return nil, nil, errors.Join(err, c.Stop())
+	}
+	lead, err := waitLeader(c, 10*time.Second)
+	if err != nil {
+		return nil, nil, errors.Join(err, c.Stop())
+	}
+	return c, c.Node(lead), nil
+}
+
+// waitLeader waits until every running node names the same leader.
+func waitLeader(c *cluster.Cluster, timeout time.Duration) (string, error) {
+	var lead string
+	err := waitUntil(timeout, func() bool {
+		lead = ""
+		for _, n := range c.Nodes() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := actors.Call[consensus.Status](ctx, n, consensus.ProtocolName, consensus.StatusRequest{})
+			cancel()
+			if err != nil || st.Leader == "" || (lead != "" && lead != st.Leader) {
+				return false
+			}
+			lead = st.Leader
+		}
+		return true
+	})
+	if err != nil {
+		return "", fmt.Errorf("no leader agreed on: %w", err)
+	}
+	return lead, nil
+}
+
+// load runs clients that put to the leader for b.duration.
+func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, err error) {
+	row = kvRow{nodes: nodes, clients: clients, fsync: fsync}
+	c, leader, err := b.group(dir, nodes, fsync, nil)
+	if err != nil {
+		return row, err
+	}
+	defer func() { err = errors.Join(err, c.Stop()) }()
+	kv, err := consensus.NewKV(leader)
+	if err != nil {
+		return row, err
+	}
+	value := make([]byte, b.valueSize)
+	var stop atomic.Bool
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for ci := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			writes, errs := 0, 0
+			for i := 0; !stop.Load(); i++ {
+				key := fmt.Sprintf("key-%d", (ci*7919+i)%b.keys)
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := kv.Put(ctx, key, value)
+				cancel()
+				if err != nil {
+					errs++
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+				writes++
+			}
+			mu.Lock()
+			row.lat = append(row.lat, lat...)
+			row.writes += writes
+			row.errors += errs
+			mu.Unlock()
+		}()
+	}
+	<-time.After(b.duration)
+	stop.Store(true)
+	wg.Wait()
+	row.elapsed = time.Since(start)
+	return row, nil
+}
+
+// failover crashes the leader of a replicated group b.failovers times and
+// measures the time until a write is accepted again.
+func (b *kvBench) failover(dir string) ([]time.Duration, error) {
+	c, leader, err := b.group(dir, b.nodes, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Stop()
+	var out []time.Duration
+	for trial := range b.failovers {
+		victim := leader.Name()
+		var writer *actors.Node
+		for _, n := range c.Nodes() {
+			if n.Name() != victim {
+				writer = n
+				break
+			}
+		}
+		kv, err := consensus.NewKV(writer)
+		if err != nil {
+			return nil, err
+		}
+		crashed := make(chan error, 1)
+		t0 := time.Now()
+		go func() { crashed <- c.Crash(victim) }()
+		var took time.Duration
+		for i := 0; ; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			_, err := kv.Put(ctx, "failover", fmt.Appendf(nil, "%d-%d", trial, i))
+			cancel()
+			if err == nil {
+				took = time.Since(t0)
+				break
+			}
+			if time.Since(t0) > 30*time.Second {
+				return nil, fmt.Errorf("failover %d: no write accepted 30s after crashing %s: %w", trial+1, victim, err)
+			}
+			if !errors.Is(err, consensus.ErrTimeout) {
+				<-time.After(2 * time.Millisecond) // ErrNoLeader comes back at once: do not spin
+			}
+		}
+		out = append(out, took)
+		fmt.Fprintf(b.out, "# failover %d/%d: leader %s crashed, writes accepted again after %d ms\n", trial+1, b.failovers, victim, took.Milliseconds())
+		if err := <-crashed; err != nil {
+			return nil, err
+		}
+		if _, err := c.Restart(victim); err != nil {
+			return nil, err
+		}
+		lead, err := waitLeader(c, 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		leader = c.Node(lead)
+	}
+	return out, nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+
+func (b *kvBench) report(rows []kvRow, failovers []time.Duration) {
+	single := map[[2]int]float64{} // (fsync, clients) → single-node writes/s
+	key := func(fsync bool, clients int) [2]int {
+		f := 0
+		if fsync {
+			f = 1
+		}
+		return [2]int{f, clients}
+	}
+	for _, r := range rows {
+		if r.nodes == 1 {
+			single[key(r.fsync, r.clients)] = r.rate()
+		}
+	}
+	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "nodes\tfsync\tclients\twrites\terrors\twrites/s\tp50 ms\tp99 ms\tvs 1 node\t")
+	bestFsync, bestNoFsync, ratio := 0.0, 0.0, 0.0
+	maxClients := slices.Max(b.clients)
+	for _, r := range rows {
+		vs := "-"
+		if r.nodes != 1 || b.nodes == 1 {
+			if s := single[key(r.fsync, r.clients)]; s > 0 {
+				vs = fmt.Sprintf("%.2f", r.rate()/s)
+				if r.fsync && r.clients == maxClients {
+					ratio = r.rate() / s
+				}
+			}
+			if r.fsync {
+				bestFsync = max(bestFsync, r.rate())
+			} else {
+				bestNoFsync = max(bestNoFsync, r.rate())
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t\n", r.nodes, onOff(r.fsync), r.clients, r.writes, r.errors,
+			r.rate(), ms(quantile(r.lat, 0.5)), ms(quantile(r.lat, 0.99)), vs)
+	}
+	_ = tw.Flush()
+	if len(failovers) > 0 {
+		fmt.Fprintf(b.out, "failover (%d nodes, %d leader crashes): p50 %s ms, p99 %s ms, max %s ms\n", b.nodes, len(failovers),
+			ms(quantile(failovers, 0.5)), ms(quantile(failovers, 0.99)), ms(quantile(failovers, 1)))
+	}
+	fmt.Fprintf(b.out, "writes_per_s_fsync=%.0f writes_per_s_nofsync=%.0f replication_ratio=%.2f failover_p99_ms=%.0f\n",
+		bestFsync, bestNoFsync, ratio, float64(quantile(failovers, 0.99).Microseconds())/1000)
+}

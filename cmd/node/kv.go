@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/consensus"
+)
+
+type kvOptions struct {
+	addr    string
+	timeout time.Duration
+}
+
+func kvCmd() *cobra.Command {
+	o := &kvOptions{}
+	cmd := &cobra.Command{
+		Use:   "kv",
+		Short: "Use the replicated key-value store of a node over HTTP",
+		Long: `kv talks to the HTTP API of a node's replicated key-value store (package
+consensus): any node of the raft group serves every request.
+
+  node kv put KEY VALUE [--prev OLD]   set KEY (compare-and-set with --prev)
+  node kv get KEY                      print the value
+  node kv del KEY                      delete KEY
+  node kv serve                        run a raft group in this process, with the API`,
+	}
+	cmd.PersistentFlags().StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "the node's HTTP address")
+	cmd.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node")
+
+	var prev string
+	put := &cobra.Command{
+		Use:   "put KEY VALUE",
+		Short: "Set KEY to VALUE (with --prev: only if it holds that value)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := ""
+			if cmd.Flags().Changed("prev") {
+				q = "?prev=" + url.QueryEscape(prev)
+			}
+			body, err := o.call(http.MethodPut, args[0], q, args[1])
+			if err != nil {
+				return err
+			}
+			var r struct{ Index uint64 }
+			_ = json.Unmarshal(body, &r)
+			fmt.Fprintf(cmd.OutOrStdout(), "ok (index %d)\n", r.Index)
+			return nil
+		},
+	}
+	put.Flags().StringVar(&prev, "prev", "", "compare-and-set: the value KEY must hold")
+	get := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print the value of KEY (linearizable read)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := o.call(http.MethodGet, args[0], "", "")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", body)
+			return nil
+		},
+	}
+	del := &cobra.Command{
+		Use:   "del KEY",
+		Short: "Delete KEY",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := o.call(http.MethodDelete, args[0], "", "")
+			if err != nil {
+				return err
+			}
+			var r struct{ Existed bool }
+			_ = json.Unmarshal(body, &r)
+			if r.Existed {
+				fmt.Fprintln(cmd.OutOrStdout(), "deleted")
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "deleted (it did not exist)")
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(put, get, del, kvServeCmd())
+	return cmd
+}
+
+// call sends one request and returns the body of a 200, or the error the
+// node explained.
+func (o *kvOptions) call(method, key, query, body string) ([]byte, error) {
+	base := strings.TrimSuffix(o.addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u := base + "/v1/kv/" + url.PathEscape(key) + query
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching the node at %s: %w", o.addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return b, nil
+	}
+	var e struct{ Error, Code, Current string }
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, key, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if e.Code == "cas_failed" {
+		return nil, fmt.Errorf("%s (current value %q)", e.Error, e.Current)
+	}
+	return nil, fmt.Errorf("%s (%s)", e.Error, e.Code)
+}
+
+type kvServeOptions struct {
+	nodes   int
+	listen  string
+	dataDir string
+	noSync  bool
+}
+
+func kvServeCmd() *cobra.Command {
+	o := kvServeOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a raft group of --nodes nodes in this process, each with the HTTP API",
+		Long: `serve starts --nodes nodes on loopback gRPC in this process, runs the raft
+protocol on them with their data in --data-dir/<node>, and serves the HTTP
+API of node i on the port of --listen plus i-1. It runs until interrupted.
+Started again with the same --data-dir, the group resumes where it stopped.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			return runKVServe(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "nodes in the group (1 to 9)")
+	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP address of node-1; node i listens on the port plus i-1")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "troupe-data", "root of the nodes' data dirs")
+	cmd.Flags().BoolVar(&o.noSync, "no-fsync", false, "turn fsync off (benchmarks only: acknowledged writes can be lost in a machine crash)")
+	return cmd
+}
+
+func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
+	if o.nodes < 1 || o.nodes > 9 {
+		return fmt.Errorf("--nodes %d: use 1 to 9", o.nodes)
+	}
+	host, portStr, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", o.listen, err)
+	}
+	var port int
+	if _, err := fmt.Sscan(portStr, &port); err != nil || port < 1 || port+o.nodes > 65536 {
+		return fmt.Errorf("--listen %q: want host:port with a port from 1 to %d", o.listen, 65536-o.nodes)
+	}
+	c, err := cluster.Local(o.nodes, cluster.Remote())
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	cfg := consensus.DefaultConfig()
+	cfg.DataDir, cfg.Peers, cfg.NoSync = o.dataDir, c.Names(), o.noSync
+	if err := c.Start(consensus.New(cfg)); err != nil {
+		return err
+	}
+	var servers []*http.Server
+	errs := make(chan error, o.nodes)
+	for i, n := range c.Nodes() {
+		kv, err := consensus.NewKV(n)
+		if err != nil {
+			return err
+		}
+		addr := net.JoinHostPort(host, fmt.Sprint(port+i))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: consensus.HTTPHandler(kv), ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() { errs <- srv.Serve(ln) }()
+		fmt.Fprintf(out, "%s: http://%s/v1/kv/{key}  data %s/%s\n", n.Name(), addr, o.dataDir, n.Name())
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	for _, s := range servers {
+		_ = s.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,114 @@
+package consensus
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Config sets up the Raft protocol of one node. Start from [DefaultConfig].
+type Config struct {
+	// DataDir is the root of the durable state. A node keeps its write-ahead
+	// log and snapshots in DataDir/<node name>/raft.db, so that the nodes
+	// of one process (tests, the demo) can share a root. Required.
+	DataDir string
+	// Peers are the node names of the group's first voters. A node whose
+	// data dir is empty bootstraps the group with them, unless Join is set;
+	// a node that has state ignores them. Every node started with the same
+	// Peers forms the same group.
+	Peers []string
+	// Join starts a node with empty state as a non-member that waits to be
+	// added (Admin.AddVoter or AddLearner on the leader) and then catches
+	// up from the leader, by snapshot if the log was compacted.
+	Join bool
+
+	TickInterval   time.Duration // one raft tick (heartbeats and elections count ticks)
+	ElectionTicks  int           // ticks without a leader before a (pre-)vote; randomised in [n, 2n)
+	HeartbeatTicks int           // ticks between a leader's heartbeats; below ElectionTicks
+
+	// NoSync turns off fsync of the log and snapshots. Raft's safety needs
+	// fsync before a node answers (a vote, an append): with NoSync an
+	// acknowledged write can be lost by a machine crash. For benchmarks
+	// only; a node started with it logs a warning.
+	NoSync bool
+
+	SnapshotEntries uint64 // applied entries between snapshots (then the log is compacted)
+	CatchUpEntries  uint64 // entries kept behind a snapshot for slow followers
+	MaxSizePerMsg   uint64 // bytes of entries in one append message
+	MaxInflightMsgs int    // append messages in flight per follower
+	MaxUncommitted  uint64 // bytes of uncommitted entries a leader accepts before dropping proposals
+	MaxKeySize      int    // bytes of a key
+	MaxValueSize    int    // bytes of a value
+	// RequestTimeout bounds how long a request waits for its outcome
+	// inside the protocol (ErrTimeout after it).
+	RequestTimeout time.Duration
+}
+
+// DefaultConfig returns defaults for a LAN; DataDir and Peers are left for
+// the caller.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:   20 * time.Millisecond, // failover p99 under 600ms (docs/consensus.md)
+		ElectionTicks:  10,                    // 200–400ms without a leader before voting
+		HeartbeatTicks: 2,                     // a heartbeat every 40ms
+		// A snapshot of the whole store every 10k writes; 5k entries stay
+		// behind it so that a follower a little behind gets entries, not
+		// the whole store.
+		SnapshotEntries: 10000,
+		CatchUpEntries:  5000,
+		MaxSizePerMsg:   1 << 20, // 1 MiB of entries per append, well under the 4 MiB envelope
+		MaxInflightMsgs: 256,
+		MaxUncommitted:  64 << 20, // 64 MiB
+		MaxKeySize:      1024,     // bytes
+		MaxValueSize:    64 << 10, // 64 KiB: a snapshot must fit an envelope (docs/consensus.md)
+		RequestTimeout:  5 * time.Second,
+	}
+}
+
+// maxValueSize is the largest MaxValueSize Validate accepts: an entry must
+// fit in one 4 MiB envelope with room to spare.
+const maxValueSize = 1 << 20
+
+// Validate reports the first field that is missing or out of range.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: DataDir is empty; the raft log needs a directory", ErrInvalidConfig)
+	}
+	if !c.Join && len(c.Peers) == 0 {
+		return fmt.Errorf("%w: Peers is empty and Join is false; name the group's first voters, or set Join", ErrInvalidConfig)
+	}
+	seen := map[uint64]string{}
+	for _, p := range c.Peers {
+		if p == "" {
+			return fmt.Errorf("%w: Peers has an empty name", ErrInvalidConfig)
+		}
+		id := ID(p)
+		if other, ok := seen[id]; ok {
+			return fmt.Errorf("%w: Peers %q and %q map to the same raft id %x; rename one", ErrInvalidConfig, other, p, id)
+		}
+		seen[id] = p
+	}
+	if c.TickInterval <= 0 || c.RequestTimeout <= 0 {
+		return fmt.Errorf("%w: TickInterval (%v) and RequestTimeout (%v) must be positive", ErrInvalidConfig, c.TickInterval, c.RequestTimeout)
+	}
+	if c.HeartbeatTicks < 1 || c.ElectionTicks <= c.HeartbeatTicks {
+		return fmt.Errorf("%w: HeartbeatTicks (%d) must be at least 1 and below ElectionTicks (%d)", ErrInvalidConfig, c.HeartbeatTicks, c.ElectionTicks)
+	}
+	if c.SnapshotEntries < 1 {
+		return fmt.Errorf("%w: SnapshotEntries is 0; use at least 1", ErrInvalidConfig)
+	}
+	if c.MaxSizePerMsg < 1 || c.MaxInflightMsgs < 1 || c.MaxUncommitted < 1 {
+		return fmt.Errorf("%w: MaxSizePerMsg, MaxInflightMsgs and MaxUncommitted must be positive", ErrInvalidConfig)
+	}
+	if c.MaxKeySize < 1 || c.MaxValueSize < 0 || c.MaxValueSize > maxValueSize {
+		return fmt.Errorf("%w: MaxKeySize (%d) must be positive and MaxValueSize (%d) in [0, %d]", ErrInvalidConfig, c.MaxKeySize, c.MaxValueSize, maxValueSize)
+	}
+	return nil
+}
+
+// sortedPeers returns Peers sorted, without duplicates.
+func (c Config) sortedPeers() []string {
+	p := slices.Clone(c.Peers)
+	slices.Sort(p)
+	return slices.Compact(p)
+}

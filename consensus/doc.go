@@ -1,0 +1,44 @@
+// Package consensus runs Raft (go.etcd.io/raft/v3) as a Troupe protocol
+// and replicates a key-value store with it.
+//
+// One protocol, [ProtocolName] ("raft"), holds a raft.RawNode. Its handlers
+// drive it: a periodic timer ticks it, messages from peers (a
+// messages.RaftBatch per peer and Ready) are stepped into it, and one
+// handler processes each Ready following raft's contract: persist the
+// snapshot, entries and hard state (fsync) → send the messages → apply the
+// committed entries → Advance. Pre-vote and check-quorum are on. The store
+// is snapshotted every Config.SnapshotEntries writes and the log compacted
+// behind it; a node that is too far behind, or new, gets the snapshot.
+//
+// Raft ids are node names hashed ([ID]): the same on every node, stable
+// across restarts. The log lives in DataDir/<node>/raft.db (bbolt), each
+// record under a CRC-32C checked at start ([ErrCorrupt]).
+//
+// # Usage
+//
+//	cfg := consensus.DefaultConfig()
+//	cfg.DataDir, cfg.Peers = "/var/lib/troupe", []string{"node-1", "node-2", "node-3"}
+//	node.Start(consensus.New(cfg))            // on every node of the group
+//	kv, _ := consensus.NewKV(node)
+//	kv.Put(ctx, "k", []byte("v"))             // any node: raft forwards to the leader
+//	v, found, err := kv.Get(ctx, "k")         // linearizable (ReadIndex)
+//	swapped, cur, found, err := kv.CAS(ctx, "k", []byte("v"), []byte("w"))
+//	kv.Admin(ctx, consensus.AddVoter, "node-4") // on the leader
+//
+// From another protocol, Tell the raft protocol a [*Request] whose Done
+// Tells the answer back; ask for [Status] with a [StatusRequest]; subscribe
+// to [LeadershipChanged]. [HTTPHandler] serves /v1/kv/{key}.
+//
+// # Concurrency
+//
+// The protocol's state is touched only by its handlers. [KV] is safe for
+// concurrent use; a Request's Done runs on the raft protocol's goroutine
+// and must not block.
+//
+// # Testing
+//
+// The tests run groups on the sim network with loss, duplication,
+// reordering, partitions and crash-restarts from the data dirs, and check
+// the histories of concurrent clients with porcupine (linearizability).
+// docs/consensus.md has the design, the decisions and the measurements.
+package consensus

@@ -1,0 +1,331 @@
+package consensus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+// putAll writes n keys through random nodes, 8 writers at once, and returns
+// what was acknowledged.
+func putAll(t *testing.T, g *group, prefix string, n int) map[string]string {
+	t.Helper()
+	acked := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	nodes := g.c.Names()
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				node := g.c.Node(nodes[i%len(nodes)])
+				if node == nil {
+					continue
+				}
+				kv, err := consensus.NewKV(node)
+				if err != nil {
+					continue
+				}
+				key, val := fmt.Sprintf("%s-%03d", prefix, i), fmt.Sprintf("value-%d", i)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				_, err = kv.Put(ctx, key, []byte(val))
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[key] = val
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
+func checkAll(t *testing.T, kv *consensus.KV, want map[string]string) {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	for k, v := range want {
+		got, found, err := kv.Get(ctx, k)
+		if err != nil || !found || string(got) != v {
+			t.Fatalf("%s on %s: got %q found=%v err=%v, want %q", k, kv.Node().Name(), got, found, err, v)
+		}
+	}
+}
+
+func TestRestartAllKeepsAcknowledgedWrites(t *testing.T) {
+	g := newGroup(t, 3, 3, sim.Faults{Loss: 0.02}, func(c *consensus.Config) {
+		c.NoSync = false // the real thing: fsync on
+		c.SnapshotEntries, c.CatchUpEntries = 50, 10
+	})
+	g.leader(5 * time.Second)
+	acked := putAll(t, g, "a", 200)
+	if len(acked) < 190 {
+		t.Fatalf("only %d of 200 writes acknowledged on a healthy group", len(acked))
+	}
+	for _, n := range g.c.Names() {
+		if err := g.c.Crash(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range g.c.Names() {
+		if _, err := g.c.Restart(n); err != nil {
+			t.Fatalf("restarting %s from its data dir: %v", n, err)
+		}
+	}
+	g.leader(5 * time.Second)
+	for _, n := range g.c.Names() {
+		checkAll(t, g.kv(n), acked)
+		st, err := g.status(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Keys != len(acked) {
+			t.Errorf("%s holds %d keys, want %d", n, st.Keys, len(acked))
+		}
+	}
+	st, _ := g.status("node-1")
+	if st.SnapshotIndex == 0 {
+		t.Errorf("no snapshot was taken (SnapshotEntries 50, 200 writes): the restart did not exercise snapshot + log")
+	}
+}
+
+// startManual starts a group whose raft protocol is started node by node
+// (so that a node can be restarted with Join), on nodes named by the
+// cluster; peers are the first voters.
+func startManual(t *testing.T, n int, peers []string, tweak func(*consensus.Config)) *group {
+	t.Helper()
+	c := actortest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5), testLogger())
+	cfg := testConfig(t.TempDir(), peers)
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	g := &group{t: t, c: c, cfg: cfg}
+	for _, name := range c.Names() {
+		g.startRaft(name, !slices.Contains(peers, name))
+	}
+	return g
+}
+
+func (g *group) startRaft(name string, join bool) {
+	g.t.Helper()
+	cfg := g.cfg
+	cfg.Join = join
+	if err := g.c.Node(name).Start(consensus.New(cfg)); err != nil {
+		g.t.Fatalf("starting raft on %s: %v", name, err)
+	}
+}
+
+func TestWipedNodeRejoinsBySnapshot(t *testing.T) {
+	g := startManual(t, 3, []string{"node-1", "node-2", "node-3"}, func(c *consensus.Config) {
+		c.SnapshotEntries, c.CatchUpEntries = 20, 5
+	})
+	lead := g.leader(5 * time.Second)
+	victim := "node-3"
+	if lead == victim {
+		victim = "node-2"
+	}
+	before := putAll(t, g, "before", 30)
+	if err := g.c.Crash(victim); err != nil {
+		t.Fatal(err)
+	}
+	// The operator's procedure: remove the member, wipe it, add it back.
+	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.RemoveNode, victim); err != nil {
+		t.Fatalf("removing %s: %v", victim, err)
+	}
+	if err := os.RemoveAll(filepath.Join(g.cfg.DataDir, victim)); err != nil {
+		t.Fatal(err)
+	}
+	after := putAll(t, g, "after", 100) // the leader compacts its log past everything the victim had
+	if _, err := g.c.Restart(victim); err != nil {
+		t.Fatal(err)
+	}
+	g.startRaft(victim, true)
+	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.AddVoter, victim); err != nil {
+		t.Fatalf("adding %s back: %v", victim, err)
+	}
+	leadSt, err := g.status(lead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 5*time.Second, victim+" catches up", func() bool {
+		st, err := g.status(victim)
+		return err == nil && st.Applied >= leadSt.Commit && st.Keys == len(before)+len(after)
+	})
+	st, _ := g.status(victim)
+	if st.SnapshotsReceived == 0 {
+		t.Errorf("%s caught up without a snapshot (status %+v): the log was not compacted", victim, st)
+	}
+	if len(st.Voters) != 3 || !slices.Contains(st.Voters, victim) {
+		t.Errorf("voters %v, want 3 with %s", st.Voters, victim)
+	}
+	checkAll(t, g.kv(victim), before)
+	checkAll(t, g.kv(victim), after)
+}
+
+func TestCorruptedLogIsRefusedAtStart(t *testing.T) {
+	g := newGroup(t, 1, 4, sim.Faults{}, nil)
+	g.leader(5 * time.Second)
+	ctx := ctxT(t, 5*time.Second)
+	marker := []byte("a-value-to-corrupt-on-disk")
+	if _, err := g.kv("node-1").Put(ctx, "k", marker); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(g.cfg.DataDir, "node-1", "raft.db")
+	if err := g.c.Crash("node-1"); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A flipped byte inside an entry: every copy of the value in the file
+	// (bbolt may keep stale pages), so the live one is hit.
+	bad := bytes.Clone(good)
+	hits := 0
+	for i := bytes.Index(bad, marker); i >= 0; {
+		bad[i+5] ^= 0x20
+		hits++
+		j := bytes.Index(bad[i+1:], marker)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	if hits == 0 {
+		t.Fatal("the value is not in the file")
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"flipped byte in an entry", bad, "checksum"},
+		{"garbage file", bytes.Repeat([]byte{0xAB}, len(good)), ""},
+		{"truncated file", good[:100], ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(path, c.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := g.c.Restart("node-1")
+			if err == nil {
+				t.Fatalf("node-1 started from a corrupted log")
+			}
+			if !errors.Is(err, consensus.ErrCorrupt) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q; want ErrCorrupt mentioning %q", err, c.want)
+			}
+			t.Logf("refused: %v", err)
+			if err := g.c.Crash("node-1"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// The intact file still starts and holds the value.
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.c.Restart("node-1"); err != nil {
+		t.Fatalf("restarting from the intact file: %v", err)
+	}
+	g.leader(5 * time.Second)
+	checkAll(t, g.kv("node-1"), map[string]string{"k": string(marker)})
+}
+
+func TestRequestsWithoutLeaderFailClearly(t *testing.T) {
+	g := newGroup(t, 3, 6, sim.Faults{}, nil)
+	g.leader(5 * time.Second)
+	survivor := "node-1"
+	for _, n := range []string{"node-2", "node-3"} {
+		if err := g.c.Crash(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Check-quorum: a leader without a quorum steps down; followers
+	// forget it after an election timeout.
+	actortest.Eventually(t, 5*time.Second, "the survivor knows no leader", func() bool {
+		st, err := g.status(survivor)
+		return err == nil && st.Leader == ""
+	})
+	kv := g.kv(survivor)
+	ctx := ctxT(t, 5*time.Second)
+	start := time.Now()
+	if _, err := kv.Put(ctx, "k", []byte("v")); !errors.Is(err, consensus.ErrNoLeader) {
+		t.Errorf("put without a leader: %v, want ErrNoLeader", err)
+	}
+	if _, _, err := kv.Get(ctx, "k"); !errors.Is(err, consensus.ErrNoLeader) {
+		t.Errorf("get without a leader: %v, want ErrNoLeader", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing took %v; it should not wait for a timeout", d)
+	}
+	var nl *consensus.NotLeaderError
+	if err := kv.Admin(ctx, consensus.AddVoter, "node-9"); !errors.As(err, &nl) || !errors.Is(err, consensus.ErrNotLeader) {
+		t.Errorf("admin without a leader: %v, want a NotLeaderError", err)
+	}
+}
+
+func TestMembershipChangesAndLeaderTransfer(t *testing.T) {
+	g := startManual(t, 4, []string{"node-1", "node-2", "node-3"}, nil)
+	lead := g.leader(5 * time.Second)
+	ctx := ctxT(t, 10*time.Second)
+	var follower string
+	for _, n := range []string{"node-1", "node-2", "node-3"} {
+		if n != lead {
+			follower = n
+			break
+		}
+	}
+	var nl *consensus.NotLeaderError
+	if err := g.kv(follower).Admin(ctx, consensus.AddLearner, "node-4"); !errors.As(err, &nl) || nl.Leader != lead {
+		t.Fatalf("admin on a follower: %v, want NotLeaderError naming %s", err, lead)
+	}
+	if err := g.kv(lead).Admin(ctx, consensus.AddLearner, "node-4"); err != nil {
+		t.Fatalf("adding a learner: %v", err)
+	}
+	acked := putAll(t, g, "m", 20)
+	actortest.Eventually(t, 5*time.Second, "the learner replicates", func() bool {
+		st, err := g.status("node-4")
+		return err == nil && st.Keys == len(acked) && slices.Equal(st.Learners, []string{"node-4"})
+	})
+	if err := g.kv(lead).Admin(ctx, consensus.AddVoter, "node-4"); err != nil {
+		t.Fatalf("promoting the learner: %v", err)
+	}
+	if err := g.kv(lead).Admin(ctx, consensus.TransferLeader, "node-4"); err != nil {
+		t.Fatalf("transferring leadership: %v", err)
+	}
+	if got := g.leader(5 * time.Second); got != "node-4" {
+		t.Fatalf("leader %s after the transfer, want node-4", got)
+	}
+	if err := g.kv("node-4").Admin(ctx, consensus.RemoveNode, lead); err != nil {
+		t.Fatalf("removing the old leader: %v", err)
+	}
+	st, err := g.status("node-4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"node-1", "node-2", "node-3", "node-4"}
+	want = slices.DeleteFunc(want, func(s string) bool { return s == lead })
+	if !slices.Equal(st.Voters, want) || len(st.Learners) != 0 {
+		t.Errorf("voters %v learners %v, want voters %v", st.Voters, st.Learners, want)
+	}
+	checkAll(t, g.kv("node-4"), acked)
+	if _, err := g.kv("node-4").Put(ctx, "after-removal", []byte("x")); err != nil {
+		t.Errorf("writing with the new configuration: %v", err)
+	}
+}

@@ -1,0 +1,115 @@
+package consensus_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+type httpReply struct {
+	status int
+	body   string
+	json   map[string]any
+}
+
+func do(t *testing.T, method, url, body string) httpReply {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := httpReply{status: resp.StatusCode, body: string(b)}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, &r.json); err != nil {
+			t.Fatalf("%s %s: a JSON body that does not decode: %q", method, url, b)
+		}
+	}
+	return r
+}
+
+func TestHTTPOnAFollower(t *testing.T) {
+	g := newGroup(t, 3, 7, sim.Faults{}, func(c *consensus.Config) { c.MaxValueSize = 32 })
+	lead := g.leader(5 * time.Second)
+	follower := "node-1"
+	if lead == follower {
+		follower = "node-2"
+	}
+	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(follower)))
+	t.Cleanup(srv.Close)
+	u := srv.URL + "/v1/kv/"
+
+	if r := do(t, "GET", u+"a/b", ""); r.status != 404 || r.json["code"] != "not_found" {
+		t.Fatalf("GET of an absent key: %d %s", r.status, r.body)
+	}
+	if r := do(t, "PUT", u+"a/b", "hello"); r.status != 200 || r.json["index"] == nil {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", u+"a/b", ""); r.status != 200 || r.body != "hello" {
+		t.Fatalf("GET: %d %q, want 200 hello", r.status, r.body)
+	}
+	if r := do(t, "PUT", u+"a/b?prev=nope", "x"); r.status != 409 || r.json["code"] != "cas_failed" || r.json["current"] != "hello" {
+		t.Fatalf("CAS with a wrong prev: %d %s, want 409 with the current value", r.status, r.body)
+	}
+	if r := do(t, "PUT", u+"a/b?prev=hello", "world"); r.status != 200 {
+		t.Fatalf("CAS with the right prev: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", u+"a/b", ""); r.body != "world" {
+		t.Fatalf("GET after CAS: %q", r.body)
+	}
+	if r := do(t, "DELETE", u+"a/b", ""); r.status != 200 || r.json["existed"] != true {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", u+"a/b", ""); r.status != 404 {
+		t.Fatalf("GET after DELETE: %d", r.status)
+	}
+	// Bad input.
+	for _, c := range []struct {
+		method, url, body string
+		status            int
+		code              string
+	}{
+		{"PUT", u + "bad%0Akey", "v", 400, "invalid_key"},
+		{"GET", u + "bad%7Fkey", "", 400, "invalid_key"},
+		{"PUT", u + "big", strings.Repeat("x", 33), 413, "value_too_large"},
+		{"PUT", u + "huge", strings.Repeat("x", 2<<20), 413, "value_too_large"},
+		{"PUT", u + strings.Repeat("k", 2000), "v", 400, "invalid_key"},
+	} {
+		r := do(t, c.method, c.url, c.body)
+		if r.status != c.status || r.json["code"] != c.code || r.json["error"] == "" {
+			t.Errorf("%s %.60s: %d %.200s, want %d %s with a message", c.method, c.url, r.status, r.body, c.status, c.code)
+		}
+	}
+	if r := do(t, "POST", u+"k", "v"); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", r.status)
+	}
+
+	// During an election: the follower alone has no leader.
+	for _, n := range g.c.Names() {
+		if n != follower {
+			if err := g.c.Crash(n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	actortest.Eventually(t, 5*time.Second, "the follower forgets the leader", func() bool {
+		st, err := g.status(follower)
+		return err == nil && st.Leader == ""
+	})
+	if r := do(t, "PUT", u+"k", "v"); r.status != 503 || r.json["code"] != "no_leader" {
+		t.Errorf("PUT without a leader: %d %s, want 503 no_leader", r.status, r.body)
+	}
+}

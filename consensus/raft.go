@@ -1,0 +1,704 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/messages"
+)
+
+// New returns the factory of the Raft protocol with cfg. Start it on every
+// node of the group: node.Start(consensus.New(cfg)).
+func New(cfg Config) actors.Factory {
+	return func() actors.Protocol { return &Raft{cfg: cfg} }
+}
+
+// Raft is the protocol: one etcd raft.RawNode driven by the protocol's
+// handlers, its log on disk, and the key-value store it replicates.
+type Raft struct {
+	cfg  Config
+	node string
+	id   uint64
+	log  *zerolog.Logger
+
+	disk      *disk
+	mem       *raft.MemoryStorage
+	rn        *raft.RawNode
+	sm        *store
+	names     map[uint64]string // raft id → node name
+	confState *pb.ConfState
+	applied   uint64
+	snapIndex uint64
+
+	epoch    uint64 // this incarnation, in proposals and read contexts
+	seq      uint64
+	pending  map[uint64]*pendingWrite // by seq
+	unissued []*pendingRead           // gets waiting for the next ReadIndex
+	reads    map[uint64]*readIndexReq // by read context seq, waiting for their ReadState
+	waiting  []readBatch              // read index known, waiting for applied to reach it
+	admin    *pendingAdmin
+
+	readyQueued bool
+	// snapNow forces a snapshot after a configuration change, so that the
+	// snapshot a new member may be sent has it in its ConfState (raft
+	// refuses a snapshot whose configuration does not include it).
+	snapNow    bool
+	lead, term uint64 // last published leadership
+
+	made, received, proposals uint64
+}
+
+type pendingWrite struct {
+	req      *Request
+	deadline time.Time
+}
+
+type pendingRead struct {
+	req      *Request
+	deadline time.Time
+}
+
+// readIndexReq is one ReadIndex in flight for a batch of gets. Raft does not
+// retransmit a lost MsgReadIndex or heartbeat, so a batch without an answer
+// after a few heartbeats asks again (reads are idempotent).
+type readIndexReq struct {
+	reads  []*pendingRead
+	issued time.Time
+}
+
+type readBatch struct {
+	index uint64
+	reads []*pendingRead
+}
+
+type pendingAdmin struct {
+	req      *AdminRequest
+	id       uint64
+	ccType   pb.ConfChangeType
+	deadline time.Time
+}
+
+// Self-messages.
+type (
+	tick     struct{}
+	readyNow struct{}
+)
+
+// Name is ProtocolName.
+func (p *Raft) Name() string { return ProtocolName }
+
+// Init opens the data dir, restores the log and the store from it (or
+// bootstraps the group), and starts ticking.
+func (p *Raft) Init(ctx *actors.Context) error {
+	if err := p.cfg.Validate(); err != nil {
+		return err
+	}
+	p.node, p.id, p.log = ctx.Node(), ID(ctx.Node()), ctx.Log()
+	if p.cfg.NoSync {
+		p.log.Warn().Msg("raft fsync is OFF (NoSync): acknowledged writes can be lost if the machine crashes; for benchmarks only")
+	}
+	d, st, err := openDisk(filepath.Join(p.cfg.DataDir, p.node), p.cfg.NoSync)
+	if err != nil {
+		return err
+	}
+	p.disk = d
+	p.mem = raft.NewMemoryStorage()
+	p.sm = newStore()
+	p.names = map[uint64]string{p.id: p.node}
+	for _, name := range p.cfg.Peers {
+		p.names[ID(name)] = name
+	}
+	p.confState = &pb.ConfState{}
+	if !raft.IsEmptySnap(st.snap) {
+		if err := p.mem.ApplySnapshot(st.snap); err != nil {
+			return fmt.Errorf("consensus: restoring the snapshot: %w", err)
+		}
+		if err := p.restore(st.snap); err != nil {
+			return err
+		}
+	}
+	if !raft.IsEmptyHardState(st.hs) {
+		if err := p.mem.SetHardState(st.hs); err != nil {
+			return err
+		}
+	}
+	if err := p.mem.Append(st.entries); err != nil {
+		return fmt.Errorf("consensus: restoring the log: %w", err)
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        p.id,
+		ElectionTick:              p.cfg.ElectionTicks,
+		HeartbeatTick:             p.cfg.HeartbeatTicks,
+		Storage:                   p.mem,
+		Applied:                   p.applied,
+		MaxSizePerMsg:             p.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  p.cfg.MaxSizePerMsg * 4,
+		MaxUncommittedEntriesSize: p.cfg.MaxUncommitted,
+		MaxInflightMsgs:           p.cfg.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		StepDownOnRemoval:         true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    &raftLogger{l: p.log.With().Str("component", "etcd-raft").Logger()},
+	})
+	if err != nil {
+		return fmt.Errorf("consensus: starting raft: %w", err)
+	}
+	p.rn = rn
+	if st.empty() && !p.cfg.Join {
+		var peers []raft.Peer
+		for _, name := range p.cfg.sortedPeers() {
+			peers = append(peers, raft.Peer{ID: ID(name), Context: []byte(name)})
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return fmt.Errorf("consensus: bootstrapping the group: %w", err)
+		}
+		p.log.Info().Strs("peers", p.cfg.sortedPeers()).Msg("bootstrapped a new raft group")
+	} else {
+		p.log.Info().Uint64("snapshot", p.snapIndex).Int("entries", len(st.entries)).
+			Uint64("term", st.hs.GetTerm()).Uint64("commit", st.hs.GetCommit()).Msg("raft state restored from the data dir")
+	}
+	p.epoch = uint64(ctx.Now().UnixNano())
+	p.pending = map[uint64]*pendingWrite{}
+	p.reads = map[uint64]*readIndexReq{}
+
+	actors.OnMessage(ctx, p.onBatch)
+	actors.OnNotification(ctx, p.onRequest)
+	actors.OnNotification(ctx, p.onAdmin)
+	actors.OnNotification(ctx, p.onReady)
+	actors.OnRequest(ctx, p.onStatus)
+	actors.OnTimer(ctx, p.onTick)
+	ctx.Every(p.cfg.TickInterval, tick{})
+	p.kick(ctx)
+	return nil
+}
+
+// Stop closes the data dir and fails what is pending with ErrStopped.
+func (p *Raft) Stop(*actors.Context) {
+	for _, w := range p.pending {
+		w.req.Done(Result{Err: ErrStopped})
+	}
+	for _, r := range p.allReads() {
+		r.req.Done(Result{Err: ErrStopped})
+	}
+	if p.admin != nil {
+		p.admin.req.Done(ErrStopped)
+	}
+	p.pending, p.reads, p.waiting, p.unissued, p.admin = nil, nil, nil, nil, nil
+	if p.disk != nil {
+		if err := p.disk.close(); err != nil {
+			p.log.Error().Err(err).Msg("closing the raft data dir")
+		}
+	}
+}
+
+func (p *Raft) allReads() []*pendingRead {
+	out := slices.Clone(p.unissued)
+	for _, r := range p.reads {
+		out = append(out, r.reads...)
+	}
+	for _, b := range p.waiting {
+		out = append(out, b.reads...)
+	}
+	return out
+}
+
+// kick makes sure a readyNow runs after the events already queued, so one
+// Ready (one disk write, one message per peer) covers them all.
+func (p *Raft) kick(ctx *actors.Context) {
+	if p.readyQueued {
+		return
+	}
+	p.readyQueued = true
+	if err := ctx.Tell(ProtocolName, readyNow{}); err != nil {
+		p.readyQueued = false
+	}
+}
+
+func (p *Raft) onTick(ctx *actors.Context, _ tick) error {
+	p.rn.Tick()
+	p.expire(ctx.Now())
+	p.kick(ctx)
+	return nil
+}
+
+// onBatch steps the raft messages a peer sent.
+func (p *Raft) onBatch(ctx *actors.Context, from string, b *messages.RaftBatch) error {
+	for _, raw := range b.Messages {
+		m := &pb.Message{}
+		if err := proto.Unmarshal(raw, m); err != nil {
+			p.log.Warn().Str("from", from).Err(err).Msg("dropping a raft message that does not decode")
+			continue
+		}
+		if m.GetFrom() != ID(from) || m.GetTo() != p.id || raft.IsLocalMsg(m.GetType()) {
+			p.log.Warn().Str("from", from).Uint64("raft-from", m.GetFrom()).Uint64("raft-to", m.GetTo()).
+				Stringer("type", m.GetType()).Msg("dropping a raft message with wrong ids or a local type")
+			continue
+		}
+		if _, ok := p.names[m.GetFrom()]; !ok {
+			p.names[m.GetFrom()] = from
+		}
+		if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			p.log.Debug().Err(err).Str("from", from).Stringer("type", m.GetType()).Msg("raft refused a message")
+		}
+	}
+	p.kick(ctx)
+	return nil
+}
+
+// onRequest starts a key-value operation.
+func (p *Raft) onRequest(ctx *actors.Context, req *Request) error {
+	if req.Done == nil {
+		p.log.Warn().Stringer("op", req.Op).Msg("dropping a request without Done")
+		return nil
+	}
+	if err := checkKey(req.Key, p.cfg.MaxKeySize); err != nil {
+		req.Done(Result{Err: err})
+		return nil
+	}
+	if len(req.Value) > p.cfg.MaxValueSize {
+		req.Done(Result{Err: fmt.Errorf("%w: %d bytes; the limit is %d", ErrValueTooLarge, len(req.Value), p.cfg.MaxValueSize)})
+		return nil
+	}
+	if p.lead == raft.None {
+		req.Done(Result{Err: ErrNoLeader})
+		return nil
+	}
+	deadline := ctx.Now().Add(p.cfg.RequestTimeout)
+	cmd := &messages.KVCommand{Key: req.Key, Value: req.Value, Prev: req.Prev}
+	switch req.Op {
+	case OpGet:
+		p.unissued = append(p.unissued, &pendingRead{req: req, deadline: deadline})
+		p.kick(ctx)
+		return nil
+	case OpPut:
+		cmd.Op = messages.KVOp_KV_OP_PUT
+	case OpDelete:
+		cmd.Op = messages.KVOp_KV_OP_DELETE
+	case OpCAS:
+		cmd.Op = messages.KVOp_KV_OP_CAS
+	default:
+		req.Done(Result{Err: fmt.Errorf("%w: operation %d; valid: OpGet, OpPut, OpDelete, OpCAS", ErrBadRequest, req.Op)})
+		return nil
+	}
+	p.seq++
+	cmd.Origin, cmd.Epoch, cmd.Seq = p.id, p.epoch, p.seq
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		req.Done(Result{Err: fmt.Errorf("%w: %v", ErrBadRequest, err)})
+		return nil
+	}
+	if err := p.rn.Propose(data); err != nil {
+		req.Done(Result{Err: fmt.Errorf("%w: %v", ErrProposalDropped, err)})
+		return nil
+	}
+	p.proposals++
+	p.pending[p.seq] = &pendingWrite{req: req, deadline: deadline}
+	p.kick(ctx)
+	return nil
+}
+
+// onReady handles every Ready raft has, following its contract: persist
+// the snapshot, entries and hard state (fsync), then send, then apply
+// committed entries, then Advance.
+func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
+	p.readyQueued = false
+	if len(p.unissued) > 0 {
+		p.seq++
+		rctx := make([]byte, 16)
+		binary.BigEndian.PutUint64(rctx, p.epoch)
+		binary.BigEndian.PutUint64(rctx[8:], p.seq)
+		p.reads[p.seq] = &readIndexReq{reads: p.unissued, issued: ctx.Now()}
+		p.unissued = nil
+		p.rn.ReadIndex(rctx)
+	}
+	for p.rn.HasReady() {
+		rd := p.rn.Ready()
+		if rd.SoftState != nil {
+			p.leadership(ctx, rd.SoftState.Lead)
+		}
+		if err := p.disk.save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
+			return err // restart: the next incarnation reloads what is on disk
+		}
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := p.mem.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+				return err
+			}
+			if err := p.restore(rd.Snapshot); err != nil {
+				return err
+			}
+			p.received++
+			p.log.Info().Uint64("index", p.snapIndex).Int("keys", len(p.sm.kv)).Msg("installed a snapshot from the leader")
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			if err := p.mem.SetHardState(rd.HardState); err != nil {
+				return err
+			}
+		}
+		if err := p.mem.Append(rd.Entries); err != nil {
+			return err
+		}
+		snaps := p.send(ctx, rd.Messages)
+		if err := p.apply(rd.CommittedEntries); err != nil {
+			return err
+		}
+		for _, rs := range rd.ReadStates {
+			p.readState(rs)
+		}
+		p.rn.Advance(rd)
+		for _, s := range snaps {
+			p.rn.ReportSnapshot(s.to, s.status)
+		}
+		p.serveReads()
+		if err := p.maybeSnapshot(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type snapReport struct {
+	to     uint64
+	status raft.SnapshotStatus
+}
+
+// send batches the messages per peer, in order, one envelope each (split
+// when one would grow past a quarter of the envelope limit).
+func (p *Raft) send(ctx *actors.Context, msgs []*pb.Message) []snapReport {
+	var reports []snapReport
+	var order []uint64
+	batches := map[uint64][]*messages.RaftBatch{}
+	sizes := map[uint64]int{}
+	snaps := map[uint64]bool{}
+	for _, m := range msgs {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			p.log.Error().Err(err).Msg("marshalling a raft message")
+			continue
+		}
+		to := m.GetTo()
+		if m.GetType() == pb.MessageType_MsgSnap {
+			snaps[to] = true
+		}
+		bs := batches[to]
+		if bs == nil {
+			order = append(order, to)
+		}
+		if len(bs) == 0 || sizes[to]+len(b) > 1<<20 {
+			bs = append(bs, &messages.RaftBatch{})
+			sizes[to] = 0
+		}
+		bs[len(bs)-1].Messages = append(bs[len(bs)-1].Messages, b)
+		sizes[to] += len(b)
+		batches[to] = bs
+	}
+	for _, to := range order {
+		name, ok := p.names[to]
+		var err error
+		if !ok {
+			err = fmt.Errorf("no node name known for raft id %x", to)
+		}
+		for _, b := range batches[to] {
+			if err == nil {
+				err = ctx.Send(name, b)
+			}
+		}
+		if err != nil {
+			p.log.Debug().Err(err).Str("to", name).Msg("raft message not sent")
+			p.rn.ReportUnreachable(to)
+		}
+		if snaps[to] {
+			st := raft.SnapshotFinish
+			if err != nil {
+				st = raft.SnapshotFailure
+			}
+			reports = append(reports, snapReport{to, st})
+		}
+	}
+	return reports
+}
+
+// apply applies committed entries to the store and the configuration, and
+// answers the writes this incarnation proposed.
+func (p *Raft) apply(entries []*pb.Entry) error {
+	for _, e := range entries {
+		switch e.GetType() {
+		case pb.EntryType_EntryNormal:
+			if len(e.Data) > 0 {
+				cmd := &messages.KVCommand{}
+				if err := proto.Unmarshal(e.Data, cmd); err != nil {
+					return fmt.Errorf("%w: committed entry %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
+				}
+				res := p.sm.apply(cmd)
+				res.Index = e.GetIndex()
+				if cmd.Origin == p.id && cmd.Epoch == p.epoch {
+					if w, ok := p.pending[cmd.Seq]; ok {
+						delete(p.pending, cmd.Seq)
+						w.req.Done(res)
+					}
+				}
+			}
+		case pb.EntryType_EntryConfChange:
+			cc := &pb.ConfChange{}
+			if err := proto.Unmarshal(e.Data, cc); err != nil {
+				return fmt.Errorf("%w: committed conf change %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
+			}
+			if name := string(cc.Context); name != "" && ID(name) == cc.GetNodeId() {
+				p.names[cc.GetNodeId()] = name
+			}
+			p.confState = p.rn.ApplyConfChange(cc)
+			p.snapNow = true
+			p.log.Info().Stringer("type", cc.GetType()).Str("peer", p.names[cc.GetNodeId()]).
+				Uints64("voters", p.confState.Voters).Uints64("learners", p.confState.Learners).Msg("configuration changed")
+			if a := p.admin; a != nil && a.id == cc.GetNodeId() && a.ccType == cc.GetType() {
+				p.admin = nil
+				a.req.Done(nil)
+			}
+		case pb.EntryType_EntryConfChangeV2:
+			cc := &pb.ConfChangeV2{}
+			if err := proto.Unmarshal(e.Data, cc); err != nil {
+				return fmt.Errorf("%w: committed conf change %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
+			}
+			p.confState = p.rn.ApplyConfChange(cc)
+			p.snapNow = true
+		}
+		p.applied = e.GetIndex()
+	}
+	return nil
+}
+
+// restore replaces the store and configuration with a snapshot's.
+func (p *Raft) restore(s *pb.Snapshot) error {
+	names, err := p.sm.restore(s.Data)
+	if err != nil {
+		return err
+	}
+	maps.Copy(p.names, names)
+	p.confState = s.GetMetadata().GetConfState()
+	p.applied = s.GetMetadata().GetIndex()
+	p.snapIndex = p.applied
+	return nil
+}
+
+func (p *Raft) readState(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 16 || binary.BigEndian.Uint64(rs.RequestCtx) != p.epoch {
+		return
+	}
+	seq := binary.BigEndian.Uint64(rs.RequestCtx[8:])
+	r, ok := p.reads[seq]
+	if !ok {
+		return // duplicate, asked again, or timed out
+	}
+	delete(p.reads, seq)
+	p.waiting = append(p.waiting, readBatch{index: rs.Index, reads: r.reads})
+}
+
+// serveReads answers the reads whose read index has been applied.
+func (p *Raft) serveReads() {
+	keep := p.waiting[:0]
+	for _, b := range p.waiting {
+		if b.index > p.applied {
+			keep = append(keep, b)
+			continue
+		}
+		for _, r := range b.reads {
+			res := p.sm.get(r.req.Key)
+			res.Index = b.index
+			r.req.Done(res)
+		}
+	}
+	clear(p.waiting[len(keep):])
+	p.waiting = keep
+}
+
+// maybeSnapshot snapshots the store every SnapshotEntries applied entries,
+// and after a configuration change, and compacts the log behind it.
+func (p *Raft) maybeSnapshot() error {
+	if p.applied == p.snapIndex || (!p.snapNow && p.applied-p.snapIndex < p.cfg.SnapshotEntries) {
+		return nil
+	}
+	p.snapNow = false
+	data, err := p.sm.encode(p.names)
+	if err != nil {
+		return err
+	}
+	snap, err := p.mem.CreateSnapshot(p.applied, p.confState, data)
+	if err != nil {
+		if errors.Is(err, raft.ErrSnapOutOfDate) {
+			return nil
+		}
+		return err
+	}
+	var compactTo uint64
+	if p.applied > p.cfg.CatchUpEntries {
+		compactTo = p.applied - p.cfg.CatchUpEntries
+	}
+	if err := p.disk.saveSnapshot(snap, compactTo); err != nil {
+		return err
+	}
+	if first, _ := p.mem.FirstIndex(); compactTo >= first {
+		if err := p.mem.Compact(compactTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return err
+		}
+	}
+	p.snapIndex = p.applied
+	p.made++
+	p.log.Debug().Uint64("index", p.applied).Uint64("compacted-to", compactTo).Int("bytes", len(data)).Msg("snapshot made")
+	return nil
+}
+
+// leadership publishes LeadershipChanged when the leader changes, and
+// settles a pending leadership transfer.
+func (p *Raft) leadership(ctx *actors.Context, lead uint64) {
+	term := p.rn.BasicStatus().GetTerm()
+	if lead == p.lead && (lead == raft.None || term == p.term) {
+		return
+	}
+	p.lead, p.term = lead, term
+	name := p.names[lead]
+	ctx.Notify(&LeadershipChanged{Leader: name, Term: term})
+	if lead != raft.None {
+		p.log.Info().Str("leader", name).Uint64("term", term).Msg("leader elected")
+	}
+	if a := p.admin; a != nil && a.req.Action == TransferLeader && lead == a.id {
+		p.admin = nil
+		a.req.Done(nil)
+	}
+}
+
+// expire fails requests older than RequestTimeout.
+func (p *Raft) expire(now time.Time) {
+	for seq, w := range p.pending {
+		if now.After(w.deadline) {
+			delete(p.pending, seq)
+			w.req.Done(Result{Err: ErrTimeout})
+		}
+	}
+	retry := 3 * time.Duration(p.cfg.HeartbeatTicks) * p.cfg.TickInterval
+	for seq, ri := range p.reads {
+		switch {
+		case now.After(ri.reads[0].deadline):
+			delete(p.reads, seq)
+			for _, r := range ri.reads {
+				r.req.Done(Result{Err: ErrTimeout})
+			}
+		case now.Sub(ri.issued) > retry && p.lead != raft.None:
+			delete(p.reads, seq)
+			p.unissued = append(p.unissued, ri.reads...)
+		}
+	}
+	keep := p.waiting[:0]
+	for _, b := range p.waiting {
+		if now.After(b.reads[0].deadline) {
+			for _, r := range b.reads {
+				r.req.Done(Result{Err: ErrTimeout})
+			}
+			continue
+		}
+		keep = append(keep, b)
+	}
+	clear(p.waiting[len(keep):])
+	p.waiting = keep
+	if a := p.admin; a != nil && now.After(a.deadline) {
+		p.admin = nil
+		a.req.Done(fmt.Errorf("%w: %s %s", ErrTimeout, a.req.Action, a.req.Node))
+	} else if a != nil && a.req.Action == TransferLeader {
+		// Raft abandons a transfer after an election timeout (the
+		// transferee may not have applied its promotion yet when it got
+		// MsgTimeoutNow); ask again while the request lives.
+		if st := p.rn.BasicStatus(); st.RaftState == raft.StateLeader && st.LeadTransferee == raft.None {
+			p.rn.TransferLeader(a.id)
+		}
+	}
+}
+
+func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
+	st := p.rn.BasicStatus()
+	s := Status{
+		Node: p.node, ID: p.id, State: st.RaftState.String(), Leader: p.names[st.Lead], Term: st.GetTerm(),
+		Commit: st.GetCommit(), Applied: p.applied, SnapshotIndex: p.snapIndex, Keys: len(p.sm.kv),
+		SnapshotsMade: p.made, SnapshotsReceived: p.received, Proposals: p.proposals,
+	}
+	for _, id := range p.confState.Voters {
+		s.Voters = append(s.Voters, p.nameOf(id))
+	}
+	for _, id := range p.confState.Learners {
+		s.Learners = append(s.Learners, p.nameOf(id))
+	}
+	slices.Sort(s.Voters)
+	slices.Sort(s.Learners)
+	return s, nil
+}
+
+func (p *Raft) nameOf(id uint64) string {
+	if n, ok := p.names[id]; ok {
+		return n
+	}
+	return fmt.Sprintf("%x", id)
+}
+
+// onAdmin starts an operator action; only the leader performs them.
+func (p *Raft) onAdmin(ctx *actors.Context, req *AdminRequest) error {
+	if req.Done == nil {
+		return nil
+	}
+	st := p.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		req.Done(&NotLeaderError{Node: p.node, Leader: p.names[st.Lead]})
+		return nil
+	}
+	if p.admin != nil {
+		req.Done(fmt.Errorf("%w: %s %s is still in progress; one change at a time", ErrProposalDropped, p.admin.req.Action, p.admin.req.Node))
+		return nil
+	}
+	if req.Node == "" {
+		req.Done(fmt.Errorf("%w: %s needs a node name", ErrBadRequest, req.Action))
+		return nil
+	}
+	id := ID(req.Node)
+	a := &pendingAdmin{req: req, id: id, deadline: ctx.Now().Add(p.cfg.RequestTimeout)}
+	switch req.Action {
+	case AddVoter:
+		a.ccType = pb.ConfChangeType_ConfChangeAddNode
+	case AddLearner:
+		a.ccType = pb.ConfChangeType_ConfChangeAddLearnerNode
+	case RemoveNode:
+		a.ccType = pb.ConfChangeType_ConfChangeRemoveNode
+	case TransferLeader:
+		if !slices.Contains(p.confState.Voters, id) {
+			req.Done(fmt.Errorf("%w: %s is not a voter; voters can lead", ErrBadRequest, req.Node))
+			return nil
+		}
+		if id == p.id {
+			req.Done(nil)
+			return nil
+		}
+		p.admin = a
+		p.rn.TransferLeader(id)
+		p.kick(ctx)
+		return nil
+	default:
+		req.Done(fmt.Errorf("%w: action %d; valid: AddVoter, AddLearner, RemoveNode, TransferLeader", ErrBadRequest, req.Action))
+		return nil
+	}
+	p.names[id] = req.Node
+	cc := &pb.ConfChange{Type: a.ccType.Enum(), NodeId: &id, Context: []byte(req.Node)}
+	if err := p.rn.ProposeConfChange(cc); err != nil {
+		req.Done(fmt.Errorf("%w: %v", ErrProposalDropped, err))
+		return nil
+	}
+	p.admin = a
+	p.kick(ctx)
+	return nil
+}

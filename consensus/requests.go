@@ -1,0 +1,128 @@
+package consensus
+
+// ProtocolName is the name the Raft protocol runs under on every node.
+const ProtocolName = "raft"
+
+// Op is the operation of a [Request].
+type Op int
+
+// The operations of the key-value store.
+const (
+	OpGet    Op = iota + 1 // linearizable read (ReadIndex)
+	OpPut                  // set Key to Value
+	OpDelete               // remove Key
+	OpCAS                  // set Key to Value if it holds Prev (an absent key never matches)
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpGet:
+		return "get"
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	case OpCAS:
+		return "cas"
+	}
+	return "unknown"
+}
+
+// Request asks a node's raft protocol for one key-value operation. Send it
+// with Node.Tell, Ref.Tell or Context.Tell to [ProtocolName] on the same
+// node; any node serves it (writes and reads are forwarded to the leader by
+// raft). [KV] wraps it in blocking calls.
+type Request struct {
+	Op    Op
+	Key   string
+	Value []byte // OpPut, OpCAS
+	Prev  []byte // OpCAS
+	// Done receives the outcome exactly once, on the raft protocol's
+	// goroutine: it must not block (send to a buffered channel, or Tell a
+	// protocol). Nil is not allowed.
+	Done func(Result)
+}
+
+// Result is the outcome of a Request.
+type Result struct {
+	// OK: the write was applied (for OpCAS: the swap happened; false when
+	// the key did not hold Prev), or the read was served.
+	OK bool
+	// Found: the key existed (OpGet; OpDelete: before the delete; OpCAS:
+	// when the swap failed, whether the key exists).
+	Found bool
+	// Value: OpGet's value; for a failed OpCAS the current value.
+	Value []byte
+	// Index is the raft log index the write was applied at, or the index
+	// the read was served at.
+	Index uint64
+	// Err is nil on success. ErrNoLeader, ErrProposalDropped,
+	// ErrInvalidKey, ErrValueTooLarge and ErrBadRequest mean the request
+	// was not applied; ErrTimeout and ErrStopped that it may have been.
+	Err error
+}
+
+// AdminAction is an operator action on the raft group's membership.
+type AdminAction int
+
+// Operator actions. Each is performed by the leader only (else
+// NotLeaderError) and one at a time.
+const (
+	AddVoter       AdminAction = iota + 1 // add a node as a voter (or promote a learner)
+	AddLearner                            // add a node as a learner: it replicates but does not vote
+	RemoveNode                            // remove a voter or learner
+	TransferLeader                        // hand leadership to a voter
+)
+
+func (a AdminAction) String() string {
+	switch a {
+	case AddVoter:
+		return "add-voter"
+	case AddLearner:
+		return "add-learner"
+	case RemoveNode:
+		return "remove"
+	case TransferLeader:
+		return "transfer-leader"
+	}
+	return "unknown"
+}
+
+// AdminRequest asks the leader's raft protocol for a membership change or a
+// leadership transfer. Done runs once, on the raft protocol's goroutine,
+// when the change is applied (the transfer is observed) or has failed.
+type AdminRequest struct {
+	Action AdminAction
+	Node   string
+	Done   func(error)
+}
+
+// StatusRequest asks the raft protocol for its [Status] (a request:
+// actors.Call or actors.Request).
+type StatusRequest struct{}
+
+// Status is a node's view of the raft group.
+type Status struct {
+	Node          string
+	ID            uint64
+	State         string // "StateLeader", "StateFollower", "StateCandidate", "StatePreCandidate"
+	Leader        string // "" when none is known
+	Term          uint64
+	Commit        uint64
+	Applied       uint64
+	SnapshotIndex uint64   // the latest snapshot's index (made or received)
+	Voters        []string // sorted
+	Learners      []string // sorted
+	Keys          int      // keys in the local replica
+
+	SnapshotsMade     uint64 // snapshots this incarnation made
+	SnapshotsReceived uint64 // snapshots this incarnation installed from the leader
+	Proposals         uint64 // writes this incarnation proposed
+}
+
+// LeadershipChanged is published (actors notification) on a node when the
+// leader it believes in changes, including to none.
+type LeadershipChanged struct {
+	Leader string // "" while there is no leader
+	Term   uint64
+}

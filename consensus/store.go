@@ -1,0 +1,91 @@
+package consensus
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/messages"
+)
+
+// store is the replicated state machine: a map from keys to values, changed
+// only by applying committed entries, in log order.
+type store struct {
+	kv map[string][]byte
+}
+
+func newStore() *store { return &store{kv: map[string][]byte{}} }
+
+// apply runs one command and returns its result.
+func (s *store) apply(c *messages.KVCommand) Result {
+	switch c.Op {
+	case messages.KVOp_KV_OP_PUT:
+		s.kv[c.Key] = c.Value
+		return Result{OK: true}
+	case messages.KVOp_KV_OP_DELETE:
+		_, found := s.kv[c.Key]
+		delete(s.kv, c.Key)
+		return Result{OK: true, Found: found}
+	case messages.KVOp_KV_OP_CAS:
+		cur, found := s.kv[c.Key]
+		if !found || !bytes.Equal(cur, c.Prev) {
+			return Result{OK: false, Found: found, Value: cur}
+		}
+		s.kv[c.Key] = c.Value
+		return Result{OK: true, Found: true}
+	}
+	// A command this version does not know: applied as a no-op on every
+	// node alike, so replicas stay equal.
+	return Result{Err: fmt.Errorf("%w: unknown operation %v in the log", ErrBadRequest, c.Op)}
+}
+
+func (s *store) get(key string) Result {
+	v, ok := s.kv[key]
+	return Result{OK: true, Found: ok, Value: v}
+}
+
+// encode is the snapshot data: the pairs sorted by key, and the names.
+func (s *store) encode(names map[uint64]string) ([]byte, error) {
+	snap := &messages.KVSnapshot{Names: names}
+	for _, k := range slices.Sorted(maps.Keys(s.kv)) {
+		snap.Pairs = append(snap.Pairs, &messages.KVPair{Key: k, Value: s.kv[k]})
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(snap)
+}
+
+// restore replaces the store with a snapshot's and returns its names.
+func (s *store) restore(data []byte) (map[uint64]string, error) {
+	var snap messages.KVSnapshot
+	if err := proto.Unmarshal(data, &snap); err != nil {
+		return nil, fmt.Errorf("%w: snapshot data does not decode: %v", ErrCorrupt, err)
+	}
+	s.kv = make(map[string][]byte, len(snap.Pairs))
+	for _, p := range snap.Pairs {
+		s.kv[p.Key] = p.Value
+	}
+	return snap.Names, nil
+}
+
+// checkKey refuses keys that are empty, longer than max bytes, not UTF-8,
+// or that hold control characters.
+func checkKey(key string, max int) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty; a key is 1 to %d bytes of UTF-8 without control characters", ErrInvalidKey, max)
+	case len(key) > max:
+		return fmt.Errorf("%w: %d bytes; a key is at most %d bytes", ErrInvalidKey, len(key), max)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidKey)
+	}
+	for i, r := range key {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: control character %U at byte %d", ErrInvalidKey, r, i)
+		}
+	}
+	return nil
+}

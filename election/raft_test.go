@@ -1,0 +1,87 @@
+package election_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
+	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
+	// The elector starts first: it waits for the raft protocol.
+	if err := c.Start(election.NewRaft()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string][]election.LeaderChanged{}
+	for _, n := range c.Nodes() {
+		name := n.Name()
+		cancel, err := actors.Observe(n, func(e *election.LeaderChanged) {
+			mu.Lock()
+			seen[name] = append(seen[name], *e)
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cancel)
+	}
+	cfg := consensus.DefaultConfig()
+	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
+	cfg.TickInterval = 10 * time.Millisecond
+	if err := c.Start(consensus.New(cfg)); err != nil {
+		t.Fatal(err)
+	}
+
+	agreed := func(not string) election.Leader {
+		var l election.Leader
+		actortest.Eventually(t, 5*time.Second, "every elector names the raft leader", func() bool {
+			l = election.Leader{}
+			for _, n := range c.Nodes() {
+				got, err := election.Current(context.Background(), n)
+				if err != nil || got.Name == "" || got.Name == not || (l.Name != "" && got != l) {
+					return false
+				}
+				l = got
+				st, err := actors.Call[consensus.Status](context.Background(), n, consensus.ProtocolName, consensus.StatusRequest{})
+				if err != nil || st.Leader != got.Name || st.Term != got.Term {
+					return false
+				}
+			}
+			return true
+		})
+		return l
+	}
+	first := agreed("")
+	if err := c.Crash(first.Name); err != nil {
+		t.Fatal(err)
+	}
+	second := agreed(first.Name)
+	if second.Name == first.Name || second.Term <= first.Term {
+		t.Fatalf("after the leader crashed: %+v, then %+v; want another leader in a higher term", first, second)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for node, evs := range seen {
+		for i := 1; i < len(evs); i++ {
+			if evs[i].Term < evs[i-1].Term {
+				t.Errorf("%s: term went back: %v", node, evs)
+			}
+		}
+		if node != first.Name && (len(evs) == 0 || evs[len(evs)-1] != election.LeaderChanged{Leader: second.Name, Term: second.Term}) {
+			t.Errorf("%s: LeaderChanged %v, want the last to be %+v", node, evs, second)
+		}
+	}
+	var e election.Elector = &election.Raft{}
+	if e.Algorithm() != "raft" || e.Name() != election.ProtocolName {
+		t.Errorf("Algorithm %q Name %q", e.Algorithm(), e.Name())
+	}
+}
