@@ -43,7 +43,8 @@ func (c BullyConfig) withDefaults() BullyConfig {
 //
 // A node starts an election at boot, when the leader fails or leaves, when
 // a Coordinator comes from a node ranked below it, and — if it leads — when
-// a node ranked above it joins. An election sends Election to every live
+// a node ranked above it joins; a leader sends its Coordinator again to any
+// lower node that joins, which may have missed it. An election sends Election to every live
 // node ranked higher; a live higher node answers OK and runs its own
 // election; a node that gets no OK within OKTimeout wins and sends
 // Coordinator to every live node. A node that got an OK but no Coordinator
@@ -275,9 +276,16 @@ func (b *bully) joined(ctx *actors.Context, name string) {
 		return
 	}
 	b.live[name] = true
-	if b.leader == b.self && b.higher(name, b.self) {
-		b.elect(ctx) // a higher node joined: hand over
+	if b.leader != b.self {
+		return
 	}
+	if b.higher(name, b.self) {
+		b.elect(ctx) // a higher node joined: hand over
+		return
+	}
+	// Tell the newcomer who leads: it may have missed the Coordinator,
+	// sent before this node saw it join.
+	b.send(ctx, name, &pb.Coordinator{Term: b.term, Leader: b.self})
 }
 
 func (b *bully) gone(ctx *actors.Context, name string) {

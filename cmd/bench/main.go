@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/bench membership --nodes 5,25,100
 //	go run ./cmd/bench failover --nodes 5 --trials 20
+//	go run ./cmd/bench kv --nodes 3
 package main
 
 import (
