@@ -190,13 +190,17 @@ func (c *Cluster) Member(name string) *membership.Membership {
 }
 
 // Members returns the memberships of the running nodes, in name order.
-func (c *Cluster) Members() []*membership.Membership {
+func (c *Cluster) Members() []*membership.Membership { return inOrder(c, c.members) }
+
+// inOrder lists the non-nil values of byName in node-name order.
+func inOrder[T comparable](c *Cluster, byName map[string]T) []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []*membership.Membership
+	var zero T
+	var out []T
 	for _, name := range c.names {
-		if m := c.members[name]; m != nil {
-			out = append(out, m)
+		if v := byName[name]; v != zero {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -213,17 +217,7 @@ func (c *Cluster) Node(name string) *actors.Node {
 }
 
 // Nodes returns the running nodes in name order.
-func (c *Cluster) Nodes() []*actors.Node {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*actors.Node
-	for _, name := range c.names {
-		if n := c.nodes[name]; n != nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
+func (c *Cluster) Nodes() []*actors.Node { return inOrder(c, c.nodes) }
 
 // Start starts a protocol on every running node, and on nodes restarted later.
 func (c *Cluster) Start(f actors.Factory) error {
@@ -241,34 +235,37 @@ func (c *Cluster) Start(f actors.Factory) error {
 // Crash stops a node at once, as a crash would: its protocols and their
 // state are gone, messages to it are lost.
 func (c *Cluster) Crash(name string) error {
-	c.mu.Lock()
-	n, m := c.nodes[name], c.members[name]
-	c.nodes[name] = nil
-	delete(c.members, name)
-	c.mu.Unlock()
-	if n == nil {
-		return fmt.Errorf("cluster: no running node %q", name)
+	n, m, err := c.take(name)
+	if err != nil {
+		return err
 	}
-	var err error
 	if m != nil {
 		err = m.Shutdown() // no goodbye: the others detect the failure
 	}
 	return errors.Join(err, n.Stop())
 }
 
+// take removes a running node (and its membership) from the cluster.
+func (c *Cluster) take(name string) (*actors.Node, *membership.Membership, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, m := c.nodes[name], c.members[name]
+	if n == nil {
+		return nil, nil, fmt.Errorf("cluster: no running node %q", name)
+	}
+	c.nodes[name] = nil
+	delete(c.members, name)
+	return n, m, nil
+}
+
 // Leave stops a node gracefully: with the Membership option it first
 // leaves the cluster, so that the others report it left rather than
 // failed. Restart brings it back.
 func (c *Cluster) Leave(name string) error {
-	c.mu.Lock()
-	n, m := c.nodes[name], c.members[name]
-	c.nodes[name] = nil
-	delete(c.members, name)
-	c.mu.Unlock()
-	if n == nil {
-		return fmt.Errorf("cluster: no running node %q", name)
+	n, m, err := c.take(name)
+	if err != nil {
+		return err
 	}
-	var err error
 	if m != nil {
 		err = m.Leave(5 * time.Second)
 	}

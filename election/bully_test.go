@@ -12,23 +12,12 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/election"
-	"github.com/troupe-dev/troupe/membership"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
-// swim is membership at 20 times memberlist's LAN speed, for the sim.
-var swim = membership.Config{
-	Preset: membership.PresetLAN,
-	Timing: membership.Timing{
-		ProbeInterval:     50 * time.Millisecond,
-		ProbeTimeout:      25 * time.Millisecond,
-		GossipInterval:    10 * time.Millisecond,
-		PushPullInterval:  400 * time.Millisecond,
-		TCPTimeout:        400 * time.Millisecond,
-		ReconnectInterval: 100 * time.Millisecond,
-	},
-}
+// swim is membership for the sim network.
+var swim = actortest.SimMembership()
 
 var bullyCfg = election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond}
 

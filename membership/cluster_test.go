@@ -14,20 +14,8 @@ import (
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
-// simFast are SWIM timings for the sim network: memberlist's LAN profile
-// (three indirect probes, four retransmits, suspicion 4·log10(N)) at 20
-// times its speed.
-var simFast = membership.Config{
-	Preset: membership.PresetLAN,
-	Timing: membership.Timing{
-		ProbeInterval:     50 * time.Millisecond,
-		ProbeTimeout:      25 * time.Millisecond,
-		GossipInterval:    10 * time.Millisecond,
-		PushPullInterval:  400 * time.Millisecond,
-		TCPTimeout:        400 * time.Millisecond,
-		ReconnectInterval: 100 * time.Millisecond,
-	},
-}
+// simFast is SWIM for the sim network.
+var simFast = actortest.SimMembership()
 
 // seen is what a watcher protocol on one node received.
 type seen struct {
