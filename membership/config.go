@@ -53,8 +53,9 @@ type Timing struct {
 
 	// ReconnectInterval: how often a node tries to rejoin through one
 	// failed member, so that the two sides of a healed partition merge
-	// (memberlist never probes members it holds dead). Default 5 probe
-	// intervals.
+	// (memberlist never probes members it holds dead). Default twice the
+	// push-pull interval: each attempt is a full state exchange, and a
+	// burst of false failures must not turn into a burst of them.
 	ReconnectInterval time.Duration
 	// ReconnectTimeout: stop trying a failed member after this. Default 1h.
 	ReconnectTimeout time.Duration

@@ -108,7 +108,7 @@ func New(cfg Config) (*Membership, error) {
 	m.gossipInterval, m.probeInterval = mlc.GossipInterval, mlc.ProbeInterval
 	m.reconnectEvery, m.reconnectFor = cfg.Timing.ReconnectInterval, cfg.Timing.ReconnectTimeout
 	if m.reconnectEvery == 0 {
-		m.reconnectEvery = 5 * mlc.ProbeInterval
+		m.reconnectEvery = 2 * mlc.PushPullInterval
 	}
 	if m.reconnectFor == 0 {
 		m.reconnectFor = time.Hour
