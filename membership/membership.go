@@ -415,10 +415,10 @@ func (m *Membership) publishLocked(evs ...Event) {
 	}
 }
 
-// resyncLater syncs with the seeds once more, after joinResync plus up to
-// as much again at random (so that nodes started together do not all sync
-// at once): news of the nodes that joined at the same time as this one
-// reaches it then at the latest.
+// resyncLater syncs state once more, with a random live member, after
+// joinResync plus up to as much again at random (so that nodes started
+// together do not all sync at once): news of the nodes that joined at the
+// same time as this one reaches it then at the latest.
 func (m *Membership) resyncLater(seeds []string) {
 	wait := m.joinResync + time.Duration(rand.Int64N(int64(m.joinResync)+1))
 	m.wg.Add(1)
@@ -429,7 +429,15 @@ func (m *Membership) resyncLater(seeds []string) {
 		case <-m.done:
 			return
 		}
-		if _, err := m.ml.Join(seeds); err != nil {
+		// Sync with a random live member rather than the seeds, so that
+		// nodes started together do not all load the seeds at once.
+		target := seeds
+		if live := m.View().Live(); len(live) > 1 {
+			if mem := live[rand.IntN(len(live))]; mem.Name != m.self.Name {
+				target = []string{mem.Gossip}
+			}
+		}
+		if _, err := m.ml.Join(target); err != nil {
 			m.log.Debug().Err(err).Msg("resync after join failed")
 		}
 		_ = m.takeConflict()
