@@ -42,9 +42,10 @@ type Network struct {
 	bindPort  int
 	advertise string
 
-	mu      sync.RWMutex
-	dir     map[string]string // node name → address
-	version atomic.Uint64     // bumped on every change of dir, to invalidate cached routes
+	mu       sync.RWMutex
+	dir      map[string]string // node name → address
+	attached map[string]bool   // names of the nodes attached here (or attaching)
+	version  atomic.Uint64     // bumped on every change of dir, to invalidate cached routes
 }
 
 var _ transport.Network = (*Network)(nil)
@@ -67,7 +68,7 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("remote: Advertise %q needs a fixed port in Bind (got %q)", cfg.Advertise, cfg.Bind)
 		}
 	}
-	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, dir: map[string]string{}}
+	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, dir: map[string]string{}, attached: map[string]bool{}}
 	for name, addr := range cfg.Peers {
 		if err := n.SetPeer(name, addr); err != nil {
 			return nil, err
@@ -88,7 +89,10 @@ func splitAddress(field, addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// SetPeer records (or changes) the address of a node.
+// SetPeer records (or changes) the address of a node. The nodes attached to
+// this Network know their own addresses: SetPeer leaves them alone, so that
+// membership news about a name (perhaps about its earlier run) never
+// overrides a node that lives here.
 func (n *Network) SetPeer(name, addr string) error {
 	if err := transport.ValidateName("peer", name); err != nil {
 		return fmt.Errorf("remote: %w", err)
@@ -101,17 +105,22 @@ func (n *Network) SetPeer(name, addr string) error {
 		return fmt.Errorf("remote: peer %s address %q needs a host and a non-zero port", name, addr)
 	}
 	n.mu.Lock()
-	n.dir[name] = addr
-	n.version.Add(1)
+	if !n.attached[name] {
+		n.dir[name] = addr
+		n.version.Add(1)
+	}
 	n.mu.Unlock()
 	return nil
 }
 
 // RemovePeer forgets a node's address; sends to it fail with ErrUnknownNode.
+// Nodes attached to this Network are left alone (see SetPeer).
 func (n *Network) RemovePeer(name string) {
 	n.mu.Lock()
-	delete(n.dir, name)
-	n.version.Add(1)
+	if !n.attached[name] {
+		delete(n.dir, name)
+		n.version.Add(1)
+	}
 	n.mu.Unlock()
 }
 
@@ -133,15 +142,17 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 		return nil, fmt.Errorf("remote: attaching %s: Attachment.System and Attachment.Deliver are required", a.Node)
 	}
 	n.mu.Lock()
-	if _, taken := n.dir[a.Node]; taken {
+	if n.attached[a.Node] {
 		n.mu.Unlock()
 		return nil, fmt.Errorf("remote: %w: %s", transport.ErrNameTaken, a.Node)
 	}
-	n.dir[a.Node] = "" // reserved until we know the address
+	n.attached[a.Node] = true // reserved; a peer entry of that name is replaced below
 	n.mu.Unlock()
 	defer func() {
 		if err != nil {
-			n.RemovePeer(a.Node)
+			n.mu.Lock()
+			delete(n.attached, a.Node)
+			n.mu.Unlock()
 		}
 	}()
 
@@ -282,6 +293,7 @@ func (e *endpoint) Close() error {
 			delete(e.net.dir, e.name)
 			e.net.version.Add(1)
 		}
+		delete(e.net.attached, e.name)
 		e.net.mu.Unlock()
 	})
 	return nil

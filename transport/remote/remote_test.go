@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/remote"
@@ -172,5 +173,35 @@ func TestNamesTravelInTheSenderPID(t *testing.T) {
 	actortest.Eventually(t, 10*time.Second, "4 refusals at b", func() bool { return b.refusals() == 4 })
 	if b.count() != 1 {
 		t.Errorf("b delivered %d envelopes, want 1", b.count())
+	}
+}
+
+// TestPeerNewsNeverOverridesAttachedNodes: membership feeds the directory
+// with news that may be about an earlier run of a name; a node attached to
+// the Network is the authority on its own address, and attaching replaces
+// a peer entry of its name.
+func TestPeerNewsNeverOverridesAttachedNodes(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	c := actortest.NewCluster(t, 2, cluster.Remote())
+	own := c.Node("node-1").Address()
+	if err := c.Remote.SetPeer("node-1", "127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	c.Remote.RemovePeer("node-1")
+	if addr, ok := c.Remote.Resolve("node-1"); !ok || addr != own {
+		t.Fatalf("node-1 resolves to %q, %v after peer news; want its own %q", addr, ok, own)
+	}
+	if err := c.Crash("node-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remote.SetPeer("node-2", "127.0.0.1:9"); err != nil { // stale news
+		t.Fatal(err)
+	}
+	n, err := c.Restart("node-2")
+	if err != nil {
+		t.Fatalf("restarting node-2 over a peer entry of its name: %v", err)
+	}
+	if addr, _ := c.Remote.Resolve("node-2"); addr != n.Address() {
+		t.Fatalf("node-2 resolves to %q; want the restarted node's %q", addr, n.Address())
 	}
 }
