@@ -38,8 +38,9 @@ follows its successor:
   failover   from the kill to the last live node following the successor;
   detection  from the kill to the first live node declaring the leader failed;
   election   failover minus detection: the election itself.
-The killed node then restarts under its name, takes the lead back, and the
-next trial begins.`,
+The killed node then restarts under its name and takes the lead back; once
+every view has every node alive and membership has been quiet for a
+second, the next trial begins.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b.out = cmd.OutOrStdout()
@@ -78,6 +79,9 @@ func (b *failoverBench) run() error {
 	var failover, detection, elect []time.Duration
 	for trial := range b.trials {
 		if err := b.waitFollow(c, names, leader); err != nil {
+			return fmt.Errorf("trial %d: before the kill: %w", trial+1, err)
+		}
+		if err := b.waitSettled(c, names); err != nil {
 			return fmt.Errorf("trial %d: before the kill: %w", trial+1, err)
 		}
 		survivors := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == leader })
@@ -141,6 +145,49 @@ func (b *failoverBench) run() error {
 		"election_p50_s=" + secs(quantile(elect, 0.5)), "election_p99_s=" + secs(quantile(elect, 0.99)),
 	}, " "))
 	return nil
+}
+
+// settle is how long membership must stay quiet before a kill: news of the
+// previous kill and of the restart (a dead message about the earlier run
+// of a name can make the new run refute it) must have died down, or the
+// next trial measures that churn instead of a failover.
+const settle = time.Second
+
+// waitSettled waits until every node's view has every node alive, in the
+// generation that runs now, and no membership event happened for settle.
+func (b *failoverBench) waitSettled(c *cluster.Cluster, names []string) error {
+	var mu sync.Mutex
+	last := time.Now()
+	var cancels []func()
+	for _, n := range names {
+		_, cancel := c.Member(n).Subscribe(func(membership.Event) {
+			mu.Lock()
+			last = time.Now()
+			mu.Unlock()
+		})
+		cancels = append(cancels, cancel)
+	}
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	gen := map[string]uint64{}
+	for _, n := range names {
+		gen[n] = c.Member(n).View().Self.Generation
+	}
+	return waitUntil(b.timeout, func() bool {
+		for _, n := range names {
+			for _, mem := range c.Member(n).View().Members {
+				if mem.State != membership.Alive || mem.Generation != gen[mem.Name] {
+					return false
+				}
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Since(last) >= settle
+	})
 }
 
 // waitFollow polls until every node in names follows leader, all at one
