@@ -23,12 +23,12 @@ type demoOptions struct {
 	verbose         bool
 }
 
-func demoCmd() *cobra.Command {
+func broadcastCmd() *cobra.Command {
 	o := demoOptions{}
 	cmd := &cobra.Command{
-		Use:   "demo",
+		Use:   "broadcast",
 		Short: "Start an in-process cluster on loopback and run the broadcast example",
-		Long: `demo starts --nodes nodes in this process, each listening on its own loopback
+		Long: `demo broadcast starts --nodes nodes in this process, each listening on its own loopback
 port (protoactor remote over gRPC), runs the GFDS broadcast example on them,
 has every node broadcast --messages messages, waits until every node has
 delivered every message, and prints per node what it delivered and what it
