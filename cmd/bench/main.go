@@ -29,5 +29,6 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(membershipCmd())
 	root.AddCommand(failoverCmd())
+	root.AddCommand(jobsBenchCmd())
 	return root
 }
