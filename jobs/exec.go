@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ExecName is the name of the exec runtime.
@@ -94,6 +95,7 @@ func (p *execProgram) call(ctx context.Context, op string, req map[string]any) (
 	args := append(append([]string{}, p.r.cfg.Command[1:]...), p.file)
 	cmd := exec.CommandContext(ctx, p.r.cfg.Command[0], args...)
 	cmd.Dir = filepath.Dir(p.file)
+	cmd.WaitDelay = time.Second // a child holding the pipes open cannot hold the part
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errOut capped
 	out.max, errOut.max = lim.MaxResultBytes+1, 4096

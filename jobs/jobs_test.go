@@ -41,7 +41,12 @@ const failover = jobstest.Failover
 
 func submit(t *testing.T, n *actors.Node, script []byte, input string, parts int) string {
 	t.Helper()
-	s, err := jobs.SubmitJob(context.Background(), n, jobs.Submit{Script: string(script), Input: json.RawMessage(input), Parts: parts})
+	return submit2(t, n, "", script, input, parts)
+}
+
+func submit2(t *testing.T, n *actors.Node, runtime string, script []byte, input string, parts int) string {
+	t.Helper()
+	s, err := jobs.SubmitJob(context.Background(), n, jobs.Submit{Runtime: runtime, Script: string(script), Input: json.RawMessage(input), Parts: parts})
 	if err != nil {
 		t.Fatalf("submitting to %s: %v", n.Name(), err)
 	}
