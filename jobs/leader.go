@@ -365,6 +365,9 @@ func (p *protocol) backups(ctx *actors.Context) {
 }
 
 func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
+	if len(p.outbox) > 0 {
+		p.retry(ctx)
+	}
 	if len(p.sched.jobs) > 0 || !p.sched.settled {
 		p.schedule(ctx)
 	}

@@ -58,6 +58,7 @@ type protocol struct {
 	// worker
 	work worker
 
+	outbox      map[string][]proto.Message // messages waiting for a retry, by node
 	flushPosted bool
 	stats       Stats
 }
@@ -75,6 +76,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	p.pool = newPool(ctx.Ref(), p.rts)
 	p.live = map[string]bool{p.self: true}
 	p.owned = map[string]*owned{}
+	p.outbox = map[string][]proto.Message{}
 	p.doneQueue = map[string][]uint32{}
 	p.newSchedule()
 	p.work = newWorker()
@@ -185,6 +187,7 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 // gone handles a member that failed or left, in every role.
 func (p *protocol) gone(ctx *actors.Context, name string) {
 	delete(p.live, name)
+	delete(p.outbox, name)
 	p.leaderLost(ctx, name)
 	p.workerContactLost(ctx, name)
 }
@@ -204,9 +207,44 @@ func (p *protocol) acceptFrom(from string, term uint64) bool {
 	return false
 }
 
+// send sends m reliably to `to`. Reliable delivery still fails at once when
+// the node's address is not known yet (an elector's Coordinator can arrive
+// before membership has the sender's address) or the window is full; then
+// m waits in an outbox, with every later message to `to`, so that order is
+// kept, and the tick sends it again. Messages to a member that failed or
+// left are dropped.
 func (p *protocol) send(ctx *actors.Context, to string, m proto.Message) {
+	if q := p.outbox[to]; len(q) > 0 {
+		if len(q) >= maxOutbox {
+			ctx.Log().Warn().Str("to", to).Int("queued", len(q)).Msg("jobs outbox full: dropping the oldest message")
+			q = q[1:]
+		}
+		p.outbox[to] = append(q, m)
+		return
+	}
 	if err := ctx.SendReliable(to, m); err != nil {
-		ctx.Log().Warn().Err(err).Str("to", to).Msg("jobs message not sent")
+		ctx.Log().Debug().Err(err).Str("to", to).Msg("jobs message queued for a retry")
+		p.outbox[to] = []proto.Message{m}
+	}
+}
+
+// maxOutbox bounds the messages waiting for one node.
+const maxOutbox = 10000
+
+// retry sends what waits in the outbox, in order, until a send fails.
+func (p *protocol) retry(ctx *actors.Context) {
+	for to, q := range p.outbox {
+		for len(q) > 0 {
+			if err := ctx.SendReliable(to, q[0]); err != nil {
+				break
+			}
+			q = q[1:]
+		}
+		if len(q) == 0 {
+			delete(p.outbox, to)
+		} else {
+			p.outbox[to] = q
+		}
 	}
 }
 
