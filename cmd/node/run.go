@@ -94,7 +94,17 @@ func runNode(ctx context.Context, o runOptions) error {
 	if o.advertise != "" {
 		_, port, _ := net.SplitHostPort(o.bind)
 		_, gport, _ := net.SplitHostPort(o.gossip)
-		advertise, gossipAdvertise = net.JoinHostPort(o.advertise, port), net.JoinHostPort(o.advertise, gport)
+		// SWIM gossips an IP address, not a name: resolve it (in a
+		// container, the hostname resolves to the container's address).
+		ip := o.advertise
+		if net.ParseIP(ip) == nil {
+			ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", o.advertise)
+			if err != nil || len(ips) == 0 {
+				return fmt.Errorf("--advertise %q does not resolve to an IPv4 address: %v", o.advertise, err)
+			}
+			ip = ips[0].String()
+		}
+		advertise, gossipAdvertise = net.JoinHostPort(o.advertise, port), net.JoinHostPort(ip, gport)
 	}
 	if o.dataDir == "" {
 		if o.dataDir, err = os.MkdirTemp("", "troupe-"+o.name+"-"); err != nil {
