@@ -26,16 +26,25 @@ func jobsCfg(t *testing.T, mod func(*jobs.Config)) jobs.Config {
 	return cfg
 }
 
-var (
-	newCluster = func(t *testing.T, n int, cfg jobs.Config) *cluster.Cluster { return jobstest.NewCluster(t, n, cfg) }
-	stats      = func(t *testing.T, n *actors.Node) jobs.Stats { return jobstest.Stats(t, n) }
-	follow     = func(t *testing.T, c *cluster.Cluster, names []string, leader string) {
-		jobstest.Follow(t, c, names, leader)
-	}
-	await = func(t *testing.T, n *actors.Node, id string, within time.Duration) jobs.Status {
-		return jobstest.Await(t, n, id, within)
-	}
-)
+func newCluster(t *testing.T, n int, cfg jobs.Config) *cluster.Cluster {
+	t.Helper()
+	return jobstest.NewCluster(t, n, cfg)
+}
+
+func stats(t *testing.T, n *actors.Node) jobs.Stats {
+	t.Helper()
+	return jobstest.Stats(t, n)
+}
+
+func follow(t *testing.T, c *cluster.Cluster, names []string, leader string) {
+	t.Helper()
+	jobstest.Follow(t, c, names, leader)
+}
+
+func await(t *testing.T, n *actors.Node, id string, within time.Duration) jobs.Status {
+	t.Helper()
+	return jobstest.Await(t, n, id, within)
+}
 
 const failover = jobstest.Failover
 
@@ -337,5 +346,19 @@ func TestBadJobsFailWithClearErrors(t *testing.T) {
 				t.Fatalf("error %v, want %v", err, tc.is)
 			}
 		})
+	}
+}
+
+// Stopping the nodes stops the parts they run: no goroutine of the jobs
+// package outlives the cluster.
+func TestStopLeavesNoPartRunning(t *testing.T) {
+	c := newCluster(t, 3, longCfg(t))
+	submit(t, c.Node("node-1"), []byte(longJob), `null`, 6)
+	awaitBusy(t, c, c.Names())
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := actortest.NoGoroutinesOf("troupe/jobs."); err != nil {
+		t.Fatal(err)
 	}
 }
