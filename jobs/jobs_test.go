@@ -362,3 +362,34 @@ func TestStopLeavesNoPartRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A partition gives each side a leader (Bully has no quorum). The contact's
+// side goes on with the job under its own leader; the other side's leader
+// drops it (its contact looks failed). After healing, one leader remains
+// and the job ends with the single-node result.
+func TestPartitionTwoLeaders(t *testing.T) {
+	c := newCluster(t, 5, jobsCfg(t, nil))
+	script := readScript(t, "squares.star")
+	input := squaresInput(120, 60000)
+	want := reference(t, script, input, 40)
+
+	id := submit(t, c.Node("node-1"), script, input, 40)
+	awaitParts(t, c.Node("node-1"), id, 3)
+	small, big := []string{"node-1", "node-2"}, []string{"node-3", "node-4", "node-5"}
+	c.Hub.Partition(small, big)
+	follow(t, c, small, "node-2")
+	follow(t, c, big, "node-5")
+	actortest.Eventually(t, failover, "node-5 drops the job of its lost contact", func() bool {
+		return stats(t, c.Node("node-5")).LeaderJobs == 0
+	})
+	done := status(t, c.Node("node-1"), id).PartsDone
+	awaitParts(t, c.Node("node-1"), id, done+2) // progress on the contact's side alone
+	st := status(t, c.Node("node-1"), id)
+	if st.State.Ended() {
+		t.Fatalf("the job ended before the partition healed (%+v): make its parts longer", st)
+	}
+	t.Logf("parts done: %d when the big side dropped the job, %d at the heal", done, st.PartsDone)
+	c.Hub.Heal()
+	follow(t, c, c.Names(), "node-5")
+	mustSucceed(t, await(t, c.Node("node-1"), id, 60*time.Second), want)
+}
