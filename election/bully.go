@@ -275,8 +275,15 @@ func (b *bully) joined(ctx *actors.Context, name string) {
 		return
 	}
 	b.live[name] = true
-	if b.leader == b.self && b.higher(name, b.self) {
+	switch {
+	case b.leader == b.self && b.higher(name, b.self):
 		b.elect(ctx) // a higher node joined: hand over
+	case b.leader == b.self:
+		// A lower node joined, or came back from the other side of a
+		// partition, where it may still follow another leader: tell it.
+		// (A booting node would ask with its own election, but a node
+		// that was merely cut off has no reason to.)
+		b.send(ctx, name, &pb.Coordinator{Term: b.term, Leader: b.self})
 	}
 }
 
