@@ -71,13 +71,26 @@ func status(t *testing.T, n *actors.Node, id string) jobs.Status {
 	return st
 }
 
-// awaitParts waits until at least k parts of the job are done.
-func awaitParts(t *testing.T, n *actors.Node, id string, k int) {
+// awaitParts waits until at least k parts of the job are done at its
+// contact, or it ended.
+func awaitParts(t *testing.T, c *cluster.Cluster, contact, id string, k int) {
 	t.Helper()
-	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("%d parts of %s done", k, id), func() bool {
-		st := status(t, n, id)
+	err := actortest.WaitFor(20*time.Second, func() bool {
+		st := status(t, c.Node(contact), id)
 		return st.PartsDone >= k || st.State.Ended()
 	})
+	if err != nil {
+		dump(t, c)
+		t.Fatalf("%d parts of %s done: %v; job %+v", k, id, err, status(t, c.Node(contact), id))
+	}
+}
+
+// dump logs every running node's jobs counters.
+func dump(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	for _, n := range c.Nodes() {
+		t.Logf("%s: %+v", n.Name(), stats(t, n))
+	}
 }
 
 func squaresInput(n, spin int) string {
@@ -167,7 +180,7 @@ func TestWorkerCrashMidJob(t *testing.T) {
 	want := reference(t, script, input, 40)
 
 	id := submit(t, c.Node("node-1"), script, input, 40)
-	awaitParts(t, c.Node("node-1"), id, 5)
+	awaitParts(t, c, "node-1", id, 5)
 	if s := stats(t, c.Node("node-3")); s.Running == 0 && s.Waiting == 0 {
 		t.Logf("node-3 holds no part at the crash (%+v)", s)
 	}
@@ -184,7 +197,7 @@ func TestLeaderCrashMidJob(t *testing.T) {
 	want := reference(t, script, input, 40)
 
 	id := submit(t, c.Node("node-1"), script, input, 40)
-	awaitParts(t, c.Node("node-1"), id, 10)
+	awaitParts(t, c, "node-1", id, 10)
 	survivors := c.Names()[:4]
 	// done first: a part that ends between the two readings then counts
 	// in neither, which can only lower the runs counted after the crash.
@@ -374,7 +387,7 @@ func TestPartitionTwoLeaders(t *testing.T) {
 	want := reference(t, script, input, 40)
 
 	id := submit(t, c.Node("node-1"), script, input, 40)
-	awaitParts(t, c.Node("node-1"), id, 3)
+	awaitParts(t, c, "node-1", id, 3)
 	small, big := []string{"node-1", "node-2"}, []string{"node-3", "node-4", "node-5"}
 	c.Hub.Partition(small, big)
 	follow(t, c, small, "node-2")
@@ -383,13 +396,20 @@ func TestPartitionTwoLeaders(t *testing.T) {
 		return stats(t, c.Node("node-5")).LeaderJobs == 0
 	})
 	done := status(t, c.Node("node-1"), id).PartsDone
-	awaitParts(t, c.Node("node-1"), id, done+2) // progress on the contact's side alone
+	awaitParts(t, c, "node-1", id, done+2) // progress on the contact's side alone
 	st := status(t, c.Node("node-1"), id)
 	if st.State.Ended() {
 		t.Fatalf("the job ended before the partition healed (%+v): make its parts longer", st)
 	}
 	t.Logf("parts done: %d when the big side dropped the job, %d at the heal", done, st.PartsDone)
 	c.Hub.Heal()
-	follow(t, c, c.Names(), "node-5")
-	mustSucceed(t, await(t, c.Node("node-1"), id, 60*time.Second), want)
+	// Membership merges the sides (its reconnect loop), then Bully elects
+	// across them: as in the election tests, allow 20 s and more.
+	jobstest.FollowWithin(t, c, c.Names(), "node-5", 30*time.Second)
+	err := actortest.WaitFor(60*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
+	if err != nil {
+		dump(t, c)
+		t.Fatalf("job %+v", status(t, c.Node("node-1"), id))
+	}
+	mustSucceed(t, status(t, c.Node("node-1"), id), want)
 }

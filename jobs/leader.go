@@ -39,6 +39,7 @@ type ljob struct {
 	early       []uint32 // parts done before the split finished
 	ndone       int
 	holders     map[uint32][]string  // part → workers running it
+	refused     map[uint32][]string  // part → workers that refused it
 	since       map[uint32]time.Time // part → when its first copy was assigned
 	took        time.Duration        // summed durations of finished parts
 	timed       int                  // parts whose duration is in took
@@ -98,7 +99,8 @@ func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) e
 	if m.Spec == nil || m.Contact != from {
 		return nil
 	}
-	j := &ljob{id: m.Id, contact: m.Contact, spec: m.Spec, holders: map[uint32][]string{}, since: map[uint32]time.Time{}, early: m.Done}
+	j := &ljob{id: m.Id, contact: m.Contact, spec: m.Spec, holders: map[uint32][]string{},
+		refused: map[uint32][]string{}, since: map[uint32]time.Time{}, early: m.Done}
 	s.jobs[m.Id] = j
 	n := int(m.Spec.Parts)
 	if n == 0 {
@@ -204,6 +206,13 @@ func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkReq
 	w := s.worker(from)
 	if !m.Absolute {
 		w.credit += int(m.Credits)
+		for _, r := range m.Refused {
+			k := partKey{r.Id, r.Part}
+			if j := s.jobs[k.id]; j != nil && !slices.Contains(j.refused[k.part], from) {
+				j.refused[k.part] = append(j.refused[k.part], from)
+			}
+			p.unhold(k, from)
+		}
 		p.schedule(ctx)
 		return nil
 	}
@@ -262,6 +271,7 @@ func (p *protocol) schedule(ctx *actors.Context) {
 	if !p.settled(ctx) {
 		return
 	}
+	var keep []partKey // parts only workers that refused them could take now
 	for len(s.queue) > 0 {
 		k := s.queue[0]
 		j := s.jobs[k.id]
@@ -269,13 +279,18 @@ func (p *protocol) schedule(ctx *actors.Context) {
 			s.queue = s.queue[1:]
 			continue
 		}
-		w := p.pick("")
-		if w == "" {
-			return
+		if p.pick(nil) == "" {
+			break // no credit anywhere
 		}
+		w := p.pick(j.refused[k.part])
 		s.queue = s.queue[1:]
+		if w == "" {
+			keep = append(keep, k)
+			continue
+		}
 		p.assign(ctx, j, k.part, w)
 	}
+	s.queue = append(keep, s.queue...)
 	if p.cfg.Backup > 0 {
 		p.backups(ctx)
 	}
@@ -299,11 +314,12 @@ func (p *protocol) settled(ctx *actors.Context) bool {
 	return true
 }
 
-// pick returns the live worker with the most credit, other than `not`.
-func (p *protocol) pick(not string) string {
+// pick returns the live worker with the most credit, other than those in
+// `not`.
+func (p *protocol) pick(not []string) string {
 	best, most := "", 0
 	for name, w := range p.sched.workers {
-		if name == not || !p.live[name] {
+		if !p.live[name] || slices.Contains(not, name) {
 			continue
 		}
 		if w.credit > most || (w.credit == most && most > 0 && name < best) {
@@ -354,7 +370,7 @@ func (p *protocol) backups(ctx *actors.Context) {
 		if bj == nil {
 			return
 		}
-		w := p.pick(bj.holders[bpart][0])
+		w := p.pick(append(slices.Clone(bj.refused[bpart]), bj.holders[bpart][0]))
 		if w == "" {
 			return
 		}
@@ -386,18 +402,12 @@ func (p *protocol) leaderLost(ctx *actors.Context, name string) {
 		}
 	}
 	for id, j := range s.jobs {
-		if j.contact != name {
-			continue
-		}
-		delete(s.jobs, id)
-		sent := map[string]bool{}
-		for _, hs := range j.holders {
-			for _, w := range hs {
-				if !sent[w] {
-					sent[w] = true
-					p.send(ctx, w, &pb.JobCancel{Id: id, Reason: "contact " + name + " lost"})
-				}
-			}
+		if j.contact == name {
+			// No JobCancel to the workers: each stops these parts when
+			// it sees the contact fail. A worker that does not (the
+			// other side of a partition) must not hear it from here —
+			// reliable delivery would hand it over after the heal.
+			delete(s.jobs, id)
 		}
 	}
 	p.schedule(ctx)

@@ -106,6 +106,9 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		s := p.stats
 		s.Leader, s.Term, s.Leading = p.leader, p.term, p.leader == p.self
 		s.LeaderJobs, s.Queued = len(p.sched.jobs), p.sched.queued()
+		for _, j := range p.sched.jobs {
+			s.Held += len(j.holders)
+		}
 		s.Running, s.Waiting = p.work.running, len(p.work.queue)
 		s.Owned = len(p.owned)
 		return s, nil
@@ -113,7 +116,12 @@ func (p *protocol) Init(ctx *actors.Context) error {
 
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
 		p.live[ev.Member.Name] = true
-		delete(p.work.lost, ev.Member.Name)
+		p.workerContactBack(ev.Member.Name)
+		// Views changed: workers that refused parts (their contact
+		// looked lost to them) may take them now.
+		for _, j := range p.sched.jobs {
+			clear(j.refused)
+		}
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {

@@ -89,6 +89,8 @@ type Stats struct {
 	Term       uint64
 	LeaderJobs int   // jobs this node schedules as leader
 	Queued     int   // parts waiting for a worker at this leader
+	Held       int   // parts this leader counts as running on workers
+	Refused    int64 // assignments this worker refused
 	Running    int   // parts running on this node now
 	Waiting    int   // parts assigned to this node, waiting for a slot
 	PartsRun   int64 // parts this node finished running (any outcome)

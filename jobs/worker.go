@@ -16,9 +16,13 @@ type worker struct {
 	tasks   map[partKey]*task // live tasks: waiting or running
 	queue   []*task           // waiting for a slot
 	running int               // goroutines running parts (cancelled ones too, until they return)
-	ended   map[string]bool   // jobs that ended here: later assignments are dropped
-	lost    map[string]bool   // contacts that failed or left
-	credit  int               // credits to grant the leader at the next flush
+	// ended: jobs that ended here; later assignments are refused. true
+	// when the contact itself ended the job; false when it was lost, which
+	// a partition can undo (see protocol.joined).
+	ended   map[string]bool
+	lost    map[string]bool // contacts that failed or left
+	credit  int             // credits to grant the leader at the next flush
+	refused []*pb.PartRef   // assignments refused since the last flush
 }
 
 func newWorker() worker {
@@ -53,8 +57,16 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 	}
 	w := &p.work
 	k := partKey{m.Id, m.Part}
-	if w.ended[m.Id] || w.lost[m.Contact] || w.tasks[k] != nil {
-		p.grant(ctx, 1) // not taken: the credit goes back
+	if w.tasks[k] != nil {
+		p.grant(ctx, 1) // already here: the credit goes back
+		return nil
+	}
+	if _, ended := w.ended[m.Id]; ended || w.lost[m.Contact] {
+		// Refused: the credit goes back and the leader learns that this
+		// worker does not run the part.
+		w.refused = append(w.refused, &pb.PartRef{Id: m.Id, Part: m.Part})
+		p.stats.Refused++
+		p.grant(ctx, 1)
 		return nil
 	}
 	t := &task{key: k, contact: m.Contact, runtime: m.Runtime, script: m.Script, data: m.Data}
@@ -119,16 +131,16 @@ func (p *protocol) grant(ctx *actors.Context, n int) {
 func (p *protocol) flushCredits(ctx *actors.Context) {
 	w := &p.work
 	if w.credit > 0 && p.leader != "" {
-		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(w.credit)})
+		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(w.credit), Refused: w.refused})
 	}
-	w.credit = 0
+	w.credit, w.refused = 0, nil
 }
 
 // resetWorker introduces this worker to a new leader: how many parts it
 // can take and which it holds already.
 func (p *protocol) resetWorker(ctx *actors.Context) {
 	w := &p.work
-	w.credit = 0
+	w.credit, w.refused = 0, nil
 	running := make([]*pb.PartRef, 0, len(w.tasks))
 	for k := range w.tasks {
 		running = append(running, &pb.PartRef{Id: k.id, Part: k.part})
@@ -182,7 +194,7 @@ func (p *protocol) onCancel(ctx *actors.Context, from string, m *pb.JobCancel) e
 	// contact holds those parts' results, so obeying it is safe even from
 	// a stale leader.
 	if len(m.Parts) == 0 {
-		p.endJob(m.Id)
+		p.endJob(m.Id, from == ContactOf(m.Id))
 		p.stopTasks(ctx, func(t *task) bool { return t.key.id == m.Id })
 		return nil
 	}
@@ -191,13 +203,27 @@ func (p *protocol) onCancel(ctx *actors.Context, from string, m *pb.JobCancel) e
 }
 
 // endJob remembers that a job ended, so that its late assignments are
-// dropped. The memory is bounded: past 10000 ids it starts afresh (a late
-// assignment after that runs a part whose result the contact ignores).
-func (p *protocol) endJob(id string) {
+// refused; final when its contact ended it. The memory is bounded: past
+// 10000 ids it starts afresh (a late assignment after that runs a part
+// whose result the contact ignores).
+func (p *protocol) endJob(id string, final bool) {
 	if len(p.work.ended) >= 10000 {
 		clear(p.work.ended)
 	}
-	p.work.ended[id] = true
+	p.work.ended[id] = p.work.ended[id] || final
+}
+
+// workerContactBack forgets that the jobs of a contact ended because the
+// contact was lost: it is back (a healed partition, a false detection),
+// and a new leader may assign their parts again. A contact that restarted
+// has a new generation in its job ids and never resubmits the old ones.
+func (p *protocol) workerContactBack(name string) {
+	delete(p.work.lost, name)
+	for id, final := range p.work.ended {
+		if !final && ContactOf(id) == name {
+			delete(p.work.ended, id)
+		}
+	}
 }
 
 // workerContactLost stops the parts of jobs whose contact failed or left:
@@ -206,7 +232,7 @@ func (p *protocol) workerContactLost(ctx *actors.Context, name string) {
 	p.work.lost[name] = true
 	p.stopTasks(ctx, func(t *task) bool {
 		if t.contact == name {
-			p.endJob(t.key.id)
+			p.endJob(t.key.id, false)
 			return true
 		}
 		return false

@@ -398,11 +398,14 @@ func (x *PartRef) GetPart() uint32 {
 // the parts the worker runs or holds: sent to a new leader, so that it
 // neither over-assigns nor re-runs what is in progress.
 type WorkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Term          uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
-	Credits       uint32                 `protobuf:"varint,2,opt,name=credits,proto3" json:"credits,omitempty"`
-	Absolute      bool                   `protobuf:"varint,3,opt,name=absolute,proto3" json:"absolute,omitempty"`
-	Running       []*PartRef             `protobuf:"bytes,4,rep,name=running,proto3" json:"running,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Term     uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
+	Credits  uint32                 `protobuf:"varint,2,opt,name=credits,proto3" json:"credits,omitempty"`
+	Absolute bool                   `protobuf:"varint,3,opt,name=absolute,proto3" json:"absolute,omitempty"`
+	Running  []*PartRef             `protobuf:"bytes,4,rep,name=running,proto3" json:"running,omitempty"`
+	// Assignments the worker refused (their job ended here, or their contact
+	// is lost to this worker): the leader must not count them as running.
+	Refused       []*PartRef `protobuf:"bytes,5,rep,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +464,13 @@ func (x *WorkRequest) GetAbsolute() bool {
 func (x *WorkRequest) GetRunning() []*PartRef {
 	if x != nil {
 		return x.Running
+	}
+	return nil
+}
+
+func (x *WorkRequest) GetRefused() []*PartRef {
+	if x != nil {
+		return x.Refused
 	}
 	return nil
 }
@@ -686,12 +696,13 @@ const file_jobs_proto_rawDesc = "" +
 	"\x06script\x18\a \x01(\fR\x06script\"-\n" +
 	"\aPartRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04part\x18\x02 \x01(\rR\x04part\"\x8a\x01\n" +
+	"\x04part\x18\x02 \x01(\rR\x04part\"\xbd\x01\n" +
 	"\vWorkRequest\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x12\x18\n" +
 	"\acredits\x18\x02 \x01(\rR\acredits\x12\x1a\n" +
 	"\babsolute\x18\x03 \x01(\bR\babsolute\x121\n" +
-	"\arunning\x18\x04 \x03(\v2\x17.troupe.jobs.v1.PartRefR\arunning\"^\n" +
+	"\arunning\x18\x04 \x03(\v2\x17.troupe.jobs.v1.PartRefR\arunning\x121\n" +
+	"\arefused\x18\x05 \x03(\v2\x17.troupe.jobs.v1.PartRefR\arefused\"^\n" +
 	"\n" +
 	"PartResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -733,11 +744,12 @@ var file_jobs_proto_goTypes = []any{
 var file_jobs_proto_depIdxs = []int32{
 	0, // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
 	4, // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_jobs_proto_init() }

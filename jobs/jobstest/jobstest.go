@@ -70,11 +70,17 @@ func Stats(t testing.TB, n *actors.Node) jobs.Stats {
 }
 
 // Follow waits until the jobs protocol of every node in names follows
-// leader.
+// leader, for at most Failover.
 func Follow(t testing.TB, c *cluster.Cluster, names []string, leader string) {
 	t.Helper()
+	FollowWithin(t, c, names, leader, Failover)
+}
+
+// FollowWithin is Follow with a deadline of its own.
+func FollowWithin(t testing.TB, c *cluster.Cluster, names []string, leader string, within time.Duration) {
+	t.Helper()
 	var last []string
-	err := actortest.WaitFor(Failover, func() bool {
+	err := actortest.WaitFor(within, func() bool {
 		last = last[:0]
 		ok := true
 		for _, name := range names {
@@ -85,7 +91,7 @@ func Follow(t testing.TB, c *cluster.Cluster, names []string, leader string) {
 		return ok
 	})
 	if err != nil {
-		t.Fatalf("the jobs protocols do not all follow %s: %v", leader, last)
+		t.Fatalf("the jobs protocols do not all follow %s within %v: %v", leader, within, last)
 	}
 }
 
