@@ -342,6 +342,15 @@ func TestBadJobsFailWithClearErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no parts", func(t *testing.T) {
+		src := "def split(i, n):\n    return []\ndef run(p):\n    return p\ndef merge(r):\n    return {\"n\": len(r)}\n"
+		mustSucceed(t, await(t, n, submit(t, n, []byte(src), `null`, 0), 20*time.Second), `{"n":0}`)
+	})
+	t.Run("parts left to the leader", func(t *testing.T) {
+		src := "def split(i, n):\n    return list(range(n))\ndef run(p):\n    return p\ndef merge(r):\n    return len(r)\n"
+		// PartsPerMember (4) per live member (3).
+		mustSucceed(t, await(t, n, submit(t, n, []byte(src), `null`, 0), 20*time.Second), `12`)
+	})
 	for _, tc := range []struct {
 		name string
 		sub  jobs.Submit
