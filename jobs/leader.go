@@ -290,7 +290,9 @@ func (p *protocol) schedule(ctx *actors.Context) {
 		}
 		p.assign(ctx, j, k.part, w)
 	}
-	s.queue = append(keep, s.queue...)
+	if len(keep) > 0 {
+		s.queue = append(keep, s.queue...)
+	}
 	if p.cfg.Backup > 0 {
 		p.backups(ctx)
 	}
@@ -347,7 +349,7 @@ func (p *protocol) assign(ctx *actors.Context, j *ljob, part uint32, w string) {
 // job's mean part duration.
 func (p *protocol) backups(ctx *actors.Context) {
 	s := p.sched
-	if s.queued() > 0 {
+	if len(s.queue) > 0 { // after schedule: only parts no worker with credit may take
 		return
 	}
 	now := ctx.Now()
