@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
 )
@@ -425,4 +426,49 @@ func TestPartitionTwoLeaders(t *testing.T) {
 		t.Fatalf("job %+v", status(t, c.Node("node-1"), id))
 	}
 	mustSucceed(t, status(t, c.Node("node-1"), id), want)
+}
+
+// A supervised restart of the leader's jobs protocol empties its schedule;
+// its Restarted message makes the contacts and workers hand it the jobs and
+// parts again, and the job ends with the single-node result.
+func TestLeaderProtocolRestartMidJob(t *testing.T) {
+	c := newCluster(t, 5, jobsCfg(t, nil))
+	script := readScript(t, "squares.star")
+	input := squaresInput(120, 20000)
+	want := reference(t, script, input, 40)
+	id := submit(t, c.Node("node-1"), script, input, 40)
+	awaitParts(t, c, "node-1", id, 5)
+	// A nil notification makes the handler panic: the supervisor restarts
+	// the protocol from a fresh value, as after any bug.
+	if err := c.Node("node-5").Tell(jobs.ProtocolName, (*election.LeaderChanged)(nil)); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 5*time.Second, "the leader's jobs protocol restarted", func() bool {
+		return c.Node("node-5").Stats().Protocols[jobs.ProtocolName].Restarts > 0
+	})
+	err := actortest.WaitFor(30*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
+	if err != nil {
+		dump(t, c)
+		t.Fatalf("job %+v", status(t, c.Node("node-1"), id))
+	}
+	mustSucceed(t, status(t, c.Node("node-1"), id), want)
+}
+
+// A supervised restart of a contact's jobs protocol forgets its jobs (state
+// is in memory); their parts stop everywhere and the leader drops them.
+func TestContactProtocolRestartStopsItsParts(t *testing.T) {
+	c := newCluster(t, 5, longCfg(t))
+	id := submit(t, c.Node("node-2"), []byte(longJob), `null`, 10)
+	awaitBusy(t, c, c.Names())
+	if err := c.Node("node-2").Tell(jobs.ProtocolName, (*election.LeaderChanged)(nil)); err != nil {
+		t.Fatal(err)
+	}
+	took := awaitIdle(t, c, c.Names(), 5*time.Second)
+	if s := stats(t, c.Node("node-5")); s.LeaderJobs != 0 {
+		t.Errorf("the leader still schedules %d jobs", s.LeaderJobs)
+	}
+	if _, err := jobs.JobStatus(context.Background(), c.Node("node-2"), id); !errors.Is(err, jobs.ErrNotFound) {
+		t.Errorf("status after the contact's restart: %v, want ErrNotFound", err)
+	}
+	t.Logf("every part stopped %v after the restart", took)
 }

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
 )
 
 // New returns the factory of the jobs protocol. The node must run the
@@ -59,6 +61,7 @@ type protocol struct {
 	work worker
 
 	outbox      map[string][]proto.Message // messages waiting for a retry, by node
+	gens        map[string]string          // node → generation of its jobs protocol, from Restarted
 	flushPosted bool
 	stats       Stats
 }
@@ -77,6 +80,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	p.live = map[string]bool{p.self: true}
 	p.owned = map[string]*owned{}
 	p.outbox = map[string][]proto.Message{}
+	p.gens = map[string]string{p.self: p.gen}
 	p.doneQueue = map[string][]uint32{}
 	p.newSchedule()
 	p.work = newWorker()
@@ -88,6 +92,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onPartResult)
 	actors.OnMessage(ctx, p.onPartDone)
 	actors.OnMessage(ctx, p.onCancel)
+	actors.OnMessage(ctx, p.onRestarted)
 	actors.OnNotification(ctx, p.onSplit)
 	actors.OnNotification(ctx, p.onPartFinished)
 	actors.OnNotification(ctx, p.onMerged)
@@ -142,6 +147,11 @@ func (p *protocol) Init(ctx *actors.Context) error {
 			for _, m := range v.Live() {
 				p.live[m.Name] = true
 			}
+			for _, n := range p.liveNames() {
+				if n != p.self {
+					p.send(ctx, n, &pb.Restarted{Generation: p.gen})
+				}
+			}
 			return nil
 		})
 	if err != nil {
@@ -190,6 +200,39 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 	p.resetWorker(ctx)
 	p.resubmitAll(ctx)
 	return nil
+}
+
+// onRestarted handles another node's new incarnation of this protocol: its
+// old jobs are gone (stop their parts, drop their schedule), and if it is
+// the leader this node follows, its schedule is empty: hand it the jobs
+// and the running parts again, as to a new leader.
+func (p *protocol) onRestarted(ctx *actors.Context, from string, m *pb.Restarted) error {
+	p.gens[from] = m.Generation
+	for id, j := range p.sched.jobs {
+		if j.contact == from && !strings.HasPrefix(id, from+"."+m.Generation+".") {
+			delete(p.sched.jobs, id)
+		}
+	}
+	p.stopTasks(ctx, func(t *task) bool {
+		if t.contact == from && !strings.HasPrefix(t.key.id, from+"."+m.Generation+".") {
+			p.endJob(t.key.id, true)
+			return true
+		}
+		return false
+	})
+	if from == p.leader {
+		ctx.Log().Info().Str("leader", from).Msg("the leader's jobs protocol restarted: handing it the jobs and parts again")
+		p.resetWorker(ctx)
+		p.resubmitAll(ctx)
+	}
+	return nil
+}
+
+// oldJob reports whether job id belongs to an earlier incarnation of its
+// contact's jobs protocol, whose jobs are gone.
+func (p *protocol) oldJob(id, contact string) bool {
+	g, ok := p.gens[contact]
+	return ok && !strings.HasPrefix(id, contact+"."+g+".")
 }
 
 // gone handles a member that failed or left, in every role.

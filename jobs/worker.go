@@ -30,6 +30,7 @@ func newWorker() worker {
 }
 
 type task struct {
+	owner     *protocol // the incarnation that started it
 	key       partKey
 	contact   string
 	runtime   string
@@ -61,7 +62,7 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 		p.grant(ctx, 1) // already here: the credit goes back
 		return nil
 	}
-	if _, ended := w.ended[m.Id]; ended || w.lost[m.Contact] {
+	if _, ended := w.ended[m.Id]; ended || w.lost[m.Contact] || p.oldJob(m.Id, m.Contact) {
 		// Refused: the credit goes back and the leader learns that this
 		// worker does not run the part.
 		w.refused = append(w.refused, &pb.PartRef{Id: m.Id, Part: m.Part})
@@ -69,7 +70,7 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 		p.grant(ctx, 1)
 		return nil
 	}
-	t := &task{key: k, contact: m.Contact, runtime: m.Runtime, script: m.Script, data: m.Data}
+	t := &task{owner: p, key: k, contact: m.Contact, runtime: m.Runtime, script: m.Script, data: m.Data}
 	w.tasks[k] = t
 	w.queue = append(w.queue, t)
 	p.pump()
@@ -99,6 +100,9 @@ func (p *protocol) pump() {
 func (p *protocol) onPartFinished(ctx *actors.Context, m *partFinished) error {
 	w := &p.work
 	t := m.t
+	if t.owner != p {
+		return nil // a part of an earlier incarnation, stopped with it
+	}
 	w.running--
 	p.stats.PartsRun++
 	if w.tasks[t.key] == t {

@@ -662,6 +662,55 @@ func (x *JobCancel) GetReason() string {
 	return ""
 }
 
+// Restarted: a node's jobs protocol began a new incarnation (at start, or
+// after a supervised restart): it holds no jobs, runs no parts and, if it
+// leads, has no schedule. Workers stop the parts of its old jobs, a leader
+// drops them, and nodes that follow it as leader hand it their jobs and
+// their running parts again.
+type Restarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    string                 `protobuf:"bytes,1,opt,name=generation,proto3" json:"generation,omitempty"` // the new incarnation's id prefix
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Restarted) Reset() {
+	*x = Restarted{}
+	mi := &file_jobs_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Restarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Restarted) ProtoMessage() {}
+
+func (x *Restarted) ProtoReflect() protoreflect.Message {
+	mi := &file_jobs_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Restarted.ProtoReflect.Descriptor instead.
+func (*Restarted) Descriptor() ([]byte, []int) {
+	return file_jobs_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Restarted) GetGeneration() string {
+	if x != nil {
+		return x.Generation
+	}
+	return ""
+}
+
 var File_jobs_proto protoreflect.FileDescriptor
 
 const file_jobs_proto_rawDesc = "" +
@@ -715,7 +764,11 @@ const file_jobs_proto_rawDesc = "" +
 	"\tJobCancel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05parts\x18\x02 \x03(\rR\x05parts\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reasonB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"+\n" +
+	"\tRestarted\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\tR\n" +
+	"generationB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_jobs_proto_rawDescOnce sync.Once
@@ -729,7 +782,7 @@ func file_jobs_proto_rawDescGZIP() []byte {
 	return file_jobs_proto_rawDescData
 }
 
-var file_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_jobs_proto_goTypes = []any{
 	(*JobSpec)(nil),     // 0: troupe.jobs.v1.JobSpec
 	(*JobSubmit)(nil),   // 1: troupe.jobs.v1.JobSubmit
@@ -740,6 +793,7 @@ var file_jobs_proto_goTypes = []any{
 	(*PartResult)(nil),  // 6: troupe.jobs.v1.PartResult
 	(*PartDone)(nil),    // 7: troupe.jobs.v1.PartDone
 	(*JobCancel)(nil),   // 8: troupe.jobs.v1.JobCancel
+	(*Restarted)(nil),   // 9: troupe.jobs.v1.Restarted
 }
 var file_jobs_proto_depIdxs = []int32{
 	0, // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
@@ -763,7 +817,7 @@ func file_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobs_proto_rawDesc), len(file_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
