@@ -53,6 +53,11 @@ func (c *Context) Now() time.Time { return c.h.node.clock.Now() }
 // protocol's name. Use it instead of math/rand's globals.
 func (c *Context) Rand() *rand.Rand { return c.h.rng }
 
+// Ref is a handle on this protocol, for the goroutines it owns: long work
+// runs off the mailbox and reports back with Ref.Tell, which any goroutine
+// may call. The Ref outlives the incarnation (it follows restarts).
+func (c *Context) Ref() Ref { return Ref{c.h} }
+
 // Log is the protocol's logger, with "node" and "protocol" fields.
 func (c *Context) Log() *zerolog.Logger { return &c.h.log }
 

@@ -26,7 +26,8 @@
 // One event at a time: a protocol's handlers, Init and Stop run on its
 // mailbox, never concurrently, so its state needs no lock. A [Context] must
 // not leave them. A handler must not block: long work belongs in a goroutine
-// the protocol owns, which reports back with [Node.Tell].
+// the protocol owns, which reports back through [Context.Ref] ([Ref.Tell] is
+// safe from any goroutine).
 //
 // Timers are self-messages; a cancelled timer never fires, even when its
 // message is already queued. A panic or a returned error restarts the

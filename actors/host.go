@@ -93,7 +93,12 @@ func (h *protocolHost) Receive(ac actor.Context) {
 	case *ackFlush:
 		h.rel.flushAcks(h)
 	case *actor.Started:
-		h.self = ac.Self()
+		// Started comes again after every restart, while timer callbacks
+		// of the host (retransmission ticks) may read self in post: write
+		// it once, before any timer is armed.
+		if h.self == nil {
+			h.self = ac.Self()
+		}
 		h.begin()
 	case *actor.Restarting:
 		h.end()

@@ -276,16 +276,16 @@ func (b *bully) joined(ctx *actors.Context, name string) {
 		return
 	}
 	b.live[name] = true
-	if b.leader != b.self {
-		return
-	}
-	if b.higher(name, b.self) {
+	switch {
+	case b.leader == b.self && b.higher(name, b.self):
 		b.elect(ctx) // a higher node joined: hand over
-		return
+	case b.leader == b.self:
+		// A lower node joined, or came back from the other side of a
+		// partition, where it may still follow another leader, or
+		// restarted and announced itself before this node knew of it:
+		// tell it who leads.
+		b.send(ctx, name, &pb.Coordinator{Term: b.term, Leader: b.self})
 	}
-	// Tell the newcomer who leads: it may have missed the Coordinator,
-	// sent before this node saw it join.
-	b.send(ctx, name, &pb.Coordinator{Term: b.term, Leader: b.self})
 }
 
 func (b *bully) gone(ctx *actors.Context, name string) {

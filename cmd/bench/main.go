@@ -5,6 +5,8 @@
 //	go run ./cmd/bench membership --nodes 5,25,100
 //	go run ./cmd/bench failover --nodes 5 --trials 20
 //	go run ./cmd/bench kv --nodes 3
+//	go run ./cmd/bench jobs
+//	go run ./cmd/bench speedup --cpus 0.35
 package main
 
 import (
@@ -31,5 +33,7 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(membershipCmd())
 	root.AddCommand(failoverCmd())
 	root.AddCommand(kvCmd())
+	root.AddCommand(jobsBenchCmd())
+	root.AddCommand(speedupCmd())
 	return root
 }

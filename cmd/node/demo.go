@@ -2,118 +2,182 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
-	"github.com/troupe-dev/troupe/examples/broadcast"
+	"github.com/troupe-dev/troupe/election"
+	examplejobs "github.com/troupe-dev/troupe/examples/jobs"
+	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/membership"
 )
 
-type demoOptions struct {
-	nodes, messages int
-	timeout         time.Duration
-	verbose         bool
+type jobsDemo struct {
+	nodes, items, parts, resamples int
+	timeout                        time.Duration
+	verbose                        bool
 }
 
 func demoCmd() *cobra.Command {
-	o := demoOptions{}
+	d := jobsDemo{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Start an in-process cluster on loopback and run the broadcast example",
-		Long: `demo starts --nodes nodes in this process, each listening on its own loopback
-port (protoactor remote over gRPC), runs the GFDS broadcast example on them,
-has every node broadcast --messages messages, waits until every node has
-delivered every message, and prints per node what it delivered and what it
-sent.`,
+		Short: "Start 5 nodes in this process, elect a leader and run the sample job through the HTTP API",
+		Long: `demo starts --nodes nodes in this process on loopback (protoactor remote over
+gRPC, SWIM membership with the local preset, the Bully elector, the jobs
+protocol and the HTTP API on a free port each), and a small data service.
+Once every node follows one leader it submits the sample job
+(examples/jobs/scores.star: fetch the catalogue once, score every item,
+keep the best) to node-1's API, shows its progress and prints the result.
+'demo broadcast' runs the broadcast example instead.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.OutOrStdout(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return d.run(cmd.Context(), cmd.OutOrStdout()) },
 	}
-	cmd.Flags().IntVar(&o.nodes, "nodes", 5, "nodes in the cluster (2 to 50)")
-	cmd.Flags().IntVar(&o.messages, "messages", 20, "broadcasts per node (1 to 10000)")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", time.Minute, "give up after this long")
-	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "log the nodes' warnings to stderr")
+	f := cmd.Flags()
+	f.IntVar(&d.nodes, "nodes", 5, "nodes in the cluster (2 to 20)")
+	f.IntVar(&d.items, "items", 3000, "items the data service serves")
+	f.IntVar(&d.parts, "parts", 40, "parts the job is split into")
+	f.IntVar(&d.resamples, "resamples", 50, "bootstrap resamples per item (the job's work per item)")
+	f.DurationVar(&d.timeout, "timeout", time.Minute, "give up after this long")
+	f.BoolVar(&d.verbose, "verbose", false, "log the nodes' warnings to stderr")
+	cmd.AddCommand(broadcastCmd())
 	return cmd
 }
 
-func runDemo(out io.Writer, o demoOptions) error {
-	if o.nodes < 2 || o.nodes > 50 {
-		return fmt.Errorf("--nodes %d: use 2 to 50", o.nodes)
+func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
+	if d.nodes < 2 || d.nodes > 20 {
+		return fmt.Errorf("--nodes %d: use 2 to 20", d.nodes)
 	}
-	if o.messages < 1 || o.messages > 10000 {
-		return fmt.Errorf("--messages %d: use 1 to 10000", o.messages)
-	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
 	logger := zerolog.Nop()
-	if o.verbose {
+	if d.verbose {
 		logger = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	}
 	start := time.Now()
-	c, err := cluster.Local(o.nodes, cluster.Remote(), cluster.Logger(logger))
+
+	// The data service the sample job queries.
+	dsURL, stopDS, err := serve(&examplejobs.DataService{Items: examplejobs.Items(d.items, 1)})
+	if err != nil {
+		return err
+	}
+	defer stopDS()
+	u, _ := url.Parse(dsURL)
+
+	c, err := cluster.Local(d.nodes, cluster.Remote(), cluster.Logger(logger),
+		cluster.Membership(membership.Config{Preset: membership.PresetLocal}))
 	if err != nil {
 		return err
 	}
 	defer c.Stop()
-	delivered := make([]atomicCount, o.nodes)
-	for i, n := range c.Nodes() {
-		cancel, err := actors.Observe(n, func(*broadcast.DeliverReply) { delivered[i].add() })
+	if err := c.Start(election.Bully(election.BullyConfig{})); err != nil {
+		return err
+	}
+	star, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: []string{u.Host}})
+	if err != nil {
+		return err
+	}
+	cfg := jobs.DefaultConfig()
+	cfg.Runtimes = []jobs.Runtime{star}
+	cfg.Slots = 1 // one part at a time per node: the cluster shares the work
+	jf, err := jobs.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(jf); err != nil {
+		return err
+	}
+	apis := map[string]string{}
+	for _, n := range c.Nodes() {
+		addr, stop, err := serve(api.New(n, api.Config{}))
 		if err != nil {
 			return err
 		}
-		defer cancel()
+		defer stop()
+		apis[n.Name()] = addr
 	}
-	cfg := broadcast.DefaultConfig()
-	cfg.Neighbours = c.Names()
-	if err := c.Start(broadcast.New(cfg)); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%d nodes up on loopback in %v:", o.nodes, time.Since(start).Round(time.Millisecond))
-	for _, n := range c.Nodes() {
-		fmt.Fprintf(out, " %s=%s", n.Name(), n.Address())
-	}
-	fmt.Fprintln(out)
+	fmt.Fprintf(out, "%d nodes up on loopback in %v; data service at %s\n", d.nodes, time.Since(start).Round(time.Millisecond), dsURL)
 
-	sent := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	defer cancel()
-	for range o.messages {
-		for _, n := range c.Nodes() {
-			if _, err := actors.Call[uint64](ctx, n, broadcast.Name, &broadcast.BroadcastRequest{Payload: []byte("hello from " + n.Name())}); err != nil {
-				return err
+	// Wait until every node follows the same leader.
+	var leader api.Leader
+	err = actortest.WaitFor(d.timeout, func() bool {
+		var first string
+		for _, name := range c.Names() {
+			var l api.Leader
+			if _, err := newClient(apis[name]).do(ctx, http.MethodGet, "/v1/leader", nil, &l); err != nil || l.Leader == "" {
+				return false
 			}
-		}
-	}
-	want := int64(o.nodes * o.messages)
-	err = actortest.WaitFor(o.timeout, func() bool {
-		for i := range delivered {
-			if delivered[i].load() < want {
+			if first == "" {
+				first, leader = l.Leader, l
+			} else if l.Leader != first {
 				return false
 			}
 		}
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("not every node delivered %d broadcasts: %w", want, err)
+		return errors.New("the nodes did not agree on a leader")
 	}
-	elapsed := time.Since(sent)
+	fmt.Fprintf(out, "leader %s (term %d), elected %v after start\n", leader.Leader, leader.Term, time.Since(start).Round(time.Millisecond))
+	var members []api.Member
+	contact := newClient(apis[c.Names()[0]])
+	if _, err := contact.do(ctx, http.MethodGet, "/v1/members", nil, &members); err != nil {
+		return err
+	}
+	for _, m := range members {
+		fmt.Fprintf(out, "  member %-8s %-8s api %s\n", m.Name, m.State, apis[m.Name])
+	}
 
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "node\tdelivered\tmsgs sent\tbytes sent\tmsgs received\tbytes received\t")
-	var totalMsgs, totalBytes int64
-	for i, n := range c.Nodes() {
-		s := n.Stats().Protocols[broadcast.Name].Network()
-		totalMsgs += s.MsgsOut
-		totalBytes += s.BytesOut
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t\n", n.Name(), delivered[i].load(), s.MsgsOut, s.BytesOut, s.MsgsIn, s.BytesIn)
+	input, _ := json.Marshal(map[string]any{"service": dsURL, "resamples": d.resamples})
+	var sub jobs.Submitted
+	if _, err := contact.do(ctx, http.MethodPost, "/v1/jobs", api.SubmitRequest{Script: examplejobs.Scores, Input: input, Parts: d.parts}, &sub); err != nil {
+		return err
 	}
-	_ = w.Flush()
-	fmt.Fprintf(out, "%d broadcasts delivered on all %d nodes in %v; %d network messages (%d bytes, acks included) sent, %.1f per broadcast\n",
-		want, o.nodes, elapsed.Round(time.Millisecond), totalMsgs, totalBytes, float64(totalMsgs)/float64(want))
-	return nil
+	fmt.Fprintf(out, "submitted the sample job to %s: POST %s/v1/jobs → %s\n", c.Names()[0], contact.base, sub.ID)
+	st, err := follow(ctx, contact, sub.ID, out, isTerminal(out))
+	if err != nil {
+		return err
+	}
+	if st.State != jobs.Succeeded {
+		return fmt.Errorf("job %s %s: %s", st.ID, st.State, st.Error)
+	}
+	fmt.Fprintln(out, "parts run per node:")
+	for _, n := range c.Nodes() {
+		s, err := jobs.NodeStats(ctx, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %s %d\n", n.Name(), s.PartsRun)
+	}
+	fmt.Fprintf(out, "result of %s (%v from submission):\n", st.ID, st.Ended.Sub(st.Submitted).Round(time.Millisecond))
+	return printJSON(out, st.Result)
+}
+
+// serve serves h on a free loopback port until stop is called.
+func serve(h http.Handler) (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }

@@ -1,5 +1,7 @@
-// Command node runs Troupe nodes. `node demo` starts a 5-node cluster in
-// this process on loopback gRPC and runs the broadcast example on it.
+// Command node runs Troupe nodes and talks to them. `node run` runs one
+// node (membership, Bully election, jobs, the HTTP API); `node job`,
+// `node members` and `node leader` use a node's API; `node demo` starts a
+// 5-node cluster in this process and runs the sample job on it.
 package main
 
 import (
@@ -23,7 +25,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(demoCmd())
+	root.AddCommand(demoCmd(), runCmd(), jobCmd(), membersCmd(), leaderCmd())
 	root.AddCommand(kvCmd())
 	return root
 }

@@ -1,0 +1,14 @@
+# The node binary in an empty image. No base image is pulled: build the
+# static binary first, then the image:
+#
+#   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o build/node ./cmd/node
+#   docker build -t troupe-node .
+#
+# The exec runtime needs an interpreter, which this image does not have:
+# containers run Starlark jobs only.
+FROM scratch
+COPY build/node /node
+# 7000: node messages (gRPC), 7001: SWIM gossip (UDP and TCP), 8080: HTTP API
+EXPOSE 7000 7001 7001/udp 8080
+ENTRYPOINT ["/node"]
+CMD ["run", "--bind", "0.0.0.0:7000", "--http", "0.0.0.0:8080", "--data-dir", "/data"]

@@ -1,0 +1,227 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/membership"
+)
+
+// Config sets up the API.
+type Config struct {
+	// MaxBodyBytes caps a request body; larger ones get 413. Default 2 MiB.
+	MaxBodyBytes int64
+	// Timeout caps the wait for the node's protocols per request; it ends
+	// with 503. Default 5s.
+	Timeout time.Duration
+}
+
+// New returns the HTTP API of node, which must run the membership,
+// election and jobs protocols. Safe for concurrent use, as http.Handler
+// requires; each request asks the protocols through actors.Call.
+func New(node *actors.Node, cfg Config) http.Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 2 << 20
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	s := &server{node: node, cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/jobs", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.listJobs, http.MethodPost: s.submit}))
+	mux.HandleFunc("/v1/jobs/{id}", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.jobStatus, http.MethodDelete: s.cancel}))
+	mux.HandleFunc("/v1/members", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.members}))
+	mux.HandleFunc("/v1/leader", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.leader}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; see /v1/jobs, /v1/members, /v1/leader", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type server struct {
+	node *actors.Node
+	cfg  Config
+}
+
+func (s *server) methods(m map[string]http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h, ok := m[r.Method]
+		if !ok {
+			allowed := make([]string, 0, len(m))
+			for k := range m {
+				allowed = append(allowed, k)
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s is not allowed on %s", r.Method, r.URL.Path))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.Timeout)
+}
+
+// SubmitRequest is the body of POST /v1/jobs.
+type SubmitRequest struct {
+	Runtime string          `json:"runtime"`
+	Script  string          `json:"script"`
+	Input   json.RawMessage `json:"input"`
+	Parts   int             `json:"parts"`
+}
+
+func (s *server) submit(w http.ResponseWriter, r *http.Request) {
+	var req SubmitRequest
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the request body is over %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, fmt.Errorf("the body must be a JSON object {\"runtime\", \"script\", \"input\", \"parts\"}: %v", err))
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, errors.New("the body must hold one JSON object"))
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	sub, err := jobs.SubmitJob(ctx, s.node, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts})
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+sub.ID)
+	writeJSON(w, http.StatusAccepted, sub)
+}
+
+func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	st, err := jobs.JobStatus(ctx, s.node, r.PathValue("id"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	list, err := jobs.ListJobs(ctx, s.node)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// Forwarded answers DELETE /v1/jobs/{id} on a node that is not the job's
+// contact: the cancellation went to the contact.
+type Forwarded struct {
+	ID          string `json:"id"`
+	ForwardedTo string `json:"forwarded_to"`
+}
+
+func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	rep, err := jobs.CancelJob(ctx, s.node, id, "cancelled through the API of "+s.node.Name())
+	switch {
+	case err != nil:
+		writeError(w, statusOf(err), err)
+	case rep.Status != nil:
+		writeJSON(w, http.StatusOK, rep.Status)
+	default:
+		writeJSON(w, http.StatusAccepted, Forwarded{ID: id, ForwardedTo: rep.ForwardedTo})
+	}
+}
+
+// Member is one entry of GET /v1/members.
+type Member struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	State   string `json:"state"`
+}
+
+func (s *server) members(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	v, err := actors.Call[membership.View](ctx, s.node, membership.ProtocolName, membership.ViewRequest{})
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	out := make([]Member, 0, len(v.Members))
+	for _, m := range v.Members {
+		out = append(out, Member{Name: m.Name, Address: m.Address, State: m.State.String()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Leader is the body of GET /v1/leader.
+type Leader struct {
+	Leader string `json:"leader"`
+	Term   uint64 `json:"term"`
+}
+
+func (s *server) leader(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	l, err := election.Current(ctx, s.node)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Leader{Leader: l.Name, Term: l.Term})
+}
+
+// statusOf maps the protocols' errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, jobs.ErrInvalidJob), errors.Is(err, jobs.ErrUnknownRuntime):
+		return http.StatusBadRequest
+	case errors.Is(err, jobs.ErrRuntimeDisabled):
+		return http.StatusForbidden
+	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, jobs.ErrNotContact):
+		return http.StatusNotFound
+	case errors.Is(err, jobs.ErrContactLost):
+		return http.StatusGone
+	case errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped), errors.Is(err, actors.ErrNodeStopped):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, Error{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

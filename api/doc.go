@@ -1,0 +1,32 @@
+// Package api is a node's HTTP API, in JSON: jobs, members and the leader.
+//
+// # Usage
+//
+//	http.ListenAndServe(":8080", api.New(node, api.Config{}))
+//
+// Endpoints (fixed contracts):
+//
+//	POST   /v1/jobs       {"runtime","script","input","parts"} → 202 {"id"}
+//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}
+//	GET    /v1/jobs       → [status, ...] (jobs this node is contact of)
+//	DELETE /v1/jobs/{id}  → 200 status at the contact; 202 {"id","forwarded_to"} elsewhere
+//	GET    /v1/members    → [{"name","address","state"}]
+//	GET    /v1/leader     → {"leader","term"}
+//
+// state is one of pending, running, succeeded, failed, cancelled. Errors
+// are {"error": "..."}: 400 for a malformed request, an invalid job or an
+// unknown runtime, 403 for a disabled runtime, 404 for an unknown job (or
+// one held by another contact node), 405, 410 when the job's contact is
+// gone, 413 for a body over Config.MaxBodyBytes, 503 when the node's
+// protocols do not answer in time.
+//
+// # Concurrency
+//
+// The handler serves requests concurrently; each asks the node's protocols
+// with actors.Call and waits at most Config.Timeout.
+//
+// # Testing
+//
+// The tests run the handler under httptest against a small cluster on the
+// simulated network.
+package api

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/api"
+	"github.com/troupe-dev/troupe/jobs"
+)
+
+// client talks to one node's HTTP API.
+type client struct {
+	base string
+	http *http.Client
+}
+
+func newClient(base string) *client {
+	base = strings.TrimRight(base, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &client{base: base, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// do sends a request and decodes a 2xx answer into out; other answers
+// become errors carrying the API's message.
+func (c *client) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e api.Error
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return resp.StatusCode, fmt.Errorf("%s %s: %s (HTTP %d)", method, path, e.Error, resp.StatusCode)
+		}
+		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func defaultNode() string {
+	if v := os.Getenv("TROUPE_NODE"); v != "" {
+		return v
+	}
+	return "http://127.0.0.1:8080"
+}
+
+func nodeFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "node", defaultNode(), "the node's HTTP API (env TROUPE_NODE)")
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func jobCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "job", Short: "Submit, follow, list and cancel jobs through a node's API"}
+	cmd.AddCommand(submitCmd(), statusCmd(), listCmd(), cancelCmd())
+	return cmd
+}
+
+func submitCmd() *cobra.Command {
+	var node, input, runtime string
+	var parts int
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "submit FILE",
+		Short: "Submit the job script in FILE; with --wait, follow it and print the result",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			script, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			req := api.SubmitRequest{Runtime: runtime, Script: string(script), Parts: parts}
+			if input != "" {
+				in, err := os.ReadFile(input)
+				if err != nil {
+					return err
+				}
+				if !json.Valid(in) {
+					return fmt.Errorf("--input %s is not valid JSON", input)
+				}
+				req.Input = in
+			}
+			c := newClient(node)
+			var sub jobs.Submitted
+			if _, err := c.do(cmd.Context(), http.MethodPost, "/v1/jobs", req, &sub); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !wait {
+				fmt.Fprintln(out, sub.ID)
+				return nil
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "job %s submitted to %s\n", sub.ID, c.base)
+			st, err := follow(cmd.Context(), c, sub.ID, cmd.ErrOrStderr(), isTerminal(cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			if st.State != jobs.Succeeded {
+				return fmt.Errorf("job %s %s: %s", st.ID, st.State, st.Error)
+			}
+			return printJSON(out, st.Result)
+		},
+	}
+	nodeFlag(cmd, &node)
+	cmd.Flags().StringVar(&input, "input", "", "file holding the job's input (JSON)")
+	cmd.Flags().StringVar(&runtime, "runtime", "starlark", "starlark or exec")
+	cmd.Flags().IntVar(&parts, "parts", 0, "parts to split into (0: the leader picks)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the job to its end and print its result")
+	return cmd
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// follow polls a job until it ends, printing progress: one line rewritten
+// in place on a terminal, a line per change otherwise.
+func follow(ctx context.Context, c *client, id string, w io.Writer, tty bool) (jobs.Status, error) {
+	start := time.Now()
+	last := -1
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var st jobs.Status
+		if _, err := c.do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &st); err != nil {
+			return st, err
+		}
+		if st.PartsDone != last || st.State.Ended() {
+			last = st.PartsDone
+			line := progressLine(st, time.Since(start))
+			if tty {
+				fmt.Fprintf(w, "\r\033[K%s", line)
+				if st.State.Ended() {
+					fmt.Fprintln(w)
+				}
+			} else {
+				fmt.Fprintln(w, line)
+			}
+		}
+		if st.State.Ended() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func progressLine(st jobs.Status, elapsed time.Duration) string {
+	s := fmt.Sprintf("%-9s parts %d/%d", st.State, st.PartsDone, st.PartsTotal)
+	if secs := elapsed.Seconds(); st.PartsDone > 0 && secs > 0 {
+		rate := float64(st.PartsDone) / secs
+		s += fmt.Sprintf("  %.1f parts/s", rate)
+		if left := st.PartsTotal - st.PartsDone; left > 0 && !st.State.Ended() {
+			s += fmt.Sprintf("  ETA %v", (time.Duration(float64(left) / rate * float64(time.Second))).Round(100*time.Millisecond))
+		}
+	}
+	return s + fmt.Sprintf("  %v", elapsed.Round(100*time.Millisecond))
+}
+
+func statusCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Print a job's status (ask its contact node)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st jobs.Status
+			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0], nil, &st); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), st)
+		},
+	}
+	nodeFlag(cmd, &node)
+	return cmd
+}
+
+func listCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the jobs a node is contact of",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var list []jobs.Status
+			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/jobs", nil, &list); err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tSTATE\tPARTS\tSUBMITTED\tERROR")
+			for _, st := range list {
+				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\n", st.ID, st.State, st.PartsDone, st.PartsTotal, st.Submitted.Format(time.DateTime), st.Error)
+			}
+			return w.Flush()
+		},
+	}
+	nodeFlag(cmd, &node)
+	return cmd
+}
+
+func cancelCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a job through any node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if _, err := newClient(node).do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	nodeFlag(cmd, &node)
+	return cmd
+}
+
+func membersCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "List the cluster's members as a node sees them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ms []api.Member
+			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/members", nil, &ms); err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tADDRESS\tSTATE")
+			for _, m := range ms {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", m.Name, m.Address, m.State)
+			}
+			return w.Flush()
+		},
+	}
+	nodeFlag(cmd, &node)
+	return cmd
+}
+
+func leaderCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "leader",
+		Short: "Print the leader a node follows, and its term",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var l api.Leader
+			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/leader", nil, &l); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s term %d\n", l.Leader, l.Term)
+			return nil
+		},
+	}
+	nodeFlag(cmd, &node)
+	return cmd
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/api"
+	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/jobs/jobstest"
+)
+
+// cli runs the node command with args and returns its stdout.
+func cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.Execute()
+	return out.String() + errOut.String(), err
+}
+
+func TestCommandsAgainstANode(t *testing.T) {
+	cfg := jobs.DefaultConfig()
+	cfg.Slots = 1
+	c := jobstest.NewCluster(t, 3, cfg)
+	srv := httptest.NewServer(api.New(c.Node("node-1"), api.Config{}))
+	defer srv.Close()
+
+	dir := t.TempDir()
+	input := filepath.Join(dir, "in.json")
+	if err := os.WriteFile(input, []byte(`{"limit": 1000}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli(t, "job", "submit", "--node", srv.URL, "../../examples/jobs/cpu.star", "--input", input, "--parts", "4", "--wait")
+	if err != nil {
+		t.Fatalf("submit --wait: %v\n%s", err, out)
+	}
+	// Progress lines (not a terminal: one per change), then the result.
+	if !strings.Contains(out, "succeeded parts 4/4") || !strings.Contains(out, `"primes": 168`) {
+		t.Errorf("submit --wait printed:\n%s", out)
+	}
+	out, err = cli(t, "job", "list", "--node", srv.URL)
+	if err != nil || !strings.Contains(out, "succeeded") || !strings.Contains(out, "4/4") {
+		t.Errorf("list: %v\n%s", err, out)
+	}
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	out, err = cli(t, "job", "status", "--node", srv.URL, id)
+	var st jobs.Status
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.State != jobs.Succeeded || st.PartsDone != 4 {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	out, err = cli(t, "members", "--node", srv.URL)
+	if err != nil || strings.Count(out, "alive") != 3 {
+		t.Errorf("members: %v\n%s", err, out)
+	}
+	out, err = cli(t, "leader", "--node", srv.URL)
+	if err != nil || !strings.HasPrefix(out, "node-3 term ") {
+		t.Errorf("leader: %v\n%s", err, out)
+	}
+	_, err = cli(t, "job", "cancel", "--node", srv.URL, "node-1.x.404")
+	if err == nil || !strings.Contains(err.Error(), "no such job") || !strings.Contains(err.Error(), "404") {
+		t.Errorf("cancel of an unknown job: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.star")
+	if err := os.WriteFile(bad, []byte("def split(i, n)\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli(t, "job", "submit", "--node", srv.URL, bad, "--wait")
+	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "job.star:2:1") {
+		t.Errorf("a script with a syntax error: %v", err)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	st := jobs.Status{State: jobs.Running, PartsDone: 10, PartsTotal: 40}
+	got := progressLine(st, 2*time.Second)
+	if want := "running   parts 10/40  5.0 parts/s  ETA 6s  2s"; got != want {
+		t.Errorf("progress %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,283 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// owned is a job at its contact node: the job's authoritative state. The
+// spec and every part result received live here until the job ends, so a
+// new leader can take the job over without losing finished parts.
+type owned struct {
+	id        string
+	spec      *pb.JobSpec
+	state     State
+	total     int // -1 until the leader split the job
+	results   map[uint32][]byte
+	output    []byte
+	err       string
+	submitted time.Time
+	ended     time.Time
+	merging   bool
+	nDone     int // parts done when the job ended (results are dropped then)
+}
+
+func (o *owned) status(withResult bool) Status {
+	done := len(o.results)
+	if o.state.Ended() {
+		done = o.nDone
+	}
+	s := Status{ID: o.id, State: o.state, PartsTotal: max(o.total, 0), PartsDone: done,
+		Error: o.err, Contact: ContactOf(o.id), Submitted: o.submitted, Ended: o.ended}
+	if withResult && o.output != nil {
+		s.Result = json.RawMessage(o.output)
+	}
+	return s
+}
+
+// merged is a merge's outcome, told by the pool.
+type merged struct {
+	id  string
+	out []byte
+	err error
+}
+
+// submit accepts a job from a local caller (the HTTP API): it checks it,
+// keeps it as pending and hands it to the leader.
+func (p *protocol) submit(ctx *actors.Context, s Submit) (Submitted, error) {
+	if s.Runtime == "" {
+		s.Runtime = StarlarkName
+	}
+	if err := p.check(s); err != nil {
+		return Submitted{}, err
+	}
+	p.seq++
+	id := fmt.Sprintf("%s.%s.%d", p.self, p.gen, p.seq)
+	o := &owned{id: id, state: Pending, total: -1, results: map[uint32][]byte{}, submitted: ctx.Now(),
+		spec: &pb.JobSpec{Runtime: s.Runtime, Script: []byte(s.Script), Input: s.Input, Parts: uint32(s.Parts)}}
+	p.owned[id] = o
+	p.ownedSeq = append(p.ownedSeq, id)
+	p.prune()
+	ctx.Log().Info().Str("job", id).Str("runtime", s.Runtime).Int("parts", s.Parts).Msg("job submitted")
+	p.handOver(ctx, o)
+	return Submitted{ID: id}, nil
+}
+
+// check refuses a job that cannot run, with what was wrong.
+func (p *protocol) check(s Submit) error {
+	if _, ok := p.rts[s.Runtime]; !ok {
+		if slices.Contains(p.cfg.Disabled, s.Runtime) {
+			return fmt.Errorf("%w: %q is disabled on node %s; enable it in the node's configuration", ErrRuntimeDisabled, s.Runtime, p.self)
+		}
+		return unknownRuntime(s.Runtime, p.rts)
+	}
+	switch {
+	case s.Script == "":
+		return fmt.Errorf("%w: the script is empty", ErrInvalidJob)
+	case len(s.Script) > p.cfg.MaxScriptBytes:
+		return fmt.Errorf("%w: the script is %d bytes; the limit is %d", ErrInvalidJob, len(s.Script), p.cfg.MaxScriptBytes)
+	case len(s.Input) > p.cfg.MaxInputBytes:
+		return fmt.Errorf("%w: the input is %d bytes; the limit is %d", ErrInvalidJob, len(s.Input), p.cfg.MaxInputBytes)
+	case len(s.Input) > 0 && !json.Valid(s.Input):
+		return fmt.Errorf("%w: the input is not valid JSON", ErrInvalidJob)
+	case s.Parts < 0 || s.Parts > p.cfg.MaxParts:
+		return fmt.Errorf("%w: parts is %d; use 0 (the leader picks) to %d", ErrInvalidJob, s.Parts, p.cfg.MaxParts)
+	}
+	return nil
+}
+
+// prune forgets the oldest ended jobs beyond Config.Retain.
+func (p *protocol) prune() {
+	for len(p.ownedSeq) > p.cfg.Retain {
+		i := slices.IndexFunc(p.ownedSeq, func(id string) bool { return p.owned[id].state.Ended() })
+		if i < 0 {
+			return
+		}
+		delete(p.owned, p.ownedSeq[i])
+		p.ownedSeq = slices.Delete(p.ownedSeq, i, i+1)
+	}
+}
+
+// handOver sends a job to the leader with the parts already done.
+func (p *protocol) handOver(ctx *actors.Context, o *owned) {
+	if p.leader == "" || o.state.Ended() || o.merging {
+		return
+	}
+	done := make([]uint32, 0, len(o.results))
+	for part := range o.results {
+		done = append(done, part)
+	}
+	slices.Sort(done)
+	p.send(ctx, p.leader, &pb.JobSubmit{Id: o.id, Contact: p.self, Spec: o.spec, Done: done, Term: p.term})
+}
+
+// resubmitAll hands every unfinished job to a new leader.
+func (p *protocol) resubmitAll(ctx *actors.Context) {
+	clear(p.doneQueue) // the new leader learns them from JobSubmit.Done
+	for _, id := range p.ownedSeq {
+		p.handOver(ctx, p.owned[id])
+	}
+}
+
+func (p *protocol) onProgress(ctx *actors.Context, from string, m *pb.JobProgress) error {
+	o := p.owned[m.Id]
+	if o == nil || o.state.Ended() || !p.acceptFrom(from, m.Term) {
+		return nil
+	}
+	if m.Error != "" {
+		p.end(ctx, o, Failed, m.Error)
+		return nil
+	}
+	if o.total < 0 {
+		o.total = int(m.PartsTotal)
+		o.state = Running
+		for part := range o.results {
+			if int(part) >= o.total {
+				delete(o.results, part)
+			}
+		}
+		ctx.Log().Debug().Str("job", o.id).Int("parts", o.total).Msg("job split")
+		p.maybeMerge(ctx, o)
+	}
+	return nil
+}
+
+func (p *protocol) onPartResult(ctx *actors.Context, from string, m *pb.PartResult) error {
+	o := p.owned[m.Id]
+	if o == nil || o.state.Ended() || o.merging {
+		return nil
+	}
+	if _, dup := o.results[m.Part]; dup || (o.total >= 0 && int(m.Part) >= o.total) {
+		return nil
+	}
+	if m.Error != "" {
+		p.end(ctx, o, Failed, fmt.Sprintf("part %d on %s: %s", m.Part, from, m.Error))
+		return nil
+	}
+	o.results[m.Part] = m.Result
+	p.doneQueue[o.id] = append(p.doneQueue[o.id], m.Part)
+	p.postFlush(ctx)
+	p.maybeMerge(ctx, o)
+	return nil
+}
+
+// flushDone tells the leader, one message per job, which parts the contact
+// now holds.
+func (p *protocol) flushDone(ctx *actors.Context) {
+	if p.leader == "" {
+		clear(p.doneQueue)
+		return
+	}
+	for id, parts := range p.doneQueue {
+		p.send(ctx, p.leader, &pb.PartDone{Id: id, Parts: parts})
+	}
+	clear(p.doneQueue)
+}
+
+// maybeMerge starts the merge once every part's result is in.
+func (p *protocol) maybeMerge(ctx *actors.Context, o *owned) {
+	if o.total < 0 || len(o.results) < o.total || o.merging {
+		return
+	}
+	o.merging = true
+	results := make([][]byte, o.total)
+	for i := range results {
+		results[i] = o.results[uint32(i)]
+	}
+	spec, id := o.spec, o.id
+	p.pool.start(func(c context.Context) any {
+		prog, err := p.pool.progs.get(spec.Runtime, spec.Script)
+		if err != nil {
+			return &merged{id: id, err: err}
+		}
+		out, err := prog.Merge(c, results)
+		return &merged{id: id, out: out, err: err}
+	})
+}
+
+func (p *protocol) onMerged(ctx *actors.Context, m *merged) error {
+	o := p.owned[m.id]
+	if o == nil || o.state.Ended() {
+		return nil
+	}
+	if m.err != nil {
+		p.end(ctx, o, Failed, "merge: "+m.err.Error())
+		return nil
+	}
+	o.output = m.out
+	p.end(ctx, o, Succeeded, "")
+	return nil
+}
+
+// end finishes a job at its contact and stops whatever of it still runs:
+// the leader drops it and cancels backup copies; when it did not succeed,
+// every live member is told as well, so that no part outlives the job even
+// if the leader changes meanwhile.
+func (p *protocol) end(ctx *actors.Context, o *owned, st State, why string) {
+	o.state, o.err, o.ended = st, why, ctx.Now()
+	o.nDone, o.results = len(o.results), nil // the output holds what matters now
+	delete(p.doneQueue, o.id)
+	ev := ctx.Log().Info().Str("job", o.id).Str("state", string(st))
+	if why != "" {
+		ev = ev.Str("error", why)
+	}
+	ev.Dur("took", o.ended.Sub(o.submitted)).Msg("job ended")
+	cancel := &pb.JobCancel{Id: o.id, Reason: string(st)}
+	if st == Succeeded {
+		if p.leader != "" {
+			p.send(ctx, p.leader, cancel)
+		}
+		return
+	}
+	for _, n := range p.liveNames() {
+		p.send(ctx, n, cancel)
+	}
+}
+
+func (p *protocol) status(_ *actors.Context, r StatusRequest) (Status, error) {
+	o := p.owned[r.ID]
+	if o == nil {
+		if c := ContactOf(r.ID); c != "" && c != p.self {
+			return Status{}, fmt.Errorf("%w: job %s is held by its contact node %s; ask it", ErrNotContact, r.ID, c)
+		}
+		return Status{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self)
+	}
+	return o.status(true), nil
+}
+
+func (p *protocol) list(*actors.Context, ListRequest) ([]Status, error) {
+	out := make([]Status, 0, len(p.ownedSeq))
+	for _, id := range slices.Backward(p.ownedSeq) {
+		out = append(out, p.owned[id].status(false))
+	}
+	return out, nil
+}
+
+func (p *protocol) cancel(ctx *actors.Context, r CancelRequest) (Cancelling, error) {
+	if r.Reason == "" {
+		r.Reason = "cancelled by the user"
+	}
+	o := p.owned[r.ID]
+	if o == nil {
+		c := ContactOf(r.ID)
+		if c == "" || c == p.self {
+			return Cancelling{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self)
+		}
+		if !p.live[c] {
+			return Cancelling{}, fmt.Errorf("%w: job %s's contact node %s is not a live member; its jobs ended with it", ErrContactLost, r.ID, c)
+		}
+		p.send(ctx, c, &pb.JobCancel{Id: r.ID, Reason: r.Reason})
+		return Cancelling{ForwardedTo: c}, nil
+	}
+	if !o.state.Ended() {
+		p.end(ctx, o, Cancelled, r.Reason)
+	}
+	s := o.status(true)
+	return Cancelling{Status: &s}, nil
+}

@@ -1,0 +1,38 @@
+package jobs
+
+import "errors"
+
+// Errors of the jobs protocol and its runtimes; each is wrapped with the
+// detail that made it happen. Test with [errors.Is].
+var (
+	// ErrInvalidConfig: a Config or runtime setting out of range.
+	ErrInvalidConfig = errors.New("jobs: invalid configuration")
+	// ErrInvalidJob: a submission that cannot run (empty script, bad JSON
+	// input, too many parts, too large).
+	ErrInvalidJob = errors.New("jobs: invalid job")
+	// ErrUnknownRuntime: the job names a runtime this node does not know.
+	ErrUnknownRuntime = errors.New("jobs: unknown runtime")
+	// ErrRuntimeDisabled: the runtime exists but the node's configuration
+	// does not enable it (exec is off by default).
+	ErrRuntimeDisabled = errors.New("jobs: runtime disabled")
+	// ErrNotFound: no job of that id on this node.
+	ErrNotFound = errors.New("jobs: no such job")
+	// ErrNotContact: the job is held by another node (its contact); ask
+	// that node.
+	ErrNotContact = errors.New("jobs: job held by another node")
+	// ErrScript: the script failed (syntax, runtime error, missing
+	// function, a value that is not JSON).
+	ErrScript = errors.New("jobs: script error")
+	// ErrStepLimit: a call ran past Limits.MaxSteps.
+	ErrStepLimit = errors.New("jobs: step limit exceeded")
+	// ErrTimeLimit: a call ran past Limits.Timeout.
+	ErrTimeLimit = errors.New("jobs: time limit exceeded")
+	// ErrResultTooLarge: a result over Limits.MaxResultBytes.
+	ErrResultTooLarge = errors.New("jobs: result too large")
+	// ErrHostNotAllowed: http_get to a host outside the allow list.
+	ErrHostNotAllowed = errors.New("jobs: host not allowed")
+	// ErrCancelled: the job was cancelled.
+	ErrCancelled = errors.New("jobs: cancelled")
+	// ErrContactLost: the job's contact node failed or left; the job ended.
+	ErrContactLost = errors.New("jobs: contact node lost")
+)

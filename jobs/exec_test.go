@@ -1,0 +1,61 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/jobs"
+)
+
+func execRT(t *testing.T, lim jobs.Limits) jobs.Runtime {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	rt, err := jobs.Exec(jobs.ExecConfig{Limits: lim, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+func TestExecRunsAJobThroughStdinAndStdout(t *testing.T) {
+	rt := execRT(t, jobs.Limits{})
+	out, err := jobs.RunLocal(context.Background(), rt, readScript(t, "squares.py"), []byte(`[1,2,3,4,5]`), 2)
+	if err != nil || string(out) != `{"sum": 55}` {
+		t.Fatalf("output %s, %v; want sum 55", out, err)
+	}
+	_, err = jobs.RunLocal(context.Background(), rt, readScript(t, "squares.py"), []byte(`[13]`), 1)
+	if !errors.Is(err, jobs.ErrScript) || !strings.Contains(err.Error(), "unlucky part") {
+		t.Errorf("a failing part: %v, want ErrScript with its stderr", err)
+	}
+}
+
+func TestExecKillsAPartAtTheTimeLimit(t *testing.T) {
+	rt := execRT(t, jobs.Limits{MaxSteps: 1, Timeout: 200 * time.Millisecond, MaxResultBytes: 100})
+	prog, err := rt.Load(context.Background(), []byte("import time\ntime.sleep(30)\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	start := time.Now()
+	_, err = prog.Run(context.Background(), []byte(`1`))
+	if !errors.Is(err, jobs.ErrTimeLimit) || time.Since(start) > 5*time.Second {
+		t.Fatalf("error %v after %v, want ErrTimeLimit soon after 200ms", err, time.Since(start))
+	}
+}
+
+func TestExecOnlyWhenEnabled(t *testing.T) {
+	rt := execRT(t, jobs.Limits{})
+	c := newCluster(t, 2, jobsCfg(t, func(cfg *jobs.Config) {
+		star, _ := jobs.Starlark(jobs.StarlarkConfig{})
+		cfg.Runtimes, cfg.Disabled = []jobs.Runtime{star, rt}, []string{}
+	}))
+	id := submit2(t, c.Node("node-1"), "exec", readScript(t, "squares.py"), `[1,2,3,4,5,6]`, 3)
+	st := await(t, c.Node("node-1"), id, 20*time.Second)
+	mustSucceed(t, st, `{"sum": 91}`)
+}

@@ -1,0 +1,438 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// scheduler is the leader's soft state: which parts wait and which worker
+// runs which part. Nothing here must survive the leader: the contacts hold
+// the jobs and their finished parts and hand them to the next leader, and
+// the workers tell it what they run (WorkRequest.absolute).
+type scheduler struct {
+	epoch   uint64 // tells a split of an earlier schedule from this one's
+	jobs    map[string]*ljob
+	queue   []partKey // parts to assign, oldest job first
+	workers map[string]*lworker
+	// running: parts workers reported running before their job arrived.
+	running map[partKey][]string
+	// A new leader assigns nothing until every live member has reported
+	// what it runs (reported), or Config.Settle has passed since it began
+	// to lead (settleBy): otherwise it could assign a part again that a
+	// worker still runs for the previous leader.
+	reported map[string]bool
+	settleBy time.Time
+	settled  bool
+}
+
+type ljob struct {
+	id, contact string
+	spec        *pb.JobSpec
+	split       bool // parts known
+	parts       [][]byte
+	done        []bool
+	early       []uint32 // parts done before the split finished
+	ndone       int
+	holders     map[uint32][]string  // part → workers running it
+	refused     map[uint32][]string  // part → workers that refused it
+	since       map[uint32]time.Time // part → when its first copy was assigned
+	took        time.Duration        // summed durations of finished parts
+	timed       int                  // parts whose duration is in took
+}
+
+type lworker struct {
+	credit int
+	parts  map[partKey]bool
+}
+
+func newScheduler(epoch uint64) *scheduler {
+	return &scheduler{epoch: epoch, jobs: map[string]*ljob{}, workers: map[string]*lworker{},
+		running: map[partKey][]string{}, reported: map[string]bool{}}
+}
+
+func (s *scheduler) queued() int {
+	n := 0
+	for _, k := range s.queue {
+		if j := s.jobs[k.id]; j != nil && j.split && !j.done[k.part] && len(j.holders[k.part]) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *scheduler) worker(name string) *lworker {
+	w := s.workers[name]
+	if w == nil {
+		w = &lworker{parts: map[partKey]bool{}}
+		s.workers[name] = w
+	}
+	return w
+}
+
+// splitDone is the outcome of splitting a job, told by the pool.
+type splitDone struct {
+	epoch uint64
+	id    string
+	parts [][]byte
+	err   error
+}
+
+type tick struct{}
+
+// onSubmit takes a job over from its contact, or learns parts it finished.
+// A node takes jobs even before it knows it leads (the contact may learn it
+// first); it assigns parts only to workers that pull from it.
+func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) error {
+	if m.Term > p.term && p.leader == p.self {
+		p.term = m.Term
+	}
+	s := p.sched
+	if j := s.jobs[m.Id]; j != nil {
+		p.markDone(ctx, j, m.Done)
+		return nil
+	}
+	if m.Spec == nil || m.Contact != from {
+		return nil
+	}
+	j := &ljob{id: m.Id, contact: m.Contact, spec: m.Spec, holders: map[uint32][]string{},
+		refused: map[uint32][]string{}, since: map[uint32]time.Time{}, early: m.Done}
+	s.jobs[m.Id] = j
+	n := int(m.Spec.Parts)
+	if n == 0 {
+		n = p.cfg.PartsPerMember * len(p.live)
+	}
+	epoch, spec, maxParts := s.epoch, m.Spec, p.cfg.MaxParts
+	p.pool.start(func(c context.Context) any {
+		prog, err := p.pool.progs.get(spec.Runtime, spec.Script)
+		if err != nil {
+			return &splitDone{epoch: epoch, id: m.Id, err: err}
+		}
+		parts, err := prog.Split(c, spec.Input, n)
+		if err == nil && len(parts) > maxParts {
+			err = fmt.Errorf("%w: split made %d parts; the limit is %d", ErrInvalidJob, len(parts), maxParts)
+		}
+		return &splitDone{epoch: epoch, id: m.Id, parts: parts, err: err}
+	})
+	return nil
+}
+
+func (p *protocol) onSplit(ctx *actors.Context, m *splitDone) error {
+	s := p.sched
+	j := s.jobs[m.id]
+	if m.epoch != s.epoch || j == nil || j.split {
+		return nil
+	}
+	if m.err != nil {
+		delete(s.jobs, m.id)
+		p.send(ctx, j.contact, &pb.JobProgress{Id: j.id, Term: p.term, Error: "split: " + m.err.Error()})
+		return nil
+	}
+	j.split, j.parts, j.done = true, m.parts, make([]bool, len(m.parts))
+	p.send(ctx, j.contact, &pb.JobProgress{Id: j.id, Term: p.term, PartsTotal: uint32(len(m.parts))})
+	p.markDone(ctx, j, j.early)
+	j.early = nil
+	now := ctx.Now()
+	for i := range j.parts {
+		k := partKey{j.id, uint32(i)}
+		if j.done[i] {
+			continue
+		}
+		if ws := s.running[k]; len(ws) > 0 {
+			j.holders[k.part] = ws // reported by workers after a leader change
+			j.since[k.part] = now
+			delete(s.running, k)
+			continue
+		}
+		s.queue = append(s.queue, k)
+	}
+	p.schedule(ctx)
+	return nil
+}
+
+// markDone records parts the contact holds; copies still running
+// elsewhere (backups) are cancelled.
+func (p *protocol) markDone(ctx *actors.Context, j *ljob, parts []uint32) {
+	if !j.split {
+		j.early = append(j.early, parts...)
+		return
+	}
+	now := ctx.Now()
+	for _, part := range parts {
+		if int(part) >= len(j.done) || j.done[part] {
+			continue
+		}
+		j.done[part] = true
+		j.ndone++
+		if t, ok := j.since[part]; ok {
+			j.took += now.Sub(t)
+			j.timed++
+			delete(j.since, part)
+		}
+		hs := j.holders[part]
+		delete(j.holders, part)
+		k := partKey{j.id, part}
+		for _, w := range hs {
+			if lw := p.sched.workers[w]; lw != nil {
+				delete(lw.parts, k)
+			}
+		}
+		if len(hs) > 1 {
+			for _, w := range hs {
+				p.send(ctx, w, &pb.JobCancel{Id: j.id, Parts: []uint32{part}, Reason: "done elsewhere"})
+			}
+		}
+	}
+}
+
+func (p *protocol) onPartDone(ctx *actors.Context, from string, m *pb.PartDone) error {
+	if j := p.sched.jobs[m.Id]; j != nil && j.contact == from {
+		p.markDone(ctx, j, m.Parts)
+	}
+	return nil
+}
+
+// onWorkRequest is the pull: a worker grants credits (or, to a new leader,
+// resets them and lists what it runs).
+func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkRequest) error {
+	if m.Term > p.term && p.leader == p.self {
+		p.term = m.Term
+	}
+	s := p.sched
+	w := s.worker(from)
+	if !m.Absolute {
+		w.credit += int(m.Credits)
+		for _, r := range m.Refused {
+			k := partKey{r.Id, r.Part}
+			if j := s.jobs[k.id]; j != nil && !slices.Contains(j.refused[k.part], from) {
+				j.refused[k.part] = append(j.refused[k.part], from)
+			}
+			p.unhold(k, from)
+		}
+		p.schedule(ctx)
+		return nil
+	}
+	w.credit = int(m.Credits)
+	s.reported[from] = true
+	for k := range w.parts { // a restarted worker forgot these
+		p.unhold(k, from)
+	}
+	now := ctx.Now()
+	for _, r := range m.Running {
+		k := partKey{r.Id, r.Part}
+		j := s.jobs[k.id]
+		switch {
+		case j == nil || !j.split:
+			if !slices.Contains(s.running[k], from) {
+				s.running[k] = append(s.running[k], from)
+			}
+		case int(k.part) < len(j.done) && !j.done[k.part]:
+			if !slices.Contains(j.holders[k.part], from) {
+				j.holders[k.part] = append(j.holders[k.part], from)
+				j.since[k.part] = now
+			}
+			w.parts[k] = true
+		}
+	}
+	p.schedule(ctx)
+	return nil
+}
+
+// unhold takes worker w off part k, and queues the part again if no one
+// else runs it.
+func (p *protocol) unhold(k partKey, w string) {
+	s := p.sched
+	if lw := s.workers[w]; lw != nil {
+		delete(lw.parts, k)
+	}
+	j := s.jobs[k.id]
+	if j == nil || !j.split || j.done[k.part] {
+		return
+	}
+	hs := slices.DeleteFunc(j.holders[k.part], func(x string) bool { return x == w })
+	if len(hs) > 0 {
+		j.holders[k.part] = hs
+		return
+	}
+	delete(j.holders, k.part)
+	delete(j.since, k.part)
+	s.queue = slices.Insert(s.queue, 0, k) // a lost part goes first
+}
+
+// schedule assigns waiting parts to workers with credit, the most credit
+// first (so load spreads), then backup copies of slow parts to idle
+// workers.
+func (p *protocol) schedule(ctx *actors.Context) {
+	s := p.sched
+	if !p.settled(ctx) {
+		return
+	}
+	var keep []partKey // parts only workers that refused them could take now
+	for len(s.queue) > 0 {
+		k := s.queue[0]
+		j := s.jobs[k.id]
+		if j == nil || !j.split || j.done[k.part] || len(j.holders[k.part]) > 0 {
+			s.queue = s.queue[1:]
+			continue
+		}
+		if p.pick(nil) == "" {
+			break // no credit anywhere
+		}
+		w := p.pick(j.refused[k.part])
+		s.queue = s.queue[1:]
+		if w == "" {
+			keep = append(keep, k)
+			continue
+		}
+		p.assign(ctx, j, k.part, w)
+	}
+	if len(keep) > 0 {
+		s.queue = append(keep, s.queue...)
+	}
+	if p.cfg.Backup > 0 {
+		p.backups(ctx)
+	}
+}
+
+// settled reports whether this leader may assign parts: every live member
+// reported what it runs, or Settle has passed.
+func (p *protocol) settled(ctx *actors.Context) bool {
+	s := p.sched
+	if s.settled {
+		return true
+	}
+	if s.settleBy.IsZero() || ctx.Now().Before(s.settleBy) {
+		for n := range p.live {
+			if !s.reported[n] {
+				return false
+			}
+		}
+	}
+	s.settled = true
+	return true
+}
+
+// pick returns the live worker with the most credit, other than those in
+// `not`.
+func (p *protocol) pick(not []string) string {
+	best, most := "", 0
+	for name, w := range p.sched.workers {
+		if !p.live[name] || slices.Contains(not, name) {
+			continue
+		}
+		if w.credit > most || (w.credit == most && most > 0 && name < best) {
+			best, most = name, w.credit
+		}
+	}
+	return best
+}
+
+func (p *protocol) assign(ctx *actors.Context, j *ljob, part uint32, w string) {
+	s := p.sched
+	k := partKey{j.id, part}
+	s.workers[w].credit--
+	s.workers[w].parts[k] = true
+	if len(j.holders[part]) == 0 {
+		j.since[part] = ctx.Now()
+	}
+	j.holders[part] = append(j.holders[part], w)
+	p.send(ctx, w, &pb.PartAssign{Id: j.id, Term: p.term, Contact: j.contact, Part: part,
+		Data: j.parts[part], Runtime: j.spec.Runtime, Script: j.spec.Script})
+}
+
+// backups starts a second copy of the part that has run longest, when
+// nothing waits, a worker is idle and the part has run Backup times the
+// job's mean part duration.
+func (p *protocol) backups(ctx *actors.Context) {
+	s := p.sched
+	if len(s.queue) > 0 { // after schedule: only parts no worker with credit may take
+		return
+	}
+	now := ctx.Now()
+	for {
+		var bj *ljob
+		var bpart uint32
+		var longest time.Duration
+		for _, j := range s.jobs {
+			if !j.split || j.timed == 0 {
+				continue
+			}
+			mean := j.took / time.Duration(j.timed)
+			for part, t := range j.since {
+				age := now.Sub(t)
+				if len(j.holders[part]) == 1 && age > time.Duration(p.cfg.Backup*float64(mean)) && age > longest {
+					bj, bpart, longest = j, part, age
+				}
+			}
+		}
+		if bj == nil {
+			return
+		}
+		w := p.pick(append(slices.Clone(bj.refused[bpart]), bj.holders[bpart][0]))
+		if w == "" {
+			return
+		}
+		p.stats.Backups++
+		ctx.Log().Debug().Str("job", bj.id).Uint32("part", bpart).Str("worker", w).Dur("running", longest).Msg("backup copy")
+		p.assign(ctx, bj, bpart, w)
+	}
+}
+
+func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
+	if len(p.outbox) > 0 {
+		p.retry(ctx)
+	}
+	if len(p.sched.jobs) > 0 || !p.sched.settled {
+		p.schedule(ctx)
+	}
+	return nil
+}
+
+// leaderLost handles, as leader, a member that failed or left: its parts
+// go back to the queue, and the jobs it was contact of end here (no part
+// of theirs is assigned again; the workers drop theirs on the same news).
+func (p *protocol) leaderLost(ctx *actors.Context, name string) {
+	s := p.sched
+	if w := s.workers[name]; w != nil {
+		delete(s.workers, name)
+		for k := range w.parts {
+			p.unhold(k, name)
+		}
+	}
+	for id, j := range s.jobs {
+		if j.contact == name {
+			// No JobCancel to the workers: each stops these parts when
+			// it sees the contact fail. A worker that does not (the
+			// other side of a partition) must not hear it from here —
+			// reliable delivery would hand it over after the heal.
+			delete(s.jobs, id)
+		}
+	}
+	p.schedule(ctx)
+}
+
+// leaderCancel drops a job (or parts of it) the contact ended.
+func (p *protocol) leaderCancel(ctx *actors.Context, from string, m *pb.JobCancel) {
+	s := p.sched
+	j := s.jobs[m.Id]
+	if j == nil || from != j.contact || len(m.Parts) > 0 {
+		return
+	}
+	delete(s.jobs, m.Id)
+	sent := map[string]bool{}
+	for part, hs := range j.holders {
+		for _, w := range hs {
+			if lw := s.workers[w]; lw != nil {
+				delete(lw.parts, partKey{j.id, part})
+			}
+			if !sent[w] {
+				sent[w] = true
+				p.send(ctx, w, &pb.JobCancel{Id: j.id, Reason: m.Reason})
+			}
+		}
+	}
+}

@@ -1,0 +1,324 @@
+package jobs
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// New returns the factory of the jobs protocol. The node must run the
+// membership protocol (membership.Attach) and an elector (election.Bully)
+// before it starts.
+func New(cfg Config) (actors.Factory, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rts := map[string]Runtime{}
+	for _, rt := range cfg.Runtimes {
+		rts[rt.Name()] = rt
+	}
+	return func() actors.Protocol { return &protocol{cfg: cfg, rts: rts} }, nil
+}
+
+// partKey names one part of one job.
+type partKey struct {
+	id   string
+	part uint32
+}
+
+// protocol is the jobs protocol of one node, in its three roles: contact
+// of the jobs submitted to it (contact.go), scheduler while it leads
+// (leader.go), and worker (worker.go).
+type protocol struct {
+	cfg  Config
+	rts  map[string]Runtime
+	self string
+	gen  string
+	seq  uint64
+	pool *pool
+
+	live   map[string]bool // live members, this node included
+	leader string          // the leader this node follows ("" while none)
+	term   uint64          // the highest leader term this node knows
+
+	// contact
+	owned     map[string]*owned
+	ownedSeq  []string // ids in submission order
+	doneQueue map[string][]uint32
+	// leader
+	sched  *scheduler
+	epochs uint64
+	// worker
+	work worker
+
+	outbox      map[string][]proto.Message // messages waiting for a retry, by node
+	gens        map[string]string          // node → generation of its jobs protocol, from Restarted
+	flushPosted bool
+	stats       Stats
+}
+
+// flush is posted to the protocol's own mailbox once per burst: it sends
+// the batched PartDone and WorkRequest credits, after the messages already
+// queued were handled.
+type flush struct{}
+
+func (p *protocol) Name() string { return ProtocolName }
+
+func (p *protocol) Init(ctx *actors.Context) error {
+	p.self = ctx.Node()
+	p.gen = strconv.FormatUint(uint64(ctx.Now().UnixNano()), 36)
+	p.pool = newPool(ctx.Ref(), p.rts)
+	p.live = map[string]bool{p.self: true}
+	p.owned = map[string]*owned{}
+	p.outbox = map[string][]proto.Message{}
+	p.gens = map[string]string{p.self: p.gen}
+	p.doneQueue = map[string][]uint32{}
+	p.newSchedule()
+	p.work = newWorker()
+
+	actors.OnMessage(ctx, p.onSubmit)
+	actors.OnMessage(ctx, p.onProgress)
+	actors.OnMessage(ctx, p.onAssign)
+	actors.OnMessage(ctx, p.onWorkRequest)
+	actors.OnMessage(ctx, p.onPartResult)
+	actors.OnMessage(ctx, p.onPartDone)
+	actors.OnMessage(ctx, p.onCancel)
+	actors.OnMessage(ctx, p.onRestarted)
+	actors.OnNotification(ctx, p.onSplit)
+	actors.OnNotification(ctx, p.onPartFinished)
+	actors.OnNotification(ctx, p.onMerged)
+	actors.OnNotification(ctx, func(ctx *actors.Context, _ flush) error {
+		p.flushPosted = false
+		p.flushDone(ctx)
+		p.flushCredits(ctx)
+		return nil
+	})
+	actors.OnTimer(ctx, p.onTick)
+	actors.OnRequest(ctx, p.submit)
+	actors.OnRequest(ctx, p.status)
+	actors.OnRequest(ctx, p.list)
+	actors.OnRequest(ctx, p.cancel)
+	actors.OnRequest(ctx, func(*actors.Context, StatsRequest) (Stats, error) {
+		s := p.stats
+		s.Leader, s.Term, s.Leading = p.leader, p.term, p.leader == p.self
+		s.LeaderJobs, s.Queued = len(p.sched.jobs), p.sched.queued()
+		for _, j := range p.sched.jobs {
+			s.Held += len(j.holders)
+		}
+		s.Running, s.Waiting = p.work.running, len(p.work.queue)
+		s.Owned = len(p.owned)
+		return s, nil
+	})
+
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
+		p.live[ev.Member.Name] = true
+		p.workerContactBack(ev.Member.Name)
+		// Views changed: workers that refused parts (their contact
+		// looked lost to them) may take them now.
+		for _, j := range p.sched.jobs {
+			clear(j.refused)
+		}
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+		p.gone(ctx, ev.Member.Name)
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
+		p.gone(ctx, ev.Member.Name)
+		return nil
+	})
+	actors.OnNotification(ctx, p.onLeaderChanged)
+
+	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
+		func(ctx *actors.Context, v membership.View, err error) error {
+			if err != nil {
+				return fmt.Errorf("jobs: asking membership for the view: %w", err)
+			}
+			for _, m := range v.Live() {
+				p.live[m.Name] = true
+			}
+			for _, n := range p.liveNames() {
+				if n != p.self {
+					p.send(ctx, n, &pb.Restarted{Generation: p.gen})
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("jobs: node %s needs the membership protocol (membership.Attach): %w", p.self, err)
+	}
+	err = election.Ask(ctx, func(ctx *actors.Context, l election.Leader, err error) error {
+		if err != nil {
+			return fmt.Errorf("jobs: asking the elector for the leader: %w", err)
+		}
+		if p.leader == "" && l.Name != "" {
+			return p.onLeaderChanged(ctx, &election.LeaderChanged{Leader: l.Name, Term: l.Term})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: node %s needs an elector (election.Bully): %w", p.self, err)
+	}
+	ctx.Every(p.cfg.Tick, tick{})
+	return nil
+}
+
+// Stop cancels the parts running on this node and waits for them.
+func (p *protocol) Stop(*actors.Context) { p.pool.stop() }
+
+// onLeaderChanged follows the elector. Each role reacts: the contact hands
+// its unfinished jobs to the new leader; the worker tells it what it runs
+// and how many more parts it can take; a node that another node replaces
+// as leader drops its scheduling state (the contacts hold the jobs).
+func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChanged) error {
+	p.term = max(p.term, ev.Term)
+	if ev.Leader == p.leader {
+		return nil
+	}
+	p.leader = ev.Leader
+	if ev.Leader != p.self && len(p.sched.jobs) > 0 {
+		ctx.Log().Info().Str("leader", ev.Leader).Int("jobs", len(p.sched.jobs)).Msg("no longer leading: dropping the schedule")
+	}
+	if ev.Leader != p.self {
+		p.newSchedule()
+	} else if p.sched.settleBy.IsZero() {
+		p.sched.settleBy = ctx.Now().Add(p.cfg.Settle)
+	}
+	if ev.Leader == "" {
+		return nil
+	}
+	p.resetWorker(ctx)
+	p.resubmitAll(ctx)
+	return nil
+}
+
+// onRestarted handles another node's new incarnation of this protocol: its
+// old jobs are gone (stop their parts, drop their schedule), and if it is
+// the leader this node follows, its schedule is empty: hand it the jobs
+// and the running parts again, as to a new leader.
+func (p *protocol) onRestarted(ctx *actors.Context, from string, m *pb.Restarted) error {
+	p.gens[from] = m.Generation
+	for id, j := range p.sched.jobs {
+		if j.contact == from && !strings.HasPrefix(id, from+"."+m.Generation+".") {
+			delete(p.sched.jobs, id)
+		}
+	}
+	p.stopTasks(ctx, func(t *task) bool {
+		if t.contact == from && !strings.HasPrefix(t.key.id, from+"."+m.Generation+".") {
+			p.endJob(t.key.id, true)
+			return true
+		}
+		return false
+	})
+	if from == p.leader {
+		ctx.Log().Info().Str("leader", from).Msg("the leader's jobs protocol restarted: handing it the jobs and parts again")
+		p.resetWorker(ctx)
+		p.resubmitAll(ctx)
+	}
+	return nil
+}
+
+// oldJob reports whether job id belongs to an earlier incarnation of its
+// contact's jobs protocol, whose jobs are gone.
+func (p *protocol) oldJob(id, contact string) bool {
+	g, ok := p.gens[contact]
+	return ok && !strings.HasPrefix(id, contact+"."+g+".")
+}
+
+// gone handles a member that failed or left, in every role.
+func (p *protocol) gone(ctx *actors.Context, name string) {
+	delete(p.live, name)
+	delete(p.outbox, name)
+	p.leaderLost(ctx, name)
+	p.workerContactLost(ctx, name)
+}
+
+// acceptFrom reports whether an order of `term` from node `from` comes from
+// the leader this node follows or a newer one. Orders of an older leader
+// (the other side of a healed partition, a paused node) are ignored.
+func (p *protocol) acceptFrom(from string, term uint64) bool {
+	if from == p.leader && p.leader != "" {
+		p.term = max(p.term, term)
+		return true
+	}
+	if term > p.term {
+		p.term = term
+		return true
+	}
+	return false
+}
+
+// send sends m reliably to `to`. Reliable delivery still fails at once when
+// the node's address is not known yet (an elector's Coordinator can arrive
+// before membership has the sender's address) or the window is full; then
+// m waits in an outbox, with every later message to `to`, so that order is
+// kept, and the tick sends it again. Messages to a member that failed or
+// left are dropped.
+func (p *protocol) send(ctx *actors.Context, to string, m proto.Message) {
+	if q := p.outbox[to]; len(q) > 0 {
+		if len(q) >= maxOutbox {
+			ctx.Log().Warn().Str("to", to).Int("queued", len(q)).Msg("jobs outbox full: dropping the oldest message")
+			q = q[1:]
+		}
+		p.outbox[to] = append(q, m)
+		return
+	}
+	if err := ctx.SendReliable(to, m); err != nil {
+		ctx.Log().Debug().Err(err).Str("to", to).Msg("jobs message queued for a retry")
+		p.outbox[to] = []proto.Message{m}
+	}
+}
+
+// maxOutbox bounds the messages waiting for one node.
+const maxOutbox = 10000
+
+// retry sends what waits in the outbox, in order, until a send fails.
+func (p *protocol) retry(ctx *actors.Context) {
+	for to, q := range p.outbox {
+		for len(q) > 0 {
+			if err := ctx.SendReliable(to, q[0]); err != nil {
+				break
+			}
+			q = q[1:]
+		}
+		if len(q) == 0 {
+			delete(p.outbox, to)
+		} else {
+			p.outbox[to] = q
+		}
+	}
+}
+
+// liveNames lists the live members in order.
+func (p *protocol) liveNames() []string {
+	out := make([]string, 0, len(p.live))
+	for n := range p.live {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (p *protocol) postFlush(ctx *actors.Context) {
+	if !p.flushPosted {
+		p.flushPosted = true
+		_ = ctx.Tell(ProtocolName, flush{})
+	}
+}
+
+// newSchedule drops the scheduling state; splits still running for the old
+// one are recognised by their epoch and ignored.
+func (p *protocol) newSchedule() {
+	p.epochs++
+	p.sched = newScheduler(p.epochs)
+}

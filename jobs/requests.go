@@ -1,0 +1,142 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+)
+
+// ProtocolName is the name the jobs protocol runs under on every node.
+const ProtocolName = "jobs"
+
+// State is a job's state at its contact node.
+type State string
+
+// The states of a job. Pending: waiting for the leader to split it;
+// running: split, parts under way; then one of the three ends.
+const (
+	Pending   State = "pending"
+	Running   State = "running"
+	Succeeded State = "succeeded"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+)
+
+// Ended reports whether s is a final state.
+func (s State) Ended() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Submit is a local request to the jobs protocol: run a job, with this node
+// as its contact. The reply is a [Submitted]; errors (ErrInvalidJob,
+// ErrUnknownRuntime, ErrRuntimeDisabled) mean the job was refused.
+type Submit struct {
+	Runtime string          `json:"runtime"` // "" means "starlark"
+	Script  string          `json:"script"`
+	Input   json.RawMessage `json:"input"`
+	Parts   int             `json:"parts"` // n for split(input, n); 0: PartsPerMember per live member
+}
+
+// Submitted answers a Submit.
+type Submitted struct {
+	ID string `json:"id"`
+}
+
+// Status is a job as its contact knows it.
+type Status struct {
+	ID         string          `json:"id"`
+	State      State           `json:"state"`
+	PartsTotal int             `json:"parts_total"`
+	PartsDone  int             `json:"parts_done"`
+	Result     json.RawMessage `json:"result"`
+	Error      string          `json:"error"`
+	Contact    string          `json:"contact"`
+	Submitted  time.Time       `json:"submitted"`
+	Ended      time.Time       `json:"ended,omitzero"`
+}
+
+// StatusRequest asks the contact for a job's [Status]; ErrNotFound if it
+// has none, ErrNotContact if the id names another contact node.
+type StatusRequest struct{ ID string }
+
+// ListRequest asks for the Status of every job this node is contact of
+// (newest first, without results); the reply is a []Status.
+type ListRequest struct{}
+
+// CancelRequest cancels a job from any node: at the contact it ends the job
+// and stops every part; elsewhere it is forwarded to the contact. The reply
+// is a [Cancelling].
+type CancelRequest struct {
+	ID     string
+	Reason string
+}
+
+// Cancelling answers a CancelRequest: the job's status when this node is its
+// contact, or the contact the cancellation was forwarded to.
+type Cancelling struct {
+	Status      *Status
+	ForwardedTo string
+}
+
+// StatsRequest asks for this node's [Stats].
+type StatsRequest struct{}
+
+// Stats counts one node's work in every role.
+type Stats struct {
+	Leading    bool   // this node believes it leads
+	Leader     string // the leader it follows
+	Term       uint64
+	LeaderJobs int   // jobs this node schedules as leader
+	Queued     int   // parts waiting for a worker at this leader
+	Held       int   // parts this leader counts as running on workers
+	Refused    int64 // assignments this worker refused
+	Running    int   // parts running on this node now
+	Waiting    int   // parts assigned to this node, waiting for a slot
+	PartsRun   int64 // parts this node finished running (any outcome)
+	PartsSent  int64 // results this node sent to contacts
+	Cancelled  int64 // parts stopped before they finished
+	Backups    int64 // backup copies this node started as leader
+	Owned      int   // jobs this node is contact of (any state)
+}
+
+// Call helpers for code outside the protocols (the HTTP API, tests).
+
+// SubmitJob submits a job to node's jobs protocol.
+func SubmitJob(ctx context.Context, node *actors.Node, s Submit) (Submitted, error) {
+	return actors.Call[Submitted](ctx, node, ProtocolName, s)
+}
+
+// JobStatus asks node for a job's status.
+func JobStatus(ctx context.Context, node *actors.Node, id string) (Status, error) {
+	return actors.Call[Status](ctx, node, ProtocolName, StatusRequest{ID: id})
+}
+
+// ListJobs lists the jobs node is contact of.
+func ListJobs(ctx context.Context, node *actors.Node) ([]Status, error) {
+	return actors.Call[[]Status](ctx, node, ProtocolName, ListRequest{})
+}
+
+// CancelJob cancels a job through node.
+func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cancelling, error) {
+	return actors.Call[Cancelling](ctx, node, ProtocolName, CancelRequest{ID: id, Reason: reason})
+}
+
+// NodeStats asks node for its jobs counters.
+func NodeStats(ctx context.Context, node *actors.Node) (Stats, error) {
+	return actors.Call[Stats](ctx, node, ProtocolName, StatsRequest{})
+}
+
+// ContactOf is the contact node named in a job id ("" if the id is not
+// one): ids are "<contact>.<generation>.<seq>".
+func ContactOf(id string) string {
+	i := strings.LastIndexByte(id, '.')
+	if i <= 0 {
+		return ""
+	}
+	j := strings.LastIndexByte(id[:i], '.')
+	if j <= 0 {
+		return ""
+	}
+	return id[:j]
+}

@@ -1,0 +1,162 @@
+package jobs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/jobs/jobstest"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// slow wraps a runtime so that every part takes at least delay: a slow
+// node.
+type slow struct {
+	jobs.Runtime
+	delay time.Duration
+}
+
+func (s slow) Load(ctx context.Context, script []byte) (jobs.Program, error) {
+	p, err := s.Runtime.Load(ctx, script)
+	return slowProgram{p, s.delay}, err
+}
+
+type slowProgram struct {
+	jobs.Program
+	delay time.Duration
+}
+
+func (p slowProgram) Run(ctx context.Context, part []byte) ([]byte, error) {
+	t := time.NewTimer(p.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return p.Program.Run(ctx, part)
+}
+
+// startEach starts membership, Bully and jobs on n sim nodes, node i with
+// the jobs configuration cfg(i), and waits until every node follows node-n.
+func startEach(t *testing.T, n int, cfg func(i int) jobs.Config) *cluster.Cluster {
+	t.Helper()
+	c := actortest.NewCluster(t, n, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
+		c.Reliable.RTO = 20 * time.Millisecond
+		c.Reliable.MaxRTO = 100 * time.Millisecond
+	}))
+	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
+		t.Fatal(err)
+	}
+	for i, node := range c.Nodes() {
+		f, err := jobs.New(cfg(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := node.Start(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobstest.Follow(t, c, c.Names(), c.Names()[n-1])
+	return c
+}
+
+// A node ten times slower than the others gets fewer parts (pull), and
+// backup copies keep its last part from holding the job back.
+func TestSlowNodeDoesNotHoldTheJobBack(t *testing.T) {
+	const partTime, slowTime = 20 * time.Millisecond, 400 * time.Millisecond
+	star, err := jobs.Starlark(jobs.StarlarkConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startEach(t, 5, func(i int) jobs.Config {
+		d := partTime
+		if i == 0 {
+			d = slowTime
+		}
+		return jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes = []jobs.Runtime{slow{star, d}} })
+	})
+	script := readScript(t, "squares.star")
+	input := squaresInput(40, 1)
+	want := reference(t, script, input, 40)
+	id := submit(t, c.Node("node-2"), script, input, 40)
+	st := await(t, c.Node("node-2"), id, 20*time.Second)
+	mustSucceed(t, st, want)
+	took := st.Ended.Sub(st.Submitted)
+	s1 := stats(t, c.Node("node-1"))
+	// A fixed split would give node-1 8 parts: 3.2 s. The four fast nodes
+	// alone need 40/4 parts · 20 ms = 200 ms; the bound leaves room for a
+	// loaded machine, far below the fixed split.
+	if took > 3*slowTime || s1.PartsSent > 3 {
+		t.Errorf("the job took %v with the slow node sending %d results (%+v)", took, s1.PartsSent, s1)
+	}
+	t.Logf("took %v; slow node ran %d parts (sent %d); backups %d", took, s1.PartsRun, s1.PartsSent, stats(t, c.Node("node-5")).Backups)
+}
+
+// forger runs on node-1 in place of the jobs protocol and sends what the
+// test tells it to.
+type forger struct{ sent chan error }
+
+type forge struct {
+	to string
+	m  *pb.PartAssign
+}
+
+func (f *forger) Name() string { return jobs.ProtocolName }
+
+func (f *forger) Init(ctx *actors.Context) error {
+	actors.OnNotification(ctx, func(ctx *actors.Context, m forge) error {
+		f.sent <- ctx.SendReliable(m.to, m.m)
+		return nil
+	})
+	return nil
+}
+
+// A worker ignores the assignments of a leader older than the one it
+// follows, and obeys a newer one.
+func TestWorkerIgnoresStaleLeaders(t *testing.T) {
+	c := actortest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
+	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	if err := c.Node("node-1").Start(func() actors.Protocol { return &forger{sent: sent} }); err != nil {
+		t.Fatal(err)
+	}
+	f, err := jobs.New(jobsCfg(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"node-2", "node-3"} {
+		if err := c.Node(n).Start(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobstest.Follow(t, c, []string{"node-2", "node-3"}, "node-3")
+	term := stats(t, c.Node("node-2")).Term
+	part := func(term uint64, part uint32) forge {
+		return forge{to: "node-2", m: &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part,
+			Data: []byte(`{"xs": [2], "spin": 0}`), Runtime: jobs.StarlarkName, Script: readScript(t, "squares.star")}}
+	}
+	// Sent in this order on one reliable stream: the stale one is handled
+	// first.
+	for _, m := range []forge{part(term-1, 0), part(term, 1), part(term+1, 2)} {
+		if err := c.Node("node-1").Tell(jobs.ProtocolName, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := actortest.Receive(t, sent, 5*time.Second, "forged assignment sent"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actortest.Eventually(t, 5*time.Second, "the newer leader's part ran", func() bool {
+		return stats(t, c.Node("node-2")).PartsRun > 0
+	})
+	if s := stats(t, c.Node("node-2")); s.PartsRun != 1 || s.Term != term+1 {
+		t.Errorf("node-2 ran %d parts (want only the newer leader's) and knows term %d (want %d)", s.PartsRun, s.Term, term+1)
+	}
+}

@@ -1,0 +1,304 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	starjson "go.starlark.net/lib/json"
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+)
+
+// StarlarkName is the name of the Starlark runtime, the default.
+const StarlarkName = "starlark"
+
+// StarlarkConfig sets up the Starlark runtime.
+type StarlarkConfig struct {
+	Limits Limits
+	// HTTPAllow lists the hosts (host or host:port) that the http_get
+	// builtin may fetch from. Empty: scripts get no http_get at all.
+	HTTPAllow []string
+	// HTTPTimeout caps one http_get. Default 10s.
+	HTTPTimeout time.Duration
+	// HTTPMaxBytes caps the body http_get reads. Default 4 MiB.
+	HTTPMaxBytes int64
+	// Client makes http_get's requests; default a client of its own.
+	Client *http.Client
+}
+
+// Starlark returns the Starlark runtime (go.starlark.net), sandboxed: a
+// script sees only the builtins of the language, `json` (encode, decode)
+// and, when HTTPAllow is set, http_get(url) → the body as a string. No
+// files, no clock, no randomness; each call is held to the limits.
+//
+// A script defines three functions:
+//
+//	def split(input, n): return a list of parts (about n)
+//	def run(part):       return the part's result
+//	def merge(results):  return the job's output (results in part order)
+//
+// Inputs, parts, results and output are JSON values (dicts, lists,
+// strings, numbers, booleans, None). `while`, sets and top-level
+// statements are allowed; recursion is not.
+func Starlark(cfg StarlarkConfig) (Runtime, error) {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPTimeout <= 0 {
+		cfg.HTTPTimeout = 10 * time.Second
+	}
+	if cfg.HTTPMaxBytes <= 0 {
+		cfg.HTTPMaxBytes = 4 << 20
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: cfg.HTTPTimeout}
+	}
+	return &starlarkRuntime{cfg: cfg}, nil
+}
+
+type starlarkRuntime struct{ cfg StarlarkConfig }
+
+func (r *starlarkRuntime) Name() string { return StarlarkName }
+
+var fileOptions = &syntax.FileOptions{Set: true, While: true, TopLevelControl: true, GlobalReassign: true}
+
+// scriptFile is the file name Starlark positions carry.
+const scriptFile = "job.star"
+
+func (r *starlarkRuntime) Load(ctx context.Context, script []byte) (Program, error) {
+	predeclared := starlark.StringDict{"json": starjson.Module}
+	if len(r.cfg.HTTPAllow) > 0 {
+		predeclared["http_get"] = starlark.NewBuiltin("http_get", r.httpGet)
+	}
+	_, prog, err := starlark.SourceProgramOptions(fileOptions, scriptFile, script, predeclared.Has)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrScript, err)
+	}
+	p := &starlarkProgram{r: r}
+	_, err = p.call(ctx, "load", func(th *starlark.Thread) (starlark.Value, error) {
+		g, err := prog.Init(th, predeclared)
+		if err != nil {
+			return nil, err
+		}
+		g.Freeze() // parts run concurrently on these globals
+		p.globals = g
+		return starlark.None, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, fn := range []string{"split", "run", "merge"} {
+		if _, ok := p.globals[fn].(starlark.Callable); !ok {
+			return nil, fmt.Errorf("%w: %s does not define %s(); a job script defines split(input, n), run(part) and merge(results)", ErrScript, scriptFile, fn)
+		}
+	}
+	return p, nil
+}
+
+type starlarkProgram struct {
+	r       *starlarkRuntime
+	globals starlark.StringDict
+}
+
+// ctxLocal is the thread-local key of a call's context (for http_get).
+const ctxLocal = "troupe.jobs.context"
+
+// call runs fn on a fresh thread under the limits: the step limit, the
+// wall-clock timeout and ctx's cancellation all cancel the thread.
+func (p *starlarkProgram) call(ctx context.Context, what string, fn func(*starlark.Thread) (starlark.Value, error)) (starlark.Value, error) {
+	lim := p.r.cfg.Limits
+	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+	th := &starlark.Thread{Name: what, Print: func(*starlark.Thread, string) {}}
+	th.SetMaxExecutionSteps(lim.MaxSteps)
+	th.SetLocal(ctxLocal, ctx)
+	var timedOut, stopped atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			timedOut.Store(true)
+		}
+		stopped.Store(true)
+		th.Cancel(ctx.Err().Error())
+	})
+	defer stop()
+	v, err := fn(th)
+	if err == nil {
+		return v, nil
+	}
+	switch {
+	case th.ExecutionSteps() >= lim.MaxSteps:
+		return nil, fmt.Errorf("%w: %s ran past %d steps (an endless loop?)%s", ErrStepLimit, what, lim.MaxSteps, where(err))
+	case timedOut.Load():
+		return nil, fmt.Errorf("%w: %s ran past %v%s", ErrTimeLimit, what, lim.Timeout, where(err))
+	case stopped.Load():
+		return nil, fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	}
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
+		return nil, fmt.Errorf("%w: %s: %s", ErrScript, what, strings.TrimSpace(ee.Backtrace()))
+	}
+	return nil, fmt.Errorf("%w: %s: %v", ErrScript, what, err)
+}
+
+// where names the script position an interrupted call was at.
+func where(err error) string {
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) && len(ee.CallStack) > 0 {
+		return " at " + ee.CallStack[len(ee.CallStack)-1].Pos.String()
+	}
+	return ""
+}
+
+func (p *starlarkProgram) Split(ctx context.Context, input []byte, n int) ([][]byte, error) {
+	var out [][]byte
+	_, err := p.call(ctx, "split", func(th *starlark.Thread) (starlark.Value, error) {
+		in, err := fromJSON(th, input)
+		if err != nil {
+			return nil, fmt.Errorf("the input is not JSON: %w", err)
+		}
+		v, err := starlark.Call(th, p.globals["split"], starlark.Tuple{in, starlark.MakeInt(n)}, nil)
+		if err != nil {
+			return nil, err
+		}
+		seq, ok := v.(starlark.Sequence)
+		if !ok {
+			return nil, fmt.Errorf("split returned %s; it must return a list of parts", v.Type())
+		}
+		total := 0
+		it := seq.Iterate()
+		defer it.Done()
+		var x starlark.Value
+		for it.Next(&x) {
+			b, err := toJSON(th, x)
+			if err != nil {
+				return nil, fmt.Errorf("part %d: %w", len(out), err)
+			}
+			if total += len(b); total > p.r.cfg.Limits.MaxResultBytes {
+				return nil, fmt.Errorf("%w: the list of parts is over %d bytes of JSON", ErrResultTooLarge, p.r.cfg.Limits.MaxResultBytes)
+			}
+			out = append(out, b)
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (p *starlarkProgram) Run(ctx context.Context, part []byte) ([]byte, error) {
+	return p.apply(ctx, "run", "a part's result", func(th *starlark.Thread) (starlark.Value, error) {
+		in, err := fromJSON(th, part)
+		if err != nil {
+			return nil, fmt.Errorf("the part is not JSON: %w", err)
+		}
+		return starlark.Call(th, p.globals["run"], starlark.Tuple{in}, nil)
+	})
+}
+
+func (p *starlarkProgram) Merge(ctx context.Context, results [][]byte) ([]byte, error) {
+	return p.apply(ctx, "merge", "the merged output", func(th *starlark.Thread) (starlark.Value, error) {
+		list := make([]starlark.Value, len(results))
+		for i, r := range results {
+			v, err := fromJSON(th, r)
+			if err != nil {
+				return nil, fmt.Errorf("result %d is not JSON: %w", i, err)
+			}
+			list[i] = v
+		}
+		return starlark.Call(th, p.globals["merge"], starlark.Tuple{starlark.NewList(list)}, nil)
+	})
+}
+
+// apply calls a script function and encodes its value as JSON within the
+// size limit.
+func (p *starlarkProgram) apply(ctx context.Context, what, value string, fn func(*starlark.Thread) (starlark.Value, error)) ([]byte, error) {
+	var out []byte
+	_, err := p.call(ctx, what, func(th *starlark.Thread) (starlark.Value, error) {
+		v, err := fn(th)
+		if err != nil {
+			return nil, err
+		}
+		if out, err = toJSON(th, v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.r.cfg.Limits.checkSize(value, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (p *starlarkProgram) Close() error { return nil }
+
+func fromJSON(th *starlark.Thread, b []byte) (starlark.Value, error) {
+	if len(b) == 0 {
+		return starlark.None, nil
+	}
+	return starlark.Call(th, starjson.Module.Members["decode"], starlark.Tuple{starlark.String(b)}, nil)
+}
+
+func toJSON(th *starlark.Thread, v starlark.Value) ([]byte, error) {
+	s, err := starlark.Call(th, starjson.Module.Members["encode"], starlark.Tuple{v}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the value is not JSON: %w", err)
+	}
+	return []byte(string(s.(starlark.String))), nil
+}
+
+// httpGet is the http_get(url) builtin: a GET to an allowed host; the body
+// comes back as a string, an HTTP status other than 2xx fails the call.
+func (r *starlarkRuntime) httpGet(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var raw string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "url", &raw); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("http_get: %q is not an http(s) URL", raw)
+	}
+	if !slices.Contains(r.cfg.HTTPAllow, u.Host) && !slices.Contains(r.cfg.HTTPAllow, u.Hostname()) {
+		return nil, fmt.Errorf("%w: http_get: %s is not in the node's allow list %v", ErrHostNotAllowed, u.Host, r.cfg.HTTPAllow)
+	}
+	ctx, _ := th.Local(ctxLocal).(context.Context)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.HTTPTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("http_get: %w", err)
+	}
+	resp, err := r.cfg.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("http_get %s: %w", u.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, r.cfg.HTTPMaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("http_get %s: reading the body: %w", u.Redacted(), err)
+	}
+	if int64(len(body)) > r.cfg.HTTPMaxBytes {
+		return nil, fmt.Errorf("http_get %s: the body is over %d bytes", u.Redacted(), r.cfg.HTTPMaxBytes)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("http_get %s: %s", u.Redacted(), resp.Status)
+	}
+	return starlark.String(body), nil
+}
