@@ -516,8 +516,9 @@ func (m *Membership) logEvent(ev Event) {
 	if _, ok := ev.(*MemberSuspect); ok {
 		e = m.log.Debug()
 	}
+	verb, _, _ := strings.Cut(fmt.Sprint(ev), " ")
 	e.Str("member", mem.Name).Uint64("generation", mem.Generation).Uint32("incarnation", mem.Incarnation).Str("state", mem.State.String()).
-		Msgf("%T", ev)
+		Msg("member " + verb)
 }
 
 // member builds a Member from a memberlist node.
