@@ -10,22 +10,10 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
-	"github.com/troupe-dev/troupe/membership"
 )
 
-// Swim is membership at 20 times memberlist's LAN speed, for the sim (as in
-// the election tests).
-var Swim = membership.Config{
-	Preset: membership.PresetLAN,
-	Timing: membership.Timing{
-		ProbeInterval:     50 * time.Millisecond,
-		ProbeTimeout:      25 * time.Millisecond,
-		GossipInterval:    10 * time.Millisecond,
-		PushPullInterval:  400 * time.Millisecond,
-		TCPTimeout:        400 * time.Millisecond,
-		ReconnectInterval: 100 * time.Millisecond,
-	},
-}
+// Swim is membership for the sim (actortest.SimMembership).
+var Swim = actortest.SimMembership()
 
 // Bully is the elector's configuration for the sim.
 var Bully = election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond}
