@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/api"
 	examplejobs "github.com/troupe-dev/troupe/examples/jobs"
 	"github.com/troupe-dev/troupe/jobs"
 )
@@ -158,13 +159,17 @@ func (b *speedupBench) once(ctx context.Context, n int, input []byte) (time.Dura
 		}
 		names = append(names, "troupe-bench-"+name)
 	}
-	api := func(i int) *client { return newClient(fmt.Sprintf("127.0.0.1:%d", b.basePort+i-1)) }
+	node := func(i int) *api.Client {
+		c := api.NewClient(fmt.Sprintf("127.0.0.1:%d", b.basePort+i-1))
+		c.HTTP.Timeout = 5 * time.Second
+		return c
+	}
 	// Every node sees n members alive and follows node-n.
 	err := waitUntil(time.Minute, func() bool {
 		for i := 1; i <= n; i++ {
 			var ms []struct{ Name, State string }
 			var l struct{ Leader string }
-			if api(i).get(ctx, "/v1/members", &ms) != nil || api(i).get(ctx, "/v1/leader", &l) != nil {
+			if get(ctx, node(i), "/v1/members", &ms) != nil || get(ctx, node(i), "/v1/leader", &l) != nil {
 				return false
 			}
 			alive := 0
@@ -183,12 +188,12 @@ func (b *speedupBench) once(ctx context.Context, n int, input []byte) (time.Dura
 		return 0, "", fmt.Errorf("the %d containers did not form a cluster with one leader: %w", n, err)
 	}
 	var sub jobs.Submitted
-	if err := api(1).post(ctx, "/v1/jobs", map[string]any{"script": examplejobs.CPU, "input": json.RawMessage(input), "parts": b.parts}, &sub); err != nil {
+	if err := post(ctx, node(1), "/v1/jobs", map[string]any{"script": examplejobs.CPU, "input": json.RawMessage(input), "parts": b.parts}, &sub); err != nil {
 		return 0, "", err
 	}
 	var st jobs.Status
 	err = waitUntil(b.timeout, func() bool {
-		return api(1).get(ctx, "/v1/jobs/"+sub.ID, &st) == nil && st.State.Ended()
+		return get(ctx, node(1), "/v1/jobs/"+sub.ID, &st) == nil && st.State.Ended()
 	})
 	if err != nil {
 		return 0, "", fmt.Errorf("job %s: %d of %d parts after %v", sub.ID, st.PartsDone, st.PartsTotal, b.timeout)
@@ -201,45 +206,12 @@ func (b *speedupBench) once(ctx context.Context, n int, input []byte) (time.Dura
 	return st.Ended.Sub(st.Submitted), res.String(), nil
 }
 
-// client is a small JSON client of a node's API.
-type client struct{ base string }
-
-func newClient(hostport string) *client { return &client{base: "http://" + hostport} }
-
-func (c *client) get(ctx context.Context, path string, out any) error {
-	return c.do(ctx, http.MethodGet, path, nil, out)
+func get(ctx context.Context, c *api.Client, path string, out any) error {
+	_, err := c.Do(ctx, http.MethodGet, path, nil, out)
+	return err
 }
 
-func (c *client) post(ctx context.Context, path string, body, out any) error {
-	return c.do(ctx, http.MethodPost, path, body, out)
-}
-
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
-	}
-	return json.Unmarshal(raw, out)
+func post(ctx context.Context, c *api.Client, path string, body, out any) error {
+	_, err := c.Do(ctx, http.MethodPost, path, body, out)
+	return err
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,60 +15,6 @@ import (
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/jobs"
 )
-
-// client talks to one node's HTTP API.
-type client struct {
-	base string
-	http *http.Client
-}
-
-func newClient(base string) *client {
-	base = strings.TrimRight(base, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	return &client{base: base, http: &http.Client{Timeout: 30 * time.Second}}
-}
-
-// do sends a request and decodes a 2xx answer into out; other answers
-// become errors carrying the API's message.
-func (c *client) do(ctx context.Context, method, path string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return resp.StatusCode, fmt.Errorf("%s %s: %s (HTTP %d)", method, path, e.Error, resp.StatusCode)
-		}
-		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
 
 func defaultNode() string {
 	if v := os.Getenv("TROUPE_NODE"); v != "" {
@@ -119,9 +63,9 @@ func submitCmd() *cobra.Command {
 				}
 				req.Input = in
 			}
-			c := newClient(node)
+			c := api.NewClient(node)
 			var sub jobs.Submitted
-			if _, err := c.do(cmd.Context(), http.MethodPost, "/v1/jobs", req, &sub); err != nil {
+			if _, err := c.Do(cmd.Context(), http.MethodPost, "/v1/jobs", req, &sub); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -129,7 +73,7 @@ func submitCmd() *cobra.Command {
 				fmt.Fprintln(out, sub.ID)
 				return nil
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "job %s submitted to %s\n", sub.ID, c.base)
+			fmt.Fprintf(cmd.ErrOrStderr(), "job %s submitted to %s\n", sub.ID, c.Base)
 			st, err := follow(cmd.Context(), c, sub.ID, cmd.ErrOrStderr(), isTerminal(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
@@ -159,14 +103,14 @@ func isTerminal(w io.Writer) bool {
 
 // follow polls a job until it ends, printing progress: one line rewritten
 // in place on a terminal, a line per change otherwise.
-func follow(ctx context.Context, c *client, id string, w io.Writer, tty bool) (jobs.Status, error) {
+func follow(ctx context.Context, c *api.Client, id string, w io.Writer, tty bool) (jobs.Status, error) {
 	start := time.Now()
 	last := -1
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var st jobs.Status
-		if _, err := c.do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &st); err != nil {
+		if _, err := c.Do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &st); err != nil {
 			return st, err
 		}
 		if st.PartsDone != last || st.State.Ended() {
@@ -212,7 +156,7 @@ func statusCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st jobs.Status
-			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0], nil, &st); err != nil {
+			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0], nil, &st); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), st)
@@ -230,7 +174,7 @@ func listCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list []jobs.Status
-			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/jobs", nil, &list); err != nil {
+			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/jobs", nil, &list); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
@@ -253,7 +197,7 @@ func cancelCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out map[string]any
-			if _, err := newClient(node).do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &out); err != nil {
+			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &out); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), out)
@@ -271,7 +215,7 @@ func membersCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ms []api.Member
-			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/members", nil, &ms); err != nil {
+			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/members", nil, &ms); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
@@ -294,7 +238,7 @@ func leaderCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var l api.Leader
-			if _, err := newClient(node).do(cmd.Context(), http.MethodGet, "/v1/leader", nil, &l); err != nil {
+			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/leader", nil, &l); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s term %d\n", l.Leader, l.Term)

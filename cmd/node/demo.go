@@ -116,7 +116,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 		var first string
 		for _, name := range c.Names() {
 			var l api.Leader
-			if _, err := newClient(apis[name]).do(ctx, http.MethodGet, "/v1/leader", nil, &l); err != nil || l.Leader == "" {
+			if _, err := api.NewClient(apis[name]).Do(ctx, http.MethodGet, "/v1/leader", nil, &l); err != nil || l.Leader == "" {
 				return false
 			}
 			if first == "" {
@@ -132,8 +132,8 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "leader %s (term %d), elected %v after start\n", leader.Leader, leader.Term, time.Since(start).Round(time.Millisecond))
 	var members []api.Member
-	contact := newClient(apis[c.Names()[0]])
-	if _, err := contact.do(ctx, http.MethodGet, "/v1/members", nil, &members); err != nil {
+	contact := api.NewClient(apis[c.Names()[0]])
+	if _, err := contact.Do(ctx, http.MethodGet, "/v1/members", nil, &members); err != nil {
 		return err
 	}
 	for _, m := range members {
@@ -142,10 +142,10 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 
 	input, _ := json.Marshal(map[string]any{"service": dsURL, "resamples": d.resamples})
 	var sub jobs.Submitted
-	if _, err := contact.do(ctx, http.MethodPost, "/v1/jobs", api.SubmitRequest{Script: examplejobs.Scores, Input: input, Parts: d.parts}, &sub); err != nil {
+	if _, err := contact.Do(ctx, http.MethodPost, "/v1/jobs", api.SubmitRequest{Script: examplejobs.Scores, Input: input, Parts: d.parts}, &sub); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "submitted the sample job to %s: POST %s/v1/jobs → %s\n", c.Names()[0], contact.base, sub.ID)
+	fmt.Fprintf(out, "submitted the sample job to %s: POST %s/v1/jobs → %s\n", c.Names()[0], contact.Base, sub.ID)
 	st, err := follow(ctx, contact, sub.ID, out, isTerminal(out))
 	if err != nil {
 		return err
