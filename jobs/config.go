@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"runtime"
@@ -74,36 +75,16 @@ func (c Config) withDefaults() Config {
 	if c.Disabled == nil {
 		c.Disabled = d.Disabled
 	}
-	if c.Slots == 0 {
-		c.Slots = d.Slots
-	}
-	if c.Prefetch == 0 {
-		c.Prefetch = d.Prefetch
-	}
-	if c.PartsPerMember == 0 {
-		c.PartsPerMember = d.PartsPerMember
-	}
-	if c.MaxParts == 0 {
-		c.MaxParts = d.MaxParts
-	}
-	if c.MaxScriptBytes == 0 {
-		c.MaxScriptBytes = d.MaxScriptBytes
-	}
-	if c.MaxInputBytes == 0 {
-		c.MaxInputBytes = d.MaxInputBytes
-	}
-	if c.Backup == 0 {
-		c.Backup = d.Backup
-	}
-	if c.Tick == 0 {
-		c.Tick = d.Tick
-	}
-	if c.Settle == 0 {
-		c.Settle = d.Settle
-	}
-	if c.Retain == 0 {
-		c.Retain = d.Retain
-	}
+	c.Slots = cmp.Or(c.Slots, d.Slots)
+	c.Prefetch = cmp.Or(c.Prefetch, d.Prefetch)
+	c.PartsPerMember = cmp.Or(c.PartsPerMember, d.PartsPerMember)
+	c.MaxParts = cmp.Or(c.MaxParts, d.MaxParts)
+	c.MaxScriptBytes = cmp.Or(c.MaxScriptBytes, d.MaxScriptBytes)
+	c.MaxInputBytes = cmp.Or(c.MaxInputBytes, d.MaxInputBytes)
+	c.Backup = cmp.Or(c.Backup, d.Backup)
+	c.Tick = cmp.Or(c.Tick, d.Tick)
+	c.Settle = cmp.Or(c.Settle, d.Settle)
+	c.Retain = cmp.Or(c.Retain, d.Retain)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -240,42 +241,27 @@ func Preset(name string) (*memberlist.Config, error) {
 	return nil, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", name, PresetLAN, PresetWAN, PresetLocal)
 }
 
-// apply writes the non-zero timings over c.
+// apply writes the non-zero timings over c (Validate refused negative
+// ones).
 func (t Timing) apply(c *memberlist.Config) {
-	setD := func(dst *time.Duration, v time.Duration) {
-		if v > 0 {
-			*dst = v
-		}
-	}
-	setN := func(dst *int, v int) {
-		if v > 0 {
-			*dst = v
-		}
-	}
-	setD(&c.ProbeInterval, t.ProbeInterval)
-	setD(&c.ProbeTimeout, t.ProbeTimeout)
-	setN(&c.IndirectChecks, t.IndirectChecks)
-	setN(&c.SuspicionMult, t.SuspicionMult)
-	setN(&c.SuspicionMaxTimeoutMult, t.SuspicionMaxTimeoutMult)
-	setN(&c.AwarenessMaxMultiplier, t.AwarenessMaxMultiplier)
-	setD(&c.GossipInterval, t.GossipInterval)
-	setN(&c.GossipNodes, t.GossipNodes)
-	setD(&c.GossipToTheDeadTime, t.GossipToTheDeadTime)
-	setN(&c.RetransmitMult, t.RetransmitMult)
-	setD(&c.PushPullInterval, t.PushPullInterval)
-	setD(&c.TCPTimeout, t.TCPTimeout)
-	setD(&c.DeadNodeReclaimTime, t.DeadNodeReclaimTime)
+	c.ProbeInterval = cmp.Or(t.ProbeInterval, c.ProbeInterval)
+	c.ProbeTimeout = cmp.Or(t.ProbeTimeout, c.ProbeTimeout)
+	c.IndirectChecks = cmp.Or(t.IndirectChecks, c.IndirectChecks)
+	c.SuspicionMult = cmp.Or(t.SuspicionMult, c.SuspicionMult)
+	c.SuspicionMaxTimeoutMult = cmp.Or(t.SuspicionMaxTimeoutMult, c.SuspicionMaxTimeoutMult)
+	c.AwarenessMaxMultiplier = cmp.Or(t.AwarenessMaxMultiplier, c.AwarenessMaxMultiplier)
+	c.GossipInterval = cmp.Or(t.GossipInterval, c.GossipInterval)
+	c.GossipNodes = cmp.Or(t.GossipNodes, c.GossipNodes)
+	c.GossipToTheDeadTime = cmp.Or(t.GossipToTheDeadTime, c.GossipToTheDeadTime)
+	c.RetransmitMult = cmp.Or(t.RetransmitMult, c.RetransmitMult)
+	c.PushPullInterval = cmp.Or(t.PushPullInterval, c.PushPullInterval)
+	c.TCPTimeout = cmp.Or(t.TCPTimeout, c.TCPTimeout)
+	c.DeadNodeReclaimTime = cmp.Or(t.DeadNodeReclaimTime, c.DeadNodeReclaimTime)
 }
 
 func (r JoinRetry) withDefaults() JoinRetry {
-	if r.Backoff == 0 {
-		r.Backoff = 100 * time.Millisecond
-	}
-	if r.MaxBackoff == 0 {
-		r.MaxBackoff = 2 * time.Second
-	}
-	if r.Timeout == 0 {
-		r.Timeout = 30 * time.Second
-	}
+	r.Backoff = cmp.Or(r.Backoff, 100*time.Millisecond)
+	r.MaxBackoff = cmp.Or(r.MaxBackoff, 2*time.Second)
+	r.Timeout = cmp.Or(r.Timeout, 30*time.Second)
 	return r
 }

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,12 +73,8 @@ func New(cfg Config) (*Membership, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Generation == 0 {
-		cfg.Generation = uint64(time.Now().UnixNano())
-	}
-	if cfg.Bind == "" {
-		cfg.Bind = "127.0.0.1:0"
-	}
+	cfg.Generation = cmp.Or(cfg.Generation, uint64(time.Now().UnixNano()))
+	cfg.Bind = cmp.Or(cfg.Bind, "127.0.0.1:0")
 	mlc, err := Preset(cfg.Preset)
 	if err != nil {
 		return nil, err
@@ -106,17 +103,9 @@ func New(cfg Config) (*Membership, error) {
 	}
 	m.meta = meta
 	m.gossipInterval, m.probeInterval = mlc.GossipInterval, mlc.ProbeInterval
-	m.reconnectEvery, m.reconnectFor = cfg.Timing.ReconnectInterval, cfg.Timing.ReconnectTimeout
-	if m.reconnectEvery == 0 {
-		m.reconnectEvery = 2 * mlc.PushPullInterval
-	}
-	if m.reconnectFor == 0 {
-		m.reconnectFor = time.Hour
-	}
-	m.joinResync = cfg.Timing.JoinResync
-	if m.joinResync == 0 {
-		m.joinResync = 2 * mlc.ProbeInterval
-	}
+	m.reconnectEvery = cmp.Or(cfg.Timing.ReconnectInterval, 2*mlc.PushPullInterval)
+	m.reconnectFor = cmp.Or(cfg.Timing.ReconnectTimeout, time.Hour)
+	m.joinResync = cmp.Or(cfg.Timing.JoinResync, 2*mlc.ProbeInterval)
 
 	logger := log.New(&logBridge{m: m}, "", 0)
 	mlc.Name = cfg.Name
