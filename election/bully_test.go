@@ -163,13 +163,10 @@ func TestBullyPartitionAndHeal(t *testing.T) {
 }
 
 func TestBullyIgnoresStaleCoordinator(t *testing.T) {
-	// node-1 runs a forger in place of the elector; node-2..node-6 elect.
+	// node-1 runs an impostor in place of the elector; node-2..node-6 elect.
 	c := newCluster(t, 6)
-	sent := make(chan error, 1)
-	forger := func() actors.Protocol {
-		return &forge{sent: sent}
-	}
-	if err := c.Node("node-1").Start(forger); err != nil {
+	impostor := actortest.NewImpostor(election.ProtocolName)
+	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
 		t.Fatal(err)
 	}
 	electors := c.Names()[1:]
@@ -181,12 +178,7 @@ func TestBullyIgnoresStaleCoordinator(t *testing.T) {
 	term := agree(t, c, electors, "node-6", 10*time.Second)
 	before := electionMessages(c.Hub)
 	for _, stale := range []*pb.Coordinator{{Term: term - 1, Leader: "node-2"}, {Term: term - 1, Leader: "node-6"}} {
-		if err := c.Node("node-1").Tell(election.ProtocolName, &forgery{to: "node-3", m: stale}); err != nil {
-			t.Fatal(err)
-		}
-		if err := actortest.Receive(t, sent, 5*time.Second, "forged Coordinator sent"); err != nil {
-			t.Fatal(err)
-		}
+		impostor.Send(t, c.Node("node-1"), "node-3", stale, false)
 	}
 	actortest.Eventually(t, 5*time.Second, "node-3 answers each stale Coordinator with StaleTerm", func() bool {
 		return diff(electionMessages(c.Hub), before)["troupe.election.v1.StaleTerm"] >= 2
@@ -194,24 +186,6 @@ func TestBullyIgnoresStaleCoordinator(t *testing.T) {
 	if l := leaderOf(t, c.Node("node-3")); l.Name != "node-6" || l.Term != term {
 		t.Fatalf("after stale Coordinators node-3 follows %s at term %d; want node-6 at %d", l.Name, l.Term, term)
 	}
-}
-
-// forge sends the Coordinator it is told to, as protocol "election".
-type forge struct{ sent chan error }
-
-type forgery struct {
-	to string
-	m  *pb.Coordinator
-}
-
-func (f *forge) Name() string { return election.ProtocolName }
-
-func (f *forge) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, g *forgery) error {
-		f.sent <- ctx.Send(g.to, g.m)
-		return nil
-	})
-	return nil
 }
 
 func TestNaturalOrderPicksNode10(t *testing.T) {

@@ -98,25 +98,6 @@ func TestSlowNodeDoesNotHoldTheJobBack(t *testing.T) {
 	t.Logf("took %v; slow node ran %d parts (sent %d); backups %d", took, s1.PartsRun, s1.PartsSent, stats(t, c.Node("node-5")).Backups)
 }
 
-// forger runs on node-1 in place of the jobs protocol and sends what the
-// test tells it to.
-type forger struct{ sent chan error }
-
-type forge struct {
-	to string
-	m  *pb.PartAssign
-}
-
-func (f *forger) Name() string { return jobs.ProtocolName }
-
-func (f *forger) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, m forge) error {
-		f.sent <- ctx.SendReliable(m.to, m.m)
-		return nil
-	})
-	return nil
-}
-
 // A worker ignores the assignments of a leader older than the one it
 // follows, and obeys a newer one.
 func TestWorkerIgnoresStaleLeaders(t *testing.T) {
@@ -124,8 +105,8 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
 		t.Fatal(err)
 	}
-	sent := make(chan error, 1)
-	if err := c.Node("node-1").Start(func() actors.Protocol { return &forger{sent: sent} }); err != nil {
+	impostor := actortest.NewImpostor(jobs.ProtocolName)
+	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
 		t.Fatal(err)
 	}
 	f, err := jobs.New(jobsCfg(t, nil))
@@ -139,19 +120,14 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	}
 	jobstest.Follow(t, c, []string{"node-2", "node-3"}, "node-3")
 	term := stats(t, c.Node("node-2")).Term
-	part := func(term uint64, part uint32) forge {
-		return forge{to: "node-2", m: &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part,
-			Data: []byte(`{"xs": [2], "spin": 0}`), Runtime: jobs.StarlarkName, Script: readScript(t, "squares.star")}}
+	part := func(term uint64, part uint32) *pb.PartAssign {
+		return &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part,
+			Data: []byte(`{"xs": [2], "spin": 0}`), Runtime: jobs.StarlarkName, Script: readScript(t, "squares.star")}
 	}
 	// Sent in this order on one reliable stream: the stale one is handled
 	// first.
-	for _, m := range []forge{part(term-1, 0), part(term, 1), part(term+1, 2)} {
-		if err := c.Node("node-1").Tell(jobs.ProtocolName, m); err != nil {
-			t.Fatal(err)
-		}
-		if err := actortest.Receive(t, sent, 5*time.Second, "forged assignment sent"); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range []*pb.PartAssign{part(term-1, 0), part(term, 1), part(term+1, 2)} {
+		impostor.Send(t, c.Node("node-1"), "node-2", m, true)
 	}
 	actortest.Eventually(t, 5*time.Second, "the newer leader's part ran", func() bool {
 		return stats(t, c.Node("node-2")).PartsRun > 0
