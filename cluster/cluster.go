@@ -151,9 +151,8 @@ func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
 	cfg.Name = node.Name()
 	cfg.Logger = c.o.logger
 	cfg.Seeds = nil
-	for _, m := range c.Members() {
-		cfg.Seeds = append(cfg.Seeds, m.GossipAddr())
-		break
+	if running := c.Members(); len(running) > 0 {
+		cfg.Seeds = []string{running[0].GossipAddr()}
 	}
 	if c.Hub != nil {
 		tr, err := c.Hub.Memberlist(node.Name())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -484,11 +485,10 @@ func (m *Membership) dispatch() {
 			}
 			ev := m.queue[0]
 			m.queue = m.queue[1:]
-			subs := make([]func(Event), 0, len(m.subs))
-			for id := range m.nextSub {
-				if fn, ok := m.subs[id]; ok {
-					subs = append(subs, fn)
-				}
+			ids := slices.Sorted(maps.Keys(m.subs)) // in subscription order
+			subs := make([]func(Event), 0, len(ids))
+			for _, id := range ids {
+				subs = append(subs, m.subs[id])
 			}
 			m.mu.Unlock()
 			m.logEvent(ev)
