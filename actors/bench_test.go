@@ -8,10 +8,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/cluster"
 	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/security"
 )
 
 // counted closes done when it has seen want messages.
@@ -151,21 +153,43 @@ func BenchmarkRemoteDelivery(b *testing.B) {
 		}
 		c.wait(b)
 	})
-	b.Run("troupe", func(b *testing.B) {
-		cl, err := cluster.Local(2, cluster.Remote())
+	for _, mode := range []string{"troupe", "troupe-mtls"} {
+		b.Run(mode, func(b *testing.B) { benchTroupeRemote(b, mode == "troupe-mtls") })
+	}
+}
+
+// benchTroupeRemote sends b.N messages from node-1 to node-2 on loopback,
+// over mutual TLS when mtls is set.
+func benchTroupeRemote(b *testing.B, mtls bool) {
+	opt := cluster.Remote()
+	if mtls {
+		ca, err := security.NewCA("bench CA", time.Hour)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer cl.Stop()
-		c := newCounted(b.N)
-		if err := cl.Start(sinkProtocol(c)); err != nil {
+		cert, key, err := ca.Issue("node", nil, time.Hour)
+		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		if err := cl.Node("node-1").Tell("bench", &burst{to: "node-2", n: b.N}); err != nil {
+		m, err := security.NewMutualTLS(ca.CertPEM, cert, key, zerolog.Nop())
+		if err != nil {
 			b.Fatal(err)
 		}
-		c.wait(b)
-	})
+		opt = cluster.RemoteTLS(m)
+	}
+	cl, err := cluster.Local(2, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Stop()
+	c := newCounted(b.N)
+	if err := cl.Start(sinkProtocol(c)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := cl.Node("node-1").Tell("bench", &burst{to: "node-2", n: b.N}); err != nil {
+		b.Fatal(err)
+	}
+	c.wait(b)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -22,6 +23,13 @@ type Config struct {
 	// (a goroutine per busy mailbox, 300 messages per turn). A simulation
 	// puts every protocol of a cluster on one deterministic dispatcher.
 	Dispatcher actor.Dispatcher
+	// System, when set, is the protoactor actor system the node runs on
+	// instead of one of its own, and Stop leaves it running; one node at a
+	// time may use it, and the node's Logger (protoactor's own logs) and
+	// MetricProvider do not reach it then. A simulation that restarts nodes many times keeps one
+	// per node name: protoactor builds 32768 maps for each system's process
+	// registry (2.5 MB, milliseconds).
+	System *actor.ActorSystem
 	// Logger receives the node's logs, with "node" and "protocol" fields.
 	// The zero value logs nothing.
 	Logger zerolog.Logger
@@ -33,8 +41,15 @@ type Config struct {
 	// LatencySampleEvery times one handler run in this many (1 = every
 	// run). Message and byte counts are always exact.
 	LatencySampleEvery int
-	Supervision        SupervisionConfig
-	Reliable           ReliableConfig
+	// MetricProvider, when set, turns on protoactor-go's own metrics
+	// (actor spawns, restarts, mailbox lengths, message receive times,
+	// futures, dead letters). protoactor creates its instruments from
+	// OpenTelemetry's global meter provider, not from this one: set both
+	// (telemetry.ProtoactorMeterProvider does). It costs every message of
+	// the node a histogram update; nil (the default) leaves them off.
+	MetricProvider metric.MeterProvider
+	Supervision    SupervisionConfig
+	Reliable       ReliableConfig
 }
 
 // SupervisionConfig decides what happens when a handler panics or returns

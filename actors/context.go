@@ -25,6 +25,7 @@ type Context struct {
 	msgH    typeTable[*entry] // messages from the network, by payload type
 	notifH  typeTable[*entry] // notifications and Tell messages
 	timerH  typeTable[*entry] // timer payloads
+	reconfH typeTable[*entry] // run-time configurations
 	reqH    typeTable[*reqEntry]
 	timers  map[TimerID]*timer
 	pending map[uint64]*pendingReq
@@ -60,6 +61,10 @@ func (c *Context) Ref() Ref { return Ref{c.h} }
 
 // Log is the protocol's logger, with "node" and "protocol" fields.
 func (c *Context) Log() *zerolog.Logger { return &c.h.log }
+
+// NodeStats snapshots the counters of this protocol's node (as
+// [Node.Stats]), for protocols that report on the node, such as telemetry.
+func (c *Context) NodeStats() NodeStats { return c.h.node.Stats() }
 
 // Send sends m, best effort, to this protocol on node `to` (which may be
 // this node): it may be lost, duplicated or reordered on the way. It fails

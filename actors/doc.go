@@ -11,6 +11,7 @@
 //		actors.OnRequest(ctx, p.onGetLeader)       // local request → reply
 //		actors.OnNotification(ctx, p.onMemberDown) // local one-to-many
 //		actors.OnTimer(ctx, p.onTimeout)           // ctx.After / ctx.Every
+//		actors.OnReconfigure(ctx, p.onConfig)      // a new Config at run time
 //		return nil
 //	}
 //
@@ -20,6 +21,12 @@
 // a later event), and read time and randomness from [Context.Now] and
 // [Context.Rand]. Code outside protocols uses [Node.Tell] (or, to send one
 // protocol many messages, a [Ref] from [Node.Ref]), [Call] and [Observe].
+//
+// A configuration change at run time is an event too: [Node.Reconfigure]
+// hands a protocol its new configuration, its [OnReconfigure] handler
+// applies it or refuses it with an error (the protocol keeps the old one),
+// and the runtime hands the accepted configuration again to every later
+// incarnation after a supervised restart.
 //
 // # Concurrency
 //

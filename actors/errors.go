@@ -28,6 +28,9 @@ var (
 	// ErrWindowFull: too many reliable messages to one node are still
 	// unacknowledged (ReliableConfig.MaxInFlight).
 	ErrWindowFull = errors.New("actors: reliable send window full")
+	// ErrReconfigureRefused: a protocol's OnReconfigure handler refused a
+	// new configuration; the protocol keeps the one it had.
+	ErrReconfigureRefused = errors.New("actors: reconfiguration refused")
 	// ErrInvalidConfig: a Config field out of range.
 	ErrInvalidConfig = errors.New("actors: invalid configuration")
 )

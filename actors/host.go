@@ -34,6 +34,7 @@ type protocolHost struct {
 	everUp   bool
 	ctx      *Context // the current incarnation
 	failures []time.Time
+	config   any // the last configuration accepted at run time, for later incarnations
 
 	sampleEvery uint32 // measure one handler run in this many
 	sampleTick  uint32
@@ -88,6 +89,8 @@ func (h *protocolHost) Receive(ac actor.Context) {
 		h.onRequest(m)
 	case *replyMsg:
 		h.onReply(m)
+	case *reconfigureMsg:
+		h.onReconfigure(m)
 	case *ackIn:
 		h.rel.onAck(h, m)
 	case *ackFlush:
@@ -120,6 +123,11 @@ func (h *protocolHost) begin() {
 	ctx := newContext(h, p)
 	h.ctx = ctx
 	err := p.Init(ctx)
+	if err == nil {
+		if err = h.reapplyConfig(); err != nil {
+			err = fmt.Errorf("applying its run-time configuration again: %w", err)
+		}
+	}
 	if !h.everUp {
 		h.everUp = true
 		h.started <- err

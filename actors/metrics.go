@@ -65,6 +65,7 @@ type TypeStats struct {
 type ProtocolStats struct {
 	Name         string
 	Restarts     int64 // supervised restarts so far
+	Reconfigured int64 // run-time configurations accepted (Node.Reconfigure)
 	Stopped      bool  // stopped for good (too many restarts, or Node.Stop)
 	MailboxDepth int   // messages waiting in the mailbox now
 	Unhandled    int64 // messages dropped: no handler, malformed, stale
@@ -116,10 +117,11 @@ type typeMetrics struct {
 }
 
 type protocolMetrics struct {
-	restarts  atomic.Int64
-	stopped   atomic.Bool
-	unhandled atomic.Int64
-	types     sync.Map // type name → *typeMetrics
+	restarts     atomic.Int64
+	reconfigured atomic.Int64
+	stopped      atomic.Bool
+	unhandled    atomic.Int64
+	types        sync.Map // type name → *typeMetrics
 }
 
 func (m *protocolMetrics) typ(name string) *typeMetrics {
@@ -134,6 +136,7 @@ func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
 	s := ProtocolStats{
 		Name:         name,
 		Restarts:     m.restarts.Load(),
+		Reconfigured: m.reconfigured.Load(),
 		Stopped:      m.stopped.Load(),
 		MailboxDepth: depth,
 		Unhandled:    m.unhandled.Load(),

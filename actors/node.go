@@ -73,14 +73,21 @@ func NewNode(cfg Config) (*Node, error) {
 	if n.session == 0 {
 		n.session = 1
 	}
-	level, _ := zerolog.ParseLevel(cfg.ActorLogLevel)
-	actorLog := n.log.With().Str("component", "protoactor").Logger().Level(level)
-	n.system = actor.NewActorSystem(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-			return slog.New(zerolog.NewSlogHandler(actorLog))
-		}),
-		actor.WithDeadLetterRequestLogging(false),
-	)
+	n.system = cfg.System
+	if n.system == nil {
+		level, _ := zerolog.ParseLevel(cfg.ActorLogLevel)
+		actorLog := n.log.With().Str("component", "protoactor").Logger().Level(level)
+		opts := []actor.ConfigOption{
+			actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+				return slog.New(zerolog.NewSlogHandler(actorLog))
+			}),
+			actor.WithDeadLetterRequestLogging(false),
+		}
+		if cfg.MetricProvider != nil {
+			opts = append(opts, actor.WithMetricProviders(cfg.MetricProvider))
+		}
+		n.system = actor.NewActorSystem(opts...)
+	}
 	n.sup = &supervisor{node: n}
 	ep, err := cfg.Network.Attach(transport.Attachment{
 		Node:    cfg.Name,
@@ -89,7 +96,7 @@ func NewNode(cfg Config) (*Node, error) {
 		Reject:  n.reject,
 	})
 	if err != nil {
-		n.system.Shutdown()
+		n.shutdownSystem()
 		return nil, fmt.Errorf("actors: attaching node %s: %w", cfg.Name, err)
 	}
 	n.endpoint = ep
@@ -241,7 +248,11 @@ func (r Ref) Tell(msg any) error {
 		}
 		return fmt.Errorf("%w: %s on node %s", ErrProtocolStopped, h.name, h.node.name)
 	}
-	h.node.system.Root.Send(h.pid, msg)
+	// self, not pid: the actor sets self before its first Init, so a
+	// goroutine the protocol starts in Init may Tell at once, while
+	// Start writes pid when the spawn returns, maybe after Init began
+	// (a nil pid crashed the process).
+	h.node.system.Root.Send(h.self, msg)
 	return nil
 }
 
@@ -441,6 +452,14 @@ func (n *Node) Stats() NodeStats {
 	return s
 }
 
+// shutdownSystem shuts the actor system down unless it was given
+// (Config.System).
+func (n *Node) shutdownSystem() {
+	if n.cfg.System == nil {
+		n.system.Shutdown()
+	}
+}
+
 // Stop stops every protocol (last started first, each after its current
 // handler returns), detaches from the network and shuts the actor system
 // down. It returns when every goroutine the node owns has exited; calling it
@@ -485,7 +504,7 @@ func (n *Node) Stop() error {
 	n.timerClosed = true
 	n.timerMu.Unlock()
 	n.timerWG.Wait()
-	n.system.Shutdown()
+	n.shutdownSystem()
 	n.log.Debug().Msg("node stopped")
 	return errors.Join(errs...)
 }

@@ -513,3 +513,21 @@ func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 		}
 	}
 }
+
+// A goroutine a protocol starts in Init may Tell it through Context.Ref at
+// once, while Node.Start has not returned: the message arrives (and, under
+// -race, the Ref reads nothing Start writes).
+func TestRefFromInitReachesTheProtocol(t *testing.T) {
+	n := singleNode(t, nil)
+	got := make(chan struct{})
+	err := n.Start(protocol("early", func(ctx *actors.Context) error {
+		actors.OnNotification(ctx, func(*actors.Context, incr) error { close(got); return nil })
+		ref := ctx.Ref()
+		go func() { _ = ref.Tell(incr{}) }()
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	actortest.Receive(t, got, wait, "a Tell sent during Init")
+}

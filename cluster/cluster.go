@@ -12,6 +12,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/membership"
+	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/remote"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -23,6 +24,7 @@ type Option func(*options)
 type options struct {
 	members *membership.Config
 	remote  bool
+	tls     *security.MutualTLS
 	sim     sim.Config
 	seed    uint64
 	logger  zerolog.Logger
@@ -35,6 +37,12 @@ func Sim(cfg sim.Config) Option { return func(o *options) { o.remote, o.sim = fa
 
 // Remote runs the cluster on protoactor remote over loopback, one port per node.
 func Remote() Option { return func(o *options) { o.remote = true } }
+
+// RemoteTLS runs the cluster on protoactor remote over loopback with
+// mutual TLS: every node presents m's certificate.
+func RemoteTLS(m *security.MutualTLS) Option {
+	return func(o *options) { o.remote, o.tls = true, m }
+}
 
 // Seed seeds the nodes (node i gets seed+i) and, unless Sim set one, the hub.
 func Seed(seed uint64) Option { return func(o *options) { o.seed = seed } }
@@ -87,7 +95,7 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 	}
 	c := &Cluster{o: o, nodes: map[string]*actors.Node{}, members: map[string]*membership.Membership{}}
 	if o.remote {
-		net, err := remote.New(remote.Config{Bind: "127.0.0.1:0"})
+		net, err := remote.New(remote.Config{Bind: "127.0.0.1:0", TLS: o.tls, Logger: o.logger})
 		if err != nil {
 			return nil, err
 		}

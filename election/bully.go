@@ -27,6 +27,14 @@ type BullyConfig struct {
 	CoordinatorTimeout time.Duration
 }
 
+// Validate reports a timeout out of range (zero means the default).
+func (c BullyConfig) Validate() error {
+	if c.OKTimeout < 0 || c.CoordinatorTimeout < 0 {
+		return fmt.Errorf("election: OKTimeout (%v) and CoordinatorTimeout (%v) must be positive (0: the default)", c.OKTimeout, c.CoordinatorTimeout)
+	}
+	return nil
+}
+
 func (c BullyConfig) withDefaults() BullyConfig {
 	if c.OKTimeout <= 0 {
 		c.OKTimeout = 400 * time.Millisecond
@@ -52,6 +60,9 @@ func (c BullyConfig) withDefaults() BullyConfig {
 // a Coordinator of an older term than the receiver's is refused
 // (StaleTerm), which makes its sender run again with a later term. Messages
 // are sent reliably, as the algorithm assumes.
+//
+// A new BullyConfig delivered with actors.Node.Reconfigure changes the
+// timeouts (and Priority) from the next election on.
 func Bully(cfg BullyConfig) actors.Factory {
 	cfg = cfg.withDefaults()
 	return func() actors.Protocol { return &bully{cfg: cfg} }
@@ -105,6 +116,14 @@ func (b *bully) Init(ctx *actors.Context) error {
 	})
 	actors.OnRequest(ctx, func(*actors.Context, LeaderRequest) (Leader, error) {
 		return Leader{Name: b.leader, Term: b.term}, nil
+	})
+	// New timeouts apply from the next timer an election arms.
+	actors.OnReconfigure(ctx, func(ctx *actors.Context, cfg BullyConfig) error {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		b.cfg = cfg.withDefaults()
+		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
 		b.joined(ctx, ev.Member.Name)

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -105,6 +106,12 @@ type Config struct {
 	// first encrypts what this node sends. Each key is 16, 24 or 32 bytes
 	// (AES-128, -192, -256). No keys: gossip is not encrypted.
 	Keys [][]byte
+
+	// TLS, when set, runs SWIM's streams (joins, push-pull state syncs)
+	// over mutual TLS against the cluster's CA: a node without a
+	// certificate the CA signed cannot join (ErrCertificate). SWIM's UDP
+	// packets are not TLS; Keys encrypts them.
+	TLS *security.MutualTLS
 
 	// Transport replaces memberlist's UDP/TCP transport, e.g. with the sim
 	// hub's (sim.Hub.Memberlist), so that simulated faults apply to SWIM.

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/troupe-dev/troupe/security"
 )
 
 // delegate receives memberlist's callbacks. memberlist calls the event
@@ -185,9 +188,11 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// countingTransport counts the packets and bytes SWIM sends and receives.
+// countingTransport counts the packets and bytes SWIM sends and receives,
+// and runs its streams over mutual TLS when configured.
 type countingTransport struct {
 	memberlist.NodeAwareTransport
+	tls                   *security.MutualTLS
 	packetsIn, packetsOut atomic.Int64
 	bytesIn, bytesOut     atomic.Int64
 
@@ -199,9 +204,10 @@ type countingTransport struct {
 
 // newCountingTransport relays inner's channels through counters. The relay
 // goroutines end on Shutdown.
-func newCountingTransport(inner memberlist.NodeAwareTransport) *countingTransport {
+func newCountingTransport(inner memberlist.NodeAwareTransport, m *security.MutualTLS) *countingTransport {
 	t := &countingTransport{
 		NodeAwareTransport: inner,
+		tls:                m,
 		packets:            make(chan *memberlist.Packet),
 		streams:            make(chan net.Conn),
 		stop:               make(chan struct{}),
@@ -236,8 +242,14 @@ func newCountingTransport(inner memberlist.NodeAwareTransport) *countingTranspor
 				if !ok {
 					return
 				}
+				var conn net.Conn = &countedConn{Conn: c, t: t}
+				if t.tls != nil {
+					// The handshake runs on memberlist's goroutine for
+					// the stream, at its first read, under its deadline.
+					conn = tls.Server(conn, t.tls.Server())
+				}
 				select {
-				case t.streams <- &countedConn{Conn: c, t: t}:
+				case t.streams <- conn:
 				case <-t.stop:
 					_ = c.Close()
 					return
@@ -274,7 +286,7 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
-	return &countedConn{Conn: c, t: t}, nil
+	return t.wrap(c, addr), nil
 }
 
 func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
@@ -282,7 +294,18 @@ func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout 
 	if err != nil {
 		return nil, err
 	}
-	return &countedConn{Conn: c, t: t}, nil
+	return t.wrap(c, addr.Addr), nil
+}
+
+// wrap counts a dialled stream's bytes and, with TLS, makes it the client
+// side of a handshake that runs at its first write, under memberlist's
+// deadline.
+func (t *countingTransport) wrap(c net.Conn, addr string) net.Conn {
+	var conn net.Conn = &countedConn{Conn: c, t: t}
+	if t.tls != nil {
+		conn = tls.Client(conn, t.tls.Client(addr))
+	}
+	return conn
 }
 
 // Shutdown shuts the inner transport down and stops the relays; it is

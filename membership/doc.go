@@ -4,8 +4,10 @@
 // A [Membership] is one node's view: [New] starts SWIM on a UDP/TCP address
 // (or on a given transport, such as the sim hub's), [Membership.Join] joins
 // through seed addresses, retrying with backoff, and fails at once for a
-// name already taken by a live member or gossip keys that differ from the
-// seeds'. [Membership.Leave] says goodbye; [Membership.Shutdown] just stops,
+// name already taken by a live member, gossip keys that differ from the
+// seeds' ([ErrKeyMismatch]), or TLS certificates the seeds refuse or that
+// the node refuses ([ErrCertificate]: with Config.TLS, SWIM's streams are
+// mutual TLS against the cluster's CA). [Membership.Leave] says goodbye; [Membership.Shutdown] just stops,
 // and the others report the node failed.
 //
 // Every change of the view is an [Event] — [MemberJoined], [MemberSuspect],

@@ -29,6 +29,9 @@ var (
 	ErrNameTaken = errors.New("membership: node name already taken by a live member")
 	// ErrKeyMismatch: the seed gossips with other keys (or none).
 	ErrKeyMismatch = errors.New("membership: gossip keys do not match the seed's")
+	// ErrCertificate: the seed refused this node's TLS certificate, or this
+	// node refused the seed's: they do not share the cluster's CA.
+	ErrCertificate = errors.New("membership: TLS certificates refused")
 	// ErrNoSeed: no seed answered before Retry.Timeout.
 	ErrNoSeed = errors.New("membership: no seed answered")
 	// ErrShutdown: the membership was shut down.
@@ -138,7 +141,7 @@ func New(cfg Config) (*Membership, error) {
 			mlc.AdvertiseAddr, mlc.AdvertisePort = "", 0
 		}
 	}
-	m.tr = newCountingTransport(inner)
+	m.tr = newCountingTransport(inner, cfg.TLS)
 	mlc.Transport = m.tr
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
@@ -164,7 +167,8 @@ func (m *Membership) GossipAddr() string { return m.self.Gossip }
 // Join joins the cluster through the configured seeds (none: this node
 // starts a cluster of its own). It tries every seed, and retries with
 // backoff until one answers, ctx ends or Retry.Timeout passes. It fails at
-// once if the seeds use other gossip keys or a live member has this name.
+// once if the seeds use other gossip keys, refuse this node's TLS
+// certificate (or it theirs), or a live member has this name.
 func (m *Membership) Join(ctx context.Context) error {
 	seeds := slices.DeleteFunc(slices.Clone(m.cfg.Seeds), func(s string) bool { return s == m.self.Gossip })
 	if len(seeds) == 0 {
@@ -182,6 +186,11 @@ func (m *Membership) Join(ctx context.Context) error {
 		if err != nil && isKeyError(err) {
 			err = fmt.Errorf("%w: node %s joining through %v: %v (check that every node has the same keys in Keys)", ErrKeyMismatch, m.cfg.Name, seeds, err)
 			m.log.Error().Err(err).Msg("cannot join: gossip keys differ")
+			return err
+		}
+		if err != nil && n == 0 && isCertError(err) {
+			err = fmt.Errorf("%w: node %s joining through %v: %v (check that every node has a certificate of the same CA: tls.ca, tls.cert, tls.key)", ErrCertificate, m.cfg.Name, seeds, err)
+			m.log.Error().Err(err).Msg("cannot join: TLS refused")
 			return err
 		}
 		if n > 0 {
@@ -205,6 +214,13 @@ func isKeyError(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "decrypt") || strings.Contains(s, "encryption is not configured") ||
 		strings.Contains(s, "remote state is not encrypted")
+}
+
+// isCertError tells a TLS refusal (by either side) from a seed that is
+// not there yet.
+func isCertError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "certificate") || strings.Contains(s, "tls:")
 }
 
 func (m *Membership) takeConflict() error {

@@ -175,6 +175,105 @@ func (x *BroadcastMessage) GetPayload() []byte {
 	return nil
 }
 
+// LedgerOp is one node's part of a bank transaction (examples/bank): the
+// changes to accounts of that node's ledger, applied all or none.
+type LedgerOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*LedgerEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LedgerOp) Reset() {
+	*x = LedgerOp{}
+	mi := &file_examples_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LedgerOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LedgerOp) ProtoMessage() {}
+
+func (x *LedgerOp) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LedgerOp.ProtoReflect.Descriptor instead.
+func (*LedgerOp) Descriptor() ([]byte, []int) {
+	return file_examples_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LedgerOp) GetEntries() []*LedgerEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// LedgerEntry changes one account's balance by delta (negative: a debit).
+type LedgerEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	Delta         int64                  `protobuf:"varint,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LedgerEntry) Reset() {
+	*x = LedgerEntry{}
+	mi := &file_examples_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LedgerEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LedgerEntry) ProtoMessage() {}
+
+func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
+func (*LedgerEntry) Descriptor() ([]byte, []int) {
+	return file_examples_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LedgerEntry) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
 var File_examples_proto protoreflect.FileDescriptor
 
 const file_examples_proto_rawDesc = "" +
@@ -187,7 +286,12 @@ const file_examples_proto_rawDesc = "" +
 	"\x10BroadcastMessage\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayloadB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\apayload\x18\x03 \x01(\fR\apayload\"E\n" +
+	"\bLedgerOp\x129\n" +
+	"\aentries\x18\x01 \x03(\v2\x1f.troupe.examples.v1.LedgerEntryR\aentries\"=\n" +
+	"\vLedgerEntry\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x14\n" +
+	"\x05delta\x18\x02 \x01(\x03R\x05deltaB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_examples_proto_rawDescOnce sync.Once
@@ -201,18 +305,21 @@ func file_examples_proto_rawDescGZIP() []byte {
 	return file_examples_proto_rawDescData
 }
 
-var file_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_examples_proto_goTypes = []any{
 	(*Ping)(nil),             // 0: troupe.examples.v1.Ping
 	(*Pong)(nil),             // 1: troupe.examples.v1.Pong
 	(*BroadcastMessage)(nil), // 2: troupe.examples.v1.BroadcastMessage
+	(*LedgerOp)(nil),         // 3: troupe.examples.v1.LedgerOp
+	(*LedgerEntry)(nil),      // 4: troupe.examples.v1.LedgerEntry
 }
 var file_examples_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	4, // 0: troupe.examples.v1.LedgerOp.entries:type_name -> troupe.examples.v1.LedgerEntry
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_examples_proto_init() }
@@ -226,7 +333,7 @@ func file_examples_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_proto_rawDesc), len(file_examples_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

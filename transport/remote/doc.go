@@ -29,6 +29,13 @@
 // receiving side, and the names' bytes on the wire (48 bytes a message in
 // BenchmarkRemoteDelivery).
 //
+// With Config.TLS ([security.MutualTLS]) every connection is mutual TLS
+// against the cluster's CA: the gRPC server refuses a client without a
+// certificate the CA signed, a node refuses such a server, and both log
+// why, with the peer's address ([security.ErrPeerRefused]); a handshake
+// that fails otherwise (the client refused this node's certificate) is
+// logged by the server too.
+//
 // # Concurrency
 //
 // A Network and its endpoints are safe for concurrent use. Deliver is called
@@ -39,10 +46,11 @@
 // protoactor's endpoint reader decodes with the global protobuf registry and
 // does not survive a message whose type name is unknown to it; nodes of one
 // cluster only ever send troupe.v1.Envelope, so this matters only for foreign
-// peers, which mutual TLS (node configuration) keeps out.
+// peers, which mutual TLS (Config.TLS) keeps out.
 //
 // # Testing
 //
-// remote_test.go runs two nodes on loopback; the runtime's tests and the
+// remote_test.go runs two nodes on loopback, tls_test.go three with
+// certificates of two CAs; the runtime's tests and the
 // BenchmarkRemoteDelivery benchmark in package actors run whole nodes on it.
 package remote

@@ -11,8 +11,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -32,6 +36,12 @@ type Config struct {
 	// Peers maps node names to addresses, for nodes this process does not
 	// attach itself. Membership fills the directory at run time instead.
 	Peers map[string]string
+	// TLS, when set, makes every connection mutual TLS: the gRPC server
+	// refuses a client without a certificate of the cluster's CA, and a
+	// node refuses a server without one. Nil: plaintext gRPC.
+	TLS *security.MutualTLS
+	// Logger receives TLS handshake failures (with the peer's address).
+	Logger zerolog.Logger
 }
 
 // Network is protoactor remote (gRPC streams) between named nodes, with a
@@ -41,6 +51,8 @@ type Network struct {
 	bindHost  string
 	bindPort  int
 	advertise string
+	tls       *security.MutualTLS
+	log       zerolog.Logger
 
 	mu       sync.RWMutex
 	dir      map[string]string // node name → address
@@ -68,7 +80,8 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("remote: Advertise %q needs a fixed port in Bind (got %q)", cfg.Advertise, cfg.Bind)
 		}
 	}
-	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, dir: map[string]string{}, attached: map[string]bool{}}
+	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, tls: cfg.TLS, dir: map[string]string{}, attached: map[string]bool{},
+		log: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second}).With().Str("component", "remote").Logger()}
 	for name, addr := range cfg.Peers {
 		if err := n.SetPeer(name, addr); err != nil {
 			return nil, err
@@ -159,6 +172,12 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	var opts []remote.ConfigOption
 	if n.advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(n.advertise))
+	}
+	if n.tls != nil {
+		server := loggedCreds{TransportCredentials: credentials.NewTLS(n.tls.Server("h2")), log: n.log.With().Str("node", a.Node).Logger()}
+		opts = append(opts,
+			remote.WithServerOptions(grpc.Creds(server)),
+			remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{n.tls})))
 	}
 	if n.bindPort != 0 {
 		// Check the port before protoactor does: its Start panics on a busy

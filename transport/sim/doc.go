@@ -22,16 +22,28 @@
 // [Hub.SetFaults], [Hub.SetLinkFaults], [Hub.Partition], [Hub.Block],
 // [Hub.Heal].
 //
+// # Virtual time
+//
+// With [Config.Scheduler] set, the hub runs on a simulation's virtual time
+// (package simulation): it starts no goroutine, reads the time from the
+// Scheduler and delivers every envelope, also one without delay, from a
+// callback it arms there, never from inside Send. [Config.Observe] reports
+// the [Fate] of every envelope, for a simulation's trace. memberlist
+// transports are not meant for that mode: memberlist's own timers run on
+// the wall clock.
+//
 // # Concurrency
 //
 // The hub and its transports are safe for concurrent use. The hub runs one
 // goroutine, its scheduler, which [Hub.Close] stops and waits for; Close also
-// closes every endpoint and shuts every memberlist transport down.
+// closes every endpoint and shuts every memberlist transport down. (None in
+// Scheduler mode.)
 //
 // # Testing
 //
 // The same seed and the same sequence of sends give a single sender's
 // messages and packets the same fates (TestSameSeedSameDeliveryOrder,
-// TestMemberlistSameSeedSamePacketFates). swim_test.go runs real memberlist
-// clusters over the hub.
+// TestMemberlistSameSeedSamePacketFates); on virtual time, so does the whole
+// delivery order (TestSchedulerSameSeedSameFates). swim_test.go runs real
+// memberlist clusters over the hub.
 package sim

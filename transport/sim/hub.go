@@ -23,6 +23,62 @@ type Config struct {
 	// HoldTimeout releases a message held back by the Reorder fault when its
 	// link stays idle that long. 0 means 20ms.
 	HoldTimeout time.Duration
+	// Scheduler, when set, runs the hub on virtual time, for a
+	// deterministic simulation: the hub starts no goroutine, reads the time
+	// from the Scheduler, and delivers every envelope — also one without
+	// delay — from a callback it arms with Scheduler.AfterFunc, never
+	// from inside Send. nil runs the hub on the wall clock.
+	Scheduler Scheduler
+	// Observe, when set, is told the fate of every envelope (not memberlist
+	// traffic) as it happens: a simulation's trace. It runs with the hub's
+	// lock held and must not call the hub; b is the encoded envelope and
+	// must not be kept or changed.
+	Observe func(f Fate, k Key, b []byte)
+}
+
+// Scheduler is the virtual time of a simulation ([Config.Scheduler]).
+type Scheduler interface {
+	Now() time.Time
+	// AfterFunc calls f once after d of virtual time. The hub calls it with
+	// its lock held, so it must not run f before it returns.
+	AfterFunc(d time.Duration, f func())
+}
+
+// Fate is what the hub did with one envelope ([Config.Observe]).
+type Fate uint8
+
+// The fates of an envelope. An envelope sent is Lost, Blocked, Held
+// (Reorder) or Queued; Duplicated tells that it will be delivered twice; a
+// delivered copy is Delivered, or Down when its receiver is detached by
+// then.
+const (
+	Queued Fate = iota
+	Lost
+	Blocked
+	Held
+	Duplicated
+	Delivered
+	Down
+)
+
+func (f Fate) String() string {
+	switch f {
+	case Queued:
+		return "queued"
+	case Lost:
+		return "lost"
+	case Blocked:
+		return "blocked"
+	case Held:
+		return "held"
+	case Duplicated:
+		return "duplicated"
+	case Delivered:
+		return "delivered"
+	case Down:
+		return "down"
+	}
+	return fmt.Sprintf("Fate(%d)", uint8(f))
 }
 
 // Hub is an in-process network: every node attached to it can send to every
@@ -39,6 +95,10 @@ type Config struct {
 // idle first; only the latter depends on timing.)
 type Hub struct {
 	holdTimeout time.Duration
+	sched       Scheduler                     // nil: wall clock and the run goroutine
+	observe     func(f Fate, k Key, b []byte) // nil: no observer
+	armed       bool                          // sched: a fire is pending
+	armedAt     time.Time                     // sched: when it runs
 
 	mu         sync.Mutex
 	rng        *rand.Rand
@@ -111,6 +171,8 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{
 		holdTimeout: cfg.HoldTimeout,
+		sched:       cfg.Scheduler,
+		observe:     cfg.Observe,
 		rng:         rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		faults:      cfg.Faults,
 		linkFaults:  map[link]Faults{},
@@ -123,8 +185,10 @@ func New(cfg Config) (*Hub, error) {
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
-	h.wg.Add(1)
-	go h.run()
+	if h.sched == nil {
+		h.wg.Add(1)
+		go h.run()
+	}
 	return h, nil
 }
 
@@ -328,16 +392,19 @@ func (h *Hub) transmit(l link, b []byte, key Key, p port) {
 	}
 	if h.isBlocked(l) {
 		c.Blocked++
+		h.observed(Blocked, key, b, p)
 		return
 	}
 	if lossDraw < f.Loss {
 		c.Lost++
+		h.observed(Lost, key, b, p)
 		return
 	}
 	copies := 1
 	if dupDraw < f.Duplicate {
 		copies = 2
 		c.Duplicated++
+		h.observed(Duplicated, key, b, p)
 	}
 	ls := h.links[l]
 	if ls == nil {
@@ -345,14 +412,16 @@ func (h *Hub) transmit(l link, b []byte, key Key, p port) {
 		h.links[l] = ls
 	}
 	delay := f.Latency + jitter
-	now := time.Now()
+	now := h.now()
 	if reorderDraw < f.Reorder {
 		c.Reordered++
+		h.observed(Held, key, b, p)
 		hm := &held{bytes: b, key: key, port: p, copies: copies, remaining: depth}
 		ls.held = append(ls.held, hm)
 		h.push(&delivery{at: now.Add(h.holdTimeout), link: l, release: hm})
 		return
 	}
+	h.observed(Queued, key, b, p)
 	h.schedule(l, ls, b, key, p, copies, now, delay)
 	kept := ls.held[:0]
 	for _, hm := range ls.held {
@@ -369,7 +438,7 @@ func (h *Hub) transmit(l link, b []byte, key Key, p port) {
 // schedule delivers now when the link has nothing in flight and no delay,
 // else queues the copies behind the link's last message. Caller holds mu.
 func (h *Hub) schedule(l link, ls *linkState, b []byte, key Key, p port, copies int, now time.Time, delay time.Duration) {
-	if delay == 0 && ls.inflight == 0 {
+	if delay == 0 && ls.inflight == 0 && h.sched == nil {
 		for range copies {
 			h.deliver(l, b, key, p)
 		}
@@ -399,8 +468,10 @@ func (h *Hub) deliver(l link, b []byte, key Key, p port) {
 	ep := h.endpoints[l.to]
 	if ep == nil {
 		c.Down++
+		h.observed(Down, key, b, p)
 		return
 	}
+	h.observed(Delivered, key, b, p)
 	env, err := transport.Decode(b)
 	if err != nil { // cannot happen: the hub encoded it
 		panic(fmt.Sprintf("sim: hub failed to decode its own encoding: %v", err))
@@ -414,6 +485,10 @@ func (h *Hub) push(d *delivery) {
 	h.seq++
 	d.seq = h.seq
 	heap.Push(&h.queue, d)
+	if h.sched != nil {
+		h.arm()
+		return
+	}
 	if h.queue[0] == d {
 		select {
 		case h.wake <- struct{}{}:
@@ -422,8 +497,69 @@ func (h *Hub) push(d *delivery) {
 	}
 }
 
+// now is the hub's time: the Scheduler's, else the wall clock.
+func (h *Hub) now() time.Time {
+	if h.sched != nil {
+		return h.sched.Now()
+	}
+	return time.Now()
+}
+
+func (h *Hub) observed(f Fate, k Key, b []byte, p port) {
+	if h.observe != nil && p == toEndpoint {
+		h.observe(f, k, b)
+	}
+}
+
+// arm makes sure a fire is pending for the head of the queue (Scheduler
+// mode). A fire that finds nothing due does nothing. Caller holds mu.
+func (h *Hub) arm() {
+	if len(h.queue) == 0 || h.closed {
+		return
+	}
+	at := h.queue[0].at
+	if h.armed && !h.armedAt.After(at) {
+		return
+	}
+	h.armed, h.armedAt = true, at
+	h.sched.AfterFunc(max(at.Sub(h.sched.Now()), 0), h.fire)
+}
+
+// fire delivers what is due and arms the next fire (Scheduler mode).
+func (h *Hub) fire() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	now := h.sched.Now()
+	if h.armed && !h.armedAt.After(now) {
+		h.armed = false
+	}
+	h.deliverDue(now)
+	h.arm()
+}
+
+// deliverDue delivers the queued messages due by now. Caller holds mu.
+func (h *Hub) deliverDue(now time.Time) {
+	for len(h.queue) > 0 && !h.queue[0].at.After(now) {
+		d := heap.Pop(&h.queue).(*delivery)
+		ls := h.links[d.link]
+		if d.release != nil {
+			if i := indexOf(ls.held, d.release); i >= 0 {
+				ls.held = append(ls.held[:i], ls.held[i+1:]...)
+				f := h.faultsOf(d.link)
+				h.schedule(d.link, ls, d.release.bytes, d.release.key, d.release.port, d.release.copies, now, f.Latency)
+			}
+			continue
+		}
+		ls.inflight--
+		h.deliver(d.link, d.bytes, d.key, d.port)
+	}
+}
+
 // run delivers queued messages when they are due. It is the hub's only
-// goroutine; Close stops it.
+// goroutine (none in Scheduler mode); Close stops it.
 func (h *Hub) run() {
 	defer h.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -431,20 +567,7 @@ func (h *Hub) run() {
 	for {
 		h.mu.Lock()
 		now := time.Now()
-		for len(h.queue) > 0 && !h.queue[0].at.After(now) {
-			d := heap.Pop(&h.queue).(*delivery)
-			ls := h.links[d.link]
-			if d.release != nil {
-				if i := indexOf(ls.held, d.release); i >= 0 {
-					ls.held = append(ls.held[:i], ls.held[i+1:]...)
-					f := h.faultsOf(d.link)
-					h.schedule(d.link, ls, d.release.bytes, d.release.key, d.release.port, d.release.copies, now, f.Latency)
-				}
-				continue
-			}
-			ls.inflight--
-			h.deliver(d.link, d.bytes, d.key, d.port)
-		}
+		h.deliverDue(now)
 		wait := time.Duration(-1)
 		if len(h.queue) > 0 {
 			wait = h.queue[0].at.Sub(now)

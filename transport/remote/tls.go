@@ -1,0 +1,56 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/troupe-dev/troupe/security"
+)
+
+// loggedCreds logs the TLS handshakes the gRPC server refuses or that fail
+// (protoactor silences gRPC's own log). Refusals of a certificate are
+// logged by security.MutualTLS already, with the certificate's names; this
+// adds the other failures: a client that aborted because it does not trust
+// this node's certificate, one that does not speak TLS, a timeout.
+type loggedCreds struct {
+	credentials.TransportCredentials
+	log zerolog.Logger
+}
+
+func (c loggedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil && !errors.Is(err, security.ErrPeerRefused) {
+		c.log.Warn().Str("peer", raw.RemoteAddr().String()).Err(err).
+			Msg("refused a connection: the TLS handshake failed (a node without the cluster's CA or certificate, or not speaking TLS)")
+	}
+	return conn, info, err
+}
+
+func (c loggedCreds) Clone() credentials.TransportCredentials {
+	return loggedCreds{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
+}
+
+// dialCreds is gRPC's TLS for dialling, with a configuration per
+// connection that knows the address dialled, so that a refused server is
+// logged with it.
+type dialCreds struct{ m *security.MutualTLS }
+
+func (c dialCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return credentials.NewTLS(c.m.Client(raw.RemoteAddr().String(), "h2")).ClientHandshake(ctx, authority, raw)
+}
+
+func (c dialCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("remote: dialCreds is for clients only")
+}
+
+func (c dialCreds) Info() credentials.ProtocolInfo {
+	return credentials.NewTLS(c.m.Client("", "h2")).Info()
+}
+
+func (c dialCreds) Clone() credentials.TransportCredentials { return c }
+
+func (c dialCreds) OverrideServerName(string) error { return nil }

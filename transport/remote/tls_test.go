@@ -1,0 +1,118 @@
+package remote_test
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/security"
+	"github.com/troupe-dev/troupe/transport"
+	"github.com/troupe-dev/troupe/transport/remote"
+)
+
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func mutual(t *testing.T, ca *security.CA, name string, log *logBuf) *security.MutualTLS {
+	t.Helper()
+	c, k, err := ca.Issue(name, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := security.NewMutualTLS(ca.CertPEM, c, k, zerolog.New(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Two nodes with certificates of the cluster's CA talk over mutual TLS; a
+// node with a certificate of another CA reaches neither, and each side
+// logs why.
+func TestMutualTLSKeepsAForeignNodeOut(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	clusterCA, err := security.NewCA("cluster CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignCA, err := security.NewCA("foreign CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := map[string]*logBuf{"a": {}, "b": {}, "x": {}}
+	nets := map[string]*remote.Network{}
+	nodes := map[string]*node{}
+	for _, name := range []string{"a", "b", "x"} {
+		ca := clusterCA
+		if name == "x" {
+			ca = foreignCA
+		}
+		m := mutual(t, ca, name, logs[name])
+		n, err := remote.New(remote.Config{TLS: m, Logger: zerolog.New(logs[name])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets[name] = n
+		nodes[name] = attach(t, n, name)
+	}
+	for from, n := range nets {
+		for to, nd := range nodes {
+			if from != to {
+				if err := n.SetPeer(to, nd.ep.Address()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	send := func(from, to string, i uint64) {
+		env := &messages.Envelope{From: from, To: to, Protocol: "p"}
+		_ = transport.MarshalPayload(env, &messages.Ping{N: i})
+		if _, err := nodes[from].ep.Send(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		send("a", "b", uint64(i))
+		send("b", "a", uint64(i))
+	}
+	actortest.Eventually(t, 10*time.Second, "10 envelopes each way between a and b", func() bool {
+		return nodes["a"].count() == 10 && nodes["b"].count() == 10
+	})
+
+	send("x", "a", 1)
+	actortest.Eventually(t, 10*time.Second, "x says why it refuses a", func() bool {
+		return strings.Contains(logs["x"].String(), "the server's certificate is not signed by the cluster's CA")
+	})
+	actortest.Eventually(t, 10*time.Second, "a logs the failed handshake from x", func() bool {
+		return strings.Contains(logs["a"].String(), "refused a connection: the TLS handshake failed")
+	})
+	send("a", "x", 1)
+	actortest.Eventually(t, 10*time.Second, "a says why it refuses x", func() bool {
+		l := logs["a"].String()
+		return strings.Contains(l, "the server's certificate is not signed by the cluster's CA") && strings.Contains(l, `"issuer":"foreign CA"`) &&
+			strings.Contains(l, `"peer":"`+nodes["x"].ep.Address()+`"`)
+	})
+	if nodes["a"].count() != 10 || nodes["x"].count() != 0 {
+		t.Fatalf("a got %d envelopes (want 10, none from x), x got %d (want 0)", nodes["a"].count(), nodes["x"].count())
+	}
+}
