@@ -42,6 +42,11 @@ type Config struct {
 	// RequestTimeout bounds how long a request waits for its outcome
 	// inside the protocol (ErrTimeout after it).
 	RequestTimeout time.Duration
+
+	// forgetVote breaks Raft on purpose: a node restarted from its data
+	// dir forgets whom it voted for in its current term. Only the tests
+	// set it (export_test.go), to show that the simulation catches it.
+	forgetVote bool
 }
 
 // DefaultConfig returns defaults for a LAN; DataDir and Peers are left for

@@ -10,6 +10,12 @@
 // is snapshotted every Config.SnapshotEntries writes and the log compacted
 // behind it; a node that is too far behind, or new, gets the snapshot.
 //
+// Beside the keys, the state machine holds lease locks ([LockRequest]): a
+// lock is granted by a committed entry whose log index is its fencing
+// token, lasts a TTL unless refreshed, and expires by an entry the leader
+// proposes when its countdown ends (package mutex has the client and the
+// HTTP API; docs/mutex.md the design).
+//
 // Raft ids are node names hashed ([ID]): the same on every node, stable
 // across restarts. The log lives in DataDir/<node>/raft.db (bbolt), each
 // record under a CRC-32C checked at start ([ErrCorrupt]).

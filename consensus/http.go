@@ -23,6 +23,18 @@ const HTTPTimeout = 5 * time.Second
 //	                                409 {"error", "code": "cas_failed", "found", "current"} if not
 //	DELETE /v1/kv/{key}             200 {"existed": bool, "index": n}
 //
+// and the group's operator API:
+//
+//	GET    /v1/raft                   200, this node's Status as JSON
+//	POST   /v1/raft/voters/{node}     add node as a voter (or promote a learner)
+//	POST   /v1/raft/learners/{node}   add node as a learner
+//	DELETE /v1/raft/members/{node}    remove a voter or learner
+//	POST   /v1/raft/leader/{node}     transfer leadership to a voter
+//
+// Operator actions answer 200 {"action", "node"} once the change is
+// applied (the transfer observed). Only the leader performs them: another
+// node answers 409 {"error", "code": "not_leader", "leader"}.
+//
 // A key is the rest of the path after /v1/kv/, URL-decoded. Errors are
 // JSON {"error": message, "code": code}: 400 invalid_key or bad_request,
 // 413 value_too_large, 404 not_found, 503 no_leader (with Retry-After:
@@ -90,6 +102,32 @@ func HTTPHandler(kv *KV) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"existed": res.Found, "index": res.Index})
 	})
+	mux.HandleFunc("GET /v1/raft", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+		defer cancel()
+		st, err := kv.Status(ctx)
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: %v", ErrTimeout, err))
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	admin := func(action AdminAction) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			node := r.PathValue("node")
+			ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+			defer cancel()
+			if err := kv.Admin(ctx, action, node); err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"action": action.String(), "node": node})
+		}
+	}
+	mux.HandleFunc("POST /v1/raft/voters/{node}", admin(AddVoter))
+	mux.HandleFunc("POST /v1/raft/learners/{node}", admin(AddLearner))
+	mux.HandleFunc("DELETE /v1/raft/members/{node}", admin(RemoveNode))
+	mux.HandleFunc("POST /v1/raft/leader/{node}", admin(TransferLeader))
 	return mux
 }
 
@@ -102,7 +140,11 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 // writeError maps an error to its status and code.
 func writeError(w http.ResponseWriter, err error) {
 	status, code := http.StatusInternalServerError, "internal"
+	var notLeader *NotLeaderError
 	switch {
+	case errors.As(err, &notLeader):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "code": "not_leader", "leader": notLeader.Leader})
+		return
 	case errors.Is(err, ErrInvalidKey):
 		status, code = http.StatusBadRequest, "invalid_key"
 	case errors.Is(err, ErrBadRequest):

@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -27,82 +28,6 @@ var (
 	flagSeeds    = flag.Int("consensus.seeds", 0, "seeds of the linearizability sweep (default 100, 12 under -race)")
 	flagParallel = flag.Int("consensus.parallel", 8, "seeds of the sweep run at once")
 )
-
-// kvIn and kvOut are one operation of a history.
-type kvIn struct {
-	op         consensus.Op
-	key        string
-	value      string
-	prev       string
-	unknownOut bool // the outcome was lost (timeout, crash): any effect or none
-}
-
-type kvOut struct {
-	ok, found bool
-	value     string
-}
-
-// kvState is the model's state of one key.
-type kvState struct {
-	found bool
-	value string
-}
-
-// kvModel is a linearizable register per key with get, put, delete and
-// compare-and-set; operations whose outcome is unknown may have taken
-// effect or not (they are given an infinite return time, so "not" is
-// placing them after everything).
-var kvModel = porcupine.Model{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range h {
-			k := op.Input.(kvIn).key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return kvState{} },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(kvState), input.(kvIn), output.(kvOut)
-		switch in.op {
-		case consensus.OpGet:
-			return out.found == st.found && (!st.found || out.value == st.value), st
-		case consensus.OpPut:
-			return true, kvState{found: true, value: in.value}
-		case consensus.OpDelete:
-			return in.unknownOut || out.found == st.found, kvState{}
-		case consensus.OpCAS:
-			match := st.found && st.value == in.prev
-			switch {
-			case in.unknownOut:
-				if match {
-					return true, kvState{found: true, value: in.value}
-				}
-				return true, st
-			case out.ok:
-				return match, kvState{found: true, value: in.value}
-			default:
-				return !match && out.found == st.found && (!st.found || out.value == st.value), st
-			}
-		}
-		return false, st
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(kvIn), output.(kvOut)
-		if in.unknownOut {
-			return fmt.Sprintf("%s(%s, %q, prev %q) -> ?", in.op, in.key, in.value, in.prev)
-		}
-		return fmt.Sprintf("%s(%s, %q, prev %q) -> %+v", in.op, in.key, in.value, in.prev, out)
-	},
-}
 
 // definite tells whether err means the operation certainly did not happen.
 func definite(err error) bool {
@@ -162,9 +87,9 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
 				node := c.Node(names[crng.IntN(len(names))])
-				in := kvIn{op: consensus.Op(1 + crng.IntN(4)), key: keys[crng.IntN(len(keys))]}
-				in.value = fmt.Sprintf("c%d-%d", ci, i)
-				in.prev = fmt.Sprintf("c%d-%d", crng.IntN(clients), max(0, i-crng.IntN(3)))
+				in := consensustest.Input{Op: consensus.Op(1 + crng.IntN(4)), Key: keys[crng.IntN(len(keys))]}
+				in.Value = fmt.Sprintf("c%d-%d", ci, i)
+				in.Prev = fmt.Sprintf("c%d-%d", crng.IntN(clients), max(0, i-crng.IntN(3)))
 				if node == nil {
 					continue // crashed
 				}
@@ -174,20 +99,20 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 				call := time.Since(base).Nanoseconds()
-				r, err := kv.Do(ctx, consensus.Request{Op: in.op, Key: in.key, Value: []byte(in.value), Prev: []byte(in.prev)})
+				r, err := kv.Do(ctx, consensus.Request{Op: in.Op, Key: in.Key, Value: []byte(in.Value), Prev: []byte(in.Prev)})
 				ret := time.Since(base).Nanoseconds()
 				cancel()
 				op := porcupine.Operation{ClientId: ci, Input: in, Call: call, Return: ret,
-					Output: kvOut{ok: r.OK, found: r.Found, value: string(r.Value)}}
+					Output: consensustest.Output{OK: r.OK, Found: r.Found, Value: string(r.Value)}}
 				switch {
 				case err == nil:
 				case definite(err):
 					continue
-				case in.op == consensus.OpGet:
+				case in.Op == consensus.OpGet:
 					continue // a read without an answer has no effect
 				default:
-					in.unknownOut = true
-					op.Input, op.Output, op.Return = in, kvOut{}, math.MaxInt64
+					in.Unknown = true
+					op.Input, op.Output, op.Return = in, consensustest.Output{}, math.MaxInt64
 				}
 				mu.Lock()
 				history = append(history, op)
@@ -257,19 +182,19 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 	wg.Wait()
 
 	for _, op := range history {
-		if op.Input.(kvIn).unknownOut {
+		if op.Input.(consensustest.Input).Unknown {
 			res.unknown++
 		}
 	}
 	res.ops = len(history)
-	result, info := porcupine.CheckOperationsVerbose(kvModel, history, 20*time.Second)
+	result, info := porcupine.CheckOperationsVerbose(consensustest.Model, history, 20*time.Second)
 	switch result {
 	case porcupine.Ok:
 		return res, nil
 	case porcupine.Illegal:
 		f, ferr := os.CreateTemp("", fmt.Sprintf("troupe-raft-seed-%d-*.html", seed))
 		if ferr == nil {
-			_ = porcupine.Visualize(kvModel, info, f)
+			_ = porcupine.Visualize(consensustest.Model, info, f)
 			_ = f.Close()
 		}
 		name := "(no visualisation)"

@@ -55,8 +55,15 @@ type Raft struct {
 	// refuses a snapshot whose configuration does not include it).
 	snapNow    bool
 	lead, term uint64 // last published leadership
+	// the term and vote on disk: a leader sends before its own write only
+	// when the Ready does not change them
+	diskTerm, diskVote uint64
 
 	made, received, proposals uint64
+
+	// Lease locks (locks.go): each held lock's countdown on this node.
+	leaseTimers map[string]*leaseTimer
+	clock       func() time.Time
 }
 
 type pendingWrite struct {
@@ -104,7 +111,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	if err := p.cfg.Validate(); err != nil {
 		return err
 	}
-	p.node, p.id, p.log = ctx.Node(), ID(ctx.Node()), ctx.Log()
+	p.node, p.id, p.log, p.clock = ctx.Node(), ID(ctx.Node()), ctx.Log(), ctx.Now
 	if p.cfg.NoSync {
 		p.log.Warn().Msg("raft fsync is OFF (NoSync): acknowledged writes can be lost if the machine crashes; for benchmarks only")
 	}
@@ -128,11 +135,15 @@ func (p *Raft) Init(ctx *actors.Context) error {
 			return err
 		}
 	}
+	if p.cfg.forgetVote && st.hs != nil {
+		st.hs.Vote = nil // the deliberate bug (Config.forgetVote)
+	}
 	if !raft.IsEmptyHardState(st.hs) {
 		if err := p.mem.SetHardState(st.hs); err != nil {
 			return err
 		}
 	}
+	p.diskTerm, p.diskVote = st.hs.GetTerm(), st.hs.GetVote()
 	if err := p.mem.Append(st.entries); err != nil {
 		return fmt.Errorf("consensus: restoring the log: %w", err)
 	}
@@ -176,6 +187,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onBatch)
 	actors.OnNotification(ctx, p.onRequest)
 	actors.OnNotification(ctx, p.onAdmin)
+	actors.OnNotification(ctx, p.onLock)
 	actors.OnNotification(ctx, p.onReady)
 	actors.OnRequest(ctx, p.onStatus)
 	actors.OnTimer(ctx, p.onTick)
@@ -184,10 +196,12 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	return nil
 }
 
-// Stop closes the data dir and fails what is pending with ErrStopped.
+// Stop closes the data dir and fails what is pending with ErrStopped, in
+// the order it was asked (as everything the protocol does, so that a
+// simulation replays it).
 func (p *Raft) Stop(*actors.Context) {
-	for _, w := range p.pending {
-		w.req.Done(Result{Err: ErrStopped})
+	for _, seq := range slices.Sorted(maps.Keys(p.pending)) {
+		p.pending[seq].req.Done(Result{Err: ErrStopped})
 	}
 	for _, r := range p.allReads() {
 		r.req.Done(Result{Err: ErrStopped})
@@ -205,8 +219,8 @@ func (p *Raft) Stop(*actors.Context) {
 
 func (p *Raft) allReads() []*pendingRead {
 	out := slices.Clone(p.unissued)
-	for _, r := range p.reads {
-		out = append(out, r.reads...)
+	for _, seq := range slices.Sorted(maps.Keys(p.reads)) {
+		out = append(out, p.reads[seq].reads...)
 	}
 	for _, b := range p.waiting {
 		out = append(out, b.reads...)
@@ -229,6 +243,7 @@ func (p *Raft) kick(ctx *actors.Context) {
 func (p *Raft) onTick(ctx *actors.Context, _ tick) error {
 	p.rn.Tick()
 	p.expire(ctx.Now())
+	p.expireLeases(ctx)
 	p.kick(ctx)
 	return nil
 }
@@ -328,8 +343,22 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 		if rd.SoftState != nil {
 			p.leadership(ctx, rd.SoftState.Lead)
 		}
+		// A leader sends before its own write (Raft thesis §10.2.1): the
+		// followers write in parallel, and raft counts the leader's own
+		// copy only after Advance, once it is on disk. Never when the
+		// Ready changes the term or the vote: no message may run ahead
+		// of them.
+		var snaps []snapReport
+		early := p.lead == p.id && rd.SoftState == nil && raft.IsEmptySnap(rd.Snapshot) &&
+			(raft.IsEmptyHardState(rd.HardState) || rd.HardState.GetTerm() == p.diskTerm && rd.HardState.GetVote() == p.diskVote)
+		if early {
+			snaps = p.send(ctx, rd.Messages)
+		}
 		if err := p.disk.save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
 			return err // restart: the next incarnation reloads what is on disk
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			p.diskTerm, p.diskVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
 		}
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := p.mem.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
@@ -349,7 +378,9 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 		if err := p.mem.Append(rd.Entries); err != nil {
 			return err
 		}
-		snaps := p.send(ctx, rd.Messages)
+		if !early {
+			snaps = p.send(ctx, rd.Messages)
+		}
 		if err := p.apply(rd.CommittedEntries); err != nil {
 			return err
 		}
@@ -440,7 +471,7 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 				if err := proto.Unmarshal(e.Data, cmd); err != nil {
 					return fmt.Errorf("%w: committed entry %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
 				}
-				res := p.sm.apply(cmd)
+				res := p.applyEntry(cmd, e.GetIndex())
 				res.Index = e.GetIndex()
 				if cmd.Origin == p.id && cmd.Epoch == p.epoch {
 					if w, ok := p.pending[cmd.Seq]; ok {
@@ -577,16 +608,30 @@ func (p *Raft) leadership(ctx *actors.Context, lead uint64) {
 	}
 }
 
-// expire fails requests older than RequestTimeout.
+// expire fails requests older than RequestTimeout, oldest first.
 func (p *Raft) expire(now time.Time) {
+	var due []uint64
 	for seq, w := range p.pending {
 		if now.After(w.deadline) {
-			delete(p.pending, seq)
-			w.req.Done(Result{Err: ErrTimeout})
+			due = append(due, seq)
 		}
 	}
+	slices.Sort(due)
+	for _, seq := range due {
+		w := p.pending[seq]
+		delete(p.pending, seq)
+		w.req.Done(Result{Err: ErrTimeout})
+	}
 	retry := 3 * time.Duration(p.cfg.HeartbeatTicks) * p.cfg.TickInterval
+	due = due[:0]
 	for seq, ri := range p.reads {
+		if now.After(ri.reads[0].deadline) || now.Sub(ri.issued) > retry && p.lead != raft.None {
+			due = append(due, seq)
+		}
+	}
+	slices.Sort(due)
+	for _, seq := range due {
+		ri := p.reads[seq]
 		switch {
 		case now.After(ri.reads[0].deadline):
 			delete(p.reads, seq)

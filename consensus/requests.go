@@ -60,6 +60,8 @@ type Result struct {
 	// ErrInvalidKey, ErrValueTooLarge and ErrBadRequest mean the request
 	// was not applied; ErrTimeout and ErrStopped that it may have been.
 	Err error
+
+	token uint64 // a lock operation's fencing token (LockResult.Token)
 }
 
 // AdminAction is an operator action on the raft group's membership.
@@ -103,21 +105,21 @@ type StatusRequest struct{}
 
 // Status is a node's view of the raft group.
 type Status struct {
-	Node          string
-	ID            uint64
-	State         string // "StateLeader", "StateFollower", "StateCandidate", "StatePreCandidate"
-	Leader        string // "" when none is known
-	Term          uint64
-	Commit        uint64
-	Applied       uint64
-	SnapshotIndex uint64   // the latest snapshot's index (made or received)
-	Voters        []string // sorted
-	Learners      []string // sorted
-	Keys          int      // keys in the local replica
+	Node          string   `json:"node"`
+	ID            uint64   `json:"id"`
+	State         string   `json:"state"`  // "StateLeader", "StateFollower", "StateCandidate", "StatePreCandidate"
+	Leader        string   `json:"leader"` // "" when none is known
+	Term          uint64   `json:"term"`
+	Commit        uint64   `json:"commit"`
+	Applied       uint64   `json:"applied"`
+	SnapshotIndex uint64   `json:"snapshot_index"` // the latest snapshot's index (made or received)
+	Voters        []string `json:"voters"`         // sorted
+	Learners      []string `json:"learners"`       // sorted
+	Keys          int      `json:"keys"`           // keys in the local replica
 
-	SnapshotsMade     uint64 // snapshots this incarnation made
-	SnapshotsReceived uint64 // snapshots this incarnation installed from the leader
-	Proposals         uint64 // writes this incarnation proposed
+	SnapshotsMade     uint64 `json:"snapshots_made"`     // snapshots this incarnation made
+	SnapshotsReceived uint64 `json:"snapshots_received"` // snapshots this incarnation installed from the leader
+	Proposals         uint64 `json:"proposals"`          // writes this incarnation proposed
 }
 
 // LeadershipChanged is published (actors notification) on a node when the

@@ -30,6 +30,10 @@ type disk struct {
 	db     *bolt.DB
 	path   string
 	noSync bool
+	// hs is the latest hard state, dirty when it is not on disk yet (a
+	// commit index that waits for the next transaction)
+	hs    *pb.HardState
+	dirty bool
 }
 
 var (
@@ -103,7 +107,14 @@ func openDisk(dir string, noSync bool) (d *disk, st *persisted, err error) {
 	return d, st, nil
 }
 
-func (d *disk) close() error { return d.db.Close() }
+// close writes a pending commit index and closes the file.
+func (d *disk) close() error {
+	var err error
+	if d.dirty {
+		err = d.db.Update(func(tx *bolt.Tx) error { return d.putHardState(tx.Bucket(bucketMeta)) })
+	}
+	return errors.Join(err, d.db.Close())
+}
 
 func seal(b []byte) []byte {
 	out := make([]byte, 4+len(b))
@@ -203,8 +214,17 @@ func (d *disk) load() (*persisted, error) {
 // (which replaces the whole log), then the entries (which replace any
 // entries from the first one's index on), then the hard state. It fsyncs
 // when sync is set and NoSync is not.
+//
+// A Ready that only moves the commit index (raft asks no sync) costs no
+// transaction: the commit index need not be durable — after a restart raft
+// learns it again from the leader and the store is rebuilt from the
+// snapshot and the log — so it is written with the next transaction.
+// Under load about half of all Readys are such.
 func (d *disk) save(hs *pb.HardState, entries []*pb.Entry, snap *pb.Snapshot, sync bool) error {
-	if raft.IsEmptyHardState(hs) && len(entries) == 0 && raft.IsEmptySnap(snap) {
+	if !raft.IsEmptyHardState(hs) {
+		d.hs, d.dirty = hs, true
+	}
+	if len(entries) == 0 && raft.IsEmptySnap(snap) && (!sync || !d.dirty) {
 		return nil
 	}
 	d.db.NoSync = d.noSync || !sync
@@ -228,15 +248,21 @@ func (d *disk) save(hs *pb.HardState, entries []*pb.Entry, snap *pb.Snapshot, sy
 				}
 			}
 		}
-		if !raft.IsEmptyHardState(hs) {
-			return putProto(meta, keyHardState, hs)
-		}
-		return nil
+		return d.putHardState(meta)
 	})
 	if err != nil {
 		return fmt.Errorf("consensus: writing %s: %w", d.path, err)
 	}
+	d.dirty = false
 	return nil
+}
+
+// putHardState writes the hard state if it is dirty.
+func (d *disk) putHardState(meta *bolt.Bucket) error {
+	if !d.dirty {
+		return nil
+	}
+	return putProto(meta, keyHardState, d.hs)
 }
 
 // saveSnapshot persists a snapshot the node made itself and drops the log
@@ -244,6 +270,12 @@ func (d *disk) save(hs *pb.HardState, entries []*pb.Entry, snap *pb.Snapshot, sy
 func (d *disk) saveSnapshot(snap *pb.Snapshot, compactTo uint64) error {
 	d.db.NoSync = d.noSync
 	err := d.db.Update(func(tx *bolt.Tx) error {
+		// The hard state first: raft refuses to start from a snapshot
+		// past the stored commit index, and the snapshot is at the
+		// applied index, which the commit index in memory covers.
+		if err := d.putHardState(tx.Bucket(bucketMeta)); err != nil {
+			return err
+		}
 		if err := putProto(tx.Bucket(bucketMeta), keySnapshot, snap); err != nil {
 			return err
 		}
@@ -252,6 +284,7 @@ func (d *disk) saveSnapshot(snap *pb.Snapshot, compactTo uint64) error {
 	if err != nil {
 		return fmt.Errorf("consensus: writing a snapshot to %s: %w", d.path, err)
 	}
+	d.dirty = false
 	return nil
 }
 

@@ -129,3 +129,52 @@ func writeDB(t testing.TB, file []byte) string {
 	}
 	return dir
 }
+
+// A Ready that only moves the commit index is written with the next
+// transaction (or at close), never before a snapshot past it.
+func TestDiskDefersACommitOnlyHardState(t *testing.T) {
+	dir := t.TempDir()
+	d, _, err := openDisk(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.save(hardState(1, 1, 0), []*pb.Entry{entry(1, 1, "a"), entry(1, 2, "b"), entry(1, 3, "c")}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.save(hardState(1, 1, 2), nil, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	loaded := func() *persisted {
+		t.Helper()
+		st, err := d.load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if c := loaded().hs.GetCommit(); c != 0 {
+		t.Fatalf("a commit-only Ready was written at once (commit %d on disk)", c)
+	}
+	snapIndex, snapTerm := uint64(2), uint64(1)
+	snap := &pb.Snapshot{Data: []byte("state"), Metadata: &pb.SnapshotMetadata{Index: &snapIndex, Term: &snapTerm, ConfState: &pb.ConfState{Voters: []uint64{1}}}}
+	if err := d.saveSnapshot(snap, 1); err != nil {
+		t.Fatal(err)
+	}
+	if c := loaded().hs.GetCommit(); c != 2 {
+		t.Fatalf("after a snapshot at 2 the commit on disk is %d, want 2", c)
+	}
+	if err := d.save(hardState(1, 1, 3), nil, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.close(); err != nil {
+		t.Fatal(err)
+	}
+	d, st, err := openDisk(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	if st.hs.GetCommit() != 3 {
+		t.Errorf("after close the commit on disk is %d, want 3", st.hs.GetCommit())
+	}
+}

@@ -13,13 +13,15 @@ import (
 	"github.com/troupe-dev/troupe/messages"
 )
 
-// store is the replicated state machine: a map from keys to values, changed
-// only by applying committed entries, in log order.
+// store is the replicated state machine: a map from keys to values and the
+// held lease locks (locks.go), changed only by applying committed entries,
+// in log order.
 type store struct {
-	kv map[string][]byte
+	kv     map[string][]byte
+	leases map[string]*lease
 }
 
-func newStore() *store { return &store{kv: map[string][]byte{}} }
+func newStore() *store { return &store{kv: map[string][]byte{}, leases: map[string]*lease{}} }
 
 // apply runs one command and returns its result.
 func (s *store) apply(c *messages.KVCommand) Result {
@@ -49,9 +51,10 @@ func (s *store) get(key string) Result {
 	return Result{OK: true, Found: ok, Value: v}
 }
 
-// encode is the snapshot data: the pairs sorted by key, and the names.
+// encode is the snapshot data: the pairs sorted by key, the names, and the
+// leases sorted by name.
 func (s *store) encode(names map[uint64]string) ([]byte, error) {
-	snap := &messages.KVSnapshot{Names: names}
+	snap := &messages.KVSnapshot{Names: names, Leases: encodeLeases(s.leases)}
 	for _, k := range slices.Sorted(maps.Keys(s.kv)) {
 		snap.Pairs = append(snap.Pairs, &messages.KVPair{Key: k, Value: s.kv[k]})
 	}
@@ -68,6 +71,7 @@ func (s *store) restore(data []byte) (map[uint64]string, error) {
 	for _, p := range snap.Pairs {
 		s.kv[p.Key] = p.Value
 	}
+	s.leases = decodeLeases(snap.Leases)
 	return snap.Names, nil
 }
 

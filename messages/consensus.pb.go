@@ -77,6 +77,62 @@ func (KVOp) EnumDescriptor() ([]byte, []int) {
 	return file_consensus_proto_rawDescGZIP(), []int{0}
 }
 
+// LockOp is the operation of a LockCommand.
+type LockOp int32
+
+const (
+	LockOp_LOCK_OP_UNSPECIFIED LockOp = 0
+	LockOp_LOCK_OP_ACQUIRE     LockOp = 1 // grant the lock if it is free: the token is the entry's index
+	LockOp_LOCK_OP_RELEASE     LockOp = 2 // free the lock if token is the holder's
+	LockOp_LOCK_OP_REFRESH     LockOp = 3 // restart the holder's lease (token must match), with ttl_ms
+	LockOp_LOCK_OP_EXPIRE      LockOp = 4 // proposed by the leader: the lease of (token, version) ran out
+)
+
+// Enum value maps for LockOp.
+var (
+	LockOp_name = map[int32]string{
+		0: "LOCK_OP_UNSPECIFIED",
+		1: "LOCK_OP_ACQUIRE",
+		2: "LOCK_OP_RELEASE",
+		3: "LOCK_OP_REFRESH",
+		4: "LOCK_OP_EXPIRE",
+	}
+	LockOp_value = map[string]int32{
+		"LOCK_OP_UNSPECIFIED": 0,
+		"LOCK_OP_ACQUIRE":     1,
+		"LOCK_OP_RELEASE":     2,
+		"LOCK_OP_REFRESH":     3,
+		"LOCK_OP_EXPIRE":      4,
+	}
+)
+
+func (x LockOp) Enum() *LockOp {
+	p := new(LockOp)
+	*p = x
+	return p
+}
+
+func (x LockOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_consensus_proto_enumTypes[1].Descriptor()
+}
+
+func (LockOp) Type() protoreflect.EnumType {
+	return &file_consensus_proto_enumTypes[1]
+}
+
+func (x LockOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockOp.Descriptor instead.
+func (LockOp) EnumDescriptor() ([]byte, []int) {
+	return file_consensus_proto_rawDescGZIP(), []int{1}
+}
+
 // RaftBatch carries the raft messages one Ready produced for one peer, in
 // order. Each element is a marshalled raftpb.Message of go.etcd.io/raft/v3:
 // kept as bytes so that this file does not depend on raft's .proto.
@@ -127,14 +183,17 @@ func (x *RaftBatch) GetMessages() [][]byte {
 // KVCommand is the data of one normal raft log entry: one write to the
 // replicated key-value store.
 type KVCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            KVOp                   `protobuf:"varint,1,opt,name=op,proto3,enum=troupe.consensus.v1.KVOp" json:"op,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Prev          []byte                 `protobuf:"bytes,4,opt,name=prev,proto3" json:"prev,omitempty"`      // KV_OP_CAS: the value the key must hold
-	Origin        uint64                 `protobuf:"varint,5,opt,name=origin,proto3" json:"origin,omitempty"` // raft id of the node that proposed it
-	Epoch         uint64                 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`   // the proposer's incarnation (its start time)
-	Seq           uint64                 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`       // unique within (origin, epoch)
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Op     KVOp                   `protobuf:"varint,1,opt,name=op,proto3,enum=troupe.consensus.v1.KVOp" json:"op,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value  []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Prev   []byte                 `protobuf:"bytes,4,opt,name=prev,proto3" json:"prev,omitempty"`      // KV_OP_CAS: the value the key must hold
+	Origin uint64                 `protobuf:"varint,5,opt,name=origin,proto3" json:"origin,omitempty"` // raft id of the node that proposed it
+	Epoch  uint64                 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`   // the proposer's incarnation (its start time)
+	Seq    uint64                 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`       // unique within (origin, epoch)
+	// lock, when set, makes the entry an operation on a lease lock instead
+	// of a key-value write (op is then KV_OP_UNSPECIFIED).
+	Lock          *LockCommand `protobuf:"bytes,8,opt,name=lock,proto3" json:"lock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +277,175 @@ func (x *KVCommand) GetSeq() uint64 {
 	return 0
 }
 
+func (x *KVCommand) GetLock() *LockCommand {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+// LockCommand is one operation on the lease lock `name`.
+type LockCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Op            LockOp                 `protobuf:"varint,1,opt,name=op,proto3,enum=troupe.consensus.v1.LockOp" json:"op,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`               // ACQUIRE: who asks, shown to others while it holds
+	TtlMs         int64                  `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // ACQUIRE, REFRESH: the lease's length
+	Token         uint64                 `protobuf:"varint,5,opt,name=token,proto3" json:"token,omitempty"`              // RELEASE, REFRESH, EXPIRE: the holder's fencing token
+	Version       uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`          // EXPIRE: the index of the grant or refresh that started the lease
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockCommand) Reset() {
+	*x = LockCommand{}
+	mi := &file_consensus_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockCommand) ProtoMessage() {}
+
+func (x *LockCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_consensus_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockCommand.ProtoReflect.Descriptor instead.
+func (*LockCommand) Descriptor() ([]byte, []int) {
+	return file_consensus_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LockCommand) GetOp() LockOp {
+	if x != nil {
+		return x.Op
+	}
+	return LockOp_LOCK_OP_UNSPECIFIED
+}
+
+func (x *LockCommand) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LockCommand) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *LockCommand) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *LockCommand) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *LockCommand) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// LockLease is one held lock in a KVSnapshot.
+type LockLease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Token         uint64                 `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"` // the log index of the grant: the fencing token
+	TtlMs         int64                  `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"` // the log index of the grant or of the latest refresh
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockLease) Reset() {
+	*x = LockLease{}
+	mi := &file_consensus_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockLease) ProtoMessage() {}
+
+func (x *LockLease) ProtoReflect() protoreflect.Message {
+	mi := &file_consensus_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockLease.ProtoReflect.Descriptor instead.
+func (*LockLease) Descriptor() ([]byte, []int) {
+	return file_consensus_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LockLease) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LockLease) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *LockLease) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *LockLease) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *LockLease) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 // KVPair is one key of a KVSnapshot.
 type KVPair struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -229,7 +457,7 @@ type KVPair struct {
 
 func (x *KVPair) Reset() {
 	*x = KVPair{}
-	mi := &file_consensus_proto_msgTypes[2]
+	mi := &file_consensus_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +469,7 @@ func (x *KVPair) String() string {
 func (*KVPair) ProtoMessage() {}
 
 func (x *KVPair) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[2]
+	mi := &file_consensus_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +482,7 @@ func (x *KVPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPair.ProtoReflect.Descriptor instead.
 func (*KVPair) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{2}
+	return file_consensus_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *KVPair) GetKey() string {
@@ -272,18 +500,20 @@ func (x *KVPair) GetValue() []byte {
 }
 
 // KVSnapshot is the data of a raft snapshot: the whole store, sorted by key,
-// and the node names of the raft ids the group has seen.
+// the node names of the raft ids the group has seen, and the held lease
+// locks, sorted by name.
 type KVSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Pairs         []*KVPair              `protobuf:"bytes,1,rep,name=pairs,proto3" json:"pairs,omitempty"`
 	Names         map[uint64]string      `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Leases        []*LockLease           `protobuf:"bytes,3,rep,name=leases,proto3" json:"leases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KVSnapshot) Reset() {
 	*x = KVSnapshot{}
-	mi := &file_consensus_proto_msgTypes[3]
+	mi := &file_consensus_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +525,7 @@ func (x *KVSnapshot) String() string {
 func (*KVSnapshot) ProtoMessage() {}
 
 func (x *KVSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[3]
+	mi := &file_consensus_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +538,7 @@ func (x *KVSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSnapshot.ProtoReflect.Descriptor instead.
 func (*KVSnapshot) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{3}
+	return file_consensus_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *KVSnapshot) GetPairs() []*KVPair {
@@ -325,13 +555,20 @@ func (x *KVSnapshot) GetNames() map[uint64]string {
 	return nil
 }
 
+func (x *KVSnapshot) GetLeases() []*LockLease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
 var File_consensus_proto protoreflect.FileDescriptor
 
 const file_consensus_proto_rawDesc = "" +
 	"\n" +
 	"\x0fconsensus.proto\x12\x13troupe.consensus.v1\"'\n" +
 	"\tRaftBatch\x12\x1a\n" +
-	"\bmessages\x18\x01 \x03(\fR\bmessages\"\xb2\x01\n" +
+	"\bmessages\x18\x01 \x03(\fR\bmessages\"\xe8\x01\n" +
 	"\tKVCommand\x12)\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x19.troupe.consensus.v1.KVOpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
@@ -339,14 +576,29 @@ const file_consensus_proto_rawDesc = "" +
 	"\x04prev\x18\x04 \x01(\fR\x04prev\x12\x16\n" +
 	"\x06origin\x18\x05 \x01(\x04R\x06origin\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x10\n" +
-	"\x03seq\x18\a \x01(\x04R\x03seq\"0\n" +
+	"\x03seq\x18\a \x01(\x04R\x03seq\x124\n" +
+	"\x04lock\x18\b \x01(\v2 .troupe.consensus.v1.LockCommandR\x04lock\"\xab\x01\n" +
+	"\vLockCommand\x12+\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x1b.troupe.consensus.v1.LockOpR\x02op\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x15\n" +
+	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\x04R\x05token\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\"|\n" +
+	"\tLockLease\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\x04R\x05token\x12\x15\n" +
+	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"0\n" +
 	"\x06KVPair\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xbb\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xf3\x01\n" +
 	"\n" +
 	"KVSnapshot\x121\n" +
 	"\x05pairs\x18\x01 \x03(\v2\x1b.troupe.consensus.v1.KVPairR\x05pairs\x12@\n" +
-	"\x05names\x18\x02 \x03(\v2*.troupe.consensus.v1.KVSnapshot.NamesEntryR\x05names\x1a8\n" +
+	"\x05names\x18\x02 \x03(\v2*.troupe.consensus.v1.KVSnapshot.NamesEntryR\x05names\x126\n" +
+	"\x06leases\x18\x03 \x03(\v2\x1e.troupe.consensus.v1.LockLeaseR\x06leases\x1a8\n" +
 	"\n" +
 	"NamesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
@@ -355,7 +607,13 @@ const file_consensus_proto_rawDesc = "" +
 	"\x11KV_OP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKV_OP_PUT\x10\x01\x12\x10\n" +
 	"\fKV_OP_DELETE\x10\x02\x12\r\n" +
-	"\tKV_OP_CAS\x10\x03B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\tKV_OP_CAS\x10\x03*t\n" +
+	"\x06LockOp\x12\x17\n" +
+	"\x13LOCK_OP_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fLOCK_OP_ACQUIRE\x10\x01\x12\x13\n" +
+	"\x0fLOCK_OP_RELEASE\x10\x02\x12\x13\n" +
+	"\x0fLOCK_OP_REFRESH\x10\x03\x12\x12\n" +
+	"\x0eLOCK_OP_EXPIRE\x10\x04B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_consensus_proto_rawDescOnce sync.Once
@@ -369,25 +627,31 @@ func file_consensus_proto_rawDescGZIP() []byte {
 	return file_consensus_proto_rawDescData
 }
 
-var file_consensus_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_consensus_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_consensus_proto_goTypes = []any{
-	(KVOp)(0),          // 0: troupe.consensus.v1.KVOp
-	(*RaftBatch)(nil),  // 1: troupe.consensus.v1.RaftBatch
-	(*KVCommand)(nil),  // 2: troupe.consensus.v1.KVCommand
-	(*KVPair)(nil),     // 3: troupe.consensus.v1.KVPair
-	(*KVSnapshot)(nil), // 4: troupe.consensus.v1.KVSnapshot
-	nil,                // 5: troupe.consensus.v1.KVSnapshot.NamesEntry
+	(KVOp)(0),           // 0: troupe.consensus.v1.KVOp
+	(LockOp)(0),         // 1: troupe.consensus.v1.LockOp
+	(*RaftBatch)(nil),   // 2: troupe.consensus.v1.RaftBatch
+	(*KVCommand)(nil),   // 3: troupe.consensus.v1.KVCommand
+	(*LockCommand)(nil), // 4: troupe.consensus.v1.LockCommand
+	(*LockLease)(nil),   // 5: troupe.consensus.v1.LockLease
+	(*KVPair)(nil),      // 6: troupe.consensus.v1.KVPair
+	(*KVSnapshot)(nil),  // 7: troupe.consensus.v1.KVSnapshot
+	nil,                 // 8: troupe.consensus.v1.KVSnapshot.NamesEntry
 }
 var file_consensus_proto_depIdxs = []int32{
 	0, // 0: troupe.consensus.v1.KVCommand.op:type_name -> troupe.consensus.v1.KVOp
-	3, // 1: troupe.consensus.v1.KVSnapshot.pairs:type_name -> troupe.consensus.v1.KVPair
-	5, // 2: troupe.consensus.v1.KVSnapshot.names:type_name -> troupe.consensus.v1.KVSnapshot.NamesEntry
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 1: troupe.consensus.v1.KVCommand.lock:type_name -> troupe.consensus.v1.LockCommand
+	1, // 2: troupe.consensus.v1.LockCommand.op:type_name -> troupe.consensus.v1.LockOp
+	6, // 3: troupe.consensus.v1.KVSnapshot.pairs:type_name -> troupe.consensus.v1.KVPair
+	8, // 4: troupe.consensus.v1.KVSnapshot.names:type_name -> troupe.consensus.v1.KVSnapshot.NamesEntry
+	5, // 5: troupe.consensus.v1.KVSnapshot.leases:type_name -> troupe.consensus.v1.LockLease
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_consensus_proto_init() }
@@ -400,8 +664,8 @@ func file_consensus_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_consensus_proto_rawDesc), len(file_consensus_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +31,9 @@ type kvBench struct {
 	failovers int
 	dir       string
 	profile   string
+	memprof   string
+	fsync     string
+	single    bool
 	out       io.Writer
 }
 
@@ -68,6 +72,9 @@ failover_p99_ms the p99 failover time.`,
 	f.IntVar(&b.failovers, "failovers", 20, "leader crashes measured")
 	f.StringVar(&b.dir, "dir", "", "data dir root (default: a temporary directory, removed afterwards)")
 	f.StringVar(&b.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	f.StringVar(&b.memprof, "memprofile", "", "write an allocation profile of the whole run to this file")
+	f.StringVar(&b.fsync, "fsync", "both", "rows to run: on, off or both (the last line needs both)")
+	f.BoolVar(&b.single, "single", true, "also run each load on a single node (replication_ratio needs it)")
 	return cmd
 }
 
@@ -77,6 +84,7 @@ type kvRow struct {
 	writes         int
 	errors         int
 	elapsed        time.Duration
+	cpu            time.Duration // the process's CPU time (every node and client) during the run
 	lat            []time.Duration
 }
 
@@ -91,6 +99,9 @@ func (b *kvBench) validate() error {
 	}
 	if b.keys < 1 || b.valueSize < 0 || b.valueSize > consensus.DefaultConfig().MaxValueSize {
 		return fmt.Errorf("--keys must be positive and --value-size in [0, %d]", consensus.DefaultConfig().MaxValueSize)
+	}
+	if b.fsync != "on" && b.fsync != "off" && b.fsync != "both" {
+		return fmt.Errorf("--fsync %q: valid: on, off, both", b.fsync)
 	}
 	if b.duration <= 0 || b.failovers < 0 {
 		return fmt.Errorf("--duration must be positive and --failovers not negative")
@@ -113,6 +124,14 @@ func (b *kvBench) run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if b.memprof != "" {
+		defer func() {
+			if f, err := os.Create(b.memprof); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	root := b.dir
 	if root == "" {
 		d, err := os.MkdirTemp("", "troupe-bench-kv-")
@@ -125,8 +144,14 @@ func (b *kvBench) run() error {
 	var rows []kvRow
 	run := 0
 	for _, fsync := range []bool{true, false} {
+		if b.fsync == "on" && !fsync || b.fsync == "off" && fsync {
+			continue
+		}
 		for _, clients := range b.clients {
 			for _, nodes := range []int{b.nodes, 1} {
+				if nodes == 1 && !b.single && b.nodes != 1 {
+					continue
+				}
 				run++
 				row, err := b.load(filepath.Join(root, fmt.Sprintf("run-%d", run)), nodes, clients, fsync)
 				if err != nil {
@@ -214,7 +239,7 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 	var stop atomic.Bool
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for ci := range clients {
 		wg.Add(1)
 		go func() {
@@ -244,7 +269,7 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 	<-time.After(b.duration)
 	stop.Store(true)
 	wg.Wait()
-	row.elapsed = time.Since(start)
+	row.elapsed, row.cpu = time.Since(start), cpuTime()-cpu0
 	return row, nil
 }
 
@@ -306,6 +331,15 @@ func (b *kvBench) failover(dir string) ([]time.Duration, error) {
 	return out, nil
 }
 
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
 func (b *kvBench) report(rows []kvRow, failovers []time.Duration) {
@@ -323,7 +357,7 @@ func (b *kvBench) report(rows []kvRow, failovers []time.Duration) {
 		}
 	}
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "nodes\tfsync\tclients\twrites\terrors\twrites/s\tp50 ms\tp99 ms\tvs 1 node\t")
+	fmt.Fprintln(tw, "nodes\tfsync\tclients\twrites\terrors\twrites/s\tp50 ms\tp99 ms\tcpu µs/write\tvs 1 node\t")
 	bestFsync, bestNoFsync, ratio := 0.0, 0.0, 0.0
 	maxClients := slices.Max(b.clients)
 	for _, r := range rows {
@@ -341,8 +375,12 @@ func (b *kvBench) report(rows []kvRow, failovers []time.Duration) {
 				bestNoFsync = max(bestNoFsync, r.rate())
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t\n", r.nodes, onOff(r.fsync), r.clients, r.writes, r.errors,
-			r.rate(), ms(quantile(r.lat, 0.5)), ms(quantile(r.lat, 0.99)), vs)
+		cpu := "-"
+		if r.writes > 0 {
+			cpu = fmt.Sprintf("%.1f", float64(r.cpu.Microseconds())/float64(r.writes))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", r.nodes, onOff(r.fsync), r.clients, r.writes, r.errors,
+			r.rate(), ms(quantile(r.lat, 0.5)), ms(quantile(r.lat, 0.99)), cpu, vs)
 	}
 	_ = tw.Flush()
 	if len(failovers) > 0 {

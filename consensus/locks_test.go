@@ -1,0 +1,215 @@
+package consensus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+// lock sends one lock request through node `name` and waits for it.
+func (g *group) lock(name string, req consensus.LockRequest) consensus.LockResult {
+	g.t.Helper()
+	n := g.c.Node(name)
+	if n == nil {
+		g.t.Fatalf("node %s is not running", name)
+	}
+	ch := make(chan consensus.LockResult, 1)
+	req.Done = func(r consensus.LockResult) { ch <- r }
+	if err := n.Tell(consensus.ProtocolName, &req); err != nil {
+		g.t.Fatal(err)
+	}
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		g.t.Fatalf("%s of lock %q on %s: no outcome", req.Op, req.Name, name)
+		return consensus.LockResult{}
+	}
+}
+
+func TestLockStateMachine(t *testing.T) {
+	g := newGroup(t, 3, 11, sim.Faults{}, nil)
+	g.leader(5 * time.Second)
+	acquire := func(node, name, owner string) consensus.LockResult {
+		return g.lock(node, consensus.LockRequest{Op: consensus.LockAcquire, Name: name, Owner: owner, TTL: 10 * time.Second})
+	}
+	a := acquire("node-1", "a", "alice")
+	if a.Err != nil || a.Token == 0 || a.Token != a.Index {
+		t.Fatalf("acquire of a free lock: %+v; want a token equal to the grant's index", a)
+	}
+	held := acquire("node-2", "a", "bob")
+	var he *consensus.LockHeldError
+	if !errors.As(held.Err, &he) || !errors.Is(held.Err, consensus.ErrLockHeld) || he.Owner != "alice" || he.ExpiresIn <= 0 || he.ExpiresIn > 10*time.Second {
+		t.Fatalf("acquire of a held lock: %v; want ErrLockHeld naming alice with the time left", held.Err)
+	}
+	if !strings.Contains(held.Err.Error(), "alice") {
+		t.Errorf("the message %q does not name the holder", held.Err)
+	}
+	if r := g.lock("node-3", consensus.LockRequest{Op: consensus.LockRelease, Name: "a", Token: a.Token + 1}); !errors.Is(r.Err, consensus.ErrWrongToken) {
+		t.Errorf("release with a wrong token: %v; want ErrWrongToken", r.Err)
+	}
+	if r := g.lock("node-3", consensus.LockRequest{Op: consensus.LockRefresh, Name: "a", Token: a.Token, TTL: 20 * time.Second}); r.Err != nil || r.Token != a.Token {
+		t.Errorf("refresh by the holder: %+v", r)
+	}
+	if r := g.lock("node-3", consensus.LockRequest{Op: consensus.LockRelease, Name: "a", Token: a.Token}); r.Err != nil {
+		t.Errorf("release by the holder: %v", r.Err)
+	}
+	if r := g.lock("node-1", consensus.LockRequest{Op: consensus.LockRelease, Name: "a", Token: a.Token}); !errors.Is(r.Err, consensus.ErrUnknownLock) {
+		t.Errorf("release of a free lock: %v; want ErrUnknownLock", r.Err)
+	}
+	if r := g.lock("node-1", consensus.LockRequest{Op: consensus.LockRefresh, Name: "never", Token: 3, TTL: time.Second}); !errors.Is(r.Err, consensus.ErrUnknownLock) {
+		t.Errorf("refresh of a lock nobody holds: %v; want ErrUnknownLock", r.Err)
+	}
+
+	// Tokens grow with every grant, of every lock, through every node.
+	last := a.Token
+	for i := range 12 {
+		node, name := fmt.Sprintf("node-%d", i%3+1), fmt.Sprintf("l%d", i%4)
+		r := acquire(node, name, "")
+		if r.Err != nil {
+			t.Fatalf("acquire %s: %v", name, r.Err)
+		}
+		if r.Token <= last {
+			t.Fatalf("grant %d has token %d, not above the previous %d", i, r.Token, last)
+		}
+		last = r.Token
+		if rel := g.lock(node, consensus.LockRequest{Op: consensus.LockRelease, Name: name, Token: r.Token}); rel.Err != nil {
+			t.Fatal(rel.Err)
+		}
+	}
+}
+
+func TestLockBadInput(t *testing.T) {
+	g := newGroup(t, 1, 12, sim.Faults{}, nil)
+	g.leader(5 * time.Second)
+	long := strings.Repeat("n", consensus.MaxLockNameSize+1)
+	for _, c := range []struct {
+		req  consensus.LockRequest
+		want error
+		part string
+	}{
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: "", TTL: time.Second}, consensus.ErrInvalidLockName, "empty"},
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: long, TTL: time.Second}, consensus.ErrInvalidLockName, "129 bytes"},
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: "a b", TTL: time.Second}, consensus.ErrInvalidLockName, `' '`},
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: "é", TTL: time.Second}, consensus.ErrInvalidLockName, "letters, digits"},
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Millisecond}, consensus.ErrInvalidTTL, "100ms to 10m0s"},
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Hour}, consensus.ErrInvalidTTL, "1h0m0s"},
+		{consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Second, Owner: "x\ny"}, consensus.ErrBadRequest, "owner"},
+		{consensus.LockRequest{Op: consensus.LockRefresh, Name: "a", TTL: time.Second}, consensus.ErrBadRequest, "without a token"},
+		{consensus.LockRequest{Op: consensus.LockRefresh, Name: "a", Token: 4}, consensus.ErrInvalidTTL, "0s"},
+		{consensus.LockRequest{Op: consensus.LockRelease, Name: "a"}, consensus.ErrBadRequest, "without a token"},
+		{consensus.LockRequest{Op: 9, Name: "a"}, consensus.ErrBadRequest, "LockAcquire"},
+	} {
+		r := g.lock("node-1", c.req)
+		if !errors.Is(r.Err, c.want) || !strings.Contains(r.Err.Error(), c.part) {
+			t.Errorf("%+v: %v; want %v mentioning %q", c.req, r.Err, c.want, c.part)
+		}
+	}
+	// A request without Done is dropped, not a crash.
+	if err := g.c.Node("node-1").Tell(consensus.ProtocolName, &consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Second}); r.Err != nil {
+		t.Fatalf("acquire after the dropped request: %v", r.Err)
+	}
+	if n := g.c.Node("node-1").Stats().Protocols[consensus.ProtocolName].Restarts; n != 0 {
+		t.Errorf("%d raft restarts on bad input", n)
+	}
+}
+
+func TestLeaseExpiresAndSurvivesSnapshotsAndRestarts(t *testing.T) {
+	g := newGroup(t, 3, 13, sim.Faults{}, func(c *consensus.Config) { c.SnapshotEntries = 4; c.CatchUpEntries = 1 })
+	g.leader(5 * time.Second)
+	long := g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "long", Owner: "carol", TTL: 20 * time.Second})
+	short := g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "short", TTL: 300 * time.Millisecond})
+	if long.Err != nil || short.Err != nil {
+		t.Fatal(long.Err, short.Err)
+	}
+	start := time.Now()
+	kv := g.kv("node-2")
+	for i := range 10 {
+		if _, err := kv.Put(ctxT(t, 5*time.Second), fmt.Sprint("k", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The short lease ends: the leader proposes its expiry.
+	var again consensus.LockResult
+	err := actortest.WaitFor(10*time.Second, func() bool {
+		again = g.lock("node-3", consensus.LockRequest{Op: consensus.LockAcquire, Name: "short", TTL: 10 * time.Second})
+		return !errors.Is(again.Err, consensus.ErrLockHeld)
+	})
+	if err != nil {
+		t.Fatalf("the 300ms lease did not expire within 10s: %v", again.Err)
+	}
+	if again.Err != nil {
+		t.Fatalf("the 300ms lease did not expire within 10s: %v", again.Err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("lock taken again %v after the 300ms grant", took)
+	}
+	if again.Token <= short.Token {
+		t.Errorf("the new holder's token %d is not above the expired one's %d", again.Token, short.Token)
+	}
+	for _, n := range g.c.Names() {
+		st, err := g.status(n)
+		if err != nil || st.SnapshotIndex <= long.Token {
+			t.Fatalf("%s: snapshot index %d (err %v); want one after the grant at %d", n, st.SnapshotIndex, err, long.Token)
+		}
+	}
+	// Every node restarts from its data dir: the locks come back from the
+	// snapshots (and log), held by the same tokens.
+	for _, n := range g.c.Names() {
+		if err := g.c.Crash(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range g.c.Names() {
+		if _, err := g.c.Restart(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.leader(10 * time.Second)
+	r := g.lock("node-2", consensus.LockRequest{Op: consensus.LockAcquire, Name: "long", TTL: time.Second})
+	var he *consensus.LockHeldError
+	if !errors.As(r.Err, &he) || he.Owner != "carol" {
+		t.Fatalf("acquire of the long lease after restarts: %v; want it held by carol", r.Err)
+	}
+	if r := g.lock("node-3", consensus.LockRequest{Op: consensus.LockRelease, Name: "long", Token: long.Token}); r.Err != nil {
+		t.Fatalf("release by the original token after restarts: %v", r.Err)
+	}
+	if r := g.lock("node-3", consensus.LockRequest{Op: consensus.LockRelease, Name: "short", Token: again.Token}); r.Err != nil {
+		t.Fatalf("release of the second short lease after restarts: %v", r.Err)
+	}
+}
+
+// The lock client's context ends before the outcome: the error says the
+// operation may still apply.
+func TestLockRequestTimesOutWithoutLeader(t *testing.T) {
+	g := newGroup(t, 3, 14, sim.Faults{}, func(c *consensus.Config) { c.RequestTimeout = 500 * time.Millisecond })
+	g.leader(5 * time.Second)
+	for _, n := range []string{"node-2", "node-3"} {
+		if err := g.c.Crash(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var r consensus.LockResult
+	for ctx.Err() == nil {
+		r = g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "x", TTL: time.Second})
+		if errors.Is(r.Err, consensus.ErrNoLeader) {
+			return // the lone node knows it has no leader: refused at once
+		}
+		if !errors.Is(r.Err, consensus.ErrTimeout) {
+			t.Fatalf("acquire without a quorum: %v; want ErrTimeout, then ErrNoLeader", r.Err)
+		}
+	}
+	t.Fatalf("acquire without a quorum never refused with ErrNoLeader: %v", r.Err)
+}
