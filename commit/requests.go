@@ -1,0 +1,171 @@
+package commit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/troupe-dev/troupe/actors"
+)
+
+// ProtocolName is the name the commit protocol runs under on every node.
+const ProtocolName = "commit"
+
+// Part is one participant's share of a transaction: a node and the op its
+// Resource prepares and commits.
+type Part struct {
+	Node string
+	Op   []byte
+}
+
+// Transaction is what a coordinator commits atomically: every Part
+// commits, or none does. Each node appears in at most one Part; the
+// coordinator may be one of them.
+type Transaction struct {
+	Parts []Part
+}
+
+// Outcome is how a transaction ended.
+type Outcome struct {
+	ID        string // "<coordinator>.<generation>.<seq>"
+	Committed bool
+	// Reason says why an aborted transaction aborted ("node-2 voted no:
+	// ...", "no vote from node-3 within 1s").
+	Reason string
+}
+
+// Submit asks a node's commit protocol to coordinate a transaction. Tell
+// it to [ProtocolName] (Node.Tell, Ref.Tell, Context.Tell); [Do] wraps it
+// in a blocking call. Tx is shared, not copied: do not change it (or its
+// ops) afterwards.
+type Submit struct {
+	Tx Transaction
+	// Done receives the outcome once it is decided (before the
+	// participants have applied it), exactly once, on the commit
+	// protocol's goroutine: it must not block (send to a buffered channel,
+	// or Tell a protocol). An error means the transaction was refused
+	// (ErrInvalidTransaction, ErrUnknownNode; nothing happened, except
+	// that an unknown node found on sending aborts the transaction, whose
+	// id the Outcome then carries) or that the outcome is unknown
+	// (ErrStopped). Nil is not allowed.
+	Done func(Outcome, error)
+}
+
+// Do submits tx to node's commit protocol and waits for the outcome or for
+// ctx; when ctx ends first the error wraps ErrTimeout.
+func Do(ctx context.Context, node *actors.Node, tx Transaction) (Outcome, error) {
+	type result struct {
+		o   Outcome
+		err error
+	}
+	ch := make(chan result, 1)
+	err := node.Tell(ProtocolName, &Submit{Tx: tx, Done: func(o Outcome, err error) { ch <- result{o, err} }})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("commit: submitting to %s: %w", node.Name(), err)
+	}
+	select {
+	case r := <-ch:
+		return r.o, r.err
+	case <-ctx.Done():
+		return Outcome{}, fmt.Errorf("%w: coordinator %s: %v", ErrTimeout, node.Name(), ctx.Err())
+	}
+}
+
+// State is a transaction's state on one node, in one role.
+type State string
+
+// States. A coordinator's transaction is Preparing (collecting votes), then
+// Deciding (recording the decision in the consensus group), then Committed
+// or Aborted until every participant acknowledged; then it is forgotten.
+// A participant's part is Preparing (its Resource preparing), InDoubt
+// (voted yes, no decision yet), then Committed or Aborted once applied; an
+// ended part is remembered for Config.RetainEnded transactions.
+const (
+	Unknown   State = ""
+	Preparing State = "preparing"
+	Deciding  State = "deciding"
+	InDoubt   State = "in-doubt"
+	Committed State = "committed"
+	Aborted   State = "aborted"
+)
+
+// StatusRequest asks a node's commit protocol (a request: actors.Call or
+// actors.Request) for a transaction's [TxStatus].
+type StatusRequest struct{ ID string }
+
+// TxStatus is a transaction as one node knows it.
+type TxStatus struct {
+	ID          string
+	Coordinator State // Unknown when this node does not coordinate it (or has forgotten it)
+	Participant State // Unknown when this node has no part in it (or has forgotten it)
+}
+
+// StatsRequest asks a node's commit protocol (a request) for its [Stats].
+type StatsRequest struct{}
+
+// Stats counts one node's work in both roles. Counters are of this
+// incarnation; gauges are now.
+type Stats struct {
+	Coordinating int // gauge: transactions this node coordinates (not yet forgotten)
+	Preparing    int // gauge: parts whose Resource is preparing
+	InDoubt      int // gauge: parts that voted yes and wait for the decision
+
+	Committed, Aborted           uint64 // decisions made as coordinator
+	PartsCommitted, PartsAborted uint64 // parts applied as participant
+	// UnilateralAborts: parts aborted before voting (PrepareTimeout, or an
+	// abort decision that overtook the Prepare).
+	UnilateralAborts uint64
+	// FromConsensus: in-doubt parts that learnt the decision from the
+	// consensus group; Abandoned: of those, transactions this participant
+	// aborted through the group after AbandonAfter.
+	FromConsensus, Abandoned uint64
+	// Resent counts retransmissions (Prepare, Decision, Query).
+	Resent uint64
+	// Recovered counts the log records found at start: transactions to
+	// finish as coordinator, parts in doubt as participant.
+	RecoveredCoordinator, RecoveredInDoubt int
+}
+
+// TxStatusOf asks node for a transaction's status.
+func TxStatusOf(ctx context.Context, node *actors.Node, id string) (TxStatus, error) {
+	return actors.Call[TxStatus](ctx, node, ProtocolName, StatusRequest{ID: id})
+}
+
+// NodeStats asks node for its commit counters.
+func NodeStats(ctx context.Context, node *actors.Node) (Stats, error) {
+	return actors.Call[Stats](ctx, node, ProtocolName, StatsRequest{})
+}
+
+// txID is a parsed transaction id.
+type txID struct {
+	coordinator string
+	gen, seq    uint64
+}
+
+func (t txID) String() string { return fmt.Sprintf("%s.%d.%d", t.coordinator, t.gen, t.seq) }
+
+// parseID splits "<coordinator>.<generation>.<seq>".
+func parseID(id string) (txID, bool) {
+	j := strings.LastIndexByte(id, '.')
+	if j <= 0 {
+		return txID{}, false
+	}
+	i := strings.LastIndexByte(id[:j], '.')
+	if i <= 0 {
+		return txID{}, false
+	}
+	gen, err1 := strconv.ParseUint(id[i+1:j], 10, 64)
+	seq, err2 := strconv.ParseUint(id[j+1:], 10, 64)
+	if err1 != nil || err2 != nil {
+		return txID{}, false
+	}
+	return txID{coordinator: id[:i], gen: gen, seq: seq}, true
+}
+
+// CoordinatorOf is the coordinator named in a transaction id ("" if the id
+// is not one).
+func CoordinatorOf(id string) string {
+	t, _ := parseID(id)
+	return t.coordinator
+}

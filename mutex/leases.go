@@ -1,0 +1,100 @@
+package mutex
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/consensus"
+)
+
+// Leases is a blocking client of the lease lock service that a node's
+// raft protocol (package consensus) replicates: locks with a TTL and a
+// fencing token that grows with every grant. Any node of the raft group
+// serves it. Every method waits for the outcome or for ctx; when ctx ends
+// first the error wraps consensus.ErrTimeout (the operation may still be
+// applied). A Leases is safe for concurrent use.
+type Leases struct {
+	node *actors.Node
+	ref  actors.Ref
+}
+
+// NewLeases returns a client of node's raft protocol, which must be
+// running.
+func NewLeases(node *actors.Node) (*Leases, error) {
+	ref, err := node.Ref(consensus.ProtocolName)
+	if err != nil {
+		return nil, fmt.Errorf("mutex: the lease lock service needs the raft protocol: %w", err)
+	}
+	return &Leases{node: node, ref: ref}, nil
+}
+
+// Node is the node the client talks to.
+func (l *Leases) Node() *actors.Node { return l.node }
+
+// Lease is a held lock.
+type Lease struct {
+	Name string
+	// Token fences the holder: pass it with every write to a store that
+	// checks it; a store that has seen a greater token refuses the write.
+	Token uint64
+	TTL   time.Duration
+	// Deadline is on the caller's clock: when Acquire (or Refresh) was
+	// called, plus TTL. Until then the holder may count on the lock (less
+	// the drift between its clock and the leader's); every replica counts
+	// the lease from when it applied it, which is later. After the
+	// deadline only the fencing token protects the protected store.
+	Deadline time.Time
+}
+
+func (l *Leases) do(ctx context.Context, req consensus.LockRequest) (consensus.LockResult, error) {
+	ch := make(chan consensus.LockResult, 1)
+	req.Done = func(r consensus.LockResult) { ch <- r }
+	if err := l.ref.Tell(&req); err != nil {
+		return consensus.LockResult{}, fmt.Errorf("mutex: %s of lock %q: %w", req.Op, req.Name, err)
+	}
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		return consensus.LockResult{}, fmt.Errorf("%w: %s of lock %q on %s: %v", consensus.ErrTimeout, req.Op, req.Name, l.node.Name(), ctx.Err())
+	}
+}
+
+// Acquire takes the lock `name` for ttl, if it is free. owner describes
+// the holder to others (optional). A held lock fails with an error that
+// wraps consensus.ErrLockHeld (a *consensus.LockHeldError naming the
+// holder); a name or TTL out of range with consensus.ErrInvalidLockName or
+// ErrInvalidTTL.
+func (l *Leases) Acquire(ctx context.Context, name string, ttl time.Duration, owner string) (Lease, error) {
+	start := time.Now()
+	r, err := l.do(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: name, TTL: ttl, Owner: owner})
+	if err != nil {
+		return Lease{}, err
+	}
+	return Lease{Name: name, Token: r.Token, TTL: ttl, Deadline: start.Add(ttl)}, nil
+}
+
+// Refresh restarts the lease for ttl (0 keeps its TTL). It fails with
+// consensus.ErrUnknownLock when the lease has expired, and ErrWrongToken
+// when another holder has the lock since.
+func (l *Leases) Refresh(ctx context.Context, lease Lease, ttl time.Duration) (Lease, error) {
+	if ttl == 0 {
+		ttl = lease.TTL
+	}
+	start := time.Now()
+	if _, err := l.do(ctx, consensus.LockRequest{Op: consensus.LockRefresh, Name: lease.Name, Token: lease.Token, TTL: ttl}); err != nil {
+		return lease, err
+	}
+	lease.TTL, lease.Deadline = ttl, start.Add(ttl)
+	return lease, nil
+}
+
+// Release frees the lock held with token. It fails with
+// consensus.ErrUnknownLock when nobody holds it (its lease expired, or it
+// was never taken) and ErrWrongToken when token is not the holder's.
+func (l *Leases) Release(ctx context.Context, name string, token uint64) error {
+	_, err := l.do(ctx, consensus.LockRequest{Op: consensus.LockRelease, Name: name, Token: token})
+	return err
+}

@@ -1,0 +1,401 @@
+package mutex
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Config sets up the Ricart–Agrawala protocol.
+type Config struct {
+	// Name is the protocol's name, the same on every member. Several
+	// critical sections are several protocols with different names.
+	// Default ProtocolName.
+	Name string
+	// Members, when not empty, are the nodes that share the critical
+	// section (this node may be listed or not). When empty, the members are
+	// the live nodes of the membership view, and membership.Attach must
+	// have run on the node. Either way, membership events change the
+	// members when the node runs the membership protocol.
+	Members []string
+}
+
+// Validate reports the first field out of range.
+func (c Config) Validate() error {
+	if err := transport.ValidateName("protocol", cmp.Or(c.Name, ProtocolName)); err != nil {
+		return fmt.Errorf("%w: Name: %v", ErrInvalidConfig, err)
+	}
+	for _, m := range c.Members {
+		if err := transport.ValidateName("node", m); err != nil {
+			return fmt.Errorf("%w: Members: %v", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
+
+// RicartAgrawala returns the factory of the Ricart–Agrawala protocol
+// (Ricart and Agrawala, 1981): a node that wants the critical section
+// stamps a request with its Lamport clock and sends it to every other
+// member; a member answers at once unless it holds the section or wants it
+// with an earlier (timestamp, node name), in which case it defers the reply
+// until it leaves. A node enters when every member has replied: 2(N−1)
+// messages per entry among N members. Messages go through
+// Context.SendReliable, as the algorithm assumes reliable channels.
+//
+// Members that fail or leave (membership.MemberFailed, MemberLeft) are no
+// longer waited for and their deferred requests are dropped; members that
+// join (MemberJoined), or whose request shows they exist, are sent the
+// current request and waited for. Start it on every member:
+// node.Start(mutex.RicartAgrawala(cfg)).
+func RicartAgrawala(cfg Config) actors.Factory {
+	cfg.Name = cmp.Or(cfg.Name, ProtocolName)
+	return func() actors.Protocol { return &ricart{cfg: cfg} }
+}
+
+type state int
+
+const (
+	idle   state = iota
+	wanted       // a request is out
+	held         // in the critical section
+)
+
+func (s state) String() string {
+	switch s {
+	case wanted:
+		return "wanted"
+	case held:
+		return "held"
+	}
+	return "idle"
+}
+
+type ricart struct {
+	cfg   Config
+	self  string
+	epoch uint64 // this incarnation, echoed by replies
+
+	members map[string]bool // the other members
+	gone    map[string]bool // declared failed or left, until they join again
+	ready   bool            // members known: rounds may start
+
+	clock    uint64 // the highest Lamport timestamp seen or made
+	state    state
+	ts       uint64                // the current request's timestamp
+	awaiting map[string]bool       // members whose reply the current request needs
+	deferred map[string]deferredRq // requests answered when this node leaves
+	current  *Enter                // the local Enter of the current round
+	queue    []*Enter              // local Enters behind it
+
+	entries, requestsSent, repliesSent uint64
+}
+
+// deferredRq is a request this node answers when it leaves the section.
+type deferredRq struct{ ts, epoch uint64 }
+
+func (r *ricart) Name() string { return r.cfg.Name }
+
+func (r *ricart) Init(ctx *actors.Context) error {
+	if err := r.cfg.Validate(); err != nil {
+		return err
+	}
+	r.self = ctx.Node()
+	r.epoch = max(uint64(ctx.Now().UnixNano()), 1)
+	r.members, r.gone = map[string]bool{}, map[string]bool{}
+	r.awaiting, r.deferred = map[string]bool{}, map[string]deferredRq{}
+
+	actors.OnMessage(ctx, r.onRequest)
+	actors.OnMessage(ctx, r.onReply)
+	actors.OnMessage(ctx, r.onHello)
+	actors.OnNotification(ctx, r.onEnter)
+	actors.OnNotification(ctx, r.onRelease)
+	actors.OnNotification(ctx, r.onWithdraw)
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
+		r.join(ctx, ev.Member.Name)
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+		r.left(ctx, ev.Member.Name, "failed")
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
+		r.left(ctx, ev.Member.Name, "left")
+		return nil
+	})
+	actors.OnRequest(ctx, r.onStatus)
+
+	if len(r.cfg.Members) > 0 {
+		for _, m := range r.cfg.Members {
+			if m != r.self {
+				r.members[m] = true
+			}
+		}
+		r.becomeReady(ctx)
+		return nil
+	}
+	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
+		func(ctx *actors.Context, v membership.View, err error) error {
+			if err != nil {
+				return fmt.Errorf("mutex: asking membership for the view: %w", err)
+			}
+			for _, m := range v.Members {
+				switch {
+				case m.Name == r.self:
+				case m.State == membership.Alive || m.State == membership.Suspect:
+					r.members[m.Name] = true
+					delete(r.gone, m.Name)
+				default:
+					delete(r.members, m.Name)
+					r.gone[m.Name] = true
+				}
+			}
+			r.becomeReady(ctx)
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("mutex: with no Config.Members the protocol follows the membership protocol, which does not run on node %s (membership.Attach): %w", r.self, err)
+	}
+	return nil
+}
+
+// becomeReady says hello to every member (a member that waits for a reply
+// from an earlier incarnation of this node asks again) and starts the
+// first round.
+func (r *ricart) becomeReady(ctx *actors.Context) {
+	r.ready = true
+	for _, m := range slices.Sorted(maps.Keys(r.members)) {
+		r.send(ctx, m, &pb.MutexHello{})
+	}
+	r.start(ctx)
+}
+
+// send sends reliably. A send that fails at once (an unknown node, a full
+// window to a silent peer) is logged: the member stays awaited until
+// membership reports it failed or joined again (which resends).
+func (r *ricart) send(ctx *actors.Context, to string, m proto.Message) bool {
+	if err := ctx.SendReliable(to, m); err != nil {
+		ctx.Log().Warn().Err(err).Str("to", to).Msg("mutex message not sent; waiting for membership news of the member")
+		return false
+	}
+	return true
+}
+
+// before reports whether request (ts1, n1) goes before (ts2, n2).
+func before(ts1 uint64, n1 string, ts2 uint64, n2 string) bool {
+	return ts1 < ts2 || (ts1 == ts2 && n1 < n2)
+}
+
+// start begins a round for the next local Enter, if the section is free
+// here.
+func (r *ricart) start(ctx *actors.Context) {
+	if !r.ready || r.state != idle || len(r.queue) == 0 {
+		return
+	}
+	r.current = r.queue[0]
+	r.queue[0] = nil
+	r.queue = r.queue[1:]
+	r.clock++
+	r.ts = r.clock
+	r.state = wanted
+	clear(r.awaiting)
+	for _, m := range slices.Sorted(maps.Keys(r.members)) {
+		r.awaiting[m] = true
+		r.ask(ctx, m)
+	}
+	r.maybeEnter(ctx)
+}
+
+// ask sends the current request to one member.
+func (r *ricart) ask(ctx *actors.Context, to string) {
+	if r.send(ctx, to, &pb.MutexRequest{Timestamp: r.ts, Epoch: r.epoch}) {
+		r.requestsSent++
+	}
+}
+
+func (r *ricart) reply(ctx *actors.Context, to string, rq deferredRq) {
+	if r.send(ctx, to, &pb.MutexReply{Timestamp: rq.ts, Epoch: rq.epoch, Clock: r.clock}) {
+		r.repliesSent++
+	}
+}
+
+// maybeEnter enters the section when no reply is missing.
+func (r *ricart) maybeEnter(ctx *actors.Context) {
+	if r.state != wanted || len(r.awaiting) > 0 {
+		return
+	}
+	r.state = held
+	r.entries++
+	g := Grant{Node: r.self, Timestamp: r.ts}
+	ctx.Log().Debug().Uint64("timestamp", r.ts).Msg("entered the critical section")
+	ctx.Notify(&Entered{Grant: g})
+	r.current.Done(g, nil)
+}
+
+// leave ends the current round, entered or not: every deferred request is
+// answered and the next local Enter starts.
+func (r *ricart) leave(ctx *actors.Context) {
+	if r.state == held {
+		g := Grant{Node: r.self, Timestamp: r.ts}
+		ctx.Log().Debug().Uint64("timestamp", r.ts).Int("deferred", len(r.deferred)).Msg("left the critical section")
+		ctx.Notify(&Exited{Grant: g})
+	}
+	r.state, r.ts, r.current = idle, 0, nil
+	clear(r.awaiting)
+	for _, m := range slices.Sorted(maps.Keys(r.deferred)) {
+		r.reply(ctx, m, r.deferred[m])
+	}
+	clear(r.deferred)
+	r.start(ctx)
+}
+
+func (r *ricart) onRequest(ctx *actors.Context, from string, m *pb.MutexRequest) error {
+	r.clock = max(r.clock, m.Timestamp)
+	if !r.members[from] && !r.gone[from] {
+		r.join(ctx, from) // it asks, so it is a member
+	}
+	rq := deferredRq{ts: m.Timestamp, epoch: m.Epoch}
+	if r.state == held || (r.state == wanted && before(r.ts, r.self, m.Timestamp, from)) {
+		r.deferred[from] = rq
+		return nil
+	}
+	r.reply(ctx, from, rq)
+	return nil
+}
+
+func (r *ricart) onReply(ctx *actors.Context, from string, m *pb.MutexReply) error {
+	r.clock = max(r.clock, m.Clock)
+	if r.state != wanted || m.Timestamp != r.ts || m.Epoch != r.epoch || !r.awaiting[from] {
+		return nil // for an earlier request or incarnation, or a member no longer awaited
+	}
+	delete(r.awaiting, from)
+	r.maybeEnter(ctx)
+	return nil
+}
+
+// onHello: a new incarnation of `from` forgot what it deferred and what it
+// asked: its old request is void, and the current request goes to it again
+// if its reply is still missing.
+func (r *ricart) onHello(ctx *actors.Context, from string, _ *pb.MutexHello) error {
+	delete(r.deferred, from)
+	switch {
+	case !r.members[from] && !r.gone[from]:
+		r.join(ctx, from)
+	case r.state == wanted && r.awaiting[from]:
+		r.ask(ctx, from)
+	}
+	return nil
+}
+
+// join makes name a member; a request that is out goes to it too.
+func (r *ricart) join(ctx *actors.Context, name string) {
+	if name == r.self {
+		return
+	}
+	delete(r.gone, name)
+	if r.members[name] {
+		if r.state == wanted && r.awaiting[name] {
+			r.ask(ctx, name) // it may have restarted, or the first send failed
+		}
+		return
+	}
+	r.members[name] = true
+	ctx.Log().Debug().Str("member", name).Msg("member added")
+	if r.state == wanted {
+		r.awaiting[name] = true
+		r.ask(ctx, name)
+	}
+}
+
+// left stops waiting for a member that failed or left, and forgets its
+// deferred request.
+func (r *ricart) left(ctx *actors.Context, name, how string) {
+	if name == r.self {
+		return
+	}
+	r.gone[name] = true
+	if !r.members[name] {
+		return
+	}
+	delete(r.members, name)
+	delete(r.deferred, name)
+	waited := r.awaiting[name]
+	delete(r.awaiting, name)
+	ctx.Log().Debug().Str("member", name).Str("how", how).Bool("was-awaited", waited).Msg("member removed")
+	r.maybeEnter(ctx)
+}
+
+func (r *ricart) onEnter(ctx *actors.Context, e *Enter) error {
+	if e.Done == nil {
+		ctx.Log().Warn().Msg("dropping an Enter without Done: nobody could be told of the grant")
+		return nil
+	}
+	r.queue = append(r.queue, e)
+	r.start(ctx)
+	return nil
+}
+
+func (r *ricart) onRelease(ctx *actors.Context, rel *Release) error {
+	done := rel.Done
+	if done == nil {
+		done = func(error) {}
+	}
+	if r.state != held || rel.Grant != (Grant{Node: r.self, Timestamp: r.ts}) {
+		cur := "nobody holds it here"
+		if r.state == held {
+			cur = fmt.Sprintf("it is held by the grant at timestamp %d", r.ts)
+		}
+		done(fmt.Errorf("%w: release of %s at timestamp %d on node %s, but %s", ErrNotHolder, rel.Grant.Node, rel.Grant.Timestamp, r.self, cur))
+		return nil
+	}
+	r.leave(ctx)
+	done(nil)
+	return nil
+}
+
+func (r *ricart) onWithdraw(ctx *actors.Context, w *Withdraw) error {
+	if w.Enter == nil {
+		return nil
+	}
+	if i := slices.Index(r.queue, w.Enter); i >= 0 {
+		r.queue = slices.Delete(r.queue, i, i+1)
+		w.Enter.Done(Grant{}, fmt.Errorf("%w: before its round began", ErrWithdrawn))
+		return nil
+	}
+	if w.Enter != r.current {
+		return nil // answered already
+	}
+	if r.state == wanted {
+		// Not in the section: answering what was deferred is all a
+		// withdrawal needs; replies to the abandoned request are ignored.
+		cur := r.current
+		r.leave(ctx)
+		cur.Done(Grant{}, fmt.Errorf("%w: while waiting for replies", ErrWithdrawn))
+		return nil
+	}
+	r.leave(ctx) // granted meanwhile: the requester gave up, so release
+	return nil
+}
+
+func (r *ricart) onStatus(*actors.Context, StatusRequest) (Status, error) {
+	return Status{
+		Node:         r.self,
+		State:        r.state.String(),
+		Clock:        r.clock,
+		Timestamp:    r.ts,
+		Members:      slices.Sorted(maps.Keys(r.members)),
+		Awaiting:     slices.Sorted(maps.Keys(r.awaiting)),
+		Deferred:     slices.Sorted(maps.Keys(r.deferred)),
+		Queued:       len(r.queue),
+		Entries:      r.entries,
+		RequestsSent: r.requestsSent,
+		RepliesSent:  r.repliesSent,
+	}, nil
+}
