@@ -26,7 +26,8 @@ type Config struct {
 	// trip to the leader). Default 1; -1 for none.
 	Prefetch int
 	// PartsPerMember is the number of parts asked of split when a job
-	// leaves it to the leader: this many per live member. Default 4.
+	// leaves it to the system: this many per live member, as the contact
+	// counts them when the job is submitted. Default 4.
 	PartsPerMember int
 	// MaxParts caps the parts of one job. Default 10000.
 	MaxParts int
@@ -47,6 +48,12 @@ type Config struct {
 	// Retain is how many ended jobs the contact keeps for status queries.
 	// Default 1000.
 	Retain int
+	// Inline runs the scripts (load, split, parts, merge) on the protocol's
+	// mailbox instead of the worker pool's goroutines; their outcomes still
+	// come back as later events. A script then holds up the protocol while
+	// it runs, so this is for deterministic simulation (package
+	// simulation), where nothing may run off the scheduler's goroutine.
+	Inline bool
 }
 
 // DefaultConfig returns the defaults of every field.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -56,6 +57,13 @@ func (p *protocol) submit(ctx *actors.Context, s Submit) (Submitted, error) {
 	}
 	if err := p.check(s); err != nil {
 		return Submitted{}, err
+	}
+	if s.Parts == 0 {
+		// Fixed here, not by the leader: a later leader, with another
+		// count of live members, would split the job differently, and the
+		// parts already done under the first split would be merged with
+		// those of the second.
+		s.Parts = min(p.cfg.PartsPerMember*len(p.live), p.cfg.MaxParts)
 	}
 	p.seq++
 	id := fmt.Sprintf("%s.%s.%d", p.self, p.gen, p.seq)
@@ -174,8 +182,8 @@ func (p *protocol) flushDone(ctx *actors.Context) {
 		clear(p.doneQueue)
 		return
 	}
-	for id, parts := range p.doneQueue {
-		p.send(ctx, p.leader, &pb.PartDone{Id: id, Parts: parts})
+	for _, id := range slices.Sorted(maps.Keys(p.doneQueue)) {
+		p.send(ctx, p.leader, &pb.PartDone{Id: id, Parts: p.doneQueue[id]})
 	}
 	clear(p.doneQueue)
 }
@@ -190,9 +198,9 @@ func (p *protocol) maybeMerge(ctx *actors.Context, o *owned) {
 	for i := range results {
 		results[i] = o.results[uint32(i)]
 	}
-	spec, id := o.spec, o.id
+	spec, id, progs := o.spec, o.id, p.pool.progs
 	p.pool.start(func(c context.Context) any {
-		prog, err := p.pool.progs.get(spec.Runtime, spec.Script)
+		prog, err := progs.get(spec.Runtime, spec.Script)
 		if err != nil {
 			return &merged{id: id, err: err}
 		}

@@ -16,6 +16,10 @@
 // [Starlark], the default [Runtime], and [Exec] for external interpreters,
 // off unless configured). Package api serves this over HTTP.
 //
+// [Reconfigure] changes the configuration of a running node (slots,
+// limits, runtimes) without a restart; [Drain] hands a node's parts back
+// to the leader before the node leaves the cluster.
+//
 // Roles, all in the one protocol on each node:
 //
 //   - contact: the node a job was submitted to. It owns the job: the spec,

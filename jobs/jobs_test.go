@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
+	"github.com/troupe-dev/troupe/membership"
 )
 
 func jobsCfg(t *testing.T, mod func(*jobs.Config)) jobs.Config {
@@ -471,4 +472,58 @@ func TestContactProtocolRestartStopsItsParts(t *testing.T) {
 		t.Errorf("status after the contact's restart: %v, want ErrNotFound", err)
 	}
 	t.Logf("every part stopped %v after the restart", took)
+}
+
+// A leader whose belief flips to another node and back drops its schedule
+// on the way, while the contact, which never stopped following it, has no
+// reason to hand the job over again: the leader's announcement on taking
+// the lead back makes it do so, and the job ends.
+func TestLeaderBeliefFlipDoesNotLoseTheJob(t *testing.T) {
+	c := newCluster(t, 5, jobsCfg(t, nil))
+	script := readScript(t, "squares.star")
+	input := squaresInput(120, 20000)
+	want := reference(t, script, input, 40)
+	id := submit(t, c.Node("node-1"), script, input, 40)
+	awaitParts(t, c, "node-1", id, 5)
+	lead := stats(t, c.Node("node-5"))
+	if !lead.Leading {
+		t.Fatalf("node-5 does not lead: %+v", lead)
+	}
+	// Only node-5's jobs protocol hears of the flip.
+	for _, ev := range []*election.LeaderChanged{{Leader: "node-4", Term: lead.Term + 1}, {Leader: "node-5", Term: lead.Term + 2}} {
+		if err := c.Node("node-5").Tell(jobs.ProtocolName, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := actortest.WaitFor(30*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
+	if err != nil {
+		dump(t, c)
+		t.Fatalf("job %+v", status(t, c.Node("node-1"), id))
+	}
+	mustSucceed(t, status(t, c.Node("node-1"), id), want)
+}
+
+// A leader that sees the contact fail drops its jobs; when the contact is
+// seen alive again (it never failed: a false suspicion under load), the
+// leader asks it to hand them over again, and the job ends.
+func TestContactFalselyFailedAtTheLeaderKeepsItsJob(t *testing.T) {
+	c := newCluster(t, 5, jobsCfg(t, nil))
+	script := readScript(t, "squares.star")
+	input := squaresInput(120, 20000)
+	want := reference(t, script, input, 40)
+	id := submit(t, c.Node("node-1"), script, input, 40)
+	awaitParts(t, c, "node-1", id, 5)
+	// Only the leader's jobs protocol hears of the false failure.
+	contact := membership.Member{Name: "node-1"}
+	for _, ev := range []any{&membership.MemberFailed{Member: contact}, &membership.MemberJoined{Member: contact}} {
+		if err := c.Node("node-5").Tell(jobs.ProtocolName, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := actortest.WaitFor(30*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
+	if err != nil {
+		dump(t, c)
+		t.Fatalf("job %+v", status(t, c.Node("node-1"), id))
+	}
+	mustSucceed(t, status(t, c.Node("node-1"), id), want)
 }

@@ -1,9 +1,12 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
@@ -65,6 +68,19 @@ func (s *scheduler) queued() int {
 	return n
 }
 
+// sortedParts lists the keys of a set of parts by job id, then part: map
+// order would make the protocol's choices vary from run to run.
+func sortedParts(parts map[partKey]bool) []partKey {
+	out := slices.Collect(maps.Keys(parts))
+	slices.SortFunc(out, func(a, b partKey) int {
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.part, b.part)
+	})
+	return out
+}
+
 func (s *scheduler) worker(name string) *lworker {
 	w := s.workers[name]
 	if w == nil {
@@ -94,6 +110,13 @@ func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) e
 	s := p.sched
 	if j := s.jobs[m.Id]; j != nil {
 		p.markDone(ctx, j, m.Done)
+		if j.split {
+			// The contact hands the job over again: it may have refused
+			// the first JobProgress (it came with a term the contact
+			// took for a stale leader's), and without the part count it
+			// never merges.
+			p.send(ctx, j.contact, &pb.JobProgress{Id: j.id, Term: p.term, PartsTotal: uint32(len(j.parts))})
+		}
 		return nil
 	}
 	if m.Spec == nil || m.Contact != from {
@@ -106,9 +129,9 @@ func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) e
 	if n == 0 {
 		n = p.cfg.PartsPerMember * len(p.live)
 	}
-	epoch, spec, maxParts := s.epoch, m.Spec, p.cfg.MaxParts
+	epoch, spec, maxParts, progs := s.epoch, m.Spec, p.cfg.MaxParts, p.pool.progs
 	p.pool.start(func(c context.Context) any {
-		prog, err := p.pool.progs.get(spec.Runtime, spec.Script)
+		prog, err := progs.get(spec.Runtime, spec.Script)
 		if err != nil {
 			return &splitDone{epoch: epoch, id: m.Id, err: err}
 		}
@@ -218,7 +241,7 @@ func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkReq
 	}
 	w.credit = int(m.Credits)
 	s.reported[from] = true
-	for k := range w.parts { // a restarted worker forgot these
+	for _, k := range sortedParts(w.parts) { // a restarted worker forgot these
 		p.unhold(k, from)
 	}
 	now := ctx.Now()
@@ -357,12 +380,14 @@ func (p *protocol) backups(ctx *actors.Context) {
 		var bj *ljob
 		var bpart uint32
 		var longest time.Duration
-		for _, j := range s.jobs {
+		for _, id := range slices.Sorted(maps.Keys(s.jobs)) { // in order: ties go to the first
+			j := s.jobs[id]
 			if !j.split || j.timed == 0 {
 				continue
 			}
 			mean := j.took / time.Duration(j.timed)
-			for part, t := range j.since {
+			for _, part := range slices.Sorted(maps.Keys(j.since)) {
+				t := j.since[part]
 				age := now.Sub(t)
 				if len(j.holders[part]) == 1 && age > time.Duration(p.cfg.Backup*float64(mean)) && age > longest {
 					bj, bpart, longest = j, part, age
@@ -399,7 +424,7 @@ func (p *protocol) leaderLost(ctx *actors.Context, name string) {
 	s := p.sched
 	if w := s.workers[name]; w != nil {
 		delete(s.workers, name)
-		for k := range w.parts {
+		for _, k := range sortedParts(w.parts) {
 			p.unhold(k, name)
 		}
 	}
@@ -424,8 +449,8 @@ func (p *protocol) leaderCancel(ctx *actors.Context, from string, m *pb.JobCance
 	}
 	delete(s.jobs, m.Id)
 	sent := map[string]bool{}
-	for part, hs := range j.holders {
-		for _, w := range hs {
+	for _, part := range slices.Sorted(maps.Keys(j.holders)) {
+		for _, w := range j.holders[part] {
 			if lw := s.workers[w]; lw != nil {
 				delete(lw.parts, partKey{j.id, part})
 			}

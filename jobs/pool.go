@@ -14,22 +14,29 @@ import (
 // The protocol decides how many run at once (Config.Slots); the pool only
 // owns the goroutines: stop cancels every task and waits for them.
 type pool struct {
+	inline bool // run tasks on the caller's goroutine (Config.Inline)
 	ref    actors.Ref
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	progs  *programs
+	progs  *programs   // the cache scripts load into now
+	old    []*programs // caches of earlier runtimes (use), closed at stop
 }
 
-func newPool(ref actors.Ref, rts map[string]Runtime) *pool {
+func newPool(ref actors.Ref, rts map[string]Runtime, inline bool) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pool{ref: ref, ctx: ctx, cancel: cancel, progs: &programs{rts: rts, m: map[progKey]*progEntry{}}}
+	return &pool{inline: inline, ref: ref, ctx: ctx, cancel: cancel, progs: &programs{rts: rts, m: map[progKey]*progEntry{}}}
 }
 
-// start runs fn on a goroutine and tells its result to the protocol. The
-// returned function cancels fn's context.
+// start runs fn on a goroutine (inline: at once) and tells its result to
+// the protocol. The returned function cancels fn's context.
 func (p *pool) start(fn func(ctx context.Context) any) context.CancelFunc {
 	ctx, cancel := context.WithCancel(p.ctx)
+	if p.inline {
+		defer cancel()
+		_ = p.ref.Tell(fn(ctx))
+		return cancel
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -40,10 +47,21 @@ func (p *pool) start(fn func(ctx context.Context) any) context.CancelFunc {
 	return cancel
 }
 
+// use makes scripts load into a fresh cache of the runtimes rts from now
+// on. Tasks that already took the old cache go on with it; it is closed
+// at stop. Called on the protocol's mailbox, as start is.
+func (p *pool) use(rts map[string]Runtime) {
+	p.old = append(p.old, p.progs)
+	p.progs = &programs{rts: rts, m: map[progKey]*progEntry{}}
+}
+
 // stop cancels every task and returns when their goroutines have exited.
 func (p *pool) stop() {
 	p.cancel()
 	p.wg.Wait()
+	for _, c := range p.old {
+		c.closeAll()
+	}
 	p.progs.closeAll()
 }
 

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,11 +23,7 @@ func New(cfg Config) (actors.Factory, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rts := map[string]Runtime{}
-	for _, rt := range cfg.Runtimes {
-		rts[rt.Name()] = rt
-	}
-	return func() actors.Protocol { return &protocol{cfg: cfg, rts: rts} }, nil
+	return func() actors.Protocol { return &protocol{cfg: cfg, rts: runtimesOf(cfg)} }, nil
 }
 
 // partKey names one part of one job.
@@ -60,6 +57,9 @@ type protocol struct {
 	// worker
 	work worker
 
+	tick     actors.TimerID // the periodic tick (Config.Tick)
+	draining bool           // Drain: hand parts back, take no more
+
 	outbox      map[string][]proto.Message // messages waiting for a retry, by node
 	gens        map[string]string          // node → generation of its jobs protocol, from Restarted
 	flushPosted bool
@@ -76,7 +76,7 @@ func (p *protocol) Name() string { return ProtocolName }
 func (p *protocol) Init(ctx *actors.Context) error {
 	p.self = ctx.Node()
 	p.gen = strconv.FormatUint(uint64(ctx.Now().UnixNano()), 36)
-	p.pool = newPool(ctx.Ref(), p.rts)
+	p.pool = newPool(ctx.Ref(), p.rts, p.cfg.Inline)
 	p.live = map[string]bool{p.self: true}
 	p.owned = map[string]*owned{}
 	p.outbox = map[string][]proto.Message{}
@@ -107,6 +107,8 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, p.status)
 	actors.OnRequest(ctx, p.list)
 	actors.OnRequest(ctx, p.cancel)
+	actors.OnRequest(ctx, p.drain)
+	actors.OnReconfigure(ctx, p.onReconfigure)
 	actors.OnRequest(ctx, func(*actors.Context, StatsRequest) (Stats, error) {
 		s := p.stats
 		s.Leader, s.Term, s.Leading = p.leader, p.term, p.leader == p.self
@@ -126,6 +128,13 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		// looked lost to them) may take them now.
 		for _, j := range p.sched.jobs {
 			clear(j.refused)
+		}
+		// A leader dropped the jobs and parts of a member it saw fail; a
+		// member that comes back (a false failure under load, a healed
+		// partition) may never have stopped following it and would not
+		// hand them over again: tell it, as a restarted leader does.
+		if name := ev.Member.Name; p.leader == p.self && name != p.self {
+			p.send(ctx, name, &pb.Restarted{Generation: p.gen})
 		}
 		return nil
 	})
@@ -169,7 +178,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	if err != nil {
 		return fmt.Errorf("jobs: node %s needs an elector (election.Bully): %w", p.self, err)
 	}
-	ctx.Every(p.cfg.Tick, tick{})
+	p.tick = ctx.Every(p.cfg.Tick, tick{})
 	return nil
 }
 
@@ -196,6 +205,18 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 	}
 	if ev.Leader == "" {
 		return nil
+	}
+	if ev.Leader == p.self {
+		// Its schedule may have been dropped while it believed in
+		// another leader or in none, and a contact that never stopped
+		// following it would not hand its jobs over again. The message
+		// a restarted protocol sends makes every node that follows it
+		// do so (this node's own jobs keep their generation).
+		for _, n := range p.liveNames() {
+			if n != p.self {
+				p.send(ctx, n, &pb.Restarted{Generation: p.gen})
+			}
+		}
 	}
 	p.resetWorker(ctx)
 	p.resubmitAll(ctx)
@@ -284,7 +305,8 @@ const maxOutbox = 10000
 
 // retry sends what waits in the outbox, in order, until a send fails.
 func (p *protocol) retry(ctx *actors.Context) {
-	for to, q := range p.outbox {
+	for _, to := range slices.Sorted(maps.Keys(p.outbox)) {
+		q := p.outbox[to]
 		for len(q) > 0 {
 			if err := ctx.SendReliable(to, q[0]); err != nil {
 				break

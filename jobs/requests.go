@@ -96,6 +96,7 @@ type Stats struct {
 	PartsRun   int64 // parts this node finished running (any outcome)
 	PartsSent  int64 // results this node sent to contacts
 	Cancelled  int64 // parts stopped before they finished
+	HandedBack int64 // parts handed back to the leader by Drain
 	Backups    int64 // backup copies this node started as leader
 	Owned      int   // jobs this node is contact of (any state)
 }

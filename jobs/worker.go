@@ -22,6 +22,7 @@ type worker struct {
 	ended   map[string]bool
 	lost    map[string]bool // contacts that failed or left
 	credit  int             // credits to grant the leader at the next flush
+	debt    int             // credits to withhold: the capacity shrank (Reconfigure)
 	refused []*pb.PartRef   // assignments refused since the last flush
 }
 
@@ -62,7 +63,7 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 		p.grant(ctx, 1) // already here: the credit goes back
 		return nil
 	}
-	if _, ended := w.ended[m.Id]; ended || w.lost[m.Contact] || p.oldJob(m.Id, m.Contact) {
+	if _, ended := w.ended[m.Id]; ended || w.lost[m.Contact] || p.oldJob(m.Id, m.Contact) || p.draining {
 		// Refused: the credit goes back and the leader learns that this
 		// worker does not run the part.
 		w.refused = append(w.refused, &pb.PartRef{Id: m.Id, Part: m.Part})
@@ -126,15 +127,23 @@ func (p *protocol) onPartFinished(ctx *actors.Context, m *partFinished) error {
 	return nil
 }
 
-// grant gives the leader credits back, batched until the next flush.
+// grant gives the leader credits back, batched until the next flush. A
+// draining worker grants none; a worker whose capacity shrank pays its
+// debt first.
 func (p *protocol) grant(ctx *actors.Context, n int) {
-	p.work.credit += n
+	w := &p.work
+	if p.draining {
+		n = 0
+	}
+	paid := min(n, w.debt)
+	w.debt -= paid
+	w.credit += n - paid
 	p.postFlush(ctx)
 }
 
 func (p *protocol) flushCredits(ctx *actors.Context) {
 	w := &p.work
-	if w.credit > 0 && p.leader != "" {
+	if (w.credit > 0 || len(w.refused) > 0) && p.leader != "" {
 		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(w.credit), Refused: w.refused})
 	}
 	w.credit, w.refused = 0, nil
@@ -144,7 +153,7 @@ func (p *protocol) flushCredits(ctx *actors.Context) {
 // can take and which it holds already.
 func (p *protocol) resetWorker(ctx *actors.Context) {
 	w := &p.work
-	w.credit, w.refused = 0, nil
+	w.credit, w.refused, w.debt = 0, nil, 0
 	running := make([]*pb.PartRef, 0, len(w.tasks))
 	for k := range w.tasks {
 		running = append(running, &pb.PartRef{Id: k.id, Part: k.part})
@@ -156,6 +165,9 @@ func (p *protocol) resetWorker(ctx *actors.Context) {
 		return int(a.Part) - int(b.Part)
 	})
 	free := max(p.capacity()-len(w.tasks), 0)
+	if p.draining {
+		free = 0
+	}
 	p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(free), Absolute: true, Running: running})
 }
 

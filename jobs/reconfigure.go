@@ -1,0 +1,91 @@
+package jobs
+
+import (
+	"context"
+
+	"github.com/troupe-dev/troupe/actors"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// Reconfigure changes the jobs protocol's configuration on a running node
+// without a restart ([actors.Node.Reconfigure]). cfg is a whole Config,
+// checked as New checks it; an invalid one is refused and the protocol
+// keeps the configuration it had. Every field takes effect at once:
+//
+//   - Slots and Prefetch: more slots start waiting parts now and grant the
+//     leader the new credit; fewer slots let the running parts finish and
+//     withhold credit until the worker is within its new capacity.
+//   - Runtimes and their Limits, Disabled: scripts loaded from then on use
+//     the new runtimes; parts already running finish under the old ones.
+//   - the submission limits, PartsPerMember, Backup, Retain, Settle: from
+//     the next job, part or scheduling pass; Tick re-arms the timer.
+func Reconfigure(ctx context.Context, node *actors.Node, cfg Config) error {
+	return node.Reconfigure(ctx, ProtocolName, cfg)
+}
+
+func (p *protocol) onReconfigure(ctx *actors.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	before := p.capacity()
+	if cfg.Tick != p.cfg.Tick {
+		ctx.Cancel(p.tick)
+		p.tick = ctx.Every(cfg.Tick, tick{})
+	}
+	p.rts = runtimesOf(cfg)
+	p.pool.use(p.rts)
+	p.cfg = cfg
+	if delta := p.capacity() - before; delta > 0 {
+		p.grant(ctx, delta)
+	} else if delta < 0 {
+		p.work.debt -= delta
+	}
+	p.pump()
+	ctx.Log().Info().Int("slots", cfg.Slots).Int("prefetch", cfg.Prefetch).Msg("jobs reconfigured")
+	return nil
+}
+
+func runtimesOf(cfg Config) map[string]Runtime {
+	rts := make(map[string]Runtime, len(cfg.Runtimes))
+	for _, rt := range cfg.Runtimes {
+		rts[rt.Name()] = rt
+	}
+	return rts
+}
+
+// DrainRequest asks the jobs protocol of a node that is about to leave the
+// cluster to hand its parts back (see [Drain]).
+type DrainRequest struct{}
+
+// Drained is the reply to a [DrainRequest].
+type Drained struct {
+	HandedBack int    // parts stopped here and handed back to the leader
+	Leader     string // the leader they went back to ("" while none)
+}
+
+// Drain makes node's worker stop: it cancels the parts it runs and holds,
+// tells the leader it runs none and has no credit (the leader queues those
+// parts again, first, and assigns them to other workers at once), and
+// refuses later assignments. A node calls it before it leaves the
+// cluster, so that its parts do not wait for the leader to notice the
+// departure. Draining lasts until the protocol restarts. The node's other
+// roles go on: as contact it still collects results and answers, as
+// leader it still schedules (on the other workers).
+func Drain(ctx context.Context, node *actors.Node) (Drained, error) {
+	return actors.Call[Drained](ctx, node, ProtocolName, DrainRequest{})
+}
+
+func (p *protocol) drain(ctx *actors.Context, _ DrainRequest) (Drained, error) {
+	w := &p.work
+	p.draining = true
+	n := len(w.tasks)
+	p.stopTasks(ctx, func(*task) bool { return true })
+	p.stats.HandedBack += int64(n)
+	w.credit, w.debt = 0, 0
+	if p.leader != "" {
+		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Absolute: true})
+	}
+	ctx.Log().Info().Int("parts", n).Str("leader", p.leader).Msg("draining: parts handed back to the leader")
+	return Drained{HandedBack: n, Leader: p.leader}, nil
+}
