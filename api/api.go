@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
+	"github.com/troupe-dev/troupe/telemetry"
 )
 
 // Config sets up the API.
@@ -22,10 +25,14 @@ type Config struct {
 	// Timeout caps the wait for the node's protocols per request; it ends
 	// with 503. Default 5s.
 	Timeout time.Duration
+	// Metrics is what GET /metrics serves. Default
+	// telemetry.NewRegistry(node).
+	Metrics prometheus.Gatherer
 }
 
 // New returns the HTTP API of node, which must run the membership,
-// election and jobs protocols. Safe for concurrent use, as http.Handler
+// election and jobs protocols (and telemetry, for the dashboard and the
+// telemetry endpoints). Safe for concurrent use, as http.Handler
 // requires; each request asks the protocols through actors.Call.
 func New(node *actors.Node, cfg Config) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
@@ -40,9 +47,11 @@ func New(node *actors.Node, cfg Config) http.Handler {
 	mux.HandleFunc("/v1/jobs/{id}", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.jobStatus, http.MethodDelete: s.cancel}))
 	mux.HandleFunc("/v1/members", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.members}))
 	mux.HandleFunc("/v1/leader", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.leader}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; see /v1/jobs, /v1/members, /v1/leader", r.Method, r.URL.Path))
-	})
+	// The dashboard, /metrics and the telemetry endpoints.
+	mux.Handle("/", telemetry.Handler(node, telemetry.HandlerConfig{Metrics: cfg.Metrics, Timeout: cfg.Timeout,
+		NotFound: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; see /v1/jobs, /v1/members, /v1/leader, /v1/telemetry, /v1/alerts, /v1/logs/{node}, /metrics and the dashboard at /", r.Method, r.URL.Path))
+		})}))
 	return mux
 }
 
@@ -212,6 +221,7 @@ func statusOf(err error) int {
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
+	Code  string `json:"code,omitempty"` // a stable name for some errors: "unauthorized"
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

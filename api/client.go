@@ -18,6 +18,8 @@ type Client struct {
 	Base string
 	// HTTP sends the requests; its Timeout bounds each one (default 30s).
 	HTTP *http.Client
+	// Token, when set, is sent as "Authorization: Bearer <Token>".
+	Token string
 }
 
 // NewClient returns a client of the node at base ("host:port" or a URL).
@@ -41,11 +43,19 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	return c.Send(ctx, method, path, "application/json", rd, out)
+}
+
+// Send is Do with a body of any content type (nil for none).
+func (c *Client) Send(ctx context.Context, method, path, contentType string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, err
@@ -58,6 +68,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 	if resp.StatusCode/100 != 2 {
 		var e Error
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusUnauthorized {
+				return resp.StatusCode, fmt.Errorf("%w: %s %s: %s (HTTP 401)", ErrUnauthorized, method, path, e.Error)
+			}
 			return resp.StatusCode, fmt.Errorf("%s %s: %s (HTTP %d)", method, path, e.Error, resp.StatusCode)
 		}
 		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))

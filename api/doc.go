@@ -1,4 +1,5 @@
-// Package api is a node's HTTP API, in JSON: jobs, members and the leader.
+// Package api is a node's HTTP API, in JSON: jobs, members and the leader;
+// with the dashboard, metrics and telemetry of package telemetry.
 //
 // # Usage
 //
@@ -13,12 +14,29 @@
 //	GET    /v1/members    → [{"name","address","state"}]
 //	GET    /v1/leader     → {"leader","term"}
 //
+// and, served by package telemetry (the node must run it):
+//
+//	GET    /              the dashboard (members, leader, load, jobs, alerts, message rates, logs)
+//	GET    /metrics       Prometheus text: Troupe's per-protocol metrics, Go and process metrics
+//	GET    /v1/telemetry  the node's telemetry.Snapshot of the cluster
+//	GET    /v1/telemetry/events  server-sent events, a snapshot every 500ms
+//	GET    /v1/alerts     the node's alert history, newest first
+//	GET    /v1/logs/{node}?limit=&level=  a member's recent logs
+//
 // state is one of pending, running, succeeded, failed, cancelled. Errors
 // are {"error": "..."}: 400 for a malformed request, an invalid job or an
 // unknown runtime, 403 for a disabled runtime, 404 for an unknown job (or
 // one held by another contact node), 405, 410 when the job's contact is
 // gone, 413 for a body over Config.MaxBodyBytes, 503 when the node's
 // protocols do not answer in time.
+//
+// [RequireToken] wraps any handler (the node wraps its whole mux, so every
+// endpoint added later is covered) with bearer-token authentication: a
+// request without "Authorization: Bearer <token>" gets 401, a
+// WWW-Authenticate: Bearer challenge and {"error", "code": "unauthorized"}.
+// A browser opens /?token=<token> once and gets a cookie that
+// authenticates its GETs (the dashboard). The [Token] can change while the
+// node runs. [Client] sends Client.Token.
 //
 // # Concurrency
 //

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/jobs"
@@ -23,8 +27,56 @@ func defaultNode() string {
 	return "http://127.0.0.1:8080"
 }
 
-func nodeFlag(cmd *cobra.Command, v *string) {
-	cmd.Flags().StringVar(v, "node", defaultNode(), "the node's HTTP API (env TROUPE_NODE)")
+// clientOptions are the flags of the commands that talk to a node's API.
+type clientOptions struct{ node, token, ca string }
+
+func (o *clientOptions) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.node, "node", defaultNode(), "the node's HTTP API (env TROUPE_NODE)")
+	tlsFlags(cmd.Flags(), &o.token, &o.ca)
+}
+
+// tlsFlags adds --token and --ca. Their defaults come from the environment
+// when the command runs, so that help never prints a token.
+func tlsFlags(f *pflag.FlagSet, token, ca *string) {
+	f.StringVar(token, "token", "", "the API's bearer token (default: env TROUPE_TOKEN)")
+	f.StringVar(ca, "ca", "", "CA certificate (PEM) to check an https:// node with (default: env TROUPE_CA)")
+}
+
+// client is the API client the flags describe.
+func (o *clientOptions) client() (*api.Client, error) {
+	c := api.NewClient(o.node)
+	c.Token = cmp.Or(o.token, os.Getenv("TROUPE_TOKEN"))
+	hc, err := httpClient(o.ca, c.HTTP.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.HTTP = hc
+	return c, nil
+}
+
+// httpClient is an HTTP client that trusts the CA in caFile (or
+// TROUPE_CA) besides the system's, for a node's HTTPS API.
+func httpClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	caFile = cmp.Or(caFile, os.Getenv("TROUPE_CA"))
+	c := &http.Client{Timeout: timeout}
+	if caFile == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca %s holds no PEM certificate", caFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.Transport = t
+	return c, nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -40,7 +92,8 @@ func jobCmd() *cobra.Command {
 }
 
 func submitCmd() *cobra.Command {
-	var node, input, runtime string
+	o := &clientOptions{}
+	var input, runtime string
 	var parts int
 	var wait bool
 	cmd := &cobra.Command{
@@ -63,7 +116,10 @@ func submitCmd() *cobra.Command {
 				}
 				req.Input = in
 			}
-			c := api.NewClient(node)
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
 			var sub jobs.Submitted
 			if _, err := c.Do(cmd.Context(), http.MethodPost, "/v1/jobs", req, &sub); err != nil {
 				return err
@@ -84,7 +140,7 @@ func submitCmd() *cobra.Command {
 			return printJSON(out, st.Result)
 		},
 	}
-	nodeFlag(cmd, &node)
+	o.flags(cmd)
 	cmd.Flags().StringVar(&input, "input", "", "file holding the job's input (JSON)")
 	cmd.Flags().StringVar(&runtime, "runtime", "starlark", "starlark or exec")
 	cmd.Flags().IntVar(&parts, "parts", 0, "parts to split into (0: the leader picks)")
@@ -149,32 +205,40 @@ func progressLine(st jobs.Status, elapsed time.Duration) string {
 }
 
 func statusCmd() *cobra.Command {
-	var node string
+	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "status ID",
 		Short: "Print a job's status (ask its contact node)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st jobs.Status
-			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0], nil, &st); err != nil {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0], nil, &st); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), st)
 		},
 	}
-	nodeFlag(cmd, &node)
+	o.flags(cmd)
 	return cmd
 }
 
 func listCmd() *cobra.Command {
-	var node string
+	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the jobs a node is contact of",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list []jobs.Status
-			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/jobs", nil, &list); err != nil {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/jobs", nil, &list); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
@@ -185,37 +249,45 @@ func listCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	nodeFlag(cmd, &node)
+	o.flags(cmd)
 	return cmd
 }
 
 func cancelCmd() *cobra.Command {
-	var node string
+	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a job through any node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out map[string]any
-			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &out); err != nil {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &out); err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	nodeFlag(cmd, &node)
+	o.flags(cmd)
 	return cmd
 }
 
 func membersCmd() *cobra.Command {
-	var node string
+	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "members",
 		Short: "List the cluster's members as a node sees them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ms []api.Member
-			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/members", nil, &ms); err != nil {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/members", nil, &ms); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
@@ -226,25 +298,29 @@ func membersCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	nodeFlag(cmd, &node)
+	o.flags(cmd)
 	return cmd
 }
 
 func leaderCmd() *cobra.Command {
-	var node string
+	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "leader",
 		Short: "Print the leader a node follows, and its term",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var l api.Leader
-			if _, err := api.NewClient(node).Do(cmd.Context(), http.MethodGet, "/v1/leader", nil, &l); err != nil {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/leader", nil, &l); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s term %d\n", l.Leader, l.Term)
 			return nil
 		},
 	}
-	nodeFlag(cmd, &node)
+	o.flags(cmd)
 	return cmd
 }

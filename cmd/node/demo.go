@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,12 +24,13 @@ import (
 	examplejobs "github.com/troupe-dev/troupe/examples/jobs"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
+	"github.com/troupe-dev/troupe/telemetry"
 )
 
 type jobsDemo struct {
 	nodes, items, parts, resamples int
 	timeout                        time.Duration
-	verbose                        bool
+	verbose, keep                  bool
 }
 
 func demoCmd() *cobra.Command {
@@ -52,6 +55,7 @@ keep the best) to node-1's API, shows its progress and prints the result.
 	f.IntVar(&d.resamples, "resamples", 50, "bootstrap resamples per item (the job's work per item)")
 	f.DurationVar(&d.timeout, "timeout", time.Minute, "give up after this long")
 	f.BoolVar(&d.verbose, "verbose", false, "log the nodes' warnings to stderr")
+	f.BoolVar(&d.keep, "keep", false, "keep the cluster running after the job, until interrupted, to look at the dashboards")
 	cmd.AddCommand(broadcastCmd())
 	return cmd
 }
@@ -62,10 +66,14 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	logger := zerolog.Nop()
+	// Every node's info logs go to the telemetry's buffer (the dashboards
+	// show them); with --verbose its warnings go to stderr too.
+	logs := telemetry.NewLogBuffer(1000)
+	var stderr io.Writer = io.Discard
 	if d.verbose {
-		logger = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+		stderr = zerolog.ConsoleWriter{Out: os.Stderr}
 	}
+	logger := zerolog.New(zerolog.MultiLevelWriter(logs, warnOnly{stderr})).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	start := time.Now()
 
 	// The data service the sample job queries.
@@ -97,6 +105,13 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	if err := c.Start(jf); err != nil {
+		return err
+	}
+	tf, err := telemetry.New(telemetry.Config{Logs: logs})
+	if err != nil {
+		return err
+	}
+	if err := c.Start(tf); err != nil {
 		return err
 	}
 	apis := map[string]string{}
@@ -137,7 +152,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	for _, m := range members {
-		fmt.Fprintf(out, "  member %-8s %-8s api %s\n", m.Name, m.State, apis[m.Name])
+		fmt.Fprintf(out, "  member %-8s %-8s api and dashboard %s\n", m.Name, m.State, apis[m.Name])
 	}
 
 	input, _ := json.Marshal(map[string]any{"service": dsURL, "resamples": d.resamples})
@@ -162,7 +177,26 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "  %s %d\n", n.Name(), s.PartsRun)
 	}
 	fmt.Fprintf(out, "result of %s (%v from submission):\n", st.ID, st.Ended.Sub(st.Submitted).Round(time.Millisecond))
-	return printJSON(out, st.Result)
+	if err := printJSON(out, st.Result); err != nil || !d.keep {
+		return err
+	}
+	fmt.Fprintf(out, "the cluster keeps running (--keep): dashboards at %s; interrupt to stop\n", apis[c.Names()[0]])
+	wait, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-wait.Done()
+	return nil
+}
+
+// warnOnly passes on warnings and worse.
+type warnOnly struct{ w io.Writer }
+
+func (w warnOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+func (w warnOnly) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	if l < zerolog.WarnLevel {
+		return len(p), nil
+	}
+	return w.w.Write(p)
 }
 
 // serve serves h on a free loopback port until stop is called.
@@ -172,6 +206,7 @@ func serve(h http.Handler) (base string, stop func(), err error) {
 		return "", nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	streamsEnd(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() {

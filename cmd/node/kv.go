@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +22,8 @@ import (
 )
 
 type kvOptions struct {
-	addr    string
-	timeout time.Duration
+	addr, token, ca string
+	timeout         time.Duration
 }
 
 func kvCmd() *cobra.Command {
@@ -40,6 +41,7 @@ consensus): any node of the raft group serves every request.
 	}
 	cmd.PersistentFlags().StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "the node's HTTP address")
 	cmd.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node")
+	tlsFlags(cmd.PersistentFlags(), &o.token, &o.ca)
 
 	var prev string
 	put := &cobra.Command{
@@ -51,7 +53,7 @@ consensus): any node of the raft group serves every request.
 			if cmd.Flags().Changed("prev") {
 				q = "?prev=" + url.QueryEscape(prev)
 			}
-			body, err := o.call(http.MethodPut, args[0], q, args[1])
+			body, err := o.call(http.MethodPut, kvPath(args[0])+q, args[1])
 			if err != nil {
 				return err
 			}
@@ -67,7 +69,7 @@ consensus): any node of the raft group serves every request.
 		Short: "Print the value of KEY (linearizable read)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := o.call(http.MethodGet, args[0], "", "")
+			body, err := o.call(http.MethodGet, kvPath(args[0]), "")
 			if err != nil {
 				return err
 			}
@@ -80,7 +82,7 @@ consensus): any node of the raft group serves every request.
 		Short: "Delete KEY",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := o.call(http.MethodDelete, args[0], "", "")
+			body, err := o.call(http.MethodDelete, kvPath(args[0]), "")
 			if err != nil {
 				return err
 			}
@@ -98,21 +100,30 @@ consensus): any node of the raft group serves every request.
 	return cmd
 }
 
-// call sends one request and returns the body of a 200, or the error the
-// node explained.
-func (o *kvOptions) call(method, key, query, body string) ([]byte, error) {
+func kvPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
+
+// call sends one request to path and returns the body of a 200, or the
+// error the node explained.
+func (o *kvOptions) call(method, path, body string) ([]byte, error) {
 	base := strings.TrimSuffix(o.addr, "/")
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	u := base + "/v1/kv/" + url.PathEscape(key) + query
+	u := base + path
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if tok := cmp.Or(o.token, os.Getenv("TROUPE_TOKEN")); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	hc, err := httpClient(o.ca, 0)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("reaching the node at %s: %w", o.addr, err)
 	}
@@ -124,12 +135,17 @@ func (o *kvOptions) call(method, key, query, body string) ([]byte, error) {
 	if resp.StatusCode == http.StatusOK {
 		return b, nil
 	}
-	var e struct{ Error, Code, Current string }
+	var e struct{ Error, Code, Current, Leader string }
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
-		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, key, resp.StatusCode, strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	if e.Code == "cas_failed" {
+	switch e.Code {
+	case "cas_failed":
 		return nil, fmt.Errorf("%s (current value %q)", e.Error, e.Current)
+	case "not_leader":
+		if e.Leader != "" {
+			return nil, fmt.Errorf("%s: send it to %s's API (%s)", e.Error, e.Leader, e.Code)
+		}
 	}
 	return nil, fmt.Errorf("%s (%s)", e.Error, e.Code)
 }

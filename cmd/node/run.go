@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -18,51 +18,84 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/api"
+	"github.com/troupe-dev/troupe/config"
+	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
+	"github.com/troupe-dev/troupe/mutex"
+	"github.com/troupe-dev/troupe/security"
+	"github.com/troupe-dev/troupe/telemetry"
 	"github.com/troupe-dev/troupe/transport/remote"
 )
 
-type runOptions struct {
-	name, bind, advertise, gossip, http, dataDir, preset, logLevel string
-	join, httpAllow, execCmd                                       []string
-	slots                                                          int
-	exec                                                           bool
-	maxSteps                                                       uint64
-	timeout                                                        time.Duration
-}
-
 func runCmd() *cobra.Command {
-	o := runOptions{}
-	host, _ := os.Hostname()
+	var file string
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run one node: membership, Bully election, jobs and the HTTP API",
+		Short: "Run one node: membership, election, jobs, the raft group and the HTTP API",
 		Long: `run starts one Troupe node. It listens for other nodes on --bind (protoactor
 remote over gRPC) and for SWIM gossip on --gossip (by default the port after
 --bind's), joins the cluster through the gossip addresses in --join (none:
-it starts a cluster), elects a leader with Bully and serves the HTTP API on
---http. It stops, leaving the cluster gracefully, on SIGINT or SIGTERM.`,
+it starts a cluster), elects a leader (--elector) and serves the HTTP API on
+--http.
+
+Its configuration comes from --config (a YAML file with the sections node,
+membership, election, jobs, raft, telemetry, api and tls), environment variables
+TROUPE_<SECTION>_<KEY> (TROUPE_JOBS_SLOTS) and the flags below, each over
+the one before; "node config check FILE" validates a file. SIGHUP reads the
+file again and applies what changed without a restart ("node config apply"
+does the same through the API); a change to a key that needs a restart is
+refused whole. SIGTERM or SIGINT stops the node gracefully: it stops
+serving the API, hands its job parts back to the leader, leaves the
+cluster and stops.
+
+With --raft-peers (the names of the raft group's first voters, this node's
+among them) it also runs the raft group (package consensus) with its log
+in --data-dir, which serves the replicated key-value store (/v1/kv/{key}),
+lease locks with fencing tokens (/v1/locks/{name}) and the group's operator
+API (/v1/raft). A node added to a running group later starts with
+--raft-join and waits for "node raft add-voter". --elector raft makes the
+raft group's leader the cluster's leader (it needs the raft group); bully
+(the default) runs the Bully algorithm over the members.
+
+Every node runs telemetry: the dashboard at / of --http, Prometheus metrics
+at /metrics, alerts and any node's recent logs (package telemetry). Logs
+go to stderr as JSON lines, or for people with --log-format console.
+
+docs/operations.md lists every key and how to deploy, secure and upgrade
+a cluster.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src := config.Sources{File: file, Env: os.Environ(), Flags: flagValues(cmd)}
+			return runNode(cmd.Context(), src)
+		},
 	}
+	d := config.Default()
 	f := cmd.Flags()
-	f.StringVar(&o.name, "name", host, "the node's name, unique in the cluster")
-	f.StringVar(&o.bind, "bind", "127.0.0.1:7000", "host:port for other nodes' messages")
-	f.StringVar(&o.advertise, "advertise", "", "host other nodes reach this one at, when it differs from --bind's (containers, NAT)")
-	f.StringVar(&o.gossip, "gossip", "", "host:port for SWIM gossip (default: --bind's host, its port + 1)")
-	f.StringVar(&o.http, "http", "127.0.0.1:8080", "host:port of the HTTP API")
-	f.StringSliceVar(&o.join, "join", nil, "gossip addresses (host:port) of members to join through")
-	f.StringVar(&o.dataDir, "data-dir", "", "directory for the node's files (exec runtime scripts); default a temporary one")
-	f.StringVar(&o.preset, "preset", membership.PresetLAN, "membership timing preset: lan, wan or local")
-	f.IntVar(&o.slots, "slots", 0, "parts this node runs at once (default: its CPUs)")
-	f.StringSliceVar(&o.httpAllow, "http-allow", nil, "hosts (host or host:port) job scripts may http_get from")
-	f.Uint64Var(&o.maxSteps, "max-steps", jobs.DefaultLimits().MaxSteps, "Starlark steps allowed per call")
-	f.DurationVar(&o.timeout, "part-timeout", jobs.DefaultLimits().Timeout, "wall-clock limit per call")
-	f.BoolVar(&o.exec, "exec", false, "enable the exec runtime (runs --exec-cmd with the node's rights)")
-	f.StringSliceVar(&o.execCmd, "exec-cmd", []string{"python3"}, "the exec runtime's interpreter and arguments")
-	f.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn, error")
+	f.StringVar(&file, "config", "", "the node's configuration file (YAML); flags and TROUPE_* variables override it")
+	// Each flag sets one key (runFlags); only flags given on the command
+	// line override the file and the environment.
+	f.String("name", "", "the node's name, unique in the cluster (default: the host name) [node.name]")
+	f.String("bind", d.Node.Bind, "host:port for other nodes' messages [node.bind]")
+	f.String("advertise", "", "host other nodes reach this one at, when it differs from --bind's (containers, NAT) [node.advertise]")
+	f.String("gossip", "", "host:port for SWIM gossip (default: --bind's host, its port + 1) [membership.gossip]")
+	f.String("http", d.API.Listen, "host:port of the HTTP API [api.listen]")
+	f.StringSlice("join", nil, "gossip addresses (host:port) of members to join through [membership.join]")
+	f.String("data-dir", "", "directory for the node's files (raft log, exec scripts); default a temporary one [node.data_dir]")
+	f.String("preset", d.Membership.Preset, "membership timing preset: lan, wan or local [membership.preset]")
+	f.Int("slots", 0, "parts this node runs at once (default: its CPUs) [jobs.slots]")
+	f.StringSlice("http-allow", nil, "hosts (host or host:port) job scripts may http_get from [jobs.http_allow]")
+	f.Uint64("max-steps", d.Jobs.MaxSteps, "Starlark steps allowed per call [jobs.max_steps]")
+	f.Duration("part-timeout", d.Jobs.PartTimeout, "wall-clock limit per call [jobs.part_timeout]")
+	f.Bool("exec", false, "enable the exec runtime (runs --exec-cmd with the node's rights) [jobs.exec]")
+	f.StringSlice("exec-cmd", d.Jobs.ExecCmd, "the exec runtime's interpreter and arguments [jobs.exec_cmd]")
+	f.String("log-level", d.Node.LogLevel, "trace, debug, info, warn, error [node.log_level]")
+	f.StringSlice("raft-peers", nil, "names of the raft group's first voters (this node's among them); none: no raft group [raft.peers]")
+	f.Bool("raft-join", false, "join a running raft group: start empty and wait to be added (node raft add-voter) [raft.join]")
+	f.String("elector", d.Election.Elector, "leader election: bully, or raft (the raft group's leader; needs --raft-peers or --raft-join) [election.elector]")
+	f.String("log-format", d.Node.LogFormat, "json (zerolog, one object a line) or console (for people) [node.log_format]")
+	f.Bool("protoactor-metrics", false, "add protoactor-go's own metrics to /metrics (costs every message a few µs) [telemetry.protoactor_metrics]")
 	return cmd
 }
 
@@ -74,47 +107,39 @@ func plusOne(addr string) (string, error) {
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p == 0 {
-		return "", fmt.Errorf("--bind %q: give a fixed port, or set --gossip", addr)
+		return "", fmt.Errorf("node.bind %q: give a fixed port, or set membership.gossip (--gossip)", addr)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
 }
 
-func runNode(ctx context.Context, o runOptions) error {
-	level, err := zerolog.ParseLevel(o.logLevel)
+// runNode runs a node until ctx ends or a SIGINT or SIGTERM arrives.
+func runNode(ctx context.Context, src config.Sources) error {
+	cfg, err := config.Load(src)
 	if err != nil {
-		return fmt.Errorf("--log-level %q: %w", o.logLevel, err)
+		return err
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).Level(level).With().Timestamp().Logger()
-	if o.gossip == "" {
-		if o.gossip, err = plusOne(o.bind); err != nil {
+	level, _ := zerolog.ParseLevel(cfg.Node.LogLevel)
+	log, logs, err := nodeLogger(os.Stderr, cfg.Node.LogFormat, level)
+	if err != nil {
+		return err
+	}
+	gossip, advertise, gossipAdvertise, err := addresses(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	dataDir := cfg.Node.DataDir
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "troupe-"+cfg.Node.Name+"-"); err != nil {
 			return err
 		}
-	}
-	var advertise, gossipAdvertise string
-	if o.advertise != "" {
-		_, port, _ := net.SplitHostPort(o.bind)
-		_, gport, _ := net.SplitHostPort(o.gossip)
-		// SWIM gossips an IP address, not a name: resolve it (in a
-		// container, the hostname resolves to the container's address).
-		ip := o.advertise
-		if net.ParseIP(ip) == nil {
-			ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", o.advertise)
-			if err != nil || len(ips) == 0 {
-				return fmt.Errorf("--advertise %q does not resolve to an IPv4 address: %v", o.advertise, err)
-			}
-			ip = ips[0].String()
+		defer os.RemoveAll(dataDir)
+		if cfg.RaftOn() {
+			log.Warn().Str("dir", dataDir).Msg("the raft log is in a temporary directory, removed when the node stops: set node.data_dir (--data-dir)")
 		}
-		advertise, gossipAdvertise = net.JoinHostPort(o.advertise, port), net.JoinHostPort(ip, gport)
+	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("node.data_dir: %w", err)
 	}
-	if o.dataDir == "" {
-		if o.dataDir, err = os.MkdirTemp("", "troupe-"+o.name+"-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(o.dataDir)
-	} else if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
-	}
-	jcfg, err := jobsConfig(o)
+	jcfg, err := cfg.JobsConfig(dataDir)
 	if err != nil {
 		return err
 	}
@@ -122,20 +147,33 @@ func runNode(ctx context.Context, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	var mtls *security.MutualTLS
+	if cfg.TLS.CA != "" {
+		if mtls, err = security.LoadMutualTLS(security.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, log.With().Str("node", cfg.Node.Name).Logger()); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	warnInsecure(log, cfg, gossip)
 
-	network, err := remote.New(remote.Config{Bind: o.bind, Advertise: advertise})
+	network, err := remote.New(remote.Config{Bind: cfg.Node.Bind, Advertise: advertise, TLS: mtls, Logger: log})
 	if err != nil {
 		return err
 	}
 	acfg := actors.DefaultConfig()
-	acfg.Name, acfg.Network, acfg.Logger = o.name, network, log
+	acfg.Name, acfg.Network, acfg.Logger = cfg.Node.Name, network, log
+	metrics, err := nodeMetrics(&acfg, cfg.Telemetry.ProtoactorMetrics)
+	if err != nil {
+		return err
+	}
 	node, err := actors.NewNode(acfg)
 	if err != nil {
 		return err
 	}
+	metrics.MustRegister(telemetry.NewCollector(node))
 	defer node.Stop()
-	m, err := membership.New(membership.Config{Name: o.name, Address: node.Address(), Preset: o.preset,
-		Bind: o.gossip, Advertise: gossipAdvertise, Seeds: o.join, Logger: log})
+	m, err := membership.New(membership.Config{Name: cfg.Node.Name, Address: node.Address(), Preset: cfg.Membership.Preset,
+		Timing: cfg.MembershipTiming(), Bind: gossip, Advertise: gossipAdvertise, Seeds: cfg.Membership.Join,
+		Keys: cfg.GossipKeys(), TLS: mtls, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -152,63 +190,189 @@ func runNode(ctx context.Context, o runOptions) error {
 		return err
 	}
 	m.FeedPeers(network)
-	if err := node.Start(election.Bully(election.BullyConfig{})); err != nil {
+
+	r := &running{src: src, node: node, log: log, dataDir: dataDir, token: api.NewToken(cfg.APIToken())}
+	r.cfg.Store(cfg)
+	mux := http.NewServeMux()
+	mux.Handle("/", api.New(node, api.Config{Metrics: metrics}))
+	r.routes(mux)
+	if cfg.RaftOn() {
+		if err := node.Start(consensus.New(cfg.RaftConfig(dataDir))); err != nil {
+			return err
+		}
+		kv, err := consensus.NewKV(node)
+		if err != nil {
+			return err
+		}
+		h := consensus.HTTPHandler(kv)
+		mux.Handle("/v1/kv/", h)
+		mux.Handle("/v1/raft", h)
+		mux.Handle("/v1/raft/", h)
+		leases, err := mutex.NewLeases(node)
+		if err != nil {
+			return err
+		}
+		mux.Handle("/v1/locks/", mutex.HTTPHandler(leases))
+	} else {
+		noRaft := func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"code": "no_raft",
+				"error": "this node runs no raft group: start it with --raft-peers (the group's first voters) or --raft-join"})
+		}
+		mux.HandleFunc("/v1/kv/", noRaft)
+		mux.HandleFunc("/v1/raft", noRaft)
+		mux.HandleFunc("/v1/raft/", noRaft)
+		mux.HandleFunc("/v1/locks/", noRaft)
+	}
+	if err := node.Start(electorOf(cfg)); err != nil {
 		return err
 	}
 	if err := node.Start(jf); err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: o.http, Handler: api.New(node, api.Config{}), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", o.http)
+	tf, err := telemetry.New(telemetry.Config{Logs: logs, Probe: telemetry.SystemProbe(dataDir)})
 	if err != nil {
 		return err
 	}
-	log.Info().Str("name", o.name).Str("address", node.Address()).Str("gossip", m.GossipAddr()).
-		Str("http", ln.Addr().String()).Strs("join", o.join).Msg("node up")
+	if err := node.Start(tf); err != nil {
+		return err
+	}
+	// Every endpoint, those added above and any added later, is behind
+	// the token.
+	srv := &http.Server{Handler: api.RequireToken(mux, r.token, cfg.API.OpenPaths...), ReadHeaderTimeout: 10 * time.Second}
+	streamsEnd(srv)
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen: %w", err)
+	}
+	log.Info().Str("name", cfg.Node.Name).Str("version", versionString()).Str("address", node.Address()).Str("gossip", m.GossipAddr()).
+		Str("http", ln.Addr().String()).Bool("https", cfg.API.TLSCert != "").Strs("join", cfg.Membership.Join).
+		Str("elector", cfg.Election.Elector).Strs("raft-peers", cfg.Raft.Peers).Bool("raft-join", cfg.Raft.Join).
+		Bool("mtls", mtls != nil).Bool("gossip-key", len(cfg.GossipKeys()) > 0).Bool("token", r.token.Get() != "").Msg("node up")
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		return err
+	go func() {
+		if cfg.API.TLSCert != "" {
+			served <- srv.ServeTLS(ln, cfg.API.TLSCert, cfg.API.TLSKey)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			waiting = false
+		case err := <-served:
+			return fmt.Errorf("the HTTP API stopped: %w", err)
+		case <-hup:
+			r.reload(ctx)
+		}
 	}
-	log.Info().Msg("stopping: leaving the cluster")
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutdown)
-	<-served
-	left = true
-	return errors.Join(err, m.Leave(5*time.Second), node.Stop())
+	return r.shutdown(srv, served, m, &left)
 }
 
-func jobsConfig(o runOptions) (jobs.Config, error) {
-	cfg := jobs.DefaultConfig()
-	if o.slots > 0 {
-		cfg.Slots = o.slots
-	}
-	lim := jobs.DefaultLimits()
-	lim.MaxSteps, lim.Timeout = o.maxSteps, o.timeout
-	var allow []string
-	for _, h := range o.httpAllow {
-		if h = strings.TrimSpace(h); h != "" {
-			allow = append(allow, h)
+// addresses are the gossip address (membership.gossip, or bind's port + 1)
+// and, with node.advertise, the addresses other nodes dial and gossip to.
+func addresses(ctx context.Context, cfg *config.Config) (gossip, advertise, gossipAdvertise string, err error) {
+	gossip = cfg.Membership.Gossip
+	if gossip == "" {
+		if gossip, err = plusOne(cfg.Node.Bind); err != nil {
+			return "", "", "", err
 		}
 	}
-	star, err := jobs.Starlark(jobs.StarlarkConfig{Limits: lim, HTTPAllow: allow})
+	if cfg.Node.Advertise == "" {
+		return gossip, "", "", nil
+	}
+	_, port, _ := net.SplitHostPort(cfg.Node.Bind)
+	_, gport, _ := net.SplitHostPort(gossip)
+	// SWIM gossips an IP address, not a name: resolve it (in a container,
+	// the hostname resolves to the container's address).
+	ip := cfg.Node.Advertise
+	if net.ParseIP(ip) == nil {
+		ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", ip)
+		if err != nil || len(ips) == 0 {
+			return "", "", "", fmt.Errorf("node.advertise %q does not resolve to an IPv4 address: %v", ip, err)
+		}
+		ip = ips[0].String()
+	}
+	return gossip, net.JoinHostPort(cfg.Node.Advertise, port), net.JoinHostPort(ip, gport), nil
+}
+
+// shutdown stops a node gracefully: the API first (no new jobs), then the
+// jobs protocol hands its parts back to the leader, then the node leaves
+// the cluster and its protocols stop.
+func (r *running) shutdown(srv *http.Server, served chan error, m *membership.Membership, left *bool) error {
+	log := r.log
+	log.Info().Msg("stopping: closing the API")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if d, derr := jobs.Drain(dctx, r.node); derr != nil {
+		log.Warn().Err(derr).Msg("handing the job parts back did not complete; the leader requeues them when the node is gone")
+	} else {
+		log.Info().Int("parts", d.HandedBack).Str("leader", d.Leader).Msg("stopping: job parts handed back")
+	}
+	log.Info().Msg("stopping: leaving the cluster")
+	*left = true
+	if lerr := m.Leave(5 * time.Second); lerr != nil {
+		// The others may be stopping too (the whole cluster shut down):
+		// they learn of this node's departure by probing instead.
+		log.Warn().Err(lerr).Msg("leaving the cluster gracefully did not complete")
+	}
+	err = errors.Join(err, r.node.Stop())
+	log.Info().Err(err).Msg("stopped")
+	return err
+}
+
+// electorOf is the election protocol of the configuration.
+func electorOf(cfg *config.Config) actors.Factory {
+	if cfg.Election.Elector == "raft" {
+		return election.NewRaft()
+	}
+	return election.Bully(cfg.BullyConfig())
+}
+
+// warnInsecure says what an open deployment exposes.
+func warnInsecure(log zerolog.Logger, cfg *config.Config, gossip string) {
+	if isLoopback(cfg.Node.Bind) && isLoopback(gossip) && isLoopback(cfg.API.Listen) {
+		return
+	}
+	if cfg.TLS.CA == "" {
+		log.Warn().Msg("no mutual TLS between nodes (tls.ca, tls.cert, tls.key): anyone who reaches node.bind can send this node messages")
+	}
+	if len(cfg.GossipKeys()) == 0 {
+		log.Warn().Msg("gossip is not encrypted (membership.gossip_key): anyone who reaches membership.gossip can join the cluster")
+	}
+	if cfg.APIToken() == "" && !isLoopback(cfg.API.Listen) {
+		log.Warn().Msg("the HTTP API needs no token (api.token): anyone who reaches api.listen can run jobs")
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return cfg, err
+		return false
 	}
-	cfg.Runtimes = []jobs.Runtime{star}
-	if o.exec {
-		ex, err := jobs.Exec(jobs.ExecConfig{Limits: lim, Command: o.execCmd, Dir: o.dataDir})
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Runtimes = append(cfg.Runtimes, ex)
-		cfg.Disabled = []string{}
+	if host == "localhost" {
+		return true
 	}
-	return cfg, nil
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

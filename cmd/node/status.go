@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/telemetry"
+)
+
+func clusterStatusCmd() *cobra.Command {
+	o := &clientOptions{}
+	var alerts int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the cluster as a node sees it: members, load, leader, jobs, alerts",
+		Long: `status prints the table the dashboard (the node's HTTP address in a browser)
+shows: every member with its SWIM state and latest status (CPU of its
+process, memory, goroutines, messages waiting in its protocols' mailboxes,
+protocol restarts, messages handled per second, age of the status), the
+leader, the jobs with their progress and the newest alerts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var s telemetry.Snapshot
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/telemetry", nil, &s); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), s)
+			}
+			return printStatus(cmd.OutOrStdout(), s, alerts)
+		},
+	}
+	o.flags(cmd)
+	cmd.Flags().IntVar(&alerts, "alerts", 5, "newest alerts to print (0: none)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the node's snapshot as JSON")
+	return cmd
+}
+
+// printStatus prints a snapshot as tables.
+func printStatus(out io.Writer, s telemetry.Snapshot, alerts int) error {
+	leader := s.Leader
+	if leader == "" {
+		leader = "none"
+	}
+	fmt.Fprintf(out, "cluster seen from %s at %s: leader %s (term %d)\n\n", s.Node, s.Time.Format(time.TimeOnly), leader, s.Term)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tSTATE\tCPU\tMEMORY\tGOROUTINES\tMAILBOXES\tRESTARTS\tMSGS/S\tLAST STATUS")
+	for _, m := range s.Members {
+		name := m.Name
+		if m.Name == s.Leader {
+			name += " *"
+		}
+		st := m.Status
+		if st == nil {
+			fmt.Fprintf(w, "%s\t%s\t-\t-\t-\t-\t-\t-\tnone\n", name, m.State)
+			continue
+		}
+		var depth, restarts int64
+		var rate float64
+		for _, p := range st.Protocols {
+			depth += int64(p.MailboxDepth)
+			restarts += p.Restarts
+			rate += p.InPerSec
+		}
+		age := fmt.Sprintf("%.1fs ago", s.Time.Sub(m.LastSeen).Seconds())
+		if m.Stale {
+			age += " (stale)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f%%\t%s\t%d\t%d\t%d\t%.1f\t%s\n", name, m.State, st.CPUPercent,
+			memory(st.MemBytes), st.Goroutines, depth, restarts, rate, age)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "(* leader)")
+	if len(s.Jobs) > 0 {
+		fmt.Fprintln(out)
+		w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "JOB\tCONTACT\tSTATE\tPROGRESS\tERROR")
+		for _, j := range s.Jobs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", j.ID, j.Contact, j.State, bar(j.PartsDone, j.PartsTotal), firstLine(j.Error))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if alerts > 0 && len(s.Alerts) > 0 {
+		fmt.Fprintf(out, "\nALERTS (newest %d)\n", min(alerts, len(s.Alerts)))
+		for _, a := range s.Alerts[:min(alerts, len(s.Alerts))] {
+			fmt.Fprintf(out, "%s  %-8s  %s  (from %s)\n", a.Time.Format(time.TimeOnly), a.Severity, a.Message, strings.Join(a.Reporters, ", "))
+		}
+	}
+	return nil
+}
+
+// bar draws progress as "[#####.....] 3/6 50%".
+func bar(done, total int) string {
+	const width = 10
+	pct := 0
+	if total > 0 {
+		pct = 100 * done / total
+	}
+	n := width * pct / 100
+	return fmt.Sprintf("[%s%s] %d/%d %d%%", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, pct)
+}
+
+func memory(b uint64) string {
+	const mib = 1 << 20
+	if b >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/mib)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

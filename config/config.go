@@ -1,0 +1,129 @@
+package config
+
+import (
+	"time"
+
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/membership"
+)
+
+// Config is a node's whole configuration: one section per protocol or
+// concern, one field per key. The YAML names are the keys of the file
+// (`jobs.slots`); every key can also be set by an environment variable
+// (TROUPE_JOBS_SLOTS) and most by a flag of `node run` (see [Keys]).
+type Config struct {
+	Node       Node       `yaml:"node"`
+	Membership Membership `yaml:"membership"`
+	Election   Election   `yaml:"election"`
+	Jobs       Jobs       `yaml:"jobs"`
+	Raft       Raft       `yaml:"raft"`
+	Telemetry  Telemetry  `yaml:"telemetry"`
+	API        API        `yaml:"api"`
+	TLS        TLS        `yaml:"tls"`
+
+	// Secrets read from files when the configuration was loaded.
+	gossipKey []byte
+	token     string
+}
+
+// Node is the node itself.
+type Node struct {
+	Name      string `yaml:"name"`       // unique in the cluster; default the host name
+	Bind      string `yaml:"bind"`       // host:port for other nodes' messages (gRPC)
+	Advertise string `yaml:"advertise"`  // host other nodes reach this one at, when it differs from bind's
+	DataDir   string `yaml:"data_dir"`   // the node's files (raft log, exec scripts); "" a temporary directory
+	LogLevel  string `yaml:"log_level"`  // trace, debug, info, warn, error
+	LogFormat string `yaml:"log_format"` // json (one object a line) or console (for people)
+}
+
+// Membership is SWIM (package membership).
+type Membership struct {
+	Gossip           string        `yaml:"gossip"`             // host:port for SWIM; "" bind's host, its port + 1
+	Join             []string      `yaml:"join"`               // gossip addresses of members to join through
+	Preset           string        `yaml:"preset"`             // lan, wan or local
+	GossipKey        string        `yaml:"gossip_key"`         // base64 of 16, 24 or 32 bytes: AES-encrypted gossip
+	GossipKeyFile    string        `yaml:"gossip_key_file"`    // a file holding gossip_key
+	AcceptGossipKeys []string      `yaml:"accept_gossip_keys"` // more keys accepted, not used to send (key rotation)
+	ProbeInterval    time.Duration `yaml:"probe_interval"`     // 0: the preset's
+	ProbeTimeout     time.Duration `yaml:"probe_timeout"`      // 0: the preset's
+	SuspicionMult    int           `yaml:"suspicion_mult"`     // 0: the preset's
+	GossipInterval   time.Duration `yaml:"gossip_interval"`    // 0: the preset's
+	PushPullInterval time.Duration `yaml:"push_pull_interval"` // 0: the preset's
+}
+
+// Election is the leader election (package election).
+type Election struct {
+	Elector            string        `yaml:"elector"`             // bully, or raft (the raft group's leader)
+	OKTimeout          time.Duration `yaml:"ok_timeout"`          // Bully: wait for an OK before winning
+	CoordinatorTimeout time.Duration `yaml:"coordinator_timeout"` // Bully: wait for the Coordinator after an OK
+}
+
+// Jobs is the jobs protocol (package jobs).
+type Jobs struct {
+	Slots          int           `yaml:"slots"`            // parts run at once; 0 one per CPU
+	Prefetch       int           `yaml:"prefetch"`         // parts held beyond the running ones; -1 none
+	MaxSteps       uint64        `yaml:"max_steps"`        // Starlark steps per call
+	PartTimeout    time.Duration `yaml:"part_timeout"`     // wall-clock limit per call
+	MaxResultBytes int           `yaml:"max_result_bytes"` // a result's JSON
+	HTTPAllow      []string      `yaml:"http_allow"`       // hosts job scripts may http_get from; none: no http_get
+	Exec           bool          `yaml:"exec"`             // the exec runtime (runs exec_cmd with the node's rights)
+	ExecCmd        []string      `yaml:"exec_cmd"`         // the exec runtime's interpreter and arguments
+	MaxParts       int           `yaml:"max_parts"`        // parts of one job
+	PartsPerMember int           `yaml:"parts_per_member"` // parts per live member when the leader picks
+	MaxScriptBytes int           `yaml:"max_script_bytes"` // a submitted script
+	MaxInputBytes  int           `yaml:"max_input_bytes"`  // a submitted input
+	Backup         float64       `yaml:"backup"`           // backup copies of parts this many times slower than the mean; -1 off
+	Retain         int           `yaml:"retain"`           // ended jobs kept for status
+}
+
+// Raft is the raft group and its key-value store (package consensus).
+type Raft struct {
+	Peers          []string      `yaml:"peers"`           // the group's first voters, this node among them; none: no raft group
+	Join           bool          `yaml:"join"`            // start empty and wait to be added (node raft add-voter)
+	TickInterval   time.Duration `yaml:"tick_interval"`   // one raft tick
+	ElectionTicks  int           `yaml:"election_ticks"`  // ticks without a leader before a vote
+	HeartbeatTicks int           `yaml:"heartbeat_ticks"` // ticks between heartbeats
+}
+
+// Telemetry is the node's telemetry (package telemetry).
+type Telemetry struct {
+	ProtoactorMetrics bool `yaml:"protoactor_metrics"` // protoactor-go's own metrics on /metrics (a few µs a message)
+}
+
+// API is the node's HTTP API.
+type API struct {
+	Listen    string   `yaml:"listen"`     // host:port of the HTTP API
+	Token     string   `yaml:"token"`      // bearer token every request needs; "" none
+	TokenFile string   `yaml:"token_file"` // a file holding the token
+	OpenPaths []string `yaml:"open_paths"` // paths served without the token (e.g. /metrics)
+	TLSCert   string   `yaml:"tls_cert"`   // HTTPS: the certificate (PEM)
+	TLSKey    string   `yaml:"tls_key"`    // HTTPS: its key (PEM)
+}
+
+// TLS is mutual TLS between nodes (package security).
+type TLS struct {
+	CA   string `yaml:"ca"`   // the cluster's CA certificate (PEM)
+	Cert string `yaml:"cert"` // this node's certificate, signed by the CA
+	Key  string `yaml:"key"`  // its private key
+}
+
+// Default returns the defaults of every key. node.name is left empty:
+// Load fills it with the host name.
+func Default() Config {
+	lim := jobs.DefaultLimits()
+	jd := jobs.DefaultConfig()
+	rd := consensus.DefaultConfig()
+	return Config{
+		Node:       Node{Bind: "127.0.0.1:7000", LogLevel: "info", LogFormat: "json"},
+		Membership: Membership{Preset: membership.PresetLAN},
+		Election:   Election{Elector: "bully", OKTimeout: 400 * time.Millisecond, CoordinatorTimeout: time.Second},
+		Jobs: Jobs{
+			Prefetch: jd.Prefetch, MaxSteps: lim.MaxSteps, PartTimeout: lim.Timeout, MaxResultBytes: lim.MaxResultBytes,
+			ExecCmd: []string{"python3"}, MaxParts: jd.MaxParts, PartsPerMember: jd.PartsPerMember,
+			MaxScriptBytes: jd.MaxScriptBytes, MaxInputBytes: jd.MaxInputBytes, Backup: jd.Backup, Retain: jd.Retain,
+		},
+		Raft: Raft{TickInterval: rd.TickInterval, ElectionTicks: rd.ElectionTicks, HeartbeatTicks: rd.HeartbeatTicks},
+		API:  API{Listen: "127.0.0.1:8080"},
+	}
+}
