@@ -1,0 +1,57 @@
+// Package telemetry lets any node show the whole cluster: every node's
+// status (CPU, memory, goroutines, each protocol's mailbox depth, restarts
+// and message rates, its jobs), the alerts of every node, and any node's
+// recent logs; with Prometheus metrics and a live dashboard over HTTP.
+//
+// # Usage
+//
+// Every node runs membership (membership.Attach), and then the telemetry
+// protocol; the elector and the jobs protocol are optional (their leader
+// and jobs show when they run):
+//
+//	logs := telemetry.NewLogBuffer(1000)              // the node's logger writes into it
+//	f, err := telemetry.New(telemetry.Config{Logs: logs, Probe: telemetry.SystemProbe(dataDir)})
+//	node.Start(f)
+//	snap, err := telemetry.Current(ctx, node)         // the cluster as node sees it
+//	lines, err := telemetry.FetchLogs(ctx, node, "node-3", 100, "info")
+//	http.Handle("/", telemetry.Handler(node, telemetry.HandlerConfig{}))
+//
+// Each node sends its [Status] to every live member every
+// Config.StatusInterval (best effort: the next one replaces a lost one).
+// It raises an [Alert] when its membership reports a member suspected,
+// failed or left, when its elector reports a new leader, when one of its
+// protocols restarts or stops, when a job it is contact of fails and when
+// its disk fills past Config.DiskFull; it sends the alert reliably to
+// every live member. Every node keeps a bounded history with one alert per
+// fact ([Alert.Key]): when several nodes notice the same failure it is one
+// alert with several reporters. A node that starts asks one member for its
+// history. [Snapshot] is the cluster as one node sees it: its SWIM view of
+// the members with their latest statuses, the leader, the jobs with their
+// progress, the newest alerts and a minute of message rates per protocol.
+//
+// [Handler] serves the dashboard at / (plain HTML, CSS and JavaScript
+// embedded in the binary, updated by server-sent events), /metrics
+// (Prometheus text: [NewCollector] exports actors.Node.Stats by protocol
+// and message type; [ProtoactorMeterProvider] adds protoactor-go's own
+// metrics), and the snapshot, alerts and logs as JSON. Package api mounts
+// it beside the node's other endpoints.
+//
+// # Concurrency
+//
+// The protocol's state is touched only by its handlers. [LogBuffer] and
+// the Prometheus collector are safe for concurrent use; a [Probe] is
+// called on the protocol's goroutine. [LogsQuery.Done] runs on the
+// protocol's goroutine and must not block. The event stream of [Handler]
+// runs as long as its request.
+//
+// # Testing
+//
+// The tests run clusters on the simulated network with SWIM membership,
+// the Bully elector and jobs: every node sees every status; a crashed node
+// raises an alert on every survivor within 2 s of the first detection
+// (measured from the events' timestamps); alerts of one node reach all;
+// a restarted node learns the history; logs come from another node over
+// the network; /metrics parses with Prometheus's text parser. A test drives
+// the dashboard in headless Chromium (chromedp), and skips when no
+// Chromium is installed. docs/telemetry.md has the measurements.
+package telemetry

@@ -1,0 +1,158 @@
+package telemetry
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/troupe-dev/troupe/actors"
+)
+
+// NewRegistry returns a Prometheus registry holding node's runtime
+// counters ([NewCollector]; none for a nil node, to register later) and
+// the Go runtime's and the process's metrics, for GET /metrics. Each call
+// makes a new registry: nothing is registered globally.
+func NewRegistry(node *actors.Node) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if node != nil {
+		reg.MustRegister(NewCollector(node))
+	}
+	return reg
+}
+
+// ProtoactorMeterProvider exports protoactor-go's own metrics into reg
+// (names protoactor_*): it returns an OpenTelemetry meter provider to give
+// the node (actors.Config.MetricProvider) and makes it OpenTelemetry's
+// global one, because protoactor creates its instruments from the global
+// provider. Being global, it suits a process that runs one node (node
+// run); the nodes of one process would all report into the last registry
+// given. The metrics are labelled by actor system address and Go actor
+// type (every protocol is an actors.protocolHost), not by protocol: the
+// per-protocol figures are Troupe's own (NewCollector).
+func ProtoactorMeterProvider(reg prometheus.Registerer) (metric.MeterProvider, error) {
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutUnits())
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: protoactor metrics exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	otel.SetMeterProvider(mp)
+	return mp, nil
+}
+
+// NewCollector exports node's runtime counters (actors.Node.Stats) to
+// Prometheus, read at each scrape:
+//
+//	troupe_messages_received_total{node,protocol,type}   counter
+//	troupe_messages_sent_total{node,protocol,type}       counter
+//	troupe_received_bytes_total{node,protocol,type}      counter (network messages only)
+//	troupe_sent_bytes_total{node,protocol,type}          counter (network messages only)
+//	troupe_handler_duration_seconds{node,protocol,type}  histogram of the timed handler runs
+//	troupe_protocol_restarts_total{node,protocol}        counter
+//	troupe_protocol_stopped{node,protocol}               gauge, 1 once stopped
+//	troupe_mailbox_depth{node,protocol}                  gauge
+//	troupe_unhandled_messages_total{node,protocol}       counter
+//	troupe_unknown_protocol_messages_total{node}         counter
+//	troupe_rejected_envelopes_total{node}                counter
+//
+// type is the message type: the protobuf full name of network messages,
+// the Go type of local ones.
+func NewCollector(node *actors.Node) prometheus.Collector {
+	byType := []string{"node", "protocol", "type"}
+	byProto := []string{"node", "protocol"}
+	byNode := []string{"node"}
+	return &collector{
+		node:       node,
+		received:   prometheus.NewDesc("troupe_messages_received_total", "Messages a protocol received (network, notifications, requests, replies, timers), by message type.", byType, nil),
+		sent:       prometheus.NewDesc("troupe_messages_sent_total", "Messages a protocol sent, by message type.", byType, nil),
+		bytesIn:    prometheus.NewDesc("troupe_received_bytes_total", "Encoded envelope bytes a protocol received from the network, by message type.", byType, nil),
+		bytesOut:   prometheus.NewDesc("troupe_sent_bytes_total", "Encoded envelope bytes a protocol sent to the network, by message type.", byType, nil),
+		latency:    prometheus.NewDesc("troupe_handler_duration_seconds", "Handler run time, over the timed runs (one in actors.Config.LatencySampleEvery), by message type.", byType, nil),
+		restarts:   prometheus.NewDesc("troupe_protocol_restarts_total", "Supervised restarts of a protocol.", byProto, nil),
+		stopped:    prometheus.NewDesc("troupe_protocol_stopped", "1 once a protocol has stopped for good.", byProto, nil),
+		depth:      prometheus.NewDesc("troupe_mailbox_depth", "Messages waiting in a protocol's mailbox.", byProto, nil),
+		unhandled:  prometheus.NewDesc("troupe_unhandled_messages_total", "Messages a protocol dropped: no handler, malformed, stale.", byProto, nil),
+		unknown:    prometheus.NewDesc("troupe_unknown_protocol_messages_total", "Network messages for protocols the node does not run.", byNode, nil),
+		rejected:   prometheus.NewDesc("troupe_rejected_envelopes_total", "Envelopes the network refused as malformed.", byNode, nil),
+		bucketsSec: latencyBounds(),
+	}
+}
+
+type collector struct {
+	node                                                   *actors.Node
+	received, sent, bytesIn, bytesOut, latency             *prometheus.Desc
+	restarts, stopped, depth, unhandled, unknown, rejected *prometheus.Desc
+	bucketsSec                                             []float64
+}
+
+// latencyBounds are the upper bounds of actors.Latency's buckets in
+// seconds, but the last one, which also counts anything longer (+Inf).
+func latencyBounds() []float64 {
+	var b []float64
+	for i := range len(actors.Latency{}.Buckets) - 1 {
+		b = append(b, actors.BucketBound(i).Seconds())
+	}
+	return b
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.received, c.sent, c.bytesIn, c.bytesOut, c.latency,
+		c.restarts, c.stopped, c.depth, c.unhandled, c.unknown, c.rejected} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.node.Stats()
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Protocols)) {
+		ps := s.Protocols[name]
+		counter(c.restarts, ps.Restarts, s.Node, name)
+		stopped := 0.0
+		if ps.Stopped {
+			stopped = 1
+		}
+		gauge(c.stopped, stopped, s.Node, name)
+		gauge(c.depth, float64(ps.MailboxDepth), s.Node, name)
+		counter(c.unhandled, ps.Unhandled, s.Node, name)
+		for _, typ := range slices.Sorted(maps.Keys(ps.Types)) {
+			ts := ps.Types[typ]
+			counter(c.received, ts.MsgsIn, s.Node, name, typ)
+			counter(c.sent, ts.MsgsOut, s.Node, name, typ)
+			if ts.BytesIn > 0 || ts.BytesOut > 0 {
+				counter(c.bytesIn, ts.BytesIn, s.Node, name, typ)
+				counter(c.bytesOut, ts.BytesOut, s.Node, name, typ)
+			}
+			if ts.Latency.Count > 0 {
+				ch <- prometheus.MustNewConstHistogram(c.latency, uint64(ts.Latency.Count), ts.Latency.Sum.Seconds(),
+					c.buckets(ts.Latency), s.Node, name, typ)
+			}
+		}
+	}
+	counter(c.unknown, s.UnknownProtocol, s.Node)
+	counter(c.rejected, s.Rejected, s.Node)
+}
+
+// buckets turns a Latency's per-bucket counts into Prometheus's cumulative
+// ones.
+func (c *collector) buckets(l actors.Latency) map[float64]uint64 {
+	out := make(map[float64]uint64, len(c.bucketsSec))
+	var cum uint64
+	for i, bound := range c.bucketsSec {
+		cum += uint64(l.Buckets[i])
+		out[bound] = cum
+	}
+	return out
+}

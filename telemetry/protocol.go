@@ -1,0 +1,556 @@
+package telemetry
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/membership"
+	pb "github.com/troupe-dev/troupe/messages"
+)
+
+// New returns the factory of the telemetry protocol, after checking cfg
+// (zero fields take their defaults). The node's membership must be
+// attached (membership.Attach) before it starts.
+func New(cfg Config) (actors.Factory, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return func() actors.Protocol { return &telemetry{cfg: cfg} }, nil
+}
+
+// received is the latest status of a node, with when it arrived.
+type received struct {
+	msg *pb.TelemetryStatus
+	at  time.Time
+	// size is the encoded status's size in bytes.
+	size int
+}
+
+type telemetry struct {
+	cfg     Config
+	self    string
+	started time.Time
+	inc     string // this incarnation, in alert ids
+
+	seq, alertSeq uint64
+	members       map[string]membership.State // this node's SWIM view
+	leader        string
+	term          uint64
+	statuses      map[string]*received
+	alerts        *history
+	rates         map[string][]float64 // per protocol: messages handled per second over the live members
+
+	// For the rates and CPU of the next status.
+	prevAt    time.Time
+	prevCPU   time.Duration
+	prevMsgs  map[string][2]int64 // protocol → messages in, out
+	listing   bool                // a jobs list request is in flight
+	jobs      []*pb.TelemetryJob
+	failedJob map[string]bool // failed jobs alerted already
+	diskFull  bool            // a disk alert is raised and not re-armed
+
+	gotHistory  bool // a member sent its alert history
+	historyAsks int
+
+	nextLogs uint64
+	pending  map[uint64]*logsWait
+}
+
+type logsWait struct {
+	q     *LogsQuery
+	timer actors.TimerID
+}
+
+type (
+	statusTick  struct{}
+	logsTimeout struct{ id uint64 }
+)
+
+var _ actors.Stopper = (*telemetry)(nil)
+
+func (p *telemetry) Name() string { return ProtocolName }
+
+func (p *telemetry) Init(ctx *actors.Context) error {
+	p.self = ctx.Node()
+	p.started = ctx.Now()
+	p.inc = fmt.Sprintf("%x", p.started.UnixNano())
+	p.members = map[string]membership.State{p.self: membership.Alive}
+	p.statuses = map[string]*received{}
+	p.alerts = newHistory(p.cfg.AlertHistory)
+	p.rates = map[string][]float64{}
+	p.prevMsgs = map[string][2]int64{}
+	p.failedJob = map[string]bool{}
+	p.pending = map[uint64]*logsWait{}
+	p.prevAt, p.prevCPU = p.started, p.cfg.Probe.Sample().CPUTime
+
+	actors.OnMessage(ctx, p.onStatus)
+	actors.OnMessage(ctx, p.onAlert)
+	actors.OnMessage(ctx, p.onHistoryRequest)
+	actors.OnMessage(ctx, p.onHistory)
+	actors.OnMessage(ctx, p.onLogsRequest)
+	actors.OnMessage(ctx, p.onLogs)
+	actors.OnTimer(ctx, func(ctx *actors.Context, _ statusTick) error { p.tick(ctx); return nil })
+	actors.OnTimer(ctx, p.onLogsTimeout)
+	actors.OnRequest(ctx, func(ctx *actors.Context, r SnapshotRequest) (Snapshot, error) { return p.snapshot(ctx, r), nil })
+	actors.OnRequest(ctx, func(*actors.Context, AlertsRequest) ([]Alert, error) { return p.alerts.newest(0), nil })
+	actors.OnNotification(ctx, p.onLogsQuery)
+	p.onMembership(ctx)
+	actors.OnNotification(ctx, p.onLeaderChanged)
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *actors.ProtocolRestarted) error {
+		p.raise(ctx, Warning, ProtocolRestarted, ev.Protocol,
+			fmt.Sprintf("%s/%s/%d", ev.Node, ev.Protocol, ev.Restarts),
+			fmt.Sprintf("protocol %s on %s restarted (restart %d): %s", ev.Protocol, ev.Node, ev.Restarts, ev.Reason))
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *actors.ProtocolStopped) error {
+		p.raise(ctx, Critical, ProtocolStopped, ev.Protocol,
+			fmt.Sprintf("%s/%s/%d", ev.Node, ev.Protocol, ctx.Now().UnixNano()),
+			fmt.Sprintf("protocol %s on %s stopped after %d failures in %v: %s", ev.Protocol, ev.Node, ev.Failures, ev.Window, ev.Reason))
+		return nil
+	})
+
+	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0, p.onView)
+	if err != nil {
+		return fmt.Errorf("telemetry: needs the membership protocol on node %s (membership.Attach): %w", p.self, err)
+	}
+	// No elector yet is fine: its LeaderChanged notifications arrive once
+	// it runs.
+	_ = election.Ask(ctx, func(ctx *actors.Context, l election.Leader, err error) error {
+		if err == nil && p.term <= l.Term && l.Name != "" {
+			p.leader, p.term = l.Name, l.Term
+		}
+		return nil
+	})
+	ctx.Every(p.cfg.StatusInterval, statusTick{})
+	return nil
+}
+
+// Stop answers the logs queries still waiting: their answers would come to
+// the next incarnation, which does not know them.
+func (p *telemetry) Stop(*actors.Context) {
+	for _, id := range slices.Sorted(maps.Keys(p.pending)) {
+		p.pending[id].q.Done(Logs{}, fmt.Errorf("%w: the telemetry protocol of %s restarted or stopped", ErrTimeout, p.self))
+	}
+	clear(p.pending)
+}
+
+func (p *telemetry) onView(ctx *actors.Context, v membership.View, err error) error {
+	if err != nil {
+		return fmt.Errorf("telemetry: asking membership for the view: %w", err)
+	}
+	// The view is at least as new as every event handled so far: the
+	// membership protocol relays events in order with its answers.
+	for _, m := range v.Members {
+		p.members[m.Name] = m.State
+	}
+	p.members[p.self] = membership.Alive
+	p.tick(ctx)
+	return nil
+}
+
+// askHistory asks one live member that runs telemetry (it sent a status),
+// another one each status interval, for the alerts raised before this
+// incarnation started, until one answers.
+func (p *telemetry) askHistory(ctx *actors.Context) {
+	if p.gotHistory {
+		return
+	}
+	peers := slices.DeleteFunc(p.live(), func(name string) bool { return p.statuses[name] == nil })
+	if len(peers) == 0 {
+		return
+	}
+	p.historyAsks++
+	p.send(ctx, peers[p.historyAsks%len(peers)], &pb.TelemetryHistoryRequest{})
+}
+
+// onMembership follows the SWIM view and raises the membership alerts.
+func (p *telemetry) onMembership(ctx *actors.Context) {
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
+		p.members[ev.Member.Name] = membership.Alive
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberUpdated) error {
+		p.members[ev.Member.Name] = ev.Member.State
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberSuspect) error {
+		m := ev.Member
+		p.members[m.Name] = membership.Suspect
+		p.raise(ctx, Warning, MemberSuspect, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
+			fmt.Sprintf("member %s is suspected: it missed a probe of %s", m.Name, p.self))
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+		m := ev.Member
+		p.members[m.Name] = membership.Failed
+		p.raise(ctx, Critical, MemberFailed, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
+			fmt.Sprintf("member %s failed", m.Name))
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
+		m := ev.Member
+		p.members[m.Name] = membership.Left
+		p.raise(ctx, Info, MemberLeft, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
+			fmt.Sprintf("member %s left", m.Name))
+		return nil
+	})
+}
+
+func (p *telemetry) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChanged) error {
+	p.leader, p.term = ev.Leader, ev.Term
+	if ev.Leader != "" {
+		p.raise(ctx, Info, LeaderChanged, ev.Leader, fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
+			fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
+	}
+	return nil
+}
+
+// live lists the other live members, in name order.
+func (p *telemetry) live() []string {
+	var out []string
+	for name, st := range p.members {
+		if name != p.self && (st == membership.Alive || st == membership.Suspect) {
+			out = append(out, name)
+		}
+	}
+	slices.SortFunc(out, naturalCompare)
+	return out
+}
+
+// send sends best effort; a failure (a member that just vanished from the
+// directory) is logged, not fatal.
+func (p *telemetry) send(ctx *actors.Context, to string, m proto.Message) {
+	if err := ctx.Send(to, m); err != nil {
+		ctx.Log().Debug().Err(err).Str("to", to).Msg("telemetry message not sent")
+	}
+}
+
+// raise records an alert of this node and sends it to every live member.
+// key, with kind, names the fact: the alerts other nodes raise for the
+// same fact have the same key and count as one.
+func (p *telemetry) raise(ctx *actors.Context, sev Severity, kind Kind, subject, key, msg string) {
+	p.alertSeq++
+	now := ctx.Now()
+	a := &Alert{
+		ID: fmt.Sprintf("%s/%s/%d", p.self, p.inc, p.alertSeq), Key: string(kind) + "/" + key, Origin: p.self,
+		Time: now, Received: now, Severity: sev, Kind: kind, Subject: subject, Message: msg, Reporters: []string{p.self},
+	}
+	if !p.alerts.add(a) {
+		return // another node told us first, and every live member
+	}
+	ev := ctx.Log().Info()
+	switch sev {
+	case Warning:
+		ev = ctx.Log().Warn()
+	case Critical:
+		ev = ctx.Log().Error()
+	}
+	ev.Str("alert", string(kind)).Str("subject", subject).Msg(msg)
+	m := a.toPB()
+	for _, to := range p.live() {
+		if err := ctx.SendReliable(to, m); err != nil {
+			ctx.Log().Warn().Err(err).Str("to", to).Msg("alert not sent")
+		}
+	}
+}
+
+func (p *telemetry) onAlert(ctx *actors.Context, from string, m *pb.TelemetryAlert) error {
+	a, err := alertFromPB(m, ctx.Now())
+	if err != nil {
+		ctx.Log().Warn().Err(err).Str("from", from).Msg("dropping a malformed alert")
+		return nil
+	}
+	p.alerts.add(a)
+	return nil
+}
+
+func (p *telemetry) onHistoryRequest(ctx *actors.Context, from string, _ *pb.TelemetryHistoryRequest) error {
+	h := &pb.TelemetryHistory{}
+	for _, a := range p.alerts.list {
+		h.Alerts = append(h.Alerts, a.toPB())
+	}
+	p.send(ctx, from, h)
+	return nil
+}
+
+func (p *telemetry) onHistory(ctx *actors.Context, from string, m *pb.TelemetryHistory) error {
+	p.gotHistory = true
+	now := ctx.Now()
+	for _, am := range m.Alerts {
+		if a, err := alertFromPB(am, now); err == nil {
+			p.alerts.add(a)
+		}
+	}
+	return nil
+}
+
+// tick makes this node's status: first the jobs it is contact of, from the
+// jobs protocol if it runs, then the rest.
+func (p *telemetry) tick(ctx *actors.Context) {
+	p.askHistory(ctx)
+	if p.listing {
+		return // the status goes out when the list comes
+	}
+	err := actors.Request(ctx, jobs.ProtocolName, jobs.ListRequest{}, p.cfg.StatusInterval,
+		func(ctx *actors.Context, list []jobs.Status, err error) error {
+			p.listing = false
+			if err == nil {
+				p.onJobs(ctx, list)
+			}
+			p.broadcast(ctx)
+			return nil
+		})
+	if err != nil { // no jobs protocol on this node
+		p.jobs = nil
+		p.broadcast(ctx)
+		return
+	}
+	p.listing = true
+}
+
+// onJobs keeps the pending and running jobs and the latest ended ones, and
+// raises an alert for each job that failed since this incarnation started.
+func (p *telemetry) onJobs(ctx *actors.Context, list []jobs.Status) {
+	p.jobs = nil // the last status keeps the previous list
+	ended := 0
+	seen := map[string]bool{}
+	for _, st := range list {
+		if st.State == jobs.Failed && !st.Ended.Before(p.started) {
+			seen[st.ID] = true
+			if !p.failedJob[st.ID] {
+				p.failedJob[st.ID] = true
+				p.raise(ctx, Warning, JobFailed, st.ID, st.ID, fmt.Sprintf("job %s failed at %s: %s", st.ID, p.self, st.Error))
+			}
+		}
+		if st.State.Ended() {
+			if ended >= p.cfg.EndedJobs {
+				continue
+			}
+			ended++
+		}
+		j := &pb.TelemetryJob{Id: st.ID, State: string(st.State), PartsTotal: uint32(st.PartsTotal),
+			PartsDone: uint32(st.PartsDone), Error: st.Error, SubmittedUnixNano: st.Submitted.UnixNano()}
+		if !st.Ended.IsZero() {
+			j.EndedUnixNano = st.Ended.UnixNano()
+		}
+		p.jobs = append(p.jobs, j)
+	}
+	maps.DeleteFunc(p.failedJob, func(id string, _ bool) bool { return !seen[id] })
+}
+
+// broadcast makes this node's status, keeps it, sends it to every live
+// member, and adds a point to the rate charts.
+func (p *telemetry) broadcast(ctx *actors.Context) {
+	st := p.status(ctx)
+	p.statuses[p.self] = &received{msg: st, at: ctx.Now(), size: proto.Size(st)}
+	for _, to := range p.live() {
+		p.send(ctx, to, st)
+	}
+	p.chartRates(ctx.Now())
+}
+
+func (p *telemetry) status(ctx *actors.Context) *pb.TelemetryStatus {
+	now := ctx.Now()
+	host := p.cfg.Probe.Sample()
+	dt := now.Sub(p.prevAt).Seconds()
+	p.seq++
+	st := &pb.TelemetryStatus{
+		Node: p.self, Seq: p.seq, TimeUnixNano: now.UnixNano(), StartedUnixNano: p.started.UnixNano(),
+		IntervalMs: uint32(p.cfg.StatusInterval / time.Millisecond), NumCpu: uint32(host.NumCPU),
+		HeapBytes: host.HeapBytes, MemoryBytes: host.MemoryBytes, Goroutines: uint32(host.Goroutines),
+		DiskFreeBytes: host.DiskFree, DiskTotalBytes: host.DiskTotal, Leader: p.leader, Term: p.term, Jobs: p.jobs,
+	}
+	if dt > 0 && host.CPUTime > 0 {
+		st.CpuPercent = 100 * (host.CPUTime - p.prevCPU).Seconds() / dt
+	}
+	stats := ctx.NodeStats()
+	for _, name := range slices.Sorted(maps.Keys(stats.Protocols)) {
+		ps := stats.Protocols[name]
+		t := ps.Total()
+		s := &pb.TelemetryProtocolStatus{Name: name, MailboxDepth: uint32(ps.MailboxDepth), Restarts: ps.Restarts,
+			Stopped: ps.Stopped, MsgsIn: t.MsgsIn, MsgsOut: t.MsgsOut, BytesIn: t.BytesIn, BytesOut: t.BytesOut, Unhandled: ps.Unhandled}
+		if prev, ok := p.prevMsgs[name]; ok && dt > 0 {
+			s.MsgsInPerSec = float64(t.MsgsIn-prev[0]) / dt
+			s.MsgsOutPerSec = float64(t.MsgsOut-prev[1]) / dt
+		}
+		p.prevMsgs[name] = [2]int64{t.MsgsIn, t.MsgsOut}
+		st.Protocols = append(st.Protocols, s)
+	}
+	p.prevAt, p.prevCPU = now, host.CPUTime
+	p.checkDisk(ctx, host)
+	return st
+}
+
+// checkDisk raises an alert when the disk fills past Config.DiskFull, once
+// until it drops 2 points below.
+func (p *telemetry) checkDisk(ctx *actors.Context, h HostSample) {
+	if h.DiskTotal == 0 {
+		return
+	}
+	used := 1 - float64(h.DiskFree)/float64(h.DiskTotal)
+	switch {
+	case used >= p.cfg.DiskFull && !p.diskFull:
+		p.diskFull = true
+		p.raise(ctx, Warning, DiskAlmostFull, p.self, fmt.Sprintf("%s/%d", p.self, ctx.Now().UnixNano()),
+			fmt.Sprintf("disk of %s is %.0f%% full (%s free of %s)", p.self, 100*used, bytesString(h.DiskFree), bytesString(h.DiskTotal)))
+	case used < p.cfg.DiskFull-0.02:
+		p.diskFull = false
+	}
+}
+
+func (p *telemetry) onStatus(ctx *actors.Context, from string, m *pb.TelemetryStatus) error {
+	if m.Node != from {
+		ctx.Log().Warn().Str("from", from).Str("node", m.Node).Msg("dropping a status sent for another node")
+		return nil
+	}
+	old := p.statuses[from]
+	// A status of an older incarnation, or one overtaken on the way, is
+	// dropped.
+	if old != nil && (m.StartedUnixNano < old.msg.StartedUnixNano ||
+		m.StartedUnixNano == old.msg.StartedUnixNano && m.Seq <= old.msg.Seq) {
+		return nil
+	}
+	p.statuses[from] = &received{msg: m, at: ctx.Now(), size: proto.Size(m)}
+	return nil
+}
+
+// chartRates adds one point per protocol: messages handled per second,
+// summed over the live members whose status is fresh.
+func (p *telemetry) chartRates(now time.Time) {
+	sum := map[string]float64{}
+	for name, r := range p.statuses {
+		if !p.isLive(name) || now.Sub(r.at) > p.cfg.StaleAfter {
+			continue
+		}
+		for _, ps := range r.msg.Protocols {
+			sum[ps.Name] += ps.MsgsInPerSec
+		}
+	}
+	for name := range p.rates {
+		if _, ok := sum[name]; !ok {
+			sum[name] = 0
+		}
+	}
+	for name, v := range sum {
+		pts := append(p.rates[name], v)
+		if len(pts) > p.cfg.RatePoints {
+			pts = slices.Delete(pts, 0, len(pts)-p.cfg.RatePoints)
+		}
+		p.rates[name] = pts
+	}
+}
+
+func (p *telemetry) isLive(name string) bool {
+	st, ok := p.members[name]
+	return ok && (st == membership.Alive || st == membership.Suspect)
+}
+
+func (p *telemetry) onLogsQuery(ctx *actors.Context, q *LogsQuery) error {
+	if q.Done == nil {
+		ctx.Log().Warn().Str("node", q.Node).Msg("dropping a logs query without Done")
+		return nil
+	}
+	level, err := q.check()
+	switch {
+	case err != nil:
+		q.Done(Logs{}, err)
+	case q.Node == p.self:
+		q.Done(p.localLogs(level, q.Limit))
+	case !p.known(q.Node):
+		q.Done(Logs{}, fmt.Errorf("%w: %q is not a member in %s's view (members: %v)", ErrUnknownNode, q.Node, p.self,
+			slices.SortedFunc(maps.Keys(p.members), naturalCompare)))
+	default:
+		// A member this node holds failed may be alive (a false
+		// detection, a partition): ask anyway; a dead one times out.
+		err := ctx.Send(q.Node, &pb.TelemetryLogsRequest{Id: p.nextLogs + 1, Limit: uint32(q.Limit), MinLevel: q.MinLevel})
+		if err != nil {
+			q.Done(Logs{}, fmt.Errorf("%w: %s cannot reach %s (%s in its view): %v", ErrUnknownNode, p.self, q.Node, p.members[q.Node], err))
+			return nil
+		}
+		p.nextLogs++
+		p.pending[p.nextLogs] = &logsWait{q: q, timer: ctx.After(p.cfg.LogsTimeout, logsTimeout{id: p.nextLogs})}
+	}
+	return nil
+}
+
+func (p *telemetry) known(name string) bool {
+	_, ok := p.members[name]
+	return ok
+}
+
+func (p *telemetry) localLogs(level zerolog.Level, limit int) (Logs, error) {
+	if p.cfg.Logs == nil {
+		return Logs{}, fmt.Errorf("%w: %s", ErrNoLogs, p.self)
+	}
+	lines, truncated := p.cfg.Logs.Lines(p.self, limit, level, p.cfg.MaxLogBytes)
+	return newLogs(p.self, lines, truncated), nil
+}
+
+func (p *telemetry) onLogsRequest(ctx *actors.Context, from string, m *pb.TelemetryLogsRequest) error {
+	rep := &pb.TelemetryLogs{Id: m.Id}
+	q := &LogsQuery{Limit: int(m.Limit), MinLevel: m.MinLevel}
+	level, err := q.check()
+	var logs Logs
+	if err == nil {
+		logs, err = p.localLogs(level, q.Limit)
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	} else {
+		rep.Truncated = logs.Truncated
+		for _, l := range logs.Lines {
+			rep.Lines = append(rep.Lines, l)
+		}
+	}
+	p.send(ctx, from, rep)
+	return nil
+}
+
+func (p *telemetry) onLogs(ctx *actors.Context, from string, m *pb.TelemetryLogs) error {
+	w, ok := p.pending[m.Id]
+	if !ok || w.q.Node != from {
+		return nil // late, after the timeout
+	}
+	delete(p.pending, m.Id)
+	ctx.Cancel(w.timer)
+	if m.Error != "" {
+		w.q.Done(Logs{}, fmt.Errorf("logs of %s: %w", from, remoteError(m.Error)))
+		return nil
+	}
+	lines := make([][]byte, len(m.Lines))
+	copy(lines, m.Lines)
+	w.q.Done(newLogs(from, lines, m.Truncated), nil)
+	return nil
+}
+
+func (p *telemetry) onLogsTimeout(ctx *actors.Context, t logsTimeout) error {
+	w, ok := p.pending[t.id]
+	if !ok {
+		return nil
+	}
+	delete(p.pending, t.id)
+	w.q.Done(Logs{}, fmt.Errorf("%w: %s did not send its logs within %v", ErrTimeout, w.q.Node, p.cfg.LogsTimeout))
+	return nil
+}
+
+// remoteError turns another node's error text back into this package's
+// sentinel errors where it names one.
+func remoteError(msg string) error {
+	for _, e := range []error{ErrNoLogs, ErrBadRequest} {
+		if strings.HasPrefix(msg, e.Error()) {
+			return fmt.Errorf("%w%s", e, strings.TrimPrefix(msg, e.Error()))
+		}
+	}
+	return errors.New(msg)
+}

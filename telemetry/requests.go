@@ -1,0 +1,114 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/troupe-dev/troupe/actors"
+)
+
+// ProtocolName is the name the telemetry protocol runs under on every node.
+const ProtocolName = "telemetry"
+
+// SnapshotRequest asks a node's telemetry protocol for the cluster as the
+// node sees it; the reply is a [Snapshot].
+type SnapshotRequest struct {
+	// Alerts is how many of the newest alerts to include; 0 means 50.
+	Alerts int
+}
+
+// AlertsRequest asks for the node's whole alert history, newest first; the
+// reply is a []Alert.
+type AlertsRequest struct{}
+
+// MaxLogLines caps LogsQuery.Limit.
+const MaxLogLines = 10000
+
+// LogsQuery asks the telemetry protocol for the recent logs of a node (this
+// one or any member in its view; a failed one is asked too, and times out
+// if it is really gone). Send it with Node.Tell or Context.Tell to
+// [ProtocolName]; [FetchLogs] wraps it in a blocking call.
+type LogsQuery struct {
+	Node     string // the node whose logs to fetch
+	Limit    int    // at most this many lines, 1 to MaxLogLines; 0 means 100
+	MinLevel string // the lowest zerolog level to include ("debug", "info", ...); "" for all
+	// Done receives the outcome exactly once, on the telemetry protocol's
+	// goroutine: it must not block. Errors: ErrUnknownNode, ErrNoLogs,
+	// ErrTimeout, ErrBadRequest.
+	Done func(Logs, error)
+}
+
+// Logs are a node's most recent log lines, oldest first.
+type Logs struct {
+	Node  string            `json:"node"`
+	Lines []json.RawMessage `json:"lines"` // zerolog JSON objects (a line that is not JSON comes as a string)
+	// Truncated: older lines were left out to keep the answer under
+	// Config.MaxLogBytes.
+	Truncated bool `json:"truncated"`
+}
+
+func (q *LogsQuery) check() (zerolog.Level, error) {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 1 || q.Limit > MaxLogLines {
+		return 0, fmt.Errorf("%w: limit %d; use 1 to %d", ErrBadRequest, q.Limit, MaxLogLines)
+	}
+	return parseLevel(q.MinLevel)
+}
+
+func parseLevel(s string) (zerolog.Level, error) {
+	if s == "" {
+		return zerolog.TraceLevel, nil
+	}
+	l, err := zerolog.ParseLevel(s)
+	if err != nil || l == zerolog.NoLevel {
+		return 0, fmt.Errorf("%w: level %q; valid: trace, debug, info, warn, error, fatal, panic", ErrBadRequest, s)
+	}
+	return l, nil
+}
+
+func newLogs(node string, lines [][]byte, truncated bool) Logs {
+	out := Logs{Node: node, Lines: make([]json.RawMessage, 0, len(lines)), Truncated: truncated}
+	for _, l := range lines {
+		if !json.Valid(l) {
+			l, _ = json.Marshal(string(l))
+		}
+		out.Lines = append(out.Lines, json.RawMessage(l))
+	}
+	return out
+}
+
+// Current asks node's telemetry protocol for its [Snapshot] of the cluster,
+// from outside any protocol (an HTTP handler, a test).
+func Current(ctx context.Context, node *actors.Node) (Snapshot, error) {
+	return actors.Call[Snapshot](ctx, node, ProtocolName, SnapshotRequest{})
+}
+
+// History asks node for its whole alert history, newest first.
+func History(ctx context.Context, node *actors.Node) ([]Alert, error) {
+	return actors.Call[[]Alert](ctx, node, ProtocolName, AlertsRequest{})
+}
+
+// FetchLogs asks node's telemetry protocol for the recent logs of target
+// (node itself or a member in its view), waiting at most until ctx ends.
+func FetchLogs(ctx context.Context, node *actors.Node, target string, limit int, minLevel string) (Logs, error) {
+	type result struct {
+		logs Logs
+		err  error
+	}
+	ch := make(chan result, 1)
+	q := &LogsQuery{Node: target, Limit: limit, MinLevel: minLevel, Done: func(l Logs, err error) { ch <- result{l, err} }}
+	if err := node.Tell(ProtocolName, q); err != nil {
+		return Logs{}, err
+	}
+	select {
+	case r := <-ch:
+		return r.logs, r.err
+	case <-ctx.Done():
+		return Logs{}, fmt.Errorf("logs of %s through %s: %w", target, node.Name(), ctx.Err())
+	}
+}
