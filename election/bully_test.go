@@ -184,8 +184,11 @@ func TestBullyIgnoresStaleCoordinator(t *testing.T) {
 	actortest.Eventually(t, 5*time.Second, "node-3 answers each stale Coordinator with StaleTerm", func() bool {
 		return diff(electionMessages(c.Hub), before)["troupe.election.v1.StaleTerm"] >= 2
 	})
-	if l := leaderOf(t, c.Node("node-3")); l.Name != "node-6" || l.Term != term {
-		t.Fatalf("after stale Coordinators node-3 follows %s at term %d; want node-6 at %d", l.Name, l.Term, term)
+	// A stale Coordinator would move node-3 back to term-1 (or to node-2);
+	// a later term is a fresh election, which a membership flap on a busy
+	// machine may cause, and which node-6 wins again.
+	if l := leaderOf(t, c.Node("node-3")); l.Name != "node-6" || l.Term < term {
+		t.Fatalf("after stale Coordinators node-3 follows %s at term %d; want node-6 at %d or later", l.Name, l.Term, term)
 	}
 }
 
