@@ -185,44 +185,57 @@ func TestCorruptedLogIsRefusedAtStart(t *testing.T) {
 	if _, err := g.kv("node-1").Put(ctx, "k", marker); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(g.cfg.DataDir, "node-1", "raft.db")
+	dir := filepath.Join(g.cfg.DataDir, "node-1")
 	if err := g.c.Crash("node-1"); err != nil {
 		t.Fatal(err)
 	}
-	good, err := os.ReadFile(path)
+	// The value is in a segment of the write-ahead log (wal-*/), the
+	// hard state and the snapshot in raft.db.
+	db := filepath.Join(dir, "raft.db")
+	segment := ""
+	files, err := filepath.Glob(filepath.Join(dir, "wal-*", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// A flipped byte inside an entry: every copy of the value in the file
-	// (bbolt may keep stale pages), so the live one is hit.
-	bad := bytes.Clone(good)
-	hits := 0
-	for i := bytes.Index(bad, marker); i >= 0; {
-		bad[i+5] ^= 0x20
-		hits++
-		j := bytes.Index(bad[i+1:], marker)
-		if j < 0 {
-			break
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && bytes.Contains(b, marker) {
+			segment = f
 		}
-		i += 1 + j
 	}
-	if hits == 0 {
-		t.Fatal("the value is not in the file")
+	if segment == "" {
+		t.Fatalf("the value is in none of the log segments %v", files)
 	}
+	goodDB, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodSeg, err := os.ReadFile(segment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(goodSeg)
+	flipped[bytes.Index(flipped, marker)+5] ^= 0x20
 	for _, c := range []struct {
 		name string
+		path string
 		data []byte
 		want string
 	}{
-		{"flipped byte in an entry", bad, "checksum"},
-		{"garbage file", bytes.Repeat([]byte{0xAB}, len(good)), ""},
-		{"truncated file", good[:100], ""},
+		{"flipped byte in an entry", segment, flipped, "checksum"},
+		{"torn log tail", segment, goodSeg[:len(goodSeg)-3], "log"},
+		{"garbage log segment", segment, bytes.Repeat([]byte{0xAB}, len(goodSeg)), "log"},
+		{"garbage raft.db", db, bytes.Repeat([]byte{0xAB}, len(goodDB)), "raft.db"},
+		{"truncated raft.db", db, goodDB[:100], "raft.db"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if err := os.WriteFile(path, c.data, 0o600); err != nil {
+			if err := os.WriteFile(c.path, c.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			defer func() {
+				if err := errors.Join(os.WriteFile(db, goodDB, 0o600), os.WriteFile(segment, goodSeg, 0o600)); err != nil {
+					t.Fatal(err)
+				}
+			}()
 			_, err := g.c.Restart("node-1")
 			if err == nil {
 				t.Fatalf("node-1 started from a corrupted log")
@@ -236,12 +249,9 @@ func TestCorruptedLogIsRefusedAtStart(t *testing.T) {
 			}
 		})
 	}
-	// The intact file still starts and holds the value.
-	if err := os.WriteFile(path, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The intact files still start and hold the value.
 	if _, err := g.c.Restart("node-1"); err != nil {
-		t.Fatalf("restarting from the intact file: %v", err)
+		t.Fatalf("restarting from the intact files: %v", err)
 	}
 	g.leader(5 * time.Second)
 	checkAll(t, g.kv("node-1"), map[string]string{"k": string(marker)})

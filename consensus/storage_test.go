@@ -1,11 +1,15 @@
 package consensus
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -66,9 +70,10 @@ func TestDiskRefusesACommitPastTheLog(t *testing.T) {
 	}
 }
 
-// FuzzOpenDisk: whatever bytes raft.db holds, opening it returns a state or
-// an error; it never panics or faults.
-func FuzzOpenDisk(f *testing.F) {
+// fuzzSeed writes a small log (20 entries, all committed) and returns the
+// bytes of raft.db (trimmed of bbolt's zero pages: the fuzzer wants small
+// inputs) and of the log's one segment.
+func fuzzSeed(f *testing.F) (db, segment []byte) {
 	dir := f.TempDir()
 	d, _, err := openDisk(dir, true)
 	if err != nil {
@@ -81,53 +86,105 @@ func FuzzOpenDisk(f *testing.F) {
 	if err := d.save(hardState(1, 1, 20), ents, nil, true); err != nil {
 		f.Fatal(err)
 	}
-	_ = d.close()
-	good, err := os.ReadFile(filepath.Join(dir, "raft.db"))
-	if err != nil {
+	if err := d.close(); err != nil {
 		f.Fatal(err)
 	}
-	// bbolt grows the file in large steps; the pages past the last byte
-	// written are zeros, and the fuzzer wants small inputs.
-	end := len(good)
-	for end > 0 && good[end-1] == 0 {
+	if db, err = os.ReadFile(filepath.Join(dir, "raft.db")); err != nil {
+		f.Fatal(err)
+	}
+	end := len(db)
+	for end > 0 && db[end-1] == 0 {
 		end--
 	}
-	good = good[:(end+4095)/4096*4096]
-	if d, _, err := openDisk(writeDB(f, good), true); err != nil {
+	db = db[:(end+4095)/4096*4096]
+	if segment, err = os.ReadFile(filepath.Join(dir, segmentPath)); err != nil {
+		f.Fatal(err)
+	}
+	if d, _, err := openDisk(writeDir(f, db, segment), true); err != nil {
 		f.Fatalf("the trimmed seed does not open: %v", err)
 	} else {
 		_ = d.close()
 	}
+	return db, segment
+}
+
+// segmentPath is the first segment of a log based at 0.
+var segmentPath = filepath.Join(logDirName(0), "00000000000000000001")
+
+// writeDir makes a data dir of raft.db and one log segment.
+func writeDir(t testing.TB, db, segment []byte) string {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, logDirName(0)), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(os.WriteFile(filepath.Join(dir, "raft.db"), db, 0o600),
+		os.WriteFile(filepath.Join(dir, segmentPath), segment, 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// flip xors the byte at (a position derived from) at with x.
+func flip(b []byte, at int, x byte) {
+	if len(b) > 0 {
+		at = (at%len(b) + len(b)) % len(b)
+		b[at] ^= x
+	}
+}
+
+// FuzzOpenDisk: whatever bytes raft.db holds, opening the data dir
+// returns a state or an error; it never panics or faults.
+func FuzzOpenDisk(f *testing.F) {
+	good, segment := fuzzSeed(f)
 	f.Add(good, 0, byte(0))
 	f.Add(good, 4096, byte(0xff))
 	f.Add(good, 8200, byte(1))
 	f.Add(good[:4096], 0, byte(0))
-	f.Fuzz(func(t *testing.T, file []byte, at int, x byte) {
-		if len(file) > 256<<10 {
+	f.Fuzz(func(t *testing.T, db []byte, at int, x byte) {
+		if len(db) > 256<<10 {
 			return
 		}
-		if len(file) > 0 {
-			at = (at%len(file) + len(file)) % len(file)
-			file[at] ^= x
-		}
-		d, st, err := openDisk(writeDB(t, file), true)
+		flip(db, at, x)
+		d, _, err := openDisk(writeDir(t, db, segment), true)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Logf("not ErrCorrupt: %v", err)
 			}
 			return
 		}
-		_ = st
 		_ = d.close()
 	})
 }
 
-func writeDB(t testing.TB, file []byte) string {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "raft.db"), file, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+// FuzzOpenLog: whatever bytes the log segment holds, opening the data dir
+// returns an error, or the same entries as before when they are intact
+// (a cut exactly at an entry's end is a shorter, valid log); it never
+// panics.
+func FuzzOpenLog(f *testing.F) {
+	db, good := fuzzSeed(f)
+	f.Add(good, 0, byte(0))
+	f.Add(good, 1, byte(0x80))
+	f.Add(good, 40, byte(1))
+	f.Add(good[:len(good)-1], 0, byte(0))
+	f.Fuzz(func(t *testing.T, segment []byte, at int, x byte) {
+		if len(segment) > 256<<10 {
+			return
+		}
+		flip(segment, at, x)
+		d, st, err := openDisk(writeDir(t, db, segment), true)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("not ErrCorrupt: %v", err)
+			}
+			return
+		}
+		defer d.close()
+		for i, e := range st.entries {
+			if e.GetIndex() != uint64(i+1) || string(e.Data) != "some value of an entry" {
+				t.Fatalf("entry %d opened as %v", i+1, e)
+			}
+		}
+	})
 }
 
 // A Ready that only moves the commit index is written with the next
@@ -176,5 +233,74 @@ func TestDiskDefersACommitOnlyHardState(t *testing.T) {
 	defer d.close()
 	if st.hs.GetCommit() != 3 {
 		t.Errorf("after close the commit on disk is %d, want 3", st.hs.GetCommit())
+	}
+}
+
+// A data dir of an earlier version kept its log in raft.db: opening it
+// moves the log into a write-ahead log, and the next open finds it there.
+func TestDiskMigratesALogKeptInBolt(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "raft.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		lb, err := tx.CreateBucket(bucketLog)
+		if err != nil {
+			return err
+		}
+		snapIndex, snapTerm := uint64(2), uint64(1)
+		snap := &pb.Snapshot{Data: []byte("state"), Metadata: &pb.SnapshotMetadata{Index: &snapIndex, Term: &snapTerm, ConfState: &pb.ConfState{Voters: []uint64{1}}}}
+		if err := errors.Join(putProto(meta, keyHardState, hardState(1, 1, 4)), putProto(meta, keySnapshot, snap)); err != nil {
+			return err
+		}
+		for i := uint64(2); i <= 5; i++ { // entry 2 is kept behind the snapshot
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], i)
+			if err := putProto(lb, k[:], entry(1, i, fmt.Sprint("v", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || db.Close() != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		d, st, err := openDisk(dir, true)
+		if err != nil {
+			t.Fatalf("open %d: %v", round, err)
+		}
+		var got []string
+		for _, e := range st.entries {
+			got = append(got, fmt.Sprint(e.GetIndex(), ":", string(e.Data)))
+		}
+		want := []string{"3:v3", "4:v4", "5:v5"}
+		if round == 1 {
+			want = append(want, "6:more") // appended after the migration
+		}
+		if !slices.Equal(got, want) || st.hs.GetCommit() != 4 {
+			t.Fatalf("open %d: entries %v, commit %d", round, got, st.hs.GetCommit())
+		}
+		if err := d.db.View(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketLog) != nil {
+				return errors.New("the log is still in raft.db")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			if err := d.save(hardState(1, 1, 4), []*pb.Entry{entry(1, 6, "more")}, nil, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
