@@ -193,7 +193,12 @@ type KVCommand struct {
 	Seq    uint64                 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`       // unique within (origin, epoch)
 	// lock, when set, makes the entry an operation on a lease lock instead
 	// of a key-value write (op is then KV_OP_UNSPECIFIED).
-	Lock          *LockCommand `protobuf:"bytes,8,opt,name=lock,proto3" json:"lock,omitempty"`
+	Lock *LockCommand `protobuf:"bytes,8,opt,name=lock,proto3" json:"lock,omitempty"`
+	// batch, when set, makes the entry a batch of key-value commands,
+	// applied in order at the entry's index (the other fields are unset):
+	// the writes that reached the node between two Readys, proposed as one
+	// entry (docs/consensus.md, "Cost per write").
+	Batch         []*KVCommand `protobuf:"bytes,9,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +285,13 @@ func (x *KVCommand) GetSeq() uint64 {
 func (x *KVCommand) GetLock() *LockCommand {
 	if x != nil {
 		return x.Lock
+	}
+	return nil
+}
+
+func (x *KVCommand) GetBatch() []*KVCommand {
+	if x != nil {
+		return x.Batch
 	}
 	return nil
 }
@@ -568,7 +580,7 @@ const file_consensus_proto_rawDesc = "" +
 	"\n" +
 	"\x0fconsensus.proto\x12\x13troupe.consensus.v1\"'\n" +
 	"\tRaftBatch\x12\x1a\n" +
-	"\bmessages\x18\x01 \x03(\fR\bmessages\"\xe8\x01\n" +
+	"\bmessages\x18\x01 \x03(\fR\bmessages\"\x9e\x02\n" +
 	"\tKVCommand\x12)\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x19.troupe.consensus.v1.KVOpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
@@ -577,7 +589,8 @@ const file_consensus_proto_rawDesc = "" +
 	"\x06origin\x18\x05 \x01(\x04R\x06origin\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x10\n" +
 	"\x03seq\x18\a \x01(\x04R\x03seq\x124\n" +
-	"\x04lock\x18\b \x01(\v2 .troupe.consensus.v1.LockCommandR\x04lock\"\xab\x01\n" +
+	"\x04lock\x18\b \x01(\v2 .troupe.consensus.v1.LockCommandR\x04lock\x124\n" +
+	"\x05batch\x18\t \x03(\v2\x1e.troupe.consensus.v1.KVCommandR\x05batch\"\xab\x01\n" +
 	"\vLockCommand\x12+\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x1b.troupe.consensus.v1.LockOpR\x02op\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -643,15 +656,16 @@ var file_consensus_proto_goTypes = []any{
 var file_consensus_proto_depIdxs = []int32{
 	0, // 0: troupe.consensus.v1.KVCommand.op:type_name -> troupe.consensus.v1.KVOp
 	4, // 1: troupe.consensus.v1.KVCommand.lock:type_name -> troupe.consensus.v1.LockCommand
-	1, // 2: troupe.consensus.v1.LockCommand.op:type_name -> troupe.consensus.v1.LockOp
-	6, // 3: troupe.consensus.v1.KVSnapshot.pairs:type_name -> troupe.consensus.v1.KVPair
-	8, // 4: troupe.consensus.v1.KVSnapshot.names:type_name -> troupe.consensus.v1.KVSnapshot.NamesEntry
-	5, // 5: troupe.consensus.v1.KVSnapshot.leases:type_name -> troupe.consensus.v1.LockLease
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	3, // 2: troupe.consensus.v1.KVCommand.batch:type_name -> troupe.consensus.v1.KVCommand
+	1, // 3: troupe.consensus.v1.LockCommand.op:type_name -> troupe.consensus.v1.LockOp
+	6, // 4: troupe.consensus.v1.KVSnapshot.pairs:type_name -> troupe.consensus.v1.KVPair
+	8, // 5: troupe.consensus.v1.KVSnapshot.names:type_name -> troupe.consensus.v1.KVSnapshot.NamesEntry
+	5, // 6: troupe.consensus.v1.KVSnapshot.leases:type_name -> troupe.consensus.v1.LockLease
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_consensus_proto_init() }
