@@ -123,6 +123,10 @@ func (p *Raft) Init(ctx *actors.Context) error {
 		return err
 	}
 	p.disk = d
+	if d.repaired > 0 {
+		p.log.Warn().Int64("bytes", d.repaired).Str("log", d.logDir).
+			Msg("cut a torn write (never acknowledged: cut short or zero-filled by a crash before its fsync) off the end of the raft log")
+	}
 	p.mem = raft.NewMemoryStorage()
 	p.sm = newStore()
 	p.names = map[uint64]string{p.id: p.node}

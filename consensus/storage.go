@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,6 +57,9 @@ type disk struct {
 	hs                 *pb.HardState
 	dirty              bool
 	diskTerm, diskVote uint64
+
+	// repaired counts the bytes of torn writes cut off the log at open.
+	repaired int64
 }
 
 var (
@@ -188,6 +192,11 @@ func (d *disk) open() (*persisted, error) {
 }
 
 func (d *disk) openLog() error {
+	dropped, err := repairTail(d.logDir)
+	if err != nil {
+		return err
+	}
+	d.repaired += dropped
 	l, err := wal.Open(d.logDir, &wal.Options{
 		NoSync:           true, // save syncs when raft asks and NoSync is off
 		SegmentSize:      walSegmentSize,
@@ -207,6 +216,99 @@ func (d *disk) openLog() error {
 	}
 	d.last = d.base + last
 	return nil
+}
+
+// repairTail cuts a torn write off the end of the log's last segment and
+// returns how many bytes it dropped. A write the machine lost power in
+// before its fsync — never acknowledged — can leave a final record cut
+// short, or a tail of zeros where the file grew before its data reached
+// the disk (with a record failing its checksum in front of it). Records
+// are never empty (a CRC comes first), so zeros after the last record are
+// always such a trace. Anything else that fails — a record failing its
+// checksum with no zeros after it, damage before the end — is left for
+// load to refuse: it may be an acknowledged write.
+func repairTail(dir string) (int64, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("consensus: reading the log %s: %w", dir, err)
+	}
+	last := ""
+	for _, de := range des {
+		if n := de.Name(); len(n) == 20 && !de.IsDir() && n > last {
+			last = n
+		}
+	}
+	if last == "" {
+		return 0, nil
+	}
+	path := filepath.Join(dir, last)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("consensus: reading the log %s: %w", path, err)
+	}
+	// Walk the records (a uvarint length, then the bytes) while whole.
+	end, prev := 0, -1 // the end of the last whole record, and its start
+	for end < len(data) {
+		size, n := binary.Uvarint(data[end:])
+		if n <= 0 || size == 0 || uint64(len(data)-end-n) < size {
+			break
+		}
+		prev, end = end, end+n+int(size)
+	}
+	rest := data[end:]
+	if len(rest) == 0 {
+		return 0, nil
+	}
+	zeros := len(rest) - len(bytes.TrimLeft(rest, "\x00"))
+	switch {
+	case zeros == len(rest):
+		// A zero tail: the record before it is part of the torn write
+		// when it fails its checksum.
+		if prev >= 0 {
+			size, n := binary.Uvarint(data[prev:])
+			if _, err := unseal("", data[prev+n:prev+n+int(size)]); err != nil {
+				end = prev
+			}
+		}
+	case zeros == 0:
+		// A record cut short: its length runs past the end, and no whole
+		// record follows (a damaged length in the middle of the log
+		// looks the same at first, but records follow it).
+		if size, n := binary.Uvarint(rest); n > 0 && size > 0 && uint64(len(rest)-n) >= size {
+			return 0, nil // whole after all: not a torn tail
+		}
+		if wholeRecordIn(rest[1:]) {
+			return 0, nil
+		}
+	default:
+		return 0, nil // zeros, then data: damage, not a torn tail
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("consensus: repairing the log %s: %w", path, err)
+	}
+	if err := errors.Join(f.Truncate(int64(end)), f.Sync(), f.Close()); err != nil {
+		return 0, fmt.Errorf("consensus: repairing the log %s: %w", path, err)
+	}
+	return int64(len(data) - end), nil
+}
+
+// wholeRecordIn tells whether a record that passes its checksum starts
+// anywhere in b (a chance match is one in 2³²).
+func wholeRecordIn(b []byte) bool {
+	for i := range b {
+		size, n := binary.Uvarint(b[i:])
+		if n <= 0 || size < 4 || uint64(len(b)-i-n) < size {
+			continue
+		}
+		if _, err := unseal("", b[i+n:i+n+int(size)]); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // removeStaleLogs removes the wal-* directories other than the current one.

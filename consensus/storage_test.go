@@ -304,3 +304,72 @@ func TestDiskMigratesALogKeptInBolt(t *testing.T) {
 		}
 	}
 }
+
+// A write torn by a crash before its fsync is cut off the end of the log
+// at open; damage that may hide an acknowledged entry is refused.
+func TestDiskRepairsATornTailOnly(t *testing.T) {
+	dir := t.TempDir()
+	d, _, err := openDisk(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.save(hardState(1, 1, 2), []*pb.Entry{entry(1, 1, "a"), entry(1, 2, "b"), entry(1, 3, "c")}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(dir, segmentPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := os.ReadFile(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the segment holds three records: a uvarint length, then the bytes
+	var starts []int
+	for at := 0; at < len(good); {
+		size, n := binary.Uvarint(good[at:])
+		starts = append(starts, at)
+		at += n + int(size)
+	}
+	if len(starts) != 3 {
+		t.Fatalf("%d records in the segment, want 3", len(starts))
+	}
+	third := good[starts[2]:]
+	badCRC := slices.Clone(third)
+	badCRC[len(badCRC)-1] ^= 1
+	cat := func(parts ...[]byte) []byte { return slices.Concat(parts...) }
+	for _, c := range []struct {
+		name    string
+		segment []byte
+		entries int // after the repair; 0: refused
+	}{
+		{"a fourth record cut short", cat(good, third[:len(third)-2]), 3},
+		{"a fourth record's length only", cat(good, third[:1]), 3},
+		{"a zero-filled tail", cat(good, make([]byte, 100)), 3},
+		{"a fourth record failing its checksum, then zeros", cat(good, badCRC, make([]byte, 50)), 3},
+		{"the third record cut short", good[:len(good)-2], 2},
+		{"the last record failing its checksum", cat(good[:starts[2]], badCRC), 0},
+		{"a damaged length in the middle", cat(good[:starts[1]], []byte{0x7f}, good[starts[1]+1:]), 0},
+		{"zeros, then data", cat(good, make([]byte, 10), third), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, st, err := openDisk(writeDir(t, db, c.segment), true)
+			if c.entries == 0 {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("opened (%v); want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.close()
+			if len(st.entries) != c.entries || d.repaired == 0 {
+				t.Fatalf("%d entries after repairing %d bytes; want %d", len(st.entries), d.repaired, c.entries)
+			}
+		})
+	}
+}
