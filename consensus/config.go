@@ -9,7 +9,7 @@ import (
 // Config sets up the Raft protocol of one node. Start from [DefaultConfig].
 type Config struct {
 	// DataDir is the root of the durable state. A node keeps its write-ahead
-	// log and snapshots in DataDir/<node name>/raft.db, so that the nodes
+	// log and snapshots in DataDir/<node name>/ (raft.db, wal-*/), so that the nodes
 	// of one process (tests, the demo) can share a root. Required.
 	DataDir string
 	// Peers are the node names of the group's first voters. A node whose

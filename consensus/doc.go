@@ -17,8 +17,11 @@
 // HTTP API; docs/mutex.md the design).
 //
 // Raft ids are node names hashed ([ID]): the same on every node, stable
-// across restarts. The log lives in DataDir/<node>/raft.db (bbolt), each
-// record under a CRC-32C checked at start ([ErrCorrupt]).
+// across restarts. The log lives in an append-only write-ahead log,
+// DataDir/<node>/wal-<base>/ (github.com/tidwall/wal), the hard state and
+// the snapshot in DataDir/<node>/raft.db (bbolt); each record is under a
+// CRC-32C checked at start ([ErrCorrupt]). The writes that reach a node
+// between two Readys are proposed as one entry.
 //
 // # Usage
 //
