@@ -152,6 +152,7 @@ func (x *MutexReply) GetClock() uint64 {
 // request it deferred, so a member still waiting for its reply asks again.
 type MutexHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"` // the new incarnation (its start time)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -186,6 +187,13 @@ func (*MutexHello) Descriptor() ([]byte, []int) {
 	return file_mutex_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *MutexHello) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_mutex_proto protoreflect.FileDescriptor
 
 const file_mutex_proto_rawDesc = "" +
@@ -198,9 +206,10 @@ const file_mutex_proto_rawDesc = "" +
 	"MutexReply\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x04R\ttimestamp\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x14\n" +
-	"\x05clock\x18\x03 \x01(\x04R\x05clock\"\f\n" +
+	"\x05clock\x18\x03 \x01(\x04R\x05clock\"\"\n" +
 	"\n" +
-	"MutexHelloB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"MutexHello\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epochB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_mutex_proto_rawDescOnce sync.Once

@@ -85,6 +85,13 @@ type ricart struct {
 
 	members map[string]bool // the other members
 	gone    map[string]bool // declared failed or left, until they join again
+	// epochs: the latest incarnation heard from each node (requests and
+	// hellos carry it); goneEpoch: the one that was declared failed or
+	// gone. A message from a later incarnation of a gone node brings it
+	// back at once: a restarted node that asks while this node still holds
+	// it failed would otherwise be answered without being waited for, and
+	// both could enter (the simulation's restarts profile found it).
+	epochs, goneEpoch map[string]uint64
 	ready   bool            // members known: rounds may start
 
 	clock    uint64 // the highest Lamport timestamp seen or made
@@ -110,6 +117,7 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	r.self = ctx.Node()
 	r.epoch = max(uint64(ctx.Now().UnixNano()), 1)
 	r.members, r.gone = map[string]bool{}, map[string]bool{}
+	r.epochs, r.goneEpoch = map[string]uint64{}, map[string]uint64{}
 	r.awaiting, r.deferred = map[string]bool{}, map[string]deferredRq{}
 
 	actors.OnMessage(ctx, r.onRequest)
@@ -172,7 +180,7 @@ func (r *ricart) Init(ctx *actors.Context) error {
 func (r *ricart) becomeReady(ctx *actors.Context) {
 	r.ready = true
 	for _, m := range slices.Sorted(maps.Keys(r.members)) {
-		r.send(ctx, m, &pb.MutexHello{})
+		r.send(ctx, m, &pb.MutexHello{Epoch: r.epoch})
 	}
 	r.start(ctx)
 }
@@ -256,9 +264,17 @@ func (r *ricart) leave(ctx *actors.Context) {
 	r.start(ctx)
 }
 
+// heard records the incarnation of a message from `from` and reports
+// whether that incarnation is later than the one declared gone: a node
+// that is alive again.
+func (r *ricart) heard(from string, epoch uint64) (reborn bool) {
+	r.epochs[from] = max(r.epochs[from], epoch)
+	return r.gone[from] && epoch > r.goneEpoch[from]
+}
+
 func (r *ricart) onRequest(ctx *actors.Context, from string, m *pb.MutexRequest) error {
 	r.clock = max(r.clock, m.Timestamp)
-	if !r.members[from] && !r.gone[from] {
+	if reborn := r.heard(from, m.Epoch); reborn || (!r.members[from] && !r.gone[from]) {
 		r.join(ctx, from) // it asks, so it is a member
 	}
 	rq := deferredRq{ts: m.Timestamp, epoch: m.Epoch}
@@ -283,10 +299,11 @@ func (r *ricart) onReply(ctx *actors.Context, from string, m *pb.MutexReply) err
 // onHello: a new incarnation of `from` forgot what it deferred and what it
 // asked: its old request is void, and the current request goes to it again
 // if its reply is still missing.
-func (r *ricart) onHello(ctx *actors.Context, from string, _ *pb.MutexHello) error {
+func (r *ricart) onHello(ctx *actors.Context, from string, m *pb.MutexHello) error {
 	delete(r.deferred, from)
+	reborn := r.heard(from, m.Epoch)
 	switch {
-	case !r.members[from] && !r.gone[from]:
+	case reborn || (!r.members[from] && !r.gone[from]):
 		r.join(ctx, from)
 	case r.state == wanted && r.awaiting[from]:
 		r.ask(ctx, from)
@@ -321,6 +338,7 @@ func (r *ricart) left(ctx *actors.Context, name, how string) {
 		return
 	}
 	r.gone[name] = true
+	r.goneEpoch[name] = r.epochs[name]
 	if !r.members[name] {
 		return
 	}
