@@ -92,7 +92,7 @@ type ricart struct {
 	// it failed would otherwise be answered without being waited for, and
 	// both could enter (the simulation's restarts profile found it).
 	epochs, goneEpoch map[string]uint64
-	ready   bool            // members known: rounds may start
+	ready             bool // members known: rounds may start
 
 	clock    uint64 // the highest Lamport timestamp seen or made
 	state    state
