@@ -205,6 +205,14 @@ func TestLeaderCrashMidJob(t *testing.T) {
 	// in neither, which can only lower the runs counted after the crash.
 	done := status(t, c.Node("node-1"), id).PartsDone
 	before := partsRun(t, c)
+	// A part in flight on a survivor may run twice: when its worker's
+	// report reaches the new leader only after Settle (a loaded machine),
+	// the leader hands it out again. A finished part never runs again.
+	var inFlight int64
+	for _, name := range survivors {
+		s := stats(t, c.Node(name))
+		inFlight += int64(s.Running + s.Waiting)
+	}
 	if err := c.Crash("node-5"); err != nil {
 		t.Fatal(err)
 	}
@@ -217,10 +225,10 @@ func TestLeaderCrashMidJob(t *testing.T) {
 	for _, name := range survivors {
 		ran += after[name] - before[name]
 	}
-	if limit := int64(st.PartsTotal - done); ran > limit {
-		t.Errorf("after the leader's crash the survivors ran %d parts; only %d were not done (runs before %v, after %v)", ran, limit, before, after)
+	if limit := int64(st.PartsTotal-done) + inFlight; ran > limit {
+		t.Errorf("after the leader's crash the survivors ran %d parts; only %d were not done, %d of them in flight on survivors (runs before %v, after %v)", ran, int64(st.PartsTotal-done), inFlight, before, after)
 	}
-	t.Logf("%d parts done at the crash; %d runs after it", done, ran)
+	t.Logf("%d parts done at the crash, %d in flight on survivors; %d runs after it", done, inFlight, ran)
 	follow(t, c, survivors, "node-4")
 }
 
