@@ -298,6 +298,7 @@ type (
 		session     uint64 // the stream's
 		ack         uint64
 		peerSession uint64 // the acking node's start time
+		seenSession uint64 // set when the ack refuses a stale stream session
 	}
 	ackFlush   struct{}
 	timerFired struct{ id TimerID }

@@ -31,7 +31,11 @@ type Node struct {
 	system   *actor.ActorSystem
 	endpoint transport.Endpoint
 	sup      *supervisor
-	session  uint64 // this incarnation's reliable-delivery session
+	// session is this incarnation's reliable-delivery session: its start
+	// time, raised past what peers saw of an earlier incarnation when the
+	// clock stepped back (bumpSession).
+	session      atomic.Uint64
+	startSession uint64 // the session at start
 
 	mu        sync.Mutex
 	hosts     atomic.Pointer[map[string]*protocolHost] // copy on write
@@ -69,10 +73,8 @@ func NewNode(cfg Config) (*Node, error) {
 	if n.cfg.Seed == 0 {
 		n.cfg.Seed = uint64(n.clock.Now().UnixNano())
 	}
-	n.session = uint64(n.clock.Now().UnixNano())
-	if n.session == 0 {
-		n.session = 1
-	}
+	n.startSession = max(uint64(n.clock.Now().UnixNano()), 1)
+	n.session.Store(n.startSession)
 	n.system = cfg.System
 	if n.system == nil {
 		level, _ := zerolog.ParseLevel(cfg.ActorLogLevel)
@@ -425,7 +427,7 @@ func (n *Node) deliver(env *messages.Envelope, size int) {
 		return
 	}
 	if env.Kind == messages.Envelope_KIND_ACK {
-		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession})
+		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession, seenSession: env.SeenSession})
 		return
 	}
 	// The payload is decoded by the protocol's actor, not here: this runs
@@ -507,4 +509,24 @@ func (n *Node) Stop() error {
 	n.shutdownSystem()
 	n.log.Debug().Msg("node stopped")
 	return errors.Join(errs...)
+}
+
+// bumpSession raises the node's session above seen, a session a peer holds
+// for this node that is higher than the node's own: the clock stepped back
+// across a restart. It returns the session now in force.
+//
+// The step above seen is drawn from this incarnation's start (up to 2³²
+// ns): seen may be an old value a peer kept, which an earlier incarnation
+// raised itself above with its own step; a fixed step would give this
+// incarnation that earlier one's session, and its peers would take it for
+// the earlier incarnation (found by the simulation: a stream stuck waiting
+// for a sequence number the earlier incarnation had acknowledged).
+func (n *Node) bumpSession(seen uint64) uint64 {
+	step := 1 + (n.startSession*0x9E3779B97F4A7C15)>>32
+	for {
+		cur := n.session.Load()
+		if cur > seen || n.session.CompareAndSwap(cur, seen+step) {
+			return n.session.Load()
+		}
+	}
 }

@@ -72,7 +72,7 @@ func (r *reliable) send(h *protocolHost, to string, m proto.Message) error {
 	cfg := h.node.cfg.Reliable
 	st := r.out[to]
 	if st == nil {
-		st = &outStream{peer: to, next: 1, session: h.node.session}
+		st = &outStream{peer: to, next: 1, session: h.node.session.Load()}
 	}
 	if len(st.unacked) >= cfg.MaxInFlight {
 		return fmt.Errorf("%w: %d messages of protocol %s to %s await acknowledgement", ErrWindowFull, len(st.unacked), h.name, to)
@@ -136,6 +136,16 @@ func (r *reliable) onAck(h *protocolHost, m *ackIn) {
 	if st == nil || m.session != st.session {
 		return // an ack for an earlier stream (or incarnation) of this node
 	}
+	if m.seenSession >= st.session {
+		// The peer saw a later stream from this node than this one: an
+		// earlier incarnation's, started when the clock read later than
+		// it does now. Continue above it.
+		h.log.Warn().Str("peer", st.peer).Uint64("session", st.session).Uint64("seen", m.seenSession).
+			Msg("the peer knows a later reliable stream from this node (clock stepped back across a restart?): starting a stream above it")
+		st.session = m.seenSession
+		r.restart(h, st, st.peerSession)
+		return
+	}
 	switch {
 	case m.peerSession < st.peerSession:
 		return // from an earlier incarnation of the peer
@@ -174,12 +184,22 @@ func (r *reliable) restart(h *protocolHost, st *outStream, peerSession uint64) {
 // receive runs the receive window for one reliable message.
 func (r *reliable) receive(h *protocolHost, m *inbound) {
 	env := m.env
-	if env.PeerSession != 0 && env.PeerSession != h.node.session {
+	session := h.node.session.Load()
+	if env.PeerSession > session {
+		// The sender holds a later session for this node than its own:
+		// an earlier incarnation started when the clock read later than
+		// it does now. Raise it, or the peer would take this node's acks
+		// for an older incarnation's and never hear from it.
+		h.log.Warn().Str("peer", env.From).Uint64("session", session).Uint64("seen", env.PeerSession).
+			Msg("a peer knows a later incarnation of this node (clock stepped back across a restart?): raising the session above it")
+		session = h.node.bumpSession(env.PeerSession)
+	}
+	if env.PeerSession != 0 && env.PeerSession != session {
 		// Meant for an earlier incarnation of this node: say who answers
 		// now, and the sender starts a new stream.
 		_ = h.transmit(&messages.Envelope{
 			From: h.node.name, To: env.From, Protocol: h.name,
-			Kind: messages.Envelope_KIND_ACK, Session: env.Session, PeerSession: h.node.session,
+			Kind: messages.Envelope_KIND_ACK, Session: env.Session, PeerSession: session,
 		})
 		return
 	}
@@ -191,7 +211,16 @@ func (r *reliable) receive(h *protocolHost, m *inbound) {
 	}
 	switch {
 	case env.Session < st.session:
-		return // from an earlier incarnation of the sender
+		// From an earlier stream of the sender, or from a sender whose
+		// clock stepped back: tell it the session seen, so that a live
+		// sender continues above it (a late message of a dead stream
+		// gets an ack nobody reads).
+		_ = h.transmit(&messages.Envelope{
+			From: h.node.name, To: env.From, Protocol: h.name,
+			Kind: messages.Envelope_KIND_ACK, Session: env.Session, PeerSession: session,
+			SeenSession: st.session,
+		})
+		return
 	case env.Session > st.session: // the sender (re)started: a new stream
 		st.session = env.Session
 		st.next = 1
@@ -254,7 +283,7 @@ func (r *reliable) flushAcks(h *protocolHost) {
 		_ = h.transmit(&messages.Envelope{
 			From: h.node.name, To: st.peer, Protocol: h.name,
 			Kind: messages.Envelope_KIND_ACK, Session: st.session, Ack: st.next - 1,
-			PeerSession: h.node.session,
+			PeerSession: h.node.session.Load(),
 		})
 	}
 }

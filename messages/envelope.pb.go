@@ -90,7 +90,12 @@ type Envelope struct {
 	// the receiver's as the sender last learnt it (0: not yet known); a
 	// receiver that is a later incarnation answers with an ack of its own so
 	// the sender starts a new stream to it. On KIND_ACK: the acking node's.
-	PeerSession   uint64 `protobuf:"varint,10,opt,name=peer_session,json=peerSession,proto3" json:"peer_session,omitempty"`
+	PeerSession uint64 `protobuf:"varint,10,opt,name=peer_session,json=peerSession,proto3" json:"peer_session,omitempty"`
+	// On KIND_ACK answering data of a stream session older than the one the
+	// receiver last saw from the sender: that newer session. A sender whose
+	// clock stepped back across a restart has a session below its previous
+	// incarnation's; it continues above this one instead of going unheard.
+	SeenSession   uint64 `protobuf:"varint,11,opt,name=seen_session,json=seenSession,proto3" json:"seen_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,11 +200,18 @@ func (x *Envelope) GetPeerSession() uint64 {
 	return 0
 }
 
+func (x *Envelope) GetSeenSession() uint64 {
+	if x != nil {
+		return x.SeenSession
+	}
+	return 0
+}
+
 var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\ttroupe.v1\"\xac\x02\n" +
+	"\x0eenvelope.proto\x12\ttroupe.v1\"\xcf\x02\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +
@@ -211,7 +223,8 @@ const file_envelope_proto_rawDesc = "" +
 	"\x03seq\x18\b \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03ack\x18\t \x01(\x04R\x03ack\x12!\n" +
 	"\fpeer_session\x18\n" +
-	" \x01(\x04R\vpeerSession\"#\n" +
+	" \x01(\x04R\vpeerSession\x12!\n" +
+	"\fseen_session\x18\v \x01(\x04R\vseenSession\"#\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_DATA\x10\x00\x12\f\n" +
 	"\bKIND_ACK\x10\x01B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"

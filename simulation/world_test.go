@@ -211,3 +211,19 @@ func TestSweep(t *testing.T) {
 		}
 	}
 }
+
+// Seeds where a node restarted with its clock stepped back behind its
+// previous start went unheard by its peers (its reliable-delivery session
+// was below the one they held), and where a raised session equalled an
+// earlier incarnation's; each left nodes following different leaders.
+func TestClockSteppedBackAcrossARestart(t *testing.T) {
+	sc, err := Lookup("election", Params{Profile: "skew"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seed := range []uint64{10, 13, 14, 33, 39, 56, 81, 178} {
+		if r := Run(sc, seed, Options{}); r.Err != nil {
+			t.Errorf("seed %d: %v (replay: go run ./cmd/sim election --profile skew --seed %d --trace)", seed, r.Err, seed)
+		}
+	}
+}
