@@ -8,8 +8,10 @@
 //
 // Flooding over reliable links: the origin sends to each neighbour, and each
 // node forwards a message it sees for the first time to every neighbour but
-// the one it came from and the origin. In a full mesh of N nodes a broadcast
-// costs (N-1)² messages.
+// the one it came from. In a full mesh of N nodes a broadcast costs exactly
+// (N-1)² messages, whichever copy reaches a node first. (Skipping the
+// origin too saves a message when a forward arrives before the origin's
+// own copy, which made the cost depend on the scheduling.)
 package broadcast
 
 import (
@@ -124,7 +126,7 @@ func (b *Broadcast) deliver(ctx *actors.Context, m *pb.BroadcastMessage) {
 
 func (b *Broadcast) forward(ctx *actors.Context, m *pb.BroadcastMessage, from string) error {
 	for _, n := range b.neighbours {
-		if n == from || n == m.Origin {
+		if n == from {
 			continue
 		}
 		if err := ctx.SendReliable(n, m); err != nil {
