@@ -331,8 +331,7 @@ func (r *ricart) join(ctx *actors.Context, name string) {
 	}
 }
 
-// left stops waiting for a member that failed or left, and forgets its
-// deferred request.
+// left stops waiting for a member that failed or left.
 func (r *ricart) left(ctx *actors.Context, name, how string) {
 	if name == r.self {
 		return
@@ -343,7 +342,11 @@ func (r *ricart) left(ctx *actors.Context, name, how string) {
 		return
 	}
 	delete(r.members, name)
-	delete(r.deferred, name)
+	// Its deferred request stays: answered on leaving, as any other. The
+	// failure may be an earlier incarnation's, reported after its
+	// successor asked (the simulation found a request lost that way, its
+	// node waiting for good); a reply to a dead node costs one message,
+	// and a later incarnation ignores it (epochs).
 	waited := r.awaiting[name]
 	delete(r.awaiting, name)
 	ctx.Log().Debug().Str("member", name).Str("how", how).Bool("was-awaited", waited).Msg("member removed")
