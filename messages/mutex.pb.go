@@ -35,6 +35,7 @@ type MutexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Timestamp     uint64                 `protobuf:"varint,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Generation    uint64                 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"` // the sender's membership generation (0: not known)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -79,6 +80,13 @@ func (x *MutexRequest) GetTimestamp() uint64 {
 func (x *MutexRequest) GetEpoch() uint64 {
 	if x != nil {
 		return x.Epoch
+	}
+	return 0
+}
+
+func (x *MutexRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
 	}
 	return 0
 }
@@ -152,7 +160,8 @@ func (x *MutexReply) GetClock() uint64 {
 // request it deferred, so a member still waiting for its reply asks again.
 type MutexHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"` // the new incarnation (its start time)
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`           // the new incarnation (its start time)
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"` // its membership generation (0: not known)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,22 +203,35 @@ func (x *MutexHello) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *MutexHello) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 var File_mutex_proto protoreflect.FileDescriptor
 
 const file_mutex_proto_rawDesc = "" +
 	"\n" +
-	"\vmutex.proto\x12\x0ftroupe.mutex.v1\"B\n" +
+	"\vmutex.proto\x12\x0ftroupe.mutex.v1\"b\n" +
 	"\fMutexRequest\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x04R\ttimestamp\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"V\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\"V\n" +
 	"\n" +
 	"MutexReply\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x04R\ttimestamp\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x14\n" +
-	"\x05clock\x18\x03 \x01(\x04R\x05clock\"\"\n" +
+	"\x05clock\x18\x03 \x01(\x04R\x05clock\"B\n" +
 	"\n" +
 	"MutexHello\x12\x14\n" +
-	"\x05epoch\x18\x01 \x01(\x04R\x05epochB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generationB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_mutex_proto_rawDescOnce sync.Once

@@ -92,6 +92,14 @@ type ricart struct {
 	// it failed would otherwise be answered without being waited for, and
 	// both could enter (the simulation's restarts profile found it).
 	epochs, goneEpoch map[string]uint64
+	// generation is this node's membership generation (0 with a fixed
+	// Config.Members); gens the latest generation of each member, from
+	// its hellos and requests and from membership's joins. A failure
+	// reported for an earlier generation than one that already spoke is
+	// an earlier incarnation's, reported late: it must not stop the wait
+	// for the successor's reply.
+	generation uint64
+	gens       map[string]uint64
 	ready             bool // members known: rounds may start
 
 	clock    uint64 // the highest Lamport timestamp seen or made
@@ -117,7 +125,7 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	r.self = ctx.Node()
 	r.epoch = max(uint64(ctx.Now().UnixNano()), 1)
 	r.members, r.gone = map[string]bool{}, map[string]bool{}
-	r.epochs, r.goneEpoch = map[string]uint64{}, map[string]uint64{}
+	r.epochs, r.goneEpoch, r.gens = map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
 	r.awaiting, r.deferred = map[string]bool{}, map[string]deferredRq{}
 
 	actors.OnMessage(ctx, r.onRequest)
@@ -127,14 +135,21 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	actors.OnNotification(ctx, r.onRelease)
 	actors.OnNotification(ctx, r.onWithdraw)
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
+		r.gens[ev.Member.Name] = max(r.gens[ev.Member.Name], ev.Member.Generation)
 		r.join(ctx, ev.Member.Name)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+		if r.stale(ctx, ev.Member) {
+			return nil
+		}
 		r.left(ctx, ev.Member.Name, "failed")
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
+		if r.stale(ctx, ev.Member) {
+			return nil
+		}
 		r.left(ctx, ev.Member.Name, "left")
 		return nil
 	})
@@ -154,6 +169,7 @@ func (r *ricart) Init(ctx *actors.Context) error {
 			if err != nil {
 				return fmt.Errorf("mutex: asking membership for the view: %w", err)
 			}
+			r.generation = v.Self.Generation
 			for _, m := range v.Members {
 				switch {
 				case m.Name == r.self:
@@ -180,7 +196,7 @@ func (r *ricart) Init(ctx *actors.Context) error {
 func (r *ricart) becomeReady(ctx *actors.Context) {
 	r.ready = true
 	for _, m := range slices.Sorted(maps.Keys(r.members)) {
-		r.send(ctx, m, &pb.MutexHello{Epoch: r.epoch})
+		r.send(ctx, m, &pb.MutexHello{Epoch: r.epoch, Generation: r.generation})
 	}
 	r.start(ctx)
 }
@@ -223,7 +239,7 @@ func (r *ricart) start(ctx *actors.Context) {
 
 // ask sends the current request to one member.
 func (r *ricart) ask(ctx *actors.Context, to string) {
-	if r.send(ctx, to, &pb.MutexRequest{Timestamp: r.ts, Epoch: r.epoch}) {
+	if r.send(ctx, to, &pb.MutexRequest{Timestamp: r.ts, Epoch: r.epoch, Generation: r.generation}) {
 		r.requestsSent++
 	}
 }
@@ -274,6 +290,7 @@ func (r *ricart) heard(from string, epoch uint64) (reborn bool) {
 
 func (r *ricart) onRequest(ctx *actors.Context, from string, m *pb.MutexRequest) error {
 	r.clock = max(r.clock, m.Timestamp)
+	r.gens[from] = max(r.gens[from], m.Generation)
 	if reborn := r.heard(from, m.Epoch); reborn || (!r.members[from] && !r.gone[from]) {
 		r.join(ctx, from) // it asks, so it is a member
 	}
@@ -301,11 +318,19 @@ func (r *ricart) onReply(ctx *actors.Context, from string, m *pb.MutexReply) err
 // if its reply is still missing.
 func (r *ricart) onHello(ctx *actors.Context, from string, m *pb.MutexHello) error {
 	delete(r.deferred, from)
+	r.gens[from] = max(r.gens[from], m.Generation)
 	reborn := r.heard(from, m.Epoch)
 	switch {
 	case reborn || (!r.members[from] && !r.gone[from]):
 		r.join(ctx, from)
-	case r.state == wanted && r.awaiting[from]:
+	case r.state == wanted && r.members[from]:
+		// Asked again even when its reply is in: that reply came from an
+		// earlier incarnation (a hello is the first message of each), which
+		// the new one forgot, and whose Lamport clock, which had passed
+		// this request's timestamp, starts again at zero. Counting it let
+		// the new incarnation ask with a smaller timestamp, be answered
+		// here, and both enter (found by the simulation).
+		r.awaiting[from] = true
 		r.ask(ctx, from)
 	}
 	return nil
@@ -329,6 +354,17 @@ func (r *ricart) join(ctx *actors.Context, name string) {
 		r.awaiting[name] = true
 		r.ask(ctx, name)
 	}
+}
+
+// stale reports whether a failure or leave is an earlier incarnation's
+// than one that already spoke (see gens).
+func (r *ricart) stale(ctx *actors.Context, m membership.Member) bool {
+	if m.Generation == 0 || m.Generation >= r.gens[m.Name] {
+		return false
+	}
+	ctx.Log().Debug().Str("member", m.Name).Uint64("generation", m.Generation).Uint64("known", r.gens[m.Name]).
+		Msg("ignoring the failure of an earlier incarnation")
+	return true
 }
 
 // left stops waiting for a member that failed or left.

@@ -227,3 +227,17 @@ func TestClockSteppedBackAcrossARestart(t *testing.T) {
 		}
 	}
 }
+
+// Seeds where Ricart–Agrawala let two nodes into the critical section, or
+// never granted a request, when nodes crash and restart (docs/mutex.md).
+func TestRicartAgrawalaSurvivesRestarts(t *testing.T) {
+	sc, err := Lookup("mutex", Params{Profile: "restarts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seed := range []uint64{1, 2, 3, 5, 9, 10, 11, 44, 46} {
+		if r := Run(sc, seed, Options{}); r.Err != nil {
+			t.Errorf("seed %d: %v (replay: go run ./cmd/sim mutex --profile restarts --seed %d --trace)", seed, r.Err, seed)
+		}
+	}
+}
