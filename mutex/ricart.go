@@ -100,7 +100,7 @@ type ricart struct {
 	// for the successor's reply.
 	generation uint64
 	gens       map[string]uint64
-	ready             bool // members known: rounds may start
+	ready      bool // members known: rounds may start
 
 	clock    uint64 // the highest Lamport timestamp seen or made
 	state    state
