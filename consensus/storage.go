@@ -610,9 +610,10 @@ func (d *disk) installSnapshot(snap *pb.Snapshot) error {
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("consensus: installing a snapshot: %w", err)
 		}
+		oldBase := d.base
 		d.logDir, d.base = dir, base
 		if err := d.openLog(); err != nil {
-			d.log, d.logDir = old, oldDir
+			d.log, d.logDir, d.base = old, oldDir, oldBase
 			return err
 		}
 	}
