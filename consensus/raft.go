@@ -334,10 +334,9 @@ const maxBatchBytes = 256 << 10
 // about a third (docs/consensus.md).
 func (p *Raft) proposeWrites() {
 	for len(p.unproposed) > 0 {
-		n, size := 0, 0
-		for n < len(p.unproposed) && (n == 0 || size+len(p.unproposed[n].Key)+len(p.unproposed[n].Value)+len(p.unproposed[n].Prev) <= maxBatchBytes) {
-			c := p.unproposed[n]
-			size += len(c.Key) + len(c.Value) + len(c.Prev)
+		n, size := 1, cmdSize(p.unproposed[0]) // at least one, however large
+		for n < len(p.unproposed) && size+cmdSize(p.unproposed[n]) <= maxBatchBytes {
+			size += cmdSize(p.unproposed[n])
 			n++
 		}
 		cmds := p.unproposed[:n]
@@ -363,6 +362,9 @@ func (p *Raft) proposeWrites() {
 	}
 	p.unproposed = nil
 }
+
+// cmdSize is the bytes a write adds to a batch, near enough.
+func cmdSize(c *messages.KVCommand) int { return len(c.Key) + len(c.Value) + len(c.Prev) }
 
 // onReady handles every Ready raft has, following its contract: persist
 // the snapshot, entries and hard state (fsync), then send, then apply
