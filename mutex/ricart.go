@@ -140,17 +140,11 @@ func (r *ricart) Init(ctx *actors.Context) error {
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
-		if r.stale(ctx, ev.Member) {
-			return nil
-		}
-		r.left(ctx, ev.Member.Name, "failed")
+		r.left(ctx, ev.Member, "failed")
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
-		if r.stale(ctx, ev.Member) {
-			return nil
-		}
-		r.left(ctx, ev.Member.Name, "left")
+		r.left(ctx, ev.Member, "left")
 		return nil
 	})
 	actors.OnRequest(ctx, r.onStatus)
@@ -280,18 +274,18 @@ func (r *ricart) leave(ctx *actors.Context) {
 	r.start(ctx)
 }
 
-// heard records the incarnation of a message from `from` and reports
-// whether that incarnation is later than the one declared gone: a node
-// that is alive again.
-func (r *ricart) heard(from string, epoch uint64) (reborn bool) {
+// heard records the incarnation and membership generation of a message
+// from `from` and reports whether that incarnation is later than the one
+// declared gone: a node that is alive again.
+func (r *ricart) heard(from string, epoch, generation uint64) (reborn bool) {
 	r.epochs[from] = max(r.epochs[from], epoch)
+	r.gens[from] = max(r.gens[from], generation)
 	return r.gone[from] && epoch > r.goneEpoch[from]
 }
 
 func (r *ricart) onRequest(ctx *actors.Context, from string, m *pb.MutexRequest) error {
 	r.clock = max(r.clock, m.Timestamp)
-	r.gens[from] = max(r.gens[from], m.Generation)
-	if reborn := r.heard(from, m.Epoch); reborn || (!r.members[from] && !r.gone[from]) {
+	if reborn := r.heard(from, m.Epoch, m.Generation); reborn || (!r.members[from] && !r.gone[from]) {
 		r.join(ctx, from) // it asks, so it is a member
 	}
 	rq := deferredRq{ts: m.Timestamp, epoch: m.Epoch}
@@ -318,8 +312,7 @@ func (r *ricart) onReply(ctx *actors.Context, from string, m *pb.MutexReply) err
 // if its reply is still missing.
 func (r *ricart) onHello(ctx *actors.Context, from string, m *pb.MutexHello) error {
 	delete(r.deferred, from)
-	r.gens[from] = max(r.gens[from], m.Generation)
-	reborn := r.heard(from, m.Epoch)
+	reborn := r.heard(from, m.Epoch, m.Generation)
 	switch {
 	case reborn || (!r.members[from] && !r.gone[from]):
 		r.join(ctx, from)
@@ -367,9 +360,11 @@ func (r *ricart) stale(ctx *actors.Context, m membership.Member) bool {
 	return true
 }
 
-// left stops waiting for a member that failed or left.
-func (r *ricart) left(ctx *actors.Context, name, how string) {
-	if name == r.self {
+// left stops waiting for a member that failed or left, unless the news is
+// about an earlier incarnation than one that already spoke (stale).
+func (r *ricart) left(ctx *actors.Context, m membership.Member, how string) {
+	name := m.Name
+	if name == r.self || r.stale(ctx, m) {
 		return
 	}
 	r.gone[name] = true
