@@ -4,15 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"os"
 	"path/filepath"
-	"runtime/debug"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/internal/durable"
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
@@ -34,7 +31,6 @@ var (
 	bucketCoord = []byte("coordinator")
 	bucketPart  = []byte("participant")
 	keyGen      = []byte("generation")
-	crcTable    = crc32.MakeTable(crc32.Castagnoli)
 )
 
 // loaded is what openLog found.
@@ -45,49 +41,26 @@ type loaded struct {
 }
 
 // openLog opens (or creates) dir/commit.db and loads and checks it.
-func openLog(dir string, noSync bool) (l *txlog, st *loaded, err error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("commit: creating the data dir: %w", err)
-	}
-	path := filepath.Join(dir, "commit.db")
-	// bbolt panics on some kinds of damage instead of returning an error,
-	// and reads pages through mmap, where a page past a truncated file's
-	// end faults: both become ErrCorrupt.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if l != nil {
-				_ = l.db.Close()
+func openLog(dir string, noSync bool) (*txlog, *loaded, error) {
+	l := &txlog{path: filepath.Join(dir, "commit.db")}
+	var st *loaded
+	_, err := durable.OpenBolt("commit", dir, "commit.db", noSync, ErrCorrupt, func(db *bolt.DB) error {
+		l.db = db
+		if err := db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketMeta, bucketCoord, bucketPart} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
-			l, st, err = nil, nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("commit: preparing %s: %w", l.path, err)
 		}
-	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        2 * time.Second, // the file lock: another process (or incarnation) holds it
-		NoSync:         noSync,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		var err error
+		st, err = l.load()
+		return err
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, nil, fmt.Errorf("commit: %s is locked by another process: %w", path, err)
-		}
-		return nil, nil, fmt.Errorf("%w: opening %s: %v", ErrCorrupt, path, err)
-	}
-	l = &txlog{db: db, path: path}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketCoord, bucketPart} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		_ = db.Close()
-		return nil, nil, fmt.Errorf("commit: preparing %s: %w", path, err)
-	}
-	if st, err = l.load(); err != nil {
-		_ = db.Close()
 		return nil, nil, err
 	}
 	return l, st, nil
@@ -95,23 +68,9 @@ func openLog(dir string, noSync bool) (l *txlog, st *loaded, err error) {
 
 func (l *txlog) close() error { return l.db.Close() }
 
-func seal(b []byte) []byte {
-	out := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(out, crc32.Checksum(b, crcTable))
-	copy(out[4:], b)
-	return out
-}
+func seal(b []byte) []byte { return durable.Seal(b) }
 
-func unseal(what string, v []byte) ([]byte, error) {
-	if len(v) < 4 {
-		return nil, fmt.Errorf("%w: %s is %d bytes, shorter than its checksum", ErrCorrupt, what, len(v))
-	}
-	b := v[4:]
-	if got, want := crc32.Checksum(b, crcTable), binary.BigEndian.Uint32(v); got != want {
-		return nil, fmt.Errorf("%w: %s fails its checksum (crc32c %08x, stored %08x)", ErrCorrupt, what, got, want)
-	}
-	return b, nil
-}
+func unseal(what string, v []byte) ([]byte, error) { return durable.Unseal(ErrCorrupt, what, v) }
 
 func (l *txlog) load() (*loaded, error) {
 	st := &loaded{coord: map[string]*pb.TxRecord{}, part: map[string]*pb.TxRecord{}}

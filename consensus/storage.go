@@ -5,18 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/tidwall/wal"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/troupe-dev/troupe/internal/durable"
 )
 
 // disk is a node's durable raft state in its data dir:
@@ -68,7 +67,6 @@ var (
 	keyHardState = []byte("hardstate")
 	keySnapshot  = []byte("snapshot")
 	keyLogBase   = []byte("logbase")
-	crcTable     = crc32.MakeTable(crc32.Castagnoli)
 )
 
 // walSegmentSize bounds a log segment file. The library keeps the tail
@@ -91,48 +89,24 @@ func logDirName(base uint64) string { return fmt.Sprintf("wal-%020d", base) }
 
 // openDisk opens (or creates) the raft state in dir and loads and checks
 // its contents.
-func openDisk(dir string, noSync bool) (d *disk, st *persisted, err error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("consensus: creating the data dir: %w", err)
-	}
-	path := filepath.Join(dir, "raft.db")
-	// bbolt panics on some kinds of damage instead of returning an error,
-	// and reads its pages through mmap, where a page past a truncated
-	// file's end faults: both become ErrCorrupt.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if d != nil {
-				_ = d.db.Close()
-			}
-			d, st, err = nil, nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+func openDisk(dir string, noSync bool) (*disk, *persisted, error) {
+	d := &disk{dir: dir, path: filepath.Join(dir, "raft.db"), noSync: noSync}
+	var st *persisted
+	_, err := durable.OpenBolt("consensus", dir, "raft.db", noSync, ErrCorrupt, func(db *bolt.DB) error {
+		d.db = db
+		if err := db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucketMeta)
+			return err
+		}); err != nil {
+			return fmt.Errorf("consensus: preparing %s: %w", d.path, err)
 		}
-	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        2 * time.Second, // the file lock: another process (or incarnation) holds it
-		NoSync:         noSync,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, nil, fmt.Errorf("consensus: %s is locked by another process: %w", path, err)
-		}
-		return nil, nil, fmt.Errorf("%w: opening %s: %v", ErrCorrupt, path, err)
-	}
-	d = &disk{db: db, dir: dir, path: path, noSync: noSync}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketMeta)
-		return err
-	}); err != nil {
-		_ = db.Close()
-		return nil, nil, fmt.Errorf("consensus: preparing %s: %w", path, err)
-	}
-	if st, err = d.open(); err != nil {
-		if d.log != nil {
+		var err error
+		if st, err = d.open(); err != nil && d.log != nil {
 			_ = d.log.Close()
 		}
-		_ = db.Close()
+		return err
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return d, st, nil
@@ -407,23 +381,9 @@ func (d *disk) close() error {
 	return errors.Join(err, d.log.Close(), d.db.Close())
 }
 
-func seal(b []byte) []byte {
-	out := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(out, crc32.Checksum(b, crcTable))
-	copy(out[4:], b)
-	return out
-}
+func seal(b []byte) []byte { return durable.Seal(b) }
 
-func unseal(what string, v []byte) ([]byte, error) {
-	if len(v) < 4 {
-		return nil, fmt.Errorf("%w: %s is %d bytes, shorter than its checksum", ErrCorrupt, what, len(v))
-	}
-	b := v[4:]
-	if got, want := crc32.Checksum(b, crcTable), binary.BigEndian.Uint32(v); got != want {
-		return nil, fmt.Errorf("%w: %s fails its checksum (crc32c %08x, stored %08x)", ErrCorrupt, what, got, want)
-	}
-	return b, nil
-}
+func unseal(what string, v []byte) ([]byte, error) { return durable.Unseal(ErrCorrupt, what, v) }
 
 // wrap names raft.db in an error from reading it.
 func (d *disk) wrap(err error) error {
@@ -574,7 +534,7 @@ func (d *disk) append(entries []*pb.Entry) error {
 		if err != nil {
 			return err
 		}
-		binary.BigEndian.PutUint32(b, crc32.Checksum(b[4:], crcTable))
+		durable.SealInPlace(b)
 		d.batch.Write(e.GetIndex()-d.base, b)
 		d.scratch = b
 	}
