@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
-	"github.com/troupe-dev/troupe/transport"
 )
 
 // Context is a protocol's handle on the runtime during one incarnation. It
@@ -69,13 +68,25 @@ func (c *Context) NodeStats() NodeStats { return c.h.node.Stats() }
 // Send sends m, best effort, to this protocol on node `to` (which may be
 // this node): it may be lost, duplicated or reordered on the way. It fails
 // at once for an unknown node or a message over the size limit.
+// m is encoded at once: it may be changed or reused afterwards. What a
+// handler sends leaves when the handler returns (see Node): on the remote
+// network, what it sends one node travels as one message.
 func (c *Context) Send(to string, m proto.Message) error {
-	env := &messages.Envelope{From: c.h.node.name, To: to, Protocol: c.h.name}
-	if err := transport.MarshalPayload(env, m); err != nil {
-		return err
+	size, err := c.h.outbox.SendMessage(to, m)
+	if err != nil {
+		return fmt.Errorf("protocol %s sending %s: %w", c.h.name, typeName(m), err)
 	}
-	return c.h.transmit(env)
+	k := c.h.metrics.typ(typeName(m))
+	k.msgsOut.Add(1)
+	k.bytesOut.Add(int64(size))
+	return nil
 }
+
+// Flush hands what this handler sent so far to the network now, rather
+// than when it returns. For a handler that sends and then does slow work
+// the receivers need not wait for: a Raft leader sends its appends, flushes,
+// then writes its own log, so the followers write theirs meanwhile.
+func (c *Context) Flush() { c.h.outbox.Flush() }
 
 // SendReliable sends m to this protocol on node `to` with retransmission,
 // acknowledgement and de-duplication: while both nodes live, it is handled
@@ -117,7 +128,7 @@ func (h *protocolHost) transmit(env *messages.Envelope) error {
 	if env.Kind == messages.Envelope_KIND_ACK {
 		typ = AckType
 	}
-	size, err := h.node.endpoint.Send(env)
+	size, err := h.outbox.Send(env)
 	if err != nil {
 		return fmt.Errorf("protocol %s sending %s: %w", h.name, typ, err)
 	}

@@ -36,6 +36,14 @@
 // the protocol owns, which reports back through [Context.Ref] ([Ref.Tell] is
 // safe from any goroutine).
 //
+// A message is encoded when it is sent, so it may be reused or changed
+// afterwards. What a handler sends leaves when the handler returns (or
+// sooner: at [Context.Flush], or when 64 KiB wait for one node): on the
+// remote network,
+// everything one protocol sends one node during one event travels as one
+// batch, so a handler that sends many messages costs protoactor one message
+// per destination (docs/architecture.md, "Networks").
+//
 // Timers are self-messages; a cancelled timer never fires, even when its
 // message is already queued. A panic or a returned error restarts the
 // protocol (a fresh value from its [Factory], then Init) after a doubling

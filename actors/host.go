@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
@@ -43,6 +45,8 @@ type protocolHost struct {
 	nextReq    uint64
 	hostTimers map[TimerID]*timer // runtime timers that outlive incarnations
 	rel        reliable
+	outbox     transport.Outbox                    // flushed after every event
+	types      map[string]protoreflect.MessageType // payload types seen, by name: no registry lookup per message
 }
 
 func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
@@ -56,6 +60,8 @@ func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
 		started:     make(chan error, 1),
 		hostTimers:  map[TimerID]*timer{},
 		sampleEvery: uint32(n.cfg.LatencySampleEvery),
+		outbox:      n.endpoint.Outbox(name),
+		types:       map[string]protoreflect.MessageType{},
 	}
 	h.rel.init()
 	return h
@@ -78,9 +84,13 @@ func (h *protocolHost) mailboxDepth() int {
 func (h *protocolHost) post(msg any) { h.node.system.Root.Send(h.self, msg) }
 
 // Receive is the one entry point of every event: the mailbox calls it one
-// message at a time.
+// message at a time. What a handler sends leaves when the event is handled
+// (or earlier, when much is pending), a panic included.
 func (h *protocolHost) Receive(ac actor.Context) {
+	defer h.outbox.Flush()
 	switch m := ac.Message().(type) {
+	case *inboundBatch:
+		h.onBatch(m)
 	case *inbound:
 		h.onInbound(m)
 	case *timerFired:
@@ -233,7 +243,7 @@ func (h *protocolHost) onLocal(m any) {
 // onInbound handles a message from the network: best effort goes straight to
 // its handler, reliable passes through the receive window first.
 func (h *protocolHost) onInbound(m *inbound) {
-	if m.env.Seq != 0 {
+	if m.env != nil && m.env.Seq != 0 {
 		h.rel.receive(h, m)
 		return
 	}
@@ -251,20 +261,90 @@ func (h *protocolHost) dispatch(m *inbound) {
 		h.node.badInput.Warn().Err(err).Str("from", env.From).Msg("dropping a malformed message")
 		return
 	}
+	h.handle(env.From, msg, m.size)
+}
+
+// onBatch handles the envelopes of a batch in order. When a handler fails,
+// the envelopes after its message go back to the mailbox, for the next
+// incarnation, as if each had come alone.
+func (h *protocolHost) onBatch(b *inboundBatch) {
+	rest := b.envelopes
+	defer func() {
+		if len(rest) > 0 {
+			if r := recover(); r != nil {
+				h.post(&inboundBatch{from: b.from, envelopes: rest})
+				panic(r)
+			}
+		}
+	}()
+	for len(rest) > 0 {
+		e, next, err := transport.NextEntry(rest)
+		if err != nil {
+			h.node.reject(fmt.Errorf("node %s, protocol %s: a batch from %s: %w (dropping the rest of it)", h.node.name, h.name, b.from, err))
+			return
+		}
+		rest = next
+		if e.Env == nil {
+			h.onMessage(b.from, e)
+			continue
+		}
+		env := e.Env
+		env.From, env.To, env.Protocol = b.from, h.node.name, h.name
+		if err := transport.Validate(env); err != nil {
+			h.node.reject(fmt.Errorf("node %s, protocol %s: %w", h.node.name, h.name, err))
+			continue
+		}
+		if env.Kind == messages.Envelope_KIND_ACK {
+			h.rel.onAck(h, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession, seenSession: env.SeenSession})
+			continue
+		}
+		h.onInbound(&inbound{env: env, size: e.Size})
+	}
+}
+
+// onMessage decodes and handles best-effort data from a batch.
+func (h *protocolHost) onMessage(from string, e transport.Entry) {
+	if h.ctx == nil {
+		return
+	}
+	mt, ok := h.types[string(e.Type)]
+	if !ok {
+		name := string(e.Type)
+		found, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
+		if err != nil {
+			h.metrics.unhandled.Add(1)
+			h.node.badInput.Warn().Err(fmt.Errorf("%w: %q is not a message type this node knows", transport.ErrUnknownType, name)).
+				Str("from", from).Str("protocol", h.name).Msg("dropping a message")
+			return
+		}
+		h.types[name], mt = found, found
+	}
+	msg := mt.New().Interface()
+	if err := proto.Unmarshal(e.Payload, msg); err != nil {
+		h.metrics.unhandled.Add(1)
+		h.node.badInput.Warn().Err(fmt.Errorf("%w: payload of type %s: %v", transport.ErrMalformed, mt.Descriptor().FullName(), err)).
+			Str("from", from).Str("protocol", h.name).Msg("dropping a malformed message")
+		return
+	}
+	h.handle(from, msg, e.Size)
+}
+
+// handle runs the handler of a message from node from.
+func (h *protocolHost) handle(from string, msg proto.Message, size int) {
 	e, _ := h.ctx.msgH.get(keyOf(msg))
 	var stats *typeMetrics
 	if e != nil {
 		stats = e.stats
 	} else {
-		stats = h.metrics.typ(env.Type)
+		stats = h.metrics.typ(typeName(msg))
 	}
 	stats.msgsIn.Add(1)
-	stats.bytesIn.Add(int64(m.size))
+	stats.bytesIn.Add(int64(size))
 	if e == nil {
-		h.unhandled("message", env.Type, env.From)
+		h.unhandled("message", typeName(msg), from)
 		return
 	}
-	h.run(e, env.From, msg)
+	h.run(e, from, msg)
 }
 
 // typeName names a message type in stats and logs: the protobuf full name
@@ -292,6 +372,12 @@ type (
 	inbound struct {
 		env  *messages.Envelope
 		size int
+	}
+	// inboundBatch is the envelopes of a Batch: protocol on node from sent
+	// them to this one.
+	inboundBatch struct {
+		from      string
+		envelopes []byte
 	}
 	ackIn struct {
 		from        string

@@ -92,10 +92,11 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.sup = &supervisor{node: n}
 	ep, err := cfg.Network.Attach(transport.Attachment{
-		Node:    cfg.Name,
-		System:  n.system,
-		Deliver: n.deliver,
-		Reject:  n.reject,
+		Node:         cfg.Name,
+		System:       n.system,
+		Deliver:      n.deliver,
+		DeliverBatch: n.deliverBatch,
+		Reject:       n.reject,
 	})
 	if err != nil {
 		n.shutdownSystem()
@@ -434,6 +435,18 @@ func (n *Node) deliver(env *messages.Envelope, size int) {
 	// on the network's reader goroutine, which every message of the node
 	// passes through.
 	n.system.Root.Send(h.pid, &inbound{env: env, size: size})
+}
+
+// deliverBatch takes a batch of envelopes for one protocol.
+func (n *Node) deliverBatch(from, protocol string, envelopes []byte) {
+	h := n.host(protocol)
+	if h == nil {
+		n.unknownProtocol.Add(1)
+		n.badInput.Warn().Str("from", from).Str("protocol", protocol).
+			Msg("dropping messages for a protocol this node does not run")
+		return
+	}
+	n.system.Root.Send(h.pid, &inboundBatch{from: from, envelopes: envelopes})
 }
 
 func (n *Node) reject(err error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,4 +531,117 @@ func TestRefFromInitReachesTheProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	actortest.Receive(t, got, wait, "a Tell sent during Init")
+}
+
+// TestSendsLeaveWhenTheHandlerReturnsOrFlushes: on the remote network what
+// a handler sends waits for the handler to return, unless it flushes; the
+// messages of one handler to one node arrive in order either way.
+func TestSendsLeaveWhenTheHandlerReturnsOrFlushes(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	got := make(chan uint64, 100)
+	heard := make(chan struct{}, 3) // one per message node-2 handled
+	arrived := make(chan bool, 1)   // whether one arrived while the handler waited
+	type sendThenWait struct{ flush bool }
+	c := actortest.NewCluster(t, 2, cluster.Remote())
+	if err := c.Start(protocol("flush", func(ctx *actors.Context) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+			got <- m.N
+			heard <- struct{}{}
+			return nil
+		})
+		actors.OnNotification(ctx, func(ctx *actors.Context, s sendThenWait) error {
+			for i := range 3 {
+				if err := ctx.Send("node-2", &pb.Ping{N: uint64(i)}); err != nil {
+					return err
+				}
+			}
+			wait := 200 * time.Millisecond // nothing can arrive: the messages have not left
+			if s.flush {
+				ctx.Flush()
+				wait = 10 * time.Second
+			}
+			// Wait, in the handler as only a test may, for the first message.
+			select {
+			case <-heard:
+				arrived <- true
+			case <-time.After(wait):
+				arrived <- false
+			}
+			return nil
+		})
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	for _, flush := range []bool{false, true} {
+		if err := c.Node("node-1").Tell("flush", sendThenWait{flush}); err != nil {
+			t.Fatal(err)
+		}
+		during := <-arrived
+		if during != flush {
+			t.Errorf("flush %v: the first message arrived while the handler ran: %v", flush, during)
+		}
+		var order []uint64
+		for range 3 {
+			select {
+			case n := <-got:
+				order = append(order, n)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("flush %v: only %v arrived", flush, order)
+			}
+		}
+		if !slices.Equal(order, []uint64{0, 1, 2}) {
+			t.Errorf("flush %v: arrived in order %v", flush, order)
+		}
+		rest := 3 // this round's signals the handler did not take
+		if during {
+			rest = 2
+		}
+		for range rest {
+			<-heard
+		}
+	}
+}
+
+// TestAFailureMidBatchKeepsTheRest: five messages from one handler travel
+// as one batch; the receiving handler fails on the third, the protocol
+// restarts, and the two after it reach the next incarnation, in order.
+func TestAFailureMidBatchKeepsTheRest(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	type sendFive struct{}
+	got := make(chan uint64, 10)
+	c := actortest.NewCluster(t, 2, cluster.Remote())
+	if err := c.Start(protocol("midbatch", func(ctx *actors.Context) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+			if m.N == 2 {
+				return errors.New("refusing 2")
+			}
+			got <- m.N
+			return nil
+		})
+		actors.OnNotification(ctx, func(ctx *actors.Context, _ sendFive) error {
+			for i := range 5 {
+				if err := ctx.Send("node-2", &pb.Ping{N: uint64(i)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Node("node-1").Tell("midbatch", sendFive{}); err != nil {
+		t.Fatal(err)
+	}
+	var order []uint64
+	for range 4 {
+		order = append(order, actortest.Receive(t, got, wait, "a message"))
+	}
+	if !slices.Equal(order, []uint64{0, 1, 3, 4}) {
+		t.Errorf("handled %v, want [0 1 3 4]", order)
+	}
+	if s := c.Node("node-2").Stats().Protocols["midbatch"]; s.Restarts != 1 {
+		t.Errorf("node-2 restarted the protocol %d times, want 1", s.Restarts)
+	}
 }

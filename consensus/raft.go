@@ -396,6 +396,7 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 			(raft.IsEmptyHardState(rd.HardState) || rd.HardState.GetTerm() == p.diskTerm && rd.HardState.GetVote() == p.diskVote)
 		if early {
 			snaps = p.send(ctx, rd.Messages)
+			ctx.Flush() // now, not after the write below
 		}
 		if err := p.disk.save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
 			return err // restart: the next incarnation reloads what is on disk

@@ -11,9 +11,11 @@
 // which needs protoc on the PATH (Debian: apt-get install protobuf-compiler)
 // and builds protoc-gen-go from the version pinned in go.mod.
 //
-// A protocol's wire messages are ordinary protobuf messages; the runtime puts
-// them into an [Envelope] with their full name, so any message type linked
-// into the binary can be received. This package imports nothing of Troupe.
+// A protocol's wire messages are ordinary protobuf messages; the runtime
+// sends each as an [Envelope] with its full name (on the remote network, as
+// an entry of a [Batch]), so any message type linked into the binary can be
+// received. [UnknownType] stands in for a message whose type a receiver
+// does not link. This package imports nothing of Troupe.
 //
 // # Concurrency
 //
@@ -22,5 +24,6 @@
 //
 // # Testing
 //
-// Decoding of envelopes from untrusted bytes is fuzzed in package transport.
+// Decoding of envelopes and batch entries from untrusted bytes is fuzzed in
+// package transport.
 package messages

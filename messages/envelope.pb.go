@@ -207,6 +207,125 @@ func (x *Envelope) GetSeenSession() uint64 {
 	return 0
 }
 
+// UnknownType stands in, at a receiving node, for a message whose type this
+// node's binary does not link (a newer node's, in a rolling upgrade): the
+// remote network's reader puts it in the message's place, so the message is
+// refused with an error that names the type instead of being decoded.
+type UnknownType struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`  // the full name the sender gave
+	Size          uint32                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"` // the message's encoded size
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnknownType) Reset() {
+	*x = UnknownType{}
+	mi := &file_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnknownType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnknownType) ProtoMessage() {}
+
+func (x *UnknownType) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnknownType.ProtoReflect.Descriptor instead.
+func (*UnknownType) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UnknownType) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *UnknownType) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// Batch is what the remote network carries between nodes: the envelopes one
+// protocol on one node sent to one node during one handler run (or up to
+// about 64 KiB of them), in the order they were sent. The names travel once
+// per batch, not in each envelope.
+type Batch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "from/to/protocol": the sending node, the receiving node, and the
+	// protocol that sent them, on both nodes (names cannot contain '/').
+	// Bytes, not strings: a receiver parses a sender's names once and
+	// recognises them after, without decoding three strings per batch.
+	Names []byte `protobuf:"bytes,1,opt,name=names,proto3" json:"names,omitempty"`
+	// The envelopes, encoded as a repeated Envelope field numbered 1 would be
+	// (for each: the byte 0x0a, a varint length, an Envelope without names),
+	// so that a receiver can walk them without decoding them all at once.
+	Envelopes     []byte `protobuf:"bytes,2,opt,name=envelopes,proto3" json:"envelopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_envelope_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Batch) GetNames() []byte {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *Batch) GetEnvelopes() []byte {
+	if x != nil {
+		return x.Envelopes
+	}
+	return nil
+}
+
 var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
@@ -227,7 +346,13 @@ const file_envelope_proto_rawDesc = "" +
 	"\fseen_session\x18\v \x01(\x04R\vseenSession\"#\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_DATA\x10\x00\x12\f\n" +
-	"\bKIND_ACK\x10\x01B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\bKIND_ACK\x10\x01\"5\n" +
+	"\vUnknownType\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\rR\x04size\";\n" +
+	"\x05Batch\x12\x14\n" +
+	"\x05names\x18\x01 \x01(\fR\x05names\x12\x1c\n" +
+	"\tenvelopes\x18\x02 \x01(\fR\tenvelopesB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_envelope_proto_rawDescOnce sync.Once
@@ -242,10 +367,12 @@ func file_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_envelope_proto_goTypes = []any{
-	(Envelope_Kind)(0), // 0: troupe.v1.Envelope.Kind
-	(*Envelope)(nil),   // 1: troupe.v1.Envelope
+	(Envelope_Kind)(0),  // 0: troupe.v1.Envelope.Kind
+	(*Envelope)(nil),    // 1: troupe.v1.Envelope
+	(*UnknownType)(nil), // 2: troupe.v1.UnknownType
+	(*Batch)(nil),       // 3: troupe.v1.Batch
 }
 var file_envelope_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.Envelope.kind:type_name -> troupe.v1.Envelope.Kind
@@ -267,7 +394,7 @@ func file_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

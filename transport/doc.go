@@ -11,20 +11,30 @@
 // # Usage
 //
 // Nodes never call a Network directly: package actors attaches each node with
-// an [Attachment] and sends through the [Endpoint] it gets back. A network is
-// best effort; reliable, in-order, exactly-once delivery is built by the
-// runtime on top (see package actors).
+// an [Attachment], and each protocol sends through an [Outbox] of the
+// [Endpoint] it gets back, flushed after every event. A network is best
+// effort; reliable, in-order, exactly-once delivery is built by the runtime
+// on top (see package actors).
+//
+// An outbox encodes each envelope when it is sent. The remote network
+// carries what one protocol sends one node between two flushes as one
+// [messages.Batch], whose entries [AppendMessage] and [AppendEnvelope]
+// write and [NextEntry] reads; the sim network carries envelopes one by
+// one, each encoded by [Encode].
 //
 // Everything that arrives from the network passes [Validate] (for the
-// envelope) and [UnmarshalPayload] (for the message) before any protocol sees
-// it; both return errors that name what is wrong and what is valid.
+// envelope, or [NextEntry] for a batch entry) and is decoded against the
+// protobuf registry before any protocol sees it; the errors name what is
+// wrong and what is valid.
 //
 // # Concurrency
 //
-// Networks and endpoints are safe for concurrent use. A [Deliver] callback may
-// be called from several goroutines at once and must not block.
+// Networks and endpoints are safe for concurrent use; an Outbox belongs to
+// one goroutine. [Deliver] and [DeliverBatch] callbacks may be called from
+// several goroutines at once and must not block.
 //
 // # Testing
 //
-// FuzzDecode feeds arbitrary bytes to [Decode] and [UnmarshalPayload].
+// FuzzDecode feeds arbitrary bytes to [Decode] and [UnmarshalPayload],
+// FuzzBatchEntries to [NextEntry].
 package transport

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
 )
@@ -36,6 +37,13 @@ const MaxEnvelopeSize = 4 << 20
 // [Validate].
 type Deliver func(env *messages.Envelope, size int)
 
+// DeliverBatch receives the envelopes of a [messages.Batch] (see
+// [NextEntry]) that protocol on node from sent to an attached node, in the
+// order they were sent. The names were validated; the envelopes were not
+// (the callee walks them on its own goroutine). Same threading contract as
+// [Deliver]; envelopes belongs to the callee.
+type DeliverBatch func(from, protocol string, envelopes []byte)
+
 // Attachment is what a node brings when it joins a network.
 type Attachment struct {
 	// Node is the node's name: its identity on the network.
@@ -43,8 +51,12 @@ type Attachment struct {
 	// System is the node's actor system. Networks built on protoactor remote
 	// serve the node's actors through it; others ignore it.
 	System *actor.ActorSystem
-	// Deliver is called for each envelope addressed to Node.
+	// Deliver is called for each envelope addressed to Node, by networks
+	// that carry single envelopes (sim), which require it.
 	Deliver Deliver
+	// DeliverBatch is called for each batch of envelopes. Networks that
+	// carry batches (remote) require it; the others ignore it.
+	DeliverBatch DeliverBatch
 	// Reject, if set, is told of each arriving envelope the network refused
 	// (malformed, or addressed to another node), so the node can log and
 	// count it. Same threading contract as Deliver.
@@ -68,9 +80,29 @@ type Endpoint interface {
 	// a nil error means "sent", not "delivered". It returns the envelope's
 	// encoded size. The endpoint owns env from the call on.
 	Send(env *messages.Envelope) (size int, err error)
+	// Outbox returns a new outbox for the envelopes protocol sends from
+	// this node.
+	Outbox(protocol string) Outbox
 	// Address is where other nodes reach this one (transport detail).
 	Address() string
 	// Close detaches the node. Sends fail and nothing more is delivered
 	// after it returns; it returns when the endpoint's goroutines have exited.
 	Close() error
+}
+
+// Outbox sends the envelopes one protocol of a node sends. It belongs to one
+// goroutine (the protocol's actor). Each envelope is encoded when it is
+// sent, so the caller may reuse or change it afterwards; the network may
+// hold the encodings until Flush, or until enough are pending (the remote
+// network carries what one protocol sends one node in one handler run as
+// one Batch). Its errors are Endpoint.Send's.
+type Outbox interface {
+	// Send sends env (its From and Protocol must be the outbox's) and
+	// returns its encoded size.
+	Send(env *messages.Envelope) (size int, err error)
+	// SendMessage sends m best effort to the protocol on node `to`: the
+	// data envelope Send would carry, without building it.
+	SendMessage(to string, m proto.Message) (size int, err error)
+	// Flush hands every envelope sent since the last Flush to the network.
+	Flush()
 }

@@ -13,21 +13,44 @@
 // detail and may change when a node restarts.
 //
 // Each attached node registers one protoactor process, "troupe", that the
-// remote endpoint reader calls directly for each arriving envelope; the
-// envelope is validated and handed to the node, which enqueues it on the
-// protocol's mailbox. No extra actor hop stands between the wire and the
-// protocol.
+// remote endpoint reader calls directly for each arriving batch; the
+// batch's names are checked and its envelopes handed to the node, which
+// enqueues them on the protocol's mailbox. No extra actor hop stands
+// between the wire and the protocol.
 //
-// On the wire, an envelope to another node leaves its names (sender,
-// receiver, protocol, payload type) empty: they travel as the Id of the
-// protoactor sender PID, "from/to/protocol/type", which protoactor sends
-// once per batch for all messages of the same route. The inbox parses it
-// once per batch and puts the names back before validating the envelope, so
-// receivers see whole envelopes and byte counts are those of whole
-// envelopes ([transport.Size]). Compared with names in every envelope, this
-// saves four string allocations and their UTF-8 checks per message on the
-// receiving side, and the names' bytes on the wire (48 bytes a message in
-// BenchmarkRemoteDelivery).
+// # Batches
+//
+// Nodes exchange one protobuf type, troupe.v1.Batch: the envelopes one
+// protocol on one node sent to one node, in order, each encoded once, in a
+// single buffer ([transport.AppendMessage], [transport.AppendEnvelope]),
+// with the names "from/to/protocol" once per batch. A protocol's
+// [transport.Outbox] fills one batch per destination and sends them on
+// Flush (the runtime flushes when a handler returns) or when one reaches
+// 64 KiB. protoactor carries a batch as one message: its per-message costs
+// (a queue entry, a sender and target lookup, an envelope on each side, a
+// type lookup and a decode) are paid once per batch, and the receiving
+// protocol decodes each payload straight from the batch's bytes
+// ([transport.NextEntry]). The inbox parses a sender's names once and
+// recognises their bytes afterwards.
+//
+// # Bad input
+//
+// protoactor's endpoint reader trusts what it reads: a message whose type
+// name this binary does not link, or whose table numbers point past its
+// batch's tables, panics the reader's goroutine and with it the process. A
+// gRPC stream interceptor checks every batch before the reader sees it:
+// such a message is refused (logged and counted by the node) and the
+// stream goes on ([transport.ErrUnknownType], [transport.ErrMalformed]). So
+// a node of a newer version, sending a type an older one does not know,
+// cannot crash it. Malformed names or envelopes are refused by the inbox
+// and by the receiving protocol, which drops the rest of a batch it cannot
+// walk.
+//
+// The gRPC server accepts messages up to 256 MiB, not gRPC's default 4 MiB:
+// protoactor's writer puts up to 1000 queued batches in one gRPC message,
+// and two large envelopes queued together broke the stream. More than 60
+// envelopes of the 4 MiB limit queued to one node at once still do (the
+// queued messages are lost; reliable sends are sent again).
 //
 // With Config.TLS ([security.MutualTLS]) every connection is mutual TLS
 // against the cluster's CA: the gRPC server refuses a client without a
@@ -38,19 +61,14 @@
 //
 // # Concurrency
 //
-// A Network and its endpoints are safe for concurrent use. Deliver is called
-// on protoactor's gRPC reader goroutines, one per inbound connection.
-//
-// # Limits
-//
-// protoactor's endpoint reader decodes with the global protobuf registry and
-// does not survive a message whose type name is unknown to it; nodes of one
-// cluster only ever send troupe.v1.Envelope, so this matters only for foreign
-// peers, which mutual TLS (Config.TLS) keeps out.
+// A Network and its endpoints are safe for concurrent use; an Outbox belongs
+// to one goroutine. DeliverBatch is called on protoactor's gRPC reader
+// goroutines, one per inbound connection.
 //
 // # Testing
 //
 // remote_test.go runs two nodes on loopback, tls_test.go three with
-// certificates of two CAs; the runtime's tests and the
+// certificates of two CAs, guard_test.go speaks protoactor's wire protocol
+// to a node as a foreign peer would; the runtime's tests and the
 // BenchmarkRemoteDelivery benchmark in package actors run whole nodes on it.
 package remote

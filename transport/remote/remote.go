@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/security"
@@ -151,8 +152,8 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if err := transport.ValidateName("node", a.Node); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	if a.System == nil || a.Deliver == nil {
-		return nil, fmt.Errorf("remote: attaching %s: Attachment.System and Attachment.Deliver are required", a.Node)
+	if a.System == nil || a.DeliverBatch == nil {
+		return nil, fmt.Errorf("remote: attaching %s: Attachment.System and Attachment.DeliverBatch are required", a.Node)
 	}
 	n.mu.Lock()
 	if n.attached[a.Node] {
@@ -173,12 +174,16 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if n.advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(n.advertise))
 	}
+	serverOpts := []grpc.ServerOption{
+		grpc.ChainStreamInterceptor(guard{node: a.Node, reject: a.Reject}.intercept),
+		grpc.MaxRecvMsgSize(maxGRPCMessage),
+	}
 	if n.tls != nil {
 		server := loggedCreds{TransportCredentials: credentials.NewTLS(n.tls.Server("h2")), log: n.log.With().Str("node", a.Node).Logger()}
-		opts = append(opts,
-			remote.WithServerOptions(grpc.Creds(server)),
-			remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{n.tls})))
+		serverOpts = append(serverOpts, grpc.Creds(server))
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{n.tls})))
 	}
+	opts = append(opts, remote.WithServerOptions(serverOpts...))
 	if n.bindPort != 0 {
 		// Check the port before protoactor does: its Start panics on a busy
 		// port after rewriting gRPC's global logger.
@@ -192,8 +197,8 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if err := start(r); err != nil {
 		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
 	}
-	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliver: a.Deliver, reject: a.Reject}
-	if _, ok := a.System.ProcessRegistry.Add(&inbox{ep: ep}, inboxID); !ok {
+	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject}
+	if _, ok := a.System.ProcessRegistry.Add(&inbox{ep: ep, names: map[string]*names{}}, inboxID); !ok {
 		r.Shutdown(false)
 		return nil, fmt.Errorf("remote: node %s: its actor system already has a %q process (attached twice?)", a.Node, inboxID)
 	}
@@ -217,85 +222,168 @@ func start(r *remote.Remote) (err error) {
 }
 
 type endpoint struct {
-	net     *Network
-	name    string
-	addr    string
-	sys     *actor.ActorSystem
-	remote  *remote.Remote
-	deliver transport.Deliver
-	reject  func(error)
-	routes  sync.Map // routeKey → *route
+	net          *Network
+	name         string
+	addr         string
+	sys          *actor.ActorSystem
+	remote       *remote.Remote
+	deliverBatch transport.DeliverBatch
+	reject       func(error)
 
 	closeOnce sync.Once
-	mu        sync.RWMutex
-	closed    bool
+	mu        sync.RWMutex // held (read) while handing a batch to protoactor, (write) by Close
+	closed    atomic.Bool  // set by Close under mu
 }
 
 func (e *endpoint) Address() string { return e.addr }
 
-// Send resolves env.To and queues env on protoactor's endpoint writer for
-// that address. The endpoint owns env from then on.
-//
-// The names of the envelope (sender, receiver, protocol, payload type) do
-// not travel in it: Send moves them into the protoactor sender PID of the
-// message (see route), which protoactor sends once per batch, and clears
-// them in env. The inbox of the receiving node puts them back.
+// Send sends env at once, as a batch of one.
 func (e *endpoint) Send(env *messages.Envelope) (int, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed {
-		return 0, fmt.Errorf("remote: %s sending to %s: %w", e.name, env.To, transport.ErrClosed)
+	o := e.newOutbox(env.Protocol)
+	n, err := o.Send(env)
+	o.Flush()
+	return n, err
+}
+
+func (e *endpoint) Outbox(protocol string) transport.Outbox { return e.newOutbox(protocol) }
+
+func (e *endpoint) newOutbox(protocol string) *outbox {
+	return &outbox{ep: e, protocol: protocol, pending: map[string]*pending{}}
+}
+
+// maxGRPCMessage is the largest gRPC message a node accepts. protoactor's
+// writer puts up to 1000 queued messages (Troupe batches) in one gRPC
+// message, however large: with gRPC's default of 4 MiB, two large
+// envelopes queued together broke the stream. 256 MiB holds 60 envelopes
+// of the 4 MiB limit (or 250 of 1 MiB) queued to one node at once; beyond
+// that the stream breaks and protoactor reconnects, losing what was queued
+// (reliable sends are sent again). Fewer messages per gRPC message would
+// bound it, but cost one-message events about 16% of their throughput.
+const maxGRPCMessage = 256 << 20
+
+// flushAt is the size at which an outbox sends a destination's batch
+// without waiting for Flush. A batch is at most flushAt plus one envelope.
+const flushAt = 64 << 10
+
+// outbox collects, per destination node, the entries of the next Batch.
+type outbox struct {
+	ep       *endpoint
+	protocol string
+	pending  map[string]*pending // by destination; kept between batches
+	order    []*pending          // destinations with entries, in order of the first
+}
+
+// pending is the next batch to one node.
+type pending struct {
+	names   []byte     // the batches' names ("from/to/protocol"), shared by all of them
+	version uint64     // of the directory the target was resolved in
+	target  *actor.PID // the destination's inbox
+	local   bool       // the destination is this node
+	buf     []byte     // the entries
+	last    int        // the previous batch's size, to size the next buffer
+	queued  bool       // in the outbox's order
+}
+
+func (o *outbox) Send(env *messages.Envelope) (int, error) {
+	if env.From != o.ep.name || env.Protocol != o.protocol {
+		return 0, fmt.Errorf("%w: node %s's outbox for protocol %s cannot send an envelope from %s/%s", transport.ErrMalformed, o.ep.name, o.protocol, env.From, env.Protocol)
 	}
-	n := transport.Size(env)
-	if n > transport.MaxEnvelopeSize {
-		return 0, fmt.Errorf("%w: envelope of %d bytes for %s/%s; the limit is %d", transport.ErrTooLarge, n, env.To, env.Protocol, transport.MaxEnvelopeSize)
-	}
-	rt, err := e.route(env)
+	p, err := o.to(env.To)
 	if err != nil {
 		return 0, err
 	}
-	if rt.local {
-		// To this node itself: protoactor delivers to the local inbox
-		// without serialising, so the names stay in the envelope.
-		e.sys.Root.Send(rt.target, env)
-		return n, nil
+	var n int
+	if p.buf, n, err = transport.AppendEnvelope(p.buf, env); err != nil {
+		return 0, err
 	}
-	env.From, env.To, env.Protocol, env.Type = "", "", "", ""
-	e.remote.SendMessage(rt.target, nil, env, rt.sender, -1)
+	o.added(p)
 	return n, nil
 }
 
-// route is where the envelopes of one (receiver, protocol, payload type)
-// go: the receiver's inbox, and the sender PID that carries the names.
-type route struct {
-	version uint64     // of the directory it was resolved in
-	local   bool       // the receiver is this node
-	target  *actor.PID // the receiver's inbox
-	sender  *actor.PID // Id: from/to/protocol/type, Address: ours
+func (o *outbox) SendMessage(to string, m proto.Message) (int, error) {
+	p, err := o.to(to)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if p.buf, n, err = transport.AppendMessage(p.buf, m); err != nil {
+		return 0, err
+	}
+	o.added(p)
+	return n, nil
 }
 
-type routeKey struct{ to, protocol, typ string }
+// to finds the pending batch to a node, resolving the node's address again
+// when the directory changed since it last was.
+func (o *outbox) to(name string) (*pending, error) {
+	if o.ep.closed.Load() {
+		return nil, fmt.Errorf("remote: %s sending to %s: %w", o.ep.name, name, transport.ErrClosed)
+	}
+	p := o.pending[name]
+	if v := o.ep.net.version.Load(); p == nil || p.version != v {
+		addr, ok := o.ep.net.Resolve(name)
+		if !ok || addr == "" {
+			if p != nil && !p.queued {
+				delete(o.pending, name) // a node that left: forget it
+			}
+			return nil, fmt.Errorf("remote: %w: %q has no known address", transport.ErrUnknownNode, name)
+		}
+		if p == nil {
+			p = &pending{names: []byte(o.ep.name + "/" + name + "/" + o.protocol)}
+			o.pending[name] = p
+		}
+		p.version, p.local = v, addr == o.ep.addr
+		if p.target == nil || p.target.Address != addr {
+			p.target = actor.NewPID(addr, inboxID)
+		}
+	}
+	if p.buf == nil {
+		p.buf = make([]byte, 0, min(max(2*p.last, 64), flushAt+flushAt/4))
+	}
+	return p, nil
+}
 
-// route finds (or makes) the route of env, resolving env.To again when the
-// directory changed since the route was made.
-func (e *endpoint) route(env *messages.Envelope) (*route, error) {
-	key := routeKey{env.To, env.Protocol, env.Type}
-	v := e.net.version.Load()
-	if r, ok := e.routes.Load(key); ok && r.(*route).version == v {
-		return r.(*route), nil
+// added notes that p has a new entry, and sends p when it is big enough.
+func (o *outbox) added(p *pending) {
+	if len(p.buf) >= flushAt {
+		o.send(p)
+		return
 	}
-	addr, ok := e.net.Resolve(env.To)
-	if !ok || addr == "" {
-		return nil, fmt.Errorf("remote: %w: %q has no known address", transport.ErrUnknownNode, env.To)
+	if !p.queued {
+		p.queued = true
+		o.order = append(o.order, p)
 	}
-	r := &route{
-		version: v,
-		local:   addr == e.addr,
-		target:  actor.NewPID(addr, inboxID),
-		sender:  actor.NewPID(e.addr, senderID(e.name, env.To, env.Protocol, env.Type)),
+}
+
+func (o *outbox) Flush() {
+	for i, p := range o.order {
+		p.queued = false
+		o.send(p)
+		o.order[i] = nil
 	}
-	e.routes.Store(key, r)
-	return r, nil
+	o.order = o.order[:0]
+}
+
+// send hands p's entries to protoactor as one Batch. protoactor encodes the
+// batch later, on its writer's goroutine: the buffer goes with it and p
+// starts a new one.
+func (o *outbox) send(p *pending) {
+	if len(p.buf) == 0 {
+		return
+	}
+	b := &messages.Batch{Names: p.names, Envelopes: p.buf}
+	p.last, p.buf = len(p.buf), nil
+	o.ep.mu.RLock()
+	defer o.ep.mu.RUnlock()
+	switch {
+	case o.ep.closed.Load():
+	case p.local:
+		// To this node itself: protoactor hands the batch to the local
+		// inbox without encoding it; the buffer is the batch's own.
+		o.ep.sys.Root.Send(p.target, b)
+	default:
+		o.ep.remote.SendMessage(p.target, nil, b, nil, -1)
+	}
 }
 
 // Close stops the node's gRPC server and its endpoint writers and removes
@@ -303,7 +391,7 @@ func (e *endpoint) route(env *messages.Envelope) (*route, error) {
 func (e *endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		e.mu.Lock()
-		e.closed = true
+		e.closed.Store(true)
 		e.mu.Unlock()
 		e.sys.ProcessRegistry.Remove(actor.NewPID(e.addr, inboxID))
 		shutdown(e.remote)
@@ -347,77 +435,84 @@ func shutdown(r *remote.Remote) {
 	}
 }
 
-// inbox is the protoactor process that receives a node's envelopes; the
-// remote endpoint reader calls it directly, so an envelope reaches the
+// inbox is the protoactor process that receives a node's batches; the
+// remote endpoint reader calls it directly, so a batch reaches the
 // protocol's mailbox with no extra hop.
 type inbox struct {
-	ep   *endpoint
-	last atomic.Pointer[names] // the last sender PID seen, parsed
+	ep    *endpoint
+	mu    sync.RWMutex
+	names map[string]*names // parsed Batch.names, by their bytes
 }
 
-// names are the envelope fields a sender PID carries. protoactor hands every
-// message of a batch the same *actor.PID for the same sender, so the inbox
-// parses and checks a PID once per batch and remembers it by pointer.
+// names are a batch's names, parsed and checked.
 type names struct {
-	pid                     *actor.PID
-	from, to, protocol, typ string
-	err                     error
+	from, protocol string
+	err            error
 }
 
-// senderID is the Id of the sender PID that carries an envelope's names.
-// Node and protocol names cannot contain '/'; a type name is the rest.
-func senderID(from, to, protocol, typ string) string {
-	return from + "/" + to + "/" + protocol + "/" + typ
-}
+// maxNames bounds the inbox's cache of names: a node hears from a few
+// nodes and protocols; a peer sending ever new names only empties it.
+const maxNames = 4096
 
-func parseSenderID(pid *actor.PID) *names {
-	nm := &names{pid: pid}
-	var ok1, ok2, ok3 bool
-	var rest string
-	nm.from, rest, ok1 = strings.Cut(pid.Id, "/")
-	nm.to, rest, ok2 = strings.Cut(rest, "/")
-	nm.protocol, nm.typ, ok3 = strings.Cut(rest, "/")
-	if !ok1 || !ok2 || !ok3 {
-		nm.err = fmt.Errorf("%w: sender %q is not from/to/protocol/type", transport.ErrMalformed, pid.Id)
+func (p *inbox) SendUserMessage(_ *actor.PID, message any) {
+	if e, ok := message.(*actor.MessageEnvelope); ok {
+		message = e.Message
 	}
+	switch m := message.(type) {
+	case *messages.Batch:
+		p.batch(m)
+	case *messages.UnknownType:
+		p.refuse(fmt.Errorf("%w: node %s received a %q (%d bytes), a type its binary does not link; troupe nodes send troupe.v1.Batch",
+			transport.ErrUnknownType, p.ep.name, m.GetType(), m.GetSize()))
+	default:
+		p.refuse(fmt.Errorf("%w: node %s received a %T; troupe nodes send troupe.v1.Batch", transport.ErrMalformed, p.ep.name, message))
+	}
+}
+
+func (p *inbox) batch(b *messages.Batch) {
+	nm := p.parse(b.Names)
+	if nm.err != nil {
+		p.refuse(nm.err)
+		return
+	}
+	if len(b.Envelopes) > 0 {
+		p.ep.deliverBatch(nm.from, nm.protocol, b.Envelopes)
+	}
+}
+
+// parse returns the names of a batch, parsing them the first time.
+func (p *inbox) parse(b []byte) *names {
+	p.mu.RLock()
+	nm := p.names[string(b)]
+	p.mu.RUnlock()
+	if nm != nil {
+		return nm
+	}
+	nm = p.check(string(b))
+	p.mu.Lock()
+	if len(p.names) >= maxNames {
+		clear(p.names)
+	}
+	p.names[string(b)] = nm
+	p.mu.Unlock()
 	return nm
 }
 
-func (p *inbox) SendUserMessage(_ *actor.PID, message any) {
-	var sender *actor.PID
-	if e, ok := message.(*actor.MessageEnvelope); ok {
-		message, sender = e.Message, e.Sender
+func (p *inbox) check(s string) *names {
+	from, rest, ok1 := strings.Cut(s, "/")
+	to, protocol, ok2 := strings.Cut(rest, "/")
+	if !ok1 || !ok2 {
+		return &names{err: fmt.Errorf("%w: a batch's names %q are not from/to/protocol", transport.ErrMalformed, s)}
 	}
-	env, ok := message.(*messages.Envelope)
-	if !ok {
-		p.refuse(fmt.Errorf("%w: node %s received a %T, want a troupe.v1.Envelope", transport.ErrMalformed, p.ep.name, message))
-		return
-	}
-	if sender != nil {
-		if env.From != "" || env.To != "" || env.Protocol != "" || env.Type != "" {
-			p.refuse(fmt.Errorf("%w: envelope with names both in it and in its sender %q", transport.ErrMalformed, sender.Id))
-			return
+	for _, f := range []struct{ what, name string }{{"sender node", from}, {"receiver node", to}, {"protocol", protocol}} {
+		if err := transport.ValidateName(f.what, f.name); err != nil {
+			return &names{err: fmt.Errorf("%w: a batch's %v", transport.ErrMalformed, err)}
 		}
-		nm := p.last.Load()
-		if nm == nil || nm.pid != sender {
-			nm = parseSenderID(sender)
-			p.last.Store(nm)
-		}
-		if nm.err != nil {
-			p.refuse(nm.err)
-			return
-		}
-		env.From, env.To, env.Protocol, env.Type = nm.from, nm.to, nm.protocol, nm.typ
 	}
-	if err := transport.Validate(env); err != nil {
-		p.refuse(err)
-		return
+	if to != p.ep.name {
+		return &names{err: fmt.Errorf("%w: a batch for node %q arrived at node %q", transport.ErrUnknownNode, to, p.ep.name)}
 	}
-	if env.To != p.ep.name {
-		p.refuse(fmt.Errorf("%w: envelope for node %q arrived at node %q", transport.ErrUnknownNode, env.To, p.ep.name))
-		return
-	}
-	p.ep.deliver(env, transport.Size(env))
+	return &names{from: from, protocol: protocol}
 }
 
 func (p *inbox) refuse(err error) {

@@ -28,13 +28,24 @@ type node struct {
 func attach(t *testing.T, net *remote.Network, name string) *node {
 	t.Helper()
 	n := &node{sys: actor.NewActorSystem()}
-	ep, err := net.Attach(transport.Attachment{Node: name, System: n.sys, Deliver: func(env *messages.Envelope, size int) {
-		if size != transport.Size(env) {
-			t.Errorf("delivered size %d, envelope is %d bytes", size, transport.Size(env))
+	ep, err := net.Attach(transport.Attachment{Node: name, System: n.sys, DeliverBatch: func(from, protocol string, envelopes []byte) {
+		for len(envelopes) > 0 {
+			e, rest, err := transport.NextEntry(envelopes)
+			n.mu.Lock()
+			if err != nil {
+				n.refused = append(n.refused, err)
+				n.mu.Unlock()
+				return
+			}
+			env := e.Env
+			if env == nil {
+				env = &messages.Envelope{Type: string(e.Type), Payload: e.Payload}
+			}
+			env.From, env.To, env.Protocol = from, name, protocol
+			n.got = append(n.got, env)
+			n.mu.Unlock()
+			envelopes = rest
 		}
-		n.mu.Lock()
-		n.got = append(n.got, env)
-		n.mu.Unlock()
 	}, Reject: func(err error) {
 		n.mu.Lock()
 		n.refused = append(n.refused, err)
@@ -46,6 +57,20 @@ func attach(t *testing.T, net *remote.Network, name string) *node {
 	n.ep = ep
 	t.Cleanup(func() { _ = ep.Close(); n.sys.Shutdown() })
 	return n
+}
+
+func ignore(string, string, []byte) {}
+
+// pair attaches nodes a and b to a new Network on loopback (skipped under
+// -race: actortest.SkipRemoteUnderRace).
+func pair(t *testing.T) (net *remote.Network, a, b *node) {
+	t.Helper()
+	actortest.SkipRemoteUnderRace(t)
+	net, err := remote.New(remote.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, attach(t, net, "a"), attach(t, net, "b")
 }
 
 func (n *node) count() int {
@@ -61,12 +86,7 @@ func (n *node) refusals() int {
 }
 
 func TestTwoNodesOnLoopback(t *testing.T) {
-	actortest.SkipRemoteUnderRace(t)
-	net, err := remote.New(remote.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := attach(t, net, "a"), attach(t, net, "b")
+	net, a, b := pair(t)
 	if addr, ok := net.Resolve("b"); !ok || addr != b.ep.Address() || !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Fatalf("b resolves to %q, %v; its endpoint says %q", addr, ok, b.ep.Address())
 	}
@@ -86,7 +106,7 @@ func TestTwoNodesOnLoopback(t *testing.T) {
 			t.Fatalf("envelope %d: %v %v", i, m, err)
 		}
 	}
-	_, err = a.ep.Send(&messages.Envelope{From: "a", To: "nobody", Protocol: "p", Type: "x.Y"})
+	_, err := a.ep.Send(&messages.Envelope{From: "a", To: "nobody", Protocol: "p", Type: "x.Y"})
 	if !errors.Is(err, transport.ErrUnknownNode) {
 		t.Fatalf("send to nobody: %v", err)
 	}
@@ -111,11 +131,11 @@ func TestRemoteConfigErrors(t *testing.T) {
 	net, _ := remote.New(remote.Config{})
 	a := attach(t, net, "a")
 	busy, _ := remote.New(remote.Config{Bind: a.ep.Address()})
-	_, err := busy.Attach(transport.Attachment{Node: "x", System: actor.NewActorSystem(), Deliver: func(*messages.Envelope, int) {}})
+	_, err := busy.Attach(transport.Attachment{Node: "x", System: actor.NewActorSystem(), DeliverBatch: ignore})
 	if err == nil || !strings.Contains(err.Error(), "cannot listen on "+a.ep.Address()) {
 		t.Fatalf("attaching on a busy port: %v", err)
 	}
-	if _, err := net.Attach(transport.Attachment{Node: "a", System: actor.NewActorSystem(), Deliver: func(*messages.Envelope, int) {}}); !errors.Is(err, transport.ErrNameTaken) {
+	if _, err := net.Attach(transport.Attachment{Node: "a", System: actor.NewActorSystem(), DeliverBatch: ignore}); !errors.Is(err, transport.ErrNameTaken) {
 		t.Fatalf("second a: %v", err)
 	}
 }
@@ -124,55 +144,66 @@ func TestRemoteConfigErrors(t *testing.T) {
 // envelope sent to another node travel in protoactor's sender PID and are
 // restored on arrival; a sender PID that does not parse, or that contradicts
 // the envelope, is refused.
-func TestNamesTravelInTheSenderPID(t *testing.T) {
-	actortest.SkipRemoteUnderRace(t)
-	net, err := remote.New(remote.Config{})
-	if err != nil {
+// TestOutboxSendsBatches: what one protocol sends one node between two
+// flushes travels as one Batch, in order, best-effort messages and whole
+// envelopes alike; a batch to the node itself skips the wire; the inbox
+// refuses what is not a well-formed batch for its node.
+func TestOutboxSendsBatches(t *testing.T) {
+	_, a, b := pair(t)
+	o := a.ep.Outbox("p")
+	var want []*messages.Envelope
+	for i := range 10 {
+		m := &messages.Ping{N: uint64(i)}
+		env := &messages.Envelope{From: "a", To: "b", Protocol: "p"}
+		_ = transport.MarshalPayload(env, m)
+		var size int
+		var err error
+		if i%3 == 0 {
+			env.Session, env.Seq = 7, uint64(i+1) // reliable data goes whole
+			size, err = o.Send(env)
+		} else {
+			size, err = o.SendMessage("b", m)
+		}
+		if err != nil || size == 0 {
+			t.Fatalf("send %d: size %d, %v", i, size, err)
+		}
+		m.N = 99 // encoded at once: changing it now changes nothing
+		want = append(want, env)
+	}
+	if _, err := o.SendMessage("a", &messages.Ping{N: 1}); err != nil {
 		t.Fatal(err)
 	}
-	a, b := attach(t, net, "a"), attach(t, net, "b")
-	want := &messages.Envelope{From: "a", To: "b", Protocol: "p"}
-	_ = transport.MarshalPayload(want, &messages.Ping{N: 7})
-	sent := &messages.Envelope{From: "a", To: "b", Protocol: "p", Type: want.Type, Payload: want.Payload}
-	size, err := a.ep.Send(sent)
-	if err != nil || size != transport.Size(want) {
-		t.Fatalf("Send: size %d, %v; want %d", size, err, transport.Size(want))
+	if b.count() != 0 {
+		t.Fatal("b got envelopes before Flush")
 	}
-	if sent.From != "" || sent.Type != "" {
-		t.Errorf("the names were sent in the envelope: %v", sent)
-	}
-	// A node sending to itself skips the wire.
-	self := &messages.Envelope{From: "a", To: "a", Protocol: "p", Type: want.Type, Payload: want.Payload}
-	if _, err := a.ep.Send(self); err != nil {
-		t.Fatal(err)
-	}
-	actortest.Eventually(t, 10*time.Second, "both envelopes", func() bool { return a.count() == 1 && b.count() == 1 })
+	o.Flush()
+	actortest.Eventually(t, 10*time.Second, "10 envelopes at b, 1 at a", func() bool { return b.count() == 10 && a.count() == 1 })
 	b.mu.Lock()
-	if got := b.got[0]; !proto.Equal(got, want) {
-		t.Errorf("b got %v, want %v", got, want)
+	for i, got := range b.got {
+		if !proto.Equal(got, want[i]) {
+			t.Errorf("envelope %d: got %v, want %v", i, got, want[i])
+		}
 	}
 	b.mu.Unlock()
-	a.mu.Lock()
-	if got := a.got[0]; !proto.Equal(got, self) {
-		t.Errorf("a got %v, want %v", got, self)
+	if _, err := o.SendMessage("nobody", &messages.Ping{}); !errors.Is(err, transport.ErrUnknownNode) {
+		t.Errorf("send to nobody: %v", err)
 	}
-	a.mu.Unlock()
 
 	inboxB := actor.NewPID(b.ep.Address(), "troupe")
-	for _, c := range []struct {
-		sender string
-		env    *messages.Envelope
-	}{
-		{"no-slashes", &messages.Envelope{Payload: want.Payload}},
-		{"a/c/p/" + want.Type, &messages.Envelope{Payload: want.Payload}},            // for another node
-		{"a/b/p/" + want.Type, &messages.Envelope{From: "x", Payload: want.Payload}}, // names twice
-		{"a/b/p q/" + want.Type, &messages.Envelope{Payload: want.Payload}},          // bad protocol name
+	for _, bad := range []any{
+		&messages.Batch{Names: []byte("a/c/p"), Envelopes: []byte{1}},   // for another node
+		&messages.Batch{Names: []byte("a/b/p q"), Envelopes: []byte{1}}, // bad protocol name
+		&messages.Batch{Names: []byte("/b/p"), Envelopes: []byte{1}},    // no sender
+		&messages.Batch{Names: []byte("a/b"), Envelopes: []byte{1}},     // no protocol
+		&messages.Ping{N: 1}, // not a batch
 	} {
-		a.sys.Root.Send(inboxB, &actor.MessageEnvelope{Message: c.env, Sender: actor.NewPID(a.ep.Address(), c.sender)})
+		a.sys.Root.Send(inboxB, bad)
 	}
-	actortest.Eventually(t, 10*time.Second, "4 refusals at b", func() bool { return b.refusals() == 4 })
-	if b.count() != 1 {
-		t.Errorf("b delivered %d envelopes, want 1", b.count())
+	// Bytes that are not entries reach the protocol, which refuses them.
+	a.sys.Root.Send(inboxB, &messages.Batch{Names: []byte("a/b/p"), Envelopes: []byte{0x0a, 0x7f, 1}})
+	actortest.Eventually(t, 10*time.Second, "6 refusals at b", func() bool { return b.refusals() == 6 })
+	if b.count() != 10 {
+		t.Errorf("b delivered %d envelopes, want 10", b.count())
 	}
 }
 
@@ -203,5 +234,30 @@ func TestPeerNewsNeverOverridesAttachedNodes(t *testing.T) {
 	}
 	if addr, _ := c.Remote.Resolve("node-2"); addr != n.Address() {
 		t.Fatalf("node-2 resolves to %q; want the restarted node's %q", addr, n.Address())
+	}
+}
+
+// TestLargeEnvelopesCross: envelopes near the size limit, several to a
+// batch and several batches to one gRPC message, all arrive; one over the
+// limit is refused at once.
+func TestLargeEnvelopesCross(t *testing.T) {
+	_, a, b := pair(t)
+	o := a.ep.Outbox("p")
+	big := &messages.Envelope{From: "a", To: "b", Protocol: "p", Type: "troupe.examples.v1.Ping", Payload: make([]byte, transport.MaxEnvelopeSize-100)}
+	for range 3 {
+		if _, err := o.Send(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5000 {
+		if _, err := o.SendMessage("b", &messages.Ping{N: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.Flush()
+	actortest.Eventually(t, 30*time.Second, "5003 envelopes at b", func() bool { return b.count() == 5003 })
+	big.Payload = make([]byte, transport.MaxEnvelopeSize)
+	if _, err := o.Send(big); !errors.Is(err, transport.ErrTooLarge) {
+		t.Errorf("oversized envelope: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -608,6 +610,29 @@ type endpoint struct {
 }
 
 func (e *endpoint) Send(env *messages.Envelope) (int, error) { return e.hub.send(e, env) }
+
+// Outbox sends each envelope at once: the hub schedules, drops and counts
+// every envelope on its own.
+func (e *endpoint) Outbox(protocol string) transport.Outbox {
+	return outbox{e, protocol}
+}
+
+type outbox struct {
+	ep       *endpoint
+	protocol string
+}
+
+func (o outbox) Send(env *messages.Envelope) (int, error) { return o.ep.hub.send(o.ep, env) }
+
+func (o outbox) SendMessage(to string, m proto.Message) (int, error) {
+	env := &messages.Envelope{From: o.ep.name, To: to, Protocol: o.protocol}
+	if err := transport.MarshalPayload(env, m); err != nil {
+		return 0, err
+	}
+	return o.ep.hub.send(o.ep, env)
+}
+
+func (outbox) Flush() {}
 
 func (e *endpoint) Address() string { return "sim://" + e.name }
 
