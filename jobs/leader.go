@@ -51,6 +51,7 @@ type ljob struct {
 type lworker struct {
 	credit int
 	parts  map[partKey]bool
+	report uint64 // the worker's latest absolute report (WorkRequest.report)
 }
 
 func newScheduler(epoch uint64) *scheduler {
@@ -168,6 +169,9 @@ func (p *protocol) onSplit(ctx *actors.Context, m *splitDone) error {
 		if ws := s.running[k]; len(ws) > 0 {
 			j.holders[k.part] = ws // reported by workers after a leader change
 			j.since[k.part] = now
+			for _, w := range ws {
+				s.worker(w).parts[k] = true
+			}
 			delete(s.running, k)
 			continue
 		}
@@ -227,6 +231,11 @@ func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkReq
 	}
 	s := p.sched
 	w := s.worker(from)
+	if m.Report != w.report && !m.Absolute {
+		// Sent before the worker's latest report reached this leader,
+		// which already counts these credits and refusals.
+		return nil
+	}
 	if !m.Absolute {
 		w.credit += int(m.Credits)
 		for _, r := range m.Refused {
@@ -239,10 +248,19 @@ func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkReq
 		p.schedule(ctx)
 		return nil
 	}
-	w.credit = int(m.Credits)
+	w.credit, w.report = int(m.Credits), m.Report
 	s.reported[from] = true
-	for _, k := range sortedParts(w.parts) { // a restarted worker forgot these
+	// The report lists every part the worker holds: it dropped or forgot
+	// the others, and drops assignments still on their way to it.
+	for _, k := range sortedParts(w.parts) {
 		p.unhold(k, from)
+	}
+	for k, ws := range s.running {
+		if ws = slices.DeleteFunc(ws, func(x string) bool { return x == from }); len(ws) > 0 {
+			s.running[k] = ws
+		} else {
+			delete(s.running, k)
+		}
 	}
 	now := ctx.Now()
 	for _, r := range m.Running {
@@ -276,7 +294,12 @@ func (p *protocol) unhold(k partKey, w string) {
 	if j == nil || !j.split || j.done[k.part] {
 		return
 	}
-	hs := slices.DeleteFunc(j.holders[k.part], func(x string) bool { return x == w })
+	hs := j.holders[k.part]
+	i := slices.Index(hs, w)
+	if i < 0 {
+		return // queued already, or held by others only
+	}
+	hs = slices.Delete(hs, i, i+1)
 	if len(hs) > 0 {
 		j.holders[k.part] = hs
 		return
@@ -364,7 +387,7 @@ func (p *protocol) assign(ctx *actors.Context, j *ljob, part uint32, w string) {
 	}
 	j.holders[part] = append(j.holders[part], w)
 	p.send(ctx, w, &pb.PartAssign{Id: j.id, Term: p.term, Contact: j.contact, Part: part,
-		Data: j.parts[part], Runtime: j.spec.Runtime, Script: j.spec.Script})
+		Data: j.parts[part], Runtime: j.spec.Runtime, Script: j.spec.Script, Report: s.workers[w].report})
 }
 
 // backups starts a second copy of the part that has run longest, when

@@ -84,6 +84,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	p.doneQueue = map[string][]uint32{}
 	p.newSchedule()
 	p.work = newWorker()
+	p.work.report = uint64(ctx.Now().UnixNano())
 
 	actors.OnMessage(ctx, p.onSubmit)
 	actors.OnMessage(ctx, p.onProgress)
@@ -116,7 +117,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		for _, j := range p.sched.jobs {
 			s.Held += len(j.holders)
 		}
-		s.Running, s.Waiting = p.work.running, len(p.work.queue)
+		s.Running, s.Waiting, s.Report = p.work.running, len(p.work.queue), p.work.report
 		s.Owned = len(p.owned)
 		return s, nil
 	})

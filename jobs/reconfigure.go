@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/troupe-dev/troupe/actors"
-	pb "github.com/troupe-dev/troupe/messages"
 )
 
 // Reconfigure changes the jobs protocol's configuration on a running node
@@ -82,9 +81,8 @@ func (p *protocol) drain(ctx *actors.Context, _ DrainRequest) (Drained, error) {
 	n := len(w.tasks)
 	p.stopTasks(ctx, func(*task) bool { return true })
 	p.stats.HandedBack += int64(n)
-	w.credit, w.debt = 0, 0
 	if p.leader != "" {
-		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Absolute: true})
+		p.resetWorker(ctx) // runs nothing, no credit: draining
 	}
 	ctx.Log().Info().Int("parts", n).Str("leader", p.leader).Msg("draining: parts handed back to the leader")
 	return Drained{HandedBack: n, Leader: p.leader}, nil

@@ -87,18 +87,20 @@ type Stats struct {
 	Leading    bool   // this node believes it leads
 	Leader     string // the leader it follows
 	Term       uint64
-	LeaderJobs int   // jobs this node schedules as leader
-	Queued     int   // parts waiting for a worker at this leader
-	Held       int   // parts this leader counts as running on workers
-	Refused    int64 // assignments this worker refused
-	Running    int   // parts running on this node now
-	Waiting    int   // parts assigned to this node, waiting for a slot
-	PartsRun   int64 // parts this node finished running (any outcome)
-	PartsSent  int64 // results this node sent to contacts
-	Cancelled  int64 // parts stopped before they finished
-	HandedBack int64 // parts handed back to the leader by Drain
-	Backups    int64 // backup copies this node started as leader
-	Owned      int   // jobs this node is contact of (any state)
+	LeaderJobs int    // jobs this node schedules as leader
+	Queued     int    // parts waiting for a worker at this leader
+	Held       int    // parts this leader counts as running on workers
+	Refused    int64  // assignments this worker refused
+	Dropped    int64  // assignments made before this worker's latest report, dropped
+	Report     uint64 // number of this worker's latest report to its leader
+	Running    int    // parts running on this node now
+	Waiting    int    // parts assigned to this node, waiting for a slot
+	PartsRun   int64  // parts this node finished running (any outcome)
+	PartsSent  int64  // results this node sent to contacts
+	Cancelled  int64  // parts stopped before they finished
+	HandedBack int64  // parts handed back to the leader by Drain
+	Backups    int64  // backup copies this node started as leader
+	Owned      int    // jobs this node is contact of (any state)
 }
 
 // Call helpers for code outside the protocols (the HTTP API, tests).

@@ -99,7 +99,9 @@ func TestSlowNodeDoesNotHoldTheJobBack(t *testing.T) {
 }
 
 // A worker ignores the assignments of a leader older than the one it
-// follows, and obeys a newer one.
+// follows, and obeys a newer one, unless the assignment was made before
+// the worker's latest report (WorkRequest.report): that report told the
+// leader the part is not held here.
 func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	c := actortest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
 	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
@@ -119,20 +121,23 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 		}
 	}
 	jobstest.Follow(t, c, []string{"node-2", "node-3"}, "node-3")
-	term := stats(t, c.Node("node-2")).Term
-	part := func(term uint64, part uint32) *pb.PartAssign {
-		return &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part,
+	s := stats(t, c.Node("node-2"))
+	term, report := s.Term, s.Report
+	part := func(term uint64, part uint32, report uint64) *pb.PartAssign {
+		return &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part, Report: report,
 			Data: []byte(`{"xs": [2], "spin": 0}`), Runtime: jobs.StarlarkName, Script: readScript(t, "squares.star")}
 	}
-	// Sent in this order on one reliable stream: the stale one is handled
-	// first.
-	for _, m := range []*pb.PartAssign{part(term-1, 0), part(term, 1), part(term+1, 2)} {
+	// Sent in this order on one reliable stream: the stale ones are
+	// handled first.
+	for _, m := range []*pb.PartAssign{part(term-1, 0, report), part(term, 1, report), part(term+1, 2, report), part(term+2, 3, report-1)} {
 		impostor.Send(t, c.Node("node-1"), "node-2", m, true)
 	}
-	actortest.Eventually(t, 5*time.Second, "the newer leader's part ran", func() bool {
-		return stats(t, c.Node("node-2")).PartsRun > 0
+	actortest.Eventually(t, 5*time.Second, "the newer leader's part ran, the last one was dropped", func() bool {
+		s := stats(t, c.Node("node-2"))
+		return s.PartsRun > 0 && s.Dropped > 0
 	})
-	if s := stats(t, c.Node("node-2")); s.PartsRun != 1 || s.Term != term+1 {
-		t.Errorf("node-2 ran %d parts (want only the newer leader's) and knows term %d (want %d)", s.PartsRun, s.Term, term+1)
+	if s := stats(t, c.Node("node-2")); s.PartsRun != 1 || s.Dropped != 1 || s.Term != term+2 {
+		t.Errorf("node-2 ran %d parts (want only the newer leader's), dropped %d (want the one made before its report) and knows term %d (want %d)",
+			s.PartsRun, s.Dropped, s.Term, term+2)
 	}
 }

@@ -24,6 +24,10 @@ type worker struct {
 	credit  int             // credits to grant the leader at the next flush
 	debt    int             // credits to withhold: the capacity shrank (Reconfigure)
 	refused []*pb.PartRef   // assignments refused since the last flush
+	// report numbers this worker's absolute reports to the leader
+	// (resetWorker); it starts from the clock at Init so that a new
+	// incarnation does not reuse an earlier one's numbers.
+	report uint64
 }
 
 func newWorker() worker {
@@ -58,6 +62,14 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 		return nil
 	}
 	w := &p.work
+	if m.Report != w.report {
+		// Assigned before the leader heard this worker's latest report,
+		// which did not count the part as held here: the leader has
+		// queued it again.
+		ctx.Log().Debug().Str("job", m.Id).Uint32("part", m.Part).Msg("dropping an assignment made before this worker's latest report")
+		p.stats.Dropped++
+		return nil
+	}
 	k := partKey{m.Id, m.Part}
 	if w.tasks[k] != nil {
 		p.grant(ctx, 1) // already here: the credit goes back
@@ -144,16 +156,20 @@ func (p *protocol) grant(ctx *actors.Context, n int) {
 func (p *protocol) flushCredits(ctx *actors.Context) {
 	w := &p.work
 	if (w.credit > 0 || len(w.refused) > 0) && p.leader != "" {
-		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(w.credit), Refused: w.refused})
+		p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(w.credit), Refused: w.refused, Report: w.report})
 	}
 	w.credit, w.refused = 0, nil
 }
 
-// resetWorker introduces this worker to a new leader: how many parts it
-// can take and which it holds already.
+// resetWorker introduces this worker to a new leader, or tells its leader
+// afresh: how many parts it can take and which it holds already. The
+// report gets a new number; assignments and credits of earlier reports
+// that cross it on the way are dropped, by this worker and by the leader
+// (onWorkRequest), since the report already counts them.
 func (p *protocol) resetWorker(ctx *actors.Context) {
 	w := &p.work
 	w.credit, w.refused, w.debt = 0, nil, 0
+	w.report++
 	running := make([]*pb.PartRef, 0, len(w.tasks))
 	for k := range w.tasks {
 		running = append(running, &pb.PartRef{Id: k.id, Part: k.part})
@@ -168,7 +184,7 @@ func (p *protocol) resetWorker(ctx *actors.Context) {
 	if p.draining {
 		free = 0
 	}
-	p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(free), Absolute: true, Running: running})
+	p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(free), Absolute: true, Running: running, Report: w.report})
 }
 
 // stopTasks cancels this worker's tasks that match: waiting ones are

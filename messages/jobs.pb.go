@@ -249,14 +249,18 @@ func (x *JobProgress) GetError() string {
 // result to `contact`. A worker ignores assignments of a term older than the
 // latest leader term it knows.
 type PartAssign struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
-	Contact       string                 `protobuf:"bytes,3,opt,name=contact,proto3" json:"contact,omitempty"`
-	Part          uint32                 `protobuf:"varint,4,opt,name=part,proto3" json:"part,omitempty"`
-	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"` // the part, JSON
-	Runtime       string                 `protobuf:"bytes,6,opt,name=runtime,proto3" json:"runtime,omitempty"`
-	Script        []byte                 `protobuf:"bytes,7,opt,name=script,proto3" json:"script,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Term    uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Contact string                 `protobuf:"bytes,3,opt,name=contact,proto3" json:"contact,omitempty"`
+	Part    uint32                 `protobuf:"varint,4,opt,name=part,proto3" json:"part,omitempty"`
+	Data    []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"` // the part, JSON
+	Runtime string                 `protobuf:"bytes,6,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	Script  []byte                 `protobuf:"bytes,7,opt,name=script,proto3" json:"script,omitempty"`
+	// The worker's report (WorkRequest.report) the leader had heard last when
+	// it assigned the part. A worker drops an assignment made before its
+	// latest report: that report told the leader the part is not held here.
+	Report        uint64 `protobuf:"varint,8,opt,name=report,proto3" json:"report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +344,13 @@ func (x *PartAssign) GetScript() []byte {
 	return nil
 }
 
+func (x *PartAssign) GetReport() uint64 {
+	if x != nil {
+		return x.Report
+	}
+	return 0
+}
+
 // PartRef names one part of one job.
 type PartRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -405,7 +416,12 @@ type WorkRequest struct {
 	Running  []*PartRef             `protobuf:"bytes,4,rep,name=running,proto3" json:"running,omitempty"`
 	// Assignments the worker refused (their job ended here, or their contact
 	// is lost to this worker): the leader must not count them as running.
-	Refused       []*PartRef `protobuf:"bytes,5,rep,name=refused,proto3" json:"refused,omitempty"`
+	Refused []*PartRef `protobuf:"bytes,5,rep,name=refused,proto3" json:"refused,omitempty"`
+	// Which of the worker's absolute reports this request belongs to: each
+	// absolute request starts a new one, and the leader ignores the credits
+	// and refusals of an earlier report (the new report already counts
+	// them).
+	Report        uint64 `protobuf:"varint,6,opt,name=report,proto3" json:"report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -473,6 +489,13 @@ func (x *WorkRequest) GetRefused() []*PartRef {
 		return x.Refused
 	}
 	return nil
+}
+
+func (x *WorkRequest) GetReport() uint64 {
+	if x != nil {
+		return x.Report
+	}
+	return 0
 }
 
 // PartResult: worker → contact. The part's result (JSON), or the error that
@@ -733,7 +756,7 @@ const file_jobs_proto_rawDesc = "" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1f\n" +
 	"\vparts_total\x18\x03 \x01(\rR\n" +
 	"partsTotal\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xa4\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xbc\x01\n" +
 	"\n" +
 	"PartAssign\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -742,16 +765,18 @@ const file_jobs_proto_rawDesc = "" +
 	"\x04part\x18\x04 \x01(\rR\x04part\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\x12\x18\n" +
 	"\aruntime\x18\x06 \x01(\tR\aruntime\x12\x16\n" +
-	"\x06script\x18\a \x01(\fR\x06script\"-\n" +
+	"\x06script\x18\a \x01(\fR\x06script\x12\x16\n" +
+	"\x06report\x18\b \x01(\x04R\x06report\"-\n" +
 	"\aPartRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04part\x18\x02 \x01(\rR\x04part\"\xbd\x01\n" +
+	"\x04part\x18\x02 \x01(\rR\x04part\"\xd5\x01\n" +
 	"\vWorkRequest\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x12\x18\n" +
 	"\acredits\x18\x02 \x01(\rR\acredits\x12\x1a\n" +
 	"\babsolute\x18\x03 \x01(\bR\babsolute\x121\n" +
 	"\arunning\x18\x04 \x03(\v2\x17.troupe.jobs.v1.PartRefR\arunning\x121\n" +
-	"\arefused\x18\x05 \x03(\v2\x17.troupe.jobs.v1.PartRefR\arefused\"^\n" +
+	"\arefused\x18\x05 \x03(\v2\x17.troupe.jobs.v1.PartRefR\arefused\x12\x16\n" +
+	"\x06report\x18\x06 \x01(\x04R\x06report\"^\n" +
 	"\n" +
 	"PartResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
