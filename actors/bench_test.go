@@ -116,8 +116,9 @@ func sinkProtocol(c *counted) actors.Factory {
 // node: raw is a bare protoactor actor with a type switch, troupe the same
 // message through a Ref's Tell (Node.Ref: Node.Tell without the lookup by
 // name) and an OnNotification handler (with its per-type counters and
-// sampled latency histogram). Both use protoactor's default mailbox and
-// dispatcher.
+// sampled latency histogram). Both use protoactor's default dispatcher;
+// raw uses protoactor's default mailbox, troupe the mailbox every protocol
+// runs on (actors/mailbox.go).
 func BenchmarkLocalDelivery(b *testing.B) {
 	msg := &pb.Ping{N: 1}
 	b.Run("raw", func(b *testing.B) {

@@ -36,6 +36,13 @@
 // the protocol owns, which reports back through [Context.Ref] ([Ref.Tell] is
 // safe from any goroutine).
 //
+// Each protocol is a protoactor actor on a mailbox of Troupe's own, with
+// protoactor's semantics (system messages first, suspension across a
+// restart, a bounded turn before yielding): senders append under a lock,
+// the protocol takes what waits at once and hands Troupe's messages to its
+// handlers without going through protoactor's actor context
+// (docs/architecture.md, "Measurements").
+//
 // A message is encoded when it is sent, so it may be reused or changed
 // afterwards. What a handler sends leaves when the handler returns (or
 // sooner: at [Context.Flush], or when 64 KiB wait for one node): on the

@@ -30,7 +30,8 @@ type protocolHost struct {
 	log     zerolog.Logger
 	rng     *rand.Rand
 	metrics protocolMetrics
-	mailbox atomic.Value // actor.Mailbox, for its depth
+	mailbox atomic.Value // *mailbox, for its depth
+	stopped bool         // protoactor stopped the actor: nothing more is handled
 
 	started  chan error // the first Init's result
 	everUp   bool
@@ -68,13 +69,19 @@ func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
 }
 
 func (h *protocolHost) newMailbox() actor.Mailbox {
-	mb := actor.Unbounded()()
+	mb := &mailbox{}
+	if h.node.cfg.MetricProvider == nil {
+		// protoactor times every message it hands to the actor when its
+		// metrics are on; otherwise the mailbox hands Troupe's messages
+		// to the host itself (see mailbox).
+		mb.deliver = h.deliver
+	}
 	h.mailbox.Store(mb)
 	return mb
 }
 
 func (h *protocolHost) mailboxDepth() int {
-	if mb, ok := h.mailbox.Load().(actor.Mailbox); ok {
+	if mb, ok := h.mailbox.Load().(*mailbox); ok {
 		return mb.UserMessageCount()
 	}
 	return 0
@@ -87,8 +94,30 @@ func (h *protocolHost) post(msg any) { h.node.system.Root.Send(h.self, msg) }
 // message at a time. What a handler sends leaves when the event is handled
 // (or earlier, when much is pending), a panic included.
 func (h *protocolHost) Receive(ac actor.Context) {
+	switch ac.Message().(type) {
+	case *actor.Started:
+		// Started comes again after every restart, while timer callbacks
+		// of the host (retransmission ticks) may read self in post: write
+		// it once, before any timer is armed.
+		if h.self == nil {
+			h.self = ac.Self()
+		}
+	case *actor.Stopped:
+		h.stopped = true
+	}
+	h.deliver(ac.Message())
+}
+
+// deliver handles one event. The mailbox calls it directly for the user
+// messages it holds (mailbox.deliver), protoactor through Receive for the
+// rest. After the actor stopped, protoactor drops what is still queued,
+// and so does deliver.
+func (h *protocolHost) deliver(msg any) {
+	if h.stopped {
+		return
+	}
 	defer h.outbox.Flush()
-	switch m := ac.Message().(type) {
+	switch m := msg.(type) {
 	case *inboundBatch:
 		h.onBatch(m)
 	case *inbound:
@@ -106,12 +135,6 @@ func (h *protocolHost) Receive(ac actor.Context) {
 	case *ackFlush:
 		h.rel.flushAcks(h)
 	case *actor.Started:
-		// Started comes again after every restart, while timer callbacks
-		// of the host (retransmission ticks) may read self in post: write
-		// it once, before any timer is armed.
-		if h.self == nil {
-			h.self = ac.Self()
-		}
 		h.begin()
 	case *actor.Restarting:
 		h.end()
