@@ -535,3 +535,41 @@ func TestContactFalselyFailedAtTheLeaderKeepsItsJob(t *testing.T) {
 	}
 	mustSucceed(t, status(t, c.Node("node-1"), id), want)
 }
+
+// A worker that sees the contact fail stops the contact's parts; the
+// leader, which still sees the contact, must learn that the worker no
+// longer runs them (they come back as refused) and hand them to others,
+// or the job waits for them forever (backups are off).
+func TestContactFalselyFailedAtAWorkerKeepsItsJob(t *testing.T) {
+	url, allow, open := gate(t)
+	rt, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster(t, 3, jobsCfg(t, func(cfg *jobs.Config) {
+		cfg.Backup = -1
+		cfg.Runtimes = []jobs.Runtime{rt}
+	}))
+	id := submit(t, c.Node("node-1"), []byte(gatedJob), `"`+url+`"`, 6)
+	actortest.Eventually(t, 20*time.Second, "node-2 runs 1 part and holds 1", func() bool {
+		s := stats(t, c.Node("node-2"))
+		return s.Running == 1 && s.Waiting == 1
+	})
+	// Only node-2's jobs protocol hears of the false failure.
+	contact := membership.Member{Name: "node-1"}
+	for _, ev := range []any{&membership.MemberFailed{Member: contact}, &membership.MemberJoined{Member: contact}} {
+		if err := c.Node("node-2").Tell(jobs.ProtocolName, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actortest.Eventually(t, 10*time.Second, "the leader queues node-2's 2 parts again", func() bool {
+		s := stats(t, c.Node("node-3"))
+		return s.Queued == 2
+	})
+	open()
+	st := await(t, c.Node("node-1"), id, 30*time.Second)
+	mustSucceed(t, st, "15") // 0+1+...+5
+	if s := stats(t, c.Node("node-2")); s.Cancelled != 2 {
+		t.Errorf("node-2 cancelled %d parts, want its 2", s.Cancelled)
+	}
+}

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -174,17 +175,17 @@ func (p *protocol) resetWorker(ctx *actors.Context) {
 	for k := range w.tasks {
 		running = append(running, &pb.PartRef{Id: k.id, Part: k.part})
 	}
-	slices.SortFunc(running, func(a, b *pb.PartRef) int {
-		if c := strings.Compare(a.Id, b.Id); c != 0 {
-			return c
-		}
-		return int(a.Part) - int(b.Part)
-	})
+	slices.SortFunc(running, comparePartRefs)
 	free := max(p.capacity()-len(w.tasks), 0)
 	if p.draining {
 		free = 0
 	}
 	p.send(ctx, p.leader, &pb.WorkRequest{Term: p.term, Credits: uint32(free), Absolute: true, Running: running, Report: w.report})
+}
+
+// comparePartRefs orders parts by job id, then part.
+func comparePartRefs(a, b *pb.PartRef) int {
+	return cmp.Or(strings.Compare(a.Id, b.Id), cmp.Compare(a.Part, b.Part))
 }
 
 // stopTasks cancels this worker's tasks that match: waiting ones are
@@ -259,14 +260,20 @@ func (p *protocol) workerContactBack(name string) {
 }
 
 // workerContactLost stops the parts of jobs whose contact failed or left:
-// nobody would collect their results.
+// nobody would collect their results. They go back to the leader as
+// refused: its own view may still have the contact (a false detection
+// here), and without word it would count them as running here forever.
 func (p *protocol) workerContactLost(ctx *actors.Context, name string) {
 	p.work.lost[name] = true
+	var stopped []*pb.PartRef
 	p.stopTasks(ctx, func(t *task) bool {
 		if t.contact == name {
 			p.endJob(t.key.id, false)
+			stopped = append(stopped, &pb.PartRef{Id: t.key.id, Part: t.key.part})
 			return true
 		}
 		return false
 	})
+	slices.SortFunc(stopped, comparePartRefs) // map order would vary the protocol's messages
+	p.work.refused = append(p.work.refused, stopped...)
 }
