@@ -541,20 +541,7 @@ func TestContactFalselyFailedAtTheLeaderKeepsItsJob(t *testing.T) {
 // longer runs them (they come back as refused) and hand them to others,
 // or the job waits for them forever (backups are off).
 func TestContactFalselyFailedAtAWorkerKeepsItsJob(t *testing.T) {
-	url, allow, open := gate(t)
-	rt, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: allow})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newCluster(t, 3, jobsCfg(t, func(cfg *jobs.Config) {
-		cfg.Backup = -1
-		cfg.Runtimes = []jobs.Runtime{rt}
-	}))
-	id := submit(t, c.Node("node-1"), []byte(gatedJob), `"`+url+`"`, 6)
-	actortest.Eventually(t, 20*time.Second, "node-2 runs 1 part and holds 1", func() bool {
-		s := stats(t, c.Node("node-2"))
-		return s.Running == 1 && s.Waiting == 1
-	})
+	c, id, open := gatedCluster(t, "node-1")
 	// Only node-2's jobs protocol hears of the false failure.
 	contact := membership.Member{Name: "node-1"}
 	for _, ev := range []any{&membership.MemberFailed{Member: contact}, &membership.MemberJoined{Member: contact}} {

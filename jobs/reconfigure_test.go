@@ -12,6 +12,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/jobs"
 )
 
@@ -98,23 +99,21 @@ func gate(t *testing.T) (url string, allow []string, open func()) {
 	return srv.URL, []string{srv.Listener.Addr().String()}, func() { once.Do(func() { close(ch) }) }
 }
 
-// A worker that drains hands its parts back to the leader, which queues
-// them first and assigns them to the other workers as they free up: the
-// job ends with every part's result although the drained node stays a
-// live member (without the hand-back, the leader would count its parts as
-// running forever: backups are off).
-func TestDrainHandsPartsBack(t *testing.T) {
+// gatedCluster starts 3 nodes with backups off, submits gatedJob in 6
+// parts through contact, and waits until each worker runs one part and
+// holds another (Slots 1, Prefetch 1). The parts end when open is called.
+func gatedCluster(t *testing.T, contact string) (c *cluster.Cluster, id string, open func()) {
+	t.Helper()
 	url, allow, open := gate(t)
 	rt, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: allow})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCluster(t, 3, jobsCfg(t, func(cfg *jobs.Config) {
+	c = newCluster(t, 3, jobsCfg(t, func(cfg *jobs.Config) {
 		cfg.Backup = -1
 		cfg.Runtimes = []jobs.Runtime{rt}
 	}))
-	id := submit(t, c.Node("node-2"), []byte(gatedJob), `"`+url+`"`, 6)
-	// Slots 1, Prefetch 1: each of the three workers holds two parts.
+	id = submit(t, c.Node(contact), []byte(gatedJob), `"`+url+`"`, 6)
 	actortest.Eventually(t, 20*time.Second, "every worker runs 1 part and holds 1", func() bool {
 		for _, n := range c.Nodes() {
 			if s := stats(t, n); s.Running != 1 || s.Waiting != 1 {
@@ -123,6 +122,16 @@ func TestDrainHandsPartsBack(t *testing.T) {
 		}
 		return true
 	})
+	return c, id, open
+}
+
+// A worker that drains hands its parts back to the leader, which queues
+// them first and assigns them to the other workers as they free up: the
+// job ends with every part's result although the drained node stays a
+// live member (without the hand-back, the leader would count its parts as
+// running forever: backups are off).
+func TestDrainHandsPartsBack(t *testing.T) {
+	c, id, open := gatedCluster(t, "node-2")
 
 	d, err := jobs.Drain(context.Background(), c.Node("node-1"))
 	if err != nil {
