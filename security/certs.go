@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // CA is a certificate authority that issues node certificates: the
@@ -90,12 +92,14 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 
 // Issue makes a certificate and key for node, signed by the CA, for both
 // sides of a connection (server and client authentication), valid for
-// validFor. Its subject is the node's name; its names (SANs) are the node's
-// name, localhost, 127.0.0.1, ::1 and hosts (names or IP addresses), for
-// clients that check the name of the HTTP API.
+// validFor. Its subject's common name is the node's name: the certificate
+// is that node's identity ([NodeName]), and peers accept from it only
+// what it sends as that node. Its names (SANs) are the node's name,
+// localhost, 127.0.0.1, ::1 and hosts (names or IP addresses), for
+// clients that check the name of the HTTP API; they identify no node.
 func (ca *CA) Issue(node string, hosts []string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
-	if node == "" {
-		return nil, nil, errors.New("security: Issue needs a node name")
+	if err := transport.ValidateName("node", node); err != nil {
+		return nil, nil, fmt.Errorf("security: issuing a certificate: %w (the certificate names the node as it sends, node.name in its configuration)", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -132,11 +136,23 @@ func (ca *CA) Issue(node string, hosts []string, validFor time.Duration) (certPE
 
 // WriteDevCerts makes a development CA in dir (ca.crt, ca.key) — or reuses
 // the one there — and a certificate and key for each node
-// (<node>.crt, <node>.key), each with the extra names in hosts. Keys are
-// written readable by the owner only. It returns the files written.
+// (<node>.crt, <node>.key), each naming its node ([CA.Issue]) and with the
+// extra names in hosts. Keys are written readable by the owner only. It
+// checks every name before it writes anything, and returns the files
+// written.
 func WriteDevCerts(dir string, nodes, hosts []string, validFor time.Duration) ([]string, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("security: no node names; give at least one")
+	}
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		if err := transport.ValidateName("node", n); err != nil {
+			return nil, fmt.Errorf("security: %w; each certificate names one node, as node.name in its configuration", err)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("security: node %q is named twice; each node needs a certificate of its own", n)
+		}
+		seen[n] = true
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

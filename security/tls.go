@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,18 +31,26 @@ type Files struct {
 // usage), and fails the handshake.
 //
 // Host names are not checked: a node is identified by its name, not by the
-// address it is dialled at, and any certificate of the cluster's CA is a
-// member's. The CA is the trust boundary, as the gossip key is.
+// address it is dialled at. A certificate names the node it was issued
+// for in its subject's common name ([NodeName]); the handshake accepts any
+// certificate of the cluster's CA, and the node port then accepts from a
+// peer only what it sends as that node (package transport/remote).
 type MutualTLS struct {
 	roots *x509.CertPool
 	cert  tls.Certificate
-	log   zerolog.Logger
+	log   *LogLimiter
 	now   func() time.Time
 }
 
+// NodeName is the name of the node a certificate was issued for: its
+// subject's common name, as [CA.Issue] and `node certs` write it. The DNS
+// names and IP addresses of a certificate are not names of nodes: they may
+// be shared by every node's certificate (`node certs --hosts`).
+func NodeName(cert *x509.Certificate) string { return cert.Subject.CommonName }
+
 // LoadMutualTLS reads the files (PEM) and checks that the node's
 // certificate matches its key and is signed by the CA. Refusals are logged
-// to log (sampled: 10 per 10 seconds).
+// to log, at most 10 a kind per 10 seconds, then counted ([LogLimiter]).
 func LoadMutualTLS(f Files, log zerolog.Logger) (*MutualTLS, error) {
 	ca, err := os.ReadFile(f.CA)
 	if err != nil {
@@ -89,15 +98,16 @@ func NewMutualTLS(caPEM, certPEM, keyPEM []byte, log zerolog.Logger) (*MutualTLS
 		}
 	}
 	m := &MutualTLS{roots: roots, cert: pair, now: time.Now,
-		log: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second}).With().Str("component", "tls").Logger()}
+		log: NewLogLimiter(log.With().Str("component", "tls").Logger(), 10, 10*time.Second)}
 	if left := time.Until(leaf.NotAfter); left < 30*24*time.Hour {
 		log.Warn().Time("not_after", leaf.NotAfter).Str("subject", leaf.Subject.CommonName).Msg("the node's certificate expires within 30 days")
 	}
 	return m, nil
 }
 
-// Subject is the common name of the node's certificate.
-func (m *MutualTLS) Subject() string { return m.cert.Leaf.Subject.CommonName }
+// Subject is the common name of the node's certificate: the name of the
+// node it was issued for ([NodeName]).
+func (m *MutualTLS) Subject() string { return NodeName(m.cert.Leaf) }
 
 // Server is the configuration of a listener: it asks every client for a
 // certificate and refuses those the CA did not sign. nextProtos are the
@@ -151,7 +161,8 @@ func (m *MutualTLS) verify(side, peer string, cs tls.ConnectionState, use x509.E
 	}
 	if len(cs.PeerCertificates) == 0 {
 		err := fmt.Errorf("%w: the %s at %s presented no certificate; every node needs one signed by the cluster's CA", ErrPeerRefused, side, peer)
-		m.log.Warn().Str("peer", peer).Msg("refused a TLS connection: the " + side + " presented no certificate")
+		kind := "refused a TLS connection: the " + side + " presented no certificate"
+		m.log.Warn(kind).Str("peer", peer).Msg(kind)
 		return err
 	}
 	leaf := cs.PeerCertificates[0]
@@ -164,7 +175,11 @@ func (m *MutualTLS) verify(side, peer string, cs tls.ConnectionState, use x509.E
 		return nil
 	}
 	why := reason(err)
-	m.log.Warn().Str("peer", peer).Str("subject", leaf.Subject.CommonName).Str("issuer", leaf.Issuer.CommonName).
+	kind := "refused a TLS connection: the " + side + "'s certificate " + why
+	if strings.HasPrefix(why, "is invalid:") { // x509's words, which may quote the certificate: one kind
+		kind = "refused a TLS connection: the " + side + "'s certificate is invalid"
+	}
+	m.log.Warn(kind).Str("peer", peer).Str("subject", leaf.Subject.CommonName).Str("issuer", leaf.Issuer.CommonName).
 		Str("detail", err.Error()).Msgf("refused a TLS connection: the %s's certificate %s", side, why)
 	return fmt.Errorf("%w: the %s at %s: certificate %q (issuer %q) %s", ErrPeerRefused, side, peer, leaf.Subject.CommonName, leaf.Issuer.CommonName, why)
 }

@@ -18,12 +18,21 @@ func certsCmd() *cobra.Command {
 		Short: "Make a development CA and a certificate and key per node, for mutual TLS",
 		Long: `certs writes a development CA (ca.crt, ca.key) to --out, or reuses the one
 there, and a certificate and key per node of --nodes (<node>.crt,
-<node>.key), each valid for server and client authentication, named for the
-node, localhost, 127.0.0.1 and --hosts. Point a node's tls.ca, tls.cert and
-tls.key at them. Keep ca.key off the nodes: it mints members.
+<node>.key), each valid for server and client authentication.
 
-For production, use your own CA; its node certificates need both server
-and client authentication (extended key usage).`,
+A certificate is its node's identity: its subject's common name (CN) is the
+node's name, and a node accepts on its gRPC port only what a peer sends as
+the node its certificate names. Give each node its own certificate, named
+exactly as node.name in its configuration (a node refuses to start with a
+certificate for another name), and never share one between nodes. The
+certificates also carry the DNS names and addresses localhost, 127.0.0.1,
+::1 and --hosts, for clients of the HTTPS API; these name no node. Point a
+node's tls.ca, tls.cert and tls.key at its files. Keep ca.key off the
+nodes: it mints members.
+
+For production, use your own CA; its node certificates need the node's
+name as their common name and both server and client authentication
+(extended key usage).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if days < 1 {
