@@ -23,6 +23,12 @@
 // participant that voted yes and has no decision is in doubt and asks; a
 // transaction the coordinator has no record of aborts (presumed abort);
 // a part the Resource prepared but the log has no vote for is aborted.
+// A log that was made and is missing or empty now (commit.db deleted or
+// truncated; commit.db.created beside it records that it was made) stops
+// the protocol with [ErrMissingState] instead of starting a new one: the
+// node would have forgotten its votes. To start an empty log anyway, once
+// the node's transactions are settled on the other nodes, move
+// commit.db.created away (package internal/durable keeps this rule).
 //
 // Two [Mode]s say where decisions live. [Textbook]: in the coordinator's
 // log only; an in-doubt participant waits for the coordinator, however

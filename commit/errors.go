@@ -25,6 +25,10 @@ var (
 	// ErrCorrupt: the commit log fails its checksum or does not decode;
 	// the protocol refuses to start from it.
 	ErrCorrupt = errors.New("commit: corrupted commit log")
+	// ErrMissingState: the commit log was made in the data dir and is
+	// missing or empty there now (commit.db deleted or truncated); the
+	// protocol refuses to start rather than forget its votes and decisions.
+	ErrMissingState = errors.New("commit: commit log missing from the data dir")
 	// ErrNoConsensus: Consensus mode needs the consensus protocol
 	// (package consensus) on the node, and it does not run.
 	ErrNoConsensus = errors.New("commit: consensus mode needs the raft protocol on this node")

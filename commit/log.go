@@ -40,11 +40,16 @@ type loaded struct {
 	part  map[string]*pb.TxRecord
 }
 
-// openLog opens (or creates) dir/commit.db and loads and checks it.
+// openLog opens dir/commit.db, or makes it in a dir that never held one,
+// and loads and checks it. A commit.db that was made and is missing or
+// empty now is ErrMissingState (internal/durable keeps the rule).
 func openLog(dir string, noSync bool) (*txlog, *loaded, error) {
 	l := &txlog{path: filepath.Join(dir, "commit.db")}
 	var st *loaded
-	_, err := durable.OpenBolt("commit", dir, "commit.db", noSync, ErrCorrupt, func(db *bolt.DB) error {
+	_, _, err := durable.Open(durable.Store{
+		Pkg: "commit", Dir: dir, Name: "commit.db", NoSync: noSync,
+		Corrupt: ErrCorrupt, Missing: ErrMissingState, Recovery: recovery,
+	}, func(db *bolt.DB) error {
 		l.db = db
 		if err := db.Update(func(tx *bolt.Tx) error {
 			for _, b := range [][]byte{bucketMeta, bucketCoord, bucketPart} {
@@ -65,6 +70,12 @@ func openLog(dir string, noSync bool) (*txlog, *loaded, error) {
 	}
 	return l, st, nil
 }
+
+// recovery ends every ErrMissingState.
+const recovery = "the node would start with no memory of the transactions it prepared, voted on or decided, " +
+	"so it does not start. Restore the node's data dir from a backup taken with it stopped; or, having " +
+	"settled its transactions on the other nodes (StatusRequest), move commit.db.created away to start " +
+	"an empty commit log (package commit's doc)"
 
 func (l *txlog) close() error { return l.db.Close() }
 

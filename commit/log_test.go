@@ -101,3 +101,40 @@ func FuzzParseID(f *testing.F) {
 		}
 	})
 }
+
+// A commit log deleted or emptied after it was made would start a
+// participant with no memory of its votes: it is refused, while a data
+// dir that never held one starts a new log.
+func TestLogRefusesALostFile(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		lose func(path string) error
+	}{
+		{"deleted", os.Remove},
+		{"truncated to 0 bytes", func(path string) error { return os.Truncate(path, 0) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _, err := openLog(dir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prepared := &pb.TxRecord{State: pb.TxState_TX_STATE_PREPARED, Mode: pb.TxMode_TX_MODE_TEXTBOOK, Coordinator: "node-1"}
+			if err := errors.Join(l.setGeneration(3), l.write(change{bucketPart, "node-1.1.1", prepared}), l.close()); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.lose(filepath.Join(dir, "commit.db")); err != nil {
+				t.Fatal(err)
+			}
+			l, st, err := openLog(dir, true)
+			if err == nil {
+				_ = l.close()
+				t.Fatalf("opened with generation %d and %d participant records; want ErrMissingState", st.gen, len(st.part))
+			}
+			if !errors.Is(err, ErrMissingState) || !bytes.Contains([]byte(err.Error()), []byte("commit.db")) {
+				t.Fatalf("error %q; want ErrMissingState naming commit.db", err)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}
