@@ -21,6 +21,16 @@ type Config struct {
 	// added (Admin.AddVoter or AddLearner on the leader) and then catches
 	// up from the leader, by snapshot if the log was compacted.
 	Join bool
+	// ForceNewState starts over a node whose raft state in its data dir is
+	// incomplete (ErrMissingState: raft.db deleted or emptied, its log
+	// deleted) or damaged (ErrCorrupt): PrepareDataDir moves the raft files
+	// aside (DataDir/<node>/raft-set-aside-<n>/) and the node starts as a
+	// new, empty member. It has forgotten its votes and the entries it
+	// acknowledged, so it must have been removed from the group first
+	// (Admin(RemoveNode)) and is added back once started (AddVoter); it
+	// needs Join. A complete state is left alone. The node binary's
+	// --force-new-state; every use is logged as a warning.
+	ForceNewState bool
 
 	TickInterval   time.Duration // one raft tick (heartbeats and elections count ticks)
 	ElectionTicks  int           // ticks without a leader before a (pre-)vote; randomised in [n, 2n)
@@ -81,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if !c.Join && len(c.Peers) == 0 {
 		return fmt.Errorf("%w: Peers is empty and Join is false; name the group's first voters, or set Join", ErrInvalidConfig)
+	}
+	if c.ForceNewState && !c.Join {
+		return fmt.Errorf("%w: ForceNewState is set and Join is not; a node started over must not bootstrap the group: set Join, and add it back once it runs", ErrInvalidConfig)
 	}
 	seen := map[uint64]string{}
 	for _, p := range c.Peers {

@@ -339,3 +339,68 @@ func TestMembershipChangesAndLeaderTransfer(t *testing.T) {
 		t.Errorf("writing with the new configuration: %v", err)
 	}
 }
+
+// A stopped node whose raft.db was deleted or emptied, or whose log was
+// deleted, would start with term 0 and no vote (free to vote twice in a
+// term) or without entries it acknowledged: it refuses to start, naming
+// what is missing and the way out.
+func TestLostRaftStateIsRefusedAtStart(t *testing.T) {
+	g := newGroup(t, 1, 4, sim.Faults{}, nil)
+	g.leader(5 * time.Second)
+	if _, err := g.kv("node-1").Put(ctxT(t, 5*time.Second), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(g.cfg.DataDir, "node-1")
+	if err := g.c.Crash("node-1"); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "raft.db")
+	logs, err := filepath.Glob(filepath.Join(dir, "wal-*"))
+	if err != nil || len(logs) != 1 {
+		t.Fatalf("logs %v (%v), want one", logs, err)
+	}
+	aside := filepath.Join(t.TempDir(), "aside")
+	for _, c := range []struct {
+		name, path string
+		lose       func() error
+	}{
+		{"raft.db deleted", db, func() error { return os.Rename(db, aside) }},
+		{"raft.db truncated to 0 bytes", db, func() error {
+			return errors.Join(os.Rename(db, aside), os.WriteFile(db, nil, 0o600))
+		}},
+		{"the log deleted", filepath.Base(logs[0]), func() error { return os.Rename(logs[0], aside) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.lose(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				target := db
+				if c.path != db {
+					target = logs[0]
+				}
+				if err := errors.Join(os.RemoveAll(target), os.Rename(aside, target)); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			_, err := g.c.Restart("node-1")
+			if err == nil {
+				_ = g.c.Crash("node-1")
+				t.Fatalf("node-1 started without its raft state")
+			}
+			if !errors.Is(err, consensus.ErrMissingState) || !strings.Contains(err.Error(), filepath.Base(c.path)) ||
+				!strings.Contains(err.Error(), "--force-new-state") {
+				t.Fatalf("error %q; want ErrMissingState naming %s and --force-new-state", err, filepath.Base(c.path))
+			}
+			t.Logf("refused: %v", err)
+			if err := g.c.Crash("node-1"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if _, err := g.c.Restart("node-1"); err != nil {
+		t.Fatalf("restarting from the intact files: %v", err)
+	}
+	g.leader(5 * time.Second)
+	checkAll(t, g.kv("node-1"), map[string]string{"k": "v"})
+}

@@ -34,6 +34,12 @@ var (
 	// ErrCorrupt: the data dir holds a log or snapshot that fails its
 	// checksum or is inconsistent; the node refuses to start from it.
 	ErrCorrupt = errors.New("consensus: corrupted raft storage")
+	// ErrMissingState: a file the data dir's raft state needs is missing or
+	// empty (raft.db deleted or truncated, the log deleted while raft.db
+	// names it); the node refuses to start rather than forget its votes and
+	// entries. Config.ForceNewState starts it over as a new member that must
+	// be removed and added back (docs/operations.md, Backups).
+	ErrMissingState = errors.New("consensus: raft state missing from the data dir")
 	// ErrBadRequest: a malformed request (unknown operation, missing field).
 	ErrBadRequest = errors.New("consensus: bad request")
 )

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/tidwall/wal"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
@@ -87,12 +88,17 @@ func (p *persisted) empty() bool {
 
 func logDirName(base uint64) string { return fmt.Sprintf("wal-%020d", base) }
 
-// openDisk opens (or creates) the raft state in dir and loads and checks
-// its contents.
+// openDisk opens the raft state in dir, or makes it in a dir that holds
+// none, and loads and checks it. A state that is there only in part is
+// ErrMissingState (see the package doc, # Storage).
 func openDisk(dir string, noSync bool) (*disk, *persisted, error) {
 	d := &disk{dir: dir, path: filepath.Join(dir, "raft.db"), noSync: noSync}
 	var st *persisted
-	_, err := durable.OpenBolt("consensus", dir, "raft.db", noSync, ErrCorrupt, func(db *bolt.DB) error {
+	_, _, err := durable.Open(durable.Store{
+		Pkg: "consensus", Dir: dir, Name: "raft.db", NoSync: noSync,
+		Corrupt: ErrCorrupt, Missing: ErrMissingState, Recovery: recovery,
+		Traces: func() ([]string, error) { return logTraces(dir) },
+	}, func(db *bolt.DB) error {
 		d.db = db
 		if err := db.Update(func(tx *bolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -112,14 +118,118 @@ func openDisk(dir string, noSync bool) (*disk, *persisted, error) {
 	return d, st, nil
 }
 
+// PrepareDataDir applies cfg.ForceNewState to node's raft state in
+// cfg.DataDir; call it before starting the protocol (the node binary does).
+// Without ForceNewState it does nothing. With it, a state the protocol
+// would refuse (ErrMissingState, ErrCorrupt) is moved aside into
+// DataDir/<node>/raft-set-aside-<n>/ and the protocol then starts as a
+// new, empty member waiting to be added back; a complete state is left as
+// it is. Both are logged as warnings on log. Other errors (the data dir
+// locked by another process, unreadable) are returned.
+func PrepareDataDir(cfg Config, node string, log zerolog.Logger) error {
+	if !cfg.ForceNewState {
+		return nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	dir := filepath.Join(cfg.DataDir, node)
+	d, _, err := openDisk(dir, cfg.NoSync)
+	if err == nil {
+		log.Warn().Str("dir", dir).Msg("ForceNewState (--force-new-state) is set, but the raft state in the data dir is complete " +
+			"(or new): it is kept and the flag does nothing; remove it so that a later loss of state stops the node again")
+		return d.close()
+	}
+	if !errors.Is(err, ErrMissingState) && !errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	names := []string{"raft.db", durable.Marker("raft.db")}
+	logs, gerr := filepath.Glob(filepath.Join(dir, "wal-*"))
+	if gerr != nil {
+		return gerr
+	}
+	for _, l := range logs {
+		names = append(names, filepath.Base(l))
+	}
+	aside, serr := durable.SetAside(dir, "raft", names)
+	if serr != nil {
+		return fmt.Errorf("consensus: ForceNewState: moving the raft state of %s aside: %w (the state was refused: %w)", dir, serr, err)
+	}
+	log.Warn().Str("dir", dir).Str("set_aside", aside).AnErr("refused", err).
+		Msg("FORCE NEW STATE: this node's raft state was refused and is moved aside; the node starts over as a new, empty member " +
+			"that has forgotten its votes and the entries it acknowledged. It must have been removed from the raft group " +
+			"(node raft remove NAME) and must now be added back (node raft add-voter NAME): while still a member " +
+			"it could vote twice in one term. Remove --force-new-state for later starts")
+	return nil
+}
+
+// recovery ends every ErrMissingState: the ways to start again.
+const recovery = "the node would start without the votes and entries it promised, so it does not start. " +
+	"If the group lives on, start this node over as a new, empty member: remove it from the group " +
+	"(node raft remove NAME on the leader), start it with --force-new-state --raft-join " +
+	"(Config.ForceNewState and Join; what is there is moved aside, not deleted), then add it back " +
+	"(node raft add-voter NAME). If the whole group lost its state, restore every node's data dir " +
+	"from one cold backup (docs/operations.md, \"Backups of the data directory\")"
+
+// logTraces lists the logs in dir that only a raft.db can have made: one
+// holding a record, or based past 0 (made for a snapshot).
+func logTraces(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: reading %s: %w", dir, err)
+	}
+	var out []string
+	for _, de := range des {
+		if !de.IsDir() || !strings.HasPrefix(de.Name(), "wal-") {
+			continue
+		}
+		logDir := filepath.Join(dir, de.Name())
+		if de.Name() != logDirName(0) {
+			out = append(out, logDir)
+			continue
+		}
+		segs, err := os.ReadDir(logDir)
+		if err != nil {
+			return nil, fmt.Errorf("consensus: reading the log %s: %w", logDir, err)
+		}
+		for _, seg := range segs {
+			if fi, err := seg.Info(); err == nil && !seg.IsDir() && fi.Size() > 0 {
+				out = append(out, logDir)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// hasSegment tells whether the log dir holds a segment file (the library
+// names them by the index of their first entry: 20 digits, then maybe
+// .START or .END while it truncates). An opened log always has one.
+func hasSegment(logDir string) (bool, error) {
+	des, err := os.ReadDir(logDir)
+	if err != nil {
+		return false, fmt.Errorf("consensus: reading the log %s: %w", logDir, err)
+	}
+	for _, de := range des {
+		n := de.Name()
+		if !de.IsDir() && len(n) >= 20 && strings.Trim(n[:20], "0123456789") == "" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // open reads raft.db, migrates a log kept in it by an earlier version,
 // opens the WAL it names, removes any other (left by a crash while a
-// snapshot replaced the log) and loads everything.
+// snapshot replaced the log) and loads everything. Once raft.db records
+// anything (a hard state, a snapshot, a log base), the log it names must
+// be there with its segments: ErrMissingState otherwise.
 func (d *disk) open() (*persisted, error) {
 	var legacy []*pb.Entry
-	hasLegacy := false
+	hasLegacy, records := false, false
 	err := d.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyLogBase); v != nil {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyLogBase); v != nil {
 			b, err := unseal("the log base", v)
 			if err != nil {
 				return err
@@ -129,6 +239,7 @@ func (d *disk) open() (*persisted, error) {
 			}
 			d.base = binary.BigEndian.Uint64(b)
 		}
+		records = d.base > 0 || meta.Get(keyHardState) != nil || meta.Get(keySnapshot) != nil
 		if lb := tx.Bucket(bucketLog); lb != nil {
 			hasLegacy = true
 			var err error
@@ -141,9 +252,9 @@ func (d *disk) open() (*persisted, error) {
 		return nil, d.wrap(err)
 	}
 	d.logDir = filepath.Join(d.dir, logDirName(d.base))
-	if _, err := os.Stat(d.logDir); err != nil {
-		if d.base > 0 || !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s names the log %s, which cannot be read: %v", ErrCorrupt, d.path, d.logDir, err)
+	if !hasLegacy {
+		if err := d.checkLog(records); err != nil {
+			return nil, err
 		}
 	}
 	if err := d.openLog(); err != nil {
@@ -163,6 +274,32 @@ func (d *disk) open() (*persisted, error) {
 	}
 	d.hs, d.diskTerm, d.diskVote = st.hs, st.hs.GetTerm(), st.hs.GetVote()
 	return st, nil
+}
+
+// checkLog refuses a log that raft.db names and records state for, but
+// that is missing or holds no segment. (A log is made right after
+// raft.db; a crash in between leaves a raft.db that records nothing.)
+func (d *disk) checkLog(records bool) error {
+	_, err := os.Stat(d.logDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s names the log %s, which cannot be read: %v", ErrCorrupt, d.path, d.logDir, err)
+	}
+	if !records {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s records a hard state, a snapshot or a log base, but its log %s is missing; %s",
+			ErrMissingState, d.path, d.logDir, recovery)
+	}
+	ok, err := hasSegment(d.logDir)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s records a hard state, a snapshot or a log base, but its log %s holds no segment file (they were deleted); %s",
+			ErrMissingState, d.path, d.logDir, recovery)
+	}
+	return nil
 }
 
 func (d *disk) openLog() error {

@@ -1,14 +1,17 @@
 package consensus
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/raft/v3/raftpb"
 )
@@ -371,5 +374,200 @@ func TestDiskRepairsATornTailOnly(t *testing.T) {
 				t.Fatalf("%d entries after repairing %d bytes; want %d", len(st.entries), d.repaired, c.entries)
 			}
 		})
+	}
+}
+
+// stoppedNode makes the data dir of a stopped node that voted and wrote:
+// entries 1–3 in the log, term 2 and a vote in raft.db. The commit index
+// on disk is 0 (it is written lazily: a crash can leave it behind).
+func stoppedNode(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	d, _, err := openDisk(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.save(hardState(2, 1, 0), []*pb.Entry{entry(1, 1, "a"), entry(1, 2, "b"), entry(2, 3, "c")}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// refusedAsMissing opens dir and wants ErrMissingState naming what and
+// the way out.
+func refusedAsMissing(t *testing.T, dir, what string) {
+	t.Helper()
+	d, st, err := openDisk(dir, true)
+	if err == nil {
+		_ = d.close()
+		t.Fatalf("opened with term %d, vote %d, %d entries; want ErrMissingState naming %s", st.hs.GetTerm(), st.hs.GetVote(), len(st.entries), what)
+	}
+	if !errors.Is(err, ErrMissingState) {
+		t.Fatalf("error %q; want ErrMissingState", err)
+	}
+	for _, want := range []string{what, "ForceNewState", "--force-new-state", "docs/operations.md"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	t.Logf("refused: %v", err)
+}
+
+// A stopped node whose raft.db is deleted or emptied would start with
+// term 0 and no vote, free to vote twice in a term: it is refused.
+func TestDiskRefusesALostRaftDB(t *testing.T) {
+	t.Run("deleted", func(t *testing.T) {
+		dir := stoppedNode(t)
+		if err := os.Remove(filepath.Join(dir, "raft.db")); err != nil {
+			t.Fatal(err)
+		}
+		refusedAsMissing(t, dir, "raft.db")
+	})
+	t.Run("truncated to 0 bytes", func(t *testing.T) {
+		dir := stoppedNode(t)
+		if err := os.Truncate(filepath.Join(dir, "raft.db"), 0); err != nil {
+			t.Fatal(err)
+		}
+		refusedAsMissing(t, dir, "raft.db")
+	})
+	t.Run("deleted with its marker", func(t *testing.T) {
+		dir := stoppedNode(t)
+		if err := errors.Join(os.Remove(filepath.Join(dir, "raft.db")), os.Remove(filepath.Join(dir, "raft.db.created"))); err != nil {
+			t.Fatal(err)
+		}
+		refusedAsMissing(t, dir, "raft.db is missing, but the files it goes with are there ("+filepath.Join(dir, logDirName(0)))
+	})
+	t.Run("replaced by an empty bbolt file", func(t *testing.T) {
+		dir := stoppedNode(t)
+		path := filepath.Join(dir, "raft.db")
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil || db.Close() != nil {
+			t.Fatal(err)
+		}
+		refusedAsMissing(t, dir, "raft.db")
+	})
+}
+
+// raft.db records a vote and entries; its log deleted or emptied is
+// refused, whatever the log's base.
+func TestDiskRefusesALostLog(t *testing.T) {
+	t.Run("log directory deleted", func(t *testing.T) {
+		dir := stoppedNode(t)
+		if err := os.RemoveAll(filepath.Join(dir, logDirName(0))); err != nil {
+			t.Fatal(err)
+		}
+		refusedAsMissing(t, dir, logDirName(0))
+	})
+	t.Run("log segments deleted", func(t *testing.T) {
+		dir := stoppedNode(t)
+		if err := os.Remove(filepath.Join(dir, segmentPath)); err != nil {
+			t.Fatal(err)
+		}
+		refusedAsMissing(t, dir, logDirName(0))
+	})
+}
+
+// A data dir with nothing in it starts empty, and so does one a crash
+// interrupted while it was being made (no raft.db yet, an empty log).
+func TestDiskStartsFromAFreshDir(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(dir string) error
+	}{
+		{"no dir at all", func(dir string) error { return os.Remove(dir) }},
+		{"an empty dir", func(string) error { return nil }},
+		{"other protocols' files", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "commit.db"), []byte("not ours"), 0o600)
+		}},
+		{"an empty log, no raft.db", func(dir string) error {
+			return errors.Join(os.MkdirAll(filepath.Join(dir, logDirName(0)), 0o750),
+				os.WriteFile(filepath.Join(dir, segmentPath), nil, 0o600))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "node-1")
+			if err := errors.Join(os.MkdirAll(dir, 0o750), c.setup(dir)); err != nil {
+				t.Fatal(err)
+			}
+			for round := range 2 {
+				d, st, err := openDisk(dir, true)
+				if err != nil {
+					t.Fatalf("open %d: %v", round, err)
+				}
+				if !st.empty() {
+					t.Fatalf("open %d: state %v", round, st)
+				}
+				if err := d.close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// ForceNewState moves a refused state aside, so that the node starts
+// empty; it leaves a complete state alone; both are logged.
+func TestForceNewStateSetsAsideARefusedStateOnly(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Join, cfg.ForceNewState, cfg.NoSync = t.TempDir(), true, true, true
+	dir := filepath.Join(cfg.DataDir, "node-1")
+	if err := os.CopyFS(dir, os.DirFS(stoppedNode(t))); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := zerolog.New(&logs)
+
+	if err := PrepareDataDir(cfg, "node-1", log); err != nil {
+		t.Fatal(err)
+	}
+	d, st, err := openDisk(dir, true)
+	if err != nil || len(st.entries) != 3 || st.hs.GetVote() != 1 {
+		t.Fatalf("a complete state after ForceNewState: %v, %v", err, st)
+	}
+	_ = d.close()
+	if !strings.Contains(logs.String(), "the flag does nothing") {
+		t.Errorf("no warning that the flag did nothing: %s", logs.String())
+	}
+
+	if err := os.Remove(filepath.Join(dir, "raft.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareDataDir(cfg, "node-1", log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "FORCE NEW STATE") || !strings.Contains(logs.String(), "raft.db is missing") {
+		t.Errorf("no loud warning naming what was refused: %s", logs.String())
+	}
+	d, st, err = openDisk(dir, true)
+	if err != nil || !st.empty() {
+		t.Fatalf("after ForceNewState: %v, empty=%v", err, st != nil && st.empty())
+	}
+	_ = d.close()
+	aside := filepath.Join(dir, "raft-set-aside-1")
+	for _, n := range []string{"raft.db.created", segmentPath} {
+		if _, err := os.Stat(filepath.Join(aside, n)); err != nil {
+			t.Errorf("not set aside: %v", err)
+		}
+	}
+
+	cfg.Join = false
+	if err := PrepareDataDir(cfg, "node-1", log); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ForceNewState without Join: %v, want ErrInvalidConfig", err)
+	}
+	cfg.ForceNewState = false
+	if err := os.Truncate(filepath.Join(dir, "raft.db"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrepareDataDir(cfg, "node-1", log); err != nil {
+		t.Errorf("without ForceNewState PrepareDataDir does nothing; got %v", err)
+	}
+	if _, _, err := openDisk(dir, true); !errors.Is(err, ErrMissingState) {
+		t.Errorf("the truncated raft.db after PrepareDataDir without ForceNewState: %v, want ErrMissingState", err)
 	}
 }
