@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,55 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestRemotePanicIsARefusedMessage: a handler that panics on a message from
+// another node refuses that message; the protocol keeps its state, handles
+// the messages after it, and is not restarted. A panic on a local event
+// still restarts it (TestPanicRestartsWithFreshInit).
+func TestRemotePanicIsARefusedMessage(t *testing.T) {
+	c := actortest.NewCluster(t, 1)
+	n := c.Node("node-1")
+	var handled []uint64 // the protocol's state, kept across the panic
+	type read struct{}
+	if err := n.Start(protocol("fragile", func(ctx *actors.Context) error {
+		handled = nil // a restart would forget what was handled
+		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+			if m.N == 13 {
+				var nilMap map[string]int
+				nilMap["boom"]++ // a handler bug an input can reach
+			}
+			handled = append(handled, m.N)
+			return nil
+		})
+		actors.OnRequest(ctx, func(*actors.Context, read) ([]uint64, error) { return slices.Clone(handled), nil })
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	intruder, err := c.Hub.Attach(transport.Attachment{Node: "intruder", Deliver: func(*pb.Envelope, int) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint64{1, 13, 2} {
+		env := &pb.Envelope{From: "intruder", To: "node-1", Protocol: "fragile"}
+		if err := transport.MarshalPayload(env, &pb.Ping{N: v}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := intruder.Send(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	actortest.Eventually(t, wait, "the message after the refused one handled", func() bool {
+		got, err = actors.Call[[]uint64](context.Background(), n, "fragile", read{})
+		return err == nil && len(got) == 2
+	})
+	if !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("handled %v, want [1 2] from the same incarnation", got)
+	}
+	s := n.Stats().Protocols["fragile"]
+	if s.Restarts != 0 || s.Stopped || s.Refused != 1 {
+		t.Fatalf("restarts %d (want 0), stopped %v, refused %d (want 1)", s.Restarts, s.Stopped, s.Refused)
+	}
 }

@@ -58,6 +58,14 @@
 // stop it. Both publish events ([ProtocolRestarted], [ProtocolStopped]),
 // log, and count. A request handler's error is its reply, not a failure.
 //
+// Except on remote input: a panic in the handler of a message from another
+// node (an [OnMessage] handler) refuses that message. The runtime recovers
+// it, counts it (ProtocolStats.Refused, also in Unhandled), logs it with the
+// sender's name (rate-limited, with the stack), and the protocol carries on
+// with its state and its next message: a node that sends what a handler
+// cannot take cannot restart, or stop, another node's protocol. An error
+// such a handler returns is the protocol's own verdict, and restarts it.
+//
 // [Node.Stop] returns when every goroutine the node owns has exited.
 //
 // # Testing

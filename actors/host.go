@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -223,14 +224,48 @@ func (h *protocolHost) sample() bool {
 // run calls a handler, measures it, and turns a returned error into a
 // failure for the supervisor.
 func (h *protocolHost) run(e *entry, from string, m any) {
-	var err error
-	if h.sample() {
-		start := h.node.monotonic()
-		err = e.fn(h.ctx, from, m)
-		e.stats.latency.observe(h.node.monotonic() - start)
-	} else {
-		err = e.fn(h.ctx, from, m)
+	if err := h.call(e, from, m); err != nil {
+		panic(&HandlerError{Protocol: h.name, Type: e.name, Err: err})
 	}
+}
+
+func (h *protocolHost) call(e *entry, from string, m any) error {
+	if !h.sample() {
+		return e.fn(h.ctx, from, m)
+	}
+	start := h.node.monotonic()
+	err := e.fn(h.ctx, from, m)
+	e.stats.latency.observe(h.node.monotonic() - start)
+	return err
+}
+
+// runRemote runs the handler of a message from another node. A panic there
+// is the message's fault as far as the runtime can tell (DESIGN §7: a
+// handler never has to trust a remote message): the message is refused —
+// counted, logged with its sender (rate-limited) — and the protocol goes on
+// with its state, without a restart. A returned error is the protocol's own
+// verdict and restarts it, as for any event.
+func (h *protocolHost) runRemote(e *entry, from string, m any) {
+	var err error
+	panicked := true
+	func() {
+		defer func() {
+			if !panicked {
+				return
+			}
+			r := recover()
+			h.metrics.refused.Add(1)
+			h.metrics.unhandled.Add(1)
+			ev := h.node.badInput.Error()
+			if ev.Enabled() {
+				ev.Str("protocol", h.name).Str("from", from).Str("type", e.name).
+					Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).
+					Msgf("refusing a message from %s: protocol %s's handler of %s panicked on it; the protocol keeps running", from, h.name, e.name)
+			}
+		}()
+		err = h.call(e, from, m)
+		panicked = false
+	}()
 	if err != nil {
 		panic(&HandlerError{Protocol: h.name, Type: e.name, Err: err})
 	}
@@ -367,7 +402,7 @@ func (h *protocolHost) handle(from string, msg proto.Message, size int) {
 		h.unhandled("message", typeName(msg), from)
 		return
 	}
-	h.run(e, from, msg)
+	h.runRemote(e, from, msg)
 }
 
 // typeName names a message type in stats and logs: the protobuf full name

@@ -68,8 +68,14 @@ type ProtocolStats struct {
 	Reconfigured int64 // run-time configurations accepted (Node.Reconfigure)
 	Stopped      bool  // stopped for good (too many restarts, or Node.Stop)
 	MailboxDepth int   // messages waiting in the mailbox now
-	Unhandled    int64 // messages dropped: no handler, malformed, stale
-	Types        map[string]TypeStats
+	// Unhandled counts messages dropped: no handler, malformed, stale,
+	// refused.
+	Unhandled int64
+	// Refused counts the messages from other nodes whose handler panicked
+	// (also in Unhandled): the runtime dropped each and the protocol went
+	// on, without a restart.
+	Refused int64
+	Types   map[string]TypeStats
 }
 
 // NodeStats is a snapshot of a node's counters, for tests, the HTTP API and
@@ -121,6 +127,7 @@ type protocolMetrics struct {
 	reconfigured atomic.Int64
 	stopped      atomic.Bool
 	unhandled    atomic.Int64
+	refused      atomic.Int64
 	types        sync.Map // type name → *typeMetrics
 }
 
@@ -140,6 +147,7 @@ func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
 		Stopped:      m.stopped.Load(),
 		MailboxDepth: depth,
 		Unhandled:    m.unhandled.Load(),
+		Refused:      m.refused.Load(),
 		Types:        map[string]TypeStats{},
 	}
 	m.types.Range(func(k, v any) bool {
