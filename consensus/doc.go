@@ -16,6 +16,15 @@
 // proposes when its countdown ends (package mutex has the client and the
 // HTTP API; docs/mutex.md the design).
 //
+// etcd raft trusts what it steps and panics on some of it, so a message
+// from a peer is checked first: its From must be the node that sent it (or,
+// for the proposals and read-index requests a follower forwards, any
+// member), a member of the configuration, and its content what raft can
+// step — no commit past the log, no entries that rewrite committed ones, a
+// snapshot that restores, an acknowledgement of entries the leader has. A
+// message that fails, or that raft panics on all the same, is dropped,
+// counted ([Status].Dropped) and logged, rate-limited (inbound.go).
+//
 // Raft ids are node names hashed ([ID]): the same on every node, stable
 // across restarts. The log lives in an append-only write-ahead log,
 // DataDir/<node>/wal-<base>/ (github.com/tidwall/wal), the hard state and

@@ -5,7 +5,8 @@ package consensus
 // for a name with no coordination, and a node keeps its id across restarts
 // and addresses because its name does. Config.Validate refuses Peers whose
 // ids collide; a message whose sender's id is not the hash of the sending
-// node's name is dropped.
+// node's name is dropped, except a proposal or read-index request a
+// follower forwards on behalf of another member (inbound.go).
 func ID(name string) uint64 {
 	var h uint64 = 14695981039346656037
 	for i := 0; i < len(name); i++ {

@@ -63,6 +63,8 @@ type Raft struct {
 	diskTerm, diskVote uint64
 
 	made, received, proposals uint64
+	dropped                   uint64         // remote raft messages refused (onBatch)
+	dropLog                   zerolog.Logger // rate-limited, for dropped messages
 
 	// Lease locks (locks.go): each held lock's countdown on this node.
 	leaseTimers map[string]*leaseTimer
@@ -115,6 +117,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 		return err
 	}
 	p.node, p.id, p.log, p.clock = ctx.Node(), ID(ctx.Node()), ctx.Log(), ctx.Now
+	p.dropLog = p.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})
 	if p.cfg.NoSync {
 		p.log.Warn().Msg("raft fsync is OFF (NoSync): acknowledged writes can be lost if the machine crashes; for benchmarks only")
 	}
@@ -255,28 +258,60 @@ func (p *Raft) onTick(ctx *actors.Context, _ tick) error {
 	return nil
 }
 
-// onBatch steps the raft messages a peer sent.
+// onBatch steps the raft messages a peer sent, each after check: a message
+// that fails it, or that raft panics on all the same, is dropped, counted
+// (Status.Dropped) and logged (rate-limited), and the rest of the batch is
+// stepped.
 func (p *Raft) onBatch(ctx *actors.Context, from string, b *messages.RaftBatch) error {
 	for _, raw := range b.Messages {
 		m := &pb.Message{}
 		if err := proto.Unmarshal(raw, m); err != nil {
-			p.log.Warn().Str("from", from).Err(err).Msg("dropping a raft message that does not decode")
+			p.drop(from, m, fmt.Errorf("does not decode: %v", err))
 			continue
 		}
-		if m.GetFrom() != ID(from) || m.GetTo() != p.id || raft.IsLocalMsg(m.GetType()) {
-			p.log.Warn().Str("from", from).Uint64("raft-from", m.GetFrom()).Uint64("raft-to", m.GetTo()).
-				Stringer("type", m.GetType()).Msg("dropping a raft message with wrong ids or a local type")
+		if err := p.checkSender(from, m); err != nil {
+			p.drop(from, m, err)
 			continue
 		}
-		if _, ok := p.names[m.GetFrom()]; !ok {
+		if err := p.checkContent(m); err != nil && !p.staleTerm(m) {
+			p.drop(from, m, err)
+			continue
+		}
+		if _, ok := p.names[m.GetFrom()]; !ok && m.GetFrom() == ID(from) {
 			p.names[m.GetFrom()] = from
 		}
-		if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
-			p.log.Debug().Err(err).Str("from", from).Stringer("type", m.GetType()).Msg("raft refused a message")
+		if err := p.step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) && !errors.Is(err, raft.ErrProposalDropped) {
+			p.drop(from, m, err)
 		}
 	}
 	p.kick(ctx)
 	return nil
+}
+
+// staleTerm reports whether m is of an older term than this node's: raft
+// ignores its content (it only answers, to From, with its own term).
+func (p *Raft) staleTerm(m *pb.Message) bool {
+	return m.GetTerm() != 0 && m.GetTerm() < p.rn.BasicStatus().GetTerm()
+}
+
+// step steps one remote message. A panic of raft's on it, for input check
+// let through, drops the message rather than restart the protocol (raft
+// panics before it changes its log for every case check knows).
+func (p *Raft) step(m *pb.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("raft panicked on it: %v", r)
+		}
+	}()
+	return p.rn.Step(m)
+}
+
+// drop counts and logs (rate-limited) a raft message this node refuses.
+func (p *Raft) drop(from string, m *pb.Message, why error) {
+	p.dropped++
+	p.dropLog.Warn().Str("from", from).Uint64("raft-from", m.GetFrom()).Uint64("raft-to", m.GetTo()).
+		Stringer("type", m.GetType()).Uint64("term", m.GetTerm()).Uint64("dropped", p.dropped).Err(why).
+		Msg("dropping a raft message")
 }
 
 // onRequest starts a key-value operation.
@@ -734,7 +769,7 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 	s := Status{
 		Node: p.node, ID: p.id, State: st.RaftState.String(), Leader: p.names[st.Lead], Term: st.GetTerm(),
 		Commit: st.GetCommit(), Applied: p.applied, SnapshotIndex: p.snapIndex, Keys: len(p.sm.kv),
-		SnapshotsMade: p.made, SnapshotsReceived: p.received, Proposals: p.proposals,
+		SnapshotsMade: p.made, SnapshotsReceived: p.received, Proposals: p.proposals, Dropped: p.dropped,
 	}
 	for _, id := range p.confState.Voters {
 		s.Voters = append(s.Voters, p.nameOf(id))

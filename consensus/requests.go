@@ -120,6 +120,7 @@ type Status struct {
 	SnapshotsMade     uint64 `json:"snapshots_made"`     // snapshots this incarnation made
 	SnapshotsReceived uint64 `json:"snapshots_received"` // snapshots this incarnation installed from the leader
 	Proposals         uint64 `json:"proposals"`          // writes this incarnation proposed
+	Dropped           uint64 `json:"dropped"`            // raft messages from other nodes this incarnation refused
 }
 
 // LeadershipChanged is published (actors notification) on a node when the
