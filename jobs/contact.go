@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
@@ -157,6 +158,10 @@ func (p *protocol) onProgress(ctx *actors.Context, from string, m *pb.JobProgres
 }
 
 func (p *protocol) onPartResult(ctx *actors.Context, from string, m *pb.PartResult) error {
+	if cause, ok := strings.CutPrefix(m.Error, exhaustedTag); ok {
+		p.onExhausted(ctx, from, m.Id, m.Part, cause)
+		return nil
+	}
 	o := p.owned[m.Id]
 	if o == nil || o.state.Ended() || o.merging {
 		return nil

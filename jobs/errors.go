@@ -27,6 +27,21 @@ var (
 	ErrStepLimit = errors.New("jobs: step limit exceeded")
 	// ErrTimeLimit: a call ran past Limits.Timeout.
 	ErrTimeLimit = errors.New("jobs: time limit exceeded")
+	// ErrMemoryLimit: a call used more memory than Limits.MaxMemory; its
+	// process was killed by the address-space limit.
+	ErrMemoryLimit = errors.New("jobs: memory limit exceeded")
+	// ErrDepthLimit: a JSON text or value nested deeper than
+	// Limits.MaxDepth.
+	ErrDepthLimit = errors.New("jobs: depth limit exceeded")
+	// ErrStackLimit: a call overflowed its process's stack.
+	ErrStackLimit = errors.New("jobs: stack limit exceeded")
+	// ErrWorkerCrashed: the process running a call died for another
+	// reason (a signal, a runtime fault).
+	ErrWorkerCrashed = errors.New("jobs: worker process crashed")
+	// ErrPoisonPart: a part exhausted or crashed its worker twice (memory,
+	// stack, time, or the worker node itself); the job fails and no node
+	// runs the part again.
+	ErrPoisonPart = errors.New("jobs: poison part")
 	// ErrResultTooLarge: a result over Limits.MaxResultBytes.
 	ErrResultTooLarge = errors.New("jobs: result too large")
 	// ErrHostNotAllowed: http_get to a host outside the allow list.

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -18,7 +20,7 @@ const ExecName = "exec"
 
 // ExecConfig sets up the exec runtime.
 type ExecConfig struct {
-	Limits Limits // Timeout and MaxResultBytes apply; MaxSteps does not
+	Limits Limits // Timeout, MaxMemory and MaxResultBytes apply; MaxSteps and MaxDepth do not
 	// Command is the interpreter and its arguments; the script's file is
 	// appended. Default: python3.
 	Command []string
@@ -36,7 +38,12 @@ type ExecConfig struct {
 //	{"op": "merge", "results": [<result>, ...]}    →  <output>
 //
 // A non-zero exit fails the call with the end of its standard error. The
-// process is killed at the timeout or when the part is cancelled. It is
+// interpreter's address space is capped at Limits.MaxMemory (RLIMIT_AS,
+// set by this binary started again as a trampoline that then execs the
+// interpreter, so the limit holds from its first instruction); a call
+// that runs out of it fails with ErrMemoryLimit. The interpreter runs in
+// a process group of its own, killed whole at the timeout or when the part
+// is cancelled. It is
 // not a sandbox: the interpreter runs with the node's rights, which is why
 // nodes only offer it when configured to (Config.Disabled holds it by
 // default).
@@ -44,8 +51,13 @@ func Exec(cfg ExecConfig) (Runtime, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%w: exec runtime: the interpreter starts through this binary, whose path is unknown: %v", ErrInvalidConfig, err)
 	}
 	if len(cfg.Command) == 0 {
 		cfg.Command = []string{"python3"}
@@ -56,10 +68,13 @@ func Exec(cfg ExecConfig) (Runtime, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
 	}
-	return &execRuntime{cfg: cfg}, nil
+	return &execRuntime{cfg: cfg, self: self}, nil
 }
 
-type execRuntime struct{ cfg ExecConfig }
+type execRuntime struct {
+	cfg  ExecConfig
+	self string // this binary: the trampoline that caps the memory
+}
 
 func (r *execRuntime) Name() string { return ExecName }
 
@@ -92,22 +107,37 @@ func (p *execProgram) call(ctx context.Context, op string, req map[string]any) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
-	args := append(append([]string{}, p.r.cfg.Command[1:]...), p.file)
-	cmd := exec.CommandContext(ctx, p.r.cfg.Command[0], args...)
+	args := append(append([]string{}, p.r.cfg.Command...), p.file)
+	cmd := exec.CommandContext(ctx, p.r.self, args...)
+	cmd.Args[0] = p.r.cfg.Command[0]
+	cmd.Env = append(os.Environ(), childEnv+"=exec", childMemEnv+"="+strconv.FormatInt(lim.MaxMemory, 10))
 	cmd.Dir = filepath.Dir(p.file)
-	cmd.WaitDelay = time.Second // a child holding the pipes open cannot hold the part
+	// The interpreter and whatever it starts form a process group, killed
+	// whole: a grandchild holding the pipes cannot hold the part.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errOut capped
 	out.max, errOut.max = lim.MaxResultBytes+1, 4096
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
+	if cmd.Process != nil {
+		// Whatever of the group outlived the interpreter goes too.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	stderr := strings.TrimSpace(errOut.String())
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return nil, fmt.Errorf("%w: %s ran past %v", ErrTimeLimit, op, lim.Timeout)
+		return nil, exhausted(fmt.Errorf("%w: %s ran past %v (jobs.part_timeout); its process group was killed", ErrTimeLimit, op, lim.Timeout))
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("%s: %w", op, ctx.Err())
+	case err != nil && outOfMemory(stderr):
+		return nil, exhausted(fmt.Errorf("%w: %s used more than the memory budget of %s (jobs.max_memory): %s", ErrMemoryLimit, op, mib(lim.MaxMemory), lastLine(stderr)))
+	case err != nil && signalled(err):
+		return nil, exhausted(fmt.Errorf("%w: %s: the interpreter died (%v): %s", ErrWorkerCrashed, op, err, lastLine(stderr)))
 	case err != nil:
-		return nil, fmt.Errorf("%w: %s: %v: %s", ErrScript, op, err, strings.TrimSpace(errOut.String()))
+		return nil, fmt.Errorf("%w: %s: %v: %s", ErrScript, op, err, stderr)
 	}
 	if out.Len() > lim.MaxResultBytes {
 		return nil, fmt.Errorf("%w: %s wrote more than %d bytes", ErrResultTooLarge, op, lim.MaxResultBytes)
@@ -145,6 +175,28 @@ func (p *execProgram) Merge(ctx context.Context, results [][]byte) ([]byte, erro
 		rs[i] = raw(r)
 	}
 	return p.call(ctx, "merge", map[string]any{"results": rs})
+}
+
+// outOfMemory tells an interpreter's failure to allocate from its stderr:
+// Python's MemoryError, the C library's and Go's messages.
+func outOfMemory(stderr string) bool {
+	for _, s := range []string{"MemoryError", "Cannot allocate memory", "out of memory", "std::bad_alloc"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// signalled reports whether a process ended by a signal (a fault, an abort,
+// a kill from outside).
+func signalled(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 func raw(b []byte) json.RawMessage {

@@ -46,7 +46,21 @@ type ljob struct {
 	since       map[uint32]time.Time // part → when its first copy was assigned
 	took        time.Duration        // summed durations of finished parts
 	timed       int                  // parts whose duration is in took
+	strikes     map[uint32][]strike  // part → the workers it exhausted or died with
 }
+
+// strike is a part that exhausted a worker's process (memory, stack, time,
+// a crash) or whose worker node failed while holding it.
+type strike struct{ worker, cause string }
+
+// maxStrikes is how many strikes make a part poison: the job fails, and no
+// node runs the part again.
+const maxStrikes = 2
+
+// exhaustedTag starts the error of a PartResult that a worker sends its
+// leader, not the contact, when a part exhausted its process: the leader
+// counts a strike and assigns the part again, or fails the job.
+const exhaustedTag = "exhausted: "
 
 type lworker struct {
 	credit int
@@ -124,7 +138,7 @@ func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) e
 		return nil
 	}
 	j := &ljob{id: m.Id, contact: m.Contact, spec: m.Spec, holders: map[uint32][]string{},
-		refused: map[uint32][]string{}, since: map[uint32]time.Time{}, early: m.Done}
+		refused: map[uint32][]string{}, since: map[uint32]time.Time{}, early: m.Done, strikes: map[uint32][]strike{}}
 	s.jobs[m.Id] = j
 	n := int(m.Spec.Parts)
 	if n == 0 {
@@ -328,7 +342,7 @@ func (p *protocol) schedule(ctx *actors.Context) {
 		if p.pick(nil) == "" {
 			break // no credit anywhere
 		}
-		w := p.pick(j.refused[k.part])
+		w := p.pickFor(j, k.part)
 		s.queue = s.queue[1:]
 		if w == "" {
 			keep = append(keep, k)
@@ -360,6 +374,78 @@ func (p *protocol) settled(ctx *actors.Context) bool {
 	}
 	s.settled = true
 	return true
+}
+
+// pickFor picks a worker for a part: not one that refused it, and
+// preferably not one it exhausted before.
+func (p *protocol) pickFor(j *ljob, part uint32) string {
+	st := j.strikes[part]
+	if len(st) == 0 {
+		return p.pick(j.refused[part])
+	}
+	not := slices.Clone(j.refused[part])
+	for _, s := range st {
+		not = append(not, s.worker)
+	}
+	if w := p.pick(not); w != "" {
+		return w
+	}
+	return p.pick(j.refused[part])
+}
+
+// onExhausted handles, as leader, a part that exhausted the process of
+// worker w: a strike; the part goes back to the queue, for another worker
+// if there is one, or the job fails when it is the part's second strike.
+func (p *protocol) onExhausted(ctx *actors.Context, w, id string, part uint32, cause string) {
+	j := p.sched.jobs[id]
+	if j == nil || !j.split || int(part) >= len(j.done) || j.done[part] {
+		return
+	}
+	if p.strike(ctx, j, part, w, cause) {
+		return
+	}
+	p.unhold(partKey{id, part}, w)
+	p.schedule(ctx)
+}
+
+// strike records a strike against a part, and fails its job when the part
+// has maxStrikes: it reports whether it did.
+func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w, cause string) bool {
+	p.stats.Strikes++
+	j.strikes[part] = append(j.strikes[part], strike{w, cause})
+	st := j.strikes[part]
+	ctx.Log().Warn().Str("job", j.id).Uint32("part", part).Str("worker", w).Int("strikes", len(st)).Str("cause", cause).Msg("a part exhausted its worker")
+	if len(st) < maxStrikes {
+		return false
+	}
+	p.stats.Poisoned++
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: part %d: %s (on %s", ErrPoisonPart, part, st[len(st)-1].cause, st[len(st)-1].worker)
+	for _, s := range st[:len(st)-1] {
+		if s.cause == st[len(st)-1].cause {
+			fmt.Fprintf(&b, ", and before on %s", s.worker)
+		} else {
+			fmt.Fprintf(&b, "; before on %s: %s", s.worker, s.cause)
+		}
+	}
+	fmt.Fprintf(&b, "); it exhausted its worker %d times and is not run again", len(st))
+	p.failJob(ctx, j, b.String())
+	return true
+}
+
+// failJob drops a job at the leader and has its contact fail it with why;
+// the contact then tells every member to stop the job's parts (end).
+func (p *protocol) failJob(ctx *actors.Context, j *ljob, why string) {
+	s := p.sched
+	delete(s.jobs, j.id)
+	for part, hs := range j.holders {
+		for _, w := range hs {
+			if lw := s.workers[w]; lw != nil {
+				delete(lw.parts, partKey{j.id, part})
+			}
+		}
+	}
+	p.send(ctx, j.contact, &pb.JobProgress{Id: j.id, Term: p.term, Error: why})
 }
 
 // pick returns the live worker with the most credit, other than those in
@@ -443,11 +529,19 @@ func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
 // leaderLost handles, as leader, a member that failed or left: its parts
 // go back to the queue, and the jobs it was contact of end here (no part
 // of theirs is assigned again; the workers drop theirs on the same news).
-func (p *protocol) leaderLost(ctx *actors.Context, name string) {
+//
+// A worker that failed (not one that left) with parts in hand may have
+// been killed by one of them: each counts a strike (see strike).
+func (p *protocol) leaderLost(ctx *actors.Context, name string, failed bool) {
 	s := p.sched
 	if w := s.workers[name]; w != nil {
 		delete(s.workers, name)
 		for _, k := range sortedParts(w.parts) {
+			if j := s.jobs[k.id]; failed && j != nil && j.split && !j.done[k.part] {
+				if p.strike(ctx, j, k.part, name, "the node failed while it held the part") {
+					continue
+				}
+			}
 			p.unhold(k, name)
 		}
 	}

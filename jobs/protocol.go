@@ -140,11 +140,11 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
-		p.gone(ctx, ev.Member.Name)
+		p.gone(ctx, ev.Member.Name, true)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
-		p.gone(ctx, ev.Member.Name)
+		p.gone(ctx, ev.Member.Name, false)
 		return nil
 	})
 	actors.OnNotification(ctx, p.onLeaderChanged)
@@ -258,10 +258,10 @@ func (p *protocol) oldJob(id, contact string) bool {
 }
 
 // gone handles a member that failed or left, in every role.
-func (p *protocol) gone(ctx *actors.Context, name string) {
+func (p *protocol) gone(ctx *actors.Context, name string, failed bool) {
 	delete(p.live, name)
 	delete(p.outbox, name)
-	p.leaderLost(ctx, name)
+	p.leaderLost(ctx, name, failed)
 	p.workerContactLost(ctx, name)
 }
 

@@ -100,6 +100,9 @@ type Stats struct {
 	Cancelled  int64  // parts stopped before they finished
 	HandedBack int64  // parts handed back to the leader by Drain
 	Backups    int64  // backup copies this node started as leader
+	Exhausted  int64  // parts whose process died or was killed here (memory, stack, time)
+	Strikes    int64  // parts this leader saw exhaust a worker or die with it, counted once per worker
+	Poisoned   int64  // parts this leader declared poison, failing their job
 	Owned      int    // jobs this node is contact of (any state)
 }
 

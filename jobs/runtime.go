@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -46,6 +47,16 @@ type Limits struct {
 	// merged output, as JSON. Default 1 MiB (transport envelopes carry at
 	// most 4 MiB).
 	MaxResultBytes int
+	// MaxMemory caps the memory of one call, in bytes: the address
+	// space its process may add once it has started (RLIMIT_AS), so that
+	// even a single huge allocation fails. The Starlark runtime enforces
+	// it unless StarlarkConfig.InProcess is set; the exec runtime always.
+	// Zero means the default, 512 MiB.
+	MaxMemory int64
+	// MaxDepth caps the nesting of JSON texts and values: json.decode and
+	// json.encode in scripts, parts, results and the output. Zero means the
+	// default, 1000.
+	MaxDepth int
 }
 
 // DefaultLimits returns the default limits.
@@ -54,7 +65,18 @@ func DefaultLimits() Limits {
 		MaxSteps:       100_000_000,      // about 5 s of Starlark on one core
 		Timeout:        30 * time.Second, // well above MaxSteps' time
 		MaxResultBytes: 1 << 20,          // a quarter of an envelope
+		MaxMemory:      512 << 20,        // a few per core on a small machine
+		MaxDepth:       1000,             // far beyond real data; a few MiB of stack
 	}
+}
+
+// withDefaults fills the fields that were added after the first three, so
+// that Limits written with those alone keep working.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	l.MaxMemory = cmp.Or(l.MaxMemory, d.MaxMemory)
+	l.MaxDepth = cmp.Or(l.MaxDepth, d.MaxDepth)
+	return l
 }
 
 // Validate reports a limit out of range.
@@ -66,9 +88,20 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("%w: Limits.Timeout is %v; it must be positive", ErrInvalidConfig, l.Timeout)
 	case l.MaxResultBytes <= 0 || l.MaxResultBytes > 3<<20:
 		return fmt.Errorf("%w: Limits.MaxResultBytes is %d; use 1 to %d (envelopes carry 4 MiB)", ErrInvalidConfig, l.MaxResultBytes, 3<<20)
+	case l.MaxMemory < MinMemory || l.MaxMemory > 1<<40:
+		return fmt.Errorf("%w: Limits.MaxMemory (jobs.max_memory) is %d bytes; use %d (%s) to 1 TiB", ErrInvalidConfig, l.MaxMemory, MinMemory, mib(MinMemory))
+	case l.MaxDepth < 1 || l.MaxDepth > 100_000:
+		return fmt.Errorf("%w: Limits.MaxDepth (jobs.max_depth) is %d; use 1 to 100000", ErrInvalidConfig, l.MaxDepth)
 	}
 	return nil
 }
+
+// MinMemory is the smallest Limits.MaxMemory: a Starlark process needs a
+// few MiB to start and load a script.
+const MinMemory = 32 << 20
+
+// mib writes a byte count in MiB.
+func mib(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 
 // checkSize refuses a value over the result limit.
 func (l Limits) checkSize(what string, b []byte) error {

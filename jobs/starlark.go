@@ -30,8 +30,17 @@ type StarlarkConfig struct {
 	HTTPTimeout time.Duration
 	// HTTPMaxBytes caps the body http_get reads. Default 4 MiB.
 	HTTPMaxBytes int64
-	// Client makes http_get's requests; default a client of its own.
+	// Client makes http_get's requests; default a client of its own. Only
+	// InProcess runtimes use it: a script's process makes its own.
 	Client *http.Client
+	// InProcess runs scripts on the calling goroutine, in this process,
+	// instead of in a child process of their own. Limits.MaxMemory is then
+	// not enforced, a Go stack overflow or an allocation the machine
+	// cannot satisfy kills the whole process, and a builtin that runs long
+	// (a huge string operation) holds its goroutine past Timeout. It is
+	// for the deterministic simulation and for programs that cannot start
+	// processes; a node never sets it.
+	InProcess bool
 }
 
 // Starlark returns the Starlark runtime (go.starlark.net), sandboxed: a
@@ -48,10 +57,20 @@ type StarlarkConfig struct {
 // Inputs, parts, results and output are JSON values (dicts, lists,
 // strings, numbers, booleans, None). `while`, sets and top-level
 // statements are allowed; recursion is not.
+//
+// Unless InProcess is set, each call runs in a child process (the running
+// binary started again; see docs/jobs.md): the process's address space is
+// capped at Limits.MaxMemory beyond what it had at start, a call that
+// does not answer within Limits.Timeout is killed with its process, and a
+// process that dies — memory, stack, a fault — fails only the call, with
+// ErrMemoryLimit, ErrStackLimit, ErrTimeLimit or ErrWorkerCrashed. The
+// processes are reused from call to call and keep the scripts they
+// loaded; the runtime returned is an io.Closer that stops the idle ones.
 func Starlark(cfg StarlarkConfig) (Runtime, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
@@ -64,7 +83,10 @@ func Starlark(cfg StarlarkConfig) (Runtime, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: cfg.HTTPTimeout}
 	}
-	return &starlarkRuntime{cfg: cfg}, nil
+	if cfg.InProcess {
+		return &starlarkRuntime{cfg: cfg}, nil
+	}
+	return newIsolated(cfg)
 }
 
 type starlarkRuntime struct{ cfg StarlarkConfig }
@@ -77,7 +99,7 @@ var fileOptions = &syntax.FileOptions{Set: true, While: true, TopLevelControl: t
 const scriptFile = "job.star"
 
 func (r *starlarkRuntime) Load(ctx context.Context, script []byte) (Program, error) {
-	predeclared := starlark.StringDict{"json": starjson.Module}
+	predeclared := starlark.StringDict{"json": jsonModule(r.cfg.Limits.MaxDepth)}
 	if len(r.cfg.HTTPAllow) > 0 {
 		predeclared["http_get"] = starlark.NewBuiltin("http_get", r.httpGet)
 	}
@@ -138,15 +160,18 @@ func (p *starlarkProgram) call(ctx context.Context, what string, fn func(*starla
 	}
 	switch {
 	case th.ExecutionSteps() >= lim.MaxSteps:
-		return nil, fmt.Errorf("%w: %s ran past %d steps (an endless loop?)%s", ErrStepLimit, what, lim.MaxSteps, where(err))
+		return nil, fmt.Errorf("%w: %s ran past %d steps (an endless loop?; jobs.max_steps)%s", ErrStepLimit, what, lim.MaxSteps, where(err))
 	case timedOut.Load():
-		return nil, fmt.Errorf("%w: %s ran past %v%s", ErrTimeLimit, what, lim.Timeout, where(err))
+		return nil, fmt.Errorf("%w: %s ran past %v (jobs.part_timeout)%s", ErrTimeLimit, what, lim.Timeout, where(err))
 	case stopped.Load():
 		return nil, fmt.Errorf("%s: %w", what, context.Cause(ctx))
 	}
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrScript, what, strings.TrimSpace(ee.Backtrace()))
+	}
+	if errors.Is(err, ErrDepthLimit) {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return nil, fmt.Errorf("%w: %s: %v", ErrScript, what, err)
 }
@@ -163,7 +188,7 @@ func where(err error) string {
 func (p *starlarkProgram) Split(ctx context.Context, input []byte, n int) ([][]byte, error) {
 	var out [][]byte
 	_, err := p.call(ctx, "split", func(th *starlark.Thread) (starlark.Value, error) {
-		in, err := fromJSON(th, input)
+		in, err := p.fromJSON(th, input)
 		if err != nil {
 			return nil, fmt.Errorf("the input is not JSON: %w", err)
 		}
@@ -180,7 +205,7 @@ func (p *starlarkProgram) Split(ctx context.Context, input []byte, n int) ([][]b
 		defer it.Done()
 		var x starlark.Value
 		for it.Next(&x) {
-			b, err := toJSON(th, x)
+			b, err := p.toJSON(th, x)
 			if err != nil {
 				return nil, fmt.Errorf("part %d: %w", len(out), err)
 			}
@@ -199,7 +224,7 @@ func (p *starlarkProgram) Split(ctx context.Context, input []byte, n int) ([][]b
 
 func (p *starlarkProgram) Run(ctx context.Context, part []byte) ([]byte, error) {
 	return p.apply(ctx, "run", "a part's result", func(th *starlark.Thread) (starlark.Value, error) {
-		in, err := fromJSON(th, part)
+		in, err := p.fromJSON(th, part)
 		if err != nil {
 			return nil, fmt.Errorf("the part is not JSON: %w", err)
 		}
@@ -211,7 +236,7 @@ func (p *starlarkProgram) Merge(ctx context.Context, results [][]byte) ([]byte, 
 	return p.apply(ctx, "merge", "the merged output", func(th *starlark.Thread) (starlark.Value, error) {
 		list := make([]starlark.Value, len(results))
 		for i, r := range results {
-			v, err := fromJSON(th, r)
+			v, err := p.fromJSON(th, r)
 			if err != nil {
 				return nil, fmt.Errorf("result %d is not JSON: %w", i, err)
 			}
@@ -230,7 +255,7 @@ func (p *starlarkProgram) apply(ctx context.Context, what, value string, fn func
 		if err != nil {
 			return nil, err
 		}
-		if out, err = toJSON(th, v); err != nil {
+		if out, err = p.toJSON(th, v); err != nil {
 			return nil, err
 		}
 		return v, nil
@@ -246,14 +271,24 @@ func (p *starlarkProgram) apply(ctx context.Context, what, value string, fn func
 
 func (p *starlarkProgram) Close() error { return nil }
 
-func fromJSON(th *starlark.Thread, b []byte) (starlark.Value, error) {
+// fromJSON decodes a part, an input or a result, refusing one nested
+// deeper than the depth limit before the recursive decoder sees it.
+func (p *starlarkProgram) fromJSON(th *starlark.Thread, b []byte) (starlark.Value, error) {
 	if len(b) == 0 {
 		return starlark.None, nil
+	}
+	if max := p.r.cfg.Limits.MaxDepth; textDepth(string(b)) > max {
+		return nil, depthError("the JSON text", max)
 	}
 	return starlark.Call(th, starjson.Module.Members["decode"], starlark.Tuple{starlark.String(b)}, nil)
 }
 
-func toJSON(th *starlark.Thread, v starlark.Value) ([]byte, error) {
+// toJSON encodes a script's value, refusing one nested deeper than the
+// depth limit before the recursive encoder sees it.
+func (p *starlarkProgram) toJSON(th *starlark.Thread, v starlark.Value) ([]byte, error) {
+	if max := p.r.cfg.Limits.MaxDepth; valueDepth(v, max) > max {
+		return nil, depthError("the value", max)
+	}
 	s, err := starlark.Call(th, starjson.Module.Members["encode"], starlark.Tuple{v}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("the value is not JSON: %w", err)

@@ -127,6 +127,16 @@ func (p *protocol) onPartFinished(ctx *actors.Context, m *partFinished) error {
 		// its credit came back when it was cancelled
 	case errors.Is(m.err, context.Canceled):
 		// the pool is stopping
+	case isExhausted(m.err):
+		// Not the script's answer: the part killed the process that ran
+		// it. The leader decides whether another worker tries it (see
+		// onExhausted); the contact hears nothing.
+		p.stats.Exhausted++
+		ctx.Log().Warn().Str("job", t.key.id).Uint32("part", t.key.part).Err(m.err).Msg("a part exhausted its process")
+		if p.leader != "" {
+			p.send(ctx, p.leader, &pb.PartResult{Id: t.key.id, Part: t.key.part, Error: exhaustedTag + m.err.Error()})
+		}
+		p.grant(ctx, 1)
 	default:
 		r := &pb.PartResult{Id: t.key.id, Part: t.key.part, Result: m.result}
 		if m.err != nil {
