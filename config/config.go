@@ -81,6 +81,7 @@ type Jobs struct {
 type Raft struct {
 	Peers          []string      `yaml:"peers"`           // the group's first voters, this node among them; none: no raft group
 	Join           bool          `yaml:"join"`            // start empty and wait to be added (node raft add-voter)
+	ForceNewState  bool          `yaml:"force_new_state"` // start over when the raft state is incomplete or damaged (needs join)
 	TickInterval   time.Duration `yaml:"tick_interval"`   // one raft tick
 	ElectionTicks  int           `yaml:"election_ticks"`  // ticks without a leader before a vote
 	HeartbeatTicks int           `yaml:"heartbeat_ticks"` // ticks between heartbeats

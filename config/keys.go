@@ -71,6 +71,7 @@ var meta = map[string]struct {
 	"jobs.retain":                   {live: true},
 	"raft.peers":                    {flag: "raft-peers"},
 	"raft.join":                     {flag: "raft-join"},
+	"raft.force_new_state":          {flag: "force-new-state"},
 	"raft.tick_interval":            {},
 	"raft.election_ticks":           {},
 	"raft.heartbeat_ticks":          {},

@@ -54,6 +54,7 @@ func (c *Config) RaftOn() bool { return len(c.Raft.Peers) > 0 || c.Raft.Join }
 func (c *Config) RaftConfig(dataDir string) consensus.Config {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.Join = dataDir, c.Raft.Peers, c.Raft.Join
+	cfg.ForceNewState = c.Raft.ForceNewState
 	cfg.TickInterval, cfg.ElectionTicks, cfg.HeartbeatTicks = c.Raft.TickInterval, c.Raft.ElectionTicks, c.Raft.HeartbeatTicks
 	return cfg
 }

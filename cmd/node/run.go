@@ -93,6 +93,8 @@ a cluster.`,
 	f.String("log-level", d.Node.LogLevel, "trace, debug, info, warn, error [node.log_level]")
 	f.StringSlice("raft-peers", nil, "names of the raft group's first voters (this node's among them); none: no raft group [raft.peers]")
 	f.Bool("raft-join", false, "join a running raft group: start empty and wait to be added (node raft add-voter) [raft.join]")
+	f.Bool("force-new-state", false, "when this node's raft state is incomplete or damaged, move it aside and start as a new, empty member; "+
+		"remove the node from the group first and add it back after (needs --raft-join; docs/operations.md) [raft.force_new_state]")
 	f.String("elector", d.Election.Elector, "leader election: bully, or raft (the raft group's leader; needs --raft-peers or --raft-join) [election.elector]")
 	f.String("log-format", d.Node.LogFormat, "json (zerolog, one object a line) or console (for people) [node.log_format]")
 	f.Bool("protoactor-metrics", false, "add protoactor-go's own metrics to /metrics (costs every message a few µs) [telemetry.protoactor_metrics]")
@@ -197,7 +199,11 @@ func runNode(ctx context.Context, src config.Sources) error {
 	mux.Handle("/", api.New(node, api.Config{Metrics: metrics}))
 	r.routes(mux)
 	if cfg.RaftOn() {
-		if err := node.Start(consensus.New(cfg.RaftConfig(dataDir))); err != nil {
+		rcfg := cfg.RaftConfig(dataDir)
+		if err := consensus.PrepareDataDir(rcfg, cfg.Node.Name, log); err != nil {
+			return err
+		}
+		if err := node.Start(consensus.New(rcfg)); err != nil {
 			return err
 		}
 		kv, err := consensus.NewKV(node)
