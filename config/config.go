@@ -66,6 +66,8 @@ type Jobs struct {
 	MaxSteps       uint64        `yaml:"max_steps"`        // Starlark steps per call
 	PartTimeout    time.Duration `yaml:"part_timeout"`     // wall-clock limit per call
 	MaxResultBytes int           `yaml:"max_result_bytes"` // a result's JSON
+	MaxMemory      int           `yaml:"max_memory"`       // MiB a script's process may add to its address space
+	MaxDepth       int           `yaml:"max_depth"`        // nesting of JSON texts and values in scripts
 	HTTPAllow      []string      `yaml:"http_allow"`       // hosts job scripts may http_get from; none: no http_get
 	Exec           bool          `yaml:"exec"`             // the exec runtime (runs exec_cmd with the node's rights)
 	ExecCmd        []string      `yaml:"exec_cmd"`         // the exec runtime's interpreter and arguments
@@ -121,6 +123,7 @@ func Default() Config {
 		Election:   Election{Elector: "bully", OKTimeout: 400 * time.Millisecond, CoordinatorTimeout: time.Second},
 		Jobs: Jobs{
 			Prefetch: jd.Prefetch, MaxSteps: lim.MaxSteps, PartTimeout: lim.Timeout, MaxResultBytes: lim.MaxResultBytes,
+			MaxMemory: int(lim.MaxMemory >> 20), MaxDepth: lim.MaxDepth,
 			ExecCmd: []string{"python3"}, MaxParts: jd.MaxParts, PartsPerMember: jd.PartsPerMember,
 			MaxScriptBytes: jd.MaxScriptBytes, MaxInputBytes: jd.MaxInputBytes, Backup: jd.Backup, Retain: jd.Retain,
 		},

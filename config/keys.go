@@ -60,6 +60,8 @@ var meta = map[string]struct {
 	"jobs.max_steps":                {flag: "max-steps", live: true},
 	"jobs.part_timeout":             {flag: "part-timeout", live: true},
 	"jobs.max_result_bytes":         {live: true},
+	"jobs.max_memory":               {live: true},
+	"jobs.max_depth":                {live: true},
 	"jobs.http_allow":               {flag: "http-allow", live: true},
 	"jobs.exec":                     {flag: "exec", live: true},
 	"jobs.exec_cmd":                 {flag: "exec-cmd", live: true},

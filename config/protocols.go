@@ -25,7 +25,8 @@ func (c *Config) JobsConfig(dataDir string) (jobs.Config, error) {
 	if cfg.Prefetch == 0 {
 		cfg.Prefetch = -1 // 0 in the file means none; in jobs.Config, the default
 	}
-	lim := jobs.Limits{MaxSteps: j.MaxSteps, Timeout: j.PartTimeout, MaxResultBytes: j.MaxResultBytes}
+	lim := jobs.Limits{MaxSteps: j.MaxSteps, Timeout: j.PartTimeout, MaxResultBytes: j.MaxResultBytes,
+		MaxMemory: int64(j.MaxMemory) << 20, MaxDepth: j.MaxDepth}
 	star, err := jobs.Starlark(jobs.StarlarkConfig{Limits: lim, HTTPAllow: j.HTTPAllow})
 	if err != nil {
 		return cfg, fmt.Errorf("jobs: %w", err)
