@@ -32,6 +32,15 @@
 // CRC-32C checked at start ([ErrCorrupt]). The writes that reach a node
 // between two Readys are proposed as one entry.
 //
+// A data dir's raft state is made once and must then be there whole: the
+// first start, in a dir that holds none of it, makes raft.db with a
+// creation record, raft.db.created beside it, and the log; a later start
+// that finds raft.db deleted, empty or replaced, or the log it names
+// deleted, refuses with [ErrMissingState] rather than start with no vote
+// (package internal/durable keeps the rule). [Config].ForceNewState,
+// applied by [PrepareDataDir], starts such a node over as a new member,
+// to be removed from the group before and added back after.
+//
 // # Usage
 //
 //	cfg := consensus.DefaultConfig()

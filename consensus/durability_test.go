@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
@@ -403,4 +405,59 @@ func TestLostRaftStateIsRefusedAtStart(t *testing.T) {
 	}
 	g.leader(5 * time.Second)
 	checkAll(t, g.kv("node-1"), map[string]string{"k": "v"})
+}
+
+// The operator's way out of ErrMissingState: remove the node, start it
+// over with ForceNewState (its state moved aside), add it back; it
+// catches up from the leader and holds every key.
+func TestForceNewStateRejoinsAsANewMember(t *testing.T) {
+	g := startManual(t, 3, []string{"node-1", "node-2", "node-3"}, nil)
+	lead := g.leader(5 * time.Second)
+	victim := "node-3"
+	if lead == victim {
+		victim = "node-2"
+	}
+	before := putAll(t, g, "before", 20)
+	if err := g.c.Crash(victim); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(g.cfg.DataDir, victim)
+	if err := os.Remove(filepath.Join(dir, "raft.db")); err != nil {
+		t.Fatal(err)
+	}
+	node, err := g.c.Restart(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(consensus.New(g.cfg)); !errors.Is(err, consensus.ErrMissingState) {
+		t.Fatalf("starting %s without raft.db: %v, want ErrMissingState", victim, err)
+	}
+	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.RemoveNode, victim); err != nil {
+		t.Fatalf("removing %s: %v", victim, err)
+	}
+	after := putAll(t, g, "after", 20)
+	cfg := g.cfg
+	cfg.Join, cfg.ForceNewState = true, true
+	var logs bytes.Buffer
+	if err := consensus.PrepareDataDir(cfg, victim, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "FORCE NEW STATE") {
+		t.Errorf("no warning logged: %q", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "raft-set-aside-1", "raft.db.created")); err != nil {
+		t.Errorf("the refused state was not set aside: %v", err)
+	}
+	if err := node.Start(consensus.New(cfg)); err != nil {
+		t.Fatalf("starting %s over: %v", victim, err)
+	}
+	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.AddVoter, victim); err != nil {
+		t.Fatalf("adding %s back: %v", victim, err)
+	}
+	actortest.Eventually(t, 5*time.Second, victim+" catches up", func() bool {
+		st, err := g.status(victim)
+		return err == nil && st.Keys == len(before)+len(after) && len(st.Voters) == 3
+	})
+	checkAll(t, g.kv(victim), before)
+	checkAll(t, g.kv(victim), after)
 }
