@@ -33,18 +33,53 @@
 // ([transport.NextEntry]). The inbox parses a sender's names once and
 // recognises their bytes afterwards.
 //
-// # Bad input
+// # The node port
 //
-// protoactor's endpoint reader trusts what it reads: a message whose type
-// name this binary does not link, or whose table numbers point past its
-// batch's tables, panics the reader's goroutine and with it the process. A
-// gRPC stream interceptor checks every batch before the reader sees it:
-// such a message is refused (logged and counted by the node) and the
-// stream goes on ([transport.ErrUnknownType], [transport.ErrMalformed]). So
-// a node of a newer version, sending a type an older one does not know,
-// cannot crash it. Malformed names or envelopes are refused by the inbox
-// and by the receiving protocol, which drops the rest of a batch it cannot
-// walk.
+// protoactor's gRPC server trusts what it reads, and a panic on one of its
+// goroutines ends the process: its ListProcesses and
+// GetProcessDiagnostics panic ("implement me"); its endpoint reader
+// indexes a batch's tables with the numbers each message carries, decodes
+// each message by the type name the sender wrote, forwards a message to
+// whatever address its target names, and acts on protoactor's system
+// messages (an actor.Terminated without its actor panics it). A gRPC
+// unary and a stream interceptor (guard.go) stand in front of it and let
+// through only what Troupe sends:
+//
+//   - one method, /remote.Remoting/Receive (the stream protoactor's
+//     endpoint writers open); every other call is refused with
+//     codes.Unimplemented, and a panic of a served call ends that call
+//     with codes.Internal, not the process;
+//   - on that stream, a ConnectRequest with a ServerConnection (what an
+//     endpoint writer sends first) and MessageBatches; a ClientConnection,
+//     an empty ConnectRequest, a ConnectResponse, a DisconnectRequest or an
+//     empty message is dropped;
+//   - in a batch, only troupe.v1.Batch messages, encoded by protobuf
+//     (serializer 0) and well formed, for this node's inbox process
+//     ("troupe" at the node's own address), without a sender or request
+//     ids. Every protoactor system or control message (actor.Terminated,
+//     Watch, Unwatch, Stop, PoisonPill, remote.ActorPidRequest, …) and
+//     every other type is dropped: Troupe neither watches nor spawns
+//     across nodes. A type this binary does not link (a newer node's)
+//     is refused with [transport.ErrUnknownType], the rest with
+//     [transport.ErrMalformed];
+//   - with mutual TLS, only batches whose sender node (the "from" of the
+//     batch's names) is the node the peer's certificate names
+//     ([security.NodeName], the common name). Any certificate of the
+//     cluster's CA passes the handshake; it speaks only for its own node.
+//     Attach refuses a node whose certificate names another.
+//
+// A refused message or call is logged with the peer's address and, with
+// mutual TLS, its certificate's node, and a message is told to the node's
+// Attachment.Reject, which counts it; the stream goes on. Lines of one kind
+// beyond 10 per 10 seconds per node are counted and reported as one
+// ("… (N similar suppressed)", [security.LogLimiter]), also when the node
+// closes. Malformed names or envelopes inside a well-formed batch are
+// refused by the inbox and by the receiving protocol, which drops the rest
+// of a batch it cannot walk.
+//
+// Without TLS nothing ties a peer to a name: anyone who reaches the port
+// can send as any node. Use mutual TLS wherever the port is reachable by
+// others.
 //
 // The gRPC server accepts messages up to 256 MiB, not gRPC's default 4 MiB:
 // protoactor's writer puts up to 1000 queued batches in one gRPC message,
@@ -57,7 +92,9 @@
 // certificate the CA signed, a node refuses such a server, and both log
 // why, with the peer's address ([security.ErrPeerRefused]); a handshake
 // that fails otherwise (the client refused this node's certificate) is
-// logged by the server too.
+// logged by the server too. A node does not check that the server it
+// dials is the node it meant: a batch that reaches another node is
+// refused there, since its names name the receiver.
 //
 // # Concurrency
 //
@@ -68,7 +105,14 @@
 // # Testing
 //
 // remote_test.go runs two nodes on loopback, tls_test.go three with
-// certificates of two CAs, guard_test.go speaks protoactor's wire protocol
-// to a node as a foreign peer would; the runtime's tests and the
-// BenchmarkRemoteDelivery benchmark in package actors run whole nodes on it.
+// certificates of two CAs, guard_test.go and hardening_test.go speak
+// protoactor's wire protocol to a node as a foreign or hostile peer would
+// (unary calls, system messages, a certificate sending as another node)
+// and check that it refuses each and goes on delivering; fuzz_test.go
+// fuzzes a Receive stream's messages, seeded with batches as protoactor's
+// writer sends them, through the guard, protoactor's decoding and the
+// inbox (FuzzReceive), and the guard's walk of a batch against protobuf
+// (FuzzBatchNames). The runtime's tests and the BenchmarkRemoteDelivery
+// benchmark in package actors run whole nodes on it. Tests that start
+// protoactor remotes skip under -race (actortest.SkipRemoteUnderRace).
 package remote

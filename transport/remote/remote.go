@@ -39,9 +39,16 @@ type Config struct {
 	Peers map[string]string
 	// TLS, when set, makes every connection mutual TLS: the gRPC server
 	// refuses a client without a certificate of the cluster's CA, and a
-	// node refuses a server without one. Nil: plaintext gRPC.
+	// node refuses a server without one. A peer's batches are accepted
+	// only when sent as the node its certificate names
+	// (security.NodeName), so the certificate must name the node attached
+	// (one node per Network). Nil: plaintext gRPC, where anyone who
+	// reaches the port can send as any node.
 	TLS *security.MutualTLS
-	// Logger receives TLS handshake failures (with the peer's address).
+	// Logger receives what the node port refuses (TLS handshakes, gRPC
+	// calls, messages), with the peer's address: at most 10 lines of a kind
+	// per 10 seconds per node, then a count of those held back
+	// (security.LogLimiter).
 	Logger zerolog.Logger
 }
 
@@ -82,7 +89,7 @@ func New(cfg Config) (*Network, error) {
 		}
 	}
 	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, tls: cfg.TLS, dir: map[string]string{}, attached: map[string]bool{},
-		log: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second}).With().Str("component", "remote").Logger()}
+		log: cfg.Logger.With().Str("component", "remote").Logger()}
 	for name, addr := range cfg.Peers {
 		if err := n.SetPeer(name, addr); err != nil {
 			return nil, err
@@ -155,6 +162,10 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if a.System == nil || a.DeliverBatch == nil {
 		return nil, fmt.Errorf("remote: attaching %s: Attachment.System and Attachment.DeliverBatch are required", a.Node)
 	}
+	if n.tls != nil && n.tls.Subject() != a.Node {
+		return nil, fmt.Errorf("remote: node %s cannot use a certificate issued for node %q: with mutual TLS a node's certificate names it in its common name, and peers refuse what it sends as another node (`node certs --nodes %s` issues one)",
+			a.Node, n.tls.Subject(), a.Node)
+	}
 	n.mu.Lock()
 	if n.attached[a.Node] {
 		n.mu.Unlock()
@@ -174,12 +185,20 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if n.advertise != "" {
 		opts = append(opts, remote.WithAdvertisedHost(n.advertise))
 	}
+	limiter := security.NewLogLimiter(n.log.With().Str("node", a.Node).Logger(), 10, 10*time.Second)
+	defer func() {
+		if err != nil {
+			limiter.Close()
+		}
+	}()
+	g := &guard{node: a.Node, sys: a.System, tls: n.tls != nil, reject: a.Reject, log: limiter}
 	serverOpts := []grpc.ServerOption{
-		grpc.ChainStreamInterceptor(guard{node: a.Node, reject: a.Reject}.intercept),
+		grpc.ChainUnaryInterceptor(g.unary),
+		grpc.ChainStreamInterceptor(g.stream),
 		grpc.MaxRecvMsgSize(maxGRPCMessage),
 	}
 	if n.tls != nil {
-		server := loggedCreds{TransportCredentials: credentials.NewTLS(n.tls.Server("h2")), log: n.log.With().Str("node", a.Node).Logger()}
+		server := loggedCreds{TransportCredentials: credentials.NewTLS(n.tls.Server("h2")), log: limiter}
 		serverOpts = append(serverOpts, grpc.Creds(server))
 		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{n.tls})))
 	}
@@ -197,7 +216,7 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if err := start(r); err != nil {
 		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
 	}
-	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject}
+	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter}
 	if _, ok := a.System.ProcessRegistry.Add(&inbox{ep: ep, names: map[string]*names{}}, inboxID); !ok {
 		r.Shutdown(false)
 		return nil, fmt.Errorf("remote: node %s: its actor system already has a %q process (attached twice?)", a.Node, inboxID)
@@ -229,6 +248,7 @@ type endpoint struct {
 	remote       *remote.Remote
 	deliverBatch transport.DeliverBatch
 	reject       func(error)
+	log          *security.LogLimiter // closed by Close, after the server stopped
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // held (read) while handing a batch to protoactor, (write) by Close
@@ -402,6 +422,7 @@ func (e *endpoint) Close() error {
 		}
 		delete(e.net.attached, e.name)
 		e.net.mu.Unlock()
+		e.log.Close()
 	})
 	return nil
 }
@@ -461,9 +482,6 @@ func (p *inbox) SendUserMessage(_ *actor.PID, message any) {
 	switch m := message.(type) {
 	case *messages.Batch:
 		p.batch(m)
-	case *messages.UnknownType:
-		p.refuse(fmt.Errorf("%w: node %s received a %q (%d bytes), a type its binary does not link; troupe nodes send troupe.v1.Batch",
-			transport.ErrUnknownType, p.ep.name, m.GetType(), m.GetSize()))
 	default:
 		p.refuse(fmt.Errorf("%w: node %s received a %T; troupe nodes send troupe.v1.Batch", transport.ErrMalformed, p.ep.name, message))
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 
-	"github.com/rs/zerolog"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/troupe-dev/troupe/security"
@@ -18,14 +17,14 @@ import (
 // this node's certificate, one that does not speak TLS, a timeout.
 type loggedCreds struct {
 	credentials.TransportCredentials
-	log zerolog.Logger
+	log *security.LogLimiter
 }
 
 func (c loggedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
 	if err != nil && !errors.Is(err, security.ErrPeerRefused) {
-		c.log.Warn().Str("peer", raw.RemoteAddr().String()).Err(err).
-			Msg("refused a connection: the TLS handshake failed (a node without the cluster's CA or certificate, or not speaking TLS)")
+		const kind = "refused a connection: the TLS handshake failed (a node without the cluster's CA or certificate, or not speaking TLS)"
+		c.log.Warn(kind).Str("peer", raw.RemoteAddr().String()).Err(err).Msg(kind)
 	}
 	return conn, info, err
 }
