@@ -66,7 +66,9 @@
 //     batch's names) is the node the peer's certificate names
 //     ([security.NodeName], the common name). Any certificate of the
 //     cluster's CA passes the handshake; it speaks only for its own node.
-//     Attach refuses a node whose certificate names another.
+//     Attach refuses a node whose certificate names another; a Network
+//     hosting several nodes over mutual TLS gives each its own
+//     certificate through Config.NodeTLS.
 //
 // A refused message or call is logged with the peer's address and, with
 // mutual TLS, its certificate's node, and a message is told to the node's

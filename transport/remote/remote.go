@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -42,9 +43,13 @@ type Config struct {
 	// node refuses a server without one. A peer's batches are accepted
 	// only when sent as the node its certificate names
 	// (security.NodeName), so the certificate must name the node attached
-	// (one node per Network). Nil: plaintext gRPC, where anyone who
-	// reaches the port can send as any node.
+	// (one node per Network; see NodeTLS for more). Nil: plaintext gRPC,
+	// where anyone who reaches the port can send as any node.
 	TLS *security.MutualTLS
+	// NodeTLS, when set instead of TLS, gives each node attached its own
+	// mutual TLS, whose certificate names it: an in-process cluster of
+	// several nodes on one Network over mutual TLS.
+	NodeTLS func(node string) (*security.MutualTLS, error)
 	// Logger receives what the node port refuses (TLS handshakes, gRPC
 	// calls, messages), with the peer's address: at most 10 lines of a kind
 	// per 10 seconds per node, then a count of those held back
@@ -60,6 +65,7 @@ type Network struct {
 	bindPort  int
 	advertise string
 	tls       *security.MutualTLS
+	nodeTLS   func(string) (*security.MutualTLS, error)
 	log       zerolog.Logger
 
 	mu       sync.RWMutex
@@ -80,6 +86,9 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLS != nil && cfg.NodeTLS != nil {
+		return nil, errors.New("remote: Config.TLS and Config.NodeTLS are both set; set TLS for one node's certificate, or NodeTLS for one per node")
+	}
 	if cfg.Advertise != "" {
 		if _, _, err := splitAddress("Advertise", cfg.Advertise); err != nil {
 			return nil, err
@@ -88,7 +97,7 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("remote: Advertise %q needs a fixed port in Bind (got %q)", cfg.Advertise, cfg.Bind)
 		}
 	}
-	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, tls: cfg.TLS, dir: map[string]string{}, attached: map[string]bool{},
+	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, tls: cfg.TLS, nodeTLS: cfg.NodeTLS, dir: map[string]string{}, attached: map[string]bool{},
 		log: cfg.Logger.With().Str("component", "remote").Logger()}
 	for name, addr := range cfg.Peers {
 		if err := n.SetPeer(name, addr); err != nil {
@@ -162,9 +171,16 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if a.System == nil || a.DeliverBatch == nil {
 		return nil, fmt.Errorf("remote: attaching %s: Attachment.System and Attachment.DeliverBatch are required", a.Node)
 	}
-	if n.tls != nil && n.tls.Subject() != a.Node {
+	mtls := n.tls
+	if n.nodeTLS != nil {
+		var err error
+		if mtls, err = n.nodeTLS(a.Node); err != nil {
+			return nil, fmt.Errorf("remote: node %s's mutual TLS: %w", a.Node, err)
+		}
+	}
+	if mtls != nil && mtls.Subject() != a.Node {
 		return nil, fmt.Errorf("remote: node %s cannot use a certificate issued for node %q: with mutual TLS a node's certificate names it in its common name, and peers refuse what it sends as another node (`node certs --nodes %s` issues one)",
-			a.Node, n.tls.Subject(), a.Node)
+			a.Node, mtls.Subject(), a.Node)
 	}
 	n.mu.Lock()
 	if n.attached[a.Node] {
@@ -191,16 +207,16 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 			limiter.Close()
 		}
 	}()
-	g := &guard{node: a.Node, sys: a.System, tls: n.tls != nil, reject: a.Reject, log: limiter}
+	g := &guard{node: a.Node, sys: a.System, tls: mtls != nil, reject: a.Reject, log: limiter}
 	serverOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(g.unary),
 		grpc.ChainStreamInterceptor(g.stream),
 		grpc.MaxRecvMsgSize(maxGRPCMessage),
 	}
-	if n.tls != nil {
-		server := loggedCreds{TransportCredentials: credentials.NewTLS(n.tls.Server("h2")), log: limiter}
+	if mtls != nil {
+		server := loggedCreds{TransportCredentials: credentials.NewTLS(mtls.Server("h2")), log: limiter}
 		serverOpts = append(serverOpts, grpc.Creds(server))
-		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{n.tls})))
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{mtls})))
 	}
 	opts = append(opts, remote.WithServerOptions(serverOpts...))
 	if n.bindPort != 0 {

@@ -2,11 +2,13 @@ package remote_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/actors/actortest"
@@ -114,5 +116,56 @@ func TestMutualTLSKeepsAForeignNodeOut(t *testing.T) {
 	})
 	if nodes["a"].count() != 10 || nodes["x"].count() != 0 {
 		t.Fatalf("a got %d envelopes (want 10, none from x), x got %d (want 0)", nodes["a"].count(), nodes["x"].count())
+	}
+}
+
+// TestNodeTLSGivesEachNodeItsCertificate: nodes attached to one Network
+// with NodeTLS each present a certificate naming them, so they hear each
+// other; a NodeTLS that fails, or that gives a node another's certificate,
+// keeps the node from attaching.
+func TestNodeTLSGivesEachNodeItsCertificate(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	ca, err := security.NewCA("cluster CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log logBuf
+	if _, err := remote.New(remote.Config{TLS: mutual(t, ca, "a", &log), NodeTLS: func(string) (*security.MutualTLS, error) { return nil, nil }}); err == nil {
+		t.Error("New accepted both TLS and NodeTLS")
+	}
+	net, err := remote.New(remote.Config{Logger: zerolog.New(&log), NodeTLS: func(node string) (*security.MutualTLS, error) {
+		switch node {
+		case "bad":
+			return nil, errors.New("no certificate for bad")
+		case "liar":
+			return mutual(t, ca, "a", &log), nil
+		}
+		return mutual(t, ca, node, &log), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := attach(t, net, "a"), attach(t, net, "b")
+	for _, name := range []string{"bad", "liar"} {
+		if _, err := net.Attach(transport.Attachment{Node: name, System: actor.NewActorSystem(), DeliverBatch: ignore}); err == nil {
+			t.Errorf("node %s attached", name)
+		}
+	}
+	for i := range 5 {
+		for _, p := range []struct {
+			from *node
+			name string
+			to   string
+		}{{a, "a", "b"}, {b, "b", "a"}} {
+			env := &messages.Envelope{From: p.name, To: p.to, Protocol: "p"}
+			_ = transport.MarshalPayload(env, &messages.Ping{N: uint64(i)})
+			if _, err := p.from.ep.Send(env); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	actortest.Eventually(t, 10*time.Second, "5 envelopes each way", func() bool { return a.count() == 5 && b.count() == 5 })
+	if a.refusals()+b.refusals() != 0 {
+		t.Errorf("%d refusals; want none:\n%s", a.refusals()+b.refusals(), log.String())
 	}
 }
