@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/troupe-dev/troupe/security"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // delegate receives memberlist's callbacks. memberlist calls the event
@@ -25,6 +26,7 @@ var (
 	_ memberlist.EventDelegate    = (*delegate)(nil)
 	_ memberlist.ConflictDelegate = (*delegate)(nil)
 	_ memberlist.PingDelegate     = (*delegate)(nil)
+	_ memberlist.AliveDelegate    = (*delegate)(nil)
 )
 
 // swimState mirrors memberlist's unexported nodeState (unchanged since
@@ -152,10 +154,32 @@ func (m *Membership) suspected(name string) {
 	}
 }
 
+// NotifyAlive refuses a member whose name is not a node name
+// (transport.ValidateName): memberlist then ignores the alive message — the
+// name never becomes a member, no event names it, and memberlist logs the
+// refusal (rate-limited by logBridge). memberlist calls it with its node
+// lock held, from its packet and stream goroutines: it only counts.
+func (d *delegate) NotifyAlive(n *memberlist.Node) error {
+	if err := transport.ValidateName("member", n.Name); err != nil {
+		d.m().refusedNames.Add(1)
+		return fmt.Errorf("refusing the member: %w", err)
+	}
+	return nil
+}
+
 // logBridge routes memberlist's log lines ("[LEVEL] memberlist: text") to
 // zerolog at the matching level, and picks out this node's suspicions and
-// failed probes, which memberlist reports nowhere else.
-type logBridge struct{ m *Membership }
+// failed probes, which memberlist reports nowhere else. Lines are
+// rate-limited per kind (logLimiter): garbage packets make memberlist log
+// one line each.
+type logBridge struct {
+	m     *Membership
+	limit *logLimiter
+}
+
+// maxLogText bounds the text of one memberlist line: the text may quote
+// what a packet held.
+const maxLogText = 512
 
 func (b *logBridge) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -174,6 +198,13 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	if strings.HasPrefix(text, "Failed UDP ping: ") {
 		b.m.probeFails.Add(1)
 	}
+	show, suppressed := b.limit.allow(level, text, time.Now())
+	if !show {
+		return len(p), nil
+	}
+	if len(text) > maxLogText {
+		text = text[:maxLogText] + "…"
+	}
 	log := b.m.log
 	ev := log.Debug()
 	switch level {
@@ -184,8 +215,89 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	case "INFO":
 		ev = log.Info()
 	}
-	ev.Str("source", "memberlist").Msg(text)
+	ev = ev.Str("source", "memberlist")
+	if suppressed > 0 {
+		ev = ev.Int64("suppressed", suppressed)
+		text += fmt.Sprintf(" (%d similar lines held back since the last one)", suppressed)
+	}
+	ev.Msg(text)
 	return len(p), nil
+}
+
+// logLimiter holds back repeated memberlist lines: one line of each kind
+// per interval, and at most budget lines of all kinds; it counts the
+// others, and the next line of a kind shown says how many of its kind were
+// held back. A kind is a line's level and its words, with each word that
+// varies from line to line (numbers, addresses, quoted names) taken as
+// one, so lines that differ only by those are one kind. Safe for
+// concurrent use.
+type logLimiter struct {
+	interval time.Duration
+	budget   int // lines per interval, all kinds together
+
+	mu          sync.Mutex
+	kinds       map[string]*logKind
+	windowStart time.Time // of the budget's interval
+	shown       int       // lines shown in it
+	suppressed  atomic.Int64
+}
+
+type logKind struct {
+	shown time.Time // when a line of the kind was last shown
+	held  int64     // lines of the kind held back since
+}
+
+// maxLogKinds bounds the kinds tracked; lines of further kinds share one.
+const maxLogKinds = 256
+
+func newLogLimiter(interval time.Duration, budget int) *logLimiter {
+	return &logLimiter{interval: interval, budget: budget, kinds: map[string]*logKind{}}
+}
+
+// allow reports whether to log a line, and how many of its kind were held
+// back before it.
+func (l *logLimiter) allow(level, text string, now time.Time) (bool, int64) {
+	kind := level + " " + kindOf(text)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.windowStart) >= l.interval {
+		l.windowStart, l.shown = now, 0
+	}
+	k := l.kinds[kind]
+	if k == nil {
+		if len(l.kinds) >= maxLogKinds {
+			kind = level + " (other)"
+			k = l.kinds[kind]
+		}
+		if k == nil {
+			k = &logKind{}
+			l.kinds[kind] = k
+		}
+	}
+	if (!k.shown.IsZero() && now.Sub(k.shown) < l.interval) || l.shown >= l.budget {
+		k.held++
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	held := k.held
+	k.shown, k.held = now, 0
+	l.shown++
+	return true, held
+}
+
+// kindOf is the fixed part of a memberlist line: its first 16 words, each
+// one that holds a digit, a quote or an '=' replaced by '*'.
+func kindOf(text string) string {
+	words := strings.Fields(text)
+	if len(words) > 16 {
+		words = words[:16]
+	}
+	for i, w := range words {
+		if strings.ContainsAny(w, "0123456789'\"=") {
+			words[i] = "*"
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // countingTransport counts the packets and bytes SWIM sends and receives,

@@ -27,6 +27,13 @@
 // a protoactor-go cluster as its ClusterProvider, so protoactor's member
 // list and grain placement follow SWIM.
 //
+// Gossip is input from the network: a member whose name is not a node name
+// (transport.ValidateName) is refused as it arrives — it never enters the
+// view nor any event — and counted (Stats.RefusedMembers). memberlist's log
+// lines, one per garbage packet or refused stream, are rate-limited: one
+// line of each kind and ten lines in all per 10 s, the next line of a kind
+// saying how many like it were held back (Stats.LogSuppressed).
+//
 // Timings start from a preset — "lan" and "wan" are memberlist's, "local"
 // is tuned for nodes on one host — and every timing can be overridden
 // ([Timing]). docs/membership.md has the measurements and the design

@@ -38,6 +38,13 @@ var (
 	ErrShutdown = errors.New("membership: shut down")
 )
 
+// memberlist's log rate limit (logLimiter): one line of each kind per
+// logInterval, and logBudget lines of all kinds.
+const (
+	logInterval = 10 * time.Second
+	logBudget   = 10
+)
+
 // Membership is one node's SWIM membership: it joins the cluster, keeps a
 // view of every member, and publishes each change as an Event to its
 // subscribers, in order, from one goroutine. It is safe for concurrent use.
@@ -66,9 +73,11 @@ type Membership struct {
 	wg       sync.WaitGroup // dispatch and reconnect
 	failedAt map[string]time.Time
 
-	suspicions atomic.Int64
-	probes     atomic.Int64
-	probeFails atomic.Int64
+	suspicions   atomic.Int64
+	probes       atomic.Int64
+	probeFails   atomic.Int64
+	refusedNames atomic.Int64
+	logs         *logLimiter
 }
 
 // New validates cfg, starts SWIM on its address (or transport) and returns
@@ -111,13 +120,15 @@ func New(cfg Config) (*Membership, error) {
 	m.reconnectFor = cmp.Or(cfg.Timing.ReconnectTimeout, time.Hour)
 	m.joinResync = cmp.Or(cfg.Timing.JoinResync, 2*mlc.ProbeInterval)
 
-	logger := log.New(&logBridge{m: m}, "", 0)
+	m.logs = newLogLimiter(logInterval, logBudget)
+	logger := log.New(&logBridge{m: m, limit: m.logs}, "", 0)
 	mlc.Name = cfg.Name
 	mlc.Logger = logger
 	mlc.Delegate = (*delegate)(m)
 	mlc.Events = (*delegate)(m)
 	mlc.Conflict = (*delegate)(m)
 	mlc.Ping = (*delegate)(m)
+	mlc.Alive = (*delegate)(m)
 	if len(cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
 		if err != nil {
@@ -316,6 +327,12 @@ type Stats struct {
 	HealthScore                  int   // Lifeguard's awareness: 0 is healthy, higher is struggling
 	PacketsSent, PacketsReceived int64
 	BytesSent, BytesReceived     int64 // gossip packets and streams
+	// RefusedMembers counts alive messages refused because the member's
+	// name is not a node name (transport.ValidateName).
+	RefusedMembers int64
+	// LogSuppressed counts memberlist log lines held back by the rate
+	// limit: one line of each kind per 10s, ten lines of all kinds.
+	LogSuppressed int64
 }
 
 // Stats returns the counters.
@@ -329,6 +346,8 @@ func (m *Membership) Stats() Stats {
 		PacketsReceived: m.tr.packetsIn.Load(),
 		BytesSent:       m.tr.bytesOut.Load(),
 		BytesReceived:   m.tr.bytesIn.Load(),
+		RefusedMembers:  m.refusedNames.Load(),
+		LogSuppressed:   m.logs.suppressed.Load(),
 	}
 	for _, mem := range m.View().Members {
 		switch mem.State {
