@@ -13,9 +13,11 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/telemetry"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // Config sets up the API.
@@ -43,15 +45,13 @@ func New(node *actors.Node, cfg Config) http.Handler {
 	}
 	s := &server{node: node, cfg: cfg}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/jobs", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.listJobs, http.MethodPost: s.submit}))
-	mux.HandleFunc("/v1/jobs/{id}", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.jobStatus, http.MethodDelete: s.cancel}))
-	mux.HandleFunc("/v1/members", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.members}))
-	mux.HandleFunc("/v1/leader", s.methods(map[string]http.HandlerFunc{http.MethodGet: s.leader}))
+	mux.Handle("/v1/jobs", httpjson.Methods{http.MethodGet: s.listJobs, http.MethodPost: s.submit})
+	mux.Handle("/v1/jobs/{id}", httpjson.Methods{http.MethodGet: s.jobStatus, http.MethodDelete: s.cancel})
+	mux.Handle("/v1/members", httpjson.Methods{http.MethodGet: s.members})
+	mux.Handle("/v1/leader", httpjson.Methods{http.MethodGet: s.leader})
 	// The dashboard, /metrics and the telemetry endpoints.
 	mux.Handle("/", telemetry.Handler(node, telemetry.HandlerConfig{Metrics: cfg.Metrics, Timeout: cfg.Timeout,
-		NotFound: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; see /v1/jobs, /v1/members, /v1/leader, /v1/telemetry, /v1/alerts, /v1/logs/{node}, /metrics and the dashboard at /", r.Method, r.URL.Path))
-		})}))
+		NotFound: httpjson.NotFound("/v1/jobs", "/v1/members", "/v1/leader", "/v1/telemetry", "/v1/alerts", "/v1/logs/{node}", "/metrics", "the dashboard at /")}))
 	return mux
 }
 
@@ -60,24 +60,18 @@ type server struct {
 	cfg  Config
 }
 
-func (s *server) methods(m map[string]http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		h, ok := m[r.Method]
-		if !ok {
-			allowed := make([]string, 0, len(m))
-			for k := range m {
-				allowed = append(allowed, k)
-			}
-			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s is not allowed on %s", r.Method, r.URL.Path))
-			return
-		}
-		h(w, r)
-	}
-}
-
 func (s *server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), s.cfg.Timeout)
+}
+
+// noQuery refuses a request with query parameters: none of the API's own
+// endpoints takes one.
+func noQuery(w http.ResponseWriter, r *http.Request) bool {
+	if _, err := httpjson.Query(r); err != nil {
+		httpjson.Fail(w, err)
+		return false
+	}
+	return true
 }
 
 // SubmitRequest is the body of POST /v1/jobs.
@@ -89,21 +83,12 @@ type SubmitRequest struct {
 }
 
 func (s *server) submit(w http.ResponseWriter, r *http.Request) {
-	var req SubmitRequest
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the request body is over %d bytes", tooBig.Limit))
-			return
-		}
-		writeError(w, http.StatusBadRequest, fmt.Errorf("the body must be a JSON object {\"runtime\", \"script\", \"input\", \"parts\"}: %v", err))
+	if !noQuery(w, r) {
 		return
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, errors.New("the body must hold one JSON object"))
+	var req SubmitRequest
+	if err := httpjson.Decode(w, r, s.cfg.MaxBodyBytes, &req, `{"runtime", "script", "input", "parts"}`); err != nil {
+		httpjson.Fail(w, err)
 		return
 	}
 	ctx, cancel := s.ctx(r)
@@ -118,6 +103,9 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	st, err := jobs.JobStatus(ctx, s.node, r.PathValue("id"))
@@ -129,6 +117,9 @@ func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	list, err := jobs.ListJobs(ctx, s.node)
@@ -150,6 +141,13 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	id := r.PathValue("id")
+	if !noQuery(w, r) {
+		return
+	}
+	if err := validJobID(id); err != nil {
+		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %v", jobs.ErrNotFound, err))
+		return
+	}
 	rep, err := jobs.CancelJob(ctx, s.node, id, "cancelled through the API of "+s.node.Name())
 	switch {
 	case err != nil:
@@ -169,6 +167,9 @@ type Member struct {
 }
 
 func (s *server) members(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	v, err := actors.Call[membership.View](ctx, s.node, membership.ProtocolName, membership.ViewRequest{})
@@ -190,6 +191,9 @@ type Leader struct {
 }
 
 func (s *server) leader(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	l, err := election.Current(ctx, s.node)
@@ -218,20 +222,32 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// Error is the body of every error answer.
-type Error struct {
-	Error string `json:"error"`
-	Code  string `json:"code,omitempty"` // a stable name for some errors: "unauthorized"
+// Error is the body of every error answer: {"error": message, "code":
+// code}.
+type Error = httpjson.Error
+
+// writeError answers err with status and the status's code
+// ("bad_request", "not_found", ...).
+func writeError(w http.ResponseWriter, status int, err error) {
+	httpjson.WriteError(w, status, "", err)
 }
 
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, Error{Error: err.Error()})
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+// validJobID checks the shape of a job id, "<contact>.<generation>.<seq>"
+// (a node name, base 36, decimal), before a cancellation is forwarded to
+// the contact it names.
+func validJobID(id string) error {
+	contact := jobs.ContactOf(id)
+	if contact == "" {
+		return fmt.Errorf("%q is not a job id (<contact node>.<generation>.<number>)", id)
+	}
+	gen, seq, _ := strings.Cut(id[len(contact)+1:], ".")
+	if err := transport.ValidateName("contact node", contact); err != nil {
+		return fmt.Errorf("%q is not a job id: %v", id, err)
+	}
+	if gen == "" || strings.Trim(gen, "0123456789abcdefghijklmnopqrstuvwxyz") != "" || seq == "" || strings.Trim(seq, "0123456789") != "" {
+		return fmt.Errorf("%q is not a job id (<contact node>.<generation in base 36>.<decimal number>)", id)
+	}
+	return nil
 }

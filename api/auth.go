@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -56,7 +57,9 @@ func RequireToken(h http.Handler, token *Token, open ...string) http.Handler {
 			return
 		}
 		safe := r.Method == http.MethodGet || r.Method == http.MethodHead
-		if q := r.URL.Query(); safe && q.Has("token") {
+		// A query that does not parse carries no token here; the
+		// endpoint refuses it once the request is authenticated.
+		if q, err := url.ParseQuery(r.URL.RawQuery); safe && err == nil && q.Has("token") {
 			if !matches(q.Get("token"), want) {
 				refuse(w, true)
 				return

@@ -23,20 +23,28 @@
 //	GET    /v1/alerts     the node's alert history, newest first
 //	GET    /v1/logs/{node}?limit=&level=  a member's recent logs
 //
-// state is one of pending, running, succeeded, failed, cancelled. Errors
-// are {"error": "..."}: 400 for a malformed request, an invalid job or an
-// unknown runtime, 403 for a disabled runtime, 404 for an unknown job (or
-// one held by another contact node), 405, 410 when the job's contact is
-// gone, 413 for a body over Config.MaxBodyBytes, 503 when the node's
-// protocols do not answer in time.
+// state is one of pending, running, succeeded, failed, cancelled. A GET
+// endpoint answers HEAD too. Bodies and query strings parse strictly: a
+// body is one JSON object of the fields above (an unknown field, or
+// anything after the object, is refused); none of these endpoints takes a
+// query parameter. Errors are {"error": "...", "code": "..."} (one shape
+// for every endpoint of the node, package internal/httpjson): 400
+// bad_request for a malformed request, an invalid job or an unknown
+// runtime, 403 for a disabled runtime, 404 not_found for an unknown path,
+// an unknown job (or one held by another contact node) and the
+// cancellation of an id that is no job id, 405 method_not_allowed with an
+// Allow header, 410 when the job's contact is gone, 413 body_too_large
+// over Config.MaxBodyBytes, 503 when the node's protocols do not answer in
+// time.
 //
 // [RequireToken] wraps any handler (the node wraps its whole mux, so every
 // endpoint added later is covered) with bearer-token authentication: a
 // request without "Authorization: Bearer <token>" gets 401, a
 // WWW-Authenticate: Bearer challenge and {"error", "code": "unauthorized"}.
 // A browser opens /?token=<token> once and gets a cookie that
-// authenticates its GETs (the dashboard). The [Token] can change while the
-// node runs. [Client] sends Client.Token.
+// authenticates its GETs (the dashboard). A [Token] can change while a
+// server runs; the node binary keeps its token until a restart (DESIGN
+// §7). [Client] sends Client.Token.
 //
 // # Concurrency
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/internal/httpjson"
 )
 
 //go:embed web
@@ -44,13 +45,17 @@ type HandlerConfig struct {
 //	GET /v1/alerts                the node's alert history, newest first
 //	GET /v1/logs/{node}?limit=100&level=info  a node's recent logs (any member)
 //
-// Errors are {"error": "..."}: 400 for a bad limit or level, 404 for a node
-// that is not a member (or is unreachable) or keeps no logs, 503 when the telemetry
-// protocol does not answer, 504 when the node asked for logs does not.
+// Each path answers GET and HEAD; another method gets 405 with Allow, and
+// a query parameter the path does not take (or one that does not parse)
+// 400. Errors are {"error", "code"} (package internal/httpjson): 400 for a
+// bad limit or level, 404 for a node that is not a member (or is
+// unreachable) or keeps no logs, 503 when the telemetry protocol does not
+// answer, 504 when the node asked for logs does not.
 //
-// The event stream lasts as long as its request: to end the streams when
-// the server shuts down, give the server a BaseContext that is cancelled on
-// shutdown (http.Server.RegisterOnShutdown).
+// The event stream lasts as long as its request, beyond the server's read
+// and write timeouts (it lifts them with http.ResponseController): to end
+// the streams when the server shuts down, give the server a BaseContext
+// that is cancelled on shutdown (http.Server.RegisterOnShutdown).
 func Handler(node *actors.Node, cfg HandlerConfig) http.Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewRegistry(node)
@@ -62,14 +67,16 @@ func Handler(node *actors.Node, cfg HandlerConfig) http.Handler {
 		cfg.Timeout = 5 * time.Second
 	}
 	if cfg.NotFound == nil {
-		cfg.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s", r.Method, r.URL.Path))
-		})
+		cfg.NotFound = httpjson.NotFound()
 	}
 	h := &handler{node: node, cfg: cfg}
 	static, _ := fs.Sub(webFiles, "web")
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	metrics := promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	// "token" is RequireToken's, when the API has a token; without one, it
+	// is ignored.
+	mux.Handle("/{$}", get(func(w http.ResponseWriter, r *http.Request) {
 		b, err := fs.ReadFile(static, "index.html")
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err)
@@ -78,15 +85,27 @@ func Handler(node *actors.Node, cfg HandlerConfig) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(b)
-	})
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	mux.HandleFunc("GET /v1/telemetry", h.snapshot)
-	mux.HandleFunc("GET /v1/telemetry/events", h.events)
-	mux.HandleFunc("GET /v1/alerts", h.alerts)
-	mux.HandleFunc("GET /v1/logs/{node}", h.logs)
+	}, "token"))
+	mux.Handle("/static/", get(files.ServeHTTP))
+	mux.Handle("/metrics", get(metrics.ServeHTTP))
+	mux.Handle("/v1/telemetry", get(h.snapshot))
+	mux.Handle("/v1/telemetry/events", get(h.events))
+	mux.Handle("/v1/alerts", get(h.alerts))
+	mux.Handle("/v1/logs/{node}", get(h.logs, "limit", "level"))
 	mux.Handle("/", cfg.NotFound)
 	return mux
+}
+
+// get serves h on GET (and HEAD) only, refusing any query parameter but
+// params (the query parses strictly).
+func get(h http.HandlerFunc, params ...string) httpjson.Methods {
+	return httpjson.Methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		if _, err := httpjson.Query(r, params...); err != nil {
+			httpjson.Fail(w, err)
+			return
+		}
+		h(w, r)
+	}}
 }
 
 type handler struct {
@@ -117,8 +136,9 @@ func (h *handler) alerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
+	q, _ := httpjson.Query(r, "limit", "level") // get checked it
 	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxLogLines {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: use a number from 1 to %d", v, MaxLogLines))
@@ -126,7 +146,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	level := r.URL.Query().Get("level")
+	level := q.Get("level")
 	if _, err := parseLevel(level); err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -149,6 +169,11 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, errors.New("this server cannot stream events"))
 		return
 	}
+	// A stream outlives the server's read and write timeouts by design:
+	// lift them for this request (a server without them has none to lift).
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -207,14 +232,8 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+func writeError(w http.ResponseWriter, status int, err error) {
+	httpjson.WriteError(w, status, "", err)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
