@@ -2,13 +2,14 @@ package consensus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/httpjson"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // HTTPTimeout bounds each request HTTPHandler serves.
@@ -35,74 +36,28 @@ const HTTPTimeout = 5 * time.Second
 // applied (the transfer observed). Only the leader performs them: another
 // node answers 409 {"error", "code": "not_leader", "leader"}.
 //
-// A key is the rest of the path after /v1/kv/, URL-decoded. Errors are
-// JSON {"error": message, "code": code}: 400 invalid_key or bad_request,
-// 413 value_too_large, 404 not_found, 503 no_leader (with Retry-After:
+// A key is the rest of the path after /v1/kv/, URL-decoded; a node is a
+// name transport.ValidateName accepts. The query string parses strictly:
+// a parameter other than a PUT's prev, one given twice or one that is not
+// URL-encoded is refused (a compare-and-set never becomes a blind write).
+// GET paths answer HEAD too. Errors are JSON {"error": message, "code":
+// code} (package internal/httpjson): 400 invalid_key or bad_request, 404
+// not_found (an absent key, or no such path), 405 method_not_allowed with
+// an Allow header, 413 value_too_large, 503 no_leader (with Retry-After:
 // nothing was applied), 504 timeout (the write may have been applied),
 // 500 internal.
 func HTTPHandler(kv *KV) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/kv/{key...}", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
-		defer cancel()
-		res, err := kv.Do(ctx, Request{Op: OpGet, Key: r.PathValue("key")})
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-		if !res.Found {
-			writeJSON(w, http.StatusNotFound, map[string]any{"error": fmt.Sprintf("key %q not found", r.PathValue("key")), "code": "not_found"})
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(len(res.Value)))
-		_, _ = w.Write(res.Value)
+	mux.Handle("/v1/kv/{key...}", httpjson.Methods{
+		http.MethodGet:    func(w http.ResponseWriter, r *http.Request) { kvGet(w, r, kv) },
+		http.MethodPut:    func(w http.ResponseWriter, r *http.Request) { kvPut(w, r, kv) },
+		http.MethodDelete: func(w http.ResponseWriter, r *http.Request) { kvDelete(w, r, kv) },
 	})
-	mux.HandleFunc("PUT /v1/kv/{key...}", func(w http.ResponseWriter, r *http.Request) {
-		value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueSize))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				err = fmt.Errorf("%w: over %d bytes", ErrValueTooLarge, tooBig.Limit)
-			} else {
-				err = fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
-			}
-			writeError(w, err)
+	mux.Handle("/v1/raft", httpjson.Methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		if _, err := httpjson.Query(r); err != nil {
+			httpjson.Fail(w, err)
 			return
 		}
-		req := Request{Op: OpPut, Key: r.PathValue("key"), Value: value}
-		if r.URL.Query().Has("prev") {
-			req.Op, req.Prev = OpCAS, []byte(r.URL.Query().Get("prev"))
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
-		defer cancel()
-		res, err := kv.Do(ctx, req)
-		switch {
-		case err != nil:
-			writeError(w, err)
-		case req.Op == OpCAS && !res.OK:
-			writeJSON(w, http.StatusConflict, map[string]any{
-				"error":   fmt.Sprintf("compare-and-set failed: key %q does not hold the given prev", req.Key),
-				"code":    "cas_failed",
-				"found":   res.Found,
-				"current": string(res.Value),
-			})
-		default:
-			writeJSON(w, http.StatusOK, map[string]any{"index": res.Index})
-		}
-	})
-	mux.HandleFunc("DELETE /v1/kv/{key...}", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
-		defer cancel()
-		res, err := kv.Do(ctx, Request{Op: OpDelete, Key: r.PathValue("key")})
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"existed": res.Found, "index": res.Index})
-	})
-	mux.HandleFunc("GET /v1/raft", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
 		defer cancel()
 		st, err := kv.Status(ctx)
@@ -110,45 +65,123 @@ func HTTPHandler(kv *KV) http.Handler {
 			writeError(w, fmt.Errorf("%w: %v", ErrTimeout, err))
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
-	})
+		httpjson.Write(w, http.StatusOK, st)
+	}})
 	admin := func(action AdminAction) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			node := r.PathValue("node")
+			if _, err := httpjson.Query(r); err != nil {
+				httpjson.Fail(w, err)
+				return
+			}
+			if err := transport.ValidateName("node", node); err != nil {
+				writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+				return
+			}
 			ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
 			defer cancel()
 			if err := kv.Admin(ctx, action, node); err != nil {
 				writeError(w, err)
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]any{"action": action.String(), "node": node})
+			httpjson.Write(w, http.StatusOK, map[string]any{"action": action.String(), "node": node})
 		}
 	}
-	mux.HandleFunc("POST /v1/raft/voters/{node}", admin(AddVoter))
-	mux.HandleFunc("POST /v1/raft/learners/{node}", admin(AddLearner))
-	mux.HandleFunc("DELETE /v1/raft/members/{node}", admin(RemoveNode))
-	mux.HandleFunc("POST /v1/raft/leader/{node}", admin(TransferLeader))
+	mux.Handle("/v1/raft/voters/{node}", httpjson.Methods{http.MethodPost: admin(AddVoter)})
+	mux.Handle("/v1/raft/learners/{node}", httpjson.Methods{http.MethodPost: admin(AddLearner)})
+	mux.Handle("/v1/raft/members/{node}", httpjson.Methods{http.MethodDelete: admin(RemoveNode)})
+	mux.Handle("/v1/raft/leader/{node}", httpjson.Methods{http.MethodPost: admin(TransferLeader)})
+	mux.Handle("/", httpjson.NotFound("/v1/kv/{key}", "/v1/raft", "/v1/raft/voters/{node}", "/v1/raft/learners/{node}",
+		"/v1/raft/members/{node}", "/v1/raft/leader/{node}"))
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+func kvGet(w http.ResponseWriter, r *http.Request, kv *KV) {
+	if _, err := httpjson.Query(r); err != nil {
+		httpjson.Fail(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	defer cancel()
+	res, err := kv.Do(ctx, Request{Op: OpGet, Key: r.PathValue("key")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
+	if !res.Found {
+		httpjson.WriteError(w, http.StatusNotFound, httpjson.CodeNotFound, fmt.Errorf("key %q not found", r.PathValue("key")))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(res.Value)))
+	_, _ = w.Write(res.Value)
 }
 
-// writeError maps an error to its status and code.
+func kvPut(w http.ResponseWriter, r *http.Request, kv *KV) {
+	// The query first: a compare-and-set whose prev does not parse must
+	// never become a blind write.
+	q, err := httpjson.Query(r, "prev")
+	if err != nil {
+		httpjson.Fail(w, err)
+		return
+	}
+	value, err := httpjson.ReadBody(w, r, maxValueSize)
+	if err != nil {
+		if p, ok := err.(*httpjson.Problem); ok && p.Status == http.StatusRequestEntityTooLarge {
+			err = fmt.Errorf("%w: %v", ErrValueTooLarge, err)
+		}
+		writeError(w, err)
+		return
+	}
+	req := Request{Op: OpPut, Key: r.PathValue("key"), Value: value}
+	if q.Has("prev") {
+		req.Op, req.Prev = OpCAS, []byte(q.Get("prev"))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	defer cancel()
+	res, err := kv.Do(ctx, req)
+	switch {
+	case err != nil:
+		writeError(w, err)
+	case req.Op == OpCAS && !res.OK:
+		httpjson.WriteErrorWith(w, http.StatusConflict, "cas_failed",
+			fmt.Errorf("compare-and-set failed: key %q does not hold the given prev", req.Key),
+			map[string]any{"found": res.Found, "current": string(res.Value)})
+	default:
+		httpjson.Write(w, http.StatusOK, map[string]any{"index": res.Index})
+	}
+}
+
+func kvDelete(w http.ResponseWriter, r *http.Request, kv *KV) {
+	if _, err := httpjson.Query(r); err != nil {
+		httpjson.Fail(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	defer cancel()
+	res, err := kv.Do(ctx, Request{Op: OpDelete, Key: r.PathValue("key")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"existed": res.Found, "index": res.Index})
+}
+
+// writeError maps an error to its status and code; a *httpjson.Problem
+// (a body that cannot be read) keeps its own.
 func writeError(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, "internal"
+	status, code := http.StatusInternalServerError, httpjson.CodeInternal
 	var notLeader *NotLeaderError
+	var problem *httpjson.Problem
 	switch {
 	case errors.As(err, &notLeader):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "code": "not_leader", "leader": notLeader.Leader})
+		httpjson.WriteErrorWith(w, http.StatusConflict, "not_leader", err, map[string]any{"leader": notLeader.Leader})
 		return
 	case errors.Is(err, ErrInvalidKey):
 		status, code = http.StatusBadRequest, "invalid_key"
 	case errors.Is(err, ErrBadRequest):
-		status, code = http.StatusBadRequest, "bad_request"
+		status, code = http.StatusBadRequest, httpjson.CodeBadRequest
 	case errors.Is(err, ErrValueTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, "value_too_large"
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrProposalDropped):
@@ -156,6 +189,8 @@ func writeError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, ErrTimeout), errors.Is(err, ErrStopped):
 		status, code = http.StatusGatewayTimeout, "timeout"
+	case errors.As(err, &problem):
+		status, code = problem.Status, problem.Code
 	}
-	writeJSON(w, status, map[string]any{"error": err.Error(), "code": code})
+	httpjson.WriteError(w, status, code, err)
 }

@@ -153,3 +153,109 @@ func TestHTTPOperatorAPI(t *testing.T) {
 		t.Fatalf("voters after the removal: %v, want 2", voters)
 	}
 }
+
+// TestHTTPQueryIsStrict: a malformed, unknown or repeated query parameter
+// is a 400 naming it, and nothing is written: a compare-and-set whose prev
+// does not parse never becomes a blind write.
+func TestHTTPQueryIsStrict(t *testing.T) {
+	g := newGroup(t, 3, 13, sim.Faults{}, nil)
+	lead := g.leader(5 * time.Second)
+	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	t.Cleanup(srv.Close)
+	u := srv.URL + "/v1/kv/"
+	if r := do(t, "PUT", u+"k", "orig"); r.status != 200 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	for _, c := range []struct{ method, query, part string }{
+		{"PUT", "?prev=%zz", `"prev"`},
+		{"PUT", "?prev=orig;x=1", "';'"},
+		{"PUT", "?prev=orig&prev=other", `"prev" is given twice`},
+		{"PUT", "?prve=orig", `unknown parameter "prve"; valid: prev`},
+		{"PUT", "?%zz=orig", "%zz"},
+		{"GET", "?limit=%zz", `"limit"`},
+		{"GET", "?limit=5", `unknown parameter "limit"`},
+		{"DELETE", "?prev=orig", `unknown parameter "prev"`},
+	} {
+		r := do(t, c.method, u+"k"+c.query, "blind")
+		msg, _ := r.json["error"].(string)
+		if r.status != 400 || r.json["code"] != "bad_request" || !strings.Contains(msg, c.part) {
+			t.Errorf("%s k%s: %d %s, want 400 bad_request mentioning %q", c.method, c.query, r.status, r.body, c.part)
+		}
+	}
+	if r := do(t, "GET", u+"k", ""); r.status != 200 || r.body != "orig" {
+		t.Errorf("after the refused requests: %d %q, want orig", r.status, r.body)
+	}
+}
+
+// TestHTTPAdminRefusesBadNodeNames: the operator API takes only names
+// transport.ValidateName accepts, and says the rule.
+func TestHTTPAdminRefusesBadNodeNames(t *testing.T) {
+	g := newGroup(t, 3, 17, sim.Faults{}, nil)
+	lead := g.leader(5 * time.Second)
+	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	t.Cleanup(srv.Close)
+	for _, name := range []string{"bad%00name", "..%2F..%2Fetc", strings.Repeat("n", 3000), "a%20b"} {
+		for _, path := range []string{"/v1/raft/voters/", "/v1/raft/learners/", "/v1/raft/leader/"} {
+			r := do(t, "POST", srv.URL+path+name, "")
+			msg, _ := r.json["error"].(string)
+			if r.status != 400 || r.json["code"] != "bad_request" || !strings.Contains(msg, "node name") {
+				t.Errorf("POST %s%.40s: %d %.300s, want 400 bad_request naming the rule", path, name, r.status, r.body)
+			}
+		}
+		if r := do(t, "DELETE", srv.URL+"/v1/raft/members/"+name, ""); r.status != 400 {
+			t.Errorf("DELETE /v1/raft/members/%.40s: %d %.300s, want 400", name, r.status, r.body)
+		}
+	}
+	r := do(t, "GET", srv.URL+"/v1/raft", "")
+	voters, _ := r.json["voters"].([]any)
+	if learners, _ := r.json["learners"].([]any); len(voters) != 3 || len(learners) != 0 {
+		t.Errorf("the group changed: %s", r.body)
+	}
+}
+
+// TestHTTPRefusalsAreJSON: a wrong method is a 405 with Allow, an unknown
+// path a 404, both in the one error shape.
+func TestHTTPRefusalsAreJSON(t *testing.T) {
+	g := newGroup(t, 1, 19, sim.Faults{}, nil)
+	lead := g.leader(5 * time.Second)
+	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	t.Cleanup(srv.Close)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"POST", "/v1/kv/k", 405, "DELETE, GET, HEAD, PUT"},
+		{"PUT", "/v1/raft", 405, "GET, HEAD"},
+		{"GET", "/v1/raft/voters/n1", 405, "POST"},
+		{"POST", "/v1/raft/members/n1", 405, "DELETE"},
+		{"GET", "/v1/raft/nothing", 404, ""},
+		{"GET", "/v1/kvx", 404, ""},
+	} {
+		r := do(t, c.method, srv.URL+c.path, "")
+		msg, _ := r.json["error"].(string)
+		code, _ := r.json["code"].(string)
+		if r.status != c.status || msg == "" || code == "" {
+			t.Errorf("%s %s: %d %q, want %d {error, code}", c.method, c.path, r.status, r.body, c.status)
+		}
+		if c.allow != "" {
+			req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if a := resp.Header.Get("Allow"); a != c.allow {
+				t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, a, c.allow)
+			}
+		}
+	}
+	resp, err := http.Head(srv.URL + "/v1/raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("HEAD /v1/raft: %d", resp.StatusCode)
+	}
+}

@@ -1,17 +1,15 @@
 package mutex
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/internal/httpjson"
 )
 
 // HTTPTimeout bounds each request HTTPHandler serves.
@@ -31,88 +29,95 @@ const maxLockBody = 4 << 10
 // name is 1 to 128 bytes of letters, digits, '.', '_', '-' and '/' (the
 // rest of the path, URL-decoded). The token fences the holder: it is
 // greater than every token granted before, for any lock. Errors are JSON
-// {"error": message, "code": code}: 400 invalid_name, invalid_ttl or
-// bad_request, 404 unknown_lock, 409 held or wrong_token, 503 no_leader
-// (with Retry-After: nothing was applied), 504 timeout (it may have been
+// {"error": message, "code": code} (package internal/httpjson): 400
+// invalid_name, invalid_ttl or bad_request (a body that is not one JSON
+// object of those fields, a query parameter other than a release's token,
+// or one that does not parse), 404 unknown_lock (or not_found for another
+// path), 405 method_not_allowed with an Allow header, 409 held or
+// wrong_token, 413 body_too_large (over 4 KiB), 503 no_leader (with
+// Retry-After: nothing was applied), 504 timeout (it may have been
 // applied), 500 internal.
 func HTTPHandler(leases *Leases) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/locks/{name...}", func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		var body struct {
-			TTLms *int64 `json:"ttl_ms"`
-			Owner string `json:"owner"`
-		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLockBody))
-		if err != nil {
-			writeError(w, fmt.Errorf("%w: reading the body (at most %d bytes): %v", consensus.ErrBadRequest, maxLockBody, err))
-			return
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeError(w, fmt.Errorf(`%w: the body must be JSON {"ttl_ms": N} (and optionally "owner"): %v`, consensus.ErrBadRequest, err))
-			return
-		}
-		if body.TTLms == nil {
-			writeError(w, fmt.Errorf(`%w: ttl_ms is missing: the lease's length in milliseconds, from %d to %d`,
-				consensus.ErrInvalidTTL, consensus.MinLockTTL.Milliseconds(), consensus.MaxLockTTL.Milliseconds()))
-			return
-		}
-		ms := *body.TTLms
-		if ms < consensus.MinLockTTL.Milliseconds() || ms > consensus.MaxLockTTL.Milliseconds() {
-			writeError(w, fmt.Errorf("%w: ttl_ms %d; use %d to %d", consensus.ErrInvalidTTL, ms,
-				consensus.MinLockTTL.Milliseconds(), consensus.MaxLockTTL.Milliseconds()))
-			return
-		}
-		owner := body.Owner
-		if owner == "" {
-			owner = "http client " + r.RemoteAddr
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
-		defer cancel()
-		lease, err := leases.Acquire(ctx, name, time.Duration(ms)*time.Millisecond, owner)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"token": lease.Token})
+	mux.Handle("/v1/locks/{name...}", httpjson.Methods{
+		http.MethodPost:   func(w http.ResponseWriter, r *http.Request) { acquire(w, r, leases) },
+		http.MethodDelete: func(w http.ResponseWriter, r *http.Request) { release(w, r, leases) },
 	})
-	mux.HandleFunc("DELETE /v1/locks/{name...}", func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		token, err := strconv.ParseUint(r.URL.Query().Get("token"), 10, 64)
-		if err != nil || token == 0 {
-			writeError(w, fmt.Errorf("%w: token %q; give the holder's token as ?token=N, a positive integer",
-				consensus.ErrBadRequest, r.URL.Query().Get("token")))
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
-		defer cancel()
-		if err := leases.Release(ctx, name, token); err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"released": true})
-	})
+	mux.Handle("/", httpjson.NotFound("POST /v1/locks/{name}", "DELETE /v1/locks/{name}?token=T"))
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+func acquire(w http.ResponseWriter, r *http.Request, leases *Leases) {
+	name := r.PathValue("name")
+	if _, err := httpjson.Query(r); err != nil {
+		httpjson.Fail(w, err)
+		return
+	}
+	var body struct {
+		TTLms *int64 `json:"ttl_ms"`
+		Owner string `json:"owner"`
+	}
+	if err := httpjson.Decode(w, r, maxLockBody, &body, `{"ttl_ms": N} (and optionally "owner")`); err != nil {
+		httpjson.Fail(w, err)
+		return
+	}
+	if body.TTLms == nil {
+		writeError(w, fmt.Errorf(`%w: ttl_ms is missing: the lease's length in milliseconds, from %d to %d`,
+			consensus.ErrInvalidTTL, consensus.MinLockTTL.Milliseconds(), consensus.MaxLockTTL.Milliseconds()))
+		return
+	}
+	ms := *body.TTLms
+	if ms < consensus.MinLockTTL.Milliseconds() || ms > consensus.MaxLockTTL.Milliseconds() {
+		writeError(w, fmt.Errorf("%w: ttl_ms %d; use %d to %d", consensus.ErrInvalidTTL, ms,
+			consensus.MinLockTTL.Milliseconds(), consensus.MaxLockTTL.Milliseconds()))
+		return
+	}
+	owner := body.Owner
+	if owner == "" {
+		owner = "http client " + r.RemoteAddr
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	defer cancel()
+	lease, err := leases.Acquire(ctx, name, time.Duration(ms)*time.Millisecond, owner)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"token": lease.Token})
+}
+
+func release(w http.ResponseWriter, r *http.Request, leases *Leases) {
+	name := r.PathValue("name")
+	q, err := httpjson.Query(r, "token")
+	if err != nil {
+		httpjson.Fail(w, err)
+		return
+	}
+	token, err := strconv.ParseUint(q.Get("token"), 10, 64)
+	if err != nil || token == 0 {
+		writeError(w, fmt.Errorf("%w: token %q; give the holder's token as ?token=N, a positive integer",
+			consensus.ErrBadRequest, q.Get("token")))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	defer cancel()
+	if err := leases.Release(ctx, name, token); err != nil {
+		writeError(w, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"released": true})
 }
 
 // writeError maps an error to its status and code.
 func writeError(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, "internal"
-	body := map[string]any{}
+	status, code := http.StatusInternalServerError, httpjson.CodeInternal
+	fields := map[string]any{}
 	var held *consensus.LockHeldError
 	switch {
 	case errors.As(err, &held):
 		status, code = http.StatusConflict, "held"
-		body["holder"] = held.Owner
-		body["expires_in_ms"] = held.ExpiresIn.Milliseconds()
+		fields["holder"] = held.Owner
+		fields["expires_in_ms"] = held.ExpiresIn.Milliseconds()
 	case errors.Is(err, consensus.ErrWrongToken):
 		status, code = http.StatusConflict, "wrong_token"
 	case errors.Is(err, consensus.ErrUnknownLock):
@@ -122,13 +127,12 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, consensus.ErrInvalidTTL):
 		status, code = http.StatusBadRequest, "invalid_ttl"
 	case errors.Is(err, consensus.ErrBadRequest):
-		status, code = http.StatusBadRequest, "bad_request"
+		status, code = http.StatusBadRequest, httpjson.CodeBadRequest
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrProposalDropped):
 		status, code = http.StatusServiceUnavailable, "no_leader"
 		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrStopped):
 		status, code = http.StatusGatewayTimeout, "timeout"
 	}
-	body["error"], body["code"] = err.Error(), code
-	writeJSON(w, status, body)
+	httpjson.WriteErrorWith(w, status, code, err, fields)
 }
