@@ -6,6 +6,12 @@
 #
 # The exec runtime needs an interpreter, which this image does not have:
 # containers run Starlark jobs only.
+#
+# The default command serves the API on 0.0.0.0, which a node does only
+# with a token: run it with -e TROUPE_API_TOKEN=$(openssl rand -hex 32) (or
+# TROUPE_API_TOKEN_FILE and a mounted file). Without one it refuses to
+# start, unless the command says --insecure-api (compose.yaml does, on a
+# private network published on the host's loopback).
 FROM scratch
 COPY build/node /node
 # 7000: node messages (gRPC), 7001: SWIM gossip (UDP and TCP), 8080: HTTP API

@@ -102,6 +102,7 @@ type API struct {
 	OpenPaths []string `yaml:"open_paths"` // paths served without the token (e.g. /metrics)
 	TLSCert   string   `yaml:"tls_cert"`   // HTTPS: the certificate (PEM)
 	TLSKey    string   `yaml:"tls_key"`    // HTTPS: its key (PEM)
+	Insecure  bool     `yaml:"insecure"`   // serve beyond loopback without a token (--insecure-api)
 }
 
 // TLS is mutual TLS between nodes (package security).

@@ -215,8 +215,51 @@ func TestChanges(t *testing.T) {
 	if c := got["node.bind"]; c.Key.Live {
 		t.Errorf("node.bind is live: %+v", c)
 	}
-	if c := got["api.token"]; !c.Key.Live || c.Old != "(secret)" || c.New != "(secret)" {
-		t.Errorf("api.token (its file changed): %+v", c)
+	if c := got["api.token"]; c.Key.Live || c.Old != "(secret)" || c.New != "(secret)" {
+		t.Errorf("api.token (its file changed): %+v, want a restart-only change", c)
+	}
+}
+
+// TestControlKeysNeedARestart: the keys that can run code or widen access
+// (the exec runtime, the API token, TLS) never change on a running node
+// (DESIGN §7).
+func TestControlKeysNeedARestart(t *testing.T) {
+	for _, name := range []string{"jobs.exec", "jobs.exec_cmd", "api.token", "api.token_file", "api.tls_cert", "api.tls_key",
+		"api.listen", "api.open_paths", "api.insecure", "tls.ca", "tls.cert", "tls.key"} {
+		k, ok := config.Lookup(name)
+		if !ok || k.Live {
+			t.Errorf("%s: found %v, live %v; want a key that needs a restart", name, ok, k.Live)
+		}
+	}
+}
+
+// TestRunTimeChanges: a new configuration that changes a restart-only
+// key is refused, naming each such key; an omitted token file is a change
+// of the token, refused like any other.
+func TestRunTimeChanges(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "token", "first-token-0123456789")
+	load := func(text string) *config.Config {
+		t.Helper()
+		c, err := config.Load(config.Sources{File: write(t, dir, "n.yaml", text)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cur := load("api:\n  token_file: token\njobs:\n  slots: 2\n")
+	if ch, err := config.RunTimeChanges(cur, load("api:\n  token_file: token\njobs:\n  slots: 3\n")); err != nil || len(ch) != 1 {
+		t.Errorf("a live change: %v %v", ch, err)
+	}
+	for _, c := range []struct{ text, want string }{
+		{"api:\n  token_file: token\njobs:\n  exec: true\n  exec_cmd: [sh]\n", "jobs.exec cannot change at run time; restart the node with the new file"},
+		{"api:\n  token_file: token\njobs:\n  exec_cmd: [sh]\n", "jobs.exec_cmd cannot change at run time"},
+		{"jobs:\n  slots: 3\n", "api.token cannot change at run time"},
+	} {
+		_, err := config.RunTimeChanges(cur, load(c.text))
+		if !errors.Is(err, config.ErrRestart) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want ErrRestart saying %q", c.text, err, c.want)
+		}
 	}
 }
 

@@ -2,7 +2,10 @@ package config
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -119,4 +122,29 @@ func (c *Config) YAML(redact bool) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// ErrRestart wraps the error of RunTimeChanges when a key that needs a
+// restart changed.
+var ErrRestart = errors.New("config: needs a restart")
+
+// RunTimeChanges lists the changes from cur to next when every one is
+// live, and otherwise refuses them all: the error wraps ErrRestart and says
+// of each restart-only key that it "cannot change at run time", with its
+// old and new value (secrets hidden). A token or token file left out of
+// next, while cur has one, is such a change: it never turns
+// authentication off on a running node.
+func RunTimeChanges(cur, next *Config) ([]Change, error) {
+	changes := Changes(cur, next)
+	var refused []string
+	for _, ch := range changes {
+		if !ch.Key.Live {
+			refused = append(refused, fmt.Sprintf("%s cannot change at run time; restart the node with the new file (it changes %s → %s)",
+				ch.Key.Name, ch.Old, ch.New))
+		}
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrRestart, strings.Join(refused, "; "))
+	}
+	return changes, nil
 }

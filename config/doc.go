@@ -23,7 +23,12 @@
 // (api.token, membership.gossip_key) are never echoed in errors or in
 // [Config.Map]; token_file and gossip_key_file are read when the file is
 // loaded. [Keys] lists every key with its variable, its flag, and whether
-// it is live (applied without a restart) or needs a restart.
+// it is live (applied without a restart) or needs a restart;
+// [RunTimeChanges] refuses a new configuration that changes a
+// restart-only key ([ErrRestart]: "jobs.exec cannot change at run time;
+// restart the node with the new file"). The keys that can run code or
+// widen access — jobs.exec and exec_cmd, the API's token, address and TLS,
+// the nodes' TLS — are never live (DESIGN §7).
 //
 // The YAML library is go.yaml.in/yaml/v3, the YAML organisation's
 // maintained continuation of gopkg.in/yaml.v3; the file is walked as a

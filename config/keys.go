@@ -15,7 +15,9 @@ type Key struct {
 	Env     string // the environment variable: "TROUPE_JOBS_SLOTS"
 	Flag    string // the `node run` flag that sets it ("" for none), without "--"
 	// Live: a change applies while the node runs (node config apply,
-	// SIGHUP); any other key needs a restart.
+	// SIGHUP); any other key needs a restart. Keys that can run code or
+	// widen access (the exec runtime, the API token, TLS, where the API
+	// listens) are never live (DESIGN §7).
 	Live bool
 	// Secret: its value is never shown (GET /v1/config, node config check).
 	Secret bool
@@ -63,8 +65,8 @@ var meta = map[string]struct {
 	"jobs.max_memory":               {live: true},
 	"jobs.max_depth":                {live: true},
 	"jobs.http_allow":               {flag: "http-allow", live: true},
-	"jobs.exec":                     {flag: "exec", live: true},
-	"jobs.exec_cmd":                 {flag: "exec-cmd", live: true},
+	"jobs.exec":                     {flag: "exec"},
+	"jobs.exec_cmd":                 {flag: "exec-cmd"},
 	"jobs.max_parts":                {live: true},
 	"jobs.parts_per_member":         {live: true},
 	"jobs.max_script_bytes":         {live: true},
@@ -79,11 +81,12 @@ var meta = map[string]struct {
 	"raft.heartbeat_ticks":          {},
 	"telemetry.protoactor_metrics":  {flag: "protoactor-metrics"},
 	"api.listen":                    {flag: "http"},
-	"api.token":                     {live: true, secret: true},
-	"api.token_file":                {live: true, path: true},
+	"api.token":                     {secret: true},
+	"api.token_file":                {path: true},
 	"api.open_paths":                {},
 	"api.tls_cert":                  {path: true},
 	"api.tls_key":                   {path: true},
+	"api.insecure":                  {flag: "insecure-api"},
 	"tls.ca":                        {path: true},
 	"tls.cert":                      {path: true},
 	"tls.key":                       {path: true},

@@ -205,7 +205,7 @@ func serve(h http.Handler) (base string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := newServer(h, defaultServerLimits())
 	streamsEnd(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()

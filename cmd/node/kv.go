@@ -155,6 +155,8 @@ type kvServeOptions struct {
 	listen  string
 	dataDir string
 	noSync  bool
+	// insecure: serve beyond loopback (the API has no token).
+	insecure bool
 }
 
 func kvServeCmd() *cobra.Command {
@@ -176,6 +178,7 @@ Started again with the same --data-dir, the group resumes where it stopped.`,
 	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "nodes in the group (1 to 9)")
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP address of node-1; node i listens on the port plus i-1")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "troupe-data", "root of the nodes' data dirs")
+	cmd.Flags().BoolVar(&o.insecure, "insecure-api", false, "allow a --listen beyond loopback: the API has no token, anyone who reaches it can write")
 	cmd.Flags().BoolVar(&o.noSync, "no-fsync", false, "turn fsync off (benchmarks only: acknowledged writes can be lost in a machine crash)")
 	return cmd
 }
@@ -187,6 +190,9 @@ func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
 	host, portStr, err := net.SplitHostPort(o.listen)
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", o.listen, err)
+	}
+	if !isLoopback(o.listen) && !o.insecure {
+		return fmt.Errorf("--listen %q is not a loopback address and this API has no token: listen on 127.0.0.1, or add --insecure-api to serve it open on purpose", o.listen)
 	}
 	var port int
 	if _, err := fmt.Sscan(portStr, &port); err != nil || port < 1 || port+o.nodes > 65536 {
@@ -214,7 +220,7 @@ func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: consensus.HTTPHandler(kv), ReadHeaderTimeout: 5 * time.Second}
+		srv := newServer(consensus.HTTPHandler(kv), defaultServerLimits())
 		servers = append(servers, srv)
 		go func() { errs <- srv.Serve(ln) }()
 		fmt.Fprintf(out, "%s: http://%s/v1/kv/{key}  data %s/%s\n", n.Name(), addr, o.dataDir, n.Name())

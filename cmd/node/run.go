@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"github.com/troupe-dev/troupe/config"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/mutex"
@@ -58,6 +58,12 @@ API (/v1/raft). A node added to a running group later starts with
 --raft-join and waits for "node raft add-voter". --elector raft makes the
 raft group's leader the cluster's leader (it needs the raft group); bully
 (the default) runs the Bully algorithm over the members.
+
+Without an API token (api.token or api.token_file) --http must be a
+loopback address: a node that would serve its API beyond loopback without
+a token refuses to start, unless --insecure-api says to (then it warns at
+every start). The exec runtime, the token and TLS change only with a
+restart.
 
 Every node runs telemetry: the dashboard at / of --http, Prometheus metrics
 at /metrics, alerts and any node's recent logs (package telemetry). Logs
@@ -97,6 +103,7 @@ a cluster.`,
 		"remove the node from the group first and add it back after (needs --raft-join; docs/operations.md) [raft.force_new_state]")
 	f.String("elector", d.Election.Elector, "leader election: bully, or raft (the raft group's leader; needs --raft-peers or --raft-join) [election.elector]")
 	f.String("log-format", d.Node.LogFormat, "json (zerolog, one object a line) or console (for people) [node.log_format]")
+	f.Bool("insecure-api", false, "serve the HTTP API beyond loopback without a token (warned at every start) [api.insecure]")
 	f.Bool("protoactor-metrics", false, "add protoactor-go's own metrics to /metrics (costs every message a few µs) [telemetry.protoactor_metrics]")
 	return cmd
 }
@@ -123,6 +130,9 @@ func runNode(ctx context.Context, src config.Sources) error {
 	level, _ := zerolog.ParseLevel(cfg.Node.LogLevel)
 	log, logs, err := nodeLogger(os.Stderr, cfg.Node.LogFormat, level)
 	if err != nil {
+		return err
+	}
+	if err := checkAPIExposure(cfg, log); err != nil {
 		return err
 	}
 	gossip, advertise, gossipAdvertise, err := addresses(ctx, cfg)
@@ -221,8 +231,8 @@ func runNode(ctx context.Context, src config.Sources) error {
 		mux.Handle("/v1/locks/", mutex.HTTPHandler(leases))
 	} else {
 		noRaft := func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusNotFound, map[string]string{"code": "no_raft",
-				"error": "this node runs no raft group: start it with --raft-peers (the group's first voters) or --raft-join"})
+			httpjson.WriteError(w, http.StatusNotFound, "no_raft",
+				errors.New("this node runs no raft group: start it with --raft-peers (the group's first voters) or --raft-join"))
 		}
 		mux.HandleFunc("/v1/kv/", noRaft)
 		mux.HandleFunc("/v1/raft", noRaft)
@@ -244,7 +254,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 	}
 	// Every endpoint, those added above and any added later, is behind
 	// the token.
-	srv := &http.Server{Handler: api.RequireToken(mux, r.token, cfg.API.OpenPaths...), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(api.RequireToken(mux, r.token, cfg.API.OpenPaths...), defaultServerLimits())
 	streamsEnd(srv)
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
@@ -358,9 +368,24 @@ func warnInsecure(log zerolog.Logger, cfg *config.Config, gossip string) {
 	if len(cfg.GossipKeys()) == 0 {
 		log.Warn().Msg("gossip is not encrypted (membership.gossip_key): anyone who reaches membership.gossip can join the cluster")
 	}
-	if cfg.APIToken() == "" && !isLoopback(cfg.API.Listen) {
-		log.Warn().Msg("the HTTP API needs no token (api.token): anyone who reaches api.listen can run jobs")
+}
+
+// checkAPIExposure refuses an API without a token beyond loopback, unless
+// api.insecure (--insecure-api) asks for it; then it warns, at every
+// start.
+func checkAPIExposure(cfg *config.Config, log zerolog.Logger) error {
+	if cfg.APIToken() != "" || isLoopback(cfg.API.Listen) {
+		return nil
 	}
+	if !cfg.API.Insecure {
+		return fmt.Errorf("%w: api.listen %q is not a loopback address and the API has no token: anyone who reaches it could run jobs, "+
+			"write the store and take locks. Set api.token or api.token_file (TROUPE_API_TOKEN_FILE), listen on 127.0.0.1, "+
+			"or start with --insecure-api (api.insecure) to serve it without a token on purpose",
+			config.ErrInvalid, cfg.API.Listen)
+	}
+	log.Warn().Str("listen", cfg.API.Listen).Msg("--insecure-api: the HTTP API is served beyond loopback without a token: " +
+		"anyone who reaches api.listen can run jobs, write the store, take locks and change the configuration")
+	return nil
 }
 
 func isLoopback(addr string) bool {
@@ -373,12 +398,4 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

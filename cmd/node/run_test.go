@@ -152,7 +152,7 @@ func TestRunFlagsSetTheirKeys(t *testing.T) {
 		"http": "127.0.0.1:8100", "join": "a:1,b:2", "data-dir": "/tmp/x", "preset": "wan", "slots": "3",
 		"http-allow": "h1,h2:80", "max-steps": "5000", "part-timeout": "2s", "exec": "true", "exec-cmd": "python3,-u",
 		"log-level": "debug", "raft-peers": "n9,n8", "raft-join": "true", "elector": "raft",
-		"log-format": "console", "protoactor-metrics": "true",
+		"log-format": "console", "protoactor-metrics": "true", "insecure-api": "true", "force-new-state": "true",
 	}
 	var args []string
 	for _, k := range config.Keys() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/config"
 	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/jobs"
 )
 
@@ -61,7 +61,7 @@ type running struct {
 
 // errRestart: the new configuration changes keys that only a restart
 // applies.
-var errRestart = errors.New("needs a restart")
+var errRestart = config.ErrRestart
 
 // applied is the answer of PUT /v1/config.
 type applied struct {
@@ -93,16 +93,9 @@ func (r *running) apply(ctx context.Context, data []byte) (applied, error) {
 		return applied{}, err
 	}
 	cur := r.cfg.Load()
-	changes := config.Changes(cur, next)
-	var restart []string
-	for _, ch := range changes {
-		if !ch.Key.Live {
-			restart = append(restart, fmt.Sprintf("%s (%s → %s)", ch.Key.Name, ch.Old, ch.New))
-		}
-	}
-	if len(restart) > 0 {
-		return applied{}, fmt.Errorf("%w: %s; nothing was changed (keys applied without a restart: %s)",
-			errRestart, strings.Join(restart, ", "), liveKeys())
+	changes, err := config.RunTimeChanges(cur, next)
+	if err != nil {
+		return applied{}, fmt.Errorf("%w; nothing was changed (keys applied without a restart: %s)", err, liveKeys())
 	}
 	out := applied{Changed: []changed{}}
 	sections := map[string]bool{}
@@ -139,9 +132,6 @@ func (r *running) apply(ctx context.Context, data []byte) (applied, error) {
 			}
 			return applied{}, fmt.Errorf("protocol %s refused its new configuration; nothing was changed: %w", s.protocol, err)
 		}
-	}
-	if sections["api"] {
-		r.token.Set(next.APIToken())
 	}
 	r.cfg.Store(next)
 	for _, ch := range out.Changed {
@@ -182,34 +172,44 @@ const maxConfigBytes = 1 << 20
 
 // routes adds the configuration and version endpoints.
 func (r *running) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"node": r.node.Name(), "config": r.cfg.Load().Map(true)})
+	mux.Handle("/v1/config", httpjson.Methods{
+		http.MethodGet: func(w http.ResponseWriter, req *http.Request) {
+			if _, err := httpjson.Query(req); err != nil {
+				httpjson.Fail(w, err)
+				return
+			}
+			httpjson.Write(w, http.StatusOK, map[string]any{"node": r.node.Name(), "config": r.cfg.Load().Map(true)})
+		},
+		http.MethodPut: func(w http.ResponseWriter, req *http.Request) {
+			if _, err := httpjson.Query(req); err != nil {
+				httpjson.Fail(w, err)
+				return
+			}
+			data, err := httpjson.ReadBody(w, req, maxConfigBytes)
+			if err != nil {
+				httpjson.Fail(w, err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+			defer cancel()
+			out, err := r.apply(ctx, data)
+			switch {
+			case err == nil:
+				httpjson.Write(w, http.StatusOK, out)
+			case errors.Is(err, config.ErrInvalid):
+				httpjson.WriteError(w, http.StatusBadRequest, "invalid_config", err)
+			case errors.Is(err, errRestart):
+				httpjson.WriteError(w, http.StatusConflict, "restart_required", err)
+			default:
+				httpjson.WriteError(w, http.StatusUnprocessableEntity, "refused", err)
+			}
+		},
 	})
-	mux.HandleFunc("PUT /v1/config", func(w http.ResponseWriter, req *http.Request) {
-		data, err := io.ReadAll(io.LimitReader(req.Body, maxConfigBytes+1))
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, api.Error{Error: "reading the body: " + err.Error()})
+	mux.Handle("/v1/version", httpjson.Methods{http.MethodGet: func(w http.ResponseWriter, req *http.Request) {
+		if _, err := httpjson.Query(req); err != nil {
+			httpjson.Fail(w, err)
 			return
 		}
-		if len(data) > maxConfigBytes {
-			writeJSON(w, http.StatusRequestEntityTooLarge, api.Error{Error: fmt.Sprintf("the configuration is over %d bytes", maxConfigBytes)})
-			return
-		}
-		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
-		defer cancel()
-		out, err := r.apply(ctx, data)
-		switch {
-		case err == nil:
-			writeJSON(w, http.StatusOK, out)
-		case errors.Is(err, config.ErrInvalid):
-			writeJSON(w, http.StatusBadRequest, api.Error{Code: "invalid_config", Error: err.Error()})
-		case errors.Is(err, errRestart):
-			writeJSON(w, http.StatusConflict, api.Error{Code: "restart_required", Error: err.Error()})
-		default:
-			writeJSON(w, http.StatusUnprocessableEntity, api.Error{Code: "refused", Error: err.Error()})
-		}
-	})
-	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, buildInfo())
-	})
+		httpjson.Write(w, http.StatusOK, buildInfo())
+	}})
 }
