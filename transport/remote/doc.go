@@ -94,9 +94,12 @@
 // certificate the CA signed, a node refuses such a server, and both log
 // why, with the peer's address ([security.ErrPeerRefused]); a handshake
 // that fails otherwise (the client refused this node's certificate) is
-// logged by the server too. A node does not check that the server it
-// dials is the node it meant: a batch that reaches another node is
-// refused there, since its names name the receiver.
+// logged by the server too. A dialling node holds the server to its name
+// as well: the server's certificate must name a node the directory has at
+// the address dialled, or the connection is refused and logged, so that a
+// member listening at an address given to another node does not receive
+// that node's messages. The check is made once per connection, and
+// protoactor keeps one connection per address.
 //
 // # Concurrency
 //

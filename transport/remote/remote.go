@@ -216,7 +216,7 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if mtls != nil {
 		server := loggedCreds{TransportCredentials: credentials.NewTLS(mtls.Server("h2")), log: limiter}
 		serverOpts = append(serverOpts, grpc.Creds(server))
-		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{mtls})))
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{m: mtls, net: n, log: limiter})))
 	}
 	opts = append(opts, remote.WithServerOptions(serverOpts...))
 	if n.bindPort != 0 {

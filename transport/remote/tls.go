@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 
 	"google.golang.org/grpc/credentials"
@@ -35,11 +36,36 @@ func (c loggedCreds) Clone() credentials.TransportCredentials {
 
 // dialCreds is gRPC's TLS for dialling, with a configuration per
 // connection that knows the address dialled, so that a refused server is
-// logged with it.
-type dialCreds struct{ m *security.MutualTLS }
+// logged with it. It also holds the server to its name: the certificate
+// must name a node the directory has at the address dialled (protoactor
+// dials the address of the node a batch is for), so that a member of the
+// cluster listening at an address the directory gives another node does
+// not receive that node's messages.
+type dialCreds struct {
+	m   *security.MutualTLS
+	net *Network
+	log *security.LogLimiter
+}
+
+// kindServerName is the log kind of a server refused for its name.
+const kindServerName = "refused a server: its certificate names a node the directory has elsewhere"
 
 func (c dialCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return credentials.NewTLS(c.m.Client(raw.RemoteAddr().String(), "h2")).ClientHandshake(ctx, authority, raw)
+	conn, info, err := credentials.NewTLS(c.m.Client(raw.RemoteAddr().String(), "h2")).ClientHandshake(ctx, authority, raw)
+	if err != nil {
+		return conn, info, err
+	}
+	name := ""
+	if t, ok := info.(credentials.TLSInfo); ok && len(t.State.PeerCertificates) > 0 {
+		name = security.NodeName(t.State.PeerCertificates[0])
+	}
+	if addr, ok := c.net.Resolve(name); !ok || addr != authority {
+		_ = conn.Close()
+		c.log.Warn(kindServerName).Str("peer", raw.RemoteAddr().String()).Str("dialled", authority).Str("certificate", name).Str("directory", addr).Msg(kindServerName)
+		return nil, nil, fmt.Errorf("%w: the server at %s presented a certificate for node %q, which the directory has at %q; a node's certificate names it",
+			security.ErrPeerRefused, authority, name, addr)
+	}
+	return conn, info, nil
 }
 
 func (c dialCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {

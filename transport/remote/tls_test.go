@@ -169,3 +169,52 @@ func TestNodeTLSGivesEachNodeItsCertificate(t *testing.T) {
 		t.Errorf("%d refusals; want none:\n%s", a.refusals()+b.refusals(), log.String())
 	}
 }
+
+// TestDialledServerMustBeTheNode: a member of the cluster listening at the
+// address the directory gives another node does not receive that node's
+// messages: the dialler refuses a server whose certificate names a node
+// the directory has elsewhere, and says so.
+func TestDialledServerMustBeTheNode(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t)
+	ca, err := security.NewCA("cluster CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logA, logM logBuf
+	netA, err := remote.New(remote.Config{TLS: mutual(t, ca, "a", &logA), Logger: zerolog.New(&logA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netM, err := remote.New(remote.Config{TLS: mutual(t, ca, "m", &logM), Logger: zerolog.New(&logM)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, m := attach(t, netA, "a"), attach(t, netM, "m")
+	if err := netA.SetPeer("b", m.ep.Address()); err != nil { // b's address, as a stale or forged directory has it
+		t.Fatal(err)
+	}
+	send := func(to string, n uint64) {
+		env := &messages.Envelope{From: "a", To: to, Protocol: "p"}
+		_ = transport.MarshalPayload(env, &messages.Ping{N: n})
+		if _, err := a.ep.Send(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("b", 1)
+	actortest.Eventually(t, 10*time.Second, "a refuses m's server for b's address", func() bool {
+		l := logA.String()
+		return strings.Contains(l, "refused a server: its certificate names a node the directory has elsewhere") && strings.Contains(l, `"certificate":"m"`)
+	})
+	if m.count() != 0 || m.refusals() != 0 {
+		t.Fatalf("m received %d envelopes and refused %d meant for b; want none reaching it", m.count(), m.refusals())
+	}
+	if err := netA.SetPeer("m", m.ep.Address()); err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(0)
+	actortest.Eventually(t, 10*time.Second, "a reaches m at its own address", func() bool {
+		n++
+		send("m", n) // again until one arrives: protoactor drops what it queued for the refused connection
+		return m.count() > 0
+	})
+}
