@@ -254,6 +254,9 @@ func (h *protocolHost) runRemote(e *entry, from string, m any) {
 				return
 			}
 			r := recover()
+			if r == nil {
+				return // runtime.Goexit, not a panic: let the goroutine end
+			}
 			h.metrics.refused.Add(1)
 			h.metrics.unhandled.Add(1)
 			ev := h.node.badInput.Error()
