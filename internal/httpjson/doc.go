@@ -53,7 +53,9 @@
 //
 // # Testing
 //
-// httpjson_test.go checks each piece on httptest recorders; the endpoint
+// httpjson_test.go checks each piece on httptest recorders; FuzzQuery and
+// FuzzDecode feed them any bytes (a query accepted must agree with
+// url.ParseQuery; anything else is a 400 or 413, never a panic); the endpoint
 // packages' tests walk their endpoints with wrong methods, unknown paths,
 // oversized and trailing-garbage bodies and malformed queries.
 package httpjson
