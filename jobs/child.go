@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // A job script's process is the running binary started again with
@@ -259,15 +260,13 @@ func capMemory(budget int64) error {
 
 // execTrampoline caps the address space at the budget in childMemEnv and
 // replaces this process with the interpreter named by its arguments: the
-// limit holds from the interpreter's first instruction.
+// limit holds from the interpreter's first instruction. Everything that
+// allocates happens before the limit is set (a binary built with the race
+// detector could not map its shadow memory after it).
 func execTrampoline() int {
 	budget, err := strconv.ParseUint(os.Getenv(childMemEnv), 10, 64)
 	if err != nil || len(os.Args) < 2 {
 		fmt.Fprintf(os.Stderr, "jobs: exec trampoline: %s=%q, args %q\n", childMemEnv, os.Getenv(childMemEnv), os.Args)
-		return 2
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: budget, Max: budget}); err != nil {
-		fmt.Fprintf(os.Stderr, "jobs: exec trampoline: setting RLIMIT_AS: %v\n", err)
 		return 2
 	}
 	path, err := exec.LookPath(os.Args[1])
@@ -278,7 +277,19 @@ func execTrampoline() int {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, childEnv+"=") || strings.HasPrefix(kv, childMemEnv+"=")
 	})
-	err = syscall.Exec(path, os.Args[1:], env)
-	fmt.Fprintf(os.Stderr, "jobs: exec trampoline: %s: %v\n", path, err)
+	argv0, err1 := syscall.BytePtrFromString(path)
+	argv, err2 := syscall.SlicePtrFromStrings(os.Args[1:])
+	envv, err3 := syscall.SlicePtrFromStrings(env)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		fmt.Fprintf(os.Stderr, "jobs: exec trampoline: %v\n", err)
+		return 2
+	}
+	lim := syscall.Rlimit{Cur: budget, Max: budget}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRLIMIT, syscall.RLIMIT_AS, uintptr(unsafe.Pointer(&lim)), 0); e != 0 {
+		fmt.Fprintf(os.Stderr, "jobs: exec trampoline: setting RLIMIT_AS: %v\n", e)
+		return 2
+	}
+	_, _, e := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(argv0)), uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+	fmt.Fprintf(os.Stderr, "jobs: exec trampoline: %s: %v\n", path, e)
 	return 127
 }

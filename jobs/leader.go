@@ -31,6 +31,11 @@ type scheduler struct {
 	reported map[string]bool
 	settleBy time.Time
 	settled  bool
+	// dead: the parts each failed worker held when membership reported it
+	// failed. They count as strikes once the node shows it really died (its
+	// jobs protocol restarts with a new generation): a node falsely
+	// declared failed under load comes back with the same one.
+	dead map[string][]partKey
 }
 
 type ljob struct {
@@ -70,7 +75,7 @@ type lworker struct {
 
 func newScheduler(epoch uint64) *scheduler {
 	return &scheduler{epoch: epoch, jobs: map[string]*ljob{}, workers: map[string]*lworker{},
-		running: map[partKey][]string{}, reported: map[string]bool{}}
+		running: map[partKey][]string{}, reported: map[string]bool{}, dead: map[string][]partKey{}}
 }
 
 func (s *scheduler) queued() int {
@@ -433,6 +438,20 @@ func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w, cause st
 	return true
 }
 
+// confirmDeath counts a strike against each part a worker held when it
+// failed, now that its jobs protocol restarted with a new generation: the
+// node died with the parts in hand, and one of them may have killed it.
+func (p *protocol) confirmDeath(ctx *actors.Context, name string) {
+	s := p.sched
+	held := s.dead[name]
+	delete(s.dead, name)
+	for _, k := range held {
+		if j := s.jobs[k.id]; j != nil && j.split && !j.done[k.part] {
+			p.strike(ctx, j, k.part, name, "the node died while it held the part")
+		}
+	}
+}
+
 // failJob drops a job at the leader and has its contact fail it with why;
 // the contact then tells every member to stop the job's parts (end).
 func (p *protocol) failJob(ctx *actors.Context, j *ljob, why string) {
@@ -498,7 +517,9 @@ func (p *protocol) backups(ctx *actors.Context) {
 			for _, part := range slices.Sorted(maps.Keys(j.since)) {
 				t := j.since[part]
 				age := now.Sub(t)
-				if len(j.holders[part]) == 1 && age > time.Duration(p.cfg.Backup*float64(mean)) && age > longest {
+				// No backup of a part with a strike: it would only
+				// exhaust a second worker at once.
+				if len(j.holders[part]) == 1 && len(j.strikes[part]) == 0 && age > time.Duration(p.cfg.Backup*float64(mean)) && age > longest {
 					bj, bpart, longest = j, part, age
 				}
 			}
@@ -531,17 +552,17 @@ func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
 // of theirs is assigned again; the workers drop theirs on the same news).
 //
 // A worker that failed (not one that left) with parts in hand may have
-// been killed by one of them: each counts a strike (see strike).
+// been killed by one of them: they are remembered, and count as strikes
+// if the node turns out to have died (confirmDeath).
 func (p *protocol) leaderLost(ctx *actors.Context, name string, failed bool) {
 	s := p.sched
 	if w := s.workers[name]; w != nil {
 		delete(s.workers, name)
-		for _, k := range sortedParts(w.parts) {
-			if j := s.jobs[k.id]; failed && j != nil && j.split && !j.done[k.part] {
-				if p.strike(ctx, j, k.part, name, "the node failed while it held the part") {
-					continue
-				}
-			}
+		held := sortedParts(w.parts)
+		if failed && len(held) > 0 {
+			s.dead[name] = held
+		}
+		for _, k := range held {
 			p.unhold(k, name)
 		}
 	}
