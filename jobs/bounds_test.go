@@ -213,7 +213,8 @@ func TestExecMemoryBudget(t *testing.T) {
 }
 
 // BenchmarkStarlarkPart is the cost of one trivial part, in this process
-// and in a script process (a round trip over pipes).
+// and in a script process (a round trip over pipes); "cold" starts a
+// process for each part and loads the script in it.
 func BenchmarkStarlarkPart(b *testing.B) {
 	src := []byte("def split(i, n):\n    return []\ndef run(p):\n    return p + 1\ndef merge(r):\n    return r\n")
 	for _, mode := range []struct {
@@ -239,4 +240,20 @@ func BenchmarkStarlarkPart(b *testing.B) {
 			}
 		})
 	}
+	b.Run("process-cold", func(b *testing.B) {
+		for b.Loop() {
+			rt, err := jobs.Starlark(jobs.StarlarkConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			prog, err := rt.Load(context.Background(), src)
+			if err == nil {
+				_, err = prog.Run(context.Background(), []byte("1"))
+			}
+			_ = rt.(interface{ Close() error }).Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

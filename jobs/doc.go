@@ -47,7 +47,10 @@
 // The protocol's state is touched only by its handlers. Scripts run on
 // goroutines of a pool the protocol owns; their outcomes come back as local
 // messages ([actors.Context.Ref]). Stop cancels them and waits. Runtimes and
-// Programs are called from those goroutines, concurrently.
+// Programs are called from those goroutines, concurrently. The Starlark
+// runtime runs each call in a child process of the running binary (package
+// jobs' init serves it when TROUPE_JOBS_CHILD is set), bounded in memory
+// and killed at its timeout: see [Starlark] and docs/jobs.md, Bounds.
 //
 // # Testing
 //

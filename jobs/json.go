@@ -34,7 +34,7 @@ func checkTextArg(b *starlark.Builtin, maxDepth int) *starlark.Builtin {
 	return starlark.NewBuiltin(b.Name(), func(th *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		if len(args) > 0 {
 			if s, ok := args[0].(starlark.String); ok && textDepth(string(s)) > maxDepth {
-				return nil, fmt.Errorf("json.%s: %w", b.Name(), depthError("the JSON text", maxDepth))
+				return nil, fmt.Errorf("%s: %w", b.Name(), depthError("the JSON text", maxDepth))
 			}
 		}
 		return starlark.Call(th, b, args, kwargs)
@@ -44,7 +44,7 @@ func checkTextArg(b *starlark.Builtin, maxDepth int) *starlark.Builtin {
 func checkValueArg(b *starlark.Builtin, maxDepth int) *starlark.Builtin {
 	return starlark.NewBuiltin(b.Name(), func(th *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		if len(args) > 0 && valueDepth(args[0], maxDepth) > maxDepth {
-			return nil, fmt.Errorf("json.%s: %w", b.Name(), depthError("the value", maxDepth))
+			return nil, fmt.Errorf("%s: %w", b.Name(), depthError("the value", maxDepth))
 		}
 		return starlark.Call(th, b, args, kwargs)
 	})
