@@ -3,8 +3,10 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -256,4 +258,64 @@ func BenchmarkStarlarkPart(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A worker node that dies with a part in hand, and comes back as a new
+// incarnation, gives the part a strike: two such deaths make it a poison
+// part. (A part that kills its node outright — the kernel's OOM killer,
+// a fault in the runtime itself — does not loop through the cluster.)
+func TestWorkerDeathsWithAPartPoisonIt(t *testing.T) {
+	cfg := longCfg(t)
+	cfg.Backup = -1
+	c := newCluster(t, 4, cfg)
+	id := submit(t, c.Node("node-3"), []byte(longJob), `null`, 1)
+	// runner waits until a live node other than those in not runs the
+	// part, and names it.
+	runner := func(not ...string) string {
+		t.Helper()
+		var who string
+		actortest.Eventually(t, failover, "a node runs the part", func() bool {
+			for _, n := range c.Nodes() {
+				if n != nil && !slices.Contains(not, n.Name()) && stats(t, n).Running > 0 {
+					who = n.Name()
+					return true
+				}
+			}
+			return false
+		})
+		return who
+	}
+	strikes := func(want int64) {
+		t.Helper()
+		actortest.Eventually(t, failover, fmt.Sprintf("the leader counts %d strikes", want), func() bool {
+			return stats(t, c.Node("node-4")).Strikes == want
+		})
+	}
+	first := runner()
+	if first == "node-3" || first == "node-4" {
+		t.Skipf("the part went to %s, the contact or the leader", first)
+	}
+	if err := c.Crash(first); err != nil {
+		t.Fatal(err)
+	}
+	second := runner(first) // the leader saw the failure and moved the part
+	if second == "node-3" || second == "node-4" {
+		t.Skipf("the part went to %s, the contact or the leader", second)
+	}
+	if _, err := c.Restart(first); err != nil {
+		t.Fatal(err)
+	}
+	strikes(1)
+	if err := c.Crash(second); err != nil {
+		t.Fatal(err)
+	}
+	runner(first, second)
+	if _, err := c.Restart(second); err != nil {
+		t.Fatal(err)
+	}
+	st := await(t, c.Node("node-3"), id, failover)
+	if st.State != jobs.Failed || !strings.Contains(st.Error, "poison part: part 0: the node died while it held the part") {
+		t.Fatalf("job %s: %q; want failed as a poison part", st.State, st.Error)
+	}
+	awaitIdle(t, c, []string{"node-1", "node-2", "node-3", "node-4"}, failover)
 }

@@ -35,7 +35,14 @@ type scheduler struct {
 	// failed. They count as strikes once the node shows it really died (its
 	// jobs protocol restarts with a new generation): a node falsely
 	// declared failed under load comes back with the same one.
-	dead map[string][]partKey
+	dead map[string]deadWorker
+}
+
+// deadWorker is what a failed worker held, and the generation of its jobs
+// protocol then ("" if this leader never heard it).
+type deadWorker struct {
+	held []partKey
+	gen  string
 }
 
 type ljob struct {
@@ -75,7 +82,7 @@ type lworker struct {
 
 func newScheduler(epoch uint64) *scheduler {
 	return &scheduler{epoch: epoch, jobs: map[string]*ljob{}, workers: map[string]*lworker{},
-		running: map[partKey][]string{}, reported: map[string]bool{}, dead: map[string][]partKey{}}
+		running: map[partKey][]string{}, reported: map[string]bool{}, dead: map[string]deadWorker{}}
 }
 
 func (s *scheduler) queued() int {
@@ -438,14 +445,20 @@ func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w, cause st
 	return true
 }
 
-// confirmDeath counts a strike against each part a worker held when it
-// failed, now that its jobs protocol restarted with a new generation: the
-// node died with the parts in hand, and one of them may have killed it.
-func (p *protocol) confirmDeath(ctx *actors.Context, name string) {
+// confirmDeath handles the news that worker name runs generation gen of
+// the jobs protocol. If it failed holding parts, and gen is not the
+// generation it ran then, the node died with the parts in hand and one of
+// them may have killed it: each counts a strike. (A node falsely declared
+// failed comes back with its old generation; one whose generation this
+// leader never heard counts as restarted.)
+func (p *protocol) confirmDeath(ctx *actors.Context, name, gen string) {
 	s := p.sched
-	held := s.dead[name]
+	d, ok := s.dead[name]
 	delete(s.dead, name)
-	for _, k := range held {
+	if !ok || (d.gen != "" && d.gen == gen) {
+		return
+	}
+	for _, k := range d.held {
 		if j := s.jobs[k.id]; j != nil && j.split && !j.done[k.part] {
 			p.strike(ctx, j, k.part, name, "the node died while it held the part")
 		}
@@ -560,7 +573,7 @@ func (p *protocol) leaderLost(ctx *actors.Context, name string, failed bool) {
 		delete(s.workers, name)
 		held := sortedParts(w.parts)
 		if failed && len(held) > 0 {
-			s.dead[name] = held
+			s.dead[name] = deadWorker{held: held, gen: p.gens[name]}
 		}
 		for _, k := range held {
 			p.unhold(k, name)

@@ -229,9 +229,7 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 // the leader this node follows, its schedule is empty: hand it the jobs
 // and the running parts again, as to a new leader.
 func (p *protocol) onRestarted(ctx *actors.Context, from string, m *pb.Restarted) error {
-	if prev, ok := p.gens[from]; ok && prev != m.Generation {
-		p.confirmDeath(ctx, from)
-	}
+	p.confirmDeath(ctx, from, m.Generation)
 	p.gens[from] = m.Generation
 	for id, j := range p.sched.jobs {
 		if j.contact == from && !strings.HasPrefix(id, from+"."+m.Generation+".") {
