@@ -163,6 +163,9 @@ func TestBadConfigurationsNameTheKey(t *testing.T) {
 		{env: []string{"TROUPE_JOBS_SLOT=3"}, want: []string{"(TROUPE_JOBS_SLOT): not a configuration key; valid for jobs: TROUPE_JOBS_SLOTS,"}},
 		{env: []string{"TROUPE_JOBS_SLOTS=-5"}, want: []string{"jobs.slots (TROUPE_JOBS_SLOTS): -5: must be 0..1024"}},
 		{flags: map[string]string{"jobs.slots": "x"}, want: []string{`jobs.slots (--slots): "x" is not an integer`}},
+		{flags: map[string]string{"raft.force_new_state": "true", "raft.peers": "node-1", "node.name": "node-1"},
+			want: []string{"raft.force_new_state (--force-new-state): true: needs raft.join (--force-new-state needs --raft-join)"}},
+		{file: "raft:\n  peers: [a]\n  force_new_state: true\nnode:\n  name: a\n", want: []string{"raft.force_new_state (F:3): true: needs raft.join"}},
 	} {
 		src := config.Sources{Env: c.env, Flags: c.flags}
 		if c.file != "" {

@@ -205,6 +205,10 @@ func (c *Config) validate() invalid {
 	if len(r.Peers) > 0 && !r.Join && !slices.Contains(r.Peers, n.Name) {
 		ch.bad("raft.peers", r.Peers, "does not name this node (%s): list the group's first voters including this one, or set raft.join", n.Name)
 	}
+	if r.ForceNewState && !r.Join {
+		ch.bad("raft.force_new_state", r.ForceNewState, "needs raft.join (--force-new-state needs --raft-join): "+
+			"a node started over is a new, empty member that must not bootstrap the group; it is added back once it runs")
+	}
 	ch.durRange("raft.tick_interval", r.TickInterval, time.Millisecond, 10*time.Second, false)
 	ch.intRange("raft.heartbeat_ticks", r.HeartbeatTicks, 1, 1000, "")
 	ch.intRange("raft.election_ticks", r.ElectionTicks, 2, 10000, "")
