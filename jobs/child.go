@@ -158,7 +158,8 @@ func starlarkChild() int {
 		return 2
 	}
 	go watchParent(os.Getppid())
-	cfg.Limits.MaxMemory = 0 // enforced by the rlimit, not by the runtime below
+	// The in-process runtime below enforces the steps, the timeout and the
+	// depth; the memory is the rlimit's.
 	r := &starlarkRuntime{cfg: StarlarkConfig{Limits: cfg.Limits.withDefaults(), HTTPAllow: cfg.HTTPAllow,
 		HTTPTimeout: cfg.HTTPTimeout, HTTPMaxBytes: cfg.HTTPMaxBytes, Client: &http.Client{Timeout: cfg.HTTPTimeout}}}
 	progs := map[[32]byte]Program{}
