@@ -137,6 +137,21 @@ func (b *speedupBench) run(ctx context.Context) error {
 	return nil
 }
 
+// benchNodeArgs are the `node run` arguments of a bench container. The API
+// listens on the container's 0.0.0.0 without a token, which node run
+// refuses unless --insecure-api: the port is published on the host's
+// loopback only (-p 127.0.0.1:…), and the containers live only for one
+// run.
+func benchNodeArgs(name string, join bool) []string {
+	args := []string{"run", "--name", name, "--bind", "0.0.0.0:7000", "--advertise", name,
+		"--http", "0.0.0.0:8080", "--insecure-api",
+		"--data-dir", "/data", "--preset", "local", "--slots", "1", "--log-level", "warn"}
+	if join {
+		args = append(args, "--join", "node-1:7001")
+	}
+	return args
+}
+
 // once runs the job on n fresh containers and returns its time and result.
 func (b *speedupBench) once(ctx context.Context, n int, input []byte) (time.Duration, string, error) {
 	var names []string
@@ -148,12 +163,8 @@ func (b *speedupBench) once(ctx context.Context, n int, input []byte) (time.Dura
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("node-%d", i)
 		args := []string{"run", "-d", "--name", "troupe-bench-" + name, "--hostname", name, "--network", b.network,
-			"--cpus", b.cpus, "-e", "GOMAXPROCS=1", "-p", fmt.Sprintf("127.0.0.1:%d:8080", b.basePort+i-1), b.image,
-			"run", "--name", name, "--bind", "0.0.0.0:7000", "--advertise", name, "--http", "0.0.0.0:8080",
-			"--data-dir", "/data", "--preset", "local", "--slots", "1", "--log-level", "warn"}
-		if i > 1 {
-			args = append(args, "--join", "node-1:7001")
-		}
+			"--cpus", b.cpus, "-e", "GOMAXPROCS=1", "-p", fmt.Sprintf("127.0.0.1:%d:8080", b.basePort+i-1), b.image}
+		args = append(args, benchNodeArgs(name, i > 1)...)
 		if _, err := docker(ctx, args...); err != nil {
 			return 0, "", err
 		}
