@@ -94,7 +94,9 @@ func setupJobs(w *World, cfg JobsConfig) error {
 	if quiet < 2*time.Second {
 		return fmt.Errorf("jobs: Duration %v leaves no time for faults and recovery; use 15s or more", cfg.Duration)
 	}
-	rt, err := jobs.Starlark(jobs.StarlarkConfig{})
+	// In process: the scripts are the simulation's own, and a child
+	// process per call would put the machine's scheduling into the run.
+	rt, err := jobs.Starlark(jobs.StarlarkConfig{InProcess: true})
 	if err != nil {
 		return err
 	}
