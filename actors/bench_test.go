@@ -9,7 +9,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
-	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/cluster"
@@ -251,15 +250,7 @@ func troupeRemote(b *testing.B, mtls bool) (*cluster.Cluster, *counted) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cert, key, err := ca.Issue("node", nil, time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := security.NewMutualTLS(ca.CertPEM, cert, key, zerolog.Nop())
-		if err != nil {
-			b.Fatal(err)
-		}
-		opt = cluster.RemoteTLS(m)
+		opt = cluster.RemoteTLS(ca) // a certificate per node, as in a real cluster
 	}
 	cl, err := cluster.Local(2, opt)
 	if err != nil {

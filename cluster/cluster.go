@@ -24,7 +24,8 @@ type Option func(*options)
 type options struct {
 	members *membership.Config
 	remote  bool
-	tls     *security.MutualTLS
+	tls     bool
+	ca      *security.CA
 	sim     sim.Config
 	seed    uint64
 	logger  zerolog.Logger
@@ -39,9 +40,12 @@ func Sim(cfg sim.Config) Option { return func(o *options) { o.remote, o.sim = fa
 func Remote() Option { return func(o *options) { o.remote = true } }
 
 // RemoteTLS runs the cluster on protoactor remote over loopback with
-// mutual TLS: every node presents m's certificate.
-func RemoteTLS(m *security.MutualTLS) Option {
-	return func(o *options) { o.remote, o.tls = true, m }
+// mutual TLS, as a real cluster does: ca issues each node a certificate
+// naming it (security.CA.Issue, what `node certs` writes), and each node
+// presents its own, on the node port and, with the Membership option, on
+// SWIM's streams. A nil ca: the cluster makes a development CA of its own.
+func RemoteTLS(ca *security.CA) Option {
+	return func(o *options) { o.remote, o.tls, o.ca = true, true, ca }
 }
 
 // Seed seeds the nodes (node i gets seed+i) and, unless Sim set one, the hub.
@@ -79,7 +83,8 @@ type Cluster struct {
 	network   transport.Network
 	mu        sync.Mutex
 	names     []string
-	nodes     map[string]*actors.Node // nil entry: crashed
+	certs     map[string]*security.MutualTLS // with RemoteTLS: each node's, issued once
+	nodes     map[string]*actors.Node        // nil entry: crashed
 	members   map[string]*membership.Membership
 	factories []actors.Factory
 }
@@ -95,7 +100,19 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 	}
 	c := &Cluster{o: o, nodes: map[string]*actors.Node{}, members: map[string]*membership.Membership{}}
 	if o.remote {
-		net, err := remote.New(remote.Config{Bind: "127.0.0.1:0", TLS: o.tls, Logger: o.logger})
+		cfg := remote.Config{Bind: "127.0.0.1:0", Logger: o.logger}
+		if o.tls {
+			if c.o.ca == nil {
+				ca, err := security.NewCA("Troupe in-process cluster CA", 24*time.Hour)
+				if err != nil {
+					return nil, fmt.Errorf("cluster: %w", err)
+				}
+				c.o.ca = ca
+			}
+			c.certs = map[string]*security.MutualTLS{}
+			cfg.NodeTLS = c.nodeTLS
+		}
+		net, err := remote.New(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -120,6 +137,26 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// nodeTLS is the mutual TLS of node, issued by the cluster's CA the first
+// time the node attaches and kept for its restarts.
+func (c *Cluster) nodeTLS(node string) (*security.MutualTLS, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.certs[node]; m != nil {
+		return m, nil
+	}
+	cert, key, err := c.o.ca.Issue(node, nil, 24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	m, err := security.NewMutualTLS(c.o.ca.CertPEM, cert, key, c.o.logger.With().Str("node", node).Logger())
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	c.certs[node] = m
+	return m, nil
 }
 
 func (c *Cluster) spawn(i int, name string) (*actors.Node, error) {
@@ -171,6 +208,13 @@ func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
 	} else {
 		cfg.Address = node.Address()
 		cfg.Bind = "127.0.0.1:0"
+		if c.o.tls {
+			m, err := c.nodeTLS(node.Name())
+			if err != nil {
+				return nil, err
+			}
+			cfg.TLS = m
+		}
 	}
 	m, err := membership.New(cfg)
 	if err != nil {

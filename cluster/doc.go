@@ -12,7 +12,9 @@
 //
 // On the sim network, [Cluster.Hub] injects faults and counts messages and
 // bytes; on loopback ([Remote]) every node listens on its own port and the
-// nodes find each other through one shared directory.
+// nodes find each other through one shared directory. [RemoteTLS] adds
+// mutual TLS: the cluster's CA issues every node a certificate naming it,
+// used on the node port and on SWIM's streams.
 //
 // # Concurrency
 //
@@ -21,5 +23,5 @@
 // # Testing
 //
 // Package actors/actortest wraps Local for tests, with cleanup and
-// condition waits.
+// condition waits. cluster_test.go runs a cluster over mutual TLS.
 package cluster
