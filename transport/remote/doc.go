@@ -83,11 +83,14 @@
 // can send as any node. Use mutual TLS wherever the port is reachable by
 // others.
 //
-// The gRPC server accepts messages up to 256 MiB, not gRPC's default 4 MiB:
+// The gRPC server accepts messages up to 16 MiB, not gRPC's default 4 MiB:
 // protoactor's writer puts up to 1000 queued batches in one gRPC message,
-// and two large envelopes queued together broke the stream. More than 60
-// envelopes of the 4 MiB limit queued to one node at once still do (the
-// queued messages are lost; reliable sends are sent again).
+// and two large envelopes queued together broke the stream. 16 MiB bounds
+// what a peer can make a node buffer per message, and holds three
+// envelopes of the 4 MiB limit queued together; more queued to one node at
+// once still break the stream (the queued messages are lost; reliable
+// sends and raft's messages are sent again). A larger message ends its
+// stream with codes.ResourceExhausted, unread (TestOversizedMessageIsRefused).
 //
 // With Config.TLS ([security.MutualTLS]) every connection is mutual TLS
 // against the cluster's CA: the gRPC server refuses a client without a

@@ -287,15 +287,26 @@ func (e *endpoint) newOutbox(protocol string) *outbox {
 	return &outbox{ep: e, protocol: protocol, pending: map[string]*pending{}}
 }
 
-// maxGRPCMessage is the largest gRPC message a node accepts. protoactor's
-// writer puts up to 1000 queued messages (Troupe batches) in one gRPC
-// message, however large: with gRPC's default of 4 MiB, two large
-// envelopes queued together broke the stream. 256 MiB holds 60 envelopes
-// of the 4 MiB limit (or 250 of 1 MiB) queued to one node at once; beyond
-// that the stream breaks and protoactor reconnects, losing what was queued
-// (reliable sends are sent again). Fewer messages per gRPC message would
-// bound it, but cost one-message events about 16% of their throughput.
-const maxGRPCMessage = 256 << 20
+// maxGRPCMessage is the largest gRPC message a node accepts: gRPC buffers
+// a whole message before anyone looks at it, so this is what any peer that
+// reaches the node port (before its first batch is checked, even without
+// a certificate) can make the node hold per message. A larger one ends the
+// stream with codes.ResourceExhausted, unread.
+//
+// What Troupe sends fits with room: an outbox batch is at most flushAt
+// (64 KiB) plus one envelope, an envelope at most
+// transport.MaxEnvelopeSize (4 MiB; a raft snapshot travels as one, and a
+// raft append carries at most consensus.Config.MaxSizePerMsg, 1 MiB).
+// protoactor's writer puts up to 1000 queued messages (Troupe batches) in
+// one gRPC message, however large: with gRPC's default of 4 MiB, two large
+// envelopes queued together broke the stream. 16 MiB holds three envelopes
+// of the 4 MiB limit and the small batches queued with them (or 15 of
+// 1 MiB) queued to one node at once; beyond that the stream breaks and
+// protoactor reconnects, losing what was queued (reliable sends are sent
+// again; raft sends its messages again). Fewer messages per gRPC message
+// would bound it tighter, but cost one-message events about 16% of their
+// throughput.
+const maxGRPCMessage = 16 << 20
 
 // flushAt is the size at which an outbox sends a destination's batch
 // without waiting for Flush. A batch is at most flushAt plus one envelope.
