@@ -3,11 +3,14 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/troupe-dev/troupe/actors"
@@ -195,5 +198,91 @@ func TestRemotePanicIsARefusedMessage(t *testing.T) {
 	s := n.Stats().Protocols["fragile"]
 	if s.Restarts != 0 || s.Stopped || s.Refused != 1 {
 		t.Fatalf("restarts %d (want 0), stopped %v, refused %d (want 1)", s.Restarts, s.Stopped, s.Refused)
+	}
+}
+
+// lockedLog is a log destination that tests read while nodes write.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// keepAttachment is the sim network, keeping the attachment of the node
+// so that a test can call its callbacks as a network would.
+type keepAttachment struct {
+	*sim.Hub
+	a transport.Attachment
+}
+
+func (k *keepAttachment) Attach(a transport.Attachment) (transport.Endpoint, error) {
+	k.a = a
+	return k.Hub.Attach(a)
+}
+
+// TestRefusalsAreCountedAndFloodsSummarised: an envelope the network
+// refused is counted by the node and not logged again (the network logged
+// it); a flood of bad input logs the first lines of its kind, then one
+// line with the count of the rest, not silence.
+func TestRefusalsAreCountedAndFloodsSummarised(t *testing.T) {
+	hub, err := sim.New(sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	var log lockedLog
+	net := &keepAttachment{Hub: hub}
+	n, err := actors.NewNode(actors.Config{Name: "node-1", Network: net, Logger: zerolog.New(&log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	for range 30 {
+		net.a.Reject(errors.New("remote: a forged envelope"))
+	}
+	if got := n.Stats().Rejected; got != 30 {
+		t.Errorf("rejected %d, want 30", got)
+	}
+	if strings.Contains(log.String(), "forged") {
+		t.Errorf("the node logged what the network refused and logged:\n%s", log.String())
+	}
+
+	intruder, err := hub.Attach(transport.Attachment{Node: "intruder", Deliver: func(*pb.Envelope, int) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const flood = 25
+	for range flood {
+		if _, err := intruder.Send(&pb.Envelope{From: "intruder", To: "node-1", Protocol: "nope", Type: "troupe.examples.v1.Ping"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actortest.Eventually(t, wait, "the flood arrived", func() bool { return n.Stats().UnknownProtocol == flood })
+	if err := n.Stop(); err != nil { // reports what was held back
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	var logged, summaries int
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, fmt.Sprintf("(%d similar suppressed)", flood-10)):
+			summaries++
+		case strings.Contains(l, "for a protocol this node does not run"):
+			logged++
+		}
+	}
+	if logged != 10 || summaries != 1 {
+		t.Errorf("%d lines of the flood and %d summaries, want 10 and 1:\n%s", logged, summaries, log.String())
 	}
 }

@@ -259,9 +259,9 @@ func (h *protocolHost) runRemote(e *entry, from string, m any) {
 			}
 			h.metrics.refused.Add(1)
 			h.metrics.unhandled.Add(1)
-			ev := h.node.badInput.Error()
-			if ev.Enabled() {
-				ev.Str("protocol", h.name).Str("from", from).Str("type", e.name).
+			if ev := h.node.badInput.Warn(kindPanicked); ev != nil {
+				ev.Discard() // logged at error level, with the stack
+				h.node.log.Error().Str("protocol", h.name).Str("from", from).Str("type", e.name).
 					Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).
 					Msgf("refusing a message from %s: protocol %s's handler of %s panicked on it; the protocol keeps running", from, h.name, e.name)
 			}
@@ -276,7 +276,7 @@ func (h *protocolHost) runRemote(e *entry, from string, m any) {
 
 func (h *protocolHost) unhandled(what, typeName, from string) {
 	h.metrics.unhandled.Add(1)
-	ev := h.node.badInput.Warn().Str("type", typeName)
+	ev := h.node.badInput.Warn(kindUnhandled).Str("type", typeName)
 	if from != "" {
 		ev = ev.Str("from", from)
 	}
@@ -319,7 +319,7 @@ func (h *protocolHost) dispatch(m *inbound) {
 	msg, err := transport.UnmarshalPayload(env)
 	if err != nil {
 		h.metrics.unhandled.Add(1)
-		h.node.badInput.Warn().Err(err).Str("from", env.From).Msg("dropping a malformed message")
+		h.node.badInput.Warn(kindMalformed).Err(err).Str("from", env.From).Msg(kindMalformed)
 		return
 	}
 	h.handle(env.From, msg, m.size)
@@ -341,7 +341,7 @@ func (h *protocolHost) onBatch(b *inboundBatch) {
 	for len(rest) > 0 {
 		e, next, err := transport.NextEntry(rest)
 		if err != nil {
-			h.node.reject(fmt.Errorf("node %s, protocol %s: a batch from %s: %w (dropping the rest of it)", h.node.name, h.name, b.from, err))
+			h.node.refuse(fmt.Errorf("node %s, protocol %s: a batch from %s: %w (dropping the rest of it)", h.node.name, h.name, b.from, err))
 			return
 		}
 		rest = next
@@ -352,7 +352,7 @@ func (h *protocolHost) onBatch(b *inboundBatch) {
 		env := e.Env
 		env.From, env.To, env.Protocol = b.from, h.node.name, h.name
 		if err := transport.Validate(env); err != nil {
-			h.node.reject(fmt.Errorf("node %s, protocol %s: %w", h.node.name, h.name, err))
+			h.node.refuse(fmt.Errorf("node %s, protocol %s: %w", h.node.name, h.name, err))
 			continue
 		}
 		if env.Kind == messages.Envelope_KIND_ACK {
@@ -374,8 +374,8 @@ func (h *protocolHost) onMessage(from string, e transport.Entry) {
 		found, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
 		if err != nil {
 			h.metrics.unhandled.Add(1)
-			h.node.badInput.Warn().Err(fmt.Errorf("%w: %q is not a message type this node knows", transport.ErrUnknownType, name)).
-				Str("from", from).Str("protocol", h.name).Msg("dropping a message")
+			h.node.badInput.Warn(kindUnknownType).Err(fmt.Errorf("%w: %q is not a message type this node knows", transport.ErrUnknownType, name)).
+				Str("from", from).Str("protocol", h.name).Msg(kindUnknownType)
 			return
 		}
 		h.types[name], mt = found, found
@@ -383,8 +383,8 @@ func (h *protocolHost) onMessage(from string, e transport.Entry) {
 	msg := mt.New().Interface()
 	if err := proto.Unmarshal(e.Payload, msg); err != nil {
 		h.metrics.unhandled.Add(1)
-		h.node.badInput.Warn().Err(fmt.Errorf("%w: payload of type %s: %v", transport.ErrMalformed, mt.Descriptor().FullName(), err)).
-			Str("from", from).Str("protocol", h.name).Msg("dropping a malformed message")
+		h.node.badInput.Warn(kindMalformed).Err(fmt.Errorf("%w: payload of type %s: %v", transport.ErrMalformed, mt.Descriptor().FullName(), err)).
+			Str("from", from).Str("protocol", h.name).Msg(kindMalformed)
 		return
 	}
 	h.handle(from, msg, e.Size)

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -27,7 +28,7 @@ type Node struct {
 	name     string
 	clock    Clock
 	log      zerolog.Logger
-	badInput zerolog.Logger // sampled: a flood of bad input must not flood the log
+	badInput *security.LogLimiter // a flood of bad input logs a few lines and a count of the rest
 	system   *actor.ActorSystem
 	endpoint transport.Endpoint
 	sup      *supervisor
@@ -67,7 +68,7 @@ func NewNode(cfg Config) (*Node, error) {
 		born:      time.Now(),
 	}
 	n.log = cfg.Logger.With().Str("node", cfg.Name).Logger()
-	n.badInput = n.log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Second})
+	n.badInput = security.NewLogLimiter(n.log, badInputBurst, badInputPeriod)
 	n.hosts.Store(&map[string]*protocolHost{})
 	n.subs.Store(&map[reflect.Type][]*actor.PID{})
 	if n.cfg.Seed == 0 {
@@ -100,6 +101,7 @@ func NewNode(cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		n.shutdownSystem()
+		n.badInput.Close()
 		return nil, fmt.Errorf("actors: attaching node %s: %w", cfg.Name, err)
 	}
 	n.endpoint = ep
@@ -423,8 +425,8 @@ func (n *Node) deliver(env *messages.Envelope, size int) {
 	h := n.host(env.Protocol)
 	if h == nil {
 		n.unknownProtocol.Add(1)
-		n.badInput.Warn().Str("from", env.From).Str("protocol", env.Protocol).Str("type", env.Type).
-			Msg("dropping a message for a protocol this node does not run")
+		n.badInput.Warn(kindUnknownProtocol).Str("from", env.From).Str("protocol", env.Protocol).Str("type", env.Type).
+			Msg(kindUnknownProtocol)
 		return
 	}
 	if env.Kind == messages.Envelope_KIND_ACK {
@@ -442,17 +444,40 @@ func (n *Node) deliverBatch(from, protocol string, envelopes []byte) {
 	h := n.host(protocol)
 	if h == nil {
 		n.unknownProtocol.Add(1)
-		n.badInput.Warn().Str("from", from).Str("protocol", protocol).
-			Msg("dropping messages for a protocol this node does not run")
+		n.badInput.Warn(kindUnknownProtocol).Str("from", from).Str("protocol", protocol).
+			Msg(kindUnknownProtocol)
 		return
 	}
 	n.system.Root.Send(h.pid, &inboundBatch{from: from, envelopes: envelopes})
 }
 
-func (n *Node) reject(err error) {
+// reject is the network's Reject callback: it counts an envelope the
+// network refused. The network logs the refusal itself, rate-limited and
+// with the peer's address (transport/remote), so the node does not log it
+// again.
+func (n *Node) reject(error) { n.rejected.Add(1) }
+
+// refuse counts an entry of a batch that the node's own checks refused,
+// and logs it (rate-limited).
+func (n *Node) refuse(err error) {
 	n.rejected.Add(1)
-	n.badInput.Warn().Err(err).Msg("network refused an envelope")
+	n.badInput.Warn(kindRefusedEntry).Err(err).Msg(kindRefusedEntry)
 }
+
+// The warnings of bad input, each a fixed kind for badInput: of each, the
+// first badInputBurst of a badInputPeriod are logged, then one line counts
+// the rest (security.LogLimiter).
+const (
+	badInputBurst  = 10
+	badInputPeriod = 10 * time.Second
+
+	kindUnknownProtocol = "dropping a message for a protocol this node does not run"
+	kindRefusedEntry    = "refusing an entry of a batch"
+	kindUnknownType     = "dropping a message of a type this node does not know"
+	kindMalformed       = "dropping a malformed message"
+	kindUnhandled       = "dropping a message the protocol has no handler for"
+	kindPanicked        = "refusing a message whose handler panicked"
+)
 
 // Stats snapshots the node's counters.
 func (n *Node) Stats() NodeStats {
@@ -520,6 +545,7 @@ func (n *Node) Stop() error {
 	n.timerMu.Unlock()
 	n.timerWG.Wait()
 	n.shutdownSystem()
+	n.badInput.Close() // reports the warnings held back
 	n.log.Debug().Msg("node stopped")
 	return errors.Join(errs...)
 }
