@@ -14,8 +14,9 @@
 // A protocol's wire messages are ordinary protobuf messages; the runtime
 // sends each as an [Envelope] with its full name (on the remote network, as
 // an entry of a [Batch]), so any message type linked into the binary can be
-// received. [UnknownType] stands in for a message whose type a receiver
-// does not link. This package imports nothing of Troupe.
+// received; a receiver refuses an entry whose type its binary does not
+// link (transport.ErrUnknownType) without decoding it. This package
+// imports nothing of Troupe.
 //
 // # Concurrency
 //

@@ -207,62 +207,6 @@ func (x *Envelope) GetSeenSession() uint64 {
 	return 0
 }
 
-// UnknownType stands in, at a receiving node, for a message whose type this
-// node's binary does not link (a newer node's, in a rolling upgrade): the
-// remote network's reader puts it in the message's place, so the message is
-// refused with an error that names the type instead of being decoded.
-type UnknownType struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`  // the full name the sender gave
-	Size          uint32                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"` // the message's encoded size
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *UnknownType) Reset() {
-	*x = UnknownType{}
-	mi := &file_envelope_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *UnknownType) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*UnknownType) ProtoMessage() {}
-
-func (x *UnknownType) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use UnknownType.ProtoReflect.Descriptor instead.
-func (*UnknownType) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *UnknownType) GetType() string {
-	if x != nil {
-		return x.Type
-	}
-	return ""
-}
-
-func (x *UnknownType) GetSize() uint32 {
-	if x != nil {
-		return x.Size
-	}
-	return 0
-}
-
 // Batch is what the remote network carries between nodes: the envelopes one
 // protocol on one node sent to one node during one handler run (or up to
 // about 64 KiB of them), in the order they were sent. The names travel once
@@ -284,7 +228,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_envelope_proto_msgTypes[2]
+	mi := &file_envelope_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +240,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[2]
+	mi := &file_envelope_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +253,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{2}
+	return file_envelope_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Batch) GetNames() []byte {
@@ -346,10 +290,7 @@ const file_envelope_proto_rawDesc = "" +
 	"\fseen_session\x18\v \x01(\x04R\vseenSession\"#\n" +
 	"\x04Kind\x12\r\n" +
 	"\tKIND_DATA\x10\x00\x12\f\n" +
-	"\bKIND_ACK\x10\x01\"5\n" +
-	"\vUnknownType\x12\x12\n" +
-	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\rR\x04size\";\n" +
+	"\bKIND_ACK\x10\x01\";\n" +
 	"\x05Batch\x12\x14\n" +
 	"\x05names\x18\x01 \x01(\fR\x05names\x12\x1c\n" +
 	"\tenvelopes\x18\x02 \x01(\fR\tenvelopesB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
@@ -367,12 +308,11 @@ func file_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_envelope_proto_goTypes = []any{
-	(Envelope_Kind)(0),  // 0: troupe.v1.Envelope.Kind
-	(*Envelope)(nil),    // 1: troupe.v1.Envelope
-	(*UnknownType)(nil), // 2: troupe.v1.UnknownType
-	(*Batch)(nil),       // 3: troupe.v1.Batch
+	(Envelope_Kind)(0), // 0: troupe.v1.Envelope.Kind
+	(*Envelope)(nil),   // 1: troupe.v1.Envelope
+	(*Batch)(nil),      // 2: troupe.v1.Batch
 }
 var file_envelope_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.Envelope.kind:type_name -> troupe.v1.Envelope.Kind
@@ -394,7 +334,7 @@ func file_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
