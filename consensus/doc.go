@@ -38,8 +38,9 @@
 // that finds raft.db deleted, empty or replaced, or the log it names
 // deleted, refuses with [ErrMissingState] rather than start with no vote
 // (package internal/durable keeps the rule). [Config].ForceNewState,
-// applied by [PrepareDataDir], starts such a node over as a new member,
-// to be removed from the group before and added back after.
+// applied by the protocol's start ([PrepareDataDir]), starts such a node
+// over as a new member, to be removed from the group before and added back
+// after.
 //
 // # Usage
 //

@@ -111,7 +111,8 @@ type (
 func (p *Raft) Name() string { return ProtocolName }
 
 // Init opens the data dir, restores the log and the store from it (or
-// bootstraps the group), and starts ticking.
+// bootstraps the group), and starts ticking. With Config.ForceNewState, the
+// first Init on a node applies it first ([PrepareDataDir]).
 func (p *Raft) Init(ctx *actors.Context) error {
 	if err := p.cfg.Validate(); err != nil {
 		return err
@@ -120,6 +121,15 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.dropLog = p.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})
 	if p.cfg.NoSync {
 		p.log.Warn().Msg("raft fsync is OFF (NoSync): acknowledged writes can be lost if the machine crashes; for benchmarks only")
+	}
+	// ForceNewState applies when the protocol starts on a node, not at a
+	// supervised restart: the state it started over with is this
+	// incarnation's to keep, and a state lost while the node runs stops it
+	// (ErrMissingState) rather than be set aside a second time.
+	if p.cfg.ForceNewState && ctx.NodeStats().Protocols[ctx.Protocol()].Restarts == 0 {
+		if err := PrepareDataDir(p.cfg, p.node, *p.log); err != nil {
+			return err
+		}
 	}
 	d, st, err := openDisk(filepath.Join(p.cfg.DataDir, p.node), p.cfg.NoSync)
 	if err != nil {

@@ -119,8 +119,9 @@ func openDisk(dir string, noSync bool) (*disk, *persisted, error) {
 }
 
 // PrepareDataDir applies cfg.ForceNewState to node's raft state in
-// cfg.DataDir; call it before starting the protocol (the node binary does).
-// Without ForceNewState it does nothing. With it, a state the protocol
+// cfg.DataDir. The protocol calls it when it starts on a node (not at a
+// supervised restart); call it yourself only to apply the flag without
+// starting. Without ForceNewState it does nothing. With it, a state the protocol
 // would refuse (ErrMissingState, ErrCorrupt) is moved aside into
 // DataDir/<node>/raft-set-aside-<n>/ and the protocol then starts as a
 // new, empty member waiting to be added back; a complete state is left as

@@ -209,10 +209,8 @@ func runNode(ctx context.Context, src config.Sources) error {
 	mux.Handle("/", api.New(node, api.Config{Metrics: metrics}))
 	r.routes(mux)
 	if cfg.RaftOn() {
+		// The protocol applies raft.force_new_state when it starts.
 		rcfg := cfg.RaftConfig(dataDir)
-		if err := consensus.PrepareDataDir(rcfg, cfg.Node.Name, log); err != nil {
-			return err
-		}
 		if err := node.Start(consensus.New(rcfg)); err != nil {
 			return err
 		}
