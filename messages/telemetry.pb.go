@@ -410,11 +410,13 @@ func (x *TelemetryJob) GetEndedUnixNano() int64 {
 	return 0
 }
 
-// TelemetryAlert: something an operator should see. Sent by the node that
-// raised it to every live member; a node keeps one alert per key.
+// TelemetryAlert: something an operator should see. Sent whole by the node
+// that raised it to every live member, and again by the node that resolved
+// it; a node keeps one alert per key and episode (package telemetry merges
+// the copies of one episode the same way on every node).
 type TelemetryAlert struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                                            // origin/seq, unique
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                                            // origin/incarnation/seq, unique
 	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`                                          // the fact it reports: nodes that see the same fact raise alerts of the same key
 	Origin        string                 `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`                                    // the node that raised it
 	TimeUnixNano  int64                  `protobuf:"varint,4,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"` // the origin's clock when it raised it
@@ -422,6 +424,9 @@ type TelemetryAlert struct {
 	Kind          string                 `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`                                        // member_suspect, member_failed, leader_changed, ...
 	Subject       string                 `protobuf:"bytes,7,opt,name=subject,proto3" json:"subject,omitempty"`                                  // the member, protocol or job it is about
 	Message       string                 `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	EndedUnixNano int64                  `protobuf:"varint,9,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"` // the resolver's clock when the alert was resolved; 0 while active (and for events)
+	ResolvedBy    string                 `protobuf:"bytes,10,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`            // the node that resolved it; "" while active
+	Reporters     []string               `protobuf:"bytes,11,rep,name=reporters,proto3" json:"reporters,omitempty"`                                // every node that reported the fact, as the sender knows them
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +515,27 @@ func (x *TelemetryAlert) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *TelemetryAlert) GetEndedUnixNano() int64 {
+	if x != nil {
+		return x.EndedUnixNano
+	}
+	return 0
+}
+
+func (x *TelemetryAlert) GetResolvedBy() string {
+	if x != nil {
+		return x.ResolvedBy
+	}
+	return ""
+}
+
+func (x *TelemetryAlert) GetReporters() []string {
+	if x != nil {
+		return x.Reporters
+	}
+	return nil
 }
 
 // TelemetryHistoryRequest: a starting node asks one live member for its
@@ -776,7 +802,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"parts_done\x18\x04 \x01(\rR\tpartsDone\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12.\n" +
 	"\x13submitted_unix_nano\x18\x06 \x01(\x03R\x11submittedUnixNano\x12&\n" +
-	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\"\xd4\x01\n" +
+	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\"\xbb\x02\n" +
 	"\x0eTelemetryAlert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
@@ -785,7 +811,12 @@ const file_telemetry_proto_rawDesc = "" +
 	"\bseverity\x18\x05 \x01(\rR\bseverity\x12\x12\n" +
 	"\x04kind\x18\x06 \x01(\tR\x04kind\x12\x18\n" +
 	"\asubject\x18\a \x01(\tR\asubject\x12\x18\n" +
-	"\amessage\x18\b \x01(\tR\amessage\"\x19\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12&\n" +
+	"\x0fended_unix_nano\x18\t \x01(\x03R\rendedUnixNano\x12\x1f\n" +
+	"\vresolved_by\x18\n" +
+	" \x01(\tR\n" +
+	"resolvedBy\x12\x1c\n" +
+	"\treporters\x18\v \x03(\tR\treporters\"\x19\n" +
 	"\x17TelemetryHistoryRequest\"O\n" +
 	"\x10TelemetryHistory\x12;\n" +
 	"\x06alerts\x18\x01 \x03(\v2#.troupe.telemetry.v1.TelemetryAlertR\x06alerts\"Y\n" +
