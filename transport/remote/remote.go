@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,10 +12,13 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
@@ -69,9 +73,12 @@ type Network struct {
 	log       zerolog.Logger
 
 	mu       sync.RWMutex
-	dir      map[string]string // node name → address
-	attached map[string]bool   // names of the nodes attached here (or attaching)
-	version  atomic.Uint64     // bumped on every change of dir, to invalidate cached routes
+	dir      map[string]string    // node name → address
+	attached map[string]bool      // names of the nodes attached here (or attaching)
+	eps      map[string]*endpoint // the endpoints attached here, by node name
+	version  atomic.Uint64        // bumped on every change of dir, to invalidate cached routes
+
+	dialHook atomic.Pointer[func(from, addr string)] // tests: sees every dial
 }
 
 var _ transport.Network = (*Network)(nil)
@@ -97,7 +104,7 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("remote: Advertise %q needs a fixed port in Bind (got %q)", cfg.Advertise, cfg.Bind)
 		}
 	}
-	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, tls: cfg.TLS, nodeTLS: cfg.NodeTLS, dir: map[string]string{}, attached: map[string]bool{},
+	n := &Network{bindHost: host, bindPort: port, advertise: cfg.Advertise, tls: cfg.TLS, nodeTLS: cfg.NodeTLS, dir: map[string]string{}, attached: map[string]bool{}, eps: map[string]*endpoint{},
 		log: cfg.Logger.With().Str("component", "remote").Logger()}
 	for name, addr := range cfg.Peers {
 		if err := n.SetPeer(name, addr); err != nil {
@@ -122,7 +129,9 @@ func splitAddress(field, addr string) (string, int, error) {
 // SetPeer records (or changes) the address of a node. The nodes attached to
 // this Network know their own addresses: SetPeer leaves them alone, so that
 // membership news about a name (perhaps about its earlier run) never
-// overrides a node that lives here.
+// overrides a node that lives here. An address that leaves the directory
+// is no longer dialled, and one that comes back after its node was down is
+// probed at once (redial.go).
 func (n *Network) SetPeer(name, addr string) error {
 	if err := transport.ValidateName("peer", name); err != nil {
 		return fmt.Errorf("remote: %w", err)
@@ -135,23 +144,45 @@ func (n *Network) SetPeer(name, addr string) error {
 		return fmt.Errorf("remote: peer %s address %q needs a host and a non-zero port", name, addr)
 	}
 	n.mu.Lock()
-	if !n.attached[name] {
-		n.dir[name] = addr
-		n.version.Add(1)
+	old, had := n.dir[name]
+	if n.attached[name] || (had && old == addr) {
+		n.mu.Unlock()
+		return nil
 	}
+	added := !n.hasAddressLocked(addr)
+	n.dir[name] = addr
+	n.version.Add(1)
+	gone := had && !n.hasAddressLocked(old)
+	eps := n.endpointsLocked()
 	n.mu.Unlock()
+	if gone {
+		n.changed(old, true, eps)
+	}
+	if added {
+		n.changed(addr, false, eps)
+	}
 	return nil
 }
 
-// RemovePeer forgets a node's address; sends to it fail with ErrUnknownNode.
-// Nodes attached to this Network are left alone (see SetPeer).
+// RemovePeer forgets a node's address; sends to it fail with ErrUnknownNode,
+// and the nodes attached here close their connections to the address and
+// stop dialling it (redial.go). Membership calls it when a node failed or
+// left. Nodes attached to this Network are left alone (see SetPeer).
 func (n *Network) RemovePeer(name string) {
 	n.mu.Lock()
-	if !n.attached[name] {
-		delete(n.dir, name)
-		n.version.Add(1)
+	addr, had := n.dir[name]
+	if n.attached[name] || !had {
+		n.mu.Unlock()
+		return
 	}
+	delete(n.dir, name)
+	n.version.Add(1)
+	gone := !n.hasAddressLocked(addr)
+	eps := n.endpointsLocked()
 	n.mu.Unlock()
+	if gone {
+		n.changed(addr, true, eps)
+	}
 }
 
 // Resolve returns the address of a node.
@@ -216,9 +247,17 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	if mtls != nil {
 		server := loggedCreds{TransportCredentials: credentials.NewTLS(mtls.Server("h2")), log: limiter}
 		serverOpts = append(serverOpts, grpc.Creds(server))
-		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(dialCreds{m: mtls, net: n, log: limiter})))
 	}
-	opts = append(opts, remote.WithServerOptions(serverOpts...))
+	dialOpts := []grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return n.dial(ctx, a.Node, addr) }),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: dialTimeout}),
+	}
+	if mtls != nil {
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(dialCreds{m: mtls, net: n, log: limiter}))
+	} else {
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	opts = append(opts, remote.WithServerOptions(serverOpts...), remote.WithDialOptions(dialOpts...))
 	if n.bindPort != 0 {
 		// Check the port before protoactor does: its Start panics on a busy
 		// port after rewriting gRPC's global logger.
@@ -228,20 +267,32 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 		}
 		_ = l.Close()
 	}
-	r := remote.NewRemote(a.System, remote.Configure(n.bindHost, n.bindPort, opts...))
+	rcfg := remote.Configure(n.bindHost, n.bindPort, opts...)
+	rcfg.MaxRetryCount = maxDialAttempts
+	r := remote.NewRemote(a.System, rcfg)
 	if err := start(r); err != nil {
 		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
 	}
-	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter}
+	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter,
+		links: map[string]*link{}}
+	ep.ctx, ep.cancel = context.WithCancel(context.Background())
 	if _, ok := a.System.ProcessRegistry.Add(&inbox{ep: ep, names: map[string]*names{}}, inboxID); !ok {
 		r.Shutdown(false)
+		ep.cancel()
 		return nil, fmt.Errorf("remote: node %s: its actor system already has a %q process (attached twice?)", a.Node, inboxID)
 	}
 	ep.addr = a.System.Address()
+	ep.sub = a.System.EventStream.Subscribe(ep.onEvent)
 	n.mu.Lock()
+	added := !n.hasAddressLocked(ep.addr)
 	n.dir[a.Node] = ep.addr
+	n.eps[a.Node] = ep
 	n.version.Add(1)
+	eps := n.endpointsLocked()
 	n.mu.Unlock()
+	if added {
+		n.changed(ep.addr, false, eps)
+	}
 	return ep, nil
 }
 
@@ -265,6 +316,15 @@ type endpoint struct {
 	deliverBatch transport.DeliverBatch
 	reject       func(error)
 	log          *security.LogLimiter // closed by Close, after the server stopped
+
+	// The peers it sends to, and their probes (redial.go).
+	linksMu  sync.Mutex
+	links    map[string]*link // by address
+	stopping bool             // set by Close: no more probes
+	probes   sync.WaitGroup
+	ctx      context.Context // cancelled by Close: ends the probes
+	cancel   context.CancelFunc
+	sub      *eventstream.Subscription // protoactor's endpoint events
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // held (read) while handing a batch to protoactor, (write) by Close
@@ -326,6 +386,7 @@ type pending struct {
 	version uint64     // of the directory the target was resolved in
 	target  *actor.PID // the destination's inbox
 	local   bool       // the destination is this node
+	link    *link      // the destination's address, unless local
 	buf     []byte     // the entries
 	last    int        // the previous batch's size, to size the next buffer
 	queued  bool       // in the outbox's order
@@ -382,6 +443,10 @@ func (o *outbox) to(name string) (*pending, error) {
 		p.version, p.local = v, addr == o.ep.addr
 		if p.target == nil || p.target.Address != addr {
 			p.target = actor.NewPID(addr, inboxID)
+			p.link = nil
+			if !p.local {
+				p.link = o.ep.link(addr)
+			}
 		}
 	}
 	if p.buf == nil {
@@ -413,7 +478,8 @@ func (o *outbox) Flush() {
 
 // send hands p's entries to protoactor as one Batch. protoactor encodes the
 // batch later, on its writer's goroutine: the buffer goes with it and p
-// starts a new one.
+// starts a new one. A batch for a peer that is down is dropped, as
+// protoactor drops what it cannot deliver (redial.go).
 func (o *outbox) send(p *pending) {
 	if len(p.buf) == 0 {
 		return
@@ -424,6 +490,7 @@ func (o *outbox) send(p *pending) {
 	defer o.ep.mu.RUnlock()
 	switch {
 	case o.ep.closed.Load():
+	case p.link != nil && p.link.down.Load():
 	case p.local:
 		// To this node itself: protoactor hands the batch to the local
 		// inbox without encoding it; the buffer is the batch's own.
@@ -433,22 +500,35 @@ func (o *outbox) send(p *pending) {
 	}
 }
 
-// Close stops the node's gRPC server and its endpoint writers and removes
-// the node from the directory.
+// Close stops the node's probes, its gRPC server and its endpoint writers
+// and removes the node from the directory.
 func (e *endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		e.mu.Lock()
 		e.closed.Store(true)
 		e.mu.Unlock()
+		e.linksMu.Lock()
+		e.stopping = true
+		e.linksMu.Unlock()
+		e.cancel()
+		e.probes.Wait()
 		e.sys.ProcessRegistry.Remove(actor.NewPID(e.addr, inboxID))
 		shutdown(e.remote)
+		e.sys.EventStream.Unsubscribe(e.sub)
 		e.net.mu.Lock()
+		gone := false
 		if e.net.dir[e.name] == e.addr {
 			delete(e.net.dir, e.name)
 			e.net.version.Add(1)
+			gone = !e.net.hasAddressLocked(e.addr)
 		}
 		delete(e.net.attached, e.name)
+		delete(e.net.eps, e.name)
+		eps := e.net.endpointsLocked()
 		e.net.mu.Unlock()
+		if gone {
+			e.net.changed(e.addr, true, eps)
+		}
 		e.log.Close()
 	})
 	return nil
