@@ -28,6 +28,10 @@ type Config struct {
 	// the probe's disk reaches it (and again after it fell 2 points
 	// below). Default 0.9.
 	DiskFull float64
+	// LeaderGrace is how long the elector may know no leader before a
+	// leader_lost alert is raised (an election normally ends well
+	// within it). Default 2s.
+	LeaderGrace time.Duration
 	// LogsTimeout bounds the wait for another node's logs. Default 3s.
 	LogsTimeout time.Duration
 	// MaxLogBytes caps the lines of one logs answer (older lines are left
@@ -50,6 +54,7 @@ func DefaultConfig() Config {
 		EndedJobs:      10,              // recent outcomes stay visible
 		RatePoints:     60,              // a minute of rates at the default interval
 		DiskFull:       0.9,             // 90% used
+		LeaderGrace:    2 * time.Second, // Bully's and raft's elections take well under a second
 		LogsTimeout:    3 * time.Second, // a round trip, with room for a busy node
 		MaxLogBytes:    1 << 20,         // fits one envelope (4 MiB) with room
 		Probe:          SystemProbe(""), // process figures, no disk
@@ -64,6 +69,7 @@ func (c Config) withDefaults() Config {
 	c.EndedJobs = cmp.Or(c.EndedJobs, d.EndedJobs)
 	c.RatePoints = cmp.Or(c.RatePoints, d.RatePoints)
 	c.DiskFull = cmp.Or(c.DiskFull, d.DiskFull)
+	c.LeaderGrace = cmp.Or(c.LeaderGrace, d.LeaderGrace)
 	c.LogsTimeout = cmp.Or(c.LogsTimeout, d.LogsTimeout)
 	c.MaxLogBytes = cmp.Or(c.MaxLogBytes, d.MaxLogBytes)
 	if c.Probe == nil {
@@ -77,7 +83,7 @@ func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"StatusInterval", c.StatusInterval}, {"StaleAfter", c.StaleAfter}, {"LogsTimeout", c.LogsTimeout}} {
+	}{{"StatusInterval", c.StatusInterval}, {"StaleAfter", c.StaleAfter}, {"LeaderGrace", c.LeaderGrace}, {"LogsTimeout", c.LogsTimeout}} {
 		if f.d <= 0 {
 			return fmt.Errorf("%w: %s is %v; it must be positive", ErrInvalidConfig, f.name, f.d)
 		}

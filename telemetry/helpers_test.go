@@ -45,6 +45,15 @@ func newJobsCluster(t testing.TB, n int, cfg telemetry.Config, jcfg jobs.Config,
 		opts = append(opts, cluster.Logger(zerolog.New(cfg.Logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()))
 	}
 	c := jobstest.NewCluster(t, n, jcfg, opts...)
+	startTelemetry(t, c, cfg)
+	return c
+}
+
+// startTelemetry starts telemetry on every node of c and waits until every
+// node's telemetry knows every member.
+func startTelemetry(t testing.TB, c *cluster.Cluster, cfg telemetry.Config) {
+	t.Helper()
+	n := len(c.Names())
 	f, err := telemetry.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +82,6 @@ func newJobsCluster(t testing.TB, n int, cfg telemetry.Config, jcfg jobs.Config,
 	if err != nil {
 		t.Fatalf("not every node's telemetry knows %d members: %v", n, views)
 	}
-	return c
 }
 
 func snapshot(t testing.TB, n *actors.Node) telemetry.Snapshot {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
@@ -59,6 +60,19 @@ type telemetry struct {
 	jobs      []*pb.TelemetryJob
 	failedJob map[string]bool // failed jobs alerted already
 	diskFull  bool            // a disk alert is raised and not re-armed
+	diskSeen  bool            // the disk was measured once at least
+
+	// Leader lost: the elector reported no leader; the grace runs.
+	lastLeader  string // the latest leader known, for the leader_lost alert
+	leaderWait  bool
+	leaderTimer actors.TimerID
+
+	// Quorum: the raft group's voters, from its status (nil: no raft
+	// protocol on this node), against the live members of the SWIM view.
+	voters      []string
+	askingRaft  bool
+	quorumKnown bool // the raft protocol answered, or is known not to run
+	quorumLost  bool
 
 	gotHistory  bool // a member sent its alert history
 	historyAsks int
@@ -75,6 +89,7 @@ type logsWait struct {
 type (
 	statusTick  struct{}
 	logsTimeout struct{ id uint64 }
+	leaderGrace struct{}
 )
 
 var _ actors.Stopper = (*telemetry)(nil)
@@ -102,11 +117,16 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onLogs)
 	actors.OnTimer(ctx, func(ctx *actors.Context, _ statusTick) error { p.tick(ctx); return nil })
 	actors.OnTimer(ctx, p.onLogsTimeout)
+	actors.OnTimer(ctx, p.onLeaderGrace)
 	actors.OnRequest(ctx, func(ctx *actors.Context, r SnapshotRequest) (Snapshot, error) { return p.snapshot(ctx, r), nil })
 	actors.OnRequest(ctx, func(*actors.Context, AlertsRequest) ([]Alert, error) { return p.alerts.newest(0), nil })
 	actors.OnNotification(ctx, p.onLogsQuery)
 	p.onMembership(ctx)
 	actors.OnNotification(ctx, p.onLeaderChanged)
+	actors.OnNotification(ctx, func(ctx *actors.Context, _ *consensus.LeadershipChanged) error {
+		p.askRaft(ctx) // the voters may have changed with the leader
+		return nil
+	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *actors.ProtocolRestarted) error {
 		p.raise(ctx, Warning, ProtocolRestarted, ev.Protocol,
 			fmt.Sprintf("%s/%s/%d", ev.Node, ev.Protocol, ev.Restarts),
@@ -114,8 +134,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *actors.ProtocolStopped) error {
-		p.raise(ctx, Critical, ProtocolStopped, ev.Protocol,
-			fmt.Sprintf("%s/%s/%d", ev.Node, ev.Protocol, ctx.Now().UnixNano()),
+		p.raise(ctx, Critical, ProtocolStopped, ev.Protocol, ev.Node+"/"+ev.Protocol,
 			fmt.Sprintf("protocol %s on %s stopped after %d failures in %v: %s", ev.Protocol, ev.Node, ev.Failures, ev.Window, ev.Reason))
 		return nil
 	})
@@ -177,25 +196,34 @@ func (p *telemetry) askHistory(ctx *actors.Context) {
 // onMembership follows the SWIM view and raises the membership alerts.
 func (p *telemetry) onMembership(ctx *actors.Context) {
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
-		p.members[ev.Member.Name] = membership.Alive
+		name := ev.Member.Name
+		if st, ok := p.members[name]; ok && (st == membership.Failed || st == membership.Left) {
+			// Back after a partition (or a restart): it missed what was
+			// raised and resolved meanwhile.
+			p.sendHistory(ctx, name)
+		}
+		p.members[name] = membership.Alive
+		p.changed(ctx)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberUpdated) error {
 		p.members[ev.Member.Name] = ev.Member.State
+		p.changed(ctx)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberSuspect) error {
 		m := ev.Member
 		p.members[m.Name] = membership.Suspect
-		p.raise(ctx, Warning, MemberSuspect, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
+		p.raise(ctx, Warning, MemberSuspect, m.Name, m.Name,
 			fmt.Sprintf("member %s is suspected: it missed a probe of %s", m.Name, p.self))
+		p.changed(ctx)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
 		m := ev.Member
 		p.members[m.Name] = membership.Failed
-		p.raise(ctx, Critical, MemberFailed, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
-			fmt.Sprintf("member %s failed", m.Name))
+		p.raise(ctx, Critical, MemberFailed, m.Name, m.Name, fmt.Sprintf("member %s failed", m.Name))
+		p.changed(ctx)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
@@ -203,17 +231,110 @@ func (p *telemetry) onMembership(ctx *actors.Context) {
 		p.members[m.Name] = membership.Left
 		p.raise(ctx, Info, MemberLeft, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
 			fmt.Sprintf("member %s left", m.Name))
+		p.changed(ctx)
 		return nil
 	})
 }
 
+// changed follows a change of the SWIM view: the quorum, and the alerts
+// that may have ended.
+func (p *telemetry) changed(ctx *actors.Context) {
+	p.checkQuorum(ctx)
+	p.settle(ctx)
+}
+
+// onLeaderChanged follows the elector: a new leader is an event, and ends
+// a leader_lost alert; no leader starts the grace after which leader_lost
+// is raised.
 func (p *telemetry) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChanged) error {
-	p.leader, p.term = ev.Leader, ev.Term
-	if ev.Leader != "" {
-		p.raise(ctx, Info, LeaderChanged, ev.Leader, fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
-			fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
+	if p.leader != "" {
+		p.lastLeader = p.leader
 	}
+	p.leader, p.term = ev.Leader, ev.Term
+	if ev.Leader == "" {
+		if !p.leaderWait {
+			p.leaderWait = true
+			p.leaderTimer = ctx.After(p.cfg.LeaderGrace, leaderGrace{})
+		}
+		return nil
+	}
+	if p.leaderWait {
+		p.leaderWait = false
+		ctx.Cancel(p.leaderTimer)
+	}
+	p.raise(ctx, Info, LeaderChanged, ev.Leader, fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
+		fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
+	p.settle(ctx)
 	return nil
+}
+
+func (p *telemetry) onLeaderGrace(ctx *actors.Context, _ leaderGrace) error {
+	p.leaderWait = false
+	if p.leader != "" {
+		return nil
+	}
+	msg := fmt.Sprintf("no leader for %v (term %d)", p.cfg.LeaderGrace, p.term)
+	if p.lastLeader != "" {
+		msg = fmt.Sprintf("no leader for %v since %s (term %d)", p.cfg.LeaderGrace, p.lastLeader, p.term)
+	}
+	p.raise(ctx, Critical, LeaderLost, p.lastLeader, "", msg)
+	return nil
+}
+
+// askRaft asks the raft protocol of this node, if it runs, for its voters.
+func (p *telemetry) askRaft(ctx *actors.Context) {
+	if p.askingRaft {
+		return
+	}
+	err := actors.Request(ctx, consensus.ProtocolName, consensus.StatusRequest{}, p.cfg.StatusInterval,
+		func(ctx *actors.Context, st consensus.Status, err error) error {
+			p.askingRaft = false
+			switch {
+			case errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped):
+				p.voters = nil
+			case err != nil:
+				return nil // busy: the next status interval asks again
+			default:
+				p.voters = st.Voters
+			}
+			p.quorumKnown = true
+			p.changed(ctx)
+			return nil
+		})
+	if err != nil { // no raft protocol on this node
+		p.voters, p.quorumKnown = nil, true
+		p.changed(ctx)
+		return
+	}
+	p.askingRaft = true
+}
+
+// checkQuorum raises quorum_lost when fewer than a majority of the raft
+// group's voters are this node or live in its SWIM view. A voter the view
+// has not seen yet counts as reachable for Config.StaleAfter after this
+// incarnation started (the view fills as members are learnt).
+func (p *telemetry) checkQuorum(ctx *actors.Context) {
+	if len(p.voters) == 0 {
+		p.quorumLost = false
+		return
+	}
+	early := ctx.Now().Sub(p.started) < p.cfg.StaleAfter
+	var reach, gone []string
+	for _, v := range p.voters {
+		if _, known := p.members[v]; v == p.self || p.isLive(v) || !known && early {
+			reach = append(reach, v)
+		} else {
+			gone = append(gone, v)
+		}
+	}
+	need := len(p.voters)/2 + 1
+	lost := len(reach) < need
+	if lost && !p.quorumLost {
+		p.raise(ctx, Critical, QuorumLost, p.self, p.self,
+			fmt.Sprintf("raft on %s reaches %d of its %d voters, fewer than a majority (%d): %s unreachable",
+				p.self, len(reach), len(p.voters), need, strings.Join(gone, ", ")))
+	}
+	p.quorumLost = lost
 }
 
 // live lists the other live members, in name order.
@@ -237,18 +358,24 @@ func (p *telemetry) send(ctx *actors.Context, to string, m proto.Message) {
 }
 
 // raise records an alert of this node and sends it to every live member.
-// key, with kind, names the fact: the alerts other nodes raise for the
-// same fact have the same key and count as one.
+// key, after kind, names the fact ("" for none): the alerts other nodes
+// raise for the same fact have the same key and count as one. A condition
+// already active is not raised again: this node joins its reporters.
 func (p *telemetry) raise(ctx *actors.Context, sev Severity, kind Kind, subject, key, msg string) {
+	full := string(kind)
+	if key != "" {
+		full += "/" + key
+	}
+	if p.alerts.report(full, p.self) {
+		return // another node told us first, and every live member
+	}
 	p.alertSeq++
 	now := ctx.Now()
 	a := &Alert{
-		ID: fmt.Sprintf("%s/%s/%d", p.self, p.inc, p.alertSeq), Key: string(kind) + "/" + key, Origin: p.self,
-		Time: now, Received: now, Severity: sev, Kind: kind, Subject: subject, Message: msg, Reporters: []string{p.self},
+		ID: fmt.Sprintf("%s/%s/%d", p.self, p.inc, p.alertSeq), Key: full, RaisedBy: p.self,
+		Started: now, Received: now, Severity: sev, Kind: kind, Subject: subject, Message: msg, Reporters: []string{p.self},
 	}
-	if !p.alerts.add(a) {
-		return // another node told us first, and every live member
-	}
+	p.alerts.add(a)
 	ev := ctx.Log().Info()
 	switch sev {
 	case Warning:
@@ -256,13 +383,79 @@ func (p *telemetry) raise(ctx *actors.Context, sev Severity, kind Kind, subject,
 	case Critical:
 		ev = ctx.Log().Error()
 	}
-	ev.Str("alert", string(kind)).Str("subject", subject).Msg(msg)
+	ev.Str("alert", string(kind)).Str("key", full).Str("subject", subject).Msg(msg)
+	p.spread(ctx, a)
+}
+
+// spread sends a whole alert reliably to every live member.
+func (p *telemetry) spread(ctx *actors.Context, a *Alert) {
 	m := a.toPB()
 	for _, to := range p.live() {
 		if err := ctx.SendReliable(to, m); err != nil {
 			ctx.Log().Warn().Err(err).Str("to", to).Msg("alert not sent")
 		}
 	}
+}
+
+// settle resolves the active alerts this node answers for whose condition
+// ended: those it raised (in this incarnation or an earlier one), and those
+// about the cluster (a member, the leader) whose raising node failed or
+// left before it saw the end.
+func (p *telemetry) settle(ctx *actors.Context) {
+	for _, a := range p.alerts.alerts() {
+		if !a.Active() {
+			continue
+		}
+		mine := a.RaisedBy == p.self
+		if !mine && !(observable(a.Kind) && (p.members[a.RaisedBy] == membership.Failed || p.members[a.RaisedBy] == membership.Left)) {
+			continue
+		}
+		if why, over := p.over(ctx, &a.Alert); over {
+			p.resolve(ctx, p.alerts.copies[a.ID], why)
+		}
+	}
+}
+
+// observable reports whether any node can tell that an alert of kind k
+// ended; the others only the node that raised them can.
+func observable(k Kind) bool { return k == MemberSuspect || k == MemberFailed || k == LeaderLost }
+
+// over reports whether the condition of a ended, as this node sees it, and
+// why.
+func (p *telemetry) over(ctx *actors.Context, a *Alert) (string, bool) {
+	switch a.Kind {
+	case MemberSuspect:
+		st, ok := p.members[a.Subject]
+		return fmt.Sprintf("member %s is %s", a.Subject, st), ok && st != membership.Suspect
+	case MemberFailed:
+		st, ok := p.members[a.Subject]
+		return fmt.Sprintf("member %s is %s", a.Subject, st), ok && st != membership.Failed
+	case LeaderLost:
+		return fmt.Sprintf("%s leads (term %d)", p.leader, p.term), p.leader != ""
+	case QuorumLost:
+		if len(p.voters) == 0 {
+			return "no raft group runs on " + p.self, a.Subject == p.self && p.quorumKnown
+		}
+		return fmt.Sprintf("raft on %s reaches a majority of its %d voters", p.self, len(p.voters)), a.Subject == p.self && p.quorumKnown && !p.quorumLost
+	case ProtocolStopped:
+		ps, ok := ctx.NodeStats().Protocols[a.Subject]
+		return fmt.Sprintf("protocol %s runs on %s again", a.Subject, p.self), !ok || !ps.Stopped
+	case DiskAlmostFull:
+		return fmt.Sprintf("disk of %s is below %.0f%% used", p.self, 100*(p.cfg.DiskFull-0.02)), p.diskSeen && !p.diskFull
+	}
+	return "", false
+}
+
+// resolve ends a, the first copy of an alert of the history, now, and
+// sends it to every live member.
+func (p *telemetry) resolve(ctx *actors.Context, a *Alert, why string) {
+	a.Ended, a.ResolvedBy = ctx.Now(), p.self
+	if a.Ended.Before(a.Started) { // another node's clock raised it, ahead of ours
+		a.Ended = a.Started
+	}
+	ctx.Log().Info().Str("alert", string(a.Kind)).Str("key", a.Key).Str("raised-by", a.RaisedBy).
+		Dur("lasted", a.Ended.Sub(a.Started)).Msgf("alert resolved: %s", why)
+	p.spread(ctx, a)
 }
 
 func (p *telemetry) onAlert(ctx *actors.Context, from string, m *pb.TelemetryAlert) error {
@@ -272,16 +465,23 @@ func (p *telemetry) onAlert(ctx *actors.Context, from string, m *pb.TelemetryAle
 		return nil
 	}
 	p.alerts.add(a)
+	p.settle(ctx)
 	return nil
 }
 
 func (p *telemetry) onHistoryRequest(ctx *actors.Context, from string, _ *pb.TelemetryHistoryRequest) error {
-	h := &pb.TelemetryHistory{}
-	for _, a := range p.alerts.list {
-		h.Alerts = append(h.Alerts, a.toPB())
-	}
-	p.send(ctx, from, h)
+	p.sendHistory(ctx, from)
 	return nil
+}
+
+// sendHistory sends this node's whole alert history to a member, best
+// effort.
+func (p *telemetry) sendHistory(ctx *actors.Context, to string) {
+	h := &pb.TelemetryHistory{}
+	for _, id := range slices.Sorted(maps.Keys(p.alerts.copies)) {
+		h.Alerts = append(h.Alerts, p.alerts.copies[id].toPB())
+	}
+	p.send(ctx, to, h)
 }
 
 func (p *telemetry) onHistory(ctx *actors.Context, from string, m *pb.TelemetryHistory) error {
@@ -292,6 +492,7 @@ func (p *telemetry) onHistory(ctx *actors.Context, from string, m *pb.TelemetryH
 			p.alerts.add(a)
 		}
 	}
+	p.settle(ctx)
 	return nil
 }
 
@@ -299,6 +500,8 @@ func (p *telemetry) onHistory(ctx *actors.Context, from string, m *pb.TelemetryH
 // jobs protocol if it runs, then the rest.
 func (p *telemetry) tick(ctx *actors.Context) {
 	p.askHistory(ctx)
+	p.askRaft(ctx)
+	p.changed(ctx)
 	if p.listing {
 		return // the status goes out when the list comes
 	}
@@ -399,10 +602,11 @@ func (p *telemetry) checkDisk(ctx *actors.Context, h HostSample) {
 		return
 	}
 	used := 1 - float64(h.DiskFree)/float64(h.DiskTotal)
+	p.diskSeen = true
 	switch {
 	case used >= p.cfg.DiskFull && !p.diskFull:
 		p.diskFull = true
-		p.raise(ctx, Warning, DiskAlmostFull, p.self, fmt.Sprintf("%s/%d", p.self, ctx.Now().UnixNano()),
+		p.raise(ctx, Warning, DiskAlmostFull, p.self, p.self,
 			fmt.Sprintf("disk of %s is %.0f%% full (%s free of %s)", p.self, 100*used, bytesString(h.DiskFree), bytesString(h.DiskTotal)))
 	case used < p.cfg.DiskFull-0.02:
 		p.diskFull = false
@@ -420,6 +624,11 @@ func (p *telemetry) onStatus(ctx *actors.Context, from string, m *pb.TelemetrySt
 	if old != nil && (m.StartedUnixNano < old.msg.StartedUnixNano ||
 		m.StartedUnixNano == old.msg.StartedUnixNano && m.Seq <= old.msg.Seq) {
 		return nil
+	}
+	if old == nil || m.StartedUnixNano != old.msg.StartedUnixNano {
+		// A new incarnation of the member's telemetry: it may have
+		// missed alerts, or their ends, while it was starting.
+		p.sendHistory(ctx, from)
 	}
 	p.statuses[from] = &received{msg: m, at: ctx.Now(), size: proto.Size(m)}
 	return nil
