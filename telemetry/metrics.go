@@ -1,9 +1,11 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,6 +15,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/membership"
 )
 
 // NewRegistry returns a Prometheus registry holding node's runtime
@@ -59,29 +63,40 @@ func ProtoactorMeterProvider(reg prometheus.Registerer) (metric.MeterProvider, e
 //	troupe_protocol_stopped{node,protocol}               gauge, 1 once stopped
 //	troupe_mailbox_depth{node,protocol}                  gauge
 //	troupe_unhandled_messages_total{node,protocol}       counter
+//	troupe_refused_messages_total{node,protocol}         counter
 //	troupe_unknown_protocol_messages_total{node}         counter
 //	troupe_rejected_envelopes_total{node}                counter
+//	troupe_raft_dropped_messages_total{node}             counter (nodes running consensus)
 //
 // type is the message type: the protobuf full name of network messages,
-// the Go type of local ones.
+// the Go type of local ones. troupe_refused_messages_total counts the
+// messages from other nodes whose handler panicked (also in
+// troupe_unhandled_messages_total). troupe_raft_dropped_messages_total
+// counts the raft messages from other nodes that consensus's inbound
+// checks refused (consensus.Status.Dropped; the raft protocol counts from
+// each start, so a restart resets it, as Prometheus expects of a
+// counter); it is asked of the raft protocol at each scrape and left out
+// when the node runs none or it does not answer within raftStatusTimeout.
 func NewCollector(node *actors.Node) prometheus.Collector {
 	byType := []string{"node", "protocol", "type"}
 	byProto := []string{"node", "protocol"}
 	byNode := []string{"node"}
 	return &collector{
-		node:       node,
-		received:   prometheus.NewDesc("troupe_messages_received_total", "Messages a protocol received (network, notifications, requests, replies, timers), by message type.", byType, nil),
-		sent:       prometheus.NewDesc("troupe_messages_sent_total", "Messages a protocol sent, by message type.", byType, nil),
-		bytesIn:    prometheus.NewDesc("troupe_received_bytes_total", "Encoded envelope bytes a protocol received from the network, by message type.", byType, nil),
-		bytesOut:   prometheus.NewDesc("troupe_sent_bytes_total", "Encoded envelope bytes a protocol sent to the network, by message type.", byType, nil),
-		latency:    prometheus.NewDesc("troupe_handler_duration_seconds", "Handler run time, over the timed runs (one in actors.Config.LatencySampleEvery), by message type.", byType, nil),
-		restarts:   prometheus.NewDesc("troupe_protocol_restarts_total", "Supervised restarts of a protocol.", byProto, nil),
-		stopped:    prometheus.NewDesc("troupe_protocol_stopped", "1 once a protocol has stopped for good.", byProto, nil),
-		depth:      prometheus.NewDesc("troupe_mailbox_depth", "Messages waiting in a protocol's mailbox.", byProto, nil),
-		unhandled:  prometheus.NewDesc("troupe_unhandled_messages_total", "Messages a protocol dropped: no handler, malformed, stale.", byProto, nil),
-		unknown:    prometheus.NewDesc("troupe_unknown_protocol_messages_total", "Network messages for protocols the node does not run.", byNode, nil),
-		rejected:   prometheus.NewDesc("troupe_rejected_envelopes_total", "Envelopes the network refused as malformed.", byNode, nil),
-		bucketsSec: latencyBounds(),
+		node:        node,
+		received:    prometheus.NewDesc("troupe_messages_received_total", "Messages a protocol received (network, notifications, requests, replies, timers), by message type.", byType, nil),
+		sent:        prometheus.NewDesc("troupe_messages_sent_total", "Messages a protocol sent, by message type.", byType, nil),
+		bytesIn:     prometheus.NewDesc("troupe_received_bytes_total", "Encoded envelope bytes a protocol received from the network, by message type.", byType, nil),
+		bytesOut:    prometheus.NewDesc("troupe_sent_bytes_total", "Encoded envelope bytes a protocol sent to the network, by message type.", byType, nil),
+		latency:     prometheus.NewDesc("troupe_handler_duration_seconds", "Handler run time, over the timed runs (one in actors.Config.LatencySampleEvery), by message type.", byType, nil),
+		restarts:    prometheus.NewDesc("troupe_protocol_restarts_total", "Supervised restarts of a protocol.", byProto, nil),
+		stopped:     prometheus.NewDesc("troupe_protocol_stopped", "1 once a protocol has stopped for good.", byProto, nil),
+		depth:       prometheus.NewDesc("troupe_mailbox_depth", "Messages waiting in a protocol's mailbox.", byProto, nil),
+		unhandled:   prometheus.NewDesc("troupe_unhandled_messages_total", "Messages a protocol dropped: no handler, malformed, stale, refused.", byProto, nil),
+		refused:     prometheus.NewDesc("troupe_refused_messages_total", "Messages from other nodes a protocol refused because its handler panicked on them (also in troupe_unhandled_messages_total).", byProto, nil),
+		raftDropped: prometheus.NewDesc("troupe_raft_dropped_messages_total", "Raft messages from other nodes that the raft protocol's inbound checks dropped, since it started.", byNode, nil),
+		unknown:     prometheus.NewDesc("troupe_unknown_protocol_messages_total", "Network messages for protocols the node does not run.", byNode, nil),
+		rejected:    prometheus.NewDesc("troupe_rejected_envelopes_total", "Envelopes the network refused as malformed.", byNode, nil),
+		bucketsSec:  latencyBounds(),
 	}
 }
 
@@ -89,8 +104,13 @@ type collector struct {
 	node                                                   *actors.Node
 	received, sent, bytesIn, bytesOut, latency             *prometheus.Desc
 	restarts, stopped, depth, unhandled, unknown, rejected *prometheus.Desc
+	refused, raftDropped                                   *prometheus.Desc
 	bucketsSec                                             []float64
 }
+
+// raftStatusTimeout bounds how long a scrape waits for the raft protocol's
+// status.
+const raftStatusTimeout = time.Second
 
 // latencyBounds are the upper bounds of actors.Latency's buckets in
 // seconds, but the last one, which also counts anything longer (+Inf).
@@ -104,7 +124,7 @@ func latencyBounds() []float64 {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.received, c.sent, c.bytesIn, c.bytesOut, c.latency,
-		c.restarts, c.stopped, c.depth, c.unhandled, c.unknown, c.rejected} {
+		c.restarts, c.stopped, c.depth, c.unhandled, c.unknown, c.rejected, c.refused, c.raftDropped} {
 		ch <- d
 	}
 }
@@ -127,6 +147,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.stopped, stopped, s.Node, name)
 		gauge(c.depth, float64(ps.MailboxDepth), s.Node, name)
 		counter(c.unhandled, ps.Unhandled, s.Node, name)
+		counter(c.refused, ps.Refused, s.Node, name)
 		for _, typ := range slices.Sorted(maps.Keys(ps.Types)) {
 			ts := ps.Types[typ]
 			counter(c.received, ts.MsgsIn, s.Node, name, typ)
@@ -143,6 +164,48 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.unknown, s.UnknownProtocol, s.Node)
 	counter(c.rejected, s.Rejected, s.Node)
+	if ps, ok := s.Protocols[consensus.ProtocolName]; ok && !ps.Stopped {
+		ctx, cancel := context.WithTimeout(context.Background(), raftStatusTimeout)
+		st, err := actors.Call[consensus.Status](ctx, c.node, consensus.ProtocolName, consensus.StatusRequest{})
+		cancel()
+		if err == nil {
+			ch <- prometheus.MustNewConstMetric(c.raftDropped, prometheus.CounterValue, float64(st.Dropped), s.Node)
+		}
+	}
+}
+
+// NewMembershipCollector exports m's counters (membership.Stats) to
+// Prometheus, read at each scrape:
+//
+//	troupe_membership_refused_members_total{node}   counter
+//	troupe_membership_log_suppressed_total{node}    counter
+//
+// The first counts the members refused because their name is not a node
+// name; the second the lines of memberlist's log held back by its rate
+// limit (garbage packets, refused members), which the lines shown report.
+func NewMembershipCollector(m *membership.Membership) prometheus.Collector {
+	byNode := []string{"node"}
+	return &membershipCollector{
+		m:          m,
+		refused:    prometheus.NewDesc("troupe_membership_refused_members_total", "Gossiped members refused because their name is not a node name.", byNode, nil),
+		suppressed: prometheus.NewDesc("troupe_membership_log_suppressed_total", "Lines of memberlist's log held back by its rate limit.", byNode, nil),
+	}
+}
+
+type membershipCollector struct {
+	m                   *membership.Membership
+	refused, suppressed *prometheus.Desc
+}
+
+func (c *membershipCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.refused
+	ch <- c.suppressed
+}
+
+func (c *membershipCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.Stats()
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedMembers), c.m.Name())
+	ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(s.LogSuppressed), c.m.Name())
 }
 
 // buckets turns a Latency's per-bucket counts into Prometheus's cumulative

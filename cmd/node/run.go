@@ -189,6 +189,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 	if err != nil {
 		return err
 	}
+	metrics.MustRegister(telemetry.NewMembershipCollector(m))
 	left := false
 	defer func() {
 		if !left {
