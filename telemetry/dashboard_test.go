@@ -74,8 +74,9 @@ def merge(results):
 
 // TestDashboardInChromium drives the dashboard of node-1 in headless
 // Chromium: it shows the 3 members and the leader, a job's progress bar
-// moves to 50% and 100%, and a crashed node is marked failed, with an
-// alert, without a reload.
+// moves to 50% and 100%, a crashed node is marked failed, with an active
+// alert, without a reload, and the alert is marked resolved when the node
+// is back.
 func TestDashboardInChromium(t *testing.T) {
 	bin := chromium(t)
 
@@ -146,7 +147,8 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("node-2 failed, with an alert", `document.querySelector('#members tr[data-member="node-2"]').dataset.state === 'failed' &&
-		document.querySelector('#alerts li[data-kind="member_failed"][data-subject="node-2"]') !== null`)
+		document.querySelector('#alerts li[data-kind="member_failed"][data-subject="node-2"][data-state="active"]') !== null &&
+		document.querySelector('#alerts li').dataset.state === 'active'`)
 	if still, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loadedAt`)); err != nil || still != loaded {
 		t.Fatalf("the page was reloaded (loaded at %v, now %v): %v", loaded, still, err)
 	}
@@ -179,4 +181,14 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
+
+	// node-2 comes back: its alert is marked resolved, with its end.
+	if _, err := c.Restart("node-2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("node-2's alert resolved", `(() => {
+		const li = document.querySelector('#alerts li[data-kind="member_failed"][data-subject="node-2"]');
+		return li !== null && li.dataset.state === 'resolved' && li.querySelectorAll('time').length === 2 &&
+			li.querySelector('.badge.resolved') !== null;
+	})()`)
 }

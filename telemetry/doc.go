@@ -19,13 +19,18 @@
 // Each node sends its [Status] to every live member every
 // Config.StatusInterval (best effort: the next one replaces a lost one).
 // It raises an [Alert] when its membership reports a member suspected,
-// failed or left, when its elector reports a new leader, when one of its
-// protocols restarts or stops, when a job it is contact of fails and when
-// its disk fills past Config.DiskFull; it sends the alert reliably to
-// every live member. Every node keeps a bounded history with one alert per
-// fact ([Alert.Key]): when several nodes notice the same failure it is one
-// alert with several reporters. A node that starts asks one member for its
-// history. [Snapshot] is the cluster as one node sees it: its SWIM view of
+// failed or left, when its elector reports a new leader or no leader for
+// Config.LeaderGrace, when its raft group reaches fewer than a majority of
+// its voters, when one of its protocols restarts or stops, when a job it
+// is contact of fails and when its disk fills past Config.DiskFull; it
+// sends the alert reliably to every live member. An alert of a condition
+// ([Kind.Lasts]) is active until the node that raised it sees the
+// condition end: it stamps the end and sends the alert again, so every
+// node holds the same start and end. Every node keeps a bounded history
+// with one alert per fact ([Alert.Key]) and episode: when several nodes
+// notice the same failure it is one alert with several reporters. A node
+// that starts asks one member for its history; a member that comes back is
+// sent it. [Snapshot] is the cluster as one node sees it: its SWIM view of
 // the members with their latest statuses, the leader, the jobs with their
 // progress, the newest alerts and a minute of message rates per protocol.
 //
@@ -50,7 +55,9 @@
 // the Bully elector and jobs: every node sees every status; a crashed node
 // raises an alert on every survivor within 2 s of the first detection
 // (measured from the events' timestamps); alerts of one node reach all;
-// a restarted node learns the history; logs come from another node over
+// a failed member's alert, a minority's quorum_lost and leader_lost are
+// raised and then resolved on every node with the same times; a restarted
+// node learns the history; logs come from another node over
 // the network; /metrics parses with Prometheus's text parser. A test drives
 // the dashboard in headless Chromium (chromedp), and skips when no
 // Chromium is installed. docs/telemetry.md has the measurements.

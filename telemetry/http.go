@@ -42,7 +42,7 @@ type HandlerConfig struct {
 //	GET /metrics                  Prometheus text format
 //	GET /v1/telemetry             the node's Snapshot of the cluster (JSON)
 //	GET /v1/telemetry/events      server-sent events: a "snapshot" event every Push
-//	GET /v1/alerts                the node's alert history, newest first
+//	GET /v1/alerts                the node's alert history: active alerts first, then by start, newest first
 //	GET /v1/logs/{node}?limit=100&level=info  a node's recent logs (any member)
 //
 // Each path answers GET and HEAD; another method gets 405 with Allow, and

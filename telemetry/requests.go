@@ -16,12 +16,13 @@ const ProtocolName = "telemetry"
 // SnapshotRequest asks a node's telemetry protocol for the cluster as the
 // node sees it; the reply is a [Snapshot].
 type SnapshotRequest struct {
-	// Alerts is how many of the newest alerts to include; 0 means 50.
+	// Alerts is how many alerts to include (active ones first, then the
+	// newest); 0 means 50.
 	Alerts int
 }
 
-// AlertsRequest asks for the node's whole alert history, newest first; the
-// reply is a []Alert.
+// AlertsRequest asks for the node's whole alert history, active alerts
+// first, then by start, newest first; the reply is a []Alert.
 type AlertsRequest struct{}
 
 // MaxLogLines caps LogsQuery.Limit.
@@ -88,7 +89,8 @@ func Current(ctx context.Context, node *actors.Node) (Snapshot, error) {
 	return actors.Call[Snapshot](ctx, node, ProtocolName, SnapshotRequest{})
 }
 
-// History asks node for its whole alert history, newest first.
+// History asks node for its whole alert history: active alerts first, then
+// by start, newest first.
 func History(ctx context.Context, node *actors.Node) ([]Alert, error) {
 	return actors.Call[[]Alert](ctx, node, ProtocolName, AlertsRequest{})
 }

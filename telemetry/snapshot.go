@@ -21,7 +21,7 @@ type Snapshot struct {
 	Term       uint64    `json:"term"`
 	Members    []Member  `json:"members"` // every member the node's SWIM view holds, in name order
 	Jobs       []Job     `json:"jobs"`    // the jobs the live members are contact of: pending and running first
-	Alerts     []Alert   `json:"alerts"`  // the newest first
+	Alerts     []Alert   `json:"alerts"`  // active first, then by start, newest first
 	Rates      []Rate    `json:"rates"`   // per protocol, in name order
 }
 

@@ -114,11 +114,21 @@ function renderAlerts(s) {
     list.replaceChildren(el("li", { class: "muted" }, "no alerts"));
     return;
   }
-  list.replaceChildren(...s.alerts.map((a) => el("li", { "data-kind": a.kind, "data-subject": a.subject },
-    el("time", { dateTime: a.time }, clock(a.time)),
-    el("span", {}, el("span", { class: "badge " + a.severity }, a.severity)),
-    el("span", {}, a.message),
-    el("span", { class: "from" }, "from " + a.reporters.join(", ")))));
+  // The server sends the active alerts first, then the newest.
+  const active = s.alerts.filter((a) => a.state === "active").length;
+  $("#alerts-count").textContent = active ? `${active} active` : "none active";
+  list.replaceChildren(...s.alerts.map((a) => {
+    const state = a.state || "event";
+    const when = el("span", { class: "when" }, el("time", { dateTime: a.started }, clock(a.started)));
+    if (a.ended) when.append(" – ", el("time", { dateTime: a.ended }, clock(a.ended)));
+    const mark = state === "event" ? "" : el("span", { class: "badge " + state }, state);
+    return el("li", { class: "alert " + state, "data-kind": a.kind, "data-subject": a.subject, "data-key": a.key, "data-state": state },
+      when,
+      el("span", {}, el("span", { class: "badge " + a.severity }, a.severity)),
+      el("span", {}, mark, mark ? " " : "", a.message),
+      el("span", { class: "from", title: "reported by " + a.reporters.join(", ") },
+        "raised by " + a.raised_by + (a.resolved_by ? ", resolved by " + a.resolved_by : "")));
+  }));
 }
 
 function renderLogNodes(s) {
