@@ -25,7 +25,8 @@ type Config struct {
 	// MaxBodyBytes caps a request body; larger ones get 413. Default 2 MiB.
 	MaxBodyBytes int64
 	// Timeout caps the wait for the node's protocols per request; it ends
-	// with 503. Default 5s.
+	// with 503 (504 when a job's contact does not answer a forwarded
+	// cancellation). Default 5s.
 	Timeout time.Duration
 	// Metrics is what GET /metrics serves. Default
 	// telemetry.NewRegistry(node).
@@ -130,13 +131,9 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// Forwarded answers DELETE /v1/jobs/{id} on a node that is not the job's
-// contact: the cancellation went to the contact.
-type Forwarded struct {
-	ID          string `json:"id"`
-	ForwardedTo string `json:"forwarded_to"`
-}
-
+// cancel answers DELETE /v1/jobs/{id} with the job's status at its
+// contact after the cancellation, on any node: a node that is not the
+// contact forwards the cancellation and waits for the contact's answer.
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
@@ -152,10 +149,10 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		writeError(w, statusOf(err), err)
-	case rep.Status != nil:
-		writeJSON(w, http.StatusOK, rep.Status)
+	case rep.Status == nil:
+		writeError(w, http.StatusInternalServerError, fmt.Errorf("cancelling %s: the jobs protocol answered without the job's status", id))
 	default:
-		writeJSON(w, http.StatusAccepted, Forwarded{ID: id, ForwardedTo: rep.ForwardedTo})
+		writeJSON(w, http.StatusOK, rep.Status)
 	}
 }
 
@@ -215,6 +212,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, jobs.ErrContactLost):
 		return http.StatusGone
+	case errors.Is(err, jobs.ErrCancelUnanswered):
+		return http.StatusGatewayTimeout
 	case errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped), errors.Is(err, actors.ErrNodeStopped):
 		return http.StatusServiceUnavailable

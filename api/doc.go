@@ -10,7 +10,7 @@
 //	POST   /v1/jobs       {"runtime","script","input","parts"} → 202 {"id"}
 //	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}
 //	GET    /v1/jobs       → [status, ...] (jobs this node is contact of)
-//	DELETE /v1/jobs/{id}  → 200 status at the contact; 202 {"id","forwarded_to"} elsewhere
+//	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]
 //	GET    /v1/leader     → {"leader","term"}
 //
@@ -33,9 +33,20 @@
 // runtime, 403 for a disabled runtime, 404 not_found for an unknown path,
 // an unknown job (or one held by another contact node) and the
 // cancellation of an id that is no job id, 405 method_not_allowed with an
-// Allow header, 410 when the job's contact is gone, 413 body_too_large
-// over Config.MaxBodyBytes, 503 when the node's protocols do not answer in
-// time.
+// Allow header, 410 gone when the job's contact is gone, 413
+// body_too_large over Config.MaxBodyBytes, 503 unavailable when the node's
+// protocols do not answer in time.
+//
+// DELETE /v1/jobs/{id} works through any node. A node that is not the
+// job's contact (named in the id, "<contact>.<generation>.<number>")
+// forwards the cancellation and answers with the contact's reply, within
+// Config.Timeout: 200 and the job's status (cancelled, or the end the job
+// had already reached: cancelling twice is harmless), 404 not_found when
+// the contact holds no such job (it never existed, or it belonged to an
+// earlier incarnation of the contact's jobs protocol), 410 gone when the
+// contact is not a live member or fails or leaves before it answers, 504
+// timeout when it does not answer in time: the cancellation may or may not
+// have reached it (GET the job at its contact to know).
 //
 // [RequireToken] wraps any handler (the node wraps its whole mux, so every
 // endpoint added later is covered) with bearer-token authentication: a
@@ -49,7 +60,8 @@
 // # Concurrency
 //
 // The handler serves requests concurrently; each asks the node's protocols
-// with actors.Call and waits at most Config.Timeout.
+// (actors.Call; jobs.CancelJob for a cancellation) and waits at most
+// Config.Timeout.
 //
 // # Testing
 //

@@ -272,25 +272,173 @@ func (p *protocol) list(*actors.Context, ListRequest) ([]Status, error) {
 	return out, nil
 }
 
-func (p *protocol) cancel(ctx *actors.Context, r CancelRequest) (Cancelling, error) {
-	if r.Reason == "" {
-		r.Reason = "cancelled by the user"
+// forwardedCancel is a user's cancellation this node forwarded to the
+// job's contact, waiting for the contact's JobCancelReply.
+type forwardedCancel struct {
+	id      string
+	contact string
+	timeout time.Duration
+	timer   actors.TimerID
+	done    func(Cancelling, error)
+}
+
+// cancelTimeout fires when a forwarded cancellation's contact did not
+// answer in time.
+type cancelTimeout struct{ request uint64 }
+
+// onCancelRequest cancels a job for a local caller (the HTTP API). At the
+// contact it answers at once; elsewhere it forwards the cancellation to the
+// contact and answers with the contact's reply, when the contact fails or
+// leaves, or when the request's timeout fires, whichever comes first.
+func (p *protocol) onCancelRequest(ctx *actors.Context, r *CancelRequest) error {
+	if r.Done == nil {
+		ctx.Log().Warn().Str("job", r.ID).Msg("a CancelRequest without Done: ignored")
+		return nil
 	}
-	o := p.owned[r.ID]
-	if o == nil {
-		c := ContactOf(r.ID)
-		if c == "" || c == p.self {
-			return Cancelling{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self)
+	reason := r.Reason
+	if reason == "" {
+		reason = "cancelled by the user"
+	}
+	if o := p.owned[r.ID]; o != nil {
+		if !o.state.Ended() {
+			p.end(ctx, o, Cancelled, reason)
 		}
-		if !p.live[c] {
-			return Cancelling{}, fmt.Errorf("%w: job %s's contact node %s is not a live member; its jobs ended with it", ErrContactLost, r.ID, c)
+		s := o.status(true)
+		r.Done(Cancelling{Status: &s}, nil)
+		return nil
+	}
+	c := ContactOf(r.ID)
+	switch {
+	case c == "" || c == p.self:
+		r.Done(Cancelling{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self))
+		return nil
+	case !p.live[c]:
+		r.Done(Cancelling{}, fmt.Errorf("%w: job %s's contact node %s is not a live member; its jobs ended with it", ErrContactLost, r.ID, c))
+		return nil
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultCancelTimeout
+	}
+	timeout = min(timeout, MaxCancelTimeout)
+	p.cancelSeq++
+	n := p.cancelSeq
+	p.cancels[n] = &forwardedCancel{id: r.ID, contact: c, timeout: timeout, done: r.Done,
+		timer: ctx.After(timeout, cancelTimeout{request: n})}
+	p.send(ctx, c, &pb.JobCancel{Id: r.ID, Reason: reason, Request: n})
+	return nil
+}
+
+// onJobCancel handles a JobCancel in every role (onCancel) and, at the
+// contact, answers a user's cancellation forwarded by another node.
+func (p *protocol) onJobCancel(ctx *actors.Context, from string, m *pb.JobCancel) error {
+	if err := p.onCancel(ctx, from, m); err != nil || m.Request == 0 {
+		return err
+	}
+	reply := &pb.JobCancelReply{Request: m.Request, Id: m.Id}
+	if o := p.owned[m.Id]; o != nil && len(m.Parts) == 0 {
+		reply.Found, reply.Status = true, o.wire()
+	}
+	p.send(ctx, from, reply)
+	return nil
+}
+
+// onCancelReply hands the contact's answer to the caller that waits for it.
+// An answer that comes after the wait ended, or that does not match the
+// cancellation forwarded under its number, is dropped.
+func (p *protocol) onCancelReply(ctx *actors.Context, from string, m *pb.JobCancelReply) error {
+	f := p.cancels[m.Request]
+	if f == nil || f.contact != from || f.id != m.Id {
+		ctx.Log().Debug().Str("from", from).Str("job", m.Id).Uint64("request", m.Request).Msg("dropping an answer to no waiting cancellation")
+		return nil
+	}
+	delete(p.cancels, m.Request)
+	ctx.Cancel(f.timer)
+	if !m.Found {
+		f.done(Cancelling{}, fmt.Errorf("%w: %q at its contact node %s", ErrNotFound, f.id, from))
+		return nil
+	}
+	s, err := statusOfWire(f.id, m.Status)
+	if err != nil {
+		ctx.Log().Warn().Err(err).Str("from", from).Str("job", f.id).Msg("a malformed answer to a cancellation")
+		f.done(Cancelling{}, fmt.Errorf("jobs: node %s answered the cancellation of %s with %w", from, f.id, err))
+		return nil
+	}
+	f.done(Cancelling{Status: &s, ForwardedTo: from}, nil)
+	return nil
+}
+
+func (p *protocol) onCancelTimeout(_ *actors.Context, t cancelTimeout) error {
+	f := p.cancels[t.request]
+	if f == nil {
+		return nil
+	}
+	delete(p.cancels, t.request)
+	f.done(Cancelling{}, fmt.Errorf("%w: job %s's contact node %s did not answer within %v; the cancellation may or may not have reached it (ask the contact for the job's status)",
+		ErrCancelUnanswered, f.id, f.contact, f.timeout))
+	return nil
+}
+
+// cancelsLost answers the cancellations that wait for a contact that failed
+// or left: its jobs ended with it.
+func (p *protocol) cancelsLost(ctx *actors.Context, contact string) {
+	for _, n := range slices.Sorted(maps.Keys(p.cancels)) {
+		if f := p.cancels[n]; f.contact == contact {
+			delete(p.cancels, n)
+			ctx.Cancel(f.timer)
+			f.done(Cancelling{}, fmt.Errorf("%w: job %s's contact node %s failed or left before it answered the cancellation; its jobs ended with it", ErrContactLost, f.id, contact))
 		}
-		p.send(ctx, c, &pb.JobCancel{Id: r.ID, Reason: r.Reason})
-		return Cancelling{ForwardedTo: c}, nil
 	}
-	if !o.state.Ended() {
-		p.end(ctx, o, Cancelled, r.Reason)
+}
+
+// cancelsUnanswered answers every waiting cancellation when this
+// incarnation ends: the contact's answer would come to the next one, which
+// does not know it.
+func (p *protocol) cancelsUnanswered() {
+	for _, n := range slices.Sorted(maps.Keys(p.cancels)) {
+		f := p.cancels[n]
+		f.done(Cancelling{}, fmt.Errorf("%w: the jobs protocol of node %s stopped while waiting for job %s's contact node %s; the cancellation may or may not have reached it",
+			ErrCancelUnanswered, p.self, f.id, f.contact))
 	}
+	clear(p.cancels)
+}
+
+// wire is the job's status on the wire (JobCancelReply).
+func (o *owned) wire() *pb.JobStatus {
 	s := o.status(true)
-	return Cancelling{Status: &s}, nil
+	w := &pb.JobStatus{State: string(s.State), PartsTotal: uint32(s.PartsTotal), PartsDone: uint32(s.PartsDone),
+		Result: s.Result, Error: s.Error, SubmittedUnixNano: s.Submitted.UnixNano()}
+	if !s.Ended.IsZero() {
+		w.EndedUnixNano = s.Ended.UnixNano()
+	}
+	return w
+}
+
+// statusOfWire checks a status another node sent and turns it into a
+// Status of job id.
+func statusOfWire(id string, w *pb.JobStatus) (Status, error) {
+	if w == nil {
+		return Status{}, fmt.Errorf("no status")
+	}
+	st := State(w.State)
+	switch st {
+	case Pending, Running, Succeeded, Failed, Cancelled:
+	default:
+		return Status{}, fmt.Errorf("the unknown state %.40q", w.State)
+	}
+	if w.PartsDone > w.PartsTotal {
+		return Status{}, fmt.Errorf("%d of %d parts done", w.PartsDone, w.PartsTotal)
+	}
+	if len(w.Result) > 0 && !json.Valid(w.Result) {
+		return Status{}, fmt.Errorf("a result that is not JSON")
+	}
+	s := Status{ID: id, State: st, PartsTotal: int(w.PartsTotal), PartsDone: int(w.PartsDone), Error: w.Error,
+		Contact: ContactOf(id), Submitted: time.Unix(0, w.SubmittedUnixNano)}
+	if len(w.Result) > 0 {
+		s.Result = json.RawMessage(w.Result)
+	}
+	if w.EndedUnixNano != 0 {
+		s.Ended = time.Unix(0, w.EndedUnixNano)
+	}
+	return s, nil
 }

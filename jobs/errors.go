@@ -50,4 +50,8 @@ var (
 	ErrCancelled = errors.New("jobs: cancelled")
 	// ErrContactLost: the job's contact node failed or left; the job ended.
 	ErrContactLost = errors.New("jobs: contact node lost")
+	// ErrCancelUnanswered: a cancellation forwarded to the job's contact
+	// got no answer in time (or this node's jobs protocol restarted while
+	// it waited); the contact may or may not have cancelled the job.
+	ErrCancelUnanswered = errors.New("jobs: the contact did not answer the cancellation")
 )

@@ -292,8 +292,8 @@ func TestCancelFromAnotherNodeStopsEveryPart(t *testing.T) {
 	id := submit(t, c.Node("node-1"), []byte(longJob), `null`, 10)
 	awaitBusy(t, c, c.Names())
 	rep, err := jobs.CancelJob(context.Background(), c.Node("node-4"), id, "")
-	if err != nil || rep.ForwardedTo != "node-1" {
-		t.Fatalf("cancel through node-4: %+v, %v", rep, err)
+	if err != nil || rep.ForwardedTo != "node-1" || rep.Status == nil || rep.Status.State != jobs.Cancelled {
+		t.Fatalf("cancel through node-4: %+v, %v; want the contact node-1's status, cancelled", rep, err)
 	}
 	took := awaitIdle(t, c, c.Names(), 2*time.Second)
 	st := status(t, c.Node("node-1"), id)

@@ -51,6 +51,8 @@ type protocol struct {
 	owned     map[string]*owned
 	ownedSeq  []string // ids in submission order
 	doneQueue map[string][]uint32
+	cancels   map[uint64]*forwardedCancel // forwarded cancellations waiting for their contact's answer
+	cancelSeq uint64                      // the number of the latest forwarded cancellation
 	// leader
 	sched  *scheduler
 	epochs uint64
@@ -82,6 +84,8 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	p.outbox = map[string][]proto.Message{}
 	p.gens = map[string]string{p.self: p.gen}
 	p.doneQueue = map[string][]uint32{}
+	p.cancels = map[uint64]*forwardedCancel{}
+	p.cancelSeq = uint64(ctx.Now().UnixNano()) // an earlier incarnation's numbers are not taken for this one's
 	p.newSchedule()
 	p.work = newWorker()
 	p.work.report = uint64(ctx.Now().UnixNano())
@@ -92,7 +96,8 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onWorkRequest)
 	actors.OnMessage(ctx, p.onPartResult)
 	actors.OnMessage(ctx, p.onPartDone)
-	actors.OnMessage(ctx, p.onCancel)
+	actors.OnMessage(ctx, p.onJobCancel)
+	actors.OnMessage(ctx, p.onCancelReply)
 	actors.OnMessage(ctx, p.onRestarted)
 	actors.OnNotification(ctx, p.onSplit)
 	actors.OnNotification(ctx, p.onPartFinished)
@@ -104,10 +109,11 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		return nil
 	})
 	actors.OnTimer(ctx, p.onTick)
+	actors.OnTimer(ctx, p.onCancelTimeout)
 	actors.OnRequest(ctx, p.submit)
 	actors.OnRequest(ctx, p.status)
 	actors.OnRequest(ctx, p.list)
-	actors.OnRequest(ctx, p.cancel)
+	actors.OnNotification(ctx, p.onCancelRequest)
 	actors.OnRequest(ctx, p.drain)
 	actors.OnReconfigure(ctx, p.onReconfigure)
 	actors.OnRequest(ctx, func(*actors.Context, StatsRequest) (Stats, error) {
@@ -183,8 +189,12 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	return nil
 }
 
-// Stop cancels the parts running on this node and waits for them.
-func (p *protocol) Stop(*actors.Context) { p.pool.stop() }
+// Stop cancels the parts running on this node and waits for them, and
+// answers the cancellations that wait for a contact.
+func (p *protocol) Stop(*actors.Context) {
+	p.cancelsUnanswered()
+	p.pool.stop()
+}
 
 // onLeaderChanged follows the elector. Each role reacts: the contact hands
 // its unfinished jobs to the new leader; the worker tells it what it runs
@@ -264,6 +274,7 @@ func (p *protocol) gone(ctx *actors.Context, name string, failed bool) {
 	delete(p.outbox, name)
 	p.leaderLost(ctx, name, failed)
 	p.workerContactLost(ctx, name)
+	p.cancelsLost(ctx, name)
 }
 
 // acceptFrom reports whether an order of `term` from node `from` comes from

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -65,17 +66,40 @@ type StatusRequest struct{ ID string }
 type ListRequest struct{}
 
 // CancelRequest cancels a job from any node: at the contact it ends the job
-// and stops every part; elsewhere it is forwarded to the contact. The reply
-// is a [Cancelling].
+// and stops every part; elsewhere it is forwarded to the contact, which
+// answers. Send a *CancelRequest with Node.Tell or Ref.Tell to
+// [ProtocolName] on the same node (the completion callback of consensus
+// requests); [CancelJob] wraps it in a blocking call.
 type CancelRequest struct {
 	ID     string
 	Reason string
+	// Timeout bounds the wait for the contact's answer to a forwarded
+	// cancellation (0: DefaultCancelTimeout; at most MaxCancelTimeout).
+	Timeout time.Duration
+	// Done receives the outcome exactly once, on the jobs protocol's
+	// goroutine: it must not block (send to a buffered channel). Errors:
+	// ErrNotFound (no such job at its contact), ErrContactLost (the
+	// contact is not a live member, or fails or leaves before it
+	// answers), ErrCancelUnanswered (the contact did not answer in time,
+	// or this protocol restarted meanwhile; the cancellation may or may
+	// not have reached it). Nil is not allowed. A request that reaches no
+	// incarnation of the protocol (it stopped) gets no Done: wait with a
+	// deadline, as CancelJob does.
+	Done func(Cancelling, error)
 }
 
-// Cancelling answers a CancelRequest: the job's status when this node is its
-// contact, or the contact the cancellation was forwarded to.
+// Bounds of CancelRequest.Timeout.
+const (
+	DefaultCancelTimeout = 5 * time.Second
+	MaxCancelTimeout     = time.Minute
+)
+
+// Cancelling answers a CancelRequest: the job's status at its contact after
+// the cancellation (cancelled, or the end it had reached before).
 type Cancelling struct {
-	Status      *Status
+	Status *Status
+	// ForwardedTo is the contact that answered when it is another node,
+	// "" when this node is the job's contact.
 	ForwardedTo string
 }
 
@@ -123,9 +147,38 @@ func ListJobs(ctx context.Context, node *actors.Node) ([]Status, error) {
 	return actors.Call[[]Status](ctx, node, ProtocolName, ListRequest{})
 }
 
-// CancelJob cancels a job through node.
+// CancelJob cancels a job through node and waits for the contact's answer,
+// at most until ctx's deadline (DefaultCancelTimeout without one). When
+// node is not the contact, the contact is asked to answer a little before
+// the deadline, so that its silence is told as ErrCancelUnanswered; when
+// node's own jobs protocol does not answer, the error wraps
+// actors.ErrTimeout.
 func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cancelling, error) {
-	return actors.Call[Cancelling](ctx, node, ProtocolName, CancelRequest{ID: id, Reason: reason})
+	wait := DefaultCancelTimeout
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if wait <= 0 {
+		return Cancelling{}, fmt.Errorf("jobs: cancelling %s through %s: %w", id, node.Name(), context.DeadlineExceeded)
+	}
+	ctx, stop := context.WithTimeout(ctx, wait)
+	defer stop()
+	type outcome struct {
+		c   Cancelling
+		err error
+	}
+	ch := make(chan outcome, 1)
+	req := &CancelRequest{ID: id, Reason: reason, Timeout: wait - wait/10,
+		Done: func(c Cancelling, err error) { ch <- outcome{c, err} }}
+	if err := node.Tell(ProtocolName, req); err != nil {
+		return Cancelling{}, fmt.Errorf("jobs: cancelling %s through %s: %w", id, node.Name(), err)
+	}
+	select {
+	case o := <-ch:
+		return o.c, o.err
+	case <-ctx.Done():
+		return Cancelling{}, fmt.Errorf("%w: cancelling %s: the jobs protocol of %s did not answer within %v (%v)", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond), ctx.Err())
+	}
 }
 
 // NodeStats asks node for its jobs counters.

@@ -624,12 +624,15 @@ func (x *PartDone) GetParts() []uint32 {
 // JobCancel: stop parts of a job. From the contact (the job ended: done,
 // failed or cancelled) to the leader and every live member; from the leader
 // to a worker for duplicate runs of finished parts (parts non-empty); from
-// any node to the contact for a user's cancellation.
+// any node to the contact for a user's cancellation (with request set).
 type JobCancel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Parts         []uint32               `protobuf:"varint,2,rep,packed,name=parts,proto3" json:"parts,omitempty"` // empty: every part of the job
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Parts  []uint32               `protobuf:"varint,2,rep,packed,name=parts,proto3" json:"parts,omitempty"` // empty: every part of the job
+	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Not 0: a user's cancellation forwarded to the contact by another node,
+	// which waits for the contact's JobCancelReply of the same number.
+	Request       uint64 `protobuf:"varint,4,opt,name=request,proto3" json:"request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -685,6 +688,179 @@ func (x *JobCancel) GetReason() string {
 	return ""
 }
 
+func (x *JobCancel) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+// JobCancelReply: contact → the node that forwarded a user's cancellation
+// (JobCancel.request). found is false when the contact holds no job of that
+// id (it never existed, or belonged to an earlier incarnation); otherwise
+// status is the job after the cancellation (cancelled, or the end it had
+// already reached).
+type JobCancelReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Found         bool                   `protobuf:"varint,3,opt,name=found,proto3" json:"found,omitempty"`
+	Status        *JobStatus             `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobCancelReply) Reset() {
+	*x = JobCancelReply{}
+	mi := &file_jobs_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobCancelReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobCancelReply) ProtoMessage() {}
+
+func (x *JobCancelReply) ProtoReflect() protoreflect.Message {
+	mi := &file_jobs_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobCancelReply.ProtoReflect.Descriptor instead.
+func (*JobCancelReply) Descriptor() ([]byte, []int) {
+	return file_jobs_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *JobCancelReply) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *JobCancelReply) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JobCancelReply) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *JobCancelReply) GetStatus() *JobStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// JobStatus is a job as its contact knows it (package jobs' Status).
+type JobStatus struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	State             string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"` // pending, running, succeeded, failed or cancelled
+	PartsTotal        uint32                 `protobuf:"varint,2,opt,name=parts_total,json=partsTotal,proto3" json:"parts_total,omitempty"`
+	PartsDone         uint32                 `protobuf:"varint,3,opt,name=parts_done,json=partsDone,proto3" json:"parts_done,omitempty"`
+	Result            []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"` // JSON; empty unless the job succeeded
+	Error             string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	SubmittedUnixNano int64                  `protobuf:"varint,6,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
+	EndedUnixNano     int64                  `protobuf:"varint,7,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"` // 0 while the job runs
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *JobStatus) Reset() {
+	*x = JobStatus{}
+	mi := &file_jobs_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStatus) ProtoMessage() {}
+
+func (x *JobStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_jobs_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
+func (*JobStatus) Descriptor() ([]byte, []int) {
+	return file_jobs_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *JobStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *JobStatus) GetPartsTotal() uint32 {
+	if x != nil {
+		return x.PartsTotal
+	}
+	return 0
+}
+
+func (x *JobStatus) GetPartsDone() uint32 {
+	if x != nil {
+		return x.PartsDone
+	}
+	return 0
+}
+
+func (x *JobStatus) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *JobStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *JobStatus) GetSubmittedUnixNano() int64 {
+	if x != nil {
+		return x.SubmittedUnixNano
+	}
+	return 0
+}
+
+func (x *JobStatus) GetEndedUnixNano() int64 {
+	if x != nil {
+		return x.EndedUnixNano
+	}
+	return 0
+}
+
 // Restarted: a node's jobs protocol began a new incarnation (at start, or
 // after a supervised restart): it holds no jobs, runs no parts and, if it
 // leads, has no schedule. Workers stop the parts of its old jobs, a leader
@@ -699,7 +875,7 @@ type Restarted struct {
 
 func (x *Restarted) Reset() {
 	*x = Restarted{}
-	mi := &file_jobs_proto_msgTypes[9]
+	mi := &file_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +887,7 @@ func (x *Restarted) String() string {
 func (*Restarted) ProtoMessage() {}
 
 func (x *Restarted) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[9]
+	mi := &file_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +900,7 @@ func (x *Restarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restarted.ProtoReflect.Descriptor instead.
 func (*Restarted) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{9}
+	return file_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Restarted) GetGeneration() string {
@@ -785,11 +961,27 @@ const file_jobs_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"0\n" +
 	"\bPartDone\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05parts\x18\x02 \x03(\rR\x05parts\"I\n" +
+	"\x05parts\x18\x02 \x03(\rR\x05parts\"c\n" +
 	"\tJobCancel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05parts\x18\x02 \x03(\rR\x05parts\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"+\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\arequest\x18\x04 \x01(\x04R\arequest\"\x83\x01\n" +
+	"\x0eJobCancelReply\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
+	"\x05found\x18\x03 \x01(\bR\x05found\x121\n" +
+	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xe7\x01\n" +
+	"\tJobStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1f\n" +
+	"\vparts_total\x18\x02 \x01(\rR\n" +
+	"partsTotal\x12\x1d\n" +
+	"\n" +
+	"parts_done\x18\x03 \x01(\rR\tpartsDone\x12\x16\n" +
+	"\x06result\x18\x04 \x01(\fR\x06result\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12.\n" +
+	"\x13submitted_unix_nano\x18\x06 \x01(\x03R\x11submittedUnixNano\x12&\n" +
+	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\"+\n" +
 	"\tRestarted\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\tR\n" +
@@ -807,28 +999,31 @@ func file_jobs_proto_rawDescGZIP() []byte {
 	return file_jobs_proto_rawDescData
 }
 
-var file_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_jobs_proto_goTypes = []any{
-	(*JobSpec)(nil),     // 0: troupe.jobs.v1.JobSpec
-	(*JobSubmit)(nil),   // 1: troupe.jobs.v1.JobSubmit
-	(*JobProgress)(nil), // 2: troupe.jobs.v1.JobProgress
-	(*PartAssign)(nil),  // 3: troupe.jobs.v1.PartAssign
-	(*PartRef)(nil),     // 4: troupe.jobs.v1.PartRef
-	(*WorkRequest)(nil), // 5: troupe.jobs.v1.WorkRequest
-	(*PartResult)(nil),  // 6: troupe.jobs.v1.PartResult
-	(*PartDone)(nil),    // 7: troupe.jobs.v1.PartDone
-	(*JobCancel)(nil),   // 8: troupe.jobs.v1.JobCancel
-	(*Restarted)(nil),   // 9: troupe.jobs.v1.Restarted
+	(*JobSpec)(nil),        // 0: troupe.jobs.v1.JobSpec
+	(*JobSubmit)(nil),      // 1: troupe.jobs.v1.JobSubmit
+	(*JobProgress)(nil),    // 2: troupe.jobs.v1.JobProgress
+	(*PartAssign)(nil),     // 3: troupe.jobs.v1.PartAssign
+	(*PartRef)(nil),        // 4: troupe.jobs.v1.PartRef
+	(*WorkRequest)(nil),    // 5: troupe.jobs.v1.WorkRequest
+	(*PartResult)(nil),     // 6: troupe.jobs.v1.PartResult
+	(*PartDone)(nil),       // 7: troupe.jobs.v1.PartDone
+	(*JobCancel)(nil),      // 8: troupe.jobs.v1.JobCancel
+	(*JobCancelReply)(nil), // 9: troupe.jobs.v1.JobCancelReply
+	(*JobStatus)(nil),      // 10: troupe.jobs.v1.JobStatus
+	(*Restarted)(nil),      // 11: troupe.jobs.v1.Restarted
 }
 var file_jobs_proto_depIdxs = []int32{
-	0, // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
-	4, // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
-	4, // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
+	4,  // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
+	4,  // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
+	10, // 3: troupe.jobs.v1.JobCancelReply.status:type_name -> troupe.jobs.v1.JobStatus
+	4,  // [4:4] is the sub-list for method output_type
+	4,  // [4:4] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_jobs_proto_init() }
@@ -842,7 +1037,7 @@ func file_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobs_proto_rawDesc), len(file_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

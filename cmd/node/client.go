@@ -257,18 +257,18 @@ func cancelCmd() *cobra.Command {
 	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
-		Short: "Cancel a job through any node",
+		Short: "Cancel a job through any node and print its status at its contact",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out map[string]any
+			var st jobs.Status
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			if _, err := c.Do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &out); err != nil {
+			if _, err := c.Do(cmd.Context(), http.MethodDelete, "/v1/jobs/"+args[0], nil, &st); err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return printJSON(cmd.OutOrStdout(), st)
 		},
 	}
 	o.flags(cmd)

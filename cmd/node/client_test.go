@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -76,6 +77,26 @@ func TestCommandsAgainstANode(t *testing.T) {
 	_, err = cli(t, "job", "submit", "--node", srv.URL, bad, "--wait")
 	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "job.star:2:1") {
 		t.Errorf("a script with a syntax error: %v", err)
+	}
+}
+
+// TestJobCancelThroughAnotherNode: `job cancel` at a node that is not the
+// job's contact prints the job's status at the contact, cancelled.
+func TestJobCancelThroughAnotherNode(t *testing.T) {
+	cfg := jobs.DefaultConfig()
+	cfg.Slots = 1
+	c := jobstest.NewCluster(t, 3, cfg)
+	srv := httptest.NewServer(api.New(c.Node("node-2"), api.Config{}))
+	defer srv.Close()
+	spin := "def split(i, n):\n    return [1]\ndef run(p):\n    while True:\n        pass\ndef merge(r):\n    return r\n"
+	sub, err := jobs.SubmitJob(context.Background(), c.Node("node-1"), jobs.Submit{Script: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli(t, "job", "cancel", "--node", srv.URL, sub.ID)
+	var st jobs.Status
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.ID != sub.ID || st.State != jobs.Cancelled || st.Contact != "node-1" {
+		t.Errorf("cancel through node-2: %v\n%s", err, out)
 	}
 }
 
