@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,7 +26,8 @@ func clusterStatusCmd() *cobra.Command {
 shows: every member with its SWIM state and latest status (CPU of its
 process, memory, goroutines, messages waiting in its protocols' mailboxes,
 protocol restarts, messages handled per second, age of the status), the
-leader, the jobs with their progress and the newest alerts.`,
+leader, the jobs with their progress, every active alert and the newest
+resolved ones (and events).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s telemetry.Snapshot
@@ -42,7 +45,7 @@ leader, the jobs with their progress and the newest alerts.`,
 		},
 	}
 	o.flags(cmd)
-	cmd.Flags().IntVar(&alerts, "alerts", 5, "newest alerts to print (0: none)")
+	cmd.Flags().IntVar(&alerts, "alerts", 5, "alerts to print: every active one, then the newest others up to this many in all (0: none)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the node's snapshot as JSON")
 	return cmd
 }
@@ -95,13 +98,42 @@ func printStatus(out io.Writer, s telemetry.Snapshot, alerts int) error {
 			return err
 		}
 	}
-	if alerts > 0 && len(s.Alerts) > 0 {
-		fmt.Fprintf(out, "\nALERTS (newest %d)\n", min(alerts, len(s.Alerts)))
-		for _, a := range s.Alerts[:min(alerts, len(s.Alerts))] {
-			fmt.Fprintf(out, "%s  %-8s  %s  (from %s)\n", a.Time.Format(time.TimeOnly), a.Severity, a.Message, strings.Join(a.Reporters, ", "))
+	return printAlerts(out, s.Alerts, alerts)
+}
+
+// printAlerts prints every active alert, then the newest others up to n
+// alerts in all (list comes active first, then newest first).
+func printAlerts(out io.Writer, list []telemetry.Alert, n int) error {
+	if n <= 0 || len(list) == 0 {
+		return nil
+	}
+	active := 0
+	for _, a := range list {
+		if a.State == telemetry.Active {
+			active++
 		}
 	}
-	return nil
+	list = list[:min(len(list), max(n, active))]
+	fmt.Fprintf(out, "\nALERTS (%d active)\n", active)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "STARTED\tSTATE\tSEVERITY\tMESSAGE\tRAISED BY")
+	for _, a := range list {
+		state := string(a.State)
+		switch a.State {
+		case telemetry.Active:
+			state = "ACTIVE"
+		case telemetry.Resolved:
+			state = "resolved " + a.Ended.Format(time.TimeOnly)
+		case "":
+			state = "event"
+		}
+		by := cmp.Or(a.RaisedBy, a.Origin)
+		if others := slices.DeleteFunc(slices.Clone(a.Reporters), func(r string) bool { return r == by }); len(others) > 0 {
+			by += " (also " + strings.Join(others, ", ") + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", cmp.Or(a.Started, a.Time).Format(time.TimeOnly), state, a.Severity, a.Message, by)
+	}
+	return w.Flush()
 }
 
 // bar draws progress as "[#####.....] 3/6 50%".

@@ -60,11 +60,16 @@ func TestPrintStatus(t *testing.T) {
 		},
 		Jobs: []telemetry.Job{{ID: "n1.x.1", Contact: "n1", State: "running", PartsDone: 3, PartsTotal: 6},
 			{ID: "n1.x.0", Contact: "n1", State: "failed", PartsTotal: 2, Error: "split: boom\ntraceback"}},
-		Alerts: []telemetry.Alert{{Time: at, Severity: telemetry.Critical, Message: "member n3 failed", Reporters: []string{"n1", "n2"}},
-			{Time: at, Severity: telemetry.Info, Message: "older"}},
+		// As the node sends them: active first, then by start, newest first.
+		Alerts: []telemetry.Alert{
+			{State: telemetry.Active, Started: at, RaisedBy: "n1", Severity: telemetry.Critical, Message: "member n3 failed", Reporters: []string{"n1", "n2"}},
+			{State: telemetry.Active, Started: at.Add(-time.Minute), RaisedBy: "n4", Severity: telemetry.Critical, Message: "raft on n4 reaches 1 of its 3 voters", Reporters: []string{"n4"}},
+			{State: telemetry.Resolved, Started: at.Add(-3 * time.Second), Ended: at.Add(-time.Second), RaisedBy: "n2", Severity: telemetry.Warning, Message: "member n3 is suspected", Reporters: []string{"n2"}},
+			{State: telemetry.Event, Started: at.Add(-time.Hour), RaisedBy: "n2", Severity: telemetry.Info, Message: "older"},
+		},
 	}
 	var out bytes.Buffer
-	if err := printStatus(&out, s, 1); err != nil {
+	if err := printStatus(&out, s, 3); err != nil {
 		t.Fatal(err)
 	}
 	want := `cluster seen from n1 at 15:04:05: leader n2 (term 3)
@@ -80,11 +85,24 @@ JOB     CONTACT  STATE    PROGRESS              ERROR
 n1.x.1  n1       running  [#####.....] 3/6 50%  
 n1.x.0  n1       failed   [..........] 0/2 0%   split: boom
 
-ALERTS (newest 1)
-15:04:05  critical  member n3 failed  (from n1, n2)
+ALERTS (2 active)
+STARTED   STATE              SEVERITY  MESSAGE                               RAISED BY
+15:04:05  ACTIVE             critical  member n3 failed                      n1 (also n2)
+15:03:05  ACTIVE             critical  raft on n4 reaches 1 of its 3 voters  n4
+15:04:02  resolved 15:04:04  warning   member n3 is suspected                n2
 `
 	if got := out.String(); got != want {
 		t.Errorf("printed:\n%s\nwant:\n%s", got, want)
+	}
+	// Every active alert is printed, whatever --alerts says; --alerts 0
+	// prints none.
+	out.Reset()
+	if err := printAlerts(&out, s.Alerts, 1); err != nil || strings.Count(out.String(), "ACTIVE") != 2 || strings.Contains(out.String(), "resolved") {
+		t.Errorf("--alerts 1 with 2 active printed %v:\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := printAlerts(&out, s.Alerts, 0); err != nil || out.Len() != 0 {
+		t.Errorf("--alerts 0 printed %v:\n%s", err, out.String())
 	}
 }
 
