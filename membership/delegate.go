@@ -27,6 +27,7 @@ var (
 	_ memberlist.ConflictDelegate = (*delegate)(nil)
 	_ memberlist.PingDelegate     = (*delegate)(nil)
 	_ memberlist.AliveDelegate    = (*delegate)(nil)
+	_ memberlist.MergeDelegate    = (*delegate)(nil)
 )
 
 // swimState mirrors memberlist's unexported nodeState (unchanged since
@@ -155,14 +156,20 @@ func (m *Membership) suspected(name string) {
 }
 
 // NotifyAlive refuses a member whose name is not a node name
-// (transport.ValidateName): memberlist then ignores the alive message — the
-// name never becomes a member, no event names it, and memberlist logs the
+// (transport.ValidateName), and, on a TLS stream, an alive message for the
+// peer's own address under another name than its certificate's
+// (identity.go): memberlist then ignores the alive message — the name
+// never becomes a member, no event names it, and memberlist logs the
 // refusal (rate-limited by logBridge). memberlist calls it with its node
-// lock held, from its packet and stream goroutines: it only counts.
+// lock held, from its packet and stream goroutines: it only counts and
+// reads the view.
 func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	if err := transport.ValidateName("member", n.Name); err != nil {
 		d.m().refusedNames.Add(1)
 		return fmt.Errorf("refusing the member: %w", err)
+	}
+	if d.tr.tls != nil {
+		return d.m().checkSpeaker(n)
 	}
 	return nil
 }
@@ -305,6 +312,10 @@ func kindOf(text string) string {
 type countingTransport struct {
 	memberlist.NodeAwareTransport
 	tls                   *security.MutualTLS
+	ids                   identities                  // the peers of open TLS streams
+	memberAt              func(string) (string, bool) // the live member at a SWIM address
+	refusals              *security.LogLimiter        // what the TLS checks refuse
+	refused               atomic.Int64                // counted
 	packetsIn, packetsOut atomic.Int64
 	bytesIn, bytesOut     atomic.Int64
 
@@ -358,7 +369,7 @@ func newCountingTransport(inner memberlist.NodeAwareTransport, m *security.Mutua
 				if t.tls != nil {
 					// The handshake runs on memberlist's goroutine for
 					// the stream, at its first read, under its deadline.
-					conn = tls.Server(conn, t.tls.Server())
+					conn = &identifiedConn{Conn: tls.Server(conn, t.tls.Server()), t: t}
 				}
 				select {
 				case t.streams <- conn:
@@ -415,9 +426,17 @@ func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout 
 func (t *countingTransport) wrap(c net.Conn, addr string) net.Conn {
 	var conn net.Conn = &countedConn{Conn: c, t: t}
 	if t.tls != nil {
-		conn = tls.Client(conn, t.tls.Client(addr))
+		conn = &identifiedConn{Conn: tls.Client(conn, t.tls.Client(addr)), t: t, dialled: addr}
 	}
 	return conn
+}
+
+// refuse counts and logs (rate-limited) what a TLS check refused, and
+// returns err.
+func (t *countingTransport) refuse(kind string, err error, certificate, peer string) error {
+	t.refused.Add(1)
+	t.refusals.Warn(kind).Str("certificate", certificate).Str("peer", peer).Err(err).Msg(kind)
+	return err
 }
 
 // Shutdown shuts the inner transport down and stops the relays; it is
@@ -426,6 +445,7 @@ func (t *countingTransport) Shutdown() error {
 	err := t.NodeAwareTransport.Shutdown()
 	close(t.stop)
 	t.wg.Wait()
+	t.refusals.Close()
 	return err
 }
 

@@ -7,7 +7,9 @@
 // name already taken by a live member, gossip keys that differ from the
 // seeds' ([ErrKeyMismatch]), or TLS certificates the seeds refuse or that
 // the node refuses ([ErrCertificate]: with Config.TLS, SWIM's streams are
-// mutual TLS against the cluster's CA). [Membership.Leave] says goodbye; [Membership.Shutdown] just stops,
+// mutual TLS against the cluster's CA, and a member is held to the name
+// its certificate gives where it speaks for itself on them; identity.go
+// says what is and is not checked, Stats.RefusedPeers counts refusals). [Membership.Leave] says goodbye; [Membership.Shutdown] just stops,
 // and the others report the node failed.
 //
 // Every change of the view is an [Event] — [MemberJoined], [MemberSuspect],

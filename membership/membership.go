@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/security"
 )
 
 // Errors of Join. Test with errors.Is.
@@ -86,6 +87,15 @@ func New(cfg Config) (*Membership, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.TLS != nil && cfg.TLS.Subject() != cfg.Name {
+		return nil, fmt.Errorf("%w: node %s cannot use a certificate issued for node %q; each node needs its own, naming it (node certs)", ErrCertificate, cfg.Name, cfg.TLS.Subject())
+	}
+	return newMembership(cfg)
+}
+
+// newMembership is New without the check of the certificate's name (a
+// test's impostor skips it).
+func newMembership(cfg Config) (*Membership, error) {
 	cfg.Generation = cmp.Or(cfg.Generation, uint64(time.Now().UnixNano()))
 	cfg.Bind = cmp.Or(cfg.Bind, "127.0.0.1:0")
 	mlc, err := Preset(cfg.Preset)
@@ -129,6 +139,7 @@ func New(cfg Config) (*Membership, error) {
 	mlc.Conflict = (*delegate)(m)
 	mlc.Ping = (*delegate)(m)
 	mlc.Alive = (*delegate)(m)
+	mlc.Merge = (*delegate)(m)
 	if len(cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
 		if err != nil {
@@ -153,6 +164,8 @@ func New(cfg Config) (*Membership, error) {
 		}
 	}
 	m.tr = newCountingTransport(inner, cfg.TLS)
+	m.tr.memberAt = m.memberAt
+	m.tr.refusals = security.NewLogLimiter(m.log, 10, 10*time.Second)
 	mlc.Transport = m.tr
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
@@ -333,6 +346,11 @@ type Stats struct {
 	// LogSuppressed counts memberlist log lines held back by the rate
 	// limit: one line of each kind per 10s, ten lines of all kinds.
 	LogSuppressed int64
+	// RefusedPeers counts what the TLS checks refused: a stream dialled to
+	// a member answered by another's certificate, a state or an alive
+	// message in which a peer speaks as another node than its
+	// certificate's (identity.go).
+	RefusedPeers int64
 }
 
 // Stats returns the counters.
@@ -348,6 +366,7 @@ func (m *Membership) Stats() Stats {
 		BytesReceived:   m.tr.bytesIn.Load(),
 		RefusedMembers:  m.refusedNames.Load(),
 		LogSuppressed:   m.logs.suppressed.Load(),
+		RefusedPeers:    m.tr.refused.Load(),
 	}
 	for _, mem := range m.View().Members {
 		switch mem.State {
