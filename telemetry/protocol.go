@@ -475,11 +475,12 @@ func (p *telemetry) onHistoryRequest(ctx *actors.Context, from string, _ *pb.Tel
 }
 
 // sendHistory sends this node's whole alert history to a member, best
-// effort.
+// effort: each alert as one copy, its first, with the alert's end and
+// reporters (the member derives the same alert from it).
 func (p *telemetry) sendHistory(ctx *actors.Context, to string) {
 	h := &pb.TelemetryHistory{}
-	for _, id := range slices.Sorted(maps.Keys(p.alerts.copies)) {
-		h.Alerts = append(h.Alerts, p.alerts.copies[id].toPB())
+	for _, a := range p.alerts.newest(0) {
+		h.Alerts = append(h.Alerts, a.toPB())
 	}
 	p.send(ctx, to, h)
 }
