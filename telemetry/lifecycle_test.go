@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -211,4 +212,37 @@ func TestLeaderLostAfterTheGraceAndResolvedOnElection(t *testing.T) {
 		resolved.Ended.Before(resolved.Started) {
 		t.Errorf("resolved %+v; want the alert raised, %+v, ended by its raising node", resolved, raised)
 	}
+}
+
+// An alert as GET /v1/alerts and the snapshot's alerts show it: a member's
+// failure, resolved when it came back.
+func ExampleAlert() {
+	started := time.Date(2026, 12, 5, 4, 30, 0, 0, time.UTC)
+	a := telemetry.Alert{ID: "node-2/187e1f5a2b3c4d00/7", Key: "member_failed/node-1", Kind: telemetry.MemberFailed,
+		Subject: "node-1", Severity: telemetry.Critical, Message: "member node-1 failed", State: telemetry.Resolved,
+		RaisedBy: "node-2", Started: started, Ended: started.Add(42 * time.Second), ResolvedBy: "node-2",
+		Origin: "node-2", Time: started, Received: started.Add(time.Millisecond), Reporters: []string{"node-2", "node-3"}}
+	b, _ := json.MarshalIndent(a, "", "  ")
+	fmt.Println(string(b))
+	// Output:
+	// {
+	//   "id": "node-2/187e1f5a2b3c4d00/7",
+	//   "key": "member_failed/node-1",
+	//   "kind": "member_failed",
+	//   "subject": "node-1",
+	//   "severity": "critical",
+	//   "message": "member node-1 failed",
+	//   "state": "resolved",
+	//   "raised_by": "node-2",
+	//   "started": "2026-12-05T04:30:00Z",
+	//   "ended": "2026-12-05T04:30:42Z",
+	//   "resolved_by": "node-2",
+	//   "origin": "node-2",
+	//   "time": "2026-12-05T04:30:00Z",
+	//   "received": "2026-12-05T04:30:00.001Z",
+	//   "reporters": [
+	//     "node-2",
+	//     "node-3"
+	//   ]
+	// }
 }
