@@ -270,19 +270,27 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	rcfg := remote.Configure(n.bindHost, n.bindPort, opts...)
 	rcfg.MaxRetryCount = maxDialAttempts
 	r := remote.NewRemote(a.System, rcfg)
-	if err := start(r); err != nil {
-		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
-	}
 	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter,
 		links: map[string]*link{}}
 	ep.ctx, ep.cancel = context.WithCancel(context.Background())
+	// Subscribed before protoactor's endpoint manager, so that a peer is
+	// down before protoactor forgets its connection: a send in between
+	// would have protoactor dial it again.
+	ep.sub = a.System.EventStream.Subscribe(ep.onEvent)
+	defer func() {
+		if err != nil {
+			a.System.EventStream.Unsubscribe(ep.sub)
+			ep.cancel()
+		}
+	}()
+	if err := start(r); err != nil {
+		return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
+	}
 	if _, ok := a.System.ProcessRegistry.Add(&inbox{ep: ep, names: map[string]*names{}}, inboxID); !ok {
 		r.Shutdown(false)
-		ep.cancel()
 		return nil, fmt.Errorf("remote: node %s: its actor system already has a %q process (attached twice?)", a.Node, inboxID)
 	}
 	ep.addr = a.System.Address()
-	ep.sub = a.System.EventStream.Subscribe(ep.onEvent)
 	n.mu.Lock()
 	added := !n.hasAddressLocked(ep.addr)
 	n.dir[a.Node] = ep.addr
@@ -500,13 +508,30 @@ func (o *outbox) send(p *pending) {
 	}
 }
 
-// Close stops the node's probes, its gRPC server and its endpoint writers
-// and removes the node from the directory.
+// Close removes the node from the directory, then stops its probes, its
+// gRPC server and its endpoint writers.
 func (e *endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		e.mu.Lock()
 		e.closed.Store(true)
 		e.mu.Unlock()
+		// First out of the directory, so that the nodes attached here
+		// forget the address before its server stops (and no longer dial
+		// it); the name stays attached until the end, so that news of it
+		// (SetPeer) does not bring the address back meanwhile.
+		e.net.mu.Lock()
+		gone := false
+		if e.net.dir[e.name] == e.addr {
+			delete(e.net.dir, e.name)
+			e.net.version.Add(1)
+			gone = !e.net.hasAddressLocked(e.addr)
+		}
+		delete(e.net.eps, e.name)
+		eps := e.net.endpointsLocked()
+		e.net.mu.Unlock()
+		if gone {
+			e.net.changed(e.addr, true, eps)
+		}
 		e.linksMu.Lock()
 		e.stopping = true
 		e.linksMu.Unlock()
@@ -516,19 +541,8 @@ func (e *endpoint) Close() error {
 		shutdown(e.remote)
 		e.sys.EventStream.Unsubscribe(e.sub)
 		e.net.mu.Lock()
-		gone := false
-		if e.net.dir[e.name] == e.addr {
-			delete(e.net.dir, e.name)
-			e.net.version.Add(1)
-			gone = !e.net.hasAddressLocked(e.addr)
-		}
 		delete(e.net.attached, e.name)
-		delete(e.net.eps, e.name)
-		eps := e.net.endpointsLocked()
 		e.net.mu.Unlock()
-		if gone {
-			e.net.changed(e.addr, true, eps)
-		}
 		e.log.Close()
 	})
 	return nil
