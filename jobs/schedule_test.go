@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -66,36 +67,70 @@ func startEach(t *testing.T, n int, cfg func(i int) jobs.Config) *cluster.Cluste
 	return c
 }
 
-// A node ten times slower than the others gets fewer parts (pull), and
-// backup copies keep its last part from holding the job back.
+// A node that does not finish its part does not hold the job back: the
+// others pull the rest of the parts, and a backup copy (or, if the node is
+// taken for failed, a reassignment) runs the part it holds. node-1 is stuck until the job has ended, so the job can only
+// succeed without it; no timing is asserted.
 func TestSlowNodeDoesNotHoldTheJobBack(t *testing.T) {
-	const partTime, slowTime = 20 * time.Millisecond, 400 * time.Millisecond
 	star, err := jobs.Starlark(jobs.StarlarkConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	release := make(chan struct{})
 	c := startEach(t, 5, func(i int) jobs.Config {
-		d := partTime
+		rt := jobs.Runtime(slow{star, 20 * time.Millisecond})
 		if i == 0 {
-			d = slowTime
+			rt = stuck{star, release}
 		}
-		return jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes = []jobs.Runtime{slow{star, d}} })
+		return jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes = []jobs.Runtime{rt} })
 	})
+	// Registered after the cluster's own cleanup, so it runs first: the
+	// stuck part ends before the nodes stop.
+	t.Cleanup(func() { close(release) })
 	script := readScript(t, "squares.star")
 	input := squaresInput(40, 1)
 	want := reference(t, script, input, 40)
 	id := submit(t, c.Node("node-2"), script, input, 40)
-	st := await(t, c.Node("node-2"), id, 20*time.Second)
+	st := await(t, c.Node("node-2"), id, 60*time.Second)
 	mustSucceed(t, st, want)
-	took := st.Ended.Sub(st.Submitted)
-	s1 := stats(t, c.Node("node-1"))
-	// A fixed split would give node-1 8 parts: 3.2 s. The four fast nodes
-	// alone need 40/4 parts · 20 ms = 200 ms; the bound leaves room for a
-	// loaded machine, far below the fixed split.
-	if took > 3*slowTime || s1.PartsSent > 3 {
-		t.Errorf("the job took %v with the slow node sending %d results (%+v)", took, s1.PartsSent, s1)
+	// node-1 held a part (its slot's credit took one at the start), never
+	// finished one, and has it cancelled once a backup copy's result came
+	// in; the job succeeded all the same.
+	actortest.Eventually(t, 10*time.Second, "node-1's stuck part cancelled", func() bool {
+		return stats(t, c.Node("node-1")).Cancelled > 0
+	})
+	if s1 := stats(t, c.Node("node-1")); s1.PartsSent != 0 {
+		t.Errorf("the stuck node sent %d results (%+v)", s1.PartsSent, s1)
 	}
-	t.Logf("took %v; slow node ran %d parts (sent %d); backups %d", took, s1.PartsRun, s1.PartsSent, stats(t, c.Node("node-5")).Backups)
+	// Usually a backup copy ran node-1's part; on a loaded machine the
+	// leader may also have taken node-1 for failed and queued the part
+	// again. Either way the job did not wait for node-1.
+	t.Logf("backups at the leader: %d", stats(t, c.Node("node-5")).Backups)
+}
+
+// stuck is a runtime whose parts never finish until release is closed.
+type stuck struct {
+	jobs.Runtime
+	release <-chan struct{}
+}
+
+func (s stuck) Load(ctx context.Context, script []byte) (jobs.Program, error) {
+	p, err := s.Runtime.Load(ctx, script)
+	return stuckProgram{p, s.release}, err
+}
+
+type stuckProgram struct {
+	jobs.Program
+	release <-chan struct{}
+}
+
+func (p stuckProgram) Run(ctx context.Context, _ []byte) ([]byte, error) {
+	select {
+	case <-p.release:
+		return nil, errors.New("released at the end of the test")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // A worker ignores the assignments of a leader older than the one it
