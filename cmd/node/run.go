@@ -46,9 +46,9 @@ TROUPE_<SECTION>_<KEY> (TROUPE_JOBS_SLOTS) and the flags below, each over
 the one before; "node config check FILE" validates a file. SIGHUP reads the
 file again and applies what changed without a restart ("node config apply"
 does the same through the API); a change to a key that needs a restart is
-refused whole. SIGTERM or SIGINT stops the node gracefully: it stops
-serving the API, hands its job parts back to the leader, leaves the
-cluster and stops.
+refused whole. SIGTERM or SIGINT stops the node gracefully, within about
+3 s: it stops serving the API, hands its job parts back to the leader,
+leaves the cluster and stops.
 
 With --raft-peers (the names of the raft group's first voters, this node's
 among them) it also runs the raft group (package consensus) with its log
@@ -317,19 +317,42 @@ func addresses(ctx context.Context, cfg *config.Config) (gossip, advertise, goss
 	return gossip, net.JoinHostPort(cfg.Node.Advertise, port), net.JoinHostPort(ip, gport), nil
 }
 
+// The steps of a graceful stop (SIGTERM) are bounded each, so that a node
+// stops within about 3 s whatever the rest of the cluster does (a peer
+// dead, or stopping too): the API 1 s, the jobs' drain 0.5 s, leaving the
+// cluster 1 s, and the node's own stop about 0.5 s (transport/remote: its
+// gRPC server's graceful stop is cut at 500 ms). docs/operations.md,
+// "Stopping a node".
+const (
+	// stopAPI is how long requests in flight may take to finish.
+	stopAPI = time.Second
+	// stopDrain bounds jobs.Drain: a request to this node's own jobs
+	// protocol, which cancels its parts and sends the leader one message;
+	// it takes milliseconds unless the protocol is stuck.
+	stopDrain = 500 * time.Millisecond
+	// stopLeave bounds leaving the cluster: the leave broadcast, and then
+	// lingering while it spreads (membership.Leave: five gossip intervals
+	// or a probe interval, 1 s with lan; the bound cuts it). A leave not
+	// broadcast within it (wan's slow gossip) is found by probing
+	// instead: the others see the node failed rather than left.
+	stopLeave = time.Second
+)
+
 // shutdown stops a node gracefully: the API first (no new jobs), then the
 // jobs protocol hands its parts back to the leader, then the node leaves
-// the cluster and its protocols stop.
+// the cluster and its protocols stop. Each step is bounded (stopAPI,
+// stopDrain, stopLeave).
 func (r *running) shutdown(srv *http.Server, served chan error, m *membership.Membership, left *bool) error {
 	log := r.log
+	start := time.Now()
 	log.Info().Msg("stopping: closing the API")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stopAPI)
 	defer cancel()
 	err := srv.Shutdown(ctx)
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	dctx, dcancel := context.WithTimeout(context.Background(), stopDrain)
 	defer dcancel()
 	if d, derr := jobs.Drain(dctx, r.node); derr != nil {
 		log.Warn().Err(derr).Msg("handing the job parts back did not complete; the leader requeues them when the node is gone")
@@ -338,13 +361,13 @@ func (r *running) shutdown(srv *http.Server, served chan error, m *membership.Me
 	}
 	log.Info().Msg("stopping: leaving the cluster")
 	*left = true
-	if lerr := m.Leave(5 * time.Second); lerr != nil {
+	if lerr := m.Leave(stopLeave); lerr != nil {
 		// The others may be stopping too (the whole cluster shut down):
 		// they learn of this node's departure by probing instead.
 		log.Warn().Err(lerr).Msg("leaving the cluster gracefully did not complete")
 	}
 	err = errors.Join(err, r.node.Stop())
-	log.Info().Err(err).Msg("stopped")
+	log.Info().Err(err).Dur("took", time.Since(start)).Msg("stopped")
 	return err
 }
 
