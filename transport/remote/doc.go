@@ -104,6 +104,21 @@
 // that node's messages. The check is made once per connection, and
 // protoactor keeps one connection per address.
 //
+// # Dialling
+//
+// protoactor dials a peer when the first batch for it is sent, once
+// (remote.Config.MaxRetryCount 1, bounded by 2 s), and sleeps 2 s after a
+// failed attempt, inside its actor, which its shutdown waits for. So an
+// endpoint lets protoactor dial only a peer it has no reason to think
+// dead: when a connection breaks or cannot be made, the peer is down
+// (its batches dropped, as protoactor drops them) and probed with a TCP
+// connect of the endpoint's own, backing off from 100 ms to 5 s, until a
+// probe connects; when its address leaves the directory (SetPeer,
+// RemovePeer: membership says the node failed or left) protoactor's
+// connection to it is closed and it is no longer dialled. Close cancels
+// the probes. redial.go; TestFailedMemberIsNotRedialled,
+// TestStopWithADeadPeer, BenchmarkStopWithADeadPeer.
+//
 // # Concurrency
 //
 // A Network and its endpoints are safe for concurrent use; an Outbox belongs
