@@ -197,13 +197,14 @@ func (p *telemetry) askHistory(ctx *actors.Context) {
 func (p *telemetry) onMembership(ctx *actors.Context) {
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
 		name := ev.Member.Name
-		if st, ok := p.members[name]; ok && (st == membership.Failed || st == membership.Left) {
+		st, known := p.members[name]
+		p.members[name] = membership.Alive
+		p.changed(ctx)
+		if known && (st == membership.Failed || st == membership.Left) {
 			// Back after a partition (or a restart): it missed what was
 			// raised and resolved meanwhile.
 			p.sendHistory(ctx, name)
 		}
-		p.members[name] = membership.Alive
-		p.changed(ctx)
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberUpdated) error {
