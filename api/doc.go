@@ -20,7 +20,7 @@
 //	GET    /metrics       Prometheus text: Troupe's per-protocol metrics, Go and process metrics
 //	GET    /v1/telemetry  the node's telemetry.Snapshot of the cluster
 //	GET    /v1/telemetry/events  server-sent events, a snapshot every 500ms
-//	GET    /v1/alerts     the node's alert history, newest first
+//	GET    /v1/alerts     active alerts, then resolved ones and events, newest first (docs/telemetry.md)
 //	GET    /v1/logs/{node}?limit=&level=  a member's recent logs
 //
 // state is one of pending, running, succeeded, failed, cancelled. A GET
