@@ -3,25 +3,40 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors of the consensus package. Each is wrapped with detail; test with
-// [errors.Is]. "Not applied" errors mean the write certainly did not
-// happen; ErrTimeout and ErrStopped mean it may or may not have.
+// [errors.Is]. Errors that wrap ErrNotApplied mean the write certainly did
+// not happen and is safe to retry; ErrTimeout and ErrStopped mean it may or
+// may not have.
 var (
 	// ErrInvalidConfig: a Config field missing or out of range.
 	ErrInvalidConfig = errors.New("consensus: invalid configuration")
-	// ErrNoLeader: the group has no leader (an election is running); the
-	// request was not applied. Retry after an election timeout.
-	ErrNoLeader = errors.New("consensus: no leader (election in progress); not applied, retry")
+	// ErrNotApplied: the request was refused before it was proposed, or
+	// every copy of it that was proposed can no longer apply; nothing was
+	// written, and a retry is safe. ErrNoQuorum, ErrNoLeader and
+	// ErrProposalDropped wrap it.
+	ErrNotApplied = errors.New("consensus: not applied")
+	// ErrNoLeader: this node knows no leader; not applied. Alone, an
+	// election is running (this node reaches a majority of the voters):
+	// retry after an election timeout. See [UnavailableError].
+	ErrNoLeader = fmt.Errorf("%w: no leader", ErrNotApplied)
+	// ErrNoQuorum: this node knows no leader and reaches fewer than a
+	// majority of the voters (see [UnavailableError] for which), so none
+	// can be elected on its side; not applied. A retry on this node cannot
+	// succeed until enough voters are back; a node on the majority's side
+	// may serve it. It wraps ErrNoLeader.
+	ErrNoQuorum = fmt.Errorf("%w: fewer than a majority of the voters reachable", ErrNoLeader)
 	// ErrProposalDropped: raft refused the proposal (leadership transfer in
 	// progress, too many uncommitted bytes, or no leader); not applied.
-	ErrProposalDropped = errors.New("consensus: proposal dropped by raft; not applied, retry")
+	ErrProposalDropped = fmt.Errorf("%w: proposal dropped by raft", ErrNotApplied)
 	// ErrNotLeader: an operation that only the leader performs was sent to
 	// another node; see the NotLeaderError for the leader's name.
 	ErrNotLeader = errors.New("consensus: not the leader")
-	// ErrTimeout: no outcome within the request timeout. The write may
-	// still be applied later.
+	// ErrTimeout: no outcome within the request timeout, for a write that
+	// was proposed: it may or may not have been applied (and may still be).
+	// A read that times out changed nothing.
 	ErrTimeout = errors.New("consensus: request timed out; it may or may not have been applied")
 	// ErrStopped: the raft protocol stopped or restarted while the request
 	// was pending. The write may or may not have been applied.
@@ -59,3 +74,33 @@ func (e *NotLeaderError) Error() string {
 
 // Is makes errors.Is(err, ErrNotLeader) hold.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// UnavailableError is ErrNoQuorum or ErrNoLeader with this node's view of
+// the voters: the ones it heard from recently (any raft message within
+// four election timeouts, itself included) out of all of them.
+type UnavailableError struct {
+	Node      string
+	Cause     error    // ErrNoQuorum or ErrNoLeader
+	Reachable []string // voters this node heard from recently, itself included; sorted
+	Voters    []string // every voter of the configuration; sorted
+}
+
+func (e *UnavailableError) Error() string {
+	if errors.Is(e.Cause, ErrNoQuorum) {
+		return fmt.Sprintf("consensus: not applied: no quorum: %s reaches %d of %d voters (%s), a majority is %d; nothing can be written or read until more are back",
+			e.Node, len(e.Reachable), len(e.Voters), strings.Join(e.Reachable, ", "), len(e.Voters)/2+1)
+	}
+	return fmt.Sprintf("consensus: not applied: no leader (an election is running; %s reaches %d of %d voters); retry in a moment",
+		e.Node, len(e.Reachable), len(e.Voters))
+}
+
+// Unwrap makes errors.Is(err, e.Cause) and errors.Is(err, ErrNotApplied) hold.
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// Code is "no_quorum" or "election", as the HTTP API answers it.
+func (e *UnavailableError) Code() string {
+	if errors.Is(e.Cause, ErrNoQuorum) {
+		return "no_quorum"
+	}
+	return "election"
+}

@@ -12,8 +12,13 @@ import (
 	"github.com/troupe-dev/troupe/transport"
 )
 
-// HTTPTimeout bounds each request HTTPHandler serves.
+// HTTPTimeout bounds each request HTTPHandler serves. A key-value request
+// waits a second longer, so that the protocol's own answer at its
+// RequestTimeout (5 s by default), which knows whether the write left this
+// node, arrives before the HTTP deadline, which does not.
 const HTTPTimeout = 5 * time.Second
+
+const kvTimeout = HTTPTimeout + time.Second
 
 // HTTPHandler serves the key-value store through kv's node; any node
 // serves (raft forwards writes and read-index requests to the leader):
@@ -43,9 +48,23 @@ const HTTPTimeout = 5 * time.Second
 // GET paths answer HEAD too. Errors are JSON {"error": message, "code":
 // code} (package internal/httpjson): 400 invalid_key or bad_request, 404
 // not_found (an absent key, or no such path), 405 method_not_allowed with
-// an Allow header, 413 value_too_large, 503 no_leader (with Retry-After:
-// nothing was applied), 504 timeout (the write may have been applied),
-// 500 internal.
+// an Allow header, 413 value_too_large, 500 internal, and the answers of a
+// request the group could not serve ([WriteUnavailable]):
+//
+//	503 no_quorum    this node reaches fewer than a majority of the voters:
+//	                 {"reachable": 2, "voters": 5, "reachable_voters": [...]};
+//	                 nothing was applied, and retrying here cannot succeed
+//	                 until voters are back (Retry-After: 5)
+//	503 election     no leader, a majority reachable: a vote is running;
+//	                 nothing was applied (Retry-After: 1; same fields)
+//	503 not_applied  refused before it was proposed, or every copy proposed
+//	                 is known dead; nothing was applied (Retry-After: 1)
+//	504 unknown      a write was proposed and its outcome is unknown: it may
+//	                 or may not have been applied (and may still be)
+//	504 timeout      a read got no answer in time (nothing changed)
+//
+// no_quorum, election and not_applied replace the no_leader of earlier
+// versions; unknown replaces a write's timeout (docs/consensus.md).
 func HTTPHandler(kv *KV) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/kv/{key...}", httpjson.Methods{
@@ -62,7 +81,7 @@ func HTTPHandler(kv *KV) http.Handler {
 		defer cancel()
 		st, err := kv.Status(ctx)
 		if err != nil {
-			writeError(w, fmt.Errorf("%w: %v", ErrTimeout, err))
+			writeReadError(w, fmt.Errorf("%w: %v", ErrTimeout, err))
 			return
 		}
 		httpjson.Write(w, http.StatusOK, st)
@@ -101,11 +120,11 @@ func kvGet(w http.ResponseWriter, r *http.Request, kv *KV) {
 		httpjson.Fail(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
 	defer cancel()
 	res, err := kv.Do(ctx, Request{Op: OpGet, Key: r.PathValue("key")})
 	if err != nil {
-		writeError(w, err)
+		writeReadError(w, err)
 		return
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
@@ -138,7 +157,7 @@ func kvPut(w http.ResponseWriter, r *http.Request, kv *KV) {
 	if q.Has("prev") {
 		req.Op, req.Prev = OpCAS, []byte(q.Get("prev"))
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
 	defer cancel()
 	res, err := kv.Do(ctx, req)
 	switch {
@@ -158,7 +177,7 @@ func kvDelete(w http.ResponseWriter, r *http.Request, kv *KV) {
 		httpjson.Fail(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
 	defer cancel()
 	res, err := kv.Do(ctx, Request{Op: OpDelete, Key: r.PathValue("key")})
 	if err != nil {
@@ -170,7 +189,15 @@ func kvDelete(w http.ResponseWriter, r *http.Request, kv *KV) {
 
 // writeError maps an error to its status and code; a *httpjson.Problem
 // (a body that cannot be read) keeps its own.
-func writeError(w http.ResponseWriter, err error) {
+func writeError(w http.ResponseWriter, err error) { writeErrorOf(w, err, true) }
+
+// writeReadError is writeError for a read: a timeout changed nothing.
+func writeReadError(w http.ResponseWriter, err error) { writeErrorOf(w, err, false) }
+
+func writeErrorOf(w http.ResponseWriter, err error, write bool) {
+	if WriteUnavailable(w, err, write) {
+		return
+	}
 	status, code := http.StatusInternalServerError, httpjson.CodeInternal
 	var notLeader *NotLeaderError
 	var problem *httpjson.Problem
@@ -184,13 +211,40 @@ func writeError(w http.ResponseWriter, err error) {
 		status, code = http.StatusBadRequest, httpjson.CodeBadRequest
 	case errors.Is(err, ErrValueTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, "value_too_large"
-	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrProposalDropped):
-		status, code = http.StatusServiceUnavailable, "no_leader"
-		w.Header().Set("Retry-After", "1")
-	case errors.Is(err, ErrTimeout), errors.Is(err, ErrStopped):
-		status, code = http.StatusGatewayTimeout, "timeout"
 	case errors.As(err, &problem):
 		status, code = problem.Status, problem.Code
 	}
 	httpjson.WriteError(w, status, code, err)
+}
+
+// WriteUnavailable answers err when it says the group could not serve a
+// request — not applied (no_quorum, election, not_applied: 503 with
+// Retry-After) or of unknown outcome (504 unknown for a write, timeout for
+// a read; write tells which) — and reports whether it did. Other errors
+// are left to the caller. The lock API (package mutex) answers with it too.
+func WriteUnavailable(w http.ResponseWriter, err error, write bool) bool {
+	var u *UnavailableError
+	switch {
+	case errors.As(err, &u):
+		retry := "1"
+		if u.Code() == "no_quorum" {
+			retry = "5"
+		}
+		w.Header().Set("Retry-After", retry)
+		httpjson.WriteErrorWith(w, http.StatusServiceUnavailable, u.Code(), err, map[string]any{
+			"reachable": len(u.Reachable), "voters": len(u.Voters), "reachable_voters": u.Reachable,
+		})
+	case errors.Is(err, ErrNotApplied):
+		w.Header().Set("Retry-After", "1")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "not_applied", err)
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrStopped):
+		code := "unknown"
+		if !write {
+			code = "timeout"
+		}
+		httpjson.WriteError(w, http.StatusGatewayTimeout, code, err)
+	default:
+		return false
+	}
+	return true
 }

@@ -18,6 +18,7 @@ type httpReply struct {
 	status int
 	body   string
 	json   map[string]any
+	header http.Header
 }
 
 func do(t *testing.T, method, url, body string) httpReply {
@@ -32,7 +33,7 @@ func do(t *testing.T, method, url, body string) httpReply {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := httpReply{status: resp.StatusCode, body: string(b)}
+	r := httpReply{status: resp.StatusCode, body: string(b), header: resp.Header}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(b, &r.json); err != nil {
 			t.Fatalf("%s %s: a JSON body that does not decode: %q", method, url, b)
@@ -109,8 +110,23 @@ func TestHTTPOnAFollower(t *testing.T) {
 		st, err := g.status(follower)
 		return err == nil && st.Leader == ""
 	})
-	if r := do(t, "PUT", u+"k", "v"); r.status != 503 || r.json["code"] != "no_leader" {
-		t.Errorf("PUT without a leader: %d %s, want 503 no_leader", r.status, r.body)
+	// Alone of three, it says so: no quorum, 1 of 3 voters reachable
+	// (once the others have been silent for four election timeouts; an
+	// election before that).
+	var r httpReply
+	actortest.Eventually(t, 5*time.Second, "the lone follower answers no_quorum", func() bool {
+		r = do(t, "PUT", u+"k", "v")
+		if r.status != 503 || (r.json["code"] != "election" && r.json["code"] != "no_quorum") {
+			t.Fatalf("PUT without a leader: %d %s, want 503 election, then no_quorum", r.status, r.body)
+		}
+		return r.json["code"] == "no_quorum"
+	})
+	if r.json["reachable"] != 1.0 || r.json["voters"] != 3.0 || r.header.Get("Retry-After") == "" ||
+		!strings.Contains(r.json["error"].(string), "1 of 3 voters") {
+		t.Errorf("PUT without a quorum: %d %s (Retry-After %q), want 1 of 3 voters reachable", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	if r := do(t, "GET", u+"k", ""); r.status != 503 || r.json["code"] != "no_quorum" {
+		t.Errorf("GET without a quorum: %d %s, want 503 no_quorum", r.status, r.body)
 	}
 }
 

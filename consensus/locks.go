@@ -9,7 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"go.etcd.io/raft/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/actors"
@@ -223,37 +222,30 @@ func (p *Raft) onLock(ctx *actors.Context, req *LockRequest) error {
 	case LockRefresh:
 		cmd.Op = messages.LockOp_LOCK_OP_REFRESH
 	}
+	if err := p.unavailable(); err != nil {
+		req.Done(LockResult{Err: err})
+		return nil
+	}
 	done := req.Done
-	p.propose(ctx, cmd, &Request{Done: func(r Result) {
+	p.accept(ctx, &messages.KVCommand{Lock: cmd}, &Request{Done: func(r Result) {
 		done(LockResult{Token: r.token, Index: r.Index, Err: r.Err})
 	}})
 	return nil
 }
 
-// propose proposes a lock command; w, if not nil, gets the outcome.
-func (p *Raft) propose(ctx *actors.Context, lc *messages.LockCommand, w *Request) bool {
-	fail := func(err error) bool {
-		if w != nil {
-			w.Done(Result{Err: err})
-		}
+// proposeExpiry proposes, on the leader, the expiry of a lease; nobody
+// waits for its outcome (expireLeases asks again if it does not apply).
+func (p *Raft) proposeExpiry(lc *messages.LockCommand) bool {
+	st := p.rn.BasicStatus()
+	if st.Lead != p.id {
 		return false
 	}
-	if p.lead == raft.None {
-		return fail(ErrNoLeader)
-	}
 	p.seq++
-	data, err := proto.Marshal(&messages.KVCommand{Lock: lc, Origin: p.id, Epoch: p.epoch, Seq: p.seq})
-	if err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrBadRequest, err))
-	}
-	if err := p.rn.Propose(data); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrProposalDropped, err))
+	data, err := proto.Marshal(&messages.KVCommand{Lock: lc, Origin: p.id, Epoch: p.epoch, Seq: p.seq, Term: st.GetTerm()})
+	if err != nil || p.rn.Propose(data) != nil {
+		return false
 	}
 	p.proposals++
-	if w != nil {
-		p.pending[p.seq] = &pendingWrite{req: w, deadline: ctx.Now().Add(p.cfg.RequestTimeout)}
-	}
-	p.kick(ctx)
 	return true
 }
 
@@ -346,7 +338,7 @@ func (p *Raft) expireLeases(ctx *actors.Context) {
 			continue
 		}
 		l := p.sm.leases[name]
-		if p.propose(ctx, &messages.LockCommand{Op: messages.LockOp_LOCK_OP_EXPIRE, Name: name, Token: l.token, Version: l.version}, nil) {
+		if p.proposeExpiry(&messages.LockCommand{Op: messages.LockOp_LOCK_OP_EXPIRE, Name: name, Token: l.token, Version: l.version}) {
 			t.proposed = now
 		}
 	}

@@ -46,7 +46,7 @@ type Raft struct {
 	epoch      uint64 // this incarnation, in proposals and read contexts
 	seq        uint64
 	pending    map[uint64]*pendingWrite // by seq
-	unproposed []*messages.KVCommand    // writes waiting for the next Ready, proposed as one entry
+	unproposed []*pendingWrite          // writes without a live copy, proposed (batched) at the next Ready a leader is reachable
 	unissued   []*pendingRead           // gets waiting for the next ReadIndex
 	reads      map[uint64]*readIndexReq // by read context seq, waiting for their ReadState
 	waiting    []readBatch              // read index known, waiting for applied to reach it
@@ -62,7 +62,18 @@ type Raft struct {
 	// when the Ready does not change them
 	diskTerm, diskVote uint64
 
+	// lastHeard: the tick at which a raft message from each peer last
+	// arrived (the quorum signal, quorum.go); ticks counts this
+	// incarnation's ticks. Ticks, not the clock: a node whose handlers run
+	// late counts as raft does.
+	lastHeard map[uint64]uint64
+	ticks     uint64
+	// appliedTerm: the term of the last applied entry; decidedTerm: the
+	// appliedTerm at which pending writes were last checked for dead copies
+	appliedTerm, decidedTerm uint64
+
 	made, received, proposals uint64
+	fenced, reproposed        uint64         // copies skipped at apply (term fence); writes proposed again
 	dropped                   uint64         // remote raft messages refused (onBatch)
 	dropLog                   zerolog.Logger // rate-limited, for dropped messages
 
@@ -71,9 +82,20 @@ type Raft struct {
 	clock       func() time.Time
 }
 
+// pendingWrite is a write (or lock operation) this incarnation accepted
+// and has not answered. At most one copy of it is live at a time: term is
+// the term of that copy (0 while it has none: not proposed yet, or every
+// copy proposed is known dead), and the term fence (applyCommand) lets a
+// copy apply only from an entry of its own term.
 type pendingWrite struct {
 	req      *Request
+	cmd      *messages.KVCommand
 	deadline time.Time
+	term     uint64
+	queued   bool // in unproposed
+	// lost: a snapshot from the leader replaced the log its copy may be
+	// in, so its outcome can no longer be told (answered ErrTimeout)
+	lost bool
 }
 
 type pendingRead struct {
@@ -203,6 +225,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.epoch = uint64(ctx.Now().UnixNano())
 	p.pending = map[uint64]*pendingWrite{}
 	p.reads = map[uint64]*readIndexReq{}
+	p.lastHeard = map[uint64]uint64{}
 
 	actors.OnMessage(ctx, p.onBatch)
 	actors.OnNotification(ctx, p.onRequest)
@@ -221,7 +244,12 @@ func (p *Raft) Init(ctx *actors.Context) error {
 // simulation replays it).
 func (p *Raft) Stop(*actors.Context) {
 	for _, seq := range slices.Sorted(maps.Keys(p.pending)) {
-		p.pending[seq].req.Done(Result{Err: ErrStopped})
+		w := p.pending[seq]
+		if w.term == 0 && !w.lost {
+			w.req.Done(Result{Err: fmt.Errorf("%w: the raft protocol stopped before it proposed the write", ErrNotApplied)})
+			continue
+		}
+		w.req.Done(Result{Err: ErrStopped})
 	}
 	for _, r := range p.allReads() {
 		r.req.Done(Result{Err: ErrStopped})
@@ -262,7 +290,9 @@ func (p *Raft) kick(ctx *actors.Context) {
 
 func (p *Raft) onTick(ctx *actors.Context, _ tick) error {
 	p.rn.Tick()
+	p.ticks++
 	p.expire(ctx.Now())
+	p.settleHeld()
 	p.expireLeases(ctx)
 	p.kick(ctx)
 	return nil
@@ -287,8 +317,11 @@ func (p *Raft) onBatch(ctx *actors.Context, from string, b *messages.RaftBatch) 
 			p.drop(from, m, err)
 			continue
 		}
-		if _, ok := p.names[m.GetFrom()]; !ok && m.GetFrom() == ID(from) {
-			p.names[m.GetFrom()] = from
+		if m.GetFrom() == ID(from) {
+			if _, ok := p.names[m.GetFrom()]; !ok {
+				p.names[m.GetFrom()] = from
+			}
+			p.lastHeard[m.GetFrom()] = p.ticks
 		}
 		if err := p.step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) && !errors.Is(err, raft.ErrProposalDropped) {
 			p.drop(from, m, err)
@@ -338,8 +371,8 @@ func (p *Raft) onRequest(ctx *actors.Context, req *Request) error {
 		req.Done(Result{Err: fmt.Errorf("%w: %d bytes; the limit is %d", ErrValueTooLarge, len(req.Value), p.cfg.MaxValueSize)})
 		return nil
 	}
-	if p.lead == raft.None {
-		req.Done(Result{Err: ErrNoLeader})
+	if err := p.unavailable(); err != nil {
+		req.Done(Result{Err: err})
 		return nil
 	}
 	deadline := ctx.Now().Add(p.cfg.RequestTimeout)
@@ -359,64 +392,110 @@ func (p *Raft) onRequest(ctx *actors.Context, req *Request) error {
 		req.Done(Result{Err: fmt.Errorf("%w: operation %d; valid: OpGet, OpPut, OpDelete, OpCAS", ErrBadRequest, req.Op)})
 		return nil
 	}
+	p.accept(ctx, cmd, req)
+	return nil
+}
+
+// accept makes cmd a pending write answered to req, and queues it for the
+// next Ready.
+func (p *Raft) accept(ctx *actors.Context, cmd *messages.KVCommand, req *Request) {
 	p.seq++
 	cmd.Origin, cmd.Epoch, cmd.Seq = p.id, p.epoch, p.seq
-	p.unproposed = append(p.unproposed, cmd)
-	p.pending[p.seq] = &pendingWrite{req: req, deadline: deadline}
+	w := &pendingWrite{req: req, cmd: cmd, deadline: ctx.Now().Add(p.cfg.RequestTimeout)}
+	p.pending[p.seq] = w
+	p.queue(w)
 	p.kick(ctx)
-	return nil
+}
+
+// queue puts a pending write without a live copy in line to be proposed.
+func (p *Raft) queue(w *pendingWrite) {
+	w.term, w.queued = 0, true
+	p.unproposed = append(p.unproposed, w)
 }
 
 // maxBatchBytes bounds the commands proposed as one entry: a quarter of an
 // append message, so that an entry never crowds out the others.
 const maxBatchBytes = 256 << 10
 
-// proposeWrites proposes the writes that arrived since the last Ready: one entry
-// for each run of them up to maxBatchBytes (a single write as itself).
-// Raft's per-entry costs — the proposal's step, the copy in its log, a
-// slot in the append messages and the WAL — are paid per batch, not per
-// write: at 64 concurrent clients this cut the CPU per replicated write by
-// about a third (docs/consensus.md).
+// proposeWrites proposes the writes queued since the last Ready: one
+// entry for each run of them up to maxBatchBytes (a single write as
+// itself). Raft's per-entry costs — the proposal's step, the copy in its
+// log, a slot in the append messages and the WAL — are paid per batch, not
+// per write: at 64 concurrent clients this cut the CPU per replicated write
+// by about a third (docs/consensus.md).
+//
+// The writes wait in the queue while this node knows no leader, or has not
+// heard from it within three heartbeats (a leader: from a majority), so
+// that a write never leaves a node cut off from the group: it is proposed
+// once a leader is reachable, or answered ErrNotApplied (settleHeld,
+// expire). Each copy carries the term it is proposed in (the term fence).
 func (p *Raft) proposeWrites() {
-	for len(p.unproposed) > 0 {
-		n, size := 1, cmdSize(p.unproposed[0]) // at least one, however large
-		for n < len(p.unproposed) && size+cmdSize(p.unproposed[n]) <= maxBatchBytes {
-			size += cmdSize(p.unproposed[n])
+	if len(p.unproposed) == 0 {
+		return
+	}
+	st := p.rn.BasicStatus()
+	if st.Lead == raft.None || !p.leaderReachable(st.Lead) {
+		return
+	}
+	queued := p.unproposed[:0]
+	for _, w := range p.unproposed {
+		if p.pending[w.cmd.Seq] == w && w.queued {
+			queued = append(queued, w)
+		}
+	}
+	for len(queued) > 0 {
+		n, size := 1, cmdSize(queued[0].cmd) // at least one, however large
+		for n < len(queued) && size+cmdSize(queued[n].cmd) <= maxBatchBytes {
+			size += cmdSize(queued[n].cmd)
 			n++
 		}
-		cmds := p.unproposed[:n]
-		p.unproposed = p.unproposed[n:]
-		entry := cmds[0]
+		ws := queued[:n]
+		queued = queued[n:]
+		for _, w := range ws {
+			w.cmd.Term, w.queued = st.GetTerm(), false
+		}
+		entry := ws[0].cmd
 		if n > 1 {
-			entry = &messages.KVCommand{Batch: cmds}
+			entry = &messages.KVCommand{Batch: make([]*messages.KVCommand, n)}
+			for i, w := range ws {
+				entry.Batch[i] = w.cmd
+			}
 		}
 		data, err := proto.Marshal(entry)
 		if err == nil {
 			err = p.rn.Propose(data)
 		}
 		if err != nil {
-			for _, c := range cmds {
-				if w, ok := p.pending[c.Seq]; ok {
-					delete(p.pending, c.Seq)
-					w.req.Done(Result{Err: fmt.Errorf("%w: %v", ErrProposalDropped, err)})
-				}
+			for _, w := range ws {
+				delete(p.pending, w.cmd.Seq)
+				w.req.Done(Result{Err: fmt.Errorf("%w: %v", ErrProposalDropped, err)})
 			}
 			continue
 		}
+		for _, w := range ws {
+			w.term = st.GetTerm()
+		}
 		p.proposals += uint64(n)
 	}
-	p.unproposed = nil
+	clear(p.unproposed)
+	p.unproposed = p.unproposed[:0]
 }
 
 // cmdSize is the bytes a write adds to a batch, near enough.
-func cmdSize(c *messages.KVCommand) int { return len(c.Key) + len(c.Value) + len(c.Prev) }
+func cmdSize(c *messages.KVCommand) int {
+	n := len(c.Key) + len(c.Value) + len(c.Prev)
+	if c.Lock != nil {
+		n += len(c.Lock.Name) + len(c.Lock.Owner)
+	}
+	return n
+}
 
 // onReady handles every Ready raft has, following its contract: persist
 // the snapshot, entries and hard state (fsync), then send, then apply
 // committed entries, then Advance.
 func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 	p.readyQueued = false
-	if len(p.unissued) > 0 {
+	if len(p.unissued) > 0 && p.lead != raft.None {
 		p.seq++
 		rctx := make([]byte, 16)
 		binary.BigEndian.PutUint64(rctx, p.epoch)
@@ -479,6 +558,10 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 		p.rn.Advance(rd)
 		for _, s := range snaps {
 			p.rn.ReportSnapshot(s.to, s.status)
+		}
+		if p.appliedTerm > p.decidedTerm {
+			p.decidedTerm = p.appliedTerm
+			p.requeueDead(ctx)
 		}
 		p.serveReads()
 		if err := p.maybeSnapshot(); err != nil {
@@ -561,10 +644,10 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 					return fmt.Errorf("%w: committed entry %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
 				}
 				if len(cmd.Batch) == 0 {
-					p.applyCommand(cmd, e.GetIndex())
+					p.applyCommand(cmd, e.GetIndex(), e.GetTerm())
 				}
 				for _, c := range cmd.Batch {
-					p.applyCommand(c, e.GetIndex())
+					p.applyCommand(c, e.GetIndex(), e.GetTerm())
 				}
 			}
 		case pb.EntryType_EntryConfChange:
@@ -591,18 +674,35 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 			p.confState = p.rn.ApplyConfChange(cc)
 			p.snapNow = true
 		}
-		p.applied = e.GetIndex()
+		p.applied, p.appliedTerm = e.GetIndex(), e.GetTerm()
 		p.appliedBytes += uint64(len(e.Data))
 	}
 	return nil
 }
 
-// applyCommand applies one command committed at index and answers its
-// request when this incarnation proposed it.
-func (p *Raft) applyCommand(cmd *messages.KVCommand, index uint64) {
+// applyCommand applies one command committed at index in an entry of term
+// term, and answers its request when this incarnation proposed it.
+//
+// The term fence: a command proposed in one term (cmd.Term) and appended
+// in another — a proposal that reached a later leader late, forwarded by a
+// node that has since lost leadership — is skipped, on every node alike.
+// So each copy of a write can apply only while its own term lasts, and
+// once an entry of a later term applies, its proposer knows its copy never
+// will (requeueDead) and may propose it again: a write applies once, never
+// twice, without a table of applied (origin, epoch, seq) in the state.
+func (p *Raft) applyCommand(cmd *messages.KVCommand, index, term uint64) {
+	mine := cmd.Origin == p.id && cmd.Epoch == p.epoch
+	if cmd.Term != 0 && cmd.Term != term {
+		p.fenced++
+		if w, ok := p.pending[cmd.Seq]; mine && ok && w.term == cmd.Term && !w.lost {
+			p.reproposed++
+			p.queue(w) // this copy is dead, and it was the live one
+		}
+		return
+	}
 	res := p.applyEntry(cmd, index)
 	res.Index = index
-	if cmd.Origin == p.id && cmd.Epoch == p.epoch {
+	if mine {
 		if w, ok := p.pending[cmd.Seq]; ok {
 			delete(p.pending, cmd.Seq)
 			w.req.Done(res)
@@ -618,8 +718,16 @@ func (p *Raft) restore(s *pb.Snapshot) error {
 	}
 	maps.Copy(p.names, names)
 	p.confState = s.GetMetadata().GetConfState()
-	p.applied = s.GetMetadata().GetIndex()
+	p.applied, p.appliedTerm = s.GetMetadata().GetIndex(), s.GetMetadata().GetTerm()
+	p.decidedTerm = p.appliedTerm
 	p.snapIndex = p.applied
+	// A copy proposed before may be in the entries the snapshot replaced:
+	// its outcome can no longer be told, and it is never proposed again.
+	for _, w := range p.pending {
+		if w.term != 0 {
+			w.lost = true
+		}
+	}
 	return nil
 }
 
@@ -703,6 +811,15 @@ func (p *Raft) leadership(ctx *actors.Context, lead uint64) {
 		return
 	}
 	p.lead, p.term = lead, term
+	if lead != raft.None && len(p.reads) > 0 {
+		// Ask the new leader: the old one may have dropped the requests,
+		// or be gone with them (reads are idempotent).
+		for _, seq := range slices.Sorted(maps.Keys(p.reads)) {
+			p.unissued = append(p.unissued, p.reads[seq].reads...)
+		}
+		clear(p.reads)
+		p.kick(ctx)
+	}
 	name := p.names[lead]
 	ctx.Notify(&LeadershipChanged{Leader: name, Term: term})
 	if lead != raft.None {
@@ -726,6 +843,10 @@ func (p *Raft) expire(now time.Time) {
 	for _, seq := range due {
 		w := p.pending[seq]
 		delete(p.pending, seq)
+		if w.term == 0 && !w.lost {
+			w.req.Done(Result{Err: fmt.Errorf("%w: %s reached no leader within %v and proposed no copy of the write", ErrNotApplied, p.node, p.cfg.RequestTimeout)})
+			continue
+		}
 		w.req.Done(Result{Err: ErrTimeout})
 	}
 	retry := 3 * time.Duration(p.cfg.HeartbeatTicks) * p.cfg.TickInterval
@@ -780,6 +901,16 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 		Node: p.node, ID: p.id, State: st.RaftState.String(), Leader: p.names[st.Lead], Term: st.GetTerm(),
 		Commit: st.GetCommit(), Applied: p.applied, SnapshotIndex: p.snapIndex, Keys: len(p.sm.kv),
 		SnapshotsMade: p.made, SnapshotsReceived: p.received, Proposals: p.proposals, Dropped: p.dropped,
+		Fenced: p.fenced, Reproposed: p.reproposed,
+	}
+	reach, _ := p.reachability(p.reachWindow())
+	s.Reachable = reach
+	s.Holding = st.Lead != raft.None && !p.leaderReachable(st.Lead)
+	if st.Lead == raft.None {
+		var u *UnavailableError
+		if errors.As(p.unavailableNow(), &u) {
+			s.Reason = u.Code()
+		}
 	}
 	for _, id := range p.confState.Voters {
 		s.Voters = append(s.Voters, p.nameOf(id))

@@ -56,9 +56,11 @@ type Result struct {
 	// Index is the raft log index the write was applied at, or the index
 	// the read was served at.
 	Index uint64
-	// Err is nil on success. ErrNoLeader, ErrProposalDropped,
-	// ErrInvalidKey, ErrValueTooLarge and ErrBadRequest mean the request
-	// was not applied; ErrTimeout and ErrStopped that it may have been.
+	// Err is nil on success. An error that wraps ErrNotApplied
+	// (ErrNoQuorum, ErrNoLeader — an *UnavailableError —,
+	// ErrProposalDropped), ErrInvalidKey, ErrValueTooLarge and
+	// ErrBadRequest mean the request was not applied; ErrTimeout and
+	// ErrStopped that it may have been.
 	Err error
 
 	token uint64 // a lock operation's fencing token (LockResult.Token)
@@ -121,6 +123,22 @@ type Status struct {
 	SnapshotsReceived uint64 `json:"snapshots_received"` // snapshots this incarnation installed from the leader
 	Proposals         uint64 `json:"proposals"`          // writes this incarnation proposed
 	Dropped           uint64 `json:"dropped"`            // raft messages from other nodes this incarnation refused
+	Fenced            uint64 `json:"fenced"`             // copies of writes skipped at apply: proposed in one term, appended in another
+	Reproposed        uint64 `json:"reproposed"`         // writes this incarnation proposed again after a leader change
+
+	// Reachable are the voters this node heard from within the last four
+	// election timeouts, itself included (the quorum signal,
+	// docs/consensus.md); sorted.
+	Reachable []string `json:"reachable"`
+	// Reason says why Leader is "": "no_quorum" (fewer than a majority of
+	// the voters reachable) or "election" (a majority reachable, a vote
+	// running). Empty while a leader is known.
+	Reason string `json:"reason,omitempty"`
+	// Holding: a leader is known but this node has not heard from it
+	// within three heartbeats (a leader: from a majority), so it holds
+	// writes rather than send them into a cut link; they go once it hears
+	// again, or are answered not applied.
+	Holding bool `json:"holding,omitempty"`
 }
 
 // LeadershipChanged is published (actors notification) on a node when the

@@ -198,7 +198,15 @@ type KVCommand struct {
 	// applied in order at the entry's index (the other fields are unset):
 	// the writes that reached the node between two Readys, proposed as one
 	// entry (docs/consensus.md, "Cost per write").
-	Batch         []*KVCommand `protobuf:"bytes,9,rep,name=batch,proto3" json:"batch,omitempty"`
+	Batch []*KVCommand `protobuf:"bytes,9,rep,name=batch,proto3" json:"batch,omitempty"`
+	// term is the raft term the proposer saw when it proposed this copy: the
+	// command applies only from an entry of that term, and an entry of any
+	// other term (a proposal that reached a later leader late) is skipped on
+	// every node. So at most one copy of a write ever applies, and once an
+	// entry of a later term is applied its proposer knows whether its copy
+	// did, and may propose it again (docs/consensus.md, "Leader changes").
+	// 0 (before this field): applies from any entry.
+	Term          uint64 `protobuf:"varint,10,opt,name=term,proto3" json:"term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -294,6 +302,13 @@ func (x *KVCommand) GetBatch() []*KVCommand {
 		return x.Batch
 	}
 	return nil
+}
+
+func (x *KVCommand) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
 }
 
 // LockCommand is one operation on the lease lock `name`.
@@ -580,7 +595,7 @@ const file_consensus_proto_rawDesc = "" +
 	"\n" +
 	"\x0fconsensus.proto\x12\x13troupe.consensus.v1\"'\n" +
 	"\tRaftBatch\x12\x1a\n" +
-	"\bmessages\x18\x01 \x03(\fR\bmessages\"\x9e\x02\n" +
+	"\bmessages\x18\x01 \x03(\fR\bmessages\"\xb2\x02\n" +
 	"\tKVCommand\x12)\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x19.troupe.consensus.v1.KVOpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
@@ -590,7 +605,9 @@ const file_consensus_proto_rawDesc = "" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x10\n" +
 	"\x03seq\x18\a \x01(\x04R\x03seq\x124\n" +
 	"\x04lock\x18\b \x01(\v2 .troupe.consensus.v1.LockCommandR\x04lock\x124\n" +
-	"\x05batch\x18\t \x03(\v2\x1e.troupe.consensus.v1.KVCommandR\x05batch\"\xab\x01\n" +
+	"\x05batch\x18\t \x03(\v2\x1e.troupe.consensus.v1.KVCommandR\x05batch\x12\x12\n" +
+	"\x04term\x18\n" +
+	" \x01(\x04R\x04term\"\xab\x01\n" +
 	"\vLockCommand\x12+\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x1b.troupe.consensus.v1.LockOpR\x02op\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

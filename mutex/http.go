@@ -12,8 +12,10 @@ import (
 	"github.com/troupe-dev/troupe/internal/httpjson"
 )
 
-// HTTPTimeout bounds each request HTTPHandler serves.
-const HTTPTimeout = 5 * time.Second
+// HTTPTimeout bounds each request HTTPHandler serves: a second beyond the
+// raft protocol's default RequestTimeout, so that its answer (which knows
+// whether the operation left the node) comes before the HTTP deadline.
+const HTTPTimeout = 6 * time.Second
 
 // maxLockBody caps the JSON body of an acquire.
 const maxLockBody = 4 << 10
@@ -34,9 +36,12 @@ const maxLockBody = 4 << 10
 // object of those fields, a query parameter other than a release's token,
 // or one that does not parse), 404 unknown_lock (or not_found for another
 // path), 405 method_not_allowed with an Allow header, 409 held or
-// wrong_token, 413 body_too_large (over 4 KiB), 503 no_leader (with
-// Retry-After: nothing was applied), 504 timeout (it may have been
-// applied), 500 internal.
+// wrong_token, 413 body_too_large (over 4 KiB), 500 internal, and the
+// key-value API's answers for a request the group could not serve
+// (consensus.WriteUnavailable): 503 no_quorum (with "reachable",
+// "voters", "reachable_voters"), election or not_applied (with
+// Retry-After: nothing was applied), 504 unknown (it may have been
+// applied). They replace no_leader and timeout (docs/consensus.md).
 func HTTPHandler(leases *Leases) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/locks/{name...}", httpjson.Methods{
@@ -110,6 +115,9 @@ func release(w http.ResponseWriter, r *http.Request, leases *Leases) {
 
 // writeError maps an error to its status and code.
 func writeError(w http.ResponseWriter, err error) {
+	if consensus.WriteUnavailable(w, err, true) {
+		return
+	}
 	status, code := http.StatusInternalServerError, httpjson.CodeInternal
 	fields := map[string]any{}
 	var held *consensus.LockHeldError
@@ -128,11 +136,6 @@ func writeError(w http.ResponseWriter, err error) {
 		status, code = http.StatusBadRequest, "invalid_ttl"
 	case errors.Is(err, consensus.ErrBadRequest):
 		status, code = http.StatusBadRequest, httpjson.CodeBadRequest
-	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrProposalDropped):
-		status, code = http.StatusServiceUnavailable, "no_leader"
-		w.Header().Set("Retry-After", "1")
-	case errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrStopped):
-		status, code = http.StatusGatewayTimeout, "timeout"
 	}
 	httpjson.WriteErrorWith(w, status, code, err, fields)
 }

@@ -220,7 +220,7 @@ func (l *LeaderPerTerm) Current() string { return l.current }
 
 // definite tells whether err means the operation certainly did not happen.
 func definite(err error) bool {
-	return errors.Is(err, consensus.ErrNoLeader) || errors.Is(err, consensus.ErrProposalDropped) ||
+	return errors.Is(err, consensus.ErrNotApplied) ||
 		errors.Is(err, actors.ErrNodeStopped) || errors.Is(err, actors.ErrUnknownProtocol) ||
 		errors.Is(err, actors.ErrProtocolStopped)
 }
