@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/jobs"
@@ -181,10 +182,20 @@ func (s *server) members(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// Leader is the body of GET /v1/leader.
+// Leader is the body of GET /v1/leader. With no leader, Leader is "" and
+// Reason says why: "no_quorum" (this node reaches fewer than a majority of
+// the raft voters: Reachable of Voters, which in ReachableVoters) or
+// "election" (a vote is running); Message says it in words ("no leader:
+// 2 of 5 voters reachable (node-1, node-2)"). Counts are those of the raft
+// group when the node runs one (docs/consensus.md, Quorum loss).
 type Leader struct {
-	Leader string `json:"leader"`
-	Term   uint64 `json:"term"`
+	Leader          string   `json:"leader"`
+	Term            uint64   `json:"term"`
+	Reason          string   `json:"reason,omitempty"`
+	Message         string   `json:"message,omitempty"`
+	Reachable       int      `json:"reachable,omitempty"`
+	Voters          int      `json:"voters,omitempty"`
+	ReachableVoters []string `json:"reachable_voters,omitempty"`
 }
 
 func (s *server) leader(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +209,25 @@ func (s *server) leader(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Leader{Leader: l.Name, Term: l.Term})
+	out := Leader{Leader: l.Name, Term: l.Term}
+	if out.Leader == "" {
+		out.Reason, out.Message = "election", "no leader: an election is running"
+		// The raft group, when this node runs one, tells how many voters
+		// it reaches.
+		if st, err := actors.Call[consensus.Status](ctx, s.node, consensus.ProtocolName, consensus.StatusRequest{}); err == nil {
+			switch {
+			case st.Leader != "":
+				out.Leader, out.Term, out.Reason, out.Message = st.Leader, st.Term, "", ""
+			case st.Reason != "":
+				out.Reason, out.Reachable, out.Voters, out.ReachableVoters = st.Reason, len(st.Reachable), len(st.Voters), st.Reachable
+				out.Message = fmt.Sprintf("no leader: %d of %d voters reachable (%s)", out.Reachable, out.Voters, strings.Join(st.Reachable, ", "))
+				if st.Reason == "election" {
+					out.Message += "; an election is running"
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // statusOf maps the protocols' errors to HTTP statuses.

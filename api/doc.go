@@ -12,7 +12,7 @@
 //	GET    /v1/jobs       → [status, ...] (jobs this node is contact of)
 //	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]
-//	GET    /v1/leader     → {"leader","term"}
+//	GET    /v1/leader     → {"leader","term"}; with no leader also "reason" (no_quorum, election), "message", "reachable", "voters", "reachable_voters"
 //
 // and, served by package telemetry (the node must run it):
 //
