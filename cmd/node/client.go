@@ -317,6 +317,11 @@ func leaderCmd() *cobra.Command {
 			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/leader", nil, &l); err != nil {
 				return err
 			}
+			if l.Leader == "" {
+				// "no leader: 2 of 5 voters reachable (...)", never an empty name.
+				fmt.Fprintf(cmd.OutOrStdout(), "%s (%s, term %d)\n", cmp.Or(l.Message, "no leader"), cmp.Or(l.Reason, "election"), l.Term)
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s term %d\n", l.Leader, l.Term)
 			return nil
 		},

@@ -146,6 +146,13 @@ func (o *kvOptions) call(method, path, body string) ([]byte, error) {
 		if e.Leader != "" {
 			return nil, fmt.Errorf("%s: send it to %s's API (%s)", e.Error, e.Leader, e.Code)
 		}
+	case "no_quorum":
+		// Not "retry": this node cannot serve it until voters come back.
+		return nil, fmt.Errorf("%s (%s: not applied; a node on the majority's side may serve it)", e.Error, e.Code)
+	case "election", "not_applied":
+		return nil, fmt.Errorf("%s (%s: not applied; safe to retry)", e.Error, e.Code)
+	case "unknown":
+		return nil, fmt.Errorf("%s (%s: it may or may not have been applied; read the key before writing it again)", e.Error, e.Code)
 	}
 	return nil, fmt.Errorf("%s (%s)", e.Error, e.Code)
 }

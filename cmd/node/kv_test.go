@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -40,7 +41,7 @@ func TestKVCommands(t *testing.T) {
 	}
 	srv := httptest.NewServer(consensus.HTTPHandler(kv))
 	t.Cleanup(srv.Close)
-	// Until a leader is elected, puts are refused with no_leader.
+	// Until a leader is elected, puts are refused (election, no_quorum).
 	actortest.Eventually(t, 5*time.Second, "a put is accepted", func() bool {
 		_, err := runCLI(t, "kv", "put", "greeting", "hello", "--addr", srv.URL)
 		return err == nil
@@ -101,5 +102,46 @@ func TestKVServe(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("serve: %v", err)
+	}
+}
+
+// A node left without a quorum says so: kv put and lock acquire print how
+// many voters it reaches, and neither tells the user to retry.
+func TestKVAndLockWithoutQuorum(t *testing.T) {
+	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 3}))
+	cfg := consensus.DefaultConfig()
+	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
+	cfg.TickInterval = 10 * time.Millisecond
+	if err := c.Start(consensus.New(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := consensus.NewKV(c.Node("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := mutex.NewLeases(c.Node("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvSrv := httptest.NewServer(consensus.HTTPHandler(kv))
+	t.Cleanup(kvSrv.Close)
+	lockSrv := httptest.NewServer(mutex.HTTPHandler(leases))
+	t.Cleanup(lockSrv.Close)
+	actortest.Eventually(t, 5*time.Second, "a put is accepted", func() bool {
+		_, err := runCLI(t, "kv", "put", "k", "v", "--addr", kvSrv.URL)
+		return err == nil
+	})
+	c.Hub.Partition([]string{"node-1"})
+	var kvErr error
+	actortest.Eventually(t, 10*time.Second, "kv put says no quorum", func() bool {
+		_, kvErr = runCLI(t, "kv", "put", "k", "v2", "--addr", kvSrv.URL)
+		return kvErr != nil && strings.Contains(kvErr.Error(), "no_quorum")
+	})
+	if msg := kvErr.Error(); !strings.Contains(msg, "1 of 3 voters") || strings.Contains(msg, "retry") {
+		t.Errorf("kv put without a quorum: %q; want the count of voters reachable and no \"retry\"", msg)
+	}
+	_, lockErr := runCLI(t, "lock", "acquire", "x", "--ttl", "1s", "--addr", lockSrv.URL)
+	if lockErr == nil || !strings.Contains(lockErr.Error(), "1 of 3 voters") || strings.Contains(lockErr.Error(), "retry") {
+		t.Errorf("lock acquire without a quorum: %v; want the count of voters reachable and no \"retry\"", lockErr)
 	}
 }
