@@ -212,3 +212,31 @@ func TestHonestTrafficIsNeverDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardedReadIndexFromAMemberIsAnswered: a follower (a former leader
+// among them) forwards a read-index request with the id of the node that
+// asked; the leader steps it and answers that node, and neither drops it.
+func TestForwardedReadIndexFromAMemberIsAnswered(t *testing.T) {
+	g := newGroup(t, 3, 15, sim.Faults{}, nil)
+	lead := g.leader(5 * time.Second)
+	followers := g.others(lead)
+	rctx := make([]byte, 16) // an epoch no incarnation has: the asker ignores the answer
+	req := &raftpb.Message{Type: raftpb.MsgReadIndex.Enum(), From: new(consensus.ID(followers[1])), To: new(consensus.ID(lead)),
+		Entries: []*raftpb.Entry{{Data: rctx}}}
+	newForger(t, g).send(followers[0], lead, req)
+	// The group still serves reads and writes through every node, and
+	// nobody dropped anything.
+	for _, n := range g.c.Names() {
+		if _, err := g.kv(n).Put(ctxT(t, 5*time.Second), "after-"+n, []byte("1")); err != nil {
+			t.Fatalf("write through %s: %v", n, err)
+		}
+		if _, _, err := g.kv(n).Get(ctxT(t, 5*time.Second), "after-"+n); err != nil {
+			t.Fatalf("read through %s: %v", n, err)
+		}
+	}
+	for _, n := range g.c.Names() {
+		if d := g.dropped(n); d != 0 {
+			t.Errorf("%s dropped %d raft messages, want 0 (a forwarded read index is honest traffic)", n, d)
+		}
+	}
+}
