@@ -32,6 +32,15 @@
 // CRC-32C checked at start ([ErrCorrupt]). The writes that reach a node
 // between two Readys are proposed as one entry.
 //
+// Every copy of a write carries the term it was proposed in and applies only
+// from an entry of that term (the term fence), so a node that sees a later
+// term applied knows its copy never will and proposes the write again to the
+// new leader: a leader change loses no forwarded write, and none applies
+// twice. An error that wraps [ErrNotApplied] means nothing was written;
+// [ErrNoQuorum] and [ErrNoLeader] come as an [UnavailableError] naming the
+// voters this node reaches (a raft message within four election timeouts);
+// [ErrTimeout] means the outcome is unknown (docs/consensus.md).
+//
 // A data dir's raft state is made once and must then be there whole: the
 // first start, in a dir that holds none of it, makes raft.db with a
 // creation record, raft.db.created beside it, and the log; a later start

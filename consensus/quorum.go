@@ -64,8 +64,26 @@ func (p *Raft) leaderReachable(lead uint64) bool {
 		t, ok := p.lastHeard[lead]
 		return ok && p.ticks-t <= p.heardTicks()
 	}
-	reach, voters := p.reachability(p.heardTicks())
-	return len(reach) >= len(voters)/2+1
+	// Counted without names or allocations: it runs at every Ready with
+	// writes queued.
+	cs, reach, voters := p.confState, 0, 0
+	count := func(ids []uint64) {
+		for _, id := range ids {
+			voters++
+			if t, ok := p.lastHeard[id]; id == p.id || ok && p.ticks-t <= p.heardTicks() {
+				reach++
+			}
+		}
+	}
+	count(cs.Voters)
+	if len(cs.VotersOutgoing) == 0 {
+		return reach >= voters/2+1
+	}
+	// A joint configuration: a majority of each half.
+	inReach, inVoters := reach, voters
+	reach, voters = 0, 0
+	count(cs.VotersOutgoing)
+	return inReach >= inVoters/2+1 && reach >= voters/2+1
 }
 
 // heardTicks: a leader sends a heartbeat every HeartbeatTicks and a
