@@ -25,8 +25,8 @@ import (
 //     (remote.EndpointTerminatedEvent), the peer is down: batches for it
 //     are dropped (protoactor dropped them too, while it retried; reliable
 //     sends are sent again), and the endpoint probes the address with a
-//     plain TCP connect of its own, after redialMin, doubling up to
-//     redialMax. A probe that connects lets protoactor dial on the next
+//     plain TCP connect of its own, at once, then after redialMin,
+//     doubling up to redialMax. A probe that connects lets protoactor dial on the next
 //     send; the backoff starts again only once protoactor has connected
 //     (remote.EndpointConnectedEvent);
 //   - when the address leaves the directory (membership says the node
@@ -60,12 +60,15 @@ type link struct {
 	probing  bool // a probe goroutine runs for it
 }
 
-// redialWait is the wait before a probe after failures failed attempts.
+// redialWait is the wait before a probe after failures failed attempts:
+// none after the first (a connection that broke while the peer lives, a
+// stream ended for an oversized message, costs a TCP connect), then
+// redialMin, doubling up to redialMax.
 func redialWait(failures int) time.Duration {
 	if failures <= 1 {
-		return time.Duration(failures) * redialMin
+		return 0
 	}
-	return min(redialMin<<min(failures-1, 16), redialMax)
+	return min(redialMin<<min(failures-2, 16), redialMax)
 }
 
 // dial connects to addr for node from: protoactor's gRPC connections and

@@ -37,13 +37,14 @@ func (d *dials) of(from, addr string) int {
 	return d.n[from+"→"+addr]
 }
 
-// attachCounting attaches a node that counts the batches it receives.
+// attachCounting attaches a node that notes the sender of each batch it
+// receives.
 func attachCounting(t testing.TB, net *remote.Network, name string) *node {
 	t.Helper()
 	n := &node{sys: actor.NewActorSystem()}
-	ep, err := net.Attach(transport.Attachment{Node: name, System: n.sys, DeliverBatch: func(string, string, []byte) {
+	ep, err := net.Attach(transport.Attachment{Node: name, System: n.sys, DeliverBatch: func(from, _ string, _ []byte) {
 		n.mu.Lock()
-		n.got = append(n.got, nil)
+		n.got = append(n.got, &messages.Envelope{From: from})
 		n.mu.Unlock()
 	}})
 	if err != nil {
@@ -52,6 +53,18 @@ func attachCounting(t testing.TB, net *remote.Network, name string) *node {
 	n.ep = ep
 	t.Cleanup(func() { _ = ep.Close(); n.sys.Shutdown() })
 	return n
+}
+
+// heardFrom reports whether n received a batch from node from.
+func (n *node) heardFrom(from string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, env := range n.got {
+		if env != nil && env.From == from {
+			return true
+		}
+	}
+	return false
 }
 
 // separate attaches each name to a Network of its own, as nodes in
@@ -112,7 +125,7 @@ func TestStopWithADeadPeer(t *testing.T) {
 	_, nodes := separate(t, names...)
 	stop := make(chan struct{})
 	wg := chatter(nodes[:2], names, names, stop)
-	actortest.Eventually(t, 10*time.Second, "c hears a and b", func() bool { return nodes[2].count() > 10 })
+	actortest.Eventually(t, 10*time.Second, "c hears a and b", func() bool { return nodes[2].heardFrom("a") && nodes[2].heardFrom("b") })
 	dead := nodes[2].ep.Address()
 	remote.Kill(nodes[2].ep)
 	actortest.Eventually(t, 20*time.Second, "a and b find c down", func() bool {
@@ -198,7 +211,7 @@ func BenchmarkStopWithADeadPeer(b *testing.B) {
 		_, nodes := separate(b, names...)
 		stop := make(chan struct{})
 		wg := chatter(nodes[:2], names, names, stop)
-		if err := actortest.WaitFor(10*time.Second, func() bool { return nodes[2].count() > 10 }); err != nil {
+		if err := actortest.WaitFor(10*time.Second, func() bool { return nodes[2].heardFrom("a") && nodes[2].heardFrom("b") }); err != nil {
 			b.Fatal(err)
 		}
 		remote.Kill(nodes[2].ep)
