@@ -112,11 +112,11 @@
 // endpoint lets protoactor dial only a peer it has no reason to think
 // dead: when a connection breaks or cannot be made, the peer is down
 // (its batches dropped, as protoactor drops them) and probed with a TCP
-// connect of the endpoint's own, backing off from 100 ms to 5 s, until a
-// probe connects; when its address leaves the directory (SetPeer,
-// RemovePeer: membership says the node failed or left) protoactor's
-// connection to it is closed and it is no longer dialled. Close cancels
-// the probes. redial.go; TestFailedMemberIsNotRedialled,
+// connect of the endpoint's own, at once and then backing off from 100 ms
+// to 5 s, until a probe connects; when its address leaves the directory
+// (SetPeer, RemovePeer: membership says the node failed or left)
+// protoactor's connection to it is closed and it is no longer dialled.
+// Close cancels the probes. redial.go; TestFailedMemberIsNotRedialled,
 // TestStopWithADeadPeer, BenchmarkStopWithADeadPeer.
 //
 // # Concurrency
