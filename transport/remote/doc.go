@@ -83,13 +83,15 @@
 // can send as any node. Use mutual TLS wherever the port is reachable by
 // others.
 //
-// The gRPC server accepts messages up to 16 MiB, not gRPC's default 4 MiB:
-// protoactor's writer puts up to 1000 queued batches in one gRPC message,
-// and two large envelopes queued together broke the stream. 16 MiB bounds
-// what a peer can make a node buffer per message, and holds three
-// envelopes of the 4 MiB limit queued together; more queued to one node at
-// once still break the stream (the queued messages are lost; reliable
-// sends and raft's messages are sent again). A larger message ends its
+// The gRPC server accepts messages up to 64 MiB, not gRPC's default 4 MiB,
+// and protoactor's writer puts at most 250 queued batches in one gRPC
+// message (not its default 1000): two large envelopes queued together
+// broke the default, and a flood of 64 KiB batches is 16 MiB a message.
+// 64 MiB bounds what a peer can make a node buffer per message, and holds
+// a flood with a dozen envelopes of the 4 MiB limit among it; more queued
+// to one node at once still break the stream (the queued messages are
+// lost; reliable sends and raft's messages are sent again). A larger
+// message ends its
 // stream with codes.ResourceExhausted, unread (TestOversizedMessageIsRefused).
 //
 // With Config.TLS ([security.MutualTLS]) every connection is mutual TLS

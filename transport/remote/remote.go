@@ -269,6 +269,7 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	}
 	rcfg := remote.Configure(n.bindHost, n.bindPort, opts...)
 	rcfg.MaxRetryCount = maxDialAttempts
+	rcfg.EndpointWriterBatchSize = writerBatch
 	r := remote.NewRemote(a.System, rcfg)
 	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter,
 		links: map[string]*link{}}
@@ -358,23 +359,27 @@ func (e *endpoint) newOutbox(protocol string) *outbox {
 // maxGRPCMessage is the largest gRPC message a node accepts: gRPC buffers
 // a whole message before anyone looks at it, so this is what any peer that
 // reaches the node port (before its first batch is checked, even without
-// a certificate) can make the node hold per message. A larger one ends the
+// a certificate) can make the node hold per stream. A larger one ends the
 // stream with codes.ResourceExhausted, unread.
 //
-// What Troupe sends fits with room: an outbox batch is at most flushAt
-// (64 KiB) plus one envelope, an envelope at most
-// transport.MaxEnvelopeSize (4 MiB; a raft snapshot travels as one, and a
-// raft append carries at most consensus.Config.MaxSizePerMsg, 1 MiB).
-// protoactor's writer puts up to 1000 queued messages (Troupe batches) in
-// one gRPC message, however large: with gRPC's default of 4 MiB, two large
-// envelopes queued together broke the stream. 16 MiB holds three envelopes
-// of the 4 MiB limit and the small batches queued with them (or 15 of
-// 1 MiB) queued to one node at once; beyond that the stream breaks and
-// protoactor reconnects, losing what was queued (reliable sends are sent
-// again; raft sends its messages again). Fewer messages per gRPC message
-// would bound it tighter, but cost one-message events about 16% of their
-// throughput.
-const maxGRPCMessage = 16 << 20
+// What Troupe sends must fit: an outbox batch is at most flushAt (64 KiB)
+// plus one envelope, an envelope at most transport.MaxEnvelopeSize (4 MiB;
+// a raft snapshot travels as one, a raft append carries at most
+// consensus.Config.MaxSizePerMsg, 1 MiB), and protoactor's writer puts up
+// to writerBatch queued batches in one gRPC message, whatever their size.
+// A flood (a handler sending thousands of messages to one node) queues
+// full 64 KiB batches: writerBatch of them are 16 MiB, and the rest of the
+// bound leaves room for a dozen large envelopes among them. Beyond that
+// the stream breaks and protoactor reconnects, losing what was queued
+// (reliable sends are sent again; raft sends its messages again).
+const maxGRPCMessage = 64 << 20
+
+// writerBatch is how many queued messages (Troupe batches) protoactor's
+// endpoint writer puts in one gRPC message (protoactor's default: 1000,
+// which a flood of 64 KiB batches turns into a 64 MiB message). 250 keeps
+// a flood at 16 MiB and still amortises a gRPC message over hundreds of
+// one-message batches.
+const writerBatch = 250
 
 // flushAt is the size at which an outbox sends a destination's batch
 // without waiting for Flush. A batch is at most flushAt plus one envelope.

@@ -14,12 +14,12 @@ import (
 )
 
 // TestOversizedMessageIsRefused: a gRPC message over the node port's bound
-// (16 MiB, what Troupe sends with room) ends its stream with
+// (64 MiB, what Troupe sends with room) ends its stream with
 // codes.ResourceExhausted, before a byte of it is looked at, and the node
 // goes on delivering.
 func TestOversizedMessageIsRefused(t *testing.T) {
-	if remote.MaxGRPCMessage > 16<<20 || remote.MaxGRPCMessage < 3*transport.MaxEnvelopeSize {
-		t.Fatalf("the bound is %d bytes; want at most 16 MiB and room for three %d-byte envelopes", remote.MaxGRPCMessage, transport.MaxEnvelopeSize)
+	if remote.MaxGRPCMessage > 64<<20 || remote.MaxGRPCMessage < remote.WriterBatch*(64<<10)+3*transport.MaxEnvelopeSize {
+		t.Fatalf("the bound is %d bytes; want at most 64 MiB and room for a flood's %d batches of 64 KiB and three %d-byte envelopes", remote.MaxGRPCMessage, remote.WriterBatch, transport.MaxEnvelopeSize)
 	}
 	var log logBuf
 	c, rec, imp := victim(t, &log)
