@@ -46,9 +46,14 @@ type Config struct {
 	CatchUpEntries  uint64 // entries kept behind a snapshot for slow followers
 	MaxSizePerMsg   uint64 // bytes of entries in one append message
 	MaxInflightMsgs int    // append messages in flight per follower
-	MaxUncommitted  uint64 // bytes of uncommitted entries a leader accepts before dropping proposals
-	MaxKeySize      int    // bytes of a key
-	MaxValueSize    int    // bytes of a value
+	// MaxInflightBytes caps the bytes of entries in flight to one
+	// follower. A follower catching up would otherwise be sent up to
+	// MaxInflightMsgs appends of MaxSizePerMsg at once, more than the
+	// node port takes in one gRPC message (docs/architecture.md).
+	MaxInflightBytes uint64
+	MaxUncommitted   uint64 // bytes of uncommitted entries a leader accepts before dropping proposals
+	MaxKeySize       int    // bytes of a key
+	MaxValueSize     int    // bytes of a value
 	// RequestTimeout bounds how long a request waits for its outcome
 	// inside the protocol (ErrTimeout after it).
 	RequestTimeout time.Duration
@@ -73,10 +78,12 @@ func DefaultConfig() Config {
 		CatchUpEntries:  5000,
 		MaxSizePerMsg:   1 << 20, // 1 MiB of entries per append, well under the 4 MiB envelope
 		MaxInflightMsgs: 256,
-		MaxUncommitted:  64 << 20, // 64 MiB
-		MaxKeySize:      1024,     // bytes
-		MaxValueSize:    64 << 10, // 64 KiB: a snapshot must fit an envelope (docs/consensus.md)
-		RequestTimeout:  5 * time.Second,
+		// 16 appends of 1 MiB: a quarter of the node port's gRPC message.
+		MaxInflightBytes: 16 << 20,
+		MaxUncommitted:   64 << 20, // 64 MiB
+		MaxKeySize:       1024,     // bytes
+		MaxValueSize:     64 << 10, // 64 KiB: a snapshot must fit an envelope (docs/consensus.md)
+		RequestTimeout:   5 * time.Second,
 	}
 }
 
@@ -114,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotEntries < 1 {
 		return fmt.Errorf("%w: SnapshotEntries is 0; use at least 1", ErrInvalidConfig)
+	}
+	if c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxSizePerMsg {
+		return fmt.Errorf("%w: MaxInflightBytes (%d) must be at least MaxSizePerMsg (%d), or 0 for no bound", ErrInvalidConfig, c.MaxInflightBytes, c.MaxSizePerMsg)
 	}
 	if c.MaxSizePerMsg < 1 || c.MaxInflightMsgs < 1 || c.MaxUncommitted < 1 {
 		return fmt.Errorf("%w: MaxSizePerMsg, MaxInflightMsgs and MaxUncommitted must be positive", ErrInvalidConfig)

@@ -199,6 +199,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 		MaxCommittedSizePerReady:  p.cfg.MaxSizePerMsg * 4,
 		MaxUncommittedEntriesSize: p.cfg.MaxUncommitted,
 		MaxInflightMsgs:           p.cfg.MaxInflightMsgs,
+		MaxInflightBytes:          p.cfg.MaxInflightBytes,
 		CheckQuorum:               true,
 		PreVote:                   true,
 		StepDownOnRemoval:         true,
