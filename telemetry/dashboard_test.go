@@ -85,7 +85,12 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Cleanup(gs.Close)
 	t.Cleanup(func() { close(g.done) }) // before the cluster stops: parts end
 	gu, _ := url.Parse(gs.URL)
-	star, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: []string{gu.Host}})
+	// A part waits at the gate for as long as the test takes to let it
+	// through (a browser under the race detector is slow): neither the
+	// fetch nor the call may time out first.
+	lim := jobs.DefaultLimits()
+	lim.Timeout = 5 * time.Minute
+	star, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: []string{gu.Host}, HTTPTimeout: 5 * time.Minute, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
