@@ -319,3 +319,16 @@ func TestWorkerDeathsWithAPartPoisonIt(t *testing.T) {
 	}
 	awaitIdle(t, c, []string{"node-1", "node-2", "node-3", "node-4"}, failover)
 }
+
+// A node whose image has no writable temporary directory (the FROM
+// scratch image has no /tmp) still runs scripts, and still tells why a
+// script's process died: its standard error is a memory file.
+func TestScriptsRunWithoutATemporaryDirectory(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	rt := bounded(t, jobs.Limits{MaxMemory: 64 << 20})
+	if out, err := jobs.RunLocal(context.Background(), rt, readScript(t, "squares.star"), []byte(`{"numbers": [1,2,3], "spin": 1}`), 2); err != nil || !strings.Contains(string(out), `"sum":14`) {
+		t.Fatalf("without a temporary directory: %s, %v", out, err)
+	}
+	err := failing(t, rt, "    l = []\n    for i in range(100):\n        l.append('x' * (1 << 29))\n    return len(l)\n")
+	mustFail(t, err, jobs.ErrMemoryLimit, "run used more than the memory budget of 64 MiB (jobs.max_memory)")
+}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // isolated is the Starlark runtime whose calls run in child processes
@@ -138,10 +140,7 @@ func (c *children) start() (*child, error) {
 		reqW.Close()
 		return nil, fmt.Errorf("jobs: starting a script process: %w", err)
 	}
-	stderr, err := os.CreateTemp("", "troupe-job-stderr-*")
-	if err == nil {
-		err = os.Remove(stderr.Name())
-	}
+	stderr, err := stderrFile()
 	if err != nil {
 		for _, f := range []*os.File{reqR, reqW, repR, repW} {
 			f.Close()
@@ -163,6 +162,25 @@ func (c *children) start() (*child, error) {
 		return nil, fmt.Errorf("jobs: starting a script process (%s): %w", c.exe, err)
 	}
 	return &child{cmd: cmd, req: reqW, rep: repR, rd: bufio.NewReader(repR), stderr: stderr, scripts: map[[32]byte]bool{}}, nil
+}
+
+// stderrFile is where a script process writes its standard error (what
+// its runtime prints when it dies): a memory file, so that a node whose
+// image has no writable /tmp (the FROM scratch image) still runs scripts,
+// or, where memfd_create is missing, a removed temporary file.
+func stderrFile() (*os.File, error) {
+	if fd, err := unix.MemfdCreate("troupe-job-stderr", unix.MFD_CLOEXEC); err == nil {
+		return os.NewFile(uintptr(fd), "troupe-job-stderr"), nil
+	}
+	f, err := os.CreateTemp("", "troupe-job-stderr-*")
+	if err != nil {
+		return nil, fmt.Errorf("no memory file and no temporary file for its standard error: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // stop kills the process and its group and reaps it.
