@@ -275,8 +275,11 @@ func execTrampoline() int {
 		fmt.Fprintf(os.Stderr, "jobs: exec trampoline: %v\n", err)
 		return 127
 	}
+	// The interpreter gets the node's environment without Troupe's own
+	// variables: this trampoline's, and the node's configuration
+	// (TROUPE_API_TOKEN, the gossip key, …), which a script has no use for.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, childEnv+"=") || strings.HasPrefix(kv, childMemEnv+"=")
+		return strings.HasPrefix(kv, "TROUPE_")
 	})
 	argv0, err1 := syscall.BytePtrFromString(path)
 	argv, err2 := syscall.SlicePtrFromStrings(os.Args[1:])

@@ -59,3 +59,18 @@ func TestExecOnlyWhenEnabled(t *testing.T) {
 	st := await(t, c.Node("node-1"), id, 20*time.Second)
 	mustSucceed(t, st, `{"sum": 91}`)
 }
+
+// The interpreter does not see the node's configuration in its
+// environment (an API token set as TROUPE_API_TOKEN, say).
+func TestExecHidesTheNodesVariables(t *testing.T) {
+	t.Setenv("TROUPE_API_TOKEN", "secret")
+	rt := execRT(t, jobs.Limits{})
+	script := "import json, os, sys\nreq = json.load(sys.stdin)\n" +
+		"if req['op'] == 'split':\n    print(json.dumps([0]))\n" +
+		"elif req['op'] == 'run':\n    print(json.dumps(sorted(k for k in os.environ if k.startswith('TROUPE_'))))\n" +
+		"else:\n    print(json.dumps(req['results'][0]))\n"
+	out, err := jobs.RunLocal(context.Background(), rt, []byte(script), []byte(`null`), 1)
+	if err != nil || string(out) != `[]` {
+		t.Fatalf("the interpreter saw %s (%v); want no TROUPE_ variables", out, err)
+	}
+}
