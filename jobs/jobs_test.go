@@ -295,7 +295,7 @@ func TestCancelFromAnotherNodeStopsEveryPart(t *testing.T) {
 	if err != nil || rep.ForwardedTo != "node-1" || rep.Status == nil || rep.Status.State != jobs.Cancelled {
 		t.Fatalf("cancel through node-4: %+v, %v; want the contact node-1's status, cancelled", rep, err)
 	}
-	took := awaitIdle(t, c, c.Names(), 2*time.Second)
+	took := awaitIdle(t, c, c.Names(), 30*time.Second)
 	st := status(t, c.Node("node-1"), id)
 	if st.State != jobs.Cancelled || !strings.Contains(st.Error, "node-4") {
 		t.Errorf("job after cancel: %+v", st)
@@ -472,7 +472,7 @@ func TestContactProtocolRestartStopsItsParts(t *testing.T) {
 	if err := c.Node("node-2").Tell(jobs.ProtocolName, (*election.LeaderChanged)(nil)); err != nil {
 		t.Fatal(err)
 	}
-	took := awaitIdle(t, c, c.Names(), 5*time.Second)
+	took := awaitIdle(t, c, c.Names(), 30*time.Second)
 	if s := stats(t, c.Node("node-5")); s.LeaderJobs != 0 {
 		t.Errorf("the leader still schedules %d jobs", s.LeaderJobs)
 	}

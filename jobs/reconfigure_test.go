@@ -54,7 +54,7 @@ func TestReconfigureSlots(t *testing.T) {
 	if _, err := jobs.CancelJob(context.Background(), n, id, ""); err != nil {
 		t.Fatal(err)
 	}
-	awaitIdle(t, c, c.Names(), 5*time.Second)
+	awaitIdle(t, c, c.Names(), 30*time.Second)
 	submit(t, n, []byte(longJob), `null`, 8)
 	actortest.Eventually(t, 10*time.Second, "1 part running, 1 waiting after Slots 1", func() bool {
 		s := stats(t, n)
