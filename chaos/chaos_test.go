@@ -3,13 +3,11 @@
 package chaos
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -22,8 +20,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
@@ -397,23 +393,6 @@ func kvPut(service, key, value string) (int, string, error) {
 }
 func kvGet(service, key string) (int, string, error) { return kvDo(http.MethodGet, service, key, "") }
 
-// history records operations of concurrent clients.
-type history struct {
-	mu    sync.Mutex
-	start time.Time
-	ops   []porcupine.Operation
-}
-
-func (h *history) add(client int, in consensustest.Input, call time.Time, out consensustest.Output, ret time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := ret.Sub(h.start).Nanoseconds()
-	if in.Unknown {
-		r = math.MaxInt64 // it may take effect at any time after the call
-	}
-	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call.Sub(h.start).Nanoseconds(), Output: out, Return: r})
-}
-
 // kvClient puts and gets through random nodes until stop, recording each
 // operation whose outcome is known, and each put whose outcome is not.
 func kvClient(id int, h *history, stop *atomic.Bool, acked *atomic.Int64, fatal chan<- error) {
@@ -495,15 +474,7 @@ func (s *suite) rollingRestart(t *testing.T) {
 			h.add(99, consensustest.Input{Op: consensus.OpGet, Key: key}, call, consensustest.Output{Value: body, Found: code == http.StatusOK}, time.Now())
 		}
 	}
-	res, info := porcupine.CheckOperationsVerbose(consensustest.Model, h.ops, 2*time.Minute)
-	if res != porcupine.Ok {
-		path := filepath.Join(t.TempDir(), "history.html")
-		var buf bytes.Buffer
-		if err := porcupine.Visualize(consensustest.Model, info, &buf); err == nil {
-			_ = os.WriteFile(path, buf.Bytes(), 0o600)
-		}
-		t.Fatalf("the history of %d operations is %v (visualisation: %s)", len(h.ops), res, path)
-	}
+	checkLinearizable(t, h, 2*time.Minute)
 	t.Logf("outcome: 5 nodes restarted one by one (%s); %d operations, %d acknowledged writes, history linearizable, every key read back on every node",
 		strings.Join(took, ", "), len(h.ops), acked.Load())
 }

@@ -1,19 +1,38 @@
-// Package chaos is the Docker chaos suite: it builds the node image, runs
-// the five-node cluster of compose.yaml and breaks it the ways real
-// machines and networks break, checking after each that the cluster
-// recovers with nothing lost.
+// Package chaos holds two suites that break a real cluster the ways real
+// machines break and check that it recovers with nothing lost.
+//
+// The loopback suite (TestLoopbackChaos, run by go test ./...) builds
+// cmd/node once and starts three, then five, `node run` processes on
+// loopback as README.md's recipe does (a raft group of all of them, the
+// raft elector, node-1 without --join). Five clients put, compare-and-set
+// and get four keys through random nodes over /v1/kv while a nemesis, in
+// turn, kills a node with SIGKILL and restarts it from its data dir,
+// pauses one with SIGSTOP for 2–4 s, and kills every node at once and
+// restarts them all, targeting the leader (GET /v1/leader) half of the
+// time. porcupine checks the history linearizable (a write answered 504
+// unknown, 500 or not at all enters with an infinite return time; a 503 or
+// a refused connection is not applied), and every acknowledged write must
+// be the final value of its key or have been overwritten by a write not
+// over before it began. The seed is -args -chaos.seed=N; it skips under
+// -short and -race.
+//
+// The Docker suite builds the node image, runs the five-node cluster of
+// compose.yaml and breaks it with docker kill, pause and network
+// disconnect.
 //
 // # Usage
 //
-//	go test -tags docker -v -timeout 30m ./chaos/
+//	go test -run TestLoopbackChaos -v ./chaos/       # the loopback suite
+//	go test -tags docker -v -timeout 30m ./chaos/    # the Docker suite
 //
-// The tests are behind the docker build tag, so go test ./... does not
-// build images. With the tag and no Docker daemon answering, they skip
-// and say why. .ci/run runs them when a daemon answers. The cluster runs
+// The Docker tests are behind the docker build tag, so go test ./... does
+// not build images; under the tag the loopback suite, which go test ./...
+// has run, is left out. With the tag and no Docker daemon answering, the
+// Docker tests skip and say why. .ci/run runs them when a daemon answers. The cluster runs
 // as compose project troupe-chaos; it is removed at the end unless
 // TROUPE_CHAOS_KEEP=1.
 //
-// # Scenarios
+// # Docker scenarios
 //
 //   - leader killed mid-job: docker kill of the leader's container while a
 //     job runs; the job ends succeeded with the right result.
