@@ -7,4 +7,11 @@
 //	go run ./cmd/bench kv --nodes 3
 //	go run ./cmd/bench jobs
 //	go run ./cmd/bench speedup --cpus 0.35
+//
+// kv ends with the leader failover (failover_p99_ms) and the follower
+// restart (restart_ready_p50_ms, restart_ready_p99_ms: crash a follower,
+// write while it is down, restart it from its data dir, time until it
+// serves a linearizable read); --failovers and --restarts set the rounds,
+// 0 skips them. `bench kv --help` says how close the in-process crash
+// comes to kill -9; docs/consensus.md has the figures.
 package main

@@ -29,6 +29,7 @@ type kvBench struct {
 	keys      int
 	valueSize int
 	failovers int
+	restarts  int
 	dir       string
 	profile   string
 	memprof   string
@@ -48,7 +49,10 @@ clients asked, with fsync on and off, on the replicated group (--nodes) and
 on a single node (a 1-node group: the same log and fsync, no replication)
 side by side. Then crashes the leader of a replicated group (fsync on,
 default timing) --failovers times and measures the time from the crash to
-the first write the group accepts again.
+the first write the group accepts again. Then crashes a follower of a
+replicated group --restarts times, writes to the group while it is down,
+restarts it from its data dir and measures the time from the restart to
+the first linearizable read (ReadIndex, as GET /v1/kv) served through it.
 
 fsync OFF rows are for comparison only: without fsync an acknowledged write
 can be lost when the machine crashes.
@@ -56,7 +60,18 @@ can be lost when the machine crashes.
 The last line: writes_per_s_fsync and writes_per_s_nofsync are the
 replicated group's best writes/s (over the client counts), replication_ratio
 is replicated / single-node writes/s with fsync at the largest client count,
-failover_p99_ms the p99 failover time.`,
+failover_p99_ms the p99 failover time, restart_ready_p50_ms and
+restart_ready_p99_ms the median and p99 restart-to-read time.
+
+What the restart figure measures: cluster.Crash stops the node in this
+process with no goodbye, but it is not kill -9: raft's Stop hook still
+runs, failing its pending requests and closing its data dir, which writes
+the commit index it held in memory (a killed process leaves the one of its
+last term or vote change; raft learns it again from the leader's next
+heartbeat). The restarted node gets the same raft configuration, whose
+Peers name every voter, and finds their addresses in the in-process
+loopback directory at once: it does not depend on membership, unlike a
+node restarted by 'troupe node run' without --join.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b.out = cmd.OutOrStdout()
@@ -70,6 +85,7 @@ failover_p99_ms the p99 failover time.`,
 	f.IntVar(&b.keys, "keys", 1000, "distinct keys written")
 	f.IntVar(&b.valueSize, "value-size", 128, "bytes per value")
 	f.IntVar(&b.failovers, "failovers", 20, "leader crashes measured")
+	f.IntVar(&b.restarts, "restarts", 20, "follower crash-and-restarts measured")
 	f.StringVar(&b.dir, "dir", "", "data dir root (default: a temporary directory, removed afterwards)")
 	f.StringVar(&b.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	f.StringVar(&b.memprof, "memprofile", "", "write an allocation profile of the whole run to this file")
@@ -103,8 +119,8 @@ func (b *kvBench) validate() error {
 	if b.fsync != "on" && b.fsync != "off" && b.fsync != "both" {
 		return fmt.Errorf("--fsync %q: valid: on, off, both", b.fsync)
 	}
-	if b.duration <= 0 || b.failovers < 0 {
-		return fmt.Errorf("--duration must be positive and --failovers not negative")
+	if b.duration <= 0 || b.failovers < 0 || b.restarts < 0 {
+		return fmt.Errorf("--duration must be positive, --failovers and --restarts not negative")
 	}
 	return nil
 }
@@ -169,7 +185,14 @@ func (b *kvBench) run() error {
 			return err
 		}
 	}
-	b.report(rows, failovers)
+	var restarts []time.Duration
+	if b.restarts > 0 && b.nodes > 1 {
+		var err error
+		if restarts, err = b.restart(filepath.Join(root, "restart")); err != nil {
+			return err
+		}
+	}
+	b.report(rows, failovers, restarts)
 	return nil
 }
 
@@ -331,6 +354,93 @@ func (b *kvBench) failover(dir string) ([]time.Duration, error) {
 	return out, nil
 }
 
+// restartWrites is how many puts the group takes while the follower is
+// down in each restart round: the restarted node has entries to catch up.
+const restartWrites = 100
+
+// restart crashes a follower of a replicated group b.restarts times,
+// writes to the group while it is down, restarts it from its data dir and
+// measures the time from the restart to the first linearizable read
+// served through it (ReadIndex, as GET /v1/kv). The read must see the last
+// write made while it was down.
+func (b *kvBench) restart(dir string) ([]time.Duration, error) {
+	c, leader, err := b.group(dir, b.nodes, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Stop()
+	var out []time.Duration
+	for trial := range b.restarts {
+		// The followers in turn, so that every one is restarted.
+		var followers []string
+		for _, n := range c.Nodes() {
+			if n.Name() != leader.Name() {
+				followers = append(followers, n.Name())
+			}
+		}
+		victim := followers[trial%len(followers)]
+		if err := c.Crash(victim); err != nil {
+			return nil, err
+		}
+		kv, err := consensus.NewKV(leader)
+		if err != nil {
+			return nil, err
+		}
+		var want []byte
+		for i := range restartWrites {
+			want = fmt.Appendf(nil, "%d-%d", trial, i)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := kv.Put(ctx, fmt.Sprintf("restart-%d", i%10), want)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("restart %d: writing while %s is down: %w", trial+1, victim, err)
+			}
+		}
+		lastKey := fmt.Sprintf("restart-%d", (restartWrites-1)%10)
+		t0 := time.Now()
+		n, err := c.Restart(victim)
+		if err != nil {
+			return nil, fmt.Errorf("restart %d: restarting %s: %w", trial+1, victim, err)
+		}
+		started := time.Since(t0) // the node and its raft protocol are up
+		rkv, err := consensus.NewKV(n)
+		if err != nil {
+			return nil, err
+		}
+		var took time.Duration
+		attempts := 0
+		for {
+			attempts++
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			got, found, err := rkv.Get(ctx, lastKey)
+			cancel()
+			if err == nil {
+				took = time.Since(t0)
+				if !found || string(got) != string(want) {
+					return nil, fmt.Errorf("restart %d: %s read %s = %q (found %v) after restarting; the last write was %q: not linearizable",
+						trial+1, victim, lastKey, got, found, want)
+				}
+				break
+			}
+			if time.Since(t0) > 30*time.Second {
+				return nil, fmt.Errorf("restart %d: no read served by %s 30s after restarting it: %w", trial+1, victim, err)
+			}
+			if !errors.Is(err, consensus.ErrTimeout) {
+				<-time.After(2 * time.Millisecond) // ErrNoLeader comes back at once: do not spin
+			}
+		}
+		out = append(out, took)
+		fmt.Fprintf(b.out, "# restart %d/%d: follower %s crashed, %d writes, restarted, served a read after %d ms (up after %d ms, %d read attempts)\n",
+			trial+1, b.restarts, victim, restartWrites, took.Milliseconds(), started.Milliseconds(), attempts)
+		lead, err := waitLeader(c, 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		leader = c.Node(lead)
+	}
+	return out, nil
+}
+
 // cpuTime is the user and system CPU time this process has used.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -342,7 +452,7 @@ func cpuTime() time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
-func (b *kvBench) report(rows []kvRow, failovers []time.Duration) {
+func (b *kvBench) report(rows []kvRow, failovers, restarts []time.Duration) {
 	single := map[[2]int]float64{} // (fsync, clients) → single-node writes/s
 	key := func(fsync bool, clients int) [2]int {
 		f := 0
@@ -387,6 +497,11 @@ func (b *kvBench) report(rows []kvRow, failovers []time.Duration) {
 		fmt.Fprintf(b.out, "failover (%d nodes, %d leader crashes): p50 %s ms, p99 %s ms, max %s ms\n", b.nodes, len(failovers),
 			ms(quantile(failovers, 0.5)), ms(quantile(failovers, 0.99)), ms(quantile(failovers, 1)))
 	}
-	fmt.Fprintf(b.out, "writes_per_s_fsync=%.0f writes_per_s_nofsync=%.0f replication_ratio=%.2f failover_p99_ms=%.0f\n",
-		bestFsync, bestNoFsync, ratio, float64(quantile(failovers, 0.99).Microseconds())/1000)
+	if len(restarts) > 0 {
+		fmt.Fprintf(b.out, "restart (%d nodes, %d follower crashes): ready for a read p50 %s ms, p99 %s ms, max %s ms\n", b.nodes, len(restarts),
+			ms(quantile(restarts, 0.5)), ms(quantile(restarts, 0.99)), ms(quantile(restarts, 1)))
+	}
+	fmt.Fprintf(b.out, "writes_per_s_fsync=%.0f writes_per_s_nofsync=%.0f replication_ratio=%.2f failover_p99_ms=%.0f restart_ready_p50_ms=%.0f restart_ready_p99_ms=%.0f\n",
+		bestFsync, bestNoFsync, ratio, float64(quantile(failovers, 0.99).Microseconds())/1000,
+		float64(quantile(restarts, 0.5).Microseconds())/1000, float64(quantile(restarts, 0.99).Microseconds())/1000)
 }
