@@ -284,7 +284,11 @@ func (c *Cluster) Start(f actors.Factory) error {
 }
 
 // Crash stops a node at once, as a crash would: its protocols and their
-// state are gone, messages to it are lost.
+// state are gone, messages to it are lost, and with the Membership option
+// it leaves no goodbye. It is not kill -9 though: the protocols' Stop
+// hooks run (the raft protocol closes its data dir, writing what it still
+// held in memory), and on loopback the node leaves the shared directory,
+// so that after Restart, on a new port, the others dial it at once.
 func (c *Cluster) Crash(name string) error {
 	n, m, err := c.take(name)
 	if err != nil {

@@ -64,14 +64,17 @@ failover_p99_ms the p99 failover time, restart_ready_p50_ms and
 restart_ready_p99_ms the median and p99 restart-to-read time.
 
 What the restart figure measures: cluster.Crash stops the node in this
-process with no goodbye, but it is not kill -9: raft's Stop hook still
+process with no goodbye, but it is not kill -9. Raft's Stop hook still
 runs, failing its pending requests and closing its data dir, which writes
 the commit index it held in memory (a killed process leaves the one of its
-last term or vote change; raft learns it again from the leader's next
-heartbeat). The restarted node gets the same raft configuration, whose
-Peers name every voter, and finds their addresses in the in-process
-loopback directory at once: it does not depend on membership, unlike a
-node restarted by 'troupe node run' without --join.`,
+last term or vote change; raft learns it again from the leader). The node
+leaves the in-process loopback directory as it stops and comes back on a
+new port, so the others dial it at once, without the backoff (100 ms
+doubling to 5 s) with which they probe a dead address that a real restart
+on the same port would meet. And the restarted node gets the same raft
+configuration, whose Peers name every voter, with their addresses in that
+directory: it does not depend on membership, unlike a node restarted by
+'troupe node run' without --join.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b.out = cmd.OutOrStdout()
