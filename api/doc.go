@@ -8,7 +8,7 @@
 // Endpoints (fixed contracts):
 //
 //	POST   /v1/jobs       {"runtime","script","input","parts"} → 202 {"id"}
-//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}
+//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}; "waiting" (why it cannot progress) while it cannot
 //	GET    /v1/jobs       → [status, ...] (jobs this node is contact of)
 //	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]

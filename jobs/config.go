@@ -39,7 +39,9 @@ type Config struct {
 	// job's mean part so far (MapReduce's backup tasks): a slow node does
 	// not hold the job back. Default 2; -1 turns backups off.
 	Backup float64
-	// Tick is the leader's period for checking backups. Default 50ms.
+	// Tick is the leader's period for checking backups, and the contact's
+	// for asking the raft group why there is no leader while a job waits
+	// (Status.Waiting). Default 50ms.
 	Tick time.Duration
 	// Settle is how long a new leader waits for every live member to say
 	// which parts it runs before it assigns parts anyway (a member that

@@ -261,13 +261,18 @@ func (p *protocol) status(_ *actors.Context, r StatusRequest) (Status, error) {
 		}
 		return Status{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self)
 	}
-	return o.status(true), nil
+	s := o.status(true)
+	s.Waiting = p.waitingFor(o)
+	return s, nil
 }
 
 func (p *protocol) list(*actors.Context, ListRequest) ([]Status, error) {
 	out := make([]Status, 0, len(p.ownedSeq))
 	for _, id := range slices.Backward(p.ownedSeq) {
-		out = append(out, p.owned[id].status(false))
+		o := p.owned[id]
+		s := o.status(false)
+		s.Waiting = p.waitingFor(o)
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -40,7 +40,9 @@
 // workers' running parts; a contact that fails ends its jobs — the leader
 // drops them and every worker cancels their parts. Orders carry the
 // leader's election term and a worker ignores those of a leader older than
-// the one it follows. docs/jobs.md has the reasoning.
+// the one it follows. A job that cannot make progress (no leader known,
+// no quorum in the raft group, a leader failed or unreachable) says why in
+// [Status].Waiting until it can. docs/jobs.md has the reasoning.
 //
 // # Concurrency
 //

@@ -557,6 +557,7 @@ func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
 	if len(p.sched.jobs) > 0 || !p.sched.settled {
 		p.schedule(ctx)
 	}
+	p.askQuorum(ctx)
 	return nil
 }
 

@@ -47,6 +47,9 @@ type protocol struct {
 	leader string          // the leader this node follows ("" while none)
 	term   uint64          // the highest leader term this node knows
 
+	quorum       quorumView // why there is no leader, from the raft group (waiting.go)
+	quorumAsking bool       // a request for it is in flight
+
 	// contact
 	owned     map[string]*owned
 	ownedSeq  []string // ids in submission order
@@ -206,6 +209,7 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 		return nil
 	}
 	p.leader = ev.Leader
+	p.quorum = quorumView{} // asked again, on the next tick, if there is no leader now
 	if ev.Leader != p.self && len(p.sched.jobs) > 0 {
 		ctx.Log().Info().Str("leader", ev.Leader).Int("jobs", len(p.sched.jobs)).Msg("no longer leading: dropping the schedule")
 	}

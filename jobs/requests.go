@@ -55,6 +55,14 @@ type Status struct {
 	Contact    string          `json:"contact"`
 	Submitted  time.Time       `json:"submitted"`
 	Ended      time.Time       `json:"ended,omitzero"`
+	// Waiting says why the job cannot make progress now, while it cannot:
+	// "waiting for a leader" (none known; with the raft elector also
+	// whether an election is running), "waiting for a leader: the leader
+	// node-3 is not a live member", "… is unreachable", or, with the raft
+	// elector, "no quorum: 2 of 5 voters reachable (node-1, node-2), a
+	// majority is 3; …". Empty while the job can progress, and once it
+	// ended.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // StatusRequest asks the contact for a job's [Status]; ErrNotFound if it
