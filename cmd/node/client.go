@@ -161,7 +161,7 @@ func isTerminal(w io.Writer) bool {
 // in place on a terminal, a line per change otherwise.
 func follow(ctx context.Context, c *api.Client, id string, w io.Writer, tty bool) (jobs.Status, error) {
 	start := time.Now()
-	last := -1
+	pr := &progress{w: w, tty: tty, done: -1}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -169,18 +169,7 @@ func follow(ctx context.Context, c *api.Client, id string, w io.Writer, tty bool
 		if _, err := c.Do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &st); err != nil {
 			return st, err
 		}
-		if st.PartsDone != last || st.State.Ended() {
-			last = st.PartsDone
-			line := progressLine(st, time.Since(start))
-			if tty {
-				fmt.Fprintf(w, "\r\033[K%s", line)
-				if st.State.Ended() {
-					fmt.Fprintln(w)
-				}
-			} else {
-				fmt.Fprintln(w, line)
-			}
-		}
+		pr.show(st, time.Since(start))
 		if st.State.Ended() {
 			return st, nil
 		}
@@ -192,6 +181,37 @@ func follow(ctx context.Context, c *api.Client, id string, w io.Writer, tty bool
 	}
 }
 
+// progress prints a followed job's progress lines: when its parts done,
+// its state or why it waits changes, and at its end.
+type progress struct {
+	w       io.Writer
+	tty     bool // rewrite one line in place
+	done    int  // parts done at the last line; -1 before the first
+	state   jobs.State
+	waiting string
+}
+
+func (p *progress) show(st jobs.Status, elapsed time.Duration) {
+	changed := st.Waiting != p.waiting
+	if st.PartsDone == p.done && st.State == p.state && !changed && !st.State.Ended() {
+		return
+	}
+	p.done, p.state, p.waiting = st.PartsDone, st.State, st.Waiting
+	line := progressLine(st, elapsed)
+	if !p.tty {
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	// The line that says why the job waits stays (it may be longer than
+	// the terminal is wide, and a wrapped line is not rewritten in place).
+	if st.State.Ended() || changed && st.Waiting != "" {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// progressLine is one line of a followed job's progress, ending with why
+// it cannot progress, while it cannot (jobs.Status.Waiting).
 func progressLine(st jobs.Status, elapsed time.Duration) string {
 	s := fmt.Sprintf("%-9s parts %d/%d", st.State, st.PartsDone, st.PartsTotal)
 	if secs := elapsed.Seconds(); st.PartsDone > 0 && secs > 0 {
@@ -201,7 +221,11 @@ func progressLine(st jobs.Status, elapsed time.Duration) string {
 			s += fmt.Sprintf("  ETA %v", (time.Duration(float64(left) / rate * float64(time.Second))).Round(100*time.Millisecond))
 		}
 	}
-	return s + fmt.Sprintf("  %v", elapsed.Round(100*time.Millisecond))
+	s += fmt.Sprintf("  %v", elapsed.Round(100*time.Millisecond))
+	if st.Waiting != "" && !st.State.Ended() {
+		s += "  (" + st.Waiting + ")"
+	}
+	return s
 }
 
 func statusCmd() *cobra.Command {

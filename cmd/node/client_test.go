@@ -106,4 +106,56 @@ func TestProgressLine(t *testing.T) {
 	if want := "running   parts 10/40  5.0 parts/s  ETA 6s  2s"; got != want {
 		t.Errorf("progress %q, want %q", got, want)
 	}
+	st = jobs.Status{State: jobs.Pending, Waiting: "no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3"}
+	got = progressLine(st, 1500*time.Millisecond)
+	if want := "pending   parts 0/0  1.5s  (no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3)"; got != want {
+		t.Errorf("progress %q, want %q", got, want)
+	}
+}
+
+// job submit --wait prints a line when the job starts or stops waiting
+// (and why), not only when parts finish.
+func TestProgressSaysWhyAJobWaits(t *testing.T) {
+	steps := []jobs.Status{
+		{State: jobs.Pending},
+		{State: jobs.Pending, Waiting: "waiting for a leader"},
+		{State: jobs.Pending, Waiting: "waiting for a leader"}, // no change: no line
+		{State: jobs.Pending, Waiting: "no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3"},
+		{State: jobs.Pending}, // a leader again
+		{State: jobs.Running, PartsTotal: 4},
+		{State: jobs.Running, PartsTotal: 4, PartsDone: 2},
+		{State: jobs.Succeeded, PartsTotal: 4, PartsDone: 4},
+	}
+	run := func(tty bool) string {
+		var b strings.Builder
+		pr := &progress{w: &b, tty: tty, done: -1}
+		for i, st := range steps {
+			pr.show(st, time.Duration(i)*time.Second)
+		}
+		return b.String()
+	}
+	want := strings.Join([]string{
+		"pending   parts 0/0  0s",
+		"pending   parts 0/0  1s  (waiting for a leader)",
+		"pending   parts 0/0  3s  (no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3)",
+		"pending   parts 0/0  4s",
+		"running   parts 0/4  5s",
+		"running   parts 2/4  0.3 parts/s  ETA 6s  6s",
+		"succeeded parts 4/4  0.6 parts/s  7s",
+		""}, "\n")
+	if got := run(false); got != want {
+		t.Errorf("progress lines:\n%s\nwant\n%s", got, want)
+	}
+	// On a terminal the line is rewritten in place; the ones that say why
+	// the job waits stay.
+	wantTTY := "\r\033[Kpending   parts 0/0  0s" +
+		"\r\033[Kpending   parts 0/0  1s  (waiting for a leader)\n" +
+		"\r\033[Kpending   parts 0/0  3s  (no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3)\n" +
+		"\r\033[Kpending   parts 0/0  4s" +
+		"\r\033[Krunning   parts 0/4  5s" +
+		"\r\033[Krunning   parts 2/4  0.3 parts/s  ETA 6s  6s" +
+		"\r\033[Ksucceeded parts 4/4  0.6 parts/s  7s\n"
+	if got := run(true); got != wantTTY {
+		t.Errorf("progress on a terminal:\n%q\nwant\n%q", got, wantTTY)
+	}
 }
