@@ -178,7 +178,18 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 		}
 		res.restarts++
 	}
-	pause(150 * time.Millisecond) // writes after the recovery
+	// Operations after the recovery: a count, not a time, so that a
+	// loaded host (CI runs the packages side by side on 2 cores) checks
+	// as much history as an idle one.
+	mu.Lock()
+	healed := len(history)
+	mu.Unlock()
+	pause(150 * time.Millisecond)
+	_ = actortest.WaitFor(20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(history)-healed >= 12
+	})
 	stop.Store(true)
 	wg.Wait()
 

@@ -68,6 +68,22 @@ func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
 	if second.Name == first.Name || second.Term <= first.Term {
 		t.Fatalf("after the leader crashed: %+v, then %+v; want another leader in a higher term", first, second)
 	}
+	// The observers hear LeaderChanged in actors of their own, maybe
+	// after the electors answered Current: wait for them.
+	last := election.LeaderChanged{Leader: second.Name, Term: second.Term}
+	heard := func() bool {
+		for node, evs := range seen {
+			if node != first.Name && (len(evs) == 0 || evs[len(evs)-1] != last) {
+				return false
+			}
+		}
+		return true
+	}
+	if err := actortest.WaitFor(5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return heard() }); err != nil {
+		mu.Lock()
+		t.Errorf("the observers did not all hear %+v last: %v", last, seen)
+		mu.Unlock()
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for node, evs := range seen {
@@ -75,9 +91,6 @@ func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
 			if evs[i].Term < evs[i-1].Term {
 				t.Errorf("%s: term went back: %v", node, evs)
 			}
-		}
-		if node != first.Name && (len(evs) == 0 || evs[len(evs)-1] != election.LeaderChanged{Leader: second.Name, Term: second.Term}) {
-			t.Errorf("%s: LeaderChanged %v, want the last to be %+v", node, evs, second)
 		}
 	}
 	var e election.Elector = &election.Raft{}
