@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,7 @@ type proc struct {
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when cmd has been waited for
 	stopped    bool          // SIGSTOPped
+	killed     bool          // SIGKILLed by the nemesis
 }
 
 type cluster struct {
@@ -86,6 +88,8 @@ type cluster struct {
 	bin   string
 	procs []*proc
 	hc    *http.Client
+	mu    sync.Mutex
+	died  []string // processes that exited without being killed
 }
 
 func freePorts(t *testing.T, n int) []int {
@@ -136,11 +140,7 @@ func startCluster(t *testing.T, bin string, n int) *cluster {
 		}
 		if t.Failed() {
 			for _, p := range c.procs {
-				b, _ := os.ReadFile(p.log)
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("the end of %s's log:\n%s", p.name, b)
+				t.Logf("the end of %s's log:\n%s", p.name, tail(p.log, 4000))
 			}
 		}
 	})
@@ -151,6 +151,18 @@ func startCluster(t *testing.T, bin string, n int) *cluster {
 		c.waitReady(p)
 	}
 	return c
+}
+
+// tail is the last n bytes of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
 }
 
 // start runs p in its own process group, appending its stderr to p.log.
@@ -169,9 +181,22 @@ func (c *cluster) start(p *proc) {
 		c.t.Fatalf("start %s: %v", p.name, err)
 	}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	started := time.Now()
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		killed := p.killed
+		p.mu.Unlock()
+		if !killed {
+			c.mu.Lock()
+			c.died = append(c.died, fmt.Sprintf("%s (pid %d) exited by itself %v after its start: %v; the end of its log:\n%s",
+				p.name, cmd.Process.Pid, time.Since(started).Round(time.Millisecond), err, tail(p.log, 3000)))
+			c.mu.Unlock()
+		}
+		close(exited)
+	}()
 	p.mu.Lock()
-	p.cmd, p.exited, p.stopped = cmd, exited, false
+	p.cmd, p.exited, p.stopped, p.killed = cmd, exited, false, false
 	p.mu.Unlock()
 }
 
@@ -186,6 +211,8 @@ func (c *cluster) signal(p *proc, sig syscall.Signal) {
 		c.t.Errorf("signal %v to %s: %v", sig, p.name, err)
 	}
 	switch sig {
+	case syscall.SIGKILL:
+		p.killed = true
 	case syscall.SIGSTOP:
 		p.stopped = true
 	case syscall.SIGCONT:
@@ -267,7 +294,7 @@ func (c *cluster) watch(r *readiness, p *proc, what string, since time.Time) {
 		_ = actortest.WaitFor(readyTimeout, func() bool {
 			select {
 			case <-exited:
-				line = fmt.Sprintf("%s killed again before it served (%v after)", p.name, time.Since(since).Round(time.Millisecond))
+				line = fmt.Sprintf("%s killed by the nemesis before it served (%v after)", p.name, time.Since(since).Round(time.Millisecond))
 				return true
 			default:
 			}
@@ -555,6 +582,12 @@ func loopbackChaos(t *testing.T, bin string, n int) {
 	checkLinearizable(t, h, 2*time.Minute)
 	if lost := lostWrites(h.operations(), finals); len(lost) > 0 {
 		t.Fatalf("acknowledged writes lost (seed %d):\n%s", seed, strings.Join(lost, "\n"))
+	}
+	c.mu.Lock()
+	died := slices.Clone(c.died)
+	c.mu.Unlock()
+	if len(died) > 0 {
+		t.Errorf("(seed %d) node processes exited that the nemesis did not kill:\n%s", seed, strings.Join(died, "\n"))
 	}
 	r.wg.Wait() // every node serves now: each watcher has seen it, or soon will
 	var buf bytes.Buffer
