@@ -102,6 +102,15 @@ type Config struct {
 	// Retry paces the retries of Join.
 	Retry JoinRetry
 
+	// Memory is the members file (e.g. <data dir>/members.json): the
+	// membership keeps in it the members it knows (name, gossip and
+	// remote addresses; written atomically, at most once a second, when
+	// the view changes), and on start reads it back, so that Join also
+	// tries the remembered members and FeedPeers gives their remote
+	// addresses before gossip brings them. A file that is unusable
+	// (LoadMemory) is logged and ignored. Empty: no file.
+	Memory string
+
 	// Keys is the gossip keyring: every key is accepted on receive, the
 	// first encrypts what this node sends. Each key is 16, 24 or 32 bytes
 	// (AES-128, -192, -256). No keys: gossip is not encrypted.

@@ -29,6 +29,14 @@
 // a protoactor-go cluster as its ClusterProvider, so protoactor's member
 // list and grain placement follow SWIM.
 //
+// With Config.Memory a node keeps the members it knows in a file (node run:
+// <data dir>/members.json) and, when it starts again, joins them as well
+// as its seeds, and [Membership.FeedPeers] gives their remote addresses
+// before gossip has found them: a restarted node reaches its peers at
+// once. [LoadMemory] refuses a file that is too large, not its format,
+// another node's or naming an invalid member ([ErrMemory]); the node then
+// starts without memory.
+//
 // Gossip is input from the network: a member whose name is not a node name
 // (transport.ValidateName) is refused as it arrives — it never enters the
 // view nor any event — and counted (Stats.RefusedMembers). memberlist's log

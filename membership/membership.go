@@ -74,6 +74,9 @@ type Membership struct {
 	wg       sync.WaitGroup // dispatch and reconnect
 	failedAt map[string]time.Time
 
+	remembered []Remembered  // read from cfg.Memory at start
+	memWake    chan struct{} // the view changed: write cfg.Memory
+
 	suspicions   atomic.Int64
 	probes       atomic.Int64
 	probeFails   atomic.Int64
@@ -116,6 +119,7 @@ func newMembership(cfg Config) (*Membership, error) {
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		failedAt: map[string]time.Time{},
+		memWake:  make(chan struct{}, 1),
 	}
 	meta, err := proto.Marshal(&messages.MemberMeta{Name: cfg.Name, Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
 	if err != nil {
@@ -175,9 +179,14 @@ func newMembership(cfg Config) (*Membership, error) {
 	m.ml = ml
 	ln := ml.LocalNode()
 	m.self = Member{Name: cfg.Name, Address: cfg.Address, Kinds: slices.Clone(cfg.Kinds), Generation: cfg.Generation, Gossip: ln.Address()}
+	m.loadMemory()
 	m.wg.Add(2)
 	go m.dispatch()
 	go m.reconnect()
+	if cfg.Memory != "" {
+		m.wg.Add(1)
+		go m.remember()
+	}
 	return m, nil
 }
 
@@ -189,14 +198,25 @@ func (m *Membership) Name() string { return m.cfg.Name }
 func (m *Membership) GossipAddr() string { return m.self.Gossip }
 
 // Join joins the cluster through the configured seeds (none: this node
-// starts a cluster of its own). It tries every seed, and retries with
-// backoff until one answers, ctx ends or Retry.Timeout passes. It fails at
-// once if the seeds use other gossip keys, refuse this node's TLS
+// starts a cluster of its own) and the members remembered in
+// Config.Memory. It tries every seed and remembered member, and retries
+// with backoff until one answers, ctx ends or Retry.Timeout passes. It
+// fails at once if the seeds use other gossip keys, refuse this node's TLS
 // certificate (or it theirs), or a live member has this name.
+//
+// Without seeds, Join returns at once and joins through the remembered
+// members in the background (until one answers, another node joins this
+// one, or Timing.ReconnectTimeout passes).
 func (m *Membership) Join(ctx context.Context) error {
 	seeds := slices.DeleteFunc(slices.Clone(m.cfg.Seeds), func(s string) bool { return s == m.self.Gossip })
 	if len(seeds) == 0 {
+		m.rejoinRemembered()
 		return nil
+	}
+	for _, a := range m.rememberedAddrs() {
+		if !slices.Contains(seeds, a) {
+			seeds = append(seeds, a)
+		}
 	}
 	r := m.cfg.Retry.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
@@ -453,6 +473,7 @@ func (m *Membership) publishLocked(evs ...Event) {
 			delete(m.failedAt, mem.Name)
 		}
 	}
+	m.memoryChangedLocked()
 	select {
 	case m.wake <- struct{}{}:
 	default:

@@ -69,7 +69,10 @@ type Peers interface {
 // FeedPeers keeps p in step with the view: live members with a remote
 // address are set, failed and departed ones removed (sends to them then
 // fail at once as sends to an unknown node). This node's own entry is left
-// alone. It returns a function that stops the feed.
+// alone. The remembered members (Config.Memory) that the view does not
+// hold yet are set first, so that a restarted node reaches its peers (raft
+// its voters) before gossip has found them; the view's news replaces them
+// as it comes. It returns a function that stops the feed.
 func (m *Membership) FeedPeers(p Peers) (cancel func()) {
 	apply := func(mem Member) {
 		if mem.Name == m.self.Name || mem.Address == "" {
@@ -93,6 +96,11 @@ func (m *Membership) FeedPeers(p Peers) (cancel func()) {
 		defer mu.Unlock()
 		apply(ev.Of())
 	})
+	for _, r := range m.remembered {
+		if _, known := view.Get(r.Name); !known {
+			apply(Member{Name: r.Name, Address: r.Address, Gossip: r.Gossip, State: Alive})
+		}
+	}
 	for _, mem := range view.Members {
 		apply(mem)
 	}
