@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -185,7 +186,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 	defer node.Stop()
 	m, err := membership.New(membership.Config{Name: cfg.Node.Name, Address: node.Address(), Preset: cfg.Membership.Preset,
 		Timing: cfg.MembershipTiming(), Bind: gossip, Advertise: gossipAdvertise, Seeds: cfg.Membership.Join,
-		Keys: cfg.GossipKeys(), TLS: mtls, Logger: log})
+		Memory: membersFile(cfg), Keys: cfg.GossipKeys(), TLS: mtls, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -202,6 +203,8 @@ func runNode(ctx context.Context, src config.Sources) error {
 	if _, err := membership.Attach(node, m); err != nil {
 		return err
 	}
+	// The remembered members' addresses go to the network before the raft
+	// group starts: it reaches its voters before gossip has found them.
 	m.FeedPeers(network)
 
 	r := &running{src: src, node: node, log: log, dataDir: dataDir, token: api.NewToken(cfg.APIToken())}
@@ -288,6 +291,19 @@ func runNode(ctx context.Context, src config.Sources) error {
 		}
 	}
 	return r.shutdown(srv, served, m, &left)
+}
+
+// membersFileName is the members file in the data dir: the members a
+// node last knew, which it rejoins when it restarts (membership.Config.Memory).
+const membersFileName = "members.json"
+
+// membersFile is the members file of a node with a data dir of its own
+// (node.data_dir); a node in a temporary one remembers nothing.
+func membersFile(cfg *config.Config) string {
+	if cfg.Node.DataDir == "" {
+		return ""
+	}
+	return filepath.Join(cfg.Node.DataDir, membersFileName)
 }
 
 // addresses are the gossip address (membership.gossip, or bind's port + 1)
