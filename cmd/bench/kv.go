@@ -411,10 +411,13 @@ func (b *kvBench) restart(dir string) ([]time.Duration, error) {
 			return nil, err
 		}
 		var took time.Duration
-		attempts := 0
+		attempts, timeouts := 0, 0
+		var noLeader time.Duration // when the node last answered that it knows no leader
 		for {
 			attempts++
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			// A client's patience per read; a node that knows no leader yet
+			// answers at once, and is asked again 2 ms later.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			got, found, err := rkv.Get(ctx, lastKey)
 			cancel()
 			if err == nil {
@@ -428,13 +431,19 @@ func (b *kvBench) restart(dir string) ([]time.Duration, error) {
 			if time.Since(t0) > 30*time.Second {
 				return nil, fmt.Errorf("restart %d: no read served by %s 30s after restarting it: %w", trial+1, victim, err)
 			}
-			if !errors.Is(err, consensus.ErrTimeout) {
+			switch {
+			case errors.Is(err, consensus.ErrTimeout):
+				timeouts++
+			default:
+				if errors.Is(err, consensus.ErrNoLeader) {
+					noLeader = time.Since(t0)
+				}
 				<-time.After(2 * time.Millisecond) // ErrNoLeader comes back at once: do not spin
 			}
 		}
 		out = append(out, took)
-		fmt.Fprintf(b.out, "# restart %d/%d: follower %s crashed, %d writes, restarted, served a read after %d ms (up after %d ms, %d read attempts)\n",
-			trial+1, b.restarts, victim, restartWrites, took.Milliseconds(), started.Milliseconds(), attempts)
+		fmt.Fprintf(b.out, "# restart %d/%d: follower %s crashed, %d writes, restarted, served a read after %d ms (up after %d ms, no leader known at %d ms, %d read attempts, %d timed out)\n",
+			trial+1, b.restarts, victim, restartWrites, took.Milliseconds(), started.Milliseconds(), noLeader.Milliseconds(), attempts, timeouts)
 		lead, err := waitLeader(c, 10*time.Second)
 		if err != nil {
 			return nil, err
