@@ -142,6 +142,11 @@ func startCluster(t *testing.T, bin string, n int) *cluster {
 			for _, p := range c.procs {
 				t.Logf("the end of %s's log:\n%s", p.name, tail(p.log, 4000))
 			}
+			c.mu.Lock()
+			for _, d := range c.died {
+				t.Log(d)
+			}
+			c.mu.Unlock()
 		}
 	})
 	for _, p := range c.procs {
