@@ -199,24 +199,22 @@ func (m *Membership) GossipAddr() string { return m.self.Gossip }
 
 // Join joins the cluster through the configured seeds (none: this node
 // starts a cluster of its own) and the members remembered in
-// Config.Memory. It tries every seed and remembered member, and retries
-// with backoff until one answers, ctx ends or Retry.Timeout passes. It
-// fails at once if the seeds use other gossip keys, refuse this node's TLS
-// certificate (or it theirs), or a live member has this name.
+// Config.Memory. It tries every seed, and retries with backoff until one
+// answers (or a remembered member did), ctx ends or Retry.Timeout passes.
+// It fails at once if the seeds use other gossip keys, refuse this node's
+// TLS certificate (or it theirs), or a live member has this name.
 //
-// Without seeds, Join returns at once and joins through the remembered
-// members in the background (until one answers, another node joins this
-// one, or Timing.ReconnectTimeout passes).
+// The remembered members are joined in the background, each on its own,
+// until one answers, another node joins this one, or
+// Timing.ReconnectTimeout passes; without seeds Join returns at once.
 func (m *Membership) Join(ctx context.Context) error {
 	seeds := slices.DeleteFunc(slices.Clone(m.cfg.Seeds), func(s string) bool { return s == m.self.Gossip })
+	// The remembered members are tried in the background, each on its
+	// own (one that is gone may take a TCP timeout to fail): they do not
+	// slow down the seeds, and they do when the seeds are down.
+	m.rejoinRemembered()
 	if len(seeds) == 0 {
-		m.rejoinRemembered()
 		return nil
-	}
-	for _, a := range m.rememberedAddrs() {
-		if !slices.Contains(seeds, a) {
-			seeds = append(seeds, a)
-		}
 	}
 	r := m.cfg.Retry.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
@@ -240,6 +238,10 @@ func (m *Membership) Join(ctx context.Context) error {
 		if n > 0 {
 			m.log.Debug().Int("seeds_reached", n).Int("attempts", attempt).Msg("joined")
 			m.resyncLater(seeds)
+			return nil
+		}
+		if m.othersLive() {
+			m.log.Info().Strs("seeds", seeds).Int("attempts", attempt).Msg("no seed answered, joined through remembered members")
 			return nil
 		}
 		m.log.Debug().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("no seed answered")

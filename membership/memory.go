@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/troupe-dev/troupe/transport"
@@ -325,6 +327,31 @@ func (m *Membership) othersLive() bool {
 	return false
 }
 
+// joinAtOnce bounds the joins joinEach runs at once.
+const joinAtOnce = 16
+
+// joinEach joins through each address on its own, up to joinAtOnce at
+// once, so that one that is gone (a TCP timeout) does not hold up the
+// others.
+func (m *Membership) joinEach(addrs []string) (int, error) {
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	errs := make([]error, len(addrs))
+	slots := make(chan struct{}, joinAtOnce)
+	for i, a := range addrs {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			k, err := m.ml.Join([]string{a})
+			n.Add(int64(k))
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return int(n.Load()), errors.Join(errs...)
+}
+
 // rejoinRemembered joins through the remembered members in the
 // background, retrying with Retry's backoff until one answers, another
 // member is live in the view (someone joined through this node), the
@@ -345,7 +372,7 @@ func (m *Membership) rejoinRemembered() {
 			if m.othersLive() {
 				return
 			}
-			n, err := m.ml.Join(addrs)
+			n, err := m.joinEach(addrs)
 			if cerr := m.takeConflict(); cerr != nil {
 				m.log.Error().Err(cerr).Msg("joining through the remembered members")
 			}

@@ -250,3 +250,22 @@ func TestFeedPeersGivesRememberedAddresses(t *testing.T) {
 		t.Errorf("FeedPeers gave node-9 at %q, want 127.0.0.1:2", a)
 	}
 }
+
+// TestSeedsDownRememberedMemberUp: a node whose only seed is gone joins
+// through a member it remembers (node-2 of the README restarted while
+// node-1, its seed, is down).
+func TestSeedsDownRememberedMemberUp(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	allSeeAll(t, nodes, names(2))
+	memory := filepath.Join(t.TempDir(), "members.json")
+	if err := membership.SaveMemory(memory, "node-3", []membership.Remembered{{Name: "node-2", Gossip: nodes[1].GossipAddr()}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := start(t, membership.Config{Name: "node-3", Seeds: []string{"127.0.0.1:1"}, Memory: memory})
+	if err != nil {
+		t.Fatalf("joining with the seed down and a remembered member up: %v", err)
+	}
+	defer n.Shutdown()
+	nodes = append(nodes, n)
+	allSeeAll(t, nodes, names(3))
+}
