@@ -137,7 +137,10 @@ func TestFiveNodesJoinAndSeeEachOther(t *testing.T) {
 				t.Errorf("%s saw no MemberJoined for %s", n.Name(), other.Name())
 			}
 		}
-		if s := n.Stats(); s.Alive != 5 {
+		// A member of a loaded host may be suspected for a moment (the
+		// race detector on 2 shared cores): alive again, it counts.
+		var s membership.Stats
+		if err := actortest.WaitFor(10*time.Second, func() bool { s = n.Stats(); return s.Alive == 5 }); err != nil {
 			t.Errorf("%s stats %+v: want 5 alive", n.Name(), s)
 		}
 		actortest.Eventually(t, 5*time.Second, n.Name()+" counts probes and gossip", func() bool {
