@@ -183,11 +183,8 @@ func TestNoFalseFailureUnderLossOnSim(t *testing.T) {
 	// 25 ms probe timeout a node starved for that long by the other
 	// packages' tests (go test ./... on 2 cores) misses probes whatever the
 	// loss, and a few such misses in a row let a live node be declared
-	// failed. LAN's ratios at a fifth of its periods keep the test's
-	// length and tolerate the starvation a loaded CI host has.
-	cfg := simFast
-	cfg.Timing.ProbeInterval, cfg.Timing.ProbeTimeout, cfg.Timing.GossipInterval = 200*time.Millisecond, 100*time.Millisecond, 40*time.Millisecond
-	c := actortest.NewCluster(t, 5, cluster.Membership(cfg), cluster.Sim(sim.Config{Seed: 7}))
+	// failed.
+	c := actortest.NewCluster(t, 5, cluster.Membership(actortest.SteadySimMembership()), cluster.Sim(sim.Config{Seed: 7}))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
 	c.Hub.SetFaults(sim.Faults{Loss: 0.10})
 	start := make(map[string]int64)

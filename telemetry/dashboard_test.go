@@ -18,10 +18,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/jobs"
-	"github.com/troupe-dev/troupe/jobs/jobstest"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -129,12 +129,9 @@ func TestDashboardInChromium(t *testing.T) {
 	jcfg.Runtimes, jcfg.Slots, jcfg.Backup = []jobs.Runtime{star}, 1, -1 // no backup copies
 	cfg := testConfig(telemetry.NewLogBuffer(500))
 	cfg.StatusInterval = 200 * time.Millisecond
-	// SWIM at LAN's ratios, a fifth of its periods: the sim timing's 25 ms
-	// probe timeout takes members of a loaded host for failed, and the
-	// page would show alerts the test did not cause.
-	swim := jobstest.Swim
-	swim.Timing.ProbeInterval, swim.Timing.ProbeTimeout, swim.Timing.GossipInterval = 200*time.Millisecond, 100*time.Millisecond, 40*time.Millisecond
-	c := newJobsCluster(t, 3, cfg, jcfg, cluster.Membership(swim))
+	// The sim timing's 25 ms probe timeout takes members of a loaded host
+	// for failed, and the page would show alerts the test did not cause.
+	c := newJobsCluster(t, 3, cfg, jcfg, cluster.Membership(actortest.SteadySimMembership()))
 
 	base, stopStreams := context.WithCancel(context.Background())
 	srv := httptest.NewUnstartedServer(api.New(c.Node("node-1"), api.Config{}))
