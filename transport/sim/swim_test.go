@@ -94,6 +94,14 @@ func swimClusterEvery(t *testing.T, h *sim.Hub, n int, interval time.Duration) [
 			}
 		}
 		_ = h.Close()
+		// memberlist's Shutdown does not wait for a probe under way
+		// (probeNode waits out its timeouts): give one a few seconds to
+		// end on a loaded host before calling what is left a leak
+		// (goleak's own retries last about a second).
+		deadline := time.Now().Add(10 * time.Second)
+		for goleak.Find(ignore) != nil && time.Now().Before(deadline) {
+			<-time.After(20 * time.Millisecond) // polling a condition with a deadline
+		}
 		goleak.VerifyNone(t, ignore)
 	})
 	for i := range nodes {
