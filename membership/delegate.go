@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -405,7 +406,7 @@ func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.pack
 func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 
 func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
+	c, err := t.dial(addr, timeout, func() (net.Conn, error) { return t.NodeAwareTransport.DialTimeout(addr, timeout) })
 	if err != nil {
 		return nil, err
 	}
@@ -413,11 +414,31 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 }
 
 func (t *countingTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	c, err := t.NodeAwareTransport.DialAddressTimeout(addr, timeout)
+	c, err := t.dial(addr.Addr, timeout, func() (net.Conn, error) { return t.NodeAwareTransport.DialAddressTimeout(addr, timeout) })
 	if err != nil {
 		return nil, err
 	}
 	return t.wrap(c, addr.Addr), nil
+}
+
+// dial opens a stream. Over TCP (memberlist's NetTransport, which dials
+// exactly so) the dial ends at Shutdown: a join through a remembered
+// member whose host is gone without refusing (a blackhole) would otherwise
+// hold Shutdown, and the node's stop, for TCPTimeout.
+func (t *countingTransport) dial(addr string, timeout time.Duration, inner func() (net.Conn, error)) (net.Conn, error) {
+	if _, ok := t.NodeAwareTransport.(*memberlist.NetTransport); !ok {
+		return inner()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-t.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", addr)
 }
 
 // wrap counts a dialled stream's bytes and, with TLS, makes it the client
