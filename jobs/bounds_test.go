@@ -110,7 +110,7 @@ func TestStarlarkBuiltinPastTheTimeoutIsKilled(t *testing.T) {
 	err := failing(t, rt, "    return len(dict([(i << 24, 0) for i in range(60000)]))\n")
 	took := time.Since(start)
 	mustFail(t, err, jobs.ErrTimeLimit, "run ran past 2s (jobs.part_timeout) and did not stop; its process was killed")
-	if took > 6*time.Second {
+	if took > 15*time.Second { // not a timing: unkilled, the call runs 20 s, minutes under load
 		t.Errorf("the call ended %v after it started; the timeout is 2s", took)
 	}
 }
