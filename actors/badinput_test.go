@@ -21,7 +21,10 @@ import (
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
-type sendTo struct{ node string }
+type sendTo struct {
+	actors.Returns[bool]
+	node string
+}
 
 func TestBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
 	c := actortest.NewCluster(t, 1)
@@ -58,7 +61,7 @@ func TestBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
 	if got := rec.of("node-1", "intruder"); got[0] != 7 {
 		t.Fatalf("delivered %v", got)
 	}
-	_, err = actors.Call[bool](context.Background(), n, "rel", &sendTo{node: "ghost"})
+	_, err = actors.Call(context.Background(), n, "rel", &sendTo{node: "ghost"})
 	if !errors.Is(err, transport.ErrUnknownNode) || !strings.Contains(err.Error(), `"ghost"`) {
 		t.Fatalf("send to an unknown node: %v", err)
 	}
@@ -158,7 +161,7 @@ func TestRemotePanicIsARefusedMessage(t *testing.T) {
 	c := actortest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	var handled []uint64 // the protocol's state, kept across the panic
-	type read struct{}
+	type read struct{ actors.Returns[[]uint64] }
 	if err := n.Start(protocol("fragile", func(ctx *actors.Context) error {
 		handled = nil // a restart would forget what was handled
 		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
@@ -189,7 +192,7 @@ func TestRemotePanicIsARefusedMessage(t *testing.T) {
 	}
 	var got []uint64
 	actortest.Eventually(t, wait, "the message after the refused one handled", func() bool {
-		got, err = actors.Call[[]uint64](context.Background(), n, "fragile", read{})
+		got, err = actors.Call(context.Background(), n, "fragile", read{})
 		return err == nil && len(got) == 2
 	})
 	if !slices.Equal(got, []uint64{1, 2}) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,7 +20,7 @@ import (
 type Context struct {
 	h     *protocolHost
 	proto Protocol
-	done  bool
+	done  atomic.Bool // the incarnation ended: the Context is dead
 
 	msgH    typeTable[*entry] // messages from the network, by payload type
 	notifH  typeTable[*entry] // notifications and Tell messages
@@ -28,6 +29,7 @@ type Context struct {
 	reqH    typeTable[*reqEntry]
 	timers  map[TimerID]*timer
 	pending map[uint64]*pendingReq
+	answers map[*answer]struct{} // requests to this protocol not answered yet
 }
 
 func newContext(h *protocolHost, p Protocol) *Context {
@@ -36,7 +38,32 @@ func newContext(h *protocolHost, p Protocol) *Context {
 		proto:   p,
 		timers:  map[TimerID]*timer{},
 		pending: map[uint64]*pendingReq{},
+		answers: map[*answer]struct{}{},
 	}
+}
+
+// dead reports whether the incarnation of c ended; if so it counts and
+// logs the misuse op (ProtocolStats.Misused): a goroutine kept an old
+// Context past a restart, or a handler of another incarnation's timer or
+// reply outlived it.
+func (c *Context) dead(op string) bool {
+	if !c.done.Load() {
+		return false
+	}
+	c.misuse(op)
+	return true
+}
+
+func (c *Context) misuse(op string) {
+	n := c.h.metrics.misused.Add(1)
+	if n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th... : a loop on a dead Context does not flood the log
+		c.h.log.Error().Str("op", op).Int64("misuses", n).Msg("a dead Context was used: its incarnation ended (restart or stop); use the Context of the current incarnation")
+	}
+}
+
+// errDead is the error of an operation on a dead Context.
+func (c *Context) errDead(op string) error {
+	return fmt.Errorf("%w: protocol %s on node %s: %s", ErrDeadContext, c.h.name, c.h.node.name, op)
 }
 
 // Node is the name of the node this protocol runs on.
@@ -72,6 +99,9 @@ func (c *Context) NodeStats() NodeStats { return c.h.node.Stats() }
 // handler sends leaves when the handler returns (see Node): on the remote
 // network, what it sends one node travels as one message.
 func (c *Context) Send(to string, m proto.Message) error {
+	if c.dead("Send") {
+		return c.errDead("Send")
+	}
 	size, err := c.h.outbox.SendMessage(to, m)
 	if err != nil {
 		return fmt.Errorf("protocol %s sending %s: %w", c.h.name, typeName(m), err)
@@ -94,6 +124,9 @@ func (c *Context) Flush() { c.h.outbox.Flush() }
 // before it. It fails at once for an unknown node, a message over the size
 // limit, or when ReliableConfig.MaxInFlight messages to `to` await acks.
 func (c *Context) SendReliable(to string, m proto.Message) error {
+	if c.dead("SendReliable") {
+		return c.errDead("SendReliable")
+	}
 	return c.h.rel.send(c.h, to, m)
 }
 
@@ -102,6 +135,9 @@ func (c *Context) SendReliable(to string, m proto.Message) error {
 // observers. n is shared, not copied: do not change it afterwards. It
 // returns how many subscribers it reached.
 func (c *Context) Notify(n any) int {
+	if c.dead("Notify") {
+		return 0
+	}
 	k := c.h.metrics.typ(typeName(n))
 	sent := c.h.node.publish(n)
 	k.msgsOut.Add(int64(sent))
@@ -111,6 +147,9 @@ func (c *Context) Notify(n any) int {
 // Tell delivers m to one protocol on this node, which handles it with its
 // OnNotification handler for m's type.
 func (c *Context) Tell(protocol string, m any) error {
+	if c.dead("Tell") {
+		return c.errDead("Tell")
+	}
 	if err := c.h.node.Tell(protocol, m); err != nil {
 		return err
 	}

@@ -25,6 +25,13 @@ var (
 	// ErrHandlerPanicked: the request's handler panicked; the protocol
 	// restarts and the requester gets this instead of waiting for a timeout.
 	ErrHandlerPanicked = errors.New("actors: request handler panicked")
+	// ErrAnswered: a Reply answered a second time.
+	ErrAnswered = errors.New("actors: request already answered")
+	// ErrUnanswered: the handler's incarnation ended (a restart, a stop)
+	// before it answered the request.
+	ErrUnanswered = errors.New("actors: request left unanswered")
+	// ErrDeadContext: a Context used after its incarnation ended.
+	ErrDeadContext = errors.New("actors: dead Context")
 	// ErrWindowFull: too many reliable messages to one node are still
 	// unacknowledged (ReliableConfig.MaxInFlight).
 	ErrWindowFull = errors.New("actors: reliable send window full")

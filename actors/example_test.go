@@ -3,7 +3,6 @@ package actors_test
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -13,7 +12,13 @@ import (
 type Greeter struct{ greeting string }
 
 // Greet asks a Greeter to greet Name.
-type Greet struct{ Name string }
+// Farewell is a request the greeter has no handler for.
+type Farewell struct{ actors.Returns[string] }
+
+type Greet struct {
+	actors.Returns[string]
+	Name string
+}
 
 func (g *Greeter) Name() string { return "greeter" }
 
@@ -37,11 +42,11 @@ func Example() {
 	if err := node.Start(func() actors.Protocol { return &Greeter{} }); err != nil {
 		panic(err)
 	}
-	reply, err := actors.Call[string](context.Background(), node, "greeter", Greet{Name: "world"})
+	reply, err := actors.Call(context.Background(), node, "greeter", Greet{Name: "world"})
 	fmt.Println(reply, err)
-	_, err = actors.Call[string](context.Background(), node, "greeter", strings.Builder{})
+	_, err = actors.Call(context.Background(), node, "greeter", Farewell{})
 	fmt.Println(err)
 	// Output:
 	// hello world, from a <nil>
-	// actors: no handler for message type: protocol greeter on node a has no request handler for strings.Builder
+	// actors: no handler for message type: protocol greeter on node a has no request handler for actors_test.Farewell
 }

@@ -193,7 +193,10 @@ func (h *protocolHost) end() {
 			s.Stop(ctx)
 		}()
 	}
-	ctx.done = true
+	for a := range ctx.answers { // what the Stop hook left unanswered
+		_ = a.finish(nil, fmt.Errorf("%w: protocol %s on node %s restarted or stopped before answering %s", ErrUnanswered, h.name, h.node.name, a.what))
+	}
+	ctx.done.Store(true)
 	for _, t := range ctx.timers {
 		t.stop.Stop()
 	}

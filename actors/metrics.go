@@ -75,6 +75,9 @@ type ProtocolStats struct {
 	// (also in Unhandled): the runtime dropped each and the protocol went
 	// on, without a restart.
 	Refused int64
+	// Misused counts operations on a dead Context (one whose incarnation
+	// ended): each failed or did nothing, and the first ones were logged.
+	Misused int64
 	Types   map[string]TypeStats
 }
 
@@ -128,6 +131,7 @@ type protocolMetrics struct {
 	stopped      atomic.Bool
 	unhandled    atomic.Int64
 	refused      atomic.Int64
+	misused      atomic.Int64
 	types        sync.Map // type name → *typeMetrics
 }
 
@@ -148,6 +152,7 @@ func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
 		MailboxDepth: depth,
 		Unhandled:    m.unhandled.Load(),
 		Refused:      m.refused.Load(),
+		Misused:      m.misused.Load(),
 		Types:        map[string]TypeStats{},
 	}
 	m.types.Range(func(k, v any) bool {

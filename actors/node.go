@@ -283,7 +283,7 @@ func (n *Node) isStopped() bool {
 // Call sends a request to a protocol of node n from outside any protocol
 // (an HTTP handler, a test) and waits for the reply. The wait ends at ctx's
 // deadline or after Config.RequestTimeout, whichever comes first.
-func Call[Rep any](ctx context.Context, n *Node, protocol string, req any) (Rep, error) {
+func Call[Req Asks[Rep], Rep any](ctx context.Context, n *Node, protocol string, req Req) (Rep, error) {
 	var zero Rep
 	h, err := n.target(protocol)
 	if err != nil {

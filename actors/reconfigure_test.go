@@ -18,7 +18,7 @@ type sized struct {
 }
 
 type sizeConfig struct{ Size int }
-type getSize struct{}
+type getSize struct{ actors.Returns[int] }
 
 func (s *sized) Name() string { return "sized" }
 func (s *sized) Init(ctx *actors.Context) error {
@@ -47,7 +47,7 @@ func TestReconfigure(t *testing.T) {
 	}
 	size := func() int {
 		t.Helper()
-		v, err := actors.Call[int](context.Background(), n, "sized", getSize{})
+		v, err := actors.Call(context.Background(), n, "sized", getSize{})
 		if err != nil {
 			t.Fatal(err)
 		}

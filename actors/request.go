@@ -4,11 +4,28 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
+
+// Returns marks a request type with the type of its reply: a request type
+// embeds Returns[Rep], and [OnRequest], [OnRequestDeferred], [Request] and
+// [Call] check at compile time that its reply is a Rep.
+//
+//	type StatusRequest struct {
+//		actors.Returns[Status]
+//		ID string
+//	}
+type Returns[Rep any] struct{}
+
+func (Returns[Rep]) returns(*Rep) {}
+
+// Asks is the constraint of request types: those that embed [Returns][Rep].
+type Asks[Rep any] interface{ returns(*Rep) }
 
 type reqEntry struct {
 	name  string
-	fn    func(ctx *Context, req any) (any, error)
+	fn    func(ctx *Context, req any, a *answer) error
 	stats *typeMetrics
 }
 
@@ -20,24 +37,106 @@ type pendingReq struct {
 	cb      *entry
 }
 
-// OnRequest registers the handler of local requests of type Req. Its result
-// (or error) goes back to the requester as the reply; an error here answers
-// the request and does not restart the protocol. A panic restarts the
-// protocol and answers ErrHandlerPanicked.
-func OnRequest[Req, Rep any](ctx *Context, h func(ctx *Context, req Req) (Rep, error)) {
+// answer is one request's way back, open until the handler answers it
+// (now or from a later event) or the incarnation ends.
+type answer struct {
+	h       *protocolHost
+	ctx     *Context
+	id      uint64
+	replyTo *actor.PID
+	what    string // the request's type, for errors
+	done    bool
+}
+
+// finish sends the reply, once.
+func (a *answer) finish(body any, err error) error {
+	switch {
+	case a == nil:
+		return fmt.Errorf("%w: the zero Reply", ErrAnswered)
+	case a.done:
+		return fmt.Errorf("%w: %s to protocol %s", ErrAnswered, a.what, a.h.name)
+	case a.ctx.done.Load():
+		a.ctx.misuse("answering " + a.what)
+		return fmt.Errorf("%w: answering %s: the request was answered %v when the incarnation ended", ErrDeadContext, a.what, ErrUnanswered)
+	}
+	a.done = true
+	delete(a.ctx.answers, a)
+	a.h.node.system.Root.Send(a.replyTo, &replyMsg{id: a.id, body: body, err: err})
+	if body != nil {
+		a.h.metrics.typ(typeName(body)).msgsOut.Add(1)
+	}
+	return nil
+}
+
+// Reply is the handle on one request's answer, given to an
+// [OnRequestDeferred] handler: answer with Send or Fail, once, from this
+// handler or from a later event of the same incarnation (a commit, a vote,
+// a timer). Like the Context, it is used from the protocol's events only.
+// When the incarnation ends (restart or stop) with the request unanswered,
+// the runtime answers it with ErrUnanswered, after the protocol's Stop hook
+// had its chance to answer. The requester's timeout still applies: a reply
+// after it is dropped.
+type Reply[Rep any] struct{ a *answer }
+
+// Send answers the request with rep. It fails with ErrAnswered when the
+// request was answered already, ErrDeadContext after the incarnation ended.
+func (r Reply[Rep]) Send(rep Rep) error { return r.a.finish(rep, nil) }
+
+// Fail answers the request with err (which must not be nil).
+func (r Reply[Rep]) Fail(err error) error {
+	if err == nil {
+		err = fmt.Errorf("actors: Reply.Fail with a nil error")
+	}
+	return r.a.finish(nil, err)
+}
+
+// Answered reports whether the request was answered (by Send, Fail, the
+// runtime at the incarnation's end), or the Reply is the zero Reply.
+func (r Reply[Rep]) Answered() bool { return r.a == nil || r.a.done }
+
+// OnRequest registers the handler of local requests of type Req, which
+// answers by returning: its result (or error) goes back to the requester as
+// the reply; an error here answers the request and does not restart the
+// protocol. A panic restarts the protocol and answers ErrHandlerPanicked.
+// A handler that answers from a later event is registered with
+// [OnRequestDeferred].
+func OnRequest[Req Asks[Rep], Rep any](ctx *Context, h func(ctx *Context, req Req) (Rep, error)) {
+	register[Req](ctx, "OnRequest", func(c *Context, req any, a *answer) error {
+		rep, err := h(c, req.(Req))
+		if err != nil {
+			return a.finish(nil, err)
+		}
+		return a.finish(rep, nil)
+	})
+}
+
+// OnRequestDeferred registers the handler of local requests of type Req
+// that answers through reply, now or from a later event of this
+// incarnation (see [Reply]). An error it returns answers the request when
+// it is still unanswered (and is logged when it was), without restarting
+// the protocol; a panic restarts the protocol and answers
+// ErrHandlerPanicked.
+func OnRequestDeferred[Req Asks[Rep], Rep any](ctx *Context, h func(ctx *Context, req Req, reply Reply[Rep]) error) {
+	register[Req](ctx, "OnRequestDeferred", func(c *Context, req any, a *answer) error {
+		return h(c, req.(Req), Reply[Rep]{a})
+	})
+}
+
+func register[Req any](ctx *Context, what string, fn func(*Context, any, *answer) error) {
 	t := reflect.TypeFor[Req]()
-	mustConcrete("OnRequest", t)
+	mustConcrete(what, t)
 	name := typeNameOf(t)
-	ctx.reqH.set(keyFor[Req](), &reqEntry{name: name, stats: ctx.h.metrics.typ(name), fn: func(c *Context, req any) (any, error) {
-		return h(c, req.(Req))
-	}})
+	ctx.reqH.set(keyFor[Req](), &reqEntry{name: name, stats: ctx.h.metrics.typ(name), fn: fn})
 }
 
 // Request sends req to protocol `protocol` on this node without waiting:
 // onReply runs later, as an event of this protocol, with the reply or with
 // an error (ErrTimeout after timeout; 0 means Config.RequestTimeout). It
 // fails at once when no such protocol runs.
-func Request[Rep any](ctx *Context, protocol string, req any, timeout time.Duration, onReply func(ctx *Context, rep Rep, err error) error) error {
+func Request[Req Asks[Rep], Rep any](ctx *Context, protocol string, req Req, timeout time.Duration, onReply func(ctx *Context, rep Rep, err error) error) error {
+	if ctx.dead("Request") {
+		return ctx.errDead("Request")
+	}
 	h := ctx.h
 	target, err := h.node.target(protocol)
 	if err != nil {
@@ -83,28 +182,28 @@ func (h *protocolHost) onRequest(m *requestMsg) {
 		return
 	}
 	e.stats.msgsIn.Add(1)
-	answered := false
+	a := &answer{h: h, ctx: h.ctx, id: m.id, replyTo: m.replyTo, what: e.name}
+	h.ctx.answers[a] = struct{}{}
 	defer func() {
 		if r := recover(); r != nil {
-			if !answered {
-				reply(nil, fmt.Errorf("%w: protocol %s handling %s: %v", ErrHandlerPanicked, h.name, e.name, r))
+			if !a.done {
+				_ = a.finish(nil, fmt.Errorf("%w: protocol %s handling %s: %v", ErrHandlerPanicked, h.name, e.name, r))
 			}
 			panic(r)
 		}
 	}()
-	var rep any
 	var err error
 	if h.sample() {
 		start := h.node.monotonic()
-		rep, err = e.fn(h.ctx, m.body)
+		err = e.fn(h.ctx, m.body, a)
 		e.stats.latency.observe(h.node.monotonic() - start)
 	} else {
-		rep, err = e.fn(h.ctx, m.body)
+		err = e.fn(h.ctx, m.body, a)
 	}
-	answered = true
-	reply(rep, err)
-	if rep != nil {
-		h.metrics.typ(typeName(rep)).msgsOut.Add(1)
+	if err != nil {
+		if ferr := a.finish(nil, err); ferr != nil {
+			h.log.Warn().Err(err).Str("request", e.name).Msg("a request handler returned an error after answering")
+		}
 	}
 }
 

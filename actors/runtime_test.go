@@ -61,7 +61,7 @@ func singleNode(t *testing.T, tweak func(*actors.Config)) *actors.Node {
 	return c.Nodes()[0]
 }
 
-type work struct{}
+type work struct{ actors.Returns[int] }
 type tick struct{}
 
 func TestHandlersNeverRunConcurrently(t *testing.T) {
@@ -115,7 +115,7 @@ func TestHandlersNeverRunConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				if _, err := actors.Call[int](context.Background(), n1, "serial", &work{}); err != nil {
+				if _, err := actors.Call(context.Background(), n1, "serial", &work{}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -186,9 +186,12 @@ func TestCancelledTimerNeverFires(t *testing.T) {
 
 func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
 	n := singleNode(t, nil)
-	type slowReq struct{}
-	type fastReq struct{ x int }
-	type ask struct{ req any }
+	type slowReq struct{ actors.Returns[string] }
+	type fastReq struct {
+		actors.Returns[string]
+		x int
+	}
+	type ask struct{ req actors.Asks[string] }
 	type result struct {
 		rep string
 		err error
@@ -218,7 +221,7 @@ func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	tell := func(req any) result {
+	tell := func(req actors.Asks[string]) result {
 		t.Helper()
 		if err := n.Tell("asker", &ask{req}); err != nil {
 			t.Fatal(err)
@@ -231,14 +234,17 @@ func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
 	if r := tell(&fastReq{x: -1}); r.err == nil || !strings.Contains(r.err.Error(), "must not be negative") {
 		t.Fatalf("handler error not passed on as the reply: %+v", r)
 	}
-	if r := tell(struct{ unregistered int }{}); !errors.Is(r.err, actors.ErrNoHandler) {
+	if r := tell(struct {
+		actors.Returns[string]
+		unregistered int
+	}{}); !errors.Is(r.err, actors.ErrNoHandler) {
 		t.Fatalf("request of an unhandled type: %+v, want ErrNoHandler", r)
 	}
 	if r := tell(&slowReq{}); !errors.Is(r.err, actors.ErrTimeout) || !strings.Contains(r.err.Error(), "after 50ms") {
 		t.Fatalf("slow request: %+v, want ErrTimeout after 50ms", r)
 	}
 	close(release)
-	if _, err := actors.Call[string](context.Background(), n, "slow", &fastReq{x: 1}); err != nil {
+	if _, err := actors.Call(context.Background(), n, "slow", &fastReq{x: 1}); err != nil {
 		t.Fatal(err) // the late reply is in asker's mailbox now
 	}
 	flush(t, n, "asker")
@@ -247,7 +253,7 @@ func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
 		t.Fatalf("the late reply reached the callback after its timeout: %+v", r)
 	default:
 	}
-	if _, err := actors.Call[string](context.Background(), n, "nobody", &fastReq{}); !errors.Is(err, actors.ErrUnknownProtocol) {
+	if _, err := actors.Call(context.Background(), n, "nobody", &fastReq{}); !errors.Is(err, actors.ErrUnknownProtocol) {
 		t.Fatalf("Call to an unknown protocol: %v", err)
 	}
 }
@@ -260,7 +266,7 @@ type counter struct {
 type incr struct{}
 type boom struct{}
 type fail struct{}
-type get struct{}
+type get struct{ actors.Returns[int] }
 
 func (c *counter) Name() string { return "counter" }
 func (c *counter) Init(ctx *actors.Context) error {
@@ -288,7 +294,7 @@ func TestPanicRestartsWithFreshInit(t *testing.T) {
 	for range 3 {
 		_ = n.Tell("counter", incr{})
 	}
-	if v, err := actors.Call[int](context.Background(), n, "counter", get{}); err != nil || v != 3 {
+	if v, err := actors.Call(context.Background(), n, "counter", get{}); err != nil || v != 3 {
 		t.Fatalf("count %d, %v; want 3", v, err)
 	}
 	_ = n.Tell("counter", boom{})
@@ -298,7 +304,7 @@ func TestPanicRestartsWithFreshInit(t *testing.T) {
 	}
 	var v int
 	actortest.Eventually(t, wait, "restarted protocol answers", func() bool {
-		v, err = actors.Call[int](context.Background(), n, "counter", get{})
+		v, err = actors.Call(context.Background(), n, "counter", get{})
 		return err == nil
 	})
 	if v != 0 || inits.Load() != 2 {
@@ -366,7 +372,7 @@ func TestRefTellsLikeNodeTell(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v, err := actors.Call[int](context.Background(), n, "counter", get{}); err != nil || v != 5 {
+	if v, err := actors.Call(context.Background(), n, "counter", get{}); err != nil || v != 5 {
 		t.Fatalf("count %d, %v; want 5", v, err)
 	}
 	if got := n.Stats().Protocols["counter"].Types[reflect.TypeFor[incr]().String()].MsgsIn; got != 5 {

@@ -21,7 +21,13 @@ type timer struct {
 
 // After fires a one-shot timer: after d, the OnTimer handler registered for
 // payload's type runs with payload.
+//
+// On a dead Context (see Context) it starts nothing and returns 0, which
+// names no timer.
 func (c *Context) After(d time.Duration, payload any) TimerID {
+	if c.dead("After") {
+		return 0
+	}
 	return c.startTimer(c.timers, d, 0, payload, nil)
 }
 
@@ -30,6 +36,9 @@ func (c *Context) After(d time.Duration, payload any) TimerID {
 func (c *Context) Every(d time.Duration, payload any) TimerID {
 	if d <= 0 {
 		panic(fmt.Sprintf("actors: Every(%v): the period must be positive", d))
+	}
+	if c.dead("Every") {
+		return 0
 	}
 	return c.startTimer(c.timers, d, d, payload, nil)
 }

@@ -170,7 +170,7 @@ func (s *server) members(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	v, err := actors.Call[membership.View](ctx, s.node, membership.ProtocolName, membership.ViewRequest{})
+	v, err := actors.Call(ctx, s.node, membership.ProtocolName, membership.ViewRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -214,7 +214,7 @@ func (s *server) leader(w http.ResponseWriter, r *http.Request) {
 		out.Reason, out.Message = "election", "no leader: an election is running"
 		// The raft group, when this node runs one, tells how many voters
 		// it reaches.
-		if st, err := actors.Call[consensus.Status](ctx, s.node, consensus.ProtocolName, consensus.StatusRequest{}); err == nil {
+		if st, err := actors.Call(ctx, s.node, consensus.ProtocolName, consensus.StatusRequest{}); err == nil {
 			switch {
 			case st.Leader != "":
 				out.Leader, out.Term, out.Reason, out.Message = st.Leader, st.Term, "", ""

@@ -81,7 +81,7 @@ func TestCancelUnansweredByTheContact(t *testing.T) {
 		t.Fatal(err)
 	}
 	actortest.Eventually(t, 10*time.Second, "node-1 sees node-2 alive", func() bool {
-		v, err := actors.Call[membership.View](context.Background(), c.Node("node-1"), membership.ProtocolName, membership.ViewRequest{})
+		v, err := actors.Call(context.Background(), c.Node("node-1"), membership.ProtocolName, membership.ViewRequest{})
 		return err == nil && len(v.Live()) == 2
 	})
 	f, err := jobs.New(jobs.DefaultConfig())

@@ -92,7 +92,10 @@ const (
 
 // StatusRequest asks a node's commit protocol (a request: actors.Call or
 // actors.Request) for a transaction's [TxStatus].
-type StatusRequest struct{ ID string }
+type StatusRequest struct {
+	actors.Returns[TxStatus]
+	ID string
+}
 
 // TxStatus is a transaction as one node knows it.
 type TxStatus struct {
@@ -102,7 +105,7 @@ type TxStatus struct {
 }
 
 // StatsRequest asks a node's commit protocol (a request) for its [Stats].
-type StatsRequest struct{}
+type StatsRequest struct{ actors.Returns[Stats] }
 
 // Stats counts one node's work in both roles. Counters are of this
 // incarnation; gauges are now.
@@ -129,12 +132,12 @@ type Stats struct {
 
 // TxStatusOf asks node for a transaction's status.
 func TxStatusOf(ctx context.Context, node *actors.Node, id string) (TxStatus, error) {
-	return actors.Call[TxStatus](ctx, node, ProtocolName, StatusRequest{ID: id})
+	return actors.Call(ctx, node, ProtocolName, StatusRequest{ID: id})
 }
 
 // NodeStats asks node for its commit counters.
 func NodeStats(ctx context.Context, node *actors.Node) (Stats, error) {
-	return actors.Call[Stats](ctx, node, ProtocolName, StatsRequest{})
+	return actors.Call(ctx, node, ProtocolName, StatsRequest{})
 }
 
 // txID is a parsed transaction id.

@@ -72,7 +72,7 @@ func (k *KV) CAS(ctx context.Context, key string, prev, value []byte) (swapped b
 
 // Status returns the node's view of the group.
 func (k *KV) Status(ctx context.Context) (Status, error) {
-	return actors.Call[Status](ctx, k.node, ProtocolName, StatusRequest{})
+	return actors.Call(ctx, k.node, ProtocolName, StatusRequest{})
 }
 
 // Admin performs an operator action. Send it to the leader: other nodes

@@ -1,5 +1,7 @@
 package consensus
 
+import "github.com/troupe-dev/troupe/actors"
+
 // ProtocolName is the name the Raft protocol runs under on every node.
 const ProtocolName = "raft"
 
@@ -103,7 +105,7 @@ type AdminRequest struct {
 
 // StatusRequest asks the raft protocol for its [Status] (a request:
 // actors.Call or actors.Request).
-type StatusRequest struct{}
+type StatusRequest struct{ actors.Returns[Status] }
 
 // Status is a node's view of the raft group.
 type Status struct {

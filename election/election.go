@@ -35,7 +35,7 @@ type LeaderChanged struct {
 }
 
 // LeaderRequest asks the elector for the current leader.
-type LeaderRequest struct{}
+type LeaderRequest struct{ actors.Returns[Leader] }
 
 // Leader is the answer to a LeaderRequest.
 type Leader struct {
@@ -52,5 +52,5 @@ func Ask(ctx *actors.Context, onLeader func(ctx *actors.Context, l Leader, err e
 // Current asks node's elector for the leader from outside any protocol (an
 // HTTP handler, a test).
 func Current(ctx context.Context, node *actors.Node) (Leader, error) {
-	return actors.Call[Leader](ctx, node, ProtocolName, LeaderRequest{})
+	return actors.Call(ctx, node, ProtocolName, LeaderRequest{})
 }

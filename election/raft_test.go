@@ -51,7 +51,7 @@ func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
 					return false
 				}
 				l = got
-				st, err := actors.Call[consensus.Status](context.Background(), n, consensus.ProtocolName, consensus.StatusRequest{})
+				st, err := actors.Call(context.Background(), n, consensus.ProtocolName, consensus.StatusRequest{})
 				if err != nil || st.Leader != got.Name || st.Term != got.Term {
 					return false
 				}

@@ -55,7 +55,7 @@ func runtimesOf(cfg Config) map[string]Runtime {
 
 // DrainRequest asks the jobs protocol of a node that is about to leave the
 // cluster to hand its parts back (see [Drain]).
-type DrainRequest struct{}
+type DrainRequest struct{ actors.Returns[Drained] }
 
 // Drained is the reply to a [DrainRequest].
 type Drained struct {
@@ -72,7 +72,7 @@ type Drained struct {
 // roles go on: as contact it still collects results and answers, as
 // leader it still schedules (on the other workers).
 func Drain(ctx context.Context, node *actors.Node) (Drained, error) {
-	return actors.Call[Drained](ctx, node, ProtocolName, DrainRequest{})
+	return actors.Call(ctx, node, ProtocolName, DrainRequest{})
 }
 
 func (p *protocol) drain(ctx *actors.Context, _ DrainRequest) (Drained, error) {

@@ -33,6 +33,7 @@ func (s State) Ended() bool { return s == Succeeded || s == Failed || s == Cance
 // as its contact. The reply is a [Submitted]; errors (ErrInvalidJob,
 // ErrUnknownRuntime, ErrRuntimeDisabled) mean the job was refused.
 type Submit struct {
+	actors.Returns[Submitted]
 	Runtime string          `json:"runtime"` // "" means "starlark"
 	Script  string          `json:"script"`
 	Input   json.RawMessage `json:"input"`
@@ -67,11 +68,14 @@ type Status struct {
 
 // StatusRequest asks the contact for a job's [Status]; ErrNotFound if it
 // has none, ErrNotContact if the id names another contact node.
-type StatusRequest struct{ ID string }
+type StatusRequest struct {
+	actors.Returns[Status]
+	ID string
+}
 
 // ListRequest asks for the Status of every job this node is contact of
 // (newest first, without results); the reply is a []Status.
-type ListRequest struct{}
+type ListRequest struct{ actors.Returns[[]Status] }
 
 // CancelRequest cancels a job from any node: at the contact it ends the job
 // and stops every part; elsewhere it is forwarded to the contact, which
@@ -112,7 +116,7 @@ type Cancelling struct {
 }
 
 // StatsRequest asks for this node's [Stats].
-type StatsRequest struct{}
+type StatsRequest struct{ actors.Returns[Stats] }
 
 // Stats counts one node's work in every role.
 type Stats struct {
@@ -142,17 +146,17 @@ type Stats struct {
 
 // SubmitJob submits a job to node's jobs protocol.
 func SubmitJob(ctx context.Context, node *actors.Node, s Submit) (Submitted, error) {
-	return actors.Call[Submitted](ctx, node, ProtocolName, s)
+	return actors.Call(ctx, node, ProtocolName, s)
 }
 
 // JobStatus asks node for a job's status.
 func JobStatus(ctx context.Context, node *actors.Node, id string) (Status, error) {
-	return actors.Call[Status](ctx, node, ProtocolName, StatusRequest{ID: id})
+	return actors.Call(ctx, node, ProtocolName, StatusRequest{ID: id})
 }
 
 // ListJobs lists the jobs node is contact of.
 func ListJobs(ctx context.Context, node *actors.Node) ([]Status, error) {
-	return actors.Call[[]Status](ctx, node, ProtocolName, ListRequest{})
+	return actors.Call(ctx, node, ProtocolName, ListRequest{})
 }
 
 // CancelJob cancels a job through node and waits for the contact's answer,
@@ -191,7 +195,7 @@ func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cance
 
 // NodeStats asks node for its jobs counters.
 func NodeStats(ctx context.Context, node *actors.Node) (Stats, error) {
-	return actors.Call[Stats](ctx, node, ProtocolName, StatsRequest{})
+	return actors.Call(ctx, node, ProtocolName, StatsRequest{})
 }
 
 // ContactOf is the contact node named in a job id ("" if the id is not

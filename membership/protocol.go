@@ -12,12 +12,12 @@ const ProtocolName = "membership"
 
 // ViewRequest asks the membership protocol for the current View:
 //
-//	actors.Request[membership.View](ctx, membership.ProtocolName, membership.ViewRequest{}, 0, onView)
+//	actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0, onView)
 //
 // A protocol that starts after the others subscribes to the events with
 // actors.OnNotification and asks for the view once, to learn who is
 // already there.
-type ViewRequest struct{}
+type ViewRequest struct{ actors.Returns[View] }
 
 // relay carries an event from the membership's goroutine into the
 // protocol's mailbox; it is unexported so that only the membership

@@ -66,5 +66,5 @@ func (c *Client) Unlock(ctx context.Context, g Grant) error {
 
 // Status returns the node's state of the protocol.
 func (c *Client) Status(ctx context.Context) (Status, error) {
-	return actors.Call[Status](ctx, c.node, c.ref.Protocol(), StatusRequest{})
+	return actors.Call(ctx, c.node, c.ref.Protocol(), StatusRequest{})
 }

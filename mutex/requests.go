@@ -1,5 +1,7 @@
 package mutex
 
+import "github.com/troupe-dev/troupe/actors"
+
 // ProtocolName is the default name of the Ricart–Agrawala protocol
 // (Config.Name changes it, to run several independent critical sections).
 const ProtocolName = "mutex"
@@ -49,7 +51,7 @@ type Exited struct{ Grant Grant }
 
 // StatusRequest asks the protocol for its [Status] (a request:
 // actors.Call or actors.Request).
-type StatusRequest struct{}
+type StatusRequest struct{ actors.Returns[Status] }
 
 // Status is one node's state of the protocol.
 type Status struct {

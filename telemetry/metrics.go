@@ -166,7 +166,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.rejected, s.Rejected, s.Node)
 	if ps, ok := s.Protocols[consensus.ProtocolName]; ok && !ps.Stopped {
 		ctx, cancel := context.WithTimeout(context.Background(), raftStatusTimeout)
-		st, err := actors.Call[consensus.Status](ctx, c.node, consensus.ProtocolName, consensus.StatusRequest{})
+		st, err := actors.Call(ctx, c.node, consensus.ProtocolName, consensus.StatusRequest{})
 		cancel()
 		if err == nil {
 			ch <- prometheus.MustNewConstMetric(c.raftDropped, prometheus.CounterValue, float64(st.Dropped), s.Node)

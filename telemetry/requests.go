@@ -16,6 +16,7 @@ const ProtocolName = "telemetry"
 // SnapshotRequest asks a node's telemetry protocol for the cluster as the
 // node sees it; the reply is a [Snapshot].
 type SnapshotRequest struct {
+	actors.Returns[Snapshot]
 	// Alerts is how many alerts to include (active ones first, then the
 	// newest); 0 means 50.
 	Alerts int
@@ -23,7 +24,7 @@ type SnapshotRequest struct {
 
 // AlertsRequest asks for the node's whole alert history, active alerts
 // first, then by start, newest first; the reply is a []Alert.
-type AlertsRequest struct{}
+type AlertsRequest struct{ actors.Returns[[]Alert] }
 
 // MaxLogLines caps LogsQuery.Limit.
 const MaxLogLines = 10000
@@ -86,13 +87,13 @@ func newLogs(node string, lines [][]byte, truncated bool) Logs {
 // Current asks node's telemetry protocol for its [Snapshot] of the cluster,
 // from outside any protocol (an HTTP handler, a test).
 func Current(ctx context.Context, node *actors.Node) (Snapshot, error) {
-	return actors.Call[Snapshot](ctx, node, ProtocolName, SnapshotRequest{})
+	return actors.Call(ctx, node, ProtocolName, SnapshotRequest{})
 }
 
 // History asks node for its whole alert history: active alerts first, then
 // by start, newest first.
 func History(ctx context.Context, node *actors.Node) ([]Alert, error) {
-	return actors.Call[[]Alert](ctx, node, ProtocolName, AlertsRequest{})
+	return actors.Call(ctx, node, ProtocolName, AlertsRequest{})
 }
 
 // FetchLogs asks node's telemetry protocol for the recent logs of target

@@ -234,7 +234,7 @@ func waitLeader(c *cluster.Cluster, timeout time.Duration) (string, error) {
 		lead = ""
 		for _, n := range c.Nodes() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := actors.Call[consensus.Status](ctx, n, consensus.ProtocolName, consensus.StatusRequest{})
+			st, err := actors.Call(ctx, n, consensus.ProtocolName, consensus.StatusRequest{})
 			cancel()
 			if err != nil || st.Leader == "" || (lead != "" && lead != st.Leader) {
 				return false

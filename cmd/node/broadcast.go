@@ -84,7 +84,7 @@ func runDemo(out io.Writer, o demoOptions) error {
 	defer cancel()
 	for range o.messages {
 		for _, n := range c.Nodes() {
-			if _, err := actors.Call[uint64](ctx, n, broadcast.Name, &broadcast.BroadcastRequest{Payload: []byte("hello from " + n.Name())}); err != nil {
+			if _, err := actors.Call(ctx, n, broadcast.Name, &broadcast.BroadcastRequest{Payload: []byte("hello from " + n.Name())}); err != nil {
 				return err
 			}
 		}

@@ -14,7 +14,10 @@ const Name = "broadcast"
 
 // BroadcastRequest asks the local broadcast protocol to broadcast Payload.
 // The reply is the message's id.
-type BroadcastRequest struct{ Payload []byte }
+type BroadcastRequest struct {
+	actors.Returns[uint64]
+	Payload []byte
+}
 
 // DeliverReply is published on a node for every message it delivers,
 // exactly once per message.

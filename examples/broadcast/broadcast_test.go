@@ -64,7 +64,7 @@ func startBroadcast(t *testing.T, c *cluster.Cluster) {
 
 func bcast(t *testing.T, n *actors.Node, payload string) uint64 {
 	t.Helper()
-	id, err := actors.Call[uint64](context.Background(), n, broadcast.Name, &broadcast.BroadcastRequest{Payload: []byte(payload)})
+	id, err := actors.Call(context.Background(), n, broadcast.Name, &broadcast.BroadcastRequest{Payload: []byte(payload)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
 		return true
 	})
 	for _, n := range c.Nodes() {
-		_, _ = actors.Call[uint64](context.Background(), n, broadcast.Name, &broadcast.BroadcastRequest{}) // flushes the mailbox
+		_, _ = actors.Call(context.Background(), n, broadcast.Name, &broadcast.BroadcastRequest{}) // flushes the mailbox
 	}
 	actortest.Eventually(t, 30*time.Second, "the flush broadcasts arrive", func() bool {
 		for _, n := range c.Names() {
@@ -182,7 +182,7 @@ func TestNeighbourNotificationsChangeTheFlood(t *testing.T) {
 	_ = c.Node("node-1").Tell(broadcast.Name, &broadcast.NeighbourDown{Node: "node-2"})
 	id = bcast(t, c.Node("node-1"), "alone again")
 	actortest.Eventually(t, 10*time.Second, "the origin delivers", func() bool { return d.has("node-1", "node-1", id) })
-	_, _ = actors.Call[uint64](context.Background(), c.Node("node-2"), broadcast.Name, &broadcast.BroadcastRequest{})
+	_, _ = actors.Call(context.Background(), c.Node("node-2"), broadcast.Name, &broadcast.BroadcastRequest{})
 	if d.has("node-2", "node-1", id) {
 		t.Fatal("node-2 delivered after NeighbourDown")
 	}

@@ -30,7 +30,7 @@ func Example() {
 	}
 	for _, n := range c.Nodes() {
 		err := actortest.WaitFor(10*time.Second, func() bool {
-			got, err := actors.Call[uint64](context.Background(), n, "pingpong", pingpong.Pongs{})
+			got, err := actors.Call(context.Background(), n, "pingpong", pingpong.Pongs{})
 			return err == nil && got >= 3
 		})
 		fmt.Println(n.Name(), "has 3 pongs:", err == nil)

@@ -17,7 +17,7 @@ type PingPong struct {
 type tick struct{}
 
 // Pongs asks a PingPong how many pongs it has received.
-type Pongs struct{}
+type Pongs struct{ actors.Returns[uint64] }
 
 func (p *PingPong) Name() string { return "pingpong" }
 
