@@ -281,8 +281,11 @@ func (n *Node) isStopped() bool {
 }
 
 // Call sends a request to a protocol of node n from outside any protocol
-// (an HTTP handler, a test) and waits for the reply. The wait ends at ctx's
-// deadline or after Config.RequestTimeout, whichever comes first.
+// (an HTTP handler, a test) and waits for the reply: until ctx's deadline
+// when it has one (a deferred reply may take as long as the caller allows),
+// Config.RequestTimeout otherwise, or until ctx is cancelled. The error
+// wraps ErrTimeout when the wait ran out, ctx's error when it was
+// cancelled.
 func Call[Req Asks[Rep], Rep any](ctx context.Context, n *Node, protocol string, req Req) (Rep, error) {
 	var zero Rep
 	h, err := n.target(protocol)
@@ -291,18 +294,32 @@ func Call[Req Asks[Rep], Rep any](ctx context.Context, n *Node, protocol string,
 	}
 	timeout := n.cfg.RequestTimeout
 	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
+		timeout = time.Until(d)
 	}
 	if timeout <= 0 {
 		return zero, fmt.Errorf("request %T to protocol %s: %w", req, protocol, context.DeadlineExceeded)
 	}
 	f := actor.NewFuture(n.system, timeout)
 	n.system.Root.Send(h.pid, &requestMsg{replyTo: f.PID(), body: req})
-	res, err := f.Result()
-	if err != nil {
-		return zero, fmt.Errorf("%w: %T to protocol %s on node %s after %v", ErrTimeout, req, protocol, n.name, timeout)
+	type result struct {
+		v   any
+		err error
 	}
-	rep := res.(*replyMsg)
+	done := make(chan result, 1)
+	go func() { v, err := f.Result(); done <- result{v, err} }()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		if ctx.Err() == context.Canceled {
+			return zero, fmt.Errorf("request %T to protocol %s on node %s: %w", req, protocol, n.name, ctx.Err())
+		}
+		res = <-done // the deadline: the future ends with it
+	}
+	if res.err != nil {
+		return zero, fmt.Errorf("%w: %T to protocol %s on node %s after %v", ErrTimeout, req, protocol, n.name, timeout.Round(time.Millisecond))
+	}
+	rep := res.v.(*replyMsg)
 	if rep.err != nil {
 		return zero, rep.err
 	}

@@ -45,8 +45,9 @@
 //
 // The protocol's state is touched only by its handlers. [LogBuffer] and
 // the Prometheus collector are safe for concurrent use; a [Probe] is
-// called on the protocol's goroutine. [LogsQuery.Done] runs on the
-// protocol's goroutine and must not block. The event stream of [Handler]
+// called on the protocol's goroutine. A [LogsQuery] for another node is
+// answered from a later event (the node's reply or the timeout) through
+// an actors.Reply. The event stream of [Handler]
 // runs as long as its request.
 //
 // # Testing

@@ -82,7 +82,8 @@ type telemetry struct {
 }
 
 type logsWait struct {
-	q     *LogsQuery
+	q     LogsQuery
+	reply actors.Reply[Logs]
 	timer actors.TimerID
 }
 
@@ -120,7 +121,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	actors.OnTimer(ctx, p.onLeaderGrace)
 	actors.OnRequest(ctx, func(ctx *actors.Context, r SnapshotRequest) (Snapshot, error) { return p.snapshot(ctx, r), nil })
 	actors.OnRequest(ctx, func(*actors.Context, AlertsRequest) ([]Alert, error) { return p.alerts.newest(0), nil })
-	actors.OnNotification(ctx, p.onLogsQuery)
+	actors.OnRequestDeferred(ctx, p.onLogsQuery)
 	p.onMembership(ctx)
 	actors.OnNotification(ctx, p.onLeaderChanged)
 	actors.OnNotification(ctx, func(ctx *actors.Context, _ *consensus.LeadershipChanged) error {
@@ -159,7 +160,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 // the next incarnation, which does not know them.
 func (p *telemetry) Stop(*actors.Context) {
 	for _, id := range slices.Sorted(maps.Keys(p.pending)) {
-		p.pending[id].q.Done(Logs{}, fmt.Errorf("%w: the telemetry protocol of %s restarted or stopped", ErrTimeout, p.self))
+		_ = p.pending[id].reply.Fail(fmt.Errorf("%w: the telemetry protocol of %s restarted or stopped", ErrTimeout, p.self))
 	}
 	clear(p.pending)
 }
@@ -667,31 +668,28 @@ func (p *telemetry) isLive(name string) bool {
 	return ok && (st == membership.Alive || st == membership.Suspect)
 }
 
-func (p *telemetry) onLogsQuery(ctx *actors.Context, q *LogsQuery) error {
-	if q.Done == nil {
-		ctx.Log().Warn().Str("node", q.Node).Msg("dropping a logs query without Done")
-		return nil
-	}
+func (p *telemetry) onLogsQuery(ctx *actors.Context, q LogsQuery, reply actors.Reply[Logs]) error {
 	level, err := q.check()
 	switch {
 	case err != nil:
-		q.Done(Logs{}, err)
+		return err
 	case q.Node == p.self:
-		q.Done(p.localLogs(level, q.Limit))
-	case !p.known(q.Node):
-		q.Done(Logs{}, fmt.Errorf("%w: %q is not a member in %s's view (members: %v)", ErrUnknownNode, q.Node, p.self,
-			slices.SortedFunc(maps.Keys(p.members), naturalCompare)))
-	default:
-		// A member this node holds failed may be alive (a false
-		// detection, a partition): ask anyway; a dead one times out.
-		err := ctx.Send(q.Node, &pb.TelemetryLogsRequest{Id: p.nextLogs + 1, Limit: uint32(q.Limit), MinLevel: q.MinLevel})
+		logs, err := p.localLogs(level, q.Limit)
 		if err != nil {
-			q.Done(Logs{}, fmt.Errorf("%w: %s cannot reach %s (%s in its view): %v", ErrUnknownNode, p.self, q.Node, p.members[q.Node], err))
-			return nil
+			return err
 		}
-		p.nextLogs++
-		p.pending[p.nextLogs] = &logsWait{q: q, timer: ctx.After(p.cfg.LogsTimeout, logsTimeout{id: p.nextLogs})}
+		return reply.Send(logs)
+	case !p.known(q.Node):
+		return fmt.Errorf("%w: %q is not a member in %s's view (members: %v)", ErrUnknownNode, q.Node, p.self,
+			slices.SortedFunc(maps.Keys(p.members), naturalCompare))
 	}
+	// A member this node holds failed may be alive (a false detection, a
+	// partition): ask anyway; a dead one times out.
+	if err := ctx.Send(q.Node, &pb.TelemetryLogsRequest{Id: p.nextLogs + 1, Limit: uint32(q.Limit), MinLevel: q.MinLevel}); err != nil {
+		return fmt.Errorf("%w: %s cannot reach %s (%s in its view): %v", ErrUnknownNode, p.self, q.Node, p.members[q.Node], err)
+	}
+	p.nextLogs++
+	p.pending[p.nextLogs] = &logsWait{q: q, reply: reply, timer: ctx.After(p.cfg.LogsTimeout, logsTimeout{id: p.nextLogs})}
 	return nil
 }
 
@@ -736,12 +734,12 @@ func (p *telemetry) onLogs(ctx *actors.Context, from string, m *pb.TelemetryLogs
 	delete(p.pending, m.Id)
 	ctx.Cancel(w.timer)
 	if m.Error != "" {
-		w.q.Done(Logs{}, fmt.Errorf("logs of %s: %w", from, remoteError(m.Error)))
+		_ = w.reply.Fail(fmt.Errorf("logs of %s: %w", from, remoteError(m.Error)))
 		return nil
 	}
 	lines := make([][]byte, len(m.Lines))
 	copy(lines, m.Lines)
-	w.q.Done(newLogs(from, lines, m.Truncated), nil)
+	_ = w.reply.Send(newLogs(from, lines, m.Truncated))
 	return nil
 }
 
@@ -751,7 +749,7 @@ func (p *telemetry) onLogsTimeout(ctx *actors.Context, t logsTimeout) error {
 		return nil
 	}
 	delete(p.pending, t.id)
-	w.q.Done(Logs{}, fmt.Errorf("%w: %s did not send its logs within %v", ErrTimeout, w.q.Node, p.cfg.LogsTimeout))
+	_ = w.reply.Fail(fmt.Errorf("%w: %s did not send its logs within %v", ErrTimeout, w.q.Node, p.cfg.LogsTimeout))
 	return nil
 }
 

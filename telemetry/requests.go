@@ -31,16 +31,14 @@ const MaxLogLines = 10000
 
 // LogsQuery asks the telemetry protocol for the recent logs of a node (this
 // one or any member in its view; a failed one is asked too, and times out
-// if it is really gone). Send it with Node.Tell or Context.Tell to
-// [ProtocolName]; [FetchLogs] wraps it in a blocking call.
+// if it is really gone). It is a request (actors.Call, actors.Request) to
+// [ProtocolName]; [FetchLogs] makes the call. Errors: ErrUnknownNode,
+// ErrNoLogs, ErrTimeout, ErrBadRequest.
 type LogsQuery struct {
+	actors.Returns[Logs]
 	Node     string // the node whose logs to fetch
 	Limit    int    // at most this many lines, 1 to MaxLogLines; 0 means 100
 	MinLevel string // the lowest zerolog level to include ("debug", "info", ...); "" for all
-	// Done receives the outcome exactly once, on the telemetry protocol's
-	// goroutine: it must not block. Errors: ErrUnknownNode, ErrNoLogs,
-	// ErrTimeout, ErrBadRequest.
-	Done func(Logs, error)
 }
 
 // Logs are a node's most recent log lines, oldest first.
@@ -99,19 +97,5 @@ func History(ctx context.Context, node *actors.Node) ([]Alert, error) {
 // FetchLogs asks node's telemetry protocol for the recent logs of target
 // (node itself or a member in its view), waiting at most until ctx ends.
 func FetchLogs(ctx context.Context, node *actors.Node, target string, limit int, minLevel string) (Logs, error) {
-	type result struct {
-		logs Logs
-		err  error
-	}
-	ch := make(chan result, 1)
-	q := &LogsQuery{Node: target, Limit: limit, MinLevel: minLevel, Done: func(l Logs, err error) { ch <- result{l, err} }}
-	if err := node.Tell(ProtocolName, q); err != nil {
-		return Logs{}, err
-	}
-	select {
-	case r := <-ch:
-		return r.logs, r.err
-	case <-ctx.Done():
-		return Logs{}, fmt.Errorf("logs of %s through %s: %w", target, node.Name(), ctx.Err())
-	}
+	return actors.Call(ctx, node, ProtocolName, LogsQuery{Node: target, Limit: limit, MinLevel: minLevel})
 }
