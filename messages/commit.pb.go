@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: commit.proto
+// source: troupe/commit/v1/commit.proto
 
 // Package troupe.commit.v1 holds the wire messages and log records of the
 // two-phase commit protocol (package commit). Every node plays two roles:
@@ -66,11 +66,11 @@ func (x TxMode) String() string {
 }
 
 func (TxMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_commit_proto_enumTypes[0].Descriptor()
+	return file_troupe_commit_v1_commit_proto_enumTypes[0].Descriptor()
 }
 
 func (TxMode) Type() protoreflect.EnumType {
-	return &file_commit_proto_enumTypes[0]
+	return &file_troupe_commit_v1_commit_proto_enumTypes[0]
 }
 
 func (x TxMode) Number() protoreflect.EnumNumber {
@@ -79,7 +79,7 @@ func (x TxMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxMode.Descriptor instead.
 func (TxMode) EnumDescriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{0}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{0}
 }
 
 // TxState is a transaction's state in a log record.
@@ -122,11 +122,11 @@ func (x TxState) String() string {
 }
 
 func (TxState) Descriptor() protoreflect.EnumDescriptor {
-	return file_commit_proto_enumTypes[1].Descriptor()
+	return file_troupe_commit_v1_commit_proto_enumTypes[1].Descriptor()
 }
 
 func (TxState) Type() protoreflect.EnumType {
-	return &file_commit_proto_enumTypes[1]
+	return &file_troupe_commit_v1_commit_proto_enumTypes[1]
 }
 
 func (x TxState) Number() protoreflect.EnumNumber {
@@ -135,7 +135,7 @@ func (x TxState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TxState.Descriptor instead.
 func (TxState) EnumDescriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{1}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{1}
 }
 
 // TxPrepare: coordinator → participant. Phase one: prepare `op` and vote.
@@ -151,7 +151,7 @@ type TxPrepare struct {
 
 func (x *TxPrepare) Reset() {
 	*x = TxPrepare{}
-	mi := &file_commit_proto_msgTypes[0]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +163,7 @@ func (x *TxPrepare) String() string {
 func (*TxPrepare) ProtoMessage() {}
 
 func (x *TxPrepare) ProtoReflect() protoreflect.Message {
-	mi := &file_commit_proto_msgTypes[0]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +176,7 @@ func (x *TxPrepare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxPrepare.ProtoReflect.Descriptor instead.
 func (*TxPrepare) Descriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{0}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *TxPrepare) GetTx() string {
@@ -220,7 +220,7 @@ type TxVote struct {
 
 func (x *TxVote) Reset() {
 	*x = TxVote{}
-	mi := &file_commit_proto_msgTypes[1]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +232,7 @@ func (x *TxVote) String() string {
 func (*TxVote) ProtoMessage() {}
 
 func (x *TxVote) ProtoReflect() protoreflect.Message {
-	mi := &file_commit_proto_msgTypes[1]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +245,7 @@ func (x *TxVote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxVote.ProtoReflect.Descriptor instead.
 func (*TxVote) Descriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{1}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *TxVote) GetTx() string {
@@ -282,7 +282,7 @@ type TxDecision struct {
 
 func (x *TxDecision) Reset() {
 	*x = TxDecision{}
-	mi := &file_commit_proto_msgTypes[2]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +294,7 @@ func (x *TxDecision) String() string {
 func (*TxDecision) ProtoMessage() {}
 
 func (x *TxDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_commit_proto_msgTypes[2]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +307,7 @@ func (x *TxDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxDecision.ProtoReflect.Descriptor instead.
 func (*TxDecision) Descriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{2}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TxDecision) GetTx() string {
@@ -336,7 +336,7 @@ type TxAck struct {
 
 func (x *TxAck) Reset() {
 	*x = TxAck{}
-	mi := &file_commit_proto_msgTypes[3]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +348,7 @@ func (x *TxAck) String() string {
 func (*TxAck) ProtoMessage() {}
 
 func (x *TxAck) ProtoReflect() protoreflect.Message {
-	mi := &file_commit_proto_msgTypes[3]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +361,7 @@ func (x *TxAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxAck.ProtoReflect.Descriptor instead.
 func (*TxAck) Descriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{3}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TxAck) GetTx() string {
@@ -382,7 +382,7 @@ type TxQuery struct {
 
 func (x *TxQuery) Reset() {
 	*x = TxQuery{}
-	mi := &file_commit_proto_msgTypes[4]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +394,7 @@ func (x *TxQuery) String() string {
 func (*TxQuery) ProtoMessage() {}
 
 func (x *TxQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_commit_proto_msgTypes[4]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +407,7 @@ func (x *TxQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxQuery.ProtoReflect.Descriptor instead.
 func (*TxQuery) Descriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{4}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TxQuery) GetTx() string {
@@ -433,7 +433,7 @@ type TxRecord struct {
 
 func (x *TxRecord) Reset() {
 	*x = TxRecord{}
-	mi := &file_commit_proto_msgTypes[5]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +445,7 @@ func (x *TxRecord) String() string {
 func (*TxRecord) ProtoMessage() {}
 
 func (x *TxRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_commit_proto_msgTypes[5]
+	mi := &file_troupe_commit_v1_commit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +458,7 @@ func (x *TxRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxRecord.ProtoReflect.Descriptor instead.
 func (*TxRecord) Descriptor() ([]byte, []int) {
-	return file_commit_proto_rawDescGZIP(), []int{5}
+	return file_troupe_commit_v1_commit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TxRecord) GetState() TxState {
@@ -496,11 +496,11 @@ func (x *TxRecord) GetEnded() uint64 {
 	return 0
 }
 
-var File_commit_proto protoreflect.FileDescriptor
+var File_troupe_commit_v1_commit_proto protoreflect.FileDescriptor
 
-const file_commit_proto_rawDesc = "" +
+const file_troupe_commit_v1_commit_proto_rawDesc = "" +
 	"\n" +
-	"\fcommit.proto\x12\x10troupe.commit.v1\"}\n" +
+	"\x1dtroupe/commit/v1/commit.proto\x12\x10troupe.commit.v1\"}\n" +
 	"\tTxPrepare\x12\x0e\n" +
 	"\x02tx\x18\x01 \x01(\tR\x02tx\x12,\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x18.troupe.commit.v1.TxModeR\x04mode\x12\"\n" +
@@ -536,20 +536,20 @@ const file_commit_proto_rawDesc = "" +
 	"\x10TX_STATE_ABORTED\x10\x04B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_commit_proto_rawDescOnce sync.Once
-	file_commit_proto_rawDescData []byte
+	file_troupe_commit_v1_commit_proto_rawDescOnce sync.Once
+	file_troupe_commit_v1_commit_proto_rawDescData []byte
 )
 
-func file_commit_proto_rawDescGZIP() []byte {
-	file_commit_proto_rawDescOnce.Do(func() {
-		file_commit_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_commit_proto_rawDesc), len(file_commit_proto_rawDesc)))
+func file_troupe_commit_v1_commit_proto_rawDescGZIP() []byte {
+	file_troupe_commit_v1_commit_proto_rawDescOnce.Do(func() {
+		file_troupe_commit_v1_commit_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_commit_v1_commit_proto_rawDesc), len(file_troupe_commit_v1_commit_proto_rawDesc)))
 	})
-	return file_commit_proto_rawDescData
+	return file_troupe_commit_v1_commit_proto_rawDescData
 }
 
-var file_commit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_commit_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_commit_proto_goTypes = []any{
+var file_troupe_commit_v1_commit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_troupe_commit_v1_commit_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_troupe_commit_v1_commit_proto_goTypes = []any{
 	(TxMode)(0),        // 0: troupe.commit.v1.TxMode
 	(TxState)(0),       // 1: troupe.commit.v1.TxState
 	(*TxPrepare)(nil),  // 2: troupe.commit.v1.TxPrepare
@@ -559,7 +559,7 @@ var file_commit_proto_goTypes = []any{
 	(*TxQuery)(nil),    // 6: troupe.commit.v1.TxQuery
 	(*TxRecord)(nil),   // 7: troupe.commit.v1.TxRecord
 }
-var file_commit_proto_depIdxs = []int32{
+var file_troupe_commit_v1_commit_proto_depIdxs = []int32{
 	0, // 0: troupe.commit.v1.TxPrepare.mode:type_name -> troupe.commit.v1.TxMode
 	1, // 1: troupe.commit.v1.TxRecord.state:type_name -> troupe.commit.v1.TxState
 	0, // 2: troupe.commit.v1.TxRecord.mode:type_name -> troupe.commit.v1.TxMode
@@ -570,27 +570,27 @@ var file_commit_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_commit_proto_init() }
-func file_commit_proto_init() {
-	if File_commit_proto != nil {
+func init() { file_troupe_commit_v1_commit_proto_init() }
+func file_troupe_commit_v1_commit_proto_init() {
+	if File_troupe_commit_v1_commit_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_commit_proto_rawDesc), len(file_commit_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_commit_v1_commit_proto_rawDesc), len(file_troupe_commit_v1_commit_proto_rawDesc)),
 			NumEnums:      2,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_commit_proto_goTypes,
-		DependencyIndexes: file_commit_proto_depIdxs,
-		EnumInfos:         file_commit_proto_enumTypes,
-		MessageInfos:      file_commit_proto_msgTypes,
+		GoTypes:           file_troupe_commit_v1_commit_proto_goTypes,
+		DependencyIndexes: file_troupe_commit_v1_commit_proto_depIdxs,
+		EnumInfos:         file_troupe_commit_v1_commit_proto_enumTypes,
+		MessageInfos:      file_troupe_commit_v1_commit_proto_msgTypes,
 	}.Build()
-	File_commit_proto = out.File
-	file_commit_proto_goTypes = nil
-	file_commit_proto_depIdxs = nil
+	File_troupe_commit_v1_commit_proto = out.File
+	file_troupe_commit_v1_commit_proto_goTypes = nil
+	file_troupe_commit_v1_commit_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: consensus.proto
+// source: troupe/consensus/v1/consensus.proto
 
 // Package troupe.consensus.v1 holds the wire and storage types of the Raft
 // protocol in consensus/.
@@ -61,11 +61,11 @@ func (x KVOp) String() string {
 }
 
 func (KVOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_consensus_proto_enumTypes[0].Descriptor()
+	return file_troupe_consensus_v1_consensus_proto_enumTypes[0].Descriptor()
 }
 
 func (KVOp) Type() protoreflect.EnumType {
-	return &file_consensus_proto_enumTypes[0]
+	return &file_troupe_consensus_v1_consensus_proto_enumTypes[0]
 }
 
 func (x KVOp) Number() protoreflect.EnumNumber {
@@ -74,7 +74,7 @@ func (x KVOp) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KVOp.Descriptor instead.
 func (KVOp) EnumDescriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{0}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{0}
 }
 
 // LockOp is the operation of a LockCommand.
@@ -117,11 +117,11 @@ func (x LockOp) String() string {
 }
 
 func (LockOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_consensus_proto_enumTypes[1].Descriptor()
+	return file_troupe_consensus_v1_consensus_proto_enumTypes[1].Descriptor()
 }
 
 func (LockOp) Type() protoreflect.EnumType {
-	return &file_consensus_proto_enumTypes[1]
+	return &file_troupe_consensus_v1_consensus_proto_enumTypes[1]
 }
 
 func (x LockOp) Number() protoreflect.EnumNumber {
@@ -130,7 +130,7 @@ func (x LockOp) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LockOp.Descriptor instead.
 func (LockOp) EnumDescriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{1}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{1}
 }
 
 // RaftBatch carries the raft messages one Ready produced for one peer, in
@@ -145,7 +145,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_consensus_proto_msgTypes[0]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +157,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[0]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +170,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{0}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *RaftBatch) GetMessages() [][]byte {
@@ -213,7 +213,7 @@ type KVCommand struct {
 
 func (x *KVCommand) Reset() {
 	*x = KVCommand{}
-	mi := &file_consensus_proto_msgTypes[1]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +225,7 @@ func (x *KVCommand) String() string {
 func (*KVCommand) ProtoMessage() {}
 
 func (x *KVCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[1]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +238,7 @@ func (x *KVCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVCommand.ProtoReflect.Descriptor instead.
 func (*KVCommand) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{1}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *KVCommand) GetOp() KVOp {
@@ -326,7 +326,7 @@ type LockCommand struct {
 
 func (x *LockCommand) Reset() {
 	*x = LockCommand{}
-	mi := &file_consensus_proto_msgTypes[2]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +338,7 @@ func (x *LockCommand) String() string {
 func (*LockCommand) ProtoMessage() {}
 
 func (x *LockCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[2]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +351,7 @@ func (x *LockCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockCommand.ProtoReflect.Descriptor instead.
 func (*LockCommand) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{2}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LockCommand) GetOp() LockOp {
@@ -410,7 +410,7 @@ type LockLease struct {
 
 func (x *LockLease) Reset() {
 	*x = LockLease{}
-	mi := &file_consensus_proto_msgTypes[3]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +422,7 @@ func (x *LockLease) String() string {
 func (*LockLease) ProtoMessage() {}
 
 func (x *LockLease) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[3]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +435,7 @@ func (x *LockLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockLease.ProtoReflect.Descriptor instead.
 func (*LockLease) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{3}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LockLease) GetName() string {
@@ -484,7 +484,7 @@ type KVPair struct {
 
 func (x *KVPair) Reset() {
 	*x = KVPair{}
-	mi := &file_consensus_proto_msgTypes[4]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +496,7 @@ func (x *KVPair) String() string {
 func (*KVPair) ProtoMessage() {}
 
 func (x *KVPair) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[4]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +509,7 @@ func (x *KVPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPair.ProtoReflect.Descriptor instead.
 func (*KVPair) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{4}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *KVPair) GetKey() string {
@@ -540,7 +540,7 @@ type KVSnapshot struct {
 
 func (x *KVSnapshot) Reset() {
 	*x = KVSnapshot{}
-	mi := &file_consensus_proto_msgTypes[5]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +552,7 @@ func (x *KVSnapshot) String() string {
 func (*KVSnapshot) ProtoMessage() {}
 
 func (x *KVSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_consensus_proto_msgTypes[5]
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +565,7 @@ func (x *KVSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSnapshot.ProtoReflect.Descriptor instead.
 func (*KVSnapshot) Descriptor() ([]byte, []int) {
-	return file_consensus_proto_rawDescGZIP(), []int{5}
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *KVSnapshot) GetPairs() []*KVPair {
@@ -589,11 +589,11 @@ func (x *KVSnapshot) GetLeases() []*LockLease {
 	return nil
 }
 
-var File_consensus_proto protoreflect.FileDescriptor
+var File_troupe_consensus_v1_consensus_proto protoreflect.FileDescriptor
 
-const file_consensus_proto_rawDesc = "" +
+const file_troupe_consensus_v1_consensus_proto_rawDesc = "" +
 	"\n" +
-	"\x0fconsensus.proto\x12\x13troupe.consensus.v1\"'\n" +
+	"#troupe/consensus/v1/consensus.proto\x12\x13troupe.consensus.v1\"'\n" +
 	"\tRaftBatch\x12\x1a\n" +
 	"\bmessages\x18\x01 \x03(\fR\bmessages\"\xb2\x02\n" +
 	"\tKVCommand\x12)\n" +
@@ -646,20 +646,20 @@ const file_consensus_proto_rawDesc = "" +
 	"\x0eLOCK_OP_EXPIRE\x10\x04B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_consensus_proto_rawDescOnce sync.Once
-	file_consensus_proto_rawDescData []byte
+	file_troupe_consensus_v1_consensus_proto_rawDescOnce sync.Once
+	file_troupe_consensus_v1_consensus_proto_rawDescData []byte
 )
 
-func file_consensus_proto_rawDescGZIP() []byte {
-	file_consensus_proto_rawDescOnce.Do(func() {
-		file_consensus_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_consensus_proto_rawDesc), len(file_consensus_proto_rawDesc)))
+func file_troupe_consensus_v1_consensus_proto_rawDescGZIP() []byte {
+	file_troupe_consensus_v1_consensus_proto_rawDescOnce.Do(func() {
+		file_troupe_consensus_v1_consensus_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_consensus_v1_consensus_proto_rawDesc), len(file_troupe_consensus_v1_consensus_proto_rawDesc)))
 	})
-	return file_consensus_proto_rawDescData
+	return file_troupe_consensus_v1_consensus_proto_rawDescData
 }
 
-var file_consensus_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
-var file_consensus_proto_goTypes = []any{
+var file_troupe_consensus_v1_consensus_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_troupe_consensus_v1_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_troupe_consensus_v1_consensus_proto_goTypes = []any{
 	(KVOp)(0),           // 0: troupe.consensus.v1.KVOp
 	(LockOp)(0),         // 1: troupe.consensus.v1.LockOp
 	(*RaftBatch)(nil),   // 2: troupe.consensus.v1.RaftBatch
@@ -670,7 +670,7 @@ var file_consensus_proto_goTypes = []any{
 	(*KVSnapshot)(nil),  // 7: troupe.consensus.v1.KVSnapshot
 	nil,                 // 8: troupe.consensus.v1.KVSnapshot.NamesEntry
 }
-var file_consensus_proto_depIdxs = []int32{
+var file_troupe_consensus_v1_consensus_proto_depIdxs = []int32{
 	0, // 0: troupe.consensus.v1.KVCommand.op:type_name -> troupe.consensus.v1.KVOp
 	4, // 1: troupe.consensus.v1.KVCommand.lock:type_name -> troupe.consensus.v1.LockCommand
 	3, // 2: troupe.consensus.v1.KVCommand.batch:type_name -> troupe.consensus.v1.KVCommand
@@ -685,27 +685,27 @@ var file_consensus_proto_depIdxs = []int32{
 	0, // [0:7] is the sub-list for field type_name
 }
 
-func init() { file_consensus_proto_init() }
-func file_consensus_proto_init() {
-	if File_consensus_proto != nil {
+func init() { file_troupe_consensus_v1_consensus_proto_init() }
+func file_troupe_consensus_v1_consensus_proto_init() {
+	if File_troupe_consensus_v1_consensus_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_consensus_proto_rawDesc), len(file_consensus_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_consensus_v1_consensus_proto_rawDesc), len(file_troupe_consensus_v1_consensus_proto_rawDesc)),
 			NumEnums:      2,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_consensus_proto_goTypes,
-		DependencyIndexes: file_consensus_proto_depIdxs,
-		EnumInfos:         file_consensus_proto_enumTypes,
-		MessageInfos:      file_consensus_proto_msgTypes,
+		GoTypes:           file_troupe_consensus_v1_consensus_proto_goTypes,
+		DependencyIndexes: file_troupe_consensus_v1_consensus_proto_depIdxs,
+		EnumInfos:         file_troupe_consensus_v1_consensus_proto_enumTypes,
+		MessageInfos:      file_troupe_consensus_v1_consensus_proto_msgTypes,
 	}.Build()
-	File_consensus_proto = out.File
-	file_consensus_proto_goTypes = nil
-	file_consensus_proto_depIdxs = nil
+	File_troupe_consensus_v1_consensus_proto = out.File
+	file_troupe_consensus_v1_consensus_proto_goTypes = nil
+	file_troupe_consensus_v1_consensus_proto_depIdxs = nil
 }

@@ -3,8 +3,13 @@
 //
 // # Usage
 //
-// Each type is declared in a .proto file of this folder and compiled into Go
-// code that is committed next to it. After editing a .proto file, run
+// Each type is declared in a .proto file under troupe/, at the path of its
+// proto package (troupe/commit/v1/commit.proto declares troupe.commit.v1),
+// and compiled into Go code committed in this folder. The path is the
+// name the file is registered under in protobuf's process-wide registry:
+// package-qualified, it cannot collide with a user's or a library's file
+// (protoactor-go registers a bare gossip.proto). After editing a .proto
+// file, run
 //
 //	go generate ./messages
 //

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: election.proto
+// source: troupe/election/v1/election.proto
 
 // Package troupe.election.v1 holds the wire messages of the Bully elector.
 
@@ -34,7 +34,7 @@ type Election struct {
 
 func (x *Election) Reset() {
 	*x = Election{}
-	mi := &file_election_proto_msgTypes[0]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +46,7 @@ func (x *Election) String() string {
 func (*Election) ProtoMessage() {}
 
 func (x *Election) ProtoReflect() protoreflect.Message {
-	mi := &file_election_proto_msgTypes[0]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +59,7 @@ func (x *Election) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Election.ProtoReflect.Descriptor instead.
 func (*Election) Descriptor() ([]byte, []int) {
-	return file_election_proto_rawDescGZIP(), []int{0}
+	return file_troupe_election_v1_election_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Election) GetTerm() uint64 {
@@ -80,7 +80,7 @@ type OK struct {
 
 func (x *OK) Reset() {
 	*x = OK{}
-	mi := &file_election_proto_msgTypes[1]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -92,7 +92,7 @@ func (x *OK) String() string {
 func (*OK) ProtoMessage() {}
 
 func (x *OK) ProtoReflect() protoreflect.Message {
-	mi := &file_election_proto_msgTypes[1]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -105,7 +105,7 @@ func (x *OK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OK.ProtoReflect.Descriptor instead.
 func (*OK) Descriptor() ([]byte, []int) {
-	return file_election_proto_rawDescGZIP(), []int{1}
+	return file_troupe_election_v1_election_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *OK) GetTerm() uint64 {
@@ -127,7 +127,7 @@ type Coordinator struct {
 
 func (x *Coordinator) Reset() {
 	*x = Coordinator{}
-	mi := &file_election_proto_msgTypes[2]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -139,7 +139,7 @@ func (x *Coordinator) String() string {
 func (*Coordinator) ProtoMessage() {}
 
 func (x *Coordinator) ProtoReflect() protoreflect.Message {
-	mi := &file_election_proto_msgTypes[2]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -152,7 +152,7 @@ func (x *Coordinator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Coordinator.ProtoReflect.Descriptor instead.
 func (*Coordinator) Descriptor() ([]byte, []int) {
-	return file_election_proto_rawDescGZIP(), []int{2}
+	return file_troupe_election_v1_election_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Coordinator) GetTerm() uint64 {
@@ -180,7 +180,7 @@ type StaleTerm struct {
 
 func (x *StaleTerm) Reset() {
 	*x = StaleTerm{}
-	mi := &file_election_proto_msgTypes[3]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +192,7 @@ func (x *StaleTerm) String() string {
 func (*StaleTerm) ProtoMessage() {}
 
 func (x *StaleTerm) ProtoReflect() protoreflect.Message {
-	mi := &file_election_proto_msgTypes[3]
+	mi := &file_troupe_election_v1_election_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +205,7 @@ func (x *StaleTerm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleTerm.ProtoReflect.Descriptor instead.
 func (*StaleTerm) Descriptor() ([]byte, []int) {
-	return file_election_proto_rawDescGZIP(), []int{3}
+	return file_troupe_election_v1_election_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StaleTerm) GetTerm() uint64 {
@@ -215,11 +215,11 @@ func (x *StaleTerm) GetTerm() uint64 {
 	return 0
 }
 
-var File_election_proto protoreflect.FileDescriptor
+var File_troupe_election_v1_election_proto protoreflect.FileDescriptor
 
-const file_election_proto_rawDesc = "" +
+const file_troupe_election_v1_election_proto_rawDesc = "" +
 	"\n" +
-	"\x0eelection.proto\x12\x12troupe.election.v1\"\x1e\n" +
+	"!troupe/election/v1/election.proto\x12\x12troupe.election.v1\"\x1e\n" +
 	"\bElection\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\"\x18\n" +
 	"\x02OK\x12\x12\n" +
@@ -231,25 +231,25 @@ const file_election_proto_rawDesc = "" +
 	"\x04term\x18\x01 \x01(\x04R\x04termB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_election_proto_rawDescOnce sync.Once
-	file_election_proto_rawDescData []byte
+	file_troupe_election_v1_election_proto_rawDescOnce sync.Once
+	file_troupe_election_v1_election_proto_rawDescData []byte
 )
 
-func file_election_proto_rawDescGZIP() []byte {
-	file_election_proto_rawDescOnce.Do(func() {
-		file_election_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_election_proto_rawDesc), len(file_election_proto_rawDesc)))
+func file_troupe_election_v1_election_proto_rawDescGZIP() []byte {
+	file_troupe_election_v1_election_proto_rawDescOnce.Do(func() {
+		file_troupe_election_v1_election_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_election_v1_election_proto_rawDesc), len(file_troupe_election_v1_election_proto_rawDesc)))
 	})
-	return file_election_proto_rawDescData
+	return file_troupe_election_v1_election_proto_rawDescData
 }
 
-var file_election_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_election_proto_goTypes = []any{
+var file_troupe_election_v1_election_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_troupe_election_v1_election_proto_goTypes = []any{
 	(*Election)(nil),    // 0: troupe.election.v1.Election
 	(*OK)(nil),          // 1: troupe.election.v1.OK
 	(*Coordinator)(nil), // 2: troupe.election.v1.Coordinator
 	(*StaleTerm)(nil),   // 3: troupe.election.v1.StaleTerm
 }
-var file_election_proto_depIdxs = []int32{
+var file_troupe_election_v1_election_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
 	0, // [0:0] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -257,26 +257,26 @@ var file_election_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_election_proto_init() }
-func file_election_proto_init() {
-	if File_election_proto != nil {
+func init() { file_troupe_election_v1_election_proto_init() }
+func file_troupe_election_v1_election_proto_init() {
+	if File_troupe_election_v1_election_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_election_proto_rawDesc), len(file_election_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_election_v1_election_proto_rawDesc), len(file_troupe_election_v1_election_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_election_proto_goTypes,
-		DependencyIndexes: file_election_proto_depIdxs,
-		MessageInfos:      file_election_proto_msgTypes,
+		GoTypes:           file_troupe_election_v1_election_proto_goTypes,
+		DependencyIndexes: file_troupe_election_v1_election_proto_depIdxs,
+		MessageInfos:      file_troupe_election_v1_election_proto_msgTypes,
 	}.Build()
-	File_election_proto = out.File
-	file_election_proto_goTypes = nil
-	file_election_proto_depIdxs = nil
+	File_troupe_election_v1_election_proto = out.File
+	file_troupe_election_v1_election_proto_goTypes = nil
+	file_troupe_election_v1_election_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: envelope.proto
+// source: troupe/v1/envelope.proto
 
 // Package troupe.v1 holds the wire types of the Troupe runtime itself.
 
@@ -54,11 +54,11 @@ func (x Envelope_Kind) String() string {
 }
 
 func (Envelope_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_envelope_proto_enumTypes[0].Descriptor()
+	return file_troupe_v1_envelope_proto_enumTypes[0].Descriptor()
 }
 
 func (Envelope_Kind) Type() protoreflect.EnumType {
-	return &file_envelope_proto_enumTypes[0]
+	return &file_troupe_v1_envelope_proto_enumTypes[0]
 }
 
 func (x Envelope_Kind) Number() protoreflect.EnumNumber {
@@ -67,7 +67,7 @@ func (x Envelope_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Envelope_Kind.Descriptor instead.
 func (Envelope_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{0, 0}
+	return file_troupe_v1_envelope_proto_rawDescGZIP(), []int{0, 0}
 }
 
 // Envelope is the only thing a Network carries between nodes. It names the
@@ -102,7 +102,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_envelope_proto_msgTypes[0]
+	mi := &file_troupe_v1_envelope_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +114,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[0]
+	mi := &file_troupe_v1_envelope_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +127,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{0}
+	return file_troupe_v1_envelope_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Envelope) GetFrom() string {
@@ -228,7 +228,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_envelope_proto_msgTypes[1]
+	mi := &file_troupe_v1_envelope_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +240,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[1]
+	mi := &file_troupe_v1_envelope_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +253,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{1}
+	return file_troupe_v1_envelope_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Batch) GetNames() []byte {
@@ -270,11 +270,11 @@ func (x *Batch) GetEnvelopes() []byte {
 	return nil
 }
 
-var File_envelope_proto protoreflect.FileDescriptor
+var File_troupe_v1_envelope_proto protoreflect.FileDescriptor
 
-const file_envelope_proto_rawDesc = "" +
+const file_troupe_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\ttroupe.v1\"\xcf\x02\n" +
+	"\x18troupe/v1/envelope.proto\x12\ttroupe.v1\"\xcf\x02\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +
@@ -296,25 +296,25 @@ const file_envelope_proto_rawDesc = "" +
 	"\tenvelopes\x18\x02 \x01(\fR\tenvelopesB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_envelope_proto_rawDescOnce sync.Once
-	file_envelope_proto_rawDescData []byte
+	file_troupe_v1_envelope_proto_rawDescOnce sync.Once
+	file_troupe_v1_envelope_proto_rawDescData []byte
 )
 
-func file_envelope_proto_rawDescGZIP() []byte {
-	file_envelope_proto_rawDescOnce.Do(func() {
-		file_envelope_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)))
+func file_troupe_v1_envelope_proto_rawDescGZIP() []byte {
+	file_troupe_v1_envelope_proto_rawDescOnce.Do(func() {
+		file_troupe_v1_envelope_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_v1_envelope_proto_rawDesc), len(file_troupe_v1_envelope_proto_rawDesc)))
 	})
-	return file_envelope_proto_rawDescData
+	return file_troupe_v1_envelope_proto_rawDescData
 }
 
-var file_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
-var file_envelope_proto_goTypes = []any{
+var file_troupe_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_troupe_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_troupe_v1_envelope_proto_goTypes = []any{
 	(Envelope_Kind)(0), // 0: troupe.v1.Envelope.Kind
 	(*Envelope)(nil),   // 1: troupe.v1.Envelope
 	(*Batch)(nil),      // 2: troupe.v1.Batch
 }
-var file_envelope_proto_depIdxs = []int32{
+var file_troupe_v1_envelope_proto_depIdxs = []int32{
 	0, // 0: troupe.v1.Envelope.kind:type_name -> troupe.v1.Envelope.Kind
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
@@ -323,27 +323,27 @@ var file_envelope_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_envelope_proto_init() }
-func file_envelope_proto_init() {
-	if File_envelope_proto != nil {
+func init() { file_troupe_v1_envelope_proto_init() }
+func file_troupe_v1_envelope_proto_init() {
+	if File_troupe_v1_envelope_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_v1_envelope_proto_rawDesc), len(file_troupe_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_envelope_proto_goTypes,
-		DependencyIndexes: file_envelope_proto_depIdxs,
-		EnumInfos:         file_envelope_proto_enumTypes,
-		MessageInfos:      file_envelope_proto_msgTypes,
+		GoTypes:           file_troupe_v1_envelope_proto_goTypes,
+		DependencyIndexes: file_troupe_v1_envelope_proto_depIdxs,
+		EnumInfos:         file_troupe_v1_envelope_proto_enumTypes,
+		MessageInfos:      file_troupe_v1_envelope_proto_msgTypes,
 	}.Build()
-	File_envelope_proto = out.File
-	file_envelope_proto_goTypes = nil
-	file_envelope_proto_depIdxs = nil
+	File_troupe_v1_envelope_proto = out.File
+	file_troupe_v1_envelope_proto_goTypes = nil
+	file_troupe_v1_envelope_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: examples.proto
+// source: troupe/examples/v1/examples.proto
 
 // Package troupe.examples.v1 holds the wire types of the protocols in examples/.
 
@@ -33,7 +33,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_examples_proto_msgTypes[0]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +45,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_proto_msgTypes[0]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +58,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_examples_proto_rawDescGZIP(), []int{0}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Ping) GetN() uint64 {
@@ -78,7 +78,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_examples_proto_msgTypes[1]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -90,7 +90,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_proto_msgTypes[1]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -103,7 +103,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_examples_proto_rawDescGZIP(), []int{1}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Pong) GetN() uint64 {
@@ -126,7 +126,7 @@ type BroadcastMessage struct {
 
 func (x *BroadcastMessage) Reset() {
 	*x = BroadcastMessage{}
-	mi := &file_examples_proto_msgTypes[2]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +138,7 @@ func (x *BroadcastMessage) String() string {
 func (*BroadcastMessage) ProtoMessage() {}
 
 func (x *BroadcastMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_proto_msgTypes[2]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +151,7 @@ func (x *BroadcastMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastMessage.ProtoReflect.Descriptor instead.
 func (*BroadcastMessage) Descriptor() ([]byte, []int) {
-	return file_examples_proto_rawDescGZIP(), []int{2}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *BroadcastMessage) GetOrigin() string {
@@ -186,7 +186,7 @@ type LedgerOp struct {
 
 func (x *LedgerOp) Reset() {
 	*x = LedgerOp{}
-	mi := &file_examples_proto_msgTypes[3]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -198,7 +198,7 @@ func (x *LedgerOp) String() string {
 func (*LedgerOp) ProtoMessage() {}
 
 func (x *LedgerOp) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_proto_msgTypes[3]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -211,7 +211,7 @@ func (x *LedgerOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerOp.ProtoReflect.Descriptor instead.
 func (*LedgerOp) Descriptor() ([]byte, []int) {
-	return file_examples_proto_rawDescGZIP(), []int{3}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LedgerOp) GetEntries() []*LedgerEntry {
@@ -232,7 +232,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_examples_proto_msgTypes[4]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +244,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_examples_proto_msgTypes[4]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +257,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_examples_proto_rawDescGZIP(), []int{4}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LedgerEntry) GetAccount() string {
@@ -274,11 +274,11 @@ func (x *LedgerEntry) GetDelta() int64 {
 	return 0
 }
 
-var File_examples_proto protoreflect.FileDescriptor
+var File_troupe_examples_v1_examples_proto protoreflect.FileDescriptor
 
-const file_examples_proto_rawDesc = "" +
+const file_troupe_examples_v1_examples_proto_rawDesc = "" +
 	"\n" +
-	"\x0eexamples.proto\x12\x12troupe.examples.v1\"\x14\n" +
+	"!troupe/examples/v1/examples.proto\x12\x12troupe.examples.v1\"\x14\n" +
 	"\x04Ping\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x04R\x01n\"\x14\n" +
 	"\x04Pong\x12\f\n" +
@@ -294,26 +294,26 @@ const file_examples_proto_rawDesc = "" +
 	"\x05delta\x18\x02 \x01(\x03R\x05deltaB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_examples_proto_rawDescOnce sync.Once
-	file_examples_proto_rawDescData []byte
+	file_troupe_examples_v1_examples_proto_rawDescOnce sync.Once
+	file_troupe_examples_v1_examples_proto_rawDescData []byte
 )
 
-func file_examples_proto_rawDescGZIP() []byte {
-	file_examples_proto_rawDescOnce.Do(func() {
-		file_examples_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_examples_proto_rawDesc), len(file_examples_proto_rawDesc)))
+func file_troupe_examples_v1_examples_proto_rawDescGZIP() []byte {
+	file_troupe_examples_v1_examples_proto_rawDescOnce.Do(func() {
+		file_troupe_examples_v1_examples_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_examples_v1_examples_proto_rawDesc), len(file_troupe_examples_v1_examples_proto_rawDesc)))
 	})
-	return file_examples_proto_rawDescData
+	return file_troupe_examples_v1_examples_proto_rawDescData
 }
 
-var file_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
-var file_examples_proto_goTypes = []any{
+var file_troupe_examples_v1_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_troupe_examples_v1_examples_proto_goTypes = []any{
 	(*Ping)(nil),             // 0: troupe.examples.v1.Ping
 	(*Pong)(nil),             // 1: troupe.examples.v1.Pong
 	(*BroadcastMessage)(nil), // 2: troupe.examples.v1.BroadcastMessage
 	(*LedgerOp)(nil),         // 3: troupe.examples.v1.LedgerOp
 	(*LedgerEntry)(nil),      // 4: troupe.examples.v1.LedgerEntry
 }
-var file_examples_proto_depIdxs = []int32{
+var file_troupe_examples_v1_examples_proto_depIdxs = []int32{
 	4, // 0: troupe.examples.v1.LedgerOp.entries:type_name -> troupe.examples.v1.LedgerEntry
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
@@ -322,26 +322,26 @@ var file_examples_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_examples_proto_init() }
-func file_examples_proto_init() {
-	if File_examples_proto != nil {
+func init() { file_troupe_examples_v1_examples_proto_init() }
+func file_troupe_examples_v1_examples_proto_init() {
+	if File_troupe_examples_v1_examples_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_proto_rawDesc), len(file_examples_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_examples_v1_examples_proto_rawDesc), len(file_troupe_examples_v1_examples_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_examples_proto_goTypes,
-		DependencyIndexes: file_examples_proto_depIdxs,
-		MessageInfos:      file_examples_proto_msgTypes,
+		GoTypes:           file_troupe_examples_v1_examples_proto_goTypes,
+		DependencyIndexes: file_troupe_examples_v1_examples_proto_depIdxs,
+		MessageInfos:      file_troupe_examples_v1_examples_proto_msgTypes,
 	}.Build()
-	File_examples_proto = out.File
-	file_examples_proto_goTypes = nil
-	file_examples_proto_depIdxs = nil
+	File_troupe_examples_v1_examples_proto = out.File
+	file_troupe_examples_v1_examples_proto_goTypes = nil
+	file_troupe_examples_v1_examples_proto_depIdxs = nil
 }

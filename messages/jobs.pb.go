@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: jobs.proto
+// source: troupe/jobs/v1/jobs.proto
 
 // Package troupe.jobs.v1 holds the wire messages of the distributed jobs
 // protocol (package jobs). Three roles exchange them: the contact (the node
@@ -40,7 +40,7 @@ type JobSpec struct {
 
 func (x *JobSpec) Reset() {
 	*x = JobSpec{}
-	mi := &file_jobs_proto_msgTypes[0]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +52,7 @@ func (x *JobSpec) String() string {
 func (*JobSpec) ProtoMessage() {}
 
 func (x *JobSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[0]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +65,7 @@ func (x *JobSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSpec.ProtoReflect.Descriptor instead.
 func (*JobSpec) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{0}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *JobSpec) GetRuntime() string {
@@ -112,7 +112,7 @@ type JobSubmit struct {
 
 func (x *JobSubmit) Reset() {
 	*x = JobSubmit{}
-	mi := &file_jobs_proto_msgTypes[1]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -124,7 +124,7 @@ func (x *JobSubmit) String() string {
 func (*JobSubmit) ProtoMessage() {}
 
 func (x *JobSubmit) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[1]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -137,7 +137,7 @@ func (x *JobSubmit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobSubmit.ProtoReflect.Descriptor instead.
 func (*JobSubmit) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{1}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *JobSubmit) GetId() string {
@@ -189,7 +189,7 @@ type JobProgress struct {
 
 func (x *JobProgress) Reset() {
 	*x = JobProgress{}
-	mi := &file_jobs_proto_msgTypes[2]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +201,7 @@ func (x *JobProgress) String() string {
 func (*JobProgress) ProtoMessage() {}
 
 func (x *JobProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[2]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +214,7 @@ func (x *JobProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobProgress.ProtoReflect.Descriptor instead.
 func (*JobProgress) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{2}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JobProgress) GetId() string {
@@ -267,7 +267,7 @@ type PartAssign struct {
 
 func (x *PartAssign) Reset() {
 	*x = PartAssign{}
-	mi := &file_jobs_proto_msgTypes[3]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +279,7 @@ func (x *PartAssign) String() string {
 func (*PartAssign) ProtoMessage() {}
 
 func (x *PartAssign) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[3]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +292,7 @@ func (x *PartAssign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartAssign.ProtoReflect.Descriptor instead.
 func (*PartAssign) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{3}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PartAssign) GetId() string {
@@ -362,7 +362,7 @@ type PartRef struct {
 
 func (x *PartRef) Reset() {
 	*x = PartRef{}
-	mi := &file_jobs_proto_msgTypes[4]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +374,7 @@ func (x *PartRef) String() string {
 func (*PartRef) ProtoMessage() {}
 
 func (x *PartRef) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[4]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +387,7 @@ func (x *PartRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartRef.ProtoReflect.Descriptor instead.
 func (*PartRef) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{4}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PartRef) GetId() string {
@@ -428,7 +428,7 @@ type WorkRequest struct {
 
 func (x *WorkRequest) Reset() {
 	*x = WorkRequest{}
-	mi := &file_jobs_proto_msgTypes[5]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +440,7 @@ func (x *WorkRequest) String() string {
 func (*WorkRequest) ProtoMessage() {}
 
 func (x *WorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[5]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +453,7 @@ func (x *WorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkRequest.ProtoReflect.Descriptor instead.
 func (*WorkRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{5}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkRequest) GetTerm() uint64 {
@@ -512,7 +512,7 @@ type PartResult struct {
 
 func (x *PartResult) Reset() {
 	*x = PartResult{}
-	mi := &file_jobs_proto_msgTypes[6]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +524,7 @@ func (x *PartResult) String() string {
 func (*PartResult) ProtoMessage() {}
 
 func (x *PartResult) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[6]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +537,7 @@ func (x *PartResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartResult.ProtoReflect.Descriptor instead.
 func (*PartResult) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{6}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PartResult) GetId() string {
@@ -579,7 +579,7 @@ type PartDone struct {
 
 func (x *PartDone) Reset() {
 	*x = PartDone{}
-	mi := &file_jobs_proto_msgTypes[7]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +591,7 @@ func (x *PartDone) String() string {
 func (*PartDone) ProtoMessage() {}
 
 func (x *PartDone) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[7]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +604,7 @@ func (x *PartDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartDone.ProtoReflect.Descriptor instead.
 func (*PartDone) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{7}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PartDone) GetId() string {
@@ -639,7 +639,7 @@ type JobCancel struct {
 
 func (x *JobCancel) Reset() {
 	*x = JobCancel{}
-	mi := &file_jobs_proto_msgTypes[8]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +651,7 @@ func (x *JobCancel) String() string {
 func (*JobCancel) ProtoMessage() {}
 
 func (x *JobCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[8]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +664,7 @@ func (x *JobCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancel.ProtoReflect.Descriptor instead.
 func (*JobCancel) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{8}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JobCancel) GetId() string {
@@ -712,7 +712,7 @@ type JobCancelReply struct {
 
 func (x *JobCancelReply) Reset() {
 	*x = JobCancelReply{}
-	mi := &file_jobs_proto_msgTypes[9]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +724,7 @@ func (x *JobCancelReply) String() string {
 func (*JobCancelReply) ProtoMessage() {}
 
 func (x *JobCancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[9]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +737,7 @@ func (x *JobCancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancelReply.ProtoReflect.Descriptor instead.
 func (*JobCancelReply) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{9}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JobCancelReply) GetRequest() uint64 {
@@ -784,7 +784,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_jobs_proto_msgTypes[10]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +796,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[10]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +809,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{10}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobStatus) GetState() string {
@@ -875,7 +875,7 @@ type Restarted struct {
 
 func (x *Restarted) Reset() {
 	*x = Restarted{}
-	mi := &file_jobs_proto_msgTypes[11]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +887,7 @@ func (x *Restarted) String() string {
 func (*Restarted) ProtoMessage() {}
 
 func (x *Restarted) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_proto_msgTypes[11]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +900,7 @@ func (x *Restarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restarted.ProtoReflect.Descriptor instead.
 func (*Restarted) Descriptor() ([]byte, []int) {
-	return file_jobs_proto_rawDescGZIP(), []int{11}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Restarted) GetGeneration() string {
@@ -910,12 +910,11 @@ func (x *Restarted) GetGeneration() string {
 	return ""
 }
 
-var File_jobs_proto protoreflect.FileDescriptor
+var File_troupe_jobs_v1_jobs_proto protoreflect.FileDescriptor
 
-const file_jobs_proto_rawDesc = "" +
+const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\n" +
-	"jobs.proto\x12\x0etroupe.jobs.v1\"g\n" +
+	"\x19troupe/jobs/v1/jobs.proto\x12\x0etroupe.jobs.v1\"g\n" +
 	"\aJobSpec\x12\x18\n" +
 	"\aruntime\x18\x01 \x01(\tR\aruntime\x12\x16\n" +
 	"\x06script\x18\x02 \x01(\fR\x06script\x12\x14\n" +
@@ -988,19 +987,19 @@ const file_jobs_proto_rawDesc = "" +
 	"generationB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_jobs_proto_rawDescOnce sync.Once
-	file_jobs_proto_rawDescData []byte
+	file_troupe_jobs_v1_jobs_proto_rawDescOnce sync.Once
+	file_troupe_jobs_v1_jobs_proto_rawDescData []byte
 )
 
-func file_jobs_proto_rawDescGZIP() []byte {
-	file_jobs_proto_rawDescOnce.Do(func() {
-		file_jobs_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_jobs_proto_rawDesc), len(file_jobs_proto_rawDesc)))
+func file_troupe_jobs_v1_jobs_proto_rawDescGZIP() []byte {
+	file_troupe_jobs_v1_jobs_proto_rawDescOnce.Do(func() {
+		file_troupe_jobs_v1_jobs_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_jobs_v1_jobs_proto_rawDesc), len(file_troupe_jobs_v1_jobs_proto_rawDesc)))
 	})
-	return file_jobs_proto_rawDescData
+	return file_troupe_jobs_v1_jobs_proto_rawDescData
 }
 
-var file_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
-var file_jobs_proto_goTypes = []any{
+var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*JobSpec)(nil),        // 0: troupe.jobs.v1.JobSpec
 	(*JobSubmit)(nil),      // 1: troupe.jobs.v1.JobSubmit
 	(*JobProgress)(nil),    // 2: troupe.jobs.v1.JobProgress
@@ -1014,7 +1013,7 @@ var file_jobs_proto_goTypes = []any{
 	(*JobStatus)(nil),      // 10: troupe.jobs.v1.JobStatus
 	(*Restarted)(nil),      // 11: troupe.jobs.v1.Restarted
 }
-var file_jobs_proto_depIdxs = []int32{
+var file_troupe_jobs_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
 	4,  // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
 	4,  // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
@@ -1026,26 +1025,26 @@ var file_jobs_proto_depIdxs = []int32{
 	0,  // [0:4] is the sub-list for field type_name
 }
 
-func init() { file_jobs_proto_init() }
-func file_jobs_proto_init() {
-	if File_jobs_proto != nil {
+func init() { file_troupe_jobs_v1_jobs_proto_init() }
+func file_troupe_jobs_v1_jobs_proto_init() {
+	if File_troupe_jobs_v1_jobs_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobs_proto_rawDesc), len(file_jobs_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_jobs_v1_jobs_proto_rawDesc), len(file_troupe_jobs_v1_jobs_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_jobs_proto_goTypes,
-		DependencyIndexes: file_jobs_proto_depIdxs,
-		MessageInfos:      file_jobs_proto_msgTypes,
+		GoTypes:           file_troupe_jobs_v1_jobs_proto_goTypes,
+		DependencyIndexes: file_troupe_jobs_v1_jobs_proto_depIdxs,
+		MessageInfos:      file_troupe_jobs_v1_jobs_proto_msgTypes,
 	}.Build()
-	File_jobs_proto = out.File
-	file_jobs_proto_goTypes = nil
-	file_jobs_proto_depIdxs = nil
+	File_troupe_jobs_v1_jobs_proto = out.File
+	file_troupe_jobs_v1_jobs_proto_goTypes = nil
+	file_troupe_jobs_v1_jobs_proto_depIdxs = nil
 }

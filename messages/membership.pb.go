@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: membership.proto
+// source: troupe/v1/membership.proto
 
 package messages
 
@@ -38,7 +38,7 @@ type MemberMeta struct {
 
 func (x *MemberMeta) Reset() {
 	*x = MemberMeta{}
-	mi := &file_membership_proto_msgTypes[0]
+	mi := &file_troupe_v1_membership_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +50,7 @@ func (x *MemberMeta) String() string {
 func (*MemberMeta) ProtoMessage() {}
 
 func (x *MemberMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_membership_proto_msgTypes[0]
+	mi := &file_troupe_v1_membership_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +63,7 @@ func (x *MemberMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberMeta.ProtoReflect.Descriptor instead.
 func (*MemberMeta) Descriptor() ([]byte, []int) {
-	return file_membership_proto_rawDescGZIP(), []int{0}
+	return file_troupe_v1_membership_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *MemberMeta) GetName() string {
@@ -94,11 +94,11 @@ func (x *MemberMeta) GetGeneration() uint64 {
 	return 0
 }
 
-var File_membership_proto protoreflect.FileDescriptor
+var File_troupe_v1_membership_proto protoreflect.FileDescriptor
 
-const file_membership_proto_rawDesc = "" +
+const file_troupe_v1_membership_proto_rawDesc = "" +
 	"\n" +
-	"\x10membership.proto\x12\ttroupe.v1\"p\n" +
+	"\x1atroupe/v1/membership.proto\x12\ttroupe.v1\"p\n" +
 	"\n" +
 	"MemberMeta\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -109,22 +109,22 @@ const file_membership_proto_rawDesc = "" +
 	"generationB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_membership_proto_rawDescOnce sync.Once
-	file_membership_proto_rawDescData []byte
+	file_troupe_v1_membership_proto_rawDescOnce sync.Once
+	file_troupe_v1_membership_proto_rawDescData []byte
 )
 
-func file_membership_proto_rawDescGZIP() []byte {
-	file_membership_proto_rawDescOnce.Do(func() {
-		file_membership_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_membership_proto_rawDesc), len(file_membership_proto_rawDesc)))
+func file_troupe_v1_membership_proto_rawDescGZIP() []byte {
+	file_troupe_v1_membership_proto_rawDescOnce.Do(func() {
+		file_troupe_v1_membership_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_v1_membership_proto_rawDesc), len(file_troupe_v1_membership_proto_rawDesc)))
 	})
-	return file_membership_proto_rawDescData
+	return file_troupe_v1_membership_proto_rawDescData
 }
 
-var file_membership_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
-var file_membership_proto_goTypes = []any{
+var file_troupe_v1_membership_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_troupe_v1_membership_proto_goTypes = []any{
 	(*MemberMeta)(nil), // 0: troupe.v1.MemberMeta
 }
-var file_membership_proto_depIdxs = []int32{
+var file_troupe_v1_membership_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
 	0, // [0:0] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -132,26 +132,26 @@ var file_membership_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_membership_proto_init() }
-func file_membership_proto_init() {
-	if File_membership_proto != nil {
+func init() { file_troupe_v1_membership_proto_init() }
+func file_troupe_v1_membership_proto_init() {
+	if File_troupe_v1_membership_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_membership_proto_rawDesc), len(file_membership_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_v1_membership_proto_rawDesc), len(file_troupe_v1_membership_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   1,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_membership_proto_goTypes,
-		DependencyIndexes: file_membership_proto_depIdxs,
-		MessageInfos:      file_membership_proto_msgTypes,
+		GoTypes:           file_troupe_v1_membership_proto_goTypes,
+		DependencyIndexes: file_troupe_v1_membership_proto_depIdxs,
+		MessageInfos:      file_troupe_v1_membership_proto_msgTypes,
 	}.Build()
-	File_membership_proto = out.File
-	file_membership_proto_goTypes = nil
-	file_membership_proto_depIdxs = nil
+	File_troupe_v1_membership_proto = out.File
+	file_troupe_v1_membership_proto_goTypes = nil
+	file_troupe_v1_membership_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: mutex.proto
+// source: troupe/mutex/v1/mutex.proto
 
 // Package troupe.mutex.v1 holds the wire messages of the Ricart–Agrawala
 // mutual exclusion protocol in mutex/.
@@ -42,7 +42,7 @@ type MutexRequest struct {
 
 func (x *MutexRequest) Reset() {
 	*x = MutexRequest{}
-	mi := &file_mutex_proto_msgTypes[0]
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +54,7 @@ func (x *MutexRequest) String() string {
 func (*MutexRequest) ProtoMessage() {}
 
 func (x *MutexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mutex_proto_msgTypes[0]
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +67,7 @@ func (x *MutexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutexRequest.ProtoReflect.Descriptor instead.
 func (*MutexRequest) Descriptor() ([]byte, []int) {
-	return file_mutex_proto_rawDescGZIP(), []int{0}
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *MutexRequest) GetTimestamp() uint64 {
@@ -106,7 +106,7 @@ type MutexReply struct {
 
 func (x *MutexReply) Reset() {
 	*x = MutexReply{}
-	mi := &file_mutex_proto_msgTypes[1]
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -118,7 +118,7 @@ func (x *MutexReply) String() string {
 func (*MutexReply) ProtoMessage() {}
 
 func (x *MutexReply) ProtoReflect() protoreflect.Message {
-	mi := &file_mutex_proto_msgTypes[1]
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -131,7 +131,7 @@ func (x *MutexReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutexReply.ProtoReflect.Descriptor instead.
 func (*MutexReply) Descriptor() ([]byte, []int) {
-	return file_mutex_proto_rawDescGZIP(), []int{1}
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *MutexReply) GetTimestamp() uint64 {
@@ -168,7 +168,7 @@ type MutexHello struct {
 
 func (x *MutexHello) Reset() {
 	*x = MutexHello{}
-	mi := &file_mutex_proto_msgTypes[2]
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +180,7 @@ func (x *MutexHello) String() string {
 func (*MutexHello) ProtoMessage() {}
 
 func (x *MutexHello) ProtoReflect() protoreflect.Message {
-	mi := &file_mutex_proto_msgTypes[2]
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +193,7 @@ func (x *MutexHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutexHello.ProtoReflect.Descriptor instead.
 func (*MutexHello) Descriptor() ([]byte, []int) {
-	return file_mutex_proto_rawDescGZIP(), []int{2}
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MutexHello) GetEpoch() uint64 {
@@ -210,11 +210,11 @@ func (x *MutexHello) GetGeneration() uint64 {
 	return 0
 }
 
-var File_mutex_proto protoreflect.FileDescriptor
+var File_troupe_mutex_v1_mutex_proto protoreflect.FileDescriptor
 
-const file_mutex_proto_rawDesc = "" +
+const file_troupe_mutex_v1_mutex_proto_rawDesc = "" +
 	"\n" +
-	"\vmutex.proto\x12\x0ftroupe.mutex.v1\"b\n" +
+	"\x1btroupe/mutex/v1/mutex.proto\x12\x0ftroupe.mutex.v1\"b\n" +
 	"\fMutexRequest\x12\x1c\n" +
 	"\ttimestamp\x18\x01 \x01(\x04R\ttimestamp\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
@@ -234,24 +234,24 @@ const file_mutex_proto_rawDesc = "" +
 	"generationB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_mutex_proto_rawDescOnce sync.Once
-	file_mutex_proto_rawDescData []byte
+	file_troupe_mutex_v1_mutex_proto_rawDescOnce sync.Once
+	file_troupe_mutex_v1_mutex_proto_rawDescData []byte
 )
 
-func file_mutex_proto_rawDescGZIP() []byte {
-	file_mutex_proto_rawDescOnce.Do(func() {
-		file_mutex_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_mutex_proto_rawDesc), len(file_mutex_proto_rawDesc)))
+func file_troupe_mutex_v1_mutex_proto_rawDescGZIP() []byte {
+	file_troupe_mutex_v1_mutex_proto_rawDescOnce.Do(func() {
+		file_troupe_mutex_v1_mutex_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_mutex_v1_mutex_proto_rawDesc), len(file_troupe_mutex_v1_mutex_proto_rawDesc)))
 	})
-	return file_mutex_proto_rawDescData
+	return file_troupe_mutex_v1_mutex_proto_rawDescData
 }
 
-var file_mutex_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
-var file_mutex_proto_goTypes = []any{
+var file_troupe_mutex_v1_mutex_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_troupe_mutex_v1_mutex_proto_goTypes = []any{
 	(*MutexRequest)(nil), // 0: troupe.mutex.v1.MutexRequest
 	(*MutexReply)(nil),   // 1: troupe.mutex.v1.MutexReply
 	(*MutexHello)(nil),   // 2: troupe.mutex.v1.MutexHello
 }
-var file_mutex_proto_depIdxs = []int32{
+var file_troupe_mutex_v1_mutex_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
 	0, // [0:0] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -259,26 +259,26 @@ var file_mutex_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_mutex_proto_init() }
-func file_mutex_proto_init() {
-	if File_mutex_proto != nil {
+func init() { file_troupe_mutex_v1_mutex_proto_init() }
+func file_troupe_mutex_v1_mutex_proto_init() {
+	if File_troupe_mutex_v1_mutex_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mutex_proto_rawDesc), len(file_mutex_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_mutex_v1_mutex_proto_rawDesc), len(file_troupe_mutex_v1_mutex_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_mutex_proto_goTypes,
-		DependencyIndexes: file_mutex_proto_depIdxs,
-		MessageInfos:      file_mutex_proto_msgTypes,
+		GoTypes:           file_troupe_mutex_v1_mutex_proto_goTypes,
+		DependencyIndexes: file_troupe_mutex_v1_mutex_proto_depIdxs,
+		MessageInfos:      file_troupe_mutex_v1_mutex_proto_msgTypes,
 	}.Build()
-	File_mutex_proto = out.File
-	file_mutex_proto_goTypes = nil
-	file_mutex_proto_depIdxs = nil
+	File_troupe_mutex_v1_mutex_proto = out.File
+	file_troupe_mutex_v1_mutex_proto_goTypes = nil
+	file_troupe_mutex_v1_mutex_proto_depIdxs = nil
 }

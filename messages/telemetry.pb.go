@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: telemetry.proto
+// source: troupe/telemetry/v1/telemetry.proto
 
 // Package troupe.telemetry.v1 holds the wire messages of the telemetry
 // protocol (package telemetry): every node sends its status to every live
@@ -52,7 +52,7 @@ type TelemetryStatus struct {
 
 func (x *TelemetryStatus) Reset() {
 	*x = TelemetryStatus{}
-	mi := &file_telemetry_proto_msgTypes[0]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -64,7 +64,7 @@ func (x *TelemetryStatus) String() string {
 func (*TelemetryStatus) ProtoMessage() {}
 
 func (x *TelemetryStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[0]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -77,7 +77,7 @@ func (x *TelemetryStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryStatus.ProtoReflect.Descriptor instead.
 func (*TelemetryStatus) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{0}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *TelemetryStatus) GetNode() string {
@@ -212,7 +212,7 @@ type TelemetryProtocolStatus struct {
 
 func (x *TelemetryProtocolStatus) Reset() {
 	*x = TelemetryProtocolStatus{}
-	mi := &file_telemetry_proto_msgTypes[1]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +224,7 @@ func (x *TelemetryProtocolStatus) String() string {
 func (*TelemetryProtocolStatus) ProtoMessage() {}
 
 func (x *TelemetryProtocolStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[1]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +237,7 @@ func (x *TelemetryProtocolStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryProtocolStatus.ProtoReflect.Descriptor instead.
 func (*TelemetryProtocolStatus) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{1}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *TelemetryProtocolStatus) GetName() string {
@@ -333,7 +333,7 @@ type TelemetryJob struct {
 
 func (x *TelemetryJob) Reset() {
 	*x = TelemetryJob{}
-	mi := &file_telemetry_proto_msgTypes[2]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +345,7 @@ func (x *TelemetryJob) String() string {
 func (*TelemetryJob) ProtoMessage() {}
 
 func (x *TelemetryJob) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[2]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +358,7 @@ func (x *TelemetryJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryJob.ProtoReflect.Descriptor instead.
 func (*TelemetryJob) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{2}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TelemetryJob) GetId() string {
@@ -433,7 +433,7 @@ type TelemetryAlert struct {
 
 func (x *TelemetryAlert) Reset() {
 	*x = TelemetryAlert{}
-	mi := &file_telemetry_proto_msgTypes[3]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +445,7 @@ func (x *TelemetryAlert) String() string {
 func (*TelemetryAlert) ProtoMessage() {}
 
 func (x *TelemetryAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[3]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +458,7 @@ func (x *TelemetryAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryAlert.ProtoReflect.Descriptor instead.
 func (*TelemetryAlert) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{3}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TelemetryAlert) GetId() string {
@@ -548,7 +548,7 @@ type TelemetryHistoryRequest struct {
 
 func (x *TelemetryHistoryRequest) Reset() {
 	*x = TelemetryHistoryRequest{}
-	mi := &file_telemetry_proto_msgTypes[4]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +560,7 @@ func (x *TelemetryHistoryRequest) String() string {
 func (*TelemetryHistoryRequest) ProtoMessage() {}
 
 func (x *TelemetryHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[4]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +573,7 @@ func (x *TelemetryHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryHistoryRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{4}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{4}
 }
 
 // TelemetryHistory answers a TelemetryHistoryRequest, oldest first.
@@ -586,7 +586,7 @@ type TelemetryHistory struct {
 
 func (x *TelemetryHistory) Reset() {
 	*x = TelemetryHistory{}
-	mi := &file_telemetry_proto_msgTypes[5]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +598,7 @@ func (x *TelemetryHistory) String() string {
 func (*TelemetryHistory) ProtoMessage() {}
 
 func (x *TelemetryHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[5]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +611,7 @@ func (x *TelemetryHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryHistory.ProtoReflect.Descriptor instead.
 func (*TelemetryHistory) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{5}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TelemetryHistory) GetAlerts() []*TelemetryAlert {
@@ -633,7 +633,7 @@ type TelemetryLogsRequest struct {
 
 func (x *TelemetryLogsRequest) Reset() {
 	*x = TelemetryLogsRequest{}
-	mi := &file_telemetry_proto_msgTypes[6]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +645,7 @@ func (x *TelemetryLogsRequest) String() string {
 func (*TelemetryLogsRequest) ProtoMessage() {}
 
 func (x *TelemetryLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[6]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +658,7 @@ func (x *TelemetryLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryLogsRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryLogsRequest) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{6}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TelemetryLogsRequest) GetId() uint64 {
@@ -696,7 +696,7 @@ type TelemetryLogs struct {
 
 func (x *TelemetryLogs) Reset() {
 	*x = TelemetryLogs{}
-	mi := &file_telemetry_proto_msgTypes[7]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +708,7 @@ func (x *TelemetryLogs) String() string {
 func (*TelemetryLogs) ProtoMessage() {}
 
 func (x *TelemetryLogs) ProtoReflect() protoreflect.Message {
-	mi := &file_telemetry_proto_msgTypes[7]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +721,7 @@ func (x *TelemetryLogs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryLogs.ProtoReflect.Descriptor instead.
 func (*TelemetryLogs) Descriptor() ([]byte, []int) {
-	return file_telemetry_proto_rawDescGZIP(), []int{7}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TelemetryLogs) GetId() uint64 {
@@ -752,11 +752,11 @@ func (x *TelemetryLogs) GetTruncated() bool {
 	return false
 }
 
-var File_telemetry_proto protoreflect.FileDescriptor
+var File_troupe_telemetry_v1_telemetry_proto protoreflect.FileDescriptor
 
-const file_telemetry_proto_rawDesc = "" +
+const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\n" +
-	"\x0ftelemetry.proto\x12\x13troupe.telemetry.v1\"\xc7\x04\n" +
+	"#troupe/telemetry/v1/telemetry.proto\x12\x13troupe.telemetry.v1\"\xc7\x04\n" +
 	"\x0fTelemetryStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12$\n" +
@@ -831,19 +831,19 @@ const file_telemetry_proto_rawDesc = "" +
 	"\ttruncated\x18\x04 \x01(\bR\ttruncatedB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
-	file_telemetry_proto_rawDescOnce sync.Once
-	file_telemetry_proto_rawDescData []byte
+	file_troupe_telemetry_v1_telemetry_proto_rawDescOnce sync.Once
+	file_troupe_telemetry_v1_telemetry_proto_rawDescData []byte
 )
 
-func file_telemetry_proto_rawDescGZIP() []byte {
-	file_telemetry_proto_rawDescOnce.Do(func() {
-		file_telemetry_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_telemetry_proto_rawDesc), len(file_telemetry_proto_rawDesc)))
+func file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP() []byte {
+	file_troupe_telemetry_v1_telemetry_proto_rawDescOnce.Do(func() {
+		file_troupe_telemetry_v1_telemetry_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_troupe_telemetry_v1_telemetry_proto_rawDesc), len(file_troupe_telemetry_v1_telemetry_proto_rawDesc)))
 	})
-	return file_telemetry_proto_rawDescData
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescData
 }
 
-var file_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
-var file_telemetry_proto_goTypes = []any{
+var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_troupe_telemetry_v1_telemetry_proto_goTypes = []any{
 	(*TelemetryStatus)(nil),         // 0: troupe.telemetry.v1.TelemetryStatus
 	(*TelemetryProtocolStatus)(nil), // 1: troupe.telemetry.v1.TelemetryProtocolStatus
 	(*TelemetryJob)(nil),            // 2: troupe.telemetry.v1.TelemetryJob
@@ -853,7 +853,7 @@ var file_telemetry_proto_goTypes = []any{
 	(*TelemetryLogsRequest)(nil),    // 6: troupe.telemetry.v1.TelemetryLogsRequest
 	(*TelemetryLogs)(nil),           // 7: troupe.telemetry.v1.TelemetryLogs
 }
-var file_telemetry_proto_depIdxs = []int32{
+var file_troupe_telemetry_v1_telemetry_proto_depIdxs = []int32{
 	1, // 0: troupe.telemetry.v1.TelemetryStatus.protocols:type_name -> troupe.telemetry.v1.TelemetryProtocolStatus
 	2, // 1: troupe.telemetry.v1.TelemetryStatus.jobs:type_name -> troupe.telemetry.v1.TelemetryJob
 	3, // 2: troupe.telemetry.v1.TelemetryHistory.alerts:type_name -> troupe.telemetry.v1.TelemetryAlert
@@ -864,26 +864,26 @@ var file_telemetry_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_telemetry_proto_init() }
-func file_telemetry_proto_init() {
-	if File_telemetry_proto != nil {
+func init() { file_troupe_telemetry_v1_telemetry_proto_init() }
+func file_troupe_telemetry_v1_telemetry_proto_init() {
+	if File_troupe_telemetry_v1_telemetry_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_telemetry_proto_rawDesc), len(file_telemetry_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_telemetry_v1_telemetry_proto_rawDesc), len(file_troupe_telemetry_v1_telemetry_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_telemetry_proto_goTypes,
-		DependencyIndexes: file_telemetry_proto_depIdxs,
-		MessageInfos:      file_telemetry_proto_msgTypes,
+		GoTypes:           file_troupe_telemetry_v1_telemetry_proto_goTypes,
+		DependencyIndexes: file_troupe_telemetry_v1_telemetry_proto_depIdxs,
+		MessageInfos:      file_troupe_telemetry_v1_telemetry_proto_msgTypes,
 	}.Build()
-	File_telemetry_proto = out.File
-	file_telemetry_proto_goTypes = nil
-	file_telemetry_proto_depIdxs = nil
+	File_troupe_telemetry_v1_telemetry_proto = out.File
+	file_troupe_telemetry_v1_telemetry_proto_goTypes = nil
+	file_troupe_telemetry_v1_telemetry_proto_depIdxs = nil
 }
