@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/examples/broadcast"
 )
@@ -90,7 +89,7 @@ func runDemo(out io.Writer, o demoOptions) error {
 		}
 	}
 	want := int64(o.nodes * o.messages)
-	err = actortest.WaitFor(o.timeout, func() bool {
+	err = waitUntil(o.timeout, func() bool {
 		for i := range delivered {
 			if delivered[i].load() < want {
 				return false

@@ -17,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/election"
@@ -127,7 +126,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 
 	// Wait until every node follows the same leader.
 	var leader api.Leader
-	err = actortest.WaitFor(d.timeout, func() bool {
+	err = waitUntil(d.timeout, func() bool {
 		var first string
 		for _, name := range c.Names() {
 			var l api.Leader

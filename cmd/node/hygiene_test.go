@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,5 +223,20 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server still waits for the body after 10s; its read timeout is 100ms")
+	}
+}
+
+// TestBinaryDoesNotLinkTheTestKit: the node binary links neither package
+// testing nor the test kits (they register test flags and carry test-only
+// code paths into production).
+func TestBinaryDoesNotLinkTheTestKit(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "testing" || strings.HasSuffix(dep, "test") && strings.HasPrefix(dep, "github.com/troupe-dev/troupe/") {
+			t.Errorf("cmd/node links %s", dep)
+		}
 	}
 }
