@@ -17,7 +17,8 @@ import (
 type phase uint8
 
 const (
-	phasePending    phase = iota + 1 // Consensus: recording "pending" in the group
+	phaseAccepted   phase = iota + 1 // submitted; begins at the next event (begin)
+	phasePending                     // Consensus: recording "pending" in the group
 	phasePreparing                   // Prepares sent, collecting votes
 	phaseDeciding                    // Consensus: recording the decision in the group
 	phaseRecovering                  // Consensus, after a restart: reading the group
@@ -43,8 +44,10 @@ type coordTx struct {
 	needAck map[string]bool
 	logged  bool // the log holds a record of it
 	sent    bool // Prepares were (or may have been) sent
-	done    func(Outcome, error)
-	doneErr error // returned with the outcome (an unknown node)
+	// reply answers the Submit (the zero Reply, answered already, for a
+	// transaction recovered after a restart: its client is gone).
+	reply   actors.Reply[Outcome]
+	doneErr error // the answer instead of the outcome (an unknown node)
 
 	kvBusy     bool      // a consensus request is in flight
 	kvAt       time.Time // retry a failed consensus request at
@@ -53,7 +56,7 @@ type coordTx struct {
 
 func (t *coordTx) state() State {
 	switch t.phase {
-	case phasePending, phasePreparing:
+	case phaseAccepted, phasePending, phasePreparing:
 		return Preparing
 	case phaseDeciding, phaseRecovering:
 		return Deciding
@@ -71,28 +74,40 @@ func modeOf(m Mode) pb.TxMode {
 	return pb.TxMode_TX_MODE_TEXTBOOK
 }
 
-func (p *Protocol) onSubmit(ctx *actors.Context, s *Submit) error {
-	if s.Done == nil {
-		p.log.Error().Msg("bad input: a Submit without Done; nobody could learn its outcome, so it is dropped")
-		return nil
-	}
+func (p *Protocol) onSubmit(ctx *actors.Context, s Submit, reply actors.Reply[Outcome]) error {
 	if p.dead {
-		s.Done(Outcome{}, fmt.Errorf("%w: halted", ErrStopped))
-		return nil
+		return fmt.Errorf("%w: halted", ErrStopped)
 	}
 	if err := p.checkTx(s.Tx); err != nil {
-		s.Done(Outcome{}, err)
-		return nil
+		return err
 	}
 	p.seq++
 	id := txID{coordinator: p.self, gen: p.gen, seq: p.seq}.String()
 	t := &coordTx{id: id, mode: p.cfg.Mode, parts: s.Tx.Parts, votes: map[string]bool{},
-		retry: map[string]*backoff{}, needAck: map[string]bool{}, done: s.Done, submitted: ctx.Now()}
+		retry: map[string]*backoff{}, needAck: map[string]bool{}, reply: reply, phase: phaseAccepted, submitted: ctx.Now()}
 	for _, part := range s.Tx.Parts {
 		t.nodes = append(t.nodes, part.Node)
 	}
 	p.coord[id] = t
-	if p.at(ctx, stepBegin, id) {
+	// The rest is an event of its own: from here on a failure (of the log)
+	// restarts the protocol, as in any other handler, where a request
+	// handler's error would only answer the request.
+	if err := ctx.Tell(ProtocolName, begin{id}); err != nil {
+		delete(p.coord, id)
+		return fmt.Errorf("commit: transaction %s not begun: %w", id, err)
+	}
+	return nil
+}
+
+// begin starts a transaction that onSubmit accepted.
+type begin struct{ id string }
+
+func (p *Protocol) onBegin(ctx *actors.Context, b begin) error {
+	t := p.coord[b.id]
+	if t == nil || t.phase != phaseAccepted {
+		return nil
+	}
+	if p.at(ctx, stepBegin, t.id) {
 		return nil
 	}
 	if t.mode == Textbook {
@@ -102,7 +117,7 @@ func (p *Protocol) onSubmit(ctx *actors.Context, s *Submit) error {
 	// in doubt about it: a participant that gives up turns "pending" into
 	// "abort", which only works on a key that exists.
 	rec := &pb.TxRecord{State: pb.TxState_TX_STATE_BEGUN, Mode: pb.TxMode_TX_MODE_CONSENSUS, Participants: t.nodes}
-	if err := p.db.write(change{bucketCoord, id, rec}); err != nil {
+	if err := p.db.write(change{bucketCoord, t.id, rec}); err != nil {
 		return err
 	}
 	t.logged = true
@@ -210,9 +225,16 @@ func (p *Protocol) decided(ctx *actors.Context, t *coordTx, commit bool) error {
 	} else {
 		p.stats.Aborted++
 	}
-	if t.done != nil {
-		t.done(Outcome{ID: t.id, Committed: commit, Reason: t.reason}, t.doneErr)
-		t.done = nil
+	if !t.reply.Answered() {
+		var err error
+		if t.doneErr != nil {
+			err = t.reply.Fail(fmt.Errorf("%w; transaction %s aborted", t.doneErr, t.id))
+		} else {
+			err = t.reply.Send(Outcome{ID: t.id, Committed: commit, Reason: t.reason})
+		}
+		if err != nil {
+			p.log.Warn().Err(err).Str("tx", t.id).Msg("the outcome was not sent to the client")
+		}
 	}
 	for _, n := range t.nodes {
 		if yes, voted := t.votes[n]; t.sent && (!voted || yes) {

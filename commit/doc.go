@@ -52,18 +52,19 @@
 //	}})
 //	// out.Committed, out.Reason ("node-2 voted no: ..."), out.ID
 //
-// From another protocol, Tell this protocol a [*Submit] whose Done Tells
-// the outcome back. [StatusRequest] and [StatsRequest] are requests
-// (actors.Call, actors.Request); [TxStatusOf] and [NodeStats] wrap them.
+// [Submit], [StatusRequest] and [StatsRequest] are requests: actors.Call
+// from outside the protocols ([Do], [TxStatusOf] and [NodeStats] wrap
+// them), actors.Request from another protocol, whose reply comes as an
+// event once the transaction is decided.
 // examples/bank is a complete Resource: per-node ledgers and transfers.
 //
 // # Concurrency
 //
 // The protocol's state is touched only by its handlers. Resource methods
 // run one at a time, in order, on one goroutine the protocol owns, which
-// Stop waits for; they must not wait for another transaction. A Submit's
-// Done runs on the protocol's goroutine and must not block. [Do] is safe
-// for concurrent use.
+// Stop waits for; they must not wait for another transaction. A Submit is
+// answered when its transaction is decided, or with ErrStopped by Stop.
+// [Do] is safe for concurrent use.
 //
 // # Testing
 //

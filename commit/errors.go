@@ -19,8 +19,9 @@ var (
 	// recorded is carried out by recovery) or abort; ask a participant
 	// ([StatusRequest]) later.
 	ErrStopped = errors.New("commit: coordinator stopped before the outcome was known")
-	// ErrTimeout: the caller's context ended before the outcome was
-	// known; the transaction goes on and may commit or abort.
+	// ErrTimeout: the wait for the outcome ended (the caller's deadline,
+	// or the node's RequestTimeout) before it was known; the transaction
+	// goes on and may commit or abort.
 	ErrTimeout = errors.New("commit: no outcome before the deadline; the transaction may still commit or abort")
 	// ErrCorrupt: the commit log fails its checksum or does not decode;
 	// the protocol refuses to start from it.

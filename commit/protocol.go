@@ -134,7 +134,8 @@ func (p *Protocol) Init(ctx *actors.Context) error {
 	handle(ctx, p, p.onDecision)
 	handle(ctx, p, p.onAck)
 	handle(ctx, p, p.onQuery)
-	actors.OnNotification(ctx, p.onSubmit)
+	actors.OnRequestDeferred(ctx, p.onSubmit)
+	actors.OnNotification(ctx, alive(p, p.onBegin))
 	actors.OnNotification(ctx, alive(p, p.onResourceDone))
 	actors.OnNotification(ctx, alive(p, p.onConsensus))
 	actors.OnTimer(ctx, alive(p, p.onTick))
@@ -161,9 +162,8 @@ func (p *Protocol) Stop(*actors.Context) {
 		p.w.stop()
 	}
 	for _, id := range slices.Sorted(maps.Keys(p.coord)) {
-		if t := p.coord[id]; t.done != nil {
-			t.done(Outcome{ID: id}, fmt.Errorf("%w: transaction %s", ErrStopped, id))
-			t.done = nil
+		if t := p.coord[id]; !t.reply.Answered() {
+			_ = t.reply.Fail(fmt.Errorf("%w: transaction %s", ErrStopped, id))
 		}
 	}
 	if p.res != nil {

@@ -2,6 +2,7 @@ package commit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -35,41 +36,30 @@ type Outcome struct {
 	Reason string
 }
 
-// Submit asks a node's commit protocol to coordinate a transaction. Tell
-// it to [ProtocolName] (Node.Tell, Ref.Tell, Context.Tell); [Do] wraps it
-// in a blocking call. Tx is shared, not copied: do not change it (or its
-// ops) afterwards.
+// Submit asks a node's commit protocol to coordinate a transaction: a
+// request (actors.Call from outside the protocols, which [Do] wraps;
+// actors.Request from a protocol). The reply is the [Outcome] once it is
+// decided (before the participants have applied it). An error means the
+// transaction was refused (ErrInvalidTransaction, ErrUnknownNode: nothing
+// happened, except that an unknown node found on sending aborts the
+// transaction, whose id the error names) or that the outcome is unknown
+// (ErrStopped: the coordinator stopped or crashed; actors.ErrTimeout: the
+// requester's timeout ran out first, and the transaction goes on). Tx is
+// shared, not copied: do not change it (or its ops) afterwards.
 type Submit struct {
+	actors.Returns[Outcome]
 	Tx Transaction
-	// Done receives the outcome once it is decided (before the
-	// participants have applied it), exactly once, on the commit
-	// protocol's goroutine: it must not block (send to a buffered channel,
-	// or Tell a protocol). An error means the transaction was refused
-	// (ErrInvalidTransaction, ErrUnknownNode; nothing happened, except
-	// that an unknown node found on sending aborts the transaction, whose
-	// id the Outcome then carries) or that the outcome is unknown
-	// (ErrStopped). Nil is not allowed.
-	Done func(Outcome, error)
 }
 
-// Do submits tx to node's commit protocol and waits for the outcome or for
-// ctx; when ctx ends first the error wraps ErrTimeout.
+// Do submits tx to node's commit protocol and waits for the outcome, until
+// ctx's deadline or the node's RequestTimeout (actors.Config), whichever
+// comes first; when the wait ends first the error wraps ErrTimeout.
 func Do(ctx context.Context, node *actors.Node, tx Transaction) (Outcome, error) {
-	type result struct {
-		o   Outcome
-		err error
+	out, err := actors.Call(ctx, node, ProtocolName, Submit{Tx: tx})
+	if errors.Is(err, actors.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return Outcome{}, fmt.Errorf("%w: coordinator %s: %w", ErrTimeout, node.Name(), err)
 	}
-	ch := make(chan result, 1)
-	err := node.Tell(ProtocolName, &Submit{Tx: tx, Done: func(o Outcome, err error) { ch <- result{o, err} }})
-	if err != nil {
-		return Outcome{}, fmt.Errorf("commit: submitting to %s: %w", node.Name(), err)
-	}
-	select {
-	case r := <-ch:
-		return r.o, r.err
-	case <-ctx.Done():
-		return Outcome{}, fmt.Errorf("%w: coordinator %s: %v", ErrTimeout, node.Name(), ctx.Err())
-	}
+	return out, err
 }
 
 // State is a transaction's state on one node, in one role.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -176,6 +177,28 @@ func setupCommit(w *World, cfg CommitConfig) error {
 		return err
 	}
 
+	if err := w.Start(func() actors.Protocol { return commitClient{} }); err != nil {
+		return err
+	}
+	// The submissions whose coordinator has not answered: a coordinator
+	// that crashes takes its client (and the answer) down with it, so its
+	// outcome is unknown.
+	type submission struct {
+		coord    string
+		answered bool
+	}
+	var pending []*submission
+	w.OnCrash(func(node string) {
+		for _, s := range pending {
+			if !s.answered && s.coord == node {
+				s.answered = true
+				w.Note(fmt.Sprintf("commit outcome at %s unknown: it crashed", node))
+				w.Count("commit_outcome_unknown", 1)
+			}
+		}
+		pending = slices.DeleteFunc(pending, func(s *submission) bool { return s.answered })
+	})
+
 	var submit func()
 	submit = func() {
 		w.Sched.At(w.LogUniform(10*time.Millisecond, 500*time.Millisecond), KindAction, "", "commit submit", submit)
@@ -198,7 +221,10 @@ func setupCommit(w *World, cfg CommitConfig) error {
 			tx.Parts = append(tx.Parts, commit.Part{Node: n, Op: []byte(op)})
 		}
 		w.Count("commit_submitted", 1)
-		_ = w.Node(coord).Tell(commit.ProtocolName, &commit.Submit{Tx: tx, Done: func(o commit.Outcome, err error) {
+		sub := &submission{coord: coord}
+		pending = append(pending, sub)
+		_ = w.Node(coord).Tell(commitClientName, &commitSubmit{tx: tx, done: func(o commit.Outcome, err error) {
+			sub.answered = true
 			w.Note(fmt.Sprintf("commit outcome at %s: %s committed=%v %v", coord, o.ID, o.Committed, err))
 			if err != nil || o.ID == "" {
 				w.Count("commit_outcome_unknown", 1)
@@ -235,4 +261,35 @@ func setupCommit(w *World, cfg CommitConfig) error {
 		BurstFaults:  sim.Faults{Latency: time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.2, Duplicate: 0.1, Reorder: 0.2},
 		MaxSkew:      time.Second, // timeouts are measured on each node's clock: a step back delays them
 	})
+}
+
+// commitClient submits transactions to its node's commit protocol as
+// commit.Do would, but as events (actors.Request), which the scheduler
+// runs.
+type commitClient struct{}
+
+const commitClientName = "sim-commit-client"
+
+type commitSubmit struct {
+	tx   commit.Transaction
+	done func(commit.Outcome, error)
+}
+
+func (commitClient) Name() string { return commitClientName }
+
+func (commitClient) Init(ctx *actors.Context) error {
+	actors.OnNotification(ctx, func(ctx *actors.Context, m *commitSubmit) error {
+		// No timeout short of the run: the coordinator always answers,
+		// unless it crashes (and this client with it).
+		err := actors.Request(ctx, commit.ProtocolName, commit.Submit{Tx: m.tx}, time.Hour,
+			func(_ *actors.Context, o commit.Outcome, err error) error {
+				m.done(o, err)
+				return nil
+			})
+		if err != nil {
+			m.done(commit.Outcome{}, err)
+		}
+		return nil
+	})
+	return nil
 }
