@@ -1,6 +1,7 @@
 package mutex_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -15,8 +16,8 @@ import (
 // global order (its lock) and records an overlap when a node enters while
 // another holds.
 //
-// An "instant" is a moment of that order. A holder reports its entry from
-// inside the protocol's handler that grants it (Enter.Done), and its exit
+// An "instant" is a moment of that order. A holder reports its entry once
+// it has the grant (after the protocol's handler sent it), and its exit
 // before it tells the protocol to release — so before the protocol sends
 // the deferred replies that let anyone else in. The interval the checker
 // sees is thus inside the protocol's own: a correct protocol never shows an
@@ -66,42 +67,28 @@ func exercise(c *cluster.Cluster, protocol string, perNode int, within time.Dura
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			cl, err := mutex.NewClient(n, protocol)
+			if err != nil {
+				errs <- err
+				return
+			}
 			for i := range perNode {
-				granted := make(chan mutex.Grant, 1)
-				err := n.Tell(protocol, &mutex.Enter{Done: func(g mutex.Grant, err error) {
-					if err == nil {
-						chk.enter(g) // on the protocol's goroutine, as it enters
-					}
-					granted <- g
-				}})
+				ctx, cancel := context.WithDeadline(context.Background(), deadline)
+				g, err := cl.Lock(ctx)
 				if err != nil {
-					errs <- err
+					cancel()
+					errs <- fmt.Errorf("%s: entry %d of %d not granted within %v: %w", n.Name(), i+1, perNode, within, err)
 					return
 				}
-				var g mutex.Grant
-				select {
-				case g = <-granted:
-				case <-time.After(time.Until(deadline)):
-					errs <- fmt.Errorf("%s: entry %d of %d not granted within %v", n.Name(), i+1, perNode, within)
-					return
-				}
+				chk.enter(g)
 				for range 3 {
 					runtime.Gosched() // let the others run while this node holds
 				}
 				chk.exit(g)
-				released := make(chan error, 1)
-				if err := n.Tell(protocol, &mutex.Release{Grant: g, Done: func(err error) { released <- err }}); err != nil {
-					errs <- err
-					return
-				}
-				select {
-				case err := <-released:
-					if err != nil {
-						errs <- fmt.Errorf("%s: release %d: %w", n.Name(), i+1, err)
-						return
-					}
-				case <-time.After(time.Until(deadline)):
-					errs <- fmt.Errorf("%s: release %d not answered", n.Name(), i+1)
+				err = cl.Unlock(ctx, g)
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("%s: release %d: %w", n.Name(), i+1, err)
 					return
 				}
 			}

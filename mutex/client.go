@@ -3,15 +3,17 @@ package mutex
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/troupe-dev/troupe/actors"
 )
 
 // Client is a blocking client of one node's Ricart–Agrawala protocol, for
-// code outside the protocols (tests, examples, HTTP handlers). A Client is
-// safe for concurrent use; its Lock calls queue on the node one after the
-// other.
+// code outside the protocols (tests, examples, HTTP handlers): [Enter],
+// [Release] and [StatusRequest] through actors.Call, with the withdrawal a
+// Lock that gives up needs. A Client is safe for concurrent use; its Lock
+// calls queue on the node one after the other.
 type Client struct {
 	node *actors.Node
 	ref  actors.Ref
@@ -28,40 +30,54 @@ func NewClient(node *actors.Node, protocol string) (*Client, error) {
 }
 
 // Lock waits until the node enters the critical section and returns the
-// grant that Unlock needs. When ctx ends first, the request is withdrawn
-// (released, if it was granted meanwhile) and the error wraps ctx's.
+// grant that Unlock needs. It waits as long as ctx lets it (asking again
+// with the same Ticket each time the node's RequestTimeout runs out).
+// When ctx ends first, the request is withdrawn (released, if it was
+// granted meanwhile) and the error wraps ctx's.
 func (c *Client) Lock(ctx context.Context) (Grant, error) {
 	type result struct {
 		g   Grant
 		err error
 	}
+	t := new(Ticket)
 	ch := make(chan result, 1)
-	e := &Enter{Done: func(g Grant, err error) { ch <- result{g, err} }}
-	if err := c.ref.Tell(e); err != nil {
-		return Grant{}, fmt.Errorf("mutex: entering on %s: %w", c.node.Name(), err)
-	}
+	go func() { // ends once the Enter is answered: a withdrawal answers it
+		for {
+			g, err := actors.Call(ctx, c.node, c.ref.Protocol(), Enter{Ticket: t})
+			if errors.Is(err, actors.ErrTimeout) && ctx.Err() == nil {
+				continue // the node's RequestTimeout, not ctx: wait on
+			}
+			ch <- result{g, err}
+			return
+		}
+	}()
+	var r result
 	select {
-	case r := <-ch:
-		return r.g, r.err
+	case r = <-ch:
+		if r.err == nil {
+			return r.g, nil
+		}
 	case <-ctx.Done():
-		_ = c.ref.Tell(&Withdraw{Enter: e})
-		return Grant{}, fmt.Errorf("mutex: entering on %s: %w", c.node.Name(), ctx.Err())
+		c.withdraw(t)
+		r = <-ch
 	}
+	// The Withdraw may have overtaken the Enter, or the Enter still waits
+	// (a timeout): withdraw (again) once the call is over.
+	c.withdraw(t)
+	return Grant{}, fmt.Errorf("mutex: entering on %s: %w", c.node.Name(), cmp.Or(ctx.Err(), r.err))
+}
+
+func (c *Client) withdraw(t *Ticket) {
+	_ = c.ref.Tell(&Withdraw{Ticket: t}) // fails only when the protocol stopped, and its Enters with it
 }
 
 // Unlock leaves the critical section held by g. It fails with ErrNotHolder
 // when g does not hold it.
 func (c *Client) Unlock(ctx context.Context, g Grant) error {
-	ch := make(chan error, 1)
-	if err := c.ref.Tell(&Release{Grant: g, Done: func(err error) { ch <- err }}); err != nil {
+	if _, err := actors.Call(ctx, c.node, c.ref.Protocol(), Release{Grant: g}); err != nil {
 		return fmt.Errorf("mutex: leaving on %s: %w", c.node.Name(), err)
 	}
-	select {
-	case err := <-ch:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("mutex: leaving on %s: %w", c.node.Name(), ctx.Err())
-	}
+	return nil
 }
 
 // Status returns the node's state of the protocol.

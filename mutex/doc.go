@@ -30,8 +30,10 @@
 //	...
 //	err = cl.Unlock(ctx, g)
 //
-// From another protocol, Tell an [Enter] (its Done gets the [Grant]) and a
-// [Release]; subscribe to [Entered] and [Exited]; ask for [Status] with a
+// From another protocol, [Enter] and [Release] are requests
+// (actors.Request; the reply to an Enter is the [Grant]); give an Enter a
+// [Ticket] and Tell a [Withdraw] with it if you may stop waiting.
+// Subscribe to [Entered] and [Exited]; ask for [Status] with a
 // [StatusRequest]. With Config.Members empty the members are the live
 // nodes of the membership view (membership.Attach first).
 //
@@ -47,8 +49,8 @@
 // # Concurrency
 //
 // The protocol's state is touched only by its handlers. [Client] and
-// [Leases] are safe for concurrent use. An Enter's or Release's Done runs on
-// the protocol's goroutine and must not block.
+// [Leases] are safe for concurrent use. An Enter waits in the protocol, not
+// on its goroutine: requests of one node are served in their order.
 //
 // # Testing
 //

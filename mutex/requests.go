@@ -6,17 +6,27 @@ import "github.com/troupe-dev/troupe/actors"
 // (Config.Name changes it, to run several independent critical sections).
 const ProtocolName = "mutex"
 
-// Enter asks the protocol for the critical section. Tell it to the
-// protocol on the same node (Node.Tell, Ref.Tell, Context.Tell). Requests
-// of one node are served one after the other, in the order they arrive;
-// each is one Ricart–Agrawala round. [Client] wraps it in a blocking call.
+// Enter asks the protocol for the critical section: a request
+// (actors.Call from outside the protocols, which [Client.Lock] wraps;
+// actors.Request from a protocol) to the protocol on the same node,
+// answered with the [Grant] when the node enters, or with ErrWithdrawn.
+// Requests of one node are served one after the other, in the order they
+// arrive; each is one Ricart–Agrawala round.
+//
+// A requester that may give up before the grant (a deadline, a timeout)
+// gives its Enter a Ticket and, when it gives up, Tells a [Withdraw] with
+// it; else a grant nobody receives holds the section for good. An Enter
+// whose Ticket is already waiting takes that one's place (which is
+// answered ErrWithdrawn): the way to wait on after a request timed out;
+// one whose Ticket holds the section is answered with that grant again.
 type Enter struct {
-	// Done runs once, on the protocol's goroutine: with the grant when the
-	// node enters the critical section, or with an error (ErrWithdrawn).
-	// It must not block (send to a buffered channel, or Tell a protocol).
-	// Nil is not allowed.
-	Done func(Grant, error)
+	actors.Returns[Grant]
+	Ticket *Ticket // nil: the Enter cannot be withdrawn
 }
+
+// Ticket names an Enter for [Withdraw]: new(mutex.Ticket), one per wait
+// for the section. Only its address matters.
+type Ticket struct{ _ byte } // not zero-sized: distinct tickets have distinct addresses
 
 // Grant names one entry into the critical section: the node and the
 // Lamport timestamp of its request, unique together. Release needs it.
@@ -25,21 +35,20 @@ type Grant struct {
 	Timestamp uint64
 }
 
-// Release leaves the critical section. Tell it to the protocol.
+// Release leaves the critical section: a request, answered with the grant
+// it ended, or with ErrNotHolder when Grant does not hold the section.
 type Release struct {
+	actors.Returns[Grant]
 	Grant Grant
-	// Done, if not nil, runs once on the protocol's goroutine: nil when the
-	// node left the critical section, ErrNotHolder when Grant does not
-	// hold it. It must not block.
-	Done func(error)
 }
 
-// Withdraw takes back an Enter that has not been answered, or releases the
-// section if it was granted meanwhile (the requester gave up waiting).
-// Enter is the very value that was told. Tell it to the protocol; an Enter
-// still waiting is answered ErrWithdrawn.
+// Withdraw takes back the Enter of Ticket if it has not been answered (it
+// is answered ErrWithdrawn), or releases the section if that Enter was
+// granted meanwhile (the requester gave up waiting). Tell it to the
+// protocol (Node.Tell, Ref.Tell, Context.Tell); an unknown or nil Ticket
+// does nothing.
 type Withdraw struct {
-	Enter *Enter
+	Ticket *Ticket
 }
 
 // Entered is published (an actors notification) on the node when it

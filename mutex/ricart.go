@@ -107,10 +107,33 @@ type ricart struct {
 	ts       uint64                // the current request's timestamp
 	awaiting map[string]bool       // members whose reply the current request needs
 	deferred map[string]deferredRq // requests answered when this node leaves
-	current  *Enter                // the local Enter of the current round
-	queue    []*Enter              // local Enters behind it
+	current  *waiter               // the local Enter of the current round
+	queue    []*waiter             // local Enters behind it
 
 	entries, requestsSent, repliesSent uint64
+}
+
+// waiter is a local Enter: its Ticket and the handle on its answer.
+type waiter struct {
+	ticket *Ticket
+	reply  actors.Reply[Grant]
+}
+
+// answer answers the Enter; an Enter answered already (replaced, or its
+// incarnation ended) is left alone.
+func (w *waiter) answer(ctx *actors.Context, g Grant, err error) {
+	if w.reply.Answered() {
+		return
+	}
+	var ferr error
+	if err != nil {
+		ferr = w.reply.Fail(err)
+	} else {
+		ferr = w.reply.Send(g)
+	}
+	if ferr != nil {
+		ctx.Log().Warn().Err(ferr).Msg("an Enter was not answered")
+	}
 }
 
 // deferredRq is a request this node answers when it leaves the section.
@@ -131,8 +154,8 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, r.onRequest)
 	actors.OnMessage(ctx, r.onReply)
 	actors.OnMessage(ctx, r.onHello)
-	actors.OnNotification(ctx, r.onEnter)
-	actors.OnNotification(ctx, r.onRelease)
+	actors.OnRequestDeferred(ctx, r.onEnter)
+	actors.OnRequest(ctx, r.onRelease)
 	actors.OnNotification(ctx, r.onWithdraw)
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
 		r.gens[ev.Member.Name] = max(r.gens[ev.Member.Name], ev.Member.Generation)
@@ -254,7 +277,7 @@ func (r *ricart) maybeEnter(ctx *actors.Context) {
 	g := Grant{Node: r.self, Timestamp: r.ts}
 	ctx.Log().Debug().Uint64("timestamp", r.ts).Msg("entered the critical section")
 	ctx.Notify(&Entered{Grant: g})
-	r.current.Done(g, nil)
+	r.current.answer(ctx, g, nil)
 }
 
 // leave ends the current round, entered or not: every deferred request is
@@ -384,52 +407,66 @@ func (r *ricart) left(ctx *actors.Context, m membership.Member, how string) {
 	r.maybeEnter(ctx)
 }
 
-func (r *ricart) onEnter(ctx *actors.Context, e *Enter) error {
-	if e.Done == nil {
-		ctx.Log().Warn().Msg("dropping an Enter without Done: nobody could be told of the grant")
-		return nil
+func (r *ricart) onEnter(ctx *actors.Context, e Enter, reply actors.Reply[Grant]) error {
+	if e.Ticket != nil {
+		if cur := r.current; cur != nil && cur.ticket == e.Ticket {
+			if r.state == held {
+				// Its requester timed out before the grant reached it, and
+				// asks again.
+				return reply.Send(Grant{Node: r.self, Timestamp: r.ts})
+			}
+			r.replace(ctx, cur, reply)
+			return nil
+		}
+		for _, w := range r.queue {
+			if w.ticket == e.Ticket {
+				r.replace(ctx, w, reply)
+				return nil
+			}
+		}
 	}
-	r.queue = append(r.queue, e)
+	r.queue = append(r.queue, &waiter{ticket: e.Ticket, reply: reply})
 	r.start(ctx)
 	return nil
 }
 
-func (r *ricart) onRelease(ctx *actors.Context, rel *Release) error {
-	done := rel.Done
-	if done == nil {
-		done = func(error) {}
-	}
+// replace has a waiting Enter answered through reply instead.
+func (r *ricart) replace(ctx *actors.Context, w *waiter, reply actors.Reply[Grant]) {
+	w.answer(ctx, Grant{}, fmt.Errorf("%w: replaced by a later Enter with the same Ticket", ErrWithdrawn))
+	w.reply = reply
+}
+
+func (r *ricart) onRelease(ctx *actors.Context, rel Release) (Grant, error) {
 	if r.state != held || rel.Grant != (Grant{Node: r.self, Timestamp: r.ts}) {
 		cur := "nobody holds it here"
 		if r.state == held {
 			cur = fmt.Sprintf("it is held by the grant at timestamp %d", r.ts)
 		}
-		done(fmt.Errorf("%w: release of %s at timestamp %d on node %s, but %s", ErrNotHolder, rel.Grant.Node, rel.Grant.Timestamp, r.self, cur))
-		return nil
+		return Grant{}, fmt.Errorf("%w: release of %s at timestamp %d on node %s, but %s", ErrNotHolder, rel.Grant.Node, rel.Grant.Timestamp, r.self, cur)
 	}
 	r.leave(ctx)
-	done(nil)
-	return nil
+	return rel.Grant, nil
 }
 
 func (r *ricart) onWithdraw(ctx *actors.Context, w *Withdraw) error {
-	if w.Enter == nil {
+	if w.Ticket == nil {
 		return nil
 	}
-	if i := slices.Index(r.queue, w.Enter); i >= 0 {
+	if i := slices.IndexFunc(r.queue, func(q *waiter) bool { return q.ticket == w.Ticket }); i >= 0 {
+		q := r.queue[i]
 		r.queue = slices.Delete(r.queue, i, i+1)
-		w.Enter.Done(Grant{}, fmt.Errorf("%w: before its round began", ErrWithdrawn))
+		q.answer(ctx, Grant{}, fmt.Errorf("%w: before its round began", ErrWithdrawn))
 		return nil
 	}
-	if w.Enter != r.current {
-		return nil // answered already
+	cur := r.current
+	if cur == nil || cur.ticket != w.Ticket {
+		return nil // answered and released already, or never seen
 	}
 	if r.state == wanted {
 		// Not in the section: answering what was deferred is all a
 		// withdrawal needs; replies to the abandoned request are ignored.
-		cur := r.current
 		r.leave(ctx)
-		cur.Done(Grant{}, fmt.Errorf("%w: while waiting for replies", ErrWithdrawn))
+		cur.answer(ctx, Grant{}, fmt.Errorf("%w: while waiting for replies", ErrWithdrawn))
 		return nil
 	}
 	r.leave(ctx) // granted meanwhile: the requester gave up, so release

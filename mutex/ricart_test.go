@@ -265,17 +265,15 @@ func (g *grabAll) Name() string { return mutex.ProtocolName }
 func (g *grabAll) Init(ctx *actors.Context) error {
 	g.held = map[mutex.Grant]bool{}
 	var ts uint64
-	actors.OnNotification(ctx, func(ctx *actors.Context, e *mutex.Enter) error {
+	actors.OnRequest(ctx, func(ctx *actors.Context, _ mutex.Enter) (mutex.Grant, error) {
 		ts++
 		gr := mutex.Grant{Node: ctx.Node(), Timestamp: ts}
 		g.held[gr] = true
-		e.Done(gr, nil)
-		return nil
+		return gr, nil
 	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, r *mutex.Release) error {
+	actors.OnRequest(ctx, func(ctx *actors.Context, r mutex.Release) (mutex.Grant, error) {
 		delete(g.held, r.Grant)
-		r.Done(nil)
-		return nil
+		return r.Grant, nil
 	})
 	return nil
 }
@@ -310,17 +308,22 @@ func hold(t *testing.T, c *cluster.Cluster, name string) mutex.Grant {
 }
 
 // lockAsync has node `name` ask for the section; the grant arrives on the
-// channel.
+// channel. It returns once the node has the request.
 func lockAsync(t *testing.T, c *cluster.Cluster, name string) <-chan mutex.Grant {
 	t.Helper()
+	cl := client(t, c.Node(name))
+	before := status(t, c.Node(name))
+	ctx := ctxT(t, time.Minute)
 	ch := make(chan mutex.Grant, 1)
-	if err := c.Node(name).Tell(mutex.ProtocolName, &mutex.Enter{Done: func(g mutex.Grant, err error) {
-		if err == nil {
+	go func() {
+		if g, err := cl.Lock(ctx); err == nil {
 			ch <- g
 		}
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	}()
+	actortest.Eventually(t, 5*time.Second, name+" has the request", func() bool {
+		st := status(t, c.Node(name))
+		return st.State != before.State || st.Queued != before.Queued || st.Entries != before.Entries
+	})
 	return ch
 }
 
@@ -550,9 +553,11 @@ func TestBadInput(t *testing.T) {
 	if err := cl.Unlock(ctxT(t, 5*time.Second), g); !errors.Is(err, mutex.ErrNotHolder) {
 		t.Errorf("second unlock: %v; want ErrNotHolder", err)
 	}
-	// An Enter nobody can be told about is dropped, not a crash.
-	if err := c.Node("node-1").Tell(mutex.ProtocolName, &mutex.Enter{}); err != nil {
-		t.Fatal(err)
+	// Withdrawals of no Enter, or of one answered already, do nothing.
+	for _, w := range []*mutex.Withdraw{{}, {Ticket: new(mutex.Ticket)}} {
+		if err := c.Node("node-1").Tell(mutex.ProtocolName, w); err != nil {
+			t.Fatal(err)
+		}
 	}
 	hold(t, c, "node-2")
 	if r := c.Node("node-1").Stats().Protocols[mutex.ProtocolName].Restarts; r != 0 {
@@ -571,5 +576,35 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := mutex.NewClient(c.Node("node-1"), "nope"); err == nil {
 		t.Error("a client of a protocol that does not run")
+	}
+}
+
+// TestLockOutwaitsTheRequestTimeout: a Lock waits as long as its context
+// lets it, though each call times out after the node's RequestTimeout:
+// asking again with the same Ticket keeps the request's place, and an
+// Enter granted while its requester was between calls is answered again.
+func TestLockOutwaitsTheRequestTimeout(t *testing.T) {
+	c := newRA(t, 3, cluster.NodeConfig(func(_ int, c *actors.Config) { c.RequestTimeout = 100 * time.Millisecond }))
+	g3 := hold(t, c, "node-3")
+	got := lockAsync(t, c, "node-1")
+	waitState(t, c, "node-1", "wanted", "node-3")
+	ts := status(t, c.Node("node-1")).Timestamp
+	start := time.Now()
+	actortest.Eventually(t, 10*time.Second, "three RequestTimeouts pass with node-1 waiting", func() bool {
+		st := status(t, c.Node("node-1"))
+		if st.State != "wanted" || st.Queued != 0 || st.Timestamp != ts {
+			t.Fatalf("node-1 %s at timestamp %d (first %d) with %d queued; want one request waiting, its Ticket keeping its place", st.State, st.Timestamp, ts, st.Queued)
+		}
+		return time.Since(start) > 300*time.Millisecond
+	})
+	if err := client(t, c.Node("node-3")).Unlock(ctxT(t, 5*time.Second), g3); err != nil {
+		t.Fatal(err)
+	}
+	g := actortest.Receive(t, got, 5*time.Second, "node-1's grant")
+	if g.Timestamp != ts {
+		t.Errorf("grant at timestamp %d; want the first request's, %d (one round)", g.Timestamp, ts)
+	}
+	if st := status(t, c.Node("node-1")); st.Entries != 1 || st.RequestsSent != 2 {
+		t.Errorf("node-1: %d entries, %d requests sent; want 1 entry of one round (2 requests)", st.Entries, st.RequestsSent)
 	}
 }

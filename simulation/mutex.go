@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -63,6 +64,9 @@ func setupMutex(w *World, cfg MutexConfig) error {
 	if err := w.Start(mutex.RicartAgrawala(mutex.Config{})); err != nil {
 		return err
 	}
+	if err := w.Start(func() actors.Protocol { return mutexClient{} }); err != nil {
+		return err
+	}
 	var holder *mutex.Grant
 	type request struct {
 		node    string
@@ -86,7 +90,7 @@ func setupMutex(w *World, cfg MutexConfig) error {
 		rq := &request{node: node, gen: w.Detector.Generation(node), asked: w.Sched.Elapsed()}
 		requests = append(requests, rq)
 		w.Count("mutex_requests", 1)
-		_ = n.Tell(mutex.ProtocolName, &mutex.Enter{Done: func(g mutex.Grant, err error) {
+		_ = n.Tell(mutexClientName, &mutexEnter{done: func(g mutex.Grant, err error) {
 			if err != nil {
 				w.Fail(fmt.Errorf("mutex: %s's request failed: %w", node, err))
 				return
@@ -106,7 +110,7 @@ func setupMutex(w *World, cfg MutexConfig) error {
 				}
 				w.Note(fmt.Sprintf("mutex %s@%d leaves", held.Node, held.Timestamp))
 				holder = nil // before the release: the protocol lets others in only after it
-				_ = w.Node(node).Tell(mutex.ProtocolName, &mutex.Release{Grant: held})
+				_ = w.Node(node).Tell(mutexClientName, &mutexRelease{grant: held})
 				w.Sched.At(w.LogUniform(time.Millisecond, 200*time.Millisecond), KindAction, node, "mutex ask", func() { ask(node) })
 			})
 		}})
@@ -140,4 +144,46 @@ func setupMutex(w *World, cfg MutexConfig) error {
 		BurstFor:    [2]time.Duration{200 * time.Millisecond, 2 * time.Second},
 		BurstFaults: sim.Faults{Latency: time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.2, Duplicate: 0.1, Reorder: 0.2},
 	})
+}
+
+// mutexClient enters and leaves its node's critical section as
+// mutex.Client would, but as events (actors.Request), which the scheduler
+// runs.
+type mutexClient struct{}
+
+const mutexClientName = "sim-mutex-client"
+
+type mutexEnter struct{ done func(mutex.Grant, error) }
+
+type mutexRelease struct{ grant mutex.Grant }
+
+func (mutexClient) Name() string { return mutexClientName }
+
+func (mutexClient) Init(ctx *actors.Context) error {
+	actors.OnNotification(ctx, func(ctx *actors.Context, m *mutexEnter) error {
+		// No timeout short of the run: a request waits as long as the
+		// section is busy (the checker says whether it is granted).
+		err := actors.Request(ctx, mutex.ProtocolName, mutex.Enter{}, time.Hour,
+			func(_ *actors.Context, g mutex.Grant, err error) error {
+				m.done(g, err)
+				return nil
+			})
+		if err != nil {
+			m.done(mutex.Grant{}, err)
+		}
+		return nil
+	})
+	actors.OnNotification(ctx, func(ctx *actors.Context, m *mutexRelease) error {
+		logErr := func(ctx *actors.Context, _ mutex.Grant, err error) error {
+			if err != nil {
+				ctx.Log().Debug().Err(err).Msg("mutex release failed")
+			}
+			return nil
+		}
+		if err := actors.Request(ctx, mutex.ProtocolName, mutex.Release{Grant: m.grant}, 0, logErr); err != nil {
+			return logErr(ctx, mutex.Grant{}, err)
+		}
+		return nil
+	})
+	return nil
 }
