@@ -286,6 +286,23 @@ func (h *protocolHost) unhandled(what, typeName, from string) {
 	ev.Msgf("dropping a %s: protocol %s has no handler for %s", what, h.name, typeName)
 }
 
+// pointerTwin tells whether the protocol handles *T for a T sent, or T for
+// a *T: the commonest cause of a dropped Tell.
+func (h *protocolHost) pointerTwin(m any) (string, bool) {
+	t := reflect.TypeOf(m)
+	if t == nil {
+		return "", false
+	}
+	twin := reflect.PointerTo(t)
+	if t.Kind() == reflect.Pointer {
+		twin = t.Elem()
+	}
+	if _, ok := h.ctx.notifH.get(keyOf(reflect.Zero(twin).Interface())); ok {
+		return typeNameOf(twin), true
+	}
+	return "", false
+}
+
 // onLocal handles notifications and Tell messages.
 func (h *protocolHost) onLocal(m any) {
 	if h.ctx == nil {
@@ -296,6 +313,10 @@ func (h *protocolHost) onLocal(m any) {
 		switch m.(type) {
 		case actor.SystemMessage, actor.AutoReceiveMessage:
 			return // lifecycle messages the runtime needs no action for
+		}
+		if alt, ok := h.pointerTwin(m); ok {
+			h.unhandled("local message", typeName(m)+" (it handles "+alt+": send that)", "")
+			return
 		}
 		h.unhandled("local message", typeName(m), "")
 		return
