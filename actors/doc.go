@@ -15,6 +15,14 @@
 //		return nil
 //	}
 //
+// A request type names its reply type by embedding [Returns] (type
+// GetLeader struct{ actors.Returns[Leader] }), so requests are typed at
+// compile time. [OnRequest] answers by returning; [OnRequestDeferred] hands
+// the handler a [Reply] to answer once, now or from a later event (a
+// commit, a vote, a timer); what an incarnation leaves unanswered is
+// answered [ErrUnanswered] when it ends. A [Context] whose incarnation
+// ended fails with [ErrDeadContext] and counts the misuse.
+//
 // Handlers send with [Context.Send] (best effort) or [Context.SendReliable]
 // (exactly once, in order, while both nodes live), publish with
 // [Context.Notify], ask other protocols with [Request] (the reply arrives as
