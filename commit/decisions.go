@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/consensus"
@@ -50,16 +51,24 @@ type kvResult struct {
 	op  kvOp
 	tx  string
 	res consensus.Result
+	err error // the request failed (see consensus.Request)
 }
 
-// ask Tells the node's raft protocol a request whose result comes back as
-// a kvResult event. Without a raft protocol that error is handled at once.
+// consensusWait bounds the wait for the raft protocol's answer, which
+// comes within its own RequestTimeout (or as an error when it restarts):
+// only a stuck node reaches it.
+const consensusWait = time.Minute
+
+// ask sends the node's raft protocol a request whose result comes back as
+// an event, to onConsensus. Without a raft protocol that error is handled
+// at once.
 func (p *Protocol) ask(ctx *actors.Context, op kvOp, tx string, req consensus.Request) error {
-	ref, w := ctx.Ref(), p.w
-	req.Done = func(r consensus.Result) { _ = ref.Tell(&kvResult{w: w, op: op, tx: tx, res: r}) }
-	if err := ctx.Tell(consensus.ProtocolName, &req); err != nil {
-		r := consensus.Result{Err: fmt.Errorf("%w: %v", ErrNoConsensus, err)}
-		return p.onConsensus(ctx, &kvResult{w: w, op: op, tx: tx, res: r})
+	w, on := p.w, alive(p, p.onConsensus)
+	err := actors.Request(ctx, consensus.ProtocolName, req, consensusWait, func(ctx *actors.Context, res consensus.Result, err error) error {
+		return on(ctx, &kvResult{w: w, op: op, tx: tx, res: res, err: err})
+	})
+	if err != nil {
+		return p.onConsensus(ctx, &kvResult{w: w, op: op, tx: tx, err: fmt.Errorf("%w: %v", ErrNoConsensus, err)})
 	}
 	return nil
 }
@@ -111,38 +120,38 @@ func (p *Protocol) onConsensus(ctx *actors.Context, r *kvResult) error {
 		return nil
 	}
 	t.kvBusy = false
-	if r.res.Err != nil {
-		p.log.Debug().Err(r.res.Err).Str("tx", t.id).Msg("consensus request failed")
+	if r.err != nil {
+		p.log.Debug().Err(r.err).Str("tx", t.id).Msg("consensus request failed")
 	}
 	switch r.op {
 	case kvPutPending:
 		if t.phase != phasePending {
 			return nil
 		}
-		if r.res.Err != nil && definite(r.res.Err) && ctx.Now().Sub(t.submitted) < p.cfg.VoteTimeout {
+		if r.err != nil && definite(r.err) && ctx.Now().Sub(t.submitted) < p.cfg.VoteTimeout {
 			// Certainly not applied (no leader, proposal dropped): asking
 			// again cannot leave a stray "pending" behind.
 			t.kvAt = ctx.Now().Add(p.cfg.RetryInterval)
 			return nil
 		}
-		if r.res.Err != nil {
+		if r.err != nil {
 			// No Prepare was sent: nobody is in doubt. The key may still
 			// appear (a timed-out write can be applied later); the abort
 			// covers it if it does by then.
-			return p.decide(ctx, t, false, fmt.Sprintf("the consensus group did not record the transaction: %v", r.res.Err))
+			return p.decide(ctx, t, false, fmt.Sprintf("the consensus group did not record the transaction: %v", r.err))
 		}
 		if p.at(ctx, stepPending, t.id) {
 			return nil
 		}
 		return p.sendPrepares(ctx, t)
 	case kvDecide, kvRecover:
-		if r.res.Err != nil {
+		if r.err != nil {
 			t.kvAt = ctx.Now().Add(p.cfg.RetryInterval)
 			return nil
 		}
 		return p.learnt(ctx, t, r.op, r.res)
 	case kvDelete:
-		if r.res.Err != nil {
+		if r.err != nil {
 			t.kvAt = ctx.Now().Add(p.cfg.RetryInterval)
 			return nil
 		}

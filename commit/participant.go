@@ -243,8 +243,8 @@ func (p *Protocol) participantConsensus(ctx *actors.Context, r *kvResult) error 
 		return nil
 	}
 	res := r.res
-	if res.Err != nil {
-		p.log.Debug().Err(res.Err).Str("tx", pt.id).Msg("reading the decision from the consensus group failed; asking again later")
+	if r.err != nil {
+		p.log.Debug().Err(r.err).Str("tx", pt.id).Msg("reading the decision from the consensus group failed; asking again later")
 		return nil
 	}
 	if r.op == kvAbandon && res.OK {

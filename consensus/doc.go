@@ -62,15 +62,21 @@
 //	swapped, cur, found, err := kv.CAS(ctx, "k", []byte("v"), []byte("w"))
 //	kv.Admin(ctx, consensus.AddVoter, "node-4") // on the leader
 //
-// From another protocol, Tell the raft protocol a [*Request] whose Done
-// Tells the answer back; ask for [Status] with a [StatusRequest]; subscribe
-// to [LeadershipChanged]. [HTTPHandler] serves /v1/kv/{key}.
+// From another protocol, send the raft protocol a [Request] (or a
+// [LockRequest], [AdminRequest], [StatusRequest]) with actors.Request: the
+// reply comes back as an event when the write is applied or the read
+// served; subscribe to [LeadershipChanged]. From outside the protocols,
+// actors.Call does the same, blocking; [KV] wraps it. Wait a little longer
+// than Config.RequestTimeout: the protocol answers by then, and its answer
+// tells a write that was not applied (ErrNotApplied) from one whose
+// outcome is unknown (ErrTimeout). [HTTPHandler] serves /v1/kv/{key}.
 //
 // # Concurrency
 //
-// The protocol's state is touched only by its handlers. [KV] is safe for
-// concurrent use; a Request's Done runs on the raft protocol's goroutine
-// and must not block.
+// The protocol's state is touched only by its handlers, which answer the
+// requests they keep (actors.OnRequestDeferred) from later events: a
+// commit, a read index, a tick's timeout, the protocol's Stop. [KV] is
+// safe for concurrent use.
 //
 // # Testing
 //

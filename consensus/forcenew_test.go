@@ -71,7 +71,7 @@ func TestForceNewStateInTheProtocol(t *testing.T) {
 	}
 	cfg := g.cfg
 	cfg.Join, cfg.ForceNewState = true, true
-	if err := node.Start(consensus.New(cfg)); err != nil {
+	if err := node.Start(consensus.NewCrashable(cfg)); err != nil {
 		t.Fatalf("starting %s with ForceNewState: %v, want the refused state set aside and a new member", victim, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "raft-set-aside-1", "raft.db.created")); err != nil {
@@ -85,15 +85,10 @@ func TestForceNewStateInTheProtocol(t *testing.T) {
 		return err == nil && st.Keys == len(before) && len(st.Voters) == 3
 	})
 
-	// A Done that panics is a bug of a local caller: the protocol restarts.
-	panicked := make(chan struct{})
-	if err := node.Tell(consensus.ProtocolName, &consensus.Request{Op: consensus.OpGet, Key: "", Done: func(consensus.Result) {
-		close(panicked)
-		panic("a caller's Done panics")
-	}}); err != nil {
+	// A panic restarts the protocol (supervision).
+	if err := node.Tell(consensus.ProtocolName, consensus.Crash{}); err != nil {
 		t.Fatal(err)
 	}
-	<-panicked
 	actortest.Eventually(t, 10*time.Second, victim+"'s raft restarted and serving", func() bool {
 		if node.Stats().Protocols[consensus.ProtocolName].Restarts != 1 {
 			return false

@@ -102,20 +102,23 @@ func (o LockOp) String() string {
 }
 
 // LockRequest asks a node's raft protocol for one operation on a lease
-// lock. Tell it (a *LockRequest) to [ProtocolName] on the same node; any
-// node serves it (raft forwards the proposal to the leader).
+// lock: a request (actors.Call, actors.Request) to [ProtocolName] on the
+// same node, answered with a [LockResult]; any node serves it (raft
+// forwards the proposal to the leader). It fails with ErrLockHeld (a
+// *LockHeldError), ErrUnknownLock or ErrWrongToken when the state refused
+// it; ErrInvalidLockName, ErrInvalidTTL, ErrBadRequest or an error that
+// wraps ErrNotApplied when it was not applied; ErrTimeout or ErrStopped
+// when it may have been.
 type LockRequest struct {
+	actors.Returns[LockResult]
 	Op    LockOp
 	Name  string        // letters, digits, '.', '_', '-', '/'; 1 to MaxLockNameSize bytes
 	Owner string        // LockAcquire: who asks, shown to others while it holds (optional)
 	TTL   time.Duration // LockAcquire, LockRefresh: in [MinLockTTL, MaxLockTTL]
 	Token uint64        // LockRelease, LockRefresh: the holder's token
-	// Done receives the outcome exactly once, on the raft protocol's
-	// goroutine; it must not block. Nil is not allowed.
-	Done func(LockResult)
 }
 
-// LockResult is the outcome of a LockRequest.
+// LockResult is the outcome of a LockRequest that did not fail.
 type LockResult struct {
 	// Token is the holder's fencing token (LockAcquire: the new one). It
 	// is the log index of the grant: every grant of every lock gets a
@@ -123,12 +126,6 @@ type LockResult struct {
 	Token uint64
 	// Index is the log index the operation was applied at.
 	Index uint64
-	// Err is nil on success; ErrLockHeld (a *LockHeldError),
-	// ErrUnknownLock or ErrWrongToken when the state refused it;
-	// ErrInvalidLockName, ErrInvalidTTL, ErrBadRequest, ErrNoLeader or
-	// ErrProposalDropped when it was not applied; ErrTimeout or ErrStopped
-	// when it may have been.
-	Err error
 }
 
 // lease is one held lock in the replicated state.
@@ -179,7 +176,7 @@ func checkOwner(owner string) error {
 }
 
 // check validates a request before it is proposed.
-func (r *LockRequest) check() error {
+func (r LockRequest) check() error {
 	if err := checkLockName(r.Name); err != nil {
 		return err
 	}
@@ -203,15 +200,11 @@ func (r *LockRequest) check() error {
 	return fmt.Errorf("%w: lock operation %d; valid: LockAcquire, LockRelease, LockRefresh", ErrBadRequest, r.Op)
 }
 
-// onLock proposes a lock operation; the outcome comes from apply.
-func (p *Raft) onLock(ctx *actors.Context, req *LockRequest) error {
-	if req.Done == nil {
-		p.log.Warn().Stringer("op", req.Op).Str("lock", req.Name).Msg("dropping a lock request without Done")
-		return nil
-	}
+// onLock proposes a lock operation; the outcome comes from apply, through
+// reply (an error returned here answers it).
+func (p *Raft) onLock(ctx *actors.Context, req LockRequest, reply actors.Reply[LockResult]) error {
 	if err := req.check(); err != nil {
-		req.Done(LockResult{Err: err})
-		return nil
+		return err
 	}
 	cmd := &messages.LockCommand{Name: req.Name, Owner: req.Owner, TtlMs: req.TTL.Milliseconds(), Token: req.Token}
 	switch req.Op {
@@ -223,13 +216,9 @@ func (p *Raft) onLock(ctx *actors.Context, req *LockRequest) error {
 		cmd.Op = messages.LockOp_LOCK_OP_REFRESH
 	}
 	if err := p.unavailable(); err != nil {
-		req.Done(LockResult{Err: err})
-		return nil
+		return err
 	}
-	done := req.Done
-	p.accept(ctx, &messages.KVCommand{Lock: cmd}, &Request{Done: func(r Result) {
-		done(LockResult{Token: r.token, Index: r.Index, Err: r.Err})
-	}})
+	p.accept(ctx, &pendingWrite{cmd: &messages.KVCommand{Lock: cmd}, lock: reply})
 	return nil
 }
 
@@ -251,7 +240,7 @@ func (p *Raft) proposeExpiry(lc *messages.LockCommand) bool {
 
 // applyEntry applies one committed command: a lock operation or a
 // key-value write.
-func (p *Raft) applyEntry(cmd *messages.KVCommand, index uint64) Result {
+func (p *Raft) applyEntry(cmd *messages.KVCommand, index uint64) (Result, error) {
 	if cmd.Lock == nil {
 		return p.sm.apply(cmd)
 	}
@@ -261,37 +250,37 @@ func (p *Raft) applyEntry(cmd *messages.KVCommand, index uint64) Result {
 	switch c.Op {
 	case messages.LockOp_LOCK_OP_ACQUIRE:
 		if l != nil {
-			return Result{Err: &LockHeldError{Name: c.Name, Owner: l.owner, ExpiresIn: p.expiresIn(c.Name)}}
+			return Result{}, &LockHeldError{Name: c.Name, Owner: l.owner, ExpiresIn: p.expiresIn(c.Name)}
 		}
 		l = &lease{owner: c.Owner, token: index, ttl: time.Duration(c.TtlMs) * time.Millisecond, version: index}
 		ls[c.Name] = l
 		p.startLease(c.Name, l)
-		return Result{OK: true, token: index}
+		return Result{OK: true, token: index}, nil
 	case messages.LockOp_LOCK_OP_RELEASE, messages.LockOp_LOCK_OP_REFRESH:
 		if l == nil {
-			return Result{Err: fmt.Errorf("%w: nobody holds lock %q (never acquired, released, or its lease expired)", ErrUnknownLock, c.Name)}
+			return Result{}, fmt.Errorf("%w: nobody holds lock %q (never acquired, released, or its lease expired)", ErrUnknownLock, c.Name)
 		}
 		if l.token != c.Token {
-			return Result{Err: fmt.Errorf("%w: token %d does not hold lock %q (a later grant does)", ErrWrongToken, c.Token, c.Name)}
+			return Result{}, fmt.Errorf("%w: token %d does not hold lock %q (a later grant does)", ErrWrongToken, c.Token, c.Name)
 		}
 		if c.Op == messages.LockOp_LOCK_OP_RELEASE {
 			delete(ls, c.Name)
 			delete(p.leaseTimers, c.Name)
-			return Result{OK: true, token: l.token}
+			return Result{OK: true, token: l.token}, nil
 		}
 		l.ttl, l.version = time.Duration(c.TtlMs)*time.Millisecond, index
 		p.startLease(c.Name, l)
-		return Result{OK: true, token: l.token}
+		return Result{OK: true, token: l.token}, nil
 	case messages.LockOp_LOCK_OP_EXPIRE:
 		if l != nil && l.token == c.Token && l.version == c.Version {
 			delete(ls, c.Name)
 			delete(p.leaseTimers, c.Name)
 			p.log.Info().Str("lock", c.Name).Str("owner", l.owner).Uint64("token", l.token).Msg("lease expired")
 		}
-		return Result{OK: true}
+		return Result{OK: true}, nil
 	}
 	// An operation this version does not know: a no-op on every node alike.
-	return Result{Err: fmt.Errorf("%w: unknown lock operation %v in the log", ErrBadRequest, c.Op)}
+	return Result{}, fmt.Errorf("%w: unknown lock operation %v in the log", ErrBadRequest, c.Op)
 }
 
 // startLease starts (or restarts) the countdown of a lease on this node.

@@ -13,31 +13,28 @@ import (
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
+// lockOutcome is a lock request's reply or error.
+type lockOutcome struct {
+	consensus.LockResult
+	Err error
+}
+
 // lock sends one lock request through node `name` and waits for it.
-func (g *group) lock(name string, req consensus.LockRequest) consensus.LockResult {
+func (g *group) lock(name string, req consensus.LockRequest) lockOutcome {
 	g.t.Helper()
-	n := g.c.Node(name)
-	if n == nil {
-		g.t.Fatalf("node %s is not running", name)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := g.kv(name).Lock(ctx, req)
+	if ctx.Err() != nil {
+		g.t.Fatalf("%s of lock %q on %s: no outcome: %v", req.Op, req.Name, name, err)
 	}
-	ch := make(chan consensus.LockResult, 1)
-	req.Done = func(r consensus.LockResult) { ch <- r }
-	if err := n.Tell(consensus.ProtocolName, &req); err != nil {
-		g.t.Fatal(err)
-	}
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		g.t.Fatalf("%s of lock %q on %s: no outcome", req.Op, req.Name, name)
-		return consensus.LockResult{}
-	}
+	return lockOutcome{r, err}
 }
 
 func TestLockStateMachine(t *testing.T) {
 	g := newGroup(t, 3, 11, sim.Faults{}, nil)
 	g.leader(5 * time.Second)
-	acquire := func(node, name, owner string) consensus.LockResult {
+	acquire := func(node, name, owner string) lockOutcome {
 		return g.lock(node, consensus.LockRequest{Op: consensus.LockAcquire, Name: name, Owner: owner, TTL: 10 * time.Second})
 	}
 	a := acquire("node-1", "a", "alice")
@@ -112,12 +109,9 @@ func TestLockBadInput(t *testing.T) {
 			t.Errorf("%+v: %v; want %v mentioning %q", c.req, r.Err, c.want, c.part)
 		}
 	}
-	// A request without Done is dropped, not a crash.
-	if err := g.c.Node("node-1").Tell(consensus.ProtocolName, &consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Second}); err != nil {
-		t.Fatal(err)
-	}
+	// None of them was applied.
 	if r := g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Second}); r.Err != nil {
-		t.Fatalf("acquire after the dropped request: %v", r.Err)
+		t.Fatalf("acquire after the refused requests: %v", r.Err)
 	}
 	if n := g.c.Node("node-1").Stats().Protocols[consensus.ProtocolName].Restarts; n != 0 {
 		t.Errorf("%d raft restarts on bad input", n)
@@ -140,7 +134,7 @@ func TestLeaseExpiresAndSurvivesSnapshotsAndRestarts(t *testing.T) {
 		}
 	}
 	// The short lease ends: the leader proposes its expiry.
-	var again consensus.LockResult
+	var again lockOutcome
 	err := actortest.WaitFor(10*time.Second, func() bool {
 		again = g.lock("node-3", consensus.LockRequest{Op: consensus.LockAcquire, Name: "short", TTL: 10 * time.Second})
 		return !errors.Is(again.Err, consensus.ErrLockHeld)
@@ -201,7 +195,7 @@ func TestLockRequestWithoutQuorum(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var r consensus.LockResult
+	var r lockOutcome
 	for ctx.Err() == nil {
 		r = g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "x", TTL: time.Second})
 		var u *consensus.UnavailableError

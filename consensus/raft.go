@@ -88,7 +88,10 @@ type Raft struct {
 // copy proposed is known dead), and the term fence (applyCommand) lets a
 // copy apply only from an entry of its own term.
 type pendingWrite struct {
-	req      *Request
+	// the request's reply: kv for a key-value write, lock for a lock
+	// operation (cmd.Lock set)
+	kv       actors.Reply[Result]
+	lock     actors.Reply[LockResult]
 	cmd      *messages.KVCommand
 	deadline time.Time
 	term     uint64
@@ -99,7 +102,8 @@ type pendingWrite struct {
 }
 
 type pendingRead struct {
-	req      *Request
+	key      string
+	reply    actors.Reply[Result]
 	deadline time.Time
 }
 
@@ -117,7 +121,8 @@ type readBatch struct {
 }
 
 type pendingAdmin struct {
-	req      *AdminRequest
+	req      AdminRequest
+	reply    actors.Reply[AdminResult]
 	id       uint64
 	ccType   pb.ConfChangeType
 	deadline time.Time
@@ -229,9 +234,9 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.lastHeard = map[uint64]uint64{}
 
 	actors.OnMessage(ctx, p.onBatch)
-	actors.OnNotification(ctx, p.onRequest)
-	actors.OnNotification(ctx, p.onAdmin)
-	actors.OnNotification(ctx, p.onLock)
+	actors.OnRequestDeferred(ctx, p.onRequest)
+	actors.OnRequestDeferred(ctx, p.onAdmin)
+	actors.OnRequestDeferred(ctx, p.onLock)
 	actors.OnNotification(ctx, p.onReady)
 	actors.OnRequest(ctx, p.onStatus)
 	actors.OnTimer(ctx, p.onTick)
@@ -240,23 +245,23 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	return nil
 }
 
-// Stop closes the data dir and fails what is pending with ErrStopped, in
-// the order it was asked (as everything the protocol does, so that a
-// simulation replays it).
+// Stop closes the data dir and fails what is pending with ErrStopped (a
+// write never proposed: ErrNotApplied), in the order it was asked (as
+// everything the protocol does, so that a simulation replays it).
 func (p *Raft) Stop(*actors.Context) {
 	for _, seq := range slices.Sorted(maps.Keys(p.pending)) {
 		w := p.pending[seq]
 		if w.term == 0 && !w.lost {
-			w.req.Done(Result{Err: fmt.Errorf("%w: the raft protocol stopped before it proposed the write", ErrNotApplied)})
+			p.writeDone(w, Result{}, fmt.Errorf("%w: the raft protocol stopped before it proposed the write", ErrNotApplied))
 			continue
 		}
-		w.req.Done(Result{Err: ErrStopped})
+		p.writeDone(w, Result{}, ErrStopped)
 	}
 	for _, r := range p.allReads() {
-		r.req.Done(Result{Err: ErrStopped})
+		p.readDone(r, Result{}, ErrStopped)
 	}
 	if p.admin != nil {
-		p.admin.req.Done(ErrStopped)
+		p.adminDone(p.admin, ErrStopped)
 	}
 	p.pending, p.reads, p.waiting, p.unissued, p.unproposed, p.admin = nil, nil, nil, nil, nil, nil
 	if p.disk != nil {
@@ -358,29 +363,23 @@ func (p *Raft) drop(from string, m *pb.Message, why error) {
 		Msg("dropping a raft message")
 }
 
-// onRequest starts a key-value operation.
-func (p *Raft) onRequest(ctx *actors.Context, req *Request) error {
-	if req.Done == nil {
-		p.log.Warn().Stringer("op", req.Op).Msg("dropping a request without Done")
-		return nil
-	}
+// onRequest starts a key-value operation, answered through reply when it
+// is applied or served, or has failed (an error returned here answers it).
+func (p *Raft) onRequest(ctx *actors.Context, req Request, reply actors.Reply[Result]) error {
 	if err := checkKey(req.Key, p.cfg.MaxKeySize); err != nil {
-		req.Done(Result{Err: err})
-		return nil
+		return err
 	}
 	if len(req.Value) > p.cfg.MaxValueSize {
-		req.Done(Result{Err: fmt.Errorf("%w: %d bytes; the limit is %d", ErrValueTooLarge, len(req.Value), p.cfg.MaxValueSize)})
-		return nil
+		return fmt.Errorf("%w: %d bytes; the limit is %d", ErrValueTooLarge, len(req.Value), p.cfg.MaxValueSize)
 	}
 	if err := p.unavailable(); err != nil {
-		req.Done(Result{Err: err})
-		return nil
+		return err
 	}
 	deadline := ctx.Now().Add(p.cfg.RequestTimeout)
 	cmd := &messages.KVCommand{Key: req.Key, Value: req.Value, Prev: req.Prev}
 	switch req.Op {
 	case OpGet:
-		p.unissued = append(p.unissued, &pendingRead{req: req, deadline: deadline})
+		p.unissued = append(p.unissued, &pendingRead{key: req.Key, reply: reply, deadline: deadline})
 		p.kick(ctx)
 		return nil
 	case OpPut:
@@ -390,22 +389,65 @@ func (p *Raft) onRequest(ctx *actors.Context, req *Request) error {
 	case OpCAS:
 		cmd.Op = messages.KVOp_KV_OP_CAS
 	default:
-		req.Done(Result{Err: fmt.Errorf("%w: operation %d; valid: OpGet, OpPut, OpDelete, OpCAS", ErrBadRequest, req.Op)})
-		return nil
+		return fmt.Errorf("%w: operation %d; valid: OpGet, OpPut, OpDelete, OpCAS", ErrBadRequest, req.Op)
 	}
-	p.accept(ctx, cmd, req)
+	p.accept(ctx, &pendingWrite{cmd: cmd, kv: reply})
 	return nil
 }
 
-// accept makes cmd a pending write answered to req, and queues it for the
-// next Ready.
-func (p *Raft) accept(ctx *actors.Context, cmd *messages.KVCommand, req *Request) {
+// accept makes w (its command and its reply) a pending write, and queues
+// it for the next Ready.
+func (p *Raft) accept(ctx *actors.Context, w *pendingWrite) {
 	p.seq++
-	cmd.Origin, cmd.Epoch, cmd.Seq = p.id, p.epoch, p.seq
-	w := &pendingWrite{req: req, cmd: cmd, deadline: ctx.Now().Add(p.cfg.RequestTimeout)}
+	w.cmd.Origin, w.cmd.Epoch, w.cmd.Seq = p.id, p.epoch, p.seq
+	w.deadline = ctx.Now().Add(p.cfg.RequestTimeout)
 	p.pending[p.seq] = w
 	p.queue(w)
 	p.kick(ctx)
+}
+
+// writeDone answers a pending write's request: with res, or err when err
+// is not nil.
+func (p *Raft) writeDone(w *pendingWrite, res Result, err error) {
+	var aerr error
+	switch {
+	case w.cmd.Lock == nil && err != nil:
+		aerr = w.kv.Fail(err)
+	case w.cmd.Lock == nil:
+		aerr = w.kv.Send(res)
+	case err != nil:
+		aerr = w.lock.Fail(err)
+	default:
+		aerr = w.lock.Send(LockResult{Token: res.token, Index: res.Index})
+	}
+	p.answered(aerr)
+}
+
+// readDone answers a pending read's request: with res, or err when err is
+// not nil.
+func (p *Raft) readDone(r *pendingRead, res Result, err error) {
+	if err != nil {
+		p.answered(r.reply.Fail(err))
+		return
+	}
+	p.answered(r.reply.Send(res))
+}
+
+// adminDone answers the pending operator action: done when err is nil.
+func (p *Raft) adminDone(a *pendingAdmin, err error) {
+	if err != nil {
+		p.answered(a.reply.Fail(err))
+		return
+	}
+	p.answered(a.reply.Send(AdminResult{Action: a.req.Action, Node: a.req.Node}))
+}
+
+// answered logs a reply that could not be sent: answered twice, or after
+// the incarnation ended — a bug of this protocol's.
+func (p *Raft) answered(err error) {
+	if err != nil {
+		p.log.Error().Err(err).Msg("answering a request")
+	}
 }
 
 // queue puts a pending write without a live copy in line to be proposed.
@@ -469,7 +511,7 @@ func (p *Raft) proposeWrites() {
 		if err != nil {
 			for _, w := range ws {
 				delete(p.pending, w.cmd.Seq)
-				w.req.Done(Result{Err: fmt.Errorf("%w: %v", ErrProposalDropped, err)})
+				p.writeDone(w, Result{}, fmt.Errorf("%w: %v", ErrProposalDropped, err))
 			}
 			continue
 		}
@@ -665,7 +707,7 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 				Uints64("voters", p.confState.Voters).Uints64("learners", p.confState.Learners).Msg("configuration changed")
 			if a := p.admin; a != nil && a.id == cc.GetNodeId() && a.ccType == cc.GetType() {
 				p.admin = nil
-				a.req.Done(nil)
+				p.adminDone(a, nil)
 			}
 		case pb.EntryType_EntryConfChangeV2:
 			cc := &pb.ConfChangeV2{}
@@ -701,12 +743,12 @@ func (p *Raft) applyCommand(cmd *messages.KVCommand, index, term uint64) {
 		}
 		return
 	}
-	res := p.applyEntry(cmd, index)
+	res, err := p.applyEntry(cmd, index)
 	res.Index = index
 	if mine {
 		if w, ok := p.pending[cmd.Seq]; ok {
 			delete(p.pending, cmd.Seq)
-			w.req.Done(res)
+			p.writeDone(w, res, err)
 		}
 	}
 }
@@ -754,9 +796,9 @@ func (p *Raft) serveReads() {
 			continue
 		}
 		for _, r := range b.reads {
-			res := p.sm.get(r.req.Key)
+			res := p.sm.get(r.key)
 			res.Index = b.index
-			r.req.Done(res)
+			p.readDone(r, res, nil)
 		}
 	}
 	clear(p.waiting[len(keep):])
@@ -828,7 +870,7 @@ func (p *Raft) leadership(ctx *actors.Context, lead uint64) {
 	}
 	if a := p.admin; a != nil && a.req.Action == TransferLeader && lead == a.id {
 		p.admin = nil
-		a.req.Done(nil)
+		p.adminDone(a, nil)
 	}
 }
 
@@ -845,10 +887,10 @@ func (p *Raft) expire(now time.Time) {
 		w := p.pending[seq]
 		delete(p.pending, seq)
 		if w.term == 0 && !w.lost {
-			w.req.Done(Result{Err: fmt.Errorf("%w: %s reached no leader within %v and proposed no copy of the write", ErrNotApplied, p.node, p.cfg.RequestTimeout)})
+			p.writeDone(w, Result{}, fmt.Errorf("%w: %s reached no leader within %v and proposed no copy of the write", ErrNotApplied, p.node, p.cfg.RequestTimeout))
 			continue
 		}
-		w.req.Done(Result{Err: ErrTimeout})
+		p.writeDone(w, Result{}, ErrTimeout)
 	}
 	retry := 3 * time.Duration(p.cfg.HeartbeatTicks) * p.cfg.TickInterval
 	due = due[:0]
@@ -864,7 +906,7 @@ func (p *Raft) expire(now time.Time) {
 		case now.After(ri.reads[0].deadline):
 			delete(p.reads, seq)
 			for _, r := range ri.reads {
-				r.req.Done(Result{Err: ErrTimeout})
+				p.readDone(r, Result{}, ErrTimeout)
 			}
 		case now.Sub(ri.issued) > retry && p.lead != raft.None:
 			delete(p.reads, seq)
@@ -875,7 +917,7 @@ func (p *Raft) expire(now time.Time) {
 	for _, b := range p.waiting {
 		if now.After(b.reads[0].deadline) {
 			for _, r := range b.reads {
-				r.req.Done(Result{Err: ErrTimeout})
+				p.readDone(r, Result{}, ErrTimeout)
 			}
 			continue
 		}
@@ -885,7 +927,7 @@ func (p *Raft) expire(now time.Time) {
 	p.waiting = keep
 	if a := p.admin; a != nil && now.After(a.deadline) {
 		p.admin = nil
-		a.req.Done(fmt.Errorf("%w: %s %s", ErrTimeout, a.req.Action, a.req.Node))
+		p.adminDone(a, fmt.Errorf("%w: %s %s", ErrTimeout, a.req.Action, a.req.Node))
 	} else if a != nil && a.req.Action == TransferLeader {
 		// Raft abandons a transfer after an election timeout (the
 		// transferee may not have applied its promotion yet when it got
@@ -931,26 +973,22 @@ func (p *Raft) nameOf(id uint64) string {
 	return fmt.Sprintf("%x", id)
 }
 
-// onAdmin starts an operator action; only the leader performs them.
-func (p *Raft) onAdmin(ctx *actors.Context, req *AdminRequest) error {
-	if req.Done == nil {
-		return nil
-	}
+// onAdmin starts an operator action; only the leader performs them. The
+// reply comes when the change is applied (the transfer observed); an error
+// returned here answers it.
+func (p *Raft) onAdmin(ctx *actors.Context, req AdminRequest, reply actors.Reply[AdminResult]) error {
 	st := p.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader {
-		req.Done(&NotLeaderError{Node: p.node, Leader: p.names[st.Lead]})
-		return nil
+		return &NotLeaderError{Node: p.node, Leader: p.names[st.Lead]}
 	}
 	if p.admin != nil {
-		req.Done(fmt.Errorf("%w: %s %s is still in progress; one change at a time", ErrProposalDropped, p.admin.req.Action, p.admin.req.Node))
-		return nil
+		return fmt.Errorf("%w: %s %s is still in progress; one change at a time", ErrProposalDropped, p.admin.req.Action, p.admin.req.Node)
 	}
 	if req.Node == "" {
-		req.Done(fmt.Errorf("%w: %s needs a node name", ErrBadRequest, req.Action))
-		return nil
+		return fmt.Errorf("%w: %s needs a node name", ErrBadRequest, req.Action)
 	}
 	id := ID(req.Node)
-	a := &pendingAdmin{req: req, id: id, deadline: ctx.Now().Add(p.cfg.RequestTimeout)}
+	a := &pendingAdmin{req: req, reply: reply, id: id, deadline: ctx.Now().Add(p.cfg.RequestTimeout)}
 	switch req.Action {
 	case AddVoter:
 		a.ccType = pb.ConfChangeType_ConfChangeAddNode
@@ -960,26 +998,22 @@ func (p *Raft) onAdmin(ctx *actors.Context, req *AdminRequest) error {
 		a.ccType = pb.ConfChangeType_ConfChangeRemoveNode
 	case TransferLeader:
 		if !slices.Contains(p.confState.Voters, id) {
-			req.Done(fmt.Errorf("%w: %s is not a voter; voters can lead", ErrBadRequest, req.Node))
-			return nil
+			return fmt.Errorf("%w: %s is not a voter; voters can lead", ErrBadRequest, req.Node)
 		}
 		if id == p.id {
-			req.Done(nil)
-			return nil
+			return reply.Send(AdminResult{Action: req.Action, Node: req.Node})
 		}
 		p.admin = a
 		p.rn.TransferLeader(id)
 		p.kick(ctx)
 		return nil
 	default:
-		req.Done(fmt.Errorf("%w: action %d; valid: AddVoter, AddLearner, RemoveNode, TransferLeader", ErrBadRequest, req.Action))
-		return nil
+		return fmt.Errorf("%w: action %d; valid: AddVoter, AddLearner, RemoveNode, TransferLeader", ErrBadRequest, req.Action)
 	}
 	p.names[id] = req.Node
 	cc := &pb.ConfChange{Type: a.ccType.Enum(), NodeId: &id, Context: []byte(req.Node)}
 	if err := p.rn.ProposeConfChange(cc); err != nil {
-		req.Done(fmt.Errorf("%w: %v", ErrProposalDropped, err))
-		return nil
+		return fmt.Errorf("%w: %v", ErrProposalDropped, err)
 	}
 	p.admin = a
 	p.kick(ctx)

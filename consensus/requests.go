@@ -30,22 +30,29 @@ func (o Op) String() string {
 	return "unknown"
 }
 
-// Request asks a node's raft protocol for one key-value operation. Send it
-// with Node.Tell, Ref.Tell or Context.Tell to [ProtocolName] on the same
-// node; any node serves it (writes and reads are forwarded to the leader by
+// Request asks a node's raft protocol for one key-value operation: a
+// request (actors.Call from outside the protocols, actors.Request from a
+// protocol) to [ProtocolName] on the same node, answered with a [Result].
+// Any node serves it (writes and reads are forwarded to the leader by
 // raft). [KV] wraps it in blocking calls.
+//
+// A request that fails is answered with an error: one that wraps
+// ErrNotApplied (ErrNoQuorum, ErrNoLeader — an *UnavailableError —,
+// ErrProposalDropped), ErrInvalidKey, ErrValueTooLarge or ErrBadRequest
+// means it was not applied; ErrTimeout (the protocol's own, after
+// Config.RequestTimeout) or ErrStopped that it may have been. Wait a
+// little longer than Config.RequestTimeout for the answer, or the
+// runtime's timeout (actors.ErrTimeout) comes first and the protocol's
+// answer, which may know the write was not applied, is lost.
 type Request struct {
+	actors.Returns[Result]
 	Op    Op
 	Key   string
 	Value []byte // OpPut, OpCAS
 	Prev  []byte // OpCAS
-	// Done receives the outcome exactly once, on the raft protocol's
-	// goroutine: it must not block (send to a buffered channel, or Tell a
-	// protocol). Nil is not allowed.
-	Done func(Result)
 }
 
-// Result is the outcome of a Request.
+// Result is the outcome of a Request that did not fail.
 type Result struct {
 	// OK: the write was applied (for OpCAS: the swap happened; false when
 	// the key did not hold Prev), or the read was served.
@@ -58,12 +65,6 @@ type Result struct {
 	// Index is the raft log index the write was applied at, or the index
 	// the read was served at.
 	Index uint64
-	// Err is nil on success. An error that wraps ErrNotApplied
-	// (ErrNoQuorum, ErrNoLeader — an *UnavailableError —,
-	// ErrProposalDropped), ErrInvalidKey, ErrValueTooLarge and
-	// ErrBadRequest mean the request was not applied; ErrTimeout and
-	// ErrStopped that it may have been.
-	Err error
 
 	token uint64 // a lock operation's fencing token (LockResult.Token)
 }
@@ -95,12 +96,21 @@ func (a AdminAction) String() string {
 }
 
 // AdminRequest asks the leader's raft protocol for a membership change or a
-// leadership transfer. Done runs once, on the raft protocol's goroutine,
-// when the change is applied (the transfer is observed) or has failed.
+// leadership transfer (a request, like [Request]). It is answered with an
+// [AdminResult] when the change is applied (the transfer observed), and
+// fails with a *NotLeaderError on another node than the leader,
+// ErrProposalDropped while another change is in progress, ErrBadRequest,
+// ErrTimeout (after Config.RequestTimeout) or ErrStopped.
 type AdminRequest struct {
+	actors.Returns[AdminResult]
 	Action AdminAction
 	Node   string
-	Done   func(error)
+}
+
+// AdminResult is the answer to an AdminRequest that succeeded.
+type AdminResult struct {
+	Action AdminAction
+	Node   string
 }
 
 // StatusRequest asks the raft protocol for its [Status] (a request:

@@ -24,26 +24,26 @@ type store struct {
 func newStore() *store { return &store{kv: map[string][]byte{}, leases: map[string]*lease{}} }
 
 // apply runs one command and returns its result.
-func (s *store) apply(c *messages.KVCommand) Result {
+func (s *store) apply(c *messages.KVCommand) (Result, error) {
 	switch c.Op {
 	case messages.KVOp_KV_OP_PUT:
 		s.kv[c.Key] = c.Value
-		return Result{OK: true}
+		return Result{OK: true}, nil
 	case messages.KVOp_KV_OP_DELETE:
 		_, found := s.kv[c.Key]
 		delete(s.kv, c.Key)
-		return Result{OK: true, Found: found}
+		return Result{OK: true, Found: found}, nil
 	case messages.KVOp_KV_OP_CAS:
 		cur, found := s.kv[c.Key]
 		if !found || !bytes.Equal(cur, c.Prev) {
-			return Result{OK: false, Found: found, Value: cur}
+			return Result{OK: false, Found: found, Value: cur}, nil
 		}
 		s.kv[c.Key] = c.Value
-		return Result{OK: true, Found: true}
+		return Result{OK: true, Found: true}, nil
 	}
 	// A command this version does not know: applied as a no-op on every
 	// node alike, so replicas stay equal.
-	return Result{Err: fmt.Errorf("%w: unknown operation %v in the log", ErrBadRequest, c.Op)}
+	return Result{}, fmt.Errorf("%w: unknown operation %v in the log", ErrBadRequest, c.Op)
 }
 
 func (s *store) get(key string) Result {

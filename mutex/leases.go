@@ -16,22 +16,21 @@ import (
 // first the error wraps consensus.ErrTimeout (the operation may still be
 // applied). A Leases is safe for concurrent use.
 type Leases struct {
-	node *actors.Node
-	ref  actors.Ref
+	kv *consensus.KV
 }
 
 // NewLeases returns a client of node's raft protocol, which must be
 // running.
 func NewLeases(node *actors.Node) (*Leases, error) {
-	ref, err := node.Ref(consensus.ProtocolName)
+	kv, err := consensus.NewKV(node)
 	if err != nil {
 		return nil, fmt.Errorf("mutex: the lease lock service needs the raft protocol: %w", err)
 	}
-	return &Leases{node: node, ref: ref}, nil
+	return &Leases{kv: kv}, nil
 }
 
 // Node is the node the client talks to.
-func (l *Leases) Node() *actors.Node { return l.node }
+func (l *Leases) Node() *actors.Node { return l.kv.Node() }
 
 // Lease is a held lock.
 type Lease struct {
@@ -48,20 +47,6 @@ type Lease struct {
 	Deadline time.Time
 }
 
-func (l *Leases) do(ctx context.Context, req consensus.LockRequest) (consensus.LockResult, error) {
-	ch := make(chan consensus.LockResult, 1)
-	req.Done = func(r consensus.LockResult) { ch <- r }
-	if err := l.ref.Tell(&req); err != nil {
-		return consensus.LockResult{}, fmt.Errorf("mutex: %s of lock %q: %w", req.Op, req.Name, err)
-	}
-	select {
-	case r := <-ch:
-		return r, r.Err
-	case <-ctx.Done():
-		return consensus.LockResult{}, fmt.Errorf("%w: %s of lock %q on %s: %v", consensus.ErrTimeout, req.Op, req.Name, l.node.Name(), ctx.Err())
-	}
-}
-
 // Acquire takes the lock `name` for ttl, if it is free. owner describes
 // the holder to others (optional). A held lock fails with an error that
 // wraps consensus.ErrLockHeld (a *consensus.LockHeldError naming the
@@ -69,7 +54,7 @@ func (l *Leases) do(ctx context.Context, req consensus.LockRequest) (consensus.L
 // ErrInvalidTTL.
 func (l *Leases) Acquire(ctx context.Context, name string, ttl time.Duration, owner string) (Lease, error) {
 	start := time.Now()
-	r, err := l.do(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: name, TTL: ttl, Owner: owner})
+	r, err := l.kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: name, TTL: ttl, Owner: owner})
 	if err != nil {
 		return Lease{}, err
 	}
@@ -84,7 +69,7 @@ func (l *Leases) Refresh(ctx context.Context, lease Lease, ttl time.Duration) (L
 		ttl = lease.TTL
 	}
 	start := time.Now()
-	if _, err := l.do(ctx, consensus.LockRequest{Op: consensus.LockRefresh, Name: lease.Name, Token: lease.Token, TTL: ttl}); err != nil {
+	if _, err := l.kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockRefresh, Name: lease.Name, Token: lease.Token, TTL: ttl}); err != nil {
 		return lease, err
 	}
 	lease.TTL, lease.Deadline = ttl, start.Add(ttl)
@@ -95,6 +80,6 @@ func (l *Leases) Refresh(ctx context.Context, lease Lease, ttl time.Duration) (L
 // consensus.ErrUnknownLock when nobody holds it (its lease expired, or it
 // was never taken) and ErrWrongToken when token is not the holder's.
 func (l *Leases) Release(ctx context.Context, name string, token uint64) error {
-	_, err := l.do(ctx, consensus.LockRequest{Op: consensus.LockRelease, Name: name, Token: token})
+	_, err := l.kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockRelease, Name: name, Token: token})
 	return err
 }

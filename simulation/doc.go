@@ -25,9 +25,9 @@
 // [World.Start], watch what it publishes with [Observe] (a checker's eyes:
 // a probe protocol on every node) and fail the run with [World.Fail] the
 // moment an invariant breaks, or at the end with [World.Check]; drive
-// clients as scheduler events that Tell the protocol requests whose
-// callbacks come back on the protocol's goroutine; and add it to the
-// catalog (catalog.go). docs/simulation.md walks through it.
+// clients as scheduler events that Tell a small client protocol, which
+// sends the requests with actors.Request and gets the replies as events;
+// and add it to the catalog (catalog.go). docs/simulation.md walks through it.
 //
 // How the runtime is made deterministic: each node gets a virtual
 // actors.Clock (timers are scheduler events) and a deterministic protoactor

@@ -116,7 +116,9 @@ func setupRaftKV(w *World, cfg RaftKVConfig) error {
 		cfg.Nemesis(&n)
 	}
 	kv := newKVClients(w, cfg, rc.RequestTimeout, n.Until+2*time.Second)
-	kv.start()
+	if err := kv.start(); err != nil {
+		return err
+	}
 	w.Check("linearizable", kv.check)
 	w.Check("available after the nemesis", kv.recovered)
 	return w.Nemesis(n)
@@ -227,7 +229,9 @@ func definite(err error) bool {
 
 // kvClients are the simulation's clients of the key-value store: each
 // issues one operation at a time to a random running node, as an event,
-// and records it in the history when it returns (or times out).
+// and records it in the history when it returns (or times out). The
+// operation goes to the node's kvClientProtocol, which sends it to raft as
+// a request (actors.Request) and gets the reply as an event of its own.
 type kvClients struct {
 	w       *World
 	cfg     RaftKVConfig
@@ -238,6 +242,19 @@ type kvClients struct {
 	okAfter int           // successful operations after quietAt
 }
 
+// kvClientProtocol runs on every node: the clients' end of their requests.
+const kvClientProtocol = "sim-kv-client"
+
+// kvCall is one operation of a client, Told to kvClientProtocol on the
+// node it goes through.
+type kvCall struct {
+	client, i int
+	in        consensustest.Input
+	call      time.Duration // when it was issued
+	timer     Handle        // the client's timeout
+	done      bool
+}
+
 func newKVClients(w *World, cfg RaftKVConfig, raftTimeout, quietAt time.Duration) *kvClients {
 	c := &kvClients{w: w, cfg: cfg, timeout: raftTimeout + 500*time.Millisecond, quietAt: quietAt}
 	for i := range cfg.Keys {
@@ -246,10 +263,14 @@ func newKVClients(w *World, cfg RaftKVConfig, raftTimeout, quietAt time.Duration
 	return c
 }
 
-func (c *kvClients) start() {
+func (c *kvClients) start() error {
+	if err := c.w.Start(func() actors.Protocol { return &kvClientProto{c: c} }); err != nil {
+		return err
+	}
 	for id := range c.cfg.Clients {
 		c.w.Sched.At(time.Second+c.think(), KindAction, "", fmt.Sprintf("client %d", id), func() { c.issue(id, 0) })
 	}
+	return nil
 }
 
 func (c *kvClients) think() time.Duration {
@@ -259,12 +280,9 @@ func (c *kvClients) think() time.Duration {
 // issue sends operation i of client id to a random running node.
 func (c *kvClients) issue(id, i int) {
 	w := c.w
-	next := func() {
-		w.Sched.At(c.think(), KindAction, "", fmt.Sprintf("client %d", id), func() { c.issue(id, i+1) })
-	}
 	up := w.Up()
 	if len(up) == 0 {
-		next()
+		c.next(id, i)
 		return
 	}
 	node := up[w.Rand.IntN(len(up))]
@@ -280,63 +298,87 @@ func (c *kvClients) issue(id, i int) {
 	default:
 		in.Op = consensus.OpDelete
 	}
-	call := w.Sched.Elapsed()
+	k := &kvCall{client: id, i: i, in: in, call: w.Sched.Elapsed()}
 	w.Note(fmt.Sprintf("client %d %s %s %q at %s", id, in.Op, in.Key, in.Value, node))
-	done := false
-	finish := func(r consensus.Result, timedOut bool) {
-		if done {
-			return
+	k.timer = w.Sched.At(c.timeout, KindAction, "", fmt.Sprintf("client %d timeout", id), func() { c.finish(k, consensus.Result{}, nil, true) })
+	if err := w.Node(node).Tell(kvClientProtocol, k); err != nil {
+		c.finish(k, consensus.Result{}, err, false)
+	}
+}
+
+func (c *kvClients) next(id, i int) {
+	c.w.Sched.At(c.think(), KindAction, "", fmt.Sprintf("client %d", id), func() { c.issue(id, i+1) })
+}
+
+// finish records the outcome of k (r, or err when the request failed, or
+// timedOut) and schedules the client's next operation.
+func (c *kvClients) finish(k *kvCall, r consensus.Result, err error, timedOut bool) {
+	if k.done {
+		return
+	}
+	k.done = true
+	k.timer.Stop()
+	w, id, in := c.w, k.client, k.in
+	ret := w.Sched.Elapsed()
+	op := porcupine.Operation{ClientId: id, Input: in, Call: int64(k.call), Return: int64(ret),
+		Output: consensustest.Output{OK: r.OK, Found: r.Found, Value: string(r.Value)}}
+	outcome := "ok"
+	switch {
+	case timedOut:
+		outcome = "timeout"
+	case err != nil:
+		outcome = "error " + err.Error()
+	}
+	w.Note(fmt.Sprintf("client %d %s %s -> %s ok=%v found=%v value=%q", id, in.Op, in.Key, outcome, r.OK, r.Found, r.Value))
+	defer c.next(id, k.i)
+	switch {
+	case !timedOut && err == nil:
+		if ret >= c.quietAt {
+			c.okAfter++
 		}
-		done = true
-		ret := w.Sched.Elapsed()
-		op := porcupine.Operation{ClientId: id, Input: in, Call: int64(call), Return: int64(ret),
-			Output: consensustest.Output{OK: r.OK, Found: r.Found, Value: string(r.Value)}}
-		outcome := "ok"
-		switch {
-		case timedOut:
-			outcome = "timeout"
-		case r.Err != nil:
-			outcome = "error " + r.Err.Error()
+		w.Count("kv_ops_ok", 1)
+	case !timedOut && definite(err):
+		w.Count("kv_ops_refused", 1)
+		return
+	case in.Op == consensus.OpGet:
+		w.Count("kv_ops_unknown", 1)
+		return // a read without an answer has no effect
+	default:
+		w.Count("kv_ops_unknown", 1)
+		in.Unknown = true
+		op.Input, op.Output, op.Return = in, consensustest.Output{}, math.MaxInt64
+	}
+	c.history = append(c.history, op)
+}
+
+// kvClientProto is kvClientProtocol: it sends each kvCall to the node's
+// raft protocol as a request. Its reply (or failure) is the call's
+// outcome unless the client timed out first; a call lost with a crashed
+// node ends by the client's timeout.
+type kvClientProto struct{ c *kvClients }
+
+func (p *kvClientProto) Name() string { return kvClientProtocol }
+
+func (p *kvClientProto) Init(ctx *actors.Context) error {
+	actors.OnNotification(ctx, func(ctx *actors.Context, k *kvCall) error {
+		req := consensus.Request{Op: k.in.Op, Key: k.in.Key}
+		if k.in.Op == consensus.OpPut || k.in.Op == consensus.OpCAS {
+			req.Value = []byte(k.in.Value)
 		}
-		w.Note(fmt.Sprintf("client %d %s %s -> %s ok=%v found=%v value=%q", id, in.Op, in.Key, outcome, r.OK, r.Found, r.Value))
-		switch {
-		case !timedOut && r.Err == nil:
-			if ret >= c.quietAt {
-				c.okAfter++
-			}
-			w.Count("kv_ops_ok", 1)
-		case !timedOut && definite(r.Err):
-			w.Count("kv_ops_refused", 1)
-			next()
-			return
-		case in.Op == consensus.OpGet:
-			w.Count("kv_ops_unknown", 1)
-			next()
-			return // a read without an answer has no effect
-		default:
-			w.Count("kv_ops_unknown", 1)
-			in.Unknown = true
-			op.Input, op.Output, op.Return = in, consensustest.Output{}, math.MaxInt64
+		if k.in.Op == consensus.OpCAS {
+			req.Prev = []byte(k.in.Prev)
 		}
-		c.history = append(c.history, op)
-		next()
-	}
-	timer := w.Sched.At(c.timeout, KindAction, "", fmt.Sprintf("client %d timeout", id), func() { finish(consensus.Result{}, true) })
-	req := &consensus.Request{Op: in.Op, Key: in.Key, Value: []byte(in.Value), Prev: []byte(in.Prev),
-		Done: func(r consensus.Result) {
-			timer.Stop()
-			finish(r, false)
-		}}
-	if in.Op != consensus.OpPut && in.Op != consensus.OpCAS {
-		req.Value = nil
-	}
-	if in.Op != consensus.OpCAS {
-		req.Prev = nil
-	}
-	if err := w.Node(node).Tell(consensus.ProtocolName, req); err != nil {
-		timer.Stop()
-		finish(consensus.Result{Err: err}, false)
-	}
+		// Longer than the client's own timeout, which decides.
+		err := actors.Request(ctx, consensus.ProtocolName, req, p.c.timeout+time.Second, func(_ *actors.Context, r consensus.Result, err error) error {
+			p.c.finish(k, r, err, false)
+			return nil
+		})
+		if err != nil {
+			p.c.finish(k, consensus.Result{}, err, false)
+		}
+		return nil
+	})
+	return nil
 }
 
 // check runs porcupine on the history.
