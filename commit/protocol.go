@@ -137,7 +137,6 @@ func (p *Protocol) Init(ctx *actors.Context) error {
 	actors.OnRequestDeferred(ctx, p.onSubmit)
 	actors.OnNotification(ctx, alive(p, p.onBegin))
 	actors.OnNotification(ctx, alive(p, p.onResourceDone))
-	actors.OnNotification(ctx, alive(p, p.onConsensus))
 	actors.OnTimer(ctx, alive(p, p.onTick))
 	actors.OnRequest(ctx, p.onStatus)
 	actors.OnRequest(ctx, p.onStats)
