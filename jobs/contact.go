@@ -284,7 +284,7 @@ type forwardedCancel struct {
 	contact string
 	timeout time.Duration
 	timer   actors.TimerID
-	done    func(Cancelling, error)
+	reply   actors.Reply[Cancelling]
 }
 
 // cancelTimeout fires when a forwarded cancellation's contact did not
@@ -295,11 +295,7 @@ type cancelTimeout struct{ request uint64 }
 // contact it answers at once; elsewhere it forwards the cancellation to the
 // contact and answers with the contact's reply, when the contact fails or
 // leaves, or when the request's timeout fires, whichever comes first.
-func (p *protocol) onCancelRequest(ctx *actors.Context, r *CancelRequest) error {
-	if r.Done == nil {
-		ctx.Log().Warn().Str("job", r.ID).Msg("a CancelRequest without Done: ignored")
-		return nil
-	}
+func (p *protocol) onCancelRequest(ctx *actors.Context, r CancelRequest, reply actors.Reply[Cancelling]) error {
 	reason := r.Reason
 	if reason == "" {
 		reason = "cancelled by the user"
@@ -309,17 +305,14 @@ func (p *protocol) onCancelRequest(ctx *actors.Context, r *CancelRequest) error 
 			p.end(ctx, o, Cancelled, reason)
 		}
 		s := o.status(true)
-		r.Done(Cancelling{Status: &s}, nil)
-		return nil
+		return reply.Send(Cancelling{Status: &s})
 	}
 	c := ContactOf(r.ID)
 	switch {
 	case c == "" || c == p.self:
-		r.Done(Cancelling{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self))
-		return nil
+		return fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self)
 	case !p.live[c]:
-		r.Done(Cancelling{}, fmt.Errorf("%w: job %s's contact node %s is not a live member; its jobs ended with it", ErrContactLost, r.ID, c))
-		return nil
+		return fmt.Errorf("%w: job %s's contact node %s is not a live member; its jobs ended with it", ErrContactLost, r.ID, c)
 	}
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -328,7 +321,7 @@ func (p *protocol) onCancelRequest(ctx *actors.Context, r *CancelRequest) error 
 	timeout = min(timeout, MaxCancelTimeout)
 	p.cancelSeq++
 	n := p.cancelSeq
-	p.cancels[n] = &forwardedCancel{id: r.ID, contact: c, timeout: timeout, done: r.Done,
+	p.cancels[n] = &forwardedCancel{id: r.ID, contact: c, timeout: timeout, reply: reply,
 		timer: ctx.After(timeout, cancelTimeout{request: n})}
 	p.send(ctx, c, &pb.JobCancel{Id: r.ID, Reason: reason, Request: n})
 	return nil
@@ -360,16 +353,16 @@ func (p *protocol) onCancelReply(ctx *actors.Context, from string, m *pb.JobCanc
 	delete(p.cancels, m.Request)
 	ctx.Cancel(f.timer)
 	if !m.Found {
-		f.done(Cancelling{}, fmt.Errorf("%w: %q at its contact node %s", ErrNotFound, f.id, from))
+		_ = f.reply.Fail(fmt.Errorf("%w: %q at its contact node %s", ErrNotFound, f.id, from))
 		return nil
 	}
 	s, err := statusOfWire(f.id, m.Status)
 	if err != nil {
 		ctx.Log().Warn().Err(err).Str("from", from).Str("job", f.id).Msg("a malformed answer to a cancellation")
-		f.done(Cancelling{}, fmt.Errorf("jobs: node %s answered the cancellation of %s with %w", from, f.id, err))
+		_ = f.reply.Fail(fmt.Errorf("jobs: node %s answered the cancellation of %s with %w", from, f.id, err))
 		return nil
 	}
-	f.done(Cancelling{Status: &s, ForwardedTo: from}, nil)
+	_ = f.reply.Send(Cancelling{Status: &s, ForwardedTo: from})
 	return nil
 }
 
@@ -379,7 +372,7 @@ func (p *protocol) onCancelTimeout(_ *actors.Context, t cancelTimeout) error {
 		return nil
 	}
 	delete(p.cancels, t.request)
-	f.done(Cancelling{}, fmt.Errorf("%w: job %s's contact node %s did not answer within %v; the cancellation may or may not have reached it (ask the contact for the job's status)",
+	_ = f.reply.Fail(fmt.Errorf("%w: job %s's contact node %s did not answer within %v; the cancellation may or may not have reached it (ask the contact for the job's status)",
 		ErrCancelUnanswered, f.id, f.contact, f.timeout))
 	return nil
 }
@@ -391,7 +384,7 @@ func (p *protocol) cancelsLost(ctx *actors.Context, contact string) {
 		if f := p.cancels[n]; f.contact == contact {
 			delete(p.cancels, n)
 			ctx.Cancel(f.timer)
-			f.done(Cancelling{}, fmt.Errorf("%w: job %s's contact node %s failed or left before it answered the cancellation; its jobs ended with it", ErrContactLost, f.id, contact))
+			_ = f.reply.Fail(fmt.Errorf("%w: job %s's contact node %s failed or left before it answered the cancellation; its jobs ended with it", ErrContactLost, f.id, contact))
 		}
 	}
 }
@@ -402,7 +395,7 @@ func (p *protocol) cancelsLost(ctx *actors.Context, contact string) {
 func (p *protocol) cancelsUnanswered() {
 	for _, n := range slices.Sorted(maps.Keys(p.cancels)) {
 		f := p.cancels[n]
-		f.done(Cancelling{}, fmt.Errorf("%w: the jobs protocol of node %s stopped while waiting for job %s's contact node %s; the cancellation may or may not have reached it",
+		_ = f.reply.Fail(fmt.Errorf("%w: the jobs protocol of node %s stopped while waiting for job %s's contact node %s; the cancellation may or may not have reached it",
 			ErrCancelUnanswered, p.self, f.id, f.contact))
 	}
 	clear(p.cancels)

@@ -116,7 +116,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, p.submit)
 	actors.OnRequest(ctx, p.status)
 	actors.OnRequest(ctx, p.list)
-	actors.OnNotification(ctx, p.onCancelRequest)
+	actors.OnRequestDeferred(ctx, p.onCancelRequest)
 	actors.OnRequest(ctx, p.drain)
 	actors.OnReconfigure(ctx, p.onReconfigure)
 	actors.OnRequest(ctx, func(*actors.Context, StatsRequest) (Stats, error) {

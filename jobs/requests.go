@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -78,26 +79,21 @@ type StatusRequest struct {
 type ListRequest struct{ actors.Returns[[]Status] }
 
 // CancelRequest cancels a job from any node: at the contact it ends the job
-// and stops every part; elsewhere it is forwarded to the contact, which
-// answers. Send a *CancelRequest with Node.Tell or Ref.Tell to
-// [ProtocolName] on the same node (the completion callback of consensus
-// requests); [CancelJob] wraps it in a blocking call.
+// and stops every part; elsewhere it is forwarded to the contact, whose
+// answer is the reply. It is a request (actors.Call, actors.Request) to
+// [ProtocolName] on the same node; [CancelJob] makes the call. Errors:
+// ErrNotFound (no such job at its contact), ErrContactLost (the contact is
+// not a live member, or fails or leaves before it answers),
+// ErrCancelUnanswered (the contact did not answer in time, or this
+// protocol restarted meanwhile; the cancellation may or may not have
+// reached it).
 type CancelRequest struct {
+	actors.Returns[Cancelling]
 	ID     string
 	Reason string
 	// Timeout bounds the wait for the contact's answer to a forwarded
 	// cancellation (0: DefaultCancelTimeout; at most MaxCancelTimeout).
 	Timeout time.Duration
-	// Done receives the outcome exactly once, on the jobs protocol's
-	// goroutine: it must not block (send to a buffered channel). Errors:
-	// ErrNotFound (no such job at its contact), ErrContactLost (the
-	// contact is not a live member, or fails or leaves before it
-	// answers), ErrCancelUnanswered (the contact did not answer in time,
-	// or this protocol restarted meanwhile; the cancellation may or may
-	// not have reached it). Nil is not allowed. A request that reaches no
-	// incarnation of the protocol (it stopped) gets no Done: wait with a
-	// deadline, as CancelJob does.
-	Done func(Cancelling, error)
 }
 
 // Bounds of CancelRequest.Timeout.
@@ -175,22 +171,14 @@ func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cance
 	}
 	ctx, stop := context.WithTimeout(ctx, wait)
 	defer stop()
-	type outcome struct {
-		c   Cancelling
-		err error
-	}
-	ch := make(chan outcome, 1)
-	req := &CancelRequest{ID: id, Reason: reason, Timeout: wait - wait/10,
-		Done: func(c Cancelling, err error) { ch <- outcome{c, err} }}
-	if err := node.Tell(ProtocolName, req); err != nil {
+	c, err := actors.Call(ctx, node, ProtocolName, CancelRequest{ID: id, Reason: reason, Timeout: wait - wait/10})
+	switch {
+	case errors.Is(err, actors.ErrTimeout):
+		return Cancelling{}, fmt.Errorf("%w: cancelling %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond))
+	case errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped), errors.Is(err, actors.ErrNodeStopped):
 		return Cancelling{}, fmt.Errorf("jobs: cancelling %s through %s: %w", id, node.Name(), err)
 	}
-	select {
-	case o := <-ch:
-		return o.c, o.err
-	case <-ctx.Done():
-		return Cancelling{}, fmt.Errorf("%w: cancelling %s: the jobs protocol of %s did not answer within %v (%v)", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond), ctx.Err())
-	}
+	return c, err
 }
 
 // NodeStats asks node for its jobs counters.
