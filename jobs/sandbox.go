@@ -207,6 +207,10 @@ func (ch *child) died(what string, lim Limits) error {
 	switch {
 	case strings.Contains(out, "fatal error: stack overflow") || strings.Contains(out, "stack exceeds"):
 		return exhausted(fmt.Errorf("%w: %s overflowed its stack (a value nested too deep?); its process died", ErrStackLimit, what))
+	case strings.Contains(out, "fatal error: out of memory") && strings.Contains(out, "runtime.newstack("):
+		// The stack's growth, not the heap, ran into the address-space
+		// cap: the recursion is the cause, as with a stack overflow.
+		return exhausted(fmt.Errorf("%w: %s overflowed its stack (a value nested too deep?): growing it hit the memory budget of %s (jobs.max_memory); its process died", ErrStackLimit, what, mib(lim.MaxMemory)))
 	case strings.Contains(out, "out of memory") || strings.Contains(out, "cannot allocate memory") ||
 		strings.Contains(out, "failed to create new OS thread") || strings.Contains(out, "ThreadSanitizer failed to allocate") ||
 		strings.Contains(out, "address space collisions"):
