@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -92,31 +91,13 @@ type cluster struct {
 	died  []string // processes that exited without being killed
 }
 
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return ports
-}
-
 // startCluster starts n nodes as README.md's recipe does: a raft group of
 // all of them, the raft elector, node-1 without --join and the others
 // joining node-1's gossip address. Each node's gossip port is given with
 // --gossip, as the free ports are not consecutive.
 func startCluster(t *testing.T, bin string, n int) *cluster {
 	c := &cluster{t: t, bin: bin, hc: &http.Client{Timeout: clientTimeout}}
-	ports := freePorts(t, 3*n)
+	ports := actortest.FreePorts(t, 3*n)
 	var names []string
 	for i := range n {
 		names = append(names, fmt.Sprintf("node-%d", i+1))

@@ -2,6 +2,7 @@ package actortest
 
 import (
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -96,4 +97,25 @@ func SkipRemoteUnderRace(t testing.TB) {
 	if RaceEnabled {
 		t.Skip("protoactor-go remote is not race-clean (gRPC global logger rewritten on every Start); this test runs without -race")
 	}
+}
+
+// FreePorts returns n loopback TCP ports that were free a moment ago, for
+// tests that start nodes on fixed ports (another process may take one
+// meanwhile: rare, and the node then fails to start, saying so).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return ports
 }

@@ -39,7 +39,7 @@ type raftCluster struct {
 
 func startRaftCluster(t *testing.T, extra map[string]string) *raftCluster {
 	t.Helper()
-	ports := freePorts(t, 9) // per node: remote, gossip, http
+	ports := actortest.FreePorts(t, 9) // per node: remote, gossip, http
 	c := &raftCluster{names: []string{"node-1", "node-2", "node-3"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, len(c.names))

@@ -39,7 +39,7 @@ type raftGroup struct {
 func newRaftGroup(t *testing.T) *raftGroup {
 	t.Helper()
 	g := &raftGroup{names: []string{"node-1", "node-2", "node-3"}}
-	ports := freePorts(t, 3*len(g.names)) // per node: remote, gossip, http
+	ports := actortest.FreePorts(t, 3*len(g.names)) // per node: remote, gossip, http
 	logDir := t.TempDir()
 	for i, name := range g.names {
 		f := loopbackFlags(name, ports[3*i:])

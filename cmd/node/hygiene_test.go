@@ -29,7 +29,7 @@ import (
 func TestEveryEndpointOfTheNode(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
 	const token = "walk-token-0123456789abcdef"
-	flags := loopbackFlags("n1", freePorts(t, 3))
+	flags := loopbackFlags("n1", actortest.FreePorts(t, 3))
 	flags["raft.peers"], flags["node.data_dir"], flags["node.log_level"] = "n1", t.TempDir(), "error"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
@@ -179,7 +179,7 @@ func TestApplyRefusesControlKeys(t *testing.T) {
 // TestOpenAPIWithoutATokenRefusesToStart: a node whose API listens beyond
 // loopback without a token does not start, unless --insecure-api says so.
 func TestOpenAPIWithoutATokenRefusesToStart(t *testing.T) {
-	ports := freePorts(t, 3)
+	ports := actortest.FreePorts(t, 3)
 	flags := loopbackFlags("n1", ports)
 	flags["api.listen"] = fmt.Sprintf("0.0.0.0:%d", ports[2])
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

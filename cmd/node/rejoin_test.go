@@ -99,7 +99,7 @@ func getStatus(client *http.Client, base string) (raftStatus, bool) {
 // than when gossip finds it (13–29 s before, with the lan preset).
 func TestRestartedNodeRejoinsFromMemory(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
-	ports := freePorts(t, 9) // per node: remote, gossip, http
+	ports := actortest.FreePorts(t, 9) // per node: remote, gossip, http
 	names := []string{"node-1", "node-2", "node-3"}
 	flags := make([]map[string]string, len(names))
 	https := make([]string, len(names))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,25 +14,6 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/config"
 )
-
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return ports
-}
 
 // loopbackFlags are the flags of a node on loopback: its three ports.
 func loopbackFlags(name string, ports []int) map[string]string {
@@ -49,7 +29,7 @@ func loopbackFlags(name string, ports []int) map[string]string {
 // raft elector, and uses them through the CLI.
 func TestRunWithRaft(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
-	ports := freePorts(t, 9) // per node: remote, gossip, http
+	ports := actortest.FreePorts(t, 9) // per node: remote, gossip, http
 	names := []string{"n1", "n2", "n3"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, len(names))

@@ -70,7 +70,7 @@ func TestSecuredCluster(t *testing.T) {
 	if _, err := cli(t, "certs", "--out", foreign, "--nodes", "x"); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 15)
+	ports := actortest.FreePorts(t, 15)
 	flags := func(i int, name string) map[string]string {
 		f := loopbackFlags(name, ports[3*i:])
 		f["node.log_level"] = "error"

@@ -110,7 +110,7 @@ STARTED   STATE              SEVERITY  MESSAGE                               RAI
 // reads them as an operator would: node status, the dashboard, /metrics.
 func TestRunServesDashboardMetricsAndStatus(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
-	ports := freePorts(t, 6)
+	ports := actortest.FreePorts(t, 6)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	var https []string

@@ -19,7 +19,7 @@ import (
 // protoactor redialled the dead member (transport/remote's redial.go).
 func TestRunStopsAfterAPeerDied(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
-	ports := freePorts(t, 6)
+	ports := actortest.FreePorts(t, 6)
 	names := []string{"n1", "n2"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
