@@ -97,7 +97,7 @@ func TestStarlarkStackOverflowFailsTheCall(t *testing.T) {
 	// 256 MiB: a 16 MiB stack. Under 128 MiB the address-space cap
 	// sometimes stopped the process before the stack did (1 run in about
 	// 100), a memory limit, not the failure tested.
-	rt := bounded(t, jobs.Limits{MaxMemory: 256 << 20})
+	rt := bounded(t, jobs.Limits{MaxMemory: 256 << 20, Timeout: time.Minute}) // about 6 s under the race detector; more under load
 	err := failing(t, rt, "    x = []\n    for i in range(100000):\n        x = [x]\n    return len(str(x))\n")
 	mustFail(t, err, jobs.ErrStackLimit, "run overflowed its stack")
 }
