@@ -24,6 +24,22 @@
 //		return p.forget(ev.Member.Name)
 //	})
 //
+// A protocol that keeps a member set calls [Watch] once instead: it gets
+// the view first, then each event with the view after it, in order, with
+// no event lost or told twice between the view and the subscription (the
+// view the membership protocol answers is the one its notifications have
+// told). [OnEvent] gives the events alone:
+//
+//	err := membership.Watch(ctx, func(ctx *actors.Context, ch membership.Change) error {
+//		if ch.Initial() {
+//			return p.start(ch.View.LiveNames())
+//		}
+//		if _, failed := ch.Event.(*membership.MemberFailed); failed {
+//			return p.forget(ch.Event.Of().Name)
+//		}
+//		return nil
+//	})
+//
 // [Membership.FeedPeers] keeps transport/remote's directory of node
 // addresses in step with the view, and [Provider] plugs the membership into
 // a protoactor-go cluster as its ClusterProvider, so protoactor's member

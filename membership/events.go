@@ -3,6 +3,7 @@ package membership
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // State is a member's state in one node's view.
@@ -137,3 +138,20 @@ func (e *MemberSuspect) String() string { return "suspect " + e.Member.String() 
 func (e *MemberFailed) String() string  { return "failed " + e.Member.String() }
 func (e *MemberLeft) String() string    { return "left " + e.Member.String() }
 func (e *MemberUpdated) String() string { return "updated " + e.Member.String() }
+
+// with returns a copy of v in which mem replaces the member of its name,
+// or is added (the members then sorted by name); v itself is not changed,
+// so views handed out earlier stay as they were.
+func (v View) with(mem Member) View {
+	out := View{Self: v.Self, Members: slices.Clone(v.Members)}
+	if mem.Name == v.Self.Name {
+		out.Self = mem
+	}
+	if i := slices.IndexFunc(out.Members, func(m Member) bool { return m.Name == mem.Name }); i >= 0 {
+		out.Members[i] = mem
+		return out
+	}
+	out.Members = append(out.Members, mem)
+	slices.SortStableFunc(out.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

@@ -64,7 +64,7 @@ type Membership struct {
 
 	mu       sync.Mutex
 	view     map[string]Member
-	subs     map[int]func(Event)
+	subs     map[int]subscriber
 	nextSub  int
 	queue    []Event
 	conflict error
@@ -73,6 +73,9 @@ type Membership struct {
 	done     chan struct{}  // closed by Shutdown
 	wg       sync.WaitGroup // dispatch and reconnect
 	failedAt map[string]time.Time
+	// queued counts the events ever queued, dispatched those handed out
+	// (under mu): the event at the head of the queue is number dispatched.
+	queued, dispatched uint64
 
 	remembered []Remembered  // read from cfg.Memory at start
 	memWake    chan struct{} // the view changed: write cfg.Memory
@@ -115,7 +118,7 @@ func newMembership(cfg Config) (*Membership, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With().Str("node", cfg.Name).Str("component", "membership").Logger(),
 		view:     map[string]Member{},
-		subs:     map[int]func(Event){},
+		subs:     map[int]subscriber{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		failedAt: map[string]time.Time{},
@@ -339,13 +342,15 @@ func (m *Membership) viewLocked() View {
 
 // Subscribe calls fn with every later event, in order, from one goroutine
 // (fn must not block for long). It returns the view at subscription time,
-// so that the subscriber misses nothing, and a function that cancels.
+// so that the subscriber misses nothing, and a function that cancels. The
+// events already in that view (queued, not yet dispatched) are not given
+// to fn.
 func (m *Membership) Subscribe(fn func(Event)) (View, func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	id := m.nextSub
 	m.nextSub++
-	m.subs[id] = fn
+	m.subs[id] = subscriber{fn: fn, from: m.queued}
 	return m.viewLocked(), func() {
 		m.mu.Lock()
 		delete(m.subs, id)
@@ -469,6 +474,7 @@ func (m *Membership) publishLocked(evs ...Event) {
 		mem := ev.Of()
 		m.view[mem.Name] = mem
 		m.queue = append(m.queue, ev)
+		m.queued++
 		if mem.State == Failed {
 			m.failedAt[mem.Name] = time.Now()
 		} else {
@@ -544,6 +550,13 @@ func (m *Membership) reconnect() {
 	}
 }
 
+// subscriber is a Subscribe callback and the number of the first event it
+// is given (the ones before are in the view Subscribe returned).
+type subscriber struct {
+	fn   func(Event)
+	from uint64
+}
+
 // dispatch hands queued events to subscribers, in order, outside
 // memberlist's locks.
 func (m *Membership) dispatch() {
@@ -562,10 +575,14 @@ func (m *Membership) dispatch() {
 			}
 			ev := m.queue[0]
 			m.queue = m.queue[1:]
+			seq := m.dispatched
+			m.dispatched++
 			ids := slices.Sorted(maps.Keys(m.subs)) // in subscription order
 			subs := make([]func(Event), 0, len(ids))
 			for _, id := range ids {
-				subs = append(subs, m.subs[id])
+				if sub := m.subs[id]; seq >= sub.from { // else its view holds ev
+					subs = append(subs, sub.fn)
+				}
 			}
 			m.mu.Unlock()
 			m.logEvent(ev)

@@ -10,13 +10,13 @@ import (
 // ProtocolName is the name of the protocol Attach starts on a node.
 const ProtocolName = "membership"
 
-// ViewRequest asks the membership protocol for the current View:
+// ViewRequest asks the membership protocol for the current View. The
+// view it answers is the one its notifications have told so far: a
+// protocol that subscribed to them before asking hears the events already
+// in the view before the answer, and only later ones after it. [Watch]
+// does both in one call; prefer it to asking yourself:
 //
 //	actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0, onView)
-//
-// A protocol that starts after the others subscribes to the events with
-// actors.OnNotification and asks for the view once, to learn who is
-// already there.
 type ViewRequest struct{ actors.Returns[View] }
 
 // relay carries an event from the membership's goroutine into the
@@ -24,17 +24,27 @@ type ViewRequest struct{ actors.Returns[View] }
 // protocol subscribes to it.
 type relay struct{ ev Event }
 
-type protocol struct{ m *Membership }
+// told is the view as of the last event the protocol published. It is
+// shared by the protocol's incarnations and touched only on the
+// protocol's goroutine (Attach sets it before the protocol starts).
+type told struct{ view View }
+
+type protocol struct {
+	m    *Membership
+	told *told
+}
 
 func (p *protocol) Name() string { return ProtocolName }
 
 func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnNotification(ctx, func(ctx *actors.Context, r *relay) error {
+		p.told.view = p.told.view.with(r.ev.Of())
 		ctx.Notify(r.ev)
 		return nil
 	})
 	actors.OnRequest(ctx, func(*actors.Context, ViewRequest) (View, error) {
-		return p.m.View(), nil
+		// This node's own row is not an event: take SWIM's latest.
+		return p.told.view.with(p.m.View().Self), nil
 	})
 	return nil
 }
@@ -43,19 +53,30 @@ func (p *protocol) Init(ctx *actors.Context) error {
 // membership event is published on the node, in order, as a notification
 // of its own type (*MemberJoined, *MemberSuspect, *MemberFailed,
 // *MemberLeft, *MemberUpdated), which any protocol receives by registering
-// actors.OnNotification for it; and a ViewRequest gets the current View.
+// actors.OnNotification for it (or all of them, with the view first, by
+// [Watch]); and a ViewRequest gets the View as of the last event published.
 // The returned function stops the relay (the protocol stops with the node).
 func Attach(node *actors.Node, m *Membership) (detach func(), err error) {
 	if node.Name() != m.Name() {
 		return nil, fmt.Errorf("membership: attaching %s's membership to node %s; they must have the same name", m.Name(), node.Name())
 	}
-	if err := node.Start(func() actors.Protocol { return &protocol{m: m} }); err != nil {
-		return nil, err
-	}
-	_, cancel := m.Subscribe(func(ev Event) {
+	// The protocol starts from the view at subscription time, and the
+	// events after it are relayed once it runs (a relay told before would
+	// be lost): the view it answers and the events it publishes agree.
+	var mu sync.Mutex
+	mu.Lock()
+	defer mu.Unlock()
+	view, cancel := m.Subscribe(func(ev Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		// Fails only once the node is stopping; the events are moot then.
 		_ = node.Tell(ProtocolName, &relay{ev: ev})
 	})
+	t := &told{view: view}
+	if err := node.Start(func() actors.Protocol { return &protocol{m: m, told: t} }); err != nil {
+		cancel()
+		return nil, err
+	}
 	return cancel, nil
 }
 
