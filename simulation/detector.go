@@ -2,6 +2,8 @@ package simulation
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
@@ -178,8 +180,14 @@ func (d *Detector) view(o string) membership.View {
 // protocol.
 type detected struct{ events []membership.Event }
 
-// detectorProtocol stands in for membership.Attach's protocol.
-type detectorProtocol struct{ d *Detector }
+// detectorProtocol stands in for membership.Attach's protocol. Like it,
+// it answers the view its notifications have told (membership.Watch
+// counts on it): the node's beliefs when it started, then the events it
+// published.
+type detectorProtocol struct {
+	d    *Detector
+	told map[string]membership.Member // by name, self included
+}
 
 func (d *Detector) factory() actors.Factory {
 	return func() actors.Protocol { return &detectorProtocol{d: d} }
@@ -188,14 +196,26 @@ func (d *Detector) factory() actors.Factory {
 func (p *detectorProtocol) Name() string { return membership.ProtocolName }
 
 func (p *detectorProtocol) Init(ctx *actors.Context) error {
+	// Init runs while the scheduler waits in the node's start, and the
+	// events decided after it arrive as detected messages.
+	v := p.d.view(ctx.Node())
+	p.told = map[string]membership.Member{}
+	for _, m := range v.Members {
+		p.told[m.Name] = m
+	}
 	actors.OnNotification(ctx, func(ctx *actors.Context, m *detected) error {
 		for _, ev := range m.events {
+			p.told[ev.Of().Name] = ev.Of()
 			ctx.Notify(ev)
 		}
 		return nil
 	})
 	actors.OnRequest(ctx, func(ctx *actors.Context, _ membership.ViewRequest) (membership.View, error) {
-		return p.d.view(ctx.Node()), nil
+		out := membership.View{Self: v.Self}
+		for _, name := range slices.Sorted(maps.Keys(p.told)) {
+			out.Members = append(out.Members, p.told[name])
+		}
+		return out, nil
 	})
 	return nil
 }
