@@ -125,31 +125,22 @@ func (b *bully) Init(ctx *actors.Context) error {
 		b.cfg = cfg.withDefaults()
 		return nil
 	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
-		b.joined(ctx, ev.Member.Name)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
-		b.gone(ctx, ev.Member.Name)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
-		b.gone(ctx, ev.Member.Name)
-		return nil
-	})
-	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
-		func(ctx *actors.Context, v membership.View, err error) error {
-			if err != nil {
-				return fmt.Errorf("election: asking membership for the view: %w", err)
-			}
-			for _, m := range v.Live() {
+	err := membership.Watch(ctx, func(ctx *actors.Context, ch membership.Change) error {
+		switch ev := ch.Event.(type) {
+		case nil: // the view: who is there when this elector starts
+			for _, m := range ch.View.Live() {
 				if m.Name != b.self {
 					b.live[m.Name] = true
 				}
 			}
 			b.elect(ctx)
-			return nil
-		})
+		case *membership.MemberJoined:
+			b.joined(ctx, ev.Member.Name)
+		case *membership.MemberFailed, *membership.MemberLeft:
+			b.gone(ctx, ev.Of().Name)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("election: the bully elector needs the membership protocol on node %s (membership.Attach): %w", b.self, err)
 	}
