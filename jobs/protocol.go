@@ -131,48 +131,8 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		return s, nil
 	})
 
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
-		p.live[ev.Member.Name] = true
-		p.workerContactBack(ev.Member.Name)
-		// Views changed: workers that refused parts (their contact
-		// looked lost to them) may take them now.
-		for _, j := range p.sched.jobs {
-			clear(j.refused)
-		}
-		// A leader dropped the jobs and parts of a member it saw fail; a
-		// member that comes back (a false failure under load, a healed
-		// partition) may never have stopped following it and would not
-		// hand them over again: tell it, as a restarted leader does.
-		if name := ev.Member.Name; p.leader == p.self && name != p.self {
-			p.send(ctx, name, &pb.Restarted{Generation: p.gen})
-		}
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
-		p.gone(ctx, ev.Member.Name, true)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
-		p.gone(ctx, ev.Member.Name, false)
-		return nil
-	})
 	actors.OnNotification(ctx, p.onLeaderChanged)
-
-	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
-		func(ctx *actors.Context, v membership.View, err error) error {
-			if err != nil {
-				return fmt.Errorf("jobs: asking membership for the view: %w", err)
-			}
-			for _, m := range v.Live() {
-				p.live[m.Name] = true
-			}
-			for _, n := range p.liveNames() {
-				if n != p.self {
-					p.send(ctx, n, &pb.Restarted{Generation: p.gen})
-				}
-			}
-			return nil
-		})
+	err := membership.Watch(ctx, p.onMembership)
 	if err != nil {
 		return fmt.Errorf("jobs: node %s needs the membership protocol (membership.Attach): %w", p.self, err)
 	}
@@ -189,6 +149,44 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		return fmt.Errorf("jobs: node %s needs an elector (election.Bully): %w", p.self, err)
 	}
 	p.tick = ctx.Every(p.cfg.Tick, tick{})
+	return nil
+}
+
+// onMembership follows the members: the view when the protocol starts
+// (a restarted incarnation tells the others, which hand its parts back),
+// then joins, failures and leaves.
+func (p *protocol) onMembership(ctx *actors.Context, ch membership.Change) error {
+	switch ev := ch.Event.(type) {
+	case nil:
+		for _, m := range ch.View.Live() {
+			p.live[m.Name] = true
+		}
+		for _, n := range p.liveNames() {
+			if n != p.self {
+				p.send(ctx, n, &pb.Restarted{Generation: p.gen})
+			}
+		}
+	case *membership.MemberJoined:
+		name := ev.Member.Name
+		p.live[name] = true
+		p.workerContactBack(name)
+		// Views changed: workers that refused parts (their contact
+		// looked lost to them) may take them now.
+		for _, j := range p.sched.jobs {
+			clear(j.refused)
+		}
+		// A leader dropped the jobs and parts of a member it saw fail; a
+		// member that comes back (a false failure under load, a healed
+		// partition) may never have stopped following it and would not
+		// hand them over again: tell it, as a restarted leader does.
+		if p.leader == p.self && name != p.self {
+			p.send(ctx, name, &pb.Restarted{Generation: p.gen})
+		}
+	case *membership.MemberFailed:
+		p.gone(ctx, ev.Member.Name, true)
+	case *membership.MemberLeft:
+		p.gone(ctx, ev.Member.Name, false)
+	}
 	return nil
 }
 
