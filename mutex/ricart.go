@@ -157,19 +157,6 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	actors.OnRequestDeferred(ctx, r.onEnter)
 	actors.OnRequest(ctx, r.onRelease)
 	actors.OnNotification(ctx, r.onWithdraw)
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
-		r.gens[ev.Member.Name] = max(r.gens[ev.Member.Name], ev.Member.Generation)
-		r.join(ctx, ev.Member.Name)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
-		r.left(ctx, ev.Member, "failed")
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
-		r.left(ctx, ev.Member, "left")
-		return nil
-	})
 	actors.OnRequest(ctx, r.onStatus)
 
 	if len(r.cfg.Members) > 0 {
@@ -178,31 +165,49 @@ func (r *ricart) Init(ctx *actors.Context) error {
 				r.members[m] = true
 			}
 		}
+		// Membership events, if any protocol publishes them, still tell
+		// of failures and joins.
+		membership.OnEvent(ctx, r.onMemberEvent)
 		r.becomeReady(ctx)
 		return nil
 	}
-	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
-		func(ctx *actors.Context, v membership.View, err error) error {
-			if err != nil {
-				return fmt.Errorf("mutex: asking membership for the view: %w", err)
+	err := membership.Watch(ctx, func(ctx *actors.Context, ch membership.Change) error {
+		if !ch.Initial() {
+			return r.onMemberEvent(ctx, ch.Event)
+		}
+		v := ch.View
+		r.generation = v.Self.Generation
+		for _, m := range v.Members {
+			switch {
+			case m.Name == r.self:
+			case m.State == membership.Alive || m.State == membership.Suspect:
+				r.members[m.Name] = true
+				r.gens[m.Name] = max(r.gens[m.Name], m.Generation)
+				delete(r.gone, m.Name)
+			default:
+				delete(r.members, m.Name)
+				r.gone[m.Name] = true
 			}
-			r.generation = v.Self.Generation
-			for _, m := range v.Members {
-				switch {
-				case m.Name == r.self:
-				case m.State == membership.Alive || m.State == membership.Suspect:
-					r.members[m.Name] = true
-					delete(r.gone, m.Name)
-				default:
-					delete(r.members, m.Name)
-					r.gone[m.Name] = true
-				}
-			}
-			r.becomeReady(ctx)
-			return nil
-		})
+		}
+		r.becomeReady(ctx)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("mutex: with no Config.Members the protocol follows the membership protocol, which does not run on node %s (membership.Attach): %w", r.self, err)
+	}
+	return nil
+}
+
+// onMemberEvent follows joins, failures and leaves.
+func (r *ricart) onMemberEvent(ctx *actors.Context, ev membership.Event) error {
+	switch ev := ev.(type) {
+	case *membership.MemberJoined:
+		r.gens[ev.Member.Name] = max(r.gens[ev.Member.Name], ev.Member.Generation)
+		r.join(ctx, ev.Member.Name)
+	case *membership.MemberFailed:
+		r.left(ctx, ev.Member, "failed")
+	case *membership.MemberLeft:
+		r.left(ctx, ev.Member, "left")
 	}
 	return nil
 }
