@@ -122,7 +122,6 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, func(ctx *actors.Context, r SnapshotRequest) (Snapshot, error) { return p.snapshot(ctx, r), nil })
 	actors.OnRequest(ctx, func(*actors.Context, AlertsRequest) ([]Alert, error) { return p.alerts.newest(0), nil })
 	actors.OnRequestDeferred(ctx, p.onLogsQuery)
-	p.onMembership(ctx)
 	actors.OnNotification(ctx, p.onLeaderChanged)
 	actors.OnNotification(ctx, func(ctx *actors.Context, _ *consensus.LeadershipChanged) error {
 		p.askRaft(ctx) // the voters may have changed with the leader
@@ -140,7 +139,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 		return nil
 	})
 
-	err := actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0, p.onView)
+	err := membership.Watch(ctx, p.onMembership)
 	if err != nil {
 		return fmt.Errorf("telemetry: needs the membership protocol on node %s (membership.Attach): %w", p.self, err)
 	}
@@ -165,20 +164,6 @@ func (p *telemetry) Stop(*actors.Context) {
 	clear(p.pending)
 }
 
-func (p *telemetry) onView(ctx *actors.Context, v membership.View, err error) error {
-	if err != nil {
-		return fmt.Errorf("telemetry: asking membership for the view: %w", err)
-	}
-	// The view is at least as new as every event handled so far: the
-	// membership protocol relays events in order with its answers.
-	for _, m := range v.Members {
-		p.members[m.Name] = m.State
-	}
-	p.members[p.self] = membership.Alive
-	p.tick(ctx)
-	return nil
-}
-
 // askHistory asks one live member that runs telemetry (it sent a status),
 // another one each status interval, for the alerts raised before this
 // incarnation started, until one answers.
@@ -195,8 +180,16 @@ func (p *telemetry) askHistory(ctx *actors.Context) {
 }
 
 // onMembership follows the SWIM view and raises the membership alerts.
-func (p *telemetry) onMembership(ctx *actors.Context) {
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberJoined) error {
+func (p *telemetry) onMembership(ctx *actors.Context, ch membership.Change) error {
+	switch ev := ch.Event.(type) {
+	case nil: // the view this incarnation starts from
+		for _, m := range ch.View.Members {
+			p.members[m.Name] = m.State
+		}
+		p.members[p.self] = membership.Alive
+		p.tick(ctx)
+		return nil
+	case *membership.MemberJoined:
 		name := ev.Member.Name
 		st, known := p.members[name]
 		p.members[name] = membership.Alive
@@ -206,36 +199,28 @@ func (p *telemetry) onMembership(ctx *actors.Context) {
 			// raised and resolved meanwhile.
 			p.sendHistory(ctx, name)
 		}
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberUpdated) error {
+	case *membership.MemberUpdated:
 		p.members[ev.Member.Name] = ev.Member.State
 		p.changed(ctx)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberSuspect) error {
+	case *membership.MemberSuspect:
 		m := ev.Member
 		p.members[m.Name] = membership.Suspect
 		p.raise(ctx, Warning, MemberSuspect, m.Name, m.Name,
 			fmt.Sprintf("member %s is suspected: it missed a probe of %s", m.Name, p.self))
 		p.changed(ctx)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberFailed) error {
+	case *membership.MemberFailed:
 		m := ev.Member
 		p.members[m.Name] = membership.Failed
 		p.raise(ctx, Critical, MemberFailed, m.Name, m.Name, fmt.Sprintf("member %s failed", m.Name))
 		p.changed(ctx)
-		return nil
-	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, ev *membership.MemberLeft) error {
+	case *membership.MemberLeft:
 		m := ev.Member
 		p.members[m.Name] = membership.Left
 		p.raise(ctx, Info, MemberLeft, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
 			fmt.Sprintf("member %s left", m.Name))
 		p.changed(ctx)
-		return nil
-	})
+	}
+	return nil
 }
 
 // changed follows a change of the SWIM view: the quorum, and the alerts
