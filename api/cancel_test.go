@@ -77,7 +77,11 @@ func TestCancelOfAJobItsLiveContactNeverHad(t *testing.T) {
 // not have reached it.
 func TestCancelUnansweredByTheContact(t *testing.T) {
 	c := actortest.NewCluster(t, 2, cluster.Membership(jobstest.Swim))
-	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
+	ef, err := election.New(election.Config{Bully: jobstest.Bully})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	actortest.Eventually(t, 10*time.Second, "node-1 sees node-2 alive", func() bool {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
@@ -23,11 +24,16 @@ func TestLeaderOnAMinority(t *testing.T) {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
-	for _, f := range []func() error{
-		func() error { return c.Start(consensus.New(cfg)) },
-		func() error { return c.Start(election.NewRaft()) },
-	} {
-		if err := f(); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := election.New(election.Config{Elector: election.RaftElector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []actors.Factory{rf, ef} {
+		if err := c.Start(f); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -171,6 +171,9 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 		if !errors.Is(err, commit.ErrInvalidConfig) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%s: %v, want ErrInvalidConfig saying %q", c.name, err, c.msg)
 		}
+		if f, nerr := commit.New(cfg); f != nil || nerr == nil || nerr.Error() != err.Error() {
+			t.Errorf("%s: New = %v, %v; want Validate's error", c.name, f != nil, nerr)
+		}
 	}
 	if err := base.Validate(); err != nil {
 		t.Errorf("the test config: %v", err)
@@ -182,7 +185,11 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 	cfg.Mode = commit.Consensus
 	b, _ := bank.New(bank.Config{DataDir: cfg.DataDir, NoSync: true})
 	cfg.Resource = b.Resource
-	if err := c.Start(commit.New(cfg)); !errors.Is(err, commit.ErrNoConsensus) {
+	cf, err := commit.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(cf); !errors.Is(err, commit.ErrNoConsensus) {
 		t.Errorf("consensus mode without raft: %v, want ErrNoConsensus", err)
 	}
 }

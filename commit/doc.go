@@ -44,8 +44,9 @@
 //	cfg := commit.DefaultConfig()
 //	cfg.DataDir = "/var/lib/troupe"
 //	cfg.Resource = func(node string) (commit.Resource, error) { return openLedger(node) }
-//	cfg.Mode = commit.Consensus               // after node.Start(consensus.New(...)); or commit.Textbook
-//	node.Start(commit.New(cfg))              // on every node
+//	cfg.Mode = commit.Consensus               // after starting consensus.New's protocol; or commit.Textbook
+//	f, err := commit.New(cfg)                 // cfg.Validate's error, if any
+//	node.Start(f)                             // on every node
 //
 //	out, err := commit.Do(ctx, node, commit.Transaction{Parts: []commit.Part{
 //		{Node: "node-2", Op: debit}, {Node: "node-3", Op: credit},

@@ -94,7 +94,11 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 		rc.DataDir, rc.Peers, rc.NoSync = cfg.DataDir, c.Names(), !st.sync
 		rc.TickInterval = 10 * time.Millisecond
 		rc.RequestTimeout = time.Second
-		if err := c.Start(consensus.New(rc)); err != nil {
+		rf, err := consensus.New(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(rf); err != nil {
 			t.Fatal(err)
 		}
 		e.waitConsensus()
@@ -115,7 +119,11 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 		}
 		return false
 	})
-	if err := c.Start(commit.New(cfg)); err != nil {
+	cf, err := commit.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(cf); err != nil {
 		t.Fatal(err)
 	}
 	return e

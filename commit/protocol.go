@@ -18,11 +18,14 @@ import (
 	"github.com/troupe-dev/troupe/transport"
 )
 
-// New returns the factory of the commit protocol with cfg. Start it on
-// every node that coordinates or takes part in transactions (after
-// consensus.New in Consensus mode): node.Start(commit.New(cfg)).
-func New(cfg Config) actors.Factory {
-	return func() actors.Protocol { return &Protocol{cfg: cfg} }
+// New returns the factory of the commit protocol with cfg, or
+// cfg.Validate's error. Start it on every node that coordinates or takes
+// part in transactions (after the consensus protocol in Consensus mode).
+func New(cfg Config) (actors.Factory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return func() actors.Protocol { return &Protocol{cfg: cfg} }, nil
 }
 
 // Protocol is two-phase commit on one node, in both roles: coordinator of

@@ -16,17 +16,7 @@ import (
 // be found fails, naming jobs.exec_cmd.
 func (c *Config) JobsConfig(dataDir string) (jobs.Config, error) {
 	j := c.Jobs
-	cfg := jobs.DefaultConfig()
-	if j.Slots > 0 {
-		cfg.Slots = j.Slots
-	}
-	cfg.Prefetch, cfg.MaxParts, cfg.PartsPerMember = j.Prefetch, j.MaxParts, j.PartsPerMember
-	cfg.MaxScriptBytes, cfg.MaxInputBytes, cfg.Backup, cfg.Retain = j.MaxScriptBytes, j.MaxInputBytes, j.Backup, j.Retain
-	if cfg.Prefetch == 0 {
-		cfg.Prefetch = -1 // 0 in the file means none; in jobs.Config, the default
-	}
-	lim := jobs.Limits{MaxSteps: j.MaxSteps, Timeout: j.PartTimeout, MaxResultBytes: j.MaxResultBytes,
-		MaxMemory: int64(j.MaxMemory) << 20, MaxDepth: j.MaxDepth}
+	cfg, lim := c.jobsConfig(), c.jobsLimits()
 	star, err := jobs.Starlark(jobs.StarlarkConfig{Limits: lim, HTTPAllow: j.HTTPAllow})
 	if err != nil {
 		return cfg, fmt.Errorf("jobs: %w", err)
@@ -43,9 +33,32 @@ func (c *Config) JobsConfig(dataDir string) (jobs.Config, error) {
 	return cfg, nil
 }
 
-// BullyConfig is the Bully elector's configuration.
-func (c *Config) BullyConfig() election.BullyConfig {
-	return election.BullyConfig{OKTimeout: c.Election.OKTimeout, CoordinatorTimeout: c.Election.CoordinatorTimeout}
+// jobsConfig is jobs.Config without its runtimes.
+func (c *Config) jobsConfig() jobs.Config {
+	j := c.Jobs
+	cfg := jobs.DefaultConfig()
+	if j.Slots != 0 {
+		cfg.Slots = j.Slots // 0 in the file: one per CPU, the default
+	}
+	cfg.Prefetch, cfg.MaxParts, cfg.PartsPerMember = j.Prefetch, j.MaxParts, j.PartsPerMember
+	cfg.MaxScriptBytes, cfg.MaxInputBytes, cfg.Backup, cfg.Retain = j.MaxScriptBytes, j.MaxInputBytes, j.Backup, j.Retain
+	if cfg.Prefetch == 0 {
+		cfg.Prefetch = -1 // 0 in the file means none; in jobs.Config, the default
+	}
+	return cfg
+}
+
+// jobsLimits is the limits of the jobs runtimes.
+func (c *Config) jobsLimits() jobs.Limits {
+	j := c.Jobs
+	return jobs.Limits{MaxSteps: j.MaxSteps, Timeout: j.PartTimeout, MaxResultBytes: j.MaxResultBytes,
+		MaxMemory: int64(j.MaxMemory) << 20, MaxDepth: j.MaxDepth}
+}
+
+// ElectionConfig is the elector's configuration.
+func (c *Config) ElectionConfig() election.Config {
+	return election.Config{Elector: c.Election.Elector,
+		Bully: election.BullyConfig{OKTimeout: c.Election.OKTimeout, CoordinatorTimeout: c.Election.CoordinatorTimeout}}
 }
 
 // RaftOn tells whether the node runs the raft group.

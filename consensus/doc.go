@@ -55,7 +55,8 @@
 //
 //	cfg := consensus.DefaultConfig()
 //	cfg.DataDir, cfg.Peers = "/var/lib/troupe", []string{"node-1", "node-2", "node-3"}
-//	node.Start(consensus.New(cfg))            // on every node of the group
+//	f, err := consensus.New(cfg)              // cfg.Validate's error, if any
+//	node.Start(f)                             // on every node of the group
 //	kv, _ := consensus.NewKV(node)
 //	kv.Put(ctx, "k", []byte("v"))             // any node: raft forwards to the leader
 //	v, found, err := kv.Get(ctx, "k")         // linearizable (ReadIndex)

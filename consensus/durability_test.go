@@ -127,7 +127,11 @@ func (g *group) startRaft(name string, join bool) {
 	g.t.Helper()
 	cfg := g.cfg
 	cfg.Join = join
-	if err := g.c.Node(name).Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		g.t.Fatalf("starting raft on %s: %v", name, err)
+	}
+	if err := g.c.Node(name).Start(rf); err != nil {
 		g.t.Fatalf("starting raft on %s: %v", name, err)
 	}
 }
@@ -429,7 +433,11 @@ func TestForceNewStateRejoinsAsANewMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := node.Start(consensus.New(g.cfg)); !errors.Is(err, consensus.ErrMissingState) {
+	rf, err := consensus.New(g.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(rf); !errors.Is(err, consensus.ErrMissingState) {
 		t.Fatalf("starting %s without raft.db: %v, want ErrMissingState", victim, err)
 	}
 	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.RemoveNode, victim); err != nil {
@@ -448,7 +456,11 @@ func TestForceNewStateRejoinsAsANewMember(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "raft-set-aside-1", "raft.db.created")); err != nil {
 		t.Errorf("the refused state was not set aside: %v", err)
 	}
-	if err := node.Start(consensus.New(cfg)); err != nil {
+	rf, err = consensus.New(cfg)
+	if err != nil {
+		t.Fatalf("starting %s over: %v", victim, err)
+	}
+	if err := node.Start(rf); err != nil {
 		t.Fatalf("starting %s over: %v", victim, err)
 	}
 	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.AddVoter, victim); err != nil {

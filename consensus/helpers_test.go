@@ -43,7 +43,11 @@ func newGroup(t testing.TB, n int, seed uint64, faults sim.Faults, tweak func(*c
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatalf("starting raft: %v", err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatalf("starting raft: %v", err)
 	}
 	return &group{t: t, c: c, cfg: cfg}

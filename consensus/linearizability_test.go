@@ -66,7 +66,11 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 	defer func() { err = errors.Join(err, c.Stop()) }()
 	cfg := testConfig(dir, c.Names())
 	cfg.SnapshotEntries, cfg.CatchUpEntries = 40, 10 // snapshots and catch-up by snapshot happen during the run
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		return res, err
+	}
+	if err := c.Start(rf); err != nil {
 		return res, err
 	}
 	if err := waitLeader(c, 5*time.Second); err != nil {

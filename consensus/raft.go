@@ -18,10 +18,13 @@ import (
 	"github.com/troupe-dev/troupe/messages"
 )
 
-// New returns the factory of the Raft protocol with cfg. Start it on every
-// node of the group: node.Start(consensus.New(cfg)).
-func New(cfg Config) actors.Factory {
-	return func() actors.Protocol { return &Raft{cfg: cfg} }
+// New returns the factory of the Raft protocol with cfg, or cfg.Validate's
+// error. Start it on every node of the group.
+func New(cfg Config) (actors.Factory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return func() actors.Protocol { return &Raft{cfg: cfg} }, nil
 }
 
 // Raft is the protocol: one etcd raft.RawNode driven by the protocol's

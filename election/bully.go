@@ -12,7 +12,7 @@ import (
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
-// BullyConfig sets up the Bully elector.
+// BullyConfig sets up the Bully elector (see New).
 type BullyConfig struct {
 	// Priority ranks nodes: the live node with the highest priority leads;
 	// among equal priorities, the greatest name in natural order
@@ -27,45 +27,35 @@ type BullyConfig struct {
 	CoordinatorTimeout time.Duration
 }
 
+// The range of the Bully timeouts: below minTimeout a round trip with a
+// retransmission does not fit; above maxTimeout a failover takes minutes.
+const (
+	minTimeout = 10 * time.Millisecond
+	maxTimeout = time.Minute
+)
+
 // Validate reports a timeout out of range (zero means the default).
 func (c BullyConfig) Validate() error {
-	if c.OKTimeout < 0 || c.CoordinatorTimeout < 0 {
-		return fmt.Errorf("election: OKTimeout (%v) and CoordinatorTimeout (%v) must be positive (0: the default)", c.OKTimeout, c.CoordinatorTimeout)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"OKTimeout", c.OKTimeout}, {"CoordinatorTimeout", c.CoordinatorTimeout}} {
+		if d.v != 0 && (d.v < minTimeout || d.v > maxTimeout) {
+			return fmt.Errorf("%w: %s is %v; it must be %v..%v (0: the default)", ErrInvalidConfig, d.name, d.v, minTimeout, maxTimeout)
+		}
 	}
 	return nil
 }
 
 func (c BullyConfig) withDefaults() BullyConfig {
+	d := DefaultConfig().Bully
 	if c.OKTimeout <= 0 {
-		c.OKTimeout = 400 * time.Millisecond
+		c.OKTimeout = d.OKTimeout
 	}
 	if c.CoordinatorTimeout <= 0 {
-		c.CoordinatorTimeout = time.Second
+		c.CoordinatorTimeout = d.CoordinatorTimeout
 	}
 	return c
-}
-
-// Bully returns the factory of a Bully elector (Garcia-Molina, 1982) on
-// live membership. The node's membership must be attached
-// (membership.Attach) before the elector starts.
-//
-// A node starts an election at boot, when the leader fails or leaves, when
-// a Coordinator comes from a node ranked below it, and — if it leads — when
-// a node ranked above it joins; a leader sends its Coordinator again to any
-// lower node that joins, which may have missed it. An election sends Election to every live
-// node ranked higher; a live higher node answers OK and runs its own
-// election; a node that gets no OK within OKTimeout wins and sends
-// Coordinator to every live node. A node that got an OK but no Coordinator
-// within CoordinatorTimeout starts again. Every election raises the term;
-// a Coordinator of an older term than the receiver's is refused
-// (StaleTerm), which makes its sender run again with a later term. Messages
-// are sent reliably, as the algorithm assumes.
-//
-// A new BullyConfig delivered with actors.Node.Reconfigure changes the
-// timeouts (and Priority) from the next election on.
-func Bully(cfg BullyConfig) actors.Factory {
-	cfg = cfg.withDefaults()
-	return func() actors.Protocol { return &bully{cfg: cfg} }
 }
 
 type bully struct {

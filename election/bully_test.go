@@ -111,7 +111,11 @@ func diff(after, before map[string]int64) map[string]int64 {
 
 func TestBullyElectsTheHighestAndFailsOver(t *testing.T) {
 	c := newCluster(t, 5)
-	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+	ef, err := election.New(election.Config{Bully: bullyCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	all := c.Names()
@@ -135,7 +139,11 @@ func TestBullyElectsTheHighestAndFailsOver(t *testing.T) {
 func TestBullyConvergesUnderLoss(t *testing.T) {
 	c := newCluster(t, 5, cluster.Sim(sim.Config{Seed: 3}))
 	c.Hub.SetFaults(sim.Faults{Loss: 0.2})
-	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+	ef, err := election.New(election.Config{Bully: bullyCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names(), "node-5", 20*time.Second)
@@ -150,7 +158,11 @@ func TestBullyConvergesUnderLoss(t *testing.T) {
 
 func TestBullyPartitionAndHeal(t *testing.T) {
 	c := newCluster(t, 5)
-	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+	ef, err := election.New(election.Config{Bully: bullyCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names(), "node-5", 10*time.Second)
@@ -172,7 +184,11 @@ func TestBullyIgnoresStaleCoordinator(t *testing.T) {
 	}
 	electors := c.Names()[1:]
 	for _, name := range electors {
-		if err := c.Node(name).Start(election.Bully(bullyCfg)); err != nil {
+		ef, err := election.New(election.Config{Bully: bullyCfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Node(name).Start(ef); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -199,7 +215,11 @@ func TestNaturalOrderPicksNode10(t *testing.T) {
 		t.Skip("ten SWIM members under the race detector flap on 2 cores; this test runs without -race")
 	}
 	c := newCluster(t, 10)
-	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+	ef, err := election.New(election.Config{Bully: bullyCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names(), "node-10", 10*time.Second)
@@ -213,7 +233,11 @@ func TestPriorityOverridesNames(t *testing.T) {
 		}
 		return 0
 	}
-	if err := c.Start(election.Bully(election.BullyConfig{Priority: prio, OKTimeout: bullyCfg.OKTimeout, CoordinatorTimeout: bullyCfg.CoordinatorTimeout})); err != nil {
+	ef, err := election.New(election.Config{Bully: election.BullyConfig{Priority: prio, OKTimeout: bullyCfg.OKTimeout, CoordinatorTimeout: bullyCfg.CoordinatorTimeout}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names(), "node-1", 10*time.Second)
@@ -221,7 +245,11 @@ func TestPriorityOverridesNames(t *testing.T) {
 
 func TestBullyNeedsMembership(t *testing.T) {
 	c := actortest.NewCluster(t, 1)
-	err := c.Node("node-1").Start(election.Bully(bullyCfg))
+	ef, err := election.New(election.Config{Bully: bullyCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Node("node-1").Start(ef)
 	if err == nil || !strings.Contains(err.Error(), "membership.Attach") {
 		t.Fatalf("starting Bully without membership: err = %v; want one naming membership.Attach", err)
 	}
@@ -232,7 +260,11 @@ func TestBullyNeedsMembership(t *testing.T) {
 // timeout is refused.
 func TestBullyReconfigure(t *testing.T) {
 	c := newCluster(t, 4)
-	if err := c.Start(election.Bully(bullyCfg)); err != nil {
+	ef, err := election.New(election.Config{Bully: bullyCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names(), "node-4", 10*time.Second)

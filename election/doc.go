@@ -5,4 +5,13 @@
 // [LeaderRequest]. Protocols that need a leader subscribe to LeaderChanged
 // (actors.OnNotification) or ask ([Ask], [Current]); they never depend on
 // the algorithm.
+//
+// # Usage
+//
+// [New] starts the elector [Config].Elector names — [BullyElector] (the
+// default) or [RaftElector] — and returns [Config.Validate]'s error:
+//
+//	f, err := election.New(election.DefaultConfig())
+//	node.Start(f) // on every node, after membership.Attach
+//	l, err := election.Current(ctx, node)
 package election

@@ -26,9 +26,6 @@ type Raft struct {
 
 var _ Elector = (*Raft)(nil)
 
-// NewRaft returns the factory of the Raft elector.
-func NewRaft() actors.Factory { return func() actors.Protocol { return &Raft{} } }
-
 // raftRetry is how often the elector asks for the raft protocol's status
 // while it is not running yet.
 const raftRetry = 100 * time.Millisecond

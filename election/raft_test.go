@@ -17,7 +17,11 @@ import (
 func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
 	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
 	// The elector starts first: it waits for the raft protocol.
-	if err := c.Start(election.NewRaft()); err != nil {
+	ef, err := election.New(election.Config{Elector: election.RaftElector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -37,7 +41,11 @@ func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 

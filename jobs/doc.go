@@ -5,7 +5,7 @@
 // # Usage
 //
 // Every node runs membership (membership.Attach), an elector
-// ([election.Bully]) and then this protocol:
+// ([election.New]) and then this protocol:
 //
 //	f, err := jobs.New(jobs.DefaultConfig())
 //	node.Start(f)

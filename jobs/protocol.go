@@ -16,7 +16,7 @@ import (
 )
 
 // New returns the factory of the jobs protocol. The node must run the
-// membership protocol (membership.Attach) and an elector (election.Bully)
+// membership protocol (membership.Attach) and an elector (election.New)
 // before it starts.
 func New(cfg Config) (actors.Factory, error) {
 	cfg = cfg.withDefaults()
@@ -146,7 +146,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("jobs: node %s needs an elector (election.Bully): %w", p.self, err)
+		return fmt.Errorf("jobs: node %s needs an elector (election.New): %w", p.self, err)
 	}
 	p.tick = ctx.Every(p.cfg.Tick, tick{})
 	return nil

@@ -51,7 +51,11 @@ func startEach(t *testing.T, n int, cfg func(i int) jobs.Config) *cluster.Cluste
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	}))
-	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
+	ef, err := election.New(election.Config{Bully: jobstest.Bully})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	for i, node := range c.Nodes() {
@@ -139,7 +143,11 @@ func (p stuckProgram) Run(ctx context.Context, _ []byte) ([]byte, error) {
 // leader the part is not held here.
 func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	c := actortest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
-	if err := c.Start(election.Bully(jobstest.Bully)); err != nil {
+	ef, err := election.New(election.Config{Bully: jobstest.Bully})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	impostor := actortest.NewImpostor(jobs.ProtocolName)

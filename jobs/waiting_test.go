@@ -196,7 +196,15 @@ func TestWaitingSaysNoQuorumWithRaft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []actors.Factory{consensus.New(rcfg), election.NewRaft(), f} {
+	rf, err := consensus.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := election.New(election.Config{Elector: election.RaftElector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []actors.Factory{rf, ef, f} {
 		if err := c.Start(f); err != nil {
 			t.Fatal(err)
 		}

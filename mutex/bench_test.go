@@ -72,7 +72,11 @@ func BenchmarkLeaseAcquire(b *testing.B) {
 				c := actortest.NewCluster(b, 3, cluster.Sim(sim.Config{Seed: 31}), cluster.Seed(31))
 				cfg := consensus.DefaultConfig()
 				cfg.DataDir, cfg.Peers, cfg.NoSync = b.TempDir(), c.Names(), !sync
-				if err := c.Start(consensus.New(cfg)); err != nil {
+				rf, err := consensus.New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := c.Start(rf); err != nil {
 					b.Fatal(err)
 				}
 				lead := raftLeader(b, c)

@@ -2,7 +2,7 @@
 // Ricart–Agrawala algorithm as a Troupe protocol, and lease locks with
 // fencing tokens on the raft group of package consensus.
 //
-// [RicartAgrawala] is the classic algorithm (Ricart and Agrawala, 1981):
+// [New] starts the classic algorithm (Ricart and Agrawala, 1981):
 // Lamport timestamps order the requests, a member defers its reply to a
 // request that comes after its own, and a node enters when every other
 // member has replied — 2(N−1) messages per entry among N members, sent
@@ -24,7 +24,10 @@
 //
 // Ricart–Agrawala, on every member:
 //
-//	node.Start(mutex.RicartAgrawala(mutex.Config{Members: []string{"node-1", "node-2", "node-3"}}))
+//	cfg := mutex.DefaultConfig()
+//	cfg.Members = []string{"node-1", "node-2", "node-3"}
+//	f, err := mutex.New(cfg) // cfg.Validate's error, if any
+//	node.Start(f)
 //	cl, _ := mutex.NewClient(node, "")
 //	g, err := cl.Lock(ctx)   // blocks until this node holds the section
 //	...
@@ -37,7 +40,7 @@
 // [StatusRequest]. With Config.Members empty the members are the live
 // nodes of the membership view (membership.Attach first).
 //
-// Lease locks, on a node that runs consensus.New:
+// Lease locks, on a node that runs the raft protocol (consensus.New):
 //
 //	leases, _ := mutex.NewLeases(node)
 //	lease, err := leases.Acquire(ctx, "orders", 10*time.Second, "worker-3")

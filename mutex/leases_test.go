@@ -28,7 +28,11 @@ func newRaftGroup(t testing.TB, n int, seed uint64) *cluster.Cluster {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval, cfg.RequestTimeout = 10*time.Millisecond, 500*time.Millisecond
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -41,8 +41,17 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// RicartAgrawala returns the factory of the Ricart–Agrawala protocol
-// (Ricart and Agrawala, 1981): a node that wants the critical section
+// DefaultConfig returns the defaults: the protocol named ProtocolName
+// among the live members of the membership view.
+func DefaultConfig() Config {
+	return Config{
+		Name: ProtocolName, // one critical section per node set
+	}
+}
+
+// New returns the factory of the Ricart–Agrawala protocol
+// (Ricart and Agrawala, 1981), or cfg.Validate's error. A node that
+// wants the critical section
 // stamps a request with its Lamport clock and sends it to every other
 // member; a member answers at once unless it holds the section or wants it
 // with an earlier (timestamp, node name), in which case it defers the reply
@@ -53,11 +62,13 @@ func (c Config) Validate() error {
 // Members that fail or leave (membership.MemberFailed, MemberLeft) are no
 // longer waited for and their deferred requests are dropped; members that
 // join (MemberJoined), or whose request shows they exist, are sent the
-// current request and waited for. Start it on every member:
-// node.Start(mutex.RicartAgrawala(cfg)).
-func RicartAgrawala(cfg Config) actors.Factory {
+// current request and waited for. Start the factory on every member.
+func New(cfg Config) (actors.Factory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.Name = cmp.Or(cfg.Name, ProtocolName)
-	return func() actors.Protocol { return &ricart{cfg: cfg} }
+	return func() actors.Protocol { return &ricart{cfg: cfg} }, nil
 }
 
 type state int

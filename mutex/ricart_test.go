@@ -41,7 +41,11 @@ func newRA(t testing.TB, n int, opts ...cluster.Option) *cluster.Cluster {
 	t.Helper()
 	opts = append([]cluster.Option{cluster.NodeConfig(fastReliable)}, opts...)
 	c := actortest.NewCluster(t, n, opts...)
-	if err := c.Start(mutex.RicartAgrawala(mutex.Config{Members: c.Names()})); err != nil {
+	mf, err := mutex.New(mutex.Config{Members: c.Names()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(mf); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -105,7 +109,11 @@ func TestMessagesPerEntry(t *testing.T) {
 		c := actortest.NewCluster(t, n, cluster.NodeConfig(func(_ int, c *actors.Config) {
 			c.Reliable.RTO, c.Reliable.MaxRTO = 250*time.Millisecond, time.Second
 		}))
-		if err := c.Start(mutex.RicartAgrawala(mutex.Config{Members: c.Names()})); err != nil {
+		mf, err := mutex.New(mutex.Config{Members: c.Names()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(mf); err != nil {
 			t.Fatal(err)
 		}
 		// A hello sent before its receiver ran the protocol waits for a
@@ -240,7 +248,11 @@ func sweepRun(seed uint64) (entries int, messages map[string]int64, lost int64, 
 		return 0, nil, 0, err
 	}
 	defer c.Stop()
-	if err := c.Start(mutex.RicartAgrawala(mutex.Config{Members: c.Names()})); err != nil {
+	mf, err := mutex.New(mutex.Config{Members: c.Names()})
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if err := c.Start(mf); err != nil {
 		return 0, nil, 0, err
 	}
 	chk := &checker{}
@@ -425,7 +437,11 @@ func TestJoinedMemberIsAskedToo(t *testing.T) {
 		if members == nil {
 			members = []string{"node-3"} // knows nobody yet
 		}
-		if err := c.Node(name).Start(mutex.RicartAgrawala(mutex.Config{Members: members})); err != nil {
+		mf, err := mutex.New(mutex.Config{Members: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Node(name).Start(mf); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Node(name).Start(func() actors.Protocol { return fakeMembership{} }); err != nil {
@@ -490,7 +506,11 @@ func TestWithSWIM(t *testing.T) {
 		}
 		return true
 	})
-	if err := c.Start(mutex.RicartAgrawala(mutex.Config{})); err != nil {
+	mf, err := mutex.New(mutex.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(mf); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.Nodes() {
@@ -564,13 +584,17 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("%d restarts of the mutex on bad input", r)
 	}
 
-	if err := c.Node("node-1").Start(mutex.RicartAgrawala(mutex.Config{Name: "bad name"})); err == nil || !strings.Contains(err.Error(), `protocol name "bad name"`) {
+	if _, err := mutex.New(mutex.Config{Name: "bad name"}); err == nil || !strings.Contains(err.Error(), `protocol name "bad name"`) {
 		t.Errorf("a bad protocol name: %v", err)
 	}
-	if err := c.Node("node-1").Start(mutex.RicartAgrawala(mutex.Config{Name: "m2", Members: []string{"node-1", "bad/name"}})); !errors.Is(err, mutex.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad/name") {
+	if _, err := mutex.New(mutex.Config{Name: "m2", Members: []string{"node-1", "bad/name"}}); !errors.Is(err, mutex.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad/name") {
 		t.Errorf("a bad member name: %v; want ErrInvalidConfig naming it", err)
 	}
-	err := c.Node("node-1").Start(mutex.RicartAgrawala(mutex.Config{Name: "other"}))
+	mf, err := mutex.New(mutex.Config{Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Node("node-1").Start(mf)
 	if err == nil || !strings.Contains(err.Error(), "membership.Attach") {
 		t.Errorf("no members and no membership: %v; want an error naming membership.Attach", err)
 	}

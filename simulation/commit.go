@@ -157,7 +157,11 @@ func setupCommit(w *World, cfg CommitConfig) error {
 	if mode == commit.Consensus {
 		rc := consensus.DefaultConfig()
 		rc.DataDir, rc.Peers, rc.NoSync = w.DataDir, w.Names(), true
-		if err := w.Start(consensus.New(rc)); err != nil {
+		rf, err := consensus.New(rc)
+		if err != nil {
+			return err
+		}
+		if err := w.Start(rf); err != nil {
 			return err
 		}
 	}
@@ -173,7 +177,11 @@ func setupCommit(w *World, cfg CommitConfig) error {
 		}
 		return &ledgerResource{node: node, l: l, c: chk}, nil
 	}
-	if err := w.Start(commit.New(cc)); err != nil {
+	cf, err := commit.New(cc)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(cf); err != nil {
 		return err
 	}
 

@@ -71,7 +71,11 @@ func setupElection(w *World, cfg ElectionConfig) error {
 	}); err != nil {
 		return err
 	}
-	if err := w.Start(election.Bully(cfg.Bully)); err != nil {
+	ef, err := election.New(election.Config{Bully: cfg.Bully})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ef); err != nil {
 		return err
 	}
 

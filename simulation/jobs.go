@@ -106,7 +106,11 @@ func setupJobs(w *World, cfg JobsConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := w.Start(election.Bully(election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond})); err != nil {
+	ef, err := election.New(election.Config{Bully: election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond}})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ef); err != nil {
 		return err
 	}
 	if err := w.Start(f); err != nil {

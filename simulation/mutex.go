@@ -61,7 +61,11 @@ func setupMutex(w *World, cfg MutexConfig) error {
 	if quiet < 2*time.Second {
 		return fmt.Errorf("mutex: Duration %v leaves no time for faults and recovery; use 10s or more", cfg.Duration)
 	}
-	if err := w.Start(mutex.RicartAgrawala(mutex.Config{})); err != nil {
+	mf, err := mutex.New(mutex.Config{})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(mf); err != nil {
 		return err
 	}
 	if err := w.Start(func() actors.Protocol { return mutexClient{} }); err != nil {

@@ -97,7 +97,11 @@ func setupRaftKV(w *World, cfg RaftKVConfig) error {
 	}); err != nil {
 		return err
 	}
-	if err := w.Start(consensus.New(rc)); err != nil {
+	rf, err := consensus.New(rc)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(rf); err != nil {
 		return err
 	}
 

@@ -40,7 +40,11 @@ func TestRefusalsAreOnMetrics(t *testing.T) {
 	n1, n2 := c.Node("node-1"), c.Node("node-2")
 	rcfg := consensus.DefaultConfig()
 	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), []string{"node-1"}, true
-	if err := n1.Start(consensus.New(rcfg)); err != nil {
+	rf, err := consensus.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 	if err := n1.Start(func() actors.Protocol { return fragile{} }); err != nil {

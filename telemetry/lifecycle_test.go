@@ -100,12 +100,20 @@ func TestQuorumLostOnAMinorityAndRegained(t *testing.T) {
 			c.Reliable.RTO = 20 * time.Millisecond
 			c.Reliable.MaxRTO = 100 * time.Millisecond
 		}))
-	if err := c.Start(election.NewRaft()); err != nil {
+	ef, err := election.New(election.Config{Elector: election.RaftElector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	rcfg := consensus.DefaultConfig()
 	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
-	if err := c.Start(consensus.New(rcfg)); err != nil {
+	rf, err := consensus.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 	startTelemetry(t, c, testConfig(nil))

@@ -71,7 +71,11 @@ func (b *failoverBench) run() error {
 		return err
 	}
 	defer c.Stop()
-	if err := c.Start(election.Bully(election.BullyConfig{})); err != nil {
+	ef, err := election.New(election.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ef); err != nil {
 		return err
 	}
 	names := c.Names()

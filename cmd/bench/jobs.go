@@ -142,8 +142,12 @@ func startJobsCluster(n int, mod func(*jobs.Config)) (*cluster.Cluster, error) {
 	cfg := jobs.DefaultConfig()
 	mod(&cfg)
 	jf, err := jobs.New(cfg)
+	var ef actors.Factory
 	if err == nil {
-		err = c.Start(election.Bully(election.BullyConfig{}))
+		ef, err = election.New(election.DefaultConfig())
+	}
+	if err == nil {
+		err = c.Start(ef)
 	}
 	if err == nil {
 		err = c.Start(jf)

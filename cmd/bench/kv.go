@@ -217,7 +217,11 @@ func (b *kvBench) group(dir string, nodes int, fsync bool, tweak func(*consensus
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		return nil, nil, errors.Join(err, c.Stop())
+	}
+	if err := c.Start(rf); err != nil {
 		return nil, nil, errors.Join(err, c.Stop())
 	}
 	lead, err := waitLeader(c, 10*time.Second)

@@ -89,7 +89,11 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer c.Stop()
-	if err := c.Start(election.Bully(election.BullyConfig{})); err != nil {
+	ef, err := election.New(election.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ef); err != nil {
 		return err
 	}
 	star, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: []string{u.Host}})

@@ -212,7 +212,11 @@ func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
 	defer c.Stop()
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = o.dataDir, c.Names(), o.noSync
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(rf); err != nil {
 		return err
 	}
 	var servers []*http.Server

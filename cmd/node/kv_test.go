@@ -32,7 +32,11 @@ func TestKVCommands(t *testing.T) {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := consensus.NewKV(c.Node("node-2"))
@@ -112,7 +116,11 @@ func TestKVAndLockWithoutQuorum(t *testing.T) {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := consensus.NewKV(c.Node("node-1"))

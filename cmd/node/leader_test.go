@@ -21,10 +21,18 @@ func TestLeaderCommandWithoutQuorum(t *testing.T) {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(election.NewRaft()); err != nil {
+	if err := c.Start(rf); err != nil {
+		t.Fatal(err)
+	}
+	ef, err := election.New(election.Config{Elector: election.RaftElector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(c.Node("node-1"), api.Config{}))

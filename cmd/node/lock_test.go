@@ -19,7 +19,11 @@ func TestLockCommands(t *testing.T) {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
 	leases, err := mutex.NewLeases(c.Node("node-3"))

@@ -215,7 +215,11 @@ func runNode(ctx context.Context, src config.Sources) error {
 	if cfg.RaftOn() {
 		// The protocol applies raft.force_new_state when it starts.
 		rcfg := cfg.RaftConfig(dataDir)
-		if err := node.Start(consensus.New(rcfg)); err != nil {
+		rf, err := consensus.New(rcfg)
+		if err != nil {
+			return err
+		}
+		if err := node.Start(rf); err != nil {
 			return err
 		}
 		kv, err := consensus.NewKV(node)
@@ -241,7 +245,11 @@ func runNode(ctx context.Context, src config.Sources) error {
 		mux.HandleFunc("/v1/raft/", noRaft)
 		mux.HandleFunc("/v1/locks/", noRaft)
 	}
-	if err := node.Start(electorOf(cfg)); err != nil {
+	ef, err := election.New(cfg.ElectionConfig())
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ef); err != nil {
 		return err
 	}
 	if err := node.Start(jf); err != nil {
@@ -385,14 +393,6 @@ func (r *running) shutdown(srv *http.Server, served chan error, m *membership.Me
 	err = errors.Join(err, r.node.Stop())
 	log.Info().Err(err).Dur("took", time.Since(start)).Msg("stopped")
 	return err
-}
-
-// electorOf is the election protocol of the configuration.
-func electorOf(cfg *config.Config) actors.Factory {
-	if cfg.Election.Elector == "raft" {
-		return election.NewRaft()
-	}
-	return election.Bully(cfg.BullyConfig())
 }
 
 // warnInsecure says what an open deployment exposes.

@@ -121,7 +121,7 @@ func (r *running) apply(ctx context.Context, data []byte) (applied, error) {
 		steps = append(steps, step{jobs.ProtocolName, jn, jo})
 	}
 	if sections["election"] && next.Election.Elector == "bully" {
-		steps = append(steps, step{election.ProtocolName, next.BullyConfig(), cur.BullyConfig()})
+		steps = append(steps, step{election.ProtocolName, next.ElectionConfig().Bully, cur.ElectionConfig().Bully})
 	}
 	for i, s := range steps {
 		if err := r.node.Reconfigure(ctx, s.protocol, s.next); err != nil {

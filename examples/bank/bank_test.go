@@ -75,7 +75,11 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 		rc := consensus.DefaultConfig()
 		rc.DataDir, rc.Peers, rc.NoSync = dir, c.Names(), true
 		rc.TickInterval, rc.RequestTimeout = 10*time.Millisecond, time.Second
-		if err := c.Start(consensus.New(rc)); err != nil {
+		rf, err := consensus.New(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(rf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,7 +87,11 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	cfg.DataDir, cfg.Resource, cfg.Mode, cfg.NoSync = dir, b.Resource, mode, true
 	cfg.VoteTimeout, cfg.PrepareTimeout, cfg.AbandonAfter = 300*time.Millisecond, 150*time.Millisecond, 600*time.Millisecond
 	cfg.RetryInterval, cfg.MaxRetryInterval = 10*time.Millisecond, 100*time.Millisecond
-	if err := c.Start(commit.New(cfg)); err != nil {
+	cf, err := commit.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(cf); err != nil {
 		t.Fatal(err)
 	}
 

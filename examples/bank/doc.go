@@ -10,7 +10,8 @@
 //	}})
 //	cfg := commit.DefaultConfig()
 //	cfg.DataDir, cfg.Resource = dir, b.Resource   // a node's Ledger is its commit.Resource
-//	c.Start(commit.New(cfg))
+//	f, _ := commit.New(cfg)
+//	c.Start(f)
 //	tx, _ := bank.Transfer(bank.Account{Node: "node-1", Name: "alice"}, bank.Account{Node: "node-2", Name: "bob"}, 30)
 //	out, _ := commit.Do(ctx, c.Node("node-3"), tx)   // any node coordinates
 //	total, _ := b.Total()

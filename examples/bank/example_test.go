@@ -40,7 +40,11 @@ func Example() {
 	// disk can take longer than the defaults allow; a timeout would
 	// abort the first transfer, which is correct but not this example.
 	cfg.VoteTimeout, cfg.PrepareTimeout, cfg.AbandonAfter = 10*time.Second, 5*time.Second, 30*time.Second
-	if err := c.Start(commit.New(cfg)); err != nil {
+	cf, err := commit.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	if err := c.Start(cf); err != nil {
 		panic(err)
 	}
 	alice, bob := bank.Account{Node: "node-1", Name: "alice"}, bank.Account{Node: "node-2", Name: "bob"}

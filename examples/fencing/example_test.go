@@ -29,7 +29,11 @@ func Example() {
 	defer c.Stop()
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = dir, c.Names(), true
-	if err := c.Start(consensus.New(cfg)); err != nil {
+	rf, err := consensus.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	if err := c.Start(rf); err != nil {
 		panic(err)
 	}
 	first, _ := mutex.NewLeases(c.Node("node-1"))

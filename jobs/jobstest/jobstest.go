@@ -33,7 +33,11 @@ func NewCluster(t testing.TB, n int, cfg jobs.Config, opts ...cluster.Option) *c
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	})}, opts...)
 	c := actortest.NewCluster(t, n, opts...)
-	if err := c.Start(election.Bully(Bully)); err != nil {
+	ef, err := election.New(election.Config{Bully: Bully})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
 	f, err := jobs.New(cfg)
