@@ -137,7 +137,7 @@ func TestBadConfigurationsNameTheKey(t *testing.T) {
 		want  []string
 		never string // a secret that must not appear
 	}{
-		{file: "jobs:\n  slots: -1\n", want: []string{"jobs.slots (F:2): -1: must be 0..1024 (0: one per CPU)"}},
+		{file: "jobs:\n  slots: -1\n", want: []string{"jobs.slots (F:2): is -1; use 1 to 1024 (0: one per CPU)"}},
 		{file: "jobs:\n  slot: 3\n", want: []string{"jobs.slot (F:2): unknown key; valid keys of jobs: backup, exec, exec_cmd, http_allow,"}},
 		{file: "jobz:\n  slots: 3\n", want: []string{"jobz (F:1): unknown section; valid sections: node, membership, election, jobs, raft, telemetry, api, tls"}},
 		{file: "jobs:\n  part_timeout: 30\n", want: []string{`jobs.part_timeout (F:2): "30" is not a duration; write a number with a unit`}},
@@ -153,19 +153,25 @@ func TestBadConfigurationsNameTheKey(t *testing.T) {
 		{file: "tls:\n  ca: ca.crt\n", want: []string{"tls.ca (F:2): \"" + dir + "/ca.crt\": tls.ca, tls.cert and tls.key go together", "cannot be read"}},
 		{file: "election:\n  elector: raft\n", want: []string{`election.elector (F:2): "raft": needs the raft group: set raft.peers`}},
 		{file: "election:\n  elector: paxos\n", want: []string{`"paxos": must be bully or raft`}},
+		// The protocols' own Validate, named by the key.
+		{file: "election:\n  ok_timeout: 5ms\n", want: []string{"election.ok_timeout (F:2): is 5ms; it must be 10ms..1m0s (0: the default)"}},
+		{file: "raft:\n  heartbeat_ticks: 20\n  election_ticks: 10\n", want: []string{"raft.election_ticks (F:3): is 10; use more than raft.heartbeat_ticks (20), up to 10000"}},
+		{file: "raft:\n  tick_interval: 1m\n", want: []string{"raft.tick_interval (F:2): is 1m0s; use 1ms to 10s"}},
+		{file: "raft:\n  peers: [a, b/c]\nnode:\n  name: a\n", want: []string{`raft.peers (F:2): peer name "b/c"`}},
+		{file: "jobs:\n  max_memory: 1\n", want: []string{"jobs.max_memory (F:2): is 1048576 bytes; use 33554432 (32 MiB) to 1 TiB"}},
 		{file: "node:\n  bind: localhost\n", want: []string{`node.bind (F:2): "localhost": must be host:port`}},
 		{file: "membership:\n  join: [a:1, b]\n", want: []string{`membership.join[1] (F:2): "b": must be host:port`}},
 		{file: "raft:\n  peers: [x, y]\nnode:\n  name: a\n  data_dir: d\n", want: []string{`raft.peers (F:2): [x, y]: does not name this node (a)`}},
 		{file: "node: [1]\n", want: []string{"node (F:1): must be a mapping of keys"}},
 		{file: "- a\n- b\n", want: []string{"(F:1): the file must be a mapping of sections"}},
 		{file: "jobs: {slots: 1\n", want: []string{"(F): not valid YAML"}},
-		{file: "jobs:\n  slots: -1\n  max_parts: 0\n", want: []string{"jobs.slots", "jobs.max_parts (F:3): 0: must be 1..1000000"}},
+		{file: "jobs:\n  slots: -1\n  max_parts: 0\n", want: []string{"jobs.slots", "jobs.max_parts (F:3): is 0; use 1 to 1000000"}},
 		{env: []string{"TROUPE_JOBS_SLOT=3"}, want: []string{"(TROUPE_JOBS_SLOT): not a configuration key; valid for jobs: TROUPE_JOBS_SLOTS,"}},
-		{env: []string{"TROUPE_JOBS_SLOTS=-5"}, want: []string{"jobs.slots (TROUPE_JOBS_SLOTS): -5: must be 0..1024"}},
+		{env: []string{"TROUPE_JOBS_SLOTS=-5"}, want: []string{"jobs.slots (TROUPE_JOBS_SLOTS): is -5; use 1 to 1024"}},
 		{flags: map[string]string{"jobs.slots": "x"}, want: []string{`jobs.slots (--slots): "x" is not an integer`}},
 		{flags: map[string]string{"raft.force_new_state": "true", "raft.peers": "node-1", "node.name": "node-1"},
-			want: []string{"raft.force_new_state (--force-new-state): true: needs raft.join (--force-new-state needs --raft-join)"}},
-		{file: "raft:\n  peers: [a]\n  force_new_state: true\nnode:\n  name: a\n", want: []string{"raft.force_new_state (F:3): true: needs raft.join"}},
+			want: []string{"raft.force_new_state (--force-new-state): is set and raft.join is not; a node started over must not bootstrap the group"}},
+		{file: "raft:\n  peers: [a]\n  force_new_state: true\nnode:\n  name: a\n", want: []string{"raft.force_new_state (F:3): is set and raft.join is not"}},
 	} {
 		src := config.Sources{Env: c.env, Flags: c.flags}
 		if c.file != "" {

@@ -8,7 +8,7 @@
 // # Usage
 //
 //	cfg, err := config.Load(config.Sources{File: "node.yaml", Env: os.Environ(), Flags: set})
-//	// err: "jobs.slots (node.yaml:12): -1: must be 0..1024 (0: one per CPU)"
+//	// err: "jobs.slots (node.yaml:12): is -1; use 1 to 1024 (0: one per CPU)"
 //	jc, err := cfg.JobsConfig(dataDir)          // the protocols' own configurations
 //	for _, ch := range config.Changes(cfg, next) { // what a new file changes
 //		if !ch.Key.Live { /* needs a restart */ }
@@ -19,6 +19,14 @@
 // strict: an unknown section or key, a value of the wrong type, a key given
 // twice or a duration without a unit is an error naming the key and the
 // file's line; so is a TROUPE_<SECTION>_... variable that names no key.
+// The ranges of the protocols' settings are not copied here: the file's
+// election, jobs and raft sections are read into election.Config,
+// jobs.Config (with jobs.Limits) and consensus.Config, and their Validate
+// decides; each problem it reports is named by the key of the field it
+// starts with, other field names in the message become keys ("set Join"
+// reads "set raft.join"). What only the file knows stays here: unknown keys,
+// types, rules across sections (the raft elector needs raft.peers) and
+// bounds no Go caller needs (jobs.max_steps at least 1000).
 // Relative paths in the file are relative to the file's directory. Secrets
 // (api.token, membership.gossip_key) are never echoed in errors or in
 // [Config.Map]; token_file and gossip_key_file are read when the file is

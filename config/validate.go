@@ -1,17 +1,23 @@
 package config
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -93,6 +99,61 @@ func (ch *checker) file(key, path string) {
 	}
 }
 
+// The YAML keys of the fields of the protocols' Configs, by Go name.
+var (
+	electionKeys = map[string]string{"Elector": "election.elector", "OKTimeout": "election.ok_timeout",
+		"CoordinatorTimeout": "election.coordinator_timeout"}
+	jobsKeys = map[string]string{"Slots": "jobs.slots", "Prefetch": "jobs.prefetch", "MaxParts": "jobs.max_parts",
+		"PartsPerMember": "jobs.parts_per_member", "MaxScriptBytes": "jobs.max_script_bytes",
+		"MaxInputBytes": "jobs.max_input_bytes", "Backup": "jobs.backup", "Retain": "jobs.retain",
+		"Limits.MaxSteps": "jobs.max_steps", "Limits.Timeout": "jobs.part_timeout",
+		"Limits.MaxResultBytes": "jobs.max_result_bytes", "Limits.MaxMemory": "jobs.max_memory",
+		"Limits.MaxDepth": "jobs.max_depth"}
+	raftKeys = map[string]string{"Peers": "raft.peers", "Join": "raft.join", "ForceNewState": "raft.force_new_state",
+		"TickInterval": "raft.tick_interval", "HeartbeatTicks": "raft.heartbeat_ticks",
+		"ElectionTicks": "raft.election_ticks", "DataDir": "node.data_dir"}
+)
+
+// keyNotes add what a value means in the file where it differs from the
+// Go field's.
+var keyNotes = map[string]string{"jobs.slots": "0: one per CPU", "jobs.prefetch": "0: none"}
+
+// validated records the problems err of a protocol package's
+// Config.Validate holds (one, or several joined): each under the YAML key
+// of the Go field its message starts with (after sentinel), or under
+// section when it names no field with a key. The message's other field
+// names become their keys ("set Join" reads "set raft.join").
+func (ch *checker) validated(section string, sentinel, err error, keys map[string]string) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		msg := strings.TrimPrefix(e.Error(), sentinel.Error()+": ")
+		field := msg
+		if i := strings.IndexFunc(msg, func(r rune) bool { return !unicode.IsLetter(r) && r != '.' }); i >= 0 {
+			field = msg[:i]
+		}
+		key, ok := keys[field]
+		if ok {
+			msg = strings.TrimLeft(msg[len(field):], " :")
+		} else {
+			key = section
+		}
+		msg = fieldNames.ReplaceAllStringFunc(msg, func(w string) string { return cmp.Or(keys[w], w) })
+		if note := keyNotes[key]; note != "" {
+			msg += " (" + note + ")"
+		}
+		ch.errs = append(ch.errs, &Error{Key: key, Msg: msg})
+	}
+}
+
+// fieldNames matches what may be a Go field name in a message.
+var fieldNames = regexp.MustCompile(`\b(Limits\.)?[A-Z][A-Za-z]+\b`)
+
 // validate checks every key against its valid range and the keys
 // against each other.
 func (c *Config) validate() invalid {
@@ -157,28 +218,22 @@ func (c *Config) validate() invalid {
 		ch.bad("membership.probe_timeout", m.ProbeTimeout, "must not exceed probe_interval (%v)", m.ProbeInterval)
 	}
 
-	e := c.Election
-	raftOn := len(c.Raft.Peers) > 0 || c.Raft.Join
-	switch e.Elector {
-	case "bully":
-	case "raft":
-		if !raftOn {
-			ch.bad("election.elector", e.Elector, "needs the raft group: set raft.peers (or raft.join)")
-		}
-	default:
-		ch.bad("election.elector", e.Elector, "must be bully or raft")
+	// The protocols' own rules: each package's Config.Validate, its
+	// errors named by the YAML key of the field they start with.
+	if c.Election.Elector == election.RaftElector && !c.RaftOn() {
+		ch.bad("election.elector", c.Election.Elector, "needs the raft group: set raft.peers (or raft.join)")
 	}
-	ch.durRange("election.ok_timeout", e.OKTimeout, 10*time.Millisecond, time.Minute, false)
-	ch.durRange("election.coordinator_timeout", e.CoordinatorTimeout, 10*time.Millisecond, time.Minute, false)
+	ch.validated("election", election.ErrInvalidConfig, c.ElectionConfig().Validate(), electionKeys)
 
 	j := c.Jobs
-	ch.intRange("jobs.slots", j.Slots, 0, 1024, " (0: one per CPU)")
-	ch.intRange("jobs.prefetch", j.Prefetch, -1, 1024, " (-1: none)")
+	ch.validated("jobs", jobs.ErrInvalidConfig, c.jobsConfig().Validate(), jobsKeys)
+	ch.validated("jobs", jobs.ErrInvalidConfig, c.jobsLimits().Validate(), jobsKeys)
+	// Tighter than jobs.Limits (whose tests run with one step or 1ns):
+	// bounds an operator cannot mean to leave.
 	if j.MaxSteps < 1000 || j.MaxSteps > 1<<50 {
 		ch.bad("jobs.max_steps", j.MaxSteps, "must be 1000..%d", uint64(1)<<50)
 	}
 	ch.durRange("jobs.part_timeout", j.PartTimeout, 10*time.Millisecond, 24*time.Hour, false)
-	ch.intRange("jobs.max_result_bytes", j.MaxResultBytes, 1, 3<<20, " (envelopes carry 4 MiB)")
 	for i, h := range j.HTTPAllow {
 		if h == "" || strings.ContainsAny(h, "/ ") {
 			ch.bad(fmt.Sprintf("jobs.http_allow[%d]", i), h, "must be a host or host:port, without a scheme or path")
@@ -187,34 +242,18 @@ func (c *Config) validate() invalid {
 	if j.Exec && len(j.ExecCmd) == 0 {
 		ch.bad("jobs.exec_cmd", j.ExecCmd, "must name the interpreter when jobs.exec is on, e.g. [python3]")
 	}
-	ch.intRange("jobs.max_parts", j.MaxParts, 1, 1_000_000, "")
-	ch.intRange("jobs.parts_per_member", j.PartsPerMember, 1, 1000, "")
-	ch.intRange("jobs.max_script_bytes", j.MaxScriptBytes, 1, 3<<20, "")
-	ch.intRange("jobs.max_input_bytes", j.MaxInputBytes, 1, 3<<20, "")
-	if j.Backup != -1 && (j.Backup < 1 || j.Backup > 1000) {
-		ch.bad("jobs.backup", j.Backup, "must be -1 (off) or 1..1000")
-	}
-	ch.intRange("jobs.retain", j.Retain, 1, 1_000_000, "")
 
 	r := c.Raft
-	for i, p := range r.Peers {
-		if err := transport.ValidateName("peer", p); err != nil {
-			ch.bad(fmt.Sprintf("raft.peers[%d]", i), p, "%v", err)
-		}
-	}
 	if len(r.Peers) > 0 && !r.Join && !slices.Contains(r.Peers, n.Name) {
 		ch.bad("raft.peers", r.Peers, "does not name this node (%s): list the group's first voters including this one, or set raft.join", n.Name)
 	}
-	if r.ForceNewState && !r.Join {
-		ch.bad("raft.force_new_state", r.ForceNewState, "needs raft.join (--force-new-state needs --raft-join): "+
-			"a node started over is a new, empty member that must not bootstrap the group; it is added back once it runs")
+	rc := c.RaftConfig(cmp.Or(n.DataDir, "data_dir")) // "": a temporary directory
+	if !c.RaftOn() {
+		// The raft keys are checked while the group is off too: turning
+		// it on later must not meet them for the first time.
+		rc.Peers = []string{"any-peer"}
 	}
-	ch.durRange("raft.tick_interval", r.TickInterval, time.Millisecond, 10*time.Second, false)
-	ch.intRange("raft.heartbeat_ticks", r.HeartbeatTicks, 1, 1000, "")
-	ch.intRange("raft.election_ticks", r.ElectionTicks, 2, 10000, "")
-	if r.ElectionTicks <= r.HeartbeatTicks {
-		ch.bad("raft.election_ticks", r.ElectionTicks, "must be above raft.heartbeat_ticks (%d)", r.HeartbeatTicks)
-	}
+	ch.validated("raft", consensus.ErrInvalidConfig, rc.Validate(), raftKeys)
 
 	a := c.API
 	ch.hostPort("api.listen", a.Listen, true)

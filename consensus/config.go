@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // Config sets up the Raft protocol of one node. Start from [DefaultConfig].
@@ -91,7 +93,8 @@ func DefaultConfig() Config {
 // fit in one 4 MiB envelope with room to spare.
 const maxValueSize = 1 << 20
 
-// Validate reports the first field that is missing or out of range.
+// Validate reports the first field that is missing or out of range; the
+// message after ErrInvalidConfig starts with the field's name.
 func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: DataDir is empty; the raft log needs a directory", ErrInvalidConfig)
@@ -104,8 +107,8 @@ func (c Config) Validate() error {
 	}
 	seen := map[uint64]string{}
 	for _, p := range c.Peers {
-		if p == "" {
-			return fmt.Errorf("%w: Peers has an empty name", ErrInvalidConfig)
+		if err := transport.ValidateName("peer", p); err != nil {
+			return fmt.Errorf("%w: Peers: %v", ErrInvalidConfig, err)
 		}
 		id := ID(p)
 		if other, ok := seen[id]; ok {
@@ -113,11 +116,17 @@ func (c Config) Validate() error {
 		}
 		seen[id] = p
 	}
-	if c.TickInterval <= 0 || c.RequestTimeout <= 0 {
-		return fmt.Errorf("%w: TickInterval (%v) and RequestTimeout (%v) must be positive", ErrInvalidConfig, c.TickInterval, c.RequestTimeout)
+	if c.TickInterval < time.Millisecond || c.TickInterval > 10*time.Second {
+		return fmt.Errorf("%w: TickInterval is %v; use 1ms to 10s", ErrInvalidConfig, c.TickInterval)
 	}
-	if c.HeartbeatTicks < 1 || c.ElectionTicks <= c.HeartbeatTicks {
-		return fmt.Errorf("%w: HeartbeatTicks (%d) must be at least 1 and below ElectionTicks (%d)", ErrInvalidConfig, c.HeartbeatTicks, c.ElectionTicks)
+	if c.RequestTimeout <= 0 {
+		return fmt.Errorf("%w: RequestTimeout is %v; it must be positive", ErrInvalidConfig, c.RequestTimeout)
+	}
+	if c.HeartbeatTicks < 1 || c.HeartbeatTicks > 1000 {
+		return fmt.Errorf("%w: HeartbeatTicks is %d; use 1 to 1000", ErrInvalidConfig, c.HeartbeatTicks)
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks || c.ElectionTicks > 10000 {
+		return fmt.Errorf("%w: ElectionTicks is %d; use more than HeartbeatTicks (%d), up to 10000", ErrInvalidConfig, c.ElectionTicks, c.HeartbeatTicks)
 	}
 	if c.SnapshotEntries < 1 {
 		return fmt.Errorf("%w: SnapshotEntries is 0; use at least 1", ErrInvalidConfig)

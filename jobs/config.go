@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -61,17 +62,17 @@ type Config struct {
 // DefaultConfig returns the defaults of every field.
 func DefaultConfig() Config {
 	return Config{
-		Disabled:       []string{ExecName},    // off unless configured
-		Slots:          runtime.GOMAXPROCS(0), // one part per core
-		Prefetch:       1,                     // one part waits per worker
-		PartsPerMember: 4,                     // enough to balance uneven nodes
-		MaxParts:       10000,                 // a job's state stays small
-		MaxScriptBytes: 256 << 10,             // parsed in well under 10 ms
-		MaxInputBytes:  1 << 20,               // fits one envelope with room
-		Backup:         2,                     // a part twice as slow as the mean
-		Tick:           50 * time.Millisecond, // backups start within a tick
-		Settle:         time.Second,           // members answer in a round trip
-		Retain:         1000,                  // ended jobs kept for status
+		Disabled:       []string{ExecName},                   // off unless configured
+		Slots:          min(runtime.GOMAXPROCS(0), maxSlots), // one part per core
+		Prefetch:       1,                                    // one part waits per worker
+		PartsPerMember: 4,                                    // enough to balance uneven nodes
+		MaxParts:       10000,                                // a job's state stays small
+		MaxScriptBytes: 256 << 10,                            // parsed in well under 10 ms
+		MaxInputBytes:  1 << 20,                              // fits one envelope with room
+		Backup:         2,                                    // a part twice as slow as the mean
+		Tick:           50 * time.Millisecond,                // backups start within a tick
+		Settle:         time.Second,                          // members answer in a round trip
+		Retain:         1000,                                 // ended jobs kept for status
 	}
 }
 
@@ -97,41 +98,52 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first field out of range.
+// Validate reports every field out of range, joined (errors.Join), each
+// wrapping ErrInvalidConfig and starting with the field's name.
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
 	names := map[string]bool{}
 	for _, rt := range c.Runtimes {
 		if rt == nil {
-			return fmt.Errorf("%w: a nil Runtime", ErrInvalidConfig)
+			bad("Runtimes has a nil Runtime")
+			continue
 		}
 		if names[rt.Name()] {
-			return fmt.Errorf("%w: two runtimes named %q", ErrInvalidConfig, rt.Name())
+			bad("Runtimes has two runtimes named %q", rt.Name())
 		}
 		names[rt.Name()] = true
 	}
 	for _, f := range []struct {
-		name string
-		v    int
-	}{{"Slots", c.Slots}, {"PartsPerMember", c.PartsPerMember}, {"MaxParts", c.MaxParts},
-		{"MaxScriptBytes", c.MaxScriptBytes}, {"MaxInputBytes", c.MaxInputBytes}, {"Retain", c.Retain}} {
-		if f.v < 1 {
-			return fmt.Errorf("%w: %s is %d; it must be at least 1", ErrInvalidConfig, f.name, f.v)
+		name   string
+		v, max int
+		note   string
+	}{{"Slots", c.Slots, maxSlots, ""}, {"PartsPerMember", c.PartsPerMember, 1000, ""}, {"MaxParts", c.MaxParts, 1_000_000, ""},
+		{"MaxScriptBytes", c.MaxScriptBytes, 3 << 20, " (envelopes carry 4 MiB)"}, {"MaxInputBytes", c.MaxInputBytes, 3 << 20, " (envelopes carry 4 MiB)"},
+		{"Retain", c.Retain, 1_000_000, ""}} {
+		if f.v < 1 || f.v > f.max {
+			bad("%s is %d; use 1 to %d%s", f.name, f.v, f.max, f.note)
 		}
 	}
-	if c.Prefetch < -1 {
-		return fmt.Errorf("%w: Prefetch is %d; use -1 (none) or more", ErrInvalidConfig, c.Prefetch)
+	if c.Prefetch < -1 || c.Prefetch > 1024 {
+		bad("Prefetch is %d; use -1 (none) to 1024", c.Prefetch)
 	}
-	if c.Backup != -1 && c.Backup < 1 {
-		return fmt.Errorf("%w: Backup is %v; use -1 (off) or 1 and above", ErrInvalidConfig, c.Backup)
+	if c.Backup != -1 && (c.Backup < 1 || c.Backup > 1000) {
+		bad("Backup is %v; use -1 (off) or 1 to 1000", c.Backup)
 	}
 	if c.Settle <= 0 {
-		return fmt.Errorf("%w: Settle is %v; it must be positive", ErrInvalidConfig, c.Settle)
+		bad("Settle is %v; it must be positive", c.Settle)
 	}
 	if c.Tick <= 0 {
-		return fmt.Errorf("%w: Tick is %v; it must be positive", ErrInvalidConfig, c.Tick)
+		bad("Tick is %v; it must be positive", c.Tick)
 	}
-	return nil
+	return errors.Join(errs...)
 }
+
+// maxSlots bounds Config.Slots: parts running at once on one node.
+const maxSlots = 1024
 
 func unknownRuntime(name string, rts map[string]Runtime) error {
 	return fmt.Errorf("%w: %q; this node runs %v", ErrUnknownRuntime, name, slices.Sorted(maps.Keys(rts)))

@@ -79,7 +79,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Validate reports a limit out of range.
+// Validate reports a limit out of range (MaxMemory and MaxDepth 0: the
+// default); the message after ErrInvalidConfig starts with the field.
 func (l Limits) Validate() error {
 	switch {
 	case l.MaxSteps == 0:
@@ -88,10 +89,10 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("%w: Limits.Timeout is %v; it must be positive", ErrInvalidConfig, l.Timeout)
 	case l.MaxResultBytes <= 0 || l.MaxResultBytes > 3<<20:
 		return fmt.Errorf("%w: Limits.MaxResultBytes is %d; use 1 to %d (envelopes carry 4 MiB)", ErrInvalidConfig, l.MaxResultBytes, 3<<20)
-	case l.MaxMemory < MinMemory || l.MaxMemory > 1<<40:
-		return fmt.Errorf("%w: Limits.MaxMemory (jobs.max_memory) is %d bytes; use %d (%s) to 1 TiB", ErrInvalidConfig, l.MaxMemory, MinMemory, mib(MinMemory))
-	case l.MaxDepth < 1 || l.MaxDepth > 100_000:
-		return fmt.Errorf("%w: Limits.MaxDepth (jobs.max_depth) is %d; use 1 to 100000", ErrInvalidConfig, l.MaxDepth)
+	case l.MaxMemory != 0 && (l.MaxMemory < MinMemory || l.MaxMemory > 1<<40):
+		return fmt.Errorf("%w: Limits.MaxMemory is %d bytes; use %d (%s) to 1 TiB", ErrInvalidConfig, l.MaxMemory, MinMemory, mib(MinMemory))
+	case l.MaxDepth != 0 && (l.MaxDepth < 1 || l.MaxDepth > 100_000):
+		return fmt.Errorf("%w: Limits.MaxDepth is %d; use 1 to 100000", ErrInvalidConfig, l.MaxDepth)
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func TestRunRefusesBadConfigurations(t *testing.T) {
 		{map[string]string{"node.name": "a", "election.elector": "paxos"}, `election.elector (--elector): "paxos": must be bully or raft`},
 		{map[string]string{"node.name": "a", "election.elector": "raft"}, "needs the raft group"},
 		{map[string]string{"node.name": "a", "raft.peers": "b,c"}, "raft.peers (--raft-peers): [b, c]: does not name this node (a)"},
-		{map[string]string{"node.name": "a", "jobs.slots": "-1"}, "jobs.slots (--slots): -1: must be 0..1024"},
+		{map[string]string{"node.name": "a", "jobs.slots": "-1"}, "jobs.slots (--slots): is -1; use 1 to 1024"},
 	} {
 		err := runNode(context.Background(), config.Sources{Flags: c.flags})
 		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), c.want) {

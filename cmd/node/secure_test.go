@@ -197,7 +197,7 @@ func TestSecuredCluster(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("jobs:\n  slots: -1\n  max_parts: 5\n"), 0o600)
 	if _, err := cli(t, "config", "apply", "--node", apis[0], "--token", token1, bad); err == nil ||
-		!strings.Contains(err.Error(), "jobs.slots") || !strings.Contains(err.Error(), "must be 0..1024") || !strings.Contains(err.Error(), "HTTP 400") {
+		!strings.Contains(err.Error(), "jobs.slots") || !strings.Contains(err.Error(), "use 1 to 1024") || !strings.Contains(err.Error(), "HTTP 400") {
 		t.Errorf("an invalid file: %v", err)
 	}
 	restart := secureFile(t, t.TempDir(), certs, "n1", otherKey, token1, 2)
