@@ -30,41 +30,26 @@ func NewClient(node *actors.Node, protocol string) (*Client, error) {
 }
 
 // Lock waits until the node enters the critical section and returns the
-// grant that Unlock needs. It waits as long as ctx lets it (asking again
-// with the same Ticket each time the node's RequestTimeout runs out).
+// grant that Unlock needs. It waits as long as ctx lets it (without a
+// deadline, asking again with the same Ticket each time the node's
+// RequestTimeout runs out).
 // When ctx ends first, the request is withdrawn (released, if it was
 // granted meanwhile) and the error wraps ctx's.
 func (c *Client) Lock(ctx context.Context) (Grant, error) {
-	type result struct {
-		g   Grant
-		err error
-	}
 	t := new(Ticket)
-	ch := make(chan result, 1)
-	go func() { // ends once the Enter is answered: a withdrawal answers it
-		for {
-			g, err := actors.Call(ctx, c.node, c.ref.Protocol(), Enter{Ticket: t})
-			if errors.Is(err, actors.ErrTimeout) && ctx.Err() == nil {
-				continue // the node's RequestTimeout, not ctx: wait on
-			}
-			ch <- result{g, err}
-			return
+	for {
+		g, err := actors.Call(ctx, c.node, c.ref.Protocol(), Enter{Ticket: t})
+		if err == nil {
+			return g, nil
 		}
-	}()
-	var r result
-	select {
-	case r = <-ch:
-		if r.err == nil {
-			return r.g, nil
+		if errors.Is(err, actors.ErrTimeout) && ctx.Err() == nil {
+			continue // the node's RequestTimeout (ctx has no deadline): wait on, same Ticket
 		}
-	case <-ctx.Done():
+		// The Enter still waits, or was granted meanwhile: the Withdraw
+		// follows it into the mailbox and ends either.
 		c.withdraw(t)
-		r = <-ch
+		return Grant{}, fmt.Errorf("mutex: entering on %s: %w", c.node.Name(), cmp.Or(ctx.Err(), err))
 	}
-	// The Withdraw may have overtaken the Enter, or the Enter still waits
-	// (a timeout): withdraw (again) once the call is over.
-	c.withdraw(t)
-	return Grant{}, fmt.Errorf("mutex: entering on %s: %w", c.node.Name(), cmp.Or(ctx.Err(), r.err))
 }
 
 func (c *Client) withdraw(t *Ticket) {
