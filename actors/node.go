@@ -305,16 +305,20 @@ func Call[Req Asks[Rep], Rep any](ctx context.Context, n *Node, protocol string,
 		v   any
 		err error
 	}
-	done := make(chan result, 1)
-	go func() { v, err := f.Result(); done <- result{v, err} }()
 	var res result
-	select {
-	case res = <-done:
-	case <-ctx.Done():
-		if ctx.Err() == context.Canceled {
-			return zero, fmt.Errorf("request %T to protocol %s on node %s: %w", req, protocol, n.name, ctx.Err())
+	if ctx.Done() == nil { // no cancellation to watch: wait on the future alone
+		res.v, res.err = f.Result()
+	} else {
+		done := make(chan result, 1)
+		go func() { v, err := f.Result(); done <- result{v, err} }()
+		select {
+		case res = <-done:
+		case <-ctx.Done():
+			if ctx.Err() == context.Canceled {
+				return zero, fmt.Errorf("request %T to protocol %s on node %s: %w", req, protocol, n.name, ctx.Err())
+			}
+			res = <-done // the deadline: the future ends with it
 		}
-		res = <-done // the deadline: the future ends with it
 	}
 	if res.err != nil {
 		return zero, fmt.Errorf("%w: %T to protocol %s on node %s after %v", ErrTimeout, req, protocol, n.name, timeout.Round(time.Millisecond))
