@@ -95,7 +95,7 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	sub, err := jobs.SubmitJob(ctx, s.node, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts})
+	sub, err := actors.Call(ctx, s.node, jobs.ProtocolName, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -110,7 +110,7 @@ func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	st, err := jobs.JobStatus(ctx, s.node, r.PathValue("id"))
+	st, err := actors.Call(ctx, s.node, jobs.ProtocolName, jobs.StatusRequest{ID: r.PathValue("id")})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -124,7 +124,7 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	list, err := jobs.ListJobs(ctx, s.node)
+	list, err := actors.Call(ctx, s.node, jobs.ProtocolName, jobs.ListRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -204,7 +204,7 @@ func (s *server) leader(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	l, err := election.Current(ctx, s.node)
+	l, err := actors.Call(ctx, s.node, election.ProtocolName, election.LeaderRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

@@ -30,7 +30,7 @@ func TestCancelThroughAnotherNodeAnswersTheContactsStatus(t *testing.T) {
 	c := jobstest.NewCluster(t, 3, cfg)
 	other := httptest.NewServer(api.New(c.Node("node-2"), api.Config{}))
 	defer other.Close()
-	sub, err := jobs.SubmitJob(context.Background(), c.Node("node-1"), jobs.Submit{Script: spinJob})
+	sub, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: spinJob})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestCancelThroughAnotherNodeAnswersTheContactsStatus(t *testing.T) {
 			t.Errorf("DELETE #%d: the job's error %q does not say it was cancelled through node-2", i+1, msg)
 		}
 	}
-	if st, err := jobs.JobStatus(context.Background(), c.Node("node-1"), sub.ID); err != nil || st.State != jobs.Cancelled {
+	if st, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.StatusRequest{ID: sub.ID}); err != nil || st.State != jobs.Cancelled {
 		t.Errorf("the job at its contact: %+v, %v", st, err)
 	}
 }
@@ -58,7 +58,7 @@ func TestCancelOfAJobItsLiveContactNeverHad(t *testing.T) {
 	c := jobstest.NewCluster(t, 2, cfg)
 	srv := httptest.NewServer(api.New(c.Node("node-1"), api.Config{}))
 	defer srv.Close()
-	sub, err := jobs.SubmitJob(context.Background(), c.Node("node-2"), jobs.Submit{Script: sumJob, Input: []byte(`[1, 2]`), Parts: 1})
+	sub, err := actors.Call(context.Background(), c.Node("node-2"), jobs.ProtocolName, jobs.Submit{Script: sumJob, Input: []byte(`[1, 2]`), Parts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

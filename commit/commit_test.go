@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/examples/bank"
@@ -51,7 +52,7 @@ func TestTransfersCommitOrAbortEverywhere(t *testing.T) {
 					t.Fatalf("%s: %v, want committed=%v everywhere", out.ID, o, c.commit)
 				}
 				for _, n := range participantsOf(tx) {
-					st, err := commit.TxStatusOf(context.Background(), e.node(n), out.ID)
+					st, err := actors.Call(context.Background(), e.node(n), commit.ProtocolName, commit.StatusRequest{ID: out.ID})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -218,7 +219,7 @@ func TestVoteTimeoutAborts(t *testing.T) {
 				t.Fatalf("outcome %+v, want an abort for node-3's missing vote", out)
 			}
 			actortest.Eventually(t, 5*time.Second, "node-3 takes the abort while it prepares", func() bool {
-				st, err := commit.TxStatusOf(context.Background(), e.node("node-3"), out.ID)
+				st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatusRequest{ID: out.ID})
 				return err == nil && st.Participant == commit.Aborted
 			})
 			close(release)
@@ -226,7 +227,7 @@ func TestVoteTimeoutAborts(t *testing.T) {
 			if o := e.ledgers(out.ID, participantsOf(tx)); len(o.committed) != 0 {
 				t.Fatalf("%v, want no commit", o)
 			}
-			st, err := commit.NodeStats(context.Background(), e.node("node-3"))
+			st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatsRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +252,7 @@ func TestLostVoteResolvesToAbort(t *testing.T) {
 	if out.Committed || !strings.Contains(out.Reason, "no vote from node-3 within 300ms (VoteTimeout)") {
 		t.Fatalf("outcome %+v, want an abort for node-3's missing vote", out)
 	}
-	st, err := commit.TxStatusOf(context.Background(), e.node("node-3"), out.ID)
+	st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatusRequest{ID: out.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func TestSlowPrepareAbortsUnilaterally(t *testing.T) {
 	}
 	close(release) // the Prepare completes, and the queued Abort undoes it
 	e.waitQuiet(5 * time.Second)
-	st, err := commit.NodeStats(context.Background(), e.node("node-3"))
+	st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestCoordinatorCrashBlocksOnlyTextbook(t *testing.T) {
 			inDoubt := func() int {
 				n := 0
 				for _, node := range []string{"node-2", "node-3"} {
-					st, err := commit.TxStatusOf(context.Background(), e.node(node), id)
+					st, err := actors.Call(context.Background(), e.node(node), commit.ProtocolName, commit.StatusRequest{ID: id})
 					if err == nil && st.Participant == commit.InDoubt {
 						n++
 					}

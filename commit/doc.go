@@ -54,8 +54,8 @@
 //	// out.Committed, out.Reason ("node-2 voted no: ..."), out.ID
 //
 // [Submit], [StatusRequest] and [StatsRequest] are requests: actors.Call
-// from outside the protocols ([Do], [TxStatusOf] and [NodeStats] wrap
-// them), actors.Request from another protocol, whose reply comes as an
+// from outside the protocols ([Do] calls Submit and files a timeout
+// under ErrTimeout), actors.Request from another protocol, whose reply comes as an
 // event once the transaction is decided.
 // examples/bank is a complete Resource: per-node ledgers and transfers.
 //

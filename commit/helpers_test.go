@@ -189,7 +189,7 @@ func acct(node, name string) bank.Account { return bank.Account{Node: node, Name
 func (e *env) quiet() error {
 	for _, n := range e.c.Nodes() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := commit.NodeStats(ctx, n)
+		st, err := actors.Call(ctx, n, commit.ProtocolName, commit.StatsRequest{})
 		cancel()
 		if err != nil {
 			return err

@@ -120,16 +120,6 @@ type Stats struct {
 	RecoveredCoordinator, RecoveredInDoubt int
 }
 
-// TxStatusOf asks node for a transaction's status.
-func TxStatusOf(ctx context.Context, node *actors.Node, id string) (TxStatus, error) {
-	return actors.Call(ctx, node, ProtocolName, StatusRequest{ID: id})
-}
-
-// NodeStats asks node for its commit counters.
-func NodeStats(ctx context.Context, node *actors.Node) (Stats, error) {
-	return actors.Call(ctx, node, ProtocolName, StatsRequest{})
-}
-
 // txID is a parsed transaction id.
 type txID struct {
 	coordinator string

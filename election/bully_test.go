@@ -52,7 +52,7 @@ func newCluster(t *testing.T, n int, opts ...cluster.Option) *cluster.Cluster {
 
 func leaderOf(t *testing.T, n *actors.Node) election.Leader {
 	t.Helper()
-	l, err := election.Current(context.Background(), n)
+	l, err := actors.Call(context.Background(), n, election.ProtocolName, election.LeaderRequest{})
 	if err != nil {
 		t.Fatalf("asking %s for the leader: %v", n.Name(), err)
 	}

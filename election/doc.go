@@ -3,7 +3,7 @@
 // The contract every algorithm fulfils is [Elector]: a protocol named
 // "election" that publishes [LeaderChanged] on its node and answers
 // [LeaderRequest]. Protocols that need a leader subscribe to LeaderChanged
-// (actors.OnNotification) or ask ([Ask], [Current]); they never depend on
+// (actors.OnNotification) or ask with a [LeaderRequest]; they never depend on
 // the algorithm.
 //
 // # Usage
@@ -13,5 +13,5 @@
 //
 //	f, err := election.New(election.DefaultConfig())
 //	node.Start(f) // on every node, after membership.Attach
-//	l, err := election.Current(ctx, node)
+//	l, err := actors.Call(ctx, node, election.ProtocolName, election.LeaderRequest{})
 package election

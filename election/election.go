@@ -1,8 +1,6 @@
 package election
 
 import (
-	"context"
-
 	"github.com/troupe-dev/troupe/actors"
 )
 
@@ -41,16 +39,4 @@ type LeaderRequest struct{ actors.Returns[Leader] }
 type Leader struct {
 	Name string // "" when no leader is known
 	Term uint64
-}
-
-// Ask asks the elector of the requesting protocol's node for the leader;
-// onLeader runs later as an event of the requester.
-func Ask(ctx *actors.Context, onLeader func(ctx *actors.Context, l Leader, err error) error) error {
-	return actors.Request(ctx, ProtocolName, LeaderRequest{}, 0, onLeader)
-}
-
-// Current asks node's elector for the leader from outside any protocol (an
-// HTTP handler, a test).
-func Current(ctx context.Context, node *actors.Node) (Leader, error) {
-	return actors.Call(ctx, node, ProtocolName, LeaderRequest{})
 }

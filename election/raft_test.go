@@ -54,7 +54,7 @@ func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
 		actortest.Eventually(t, 5*time.Second, "every elector names the raft leader", func() bool {
 			l = election.Leader{}
 			for _, n := range c.Nodes() {
-				got, err := election.Current(context.Background(), n)
+				got, err := actors.Call(context.Background(), n, election.ProtocolName, election.LeaderRequest{})
 				if err != nil || got.Name == "" || got.Name == not || (l.Name != "" && got != l) {
 					return false
 				}

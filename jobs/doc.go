@@ -9,15 +9,15 @@
 //
 //	f, err := jobs.New(jobs.DefaultConfig())
 //	node.Start(f)
-//	sub, err := jobs.SubmitJob(ctx, node, jobs.Submit{Script: src, Input: in})
-//	st, err := jobs.JobStatus(ctx, node, sub.ID) // at the same node
+//	sub, err := actors.Call(ctx, node, jobs.ProtocolName, jobs.Submit{Script: src, Input: in})
+//	st, err := actors.Call(ctx, node, jobs.ProtocolName, jobs.StatusRequest{ID: sub.ID}) // at the same node
 //
 // A job script defines split(input, n), run(part) and merge(results) (see
 // [Starlark], the default [Runtime], and [Exec] for external interpreters,
 // off unless configured). Package api serves this over HTTP.
 //
 // [Reconfigure] changes the configuration of a running node (slots,
-// limits, runtimes) without a restart; [Drain] hands a node's parts back
+// limits, runtimes) without a restart; a [DrainRequest] hands a node's parts back
 // to the leader before the node leaves the cluster.
 //
 // Roles, all in the one protocol on each node:

@@ -57,7 +57,7 @@ func submit(t *testing.T, n *actors.Node, script []byte, input string, parts int
 
 func submit2(t *testing.T, n *actors.Node, runtime string, script []byte, input string, parts int) string {
 	t.Helper()
-	s, err := jobs.SubmitJob(context.Background(), n, jobs.Submit{Runtime: runtime, Script: string(script), Input: json.RawMessage(input), Parts: parts})
+	s, err := actors.Call(context.Background(), n, jobs.ProtocolName, jobs.Submit{Runtime: runtime, Script: string(script), Input: json.RawMessage(input), Parts: parts})
 	if err != nil {
 		t.Fatalf("submitting to %s: %v", n.Name(), err)
 	}
@@ -66,7 +66,7 @@ func submit2(t *testing.T, n *actors.Node, runtime string, script []byte, input 
 
 func status(t *testing.T, n *actors.Node, id string) jobs.Status {
 	t.Helper()
-	st, err := jobs.JobStatus(context.Background(), n, id)
+	st, err := actors.Call(context.Background(), n, jobs.ProtocolName, jobs.StatusRequest{ID: id})
 	if err != nil {
 		t.Fatalf("status of %s at %s: %v", id, n.Name(), err)
 	}
@@ -166,10 +166,10 @@ func TestDistributedResultEqualsSingleNode(t *testing.T) {
 	t.Logf("parts per node %v, took %v", runs, st.Ended.Sub(st.Submitted))
 
 	// The contact answers; another node says where the job is.
-	if _, err := jobs.JobStatus(context.Background(), c.Node("node-3"), id); !errors.Is(err, jobs.ErrNotContact) {
+	if _, err := actors.Call(context.Background(), c.Node("node-3"), jobs.ProtocolName, jobs.StatusRequest{ID: id}); !errors.Is(err, jobs.ErrNotContact) {
 		t.Errorf("status at another node: %v, want ErrNotContact", err)
 	}
-	list, err := jobs.ListJobs(context.Background(), c.Node("node-2"))
+	list, err := actors.Call(context.Background(), c.Node("node-2"), jobs.ProtocolName, jobs.ListRequest{})
 	if err != nil || len(list) != 1 || list[0].ID != id || list[0].State != jobs.Succeeded {
 		t.Errorf("list at the contact: %+v, %v", list, err)
 	}
@@ -376,7 +376,7 @@ func TestBadJobsFailWithClearErrors(t *testing.T) {
 		{"too many parts", jobs.Submit{Script: "x", Parts: 1 << 20}, jobs.ErrInvalidJob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := jobs.SubmitJob(context.Background(), n, tc.sub)
+			_, err := actors.Call(context.Background(), n, jobs.ProtocolName, tc.sub)
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("error %v, want %v", err, tc.is)
 			}
@@ -479,7 +479,7 @@ func TestContactProtocolRestartStopsItsParts(t *testing.T) {
 	if s := stats(t, c.Node("node-5")); s.LeaderJobs != 0 {
 		t.Errorf("the leader still schedules %d jobs", s.LeaderJobs)
 	}
-	if _, err := jobs.JobStatus(context.Background(), c.Node("node-2"), id); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := actors.Call(context.Background(), c.Node("node-2"), jobs.ProtocolName, jobs.StatusRequest{ID: id}); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("status after the contact's restart: %v, want ErrNotFound", err)
 	}
 	t.Logf("every part stopped %v after the restart", took)

@@ -136,7 +136,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	if err != nil {
 		return fmt.Errorf("jobs: node %s needs the membership protocol (membership.Attach): %w", p.self, err)
 	}
-	err = election.Ask(ctx, func(ctx *actors.Context, l election.Leader, err error) error {
+	err = actors.Request(ctx, election.ProtocolName, election.LeaderRequest{}, 0, func(ctx *actors.Context, l election.Leader, err error) error {
 		if err != nil {
 			return fmt.Errorf("jobs: asking the elector for the leader: %w", err)
 		}
@@ -145,6 +145,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		}
 		return nil
 	})
+
 	if err != nil {
 		return fmt.Errorf("jobs: node %s needs an elector (election.New): %w", p.self, err)
 	}

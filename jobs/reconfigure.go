@@ -53,26 +53,24 @@ func runtimesOf(cfg Config) map[string]Runtime {
 	return rts
 }
 
-// DrainRequest asks the jobs protocol of a node that is about to leave the
-// cluster to hand its parts back (see [Drain]).
+// DrainRequest makes a node's worker stop: it cancels the parts it runs
+// and holds, tells the leader it runs none and has no credit (the leader
+// queues those parts again, first, and assigns them to other workers at
+// once), and refuses later assignments. A node sends it to its own jobs
+// protocol before it leaves the cluster, so that its parts do not wait for
+// the leader to notice the departure:
+//
+//	actors.Call(ctx, node, jobs.ProtocolName, jobs.DrainRequest{})
+//
+// Draining lasts until the protocol restarts. The node's other roles go
+// on: as contact it still collects results and answers, as leader it still
+// schedules (on the other workers).
 type DrainRequest struct{ actors.Returns[Drained] }
 
 // Drained is the reply to a [DrainRequest].
 type Drained struct {
 	HandedBack int    // parts stopped here and handed back to the leader
 	Leader     string // the leader they went back to ("" while none)
-}
-
-// Drain makes node's worker stop: it cancels the parts it runs and holds,
-// tells the leader it runs none and has no credit (the leader queues those
-// parts again, first, and assigns them to other workers at once), and
-// refuses later assignments. A node calls it before it leaves the
-// cluster, so that its parts do not wait for the leader to notice the
-// departure. Draining lasts until the protocol restarts. The node's other
-// roles go on: as contact it still collects results and answers, as
-// leader it still schedules (on the other workers).
-func Drain(ctx context.Context, node *actors.Node) (Drained, error) {
-	return actors.Call(ctx, node, ProtocolName, DrainRequest{})
 }
 
 func (p *protocol) drain(ctx *actors.Context, _ DrainRequest) (Drained, error) {

@@ -133,7 +133,7 @@ func gatedCluster(t *testing.T, contact string) (c *cluster.Cluster, id string, 
 func TestDrainHandsPartsBack(t *testing.T) {
 	c, id, open := gatedCluster(t, "node-2")
 
-	d, err := jobs.Drain(context.Background(), c.Node("node-1"))
+	d, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.DrainRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,23 +138,6 @@ type Stats struct {
 	Owned      int    // jobs this node is contact of (any state)
 }
 
-// Call helpers for code outside the protocols (the HTTP API, tests).
-
-// SubmitJob submits a job to node's jobs protocol.
-func SubmitJob(ctx context.Context, node *actors.Node, s Submit) (Submitted, error) {
-	return actors.Call(ctx, node, ProtocolName, s)
-}
-
-// JobStatus asks node for a job's status.
-func JobStatus(ctx context.Context, node *actors.Node, id string) (Status, error) {
-	return actors.Call(ctx, node, ProtocolName, StatusRequest{ID: id})
-}
-
-// ListJobs lists the jobs node is contact of.
-func ListJobs(ctx context.Context, node *actors.Node) ([]Status, error) {
-	return actors.Call(ctx, node, ProtocolName, ListRequest{})
-}
-
 // CancelJob cancels a job through node and waits for the contact's answer,
 // at most until ctx's deadline (DefaultCancelTimeout without one). When
 // node is not the contact, the contact is asked to answer a little before
@@ -179,11 +162,6 @@ func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cance
 		return Cancelling{}, fmt.Errorf("jobs: cancelling %s through %s: %w", id, node.Name(), err)
 	}
 	return c, err
-}
-
-// NodeStats asks node for its jobs counters.
-func NodeStats(ctx context.Context, node *actors.Node) (Stats, error) {
-	return actors.Call(ctx, node, ProtocolName, StatsRequest{})
 }
 
 // ContactOf is the contact node named in a job id ("" if the id is not

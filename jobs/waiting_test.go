@@ -104,7 +104,7 @@ func TestWaitingSaysWhyAJobDoesNotProgress(t *testing.T) {
 	if st := status(t, c.Node("node-1"), id); st.State != jobs.Pending || st.Waiting != "waiting for a leader" {
 		t.Fatalf("a job with no leader: %+v, want pending, waiting for a leader", st)
 	}
-	list, err := jobs.ListJobs(context.Background(), c.Node("node-1"))
+	list, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.ListRequest{})
 	if err != nil || len(list) != 1 || list[0].Waiting != "waiting for a leader" {
 		t.Fatalf("list at the contact: %+v, %v; want the job waiting for a leader", list, err)
 	}

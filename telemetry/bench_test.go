@@ -89,7 +89,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	n := c.Node("node-1")
 	size := 0
 	for b.Loop() {
-		s, err := telemetry.Current(context.Background(), n)
+		s, err := actors.Call(context.Background(), n, telemetry.ProtocolName, telemetry.SnapshotRequest{})
 		if err != nil {
 			b.Fatal(err)
 		}

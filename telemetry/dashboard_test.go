@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
@@ -169,7 +170,7 @@ func TestDashboardInChromium(t *testing.T) {
 		document.querySelector('#members tr[data-member="node-3"] .badge.leader') !== null`)
 
 	input, _ := json.Marshal(map[string]string{"gate": gs.URL + "/job-1"})
-	sub, err := jobs.SubmitJob(ctx, c.Node("node-1"), jobs.Submit{Script: gatedJob, Input: input, Parts: 6})
+	sub, err := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// For the picture: a second job under way, and a few status intervals
 	// of message rates.
 	input, _ = json.Marshal(map[string]string{"gate": gs.URL + "/job-2"})
-	sub2, err := jobs.SubmitJob(ctx, c.Node("node-1"), jobs.Submit{Script: gatedJob, Input: input, Parts: 8})
+	sub2, err := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

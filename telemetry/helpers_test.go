@@ -86,7 +86,7 @@ func startTelemetry(t testing.TB, c *cluster.Cluster, cfg telemetry.Config) {
 
 func snapshot(t testing.TB, n *actors.Node) telemetry.Snapshot {
 	t.Helper()
-	s, err := telemetry.Current(context.Background(), n)
+	s, err := actors.Call(context.Background(), n, telemetry.ProtocolName, telemetry.SnapshotRequest{})
 	if err != nil {
 		t.Fatalf("snapshot of %s: %v", n.Name(), err)
 	}
@@ -95,7 +95,7 @@ func snapshot(t testing.TB, n *actors.Node) telemetry.Snapshot {
 
 func history(t testing.TB, n *actors.Node) []telemetry.Alert {
 	t.Helper()
-	h, err := telemetry.History(context.Background(), n)
+	h, err := actors.Call(context.Background(), n, telemetry.ProtocolName, telemetry.AlertsRequest{})
 	if err != nil {
 		t.Fatalf("alert history of %s: %v", n.Name(), err)
 	}

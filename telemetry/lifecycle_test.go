@@ -119,7 +119,7 @@ func TestQuorumLostOnAMinorityAndRegained(t *testing.T) {
 	startTelemetry(t, c, testConfig(nil))
 	actortest.Eventually(t, 10*time.Second, "every node follows a raft leader", func() bool {
 		for _, n := range c.Nodes() {
-			if l, err := election.Current(context.Background(), n); err != nil || l.Name == "" {
+			if l, err := actors.Call(context.Background(), n, election.ProtocolName, election.LeaderRequest{}); err != nil || l.Name == "" {
 				return false
 			}
 		}

@@ -145,12 +145,13 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	}
 	// No elector yet is fine: its LeaderChanged notifications arrive once
 	// it runs.
-	_ = election.Ask(ctx, func(ctx *actors.Context, l election.Leader, err error) error {
+	_ = actors.Request(ctx, election.ProtocolName, election.LeaderRequest{}, 0, func(ctx *actors.Context, l election.Leader, err error) error {
 		if err == nil && p.term <= l.Term && l.Name != "" {
 			p.leader, p.term = l.Name, l.Term
 		}
 		return nil
 	})
+
 	ctx.Every(p.cfg.StatusInterval, statusTick{})
 	return nil
 }

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 
@@ -32,7 +31,7 @@ const MaxLogLines = 10000
 // LogsQuery asks the telemetry protocol for the recent logs of a node (this
 // one or any member in its view; a failed one is asked too, and times out
 // if it is really gone). It is a request (actors.Call, actors.Request) to
-// [ProtocolName]; [FetchLogs] makes the call. Errors: ErrUnknownNode,
+// [ProtocolName]. Errors: ErrUnknownNode,
 // ErrNoLogs, ErrTimeout, ErrBadRequest.
 type LogsQuery struct {
 	actors.Returns[Logs]
@@ -80,22 +79,4 @@ func newLogs(node string, lines [][]byte, truncated bool) Logs {
 		out.Lines = append(out.Lines, json.RawMessage(l))
 	}
 	return out
-}
-
-// Current asks node's telemetry protocol for its [Snapshot] of the cluster,
-// from outside any protocol (an HTTP handler, a test).
-func Current(ctx context.Context, node *actors.Node) (Snapshot, error) {
-	return actors.Call(ctx, node, ProtocolName, SnapshotRequest{})
-}
-
-// History asks node for its whole alert history: active alerts first, then
-// by start, newest first.
-func History(ctx context.Context, node *actors.Node) ([]Alert, error) {
-	return actors.Call(ctx, node, ProtocolName, AlertsRequest{})
-}
-
-// FetchLogs asks node's telemetry protocol for the recent logs of target
-// (node itself or a member in its view), waiting at most until ctx ends.
-func FetchLogs(ctx context.Context, node *actors.Node, target string, limit int, minLevel string) (Logs, error) {
-	return actors.Call(ctx, node, ProtocolName, LogsQuery{Node: target, Limit: limit, MinLevel: minLevel})
 }

@@ -206,11 +206,11 @@ func TestStartingNodeLearnsTheHistory(t *testing.T) {
 func TestJobsAndFailedJobs(t *testing.T) {
 	c := newCluster(t, 3, testConfig(nil))
 	ctx := context.Background()
-	good, err := jobs.SubmitJob(ctx, c.Node("node-1"), jobs.Submit{Script: squares, Input: json.RawMessage(`{"numbers": [1, 2, 3, 4]}`), Parts: 4})
+	good, err := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: squares, Input: json.RawMessage(`{"numbers": [1, 2, 3, 4]}`), Parts: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := jobs.SubmitJob(ctx, c.Node("node-2"), jobs.Submit{Script: failing, Input: json.RawMessage(`{}`), Parts: 2})
+	bad, err := actors.Call(ctx, c.Node("node-2"), jobs.ProtocolName, jobs.Submit{Script: failing, Input: json.RawMessage(`{}`), Parts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestLogsFromAnyNode(t *testing.T) {
 	l3.Warn().Str("marker", "m-42").Msg("a line on node-3")
 	ctx := context.Background()
 	before := requestsSent(c.Hub)
-	got, err := telemetry.FetchLogs(ctx, c.Node("node-1"), "node-3", 50, "warn")
+	got, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-3", Limit: 50, MinLevel: "warn"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,39 +353,39 @@ func TestLogsFromAnyNode(t *testing.T) {
 	if !found {
 		t.Errorf("node-3's marked line is missing from %d lines", len(got.Lines))
 	}
-	own, err := telemetry.FetchLogs(ctx, c.Node("node-2"), "node-2", 5, "")
+	own, err := actors.Call(ctx, c.Node("node-2"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 5, MinLevel: ""})
 	if err != nil || len(own.Lines) == 0 || len(own.Lines) > 5 {
 		t.Errorf("node-2's own logs: %d lines, %v", len(own.Lines), err)
 	}
 
-	if _, err := telemetry.FetchLogs(ctx, c.Node("node-1"), "node-9", 10, ""); !errors.Is(err, telemetry.ErrUnknownNode) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-9", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrUnknownNode) {
 		t.Errorf("logs of a node that is not a member: %v, want ErrUnknownNode", err)
 	}
-	if _, err := telemetry.FetchLogs(ctx, c.Node("node-1"), "node-2", telemetry.MaxLogLines+1, ""); !errors.Is(err, telemetry.ErrBadRequest) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: telemetry.MaxLogLines + 1, MinLevel: ""}); !errors.Is(err, telemetry.ErrBadRequest) {
 		t.Errorf("too many lines: %v, want ErrBadRequest", err)
 	}
-	if _, err := telemetry.FetchLogs(ctx, c.Node("node-1"), "node-2", 10, "loud"); !errors.Is(err, telemetry.ErrBadRequest) || !strings.Contains(err.Error(), "valid:") {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: "loud"}); !errors.Is(err, telemetry.ErrBadRequest) || !strings.Contains(err.Error(), "valid:") {
 		t.Errorf("an unknown level: %v, want ErrBadRequest naming the valid ones", err)
 	}
 	// A crashed member: refused at once, or timed out.
 	if err := c.Crash("node-2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := telemetry.FetchLogs(ctx, c.Node("node-1"), "node-2", 10, ""); !errors.Is(err, telemetry.ErrUnknownNode) && !errors.Is(err, telemetry.ErrTimeout) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrUnknownNode) && !errors.Is(err, telemetry.ErrTimeout) {
 		t.Errorf("logs of a crashed node: %v, want ErrUnknownNode or ErrTimeout", err)
 	}
 	// node-3 answers too late: the query times out.
 	if err := c.Hub.SetLinkFaults("node-3", "node-1", sim.Faults{Latency: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := telemetry.FetchLogs(ctx, c.Node("node-1"), "node-3", 10, ""); !errors.Is(err, telemetry.ErrTimeout) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-3", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrTimeout) {
 		t.Errorf("logs over a slow link: %v, want ErrTimeout", err)
 	}
 }
 
 func TestNodeWithoutLogBuffer(t *testing.T) {
 	c := newCluster(t, 2, testConfig(nil))
-	_, err := telemetry.FetchLogs(context.Background(), c.Node("node-1"), "node-2", 10, "")
+	_, err := actors.Call(context.Background(), c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: ""})
 	if !errors.Is(err, telemetry.ErrNoLogs) {
 		t.Fatalf("logs of a node without a buffer: %v, want ErrNoLogs", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/membership"
@@ -208,7 +209,7 @@ func (b *failoverBench) waitFollow(c *cluster.Cluster, names []string, leader st
 				return false
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			l, err := election.Current(ctx, node)
+			l, err := actors.Call(ctx, node, election.ProtocolName, election.LeaderRequest{})
 			cancel()
 			if err != nil {
 				last = append(last, n+": "+err.Error())

@@ -87,7 +87,7 @@ func (b *jobsBench) run(ctx context.Context) error {
 	var msgs []float64
 	for trial := range b.trials {
 		before := jobsMessages(c)
-		sub, err := jobs.SubmitJob(ctx, contact, jobs.Submit{Script: emptyJob, Parts: b.parts})
+		sub, err := actors.Call(ctx, contact, jobs.ProtocolName, jobs.Submit{Script: emptyJob, Parts: b.parts})
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (b *jobsBench) run(ctx context.Context) error {
 	}
 	runs := map[string]int64{}
 	for _, n := range c.Nodes() {
-		s, err := jobs.NodeStats(ctx, n)
+		s, err := actors.Call(ctx, n, jobs.ProtocolName, jobs.StatsRequest{})
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,7 @@ func startJobsCluster(n int, mod func(*jobs.Config)) (*cluster.Cluster, error) {
 		leader := c.Names()[n-1]
 		err = waitUntil(time.Minute, func() bool {
 			for _, node := range c.Nodes() {
-				s, err := jobs.NodeStats(context.Background(), node)
+				s, err := actors.Call(context.Background(), node, jobs.ProtocolName, jobs.StatsRequest{})
 				if err != nil || s.Leader != leader {
 					return false
 				}
@@ -175,7 +175,7 @@ func awaitJob(ctx context.Context, n *actors.Node, id string, timeout time.Durat
 	var st jobs.Status
 	var err error
 	werr := waitUntil(timeout, func() bool {
-		st, err = jobs.JobStatus(ctx, n, id)
+		st, err = actors.Call(ctx, n, jobs.ProtocolName, jobs.StatusRequest{ID: id})
 		return err != nil || st.State.Ended()
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/election"
@@ -173,7 +174,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "parts run per node:")
 	for _, n := range c.Nodes() {
-		s, err := jobs.NodeStats(ctx, n)
+		s, err := actors.Call(ctx, n, jobs.ProtocolName, jobs.StatsRequest{})
 		if err != nil {
 			return err
 		}

@@ -350,7 +350,7 @@ func addresses(ctx context.Context, cfg *config.Config) (gossip, advertise, goss
 const (
 	// stopAPI is how long requests in flight may take to finish.
 	stopAPI = time.Second
-	// stopDrain bounds jobs.Drain: a request to this node's own jobs
+	// stopDrain bounds the jobs.DrainRequest: a request to this node's own jobs
 	// protocol, which cancels its parts and sends the leader one message;
 	// it takes milliseconds unless the protocol is stuck.
 	stopDrain = 500 * time.Millisecond
@@ -378,7 +378,7 @@ func (r *running) shutdown(srv *http.Server, served chan error, m *membership.Me
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), stopDrain)
 	defer dcancel()
-	if d, derr := jobs.Drain(dctx, r.node); derr != nil {
+	if d, derr := actors.Call(dctx, r.node, jobs.ProtocolName, jobs.DrainRequest{}); derr != nil {
 		log.Warn().Err(derr).Msg("handing the job parts back did not complete; the leader requeues them when the node is gone")
 	} else {
 		log.Info().Int("parts", d.HandedBack).Str("leader", d.Leader).Msg("stopping: job parts handed back")

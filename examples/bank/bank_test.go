@@ -171,7 +171,7 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	err = actortest.WaitFor(30*time.Second, func() bool {
 		last = nil
 		for _, n := range c.Nodes() {
-			st, err := commit.NodeStats(context.Background(), n)
+			st, err := actors.Call(context.Background(), n, commit.ProtocolName, commit.StatsRequest{})
 			if err == nil && st.Coordinating+st.Preparing+st.InDoubt > 0 {
 				err = fmt.Errorf("%s: coordinating %d, preparing %d, in doubt %d", n.Name(), st.Coordinating, st.Preparing, st.InDoubt)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/commit"
@@ -69,7 +70,7 @@ func Example() {
 	// has applied it.
 	err = actortest.WaitFor(10*time.Second, func() bool {
 		for _, n := range c.Nodes() {
-			st, err := commit.NodeStats(ctx, n)
+			st, err := actors.Call(ctx, n, commit.ProtocolName, commit.StatsRequest{})
 			if err != nil || st.Coordinating+st.InDoubt+st.Preparing > 0 {
 				return false
 			}

@@ -54,7 +54,7 @@ func NewCluster(t testing.TB, n int, cfg jobs.Config, opts ...cluster.Option) *c
 // Stats asks a node for its jobs counters, failing the test on error.
 func Stats(t testing.TB, n *actors.Node) jobs.Stats {
 	t.Helper()
-	s, err := jobs.NodeStats(context.Background(), n)
+	s, err := actors.Call(context.Background(), n, jobs.ProtocolName, jobs.StatsRequest{})
 	if err != nil {
 		t.Fatalf("jobs stats of %s: %v", n.Name(), err)
 	}
@@ -94,7 +94,7 @@ func Await(t testing.TB, n *actors.Node, id string, within time.Duration) jobs.S
 	var st jobs.Status
 	err := actortest.WaitFor(within, func() bool {
 		var err error
-		st, err = jobs.JobStatus(context.Background(), n, id)
+		st, err = actors.Call(context.Background(), n, jobs.ProtocolName, jobs.StatusRequest{ID: id})
 		if err != nil {
 			t.Fatalf("status of %s at %s: %v", id, n.Name(), err)
 		}
