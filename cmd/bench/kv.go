@@ -40,6 +40,11 @@ type kvBench struct {
 
 func kvCmd() *cobra.Command {
 	b := &kvBench{}
+	var vs struct {
+		on      bool
+		rounds  int
+		nodeBin string
+	}
 	cmd := &cobra.Command{
 		Use:   "kv",
 		Short: "The replicated key-value store on loopback: writes/s, latency, cost of replication, leader failover",
@@ -74,14 +79,51 @@ doubling to 5 s) with which they probe a dead address that a real restart
 on the same port would meet. And the restarted node gets the same raft
 configuration, whose Peers name every voter, with their addresses in that
 directory: it does not depend on membership, unlike a node restarted by
-'troupe node run' without --join.`,
+'troupe node run' without --join.
+
+--vs-etcd compares instead with etcd, side by side: it starts a 3-member
+etcd (the etcd binary on PATH; Debian: apt-get install etcd-server) and a
+3-node Troupe group ('node run', built from ./cmd/node unless --node-bin
+says which binary), both as processes on loopback with their data dirs and
+fsync, with the same raft timers (Troupe's default tick: heartbeat 40 ms,
+election timeout 200-400 ms; etcd --heartbeat-interval 40
+--election-timeout 200, pre-vote on). One generator drives both, etcd and
+Troupe in turn, --rounds times: puts and linearizable gets (etcd's default
+Get; Troupe's GET /v1/kv, ReadIndex), to the leader, --clients goroutines
+(default 1, 16, 64), --value-size bytes (default 64) over --keys keys
+(written once before the first round). etcd's client is
+go.etcd.io/etcd/client/v3 (gRPC, one connection per 8 goroutines);
+Troupe's is its HTTP JSON API over keep-alive connections, one per
+goroutine. Then it kills the leader of each side with SIGKILL --failovers
+times (default 5), timing until a put through the other two is accepted,
+and restarts it. It prints the medians of the rounds per row and, last,
+vs_etcd_put_c64, vs_etcd_get_c64 (Troupe/etcd ops/s at 64 clients) and
+vs_etcd_put_c1_p50 (Troupe/etcd median put latency at 1 client).
+--fsync, --single, --restarts and the profiles apply to the in-process
+benchmark only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b.out = cmd.OutOrStdout()
+			if vs.on {
+				f := cmd.Flags()
+				if !f.Changed("clients") {
+					b.clients = []int{1, 16, 64}
+				}
+				if !f.Changed("value-size") {
+					b.valueSize = 64
+				}
+				if !f.Changed("failovers") {
+					b.failovers = 5
+				}
+				return (&vsEtcd{kvBench: b, rounds: vs.rounds, nodeBin: vs.nodeBin}).run(cmd.Context())
+			}
 			return b.run()
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&vs.on, "vs-etcd", false, "compare with a 3-member etcd, side by side, both as processes on loopback (see above)")
+	f.IntVar(&vs.rounds, "rounds", 3, "with --vs-etcd: rounds per row, etcd and Troupe in turn")
+	f.StringVar(&vs.nodeBin, "node-bin", "", "with --vs-etcd: the Troupe node binary (default: go build ./cmd/node)")
 	f.IntVar(&b.nodes, "nodes", 3, "voters of the replicated group")
 	f.IntSliceVar(&b.clients, "clients", []int{1, 64}, "concurrent clients, one run each")
 	f.DurationVar(&b.duration, "duration", 3*time.Second, "length of each run")

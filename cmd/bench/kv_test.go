@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,5 +47,67 @@ func TestKVRejectsNegativeRestarts(t *testing.T) {
 	err := cmd.Execute()
 	if err == nil || !strings.Contains(err.Error(), "--restarts") {
 		t.Fatalf("bench kv --restarts -1: %v, want an error naming --restarts", err)
+	}
+}
+
+// TestKVVsEtcdWithoutEtcd: with no etcd on PATH, --vs-etcd says how to
+// install it and fails before it starts or builds anything.
+func TestKVVsEtcdWithoutEtcd(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"kv", "--vs-etcd"})
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "apt-get install etcd-server") {
+		t.Fatalf("bench kv --vs-etcd without etcd: %v, want an error saying apt-get install etcd-server", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("it printed %q: it should stop before starting anything", out.String())
+	}
+}
+
+// TestKVVsEtcdSmoke runs `bench kv --vs-etcd` at its smallest (one round
+// of 200 ms at one client, no failover) when etcd is on PATH, and parses
+// its last line.
+func TestKVVsEtcdSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and Troupe processes")
+	}
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("no etcd on PATH (apt-get install etcd-server)")
+	}
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"kv", "--vs-etcd", "--rounds", "1", "--clients", "1", "--duration", "200ms",
+		"--keys", "20", "--failovers", "1", "--dir", t.TempDir()})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("bench kv --vs-etcd: %v\n%s", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	fields := strings.Fields(lines[len(lines)-1])
+	names := []string{"vs_etcd_put_c64", "vs_etcd_get_c64", "vs_etcd_put_c1_p50"}
+	if len(fields) != len(names) {
+		t.Fatalf("last line %q: want %d name=value pairs %v\n%s", lines[len(lines)-1], len(names), names, out.String())
+	}
+	for i, f := range fields {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok || name != names[i] {
+			t.Fatalf("last line %q: field %d is %q, want %s=<ratio>", lines[len(lines)-1], i+1, f, names[i])
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Errorf("%s=%q does not parse: %v", name, value, err)
+		}
+		// At one client only the latency ratio is measured; c64 is NaN.
+		if name == "vs_etcd_put_c1_p50" && !(v > 0) {
+			t.Errorf("%s=%v, want a positive ratio\n%s", name, v, out.String())
+		}
+	}
+	for _, want := range []string{"failover etcd", "failover troupe"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q line:\n%s", want, out.String())
+		}
 	}
 }
