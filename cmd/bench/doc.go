@@ -5,6 +5,7 @@
 //	go run ./cmd/bench membership --nodes 5,25,100
 //	go run ./cmd/bench failover --nodes 5 --trials 20
 //	go run ./cmd/bench kv --nodes 3
+//	go run ./cmd/bench kv --vs-etcd
 //	go run ./cmd/bench jobs
 //	go run ./cmd/bench speedup --cpus 0.35
 //
@@ -14,4 +15,10 @@
 // serves a linearizable read); --failovers and --restarts set the rounds,
 // 0 skips them. `bench kv --help` says how close the in-process crash
 // comes to kill -9; docs/consensus.md has the figures.
+//
+// kv --vs-etcd runs a 3-member etcd (the etcd binary on PATH) and a 3-node
+// Troupe group (`node run`, built from ./cmd/node) as processes on
+// loopback, drives both in turn with one generator and ends with
+// vs_etcd_put_c64, vs_etcd_get_c64 and vs_etcd_put_c1_p50 (Troupe/etcd);
+// docs/consensus.md, "Side by side with etcd", says what it measures.
 package main
