@@ -18,13 +18,14 @@ import (
 //
 // Not safe for concurrent use: the benchmark's main goroutine owns it.
 type proc struct {
-	name string
-	bin  string
-	args []string
-	env  []string // added to this process's environment
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been waited for
+	name   string
+	bin    string
+	args   []string
+	env    []string // added to this process's environment
+	log    string
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has been waited for
+	killed bool          // by kill, since its last start
 }
 
 // start runs the process. It gets a process group of its own, so that an
@@ -49,7 +50,7 @@ func (p *proc) start() error {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.killed = cmd, done, false
 	return nil
 }
 
@@ -72,9 +73,13 @@ func (p *proc) kill() {
 	if !p.running() {
 		return
 	}
+	p.killed = true
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }
+
+// died reports whether the process was started and exited without kill.
+func (p *proc) died() bool { return p.cmd != nil && !p.killed && !p.running() }
 
 // exitedError says that the process is gone, with the end of its log.
 func (p *proc) exitedError() error {

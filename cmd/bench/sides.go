@@ -163,10 +163,10 @@ func (s *etcdSide) Leader(ctx context.Context) (string, error) {
 	var lead uint64
 	var name string
 	for _, m := range s.members {
+		if m.died() {
+			return "", m.exitedError()
+		}
 		if !m.running() {
-			if m.cmd != nil {
-				return "", m.exitedError()
-			}
 			continue
 		}
 		if m.admin == nil {
@@ -346,10 +346,10 @@ func (s *troupeSide) Start(ctx context.Context) error {
 func (s *troupeSide) Leader(ctx context.Context) (string, error) {
 	lead := ""
 	for _, m := range s.members {
+		if m.died() {
+			return "", m.exitedError()
+		}
 		if !m.running() {
-			if m.cmd != nil {
-				return "", m.exitedError()
-			}
 			continue
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.http+"/v1/raft", nil)
