@@ -87,7 +87,7 @@ func quietSystem() *actor.ActorSystem {
 	}))
 }
 
-// sinkProtocol counts Pings arriving as notifications or network messages,
+// sinkProtocol counts Pings arriving as commands (Tell) or network messages,
 // and sends bursts of Pings when told.
 type burst struct {
 	to string
@@ -96,9 +96,9 @@ type burst struct {
 
 func sinkProtocol(c *counted) actors.Factory {
 	return protocol("bench", func(ctx *actors.Context) error {
-		actors.OnNotification(ctx, func(*actors.Context, *pb.Ping) error { c.hit(); return nil })
+		actors.OnTell(ctx, func(*actors.Context, *pb.Ping) error { c.hit(); return nil })
 		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { c.hit(); return nil })
-		actors.OnNotification(ctx, func(ctx *actors.Context, b *burst) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, b *burst) error {
 			m := &pb.Ping{N: 1}
 			for range b.n {
 				if err := ctx.Send(b.to, m); err != nil {
@@ -114,10 +114,10 @@ func sinkProtocol(c *counted) actors.Factory {
 // BenchmarkLocalDelivery sends one message type to one actor on the same
 // node: raw is a bare protoactor actor with a type switch, troupe the same
 // message through a Ref's Tell (Node.Ref: Node.Tell without the lookup by
-// name) and an OnNotification handler (with its per-type counters and
-// sampled latency histogram). Both use protoactor's default dispatcher;
-// raw uses protoactor's default mailbox, troupe the mailbox every protocol
-// runs on (actors/mailbox.go).
+// name, checked against the types the protocol takes) and an OnTell
+// handler (with its per-type counters and sampled latency histogram). Both
+// use protoactor's default dispatcher; raw uses protoactor's default
+// mailbox, troupe the mailbox every protocol runs on (actors/mailbox.go).
 func BenchmarkLocalDelivery(b *testing.B) {
 	msg := &pb.Ping{N: 1}
 	b.Run("raw", func(b *testing.B) {

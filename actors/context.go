@@ -23,7 +23,7 @@ type Context struct {
 	done  atomic.Bool // the incarnation ended: the Context is dead
 
 	msgH    typeTable[*entry] // messages from the network, by payload type
-	notifH  typeTable[*entry] // notifications and Tell messages
+	localH  typeTable[*entry] // local input: commands, posts, notifications (local.go)
 	timerH  typeTable[*entry] // timer payloads
 	reconfH typeTable[*entry] // run-time configurations
 	reqH    typeTable[*reqEntry]
@@ -80,10 +80,12 @@ func (c *Context) Now() time.Time { return c.h.node.clock.Now() }
 // protocol's name. Use it instead of math/rand's globals.
 func (c *Context) Rand() *rand.Rand { return c.h.rng }
 
-// Ref is a handle on this protocol, for the goroutines it owns: long work
-// runs off the mailbox and reports back with Ref.Tell, which any goroutine
-// may call. The Ref outlives the incarnation (it follows restarts).
-func (c *Context) Ref() Ref { return Ref{c.h} }
+// Ref is this protocol's own handle on itself, for the goroutines it owns:
+// long work runs off the mailbox and reports back with [Ref.Post], which
+// any goroutine may call. Unlike a Ref from [Node.Ref], it may Post; hand
+// it to no one the protocol does not trust with its posts. The Ref
+// outlives the incarnation (it follows restarts).
+func (c *Context) Ref() Ref { return Ref{h: c.h, own: true} }
 
 // Log is the protocol's logger, with "node" and "protocol" fields.
 func (c *Context) Log() *zerolog.Logger { return &c.h.log }
@@ -132,7 +134,7 @@ func (c *Context) SendReliable(to string, m proto.Message) error {
 
 // Notify publishes n to every protocol on this node that registered an
 // OnNotification handler for n's type (this one included), and to
-// observers. n is shared, not copied: do not change it afterwards. It
+// observers ([Observe]). n is shared, not copied: do not change it afterwards. It
 // returns how many subscribers it reached.
 func (c *Context) Notify(n any) int {
 	if c.dead("Notify") {
@@ -144,8 +146,10 @@ func (c *Context) Notify(n any) int {
 	return sent
 }
 
-// Tell delivers m to one protocol on this node, which handles it with its
-// OnNotification handler for m's type.
+// Tell delivers the command m to one protocol on this node (this one
+// included), which handles it with its OnTell handler for m's type. It
+// fails as [Node.Tell] does: with ErrNoHandler, at once, when the protocol
+// has no OnTell handler for m's type.
 func (c *Context) Tell(protocol string, m any) error {
 	if c.dead("Tell") {
 		return c.errDead("Tell")
@@ -182,6 +186,7 @@ type entry struct {
 	name  string
 	fn    func(ctx *Context, from string, m any) error
 	stats *typeMetrics
+	kind  inputKind // of local input (localH); zero in the other tables
 }
 
 func (c *Context) newEntry(t reflect.Type, fn func(*Context, string, any) error) *entry {
@@ -202,16 +207,6 @@ func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, 
 	t := reflect.TypeFor[M]()
 	mustConcrete("OnMessage", t)
 	ctx.msgH.set(keyFor[M](), ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) }))
-}
-
-// OnNotification registers the handler of local messages of type N:
-// notifications published on this node (Context.Notify) and messages sent
-// to this protocol with Tell. Registering subscribes the protocol to N.
-func OnNotification[N any](ctx *Context, h func(ctx *Context, n N) error) {
-	t := reflect.TypeFor[N]()
-	mustConcrete("OnNotification", t)
-	ctx.notifH.set(keyFor[N](), ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(N)) }))
-	ctx.h.node.subscribe(t, ctx.h.self)
 }
 
 // OnTimer registers the handler of timers whose payload has type T (see

@@ -18,8 +18,13 @@ var (
 	ErrNodeStopped = errors.New("actors: node stopped")
 	// ErrTimeout: a request got no reply in time.
 	ErrTimeout = errors.New("actors: request timed out")
-	// ErrNoHandler: the receiving protocol has no handler for the type.
+	// ErrNoHandler: the receiving protocol has no handler for the type, or
+	// none of that kind (a Tell of a type it takes only as a notification
+	// or as its own post).
 	ErrNoHandler = errors.New("actors: no handler for message type")
+	// ErrNotOwner: a Post through a Ref from Node.Ref; only the protocol's
+	// own Ref (Context.Ref) posts to it.
+	ErrNotOwner = errors.New("actors: only the protocol posts to itself")
 	// ErrReplyType: a reply of another type than the requester expects.
 	ErrReplyType = errors.New("actors: unexpected reply type")
 	// ErrHandlerPanicked: the request's handler panicked; the protocol

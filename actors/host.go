@@ -36,7 +36,9 @@ type protocolHost struct {
 
 	started  chan error // the first Init's result
 	everUp   bool
-	ctx      *Context // the current incarnation
+	ctx      *Context                    // the current incarnation
+	initing  bool                        // the current incarnation's Init is running
+	inputs   atomic.Pointer[localInputs] // local input types, for senders (local.go)
 	failures []time.Time
 	config   any // the last configuration accepted at run time, for later incarnations
 
@@ -88,7 +90,11 @@ func (h *protocolHost) mailboxDepth() int {
 	return 0
 }
 
-// post enqueues a message on the protocol's own mailbox.
+// post enqueues a message on the protocol's own mailbox. It sends to self,
+// not pid: the actor sets self before its first Init, so a goroutine the
+// protocol starts in Init may send at once, while Start writes pid when
+// the spawn returns, maybe after Init began (a nil pid crashed the
+// process).
 func (h *protocolHost) post(msg any) { h.node.system.Root.Send(h.self, msg) }
 
 // Receive is the one entry point of every event: the mailbox calls it one
@@ -156,7 +162,10 @@ func (h *protocolHost) begin() {
 	}
 	ctx := newContext(h, p)
 	h.ctx = ctx
+	h.initing = true
 	err := p.Init(ctx)
+	h.initing = false
+	h.storeInputs()
 	if err == nil {
 		if err = h.reapplyConfig(); err != nil {
 			err = fmt.Errorf("applying its run-time configuration again: %w", err)
@@ -284,45 +293,6 @@ func (h *protocolHost) unhandled(what, typeName, from string) {
 		ev = ev.Str("from", from)
 	}
 	ev.Msgf("dropping a %s: protocol %s has no handler for %s", what, h.name, typeName)
-}
-
-// pointerTwin tells whether the protocol handles *T for a T sent, or T for
-// a *T: the commonest cause of a dropped Tell.
-func (h *protocolHost) pointerTwin(m any) (string, bool) {
-	t := reflect.TypeOf(m)
-	if t == nil {
-		return "", false
-	}
-	twin := reflect.PointerTo(t)
-	if t.Kind() == reflect.Pointer {
-		twin = t.Elem()
-	}
-	if _, ok := h.ctx.notifH.get(keyOf(reflect.Zero(twin).Interface())); ok {
-		return typeNameOf(twin), true
-	}
-	return "", false
-}
-
-// onLocal handles notifications and Tell messages.
-func (h *protocolHost) onLocal(m any) {
-	if h.ctx == nil {
-		return
-	}
-	e, ok := h.ctx.notifH.get(keyOf(m))
-	if !ok {
-		switch m.(type) {
-		case actor.SystemMessage, actor.AutoReceiveMessage:
-			return // lifecycle messages the runtime needs no action for
-		}
-		if alt, ok := h.pointerTwin(m); ok {
-			h.unhandled("local message", typeName(m)+" (it handles "+alt+": send that)", "")
-			return
-		}
-		h.unhandled("local message", typeName(m), "")
-		return
-	}
-	e.stats.msgsIn.Add(1)
-	h.run(e, "", m)
 }
 
 // onInbound handles a message from the network: best effort goes straight to

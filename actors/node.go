@@ -199,24 +199,40 @@ func (n *Node) Protocols() []string {
 	return names
 }
 
-// Tell delivers a local message to one protocol, which handles it with its
-// OnNotification handler for the message's type. Safe from any goroutine.
+// Tell delivers the command msg to one protocol, which handles it with its
+// OnTell handler for msg's type. It fails at once with ErrNoHandler when
+// the protocol has no OnTell handler for that type (its posts and the
+// notifications it subscribes to cannot be told). Safe from any goroutine.
 func (n *Node) Tell(protocol string, msg any) error {
 	h, err := n.target(protocol)
 	if err != nil {
+		return err
+	}
+	if err := h.accepts(msg, inputTell); err != nil {
 		return err
 	}
 	n.system.Root.Send(h.pid, msg)
 	return nil
 }
 
+// Publish publishes the notification msg on this node, as
+// [Context.Notify] does from a protocol: every protocol with an
+// OnNotification handler for msg's type, and every observer ([Observe]),
+// gets it. It is for code outside the protocols (tests, tools) that stands
+// in for a protocol's announcement. It returns how many subscribers it
+// reached. msg is shared, not copied: do not change it afterwards.
+func (n *Node) Publish(msg any) int { return n.publish(msg) }
+
 // Ref is a handle on one protocol of a node, for code that sends it many
 // messages: [Ref.Tell] skips the lookup by name that [Node.Tell] makes on
 // every call. A Ref stays valid across the protocol's restarts; once the
 // protocol or the node has stopped, its Tell fails. The zero Ref refers to
 // no protocol. A Ref is a small value, safe to copy and to use from any
-// goroutine.
-type Ref struct{ h *protocolHost }
+// goroutine. Only the protocol's own Ref, from [Context.Ref], may Post.
+type Ref struct {
+	h   *protocolHost
+	own bool // from Context.Ref: the protocol's own, which may Post
+}
 
 // Ref returns a handle on a protocol of the node. It fails as [Node.Tell]
 // does: for a protocol the node does not run, a stopped protocol or a
@@ -226,7 +242,7 @@ func (n *Node) Ref(protocol string) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	return Ref{h}, nil
+	return Ref{h: h}, nil
 }
 
 // Protocol is the name of the protocol r refers to ("" for the zero Ref).
@@ -237,28 +253,59 @@ func (r Ref) Protocol() string {
 	return r.h.name
 }
 
-// Tell delivers a local message to r's protocol, which handles it with its
-// OnNotification handler for the message's type, as [Node.Tell] does. It
-// fails with ErrProtocolStopped once the protocol has stopped (too many
-// restarts), ErrNodeStopped once the node has, and ErrUnknownProtocol for
-// the zero Ref. Safe from any goroutine.
+// Tell delivers the command msg to r's protocol, which handles it with its
+// OnTell handler for msg's type, as [Node.Tell] does. It fails with
+// ErrNoHandler when the protocol has no OnTell handler for that type,
+// ErrProtocolStopped once the protocol has stopped (too many restarts),
+// ErrNodeStopped once the node has, and ErrUnknownProtocol for the zero
+// Ref. Safe from any goroutine.
 func (r Ref) Tell(msg any) error {
+	h, err := r.live()
+	if err != nil {
+		return err
+	}
+	if err := h.accepts(msg, inputTell); err != nil {
+		return err
+	}
+	h.post(msg)
+	return nil
+}
+
+// Post hands msg to the OnPost handler of r's protocol for msg's type: how
+// a goroutine the protocol owns reports back to it. Only the protocol's
+// own Ref, from [Context.Ref], may Post; on a Ref from [Node.Ref] it fails
+// with ErrNotOwner. It fails with ErrNoHandler when the protocol has no
+// OnPost handler for msg's type, and as [Ref.Tell] does once the protocol
+// or the node has stopped. Safe from any goroutine.
+func (r Ref) Post(msg any) error {
+	h, err := r.live()
+	if err != nil {
+		return err
+	}
+	if !r.own {
+		return fmt.Errorf("%w: a Post of %s to protocol %s on node %s through a Ref from Node.Ref; a protocol posts through its own Ref (Context.Ref), others send it commands with Tell",
+			ErrNotOwner, typeName(msg), h.name, h.node.name)
+	}
+	if err := h.accepts(msg, inputPost); err != nil {
+		return err
+	}
+	h.post(msg)
+	return nil
+}
+
+// live is r's protocol, or why nothing can be sent to it.
+func (r Ref) live() (*protocolHost, error) {
 	h := r.h
 	if h == nil {
-		return fmt.Errorf("%w: the zero Ref", ErrUnknownProtocol)
+		return nil, fmt.Errorf("%w: the zero Ref", ErrUnknownProtocol)
 	}
 	if h.metrics.stopped.Load() {
 		if h.node.isStopped() {
-			return fmt.Errorf("protocol %s: %w", h.name, ErrNodeStopped)
+			return nil, fmt.Errorf("protocol %s: %w", h.name, ErrNodeStopped)
 		}
-		return fmt.Errorf("%w: %s on node %s", ErrProtocolStopped, h.name, h.node.name)
+		return nil, fmt.Errorf("%w: %s on node %s", ErrProtocolStopped, h.name, h.node.name)
 	}
-	// self, not pid: the actor sets self before its first Init, so a
-	// goroutine the protocol starts in Init may Tell at once, while
-	// Start writes pid when the spawn returns, maybe after Init began
-	// (a nil pid crashed the process).
-	h.node.system.Root.Send(h.self, msg)
-	return nil
+	return h, nil
 }
 
 func (n *Node) target(protocol string) (*protocolHost, error) {

@@ -30,7 +30,7 @@ func (s *sized) Init(ctx *actors.Context) error {
 		return nil
 	})
 	actors.OnRequest(ctx, func(*actors.Context, getSize) (int, error) { return s.size, nil })
-	actors.OnNotification(ctx, func(*actors.Context, boom) error { panic("boom") })
+	actors.OnTell(ctx, func(*actors.Context, boom) error { panic("boom") })
 	return nil
 }
 

@@ -3,15 +3,11 @@ package actors_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
-	"github.com/troupe-dev/troupe/transport/sim"
 )
 
 // A ticket is answered later: when a release comes (another event).
@@ -34,7 +30,7 @@ func queue(answered chan<- error) actors.Factory {
 			held = append(held, r)
 			return nil
 		})
-		actors.OnNotification(ctx, func(_ *actors.Context, rel release) error {
+		actors.OnTell(ctx, func(_ *actors.Context, rel release) error {
 			for _, r := range held {
 				answered <- r.Send(rel.text)
 				answered <- r.Send("again") // the second answer fails
@@ -42,7 +38,7 @@ func queue(answered chan<- error) actors.Factory {
 			held = nil
 			return nil
 		})
-		actors.OnNotification(ctx, func(*actors.Context, crash) error { return errors.New("crash") })
+		actors.OnTell(ctx, func(*actors.Context, crash) error { return errors.New("crash") })
 		return nil
 	})
 }
@@ -115,7 +111,7 @@ func TestDeadContextFailsLoudly(t *testing.T) {
 	old := make(chan *actors.Context, 2)
 	if err := n.Start(protocol("mortal", func(ctx *actors.Context) error {
 		old <- ctx
-		actors.OnNotification(ctx, func(*actors.Context, crash) error { return errors.New("crash") })
+		actors.OnTell(ctx, func(*actors.Context, crash) error { return errors.New("crash") })
 		return nil
 	})); err != nil {
 		t.Fatal(err)
@@ -143,45 +139,4 @@ func TestDeadContextFailsLoudly(t *testing.T) {
 	if s.Misused != 4 || s.Restarts != 1 {
 		t.Fatalf("stats after 4 uses of a dead Context: Misused %d, Restarts %d; want 4 and 1 (the dead Tell must not have crashed the new incarnation)", s.Misused, s.Restarts)
 	}
-}
-
-type inc struct{ by int }
-
-// TestTellOfTheWrongShapeSaysSo: a value sent where the handler takes a
-// pointer is dropped, counted, and the log line names the shape the
-// protocol handles.
-func TestTellOfTheWrongShapeSaysSo(t *testing.T) {
-	hub, err := sim.New(sim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
-	var log lockedLog
-	n, err := actors.NewNode(actors.Config{Name: "node-1", Network: hub, Logger: zerolog.New(&log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
-	got := make(chan int, 1)
-	if err := n.Start(protocol("counter", func(ctx *actors.Context) error {
-		actors.OnNotification(ctx, func(_ *actors.Context, i *inc) error { got <- i.by; return nil })
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Tell("counter", inc{by: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Tell("counter", &inc{by: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if by := actortest.Receive(t, got, wait, "the pointer handled"); by != 2 {
-		t.Fatalf("handled inc by %d, want the pointer's 2", by)
-	}
-	actortest.Eventually(t, wait, "the value counted as unhandled", func() bool {
-		return n.Stats().Protocols["counter"].Unhandled == 1
-	})
-	actortest.Eventually(t, wait, "a log line naming *actors_test.inc", func() bool {
-		return strings.Contains(log.String(), "it handles *actors_test.inc")
-	})
 }

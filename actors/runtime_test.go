@@ -35,7 +35,7 @@ func flush(t *testing.T, n *actors.Node, protocol string) {
 }
 
 func onProbe(ctx *actors.Context) {
-	actors.OnNotification(ctx, func(_ *actors.Context, p *probe) error { close(p.done); return nil })
+	actors.OnTell(ctx, func(_ *actors.Context, p *probe) error { close(p.done); return nil })
 }
 
 // fn adapts a name and an Init function into a Protocol.
@@ -79,11 +79,11 @@ func TestHandlersNeverRunConcurrently(t *testing.T) {
 	}
 	type fire struct{ n uint64 }
 	err := c.Start(protocol("serial", func(ctx *actors.Context) error {
-		actors.OnNotification(ctx, func(*actors.Context, *work) error { enter(); return nil })
+		actors.OnTell(ctx, func(*actors.Context, *work) error { enter(); return nil })
 		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { enter(); return nil })
 		actors.OnTimer(ctx, func(*actors.Context, tick) error { enter(); return nil })
 		actors.OnRequest(ctx, func(*actors.Context, *work) (int, error) { enter(); return 1, nil })
-		actors.OnNotification(ctx, func(ctx *actors.Context, f *fire) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, f *fire) error {
 			for i := range f.n {
 				if err := ctx.Send("node-1", &pb.Ping{N: i}); err != nil {
 					return err
@@ -138,7 +138,7 @@ func TestCancelledTimerNeverFires(t *testing.T) {
 	err := n.Start(protocol("timers", func(ctx *actors.Context) error {
 		id := ctx.After(10*time.Millisecond, tick{})
 		actors.OnTimer(ctx, func(*actors.Context, tick) error { fired.Add(1); return nil })
-		actors.OnNotification(ctx, func(ctx *actors.Context, b *block) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, b *block) error {
 			close(b.ready)
 			<-b.release // the timer's message is queued behind this handler now
 			cancelled.Store(ctx.Cancel(id))
@@ -211,7 +211,7 @@ func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := n.Start(protocol("asker", func(ctx *actors.Context) error {
-		actors.OnNotification(ctx, func(ctx *actors.Context, a *ask) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, a *ask) error {
 			return actors.Request(ctx, "slow", a.req, 50*time.Millisecond, func(_ *actors.Context, rep string, err error) error {
 				results <- result{rep, err}
 				return nil
@@ -272,9 +272,9 @@ func (c *counter) Name() string { return "counter" }
 func (c *counter) Init(ctx *actors.Context) error {
 	c.inits.Add(1)
 	onProbe(ctx)
-	actors.OnNotification(ctx, func(*actors.Context, incr) error { c.n++; return nil })
-	actors.OnNotification(ctx, func(*actors.Context, boom) error { panic("boom") })
-	actors.OnNotification(ctx, func(*actors.Context, fail) error { return errors.New("disk on fire") })
+	actors.OnTell(ctx, func(*actors.Context, incr) error { c.n++; return nil })
+	actors.OnTell(ctx, func(*actors.Context, boom) error { panic("boom") })
+	actors.OnTell(ctx, func(*actors.Context, fail) error { return errors.New("disk on fire") })
 	actors.OnRequest(ctx, func(*actors.Context, get) (int, error) { return c.n, nil })
 	return nil
 }
@@ -422,7 +422,7 @@ func relProtocol(rec *recorder) actors.Factory {
 			rec.add(ctx.Node(), from, m.N)
 			return nil
 		})
-		actors.OnNotification(ctx, func(ctx *actors.Context, s *sendN) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, s *sendN) error {
 			for i := s.from; i < s.from+s.n; i++ {
 				for _, to := range s.to {
 					send := ctx.Send
@@ -521,22 +521,26 @@ func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 	}
 }
 
-// A goroutine a protocol starts in Init may Tell it through Context.Ref at
-// once, while Node.Start has not returned: the message arrives (and, under
-// -race, the Ref reads nothing Start writes).
+// A goroutine a protocol starts in Init may Post to it through Context.Ref
+// at once, while Node.Start has not returned: the post reaches its OnPost
+// handler (and, under -race, the Ref reads nothing Start writes).
 func TestRefFromInitReachesTheProtocol(t *testing.T) {
 	n := singleNode(t, nil)
 	got := make(chan struct{})
 	err := n.Start(protocol("early", func(ctx *actors.Context) error {
-		actors.OnNotification(ctx, func(*actors.Context, incr) error { close(got); return nil })
+		actors.OnPost(ctx, func(*actors.Context, incr) error { close(got); return nil })
 		ref := ctx.Ref()
-		go func() { _ = ref.Tell(incr{}) }()
+		go func() {
+			if err := ref.Post(incr{}); err != nil {
+				t.Errorf("Post from the protocol's goroutine: %v", err)
+			}
+		}()
 		return nil
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	actortest.Receive(t, got, wait, "a Tell sent during Init")
+	actortest.Receive(t, got, wait, "a Post sent during Init")
 }
 
 // TestSendsLeaveWhenTheHandlerReturnsOrFlushes: on the remote network what
@@ -555,7 +559,7 @@ func TestSendsLeaveWhenTheHandlerReturnsOrFlushes(t *testing.T) {
 			heard <- struct{}{}
 			return nil
 		})
-		actors.OnNotification(ctx, func(ctx *actors.Context, s sendThenWait) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, s sendThenWait) error {
 			for i := range 3 {
 				if err := ctx.Send("node-2", &pb.Ping{N: uint64(i)}); err != nil {
 					return err
@@ -625,7 +629,7 @@ func TestAFailureMidBatchKeepsTheRest(t *testing.T) {
 			got <- m.N
 			return nil
 		})
-		actors.OnNotification(ctx, func(ctx *actors.Context, _ sendFive) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, _ sendFive) error {
 			for i := range 5 {
 				if err := ctx.Send("node-2", &pb.Ping{N: uint64(i)}); err != nil {
 					return err
