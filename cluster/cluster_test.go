@@ -28,7 +28,7 @@ func (p *pinger) Init(ctx *actors.Context) error {
 		p.heard <- from + "→" + ctx.Node()
 		return nil
 	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, m pingAll) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, m pingAll) error {
 		for _, to := range m.to {
 			if err := ctx.Send(to, &pb.Ping{N: 1}); err != nil {
 				return err

@@ -92,7 +92,7 @@ func (p *Protocol) onSubmit(ctx *actors.Context, s Submit, reply actors.Reply[Ou
 	// The rest is an event of its own: from here on a failure (of the log)
 	// restarts the protocol, as in any other handler, where a request
 	// handler's error would only answer the request.
-	if err := ctx.Tell(ProtocolName, begin{id}); err != nil {
+	if err := ctx.Post(begin{id}); err != nil {
 		delete(p.coord, id)
 		return fmt.Errorf("commit: transaction %s not begun: %w", id, err)
 	}

@@ -138,8 +138,8 @@ func (p *Protocol) Init(ctx *actors.Context) error {
 	handle(ctx, p, p.onAck)
 	handle(ctx, p, p.onQuery)
 	actors.OnRequestDeferred(ctx, p.onSubmit)
-	actors.OnNotification(ctx, alive(p, p.onBegin))
-	actors.OnNotification(ctx, alive(p, p.onResourceDone))
+	actors.OnPost(ctx, alive(p, p.onBegin))
+	actors.OnPost(ctx, alive(p, p.onResourceDone))
 	actors.OnTimer(ctx, alive(p, p.onTick))
 	actors.OnRequest(ctx, p.onStatus)
 	actors.OnRequest(ctx, p.onStats)
@@ -189,7 +189,7 @@ func handle[M proto.Message](ctx *actors.Context, p *Protocol, h func(*actors.Co
 		}
 		return h(c, from, m)
 	})
-	actors.OnNotification(ctx, func(c *actors.Context, l loopback[M]) error {
+	actors.OnPost(ctx, func(c *actors.Context, l loopback[M]) error {
 		if p.dead {
 			return nil
 		}
@@ -212,7 +212,7 @@ func alive[T any](p *Protocol, h func(*actors.Context, T) error) func(*actors.Co
 // mailbox when `to` is this node.
 func send[M proto.Message](p *Protocol, ctx *actors.Context, to string, m M) error {
 	if to == p.self {
-		return ctx.Tell(ProtocolName, loopback[M]{m})
+		return ctx.Post(loopback[M]{m})
 	}
 	return ctx.Send(to, m)
 }

@@ -102,7 +102,7 @@ func startWorker(res Resource, ref actors.Ref, inline bool) *worker {
 func (w *worker) push(j job) {
 	if w.inline {
 		if !w.halted {
-			_ = w.ref.Tell(&resourceDone{w: w, kind: j.kind, tx: j.tx, err: w.call(j)})
+			_ = w.ref.Post(&resourceDone{w: w, kind: j.kind, tx: j.tx, err: w.call(j)})
 		}
 		return
 	}
@@ -158,7 +158,7 @@ func (w *worker) run() {
 		halted := w.halted
 		w.mu.Unlock()
 		if !halted {
-			_ = w.ref.Tell(&resourceDone{w: w, kind: j.kind, tx: j.tx, err: err})
+			_ = w.ref.Post(&resourceDone{w: w, kind: j.kind, tx: j.tx, err: err})
 		}
 	}
 }

@@ -24,6 +24,6 @@ func (c crashable) Init(ctx *actors.Context) error {
 	if err := c.Raft.Init(ctx); err != nil {
 		return err
 	}
-	actors.OnNotification(ctx, func(*actors.Context, Crash) error { panic("consensus test: Crash") })
+	actors.OnTell(ctx, func(*actors.Context, Crash) error { panic("consensus test: Crash") })
 	return nil
 }

@@ -240,7 +240,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	actors.OnRequestDeferred(ctx, p.onRequest)
 	actors.OnRequestDeferred(ctx, p.onAdmin)
 	actors.OnRequestDeferred(ctx, p.onLock)
-	actors.OnNotification(ctx, p.onReady)
+	actors.OnPost(ctx, p.onReady)
 	actors.OnRequest(ctx, p.onStatus)
 	actors.OnTimer(ctx, p.onTick)
 	ctx.Every(p.cfg.TickInterval, tick{})
@@ -292,7 +292,7 @@ func (p *Raft) kick(ctx *actors.Context) {
 		return
 	}
 	p.readyQueued = true
-	if err := ctx.Tell(ProtocolName, readyNow{}); err != nil {
+	if err := ctx.Post(readyNow{}); err != nil {
 		p.readyQueued = false
 	}
 }

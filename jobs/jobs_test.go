@@ -451,10 +451,9 @@ func TestLeaderProtocolRestartMidJob(t *testing.T) {
 	id := submit(t, c.Node("node-1"), script, input, 40)
 	awaitParts(t, c, "node-1", id, 5)
 	// A nil notification makes the handler panic: the supervisor restarts
-	// the protocol from a fresh value, as after any bug.
-	if err := c.Node("node-5").Tell(jobs.ProtocolName, (*election.LeaderChanged)(nil)); err != nil {
-		t.Fatal(err)
-	}
+	// the protocol from a fresh value, as after any bug. The jobs protocol
+	// is its only subscriber on the node.
+	c.Node("node-5").Publish((*election.LeaderChanged)(nil))
 	actortest.Eventually(t, 5*time.Second, "the leader's jobs protocol restarted", func() bool {
 		return c.Node("node-5").Stats().Protocols[jobs.ProtocolName].Restarts > 0
 	})
@@ -472,9 +471,7 @@ func TestContactProtocolRestartStopsItsParts(t *testing.T) {
 	c := newCluster(t, 5, longCfg(t))
 	id := submit(t, c.Node("node-2"), []byte(longJob), `null`, 10)
 	awaitBusy(t, c, c.Names())
-	if err := c.Node("node-2").Tell(jobs.ProtocolName, (*election.LeaderChanged)(nil)); err != nil {
-		t.Fatal(err)
-	}
+	c.Node("node-2").Publish((*election.LeaderChanged)(nil)) // its jobs protocol panics on it
 	took := awaitIdle(t, c, c.Names(), 30*time.Second)
 	if s := stats(t, c.Node("node-5")); s.LeaderJobs != 0 {
 		t.Errorf("the leader still schedules %d jobs", s.LeaderJobs)
@@ -500,11 +497,10 @@ func TestLeaderBeliefFlipDoesNotLoseTheJob(t *testing.T) {
 	if !lead.Leading {
 		t.Fatalf("node-5 does not lead: %+v", lead)
 	}
-	// Only node-5's jobs protocol hears of the flip.
+	// Only node-5 hears of the flip (its jobs protocol is the only
+	// subscriber there).
 	for _, ev := range []*election.LeaderChanged{{Leader: "node-4", Term: lead.Term + 1}, {Leader: "node-5", Term: lead.Term + 2}} {
-		if err := c.Node("node-5").Tell(jobs.ProtocolName, ev); err != nil {
-			t.Fatal(err)
-		}
+		c.Node("node-5").Publish(ev)
 	}
 	err := actortest.WaitFor(30*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
 	if err != nil {
@@ -524,12 +520,10 @@ func TestContactFalselyFailedAtTheLeaderKeepsItsJob(t *testing.T) {
 	want := reference(t, script, input, 40)
 	id := submit(t, c.Node("node-1"), script, input, 40)
 	awaitParts(t, c, "node-1", id, 5)
-	// Only the leader's jobs protocol hears of the false failure.
+	// Only the leader's node hears of the false failure.
 	contact := membership.Member{Name: "node-1"}
 	for _, ev := range []any{&membership.MemberFailed{Member: contact}, &membership.MemberJoined{Member: contact}} {
-		if err := c.Node("node-5").Tell(jobs.ProtocolName, ev); err != nil {
-			t.Fatal(err)
-		}
+		c.Node("node-5").Publish(ev)
 	}
 	err := actortest.WaitFor(30*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
 	if err != nil {
@@ -545,12 +539,10 @@ func TestContactFalselyFailedAtTheLeaderKeepsItsJob(t *testing.T) {
 // or the job waits for them forever (backups are off).
 func TestContactFalselyFailedAtAWorkerKeepsItsJob(t *testing.T) {
 	c, id, open := gatedCluster(t, "node-1")
-	// Only node-2's jobs protocol hears of the false failure.
+	// Only node-2 hears of the false failure.
 	contact := membership.Member{Name: "node-1"}
 	for _, ev := range []any{&membership.MemberFailed{Member: contact}, &membership.MemberJoined{Member: contact}} {
-		if err := c.Node("node-2").Tell(jobs.ProtocolName, ev); err != nil {
-			t.Fatal(err)
-		}
+		c.Node("node-2").Publish(ev)
 	}
 	actortest.Eventually(t, 10*time.Second, "the leader queues node-2's 2 parts again", func() bool {
 		s := stats(t, c.Node("node-3"))

@@ -34,7 +34,7 @@ func (p *pool) start(fn func(ctx context.Context) any) context.CancelFunc {
 	ctx, cancel := context.WithCancel(p.ctx)
 	if p.inline {
 		defer cancel()
-		_ = p.ref.Tell(fn(ctx))
+		_ = p.ref.Post(fn(ctx))
 		return cancel
 	}
 	p.wg.Add(1)
@@ -42,7 +42,7 @@ func (p *pool) start(fn func(ctx context.Context) any) context.CancelFunc {
 		defer p.wg.Done()
 		defer cancel()
 		// Fails only when the protocol stopped; the outcome is moot then.
-		_ = p.ref.Tell(fn(ctx))
+		_ = p.ref.Post(fn(ctx))
 	}()
 	return cancel
 }

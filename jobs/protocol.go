@@ -102,10 +102,10 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onJobCancel)
 	actors.OnMessage(ctx, p.onCancelReply)
 	actors.OnMessage(ctx, p.onRestarted)
-	actors.OnNotification(ctx, p.onSplit)
-	actors.OnNotification(ctx, p.onPartFinished)
-	actors.OnNotification(ctx, p.onMerged)
-	actors.OnNotification(ctx, func(ctx *actors.Context, _ flush) error {
+	actors.OnPost(ctx, p.onSplit)
+	actors.OnPost(ctx, p.onPartFinished)
+	actors.OnPost(ctx, p.onMerged)
+	actors.OnPost(ctx, func(ctx *actors.Context, _ flush) error {
 		p.flushPosted = false
 		p.flushDone(ctx)
 		p.flushCredits(ctx)
@@ -350,7 +350,7 @@ func (p *protocol) liveNames() []string {
 func (p *protocol) postFlush(ctx *actors.Context) {
 	if !p.flushPosted {
 		p.flushPosted = true
-		_ = ctx.Tell(ProtocolName, flush{})
+		_ = ctx.Post(flush{})
 	}
 }
 

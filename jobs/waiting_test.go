@@ -40,7 +40,7 @@ func (*fakeRaft) Name() string { return consensus.ProtocolName }
 
 func (f *fakeRaft) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, func(*actors.Context, consensus.StatusRequest) (consensus.Status, error) { return f.st, nil })
-	actors.OnNotification(ctx, func(_ *actors.Context, s setRaft) error { f.st = s.st; return nil })
+	actors.OnTell(ctx, func(_ *actors.Context, s setRaft) error { f.st = s.st; return nil })
 	return nil
 }
 
@@ -67,12 +67,13 @@ func leaderlessCluster(t *testing.T, n int, extra ...actors.Factory) *cluster.Cl
 	return c
 }
 
-// lead tells the jobs protocols of names that leader leads, in term.
+// lead announces on the nodes of names that leader leads, in term, as an
+// elector would.
 func lead(t *testing.T, c *cluster.Cluster, leader string, term uint64, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if err := c.Node(n).Tell(jobs.ProtocolName, &election.LeaderChanged{Leader: leader, Term: term}); err != nil {
-			t.Fatal(err)
+		if reached := c.Node(n).Publish(&election.LeaderChanged{Leader: leader, Term: term}); reached == 0 {
+			t.Fatalf("no subscriber of election.LeaderChanged on %s", n)
 		}
 	}
 }

@@ -37,7 +37,7 @@ type protocol struct {
 func (p *protocol) Name() string { return ProtocolName }
 
 func (p *protocol) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, r *relay) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, r *relay) error {
 		p.told.view = p.told.view.with(r.ev.Of())
 		ctx.Notify(r.ev)
 		return nil

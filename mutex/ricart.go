@@ -167,7 +167,7 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, r.onHello)
 	actors.OnRequestDeferred(ctx, r.onEnter)
 	actors.OnRequest(ctx, r.onRelease)
-	actors.OnNotification(ctx, r.onWithdraw)
+	actors.OnTell(ctx, r.onWithdraw)
 	actors.OnRequest(ctx, r.onStatus)
 
 	if len(r.cfg.Members) > 0 {

@@ -385,7 +385,7 @@ type publish struct{ ev any }
 
 func (fakeMembership) Name() string { return "fake-membership" }
 func (fakeMembership) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, p *publish) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, p *publish) error {
 		ctx.Notify(p.ev)
 		return nil
 	})

@@ -286,7 +286,7 @@ type commitSubmit struct {
 func (commitClient) Name() string { return commitClientName }
 
 func (commitClient) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, m *commitSubmit) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, m *commitSubmit) error {
 		// No timeout short of the run: the coordinator always answers,
 		// unless it crashes (and this client with it).
 		err := actors.Request(ctx, commit.ProtocolName, commit.Submit{Tx: m.tx}, time.Hour,

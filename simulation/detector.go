@@ -203,7 +203,7 @@ func (p *detectorProtocol) Init(ctx *actors.Context) error {
 	for _, m := range v.Members {
 		p.told[m.Name] = m
 	}
-	actors.OnNotification(ctx, func(ctx *actors.Context, m *detected) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, m *detected) error {
 		for _, ev := range m.events {
 			p.told[ev.Of().Name] = ev.Of()
 			ctx.Notify(ev)

@@ -222,7 +222,7 @@ type clientPoll struct {
 func (c *jobsClient) Name() string { return "sim-jobs-client" }
 
 func (c *jobsClient) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, m *clientSubmit) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, m *clientSubmit) error {
 		return actors.Request(ctx, jobs.ProtocolName, m.spec, 0, func(ctx *actors.Context, sub jobs.Submitted, err error) error {
 			if err != nil {
 				m.done("", jobs.Status{}, err)

@@ -164,7 +164,7 @@ type mutexRelease struct{ grant mutex.Grant }
 func (mutexClient) Name() string { return mutexClientName }
 
 func (mutexClient) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, m *mutexEnter) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, m *mutexEnter) error {
 		// No timeout short of the run: a request waits as long as the
 		// section is busy (the checker says whether it is granted).
 		err := actors.Request(ctx, mutex.ProtocolName, mutex.Enter{}, time.Hour,
@@ -177,7 +177,7 @@ func (mutexClient) Init(ctx *actors.Context) error {
 		}
 		return nil
 	})
-	actors.OnNotification(ctx, func(ctx *actors.Context, m *mutexRelease) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, m *mutexRelease) error {
 		logErr := func(ctx *actors.Context, _ mutex.Grant, err error) error {
 			if err != nil {
 				ctx.Log().Debug().Err(err).Msg("mutex release failed")

@@ -364,7 +364,7 @@ type kvClientProto struct{ c *kvClients }
 func (p *kvClientProto) Name() string { return kvClientProtocol }
 
 func (p *kvClientProto) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, k *kvCall) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, k *kvCall) error {
 		req := consensus.Request{Op: k.in.Op, Key: k.in.Key}
 		if k.in.Op == consensus.OpPut || k.in.Op == consensus.OpCAS {
 			req.Value = []byte(k.in.Value)

@@ -22,7 +22,7 @@ type sink struct {
 
 func (s *sink) Name() string { return "sink" }
 func (s *sink) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(*actors.Context, *pb.Ping) error {
+	actors.OnTell(ctx, func(*actors.Context, *pb.Ping) error {
 		if s.seen.Add(1) == s.want {
 			close(s.done)
 		}
@@ -32,7 +32,7 @@ func (s *sink) Init(ctx *actors.Context) error {
 }
 
 // BenchmarkLocalDeliveryProtoactorMetrics is actors' BenchmarkLocalDelivery
-// (a Ref.Tell to an OnNotification handler on one node) without and with
+// (a Ref.Tell to an OnTell handler on one node) without and with
 // protoactor's own metrics (actors.Config.MetricProvider), which time
 // every message and record it in an OpenTelemetry histogram.
 func BenchmarkLocalDeliveryProtoactorMetrics(b *testing.B) {

@@ -162,7 +162,7 @@ func (*elector) Name() string      { return election.ProtocolName }
 func (*elector) Algorithm() string { return "test" }
 func (e *elector) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, func(*actors.Context, election.LeaderRequest) (election.Leader, error) { return e.leader, nil })
-	actors.OnNotification(ctx, func(ctx *actors.Context, l setLeader) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, l setLeader) error {
 		e.leader = election.Leader(l)
 		ctx.Notify(&election.LeaderChanged{Leader: l.Name, Term: l.Term})
 		return nil

@@ -160,7 +160,7 @@ type fail struct{}
 
 func (flaky) Name() string { return "flaky" }
 func (flaky) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(*actors.Context, fail) error { return errors.New("told to fail") })
+	actors.OnTell(ctx, func(*actors.Context, fail) error { return errors.New("told to fail") })
 	return nil
 }
 

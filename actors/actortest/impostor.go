@@ -50,7 +50,7 @@ type impostorSend struct {
 func (p *impostor) Name() string { return p.name }
 
 func (p *impostor) Init(ctx *actors.Context) error {
-	actors.OnNotification(ctx, func(ctx *actors.Context, s *impostorSend) error {
+	actors.OnTell(ctx, func(ctx *actors.Context, s *impostorSend) error {
 		send := ctx.Send
 		if s.reliable {
 			send = ctx.SendReliable

@@ -173,13 +173,13 @@ func TestNeighbourNotificationsChangeTheFlood(t *testing.T) {
 	if !d.has("node-1", "node-1", id) {
 		actortest.Eventually(t, 10*time.Second, "the origin delivers", func() bool { return d.has("node-1", "node-1", id) })
 	}
-	_ = c.Node("node-1").Tell(broadcast.Name, &broadcast.NeighbourUp{Node: "node-2"})
+	c.Node("node-1").Publish(&broadcast.NeighbourUp{Node: "node-2"})
 	id = bcast(t, c.Node("node-1"), "pair")
 	actortest.Eventually(t, 10*time.Second, "node-2 delivers", func() bool { return d.has("node-2", "node-1", id) })
 	if d.has("node-3", "node-1", id) {
 		t.Fatal("node-3 is nobody's neighbour but delivered")
 	}
-	_ = c.Node("node-1").Tell(broadcast.Name, &broadcast.NeighbourDown{Node: "node-2"})
+	c.Node("node-1").Publish(&broadcast.NeighbourDown{Node: "node-2"})
 	id = bcast(t, c.Node("node-1"), "alone again")
 	actortest.Eventually(t, 10*time.Second, "the origin delivers", func() bool { return d.has("node-1", "node-1", id) })
 	_, _ = actors.Call(context.Background(), c.Node("node-2"), broadcast.Name, &broadcast.BroadcastRequest{})
