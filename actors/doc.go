@@ -9,11 +9,24 @@
 //	func (p *Bully) Init(ctx *actors.Context) error {
 //		actors.OnMessage(ctx, p.onElection)        // protobuf from another node
 //		actors.OnRequest(ctx, p.onGetLeader)       // local request → reply
+//		actors.OnTell(ctx, p.onStepDown)           // a local command, by name
+//		actors.OnPost(ctx, p.onProbeDone)          // its own post to itself
 //		actors.OnNotification(ctx, p.onMemberDown) // local one-to-many
 //		actors.OnTimer(ctx, p.onTimeout)           // ctx.After / ctx.Every
 //		actors.OnReconfigure(ctx, p.onConfig)      // a new Config at run time
 //		return nil
 //	}
+//
+// Local input comes in three kinds, each type one kind to a protocol
+// (registering a type with two of them panics): commands sent to the
+// protocol by name ([OnTell]: [Node.Tell], [Context.Tell], [Ref.Tell]), the
+// protocol's own posts to itself ([OnPost]: [Context.Post], [Ref.Post]
+// on the Ref of [Context.Ref]; private to it), and notifications
+// published on the node ([OnNotification]: [Context.Notify],
+// [Node.Publish], runtime events). A Tell or Post of a type the protocol
+// has no handler of that kind for fails at once with [ErrNoHandler],
+// saying what it takes; a Post through a Ref from [Node.Ref] fails with
+// [ErrNotOwner].
 //
 // A request type names its reply type by embedding [Returns] (type
 // GetLeader struct{ actors.Returns[Leader] }), so requests are typed at
@@ -28,7 +41,8 @@
 // [Context.Notify], ask other protocols with [Request] (the reply arrives as
 // a later event), and read time and randomness from [Context.Now] and
 // [Context.Rand]. Code outside protocols uses [Node.Tell] (or, to send one
-// protocol many messages, a [Ref] from [Node.Ref]), [Call] and [Observe].
+// protocol many messages, a [Ref] from [Node.Ref]), [Call], [Observe] and,
+// to stand in for a protocol's announcement, [Node.Publish].
 //
 // A configuration change at run time is an event too: [Node.Reconfigure]
 // hands a protocol its new configuration, its [OnReconfigure] handler
@@ -41,7 +55,7 @@
 // One event at a time: a protocol's handlers, Init and Stop run on its
 // mailbox, never concurrently, so its state needs no lock. A [Context] must
 // not leave them. A handler must not block: long work belongs in a goroutine
-// the protocol owns, which reports back through [Context.Ref] ([Ref.Tell] is
+// the protocol owns, which reports back through [Context.Ref] ([Ref.Post] is
 // safe from any goroutine).
 //
 // Each protocol is a protoactor actor on a mailbox of Troupe's own, with

@@ -28,7 +28,7 @@ func newPool(ref actors.Ref, rts map[string]Runtime, inline bool) *pool {
 	return &pool{inline: inline, ref: ref, ctx: ctx, cancel: cancel, progs: &programs{rts: rts, m: map[progKey]*progEntry{}}}
 }
 
-// start runs fn on a goroutine (inline: at once) and tells its result to
+// start runs fn on a goroutine (inline: at once) and posts its result to
 // the protocol. The returned function cancels fn's context.
 func (p *pool) start(fn func(ctx context.Context) any) context.CancelFunc {
 	ctx, cancel := context.WithCancel(p.ctx)
