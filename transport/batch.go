@@ -21,11 +21,16 @@ const (
 )
 
 // AppendMessage appends to b an entry for a best-effort data envelope that
-// carries m, encoding m straight into b. It returns the longer buffer and
-// the entry's size; on error, b unchanged.
-func AppendMessage(b []byte, m proto.Message) ([]byte, int, error) {
-	name := m.ProtoReflect().Descriptor().FullName()
-	n := proto.Size(m)
+// carries m: a protobuf message, encoded straight into b, or a pointer to a
+// struct registered with messages.Register. It returns the longer buffer
+// and the entry's size; on error, b unchanged.
+func AppendMessage(b []byte, m any) ([]byte, int, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return appendStruct(b, m)
+	}
+	name := pm.ProtoReflect().Descriptor().FullName()
+	n := proto.Size(pm)
 	inner := protowire.SizeTag(fieldType) + protowire.SizeBytes(len(name))
 	if n > 0 {
 		inner += protowire.SizeTag(fieldPayload) + protowire.SizeBytes(n)
@@ -44,7 +49,7 @@ func AppendMessage(b []byte, m proto.Message) ([]byte, int, error) {
 		before := len(b)
 		var err error
 		// proto.Size left the sizes in the message: no second walk.
-		b, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, m)
+		b, err = proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, pm)
 		if err != nil {
 			return b[:start], 0, fmt.Errorf("transport: encoding %s: %w", name, err)
 		}
@@ -52,6 +57,29 @@ func AppendMessage(b []byte, m proto.Message) ([]byte, int, error) {
 			return b[:start], 0, fmt.Errorf("transport: %s encoded to %d bytes, not the %d it measured: was it changed while being sent?", name, len(b)-before, n)
 		}
 	}
+	return b, len(b) - start, nil
+}
+
+// appendStruct is AppendMessage for a registered struct: its CBOR
+// encoding is never empty (a map, at least its header).
+func appendStruct(b []byte, m any) ([]byte, int, error) {
+	name, payload, err := Marshal(m)
+	if err != nil {
+		return b, 0, err
+	}
+	n := len(payload)
+	inner := protowire.SizeTag(fieldType) + protowire.SizeBytes(len(name)) +
+		protowire.SizeTag(fieldPayload) + protowire.SizeBytes(n)
+	if inner > MaxEnvelopeSize {
+		return b, 0, fmt.Errorf("%w: %s of %d bytes; the limit is %d", ErrTooLarge, name, n, MaxEnvelopeSize)
+	}
+	start := len(b)
+	b = protowire.AppendTag(b, fieldEntry, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner))
+	b = protowire.AppendTag(b, fieldType, protowire.BytesType)
+	b = protowire.AppendString(b, name)
+	b = protowire.AppendTag(b, fieldPayload, protowire.BytesType)
+	b = protowire.AppendBytes(b, payload)
 	return b, len(b) - start, nil
 }
 

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"reflect"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -83,27 +84,105 @@ func Decode(b []byte) (*messages.Envelope, error) {
 	return env, nil
 }
 
-// MarshalPayload encodes a protocol message into the payload fields of env.
-func MarshalPayload(env *messages.Envelope, m proto.Message) error {
-	b, err := proto.Marshal(m)
+// MarshalPayload encodes a protocol message into the payload fields of env:
+// a protobuf message, or a pointer to a struct registered with
+// messages.Register. Anything else fails with messages.ErrNotRegistered.
+func MarshalPayload(env *messages.Envelope, m any) error {
+	name, b, err := Marshal(m)
 	if err != nil {
-		return fmt.Errorf("transport: encoding %s: %w", proto.MessageName(m), err)
+		return err
 	}
-	env.Type = string(proto.MessageName(m))
+	env.Type = name
 	env.Payload = b
 	return nil
 }
 
-// UnmarshalPayload decodes the payload of a data envelope into a message of
-// the type it names, which must be linked into this binary.
-func UnmarshalPayload(env *messages.Envelope) (proto.Message, error) {
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(env.GetType()))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %q (from %s for protocol %s) is not a message type this node knows", ErrUnknownType, env.GetType(), env.GetFrom(), env.GetProtocol())
+// Marshal encodes a protocol message (as [MarshalPayload]) and returns its
+// wire name with its encoding.
+func Marshal(m any) (name string, b []byte, err error) {
+	if pm, ok := m.(proto.Message); ok {
+		b, err := proto.Marshal(pm)
+		if err != nil {
+			return "", nil, fmt.Errorf("transport: encoding %s: %w", proto.MessageName(pm), err)
+		}
+		return string(proto.MessageName(pm)), b, nil
 	}
-	m := mt.New().Interface()
-	if err := proto.Unmarshal(env.GetPayload(), m); err != nil {
-		return nil, fmt.Errorf("%w: payload of type %s from %s: %v", ErrMalformed, env.GetType(), env.GetFrom(), err)
+	st, ok := messages.StructTypeOf(m)
+	if !ok {
+		return "", nil, messages.NotRegistered(reflect.TypeOf(m))
+	}
+	b, err = st.Marshal(m)
+	if err != nil {
+		return "", nil, fmt.Errorf("transport: %w", err)
+	}
+	return st.Name(), b, nil
+}
+
+// PayloadType decodes the payloads of one message type: a protobuf message
+// linked into this binary, or a struct registered with messages.Register.
+// The zero PayloadType decodes nothing.
+type PayloadType struct {
+	proto protoreflect.MessageType
+	plain *messages.StructType
+}
+
+// FindType finds the message type a data envelope names, or fails with
+// ErrUnknownType. Registered structs are looked up first; Register refuses
+// a name that protobuf's registry holds.
+func FindType(name string) (PayloadType, error) {
+	if st, ok := messages.LookupStruct(name); ok {
+		return PayloadType{plain: st}, nil
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
+	if err != nil {
+		return PayloadType{}, fmt.Errorf("%w: %q is neither a protobuf message linked into this binary nor a struct registered with messages.Register", ErrUnknownType, name)
+	}
+	return PayloadType{proto: mt}, nil
+}
+
+// Name is the type's wire name.
+func (t PayloadType) Name() string {
+	if t.plain != nil {
+		return t.plain.Name()
+	}
+	if t.proto != nil {
+		return string(t.proto.Descriptor().FullName())
+	}
+	return ""
+}
+
+// Decode decodes a payload from the network into a new message: a
+// protobuf message, or a pointer to the registered struct. Bytes that do
+// not decode give an ErrMalformed error naming the type.
+func (t PayloadType) Decode(b []byte) (any, error) {
+	switch {
+	case t.plain != nil:
+		m, err := t.plain.Unmarshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return m, nil
+	case t.proto != nil:
+		m := t.proto.New().Interface()
+		if err := proto.Unmarshal(b, m); err != nil {
+			return nil, fmt.Errorf("%w: payload of type %s: %v", ErrMalformed, t.proto.Descriptor().FullName(), err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w: the zero PayloadType", ErrUnknownType)
+}
+
+// UnmarshalPayload decodes the payload of a data envelope into a message of
+// the type it names, which must be linked into this binary (protobuf) or
+// registered (messages.Register).
+func UnmarshalPayload(env *messages.Envelope) (any, error) {
+	t, err := FindType(env.GetType())
+	if err != nil {
+		return nil, fmt.Errorf("%w (from %s for protocol %s)", err, env.GetFrom(), env.GetProtocol())
+	}
+	m, err := t.Decode(env.GetPayload())
+	if err != nil {
+		return nil, fmt.Errorf("%w (from %s)", err, env.GetFrom())
 	}
 	return m, nil
 }

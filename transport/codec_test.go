@@ -112,6 +112,12 @@ func TestUnmarshalPayloadRejects(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	b, _ := transport.Encode(validEnvelope(f))
 	f.Add(b)
+	env := &messages.Envelope{From: "a", To: "b", Protocol: "p"}
+	if err := transport.MarshalPayload(env, &note{From: "a", N: 2, Tags: []string{"t"}}); err != nil {
+		f.Fatal(err)
+	}
+	b, _ = transport.Encode(env)
+	f.Add(b)
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x01, 'a'})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -147,6 +153,7 @@ func FuzzBatchEntries(f *testing.F) {
 	b, _, _ := transport.AppendMessage(nil, &messages.Ping{N: 3})
 	b, _, _ = transport.AppendEnvelope(b, &messages.Envelope{Kind: messages.Envelope_KIND_ACK, Session: 4, Ack: 9})
 	b, _, _ = transport.AppendMessage(b, &messages.Pong{})
+	b, _, _ = transport.AppendMessage(b, &note{From: "a", N: 1})
 	f.Add(b)
 	f.Add([]byte{0x0a, 0x02, 0x2a, 0x00})
 	f.Add([]byte{0x0a, 0x7f})

@@ -22,10 +22,16 @@
 // write and [NextEntry] reads; the sim network carries envelopes one by
 // one, each encoded by [Encode].
 //
+// A payload is a protobuf message or a pointer to a struct registered
+// with messages.Register (CBOR), named by its wire name ([Marshal],
+// [MarshalPayload], [AppendMessage]); anything else is refused when sent
+// (messages.ErrNotRegistered).
+//
 // Everything that arrives from the network passes [Validate] (for the
 // envelope, or [NextEntry] for a batch entry) and is decoded against the
-// protobuf registry before any protocol sees it; the errors name what is
-// wrong and what is valid.
+// registered structs and the protobuf registry ([FindType],
+// [PayloadType.Decode]) before any protocol sees it; the errors name what
+// is wrong and what is valid.
 //
 // # Concurrency
 //
@@ -36,5 +42,6 @@
 // # Testing
 //
 // FuzzDecode feeds arbitrary bytes to [Decode] and [UnmarshalPayload],
-// FuzzBatchEntries to [NextEntry].
+// FuzzBatchEntries to [NextEntry], both seeded with protobuf and struct
+// payloads; package messages fuzzes the struct decoder itself.
 package transport

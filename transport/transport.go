@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
 )
@@ -22,7 +21,8 @@ var (
 	ErrMalformed = errors.New("transport: malformed envelope")
 	// ErrTooLarge: an envelope over MaxEnvelopeSize.
 	ErrTooLarge = errors.New("transport: message too large")
-	// ErrUnknownType: a payload type that is not linked into this binary.
+	// ErrUnknownType: a payload type that is neither linked into this
+	// binary (protobuf) nor registered (messages.Register).
 	ErrUnknownType = errors.New("transport: unknown message type")
 )
 
@@ -101,8 +101,9 @@ type Outbox interface {
 	// returns its encoded size.
 	Send(env *messages.Envelope) (size int, err error)
 	// SendMessage sends m best effort to the protocol on node `to`: the
-	// data envelope Send would carry, without building it.
-	SendMessage(to string, m proto.Message) (size int, err error)
+	// data envelope Send would carry, without building it. m is a protobuf
+	// message or a pointer to a struct registered with messages.Register.
+	SendMessage(to string, m any) (size int, err error)
 	// Flush hands every envelope sent since the last Flush to the network.
 	Flush()
 }

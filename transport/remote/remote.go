@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/security"
@@ -421,7 +420,7 @@ func (o *outbox) Send(env *messages.Envelope) (int, error) {
 	return n, nil
 }
 
-func (o *outbox) SendMessage(to string, m proto.Message) (int, error) {
+func (o *outbox) SendMessage(to string, m any) (int, error) {
 	p, err := o.to(to)
 	if err != nil {
 		return 0, err

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
@@ -624,7 +623,7 @@ type outbox struct {
 
 func (o outbox) Send(env *messages.Envelope) (int, error) { return o.ep.hub.send(o.ep, env) }
 
-func (o outbox) SendMessage(to string, m proto.Message) (int, error) {
+func (o outbox) SendMessage(to string, m any) (int, error) {
 	env := &messages.Envelope{From: o.ep.name, To: to, Protocol: o.protocol}
 	if err := transport.MarshalPayload(env, m); err != nil {
 		return 0, err
