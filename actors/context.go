@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/troupe-dev/troupe/messages"
 )
@@ -95,12 +96,14 @@ func (c *Context) Log() *zerolog.Logger { return &c.h.log }
 func (c *Context) NodeStats() NodeStats { return c.h.node.Stats() }
 
 // Send sends m, best effort, to this protocol on node `to` (which may be
-// this node): it may be lost, duplicated or reordered on the way. It fails
-// at once for an unknown node or a message over the size limit.
+// this node): it may be lost, duplicated or reordered on the way. m is a
+// protobuf message or a pointer to a struct registered with
+// messages.Register. It fails at once for an unknown node, a message over
+// the size limit, or any other m (messages.ErrNotRegistered).
 // m is encoded at once: it may be changed or reused afterwards. What a
 // handler sends leaves when the handler returns (see Node): on the remote
 // network, what it sends one node travels as one message.
-func (c *Context) Send(to string, m proto.Message) error {
+func (c *Context) Send(to string, m any) error {
 	if c.dead("Send") {
 		return c.errDead("Send")
 	}
@@ -123,9 +126,10 @@ func (c *Context) Flush() { c.h.outbox.Flush() }
 // SendReliable sends m to this protocol on node `to` with retransmission,
 // acknowledgement and de-duplication: while both nodes live, it is handled
 // exactly once, after every message this protocol sent reliably to `to`
-// before it. It fails at once for an unknown node, a message over the size
-// limit, or when ReliableConfig.MaxInFlight messages to `to` await acks.
-func (c *Context) SendReliable(to string, m proto.Message) error {
+// before it. m is what Send takes. It fails at once for an unknown node, a
+// message over the size limit or of an unregistered type, or when
+// ReliableConfig.MaxInFlight messages to `to` await acks.
+func (c *Context) SendReliable(to string, m any) error {
 	if c.dead("SendReliable") {
 		return c.errDead("SendReliable")
 	}
@@ -200,13 +204,31 @@ func mustConcrete(what string, t reflect.Type) {
 	}
 }
 
-// OnMessage registers the handler of protobuf messages of type M sent by
-// this protocol on other nodes (or this one). from is the sender's node
-// name. A later registration for the same type replaces the earlier one.
-func OnMessage[M proto.Message](ctx *Context, h func(ctx *Context, from string, m M) error) {
+// OnMessage registers the handler of messages of type M sent by this
+// protocol on other nodes (or this one). M is a protobuf message or a
+// pointer to a struct registered with messages.Register (for
+// messages.Register[Ping], M is *Ping); any other M panics, saying which
+// to use. from is the sender's node name. A later registration for the
+// same type replaces the earlier one.
+func OnMessage[M any](ctx *Context, h func(ctx *Context, from string, m M) error) {
 	t := reflect.TypeFor[M]()
 	mustConcrete("OnMessage", t)
+	mustWireType(t)
 	ctx.msgH.set(keyFor[M](), ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) }))
+}
+
+// mustWireType panics unless t can arrive from the network.
+func mustWireType(t reflect.Type) {
+	if t.Implements(protoMessageType) {
+		return
+	}
+	st, ok := messages.StructTypeFor(t)
+	if !ok {
+		panic(fmt.Sprintf("actors: OnMessage[%v]: %v", t, messages.NotRegistered(t)))
+	}
+	if pt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(st.Name())); err == nil {
+		panic(fmt.Sprintf("actors: OnMessage[%v]: its wire name %q is also the protobuf message %v's; rename one", t, st.Name(), reflect.TypeOf(pt.Zero().Interface())))
+	}
 }
 
 // OnTimer registers the handler of timers whose payload has type T (see

@@ -11,8 +11,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
@@ -49,8 +47,8 @@ type protocolHost struct {
 	nextReq    uint64
 	hostTimers map[TimerID]*timer // runtime timers that outlive incarnations
 	rel        reliable
-	outbox     transport.Outbox                    // flushed after every event
-	types      map[string]protoreflect.MessageType // payload types seen, by name: no registry lookup per message
+	outbox     transport.Outbox                 // flushed after every event
+	types      map[string]transport.PayloadType // payload types seen, by name: no registry lookup per message
 }
 
 func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
@@ -65,7 +63,7 @@ func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
 		hostTimers:  map[TimerID]*timer{},
 		sampleEvery: uint32(n.cfg.LatencySampleEvery),
 		outbox:      n.endpoint.Outbox(name),
-		types:       map[string]protoreflect.MessageType{},
+		types:       map[string]transport.PayloadType{},
 	}
 	h.rel.init()
 	return h
@@ -362,22 +360,22 @@ func (h *protocolHost) onMessage(from string, e transport.Entry) {
 	if h.ctx == nil {
 		return
 	}
-	mt, ok := h.types[string(e.Type)]
+	t, ok := h.types[string(e.Type)]
 	if !ok {
 		name := string(e.Type)
-		found, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
+		found, err := transport.FindType(name)
 		if err != nil {
 			h.metrics.unhandled.Add(1)
-			h.node.badInput.Warn(kindUnknownType).Err(fmt.Errorf("%w: %q is not a message type this node knows", transport.ErrUnknownType, name)).
+			h.node.badInput.Warn(kindUnknownType).Err(err).
 				Str("from", from).Str("protocol", h.name).Msg(kindUnknownType)
 			return
 		}
-		h.types[name], mt = found, found
+		h.types[name], t = found, found
 	}
-	msg := mt.New().Interface()
-	if err := proto.Unmarshal(e.Payload, msg); err != nil {
+	msg, err := t.Decode(e.Payload)
+	if err != nil {
 		h.metrics.unhandled.Add(1)
-		h.node.badInput.Warn(kindMalformed).Err(fmt.Errorf("%w: payload of type %s: %v", transport.ErrMalformed, mt.Descriptor().FullName(), err)).
+		h.node.badInput.Warn(kindMalformed).Err(err).
 			Str("from", from).Str("protocol", h.name).Msg(kindMalformed)
 		return
 	}
@@ -385,7 +383,7 @@ func (h *protocolHost) onMessage(from string, e transport.Entry) {
 }
 
 // handle runs the handler of a message from node from.
-func (h *protocolHost) handle(from string, msg proto.Message, size int) {
+func (h *protocolHost) handle(from string, msg any, size int) {
 	e, _ := h.ctx.msgH.get(keyOf(msg))
 	var stats *typeMetrics
 	if e != nil {
@@ -403,10 +401,14 @@ func (h *protocolHost) handle(from string, msg proto.Message, size int) {
 }
 
 // typeName names a message type in stats and logs: the protobuf full name
-// for protobuf messages, the Go type otherwise.
+// for protobuf messages, the wire name for registered structs, the Go type
+// otherwise.
 func typeName(m any) string {
 	if pm, ok := m.(proto.Message); ok {
 		return string(pm.ProtoReflect().Descriptor().FullName())
+	}
+	if st, ok := messages.StructTypeOf(m); ok {
+		return st.Name()
 	}
 	return fmt.Sprintf("%T", m)
 }
@@ -414,6 +416,9 @@ func typeName(m any) string {
 func typeNameOf(t reflect.Type) string {
 	if t.Implements(protoMessageType) {
 		return typeName(reflect.Zero(t).Interface())
+	}
+	if st, ok := messages.StructTypeFor(t); ok {
+		return st.Name()
 	}
 	return t.String()
 }

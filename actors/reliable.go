@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -68,7 +66,7 @@ func (r *reliable) init() {
 	r.in = map[string]*inStream{}
 }
 
-func (r *reliable) send(h *protocolHost, to string, m proto.Message) error {
+func (r *reliable) send(h *protocolHost, to string, m any) error {
 	cfg := h.node.cfg.Reliable
 	st := r.out[to]
 	if st == nil {
@@ -77,11 +75,11 @@ func (r *reliable) send(h *protocolHost, to string, m proto.Message) error {
 	if len(st.unacked) >= cfg.MaxInFlight {
 		return fmt.Errorf("%w: %d messages of protocol %s to %s await acknowledgement", ErrWindowFull, len(st.unacked), h.name, to)
 	}
-	payload, err := proto.Marshal(m)
+	typ, payload, err := transport.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("protocol %s encoding %s: %w", h.name, proto.MessageName(m), err)
+		return fmt.Errorf("protocol %s: %w", h.name, err)
 	}
-	om := &outMsg{seq: st.next, typ: string(proto.MessageName(m)), payload: payload, rto: cfg.RTO}
+	om := &outMsg{seq: st.next, typ: typ, payload: payload, rto: cfg.RTO}
 	om.due = h.node.clock.Now().Add(om.rto)
 	err = h.transmit(r.envelope(h, st, om))
 	if errors.Is(err, transport.ErrUnknownNode) || errors.Is(err, transport.ErrTooLarge) || errors.Is(err, transport.ErrMalformed) {
