@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"syscall"
@@ -88,17 +89,36 @@ func quietSystem() *actor.ActorSystem {
 }
 
 // sinkProtocol counts Pings arriving as commands (Tell) or network messages,
-// and sends bursts of Pings when told.
+// and sends bursts of Pings when told: protobuf Pings, or structPings when
+// plain is set.
 type burst struct {
-	to string
-	n  int
+	to    string
+	n     int
+	plain bool
 }
+
+// structPing is pb.Ping as a registered struct: the same field, the same
+// work, no protoc; its wire name is three bytes longer than
+// troupe.examples.v1.Ping.
+type structPing struct{ N uint64 }
+
+var _ = pb.Register[structPing]("troupe.actorsbench.v1.Ping")
 
 func sinkProtocol(c *counted) actors.Factory {
 	return protocol("bench", func(ctx *actors.Context) error {
 		actors.OnTell(ctx, func(*actors.Context, *pb.Ping) error { c.hit(); return nil })
 		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { c.hit(); return nil })
+		actors.OnMessage(ctx, func(*actors.Context, string, *structPing) error { c.hit(); return nil })
 		actors.OnTell(ctx, func(ctx *actors.Context, b *burst) error {
+			if b.plain {
+				m := &structPing{N: 1}
+				for range b.n {
+					if err := ctx.Send(b.to, m); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			m := &pb.Ping{N: 1}
 			for range b.n {
 				if err := ctx.Send(b.to, m); err != nil {
@@ -162,7 +182,9 @@ func BenchmarkLocalDelivery(b *testing.B) {
 // message accounting, handler dispatch), one handler run sending them all.
 // The *-one-per-event variants send each message from a handler run of its
 // own (raw: a bare actor relaying local messages), so that each travels in
-// a batch of its own: the worst case of Troupe's batching.
+// a batch of its own: the worst case of Troupe's batching. The
+// troupe-struct variants send the same message as a registered struct
+// (CBOR) instead of protobuf, over the same network, doing the same work.
 func BenchmarkRemoteDelivery(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		sender, sink, c := rawRemote(b)
@@ -183,6 +205,14 @@ func BenchmarkRemoteDelivery(b *testing.B) {
 			})
 		})
 	}
+	b.Run("troupe-struct", func(b *testing.B) {
+		cl, c := troupeRemote(b, false)
+		measure(b, c, func() {
+			if err := cl.Node("node-1").Tell("bench", &burst{to: "node-2", n: b.N, plain: true}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
 	b.Run("raw-one-per-event", func(b *testing.B) {
 		sender, sink, c := rawRemote(b)
 		relay := sender.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
@@ -212,6 +242,171 @@ func BenchmarkRemoteDelivery(b *testing.B) {
 			}
 		})
 	})
+	b.Run("troupe-struct-one-per-event", func(b *testing.B) {
+		cl, c := troupeRemote(b, false)
+		ref, err := cl.Node("node-1").Ref("bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		one := &burst{to: "node-2", n: 1, plain: true}
+		measure(b, c, func() {
+			for range b.N {
+				if err := ref.Tell(one); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}
+
+// echo is a request whose reply is its number.
+type echo struct {
+	actors.Returns[int]
+	n int
+}
+
+// relay asks protocol "echo" n times, one request after the reply to the
+// previous one, then closes done.
+type relay struct {
+	n    int
+	done chan struct{}
+}
+
+// rawEcho answers every *echo with its number.
+type rawEcho struct{}
+
+func (rawEcho) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*echo); ok {
+		ctx.Respond(m.n)
+	}
+}
+
+// rawRelay is relay for bare actors: ctx.Request, the reply as a message.
+type rawRelay struct {
+	target *actor.PID
+	left   int
+	done   chan struct{}
+	req    echo
+}
+
+func (r *rawRelay) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *relay:
+		r.left, r.done = m.n, m.done
+		ctx.Request(r.target, &r.req)
+	case int:
+		if r.left--; r.left > 0 {
+			ctx.Request(r.target, &r.req)
+			return
+		}
+		close(r.done)
+	}
+}
+
+// BenchmarkRequestReply is one request and its reply within one node, one
+// at a time: call is from outside the actors (raw: protoactor's
+// RequestFuture and Result; troupe: actors.Call), request from one actor
+// to another (raw: ctx.Request and ctx.Respond between bare actors;
+// troupe: actors.Request from one protocol to an OnRequest handler of
+// another, the reply a later event of the first).
+func BenchmarkRequestReply(b *testing.B) {
+	b.Run("call/raw", func(b *testing.B) {
+		sys := quietSystem()
+		defer sys.Shutdown()
+		pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rawEcho{} }))
+		req := &echo{n: 1}
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU()
+		for range b.N {
+			v, err := sys.Root.RequestFuture(pid, req, time.Minute).Result()
+			if err != nil || v.(int) != 1 {
+				b.Fatal(v, err)
+			}
+		}
+		cpu.report(b)
+	})
+	b.Run("call/troupe", func(b *testing.B) {
+		n := echoNode(b)
+		req := &echo{n: 1}
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU()
+		for range b.N {
+			v, err := actors.Call(ctx, n, "echo", req)
+			if err != nil || v != 1 {
+				b.Fatal(v, err)
+			}
+		}
+		cpu.report(b)
+	})
+	b.Run("request/raw", func(b *testing.B) {
+		sys := quietSystem()
+		defer sys.Shutdown()
+		target := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rawEcho{} }))
+		pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &rawRelay{target: target, req: echo{n: 1}} }))
+		done := make(chan struct{})
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU()
+		sys.Root.Send(pid, &relay{n: b.N, done: done})
+		<-done
+		cpu.report(b)
+	})
+	b.Run("request/troupe", func(b *testing.B) {
+		n := echoNode(b)
+		done := make(chan struct{})
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU()
+		if err := n.Tell("relay", &relay{n: b.N, done: done}); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		cpu.report(b)
+	})
+}
+
+// echoNode starts a node running "echo", which answers *echo, and
+// "relay", which asks it in turn.
+func echoNode(b *testing.B) *actors.Node {
+	cl, err := cluster.Local(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cl.Stop() })
+	n := cl.Nodes()[0]
+	if err := n.Start(protocol("echo", func(ctx *actors.Context) error {
+		actors.OnRequest(ctx, func(_ *actors.Context, e *echo) (int, error) { return e.n, nil })
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(protocol("relay", func(ctx *actors.Context) error {
+		var left int
+		var done chan struct{}
+		req := &echo{n: 1}
+		var onReply func(ctx *actors.Context, v int, err error) error
+		onReply = func(ctx *actors.Context, v int, err error) error {
+			if err != nil {
+				return err
+			}
+			if left--; left > 0 {
+				return actors.Request(ctx, "echo", req, 0, onReply)
+			}
+			close(done)
+			return nil
+		}
+		actors.OnNotification(ctx, func(ctx *actors.Context, r *relay) error {
+			left, done = r.n, r.done
+			return actors.Request(ctx, "echo", req, 0, onReply)
+		})
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // measure times send and the arrival of every message, and reports
