@@ -113,68 +113,6 @@ func (x *Pong) GetN() uint64 {
 	return 0
 }
 
-// BroadcastMessage is the gossip of the GFDS draft's broadcast example: the
-// sender floods it to its neighbours, who deliver it once and forward it.
-type BroadcastMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`   // node that broadcast it first
-	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`          // unique per origin
-	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"` // application data
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *BroadcastMessage) Reset() {
-	*x = BroadcastMessage{}
-	mi := &file_troupe_examples_v1_examples_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *BroadcastMessage) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*BroadcastMessage) ProtoMessage() {}
-
-func (x *BroadcastMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_examples_v1_examples_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use BroadcastMessage.ProtoReflect.Descriptor instead.
-func (*BroadcastMessage) Descriptor() ([]byte, []int) {
-	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *BroadcastMessage) GetOrigin() string {
-	if x != nil {
-		return x.Origin
-	}
-	return ""
-}
-
-func (x *BroadcastMessage) GetId() uint64 {
-	if x != nil {
-		return x.Id
-	}
-	return 0
-}
-
-func (x *BroadcastMessage) GetPayload() []byte {
-	if x != nil {
-		return x.Payload
-	}
-	return nil
-}
-
 // LedgerOp is one node's part of a bank transaction (examples/bank): the
 // changes to accounts of that node's ledger, applied all or none.
 type LedgerOp struct {
@@ -186,7 +124,7 @@ type LedgerOp struct {
 
 func (x *LedgerOp) Reset() {
 	*x = LedgerOp{}
-	mi := &file_troupe_examples_v1_examples_proto_msgTypes[3]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -198,7 +136,7 @@ func (x *LedgerOp) String() string {
 func (*LedgerOp) ProtoMessage() {}
 
 func (x *LedgerOp) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_examples_v1_examples_proto_msgTypes[3]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -211,7 +149,7 @@ func (x *LedgerOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerOp.ProtoReflect.Descriptor instead.
 func (*LedgerOp) Descriptor() ([]byte, []int) {
-	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{3}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LedgerOp) GetEntries() []*LedgerEntry {
@@ -232,7 +170,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_troupe_examples_v1_examples_proto_msgTypes[4]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +182,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_examples_v1_examples_proto_msgTypes[4]
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +195,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{4}
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LedgerEntry) GetAccount() string {
@@ -282,11 +220,7 @@ const file_troupe_examples_v1_examples_proto_rawDesc = "" +
 	"\x04Ping\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x04R\x01n\"\x14\n" +
 	"\x04Pong\x12\f\n" +
-	"\x01n\x18\x01 \x01(\x04R\x01n\"T\n" +
-	"\x10BroadcastMessage\x12\x16\n" +
-	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\"E\n" +
+	"\x01n\x18\x01 \x01(\x04R\x01n\"E\n" +
 	"\bLedgerOp\x129\n" +
 	"\aentries\x18\x01 \x03(\v2\x1f.troupe.examples.v1.LedgerEntryR\aentries\"=\n" +
 	"\vLedgerEntry\x12\x18\n" +
@@ -305,16 +239,15 @@ func file_troupe_examples_v1_examples_proto_rawDescGZIP() []byte {
 	return file_troupe_examples_v1_examples_proto_rawDescData
 }
 
-var file_troupe_examples_v1_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_troupe_examples_v1_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_troupe_examples_v1_examples_proto_goTypes = []any{
-	(*Ping)(nil),             // 0: troupe.examples.v1.Ping
-	(*Pong)(nil),             // 1: troupe.examples.v1.Pong
-	(*BroadcastMessage)(nil), // 2: troupe.examples.v1.BroadcastMessage
-	(*LedgerOp)(nil),         // 3: troupe.examples.v1.LedgerOp
-	(*LedgerEntry)(nil),      // 4: troupe.examples.v1.LedgerEntry
+	(*Ping)(nil),        // 0: troupe.examples.v1.Ping
+	(*Pong)(nil),        // 1: troupe.examples.v1.Pong
+	(*LedgerOp)(nil),    // 2: troupe.examples.v1.LedgerOp
+	(*LedgerEntry)(nil), // 3: troupe.examples.v1.LedgerEntry
 }
 var file_troupe_examples_v1_examples_proto_depIdxs = []int32{
-	4, // 0: troupe.examples.v1.LedgerOp.entries:type_name -> troupe.examples.v1.LedgerEntry
+	3, // 0: troupe.examples.v1.LedgerOp.entries:type_name -> troupe.examples.v1.LedgerEntry
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -333,7 +266,7 @@ func file_troupe_examples_v1_examples_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_examples_v1_examples_proto_rawDesc), len(file_troupe_examples_v1_examples_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

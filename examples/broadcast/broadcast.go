@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
-	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/messages"
 )
 
 // Name is the protocol's name on every node.
@@ -32,6 +32,17 @@ type NeighbourUp struct{ Node string }
 
 // NeighbourDown removes a node from the neighbours.
 type NeighbourDown struct{ Node string }
+
+// BroadcastMessage is the gossip: the origin floods it to its neighbours,
+// who deliver it once and forward it. A plain struct, registered once as a
+// wire message; no .proto file.
+type BroadcastMessage struct {
+	Origin  string // node that broadcast it first
+	ID      uint64 // unique per origin
+	Payload []byte // application data
+}
+
+var _ = messages.Register[BroadcastMessage]("broadcast.BroadcastMessage")
 
 // GarbageCollectTimer is the periodic timer that forgets old message ids.
 type GarbageCollectTimer struct{}
@@ -95,25 +106,25 @@ func (b *Broadcast) Init(ctx *actors.Context) error {
 }
 
 func (b *Broadcast) onBroadcastRequest(ctx *actors.Context, req *BroadcastRequest) (uint64, error) {
-	m := &pb.BroadcastMessage{Origin: ctx.Node(), Id: ctx.Rand().Uint64(), Payload: req.Payload}
+	m := &BroadcastMessage{Origin: ctx.Node(), ID: ctx.Rand().Uint64(), Payload: req.Payload}
 	b.deliver(ctx, m)
-	return m.Id, b.forward(ctx, m, "")
+	return m.ID, b.forward(ctx, m, "")
 }
 
-func (b *Broadcast) onBroadcastMessage(ctx *actors.Context, from string, m *pb.BroadcastMessage) error {
-	if _, dup := b.seen[msgID{m.Origin, m.Id}]; dup {
+func (b *Broadcast) onBroadcastMessage(ctx *actors.Context, from string, m *BroadcastMessage) error {
+	if _, dup := b.seen[msgID{m.Origin, m.ID}]; dup {
 		return nil
 	}
 	b.deliver(ctx, m)
 	return b.forward(ctx, m, from)
 }
 
-func (b *Broadcast) deliver(ctx *actors.Context, m *pb.BroadcastMessage) {
-	b.seen[msgID{m.Origin, m.Id}] = ctx.Now()
-	ctx.Notify(&DeliverReply{Node: ctx.Node(), Origin: m.Origin, ID: m.Id, Payload: m.Payload})
+func (b *Broadcast) deliver(ctx *actors.Context, m *BroadcastMessage) {
+	b.seen[msgID{m.Origin, m.ID}] = ctx.Now()
+	ctx.Notify(&DeliverReply{Node: ctx.Node(), Origin: m.Origin, ID: m.ID, Payload: m.Payload})
 }
 
-func (b *Broadcast) forward(ctx *actors.Context, m *pb.BroadcastMessage, from string) error {
+func (b *Broadcast) forward(ctx *actors.Context, m *BroadcastMessage, from string) error {
 	for _, n := range b.neighbours {
 		if n == from {
 			continue

@@ -4,7 +4,8 @@
 // neighbours, each node delivers every message once with a DeliverReply
 // notification, neighbours come and go through NeighbourUp and
 // NeighbourDown notifications, and a periodic GarbageCollectTimer forgets
-// old message ids.
+// old message ids. BroadcastMessage is a plain Go struct registered with
+// messages.Register: the protocol needs no .proto file.
 //
 // Flooding over reliable links: the origin sends to each neighbour, and each
 // node forwards a message it sees for the first time to every neighbour but
