@@ -7,7 +7,7 @@
 // A protocol has a name and an Init that registers typed handlers:
 //
 //	func (p *Bully) Init(ctx *actors.Context) error {
-//		actors.OnMessage(ctx, p.onElection)        // protobuf from another node
+//		actors.OnMessage(ctx, p.onElection)        // a message from another node
 //		actors.OnRequest(ctx, p.onGetLeader)       // local request → reply
 //		actors.OnTell(ctx, p.onStepDown)           // a local command, by name
 //		actors.OnPost(ctx, p.onProbeDone)          // its own post to itself
@@ -27,6 +27,23 @@
 // has no handler of that kind for fails at once with [ErrNoHandler],
 // saying what it takes; a Post through a Ref from [Node.Ref] fails with
 // [ErrNotOwner].
+//
+// A network message is a protobuf message or a plain Go struct registered
+// once under a stable wire name with messages.Register (CBOR; no protoc,
+// no generated code). Struct messages are sent and handled as pointers:
+//
+//	type Ping struct{ N uint64 }
+//
+//	var _ = messages.Register[Ping]("pingpong.Ping")
+//
+//	actors.OnMessage(ctx, func(ctx *actors.Context, from string, m *Ping) error {
+//		return ctx.Send(from, &Ping{N: m.N + 1})
+//	})
+//
+// [OnMessage] panics (failing [Node.Start]) for a type that is neither;
+// [Context.Send] and [Context.SendReliable] refuse one with
+// messages.ErrNotRegistered. Adding fields to a struct message is safe
+// between versions; the rules for evolving one are in package messages.
 //
 // A request type names its reply type by embedding [Returns] (type
 // GetLeader struct{ actors.Returns[Leader] }), so requests are typed at
