@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/troupe-dev/troupe/actors"
 )
 
@@ -28,14 +26,16 @@ func (i *Impostor) Factory() actors.Factory {
 
 // Send has the impostor on node n send m to node `to` (reliably or not),
 // and fails the test if the send fails or does not happen within 5s.
-// Messages sent reliably, one after another, arrive in that order.
-func (i *Impostor) Send(t testing.TB, n *actors.Node, to string, m proto.Message, reliable bool) {
+// Messages sent reliably, one after another, arrive in that order. m is
+// what Context.Send takes: a protobuf message or a registered struct's
+// pointer.
+func (i *Impostor) Send(t testing.TB, n *actors.Node, to string, m any, reliable bool) {
 	t.Helper()
 	if err := n.Tell(i.name, &impostorSend{to: to, m: m, reliable: reliable}); err != nil {
 		t.Fatal(err)
 	}
 	if err := Receive(t, i.sent, 5*time.Second, "impostor's send"); err != nil {
-		t.Fatalf("impostor of %s sending %s to %s: %v", i.name, proto.MessageName(m), to, err)
+		t.Fatalf("impostor of %s sending %T to %s: %v", i.name, m, to, err)
 	}
 }
 
@@ -43,7 +43,7 @@ type impostor struct{ *Impostor }
 
 type impostorSend struct {
 	to       string
-	m        proto.Message
+	m        any
 	reliable bool
 }
 
