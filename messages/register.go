@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -46,19 +47,31 @@ func (t *StructType) Name() string { return t.name }
 func (t *StructType) GoType() reflect.Type { return t.ptr }
 
 // Marshal encodes m, which must be a non-nil pointer to t's struct.
-func (t *StructType) Marshal(m any) ([]byte, error) {
+func (t *StructType) Marshal(m any) ([]byte, error) { return t.AppendMarshal(nil, m) }
+
+// AppendMarshal appends the encoding of m, a non-nil pointer to t's
+// struct, to b. On error it returns b unchanged in length.
+func (t *StructType) AppendMarshal(b []byte, m any) ([]byte, error) {
 	if reflect.TypeOf(m) != t.ptr {
-		return nil, fmt.Errorf("%w: %T is not %v, the Go type of %s", ErrNotRegistered, m, t.ptr, t.name)
+		return b, fmt.Errorf("%w: %T is not %v, the Go type of %s", ErrNotRegistered, m, t.ptr, t.name)
 	}
 	if reflect.ValueOf(m).IsNil() {
-		return nil, fmt.Errorf("messages: encoding %s: a nil %v", t.name, t.ptr)
+		return b, fmt.Errorf("messages: encoding %s: a nil %v", t.name, t.ptr)
 	}
-	b, err := encMode.Marshal(m)
+	// The codec appends to a bytes.Buffer's free capacity: lend it b's.
+	buf := buffers.Get().(*bytes.Buffer)
+	*buf = *bytes.NewBuffer(b)
+	err := encMode.MarshalToBuffer(m, buf)
+	out := buf.Bytes()
+	*buf = bytes.Buffer{}
+	buffers.Put(buf)
 	if err != nil {
-		return nil, fmt.Errorf("messages: encoding %s (%v): %w", t.name, t.ptr, err)
+		return b, fmt.Errorf("messages: encoding %s (%v): %w", t.name, t.ptr, err)
 	}
-	return b, nil
+	return out, nil
 }
+
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Unmarshal decodes b, from the network, into a new message: a pointer to
 // t's struct. Fields b does not have stay zero, fields t does not have are
@@ -81,7 +94,7 @@ func (t *StructType) Unmarshal(b []byte) (any, error) {
 var (
 	encMode = must(cbor.EncOptions{
 		IndefLength: cbor.IndefLengthForbidden,
-	}.EncMode())
+	}.UserBufferEncMode())
 	decMode = must(cbor.DecOptions{
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		MaxNestedLevels:  MaxNesting,
@@ -89,6 +102,8 @@ var (
 		MaxMapPairs:      MaxElements,
 		IndefLength:      cbor.IndefLengthForbidden,
 		UTF8:             cbor.UTF8RejectInvalid,
+		// A key names one field exactly, as it was encoded.
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 	}.DecMode())
 )
 

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -60,27 +62,38 @@ func AppendMessage(b []byte, m any) ([]byte, int, error) {
 	return b, len(b) - start, nil
 }
 
-// appendStruct is AppendMessage for a registered struct: its CBOR
-// encoding is never empty (a map, at least its header).
+// appendStruct is AppendMessage for a registered struct. Its encoding's
+// size is known only once it is written, so it is written into b after
+// room for the longest header, which is then written and the payload
+// moved up to it.
 func appendStruct(b []byte, m any) ([]byte, int, error) {
-	name, payload, err := Marshal(m)
-	if err != nil {
-		return b, 0, err
+	st, ok := messages.StructTypeOf(m)
+	if !ok {
+		return b, 0, messages.NotRegistered(reflect.TypeOf(m))
 	}
-	n := len(payload)
+	name := st.Name()
+	const maxLen = 4 // varint bytes of a length up to MaxEnvelopeSize
+	start := len(b)
+	room := 1 + maxLen + protowire.SizeTag(fieldType) + protowire.SizeBytes(len(name)) + protowire.SizeTag(fieldPayload) + maxLen
+	b = slices.Grow(b, room+16)[:start+room]
+	b, err := st.AppendMarshal(b, m)
+	if err != nil {
+		return b[:start], 0, fmt.Errorf("transport: %w", err)
+	}
+	n := len(b) - start - room
 	inner := protowire.SizeTag(fieldType) + protowire.SizeBytes(len(name)) +
 		protowire.SizeTag(fieldPayload) + protowire.SizeBytes(n)
 	if inner > MaxEnvelopeSize {
-		return b, 0, fmt.Errorf("%w: %s of %d bytes; the limit is %d", ErrTooLarge, name, n, MaxEnvelopeSize)
+		return b[:start], 0, fmt.Errorf("%w: %s of %d bytes; the limit is %d", ErrTooLarge, name, n, MaxEnvelopeSize)
 	}
-	start := len(b)
-	b = protowire.AppendTag(b, fieldEntry, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(inner))
-	b = protowire.AppendTag(b, fieldType, protowire.BytesType)
-	b = protowire.AppendString(b, name)
-	b = protowire.AppendTag(b, fieldPayload, protowire.BytesType)
-	b = protowire.AppendBytes(b, payload)
-	return b, len(b) - start, nil
+	h := protowire.AppendTag(b[:start], fieldEntry, protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(inner))
+	h = protowire.AppendTag(h, fieldType, protowire.BytesType)
+	h = protowire.AppendString(h, name)
+	h = protowire.AppendTag(h, fieldPayload, protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(n))
+	end := len(h) + copy(b[len(h):], b[start+room:])
+	return b[:end], end - start, nil
 }
 
 // AppendEnvelope appends to b an entry for env, without its names. It

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 )
