@@ -398,7 +398,7 @@ func echoNode(b *testing.B) *actors.Node {
 			close(done)
 			return nil
 		}
-		actors.OnNotification(ctx, func(ctx *actors.Context, r *relay) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, r *relay) error {
 			left, done = r.n, r.done
 			return actors.Request(ctx, "echo", req, 0, onReply)
 		})
