@@ -89,11 +89,14 @@ func (t *StructType) Unmarshal(b []byte) (any, error) {
 
 // The codec of every struct message. Encoding: a CBOR map keyed by field
 // name (or `cbor:"name"` tag), omitting nothing, in field order; no
-// indefinite lengths. Decoding: RFC 8949 with the limits above, unknown
+// indefinite lengths; a Go map's keys in RFC 8949's core deterministic
+// order, so the same value always makes the same bytes (a simulation's
+// replay depends on it, and Go's map order is random). Decoding: RFC 8949 with the limits above, unknown
 // keys skipped (a later version's fields), duplicate keys refused.
 var (
 	encMode = must(cbor.EncOptions{
 		IndefLength: cbor.IndefLengthForbidden,
+		Sort:        cbor.SortCoreDeterministic,
 	}.UserBufferEncMode())
 	decMode = must(cbor.DecOptions{
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
