@@ -242,6 +242,10 @@ type kvClients struct {
 	timeout time.Duration
 	keys    []string
 	history []porcupine.Operation
+	// calls holds each client's latest operation: one that is not done
+	// when the run ends is still in flight, and a write in flight may
+	// have taken effect (check).
+	calls   []*kvCall
 	quietAt time.Duration // the nemesis is over and the group had time to recover
 	okAfter int           // successful operations after quietAt
 }
@@ -260,7 +264,7 @@ type kvCall struct {
 }
 
 func newKVClients(w *World, cfg RaftKVConfig, raftTimeout, quietAt time.Duration) *kvClients {
-	c := &kvClients{w: w, cfg: cfg, timeout: raftTimeout + 500*time.Millisecond, quietAt: quietAt}
+	c := &kvClients{w: w, cfg: cfg, timeout: raftTimeout + 500*time.Millisecond, quietAt: quietAt, calls: make([]*kvCall, cfg.Clients)}
 	for i := range cfg.Keys {
 		c.keys = append(c.keys, fmt.Sprintf("k%d", i))
 	}
@@ -303,6 +307,7 @@ func (c *kvClients) issue(id, i int) {
 		in.Op = consensus.OpDelete
 	}
 	k := &kvCall{client: id, i: i, in: in, call: w.Sched.Elapsed()}
+	c.calls[id] = k
 	w.Note(fmt.Sprintf("client %d %s %s %q at %s", id, in.Op, in.Key, in.Value, node))
 	k.timer = w.Sched.At(c.timeout, KindAction, "", fmt.Sprintf("client %d timeout", id), func() { c.finish(k, consensus.Result{}, nil, true) })
 	if err := w.Node(node).Tell(kvClientProtocol, k); err != nil {
@@ -344,15 +349,29 @@ func (c *kvClients) finish(k *kvCall, r consensus.Result, err error, timedOut bo
 	case !timedOut && definite(err):
 		w.Count("kv_ops_refused", 1)
 		return
-	case in.Op == consensus.OpGet:
-		w.Count("kv_ops_unknown", 1)
-		return // a read without an answer has no effect
 	default:
 		w.Count("kv_ops_unknown", 1)
-		in.Unknown = true
-		op.Input, op.Output, op.Return = in, consensustest.Output{}, math.MaxInt64
+		if op, ok := unknownOp(k); ok {
+			c.history = append(c.history, op)
+		}
+		return
 	}
 	c.history = append(c.history, op)
+}
+
+// unknownOp is k, whose outcome the client never learned (a timeout, an
+// error that leaves it open, or the end of the run), as an operation that
+// may have taken effect at any moment after its call, or never: a write
+// that returns at infinity (porcupine). A read without an answer has no
+// effect: ok is false.
+func unknownOp(k *kvCall) (op porcupine.Operation, ok bool) {
+	in := k.in
+	if in.Op == consensus.OpGet {
+		return op, false
+	}
+	in.Unknown = true
+	return porcupine.Operation{ClientId: k.client, Input: in, Call: int64(k.call), Return: math.MaxInt64,
+		Output: consensustest.Output{}}, true
 }
 
 // kvClientProto is kvClientProtocol: it sends each kvCall to the node's
@@ -385,18 +404,37 @@ func (p *kvClientProto) Init(ctx *actors.Context) error {
 	return nil
 }
 
-// check runs porcupine on the history.
+// check runs porcupine on the history, with the operations still in
+// flight (final).
 func (c *kvClients) check() error {
-	c.w.Count("kv_ops_checked", int64(len(c.history)))
-	res, _ := porcupine.CheckOperationsVerbose(consensustest.Model, c.history, 30*time.Second)
+	history := c.final()
+	c.w.Count("kv_ops_checked", int64(len(history)))
+	res, _ := porcupine.CheckOperationsVerbose(consensustest.Model, history, 30*time.Second)
 	switch res {
 	case porcupine.Ok:
 		return nil
 	case porcupine.Illegal:
-		return fmt.Errorf("the history of %d operations is not linearizable", len(c.history))
+		return fmt.Errorf("the history of %d operations is not linearizable", len(history))
 	default:
-		return fmt.Errorf("porcupine could not decide on %d operations in 30s", len(c.history))
+		return fmt.Errorf("porcupine could not decide on %d operations in 30s", len(history))
 	}
+}
+
+// final is the history to check when the run ends: the operations that
+// returned, and the writes still in flight as unknown (unknownOp). A write
+// the client is still waiting for may have been applied already, and read
+// by another client; left out, that read would be of a value nobody wrote.
+func (c *kvClients) final() []porcupine.Operation {
+	history := slices.Clone(c.history)
+	for _, k := range c.calls {
+		if k == nil || k.done {
+			continue
+		}
+		if op, ok := unknownOp(k); ok {
+			history = append(history, op)
+		}
+	}
+	return history
 }
 
 // recovered checks liveness: operations succeed once the nemesis is over.
