@@ -135,10 +135,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		}
 	}
 	t.Run("sim", func(t *testing.T) {
-		// protoactor's dead-letter throttle ends by itself a second after
-		// the last dead letter; it is not ours to stop.
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
-			goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+		defer goleak.VerifyNone(t, append(actortest.LeakOptions(), goleak.IgnoreCurrent())...)
 		run(t, cluster.Sim(sim.Config{Faults: sim.Faults{Latency: time.Millisecond}}))
 	})
 	t.Run("remote", func(t *testing.T) {

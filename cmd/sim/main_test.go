@@ -4,7 +4,14 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
 )
+
+// TestMain fails the package if a goroutine outlives its tests.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, actortest.LeakOptions()...) }
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
