@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -27,7 +28,7 @@ type sendTo struct {
 }
 
 func TestBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	rec := &recorder{got: map[string][]uint64{}}
 	if err := n.Start(protocol("rel", func(ctx *actors.Context) error {
@@ -155,7 +156,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 // the messages after it, and is not restarted. A panic on a local event
 // still restarts it (TestPanicRestartsWithFreshInit).
 func TestRemotePanicIsARefusedMessage(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	var handled []uint64 // the protocol's state, kept across the panic
 	type read struct{ actors.Returns[[]uint64] }

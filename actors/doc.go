@@ -109,8 +109,10 @@
 //
 // # Testing
 //
-// Package actors/actortest starts whole clusters (cluster.Local) in a test,
-// waits for conditions with deadlines, and offers a manual clock. Run
-// protocols on transport/sim to inject loss, duplication, reordering and
-// partitions from a seed and to count messages and bytes.
+// Package actors/actortest waits for conditions with deadlines, runs a test
+// on virtual time, and offers a manual clock; package cluster/clustertest
+// starts whole clusters (cluster.Local) in a test (from package
+// actors_test). Run protocols on transport/sim to inject loss,
+// duplication, reordering and partitions from a seed and to count messages
+// and bytes.
 package actors

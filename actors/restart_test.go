@@ -8,6 +8,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 )
 
 // TestReliableStreamSurvivesReceiverRestart: a receiver that crashes and
@@ -16,7 +17,7 @@ import (
 // incarnation never expects. Messages sent while it was down reach the new
 // incarnation, in order, once.
 func TestReliableStreamSurvivesReceiverRestart(t *testing.T) {
-	c := actortest.NewCluster(t, 2, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
+	c := clustertest.NewCluster(t, 2, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 		cfg.Reliable = actors.ReliableConfig{RTO: 10 * time.Millisecond, MaxRTO: 50 * time.Millisecond, MaxInFlight: 100, RecvWindow: 100}
 	}))
 	rec := &recorder{got: map[string][]uint64{}}

@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -53,7 +54,7 @@ func protocol(name string, init func(ctx *actors.Context) error) actors.Factory 
 
 func singleNode(t *testing.T, tweak func(*actors.Config)) *actors.Node {
 	t.Helper()
-	c := actortest.NewCluster(t, 1, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
+	c := clustertest.NewCluster(t, 1, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 		if tweak != nil {
 			tweak(cfg)
 		}
@@ -65,7 +66,7 @@ type work struct{ actors.Returns[int] }
 type tick struct{}
 
 func TestHandlersNeverRunConcurrently(t *testing.T) {
-	c := actortest.NewCluster(t, 2)
+	c := clustertest.NewCluster(t, 2)
 	var inside, overlaps, handled atomic.Int64
 	enter := func() {
 		if inside.Add(1) != 1 {
@@ -441,7 +442,7 @@ func relProtocol(rec *recorder) actors.Factory {
 }
 
 func TestReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 42, Faults: sim.Faults{
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 42, Faults: sim.Faults{
 		Loss: 0.3, Duplicate: 0.1, Reorder: 0.2, Latency: time.Millisecond, Jitter: 2 * time.Millisecond,
 	}}), cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 		cfg.Reliable = actors.ReliableConfig{RTO: 20 * time.Millisecond, MaxRTO: 200 * time.Millisecond, MaxInFlight: 4096, RecvWindow: 4096}
@@ -486,7 +487,7 @@ func TestReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
 }
 
 func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
+	c := clustertest.NewCluster(t, 3, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 		cfg.Reliable = actors.ReliableConfig{RTO: 10 * time.Millisecond, MaxRTO: 50 * time.Millisecond, MaxInFlight: 100, RecvWindow: 100}
 	}))
 	rec := &recorder{got: map[string][]uint64{}}
@@ -552,7 +553,7 @@ func TestSendsLeaveWhenTheHandlerReturnsOrFlushes(t *testing.T) {
 	heard := make(chan struct{}, 3) // one per message node-2 handled
 	arrived := make(chan bool, 1)   // whether one arrived while the handler waited
 	type sendThenWait struct{ flush bool }
-	c := actortest.NewCluster(t, 2, cluster.Remote())
+	c := clustertest.NewCluster(t, 2, cluster.Remote())
 	if err := c.Start(protocol("flush", func(ctx *actors.Context) error {
 		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
 			got <- m.N
@@ -620,7 +621,7 @@ func TestAFailureMidBatchKeepsTheRest(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
 	type sendFive struct{}
 	got := make(chan uint64, 10)
-	c := actortest.NewCluster(t, 2, cluster.Remote())
+	c := clustertest.NewCluster(t, 2, cluster.Remote())
 	if err := c.Start(protocol("midbatch", func(ctx *actors.Context) error {
 		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
 			if m.N == 2 {

@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
@@ -76,7 +77,7 @@ func TestCancelOfAJobItsLiveContactNeverHad(t *testing.T) {
 // the API's timeout with 504 timeout, saying the cancellation may or may
 // not have reached it.
 func TestCancelUnansweredByTheContact(t *testing.T) {
-	c := actortest.NewCluster(t, 2, cluster.Membership(jobstest.Swim))
+	c := clustertest.NewCluster(t, 2, cluster.Membership(jobstest.Swim))
 	ef, err := election.New(election.Config{Bully: jobstest.Bully})
 	if err != nil {
 		t.Fatal(err)

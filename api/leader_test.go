@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -20,7 +21,7 @@ import (
 // GET /v1/leader on a minority says there is no leader and why: how many
 // voters of how many the node reaches — not an empty name.
 func TestLeaderOnAMinority(t *testing.T) {
-	c := actortest.NewCluster(t, 5, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5))
+	c := clustertest.NewCluster(t, 5, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5))
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond

@@ -9,6 +9,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/membership"
 	pb "github.com/troupe-dev/troupe/messages"
 )
@@ -46,7 +47,7 @@ func (p *pinger) Init(ctx *actors.Context) error {
 func TestRemoteTLSIssuesACertificatePerNode(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
 	heard := make(chan string, 64)
-	c := actortest.NewCluster(t, 3, cluster.RemoteTLS(nil),
+	c := clustertest.NewCluster(t, 3, cluster.RemoteTLS(nil),
 		cluster.Membership(membership.Config{Preset: membership.PresetLocal}))
 	if err := c.Start(func() actors.Protocol { return &pinger{heard: heard} }); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,6 @@
 //
 // # Testing
 //
-// Package actors/actortest wraps Local for tests, with cleanup and
-// condition waits. cluster_test.go runs a cluster over mutual TLS.
+// Package cluster/clustertest wraps Local for tests, with cleanup; the
+// condition waits are in actors/actortest. cluster_test.go runs a cluster over mutual TLS.
 package cluster

@@ -9,6 +9,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/examples/bank"
 )
@@ -181,7 +182,7 @@ func TestInvalidConfigIsRefused(t *testing.T) {
 	}
 
 	// Consensus mode without a raft protocol on the node.
-	c := actortest.NewCluster(t, 1, testLogger())
+	c := clustertest.NewCluster(t, 1, testLogger())
 	cfg := base
 	cfg.Mode = commit.Consensus
 	b, _ := bank.New(bank.Config{DataDir: cfg.DataDir, NoSync: true})

@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/bank"
@@ -79,7 +80,7 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 		o(&st)
 	}
 	cfg := st.cfg
-	c := actortest.NewCluster(t, n, cluster.Sim(st.sim), cluster.Seed(seed), testLogger())
+	c := clustertest.NewCluster(t, n, cluster.Sim(st.sim), cluster.Seed(seed), testLogger())
 	accounts := map[string]map[string]int64{}
 	for _, name := range c.Names() {
 		accounts[name] = map[string]int64{"a": opening, "b": opening}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -111,7 +112,7 @@ func TestRestartAllKeepsAcknowledgedWrites(t *testing.T) {
 // cluster; peers are the first voters.
 func startManual(t *testing.T, n int, peers []string, tweak func(*consensus.Config)) *group {
 	t.Helper()
-	c := actortest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5), testLogger())
+	c := clustertest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5), testLogger())
 	cfg := testConfig(t.TempDir(), peers)
 	if tweak != nil {
 		tweak(&cfg)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -44,7 +45,7 @@ func (l *lockedBuffer) String() string {
 // the new state and sets nothing aside again.
 func TestForceNewStateInTheProtocol(t *testing.T) {
 	var logs lockedBuffer
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7), cluster.Logger(zerolog.New(&logs)))
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7), cluster.Logger(zerolog.New(&logs)))
 	g := &group{t: t, c: c, cfg: testConfig(t.TempDir(), c.Names())}
 	for _, name := range c.Names() {
 		g.startRaft(name, false)

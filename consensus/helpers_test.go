@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -38,7 +39,7 @@ func testConfig(dir string, peers []string) consensus.Config {
 
 func newGroup(t testing.TB, n int, seed uint64, faults sim.Faults, tweak func(*consensus.Config)) *group {
 	t.Helper()
-	c := actortest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed), testLogger())
+	c := clustertest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed), testLogger())
 	cfg := testConfig(t.TempDir(), c.Names())
 	if tweak != nil {
 		tweak(&cfg)

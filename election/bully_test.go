@@ -12,13 +12,14 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/election"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
 // swim is membership for the sim network.
-var swim = actortest.SimMembership()
+var swim = clustertest.SimMembership()
 
 var bullyCfg = election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond}
 
@@ -47,7 +48,7 @@ func newCluster(t *testing.T, n int, opts ...cluster.Option) *cluster.Cluster {
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	})}, opts...)
-	return actortest.NewCluster(t, n, opts...)
+	return clustertest.NewCluster(t, n, opts...)
 }
 
 func leaderOf(t *testing.T, n *actors.Node) election.Leader {
@@ -244,7 +245,7 @@ func TestPriorityOverridesNames(t *testing.T) {
 }
 
 func TestBullyNeedsMembership(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	ef, err := election.New(election.Config{Bully: bullyCfg})
 	if err != nil {
 		t.Fatal(err)

@@ -9,13 +9,14 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
 func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
 	// The elector starts first: it waits for the raft protocol.
 	ef, err := election.New(election.Config{Elector: election.RaftElector})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
@@ -196,7 +197,7 @@ func TestLeaderCrashMidJob(t *testing.T) {
 	// The bound below holds when no survivor is taken for failed: a false
 	// failure hands its parts to another worker (correctly, and they run
 	// twice). SWIM that a loaded host does not fool.
-	c := jobstest.NewCluster(t, 5, jobsCfg(t, func(cfg *jobs.Config) { cfg.Backup = -1 }), cluster.Membership(actortest.SteadySimMembership()))
+	c := jobstest.NewCluster(t, 5, jobsCfg(t, func(cfg *jobs.Config) { cfg.Backup = -1 }), cluster.Membership(clustertest.SteadySimMembership()))
 	script := readScript(t, "squares.star")
 	input := squaresInput(120, 20000)
 	want := reference(t, script, input, 40)

@@ -9,6 +9,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
@@ -47,7 +48,7 @@ func (p slowProgram) Run(ctx context.Context, part []byte) ([]byte, error) {
 // the jobs configuration cfg(i), and waits until every node follows node-n.
 func startEach(t *testing.T, n int, cfg func(i int) jobs.Config) *cluster.Cluster {
 	t.Helper()
-	c := actortest.NewCluster(t, n, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
+	c := clustertest.NewCluster(t, n, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	}))
@@ -142,7 +143,7 @@ func (p stuckProgram) Run(ctx context.Context, _ []byte) ([]byte, error) {
 // the worker's latest report (WorkRequest.report): that report told the
 // leader the part is not held here.
 func TestWorkerIgnoresStaleLeaders(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
+	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
 	ef, err := election.New(election.Config{Bully: jobstest.Bully})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
@@ -48,7 +49,7 @@ func (f *fakeRaft) Init(ctx *actors.Context) error {
 // the protocols of extra and the jobs protocol.
 func leaderlessCluster(t *testing.T, n int, extra ...actors.Factory) *cluster.Cluster {
 	t.Helper()
-	c := actortest.NewCluster(t, n, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
+	c := clustertest.NewCluster(t, n, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	}))
@@ -186,7 +187,7 @@ func TestWaitingSaysNoQuorum(t *testing.T) {
 // off. The job submitted on their side says it has no quorum, with the
 // counts, and runs once the partition heals.
 func TestWaitingSaysNoQuorumWithRaft(t *testing.T) {
-	c := actortest.NewCluster(t, 5, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
+	c := clustertest.NewCluster(t, 5, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	}))

@@ -10,12 +10,13 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
 // simFast is SWIM for the sim network.
-var simFast = actortest.SimMembership()
+var simFast = clustertest.SimMembership()
 
 // seen is what a watcher protocol on one node received.
 type seen struct {
@@ -92,7 +93,7 @@ func clusterSeesAll(t *testing.T, c *cluster.Cluster, want []string, what string
 }
 
 func TestProtocolsReceiveMembershipEventsOnSim(t *testing.T) {
-	c := actortest.NewCluster(t, 5, cluster.Membership(simFast))
+	c := clustertest.NewCluster(t, 5, cluster.Membership(simFast))
 	record, mu := map[string]*seen{}, &sync.Mutex{}
 	if err := c.Start(watcher(record, mu)); err != nil {
 		t.Fatal(err)
@@ -184,7 +185,7 @@ func TestNoFalseFailureUnderLossOnSim(t *testing.T) {
 	// packages' tests (go test ./... on 2 cores) misses probes whatever the
 	// loss, and a few such misses in a row let a live node be declared
 	// failed.
-	c := actortest.NewCluster(t, 5, cluster.Membership(actortest.SteadySimMembership()), cluster.Sim(sim.Config{Seed: 7}))
+	c := clustertest.NewCluster(t, 5, cluster.Membership(clustertest.SteadySimMembership()), cluster.Sim(sim.Config{Seed: 7}))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
 	c.Hub.SetFaults(sim.Faults{Loss: 0.10})
 	start := make(map[string]int64)
@@ -219,7 +220,7 @@ func TestNoFalseFailureUnderLossOnSim(t *testing.T) {
 }
 
 func TestPartitionIsDetectedAndHealsOnSim(t *testing.T) {
-	c := actortest.NewCluster(t, 5, cluster.Membership(simFast))
+	c := clustertest.NewCluster(t, 5, cluster.Membership(simFast))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
 	c.Hub.Partition([]string{"node-1", "node-2"}, []string{"node-3", "node-4", "node-5"})
 	actortest.Eventually(t, 20*time.Second, "each side reports the other failed", func() bool {
@@ -241,7 +242,7 @@ func TestPartitionIsDetectedAndHealsOnSim(t *testing.T) {
 
 func TestMembershipOnLoopbackRemote(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
-	c := actortest.NewCluster(t, 3, cluster.Remote(), cluster.Membership(membership.Config{Preset: membership.PresetLocal, Timing: fast}))
+	c := clustertest.NewCluster(t, 3, cluster.Remote(), cluster.Membership(membership.Config{Preset: membership.PresetLocal, Timing: fast}))
 	clusterSeesAll(t, c, names(3), "every node sees 3 members")
 	for _, m := range c.Members() {
 		for _, mem := range m.View().Members {

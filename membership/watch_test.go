@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/membership"
 )
 
@@ -109,7 +110,7 @@ func last(c *changes) (membership.Change, bool) {
 // with SWIM; a Watch that starts while a failure is being detected sees
 // the failure once, in its view or as an event, never both nor neither.
 func TestWatchFollowsTheMembershipOnSim(t *testing.T) {
-	c := actortest.NewCluster(t, 5, cluster.Membership(simFast))
+	c := clustertest.NewCluster(t, 5, cluster.Membership(simFast))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
 	record, mu := map[string]*changes{}, &sync.Mutex{}
 	if err := c.Start(watching("watch", record, mu)); err != nil {
@@ -256,7 +257,7 @@ func (f fakeView) Init(ctx *actors.Context) error {
 // An event published before the view is answered is in the view and is
 // not given again; the one after it is given once, after the view.
 func TestWatchSkipsTheEventsTheViewHolds(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	failed := &membership.MemberFailed{Member: membership.Member{Name: "node-9", Generation: 1, State: membership.Failed}}
 	joined := &membership.MemberJoined{Member: membership.Member{Name: "node-9", Generation: 2, State: membership.Alive}}
@@ -290,7 +291,7 @@ func TestWatchSkipsTheEventsTheViewHolds(t *testing.T) {
 
 // Watch fails at once on a node that runs no membership protocol.
 func TestWatchNeedsTheMembershipProtocol(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	err := c.Node("node-1").Start(watching("watch", map[string]*changes{}, &sync.Mutex{}))
 	if err == nil || !strings.Contains(err.Error(), "membership.Attach") {
 		t.Fatalf("starting a watcher without membership: %v; want an error naming membership.Attach", err)

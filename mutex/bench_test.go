@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -69,7 +69,7 @@ func BenchmarkLeaseAcquire(b *testing.B) {
 				name = "sync"
 			}
 			b.Run(name+"/via="+via, func(b *testing.B) {
-				c := actortest.NewCluster(b, 3, cluster.Sim(sim.Config{Seed: 31}), cluster.Seed(31))
+				c := clustertest.NewCluster(b, 3, cluster.Sim(sim.Config{Seed: 31}), cluster.Seed(31))
 				cfg := consensus.DefaultConfig()
 				cfg.DataDir, cfg.Peers, cfg.NoSync = b.TempDir(), c.Names(), !sync
 				rf, err := consensus.New(cfg)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/fencing"
 	"github.com/troupe-dev/troupe/mutex"
@@ -24,7 +25,7 @@ import (
 // ticks (elections after 100–200ms) and its data in a test temp dir.
 func newRaftGroup(t testing.TB, n int, seed uint64) *cluster.Cluster {
 	t.Helper()
-	c := actortest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed}), cluster.Seed(seed))
+	c := clustertest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed}), cluster.Seed(seed))
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval, cfg.RequestTimeout = 10*time.Millisecond, 500*time.Millisecond

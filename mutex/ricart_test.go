@@ -13,6 +13,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -40,7 +41,7 @@ func fastReliable(_ int, c *actors.Config) {
 func newRA(t testing.TB, n int, opts ...cluster.Option) *cluster.Cluster {
 	t.Helper()
 	opts = append([]cluster.Option{cluster.NodeConfig(fastReliable)}, opts...)
-	c := actortest.NewCluster(t, n, opts...)
+	c := clustertest.NewCluster(t, n, opts...)
 	mf, err := mutex.New(mutex.Config{Members: c.Names()})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func TestMessagesPerEntry(t *testing.T) {
 	const perNode = 4
 	for _, n := range []int{2, 3, 5} {
 		// A benign network; retransmission only if an ack is 250ms late.
-		c := actortest.NewCluster(t, n, cluster.NodeConfig(func(_ int, c *actors.Config) {
+		c := clustertest.NewCluster(t, n, cluster.NodeConfig(func(_ int, c *actors.Config) {
 			c.Reliable.RTO, c.Reliable.MaxRTO = 250*time.Millisecond, time.Second
 		}))
 		mf, err := mutex.New(mutex.Config{Members: c.Names()})
@@ -294,7 +295,7 @@ func (g *grabAll) Init(ctx *actors.Context) error {
 // fine enough to see overlapping entries: a mutex that grants everything
 // at once is caught.
 func TestCheckerCatchesAnUnsafeMutex(t *testing.T) {
-	c := actortest.NewCluster(t, 4)
+	c := clustertest.NewCluster(t, 4)
 	if err := c.Start(func() actors.Protocol { return &grabAll{} }); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +433,7 @@ func TestFailedMemberIsNoLongerAwaited(t *testing.T) {
 }
 
 func TestJoinedMemberIsAskedToo(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.NodeConfig(fastReliable))
+	c := clustertest.NewCluster(t, 3, cluster.NodeConfig(fastReliable))
 	for name, members := range map[string][]string{"node-1": {"node-1", "node-2"}, "node-2": {"node-1", "node-2"}, "node-3": nil} {
 		if members == nil {
 			members = []string{"node-3"} // knows nobody yet
@@ -497,7 +498,7 @@ func TestRestartedMemberIsAskedAgain(t *testing.T) {
 // view, and a holder that crashes is no longer waited for once SWIM
 // declares it failed.
 func TestWithSWIM(t *testing.T) {
-	c := actortest.NewCluster(t, 4, cluster.Membership(actortest.SimMembership()), cluster.NodeConfig(fastReliable))
+	c := clustertest.NewCluster(t, 4, cluster.Membership(clustertest.SimMembership()), cluster.NodeConfig(fastReliable))
 	actortest.Eventually(t, 10*time.Second, "every node sees 4 members", func() bool {
 		for _, m := range c.Members() {
 			if len(m.View().Live()) != 4 {

@@ -28,7 +28,7 @@ import (
 // graceful leaves are not modelled.
 type Detector struct {
 	// Delay and Jitter set the detection lag (defaults 500ms and 250ms,
-	// about SWIM's with actortest.SimMembership timings).
+	// about SWIM's with clustertest.SimMembership timings).
 	Delay, Jitter time.Duration
 
 	w       *World

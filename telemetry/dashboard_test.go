@@ -19,9 +19,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/telemetry"
 )
@@ -132,7 +132,7 @@ func TestDashboardInChromium(t *testing.T) {
 	cfg.StatusInterval = 200 * time.Millisecond
 	// The sim timing's 25 ms probe timeout takes members of a loaded host
 	// for failed, and the page would show alerts the test did not cause.
-	c := newJobsCluster(t, 3, cfg, jcfg, cluster.Membership(actortest.SteadySimMembership()))
+	c := newJobsCluster(t, 3, cfg, jcfg, cluster.Membership(clustertest.SteadySimMembership()))
 
 	base, stopStreams := context.WithCancel(context.Background())
 	srv := httptest.NewUnstartedServer(api.New(c.Node("node-1"), api.Config{}))

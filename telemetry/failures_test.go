@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/telemetry"
@@ -36,7 +37,7 @@ func (fragile) Init(ctx *actors.Context) error {
 // the inbound checks dropped, a gossiped member with a bad name, and
 // memberlist log lines held back.
 func TestRefusalsAreOnMetrics(t *testing.T) {
-	c := actortest.NewCluster(t, 2, cluster.Membership(actortest.SimMembership()))
+	c := clustertest.NewCluster(t, 2, cluster.Membership(clustertest.SimMembership()))
 	n1, n2 := c.Node("node-1"), c.Node("node-2")
 	rcfg := consensus.DefaultConfig()
 	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), []string{"node-1"}, true

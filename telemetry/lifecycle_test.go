@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
@@ -95,7 +96,7 @@ func TestFailedMemberAlertResolvesOnEveryNode(t *testing.T) {
 // voters of its raft group raises quorum_lost; when the partition heals it
 // resolves it, and every node holds the same alert.
 func TestQuorumLostOnAMinorityAndRegained(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 7}), cluster.Membership(jobstest.Swim),
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 7}), cluster.Membership(jobstest.Swim),
 		cluster.NodeConfig(func(_ int, c *actors.Config) {
 			c.Reliable.RTO = 20 * time.Millisecond
 			c.Reliable.MaxRTO = 100 * time.Millisecond
@@ -174,7 +175,7 @@ func (e *elector) Init(ctx *actors.Context) error {
 // than LeaderGrace raises nothing; for longer, leader_lost on every node,
 // one alert; an election resolves it everywhere with the same times.
 func TestLeaderLostAfterTheGraceAndResolvedOnElection(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
+	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim), cluster.NodeConfig(func(_ int, c *actors.Config) {
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	}))

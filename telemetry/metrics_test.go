@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -136,7 +137,7 @@ func TestProtoactorMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := actortest.NewCluster(t, 1, cluster.NodeConfig(func(_ int, cfg *actors.Config) { cfg.MetricProvider = mp }))
+	c := clustertest.NewCluster(t, 1, cluster.NodeConfig(func(_ int, cfg *actors.Config) { cfg.MetricProvider = mp }))
 	n := c.Nodes()[0]
 	if err := reg.Register(telemetry.NewCollector(n)); err != nil {
 		t.Fatal(err)

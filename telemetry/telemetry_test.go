@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
 	"github.com/troupe-dev/troupe/membership"
@@ -428,7 +429,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestNeedsMembership(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	f, err := telemetry.New(telemetry.Config{})
 	if err != nil {
 		t.Fatal(err)

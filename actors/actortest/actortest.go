@@ -7,25 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/troupe-dev/troupe/cluster"
 )
-
-// NewCluster starts n in-process nodes (on the sim network unless
-// cluster.Remote is given) and stops them when the test ends.
-func NewCluster(t testing.TB, n int, opts ...cluster.Option) *cluster.Cluster {
-	t.Helper()
-	c, err := cluster.Local(n, opts...)
-	if err != nil {
-		t.Fatalf("starting a %d-node cluster: %v", n, err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			t.Errorf("stopping the cluster: %v", err)
-		}
-	})
-	return c
-}
 
 // Eventually waits until cond holds, checking it every few milliseconds, and
 // fails the test if it does not hold within timeout. what describes the

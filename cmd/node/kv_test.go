@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -28,7 +29,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 }
 
 func TestKVCommands(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
@@ -112,7 +113,7 @@ func TestKVServe(t *testing.T) {
 // A node left without a quorum says so: kv put and lock acquire print how
 // many voters it reaches, and neither tells the user to retry.
 func TestKVAndLockWithoutQuorum(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 3}))
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 3}))
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond

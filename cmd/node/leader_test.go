@@ -9,6 +9,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -17,7 +18,7 @@ import (
 // node leader on a node without a quorum prints why there is no leader,
 // with the count of voters it reaches, instead of an empty name.
 func TestLeaderCommandWithoutQuorum(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 4}))
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 4}))
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond

@@ -9,13 +9,14 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
 func TestLockCommands(t *testing.T) {
-	c := actortest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 2}))
+	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 2}))
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond

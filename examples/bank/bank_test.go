@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/bank"
@@ -59,7 +60,7 @@ func TestConcurrentTransfersUnderFaults(t *testing.T) {
 func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	dir := t.TempDir()
 	faults := sim.Faults{Loss: 0.05, Duplicate: 0.05, Reorder: 0.1}
-	c := actortest.NewCluster(t, nodes, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed))
+	c := clustertest.NewCluster(t, nodes, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed))
 	opened := map[string]map[string]int64{}
 	for _, n := range c.Names() {
 		opened[n] = map[string]int64{}

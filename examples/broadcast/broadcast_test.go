@@ -10,6 +10,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/examples/broadcast"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -76,7 +77,7 @@ func fastRetransmit(_ int, cfg *actors.Config) {
 }
 
 func TestEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
-	c := actortest.NewCluster(t, 5, cluster.Sim(sim.Config{Seed: 3, Faults: sim.Faults{
+	c := clustertest.NewCluster(t, 5, cluster.Sim(sim.Config{Seed: 3, Faults: sim.Faults{
 		Loss: 0.3, Duplicate: 0.1, Reorder: 0.1, Latency: time.Millisecond, Jitter: time.Millisecond,
 	}}), cluster.NodeConfig(fastRetransmit))
 	d := watch(t, c)
@@ -141,7 +142,7 @@ func TestEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
 }
 
 func TestBroadcastCostsNMinusOneSquaredOnABenignNetwork(t *testing.T) {
-	c := actortest.NewCluster(t, 5)
+	c := clustertest.NewCluster(t, 5)
 	d := watch(t, c)
 	startBroadcast(t, c)
 	bcast(t, c.Node("node-3"), "x")
@@ -163,7 +164,7 @@ func TestBroadcastCostsNMinusOneSquaredOnABenignNetwork(t *testing.T) {
 }
 
 func TestNeighbourNotificationsChangeTheFlood(t *testing.T) {
-	c := actortest.NewCluster(t, 3)
+	c := clustertest.NewCluster(t, 3)
 	d := watch(t, c)
 	cfg := broadcast.DefaultConfig()
 	if err := c.Start(broadcast.New(cfg)); err != nil { // no neighbours yet

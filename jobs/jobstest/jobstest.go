@@ -8,12 +8,13 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 )
 
-// Swim is membership for the sim (actortest.SimMembership).
-var Swim = actortest.SimMembership()
+// Swim is membership for the sim (clustertest.SimMembership).
+var Swim = clustertest.SimMembership()
 
 // Bully is the elector's configuration for the sim.
 var Bully = election.BullyConfig{OKTimeout: 150 * time.Millisecond, CoordinatorTimeout: 400 * time.Millisecond}
@@ -32,7 +33,7 @@ func NewCluster(t testing.TB, n int, cfg jobs.Config, opts ...cluster.Option) *c
 		c.Reliable.RTO = 20 * time.Millisecond
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	})}, opts...)
-	c := actortest.NewCluster(t, n, opts...)
+	c := clustertest.NewCluster(t, n, opts...)
 	ef, err := election.New(election.Config{Bully: Bully})
 	if err != nil {
 		t.Fatal(err)

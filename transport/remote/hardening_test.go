@@ -22,6 +22,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
@@ -65,7 +66,7 @@ func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 func victim(t *testing.T, log *logBuf) (c *cluster.Cluster, rec *recorder, imp *actortest.Impostor) {
 	t.Helper()
 	actortest.SkipRemoteUnderRace(t)
-	c = actortest.NewCluster(t, 2, cluster.Remote(), cluster.Logger(zerolog.New(log)))
+	c = clustertest.NewCluster(t, 2, cluster.Remote(), cluster.Logger(zerolog.New(log)))
 	rec, imp = &recorder{}, actortest.NewImpostor("rec")
 	if err := c.Node("node-2").Start(func() actors.Protocol { return rec }); err != nil {
 		t.Fatal(err)

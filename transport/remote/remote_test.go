@@ -12,6 +12,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/remote"
@@ -213,7 +214,7 @@ func TestOutboxSendsBatches(t *testing.T) {
 // a peer entry of its name.
 func TestPeerNewsNeverOverridesAttachedNodes(t *testing.T) {
 	actortest.SkipRemoteUnderRace(t)
-	c := actortest.NewCluster(t, 2, cluster.Remote())
+	c := clustertest.NewCluster(t, 2, cluster.Remote())
 	own := c.Node("node-1").Address()
 	if err := c.Remote.SetPeer("node-1", "127.0.0.1:1"); err != nil {
 		t.Fatal(err)

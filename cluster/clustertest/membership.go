@@ -1,4 +1,4 @@
-package actortest
+package clustertest
 
 import (
 	"time"
