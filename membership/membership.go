@@ -181,7 +181,11 @@ func newMembership(cfg Config) (*Membership, error) {
 	}
 	m.ml = ml
 	ln := ml.LocalNode()
+	// memberlist's listeners run already: a peer's push-pull can reach
+	// delegate.observe, which reads self under mu.
+	m.mu.Lock()
 	m.self = Member{Name: cfg.Name, Address: cfg.Address, Kinds: slices.Clone(cfg.Kinds), Generation: cfg.Generation, Gossip: ln.Address()}
+	m.mu.Unlock()
 	m.loadMemory()
 	m.wg.Add(2)
 	go m.dispatch()
