@@ -68,7 +68,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within 10s", what)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // polling cond with a deadline: package actors' own tests cannot import actortest, which imports actors
 	}
 }
 

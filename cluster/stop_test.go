@@ -81,7 +81,9 @@ func TestStopAfterAPeerDied(t *testing.T) {
 					return true
 				})
 			} else {
-				time.Sleep(100 * time.Millisecond) // the others go on sending to node-3
+				// The scenario, not a synchronisation: the others go on
+				// sending to the dead node-3 for a while before Stop.
+				time.Sleep(100 * time.Millisecond)
 			}
 			start := time.Now()
 			stopped := make(chan error, 1)

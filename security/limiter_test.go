@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/security"
 )
 
@@ -47,12 +48,10 @@ func TestLogLimiterReportsAtTheEndOfThePeriod(t *testing.T) {
 	for range 4 {
 		l.Warn("bad input").Msg("bad input")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(log.String(), "bad input (3 similar suppressed)") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no report of the 3 suppressed lines within 5s:\n%s", log.String())
-		}
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	if err := actortest.WaitFor(5*time.Second, func() bool {
+		return strings.Contains(log.String(), "bad input (3 similar suppressed)")
+	}); err != nil {
+		t.Fatalf("no report of the 3 suppressed lines: %v:\n%s", err, log.String())
 	}
 	if l.Suppressed("bad input") != 0 {
 		t.Error("the report left a count behind")
