@@ -28,6 +28,10 @@ type sendTo struct {
 }
 
 func TestBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
+	actortest.Virtual(t, testBadInputIsRefusedAndTheNodeKeepsRunning)
+}
+
+func testBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	rec := &recorder{got: map[string][]uint64{}}
@@ -72,6 +76,10 @@ func TestBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
 }
 
 func TestStartAndConfigErrorsNameTheProblem(t *testing.T) {
+	actortest.Virtual(t, testStartAndConfigErrorsNameTheProblem)
+}
+
+func testStartAndConfigErrorsNameTheProblem(t *testing.T) {
 	hub, _ := sim.New(sim.Config{})
 	defer hub.Close()
 	cases := []struct {
@@ -156,6 +164,10 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 // the messages after it, and is not restarted. A panic on a local event
 // still restarts it (TestPanicRestartsWithFreshInit).
 func TestRemotePanicIsARefusedMessage(t *testing.T) {
+	actortest.Virtual(t, testRemotePanicIsARefusedMessage)
+}
+
+func testRemotePanicIsARefusedMessage(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	var handled []uint64 // the protocol's state, kept across the panic
@@ -237,6 +249,10 @@ func (k *keepAttachment) Attach(a transport.Attachment) (transport.Endpoint, err
 // it); a flood of bad input logs the first lines of its kind, then one
 // line with the count of the rest, not silence.
 func TestRefusalsAreCountedAndFloodsSummarised(t *testing.T) {
+	actortest.Virtual(t, testRefusalsAreCountedAndFloodsSummarised)
+}
+
+func testRefusalsAreCountedAndFloodsSummarised(t *testing.T) {
 	hub, err := sim.New(sim.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,9 @@ func (s *sized) Init(ctx *actors.Context) error {
 	return nil
 }
 
-func TestReconfigure(t *testing.T) {
+func TestReconfigure(t *testing.T) { actortest.Virtual(t, testReconfigure) }
+
+func testReconfigure(t *testing.T) {
 	n := singleNode(t, nil)
 	events := make(chan *actors.ProtocolReconfigured, 4)
 	cancel, err := actors.Observe(n, func(e *actors.ProtocolReconfigured) { events <- e })

@@ -57,6 +57,10 @@ func callAsync(n *actors.Node, req ticket) <-chan error {
 }
 
 func TestDeferredReplyAnswersFromALaterEvent(t *testing.T) {
+	actortest.Virtual(t, testDeferredReplyAnswersFromALaterEvent)
+}
+
+func testDeferredReplyAnswersFromALaterEvent(t *testing.T) {
 	n := singleNode(t, nil)
 	answered := make(chan error, 10)
 	if err := n.Start(queue(answered)); err != nil {
@@ -86,6 +90,10 @@ func TestDeferredReplyAnswersFromALaterEvent(t *testing.T) {
 }
 
 func TestRestartAnswersWhatItLeftUnanswered(t *testing.T) {
+	actortest.Virtual(t, testRestartAnswersWhatItLeftUnanswered)
+}
+
+func testRestartAnswersWhatItLeftUnanswered(t *testing.T) {
 	n := singleNode(t, nil)
 	answered := make(chan error, 10)
 	if err := n.Start(queue(answered)); err != nil {
@@ -106,7 +114,9 @@ func TestRestartAnswersWhatItLeftUnanswered(t *testing.T) {
 	t.Logf("answered %v after the crash: %v", time.Since(start).Round(time.Millisecond), err)
 }
 
-func TestDeadContextFailsLoudly(t *testing.T) {
+func TestDeadContextFailsLoudly(t *testing.T) { actortest.Virtual(t, testDeadContextFailsLoudly) }
+
+func testDeadContextFailsLoudly(t *testing.T) {
 	n := singleNode(t, nil)
 	old := make(chan *actors.Context, 2)
 	if err := n.Start(protocol("mortal", func(ctx *actors.Context) error {

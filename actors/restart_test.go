@@ -17,6 +17,10 @@ import (
 // incarnation never expects. Messages sent while it was down reach the new
 // incarnation, in order, once.
 func TestReliableStreamSurvivesReceiverRestart(t *testing.T) {
+	actortest.Virtual(t, testReliableStreamSurvivesReceiverRestart)
+}
+
+func testReliableStreamSurvivesReceiverRestart(t *testing.T) {
 	c := clustertest.NewCluster(t, 2, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 		cfg.Reliable = actors.ReliableConfig{RTO: 10 * time.Millisecond, MaxRTO: 50 * time.Millisecond, MaxInFlight: 100, RecvWindow: 100}
 	}))

@@ -66,6 +66,10 @@ type work struct{ actors.Returns[int] }
 type tick struct{}
 
 func TestHandlersNeverRunConcurrently(t *testing.T) {
+	actortest.Virtual(t, testHandlersNeverRunConcurrently)
+}
+
+func testHandlersNeverRunConcurrently(t *testing.T) {
 	c := clustertest.NewCluster(t, 2)
 	var inside, overlaps, handled atomic.Int64
 	enter := func() {
@@ -130,7 +134,9 @@ func TestHandlersNeverRunConcurrently(t *testing.T) {
 	}
 }
 
-func TestCancelledTimerNeverFires(t *testing.T) {
+func TestCancelledTimerNeverFires(t *testing.T) { actortest.Virtual(t, testCancelledTimerNeverFires) }
+
+func testCancelledTimerNeverFires(t *testing.T) {
 	clock := actortest.NewManualClock()
 	n := singleNode(t, func(c *actors.Config) { c.Clock = clock })
 	type block struct{ ready, release chan struct{} }
@@ -186,6 +192,10 @@ func TestCancelledTimerNeverFires(t *testing.T) {
 }
 
 func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {
+	actortest.Virtual(t, testRequestReplyAndTimeoutAsEvents)
+}
+
+func testRequestReplyAndTimeoutAsEvents(t *testing.T) {
 	n := singleNode(t, nil)
 	type slowReq struct{ actors.Returns[string] }
 	type fastReq struct {
@@ -281,6 +291,10 @@ func (c *counter) Init(ctx *actors.Context) error {
 }
 
 func TestPanicRestartsWithFreshInit(t *testing.T) {
+	actortest.Virtual(t, testPanicRestartsWithFreshInit)
+}
+
+func testPanicRestartsWithFreshInit(t *testing.T) {
 	n := singleNode(t, nil)
 	var inits atomic.Int64
 	restarts := make(chan *actors.ProtocolRestarted, 10)
@@ -323,6 +337,10 @@ func TestPanicRestartsWithFreshInit(t *testing.T) {
 }
 
 func TestTooManyRestartsStopTheProtocol(t *testing.T) {
+	actortest.Virtual(t, testTooManyRestartsStopTheProtocol)
+}
+
+func testTooManyRestartsStopTheProtocol(t *testing.T) {
 	n := singleNode(t, func(c *actors.Config) {
 		c.Supervision = actors.SupervisionConfig{MaxRestarts: 2, Window: time.Minute, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}
 	})
@@ -358,7 +376,9 @@ func TestTooManyRestartsStopTheProtocol(t *testing.T) {
 	}
 }
 
-func TestRefTellsLikeNodeTell(t *testing.T) {
+func TestRefTellsLikeNodeTell(t *testing.T) { actortest.Virtual(t, testRefTellsLikeNodeTell) }
+
+func testRefTellsLikeNodeTell(t *testing.T) {
 	n := singleNode(t, nil)
 	var inits atomic.Int64
 	if err := n.Start(func() actors.Protocol { return &counter{inits: &inits} }); err != nil {
@@ -442,6 +462,10 @@ func relProtocol(rec *recorder) actors.Factory {
 }
 
 func TestReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
+	actortest.Virtual(t, testReliableExactlyOnceInOrderUnderFaults)
+}
+
+func testReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 42, Faults: sim.Faults{
 		Loss: 0.3, Duplicate: 0.1, Reorder: 0.2, Latency: time.Millisecond, Jitter: 2 * time.Millisecond,
 	}}), cluster.NodeConfig(func(_ int, cfg *actors.Config) {
@@ -487,6 +511,10 @@ func TestReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
 }
 
 func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
+	actortest.Virtual(t, testPartitionBlocksTrafficAndHealingResumesIt)
+}
+
+func testPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 		cfg.Reliable = actors.ReliableConfig{RTO: 10 * time.Millisecond, MaxRTO: 50 * time.Millisecond, MaxInFlight: 100, RecvWindow: 100}
 	}))
@@ -526,6 +554,10 @@ func TestPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 // at once, while Node.Start has not returned: the post reaches its OnPost
 // handler (and, under -race, the Ref reads nothing Start writes).
 func TestRefFromInitReachesTheProtocol(t *testing.T) {
+	actortest.Virtual(t, testRefFromInitReachesTheProtocol)
+}
+
+func testRefFromInitReachesTheProtocol(t *testing.T) {
 	n := singleNode(t, nil)
 	got := make(chan struct{})
 	err := n.Start(protocol("early", func(ctx *actors.Context) error {

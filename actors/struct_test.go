@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -88,7 +89,7 @@ func TestStructMessagesTravel(t *testing.T) {
 				actortest.SkipRemoteUnderRace(t)
 				opts = append(opts, cluster.Remote())
 			}
-			c := actortest.NewCluster(t, 2, opts...)
+			c := clustertest.NewCluster(t, 2, opts...)
 			if err := c.Start(helloProtocol()); err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +118,7 @@ func TestStructMessagesTravel(t *testing.T) {
 // TestSendingAnUnregisteredTypeFails: Send and SendReliable refuse what is
 // neither protobuf nor a registered struct's pointer, saying what to send.
 func TestSendingAnUnregisteredTypeFails(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	if err := n.Start(helloProtocol()); err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func TestSendingAnUnregisteredTypeFails(t *testing.T) {
 // TestOnMessageRefusesAnUnregisteredType: OnMessage panics at registration
 // (so Start fails) for a type that can never arrive, saying which to use.
 func TestOnMessageRefusesAnUnregisteredType(t *testing.T) {
-	c := actortest.NewCluster(t, 1)
+	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	for _, c := range []struct {
 		name string

@@ -90,7 +90,9 @@ func TestTransfersCommitOrAbortEverywhere(t *testing.T) {
 	}
 }
 
-func TestBadTransactionsAreRefused(t *testing.T) {
+func TestBadTransactionsAreRefused(t *testing.T) { actortest.Virtual(t, testBadTransactionsAreRefused) }
+
+func testBadTransactionsAreRefused(t *testing.T) {
 	e := newEnv(t, 3, commit.Textbook, 2, withConfig(func(c *commit.Config) { c.MaxOpBytes = 64 }))
 	ok, _ := bank.Transfer(acct("node-1", "a"), acct("node-2", "a"), 1)
 	cases := []struct {
@@ -143,6 +145,10 @@ func TestBadTransactionsAreRefused(t *testing.T) {
 }
 
 func TestUnknownNodeRefusedWithConfiguredNodes(t *testing.T) {
+	actortest.Virtual(t, testUnknownNodeRefusedWithConfiguredNodes)
+}
+
+func testUnknownNodeRefusedWithConfiguredNodes(t *testing.T) {
 	e := newEnv(t, 2, commit.Textbook, 3, withConfig(func(c *commit.Config) { c.Nodes = []string{"node-1", "node-2"} }))
 	tx, _ := bank.Transfer(acct("node-1", "a"), acct("node-7", "a"), 5)
 	out, err := e.do("node-1", tx)
@@ -151,7 +157,9 @@ func TestUnknownNodeRefusedWithConfiguredNodes(t *testing.T) {
 	}
 }
 
-func TestInvalidConfigIsRefused(t *testing.T) {
+func TestInvalidConfigIsRefused(t *testing.T) { actortest.Virtual(t, testInvalidConfigIsRefused) }
+
+func testInvalidConfigIsRefused(t *testing.T) {
 	base := testConfig(t.TempDir(), commit.Textbook)
 	base.Resource = func(string) (commit.Resource, error) { return nil, errors.New("unused") }
 	cases := []struct {
@@ -242,7 +250,9 @@ func TestVoteTimeoutAborts(t *testing.T) {
 
 // A participant whose vote is lost is in doubt after the coordinator's
 // vote timeout, and learns the abort once it reaches the coordinator.
-func TestLostVoteResolvesToAbort(t *testing.T) {
+func TestLostVoteResolvesToAbort(t *testing.T) { actortest.Virtual(t, testLostVoteResolvesToAbort) }
+
+func testLostVoteResolvesToAbort(t *testing.T) {
 	e := newEnv(t, 3, commit.Textbook, 4)
 	e.c.Hub.Block("node-3", "node-1") // node-3's vote (and queries) are lost
 	tx := e.transfer(acct("node-2", "a"), acct("node-3", "a"), 10)
@@ -282,6 +292,10 @@ func (s *slowResource) Prepare(tx string, op []byte) error {
 // A participant whose resource takes longer than PrepareTimeout aborts its
 // part on its own and votes no; when the Prepare ends, it is undone.
 func TestSlowPrepareAbortsUnilaterally(t *testing.T) {
+	actortest.Virtual(t, testSlowPrepareAbortsUnilaterally)
+}
+
+func testSlowPrepareAbortsUnilaterally(t *testing.T) {
 	release := make(chan struct{})
 	e := newEnv(t, 3, commit.Textbook, 5, withResource(func(node string, r commit.Resource) commit.Resource {
 		if node == "node-3" {

@@ -44,6 +44,10 @@ func (l *lockedBuffer) String() string {
 // as a new member. A supervised restart of the protocol afterwards keeps
 // the new state and sets nothing aside again.
 func TestForceNewStateInTheProtocol(t *testing.T) {
+	actortest.Virtual(t, testForceNewStateInTheProtocol)
+}
+
+func testForceNewStateInTheProtocol(t *testing.T) {
 	var logs lockedBuffer
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7), cluster.Logger(zerolog.New(&logs)))
 	g := &group{t: t, c: c, cfg: testConfig(t.TempDir(), c.Names())}

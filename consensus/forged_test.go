@@ -85,6 +85,10 @@ func (g *group) dropped(name string) uint64 {
 // and a message from a node outside the configuration are dropped and
 // counted; the group keeps serving writes and no protocol restarts.
 func TestForgedRaftTrafficIsDropped(t *testing.T) {
+	actortest.Virtual(t, testForgedRaftTrafficIsDropped)
+}
+
+func testForgedRaftTrafficIsDropped(t *testing.T) {
 	g := newGroup(t, 3, 11, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
 	if _, err := g.kv(lead).Put(ctxT(t, 5*time.Second), "before", []byte("1")); err != nil {
@@ -165,6 +169,10 @@ func TestForgedRaftTrafficIsDropped(t *testing.T) {
 // stepFollower), which need not be the follower itself; such a proposal,
 // from a member, is applied.
 func TestForwardedProposalFromAMemberIsApplied(t *testing.T) {
+	actortest.Virtual(t, testForwardedProposalFromAMemberIsApplied)
+}
+
+func testForwardedProposalFromAMemberIsApplied(t *testing.T) {
 	g := newGroup(t, 3, 12, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
 	followers := g.others(lead)
@@ -189,6 +197,10 @@ func TestForwardedProposalFromAMemberIsApplied(t *testing.T) {
 // with writes and reads through every node, no node drops a raft message
 // of its peers.
 func TestHonestTrafficIsNeverDropped(t *testing.T) {
+	actortest.Virtual(t, testHonestTrafficIsNeverDropped)
+}
+
+func testHonestTrafficIsNeverDropped(t *testing.T) {
 	g := newGroup(t, 3, 13, sim.Faults{Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.05, Duplicate: 0.05, Reorder: 0.1}, nil)
 	g.leader(10 * time.Second)
 	for i := range 30 {
@@ -217,6 +229,10 @@ func TestHonestTrafficIsNeverDropped(t *testing.T) {
 // among them) forwards a read-index request with the id of the node that
 // asked; the leader steps it and answers that node, and neither drops it.
 func TestForwardedReadIndexFromAMemberIsAnswered(t *testing.T) {
+	actortest.Virtual(t, testForwardedReadIndexFromAMemberIsAnswered)
+}
+
+func testForwardedReadIndexFromAMemberIsAnswered(t *testing.T) {
 	g := newGroup(t, 3, 15, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
 	followers := g.others(lead)

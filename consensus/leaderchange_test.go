@@ -18,6 +18,10 @@ import (
 // again to the next leader: each is applied once, or answered not applied —
 // none waits for its timeout to come back "may or may not".
 func TestLeaderChangeLosesNoForwardedWrite(t *testing.T) {
+	actortest.Virtual(t, testLeaderChangeLosesNoForwardedWrite)
+}
+
+func testLeaderChangeLosesNoForwardedWrite(t *testing.T) {
 	g := newGroup(t, 3, 21, sim.Faults{}, func(c *consensus.Config) { c.RequestTimeout = 5 * time.Second })
 	lead := g.leader(5 * time.Second)
 	others := g.others(lead)
@@ -91,6 +95,10 @@ func TestLeaderChangeLosesNoForwardedWrite(t *testing.T) {
 // cut, and answers it not applied — never "unknown" — and the store never
 // gets it.
 func TestWriteOnCutOffNodeIsNotApplied(t *testing.T) {
+	actortest.Virtual(t, testWriteOnCutOffNodeIsNotApplied)
+}
+
+func testWriteOnCutOffNodeIsNotApplied(t *testing.T) {
 	g := newGroup(t, 3, 22, sim.Faults{}, func(c *consensus.Config) {
 		c.ElectionTicks = 60 // room between "the leader went silent" and "no leader"
 		c.RequestTimeout = 2 * time.Second
@@ -117,7 +125,9 @@ func TestWriteOnCutOffNodeIsNotApplied(t *testing.T) {
 
 // A minority answers no_quorum, with how many voters of how many it
 // reaches and which; its status says so too.
-func TestMinorityAnswersNoQuorum(t *testing.T) {
+func TestMinorityAnswersNoQuorum(t *testing.T) { actortest.Virtual(t, testMinorityAnswersNoQuorum) }
+
+func testMinorityAnswersNoQuorum(t *testing.T) {
 	g := newGroup(t, 5, 23, sim.Faults{}, nil)
 	g.leader(10 * time.Second)
 	names := g.c.Names()

@@ -31,7 +31,9 @@ func (g *group) lock(name string, req consensus.LockRequest) lockOutcome {
 	return lockOutcome{r, err}
 }
 
-func TestLockStateMachine(t *testing.T) {
+func TestLockStateMachine(t *testing.T) { actortest.Virtual(t, testLockStateMachine) }
+
+func testLockStateMachine(t *testing.T) {
 	g := newGroup(t, 3, 11, sim.Faults{}, nil)
 	g.leader(5 * time.Second)
 	acquire := func(node, name, owner string) lockOutcome {
@@ -83,7 +85,9 @@ func TestLockStateMachine(t *testing.T) {
 	}
 }
 
-func TestLockBadInput(t *testing.T) {
+func TestLockBadInput(t *testing.T) { actortest.Virtual(t, testLockBadInput) }
+
+func testLockBadInput(t *testing.T) {
 	g := newGroup(t, 1, 12, sim.Faults{}, nil)
 	g.leader(5 * time.Second)
 	long := strings.Repeat("n", consensus.MaxLockNameSize+1)
@@ -119,6 +123,10 @@ func TestLockBadInput(t *testing.T) {
 }
 
 func TestLeaseExpiresAndSurvivesSnapshotsAndRestarts(t *testing.T) {
+	actortest.Virtual(t, testLeaseExpiresAndSurvivesSnapshotsAndRestarts)
+}
+
+func testLeaseExpiresAndSurvivesSnapshotsAndRestarts(t *testing.T) {
 	g := newGroup(t, 3, 13, sim.Faults{}, func(c *consensus.Config) { c.SnapshotEntries = 4; c.CatchUpEntries = 1 })
 	g.leader(5 * time.Second)
 	long := g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "long", Owner: "carol", TTL: 20 * time.Second})
@@ -185,7 +193,9 @@ func TestLeaseExpiresAndSurvivesSnapshotsAndRestarts(t *testing.T) {
 
 // A node left alone answers an acquire honestly: not applied, no quorum,
 // with the count of voters it reaches — never a timeout once it knows.
-func TestLockRequestWithoutQuorum(t *testing.T) {
+func TestLockRequestWithoutQuorum(t *testing.T) { actortest.Virtual(t, testLockRequestWithoutQuorum) }
+
+func testLockRequestWithoutQuorum(t *testing.T) {
 	g := newGroup(t, 3, 14, sim.Faults{}, func(c *consensus.Config) { c.RequestTimeout = 500 * time.Millisecond })
 	g.leader(5 * time.Second)
 	for _, n := range []string{"node-2", "node-3"} {

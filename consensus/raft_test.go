@@ -5,11 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
-func TestKVOperationsOnAnyNode(t *testing.T) {
+func TestKVOperationsOnAnyNode(t *testing.T) { actortest.Virtual(t, testKVOperationsOnAnyNode) }
+
+func testKVOperationsOnAnyNode(t *testing.T) {
 	g := newGroup(t, 3, 1, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
 	var follower string
@@ -61,7 +64,9 @@ func TestKVOperationsOnAnyNode(t *testing.T) {
 	}
 }
 
-func TestBadInputIsRefused(t *testing.T) {
+func TestBadInputIsRefused(t *testing.T) { actortest.Virtual(t, testBadInputIsRefused) }
+
+func testBadInputIsRefused(t *testing.T) {
 	g := newGroup(t, 1, 2, sim.Faults{}, func(c *consensus.Config) { c.MaxValueSize = 16; c.MaxKeySize = 8 })
 	g.leader(5 * time.Second)
 	kv := g.kv("node-1")

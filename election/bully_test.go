@@ -111,6 +111,10 @@ func diff(after, before map[string]int64) map[string]int64 {
 }
 
 func TestBullyElectsTheHighestAndFailsOver(t *testing.T) {
+	actortest.Virtual(t, testBullyElectsTheHighestAndFailsOver)
+}
+
+func testBullyElectsTheHighestAndFailsOver(t *testing.T) {
 	c := newCluster(t, 5)
 	ef, err := election.New(election.Config{Bully: bullyCfg})
 	if err != nil {
@@ -137,7 +141,9 @@ func TestBullyElectsTheHighestAndFailsOver(t *testing.T) {
 	t.Logf("failover to node-4 in %v (bound %v); messages %v", took, bound, diff(electionMessages(c.Hub), before))
 }
 
-func TestBullyConvergesUnderLoss(t *testing.T) {
+func TestBullyConvergesUnderLoss(t *testing.T) { actortest.Virtual(t, testBullyConvergesUnderLoss) }
+
+func testBullyConvergesUnderLoss(t *testing.T) {
 	c := newCluster(t, 5, cluster.Sim(sim.Config{Seed: 3}))
 	c.Hub.SetFaults(sim.Faults{Loss: 0.2})
 	ef, err := election.New(election.Config{Bully: bullyCfg})
@@ -157,7 +163,9 @@ func TestBullyConvergesUnderLoss(t *testing.T) {
 	}
 }
 
-func TestBullyPartitionAndHeal(t *testing.T) {
+func TestBullyPartitionAndHeal(t *testing.T) { actortest.Virtual(t, testBullyPartitionAndHeal) }
+
+func testBullyPartitionAndHeal(t *testing.T) {
 	c := newCluster(t, 5)
 	ef, err := election.New(election.Config{Bully: bullyCfg})
 	if err != nil {
@@ -177,6 +185,10 @@ func TestBullyPartitionAndHeal(t *testing.T) {
 }
 
 func TestBullyIgnoresStaleCoordinator(t *testing.T) {
+	actortest.Virtual(t, testBullyIgnoresStaleCoordinator)
+}
+
+func testBullyIgnoresStaleCoordinator(t *testing.T) {
 	// node-1 runs an impostor in place of the elector; node-2..node-6 elect.
 	c := newCluster(t, 6)
 	impostor := actortest.NewImpostor(election.ProtocolName)
@@ -209,7 +221,9 @@ func TestBullyIgnoresStaleCoordinator(t *testing.T) {
 	}
 }
 
-func TestNaturalOrderPicksNode10(t *testing.T) {
+func TestNaturalOrderPicksNode10(t *testing.T) { actortest.Virtual(t, testNaturalOrderPicksNode10) }
+
+func testNaturalOrderPicksNode10(t *testing.T) {
 	if actortest.RaceEnabled {
 		// Ten SWIM members on the sim slowed 5–10× by the detector flap
 		// on a busy 2-core machine, and every flap is a new election.
@@ -226,7 +240,9 @@ func TestNaturalOrderPicksNode10(t *testing.T) {
 	agree(t, c, c.Names(), "node-10", 10*time.Second)
 }
 
-func TestPriorityOverridesNames(t *testing.T) {
+func TestPriorityOverridesNames(t *testing.T) { actortest.Virtual(t, testPriorityOverridesNames) }
+
+func testPriorityOverridesNames(t *testing.T) {
 	c := newCluster(t, 3)
 	prio := func(n string) int {
 		if n == "node-1" {
@@ -244,7 +260,9 @@ func TestPriorityOverridesNames(t *testing.T) {
 	agree(t, c, c.Names(), "node-1", 10*time.Second)
 }
 
-func TestBullyNeedsMembership(t *testing.T) {
+func TestBullyNeedsMembership(t *testing.T) { actortest.Virtual(t, testBullyNeedsMembership) }
+
+func testBullyNeedsMembership(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
 	ef, err := election.New(election.Config{Bully: bullyCfg})
 	if err != nil {
@@ -259,7 +277,9 @@ func TestBullyNeedsMembership(t *testing.T) {
 // A new BullyConfig takes effect at the next election without a restart:
 // a priority that ranks node-1 first makes it the next leader; a negative
 // timeout is refused.
-func TestBullyReconfigure(t *testing.T) {
+func TestBullyReconfigure(t *testing.T) { actortest.Virtual(t, testBullyReconfigure) }
+
+func testBullyReconfigure(t *testing.T) {
 	c := newCluster(t, 4)
 	ef, err := election.New(election.Config{Bully: bullyCfg})
 	if err != nil {

@@ -16,6 +16,10 @@ import (
 )
 
 func TestRaftElectorFollowsTheRaftLeader(t *testing.T) {
+	actortest.Virtual(t, testRaftElectorFollowsTheRaftLeader)
+}
+
+func testRaftElectorFollowsTheRaftLeader(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
 	// The elector starts first: it waits for the raft protocol.
 	ef, err := election.New(election.Config{Elector: election.RaftElector})

@@ -110,6 +110,10 @@ func last(c *changes) (membership.Change, bool) {
 // with SWIM; a Watch that starts while a failure is being detected sees
 // the failure once, in its view or as an event, never both nor neither.
 func TestWatchFollowsTheMembershipOnSim(t *testing.T) {
+	actortest.Virtual(t, testWatchFollowsTheMembershipOnSim)
+}
+
+func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 	c := clustertest.NewCluster(t, 5, cluster.Membership(simFast))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
 	record, mu := map[string]*changes{}, &sync.Mutex{}
@@ -257,6 +261,10 @@ func (f fakeView) Init(ctx *actors.Context) error {
 // An event published before the view is answered is in the view and is
 // not given again; the one after it is given once, after the view.
 func TestWatchSkipsTheEventsTheViewHolds(t *testing.T) {
+	actortest.Virtual(t, testWatchSkipsTheEventsTheViewHolds)
+}
+
+func testWatchSkipsTheEventsTheViewHolds(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	failed := &membership.MemberFailed{Member: membership.Member{Name: "node-9", Generation: 1, State: membership.Failed}}
@@ -291,6 +299,10 @@ func TestWatchSkipsTheEventsTheViewHolds(t *testing.T) {
 
 // Watch fails at once on a node that runs no membership protocol.
 func TestWatchNeedsTheMembershipProtocol(t *testing.T) {
+	actortest.Virtual(t, testWatchNeedsTheMembershipProtocol)
+}
+
+func testWatchNeedsTheMembershipProtocol(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
 	err := c.Node("node-1").Start(watching("watch", map[string]*changes{}, &sync.Mutex{}))
 	if err == nil || !strings.Contains(err.Error(), "membership.Attach") {

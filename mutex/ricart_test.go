@@ -103,7 +103,9 @@ func handled(c *cluster.Cluster) map[string]int64 {
 	return out
 }
 
-func TestMessagesPerEntry(t *testing.T) {
+func TestMessagesPerEntry(t *testing.T) { actortest.Virtual(t, testMessagesPerEntry) }
+
+func testMessagesPerEntry(t *testing.T) {
 	const perNode = 4
 	for _, n := range []int{2, 3, 5} {
 		// A benign network; retransmission only if an ack is 250ms late.
@@ -153,7 +155,9 @@ func TestMessagesPerEntry(t *testing.T) {
 	}
 }
 
-func TestSingleMemberEntersAlone(t *testing.T) {
+func TestSingleMemberEntersAlone(t *testing.T) { actortest.Virtual(t, testSingleMemberEntersAlone) }
+
+func testSingleMemberEntersAlone(t *testing.T) {
 	c := newRA(t, 1)
 	cl := client(t, c.Node("node-1"))
 	for range 3 {
@@ -174,7 +178,9 @@ func TestSingleMemberEntersAlone(t *testing.T) {
 // network that loses, duplicates, reorders and delays messages; in each,
 // every node enters three times at once. The checker must see at most one
 // holder at any instant, and every entry must be granted.
-func TestMutualExclusionSweep(t *testing.T) {
+func TestMutualExclusionSweep(t *testing.T) { actortest.Virtual(t, testMutualExclusionSweep) }
+
+func testMutualExclusionSweep(t *testing.T) {
 	seeds := *flagSeeds
 	if seeds == 0 {
 		seeds = 100 // each seed builds a cluster: about 20 seeds a second on two cores
@@ -295,6 +301,10 @@ func (g *grabAll) Init(ctx *actors.Context) error {
 // fine enough to see overlapping entries: a mutex that grants everything
 // at once is caught.
 func TestCheckerCatchesAnUnsafeMutex(t *testing.T) {
+	actortest.Virtual(t, testCheckerCatchesAnUnsafeMutex)
+}
+
+func testCheckerCatchesAnUnsafeMutex(t *testing.T) {
 	c := clustertest.NewCluster(t, 4)
 	if err := c.Start(func() actors.Protocol { return &grabAll{} }); err != nil {
 		t.Fatal(err)
@@ -354,6 +364,10 @@ func waitState(t *testing.T, c *cluster.Cluster, name, state string, awaiting ..
 }
 
 func TestRequestsAreServedInTimestampOrder(t *testing.T) {
+	actortest.Virtual(t, testRequestsAreServedInTimestampOrder)
+}
+
+func testRequestsAreServedInTimestampOrder(t *testing.T) {
 	c := newRA(t, 3)
 	g3 := hold(t, c, "node-3")
 	first := lockAsync(t, c, "node-1")
@@ -401,6 +415,10 @@ func announce(t *testing.T, n *actors.Node, ev any) {
 }
 
 func TestFailedMemberIsNoLongerAwaited(t *testing.T) {
+	actortest.Virtual(t, testFailedMemberIsNoLongerAwaited)
+}
+
+func testFailedMemberIsNoLongerAwaited(t *testing.T) {
 	c := newRA(t, 3)
 	if err := c.Start(func() actors.Protocol { return fakeMembership{} }); err != nil {
 		t.Fatal(err)
@@ -432,7 +450,9 @@ func TestFailedMemberIsNoLongerAwaited(t *testing.T) {
 	actortest.Receive(t, next, 5*time.Second, "node-2's grant")
 }
 
-func TestJoinedMemberIsAskedToo(t *testing.T) {
+func TestJoinedMemberIsAskedToo(t *testing.T) { actortest.Virtual(t, testJoinedMemberIsAskedToo) }
+
+func testJoinedMemberIsAskedToo(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.NodeConfig(fastReliable))
 	for name, members := range map[string][]string{"node-1": {"node-1", "node-2"}, "node-2": {"node-1", "node-2"}, "node-3": nil} {
 		if members == nil {
@@ -478,6 +498,10 @@ func TestJoinedMemberIsAskedToo(t *testing.T) {
 }
 
 func TestRestartedMemberIsAskedAgain(t *testing.T) {
+	actortest.Virtual(t, testRestartedMemberIsAskedAgain)
+}
+
+func testRestartedMemberIsAskedAgain(t *testing.T) {
 	c := newRA(t, 3)
 	hold(t, c, "node-3")
 	got := lockAsync(t, c, "node-1")
@@ -497,7 +521,9 @@ func TestRestartedMemberIsAskedAgain(t *testing.T) {
 // TestWithSWIM runs the protocol on live membership: the members are the
 // view, and a holder that crashes is no longer waited for once SWIM
 // declares it failed.
-func TestWithSWIM(t *testing.T) {
+func TestWithSWIM(t *testing.T) { actortest.Virtual(t, testWithSWIM) }
+
+func testWithSWIM(t *testing.T) {
 	c := clustertest.NewCluster(t, 4, cluster.Membership(clustertest.SimMembership()), cluster.NodeConfig(fastReliable))
 	actortest.Eventually(t, 10*time.Second, "every node sees 4 members", func() bool {
 		for _, m := range c.Members() {
@@ -535,6 +561,10 @@ func TestWithSWIM(t *testing.T) {
 }
 
 func TestLockWithdrawnWhenTheContextEnds(t *testing.T) {
+	actortest.Virtual(t, testLockWithdrawnWhenTheContextEnds)
+}
+
+func testLockWithdrawnWhenTheContextEnds(t *testing.T) {
 	c := newRA(t, 3)
 	g3 := hold(t, c, "node-3")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -560,7 +590,9 @@ func TestLockWithdrawnWhenTheContextEnds(t *testing.T) {
 	hold(t, c, "node-1")
 }
 
-func TestBadInput(t *testing.T) {
+func TestBadInput(t *testing.T) { actortest.Virtual(t, testBadInput) }
+
+func testBadInput(t *testing.T) {
 	c := newRA(t, 2)
 	cl := client(t, c.Node("node-1"))
 	g := hold(t, c, "node-1")
@@ -609,6 +641,10 @@ func TestBadInput(t *testing.T) {
 // asking again with the same Ticket keeps the request's place, and an
 // Enter granted while its requester was between calls is answered again.
 func TestLockOutwaitsTheRequestTimeout(t *testing.T) {
+	actortest.Virtual(t, testLockOutwaitsTheRequestTimeout)
+}
+
+func testLockOutwaitsTheRequestTimeout(t *testing.T) {
 	c := newRA(t, 3, cluster.NodeConfig(func(_ int, c *actors.Config) { c.RequestTimeout = 100 * time.Millisecond }))
 	g3 := hold(t, c, "node-3")
 	got := lockAsync(t, c, "node-1")

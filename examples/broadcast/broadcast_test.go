@@ -77,6 +77,10 @@ func fastRetransmit(_ int, cfg *actors.Config) {
 }
 
 func TestEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
+	actortest.Virtual(t, testEveryNodeDeliversEveryBroadcastOnceUnderFaults)
+}
+
+func testEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
 	c := clustertest.NewCluster(t, 5, cluster.Sim(sim.Config{Seed: 3, Faults: sim.Faults{
 		Loss: 0.3, Duplicate: 0.1, Reorder: 0.1, Latency: time.Millisecond, Jitter: time.Millisecond,
 	}}), cluster.NodeConfig(fastRetransmit))
@@ -142,6 +146,10 @@ func TestEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
 }
 
 func TestBroadcastCostsNMinusOneSquaredOnABenignNetwork(t *testing.T) {
+	actortest.Virtual(t, testBroadcastCostsNMinusOneSquaredOnABenignNetwork)
+}
+
+func testBroadcastCostsNMinusOneSquaredOnABenignNetwork(t *testing.T) {
 	c := clustertest.NewCluster(t, 5)
 	d := watch(t, c)
 	startBroadcast(t, c)
@@ -164,6 +172,10 @@ func TestBroadcastCostsNMinusOneSquaredOnABenignNetwork(t *testing.T) {
 }
 
 func TestNeighbourNotificationsChangeTheFlood(t *testing.T) {
+	actortest.Virtual(t, testNeighbourNotificationsChangeTheFlood)
+}
+
+func testNeighbourNotificationsChangeTheFlood(t *testing.T) {
 	c := clustertest.NewCluster(t, 3)
 	d := watch(t, c)
 	cfg := broadcast.DefaultConfig()
