@@ -34,7 +34,7 @@ type Node struct {
 	Advertise string `yaml:"advertise"`  // host other nodes reach this one at, when it differs from bind's
 	DataDir   string `yaml:"data_dir"`   // the node's files (raft log, exec scripts); "" a temporary directory
 	LogLevel  string `yaml:"log_level"`  // trace, debug, info, warn, error
-	LogFormat string `yaml:"log_format"` // json (one object a line) or console (for people)
+	LogFormat string `yaml:"log_format"` // auto (console on a terminal, json otherwise), json (one object a line) or console (for people)
 }
 
 // Membership is SWIM (package membership).
@@ -119,7 +119,7 @@ func Default() Config {
 	jd := jobs.DefaultConfig()
 	rd := consensus.DefaultConfig()
 	return Config{
-		Node:       Node{Bind: "127.0.0.1:7000", LogLevel: "info", LogFormat: "json"},
+		Node:       Node{Bind: "127.0.0.1:7000", LogLevel: "info", LogFormat: "auto"},
 		Membership: Membership{Preset: membership.PresetLAN},
 		Election:   Election{Elector: "bully", OKTimeout: 400 * time.Millisecond, CoordinatorTimeout: time.Second},
 		Jobs: Jobs{

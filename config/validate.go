@@ -170,8 +170,8 @@ func (c *Config) validate() invalid {
 	if _, err := zerolog.ParseLevel(n.LogLevel); err != nil || n.LogLevel == "" || n.LogLevel == "disabled" {
 		ch.bad("node.log_level", n.LogLevel, "must be one of trace, debug, info, warn, error")
 	}
-	if n.LogFormat != "json" && n.LogFormat != "console" {
-		ch.bad("node.log_format", n.LogFormat, "must be json or console")
+	if n.LogFormat != "auto" && n.LogFormat != "json" && n.LogFormat != "console" {
+		ch.bad("node.log_format", n.LogFormat, "must be auto, json or console")
 	}
 
 	m := c.Membership

@@ -14,45 +14,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/jobs"
 )
-
-func defaultNode() string {
-	if v := os.Getenv("TROUPE_NODE"); v != "" {
-		return v
-	}
-	return "http://127.0.0.1:8080"
-}
-
-// clientOptions are the flags of the commands that talk to a node's API.
-type clientOptions struct{ node, token, ca string }
-
-func (o *clientOptions) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.node, "node", defaultNode(), "the node's HTTP API (env TROUPE_NODE)")
-	tlsFlags(cmd.Flags(), &o.token, &o.ca)
-}
-
-// tlsFlags adds --token and --ca. Their defaults come from the environment
-// when the command runs, so that help never prints a token.
-func tlsFlags(f *pflag.FlagSet, token, ca *string) {
-	f.StringVar(token, "token", "", "the API's bearer token (default: env TROUPE_TOKEN)")
-	f.StringVar(ca, "ca", "", "CA certificate (PEM) to check an https:// node with (default: env TROUPE_CA)")
-}
-
-// client is the API client the flags describe.
-func (o *clientOptions) client() (*api.Client, error) {
-	c := api.NewClient(o.node)
-	c.Token = cmp.Or(o.token, os.Getenv("TROUPE_TOKEN"))
-	hc, err := httpClient(o.ca, c.HTTP.Timeout)
-	if err != nil {
-		return nil, err
-	}
-	c.HTTP = hc
-	return c, nil
-}
 
 // httpClient is an HTTP client that trusts the CA in caFile (or
 // TROUPE_CA) besides the system's, for a node's HTTPS API.
@@ -140,7 +105,7 @@ func submitCmd() *cobra.Command {
 			return printJSON(out, st.Result)
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	cmd.Flags().StringVar(&input, "input", "", "file holding the job's input (JSON)")
 	cmd.Flags().StringVar(&runtime, "runtime", "starlark", "starlark or exec")
 	cmd.Flags().IntVar(&parts, "parts", 0, "parts to split into (0: the leader picks)")
@@ -246,7 +211,7 @@ func statusCmd() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), st)
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }
 
@@ -273,7 +238,7 @@ func listCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }
 
@@ -295,7 +260,7 @@ func cancelCmd() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), st)
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }
 
@@ -322,7 +287,7 @@ func membersCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }
 
@@ -350,6 +315,6 @@ func leaderCmd() *cobra.Command {
 			return nil
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }

@@ -96,7 +96,7 @@ nothing changes.`,
 			return nil
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }
 
@@ -118,6 +118,6 @@ func configShowCmd() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	return cmd
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,9 +20,13 @@ import (
 	"github.com/troupe-dev/troupe/consensus"
 )
 
-type kvOptions struct {
-	addr, token, ca string
-	timeout         time.Duration
+// kvOptions are the flags of kv and raft: the client's, and --timeout.
+type kvOptions struct{ clientOptions }
+
+// flags adds the client's flags and --timeout to cmd and its subcommands.
+func (o *kvOptions) flags(cmd *cobra.Command) {
+	o.clientOptions.flags(cmd.PersistentFlags())
+	cmd.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node")
 }
 
 func kvCmd() *cobra.Command {
@@ -39,9 +42,7 @@ consensus): any node of the raft group serves every request.
   node kv del KEY                      delete KEY
   node kv serve                        run a raft group in this process, with the API`,
 	}
-	cmd.PersistentFlags().StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "the node's HTTP address")
-	cmd.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node")
-	tlsFlags(cmd.PersistentFlags(), &o.token, &o.ca)
+	o.flags(cmd)
 
 	var prev string
 	put := &cobra.Command{
@@ -105,27 +106,22 @@ func kvPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
 // call sends one request to path and returns the body of a 200, or the
 // error the node explained.
 func (o *kvOptions) call(method, path, body string) ([]byte, error) {
-	base := strings.TrimSuffix(o.addr, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	c, err := o.client()
+	if err != nil {
+		return nil, err
 	}
-	u := base + path
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	if tok := cmp.Or(o.token, os.Getenv("TROUPE_TOKEN")); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	hc, err := httpClient(o.ca, 0)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reaching the node at %s: %w", o.addr, err)
+		return nil, err // explain names the address
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

@@ -48,7 +48,7 @@ func TestKVCommands(t *testing.T) {
 	t.Cleanup(srv.Close)
 	// Until a leader is elected, puts are refused (election, no_quorum).
 	actortest.Eventually(t, 5*time.Second, "a put is accepted", func() bool {
-		_, err := runCLI(t, "kv", "put", "greeting", "hello", "--addr", srv.URL)
+		_, err := runCLI(t, "kv", "put", "greeting", "hello", "--node", srv.URL)
 		return err == nil
 	})
 	steps := []struct {
@@ -67,7 +67,7 @@ func TestKVCommands(t *testing.T) {
 		{[]string{"kv", "put", "bad\tkey", "v"}, "", "invalid_key"},
 	}
 	for _, s := range steps {
-		out, err := runCLI(t, append(s.args, "--addr", srv.URL)...)
+		out, err := runCLI(t, append(s.args, "--node", srv.URL)...)
 		if s.errPart != "" {
 			if err == nil || !strings.Contains(err.Error(), s.errPart) {
 				t.Errorf("%v: err %v, want one mentioning %q", s.args, err, s.errPart)
@@ -78,7 +78,7 @@ func TestKVCommands(t *testing.T) {
 			t.Errorf("%v: %q %v, want %q", s.args, out, err, s.out)
 		}
 	}
-	if _, err := runCLI(t, "kv", "get", "k", "--addr", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "reaching the node") {
+	if _, err := runCLI(t, "kv", "get", "k", "--node", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "reaching the node") {
 		t.Errorf("an unreachable node: %v", err)
 	}
 }
@@ -98,10 +98,10 @@ func TestKVServe(t *testing.T) {
 		done <- runKVServe(ctx, &out, kvServeOptions{nodes: 1, listen: addr, dataDir: t.TempDir(), noSync: true})
 	}()
 	actortest.Eventually(t, 10*time.Second, "serve accepts a put", func() bool {
-		_, err := runCLI(t, "kv", "put", "k", "v", "--addr", addr, "--timeout", "500ms")
+		_, err := runCLI(t, "kv", "put", "k", "v", "--node", addr, "--timeout", "500ms")
 		return err == nil
 	})
-	if got, err := runCLI(t, "kv", "get", "k", "--addr", addr); err != nil || got != "v\n" {
+	if got, err := runCLI(t, "kv", "get", "k", "--node", addr); err != nil || got != "v\n" {
 		t.Errorf("get: %q %v", got, err)
 	}
 	cancel()
@@ -137,19 +137,19 @@ func TestKVAndLockWithoutQuorum(t *testing.T) {
 	lockSrv := httptest.NewServer(mutex.HTTPHandler(leases))
 	t.Cleanup(lockSrv.Close)
 	actortest.Eventually(t, 5*time.Second, "a put is accepted", func() bool {
-		_, err := runCLI(t, "kv", "put", "k", "v", "--addr", kvSrv.URL)
+		_, err := runCLI(t, "kv", "put", "k", "v", "--node", kvSrv.URL)
 		return err == nil
 	})
 	c.Hub.Partition([]string{"node-1"})
 	var kvErr error
 	actortest.Eventually(t, 10*time.Second, "kv put says no quorum", func() bool {
-		_, kvErr = runCLI(t, "kv", "put", "k", "v2", "--addr", kvSrv.URL)
+		_, kvErr = runCLI(t, "kv", "put", "k", "v2", "--node", kvSrv.URL)
 		return kvErr != nil && strings.Contains(kvErr.Error(), "no_quorum")
 	})
 	if msg := kvErr.Error(); !strings.Contains(msg, "1 of 3 voters") || strings.Contains(msg, "retry") {
 		t.Errorf("kv put without a quorum: %q; want the count of voters reachable and no \"retry\"", msg)
 	}
-	_, lockErr := runCLI(t, "lock", "acquire", "x", "--ttl", "1s", "--addr", lockSrv.URL)
+	_, lockErr := runCLI(t, "lock", "acquire", "x", "--ttl", "1s", "--node", lockSrv.URL)
 	if lockErr == nil || !strings.Contains(lockErr.Error(), "1 of 3 voters") || strings.Contains(lockErr.Error(), "retry") {
 		t.Errorf("lock acquire without a quorum: %v; want the count of voters reachable and no \"retry\"", lockErr)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,8 +13,7 @@ import (
 )
 
 func lockCmd() *cobra.Command {
-	var addr, apiToken, ca string
-	var timeout time.Duration
+	o := &kvOptions{}
 	cmd := &cobra.Command{
 		Use:   "lock",
 		Short: "Take and release lease locks through a node's HTTP API",
@@ -23,33 +21,25 @@ func lockCmd() *cobra.Command {
 the raft group): any node of the group serves every request.
 
   node lock acquire NAME --ttl 10s [--owner WHO]   take NAME; prints its fencing token
-  node lock release NAME --token N                 release NAME held with token N
+  node lock release NAME --fencing-token N         release NAME held with token N
 
 A lease ends by itself after its TTL (100ms to 10m) unless released. Pass the
-token with every write to the protected store: it grows with every grant,
-so the store can refuse a holder whose lease has ended.
+fencing token with every write to the protected store: it grows with every
+grant, so the store can refuse a holder whose lease has ended.
 
-(--token is the lock's fencing token here; the API's bearer token is
---api-token, or TROUPE_TOKEN.)`,
+(--token is the API's bearer token, as for every command that talks to a
+node; the lock's fencing token is --fencing-token.)`,
 	}
-	cmd.PersistentFlags().StringVar(&addr, "addr", "http://127.0.0.1:8080", "the node's HTTP address")
-	cmd.PersistentFlags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the node")
-	cmd.PersistentFlags().StringVar(&apiToken, "api-token", "", "the API's bearer token (default: env TROUPE_TOKEN)")
-	cmd.PersistentFlags().StringVar(&ca, "ca", "", "CA certificate (PEM) to check an https:// node with (default: env TROUPE_CA)")
+	o.flags(cmd)
 	call := func(method, name, query string, body, out any) error {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 		defer cancel()
-		o := clientOptions{node: addr, token: apiToken, ca: ca}
 		c, err := o.client()
 		if err != nil {
 			return err
 		}
 		_, err = c.Do(ctx, method, "/v1/locks/"+url.PathEscape(name)+query, body, out)
-		var unreachable *url.Error
-		if errors.As(err, &unreachable) {
-			return fmt.Errorf("reaching the node at %s: %w", addr, err)
-		}
-		return err
+		return err // explain names an unreachable node's address
 	}
 
 	var ttl time.Duration
@@ -86,11 +76,11 @@ so the store can refuse a holder whose lease has ended.
 	var token uint64
 	release := &cobra.Command{
 		Use:   "release NAME",
-		Short: "Release the lock NAME held with --token",
+		Short: "Release the lock NAME held with --fencing-token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if token == 0 {
-				return fmt.Errorf("--token: give the token acquire printed (a positive integer)")
+				return fmt.Errorf("--fencing-token: give the token acquire printed (a positive integer)")
 			}
 			if err := call(http.MethodDelete, args[0], fmt.Sprintf("?token=%d", token), nil, nil); err != nil {
 				return err
@@ -99,8 +89,8 @@ so the store can refuse a holder whose lease has ended.
 			return nil
 		},
 	}
-	release.Flags().Uint64Var(&token, "token", 0, "the holder's token (as acquire printed it); required")
-	_ = release.MarkFlagRequired("token")
+	release.Flags().Uint64Var(&token, "fencing-token", 0, "the holder's fencing token (as acquire printed it); required")
+	_ = release.MarkFlagRequired("fencing-token")
 	cmd.AddCommand(acquire, release)
 	return cmd
 }

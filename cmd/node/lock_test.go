@@ -33,7 +33,7 @@ func TestLockCommands(t *testing.T) {
 	}
 	srv := httptest.NewServer(mutex.HTTPHandler(leases))
 	t.Cleanup(srv.Close)
-	addr := []string{"--addr", srv.URL}
+	addr := []string{"--node", srv.URL}
 
 	var out string
 	actortest.Eventually(t, 5*time.Second, "an acquire is granted (once a leader is elected)", func() bool {
@@ -50,15 +50,15 @@ func TestLockCommands(t *testing.T) {
 		errPart string // a part of the expected error
 	}{
 		{[]string{"lock", "acquire", "backup/db", "--ttl", "1s"}, "", "held by cron"},
-		{[]string{"lock", "release", "backup/db", "--token", strconv.FormatUint(token+1, 10)}, "", "does not hold"},
-		{[]string{"lock", "release", "backup/db", "--token", strconv.FormatUint(token, 10)}, "released\n", ""},
-		{[]string{"lock", "release", "backup/db", "--token", strconv.FormatUint(token, 10)}, "", "nobody holds"},
+		{[]string{"lock", "release", "backup/db", "--fencing-token", strconv.FormatUint(token+1, 10)}, "", "does not hold"},
+		{[]string{"lock", "release", "backup/db", "--fencing-token", strconv.FormatUint(token, 10)}, "released\n", ""},
+		{[]string{"lock", "release", "backup/db", "--fencing-token", strconv.FormatUint(token, 10)}, "", "nobody holds"},
 		{[]string{"lock", "acquire", "x", "--ttl", "50ms"}, "", "100ms"},
 		{[]string{"lock", "acquire", "x", "--ttl", "1h"}, "", "100ms to 10m0s"},
 		{[]string{"lock", "acquire", "x", "--ttl", "1500500us"}, "", "whole milliseconds"},
 		{[]string{"lock", "acquire", "x"}, "", `"ttl" not set`},
 		{[]string{"lock", "acquire", "bad name", "--ttl", "1s"}, "", "lock name"},
-		{[]string{"lock", "release", "x"}, "", `"token" not set`},
+		{[]string{"lock", "release", "x"}, "", `"fencing-token" not set`},
 	}
 	for _, s := range steps {
 		out, err := runCLI(t, append(s.args, addr...)...)
@@ -76,7 +76,7 @@ func TestLockCommands(t *testing.T) {
 	if next, _ := strconv.ParseUint(strings.TrimSpace(out), 10, 64); err != nil || next <= token {
 		t.Errorf("acquire after the release: %q %v; want a token above %d", out, err, token)
 	}
-	if _, err := runCLI(t, "lock", "acquire", "k", "--ttl", "1s", "--addr", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "reaching the node") {
+	if _, err := runCLI(t, "lock", "acquire", "k", "--ttl", "1s", "--node", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "reaching the node") {
 		t.Errorf("an unreachable node: %v", err)
 	}
 }

@@ -24,5 +24,6 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(demoCmd(), runCmd(), jobCmd(), membersCmd(), leaderCmd())
 	root.AddCommand(kvCmd(), raftCmd(), lockCmd(), configCmd(), certsCmd(), versionCmd())
 	root.AddCommand(clusterStatusCmd())
+	finish(root)
 	return root
 }

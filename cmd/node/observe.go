@@ -16,17 +16,24 @@ import (
 )
 
 // nodeLogger is the logger of `node run`: zerolog JSON lines (format
-// "json") or a human console format ("console") on w, at level; every line
-// also goes, as JSON, into the returned buffer, from which any node fetches
-// this node's recent logs.
+// "json") or a human console format ("console") on w, at level; "auto" is
+// console when w is a terminal and JSON otherwise. Every line also goes,
+// as JSON, into the returned buffer, from which any node fetches this
+// node's recent logs.
 func nodeLogger(w io.Writer, format string, level zerolog.Level) (zerolog.Logger, *telemetry.LogBuffer, error) {
 	logs := telemetry.NewLogBuffer(2000)
+	if format == "auto" || format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "console"
+		}
+	}
 	switch format {
-	case "json", "":
+	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	default:
-		return zerolog.Logger{}, nil, fmt.Errorf("--log-format %q: valid: json, console", format)
+		return zerolog.Logger{}, nil, fmt.Errorf("--log-format %q: valid: auto, json, console", format)
 	}
 	return zerolog.New(zerolog.MultiLevelWriter(w, logs)).Level(level).With().Timestamp().Logger(), logs, nil
 }

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,9 +32,7 @@ A node added to a running group starts with "node run --raft-join": empty,
 it waits to be added and then catches up from the leader (by snapshot when
 the log has been compacted).`,
 	}
-	cmd.PersistentFlags().StringVar(&o.addr, "addr", "http://127.0.0.1:8080", "the node's HTTP address")
-	cmd.PersistentFlags().DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the node")
-	tlsFlags(cmd.PersistentFlags(), &o.token, &o.ca)
+	o.flags(cmd)
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Print the node's view of its raft group",

@@ -157,7 +157,7 @@ func TestRestartedNodeRejoinsFromMemory(t *testing.T) {
 		return leader
 	}
 	actortest.Eventually(t, 30*time.Second, "a raft leader the three nodes agree on", func() bool { return leaderOf(https) != "" })
-	if out, err := cli(t, "kv", "put", "--addr", https[1], "greeting", "hello"); err != nil {
+	if out, err := cli(t, "kv", "put", "--node", https[1], "greeting", "hello"); err != nil {
 		t.Fatalf("kv put: %v\n%s", err, out)
 	}
 	memory := filepath.Join(flags[0]["node.data_dir"], membersFileName)

@@ -68,7 +68,8 @@ restart.
 
 Every node runs telemetry: the dashboard at / of --http, Prometheus metrics
 at /metrics, alerts and any node's recent logs (package telemetry). Logs
-go to stderr as JSON lines, or for people with --log-format console.
+go to stderr for people on a terminal, as JSON lines otherwise (a file, a
+pipe, a container's log); --log-format json or console picks one.
 
 docs/operations.md lists every key and how to deploy, secure and upgrade
 a cluster.`,
@@ -103,7 +104,7 @@ a cluster.`,
 	f.Bool("force-new-state", false, "when this node's raft state is incomplete or damaged, move it aside and start as a new, empty member; "+
 		"remove the node from the group first and add it back after (needs --raft-join; docs/operations.md) [raft.force_new_state]")
 	f.String("elector", d.Election.Elector, "leader election: bully, or raft (the raft group's leader; needs --raft-peers or --raft-join) [election.elector]")
-	f.String("log-format", d.Node.LogFormat, "json (zerolog, one object a line) or console (for people) [node.log_format]")
+	f.String("log-format", d.Node.LogFormat, "auto (console on a terminal, json otherwise), json (zerolog, one object a line) or console (for people) [node.log_format]")
 	f.Bool("insecure-api", false, "serve the HTTP API beyond loopback without a token (warned at every start) [api.insecure]")
 	f.Bool("protoactor-metrics", false, "add protoactor-go's own metrics to /metrics (costs every message a few µs) [telemetry.protoactor_metrics]")
 	return cmd

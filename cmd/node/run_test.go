@@ -56,7 +56,7 @@ func TestRunWithRaft(t *testing.T) {
 	actortest.Eventually(t, 20*time.Second, "a raft leader every node agrees on", func() bool {
 		raftLeader = ""
 		for _, h := range https {
-			out, err := cli(t, "raft", "status", "--addr", h, "--timeout", "1s")
+			out, err := cli(t, "raft", "status", "--node", h, "--timeout", "1s")
 			if err != nil {
 				return false
 			}
@@ -68,21 +68,21 @@ func TestRunWithRaft(t *testing.T) {
 		}
 		return true
 	})
-	if out, err := cli(t, "kv", "put", "--addr", https[0], "greeting", "hello"); err != nil {
+	if out, err := cli(t, "kv", "put", "--node", https[0], "greeting", "hello"); err != nil {
 		t.Fatalf("kv put: %v\n%s", err, out)
 	}
-	if out, err := cli(t, "kv", "get", "--addr", https[2], "greeting"); err != nil || out != "hello\n" {
+	if out, err := cli(t, "kv", "get", "--node", https[2], "greeting"); err != nil || out != "hello\n" {
 		t.Fatalf("kv get on another node: %v %q", err, out)
 	}
 	// Lease locks: a token, refused while held, released with the token.
-	token, err := cli(t, "lock", "acquire", "--addr", https[1], "jobs-db", "--ttl", "10s")
+	token, err := cli(t, "lock", "acquire", "--node", https[1], "jobs-db", "--ttl", "10s")
 	if err != nil || strings.TrimSpace(token) == "" {
 		t.Fatalf("lock acquire: %v %q", err, token)
 	}
-	if out, err := cli(t, "lock", "acquire", "--addr", https[2], "jobs-db", "--ttl", "10s"); err == nil {
+	if out, err := cli(t, "lock", "acquire", "--node", https[2], "jobs-db", "--ttl", "10s"); err == nil {
 		t.Errorf("a second acquire of a held lock succeeded: %q", out)
 	}
-	if out, err := cli(t, "lock", "release", "--addr", https[0], "jobs-db", "--token", strings.TrimSpace(token)); err != nil {
+	if out, err := cli(t, "lock", "release", "--node", https[0], "jobs-db", "--fencing-token", strings.TrimSpace(token)); err != nil {
 		t.Errorf("lock release: %v %q", err, out)
 	}
 	// The elector follows raft: /v1/leader names the raft leader.
@@ -100,7 +100,7 @@ func TestRunWithRaft(t *testing.T) {
 			followerHTTP = https[i]
 		}
 	}
-	_, err = cli(t, "raft", "transfer", "--addr", followerHTTP, follower)
+	_, err = cli(t, "raft", "transfer", "--node", followerHTTP, follower)
 	if err == nil || !strings.Contains(err.Error(), "send it to "+raftLeader) {
 		t.Errorf("transfer through a follower: %v, want an error naming the leader %s", err, raftLeader)
 	}

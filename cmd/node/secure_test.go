@@ -134,7 +134,7 @@ func TestSecuredCluster(t *testing.T) {
 	if _, err := cli(t, "members", "--node", apis[0]); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Errorf("members without --token: %v", err)
 	}
-	if _, err := cli(t, "kv", "get", "--addr", apis[0], "k"); err == nil || !strings.Contains(err.Error(), "unauthorized") {
+	if _, err := cli(t, "kv", "get", "--node", apis[0], "k"); err == nil || !strings.Contains(err.Error(), "unauthorized") {
 		t.Errorf("kv without --token: %v", err)
 	}
 

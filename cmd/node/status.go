@@ -44,7 +44,7 @@ resolved ones (and events).`,
 			return printStatus(cmd.OutOrStdout(), s, alerts)
 		},
 	}
-	o.flags(cmd)
+	o.flags(cmd.Flags())
 	cmd.Flags().IntVar(&alerts, "alerts", 5, "alerts to print: every active one, then the newest others up to this many in all (0: none)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the node's snapshot as JSON")
 	return cmd

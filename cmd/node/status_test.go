@@ -21,7 +21,8 @@ import (
 )
 
 func TestNodeLogger(t *testing.T) {
-	for _, format := range []string{"json", "console"} {
+	// auto: a buffer is not a terminal, so JSON.
+	for _, format := range []string{"json", "console", "auto"} {
 		var out bytes.Buffer
 		log, logs, err := nodeLogger(&out, format, zerolog.InfoLevel)
 		if err != nil {
@@ -33,7 +34,7 @@ func TestNodeLogger(t *testing.T) {
 		line := strings.TrimSpace(out.String())
 		var obj map[string]any
 		isJSON := json.Unmarshal([]byte(line), &obj) == nil
-		if isJSON != (format == "json") || !strings.Contains(line, "hello") || strings.Contains(line, "hidden") {
+		if isJSON != (format != "console") || !strings.Contains(line, "hello") || strings.Contains(line, "hidden") {
 			t.Errorf("--log-format %s wrote %q", format, line)
 		}
 		// The buffer always holds JSON, for other nodes to read.
@@ -42,7 +43,7 @@ func TestNodeLogger(t *testing.T) {
 			t.Errorf("--log-format %s kept %q", format, kept)
 		}
 	}
-	if _, _, err := nodeLogger(io.Discard, "xml", zerolog.InfoLevel); err == nil || !strings.Contains(err.Error(), "valid: json, console") {
+	if _, _, err := nodeLogger(io.Discard, "xml", zerolog.InfoLevel); err == nil || !strings.Contains(err.Error(), "valid: auto, json, console") {
 		t.Errorf("--log-format xml: %v", err)
 	}
 }
