@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,13 +29,73 @@ import (
 	"github.com/troupe-dev/troupe/consensus/consensustest"
 )
 
-const project = "troupe-chaos"
+// project is the suite's compose project (TROUPE_CHAOS_PROJECT, default
+// troupe-chaos): its containers and network are its own, beside any other
+// stack on the host.
+var project = cmp.Or(os.Getenv("TROUPE_CHAOS_PROJECT"), "troupe-chaos")
 
-// services are compose.yaml's nodes; node-i's API is on host port 808i.
+// services are compose.yaml's nodes; node-i's API is on host port
+// <portBase>i.
 var services = []string{"node-1", "node-2", "node-3", "node-4", "node-5"}
 
+// portBase and subnet are the suite's TROUPE_PORT_BASE and TROUPE_SUBNET
+// (compose.yaml, compose.subnet.yaml): from the environment, else free
+// ones that start picks.
+var portBase, subnet string
+
 func apiURL(service string) string {
-	return "http://127.0.0.1:808" + strings.TrimPrefix(service, "node-")
+	return "http://127.0.0.1:" + portBase + strings.TrimPrefix(service, "node-")
+}
+
+// freePortBase is a TROUPE_PORT_BASE whose five ports nothing listens on:
+// fixed ports, so that a restarted container keeps its API's.
+func freePortBase(t *testing.T) string {
+	for b := 1808; b < 6000; b++ {
+		free := true
+		for i := 1; i <= len(services) && free; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d%d", b, i))
+			if err != nil {
+				free = false
+				continue
+			}
+			_ = ln.Close()
+		}
+		if free {
+			return strconv.Itoa(b)
+		}
+	}
+	t.Fatal("no free TROUPE_PORT_BASE from 1808 to 5999: set one")
+	return ""
+}
+
+// freeSubnet is a /24 in 10.213.0.0/16 that no Docker network overlaps:
+// the partition scenario reconnects a container with its own address,
+// which Docker allows only on a network with a fixed subnet.
+func freeSubnet(t *testing.T) string {
+	out, err := cmd(time.Minute, ".", "docker", "network", "ls", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used []*net.IPNet
+	if ids := strings.Fields(out); len(ids) > 0 {
+		out, err = cmd(time.Minute, ".", "docker", append([]string{"network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"}, ids...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(out) {
+			if _, n, err := net.ParseCIDR(f); err == nil {
+				used = append(used, n)
+			}
+		}
+	}
+	for third := 7; third < 256; third++ {
+		_, n, _ := net.ParseCIDR(fmt.Sprintf("10.213.%d.0/24", third))
+		if !slices.ContainsFunc(used, func(u *net.IPNet) bool { return u.Contains(n.IP) || n.Contains(u.IP) }) {
+			return n.String()
+		}
+	}
+	t.Fatal("every /24 of 10.213.0.0/16 overlaps a Docker network: set TROUPE_SUBNET")
+	return ""
 }
 
 // suite is the running cluster.
@@ -52,7 +114,8 @@ func cmd(timeout time.Duration, dir, name string, args ...string) (string, error
 	// A CPU per container: the default quota (0.35) is for measuring
 	// speedup, and under it a throttled node misses probes and heartbeats
 	// on a busy host.
-	c.Env = append(os.Environ(), "CGO_ENABLED=0", "TROUPE_CPUS="+cmp.Or(os.Getenv("TROUPE_CPUS"), "1"))
+	c.Env = append(os.Environ(), "CGO_ENABLED=0", "TROUPE_CPUS="+cmp.Or(os.Getenv("TROUPE_CPUS"), "1"),
+		"TROUPE_PORT_BASE="+portBase, "TROUPE_SUBNET="+subnet)
 	out, err := c.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
@@ -61,7 +124,8 @@ func cmd(timeout time.Duration, dir, name string, args ...string) (string, error
 }
 
 func (s *suite) dc(args ...string) (string, error) {
-	full := append(slices.Clone(s.compose[1:]), "-p", project, "-f", filepath.Join(s.root, "compose.yaml"))
+	full := append(slices.Clone(s.compose[1:]), "-p", project,
+		"-f", filepath.Join(s.root, "compose.yaml"), "-f", filepath.Join(s.root, "compose.subnet.yaml"))
 	return cmd(5*time.Minute, s.root, s.compose[0], append(full, args...)...)
 }
 
@@ -100,6 +164,13 @@ func start(t *testing.T) *suite {
 		}
 		s.compose = []string{"docker-compose"}
 	}
+	if portBase = os.Getenv("TROUPE_PORT_BASE"); portBase == "" {
+		portBase = freePortBase(t)
+	}
+	if subnet = os.Getenv("TROUPE_SUBNET"); subnet == "" {
+		subnet = freeSubnet(t)
+	}
+	t.Logf("compose project %s: subnet %s, node-i's API on 127.0.0.1:%si", project, subnet, portBase)
 	t0 := time.Now()
 	if _, err := cmd(10*time.Minute, s.root, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "build/node", "./cmd/node"); err != nil {
 		t.Fatal(err)
@@ -113,7 +184,7 @@ func start(t *testing.T) *suite {
 	}
 	t.Cleanup(func() {
 		if os.Getenv("TROUPE_CHAOS_KEEP") != "" {
-			t.Logf("cluster kept (TROUPE_CHAOS_KEEP): %s -p %s down -v", strings.Join(s.compose, " "), project)
+			t.Logf("cluster kept (TROUPE_CHAOS_KEEP): %s -p %s -f compose.yaml -f compose.subnet.yaml down -v", strings.Join(s.compose, " "), project)
 			return
 		}
 		if t.Failed() {

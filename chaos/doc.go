@@ -29,8 +29,13 @@
 // not build images; under the tag the loopback suite, which go test ./...
 // has run, is left out. With the tag and no Docker daemon answering, the
 // Docker tests skip and say why. .ci/run runs them when a daemon answers. The cluster runs
-// as compose project troupe-chaos; it is removed at the end unless
-// TROUPE_CHAOS_KEEP=1.
+// as compose project troupe-chaos (TROUPE_CHAOS_PROJECT), beside any other
+// stack on the host: on a subnet of 10.213.0.0/16 that no Docker network
+// overlaps (TROUPE_SUBNET, through compose.subnet.yaml: the partition
+// scenario reconnects a container with its own address, which needs a
+// fixed subnet) and with node-i's API on host port <base>i for the first
+// base from 1808 whose five ports are free (TROUPE_PORT_BASE). It is
+// removed at the end unless TROUPE_CHAOS_KEEP=1.
 //
 // # Docker scenarios
 //
