@@ -190,10 +190,19 @@ func TestVersion(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "troupe node ") || !strings.Contains(out, runtime.Version()) {
 		t.Errorf("version: %v\n%s", err, out)
 	}
-	old := version
-	version = "v9.9.9"
-	defer func() { version = old }()
-	if b := buildInfo(); b.Version != "v9.9.9" || !strings.HasPrefix(versionString(), "v9.9.9") {
-		t.Errorf("-ldflags version not used: %+v", b)
+	// A test binary has no VCS information: the output says why.
+	if !strings.Contains(out, "module    github.com/troupe-dev/troupe") || !strings.Contains(out, "commit    unknown: ") ||
+		!strings.Contains(out, "built     unknown") {
+		t.Errorf("version without VCS information:\n%s", out)
+	}
+	oldVersion, oldCommit, oldBuilt := version, commit, built
+	version, commit, built = "v9.9.9", "0123456789abcdef0123", "2026-01-02T03:04:05Z"
+	defer func() { version, commit, built = oldVersion, oldCommit, oldBuilt }()
+	if b := buildInfo(); b.Version != "v9.9.9" || b.Commit != commit || b.Built != built || !strings.HasPrefix(versionString(), "v9.9.9 0123456789ab") {
+		t.Errorf("-ldflags version, commit and built not used: %+v", b)
+	}
+	out, err = cli(t, "version")
+	if err != nil || !strings.Contains(out, "commit    0123456789abcdef0123\n") || !strings.Contains(out, "built     2026-01-02T03:04:05Z") {
+		t.Errorf("version with -ldflags: %v\n%s", err, out)
 	}
 }
