@@ -1,8 +1,11 @@
 # The node binary in an empty image. No base image is pulled: build the
 # static binary first, then the image:
 #
-#   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o build/node ./cmd/node
+#   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.commit=$(git rev-parse HEAD) -X main.built=$(date -u +%FT%TZ)" -o build/node ./cmd/node
 #   docker build -t troupe-node .
+#
+# (The -X flags give `node version` the commit and build time where go
+# build records none: a git worktree, or GOFLAGS=-buildvcs=false.)
 #
 # The exec runtime needs an interpreter, which this image does not have:
 # containers run Starlark jobs only.
