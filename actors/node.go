@@ -82,7 +82,7 @@ func NewNode(cfg Config) (*Node, error) {
 		actorLog := n.log.With().Str("component", "protoactor").Logger().Level(level)
 		opts := []actor.ConfigOption{
 			actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-				return slog.New(zerolog.NewSlogHandler(actorLog))
+				return slog.New(protoactorLog{zerolog.NewSlogHandler(actorLog)})
 			}),
 			actor.WithDeadLetterRequestLogging(false),
 		}
