@@ -24,7 +24,7 @@ import (
 
 type sendTo struct {
 	actors.Returns[bool]
-	node string
+	node actors.NodeName
 }
 
 func TestBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
@@ -36,7 +36,10 @@ func testBadInputIsRefusedAndTheNodeKeepsRunning(t *testing.T) {
 	n := c.Node("node-1")
 	rec := &recorder{got: map[string][]uint64{}}
 	if err := n.Start(protocol("rel", func(ctx *actors.Context) error {
-		actors.OnMessage(ctx, func(ctx *actors.Context, from string, m *pb.Ping) error { rec.add(ctx.Node(), from, m.N); return nil })
+		actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, m *pb.Ping) error {
+			rec.add(ctx.Node(), from, m.N)
+			return nil
+		})
 		actors.OnRequest(ctx, func(ctx *actors.Context, s *sendTo) (bool, error) { return true, ctx.Send(s.node, &pb.Ping{}) })
 		return nil
 	})); err != nil {
@@ -137,7 +140,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		if err := c.Start(relProtocol(rec)); err != nil {
 			t.Fatal(err)
 		}
-		_ = c.Node("node-1").Tell("rel", &sendN{to: []string{"node-2", "node-3"}, from: 1, n: 50, reliable: true})
+		_ = c.Node("node-1").Tell("rel", &sendN{to: []actors.NodeName{"node-2", "node-3"}, from: 1, n: 50, reliable: true})
 		actortest.Eventually(t, wait, "delivered", func() bool { return len(rec.of("node-3", "node-1")) == 50 })
 		if err := c.Stop(); err != nil {
 			t.Fatal(err)
@@ -174,7 +177,7 @@ func testRemotePanicIsARefusedMessage(t *testing.T) {
 	type read struct{ actors.Returns[[]uint64] }
 	if err := n.Start(protocol("fragile", func(ctx *actors.Context) error {
 		handled = nil // a restart would forget what was handled
-		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ actors.NodeName, m *pb.Ping) error {
 			if m.N == 13 {
 				var nilMap map[string]int
 				nilMap["boom"]++ // a handler bug an input can reach

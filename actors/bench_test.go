@@ -92,7 +92,7 @@ func quietSystem() *actor.ActorSystem {
 // and sends bursts of Pings when told: protobuf Pings, or structPings when
 // plain is set.
 type burst struct {
-	to    string
+	to    actors.NodeName
 	n     int
 	plain bool
 }
@@ -107,8 +107,8 @@ var _ = pb.Register[structPing]("troupe.actorsbench.v1.Ping")
 func sinkProtocol(c *counted) actors.Factory {
 	return protocol("bench", func(ctx *actors.Context) error {
 		actors.OnTell(ctx, func(*actors.Context, *pb.Ping) error { c.hit(); return nil })
-		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { c.hit(); return nil })
-		actors.OnMessage(ctx, func(*actors.Context, string, *structPing) error { c.hit(); return nil })
+		actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, *pb.Ping) error { c.hit(); return nil })
+		actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, *structPing) error { c.hit(); return nil })
 		actors.OnTell(ctx, func(ctx *actors.Context, b *burst) error {
 			if b.plain {
 				m := &structPing{N: 1}

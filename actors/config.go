@@ -14,7 +14,7 @@ import (
 // Config sets up a [Node]. Start from [DefaultConfig]; NewNode fills any
 // zero field from it.
 type Config struct {
-	Name    string            // the node's identity; letters, digits, '.', '_', '-'
+	Name    NodeName          // the node's identity; letters, digits, '.', '_', '-'
 	Network transport.Network // required: transport/remote or transport/sim
 
 	Clock Clock  // source of time for timers and Context.Now; default the wall clock

@@ -68,10 +68,10 @@ func (c *Context) errDead(op string) error {
 }
 
 // Node is the name of the node this protocol runs on.
-func (c *Context) Node() string { return c.h.node.name }
+func (c *Context) Node() NodeName { return c.h.node.name }
 
 // Protocol is the protocol's name.
-func (c *Context) Protocol() string { return c.h.name }
+func (c *Context) Protocol() ProtocolName { return c.h.name }
 
 // Now is the node clock's time. Use it instead of time.Now, so that a
 // simulation can own time.
@@ -103,11 +103,11 @@ func (c *Context) NodeStats() NodeStats { return c.h.node.Stats() }
 // m is encoded at once: it may be changed or reused afterwards. What a
 // handler sends leaves when the handler returns (see Node): on the remote
 // network, what it sends one node travels as one message.
-func (c *Context) Send(to string, m any) error {
+func (c *Context) Send(to NodeName, m any) error {
 	if c.dead("Send") {
 		return c.errDead("Send")
 	}
-	size, err := c.h.outbox.SendMessage(to, m)
+	size, err := c.h.outbox.SendMessage(string(to), m)
 	if err != nil {
 		return fmt.Errorf("protocol %s sending %s: %w", c.h.name, typeName(m), err)
 	}
@@ -129,11 +129,11 @@ func (c *Context) Flush() { c.h.outbox.Flush() }
 // before it. m is what Send takes. It fails at once for an unknown node, a
 // message over the size limit or of an unregistered type, or when
 // ReliableConfig.MaxInFlight messages to `to` await acks.
-func (c *Context) SendReliable(to string, m any) error {
+func (c *Context) SendReliable(to NodeName, m any) error {
 	if c.dead("SendReliable") {
 		return c.errDead("SendReliable")
 	}
-	return c.h.rel.send(c.h, to, m)
+	return c.h.rel.send(c.h, string(to), m)
 }
 
 // Notify publishes n to every protocol on this node that registered an
@@ -154,11 +154,11 @@ func (c *Context) Notify(n any) int {
 // included), which handles it with its OnTell handler for m's type. It
 // fails as [Node.Tell] does: with ErrNoHandler, at once, when the protocol
 // has no OnTell handler for m's type.
-func (c *Context) Tell(protocol string, m any) error {
+func (c *Context) Tell(to ProtocolName, m any) error {
 	if c.dead("Tell") {
 		return c.errDead("Tell")
 	}
-	if err := c.h.node.Tell(protocol, m); err != nil {
+	if err := c.h.node.Tell(to, m); err != nil {
 		return err
 	}
 	c.h.metrics.typ(typeName(m)).msgsOut.Add(1)
@@ -188,12 +188,12 @@ func (h *protocolHost) transmit(env *messages.Envelope) error {
 // entry is one registered handler, with the counters of its type.
 type entry struct {
 	name  string
-	fn    func(ctx *Context, from string, m any) error
+	fn    func(ctx *Context, from NodeName, m any) error
 	stats *typeMetrics
 	kind  inputKind // of local input (localH); zero in the other tables
 }
 
-func (c *Context) newEntry(t reflect.Type, fn func(*Context, string, any) error) *entry {
+func (c *Context) newEntry(t reflect.Type, fn func(*Context, NodeName, any) error) *entry {
 	name := typeNameOf(t)
 	return &entry{name: name, fn: fn, stats: c.h.metrics.typ(name)}
 }
@@ -210,11 +210,11 @@ func mustConcrete(what string, t reflect.Type) {
 // messages.Register[Ping], M is *Ping); any other M panics, saying which
 // to use. from is the sender's node name. A later registration for the
 // same type replaces the earlier one.
-func OnMessage[M any](ctx *Context, h func(ctx *Context, from string, m M) error) {
+func OnMessage[M any](ctx *Context, h func(ctx *Context, from NodeName, m M) error) {
 	t := reflect.TypeFor[M]()
 	mustConcrete("OnMessage", t)
 	mustWireType(t)
-	ctx.msgH.set(keyFor[M](), ctx.newEntry(t, func(c *Context, from string, m any) error { return h(c, from, m.(M)) }))
+	ctx.msgH.set(keyFor[M](), ctx.newEntry(t, func(c *Context, from NodeName, m any) error { return h(c, from, m.(M)) }))
 }
 
 // mustWireType panics unless t can arrive from the network.
@@ -236,5 +236,5 @@ func mustWireType(t reflect.Type) {
 func OnTimer[T any](ctx *Context, h func(ctx *Context, t T) error) {
 	t := reflect.TypeFor[T]()
 	mustConcrete("OnTimer", t)
-	ctx.timerH.set(keyFor[T](), ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(T)) }))
+	ctx.timerH.set(keyFor[T](), ctx.newEntry(t, func(c *Context, _ NodeName, m any) error { return h(c, m.(T)) }))
 }

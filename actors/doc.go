@@ -36,7 +36,7 @@
 //
 //	var _ = messages.Register[Ping]("pingpong.Ping")
 //
-//	actors.OnMessage(ctx, func(ctx *actors.Context, from string, m *Ping) error {
+//	actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, m *Ping) error {
 //		return ctx.Send(from, &Ping{N: m.N + 1})
 //	})
 //
@@ -60,6 +60,11 @@
 // [Context.Rand]. Code outside protocols uses [Node.Tell] (or, to send one
 // protocol many messages, a [Ref] from [Node.Ref]), [Call], [Observe] and,
 // to stand in for a protocol's announcement, [Node.Publish].
+//
+// Nodes are addressed by [NodeName] and protocols by [ProtocolName], two
+// types, so that passing one where the other is due does not compile:
+// Send takes a NodeName, Tell a ProtocolName. Each protocol package
+// declares its name as const Name actors.ProtocolName = "...".
 //
 // A configuration change at run time is an event too: [Node.Reconfigure]
 // hands a protocol its new configuration, its [OnReconfigure] handler

@@ -50,7 +50,7 @@ var (
 // HandlerError is the failure of a handler that returned an error: the
 // protocol restarts with it as the reason.
 type HandlerError struct {
-	Protocol string
+	Protocol ProtocolName
 	Type     string // what was being handled
 	Err      error
 }

@@ -10,19 +10,21 @@ import (
 // ProtocolRestarted is published (as a notification, to every subscriber on
 // the node) each time a protocol is restarted after a failure.
 type ProtocolRestarted struct {
-	Node, Protocol string
-	Reason         string        // the panic or the handler's error
-	Restarts       int64         // restarts of this protocol so far
-	Backoff        time.Duration // delay before the new incarnation starts
+	Node     NodeName
+	Protocol ProtocolName
+	Reason   string        // the panic or the handler's error
+	Restarts int64         // restarts of this protocol so far
+	Backoff  time.Duration // delay before the new incarnation starts
 }
 
 // ProtocolStopped is published when a protocol failed more often than
 // SupervisionConfig allows and is stopped for good.
 type ProtocolStopped struct {
-	Node, Protocol string
-	Reason         string // the last failure
-	Failures       int    // failures within Window
-	Window         time.Duration
+	Node     NodeName
+	Protocol ProtocolName
+	Reason   string // the last failure
+	Failures int    // failures within Window
+	Window   time.Duration
 }
 
 func (e *ProtocolRestarted) log(l *zerolog.Logger) {

@@ -20,7 +20,7 @@ type Greet struct {
 	Name string
 }
 
-func (g *Greeter) Name() string { return "greeter" }
+func (g *Greeter) Name() actors.ProtocolName { return "greeter" }
 
 func (g *Greeter) Init(ctx *actors.Context) error {
 	g.greeting = "hello"

@@ -21,7 +21,7 @@ import (
 // incarnation gets a fresh Protocol value and a fresh Context.
 type protocolHost struct {
 	node    *Node
-	name    string
+	name    ProtocolName
 	factory Factory
 	first   Protocol // the value Start made, used by the first incarnation
 	pid     *actor.PID
@@ -51,18 +51,18 @@ type protocolHost struct {
 	types      map[string]transport.PayloadType // payload types seen, by name: no registry lookup per message
 }
 
-func newHost(n *Node, name string, f Factory, first Protocol) *protocolHost {
+func newHost(n *Node, name ProtocolName, f Factory, first Protocol) *protocolHost {
 	h := &protocolHost{
 		node:        n,
 		name:        name,
 		factory:     f,
 		first:       first,
-		log:         n.log.With().Str("protocol", name).Logger(),
+		log:         n.log.With().Str("protocol", string(name)).Logger(),
 		rng:         n.newRand(name),
 		started:     make(chan error, 1),
 		hostTimers:  map[TimerID]*timer{},
 		sampleEvery: uint32(n.cfg.LatencySampleEvery),
-		outbox:      n.endpoint.Outbox(name),
+		outbox:      n.endpoint.Outbox(string(name)),
 		types:       map[string]transport.PayloadType{},
 	}
 	h.rel.init()
@@ -233,13 +233,13 @@ func (h *protocolHost) sample() bool {
 
 // run calls a handler, measures it, and turns a returned error into a
 // failure for the supervisor.
-func (h *protocolHost) run(e *entry, from string, m any) {
+func (h *protocolHost) run(e *entry, from NodeName, m any) {
 	if err := h.call(e, from, m); err != nil {
 		panic(&HandlerError{Protocol: h.name, Type: e.name, Err: err})
 	}
 }
 
-func (h *protocolHost) call(e *entry, from string, m any) error {
+func (h *protocolHost) call(e *entry, from NodeName, m any) error {
 	if !h.sample() {
 		return e.fn(h.ctx, from, m)
 	}
@@ -255,7 +255,7 @@ func (h *protocolHost) call(e *entry, from string, m any) error {
 // counted, logged with its sender (rate-limited) — and the protocol goes on
 // with its state, without a restart. A returned error is the protocol's own
 // verdict and restarts it, as for any event.
-func (h *protocolHost) runRemote(e *entry, from string, m any) {
+func (h *protocolHost) runRemote(e *entry, from NodeName, m any) {
 	var err error
 	panicked := true
 	func() {
@@ -271,7 +271,7 @@ func (h *protocolHost) runRemote(e *entry, from string, m any) {
 			h.metrics.unhandled.Add(1)
 			if ev := h.node.badInput.Warn(kindPanicked); ev != nil {
 				ev.Discard() // logged at error level, with the stack
-				h.node.log.Error().Str("protocol", h.name).Str("from", from).Str("type", e.name).
+				h.node.log.Error().Str("protocol", string(h.name)).Str("from", string(from)).Str("type", e.name).
 					Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).
 					Msgf("refusing a message from %s: protocol %s's handler of %s panicked on it; the protocol keeps running", from, h.name, e.name)
 			}
@@ -284,11 +284,11 @@ func (h *protocolHost) runRemote(e *entry, from string, m any) {
 	}
 }
 
-func (h *protocolHost) unhandled(what, typeName, from string) {
+func (h *protocolHost) unhandled(what, typeName string, from NodeName) {
 	h.metrics.unhandled.Add(1)
 	ev := h.node.badInput.Warn(kindUnhandled).Str("type", typeName)
 	if from != "" {
-		ev = ev.Str("from", from)
+		ev = ev.Str("from", string(from))
 	}
 	ev.Msgf("dropping a %s: protocol %s has no handler for %s", what, h.name, typeName)
 }
@@ -314,7 +314,7 @@ func (h *protocolHost) dispatch(m *inbound) {
 		h.node.badInput.Warn(kindMalformed).Err(err).Str("from", env.From).Msg(kindMalformed)
 		return
 	}
-	h.handle(env.From, msg, m.size)
+	h.handle(NodeName(env.From), msg, m.size)
 }
 
 // onBatch handles the envelopes of a batch in order. When a handler fails,
@@ -342,7 +342,7 @@ func (h *protocolHost) onBatch(b *inboundBatch) {
 			continue
 		}
 		env := e.Env
-		env.From, env.To, env.Protocol = b.from, h.node.name, h.name
+		env.From, env.To, env.Protocol = string(b.from), string(h.node.name), string(h.name)
 		if err := transport.Validate(env); err != nil {
 			h.node.refuse(fmt.Errorf("node %s, protocol %s: %w", h.node.name, h.name, err))
 			continue
@@ -356,7 +356,7 @@ func (h *protocolHost) onBatch(b *inboundBatch) {
 }
 
 // onMessage decodes and handles best-effort data from a batch.
-func (h *protocolHost) onMessage(from string, e transport.Entry) {
+func (h *protocolHost) onMessage(from NodeName, e transport.Entry) {
 	if h.ctx == nil {
 		return
 	}
@@ -367,7 +367,7 @@ func (h *protocolHost) onMessage(from string, e transport.Entry) {
 		if err != nil {
 			h.metrics.unhandled.Add(1)
 			h.node.badInput.Warn(kindUnknownType).Err(err).
-				Str("from", from).Str("protocol", h.name).Msg(kindUnknownType)
+				Str("from", string(from)).Str("protocol", string(h.name)).Msg(kindUnknownType)
 			return
 		}
 		h.types[name], t = found, found
@@ -376,14 +376,14 @@ func (h *protocolHost) onMessage(from string, e transport.Entry) {
 	if err != nil {
 		h.metrics.unhandled.Add(1)
 		h.node.badInput.Warn(kindMalformed).Err(err).
-			Str("from", from).Str("protocol", h.name).Msg(kindMalformed)
+			Str("from", string(from)).Str("protocol", string(h.name)).Msg(kindMalformed)
 		return
 	}
 	h.handle(from, msg, e.Size)
 }
 
 // handle runs the handler of a message from node from.
-func (h *protocolHost) handle(from string, msg any, size int) {
+func (h *protocolHost) handle(from NodeName, msg any, size int) {
 	e, _ := h.ctx.msgH.get(keyOf(msg))
 	var stats *typeMetrics
 	if e != nil {
@@ -436,7 +436,7 @@ type (
 	// inboundBatch is the envelopes of a Batch: protocol on node from sent
 	// them to this one.
 	inboundBatch struct {
-		from      string
+		from      NodeName
 		envelopes []byte
 	}
 	ackIn struct {

@@ -184,7 +184,7 @@ func registerLocal[M any](ctx *Context, k inputKind, fn func(*Context, M) error)
 		panic(fmt.Sprintf("actors: protocol %s registers %s with %s, but has an %s handler for it already: a type is one kind of local input to a protocol (a command by Tell, its own post, or a notification); give each kind its own type",
 			ctx.h.name, typeNameOf(t), what, e.kind.handler()))
 	}
-	e := ctx.newEntry(t, func(c *Context, _ string, m any) error { return fn(c, m.(M)) })
+	e := ctx.newEntry(t, func(c *Context, _ NodeName, m any) error { return fn(c, m.(M)) })
 	e.kind = k
 	ctx.localH.set(key, e)
 	if ctx == ctx.h.ctx {

@@ -160,7 +160,7 @@ func TestOneTypeIsOneKindOfInput(t *testing.T) {
 			}
 			i++
 			panicked := make(chan string, 1)
-			if err := n.Start(protocol(fmt.Sprintf("twice-%d", i), func(ctx *actors.Context) error {
+			if err := n.Start(protocol(actors.ProtocolName(fmt.Sprintf("twice-%d", i)), func(ctx *actors.Context) error {
 				defer func() { panicked <- fmt.Sprint(recover()) }()
 				reg1(ctx)
 				reg2(ctx)

@@ -63,7 +63,7 @@ type TypeStats struct {
 
 // ProtocolStats describes one protocol of a node.
 type ProtocolStats struct {
-	Name         string
+	Name         ProtocolName
 	Restarts     int64 // supervised restarts so far
 	Reconfigured int64 // run-time configurations accepted (Node.Reconfigure)
 	Stopped      bool  // stopped for good (too many restarts, or Node.Stop)
@@ -84,8 +84,8 @@ type ProtocolStats struct {
 // NodeStats is a snapshot of a node's counters, for tests, the HTTP API and
 // telemetry.
 type NodeStats struct {
-	Node      string
-	Protocols map[string]ProtocolStats
+	Node      NodeName
+	Protocols map[ProtocolName]ProtocolStats
 	// UnknownProtocol counts network messages for protocols the node does
 	// not run; Rejected counts envelopes the network refused as malformed.
 	UnknownProtocol, Rejected int64
@@ -143,7 +143,7 @@ func (m *protocolMetrics) typ(name string) *typeMetrics {
 	return t.(*typeMetrics)
 }
 
-func (m *protocolMetrics) snapshot(name string, depth int) ProtocolStats {
+func (m *protocolMetrics) snapshot(name ProtocolName, depth int) ProtocolStats {
 	s := ProtocolStats{
 		Name:         name,
 		Restarts:     m.restarts.Load(),

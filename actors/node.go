@@ -25,7 +25,7 @@ import (
 // system, attached to one network under the node's name.
 type Node struct {
 	cfg      Config
-	name     string
+	name     NodeName
 	clock    Clock
 	log      zerolog.Logger
 	badInput *security.LogLimiter // a flood of bad input logs a few lines and a count of the rest
@@ -39,8 +39,8 @@ type Node struct {
 	startSession uint64 // the session at start
 
 	mu        sync.Mutex
-	hosts     atomic.Pointer[map[string]*protocolHost] // copy on write
-	order     []*protocolHost                          // start order
+	hosts     atomic.Pointer[map[ProtocolName]*protocolHost] // copy on write
+	order     []*protocolHost                                // start order
 	observers map[*actor.PID]bool
 	subs      atomic.Pointer[map[reflect.Type][]*actor.PID] // copy on write, under mu
 	stopped   bool
@@ -67,9 +67,9 @@ func NewNode(cfg Config) (*Node, error) {
 		observers: map[*actor.PID]bool{},
 		born:      time.Now(),
 	}
-	n.log = cfg.Logger.With().Str("node", cfg.Name).Logger()
+	n.log = cfg.Logger.With().Str("node", string(cfg.Name)).Logger()
 	n.badInput = security.NewLogLimiter(n.log, badInputBurst, badInputPeriod)
-	n.hosts.Store(&map[string]*protocolHost{})
+	n.hosts.Store(&map[ProtocolName]*protocolHost{})
 	n.subs.Store(&map[reflect.Type][]*actor.PID{})
 	if n.cfg.Seed == 0 {
 		n.cfg.Seed = uint64(n.clock.Now().UnixNano())
@@ -93,7 +93,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.sup = &supervisor{node: n}
 	ep, err := cfg.Network.Attach(transport.Attachment{
-		Node:         cfg.Name,
+		Node:         string(cfg.Name),
 		System:       n.system,
 		Deliver:      n.deliver,
 		DeliverBatch: n.deliverBatch,
@@ -110,7 +110,7 @@ func NewNode(cfg Config) (*Node, error) {
 }
 
 // Name is the node's identity.
-func (n *Node) Name() string { return n.name }
+func (n *Node) Name() NodeName { return n.name }
 
 // Address is where the network reaches this node.
 func (n *Node) Address() string { return n.endpoint.Address() }
@@ -178,21 +178,21 @@ func (n *Node) Start(f Factory) error {
 
 // starting reports whether a protocol of that name is between Start and its
 // first Init. Caller holds mu.
-func (n *Node) starting(name string) bool {
+func (n *Node) starting(name ProtocolName) bool {
 	return slices.ContainsFunc(n.order, func(h *protocolHost) bool { return h.name == name })
 }
 
 // actorName is the protoactor name of a protocol's actor.
-func actorName(protocol string) string { return "protocol-" + protocol }
+func actorName(protocol ProtocolName) string { return "protocol-" + string(protocol) }
 
-func (n *Node) host(name string) *protocolHost { return (*n.hosts.Load())[name] }
+func (n *Node) host(name ProtocolName) *protocolHost { return (*n.hosts.Load())[name] }
 
 // Protocols lists the names of the running (or stopped-by-failure)
 // protocols in start order.
-func (n *Node) Protocols() []string {
+func (n *Node) Protocols() []ProtocolName {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	names := make([]string, 0, len(n.order))
+	names := make([]ProtocolName, 0, len(n.order))
 	for _, h := range n.order {
 		names = append(names, h.name)
 	}
@@ -203,7 +203,7 @@ func (n *Node) Protocols() []string {
 // OnTell handler for msg's type. It fails at once with ErrNoHandler when
 // the protocol has no OnTell handler for that type (its posts and the
 // notifications it subscribes to cannot be told). Safe from any goroutine.
-func (n *Node) Tell(protocol string, msg any) error {
+func (n *Node) Tell(protocol ProtocolName, msg any) error {
 	h, err := n.target(protocol)
 	if err != nil {
 		return err
@@ -237,7 +237,7 @@ type Ref struct {
 // Ref returns a handle on a protocol of the node. It fails as [Node.Tell]
 // does: for a protocol the node does not run, a stopped protocol or a
 // stopped node.
-func (n *Node) Ref(protocol string) (Ref, error) {
+func (n *Node) Ref(protocol ProtocolName) (Ref, error) {
 	h, err := n.target(protocol)
 	if err != nil {
 		return Ref{}, err
@@ -246,7 +246,7 @@ func (n *Node) Ref(protocol string) (Ref, error) {
 }
 
 // Protocol is the name of the protocol r refers to ("" for the zero Ref).
-func (r Ref) Protocol() string {
+func (r Ref) Protocol() ProtocolName {
 	if r.h == nil {
 		return ""
 	}
@@ -308,7 +308,7 @@ func (r Ref) live() (*protocolHost, error) {
 	return h, nil
 }
 
-func (n *Node) target(protocol string) (*protocolHost, error) {
+func (n *Node) target(protocol ProtocolName) (*protocolHost, error) {
 	h := n.host(protocol)
 	switch {
 	case h == nil && n.isStopped():
@@ -333,7 +333,7 @@ func (n *Node) isStopped() bool {
 // Config.RequestTimeout otherwise, or until ctx is cancelled. The error
 // wraps ErrTimeout when the wait ran out, ctx's error when it was
 // cancelled.
-func Call[Req Asks[Rep], Rep any](ctx context.Context, n *Node, protocol string, req Req) (Rep, error) {
+func Call[Req Asks[Rep], Rep any](ctx context.Context, n *Node, protocol ProtocolName, req Req) (Rep, error) {
 	var zero Rep
 	h, err := n.target(protocol)
 	if err != nil {
@@ -479,7 +479,7 @@ func (n *Node) afterFunc(d time.Duration, f func()) Timer {
 func (n *Node) monotonic() time.Duration { return time.Since(n.born) }
 
 // newRand makes the seeded random source of one protocol.
-func (n *Node) newRand(protocol string) *rand.Rand {
+func (n *Node) newRand(protocol ProtocolName) *rand.Rand {
 	var h uint64 = 14695981039346656037
 	for i := 0; i < len(protocol); i++ {
 		h = (h ^ uint64(protocol[i])) * 1099511628211
@@ -490,7 +490,7 @@ func (n *Node) newRand(protocol string) *rand.Rand {
 // deliver is the network's callback: decode, then enqueue on the protocol's
 // mailbox. Runs on network goroutines.
 func (n *Node) deliver(env *messages.Envelope, size int) {
-	h := n.host(env.Protocol)
+	h := n.host(ProtocolName(env.Protocol))
 	if h == nil {
 		n.unknownProtocol.Add(1)
 		n.badInput.Warn(kindUnknownProtocol).Str("from", env.From).Str("protocol", env.Protocol).Str("type", env.Type).
@@ -509,14 +509,14 @@ func (n *Node) deliver(env *messages.Envelope, size int) {
 
 // deliverBatch takes a batch of envelopes for one protocol.
 func (n *Node) deliverBatch(from, protocol string, envelopes []byte) {
-	h := n.host(protocol)
+	h := n.host(ProtocolName(protocol))
 	if h == nil {
 		n.unknownProtocol.Add(1)
 		n.badInput.Warn(kindUnknownProtocol).Str("from", from).Str("protocol", protocol).
 			Msg(kindUnknownProtocol)
 		return
 	}
-	n.system.Root.Send(h.pid, &inboundBatch{from: from, envelopes: envelopes})
+	n.system.Root.Send(h.pid, &inboundBatch{from: NodeName(from), envelopes: envelopes})
 }
 
 // reject is the network's Reject callback: it counts an envelope the
@@ -549,7 +549,7 @@ const (
 
 // Stats snapshots the node's counters.
 func (n *Node) Stats() NodeStats {
-	s := NodeStats{Node: n.name, Protocols: map[string]ProtocolStats{},
+	s := NodeStats{Node: n.name, Protocols: map[ProtocolName]ProtocolStats{},
 		UnknownProtocol: n.unknownProtocol.Load(), Rejected: n.rejected.Load()}
 	n.mu.Lock()
 	hosts := slices.Clone(n.order)

@@ -7,7 +7,7 @@ package actors
 type Protocol interface {
 	// Name identifies the protocol on every node: "bully", "raft", "jobs".
 	// Letters, digits, '.', '_' and '-'.
-	Name() string
+	Name() ProtocolName
 	// Init runs once per incarnation, inside the protocol's actor: at start
 	// and after each supervised restart, on a fresh value from the
 	// protocol's Factory. It sets up state, registers handlers and starts

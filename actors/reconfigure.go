@@ -27,15 +27,16 @@ import (
 func OnReconfigure[C any](ctx *Context, h func(ctx *Context, cfg C) error) {
 	t := reflect.TypeFor[C]()
 	mustConcrete("OnReconfigure", t)
-	ctx.reconfH.set(keyFor[C](), ctx.newEntry(t, func(c *Context, _ string, m any) error { return h(c, m.(C)) }))
+	ctx.reconfH.set(keyFor[C](), ctx.newEntry(t, func(c *Context, _ NodeName, m any) error { return h(c, m.(C)) }))
 }
 
 // ProtocolReconfigured is published (as a notification, to every subscriber
 // on the node) each time a protocol accepts a new configuration through
 // [Node.Reconfigure].
 type ProtocolReconfigured struct {
-	Node, Protocol string
-	Config         any // the configuration the protocol accepted
+	Node     NodeName
+	Protocol ProtocolName
+	Config   any // the configuration the protocol accepted
 }
 
 // reconfigureMsg asks a protocol to take a new configuration.
@@ -51,7 +52,7 @@ type reconfigureMsg struct {
 // no OnReconfigure handler for cfg's type (it cannot change that
 // configuration without a restart), or [ErrTimeout]. The wait ends at
 // ctx's deadline or after Config.RequestTimeout. Safe from any goroutine.
-func (n *Node) Reconfigure(ctx context.Context, protocol string, cfg any) error {
+func (n *Node) Reconfigure(ctx context.Context, protocol ProtocolName, cfg any) error {
 	if cfg == nil {
 		return fmt.Errorf("actors: Reconfigure of protocol %s with a nil configuration", protocol)
 	}

@@ -20,7 +20,7 @@ type sized struct {
 type sizeConfig struct{ Size int }
 type getSize struct{ actors.Returns[int] }
 
-func (s *sized) Name() string { return "sized" }
+func (s *sized) Name() actors.ProtocolName { return "sized" }
 func (s *sized) Init(ctx *actors.Context) error {
 	actors.OnReconfigure(ctx, func(_ *actors.Context, c sizeConfig) error {
 		if c.Size < 1 || c.Size > 10 {

@@ -100,7 +100,7 @@ func (r *reliable) send(h *protocolHost, to string, m any) error {
 
 func (r *reliable) envelope(h *protocolHost, st *outStream, om *outMsg) *messages.Envelope {
 	return &messages.Envelope{
-		From: h.node.name, To: st.peer, Protocol: h.name,
+		From: string(h.node.name), To: st.peer, Protocol: string(h.name),
 		Type: om.typ, Payload: om.payload,
 		Session: st.session, Seq: om.seq, PeerSession: st.peerSession,
 	}
@@ -196,7 +196,7 @@ func (r *reliable) receive(h *protocolHost, m *inbound) {
 		// Meant for an earlier incarnation of this node: say who answers
 		// now, and the sender starts a new stream.
 		_ = h.transmit(&messages.Envelope{
-			From: h.node.name, To: env.From, Protocol: h.name,
+			From: string(h.node.name), To: env.From, Protocol: string(h.name),
 			Kind: messages.Envelope_KIND_ACK, Session: env.Session, PeerSession: session,
 		})
 		return
@@ -214,7 +214,7 @@ func (r *reliable) receive(h *protocolHost, m *inbound) {
 		// sender continues above it (a late message of a dead stream
 		// gets an ack nobody reads).
 		_ = h.transmit(&messages.Envelope{
-			From: h.node.name, To: env.From, Protocol: h.name,
+			From: string(h.node.name), To: env.From, Protocol: string(h.name),
 			Kind: messages.Envelope_KIND_ACK, Session: env.Session, PeerSession: session,
 			SeenSession: st.session,
 		})
@@ -279,7 +279,7 @@ func (r *reliable) flushAcks(h *protocolHost) {
 		}
 		st.ackDue = false
 		_ = h.transmit(&messages.Envelope{
-			From: h.node.name, To: st.peer, Protocol: h.name,
+			From: string(h.node.name), To: st.peer, Protocol: string(h.name),
 			Kind: messages.Envelope_KIND_ACK, Session: st.session, Ack: st.next - 1,
 			PeerSession: h.node.session.Load(),
 		})

@@ -31,7 +31,7 @@ type reqEntry struct {
 
 type pendingReq struct {
 	reqType string
-	target  string
+	target  ProtocolName
 	timeout time.Duration
 	timer   TimerID
 	cb      *entry
@@ -133,7 +133,7 @@ func register[Req any](ctx *Context, what string, fn func(*Context, any, *answer
 // onReply runs later, as an event of this protocol, with the reply or with
 // an error (ErrTimeout after timeout; 0 means Config.RequestTimeout). It
 // fails at once when no such protocol runs.
-func Request[Req Asks[Rep], Rep any](ctx *Context, protocol string, req Req, timeout time.Duration, onReply func(ctx *Context, rep Rep, err error) error) error {
+func Request[Req Asks[Rep], Rep any](ctx *Context, protocol ProtocolName, req Req, timeout time.Duration, onReply func(ctx *Context, rep Rep, err error) error) error {
 	if ctx.dead("Request") {
 		return ctx.errDead("Request")
 	}
@@ -149,7 +149,7 @@ func Request[Req Asks[Rep], Rep any](ctx *Context, protocol string, req Req, tim
 	id := h.nextReq
 	repType := reflect.TypeFor[Rep]()
 	p := &pendingReq{reqType: typeName(req), target: protocol, timeout: timeout}
-	p.cb = &entry{name: "reply to " + p.reqType, stats: h.metrics.typ(typeNameOf(repType)), fn: func(c *Context, _ string, m any) error {
+	p.cb = &entry{name: "reply to " + p.reqType, stats: h.metrics.typ(typeNameOf(repType)), fn: func(c *Context, _ NodeName, m any) error {
 		rep := m.(*replyMsg)
 		var v Rep
 		if rep.err == nil && rep.body != nil {

@@ -30,7 +30,7 @@ func testReliableStreamSurvivesReceiverRestart(t *testing.T) {
 	}
 	send := func(from, n uint64) {
 		t.Helper()
-		if err := c.Node("node-1").Tell("rel", &sendN{to: []string{"node-2"}, from: from, n: n, reliable: true}); err != nil {
+		if err := c.Node("node-1").Tell("rel", &sendN{to: []actors.NodeName{"node-2"}, from: from, n: n, reliable: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,13 +26,13 @@ const wait = 10 * time.Second
 // message queued before it has been handled.
 type probe struct{ done chan struct{} }
 
-func flush(t *testing.T, n *actors.Node, protocol string) {
+func flush(t *testing.T, n *actors.Node, protocol actors.ProtocolName) {
 	t.Helper()
 	p := &probe{done: make(chan struct{})}
 	if err := n.Tell(protocol, p); err != nil {
 		t.Fatal(err)
 	}
-	actortest.Receive(t, p.done, wait, "probe through "+protocol)
+	actortest.Receive(t, p.done, wait, "probe through "+string(protocol))
 }
 
 func onProbe(ctx *actors.Context) {
@@ -41,14 +41,14 @@ func onProbe(ctx *actors.Context) {
 
 // fn adapts a name and an Init function into a Protocol.
 type fn struct {
-	name string
+	name actors.ProtocolName
 	init func(ctx *actors.Context) error
 }
 
-func (f *fn) Name() string                   { return f.name }
+func (f *fn) Name() actors.ProtocolName      { return f.name }
 func (f *fn) Init(ctx *actors.Context) error { onProbe(ctx); return f.init(ctx) }
 
-func protocol(name string, init func(ctx *actors.Context) error) actors.Factory {
+func protocol(name actors.ProtocolName, init func(ctx *actors.Context) error) actors.Factory {
 	return func() actors.Protocol { return &fn{name: name, init: init} }
 }
 
@@ -85,7 +85,7 @@ func testHandlersNeverRunConcurrently(t *testing.T) {
 	type fire struct{ n uint64 }
 	err := c.Start(protocol("serial", func(ctx *actors.Context) error {
 		actors.OnTell(ctx, func(*actors.Context, *work) error { enter(); return nil })
-		actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { enter(); return nil })
+		actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, *pb.Ping) error { enter(); return nil })
 		actors.OnTimer(ctx, func(*actors.Context, tick) error { enter(); return nil })
 		actors.OnRequest(ctx, func(*actors.Context, *work) (int, error) { enter(); return 1, nil })
 		actors.OnTell(ctx, func(ctx *actors.Context, f *fire) error {
@@ -279,7 +279,7 @@ type boom struct{}
 type fail struct{}
 type get struct{ actors.Returns[int] }
 
-func (c *counter) Name() string { return "counter" }
+func (c *counter) Name() actors.ProtocolName { return "counter" }
 func (c *counter) Init(ctx *actors.Context) error {
 	c.inits.Add(1)
 	onProbe(ctx)
@@ -419,27 +419,28 @@ type recorder struct {
 	got map[string][]uint64 // "to<-from" → payload numbers in arrival order
 }
 
-func (r *recorder) add(to, from string, n uint64) {
+func (r *recorder) add(to, from actors.NodeName, n uint64) {
+	k := string(to) + "<-" + string(from)
 	r.mu.Lock()
-	r.got[to+"<-"+from] = append(r.got[to+"<-"+from], n)
+	r.got[k] = append(r.got[k], n)
 	r.mu.Unlock()
 }
 
-func (r *recorder) of(to, from string) []uint64 {
+func (r *recorder) of(to, from actors.NodeName) []uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]uint64(nil), r.got[to+"<-"+from]...)
+	return append([]uint64(nil), r.got[string(to)+"<-"+string(from)]...)
 }
 
 type sendN struct {
-	to       []string
+	to       []actors.NodeName
 	from, n  uint64
 	reliable bool
 }
 
 func relProtocol(rec *recorder) actors.Factory {
 	return protocol("rel", func(ctx *actors.Context) error {
-		actors.OnMessage(ctx, func(ctx *actors.Context, from string, m *pb.Ping) error {
+		actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, m *pb.Ping) error {
 			rec.add(ctx.Node(), from, m.N)
 			return nil
 		})
@@ -476,9 +477,9 @@ func testReliableExactlyOnceInOrderUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 500
-	_ = c.Node("node-1").Tell("rel", &sendN{to: []string{"node-2", "node-3"}, from: 1, n: n, reliable: true})
-	_ = c.Node("node-2").Tell("rel", &sendN{to: []string{"node-1"}, from: 1, n: n, reliable: true})
-	streams := [][2]string{{"node-2", "node-1"}, {"node-3", "node-1"}, {"node-1", "node-2"}}
+	_ = c.Node("node-1").Tell("rel", &sendN{to: []actors.NodeName{"node-2", "node-3"}, from: 1, n: n, reliable: true})
+	_ = c.Node("node-2").Tell("rel", &sendN{to: []actors.NodeName{"node-1"}, from: 1, n: n, reliable: true})
+	streams := [][2]actors.NodeName{{"node-2", "node-1"}, {"node-3", "node-1"}, {"node-1", "node-2"}}
 	actortest.Eventually(t, 30*time.Second, "every reliable message delivered", func() bool {
 		for _, s := range streams {
 			if len(rec.of(s[0], s[1])) < n {
@@ -524,8 +525,8 @@ func testPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 	}
 	n1 := c.Node("node-1")
 	c.Hub.Partition([]string{"node-1"}, []string{"node-2", "node-3"})
-	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 1, n: 10})                   // best effort
-	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 100, n: 10, reliable: true}) // reliable
+	_ = n1.Tell("rel", &sendN{to: []actors.NodeName{"node-2"}, from: 1, n: 10})                   // best effort
+	_ = n1.Tell("rel", &sendN{to: []actors.NodeName{"node-2"}, from: 100, n: 10, reliable: true}) // reliable
 	flush(t, n1, "rel")
 	actortest.Eventually(t, wait, "retransmissions blocked too", func() bool {
 		return c.Hub.Stats().Total(sim.From("node-1")).Blocked > 20
@@ -538,7 +539,7 @@ func testPartitionBlocksTrafficAndHealingResumesIt(t *testing.T) {
 	actortest.Eventually(t, wait, "reliable messages delivered after healing", func() bool {
 		return len(rec.of("node-2", "node-1")) == 10
 	})
-	_ = n1.Tell("rel", &sendN{to: []string{"node-2"}, from: 200, n: 1})
+	_ = n1.Tell("rel", &sendN{to: []actors.NodeName{"node-2"}, from: 200, n: 1})
 	actortest.Eventually(t, wait, "best-effort traffic resumes", func() bool {
 		return len(rec.of("node-2", "node-1")) == 11
 	})
@@ -587,7 +588,7 @@ func TestSendsLeaveWhenTheHandlerReturnsOrFlushes(t *testing.T) {
 	type sendThenWait struct{ flush bool }
 	c := clustertest.NewCluster(t, 2, cluster.Remote())
 	if err := c.Start(protocol("flush", func(ctx *actors.Context) error {
-		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ actors.NodeName, m *pb.Ping) error {
 			got <- m.N
 			heard <- struct{}{}
 			return nil
@@ -655,7 +656,7 @@ func TestAFailureMidBatchKeepsTheRest(t *testing.T) {
 	got := make(chan uint64, 10)
 	c := clustertest.NewCluster(t, 2, cluster.Remote())
 	if err := c.Start(protocol("midbatch", func(ctx *actors.Context) error {
-		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ actors.NodeName, m *pb.Ping) error {
 			if m.N == 2 {
 				return errors.New("refusing 2")
 			}

@@ -13,7 +13,7 @@ import (
 
 // Hi and HiBack are a protocol's wire messages: plain structs, registered
 // once each, with no .proto file.
-type Hi struct{ From string }
+type Hi struct{ From actors.NodeName }
 
 type HiBack struct{ Reply string }
 
@@ -24,20 +24,20 @@ var (
 
 // Waver says hi to a peer at start and keeps the answer.
 type Waver struct {
-	Peer  string
+	Peer  actors.NodeName
 	heard string
 }
 
 // Heard asks a Waver what it heard back.
 type Heard struct{ actors.Returns[string] }
 
-func (w *Waver) Name() string { return "waver" }
+func (w *Waver) Name() actors.ProtocolName { return "waver" }
 
 func (w *Waver) Init(ctx *actors.Context) error {
-	actors.OnMessage(ctx, func(ctx *actors.Context, from string, m *Hi) error {
-		return ctx.Send(from, &HiBack{Reply: "hi " + m.From + ", from " + ctx.Node()})
+	actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, m *Hi) error {
+		return ctx.Send(from, &HiBack{Reply: "hi " + string(m.From) + ", from " + string(ctx.Node())})
 	})
-	actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *HiBack) error {
+	actors.OnMessage(ctx, func(_ *actors.Context, _ actors.NodeName, m *HiBack) error {
 		w.heard = m.Reply
 		return nil
 	})

@@ -32,7 +32,7 @@ type unregistered struct{ N uint64 }
 
 type sendHello struct {
 	actors.Returns[bool]
-	to       string
+	to       actors.NodeName
 	n        uint64
 	reliable bool
 }
@@ -49,11 +49,11 @@ type readHellos struct{ actors.Returns[[]uint64] }
 func helloProtocol() actors.Factory {
 	return protocol("hello", func(ctx *actors.Context) error {
 		var got []uint64
-		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *hello) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ actors.NodeName, m *hello) error {
 			got = append(got, m.N)
 			return nil
 		})
-		actors.OnMessage(ctx, func(_ *actors.Context, _ string, m *pb.Ping) error {
+		actors.OnMessage(ctx, func(_ *actors.Context, _ actors.NodeName, m *pb.Ping) error {
 			got = append(got, 1000+m.N)
 			return nil
 		})
@@ -146,18 +146,18 @@ func TestOnMessageRefusesAnUnregisteredType(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
 	n := c.Node("node-1")
 	for _, c := range []struct {
-		name string
+		name actors.ProtocolName
 		init func(ctx *actors.Context)
 		want string
 	}{
 		{"unregistered", func(ctx *actors.Context) {
-			actors.OnMessage(ctx, func(*actors.Context, string, *unregistered) error { return nil })
+			actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, *unregistered) error { return nil })
 		}, "OnMessage[*actors_test.unregistered]: messages: not a registered message type: *actors_test.unregistered is neither a protobuf message nor a pointer to a struct registered with messages.Register"},
 		{"value", func(ctx *actors.Context) {
-			actors.OnMessage(ctx, func(*actors.Context, string, hello) error { return nil })
+			actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, hello) error { return nil })
 		}, "actors_test.hello is the struct registered as actorstest.Hello; messages are sent and handled as *actors_test.hello"},
 		{"interface", func(ctx *actors.Context) {
-			actors.OnMessage(ctx, func(*actors.Context, string, any) error { return nil })
+			actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, any) error { return nil })
 		}, "OnMessage needs a concrete message type"},
 	} {
 		err := n.Start(protocol(c.name, func(ctx *actors.Context) error { c.init(ctx); return nil }))

@@ -95,7 +95,7 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	sub, err := actors.Call(ctx, s.node, jobs.ProtocolName, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts})
+	sub, err := actors.Call(ctx, s.node, jobs.Name, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -110,7 +110,7 @@ func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	st, err := actors.Call(ctx, s.node, jobs.ProtocolName, jobs.StatusRequest{ID: r.PathValue("id")})
+	st, err := actors.Call(ctx, s.node, jobs.Name, jobs.StatusRequest{ID: r.PathValue("id")})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -124,7 +124,7 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	list, err := actors.Call(ctx, s.node, jobs.ProtocolName, jobs.ListRequest{})
+	list, err := actors.Call(ctx, s.node, jobs.Name, jobs.ListRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -146,7 +146,7 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %v", jobs.ErrNotFound, err))
 		return
 	}
-	rep, err := jobs.CancelJob(ctx, s.node, id, "cancelled through the API of "+s.node.Name())
+	rep, err := jobs.CancelJob(ctx, s.node, id, "cancelled through the API of "+string(s.node.Name()))
 	switch {
 	case err != nil:
 		writeError(w, statusOf(err), err)
@@ -159,9 +159,9 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 
 // Member is one entry of GET /v1/members.
 type Member struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	State   string `json:"state"`
+	Name    actors.NodeName `json:"name"`
+	Address string          `json:"address"`
+	State   string          `json:"state"`
 }
 
 func (s *server) members(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +170,7 @@ func (s *server) members(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	v, err := actors.Call(ctx, s.node, membership.ProtocolName, membership.ViewRequest{})
+	v, err := actors.Call(ctx, s.node, membership.Name, membership.ViewRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -189,13 +189,13 @@ func (s *server) members(w http.ResponseWriter, r *http.Request) {
 // 2 of 5 voters reachable (node-1, node-2)"). Counts are those of the raft
 // group when the node runs one (docs/consensus.md, Quorum loss).
 type Leader struct {
-	Leader          string   `json:"leader"`
-	Term            uint64   `json:"term"`
-	Reason          string   `json:"reason,omitempty"`
-	Message         string   `json:"message,omitempty"`
-	Reachable       int      `json:"reachable,omitempty"`
-	Voters          int      `json:"voters,omitempty"`
-	ReachableVoters []string `json:"reachable_voters,omitempty"`
+	Leader          actors.NodeName   `json:"leader"`
+	Term            uint64            `json:"term"`
+	Reason          string            `json:"reason,omitempty"`
+	Message         string            `json:"message,omitempty"`
+	Reachable       int               `json:"reachable,omitempty"`
+	Voters          int               `json:"voters,omitempty"`
+	ReachableVoters []actors.NodeName `json:"reachable_voters,omitempty"`
 }
 
 func (s *server) leader(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +204,7 @@ func (s *server) leader(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	l, err := actors.Call(ctx, s.node, election.ProtocolName, election.LeaderRequest{})
+	l, err := actors.Call(ctx, s.node, election.Name, election.LeaderRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -214,13 +214,13 @@ func (s *server) leader(w http.ResponseWriter, r *http.Request) {
 		out.Reason, out.Message = "election", "no leader: an election is running"
 		// The raft group, when this node runs one, tells how many voters
 		// it reaches.
-		if st, err := actors.Call(ctx, s.node, consensus.ProtocolName, consensus.StatusRequest{}); err == nil {
+		if st, err := actors.Call(ctx, s.node, consensus.Name, consensus.StatusRequest{}); err == nil {
 			switch {
 			case st.Leader != "":
 				out.Leader, out.Term, out.Reason, out.Message = st.Leader, st.Term, "", ""
 			case st.Reason != "":
 				out.Reason, out.Reachable, out.Voters, out.ReachableVoters = st.Reason, len(st.Reachable), len(st.Voters), st.Reachable
-				out.Message = fmt.Sprintf("no leader: %d of %d voters reachable (%s)", out.Reachable, out.Voters, strings.Join(st.Reachable, ", "))
+				out.Message = fmt.Sprintf("no leader: %d of %d voters reachable (%s)", out.Reachable, out.Voters, joinNames(st.Reachable))
 				if st.Reason == "election" {
 					out.Message += "; an election is running"
 				}
@@ -278,4 +278,13 @@ func validJobID(id string) error {
 		return fmt.Errorf("%q is not a job id (<contact node>.<generation in base 36>.<decimal number>)", id)
 	}
 	return nil
+}
+
+// joinNames lists node names for people.
+func joinNames(names []actors.NodeName) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }

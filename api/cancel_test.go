@@ -31,7 +31,7 @@ func TestCancelThroughAnotherNodeAnswersTheContactsStatus(t *testing.T) {
 	c := jobstest.NewCluster(t, 3, cfg)
 	other := httptest.NewServer(api.New(c.Node("node-2"), api.Config{}))
 	defer other.Close()
-	sub, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: spinJob})
+	sub, err := actors.Call(context.Background(), c.Node("node-1"), jobs.Name, jobs.Submit{Script: spinJob})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestCancelThroughAnotherNodeAnswersTheContactsStatus(t *testing.T) {
 			t.Errorf("DELETE #%d: the job's error %q does not say it was cancelled through node-2", i+1, msg)
 		}
 	}
-	if st, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.StatusRequest{ID: sub.ID}); err != nil || st.State != jobs.Cancelled {
+	if st, err := actors.Call(context.Background(), c.Node("node-1"), jobs.Name, jobs.StatusRequest{ID: sub.ID}); err != nil || st.State != jobs.Cancelled {
 		t.Errorf("the job at its contact: %+v, %v", st, err)
 	}
 }
@@ -59,7 +59,7 @@ func TestCancelOfAJobItsLiveContactNeverHad(t *testing.T) {
 	c := jobstest.NewCluster(t, 2, cfg)
 	srv := httptest.NewServer(api.New(c.Node("node-1"), api.Config{}))
 	defer srv.Close()
-	sub, err := actors.Call(context.Background(), c.Node("node-2"), jobs.ProtocolName, jobs.Submit{Script: sumJob, Input: []byte(`[1, 2]`), Parts: 1})
+	sub, err := actors.Call(context.Background(), c.Node("node-2"), jobs.Name, jobs.Submit{Script: sumJob, Input: []byte(`[1, 2]`), Parts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestCancelUnansweredByTheContact(t *testing.T) {
 		t.Fatal(err)
 	}
 	actortest.Eventually(t, 10*time.Second, "node-1 sees node-2 alive", func() bool {
-		v, err := actors.Call(context.Background(), c.Node("node-1"), membership.ProtocolName, membership.ViewRequest{})
+		v, err := actors.Call(context.Background(), c.Node("node-1"), membership.Name, membership.ViewRequest{})
 		return err == nil && len(v.Live()) == 2
 	})
 	f, err := jobs.New(jobs.DefaultConfig())

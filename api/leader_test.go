@@ -56,7 +56,7 @@ func TestLeaderOnAMinority(t *testing.T) {
 		return l
 	}
 	actortest.Eventually(t, 10*time.Second, "a leader", func() bool { return get().Leader != "" })
-	c.Hub.Partition(minority)
+	c.Partition(minority)
 	var l api.Leader
 	actortest.Eventually(t, 10*time.Second, "the minority says no quorum", func() bool {
 		l = get()

@@ -82,10 +82,10 @@ type Cluster struct {
 	o         options
 	network   transport.Network
 	mu        sync.Mutex
-	names     []string
-	certs     map[string]*security.MutualTLS // with RemoteTLS: each node's, issued once
-	nodes     map[string]*actors.Node        // nil entry: crashed
-	members   map[string]*membership.Membership
+	names     []actors.NodeName
+	certs     map[string]*security.MutualTLS   // with RemoteTLS: each node's, issued once
+	nodes     map[actors.NodeName]*actors.Node // nil entry: crashed
+	members   map[actors.NodeName]*membership.Membership
 	factories []actors.Factory
 }
 
@@ -98,7 +98,7 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Cluster{o: o, nodes: map[string]*actors.Node{}, members: map[string]*membership.Membership{}}
+	c := &Cluster{o: o, nodes: map[actors.NodeName]*actors.Node{}, members: map[actors.NodeName]*membership.Membership{}}
 	if o.remote {
 		cfg := remote.Config{Bind: "127.0.0.1:0", Logger: o.logger}
 		if o.tls {
@@ -129,7 +129,7 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 		c.Hub, c.network = hub, hub
 	}
 	for i := range n {
-		name := fmt.Sprintf(o.nameFmt, i+1)
+		name := actors.NodeName(fmt.Sprintf(o.nameFmt, i+1))
 		c.names = append(c.names, name)
 		if _, err := c.spawn(i, name); err != nil {
 			_ = c.Stop()
@@ -159,7 +159,7 @@ func (c *Cluster) nodeTLS(node string) (*security.MutualTLS, error) {
 	return m, nil
 }
 
-func (c *Cluster) spawn(i int, name string) (*actors.Node, error) {
+func (c *Cluster) spawn(i int, name actors.NodeName) (*actors.Node, error) {
 	cfg := actors.DefaultConfig()
 	cfg.Name = name
 	cfg.Network = c.network
@@ -200,7 +200,7 @@ func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
 		cfg.Seeds = []string{running[0].GossipAddr()}
 	}
 	if c.Hub != nil {
-		tr, err := c.Hub.Memberlist(node.Name())
+		tr, err := c.Hub.Memberlist(string(node.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +209,7 @@ func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
 		cfg.Address = node.Address()
 		cfg.Bind = "127.0.0.1:0"
 		if c.o.tls {
-			m, err := c.nodeTLS(node.Name())
+			m, err := c.nodeTLS(string(node.Name()))
 			if err != nil {
 				return nil, err
 			}
@@ -234,7 +234,7 @@ func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
 
 // Member returns a running node's membership (nil without the Membership
 // option, or if the node is not running).
-func (c *Cluster) Member(name string) *membership.Membership {
+func (c *Cluster) Member(name actors.NodeName) *membership.Membership {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.members[name]
@@ -244,7 +244,7 @@ func (c *Cluster) Member(name string) *membership.Membership {
 func (c *Cluster) Members() []*membership.Membership { return inOrder(c, c.members) }
 
 // inOrder lists the non-nil values of byName in node-name order.
-func inOrder[T comparable](c *Cluster, byName map[string]T) []T {
+func inOrder[T comparable](c *Cluster, byName map[actors.NodeName]T) []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var zero T
@@ -258,10 +258,27 @@ func inOrder[T comparable](c *Cluster, byName map[string]T) []T {
 }
 
 // Names lists the node names in order.
-func (c *Cluster) Names() []string { return slices.Clone(c.names) }
+func (c *Cluster) Names() []actors.NodeName { return slices.Clone(c.names) }
+
+// Partition splits the simulated network into groups of nodes that cannot
+// reach each other, as [sim.Hub.Partition] does with their names (nodes in
+// no group form one more). It panics on a cluster on the remote network,
+// which has no partitions.
+func (c *Cluster) Partition(groups ...[]actors.NodeName) {
+	if c.Hub == nil {
+		panic("cluster: Partition needs the simulated network (cluster.Sim); this cluster is on the remote one")
+	}
+	wire := make([][]string, len(groups))
+	for i, g := range groups {
+		for _, n := range g {
+			wire[i] = append(wire[i], string(n))
+		}
+	}
+	c.Hub.Partition(wire...)
+}
 
 // Node returns a running node by name (nil if unknown or crashed).
-func (c *Cluster) Node(name string) *actors.Node {
+func (c *Cluster) Node(name actors.NodeName) *actors.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodes[name]
@@ -289,7 +306,7 @@ func (c *Cluster) Start(f actors.Factory) error {
 // hooks run (the raft protocol closes its data dir, writing what it still
 // held in memory), and on loopback the node leaves the shared directory,
 // so that after Restart, on a new port, the others dial it at once.
-func (c *Cluster) Crash(name string) error {
+func (c *Cluster) Crash(name actors.NodeName) error {
 	n, m, err := c.take(name)
 	if err != nil {
 		return err
@@ -301,7 +318,7 @@ func (c *Cluster) Crash(name string) error {
 }
 
 // take removes a running node (and its membership) from the cluster.
-func (c *Cluster) take(name string) (*actors.Node, *membership.Membership, error) {
+func (c *Cluster) take(name actors.NodeName) (*actors.Node, *membership.Membership, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, m := c.nodes[name], c.members[name]
@@ -316,7 +333,7 @@ func (c *Cluster) take(name string) (*actors.Node, *membership.Membership, error
 // Leave stops a node gracefully: with the Membership option it first
 // leaves the cluster, so that the others report it left rather than
 // failed. Restart brings it back.
-func (c *Cluster) Leave(name string) error {
+func (c *Cluster) Leave(name actors.NodeName) error {
 	n, m, err := c.take(name)
 	if err != nil {
 		return err
@@ -329,7 +346,7 @@ func (c *Cluster) Leave(name string) error {
 
 // Restart brings a crashed node back under its name, with every protocol
 // given to Start, from fresh state.
-func (c *Cluster) Restart(name string) (*actors.Node, error) {
+func (c *Cluster) Restart(name actors.NodeName) (*actors.Node, error) {
 	i := slices.Index(c.names, name)
 	if i < 0 {
 		return nil, fmt.Errorf("cluster: no node %q; nodes are %v", name, c.names)

@@ -20,13 +20,13 @@ type pinger struct {
 	heard chan<- string
 }
 
-type pingAll struct{ to []string }
+type pingAll struct{ to []actors.NodeName }
 
-func (p *pinger) Name() string { return "pinger" }
+func (p *pinger) Name() actors.ProtocolName { return "pinger" }
 
 func (p *pinger) Init(ctx *actors.Context) error {
-	actors.OnMessage(ctx, func(ctx *actors.Context, from string, _ *pb.Ping) error {
-		p.heard <- from + "→" + ctx.Node()
+	actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, _ *pb.Ping) error {
+		p.heard <- string(from) + "→" + string(ctx.Node())
 		return nil
 	})
 	actors.OnTell(ctx, func(ctx *actors.Context, m pingAll) error {
@@ -65,9 +65,9 @@ func TestRemoteTLSIssuesACertificatePerNode(t *testing.T) {
 		t.Helper()
 		var want, got []string
 		for _, from := range names {
-			others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == from })
+			others := slices.DeleteFunc(slices.Clone(names), func(n actors.NodeName) bool { return n == from })
 			for _, to := range others {
-				want = append(want, from+"→"+to)
+				want = append(want, string(from)+"→"+string(to))
 			}
 			if err := c.Node(from).Tell("pinger", pingAll{to: others}); err != nil {
 				t.Fatal(err)

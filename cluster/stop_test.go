@@ -17,17 +17,17 @@ import (
 // telemetry talk to their peers whether they live or not, and notes the
 // pings heard as "from→to".
 type chatty struct {
-	nodes []string
+	nodes []actors.NodeName
 	heard *sync.Map
 }
 
 type chatTick struct{}
 
-func (p *chatty) Name() string { return "chatty" }
+func (p *chatty) Name() actors.ProtocolName { return "chatty" }
 
 func (p *chatty) Init(ctx *actors.Context) error {
-	actors.OnMessage(ctx, func(ctx *actors.Context, from string, _ *pb.Ping) error {
-		p.heard.Store(from+"→"+ctx.Node(), true)
+	actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, _ *pb.Ping) error {
+		p.heard.Store(string(from)+"→"+string(ctx.Node()), true)
 		return nil
 	})
 	actors.OnTimer(ctx, func(ctx *actors.Context, _ *chatTick) error {

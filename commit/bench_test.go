@@ -28,7 +28,7 @@ func BenchmarkTransfer(b *testing.B) {
 				e := newEnv(b, 3, mode, 30, opts...)
 				from, to := acct("node-2", "a"), acct("node-3", "a")
 				txs := [2]commit.Transaction{e.transfer(from, to, 1), e.transfer(to, from, 1)}
-				before, raftBefore := messages(e.c.Hub, commit.ProtocolName), messages(e.c.Hub, "raft")
+				before, raftBefore := messages(e.c.Hub, commit.Name), messages(e.c.Hub, "raft")
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {
 					out, err := e.do("node-1", txs[i%2])
@@ -38,7 +38,7 @@ func BenchmarkTransfer(b *testing.B) {
 				}
 				b.StopTimer()
 				e.waitQuiet(10e9)
-				after, raftAfter := messages(e.c.Hub, commit.ProtocolName), messages(e.c.Hub, "raft")
+				after, raftAfter := messages(e.c.Hub, commit.Name), messages(e.c.Hub, "raft")
 				b.ReportMetric(float64(sum(after)-sum(before))/float64(b.N), "msgs/tx")
 				b.ReportMetric(float64(sum(raftAfter)-sum(raftBefore))/float64(b.N), "raft-msgs/tx")
 			})

@@ -23,7 +23,7 @@ func TestTransfersCommitOrAbortEverywhere(t *testing.T) {
 			e := newEnv(t, 3, mode, 1)
 			// Between two other nodes, from the coordinator, and within one node.
 			cases := []struct {
-				coord    string
+				coord    actors.NodeName
 				from, to bank.Account
 				amount   int64
 				commit   bool
@@ -53,7 +53,7 @@ func TestTransfersCommitOrAbortEverywhere(t *testing.T) {
 					t.Fatalf("%s: %v, want committed=%v everywhere", out.ID, o, c.commit)
 				}
 				for _, n := range participantsOf(tx) {
-					st, err := actors.Call(context.Background(), e.node(n), commit.ProtocolName, commit.StatusRequest{ID: out.ID})
+					st, err := actors.Call(context.Background(), e.node(n), commit.Name, commit.StatusRequest{ID: out.ID})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -71,7 +71,7 @@ func TestTransfersCommitOrAbortEverywhere(t *testing.T) {
 					}
 				}
 			}
-			want := map[string]map[string]int64{
+			want := map[actors.NodeName]map[string]int64{
 				"node-1": {"a": 750, "b": 1000},
 				"node-2": {"a": 900, "b": 1250},
 				"node-3": {"a": 1100 - 50, "b": 1050},
@@ -132,7 +132,7 @@ func testBadTransactionsAreRefused(t *testing.T) {
 		t.Errorf("a transfer to node-9: %v; want ErrUnknownNode naming node-9 and the aborted transaction", err)
 	}
 	e.waitQuiet(5 * time.Second)
-	if o := e.ledgers(id, []string{"node-1"}); len(o.committed) != 0 {
+	if o := e.ledgers(id, []actors.NodeName{"node-1"}); len(o.committed) != 0 {
 		t.Errorf("the part of node-1 in a transaction with an unknown node: %v", o)
 	}
 	e.checkTotal()
@@ -149,7 +149,7 @@ func TestUnknownNodeRefusedWithConfiguredNodes(t *testing.T) {
 }
 
 func testUnknownNodeRefusedWithConfiguredNodes(t *testing.T) {
-	e := newEnv(t, 2, commit.Textbook, 3, withConfig(func(c *commit.Config) { c.Nodes = []string{"node-1", "node-2"} }))
+	e := newEnv(t, 2, commit.Textbook, 3, withConfig(func(c *commit.Config) { c.Nodes = []actors.NodeName{"node-1", "node-2"} }))
 	tx, _ := bank.Transfer(acct("node-1", "a"), acct("node-7", "a"), 5)
 	out, err := e.do("node-1", tx)
 	if !errors.Is(err, commit.ErrUnknownNode) || !strings.Contains(err.Error(), "node-7 (part 1); the nodes are [node-1 node-2]") || out.ID != "" {
@@ -161,7 +161,7 @@ func TestInvalidConfigIsRefused(t *testing.T) { actortest.Virtual(t, testInvalid
 
 func testInvalidConfigIsRefused(t *testing.T) {
 	base := testConfig(t.TempDir(), commit.Textbook)
-	base.Resource = func(string) (commit.Resource, error) { return nil, errors.New("unused") }
+	base.Resource = func(actors.NodeName) (commit.Resource, error) { return nil, errors.New("unused") }
 	cases := []struct {
 		name string
 		f    func(*commit.Config)
@@ -172,7 +172,7 @@ func testInvalidConfigIsRefused(t *testing.T) {
 		{"bad mode", func(c *commit.Config) { c.Mode = "paxos" }, `Mode "paxos"; valid: "textbook", "consensus"`},
 		{"abandon before vote timeout", func(c *commit.Config) { c.AbandonAfter = c.VoteTimeout }, "AbandonAfter (300ms) must exceed VoteTimeout (300ms)"},
 		{"zero retry", func(c *commit.Config) { c.RetryInterval = 0 }, "RetryInterval is 0s; it must be positive"},
-		{"duplicate node", func(c *commit.Config) { c.Nodes = []string{"a", "a"} }, `Nodes lists "a" twice`},
+		{"duplicate node", func(c *commit.Config) { c.Nodes = []actors.NodeName{"a", "a"} }, `Nodes lists "a" twice`},
 	}
 	for _, c := range cases {
 		cfg := base
@@ -213,7 +213,7 @@ func TestVoteTimeoutAborts(t *testing.T) {
 			t.Parallel()
 			release := make(chan struct{})
 			e := newEnv(t, 3, mode, 4, withConfig(func(c *commit.Config) { c.PrepareTimeout = time.Minute }),
-				withResource(func(node string, r commit.Resource) commit.Resource {
+				withResource(func(node actors.NodeName, r commit.Resource) commit.Resource {
 					if node == "node-3" {
 						return &slowResource{Resource: r, release: release}
 					}
@@ -228,7 +228,7 @@ func TestVoteTimeoutAborts(t *testing.T) {
 				t.Fatalf("outcome %+v, want an abort for node-3's missing vote", out)
 			}
 			actortest.Eventually(t, 5*time.Second, "node-3 takes the abort while it prepares", func() bool {
-				st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatusRequest{ID: out.ID})
+				st, err := actors.Call(context.Background(), e.node("node-3"), commit.Name, commit.StatusRequest{ID: out.ID})
 				return err == nil && st.Participant == commit.Aborted
 			})
 			close(release)
@@ -236,7 +236,7 @@ func TestVoteTimeoutAborts(t *testing.T) {
 			if o := e.ledgers(out.ID, participantsOf(tx)); len(o.committed) != 0 {
 				t.Fatalf("%v, want no commit", o)
 			}
-			st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatsRequest{})
+			st, err := actors.Call(context.Background(), e.node("node-3"), commit.Name, commit.StatsRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +263,7 @@ func testLostVoteResolvesToAbort(t *testing.T) {
 	if out.Committed || !strings.Contains(out.Reason, "no vote from node-3 within 300ms (VoteTimeout)") {
 		t.Fatalf("outcome %+v, want an abort for node-3's missing vote", out)
 	}
-	st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatusRequest{ID: out.ID})
+	st, err := actors.Call(context.Background(), e.node("node-3"), commit.Name, commit.StatusRequest{ID: out.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestSlowPrepareAbortsUnilaterally(t *testing.T) {
 
 func testSlowPrepareAbortsUnilaterally(t *testing.T) {
 	release := make(chan struct{})
-	e := newEnv(t, 3, commit.Textbook, 5, withResource(func(node string, r commit.Resource) commit.Resource {
+	e := newEnv(t, 3, commit.Textbook, 5, withResource(func(node actors.NodeName, r commit.Resource) commit.Resource {
 		if node == "node-3" {
 			return &slowResource{Resource: r, release: release}
 		}
@@ -313,7 +313,7 @@ func testSlowPrepareAbortsUnilaterally(t *testing.T) {
 	}
 	close(release) // the Prepare completes, and the queued Abort undoes it
 	e.waitQuiet(5 * time.Second)
-	st, err := actors.Call(context.Background(), e.node("node-3"), commit.ProtocolName, commit.StatsRequest{})
+	st, err := actors.Call(context.Background(), e.node("node-3"), commit.Name, commit.StatsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestCoordinatorCrashBlocksOnlyTextbook(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, 3, mode, 6)
 			crashed := make(chan string, 1)
-			e.setHook(func(s commit.Step, node, tx string) bool {
+			e.setHook(func(s commit.Step, node actors.NodeName, tx string) bool {
 				if s == "coordinator.votes-in" && node == "node-1" {
 					e.setHook(nil)
 					go func() { _ = e.c.Crash("node-1"); crashed <- tx }()
@@ -349,8 +349,8 @@ func TestCoordinatorCrashBlocksOnlyTextbook(t *testing.T) {
 			id := actortest.Receive(t, crashed, 5*time.Second, "the crash")
 			inDoubt := func() int {
 				n := 0
-				for _, node := range []string{"node-2", "node-3"} {
-					st, err := actors.Call(context.Background(), e.node(node), commit.ProtocolName, commit.StatusRequest{ID: id})
+				for _, node := range []actors.NodeName{"node-2", "node-3"} {
+					st, err := actors.Call(context.Background(), e.node(node), commit.Name, commit.StatusRequest{ID: id})
 					if err == nil && st.Participant == commit.InDoubt {
 						n++
 					}

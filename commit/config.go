@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -30,7 +31,7 @@ type Config struct {
 	// Resource opens this node's resource, at every start of the protocol
 	// (and again after a restart, so that a crash loses what it held in
 	// memory); the protocol closes it when it stops. Required.
-	Resource func(node string) (Resource, error)
+	Resource func(node actors.NodeName) (Resource, error)
 	// Mode is where this node, as coordinator, records its decisions.
 	// A participant follows the mode each transaction carries.
 	Mode Mode
@@ -38,7 +39,7 @@ type Config struct {
 	// transaction naming another is refused with ErrUnknownNode before
 	// anything happens. When empty, an unknown node is found when the
 	// coordinator cannot send it the Prepare, and the transaction aborts.
-	Nodes []string
+	Nodes []actors.NodeName
 
 	// VoteTimeout: a coordinator that lacks a vote this long after it
 	// began preparing aborts the transaction.
@@ -82,7 +83,7 @@ type Config struct {
 	Inline bool
 
 	// hook is the fault-injection point of the tests (steps.go).
-	hook func(s step, node, tx string) bool
+	hook func(s step, node actors.NodeName, tx string) bool
 }
 
 // DefaultConfig returns defaults for a LAN; DataDir and Resource are left

@@ -29,19 +29,19 @@ const (
 type coordTx struct {
 	id        string
 	mode      Mode
-	parts     []Part   // nil after a restart (the ops are not logged)
-	nodes     []string // participants, in the submission's order
+	parts     []Part            // nil after a restart (the ops are not logged)
+	nodes     []actors.NodeName // participants, in the submission's order
 	phase     phase
-	votes     map[string]bool
+	votes     map[actors.NodeName]bool
 	submitted time.Time
-	begun     time.Time           // Prepares first sent (VoteTimeout)
-	retry     map[string]*backoff // next retransmission, per participant
-	commit    bool                // the decision (phaseDecided)
-	want      bool                // the decision being recorded (phaseDeciding)
-	reason    string              // why it aborts
+	begun     time.Time                    // Prepares first sent (VoteTimeout)
+	retry     map[actors.NodeName]*backoff // next retransmission, per participant
+	commit    bool                         // the decision (phaseDecided)
+	want      bool                         // the decision being recorded (phaseDeciding)
+	reason    string                       // why it aborts
 	// needAck holds the participants that may have prepared and have not
 	// acknowledged the decision.
-	needAck map[string]bool
+	needAck map[actors.NodeName]bool
 	logged  bool // the log holds a record of it
 	sent    bool // Prepares were (or may have been) sent
 	// reply answers the Submit (the zero Reply, answered already, for a
@@ -83,8 +83,8 @@ func (p *Protocol) onSubmit(ctx *actors.Context, s Submit, reply actors.Reply[Ou
 	}
 	p.seq++
 	id := txID{coordinator: p.self, gen: p.gen, seq: p.seq}.String()
-	t := &coordTx{id: id, mode: p.cfg.Mode, parts: s.Tx.Parts, votes: map[string]bool{},
-		retry: map[string]*backoff{}, needAck: map[string]bool{}, reply: reply, phase: phaseAccepted, submitted: ctx.Now()}
+	t := &coordTx{id: id, mode: p.cfg.Mode, parts: s.Tx.Parts, votes: map[actors.NodeName]bool{},
+		retry: map[actors.NodeName]*backoff{}, needAck: map[actors.NodeName]bool{}, reply: reply, phase: phaseAccepted, submitted: ctx.Now()}
 	for _, part := range s.Tx.Parts {
 		t.nodes = append(t.nodes, part.Node)
 	}
@@ -116,7 +116,7 @@ func (p *Protocol) onBegin(ctx *actors.Context, b begin) error {
 	// The group must know the transaction before any participant can be
 	// in doubt about it: a participant that gives up turns "pending" into
 	// "abort", which only works on a key that exists.
-	rec := &pb.TxRecord{State: pb.TxState_TX_STATE_BEGUN, Mode: pb.TxMode_TX_MODE_CONSENSUS, Participants: t.nodes}
+	rec := &pb.TxRecord{State: pb.TxState_TX_STATE_BEGUN, Mode: pb.TxMode_TX_MODE_CONSENSUS, Participants: wireNames(t.nodes)}
 	if err := p.db.write(change{bucketCoord, t.id, rec}); err != nil {
 		return err
 	}
@@ -131,14 +131,14 @@ func (p *Protocol) sendPrepares(ctx *actors.Context, t *coordTx) error {
 	now := ctx.Now()
 	t.begun = now
 	for i, part := range t.parts {
-		m := &pb.TxPrepare{Tx: t.id, Mode: modeOf(t.mode), Participants: t.nodes, Op: part.Op}
+		m := &pb.TxPrepare{Tx: t.id, Mode: modeOf(t.mode), Participants: wireNames(t.nodes), Op: part.Op}
 		if err := send(p, ctx, part.Node, m); err != nil {
 			if errors.Is(err, transport.ErrUnknownNode) {
 				t.votes[part.Node] = false // it cannot have prepared
 				t.doneErr = fmt.Errorf("%w: %s: %v", ErrUnknownNode, part.Node, err)
 				return p.decide(ctx, t, false, fmt.Sprintf("unknown node %s", part.Node))
 			}
-			p.log.Debug().Err(err).Str("to", part.Node).Msg("Prepare not sent; it will be sent again")
+			p.log.Debug().Err(err).Str("to", string(part.Node)).Msg("Prepare not sent; it will be sent again")
 		}
 		t.retry[part.Node] = p.newBackoff(now)
 		if i == 0 && p.at(ctx, stepPrepareSentOne, t.id) {
@@ -149,7 +149,7 @@ func (p *Protocol) sendPrepares(ctx *actors.Context, t *coordTx) error {
 	return nil
 }
 
-func (p *Protocol) onVote(ctx *actors.Context, from string, m *pb.TxVote) error {
+func (p *Protocol) onVote(ctx *actors.Context, from actors.NodeName, m *pb.TxVote) error {
 	t := p.coord[m.Tx]
 	if t == nil {
 		if m.Yes {
@@ -201,7 +201,7 @@ func (p *Protocol) decide(ctx *actors.Context, t *coordTx, commit bool, reason s
 	}
 	if t.mode == Textbook {
 		if commit {
-			rec := &pb.TxRecord{State: pb.TxState_TX_STATE_COMMITTED, Mode: pb.TxMode_TX_MODE_TEXTBOOK, Participants: t.nodes}
+			rec := &pb.TxRecord{State: pb.TxState_TX_STATE_COMMITTED, Mode: pb.TxMode_TX_MODE_TEXTBOOK, Participants: wireNames(t.nodes)}
 			if err := p.db.write(change{bucketCoord, t.id, rec}); err != nil {
 				return err
 			}
@@ -260,7 +260,7 @@ func (p *Protocol) decided(ctx *actors.Context, t *coordTx, commit bool) error {
 	return nil
 }
 
-func (p *Protocol) onAck(ctx *actors.Context, from string, m *pb.TxAck) error {
+func (p *Protocol) onAck(ctx *actors.Context, from actors.NodeName, m *pb.TxAck) error {
 	t := p.coord[m.Tx]
 	if t == nil || t.phase != phaseDecided || !t.needAck[from] {
 		return nil
@@ -297,7 +297,7 @@ func (p *Protocol) drop(t *coordTx) error {
 	return nil
 }
 
-func (p *Protocol) onQuery(ctx *actors.Context, from string, m *pb.TxQuery) error {
+func (p *Protocol) onQuery(ctx *actors.Context, from actors.NodeName, m *pb.TxQuery) error {
 	t := p.coord[m.Tx]
 	switch {
 	case t == nil:
@@ -321,17 +321,17 @@ func (p *Protocol) tickCoordinator(ctx *actors.Context, t *coordTx, now time.Tim
 	switch t.phase {
 	case phasePreparing:
 		if now.Sub(t.begun) >= p.cfg.VoteTimeout {
-			var missing []string
+			var missing []actors.NodeName
 			for _, n := range t.nodes {
 				if _, ok := t.votes[n]; !ok {
 					missing = append(missing, n)
 				}
 			}
-			return p.decide(ctx, t, false, fmt.Sprintf("no vote from %s within %v (VoteTimeout)", strings.Join(missing, ", "), p.cfg.VoteTimeout))
+			return p.decide(ctx, t, false, fmt.Sprintf("no vote from %s within %v (VoteTimeout)", strings.Join(wireNames(missing), ", "), p.cfg.VoteTimeout))
 		}
 		for _, part := range t.parts {
 			if _, ok := t.votes[part.Node]; !ok && p.due(t.retry[part.Node], now) {
-				sendOrLog(p, ctx, part.Node, &pb.TxPrepare{Tx: t.id, Mode: modeOf(t.mode), Participants: t.nodes, Op: part.Op})
+				sendOrLog(p, ctx, part.Node, &pb.TxPrepare{Tx: t.id, Mode: modeOf(t.mode), Participants: wireNames(t.nodes), Op: part.Op})
 			}
 		}
 	case phaseDecided:
@@ -350,8 +350,8 @@ func (p *Protocol) tickCoordinator(ctx *actors.Context, t *coordTx, now time.Tim
 
 // recoverCoordinator restores a transaction from its log record.
 func (p *Protocol) recoverCoordinator(ctx *actors.Context, id string, rec *pb.TxRecord, now time.Time) {
-	t := &coordTx{id: id, nodes: rec.Participants, votes: map[string]bool{}, retry: map[string]*backoff{},
-		needAck: map[string]bool{}, logged: true, sent: true}
+	t := &coordTx{id: id, nodes: nodeNames(rec.Participants), votes: map[actors.NodeName]bool{}, retry: map[actors.NodeName]*backoff{},
+		needAck: map[actors.NodeName]bool{}, logged: true, sent: true}
 	p.coord[id] = t
 	p.stats.RecoveredCoordinator++
 	if rec.Mode == pb.TxMode_TX_MODE_CONSENSUS {

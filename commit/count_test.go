@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/examples/bank"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -13,10 +14,10 @@ import (
 
 // messages counts the commit protocol's messages sent so far, by type
 // (the short protobuf name: "TxPrepare").
-func messages(h *sim.Hub, protocol string) map[string]int64 {
+func messages(h *sim.Hub, protocol actors.ProtocolName) map[string]int64 {
 	out := map[string]int64{}
 	for _, r := range h.Stats() {
-		if r.Protocol == protocol {
+		if r.Protocol == string(protocol) {
 			out[r.Type[strings.LastIndexByte(r.Type, '.')+1:]] += r.Sent
 		}
 	}
@@ -45,22 +46,22 @@ func TestMessagesPerTransaction(t *testing.T) {
 					if colocated {
 						first, remote = 1, n-1 // node-1..node-n
 					}
-					changes := map[bank.Account]int64{acct(fmt.Sprintf("node-%d", first), "a"): -int64(n - 1)}
+					changes := map[bank.Account]int64{acct(actors.NodeName(fmt.Sprintf("node-%d", first)), "a"): -int64(n - 1)}
 					for i := first + 1; i < first+n; i++ {
-						changes[acct(fmt.Sprintf("node-%d", i), "a")] = 1
+						changes[acct(actors.NodeName(fmt.Sprintf("node-%d", i)), "a")] = 1
 					}
 					tx, err := bank.Move(changes)
 					if err != nil {
 						t.Fatal(err)
 					}
-					before, raftBefore := messages(e.c.Hub, commit.ProtocolName), messages(e.c.Hub, "raft")
+					before, raftBefore := messages(e.c.Hub, commit.Name), messages(e.c.Hub, "raft")
 					for range txs {
 						if out, err := e.do("node-1", tx); err != nil || !out.Committed {
 							t.Fatalf("%+v, %v", out, err)
 						}
 					}
 					e.waitQuiet(5 * time.Second) // every ack is in
-					after, raftAfter := messages(e.c.Hub, commit.ProtocolName), messages(e.c.Hub, "raft")
+					after, raftAfter := messages(e.c.Hub, commit.Name), messages(e.c.Hub, "raft")
 					var total int64
 					for _, typ := range []string{"TxPrepare", "TxVote", "TxDecision", "TxAck", "TxQuery"} {
 						got := (after[typ] - before[typ]) / txs

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/examples/bank"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -20,16 +21,16 @@ var flagSweep = flag.Bool("commit.sweep", false,
 // layout places a transfer's coordinator and participants.
 type layout struct {
 	name     string
-	coord    string
+	coord    actors.NodeName
 	from, to bank.Account
-	victims  []string
+	victims  []actors.NodeName
 }
 
 var (
 	// The coordinator takes no part: crash it, and each participant.
-	external = layout{"external", "node-1", acct("node-2", "a"), acct("node-3", "a"), []string{"node-1", "node-2", "node-3"}}
+	external = layout{"external", "node-1", acct("node-2", "a"), acct("node-3", "a"), []actors.NodeName{"node-1", "node-2", "node-3"}}
 	// The coordinator is the debit side.
-	colocated = layout{"colocated", "node-1", acct("node-1", "a"), acct("node-2", "a"), []string{"node-1", "node-2"}}
+	colocated = layout{"colocated", "node-1", acct("node-1", "a"), acct("node-2", "a"), []actors.NodeName{"node-1", "node-2"}}
 )
 
 type want uint8
@@ -44,7 +45,7 @@ func (w want) String() string { return [...]string{"", "commit", "abort", "eithe
 
 type crashCase struct {
 	step   commit.Step
-	victim string
+	victim actors.NodeName
 	want   want
 }
 
@@ -71,7 +72,7 @@ func (l layout) cases(mode commit.Mode, faulty bool) []crashCase {
 				out = append(out, crashCase{s, v, coordWant[s]})
 			}
 		}
-		if !slices.Contains([]string{l.from.Node, l.to.Node}, v) {
+		if !slices.Contains([]actors.NodeName{l.from.Node, l.to.Node}, v) {
 			continue
 		}
 		for _, s := range commit.ParticipantSteps {
@@ -152,7 +153,7 @@ func (e *env) crashAttempt(t *testing.T, l layout, c crashCase) bool {
 	armed := true
 	fired := make(chan string, 1)
 	crashed := make(chan error, 1)
-	e.setHook(func(s commit.Step, node, tx string) bool {
+	e.setHook(func(s commit.Step, node actors.NodeName, tx string) bool {
 		if s != c.step || node != c.victim {
 			return false
 		}

@@ -64,7 +64,7 @@ const consensusWait = time.Minute
 // at once.
 func (p *Protocol) ask(ctx *actors.Context, op kvOp, tx string, req consensus.Request) error {
 	w, on := p.w, alive(p, p.onConsensus)
-	err := actors.Request(ctx, consensus.ProtocolName, req, consensusWait, func(ctx *actors.Context, res consensus.Result, err error) error {
+	err := actors.Request(ctx, consensus.Name, req, consensusWait, func(ctx *actors.Context, res consensus.Result, err error) error {
 		return on(ctx, &kvResult{w: w, op: op, tx: tx, res: res, err: err})
 	})
 	if err != nil {

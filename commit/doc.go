@@ -2,7 +2,7 @@
 // changes [Resource]s on several nodes, and commits on all of them or on
 // none, through crashes of any node at any step.
 //
-// One protocol, [ProtocolName] ("commit"), runs on every node in two
+// One protocol, [Name] ("commit"), runs on every node in two
 // roles. As coordinator of a [Transaction] submitted to it, it sends each
 // participant its op in a Prepare, collects the votes, decides (commit if
 // every vote is yes, abort on a no or after Config.VoteTimeout), records
@@ -43,7 +43,7 @@
 //
 //	cfg := commit.DefaultConfig()
 //	cfg.DataDir = "/var/lib/troupe"
-//	cfg.Resource = func(node string) (commit.Resource, error) { return openLedger(node) }
+//	cfg.Resource = func(node actors.NodeName) (commit.Resource, error) { return openLedger(node) }
 //	cfg.Mode = commit.Consensus               // after starting consensus.New's protocol; or commit.Textbook
 //	f, err := commit.New(cfg)                 // cfg.Validate's error, if any
 //	node.Start(f)                             // on every node

@@ -1,5 +1,7 @@
 package commit
 
+import "github.com/troupe-dev/troupe/actors"
+
 // Step is a point of the protocol where a test may crash a node.
 type Step = step
 
@@ -14,7 +16,7 @@ var (
 
 // WithHook returns cfg with a fault-injection hook: it runs at every step
 // of every transaction, and a true result halts the protocol there.
-func WithHook(cfg Config, h func(s Step, node, tx string) bool) Config {
+func WithHook(cfg Config, h func(s Step, node actors.NodeName, tx string) bool) Config {
 	cfg.hook = h
 	return cfg
 }

@@ -26,7 +26,7 @@ import (
 const opening = 1000
 
 // hookFn is a fault-injection hook (commit.WithHook).
-type hookFn func(s commit.Step, node, tx string) bool
+type hookFn func(s commit.Step, node actors.NodeName, tx string) bool
 
 // env is a cluster whose nodes run the commit protocol over bank ledgers
 // (accounts "a" and "b" on every node), and in Consensus mode a raft group
@@ -44,7 +44,7 @@ type settings struct {
 	sync bool // fsync the commit logs, the ledgers and the raft logs
 	cfg  commit.Config
 	sim  sim.Config
-	wrap func(node string, r commit.Resource) commit.Resource
+	wrap func(node actors.NodeName, r commit.Resource) commit.Resource
 }
 
 type envOption func(*settings)
@@ -56,7 +56,7 @@ func withFaults(f sim.Faults) envOption { return func(s *settings) { s.sim.Fault
 func withConfig(f func(*commit.Config)) envOption { return func(s *settings) { f(&s.cfg) } }
 
 // withResource wraps every node's ledger.
-func withResource(wrap func(node string, r commit.Resource) commit.Resource) envOption {
+func withResource(wrap func(node actors.NodeName, r commit.Resource) commit.Resource) envOption {
 	return func(s *settings) { s.wrap = wrap }
 }
 
@@ -81,7 +81,7 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 	}
 	cfg := st.cfg
 	c := clustertest.NewCluster(t, n, cluster.Sim(st.sim), cluster.Seed(seed), testLogger())
-	accounts := map[string]map[string]int64{}
+	accounts := map[actors.NodeName]map[string]int64{}
 	for _, name := range c.Names() {
 		accounts[name] = map[string]int64{"a": opening, "b": opening}
 	}
@@ -106,7 +106,7 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 	}
 	cfg.Resource = b.Resource
 	if st.wrap != nil {
-		cfg.Resource = func(node string) (commit.Resource, error) {
+		cfg.Resource = func(node actors.NodeName) (commit.Resource, error) {
 			r, err := b.Resource(node)
 			if err != nil {
 				return nil, err
@@ -114,7 +114,7 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 			return st.wrap(node, r), nil
 		}
 	}
-	cfg = commit.WithHook(cfg, func(s commit.Step, node, tx string) bool {
+	cfg = commit.WithHook(cfg, func(s commit.Step, node actors.NodeName, tx string) bool {
 		if h := e.hook.Load(); h != nil {
 			return (*h)(s, node, tx)
 		}
@@ -158,7 +158,7 @@ func (e *env) setHook(h hookFn) {
 	e.hook.Store(&h)
 }
 
-func (e *env) node(name string) *actors.Node {
+func (e *env) node(name actors.NodeName) *actors.Node {
 	e.t.Helper()
 	n := e.c.Node(name)
 	if n == nil {
@@ -167,7 +167,7 @@ func (e *env) node(name string) *actors.Node {
 	return n
 }
 
-func (e *env) do(coordinator string, tx commit.Transaction) (commit.Outcome, error) {
+func (e *env) do(coordinator actors.NodeName, tx commit.Transaction) (commit.Outcome, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return commit.Do(ctx, e.node(coordinator), tx)
@@ -182,7 +182,9 @@ func (e *env) transfer(from, to bank.Account, amount int64) commit.Transaction {
 	return tx
 }
 
-func acct(node, name string) bank.Account { return bank.Account{Node: node, Name: name} }
+func acct(node actors.NodeName, name string) bank.Account {
+	return bank.Account{Node: node, Name: name}
+}
 
 // quiet reports whether every running node has nothing under way: no
 // transaction to coordinate, no part preparing or in doubt, nothing
@@ -190,7 +192,7 @@ func acct(node, name string) bank.Account { return bank.Account{Node: node, Name
 func (e *env) quiet() error {
 	for _, n := range e.c.Nodes() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := actors.Call(ctx, n, commit.ProtocolName, commit.StatsRequest{})
+		st, err := actors.Call(ctx, n, commit.Name, commit.StatsRequest{})
 		cancel()
 		if err != nil {
 			return err
@@ -220,7 +222,7 @@ func (e *env) waitQuiet(timeout time.Duration) {
 
 // outcome is how one transaction ended at its participants' ledgers.
 type outcome struct {
-	committed, aborted, absent []string
+	committed, aborted, absent []actors.NodeName
 }
 
 func (o outcome) String() string {
@@ -228,7 +230,7 @@ func (o outcome) String() string {
 }
 
 // ledgers reads the journals of the participants.
-func (e *env) ledgers(tx string, participants []string) outcome {
+func (e *env) ledgers(tx string, participants []actors.NodeName) outcome {
 	e.t.Helper()
 	var o outcome
 	for _, n := range participants {
@@ -249,7 +251,7 @@ func (e *env) ledgers(tx string, participants []string) outcome {
 }
 
 // atomic checks all-or-nothing: committed at every participant, or at none.
-func (o outcome) atomic(participants []string) bool {
+func (o outcome) atomic(participants []actors.NodeName) bool {
 	return len(o.committed) == 0 || len(o.committed) == len(participants)
 }
 
@@ -264,8 +266,8 @@ func (e *env) checkTotal() {
 	}
 }
 
-func participantsOf(tx commit.Transaction) []string {
-	var out []string
+func participantsOf(tx commit.Transaction) []actors.NodeName {
+	var out []actors.NodeName
 	for _, p := range tx.Parts {
 		out = append(out, p.Node)
 	}

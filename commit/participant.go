@@ -15,7 +15,7 @@ import (
 // ends.
 type part struct {
 	id          string
-	coordinator string
+	coordinator actors.NodeName
 	mode        pb.TxMode
 	state       State     // Preparing or InDoubt
 	started     time.Time // Prepare received (PrepareTimeout)
@@ -27,7 +27,7 @@ type part struct {
 	kvBusy      bool
 }
 
-func (p *Protocol) onPrepare(ctx *actors.Context, from string, m *pb.TxPrepare) error {
+func (p *Protocol) onPrepare(ctx *actors.Context, from actors.NodeName, m *pb.TxPrepare) error {
 	id, ok := parseID(m.Tx)
 	if !ok || id.coordinator != from {
 		p.badInput(from, fmt.Sprintf("a Prepare of %q, whose id does not name its sender as coordinator", m.Tx))
@@ -45,7 +45,7 @@ func (p *Protocol) onPrepare(ctx *actors.Context, from string, m *pb.TxPrepare) 
 		sendOrLog(p, ctx, from, &pb.TxVote{Tx: m.Tx, Reason: fmt.Sprintf("transaction %s already ended on %s", m.Tx, p.self)})
 		return nil
 	}
-	if !slices.Contains(m.Participants, p.self) || (m.Mode != pb.TxMode_TX_MODE_TEXTBOOK && m.Mode != pb.TxMode_TX_MODE_CONSENSUS) {
+	if !slices.Contains(m.Participants, string(p.self)) || (m.Mode != pb.TxMode_TX_MODE_TEXTBOOK && m.Mode != pb.TxMode_TX_MODE_CONSENSUS) {
 		p.badInput(from, fmt.Sprintf("a malformed Prepare of %s (mode %v, participants %v)", m.Tx, m.Mode, m.Participants))
 		sendOrLog(p, ctx, from, &pb.TxVote{Tx: m.Tx, Reason: fmt.Sprintf("malformed Prepare: %s must be a participant and the mode textbook or consensus", p.self)})
 		return nil
@@ -108,7 +108,7 @@ func (p *Protocol) prepared(ctx *actors.Context, pt *part) error {
 	if p.at(ctx, stepPrepared, pt.id) {
 		return nil
 	}
-	rec := &pb.TxRecord{State: pb.TxState_TX_STATE_PREPARED, Mode: pt.mode, Coordinator: pt.coordinator}
+	rec := &pb.TxRecord{State: pb.TxState_TX_STATE_PREPARED, Mode: pt.mode, Coordinator: string(pt.coordinator)}
 	if err := p.db.write(change{bucketPart, pt.id, rec}); err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (p *Protocol) prepared(ctx *actors.Context, pt *part) error {
 	return nil
 }
 
-func (p *Protocol) onDecision(ctx *actors.Context, from string, m *pb.TxDecision) error {
+func (p *Protocol) onDecision(ctx *actors.Context, from actors.NodeName, m *pb.TxDecision) error {
 	if CoordinatorOf(m.Tx) != from {
 		p.badInput(from, fmt.Sprintf("a decision on %q from a node that is not its coordinator", m.Tx))
 		return nil
@@ -187,7 +187,7 @@ func (p *Protocol) end(pt *part, committed, logged bool) error {
 		if committed {
 			state = pb.TxState_TX_STATE_COMMITTED
 		}
-		changes = append(changes, change{bucketPart, pt.id, &pb.TxRecord{State: state, Mode: pt.mode, Coordinator: pt.coordinator, Ended: p.endN}})
+		changes = append(changes, change{bucketPart, pt.id, &pb.TxRecord{State: state, Mode: pt.mode, Coordinator: string(pt.coordinator), Ended: p.endN}})
 	}
 	for len(p.order) > p.cfg.RetainEnded {
 		old := p.order[0]
@@ -250,7 +250,7 @@ func (p *Protocol) participantConsensus(ctx *actors.Context, r *kvResult) error 
 	if r.op == kvAbandon && res.OK {
 		p.stats.Abandoned++
 		p.stats.FromConsensus++
-		p.log.Info().Str("tx", pt.id).Str("coordinator", pt.coordinator).Dur("in_doubt", ctx.Now().Sub(pt.since)).
+		p.log.Info().Str("tx", pt.id).Str("coordinator", string(pt.coordinator)).Dur("in_doubt", ctx.Now().Sub(pt.since)).
 			Msg("aborted an abandoned transaction in the consensus group")
 		p.apply(ctx, pt, false)
 		return nil

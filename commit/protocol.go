@@ -32,7 +32,7 @@ func New(cfg Config) (actors.Factory, error) {
 // the transactions submitted to it, participant in those that name it.
 type Protocol struct {
 	cfg  Config
-	self string
+	self actors.NodeName
 	log  *zerolog.Logger
 	db   *txlog
 	res  Resource
@@ -45,9 +45,9 @@ type Protocol struct {
 	coord map[string]*coordTx // transactions this node coordinates
 	parts map[string]*part    // this node's parts not yet ended
 	ended map[string]endedPart
-	order []string          // ended parts, oldest first (retention)
-	gens  map[string]uint64 // highest generation seen in a Prepare, per coordinator
-	endN  uint64            // end order of the latest ended part
+	order []string                   // ended parts, oldest first (retention)
+	gens  map[actors.NodeName]uint64 // highest generation seen in a Prepare, per coordinator
+	endN  uint64                     // end order of the latest ended part
 
 	stats Stats
 }
@@ -86,8 +86,8 @@ type tick struct{}
 // network.
 type loopback[M proto.Message] struct{ m M }
 
-// Name is ProtocolName.
-func (p *Protocol) Name() string { return ProtocolName }
+// Name is commit.Name.
+func (p *Protocol) Name() actors.ProtocolName { return Name }
 
 // Init opens the log and the resource, recovers the transactions the log
 // holds, and starts the retransmission tick.
@@ -99,7 +99,7 @@ func (p *Protocol) Init(ctx *actors.Context) error {
 	if p.cfg.NoSync {
 		p.log.Warn().Msg("commit log fsync is OFF (NoSync): a machine crash can lose votes and decisions; for tests and benchmarks only")
 	}
-	db, st, err := openLog(filepath.Join(p.cfg.DataDir, p.self), p.cfg.NoSync)
+	db, st, err := openLog(filepath.Join(p.cfg.DataDir, string(p.self)), p.cfg.NoSync)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (p *Protocol) Init(ctx *actors.Context) error {
 		return errors.Join(fmt.Errorf("commit: listing the prepared transactions of %s's resource: %w", p.self, err), res.Close(), db.close())
 	}
 	// A request fails at once when no protocol of that name runs.
-	p.raft = actors.Request(ctx, consensus.ProtocolName, consensus.StatusRequest{}, 0,
+	p.raft = actors.Request(ctx, consensus.Name, consensus.StatusRequest{}, 0,
 		func(*actors.Context, consensus.Status, error) error { return nil }) == nil
 	if p.cfg.Mode == Consensus && !p.raft {
 		return errors.Join(fmt.Errorf("%w %s: start consensus.New before commit.New, or use Mode %q", ErrNoConsensus, p.self, Textbook), res.Close(), db.close())
@@ -130,7 +130,7 @@ func (p *Protocol) Init(ctx *actors.Context) error {
 	p.db, p.res = db, res
 	p.w = startWorker(res, ctx.Ref(), p.cfg.Inline)
 	p.coord, p.parts = map[string]*coordTx{}, map[string]*part{}
-	p.ended, p.gens = map[string]endedPart{}, map[string]uint64{}
+	p.ended, p.gens = map[string]endedPart{}, map[actors.NodeName]uint64{}
 
 	handle(ctx, p, p.onPrepare)
 	handle(ctx, p, p.onVote)
@@ -182,8 +182,8 @@ func (p *Protocol) Stop(*actors.Context) {
 
 // handle registers h for a message from the network and for the same
 // message from this node's other role (loopback).
-func handle[M proto.Message](ctx *actors.Context, p *Protocol, h func(*actors.Context, string, M) error) {
-	actors.OnMessage(ctx, func(c *actors.Context, from string, m M) error {
+func handle[M proto.Message](ctx *actors.Context, p *Protocol, h func(*actors.Context, actors.NodeName, M) error) {
+	actors.OnMessage(ctx, func(c *actors.Context, from actors.NodeName, m M) error {
 		if p.dead {
 			return nil
 		}
@@ -210,7 +210,7 @@ func alive[T any](p *Protocol, h func(*actors.Context, T) error) func(*actors.Co
 
 // send sends m best effort to this protocol on node `to`, or through the
 // mailbox when `to` is this node.
-func send[M proto.Message](p *Protocol, ctx *actors.Context, to string, m M) error {
+func send[M proto.Message](p *Protocol, ctx *actors.Context, to actors.NodeName, m M) error {
 	if to == p.self {
 		return ctx.Post(loopback[M]{m})
 	}
@@ -219,14 +219,14 @@ func send[M proto.Message](p *Protocol, ctx *actors.Context, to string, m M) err
 
 // sendOrLog sends and logs a failure: the message is retransmitted (or
 // answered again) later, so a failed send is not fatal.
-func sendOrLog[M proto.Message](p *Protocol, ctx *actors.Context, to string, m M) {
+func sendOrLog[M proto.Message](p *Protocol, ctx *actors.Context, to actors.NodeName, m M) {
 	if err := send(p, ctx, to, m); err != nil {
-		p.log.Debug().Err(err).Str("to", to).Msg("commit message not sent")
+		p.log.Debug().Err(err).Str("to", string(to)).Msg("commit message not sent")
 	}
 }
 
-func (p *Protocol) badInput(from, what string) {
-	p.log.Warn().Str("from", from).Msg("bad input: " + what)
+func (p *Protocol) badInput(from actors.NodeName, what string) {
+	p.log.Warn().Str("from", string(from)).Msg("bad input: " + what)
 }
 
 func (p *Protocol) onTick(ctx *actors.Context, _ tick) error {
@@ -321,7 +321,7 @@ func (p *Protocol) recover(ctx *actors.Context, st *loaded, prepared []string) e
 		rec := st.part[id]
 		switch rec.State {
 		case pb.TxState_TX_STATE_PREPARED:
-			p.parts[id] = &part{id: id, coordinator: rec.Coordinator, mode: rec.Mode, state: InDoubt,
+			p.parts[id] = &part{id: id, coordinator: actors.NodeName(rec.Coordinator), mode: rec.Mode, state: InDoubt,
 				since: now, query: &backoff{next: now, delay: p.cfg.RetryInterval / 2}}
 			p.stats.RecoveredInDoubt++
 		case pb.TxState_TX_STATE_COMMITTED, pb.TxState_TX_STATE_ABORTED:
@@ -353,4 +353,22 @@ func (p *Protocol) recover(ctx *actors.Context, st *loaded, prepared []string) e
 			Msg("transactions recovered from the commit log")
 	}
 	return nil
+}
+
+// wireNames are node names as the protobuf messages and the log carry them.
+func wireNames(names []actors.NodeName) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out
+}
+
+// nodeNames are the node names of a message or a log record.
+func nodeNames(wire []string) []actors.NodeName {
+	out := make([]actors.NodeName, len(wire))
+	for i, s := range wire {
+		out[i] = actors.NodeName(s)
+	}
+	return out
 }

@@ -10,13 +10,13 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 )
 
-// ProtocolName is the name the commit protocol runs under on every node.
-const ProtocolName = "commit"
+// Name is the name the commit protocol runs under on every node.
+const Name actors.ProtocolName = "commit"
 
 // Part is one participant's share of a transaction: a node and the op its
 // Resource prepares and commits.
 type Part struct {
-	Node string
+	Node actors.NodeName
 	Op   []byte
 }
 
@@ -55,7 +55,7 @@ type Submit struct {
 // ctx's deadline or the node's RequestTimeout (actors.Config), whichever
 // comes first; when the wait ends first the error wraps ErrTimeout.
 func Do(ctx context.Context, node *actors.Node, tx Transaction) (Outcome, error) {
-	out, err := actors.Call(ctx, node, ProtocolName, Submit{Tx: tx})
+	out, err := actors.Call(ctx, node, Name, Submit{Tx: tx})
 	if errors.Is(err, actors.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return Outcome{}, fmt.Errorf("%w: coordinator %s: %w", ErrTimeout, node.Name(), err)
 	}
@@ -122,7 +122,7 @@ type Stats struct {
 
 // txID is a parsed transaction id.
 type txID struct {
-	coordinator string
+	coordinator actors.NodeName
 	gen, seq    uint64
 }
 
@@ -143,12 +143,12 @@ func parseID(id string) (txID, bool) {
 	if err1 != nil || err2 != nil {
 		return txID{}, false
 	}
-	return txID{coordinator: id[:i], gen: gen, seq: seq}, true
+	return txID{coordinator: actors.NodeName(id[:i]), gen: gen, seq: seq}, true
 }
 
 // CoordinatorOf is the coordinator named in a transaction id ("" if the id
 // is not one).
-func CoordinatorOf(id string) string {
+func CoordinatorOf(id string) actors.NodeName {
 	t, _ := parseID(id)
 	return t.coordinator
 }

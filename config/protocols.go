@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
@@ -67,7 +68,7 @@ func (c *Config) RaftOn() bool { return len(c.Raft.Peers) > 0 || c.Raft.Join }
 // RaftConfig is the raft protocol's configuration, its log in dataDir.
 func (c *Config) RaftConfig(dataDir string) consensus.Config {
 	cfg := consensus.DefaultConfig()
-	cfg.DataDir, cfg.Peers, cfg.Join = dataDir, c.Raft.Peers, c.Raft.Join
+	cfg.DataDir, cfg.Peers, cfg.Join = dataDir, nodeNames(c.Raft.Peers), c.Raft.Join
 	cfg.ForceNewState = c.Raft.ForceNewState
 	cfg.TickInterval, cfg.ElectionTicks, cfg.HeartbeatTicks = c.Raft.TickInterval, c.Raft.ElectionTicks, c.Raft.HeartbeatTicks
 	return cfg
@@ -115,4 +116,13 @@ func (c *Config) resolveSecrets() {
 		c.token, _ = readToken(c.API.TokenFile)
 	}
 	c.token = strings.TrimSpace(c.token)
+}
+
+// nodeNames types the node names the file lists (raft.peers).
+func nodeNames(names []string) []actors.NodeName {
+	out := make([]actors.NodeName, len(names))
+	for i, n := range names {
+		out[i] = actors.NodeName(n)
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
@@ -251,7 +252,7 @@ func (c *Config) validate() invalid {
 	if !c.RaftOn() {
 		// The raft keys are checked while the group is off too: turning
 		// it on later must not meet them for the first time.
-		rc.Peers = []string{"any-peer"}
+		rc.Peers = []actors.NodeName{"any-peer"}
 	}
 	ch.validated("raft", consensus.ErrInvalidConfig, rc.Validate(), raftKeys)
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -18,7 +19,7 @@ type Config struct {
 	// data dir is empty bootstraps the group with them, unless Join is set;
 	// a node that has state ignores them. Every node started with the same
 	// Peers forms the same group.
-	Peers []string
+	Peers []actors.NodeName
 	// Join starts a node with empty state as a non-member that waits to be
 	// added (Admin.AddVoter or AddLearner on the leader) and then catches
 	// up from the leader, by snapshot if the log was compacted.
@@ -105,7 +106,7 @@ func (c Config) Validate() error {
 	if c.ForceNewState && !c.Join {
 		return fmt.Errorf("%w: ForceNewState is set and Join is not; a node started over must not bootstrap the group: set Join, and add it back once it runs", ErrInvalidConfig)
 	}
-	seen := map[uint64]string{}
+	seen := map[uint64]actors.NodeName{}
 	for _, p := range c.Peers {
 		if err := transport.ValidateName("peer", p); err != nil {
 			return fmt.Errorf("%w: Peers: %v", ErrInvalidConfig, err)
@@ -144,7 +145,7 @@ func (c Config) Validate() error {
 }
 
 // sortedPeers returns Peers sorted, without duplicates.
-func (c Config) sortedPeers() []string {
+func (c Config) sortedPeers() []actors.NodeName {
 	p := slices.Clone(c.Peers)
 	slices.Sort(p)
 	return slices.Compact(p)

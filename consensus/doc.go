@@ -1,7 +1,7 @@
 // Package consensus runs Raft (go.etcd.io/raft/v3) as a Troupe protocol
 // and replicates a key-value store with it.
 //
-// One protocol, [ProtocolName] ("raft"), holds a raft.RawNode. Its handlers
+// One protocol, [Name] ("raft"), holds a raft.RawNode. Its handlers
 // drive it: a periodic timer ticks it, messages from peers (a
 // messages.RaftBatch per peer and Ready) are stepped into it, and one
 // handler processes each Ready following raft's contract: persist the

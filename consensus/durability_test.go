@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
@@ -110,7 +111,7 @@ func TestRestartAllKeepsAcknowledgedWrites(t *testing.T) {
 // startManual starts a group whose raft protocol is started node by node
 // (so that a node can be restarted with Join), on nodes named by the
 // cluster; peers are the first voters.
-func startManual(t *testing.T, n int, peers []string, tweak func(*consensus.Config)) *group {
+func startManual(t *testing.T, n int, peers []actors.NodeName, tweak func(*consensus.Config)) *group {
 	t.Helper()
 	c := clustertest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5), testLogger())
 	cfg := testConfig(t.TempDir(), peers)
@@ -124,7 +125,7 @@ func startManual(t *testing.T, n int, peers []string, tweak func(*consensus.Conf
 	return g
 }
 
-func (g *group) startRaft(name string, join bool) {
+func (g *group) startRaft(name actors.NodeName, join bool) {
 	g.t.Helper()
 	cfg := g.cfg
 	cfg.Join = join
@@ -138,11 +139,11 @@ func (g *group) startRaft(name string, join bool) {
 }
 
 func TestWipedNodeRejoinsBySnapshot(t *testing.T) {
-	g := startManual(t, 3, []string{"node-1", "node-2", "node-3"}, func(c *consensus.Config) {
+	g := startManual(t, 3, []actors.NodeName{"node-1", "node-2", "node-3"}, func(c *consensus.Config) {
 		c.SnapshotEntries, c.CatchUpEntries = 20, 5
 	})
 	lead := g.leader(5 * time.Second)
-	victim := "node-3"
+	victim := actors.NodeName("node-3")
 	if lead == victim {
 		victim = "node-2"
 	}
@@ -154,7 +155,7 @@ func TestWipedNodeRejoinsBySnapshot(t *testing.T) {
 	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.RemoveNode, victim); err != nil {
 		t.Fatalf("removing %s: %v", victim, err)
 	}
-	if err := os.RemoveAll(filepath.Join(g.cfg.DataDir, victim)); err != nil {
+	if err := os.RemoveAll(filepath.Join(g.cfg.DataDir, string(victim))); err != nil {
 		t.Fatal(err)
 	}
 	after := putAll(t, g, "after", 100) // the leader compacts its log past everything the victim had
@@ -169,7 +170,7 @@ func TestWipedNodeRejoinsBySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actortest.Eventually(t, 5*time.Second, victim+" catches up", func() bool {
+	actortest.Eventually(t, 5*time.Second, string(victim)+" catches up", func() bool {
 		st, err := g.status(victim)
 		return err == nil && st.Applied >= leadSt.Commit && st.Keys == len(before)+len(after)
 	})
@@ -267,8 +268,8 @@ func TestCorruptedLogIsRefusedAtStart(t *testing.T) {
 func TestRequestsWithoutLeaderFailClearly(t *testing.T) {
 	g := newGroup(t, 3, 6, sim.Faults{}, nil)
 	g.leader(5 * time.Second)
-	survivor := "node-1"
-	for _, n := range []string{"node-2", "node-3"} {
+	survivor := actors.NodeName("node-1")
+	for _, n := range []actors.NodeName{"node-2", "node-3"} {
 		if err := g.c.Crash(n); err != nil {
 			t.Fatal(err)
 		}
@@ -298,11 +299,11 @@ func TestRequestsWithoutLeaderFailClearly(t *testing.T) {
 }
 
 func TestMembershipChangesAndLeaderTransfer(t *testing.T) {
-	g := startManual(t, 4, []string{"node-1", "node-2", "node-3"}, nil)
+	g := startManual(t, 4, []actors.NodeName{"node-1", "node-2", "node-3"}, nil)
 	lead := g.leader(5 * time.Second)
 	ctx := ctxT(t, 10*time.Second)
-	var follower string
-	for _, n := range []string{"node-1", "node-2", "node-3"} {
+	var follower actors.NodeName
+	for _, n := range []actors.NodeName{"node-1", "node-2", "node-3"} {
 		if n != lead {
 			follower = n
 			break
@@ -318,7 +319,7 @@ func TestMembershipChangesAndLeaderTransfer(t *testing.T) {
 	acked := putAll(t, g, "m", 20)
 	actortest.Eventually(t, 5*time.Second, "the learner replicates", func() bool {
 		st, err := g.status("node-4")
-		return err == nil && st.Keys == len(acked) && slices.Equal(st.Learners, []string{"node-4"})
+		return err == nil && st.Keys == len(acked) && slices.Equal(st.Learners, []actors.NodeName{"node-4"})
 	})
 	if err := g.kv(lead).Admin(ctx, consensus.AddVoter, "node-4"); err != nil {
 		t.Fatalf("promoting the learner: %v", err)
@@ -336,8 +337,8 @@ func TestMembershipChangesAndLeaderTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"node-1", "node-2", "node-3", "node-4"}
-	want = slices.DeleteFunc(want, func(s string) bool { return s == lead })
+	want := []actors.NodeName{"node-1", "node-2", "node-3", "node-4"}
+	want = slices.DeleteFunc(want, func(s actors.NodeName) bool { return s == lead })
 	if !slices.Equal(st.Voters, want) || len(st.Learners) != 0 {
 		t.Errorf("voters %v learners %v, want voters %v", st.Voters, st.Learners, want)
 	}
@@ -416,9 +417,9 @@ func TestLostRaftStateIsRefusedAtStart(t *testing.T) {
 // over with ForceNewState (its state moved aside), add it back; it
 // catches up from the leader and holds every key.
 func TestForceNewStateRejoinsAsANewMember(t *testing.T) {
-	g := startManual(t, 3, []string{"node-1", "node-2", "node-3"}, nil)
+	g := startManual(t, 3, []actors.NodeName{"node-1", "node-2", "node-3"}, nil)
 	lead := g.leader(5 * time.Second)
-	victim := "node-3"
+	victim := actors.NodeName("node-3")
 	if lead == victim {
 		victim = "node-2"
 	}
@@ -426,7 +427,7 @@ func TestForceNewStateRejoinsAsANewMember(t *testing.T) {
 	if err := g.c.Crash(victim); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(g.cfg.DataDir, victim)
+	dir := filepath.Join(g.cfg.DataDir, string(victim))
 	if err := os.Remove(filepath.Join(dir, "raft.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +468,7 @@ func TestForceNewStateRejoinsAsANewMember(t *testing.T) {
 	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.AddVoter, victim); err != nil {
 		t.Fatalf("adding %s back: %v", victim, err)
 	}
-	actortest.Eventually(t, 5*time.Second, victim+" catches up", func() bool {
+	actortest.Eventually(t, 5*time.Second, string(victim)+" catches up", func() bool {
 		st, err := g.status(victim)
 		return err == nil && st.Keys == len(before)+len(after) && len(st.Voters) == 3
 	})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/troupe-dev/troupe/actors"
 )
 
 // Errors of the consensus package. Each is wrapped with detail; test with
@@ -62,7 +64,7 @@ var (
 // NotLeaderError is ErrNotLeader with the leader this node knows of ("" if
 // none).
 type NotLeaderError struct {
-	Node, Leader string
+	Node, Leader actors.NodeName
 }
 
 func (e *NotLeaderError) Error() string {
@@ -79,16 +81,16 @@ func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 // the voters: the ones it heard from recently (any raft message within
 // four election timeouts, itself included) out of all of them.
 type UnavailableError struct {
-	Node      string
-	Cause     error    // ErrNoQuorum or ErrNoLeader
-	Reachable []string // voters this node heard from recently, itself included; sorted
-	Voters    []string // every voter of the configuration; sorted
+	Node      actors.NodeName
+	Cause     error             // ErrNoQuorum or ErrNoLeader
+	Reachable []actors.NodeName // voters this node heard from recently, itself included; sorted
+	Voters    []actors.NodeName // every voter of the configuration; sorted
 }
 
 func (e *UnavailableError) Error() string {
 	if errors.Is(e.Cause, ErrNoQuorum) {
 		return fmt.Sprintf("consensus: not applied: no quorum: %s reaches %d of %d voters (%s), a majority is %d; nothing can be written or read until more are back",
-			e.Node, len(e.Reachable), len(e.Voters), strings.Join(e.Reachable, ", "), len(e.Voters)/2+1)
+			e.Node, len(e.Reachable), len(e.Voters), joinNames(e.Reachable), len(e.Voters)/2+1)
 	}
 	return fmt.Sprintf("consensus: not applied: no leader (an election is running; %s reaches %d of %d voters); retry in a moment",
 		e.Node, len(e.Reachable), len(e.Voters))
@@ -103,4 +105,13 @@ func (e *UnavailableError) Code() string {
 		return "no_quorum"
 	}
 	return "election"
+}
+
+// joinNames lists node names for an error message.
+func joinNames(names []actors.NodeName) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }

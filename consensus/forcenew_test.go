@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
@@ -55,7 +56,7 @@ func testForceNewStateInTheProtocol(t *testing.T) {
 		g.startRaft(name, false)
 	}
 	lead := g.leader(5 * time.Second)
-	victim := "node-3"
+	victim := actors.NodeName("node-3")
 	if lead == victim {
 		victim = "node-2"
 	}
@@ -63,7 +64,7 @@ func testForceNewStateInTheProtocol(t *testing.T) {
 	if err := g.c.Crash(victim); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(g.cfg.DataDir, victim)
+	dir := filepath.Join(g.cfg.DataDir, string(victim))
 	if err := os.Remove(filepath.Join(dir, "raft.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -85,17 +86,17 @@ func testForceNewStateInTheProtocol(t *testing.T) {
 	if err := g.kv(lead).Admin(ctxT(t, 5*time.Second), consensus.AddVoter, victim); err != nil {
 		t.Fatalf("adding %s back: %v", victim, err)
 	}
-	actortest.Eventually(t, 10*time.Second, victim+" catches up", func() bool {
+	actortest.Eventually(t, 10*time.Second, string(victim)+" catches up", func() bool {
 		st, err := g.status(victim)
 		return err == nil && st.Keys == len(before) && len(st.Voters) == 3
 	})
 
 	// A panic restarts the protocol (supervision).
-	if err := node.Tell(consensus.ProtocolName, consensus.Crash{}); err != nil {
+	if err := node.Tell(consensus.Name, consensus.Crash{}); err != nil {
 		t.Fatal(err)
 	}
-	actortest.Eventually(t, 10*time.Second, victim+"'s raft restarted and serving", func() bool {
-		if node.Stats().Protocols[consensus.ProtocolName].Restarts != 1 {
+	actortest.Eventually(t, 10*time.Second, string(victim)+"'s raft restarted and serving", func() bool {
+		if node.Stats().Protocols[consensus.Name].Restarts != 1 {
 			return false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -9,6 +9,7 @@ import (
 	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/messages"
@@ -34,7 +35,7 @@ func newForger(t *testing.T, g *group) *forger {
 }
 
 // send sends one batch of raft messages to `to` as node `as`.
-func (f *forger) send(as, to string, msgs ...*raftpb.Message) {
+func (f *forger) send(as, to actors.NodeName, msgs ...*raftpb.Message) {
 	f.t.Helper()
 	b := &messages.RaftBatch{}
 	for _, m := range msgs {
@@ -44,7 +45,7 @@ func (f *forger) send(as, to string, msgs ...*raftpb.Message) {
 		}
 		b.Messages = append(b.Messages, raw)
 	}
-	env := &messages.Envelope{From: as, To: to, Protocol: consensus.ProtocolName}
+	env := &messages.Envelope{From: string(as), To: string(to), Protocol: string(consensus.Name)}
 	if err := transport.MarshalPayload(env, b); err != nil {
 		f.t.Fatal(err)
 	}
@@ -53,8 +54,8 @@ func (f *forger) send(as, to string, msgs ...*raftpb.Message) {
 	}
 }
 
-func (g *group) others(than string) []string {
-	return slices.DeleteFunc(g.c.Names(), func(n string) bool { return n == than })
+func (g *group) others(than actors.NodeName) []actors.NodeName {
+	return slices.DeleteFunc(g.c.Names(), func(n actors.NodeName) bool { return n == than })
 }
 
 // disturbed describes the raft protocols that restarted, stopped or had a
@@ -62,7 +63,7 @@ func (g *group) others(than string) []string {
 func (g *group) disturbed() string {
 	var out string
 	for _, n := range g.c.Nodes() {
-		s := n.Stats().Protocols[consensus.ProtocolName]
+		s := n.Stats().Protocols[consensus.Name]
 		if s.Restarts > 0 || s.Stopped || s.Refused > 0 {
 			out += fmt.Sprintf(" %s: %d restarts, stopped %v, %d refused by the runtime;", n.Name(), s.Restarts, s.Stopped, s.Refused)
 		}
@@ -70,7 +71,7 @@ func (g *group) disturbed() string {
 	return out
 }
 
-func (g *group) dropped(name string) uint64 {
+func (g *group) dropped(name actors.NodeName) uint64 {
 	st, err := g.status(name)
 	if err != nil {
 		return 0
@@ -100,10 +101,10 @@ func testForgedRaftTrafficIsDropped(t *testing.T) {
 	}
 	term, commit := st.Term, st.Commit
 	f := newForger(t, g)
-	msg := func(typ raftpb.MessageType, from, to string) *raftpb.Message {
+	msg := func(typ raftpb.MessageType, from, to actors.NodeName) *raftpb.Message {
 		return &raftpb.Message{Type: typ.Enum(), From: new(consensus.ID(from)), To: new(consensus.ID(to)), Term: new(term)}
 	}
-	want := map[string]uint64{}
+	want := map[actors.NodeName]uint64{}
 	followers := g.others(lead)
 	for _, fl := range followers {
 		for range 16 {
@@ -155,7 +156,7 @@ func testForgedRaftTrafficIsDropped(t *testing.T) {
 		}
 	}
 	for _, n := range g.c.Names() {
-		if _, err := g.kv(n).Put(ctxT(t, 5*time.Second), "after-"+n, []byte("1")); err != nil {
+		if _, err := g.kv(n).Put(ctxT(t, 5*time.Second), "after-"+string(n), []byte("1")); err != nil {
 			t.Fatalf("write through %s after the forged traffic: %v", n, err)
 		}
 	}
@@ -243,10 +244,10 @@ func testForwardedReadIndexFromAMemberIsAnswered(t *testing.T) {
 	// The group still serves reads and writes through every node, and
 	// nobody dropped anything.
 	for _, n := range g.c.Names() {
-		if _, err := g.kv(n).Put(ctxT(t, 5*time.Second), "after-"+n, []byte("1")); err != nil {
+		if _, err := g.kv(n).Put(ctxT(t, 5*time.Second), "after-"+string(n), []byte("1")); err != nil {
 			t.Fatalf("write through %s: %v", n, err)
 		}
-		if _, _, err := g.kv(n).Get(ctxT(t, 5*time.Second), "after-"+n); err != nil {
+		if _, _, err := g.kv(n).Get(ctxT(t, 5*time.Second), "after-"+string(n)); err != nil {
 			t.Fatalf("read through %s: %v", n, err)
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"slices"
 
 	"context"
-	"github.com/rs/zerolog"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
@@ -25,7 +27,7 @@ type group struct {
 }
 
 // testConfig is fast: 10ms ticks, elections after 100–200ms.
-func testConfig(dir string, peers []string) consensus.Config {
+func testConfig(dir string, peers []actors.NodeName) consensus.Config {
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Peers = peers
@@ -54,7 +56,7 @@ func newGroup(t testing.TB, n int, seed uint64, faults sim.Faults, tweak func(*c
 	return &group{t: t, c: c, cfg: cfg}
 }
 
-func (g *group) kv(name string) *consensus.KV {
+func (g *group) kv(name actors.NodeName) *consensus.KV {
 	g.t.Helper()
 	n := g.c.Node(name)
 	if n == nil {
@@ -67,7 +69,7 @@ func (g *group) kv(name string) *consensus.KV {
 	return kv
 }
 
-func (g *group) status(name string) (consensus.Status, error) {
+func (g *group) status(name actors.NodeName) (consensus.Status, error) {
 	n := g.c.Node(name)
 	if n == nil {
 		return consensus.Status{}, context.Canceled
@@ -83,9 +85,9 @@ func (g *group) status(name string) (consensus.Status, error) {
 
 // leader waits until every running node names the same leader, and
 // returns it.
-func (g *group) leader(timeout time.Duration) string {
+func (g *group) leader(timeout time.Duration) actors.NodeName {
 	g.t.Helper()
-	var lead string
+	var lead actors.NodeName
 	actortest.Eventually(g.t, timeout, "one leader known to every running node", func() bool {
 		lead = ""
 		for _, n := range g.c.Nodes() {

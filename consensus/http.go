@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -99,7 +100,7 @@ func HTTPHandler(kv *KV) http.Handler {
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), HTTPTimeout)
 			defer cancel()
-			if err := kv.Admin(ctx, action, node); err != nil {
+			if err := kv.Admin(ctx, action, actors.NodeName(node)); err != nil {
 				writeError(w, err)
 				return
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -45,7 +46,7 @@ func do(t *testing.T, method, url, body string) httpReply {
 func TestHTTPOnAFollower(t *testing.T) {
 	g := newGroup(t, 3, 7, sim.Faults{}, func(c *consensus.Config) { c.MaxValueSize = 32 })
 	lead := g.leader(5 * time.Second)
-	follower := "node-1"
+	follower := actors.NodeName("node-1")
 	if lead == follower {
 		follower = "node-2"
 	}
@@ -133,7 +134,7 @@ func TestHTTPOnAFollower(t *testing.T) {
 func TestHTTPOperatorAPI(t *testing.T) {
 	g := newGroup(t, 3, 11, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
-	var others []string
+	var others []actors.NodeName
 	for _, n := range g.c.Names() {
 		if n != lead {
 			others = append(others, n)
@@ -145,23 +146,23 @@ func TestHTTPOperatorAPI(t *testing.T) {
 	t.Cleanup(follower.Close)
 
 	r := do(t, "GET", follower.URL+"/v1/raft", "")
-	if r.status != 200 || r.json["leader"] != lead || len(r.json["voters"].([]any)) != 3 {
+	if r.status != 200 || r.json["leader"] != string(lead) || len(r.json["voters"].([]any)) != 3 {
 		t.Fatalf("GET /v1/raft on a follower: %d %s, want leader %s and 3 voters", r.status, r.body, lead)
 	}
-	if r := do(t, "POST", follower.URL+"/v1/raft/leader/"+others[1], ""); r.status != 409 || r.json["code"] != "not_leader" || r.json["leader"] != lead {
+	if r := do(t, "POST", follower.URL+"/v1/raft/leader/"+string(others[1]), ""); r.status != 409 || r.json["code"] != "not_leader" || r.json["leader"] != string(lead) {
 		t.Fatalf("transfer on a follower: %d %s, want 409 not_leader naming %s", r.status, r.body, lead)
 	}
 	if r := do(t, "POST", leader.URL+"/v1/raft/leader/nobody", ""); r.status != 400 || r.json["code"] != "bad_request" {
 		t.Fatalf("transfer to a non-voter: %d %s, want 400 bad_request", r.status, r.body)
 	}
-	if r := do(t, "POST", leader.URL+"/v1/raft/leader/"+others[0], ""); r.status != 200 || r.json["action"] != "transfer-leader" {
+	if r := do(t, "POST", leader.URL+"/v1/raft/leader/"+string(others[0]), ""); r.status != 200 || r.json["action"] != "transfer-leader" {
 		t.Fatalf("transfer: %d %s", r.status, r.body)
 	}
 	if got := g.leader(5 * time.Second); got != others[0] {
 		t.Fatalf("after the transfer the leader is %s, want %s", got, others[0])
 	}
 	// others[0] leads now: remove the old leader through it.
-	if r := do(t, "DELETE", follower.URL+"/v1/raft/members/"+lead, ""); r.status != 200 || r.json["action"] != "remove" {
+	if r := do(t, "DELETE", follower.URL+"/v1/raft/members/"+string(lead), ""); r.status != 200 || r.json["action"] != "remove" {
 		t.Fatalf("remove: %d %s", r.status, r.body)
 	}
 	r = do(t, "GET", follower.URL+"/v1/raft", "")

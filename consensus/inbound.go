@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -63,7 +64,7 @@ func (p *Raft) noConfig() bool {
 // checkSender refuses a message whose From is not the sending node, or
 // (for a forwarded type) not a member; and any message from outside the
 // configuration.
-func (p *Raft) checkSender(from string, m *pb.Message) error {
+func (p *Raft) checkSender(from actors.NodeName, m *pb.Message) error {
 	id, sender := m.GetFrom(), ID(from)
 	switch {
 	case m.GetTo() != p.id:
@@ -216,8 +217,9 @@ func (p *Raft) checkSnapshot(m *pb.Message) error {
 	if err := proto.Unmarshal(s.GetData(), &snap); err != nil {
 		return fmt.Errorf("a snapshot whose data does not decode: %v", err)
 	}
-	for id, name := range snap.Names {
-		if err := transport.ValidateName("node", name); err != nil {
+	for id, s := range snap.Names {
+		name := actors.NodeName(s)
+		if err := transport.ValidateName("node", s); err != nil {
 			return fmt.Errorf("a snapshot naming raft id %x: %v", id, err)
 		}
 		if ID(name) != id {

@@ -12,7 +12,7 @@ import (
 // KV is a blocking client of one node's raft protocol, for code outside
 // the protocols (HTTP handlers, tests, benchmarks): each method is an
 // actors.Call of a [Request] (or [LockRequest], [AdminRequest],
-// [StatusRequest]) to [ProtocolName] that waits for the protocol's answer
+// [StatusRequest]) to [Name] that waits for the protocol's answer
 // or for ctx. Give ctx a deadline a little beyond Config.RequestTimeout
 // (HTTPHandler waits a second more): the protocol answers by then,
 // knowing whether a write left the node. When ctx ends first the error
@@ -25,7 +25,7 @@ type KV struct {
 
 // NewKV returns a client of node's raft protocol, which must be running.
 func NewKV(node *actors.Node) (*KV, error) {
-	if _, err := node.Ref(ProtocolName); err != nil {
+	if _, err := node.Ref(Name); err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
 	return &KV{node: node}, nil
@@ -74,12 +74,12 @@ func (k *KV) Lock(ctx context.Context, req LockRequest) (LockResult, error) {
 
 // Status returns the node's view of the group.
 func (k *KV) Status(ctx context.Context) (Status, error) {
-	return actors.Call(ctx, k.node, ProtocolName, StatusRequest{})
+	return actors.Call(ctx, k.node, Name, StatusRequest{})
 }
 
 // Admin performs an operator action. Send it to the leader: other nodes
 // answer a NotLeaderError naming it.
-func (k *KV) Admin(ctx context.Context, action AdminAction, node string) error {
+func (k *KV) Admin(ctx context.Context, action AdminAction, node actors.NodeName) error {
 	_, err := call(ctx, k.node, AdminRequest{Action: action, Node: node}, func() string { return fmt.Sprintf("%s %s", action, node) })
 	return err
 }
@@ -100,7 +100,7 @@ func call[Req actors.Asks[Rep], Rep any](ctx context.Context, node *actors.Node,
 		ctx, cancel = context.WithTimeout(ctx, noDeadline)
 		defer cancel()
 	}
-	rep, err := actors.Call(ctx, node, ProtocolName, req)
+	rep, err := actors.Call(ctx, node, Name, req)
 	switch {
 	case err == nil:
 		return rep, nil

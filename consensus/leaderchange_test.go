@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -28,7 +29,7 @@ func testLeaderChangeLosesNoForwardedWrite(t *testing.T) {
 	f, other := others[0], others[1]
 	// f hears the leader but its forwarded proposals never arrive: they
 	// are in flight when the leader crashes.
-	g.c.Hub.Block(f, lead)
+	g.c.Hub.Block(string(f), string(lead))
 	const n = 10
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -79,7 +80,7 @@ func testLeaderChangeLosesNoForwardedWrite(t *testing.T) {
 	}
 	g.leader(10 * time.Second)
 	for _, name := range g.c.Names() {
-		if _, err := g.kv(name).Put(ctxT(t, 5*time.Second), "barrier-"+name, []byte("b")); err != nil {
+		if _, err := g.kv(name).Put(ctxT(t, 5*time.Second), "barrier-"+string(name), []byte("b")); err != nil {
 			t.Fatalf("barrier through %s: %v", name, err)
 		}
 		for i := range n {
@@ -105,7 +106,7 @@ func testWriteOnCutOffNodeIsNotApplied(t *testing.T) {
 	})
 	lead := g.leader(10 * time.Second)
 	f := g.others(lead)[0]
-	g.c.Hub.Partition([]string{f})
+	g.c.Partition([]actors.NodeName{f})
 	actortest.Eventually(t, 5*time.Second, "the cut-off follower holds writes", func() bool {
 		st, err := g.status(f)
 		return err == nil && st.Leader != "" && st.Holding
@@ -132,7 +133,7 @@ func testMinorityAnswersNoQuorum(t *testing.T) {
 	g.leader(10 * time.Second)
 	names := g.c.Names()
 	minority := names[:2]
-	g.c.Hub.Partition(minority)
+	g.c.Partition(minority)
 	var u *consensus.UnavailableError
 	actortest.Eventually(t, 10*time.Second, "the minority answers no quorum", func() bool {
 		_, err := g.kv(minority[0]).Put(ctxT(t, 10*time.Second), "k", []byte("v"))

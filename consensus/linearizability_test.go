@@ -131,17 +131,17 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 	victim := names[rng.IntN(len(names))]
 	switch seed % 4 {
 	case 0:
-		minority := []string{victim}
+		minority := []actors.NodeName{victim}
 		if nodes == 5 {
 			minority = append(minority, names[(slices.Index(names, victim)+1)%nodes])
 		}
 		res.nemesis = fmt.Sprintf("partition %v away, heal", minority)
 		pause(80 * time.Millisecond)
-		c.Hub.Partition(minority)
+		c.Partition(minority)
 		pause(300 * time.Millisecond)
 		c.Hub.Heal()
 	case 1:
-		res.nemesis = "crash " + victim + ", restart from its data dir"
+		res.nemesis = "crash " + string(victim) + ", restart from its data dir"
 		pause(80 * time.Millisecond)
 		if err := c.Crash(victim); err != nil {
 			return res, err
@@ -156,7 +156,7 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 		if leader == "" {
 			leader = victim
 		}
-		res.nemesis = "crash the leader " + leader + ", restart"
+		res.nemesis = "crash the leader " + string(leader) + ", restart"
 		pause(80 * time.Millisecond)
 		if err := c.Crash(leader); err != nil {
 			return res, err
@@ -168,9 +168,9 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 		res.restarts++
 	case 3:
 		other := names[(slices.Index(names, victim)+1)%len(names)]
-		res.nemesis = "partition " + victim + " one way from " + other + ", then crash and restart " + other
+		res.nemesis = "partition " + string(victim) + " one way from " + string(other) + ", then crash and restart " + string(other)
 		pause(50 * time.Millisecond)
-		c.Hub.Block(victim, other)
+		c.Hub.Block(string(victim), string(other))
 		pause(150 * time.Millisecond)
 		c.Hub.Heal()
 		if err := c.Crash(other); err != nil {
@@ -224,8 +224,8 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 }
 
 // leaderOf is the leader every running node agrees on, if any.
-func leaderOf(c *cluster.Cluster) (string, bool) {
-	lead := ""
+func leaderOf(c *cluster.Cluster) (actors.NodeName, bool) {
+	var lead actors.NodeName
 	for _, n := range c.Nodes() {
 		kv, err := consensus.NewKV(n)
 		if err != nil {

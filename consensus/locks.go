@@ -102,7 +102,7 @@ func (o LockOp) String() string {
 }
 
 // LockRequest asks a node's raft protocol for one operation on a lease
-// lock: a request (actors.Call, actors.Request) to [ProtocolName] on the
+// lock: a request (actors.Call, actors.Request) to [Name] on the
 // same node, answered with a [LockResult]; any node serves it (raft
 // forwards the proposal to the leader). It fails with ErrLockHeld (a
 // *LockHeldError), ErrUnknownLock or ErrWrongToken when the state refused

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -20,7 +21,7 @@ type lockOutcome struct {
 }
 
 // lock sends one lock request through node `name` and waits for it.
-func (g *group) lock(name string, req consensus.LockRequest) lockOutcome {
+func (g *group) lock(name actors.NodeName, req consensus.LockRequest) lockOutcome {
 	g.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -36,7 +37,7 @@ func TestLockStateMachine(t *testing.T) { actortest.Virtual(t, testLockStateMach
 func testLockStateMachine(t *testing.T) {
 	g := newGroup(t, 3, 11, sim.Faults{}, nil)
 	g.leader(5 * time.Second)
-	acquire := func(node, name, owner string) lockOutcome {
+	acquire := func(node actors.NodeName, name, owner string) lockOutcome {
 		return g.lock(node, consensus.LockRequest{Op: consensus.LockAcquire, Name: name, Owner: owner, TTL: 10 * time.Second})
 	}
 	a := acquire("node-1", "a", "alice")
@@ -70,7 +71,7 @@ func testLockStateMachine(t *testing.T) {
 	// Tokens grow with every grant, of every lock, through every node.
 	last := a.Token
 	for i := range 12 {
-		node, name := fmt.Sprintf("node-%d", i%3+1), fmt.Sprintf("l%d", i%4)
+		node, name := actors.NodeName(fmt.Sprintf("node-%d", i%3+1)), fmt.Sprintf("l%d", i%4)
 		r := acquire(node, name, "")
 		if r.Err != nil {
 			t.Fatalf("acquire %s: %v", name, r.Err)
@@ -117,7 +118,7 @@ func testLockBadInput(t *testing.T) {
 	if r := g.lock("node-1", consensus.LockRequest{Op: consensus.LockAcquire, Name: "a", TTL: time.Second}); r.Err != nil {
 		t.Fatalf("acquire after the refused requests: %v", r.Err)
 	}
-	if n := g.c.Node("node-1").Stats().Protocols[consensus.ProtocolName].Restarts; n != 0 {
+	if n := g.c.Node("node-1").Stats().Protocols[consensus.Name].Restarts; n != 0 {
 		t.Errorf("%d raft restarts on bad input", n)
 	}
 }
@@ -198,7 +199,7 @@ func TestLockRequestWithoutQuorum(t *testing.T) { actortest.Virtual(t, testLockR
 func testLockRequestWithoutQuorum(t *testing.T) {
 	g := newGroup(t, 3, 14, sim.Faults{}, func(c *consensus.Config) { c.RequestTimeout = 500 * time.Millisecond })
 	g.leader(5 * time.Second)
-	for _, n := range []string{"node-2", "node-3"} {
+	for _, n := range []actors.NodeName{"node-2", "node-3"} {
 		if err := g.c.Crash(n); err != nil {
 			t.Fatal(err)
 		}

@@ -42,8 +42,8 @@ func (p *Raft) voterIDs() []uint64 {
 
 // reachability returns the voters heard from within window (this node
 // included, when a voter) and all voters, by name, sorted.
-func (p *Raft) reachability(window uint64) (reachable, voters []string) {
-	reachable, voters = []string{}, []string{}
+func (p *Raft) reachability(window uint64) (reachable, voters []actors.NodeName) {
+	reachable, voters = []actors.NodeName{}, []actors.NodeName{}
 	for _, id := range p.voterIDs() {
 		name := p.nameOf(id)
 		voters = append(voters, name)

@@ -31,7 +31,7 @@ func New(cfg Config) (actors.Factory, error) {
 // handlers, its log on disk, and the key-value store it replicates.
 type Raft struct {
 	cfg  Config
-	node string
+	node actors.NodeName
 	id   uint64
 	log  *zerolog.Logger
 
@@ -39,7 +39,7 @@ type Raft struct {
 	mem       *raft.MemoryStorage
 	rn        *raft.RawNode
 	sm        *store
-	names     map[uint64]string // raft id → node name
+	names     map[uint64]actors.NodeName // raft id → node name
 	confState *pb.ConfState
 	applied   uint64
 	snapIndex uint64
@@ -137,8 +137,8 @@ type (
 	readyNow struct{}
 )
 
-// Name is ProtocolName.
-func (p *Raft) Name() string { return ProtocolName }
+// Name is consensus.Name, "raft".
+func (p *Raft) Name() actors.ProtocolName { return Name }
 
 // Init opens the data dir, restores the log and the store from it (or
 // bootstraps the group), and starts ticking. With Config.ForceNewState, the
@@ -161,7 +161,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 			return err
 		}
 	}
-	d, st, err := openDisk(filepath.Join(p.cfg.DataDir, p.node), p.cfg.NoSync)
+	d, st, err := openDisk(filepath.Join(p.cfg.DataDir, string(p.node)), p.cfg.NoSync)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	}
 	p.mem = raft.NewMemoryStorage()
 	p.sm = newStore()
-	p.names = map[uint64]string{p.id: p.node}
+	p.names = map[uint64]actors.NodeName{p.id: p.node}
 	for _, name := range p.cfg.Peers {
 		p.names[ID(name)] = name
 	}
@@ -226,7 +226,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 		if err := rn.Bootstrap(peers); err != nil {
 			return fmt.Errorf("consensus: bootstrapping the group: %w", err)
 		}
-		p.log.Info().Strs("peers", p.cfg.sortedPeers()).Msg("bootstrapped a new raft group")
+		p.log.Info().Any("peers", p.cfg.sortedPeers()).Msg("bootstrapped a new raft group")
 	} else {
 		p.log.Info().Uint64("snapshot", p.snapIndex).Int("entries", len(st.entries)).
 			Uint64("term", st.hs.GetTerm()).Uint64("commit", st.hs.GetCommit()).Msg("raft state restored from the data dir")
@@ -311,7 +311,7 @@ func (p *Raft) onTick(ctx *actors.Context, _ tick) error {
 // that fails it, or that raft panics on all the same, is dropped, counted
 // (Status.Dropped) and logged (rate-limited), and the rest of the batch is
 // stepped.
-func (p *Raft) onBatch(ctx *actors.Context, from string, b *messages.RaftBatch) error {
+func (p *Raft) onBatch(ctx *actors.Context, from actors.NodeName, b *messages.RaftBatch) error {
 	for _, raw := range b.Messages {
 		m := &pb.Message{}
 		if err := proto.Unmarshal(raw, m); err != nil {
@@ -359,9 +359,9 @@ func (p *Raft) step(m *pb.Message) (err error) {
 }
 
 // drop counts and logs (rate-limited) a raft message this node refuses.
-func (p *Raft) drop(from string, m *pb.Message, why error) {
+func (p *Raft) drop(from actors.NodeName, m *pb.Message, why error) {
 	p.dropped++
-	p.dropLog.Warn().Str("from", from).Uint64("raft-from", m.GetFrom()).Uint64("raft-to", m.GetTo()).
+	p.dropLog.Warn().Str("from", string(from)).Uint64("raft-from", m.GetFrom()).Uint64("raft-to", m.GetTo()).
 		Stringer("type", m.GetType()).Uint64("term", m.GetTerm()).Uint64("dropped", p.dropped).Err(why).
 		Msg("dropping a raft message")
 }
@@ -664,7 +664,7 @@ func (p *Raft) send(ctx *actors.Context, msgs []*pb.Message) []snapReport {
 			}
 		}
 		if err != nil {
-			p.log.Debug().Err(err).Str("to", name).Msg("raft message not sent")
+			p.log.Debug().Err(err).Str("to", string(name)).Msg("raft message not sent")
 			p.rn.ReportUnreachable(to)
 		}
 		if snaps[to] {
@@ -701,12 +701,12 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 			if err := proto.Unmarshal(e.Data, cc); err != nil {
 				return fmt.Errorf("%w: committed conf change %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
 			}
-			if name := string(cc.Context); name != "" && ID(name) == cc.GetNodeId() {
+			if name := actors.NodeName(cc.Context); name != "" && ID(name) == cc.GetNodeId() {
 				p.names[cc.GetNodeId()] = name
 			}
 			p.confState = p.rn.ApplyConfChange(cc)
 			p.snapNow = true
-			p.log.Info().Stringer("type", cc.GetType()).Str("peer", p.names[cc.GetNodeId()]).
+			p.log.Info().Stringer("type", cc.GetType()).Str("peer", string(p.names[cc.GetNodeId()])).
 				Uints64("voters", p.confState.Voters).Uints64("learners", p.confState.Learners).Msg("configuration changed")
 			if a := p.admin; a != nil && a.id == cc.GetNodeId() && a.ccType == cc.GetType() {
 				p.admin = nil
@@ -869,7 +869,7 @@ func (p *Raft) leadership(ctx *actors.Context, lead uint64) {
 	name := p.names[lead]
 	ctx.Notify(&LeadershipChanged{Leader: name, Term: term})
 	if lead != raft.None {
-		p.log.Info().Str("leader", name).Uint64("term", term).Msg("leader elected")
+		p.log.Info().Str("leader", string(name)).Uint64("term", term).Msg("leader elected")
 	}
 	if a := p.admin; a != nil && a.req.Action == TransferLeader && lead == a.id {
 		p.admin = nil
@@ -969,11 +969,11 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 	return s, nil
 }
 
-func (p *Raft) nameOf(id uint64) string {
+func (p *Raft) nameOf(id uint64) actors.NodeName {
 	if n, ok := p.names[id]; ok {
 		return n
 	}
-	return fmt.Sprintf("%x", id)
+	return actors.NodeName(fmt.Sprintf("%x", id))
 }
 
 // onAdmin starts an operator action; only the leader performs them. The

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -15,17 +16,17 @@ func TestKVOperationsOnAnyNode(t *testing.T) { actortest.Virtual(t, testKVOperat
 func testKVOperationsOnAnyNode(t *testing.T) {
 	g := newGroup(t, 3, 1, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
-	var follower string
+	var follower actors.NodeName
 	for _, n := range g.c.Names() {
 		if n != lead {
 			follower = n
 			break
 		}
 	}
-	for _, node := range []string{lead, follower} {
+	for _, node := range []actors.NodeName{lead, follower} {
 		kv := g.kv(node)
 		ctx := ctxT(t, 5*time.Second)
-		key := "k-" + node
+		key := "k-" + string(node)
 		if _, found, err := kv.Get(ctx, key); err != nil || found {
 			t.Fatalf("%s: get of a new key: found=%v err=%v", node, found, err)
 		}
@@ -42,7 +43,7 @@ func testKVOperationsOnAnyNode(t *testing.T) {
 		if swapped, _, _, err := kv.CAS(ctx, key, []byte("v1"), []byte("v2")); err != nil || !swapped {
 			t.Fatalf("%s: CAS with the right prev: swapped=%v err=%v", node, swapped, err)
 		}
-		if swapped, _, found, err := kv.CAS(ctx, "absent-"+node, nil, []byte("x")); err != nil || swapped || found {
+		if swapped, _, found, err := kv.CAS(ctx, "absent-"+string(node), nil, []byte("x")); err != nil || swapped || found {
 			t.Fatalf("%s: CAS on an absent key: swapped=%v found=%v err=%v", node, swapped, found, err)
 		}
 		if existed, err := kv.Delete(ctx, key); err != nil || !existed {

@@ -2,8 +2,8 @@ package consensus
 
 import "github.com/troupe-dev/troupe/actors"
 
-// ProtocolName is the name the Raft protocol runs under on every node.
-const ProtocolName = "raft"
+// Name is the name the Raft protocol runs under on every node.
+const Name actors.ProtocolName = "raft"
 
 // Op is the operation of a [Request].
 type Op int
@@ -32,7 +32,7 @@ func (o Op) String() string {
 
 // Request asks a node's raft protocol for one key-value operation: a
 // request (actors.Call from outside the protocols, actors.Request from a
-// protocol) to [ProtocolName] on the same node, answered with a [Result].
+// protocol) to [Name] on the same node, answered with a [Result].
 // Any node serves it (writes and reads are forwarded to the leader by
 // raft). [KV] wraps it in blocking calls.
 //
@@ -104,13 +104,13 @@ func (a AdminAction) String() string {
 type AdminRequest struct {
 	actors.Returns[AdminResult]
 	Action AdminAction
-	Node   string
+	Node   actors.NodeName
 }
 
 // AdminResult is the answer to an AdminRequest that succeeded.
 type AdminResult struct {
 	Action AdminAction
-	Node   string
+	Node   actors.NodeName
 }
 
 // StatusRequest asks the raft protocol for its [Status] (a request:
@@ -119,17 +119,17 @@ type StatusRequest struct{ actors.Returns[Status] }
 
 // Status is a node's view of the raft group.
 type Status struct {
-	Node          string   `json:"node"`
-	ID            uint64   `json:"id"`
-	State         string   `json:"state"`  // "StateLeader", "StateFollower", "StateCandidate", "StatePreCandidate"
-	Leader        string   `json:"leader"` // "" when none is known
-	Term          uint64   `json:"term"`
-	Commit        uint64   `json:"commit"`
-	Applied       uint64   `json:"applied"`
-	SnapshotIndex uint64   `json:"snapshot_index"` // the latest snapshot's index (made or received)
-	Voters        []string `json:"voters"`         // sorted
-	Learners      []string `json:"learners"`       // sorted
-	Keys          int      `json:"keys"`           // keys in the local replica
+	Node          actors.NodeName   `json:"node"`
+	ID            uint64            `json:"id"`
+	State         string            `json:"state"`  // "StateLeader", "StateFollower", "StateCandidate", "StatePreCandidate"
+	Leader        actors.NodeName   `json:"leader"` // "" when none is known
+	Term          uint64            `json:"term"`
+	Commit        uint64            `json:"commit"`
+	Applied       uint64            `json:"applied"`
+	SnapshotIndex uint64            `json:"snapshot_index"` // the latest snapshot's index (made or received)
+	Voters        []actors.NodeName `json:"voters"`         // sorted
+	Learners      []actors.NodeName `json:"learners"`       // sorted
+	Keys          int               `json:"keys"`           // keys in the local replica
 
 	SnapshotsMade     uint64 `json:"snapshots_made"`     // snapshots this incarnation made
 	SnapshotsReceived uint64 `json:"snapshots_received"` // snapshots this incarnation installed from the leader
@@ -141,7 +141,7 @@ type Status struct {
 	// Reachable are the voters this node heard from within the last four
 	// election timeouts, itself included (the quorum signal,
 	// docs/consensus.md); sorted.
-	Reachable []string `json:"reachable"`
+	Reachable []actors.NodeName `json:"reachable"`
 	// Reason says why Leader is "": "no_quorum" (fewer than a majority of
 	// the voters reachable) or "election" (a majority reachable, a vote
 	// running). Empty while a leader is known.
@@ -156,6 +156,6 @@ type Status struct {
 // LeadershipChanged is published (actors notification) on a node when the
 // leader it believes in changes, including to none.
 type LeadershipChanged struct {
-	Leader string // "" while there is no leader
+	Leader actors.NodeName // "" while there is no leader
 	Term   uint64
 }

@@ -16,6 +16,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/internal/durable"
 )
 
@@ -127,14 +128,14 @@ func openDisk(dir string, noSync bool) (*disk, *persisted, error) {
 // new, empty member waiting to be added back; a complete state is left as
 // it is. Both are logged as warnings on log. Other errors (the data dir
 // locked by another process, unreadable) are returned.
-func PrepareDataDir(cfg Config, node string, log zerolog.Logger) error {
+func PrepareDataDir(cfg Config, node actors.NodeName, log zerolog.Logger) error {
 	if !cfg.ForceNewState {
 		return nil
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	dir := filepath.Join(cfg.DataDir, node)
+	dir := filepath.Join(cfg.DataDir, string(node))
 	d, _, err := openDisk(dir, cfg.NoSync)
 	if err == nil {
 		log.Warn().Str("dir", dir).Msg("ForceNewState (--force-new-state) is set, but the raft state in the data dir is complete " +

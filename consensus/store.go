@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/messages"
 )
 
@@ -53,8 +54,12 @@ func (s *store) get(key string) Result {
 
 // encode is the snapshot data: the pairs sorted by key, the names, and the
 // leases sorted by name.
-func (s *store) encode(names map[uint64]string) ([]byte, error) {
-	snap := &messages.KVSnapshot{Names: names, Leases: encodeLeases(s.leases)}
+func (s *store) encode(names map[uint64]actors.NodeName) ([]byte, error) {
+	wire := make(map[uint64]string, len(names))
+	for id, n := range names {
+		wire[id] = string(n)
+	}
+	snap := &messages.KVSnapshot{Names: wire, Leases: encodeLeases(s.leases)}
 	for _, k := range slices.Sorted(maps.Keys(s.kv)) {
 		snap.Pairs = append(snap.Pairs, &messages.KVPair{Key: k, Value: s.kv[k]})
 	}
@@ -62,7 +67,7 @@ func (s *store) encode(names map[uint64]string) ([]byte, error) {
 }
 
 // restore replaces the store with a snapshot's and returns its names.
-func (s *store) restore(data []byte) (map[uint64]string, error) {
+func (s *store) restore(data []byte) (map[uint64]actors.NodeName, error) {
 	var snap messages.KVSnapshot
 	if err := proto.Unmarshal(data, &snap); err != nil {
 		return nil, fmt.Errorf("%w: snapshot data does not decode: %v", ErrCorrupt, err)
@@ -72,7 +77,11 @@ func (s *store) restore(data []byte) (map[uint64]string, error) {
 		s.kv[p.Key] = p.Value
 	}
 	s.leases = decodeLeases(snap.Leases)
-	return snap.Names, nil
+	names := make(map[uint64]actors.NodeName, len(snap.Names))
+	for id, n := range snap.Names {
+		names[id] = actors.NodeName(n)
+	}
+	return names, nil
 }
 
 // checkKey refuses keys that are empty, longer than max bytes, not UTF-8,

@@ -17,7 +17,7 @@ type BullyConfig struct {
 	// Priority ranks nodes: the live node with the highest priority leads;
 	// among equal priorities, the greatest name in natural order
 	// ("node-10" after "node-9"). nil ranks by name only.
-	Priority func(node string) int
+	Priority func(node actors.NodeName) int
 	// OKTimeout is how long a node that sent Election waits for an OK
 	// before it declares itself leader. It must cover a round trip with
 	// retransmissions. Default 400ms.
@@ -60,11 +60,11 @@ func (c BullyConfig) withDefaults() BullyConfig {
 
 type bully struct {
 	cfg  BullyConfig
-	self string
-	live map[string]bool // other live members
+	self actors.NodeName
+	live map[actors.NodeName]bool // other live members
 
 	term   uint64
-	leader string
+	leader actors.NodeName
 
 	// An election in progress: electing while waiting for OKs, waiting
 	// after an OK until the Coordinator. round numbers the elections so
@@ -81,12 +81,12 @@ type (
 
 var _ Elector = (*bully)(nil)
 
-func (b *bully) Name() string      { return ProtocolName }
-func (b *bully) Algorithm() string { return "bully" }
+func (b *bully) Name() actors.ProtocolName { return Name }
+func (b *bully) Algorithm() string         { return "bully" }
 
 func (b *bully) Init(ctx *actors.Context) error {
 	b.self = ctx.Node()
-	b.live = map[string]bool{}
+	b.live = map[actors.NodeName]bool{}
 	actors.OnMessage(ctx, b.onElection)
 	actors.OnMessage(ctx, b.onOK)
 	actors.OnMessage(ctx, b.onCoordinator)
@@ -138,14 +138,14 @@ func (b *bully) Init(ctx *actors.Context) error {
 }
 
 // higher reports whether node a ranks above node b.
-func (b *bully) higher(a, bn string) bool {
+func (b *bully) higher(a, bn actors.NodeName) bool {
 	if b.cfg.Priority != nil {
 		pa, pb := b.cfg.Priority(a), b.cfg.Priority(bn)
 		if pa != pb {
 			return pa > pb
 		}
 	}
-	return naturalLess(bn, a)
+	return naturalLess(string(bn), string(a))
 }
 
 // elect starts an election with a new term.
@@ -153,7 +153,7 @@ func (b *bully) elect(ctx *actors.Context) {
 	b.term++
 	b.round++
 	b.cancel(ctx)
-	var above []string
+	var above []actors.NodeName
 	for n := range b.live {
 		if b.higher(n, b.self) {
 			above = append(above, n)
@@ -176,13 +176,13 @@ func (b *bully) win(ctx *actors.Context) {
 	b.cancel(ctx)
 	b.electing, b.waiting = false, false
 	b.setLeader(ctx, b.self)
-	others := make([]string, 0, len(b.live))
+	others := make([]actors.NodeName, 0, len(b.live))
 	for n := range b.live {
 		others = append(others, n)
 	}
 	slices.Sort(others)
 	for _, n := range others {
-		b.send(ctx, n, &pb.Coordinator{Term: b.term, Leader: b.self})
+		b.send(ctx, n, &pb.Coordinator{Term: b.term, Leader: string(b.self)})
 	}
 }
 
@@ -193,7 +193,7 @@ func (b *bully) cancel(ctx *actors.Context) {
 	}
 }
 
-func (b *bully) setLeader(ctx *actors.Context, leader string) {
+func (b *bully) setLeader(ctx *actors.Context, leader actors.NodeName) {
 	if leader == b.leader {
 		return
 	}
@@ -202,20 +202,20 @@ func (b *bully) setLeader(ctx *actors.Context, leader string) {
 	if leader == "" {
 		ev = ctx.Log().Debug()
 	}
-	ev.Str("leader", leader).Uint64("term", b.term).Msg("leader changed")
+	ev.Str("leader", string(leader)).Uint64("term", b.term).Msg("leader changed")
 	ctx.Notify(&LeaderChanged{Leader: leader, Term: b.term})
 }
 
 // send sends reliably; a failure (the peer vanished from the directory, a
 // full window to a silent peer) is logged, not fatal: the peer's failure
 // will show in membership and the election adapts.
-func (b *bully) send(ctx *actors.Context, to string, m proto.Message) {
+func (b *bully) send(ctx *actors.Context, to actors.NodeName, m proto.Message) {
 	if err := ctx.SendReliable(to, m); err != nil {
-		ctx.Log().Warn().Err(err).Str("to", to).Msg("election message not sent")
+		ctx.Log().Warn().Err(err).Str("to", string(to)).Msg("election message not sent")
 	}
 }
 
-func (b *bully) onElection(ctx *actors.Context, from string, m *pb.Election) error {
+func (b *bully) onElection(ctx *actors.Context, from actors.NodeName, m *pb.Election) error {
 	b.term = max(b.term, m.Term)
 	if !b.higher(b.self, from) {
 		return nil // only lower nodes ask
@@ -227,7 +227,7 @@ func (b *bully) onElection(ctx *actors.Context, from string, m *pb.Election) err
 	return nil
 }
 
-func (b *bully) onOK(ctx *actors.Context, from string, m *pb.OK) error {
+func (b *bully) onOK(ctx *actors.Context, from actors.NodeName, m *pb.OK) error {
 	b.term = max(b.term, m.Term)
 	if !b.electing {
 		return nil
@@ -238,17 +238,18 @@ func (b *bully) onOK(ctx *actors.Context, from string, m *pb.OK) error {
 	return nil
 }
 
-func (b *bully) onCoordinator(ctx *actors.Context, from string, m *pb.Coordinator) error {
+func (b *bully) onCoordinator(ctx *actors.Context, from actors.NodeName, m *pb.Coordinator) error {
+	leader := actors.NodeName(m.Leader)
 	switch {
 	case m.Term < b.term:
 		b.send(ctx, from, &pb.StaleTerm{Term: b.term})
 		return nil
-	case m.Leader != b.self && b.higher(b.self, m.Leader):
+	case leader != b.self && b.higher(b.self, leader):
 		// A lower node claims the lead: bully it.
 		b.term = m.Term
 		b.elect(ctx)
 		return nil
-	case m.Term == b.term && b.leader != "" && b.leader != m.Leader && b.higher(b.leader, m.Leader):
+	case m.Term == b.term && b.leader != "" && b.leader != leader && b.higher(b.leader, leader):
 		// Two claims in one term: keep the higher, make the lower run again.
 		b.send(ctx, from, &pb.StaleTerm{Term: b.term})
 		return nil
@@ -256,11 +257,11 @@ func (b *bully) onCoordinator(ctx *actors.Context, from string, m *pb.Coordinato
 	b.term = m.Term
 	b.cancel(ctx)
 	b.electing, b.waiting = false, false
-	b.setLeader(ctx, m.Leader)
+	b.setLeader(ctx, leader)
 	return nil
 }
 
-func (b *bully) onStaleTerm(ctx *actors.Context, from string, m *pb.StaleTerm) error {
+func (b *bully) onStaleTerm(ctx *actors.Context, from actors.NodeName, m *pb.StaleTerm) error {
 	if m.Term <= b.term {
 		return nil
 	}
@@ -271,7 +272,7 @@ func (b *bully) onStaleTerm(ctx *actors.Context, from string, m *pb.StaleTerm) e
 	return nil
 }
 
-func (b *bully) joined(ctx *actors.Context, name string) {
+func (b *bully) joined(ctx *actors.Context, name actors.NodeName) {
 	if name == b.self {
 		return
 	}
@@ -284,11 +285,11 @@ func (b *bully) joined(ctx *actors.Context, name string) {
 		// partition, where it may still follow another leader, or
 		// restarted and announced itself before this node knew of it:
 		// tell it who leads.
-		b.send(ctx, name, &pb.Coordinator{Term: b.term, Leader: b.self})
+		b.send(ctx, name, &pb.Coordinator{Term: b.term, Leader: string(b.self)})
 	}
 }
 
-func (b *bully) gone(ctx *actors.Context, name string) {
+func (b *bully) gone(ctx *actors.Context, name actors.NodeName) {
 	delete(b.live, name)
 	if name == b.leader {
 		b.setLeader(ctx, "")

@@ -53,7 +53,7 @@ func newCluster(t *testing.T, n int, opts ...cluster.Option) *cluster.Cluster {
 
 func leaderOf(t *testing.T, n *actors.Node) election.Leader {
 	t.Helper()
-	l, err := actors.Call(context.Background(), n, election.ProtocolName, election.LeaderRequest{})
+	l, err := actors.Call(context.Background(), n, election.Name, election.LeaderRequest{})
 	if err != nil {
 		t.Fatalf("asking %s for the leader: %v", n.Name(), err)
 	}
@@ -62,7 +62,7 @@ func leaderOf(t *testing.T, n *actors.Node) election.Leader {
 
 // agree waits until every running node in `nodes` names `want` as leader,
 // all with one term, and returns that term.
-func agree(t *testing.T, c *cluster.Cluster, nodes []string, want string, within time.Duration) uint64 {
+func agree(t *testing.T, c *cluster.Cluster, nodes []actors.NodeName, want actors.NodeName, within time.Duration) uint64 {
 	t.Helper()
 	var term uint64
 	var last []string
@@ -80,9 +80,9 @@ func agree(t *testing.T, c *cluster.Cluster, nodes []string, want string, within
 		return ok && len(terms) == 1
 	})
 	if err != nil {
-		restarts := map[string]int64{}
+		restarts := map[actors.NodeName]int64{}
 		for _, name := range nodes {
-			restarts[name] = c.Node(name).Stats().Protocols[election.ProtocolName].Restarts
+			restarts[name] = c.Node(name).Stats().Protocols[election.Name].Restarts
 		}
 		t.Fatalf("nodes %v do not all follow %s within %v: %v (elector restarts %v)", nodes, want, within, last, restarts)
 	}
@@ -93,7 +93,7 @@ func agree(t *testing.T, c *cluster.Cluster, nodes []string, want string, within
 func electionMessages(h *sim.Hub) map[string]int64 {
 	out := map[string]int64{}
 	for _, r := range h.Stats() {
-		if r.Protocol == election.ProtocolName {
+		if r.Protocol == string(election.Name) {
 			out[r.Type] += r.Sent
 		}
 	}
@@ -158,7 +158,7 @@ func testBullyConvergesUnderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names()[:4], "node-4", 20*time.Second)
-	if lost := c.Hub.Stats().Total(sim.Protocol(election.ProtocolName)).Lost; lost == 0 {
+	if lost := c.Hub.Stats().Total(sim.Protocol(string(election.Name))).Lost; lost == 0 {
 		t.Error("no election message was lost: the fault did not apply")
 	}
 }
@@ -175,8 +175,8 @@ func testBullyPartitionAndHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names(), "node-5", 10*time.Second)
-	small, big := []string{"node-1", "node-2"}, []string{"node-3", "node-4", "node-5"}
-	c.Hub.Partition(small, big)
+	small, big := []actors.NodeName{"node-1", "node-2"}, []actors.NodeName{"node-3", "node-4", "node-5"}
+	c.Partition(small, big)
 	// Each side has at most one leader: its highest node.
 	agree(t, c, small, "node-2", 20*time.Second)
 	agree(t, c, big, "node-5", 5*time.Second)
@@ -191,7 +191,7 @@ func TestBullyIgnoresStaleCoordinator(t *testing.T) {
 func testBullyIgnoresStaleCoordinator(t *testing.T) {
 	// node-1 runs an impostor in place of the elector; node-2..node-6 elect.
 	c := newCluster(t, 6)
-	impostor := actortest.NewImpostor(election.ProtocolName)
+	impostor := actortest.NewImpostor(election.Name)
 	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestPriorityOverridesNames(t *testing.T) { actortest.Virtual(t, testPriorit
 
 func testPriorityOverridesNames(t *testing.T) {
 	c := newCluster(t, 3)
-	prio := func(n string) int {
+	prio := func(n actors.NodeName) int {
 		if n == "node-1" {
 			return 1
 		}
@@ -291,18 +291,18 @@ func testBullyReconfigure(t *testing.T) {
 	agree(t, c, c.Names(), "node-4", 10*time.Second)
 	bad := bullyCfg
 	bad.OKTimeout = -time.Second
-	if err := c.Node("node-1").Reconfigure(context.Background(), election.ProtocolName, bad); !errors.Is(err, actors.ErrReconfigureRefused) {
+	if err := c.Node("node-1").Reconfigure(context.Background(), election.Name, bad); !errors.Is(err, actors.ErrReconfigureRefused) {
 		t.Fatalf("negative OKTimeout: %v, want a refusal", err)
 	}
 	next := bullyCfg
-	next.Priority = func(n string) int {
+	next.Priority = func(n actors.NodeName) int {
 		if n == "node-1" {
 			return 1
 		}
 		return 0
 	}
 	for _, n := range c.Nodes() {
-		if err := n.Reconfigure(context.Background(), election.ProtocolName, next); err != nil {
+		if err := n.Reconfigure(context.Background(), election.Name, next); err != nil {
 			t.Fatalf("reconfiguring %s: %v", n.Name(), err)
 		}
 	}

@@ -50,7 +50,7 @@ func (c Config) Validate() error {
 }
 
 // New returns the factory of the elector cfg chooses, or cfg.Validate's
-// error. Start it on every node under ProtocolName:
+// error. Start it on every node under Name:
 //
 //	f, err := election.New(election.DefaultConfig())
 //	...

@@ -13,5 +13,5 @@
 //
 //	f, err := election.New(election.DefaultConfig())
 //	node.Start(f) // on every node, after membership.Attach
-//	l, err := actors.Call(ctx, node, election.ProtocolName, election.LeaderRequest{})
+//	l, err := actors.Call(ctx, node, election.Name, election.LeaderRequest{})
 package election

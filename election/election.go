@@ -4,12 +4,12 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 )
 
-// ProtocolName is the name every elector runs under, so that other
+// Name is the name every elector runs under, so that other
 // protocols find the leader without knowing the algorithm.
-const ProtocolName = "election"
+const Name actors.ProtocolName = "election"
 
 // Elector is a leader-election protocol. Whatever its algorithm, an
-// Elector runs as the protocol named ProtocolName and:
+// Elector runs as the protocol named Name and:
 //
 //   - publishes a *LeaderChanged notification on its node every time the
 //     leader it believes in changes (including to "no leader", Leader ""),
@@ -28,7 +28,7 @@ type Elector interface {
 
 // LeaderChanged is published on a node when its elector's belief changes.
 type LeaderChanged struct {
-	Leader string // "" while there is no leader (it failed, an election runs)
+	Leader actors.NodeName // "" while there is no leader (it failed, an election runs)
 	Term   uint64
 }
 
@@ -37,6 +37,6 @@ type LeaderRequest struct{ actors.Returns[Leader] }
 
 // Leader is the answer to a LeaderRequest.
 type Leader struct {
-	Name string // "" when no leader is known
+	Name actors.NodeName // "" when no leader is known
 	Term uint64
 }

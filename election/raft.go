@@ -19,7 +19,7 @@ import (
 // Nodes outside the raft group learn the leader only if they run the raft
 // protocol as learners.
 type Raft struct {
-	leader  string
+	leader  actors.NodeName
 	term    uint64
 	settled bool // a notification has been seen: a later status reply is stale
 }
@@ -32,8 +32,8 @@ const raftRetry = 100 * time.Millisecond
 
 type askRaft struct{}
 
-// Name is ProtocolName.
-func (r *Raft) Name() string { return ProtocolName }
+// Name is election.Name.
+func (r *Raft) Name() actors.ProtocolName { return Name }
 
 // Algorithm is "raft".
 func (r *Raft) Algorithm() string { return "raft" }
@@ -50,7 +50,7 @@ func (r *Raft) Init(ctx *actors.Context) error {
 }
 
 func (r *Raft) ask(ctx *actors.Context) error {
-	err := actors.Request(ctx, consensus.ProtocolName, consensus.StatusRequest{}, 0,
+	err := actors.Request(ctx, consensus.Name, consensus.StatusRequest{}, 0,
 		func(ctx *actors.Context, st consensus.Status, err error) error {
 			if err != nil {
 				ctx.After(raftRetry, askRaft{})
@@ -74,7 +74,7 @@ func (r *Raft) onLeadership(ctx *actors.Context, n *consensus.LeadershipChanged)
 }
 
 // set publishes LeaderChanged when the belief changes; terms never go back.
-func (r *Raft) set(ctx *actors.Context, leader string, term uint64) {
+func (r *Raft) set(ctx *actors.Context, leader actors.NodeName, term uint64) {
 	if term < r.term || (leader == r.leader && term == r.term) {
 		return
 	}

@@ -30,7 +30,7 @@ func testRaftElectorFollowsTheRaftLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	seen := map[string][]election.LeaderChanged{}
+	seen := map[actors.NodeName][]election.LeaderChanged{}
 	for _, n := range c.Nodes() {
 		name := n.Name()
 		cancel, err := actors.Observe(n, func(e *election.LeaderChanged) {
@@ -54,17 +54,17 @@ func testRaftElectorFollowsTheRaftLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	agreed := func(not string) election.Leader {
+	agreed := func(not actors.NodeName) election.Leader {
 		var l election.Leader
 		actortest.Eventually(t, 5*time.Second, "every elector names the raft leader", func() bool {
 			l = election.Leader{}
 			for _, n := range c.Nodes() {
-				got, err := actors.Call(context.Background(), n, election.ProtocolName, election.LeaderRequest{})
+				got, err := actors.Call(context.Background(), n, election.Name, election.LeaderRequest{})
 				if err != nil || got.Name == "" || got.Name == not || (l.Name != "" && got != l) {
 					return false
 				}
 				l = got
-				st, err := actors.Call(context.Background(), n, consensus.ProtocolName, consensus.StatusRequest{})
+				st, err := actors.Call(context.Background(), n, consensus.Name, consensus.StatusRequest{})
 				if err != nil || st.Leader != got.Name || st.Term != got.Term {
 					return false
 				}
@@ -107,7 +107,7 @@ func testRaftElectorFollowsTheRaftLeader(t *testing.T) {
 		}
 	}
 	var e election.Elector = &election.Raft{}
-	if e.Algorithm() != "raft" || e.Name() != election.ProtocolName {
+	if e.Algorithm() != "raft" || e.Name() != election.Name {
 		t.Errorf("Algorithm %q Name %q", e.Algorithm(), e.Name())
 	}
 }

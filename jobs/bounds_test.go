@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/jobs"
 )
@@ -273,9 +274,9 @@ func TestWorkerDeathsWithAPartPoisonIt(t *testing.T) {
 	id := submit(t, c.Node("node-3"), []byte(longJob), `null`, 1)
 	// runner waits until a live node other than those in not runs the
 	// part, and names it.
-	runner := func(not ...string) string {
+	runner := func(not ...actors.NodeName) actors.NodeName {
 		t.Helper()
-		var who string
+		var who actors.NodeName
 		actortest.Eventually(t, failover, "a node runs the part", func() bool {
 			for _, n := range c.Nodes() {
 				if n != nil && !slices.Contains(not, n.Name()) && stats(t, n).Running > 0 {
@@ -319,7 +320,7 @@ func TestWorkerDeathsWithAPartPoisonIt(t *testing.T) {
 	if st.State != jobs.Failed || !strings.Contains(st.Error, "poison part: part 0: the node died while it held the part") {
 		t.Fatalf("job %s: %q; want failed as a poison part", st.State, st.Error)
 	}
-	awaitIdle(t, c, []string{"node-1", "node-2", "node-3", "node-4"}, failover)
+	awaitIdle(t, c, []actors.NodeName{"node-1", "node-2", "node-3", "node-4"}, failover)
 }
 
 // A node whose image has no writable temporary directory (the FROM

@@ -123,7 +123,7 @@ func (p *protocol) handOver(ctx *actors.Context, o *owned) {
 		done = append(done, part)
 	}
 	slices.Sort(done)
-	p.send(ctx, p.leader, &pb.JobSubmit{Id: o.id, Contact: p.self, Spec: o.spec, Done: done, Term: p.term})
+	p.send(ctx, p.leader, &pb.JobSubmit{Id: o.id, Contact: string(p.self), Spec: o.spec, Done: done, Term: p.term})
 }
 
 // resubmitAll hands every unfinished job to a new leader.
@@ -134,7 +134,7 @@ func (p *protocol) resubmitAll(ctx *actors.Context) {
 	}
 }
 
-func (p *protocol) onProgress(ctx *actors.Context, from string, m *pb.JobProgress) error {
+func (p *protocol) onProgress(ctx *actors.Context, from actors.NodeName, m *pb.JobProgress) error {
 	o := p.owned[m.Id]
 	if o == nil || o.state.Ended() || !p.acceptFrom(from, m.Term) {
 		return nil
@@ -157,7 +157,7 @@ func (p *protocol) onProgress(ctx *actors.Context, from string, m *pb.JobProgres
 	return nil
 }
 
-func (p *protocol) onPartResult(ctx *actors.Context, from string, m *pb.PartResult) error {
+func (p *protocol) onPartResult(ctx *actors.Context, from actors.NodeName, m *pb.PartResult) error {
 	if cause, ok := strings.CutPrefix(m.Error, exhaustedTag); ok {
 		p.onExhausted(ctx, from, m.Id, m.Part, cause)
 		return nil
@@ -281,7 +281,7 @@ func (p *protocol) list(*actors.Context, ListRequest) ([]Status, error) {
 // job's contact, waiting for the contact's JobCancelReply.
 type forwardedCancel struct {
 	id      string
-	contact string
+	contact actors.NodeName
 	timeout time.Duration
 	timer   actors.TimerID
 	reply   actors.Reply[Cancelling]
@@ -329,7 +329,7 @@ func (p *protocol) onCancelRequest(ctx *actors.Context, r CancelRequest, reply a
 
 // onJobCancel handles a JobCancel in every role (onCancel) and, at the
 // contact, answers a user's cancellation forwarded by another node.
-func (p *protocol) onJobCancel(ctx *actors.Context, from string, m *pb.JobCancel) error {
+func (p *protocol) onJobCancel(ctx *actors.Context, from actors.NodeName, m *pb.JobCancel) error {
 	if err := p.onCancel(ctx, from, m); err != nil || m.Request == 0 {
 		return err
 	}
@@ -344,10 +344,10 @@ func (p *protocol) onJobCancel(ctx *actors.Context, from string, m *pb.JobCancel
 // onCancelReply hands the contact's answer to the caller that waits for it.
 // An answer that comes after the wait ended, or that does not match the
 // cancellation forwarded under its number, is dropped.
-func (p *protocol) onCancelReply(ctx *actors.Context, from string, m *pb.JobCancelReply) error {
+func (p *protocol) onCancelReply(ctx *actors.Context, from actors.NodeName, m *pb.JobCancelReply) error {
 	f := p.cancels[m.Request]
 	if f == nil || f.contact != from || f.id != m.Id {
-		ctx.Log().Debug().Str("from", from).Str("job", m.Id).Uint64("request", m.Request).Msg("dropping an answer to no waiting cancellation")
+		ctx.Log().Debug().Str("from", string(from)).Str("job", m.Id).Uint64("request", m.Request).Msg("dropping an answer to no waiting cancellation")
 		return nil
 	}
 	delete(p.cancels, m.Request)
@@ -358,7 +358,7 @@ func (p *protocol) onCancelReply(ctx *actors.Context, from string, m *pb.JobCanc
 	}
 	s, err := statusOfWire(f.id, m.Status)
 	if err != nil {
-		ctx.Log().Warn().Err(err).Str("from", from).Str("job", f.id).Msg("a malformed answer to a cancellation")
+		ctx.Log().Warn().Err(err).Str("from", string(from)).Str("job", f.id).Msg("a malformed answer to a cancellation")
 		_ = f.reply.Fail(fmt.Errorf("jobs: node %s answered the cancellation of %s with %w", from, f.id, err))
 		return nil
 	}
@@ -379,7 +379,7 @@ func (p *protocol) onCancelTimeout(_ *actors.Context, t cancelTimeout) error {
 
 // cancelsLost answers the cancellations that wait for a contact that failed
 // or left: its jobs ended with it.
-func (p *protocol) cancelsLost(ctx *actors.Context, contact string) {
+func (p *protocol) cancelsLost(ctx *actors.Context, contact actors.NodeName) {
 	for _, n := range slices.Sorted(maps.Keys(p.cancels)) {
 		if f := p.cancels[n]; f.contact == contact {
 			delete(p.cancels, n)

@@ -9,8 +9,8 @@
 //
 //	f, err := jobs.New(jobs.DefaultConfig())
 //	node.Start(f)
-//	sub, err := actors.Call(ctx, node, jobs.ProtocolName, jobs.Submit{Script: src, Input: in})
-//	st, err := actors.Call(ctx, node, jobs.ProtocolName, jobs.StatusRequest{ID: sub.ID}) // at the same node
+//	sub, err := actors.Call(ctx, node, jobs.Name, jobs.Submit{Script: src, Input: in})
+//	st, err := actors.Call(ctx, node, jobs.Name, jobs.StatusRequest{ID: sub.ID}) // at the same node
 //
 // A job script defines split(input, n), run(part) and merge(results) (see
 // [Starlark], the default [Runtime], and [Exec] for external interpreters,

@@ -39,7 +39,7 @@ func stats(t *testing.T, n *actors.Node) jobs.Stats {
 	return jobstest.Stats(t, n)
 }
 
-func follow(t *testing.T, c *cluster.Cluster, names []string, leader string) {
+func follow(t *testing.T, c *cluster.Cluster, names []actors.NodeName, leader actors.NodeName) {
 	t.Helper()
 	jobstest.Follow(t, c, names, leader)
 }
@@ -58,7 +58,7 @@ func submit(t *testing.T, n *actors.Node, script []byte, input string, parts int
 
 func submit2(t *testing.T, n *actors.Node, runtime string, script []byte, input string, parts int) string {
 	t.Helper()
-	s, err := actors.Call(context.Background(), n, jobs.ProtocolName, jobs.Submit{Runtime: runtime, Script: string(script), Input: json.RawMessage(input), Parts: parts})
+	s, err := actors.Call(context.Background(), n, jobs.Name, jobs.Submit{Runtime: runtime, Script: string(script), Input: json.RawMessage(input), Parts: parts})
 	if err != nil {
 		t.Fatalf("submitting to %s: %v", n.Name(), err)
 	}
@@ -67,7 +67,7 @@ func submit2(t *testing.T, n *actors.Node, runtime string, script []byte, input 
 
 func status(t *testing.T, n *actors.Node, id string) jobs.Status {
 	t.Helper()
-	st, err := actors.Call(context.Background(), n, jobs.ProtocolName, jobs.StatusRequest{ID: id})
+	st, err := actors.Call(context.Background(), n, jobs.Name, jobs.StatusRequest{ID: id})
 	if err != nil {
 		t.Fatalf("status of %s at %s: %v", id, n.Name(), err)
 	}
@@ -76,7 +76,7 @@ func status(t *testing.T, n *actors.Node, id string) jobs.Status {
 
 // awaitParts waits until at least k parts of the job are done at its
 // contact, or it ended.
-func awaitParts(t *testing.T, c *cluster.Cluster, contact, id string, k int) {
+func awaitParts(t *testing.T, c *cluster.Cluster, contact actors.NodeName, id string, k int) {
 	t.Helper()
 	err := actortest.WaitFor(20*time.Second, func() bool {
 		st := status(t, c.Node(contact), id)
@@ -131,8 +131,8 @@ func mustSucceed(t *testing.T, st jobs.Status, want string) {
 	}
 }
 
-func partsRun(t *testing.T, c *cluster.Cluster) map[string]int64 {
-	out := map[string]int64{}
+func partsRun(t *testing.T, c *cluster.Cluster) map[actors.NodeName]int64 {
+	out := map[actors.NodeName]int64{}
 	for _, n := range c.Nodes() {
 		out[n.Name()] = stats(t, n).PartsRun
 	}
@@ -167,10 +167,10 @@ func TestDistributedResultEqualsSingleNode(t *testing.T) {
 	t.Logf("parts per node %v, took %v", runs, st.Ended.Sub(st.Submitted))
 
 	// The contact answers; another node says where the job is.
-	if _, err := actors.Call(context.Background(), c.Node("node-3"), jobs.ProtocolName, jobs.StatusRequest{ID: id}); !errors.Is(err, jobs.ErrNotContact) {
+	if _, err := actors.Call(context.Background(), c.Node("node-3"), jobs.Name, jobs.StatusRequest{ID: id}); !errors.Is(err, jobs.ErrNotContact) {
 		t.Errorf("status at another node: %v, want ErrNotContact", err)
 	}
-	list, err := actors.Call(context.Background(), c.Node("node-2"), jobs.ProtocolName, jobs.ListRequest{})
+	list, err := actors.Call(context.Background(), c.Node("node-2"), jobs.Name, jobs.ListRequest{})
 	if err != nil || len(list) != 1 || list[0].ID != id || list[0].State != jobs.Succeeded {
 		t.Errorf("list at the contact: %+v, %v", list, err)
 	}
@@ -259,7 +259,7 @@ func longCfg(t *testing.T) jobs.Config {
 }
 
 // awaitIdle waits until no node among names runs or holds a part.
-func awaitIdle(t *testing.T, c *cluster.Cluster, names []string, within time.Duration) time.Duration {
+func awaitIdle(t *testing.T, c *cluster.Cluster, names []actors.NodeName, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	var last []string
@@ -279,7 +279,7 @@ func awaitIdle(t *testing.T, c *cluster.Cluster, names []string, within time.Dur
 }
 
 // awaitBusy waits until every node among names runs a part.
-func awaitBusy(t *testing.T, c *cluster.Cluster, names []string) {
+func awaitBusy(t *testing.T, c *cluster.Cluster, names []actors.NodeName) {
 	t.Helper()
 	actortest.Eventually(t, 20*time.Second, "every node runs a part", func() bool {
 		for _, name := range names {
@@ -316,7 +316,7 @@ func TestCancelFromAnotherNodeStopsEveryPart(t *testing.T) {
 func TestContactCrashLeavesNoPartRunning(t *testing.T) {
 	c := newCluster(t, 5, longCfg(t))
 	submit(t, c.Node("node-2"), []byte(longJob), `null`, 10)
-	survivors := []string{"node-1", "node-3", "node-4", "node-5"}
+	survivors := []actors.NodeName{"node-1", "node-3", "node-4", "node-5"}
 	awaitBusy(t, c, survivors)
 	if err := c.Crash("node-2"); err != nil {
 		t.Fatal(err)
@@ -377,7 +377,7 @@ func TestBadJobsFailWithClearErrors(t *testing.T) {
 		{"too many parts", jobs.Submit{Script: "x", Parts: 1 << 20}, jobs.ErrInvalidJob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := actors.Call(context.Background(), n, jobs.ProtocolName, tc.sub)
+			_, err := actors.Call(context.Background(), n, jobs.Name, tc.sub)
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("error %v, want %v", err, tc.is)
 			}
@@ -415,8 +415,8 @@ func TestPartitionTwoLeaders(t *testing.T) {
 
 	id := submit(t, c.Node("node-1"), script, input, 40)
 	awaitParts(t, c, "node-1", id, 3)
-	small, big := []string{"node-1", "node-2"}, []string{"node-3", "node-4", "node-5"}
-	c.Hub.Partition(small, big)
+	small, big := []actors.NodeName{"node-1", "node-2"}, []actors.NodeName{"node-3", "node-4", "node-5"}
+	c.Partition(small, big)
 	follow(t, c, small, "node-2")
 	follow(t, c, big, "node-5")
 	actortest.Eventually(t, failover, "node-5 drops the job of its lost contact", func() bool {
@@ -456,7 +456,7 @@ func TestLeaderProtocolRestartMidJob(t *testing.T) {
 	// is its only subscriber on the node.
 	c.Node("node-5").Publish((*election.LeaderChanged)(nil))
 	actortest.Eventually(t, 5*time.Second, "the leader's jobs protocol restarted", func() bool {
-		return c.Node("node-5").Stats().Protocols[jobs.ProtocolName].Restarts > 0
+		return c.Node("node-5").Stats().Protocols[jobs.Name].Restarts > 0
 	})
 	err := actortest.WaitFor(30*time.Second, func() bool { return status(t, c.Node("node-1"), id).State.Ended() })
 	if err != nil {
@@ -477,7 +477,7 @@ func TestContactProtocolRestartStopsItsParts(t *testing.T) {
 	if s := stats(t, c.Node("node-5")); s.LeaderJobs != 0 {
 		t.Errorf("the leader still schedules %d jobs", s.LeaderJobs)
 	}
-	if _, err := actors.Call(context.Background(), c.Node("node-2"), jobs.ProtocolName, jobs.StatusRequest{ID: id}); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := actors.Call(context.Background(), c.Node("node-2"), jobs.Name, jobs.StatusRequest{ID: id}); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("status after the contact's restart: %v, want ErrNotFound", err)
 	}
 	t.Logf("every part stopped %v after the restart", took)

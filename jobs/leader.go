@@ -21,21 +21,21 @@ type scheduler struct {
 	epoch   uint64 // tells a split of an earlier schedule from this one's
 	jobs    map[string]*ljob
 	queue   []partKey // parts to assign, oldest job first
-	workers map[string]*lworker
+	workers map[actors.NodeName]*lworker
 	// running: parts workers reported running before their job arrived.
-	running map[partKey][]string
+	running map[partKey][]actors.NodeName
 	// A new leader assigns nothing until every live member has reported
 	// what it runs (reported), or Config.Settle has passed since it began
 	// to lead (settleBy): otherwise it could assign a part again that a
 	// worker still runs for the previous leader.
-	reported map[string]bool
+	reported map[actors.NodeName]bool
 	settleBy time.Time
 	settled  bool
 	// dead: the parts each failed worker held when membership reported it
 	// failed. They count as strikes once the node shows it really died (its
 	// jobs protocol restarts with a new generation): a node falsely
 	// declared failed under load comes back with the same one.
-	dead map[string]deadWorker
+	dead map[actors.NodeName]deadWorker
 }
 
 // deadWorker is what a failed worker held, and the generation of its jobs
@@ -46,24 +46,28 @@ type deadWorker struct {
 }
 
 type ljob struct {
-	id, contact string
-	spec        *pb.JobSpec
-	split       bool // parts known
-	parts       [][]byte
-	done        []bool
-	early       []uint32 // parts done before the split finished
-	ndone       int
-	holders     map[uint32][]string  // part → workers running it
-	refused     map[uint32][]string  // part → workers that refused it
-	since       map[uint32]time.Time // part → when its first copy was assigned
-	took        time.Duration        // summed durations of finished parts
-	timed       int                  // parts whose duration is in took
-	strikes     map[uint32][]strike  // part → the workers it exhausted or died with
+	id      string
+	contact actors.NodeName
+	spec    *pb.JobSpec
+	split   bool // parts known
+	parts   [][]byte
+	done    []bool
+	early   []uint32 // parts done before the split finished
+	ndone   int
+	holders map[uint32][]actors.NodeName // part → workers running it
+	refused map[uint32][]actors.NodeName // part → workers that refused it
+	since   map[uint32]time.Time         // part → when its first copy was assigned
+	took    time.Duration                // summed durations of finished parts
+	timed   int                          // parts whose duration is in took
+	strikes map[uint32][]strike          // part → the workers it exhausted or died with
 }
 
 // strike is a part that exhausted a worker's process (memory, stack, time,
 // a crash) or whose worker node failed while holding it.
-type strike struct{ worker, cause string }
+type strike struct {
+	worker actors.NodeName
+	cause  string
+}
 
 // maxStrikes is how many strikes make a part poison: the job fails, and no
 // node runs the part again.
@@ -81,8 +85,8 @@ type lworker struct {
 }
 
 func newScheduler(epoch uint64) *scheduler {
-	return &scheduler{epoch: epoch, jobs: map[string]*ljob{}, workers: map[string]*lworker{},
-		running: map[partKey][]string{}, reported: map[string]bool{}, dead: map[string]deadWorker{}}
+	return &scheduler{epoch: epoch, jobs: map[string]*ljob{}, workers: map[actors.NodeName]*lworker{},
+		running: map[partKey][]actors.NodeName{}, reported: map[actors.NodeName]bool{}, dead: map[actors.NodeName]deadWorker{}}
 }
 
 func (s *scheduler) queued() int {
@@ -108,7 +112,7 @@ func sortedParts(parts map[partKey]bool) []partKey {
 	return out
 }
 
-func (s *scheduler) worker(name string) *lworker {
+func (s *scheduler) worker(name actors.NodeName) *lworker {
 	w := s.workers[name]
 	if w == nil {
 		w = &lworker{parts: map[partKey]bool{}}
@@ -130,7 +134,7 @@ type tick struct{}
 // onSubmit takes a job over from its contact, or learns parts it finished.
 // A node takes jobs even before it knows it leads (the contact may learn it
 // first); it assigns parts only to workers that pull from it.
-func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) error {
+func (p *protocol) onSubmit(ctx *actors.Context, from actors.NodeName, m *pb.JobSubmit) error {
 	if m.Term > p.term && p.leader == p.self {
 		p.term = m.Term
 	}
@@ -146,11 +150,11 @@ func (p *protocol) onSubmit(ctx *actors.Context, from string, m *pb.JobSubmit) e
 		}
 		return nil
 	}
-	if m.Spec == nil || m.Contact != from {
+	if m.Spec == nil || actors.NodeName(m.Contact) != from {
 		return nil
 	}
-	j := &ljob{id: m.Id, contact: m.Contact, spec: m.Spec, holders: map[uint32][]string{},
-		refused: map[uint32][]string{}, since: map[uint32]time.Time{}, early: m.Done, strikes: map[uint32][]strike{}}
+	j := &ljob{id: m.Id, contact: from, spec: m.Spec, holders: map[uint32][]actors.NodeName{},
+		refused: map[uint32][]actors.NodeName{}, since: map[uint32]time.Time{}, early: m.Done, strikes: map[uint32][]strike{}}
 	s.jobs[m.Id] = j
 	n := int(m.Spec.Parts)
 	if n == 0 {
@@ -242,7 +246,7 @@ func (p *protocol) markDone(ctx *actors.Context, j *ljob, parts []uint32) {
 	}
 }
 
-func (p *protocol) onPartDone(ctx *actors.Context, from string, m *pb.PartDone) error {
+func (p *protocol) onPartDone(ctx *actors.Context, from actors.NodeName, m *pb.PartDone) error {
 	if j := p.sched.jobs[m.Id]; j != nil && j.contact == from {
 		p.markDone(ctx, j, m.Parts)
 	}
@@ -251,7 +255,7 @@ func (p *protocol) onPartDone(ctx *actors.Context, from string, m *pb.PartDone) 
 
 // onWorkRequest is the pull: a worker grants credits (or, to a new leader,
 // resets them and lists what it runs).
-func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkRequest) error {
+func (p *protocol) onWorkRequest(ctx *actors.Context, from actors.NodeName, m *pb.WorkRequest) error {
 	if m.Term > p.term && p.leader == p.self {
 		p.term = m.Term
 	}
@@ -282,7 +286,7 @@ func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkReq
 		p.unhold(k, from)
 	}
 	for k, ws := range s.running {
-		if ws = slices.DeleteFunc(ws, func(x string) bool { return x == from }); len(ws) > 0 {
+		if ws = slices.DeleteFunc(ws, func(x actors.NodeName) bool { return x == from }); len(ws) > 0 {
 			s.running[k] = ws
 		} else {
 			delete(s.running, k)
@@ -311,7 +315,7 @@ func (p *protocol) onWorkRequest(ctx *actors.Context, from string, m *pb.WorkReq
 
 // unhold takes worker w off part k, and queues the part again if no one
 // else runs it.
-func (p *protocol) unhold(k partKey, w string) {
+func (p *protocol) unhold(k partKey, w actors.NodeName) {
 	s := p.sched
 	if lw := s.workers[w]; lw != nil {
 		delete(lw.parts, k)
@@ -390,7 +394,7 @@ func (p *protocol) settled(ctx *actors.Context) bool {
 
 // pickFor picks a worker for a part: not one that refused it, and
 // preferably not one it exhausted before.
-func (p *protocol) pickFor(j *ljob, part uint32) string {
+func (p *protocol) pickFor(j *ljob, part uint32) actors.NodeName {
 	st := j.strikes[part]
 	if len(st) == 0 {
 		return p.pick(j.refused[part])
@@ -408,7 +412,7 @@ func (p *protocol) pickFor(j *ljob, part uint32) string {
 // onExhausted handles, as leader, a part that exhausted the process of
 // worker w: a strike; the part goes back to the queue, for another worker
 // if there is one, or the job fails when it is the part's second strike.
-func (p *protocol) onExhausted(ctx *actors.Context, w, id string, part uint32, cause string) {
+func (p *protocol) onExhausted(ctx *actors.Context, w actors.NodeName, id string, part uint32, cause string) {
 	j := p.sched.jobs[id]
 	if j == nil || !j.split || int(part) >= len(j.done) || j.done[part] {
 		return
@@ -422,11 +426,11 @@ func (p *protocol) onExhausted(ctx *actors.Context, w, id string, part uint32, c
 
 // strike records a strike against a part, and fails its job when the part
 // has maxStrikes: it reports whether it did.
-func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w, cause string) bool {
+func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w actors.NodeName, cause string) bool {
 	p.stats.Strikes++
 	j.strikes[part] = append(j.strikes[part], strike{w, cause})
 	st := j.strikes[part]
-	ctx.Log().Warn().Str("job", j.id).Uint32("part", part).Str("worker", w).Int("strikes", len(st)).Str("cause", cause).Msg("a part exhausted its worker")
+	ctx.Log().Warn().Str("job", j.id).Uint32("part", part).Str("worker", string(w)).Int("strikes", len(st)).Str("cause", cause).Msg("a part exhausted its worker")
 	if len(st) < maxStrikes {
 		return false
 	}
@@ -451,7 +455,7 @@ func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w, cause st
 // them may have killed it: each counts a strike. (A node falsely declared
 // failed comes back with its old generation; one whose generation this
 // leader never heard counts as restarted.)
-func (p *protocol) confirmDeath(ctx *actors.Context, name, gen string) {
+func (p *protocol) confirmDeath(ctx *actors.Context, name actors.NodeName, gen string) {
 	s := p.sched
 	d, ok := s.dead[name]
 	delete(s.dead, name)
@@ -482,8 +486,9 @@ func (p *protocol) failJob(ctx *actors.Context, j *ljob, why string) {
 
 // pick returns the live worker with the most credit, other than those in
 // `not`.
-func (p *protocol) pick(not []string) string {
-	best, most := "", 0
+func (p *protocol) pick(not []actors.NodeName) actors.NodeName {
+	var best actors.NodeName
+	most := 0
 	for name, w := range p.sched.workers {
 		if !p.live[name] || slices.Contains(not, name) {
 			continue
@@ -495,7 +500,7 @@ func (p *protocol) pick(not []string) string {
 	return best
 }
 
-func (p *protocol) assign(ctx *actors.Context, j *ljob, part uint32, w string) {
+func (p *protocol) assign(ctx *actors.Context, j *ljob, part uint32, w actors.NodeName) {
 	s := p.sched
 	k := partKey{j.id, part}
 	s.workers[w].credit--
@@ -504,7 +509,7 @@ func (p *protocol) assign(ctx *actors.Context, j *ljob, part uint32, w string) {
 		j.since[part] = ctx.Now()
 	}
 	j.holders[part] = append(j.holders[part], w)
-	p.send(ctx, w, &pb.PartAssign{Id: j.id, Term: p.term, Contact: j.contact, Part: part,
+	p.send(ctx, w, &pb.PartAssign{Id: j.id, Term: p.term, Contact: string(j.contact), Part: part,
 		Data: j.parts[part], Runtime: j.spec.Runtime, Script: j.spec.Script, Report: s.workers[w].report})
 }
 
@@ -545,7 +550,7 @@ func (p *protocol) backups(ctx *actors.Context) {
 			return
 		}
 		p.stats.Backups++
-		ctx.Log().Debug().Str("job", bj.id).Uint32("part", bpart).Str("worker", w).Dur("running", longest).Msg("backup copy")
+		ctx.Log().Debug().Str("job", bj.id).Uint32("part", bpart).Str("worker", string(w)).Dur("running", longest).Msg("backup copy")
 		p.assign(ctx, bj, bpart, w)
 	}
 }
@@ -568,7 +573,7 @@ func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
 // A worker that failed (not one that left) with parts in hand may have
 // been killed by one of them: they are remembered, and count as strikes
 // if the node turns out to have died (confirmDeath).
-func (p *protocol) leaderLost(ctx *actors.Context, name string, failed bool) {
+func (p *protocol) leaderLost(ctx *actors.Context, name actors.NodeName, failed bool) {
 	s := p.sched
 	if w := s.workers[name]; w != nil {
 		delete(s.workers, name)
@@ -593,14 +598,14 @@ func (p *protocol) leaderLost(ctx *actors.Context, name string, failed bool) {
 }
 
 // leaderCancel drops a job (or parts of it) the contact ended.
-func (p *protocol) leaderCancel(ctx *actors.Context, from string, m *pb.JobCancel) {
+func (p *protocol) leaderCancel(ctx *actors.Context, from actors.NodeName, m *pb.JobCancel) {
 	s := p.sched
 	j := s.jobs[m.Id]
 	if j == nil || from != j.contact || len(m.Parts) > 0 {
 		return
 	}
 	delete(s.jobs, m.Id)
-	sent := map[string]bool{}
+	sent := map[actors.NodeName]bool{}
 	for _, part := range slices.Sorted(maps.Keys(j.holders)) {
 		for _, w := range j.holders[part] {
 			if lw := s.workers[w]; lw != nil {

@@ -38,14 +38,14 @@ type partKey struct {
 type protocol struct {
 	cfg  Config
 	rts  map[string]Runtime
-	self string
+	self actors.NodeName
 	gen  string
 	seq  uint64
 	pool *pool
 
-	live   map[string]bool // live members, this node included
-	leader string          // the leader this node follows ("" while none)
-	term   uint64          // the highest leader term this node knows
+	live   map[actors.NodeName]bool // live members, this node included
+	leader actors.NodeName          // the leader this node follows ("" while none)
+	term   uint64                   // the highest leader term this node knows
 
 	quorum       quorumView // why there is no leader, from the raft group (waiting.go)
 	quorumAsking bool       // a request for it is in flight
@@ -65,8 +65,8 @@ type protocol struct {
 	tick     actors.TimerID // the periodic tick (Config.Tick)
 	draining bool           // Drain: hand parts back, take no more
 
-	outbox      map[string][]proto.Message // messages waiting for a retry, by node
-	gens        map[string]string          // node → generation of its jobs protocol, from Restarted
+	outbox      map[actors.NodeName][]proto.Message // messages waiting for a retry, by node
+	gens        map[actors.NodeName]string          // node → generation of its jobs protocol, from Restarted
 	flushPosted bool
 	stats       Stats
 }
@@ -76,16 +76,16 @@ type protocol struct {
 // queued were handled.
 type flush struct{}
 
-func (p *protocol) Name() string { return ProtocolName }
+func (p *protocol) Name() actors.ProtocolName { return Name }
 
 func (p *protocol) Init(ctx *actors.Context) error {
 	p.self = ctx.Node()
 	p.gen = strconv.FormatUint(uint64(ctx.Now().UnixNano()), 36)
 	p.pool = newPool(ctx.Ref(), p.rts, p.cfg.Inline)
-	p.live = map[string]bool{p.self: true}
+	p.live = map[actors.NodeName]bool{p.self: true}
 	p.owned = map[string]*owned{}
-	p.outbox = map[string][]proto.Message{}
-	p.gens = map[string]string{p.self: p.gen}
+	p.outbox = map[actors.NodeName][]proto.Message{}
+	p.gens = map[actors.NodeName]string{p.self: p.gen}
 	p.doneQueue = map[string][]uint32{}
 	p.cancels = map[uint64]*forwardedCancel{}
 	p.cancelSeq = uint64(ctx.Now().UnixNano()) // an earlier incarnation's numbers are not taken for this one's
@@ -136,7 +136,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	if err != nil {
 		return fmt.Errorf("jobs: node %s needs the membership protocol (membership.Attach): %w", p.self, err)
 	}
-	err = actors.Request(ctx, election.ProtocolName, election.LeaderRequest{}, 0, func(ctx *actors.Context, l election.Leader, err error) error {
+	err = actors.Request(ctx, election.Name, election.LeaderRequest{}, 0, func(ctx *actors.Context, l election.Leader, err error) error {
 		if err != nil {
 			return fmt.Errorf("jobs: asking the elector for the leader: %w", err)
 		}
@@ -210,7 +210,7 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 	p.leader = ev.Leader
 	p.quorum = quorumView{} // asked again, on the next tick, if there is no leader now
 	if ev.Leader != p.self && len(p.sched.jobs) > 0 {
-		ctx.Log().Info().Str("leader", ev.Leader).Int("jobs", len(p.sched.jobs)).Msg("no longer leading: dropping the schedule")
+		ctx.Log().Info().Str("leader", string(ev.Leader)).Int("jobs", len(p.sched.jobs)).Msg("no longer leading: dropping the schedule")
 	}
 	if ev.Leader != p.self {
 		p.newSchedule()
@@ -241,23 +241,23 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 // old jobs are gone (stop their parts, drop their schedule), and if it is
 // the leader this node follows, its schedule is empty: hand it the jobs
 // and the running parts again, as to a new leader.
-func (p *protocol) onRestarted(ctx *actors.Context, from string, m *pb.Restarted) error {
+func (p *protocol) onRestarted(ctx *actors.Context, from actors.NodeName, m *pb.Restarted) error {
 	p.confirmDeath(ctx, from, m.Generation)
 	p.gens[from] = m.Generation
 	for id, j := range p.sched.jobs {
-		if j.contact == from && !strings.HasPrefix(id, from+"."+m.Generation+".") {
+		if j.contact == from && !strings.HasPrefix(id, string(from)+"."+m.Generation+".") {
 			delete(p.sched.jobs, id)
 		}
 	}
 	p.stopTasks(ctx, func(t *task) bool {
-		if t.contact == from && !strings.HasPrefix(t.key.id, from+"."+m.Generation+".") {
+		if t.contact == from && !strings.HasPrefix(t.key.id, string(from)+"."+m.Generation+".") {
 			p.endJob(t.key.id, true)
 			return true
 		}
 		return false
 	})
 	if from == p.leader {
-		ctx.Log().Info().Str("leader", from).Msg("the leader's jobs protocol restarted: handing it the jobs and parts again")
+		ctx.Log().Info().Str("leader", string(from)).Msg("the leader's jobs protocol restarted: handing it the jobs and parts again")
 		p.resetWorker(ctx)
 		p.resubmitAll(ctx)
 	}
@@ -266,13 +266,13 @@ func (p *protocol) onRestarted(ctx *actors.Context, from string, m *pb.Restarted
 
 // oldJob reports whether job id belongs to an earlier incarnation of its
 // contact's jobs protocol, whose jobs are gone.
-func (p *protocol) oldJob(id, contact string) bool {
+func (p *protocol) oldJob(id string, contact actors.NodeName) bool {
 	g, ok := p.gens[contact]
-	return ok && !strings.HasPrefix(id, contact+"."+g+".")
+	return ok && !strings.HasPrefix(id, string(contact)+"."+g+".")
 }
 
 // gone handles a member that failed or left, in every role.
-func (p *protocol) gone(ctx *actors.Context, name string, failed bool) {
+func (p *protocol) gone(ctx *actors.Context, name actors.NodeName, failed bool) {
 	delete(p.live, name)
 	delete(p.outbox, name)
 	p.leaderLost(ctx, name, failed)
@@ -283,7 +283,7 @@ func (p *protocol) gone(ctx *actors.Context, name string, failed bool) {
 // acceptFrom reports whether an order of `term` from node `from` comes from
 // the leader this node follows or a newer one. Orders of an older leader
 // (the other side of a healed partition, a paused node) are ignored.
-func (p *protocol) acceptFrom(from string, term uint64) bool {
+func (p *protocol) acceptFrom(from actors.NodeName, term uint64) bool {
 	if from == p.leader && p.leader != "" {
 		p.term = max(p.term, term)
 		return true
@@ -301,17 +301,17 @@ func (p *protocol) acceptFrom(from string, term uint64) bool {
 // m waits in an outbox, with every later message to `to`, so that order is
 // kept, and the tick sends it again. Messages to a member that failed or
 // left are dropped.
-func (p *protocol) send(ctx *actors.Context, to string, m proto.Message) {
+func (p *protocol) send(ctx *actors.Context, to actors.NodeName, m proto.Message) {
 	if q := p.outbox[to]; len(q) > 0 {
 		if len(q) >= maxOutbox {
-			ctx.Log().Warn().Str("to", to).Int("queued", len(q)).Msg("jobs outbox full: dropping the oldest message")
+			ctx.Log().Warn().Str("to", string(to)).Int("queued", len(q)).Msg("jobs outbox full: dropping the oldest message")
 			q = q[1:]
 		}
 		p.outbox[to] = append(q, m)
 		return
 	}
 	if err := ctx.SendReliable(to, m); err != nil {
-		ctx.Log().Debug().Err(err).Str("to", to).Msg("jobs message queued for a retry")
+		ctx.Log().Debug().Err(err).Str("to", string(to)).Msg("jobs message queued for a retry")
 		p.outbox[to] = []proto.Message{m}
 	}
 }
@@ -338,8 +338,8 @@ func (p *protocol) retry(ctx *actors.Context) {
 }
 
 // liveNames lists the live members in order.
-func (p *protocol) liveNames() []string {
-	out := make([]string, 0, len(p.live))
+func (p *protocol) liveNames() []actors.NodeName {
+	out := make([]actors.NodeName, 0, len(p.live))
 	for n := range p.live {
 		out = append(out, n)
 	}

@@ -19,7 +19,7 @@ import (
 //   - the submission limits, PartsPerMember, Backup, Retain, Settle: from
 //     the next job, part or scheduling pass; Tick re-arms the timer.
 func Reconfigure(ctx context.Context, node *actors.Node, cfg Config) error {
-	return node.Reconfigure(ctx, ProtocolName, cfg)
+	return node.Reconfigure(ctx, Name, cfg)
 }
 
 func (p *protocol) onReconfigure(ctx *actors.Context, cfg Config) error {
@@ -60,7 +60,7 @@ func runtimesOf(cfg Config) map[string]Runtime {
 // protocol before it leaves the cluster, so that its parts do not wait for
 // the leader to notice the departure:
 //
-//	actors.Call(ctx, node, jobs.ProtocolName, jobs.DrainRequest{})
+//	actors.Call(ctx, node, jobs.Name, jobs.DrainRequest{})
 //
 // Draining lasts until the protocol restarts. The node's other roles go
 // on: as contact it still collects results and answers, as leader it still
@@ -69,8 +69,8 @@ type DrainRequest struct{ actors.Returns[Drained] }
 
 // Drained is the reply to a [DrainRequest].
 type Drained struct {
-	HandedBack int    // parts stopped here and handed back to the leader
-	Leader     string // the leader they went back to ("" while none)
+	HandedBack int             // parts stopped here and handed back to the leader
+	Leader     actors.NodeName // the leader they went back to ("" while none)
 }
 
 func (p *protocol) drain(ctx *actors.Context, _ DrainRequest) (Drained, error) {
@@ -82,6 +82,6 @@ func (p *protocol) drain(ctx *actors.Context, _ DrainRequest) (Drained, error) {
 	if p.leader != "" {
 		p.resetWorker(ctx) // runs nothing, no credit: draining
 	}
-	ctx.Log().Info().Int("parts", n).Str("leader", p.leader).Msg("draining: parts handed back to the leader")
+	ctx.Log().Info().Int("parts", n).Str("leader", string(p.leader)).Msg("draining: parts handed back to the leader")
 	return Drained{HandedBack: n, Leader: p.leader}, nil
 }

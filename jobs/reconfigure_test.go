@@ -60,7 +60,7 @@ func TestReconfigureSlots(t *testing.T) {
 		s := stats(t, n)
 		return s.Running == 1 && s.Waiting == 1 && s.Queued == 6
 	})
-	if s := n.Stats().Protocols[jobs.ProtocolName]; s.Reconfigured != 2 {
+	if s := n.Stats().Protocols[jobs.Name]; s.Reconfigured != 2 {
 		t.Errorf("Reconfigured = %d, want 2", s.Reconfigured)
 	}
 }
@@ -102,7 +102,7 @@ func gate(t *testing.T) (url string, allow []string, open func()) {
 // gatedCluster starts 3 nodes with backups off, submits gatedJob in 6
 // parts through contact, and waits until each worker runs one part and
 // holds another (Slots 1, Prefetch 1). The parts end when open is called.
-func gatedCluster(t *testing.T, contact string) (c *cluster.Cluster, id string, open func()) {
+func gatedCluster(t *testing.T, contact actors.NodeName) (c *cluster.Cluster, id string, open func()) {
 	t.Helper()
 	url, allow, open := gate(t)
 	rt, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: allow})
@@ -133,7 +133,7 @@ func gatedCluster(t *testing.T, contact string) (c *cluster.Cluster, id string, 
 func TestDrainHandsPartsBack(t *testing.T) {
 	c, id, open := gatedCluster(t, "node-2")
 
-	d, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.DrainRequest{})
+	d, err := actors.Call(context.Background(), c.Node("node-1"), jobs.Name, jobs.DrainRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 )
 
-// ProtocolName is the name the jobs protocol runs under on every node.
-const ProtocolName = "jobs"
+// Name is the name the jobs protocol runs under on every node.
+const Name actors.ProtocolName = "jobs"
 
 // State is a job's state at its contact node.
 type State string
@@ -54,7 +54,7 @@ type Status struct {
 	PartsDone  int             `json:"parts_done"`
 	Result     json.RawMessage `json:"result"`
 	Error      string          `json:"error"`
-	Contact    string          `json:"contact"`
+	Contact    actors.NodeName `json:"contact"`
 	Submitted  time.Time       `json:"submitted"`
 	Ended      time.Time       `json:"ended,omitzero"`
 	// Waiting says why the job cannot make progress now, while it cannot:
@@ -81,7 +81,7 @@ type ListRequest struct{ actors.Returns[[]Status] }
 // CancelRequest cancels a job from any node: at the contact it ends the job
 // and stops every part; elsewhere it is forwarded to the contact, whose
 // answer is the reply. It is a request (actors.Call, actors.Request) to
-// [ProtocolName] on the same node; [CancelJob] makes the call. Errors:
+// [Name] on the same node; [CancelJob] makes the call. Errors:
 // ErrNotFound (no such job at its contact), ErrContactLost (the contact is
 // not a live member, or fails or leaves before it answers),
 // ErrCancelUnanswered (the contact did not answer in time, or this
@@ -108,7 +108,7 @@ type Cancelling struct {
 	Status *Status
 	// ForwardedTo is the contact that answered when it is another node,
 	// "" when this node is the job's contact.
-	ForwardedTo string
+	ForwardedTo actors.NodeName
 }
 
 // StatsRequest asks for this node's [Stats].
@@ -116,8 +116,8 @@ type StatsRequest struct{ actors.Returns[Stats] }
 
 // Stats counts one node's work in every role.
 type Stats struct {
-	Leading    bool   // this node believes it leads
-	Leader     string // the leader it follows
+	Leading    bool            // this node believes it leads
+	Leader     actors.NodeName // the leader it follows
 	Term       uint64
 	LeaderJobs int    // jobs this node schedules as leader
 	Queued     int    // parts waiting for a worker at this leader
@@ -154,7 +154,7 @@ func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cance
 	}
 	ctx, stop := context.WithTimeout(ctx, wait)
 	defer stop()
-	c, err := actors.Call(ctx, node, ProtocolName, CancelRequest{ID: id, Reason: reason, Timeout: wait - wait/10})
+	c, err := actors.Call(ctx, node, Name, CancelRequest{ID: id, Reason: reason, Timeout: wait - wait/10})
 	switch {
 	case errors.Is(err, actors.ErrTimeout):
 		return Cancelling{}, fmt.Errorf("%w: cancelling %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond))
@@ -166,7 +166,7 @@ func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cance
 
 // ContactOf is the contact node named in a job id ("" if the id is not
 // one): ids are "<contact>.<generation>.<seq>".
-func ContactOf(id string) string {
+func ContactOf(id string) actors.NodeName {
 	i := strings.LastIndexByte(id, '.')
 	if i <= 0 {
 		return ""
@@ -175,5 +175,5 @@ func ContactOf(id string) string {
 	if j <= 0 {
 		return ""
 	}
-	return id[:j]
+	return actors.NodeName(id[:j])
 }

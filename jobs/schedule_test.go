@@ -151,7 +151,7 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
-	impostor := actortest.NewImpostor(jobs.ProtocolName)
+	impostor := actortest.NewImpostor(jobs.Name)
 	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
 		t.Fatal(err)
 	}
@@ -159,12 +159,12 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"node-2", "node-3"} {
+	for _, n := range []actors.NodeName{"node-2", "node-3"} {
 		if err := c.Node(n).Start(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	jobstest.Follow(t, c, []string{"node-2", "node-3"}, "node-3")
+	jobstest.Follow(t, c, []actors.NodeName{"node-2", "node-3"}, "node-3")
 	worker := c.Node("node-2")
 	part := func(term uint64, part uint32, report uint64) *pb.PartAssign {
 		return &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part, Report: report,

@@ -37,9 +37,9 @@ const waitingForLeader = "waiting for a leader"
 // protocol on this node, or a leader is known).
 type quorumView struct {
 	known     bool
-	reason    string   // "no_quorum" or "election" (consensus.Status.Reason)
-	reachable []string // voters reachable, sorted
-	voters    []string // all voters, sorted
+	reason    string            // "no_quorum" or "election" (consensus.Status.Reason)
+	reachable []actors.NodeName // voters reachable, sorted
+	voters    []actors.NodeName // all voters, sorted
 }
 
 // waitingFor is why job o cannot make progress now, or "" when it can (or
@@ -81,7 +81,7 @@ func (q quorumView) why() string {
 	switch q.reason {
 	case "no_quorum":
 		return fmt.Sprintf("no quorum: %d of %d voters reachable (%s), a majority is %d; no leader can be elected until more are back",
-			reach, len(q.voters), strings.Join(q.reachable, ", "), len(q.voters)/2+1)
+			reach, len(q.voters), joinNames(q.reachable), len(q.voters)/2+1)
 	case "election":
 		return fmt.Sprintf("%s: an election is running (%d of %d voters reachable)", waitingForLeader, reach, len(q.voters))
 	}
@@ -105,7 +105,7 @@ func (p *protocol) askQuorum(ctx *actors.Context) {
 	if p.leader != "" || p.quorumAsking || !p.waitingJobs() {
 		return
 	}
-	err := actors.Request(ctx, consensus.ProtocolName, consensus.StatusRequest{}, p.cfg.Tick*10,
+	err := actors.Request(ctx, consensus.Name, consensus.StatusRequest{}, p.cfg.Tick*10,
 		func(_ *actors.Context, st consensus.Status, err error) error {
 			p.quorumAsking = false
 			if err != nil || p.leader != "" || st.Leader != "" {
@@ -117,4 +117,13 @@ func (p *protocol) askQuorum(ctx *actors.Context) {
 	// An error: no raft protocol on this node (the Bully elector); the
 	// reason stays "waiting for a leader".
 	p.quorumAsking = err == nil
+}
+
+// joinNames lists node names for a message.
+func joinNames(names []actors.NodeName) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }

@@ -21,7 +21,7 @@ import (
 // wants.
 type silentElector struct{}
 
-func (silentElector) Name() string { return election.ProtocolName }
+func (silentElector) Name() actors.ProtocolName { return election.Name }
 
 func (silentElector) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, func(*actors.Context, election.LeaderRequest) (election.Leader, error) {
@@ -37,7 +37,7 @@ type fakeRaft struct{ st consensus.Status }
 
 type setRaft struct{ st consensus.Status }
 
-func (*fakeRaft) Name() string { return consensus.ProtocolName }
+func (*fakeRaft) Name() actors.ProtocolName { return consensus.Name }
 
 func (f *fakeRaft) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, func(*actors.Context, consensus.StatusRequest) (consensus.Status, error) { return f.st, nil })
@@ -70,7 +70,7 @@ func leaderlessCluster(t *testing.T, n int, extra ...actors.Factory) *cluster.Cl
 
 // lead announces on the nodes of names that leader leads, in term, as an
 // elector would.
-func lead(t *testing.T, c *cluster.Cluster, leader string, term uint64, names ...string) {
+func lead(t *testing.T, c *cluster.Cluster, leader actors.NodeName, term uint64, names ...actors.NodeName) {
 	t.Helper()
 	for _, n := range names {
 		if reached := c.Node(n).Publish(&election.LeaderChanged{Leader: leader, Term: term}); reached == 0 {
@@ -106,7 +106,7 @@ func TestWaitingSaysWhyAJobDoesNotProgress(t *testing.T) {
 	if st := status(t, c.Node("node-1"), id); st.State != jobs.Pending || st.Waiting != "waiting for a leader" {
 		t.Fatalf("a job with no leader: %+v, want pending, waiting for a leader", st)
 	}
-	list, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.ListRequest{})
+	list, err := actors.Call(context.Background(), c.Node("node-1"), jobs.Name, jobs.ListRequest{})
 	if err != nil || len(list) != 1 || list[0].Waiting != "waiting for a leader" {
 		t.Fatalf("list at the contact: %+v, %v; want the job waiting for a leader", list, err)
 	}
@@ -140,9 +140,9 @@ func TestWaitingSaysWhyAJobDoesNotProgress(t *testing.T) {
 // quorum is lost (and how many voters are reachable) or an election runs,
 // and nothing once a leader took it.
 func TestWaitingSaysNoQuorum(t *testing.T) {
-	voters := []string{"node-1", "node-2", "node-3", "node-4", "node-5"}
+	voters := []actors.NodeName{"node-1", "node-2", "node-3", "node-4", "node-5"}
 	c := leaderlessCluster(t, 2, func() actors.Protocol {
-		return &fakeRaft{st: consensus.Status{Reason: "no_quorum", Reachable: []string{"node-1", "node-2"}, Voters: voters}}
+		return &fakeRaft{st: consensus.Status{Reason: "no_quorum", Reachable: []actors.NodeName{"node-1", "node-2"}, Voters: voters}}
 	})
 	script := readScript(t, "squares.star")
 	input := squaresInput(12, 10)
@@ -156,14 +156,14 @@ func TestWaitingSaysNoQuorum(t *testing.T) {
 	}
 
 	// Three voters back: an election runs.
-	election3 := consensus.Status{Reason: "election", Reachable: []string{"node-1", "node-2", "node-3"}, Voters: voters}
-	if err := c.Node("node-1").Tell(consensus.ProtocolName, setRaft{election3}); err != nil {
+	election3 := consensus.Status{Reason: "election", Reachable: []actors.NodeName{"node-1", "node-2", "node-3"}, Voters: voters}
+	if err := c.Node("node-1").Tell(consensus.Name, setRaft{election3}); err != nil {
 		t.Fatal(err)
 	}
 	awaitWaiting(t, c.Node("node-1"), id, "waiting for a leader: an election is running (3 of 5 voters reachable)")
 
 	// Elected.
-	if err := c.Node("node-1").Tell(consensus.ProtocolName, setRaft{consensus.Status{Leader: "node-2", Reachable: voters, Voters: voters}}); err != nil {
+	if err := c.Node("node-1").Tell(consensus.Name, setRaft{consensus.Status{Leader: "node-2", Reachable: voters, Voters: voters}}); err != nil {
 		t.Fatal(err)
 	}
 	lead(t, c, "node-2", 3, c.Names()...)
@@ -175,7 +175,7 @@ func TestWaitingSaysNoQuorum(t *testing.T) {
 
 	// The leader lost again: the contact asks the raft group afresh, not
 	// the answer it had before the leader.
-	if err := c.Node("node-1").Tell(consensus.ProtocolName, setRaft{election3}); err != nil {
+	if err := c.Node("node-1").Tell(consensus.Name, setRaft{election3}); err != nil {
 		t.Fatal(err)
 	}
 	lead(t, c, "", 3, c.Names()...)
@@ -225,7 +225,7 @@ func TestWaitingSaysNoQuorumWithRaft(t *testing.T) {
 	want := reference(t, script, input, 4)
 
 	minority := c.Names()[:2]
-	c.Hub.Partition(minority)
+	c.Partition(minority)
 	// Submitted once the minority's leader (if it led) stepped down:
 	// before, it might run the job on its side.
 	actortest.Eventually(t, jobstest.Failover, "the minority follows no leader", func() bool {

@@ -21,10 +21,10 @@ type worker struct {
 	// when the contact itself ended the job; false when it was lost, which
 	// a partition can undo (see protocol.joined).
 	ended   map[string]bool
-	lost    map[string]bool // contacts that failed or left
-	credit  int             // credits to grant the leader at the next flush
-	debt    int             // credits to withhold: the capacity shrank (Reconfigure)
-	refused []*pb.PartRef   // assignments refused since the last flush
+	lost    map[actors.NodeName]bool // contacts that failed or left
+	credit  int                      // credits to grant the leader at the next flush
+	debt    int                      // credits to withhold: the capacity shrank (Reconfigure)
+	refused []*pb.PartRef            // assignments refused since the last flush
 	// report numbers this worker's absolute reports to the leader
 	// (resetWorker); it starts from the clock at Init so that a new
 	// incarnation does not reuse an earlier one's numbers.
@@ -32,13 +32,13 @@ type worker struct {
 }
 
 func newWorker() worker {
-	return worker{tasks: map[partKey]*task{}, ended: map[string]bool{}, lost: map[string]bool{}}
+	return worker{tasks: map[partKey]*task{}, ended: map[string]bool{}, lost: map[actors.NodeName]bool{}}
 }
 
 type task struct {
 	owner     *protocol // the incarnation that started it
 	key       partKey
-	contact   string
+	contact   actors.NodeName
 	runtime   string
 	script    []byte
 	data      []byte
@@ -57,9 +57,9 @@ type partFinished struct {
 // capacity is how many parts this worker takes at once.
 func (p *protocol) capacity() int { return p.cfg.Slots + max(p.cfg.Prefetch, 0) }
 
-func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) error {
+func (p *protocol) onAssign(ctx *actors.Context, from actors.NodeName, m *pb.PartAssign) error {
 	if !p.acceptFrom(from, m.Term) {
-		ctx.Log().Debug().Str("from", from).Uint64("term", m.Term).Uint64("known", p.term).Msg("ignoring a stale leader's assignment")
+		ctx.Log().Debug().Str("from", string(from)).Uint64("term", m.Term).Uint64("known", p.term).Msg("ignoring a stale leader's assignment")
 		return nil
 	}
 	w := &p.work
@@ -76,7 +76,8 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 		p.grant(ctx, 1) // already here: the credit goes back
 		return nil
 	}
-	if _, ended := w.ended[m.Id]; ended || w.lost[m.Contact] || p.oldJob(m.Id, m.Contact) || p.draining {
+	contact := actors.NodeName(m.Contact)
+	if _, ended := w.ended[m.Id]; ended || w.lost[contact] || p.oldJob(m.Id, contact) || p.draining {
 		// Refused: the credit goes back and the leader learns that this
 		// worker does not run the part.
 		w.refused = append(w.refused, &pb.PartRef{Id: m.Id, Part: m.Part})
@@ -84,7 +85,7 @@ func (p *protocol) onAssign(ctx *actors.Context, from string, m *pb.PartAssign) 
 		p.grant(ctx, 1)
 		return nil
 	}
-	t := &task{owner: p, key: k, contact: m.Contact, runtime: m.Runtime, script: m.Script, data: m.Data}
+	t := &task{owner: p, key: k, contact: contact, runtime: m.Runtime, script: m.Script, data: m.Data}
 	w.tasks[k] = t
 	w.queue = append(w.queue, t)
 	p.pump()
@@ -224,13 +225,13 @@ func (p *protocol) stopTasks(ctx *actors.Context, match func(*task) bool) {
 }
 
 // onCancel handles a JobCancel in every role.
-func (p *protocol) onCancel(ctx *actors.Context, from string, m *pb.JobCancel) error {
+func (p *protocol) onCancel(ctx *actors.Context, from actors.NodeName, m *pb.JobCancel) error {
 	if o := p.owned[m.Id]; o != nil && len(m.Parts) == 0 && !o.state.Ended() {
 		reason := m.Reason
 		if reason == "" {
 			reason = "cancelled"
 		}
-		p.end(ctx, o, Cancelled, reason+" (through "+from+")")
+		p.end(ctx, o, Cancelled, reason+" (through "+string(from)+")")
 	}
 	p.leaderCancel(ctx, from, m)
 	// A cancel of single parts comes only from a leader that learnt the
@@ -260,7 +261,7 @@ func (p *protocol) endJob(id string, final bool) {
 // contact was lost: it is back (a healed partition, a false detection),
 // and a new leader may assign their parts again. A contact that restarted
 // has a new generation in its job ids and never resubmits the old ones.
-func (p *protocol) workerContactBack(name string) {
+func (p *protocol) workerContactBack(name actors.NodeName) {
 	delete(p.work.lost, name)
 	for id, final := range p.work.ended {
 		if !final && ContactOf(id) == name {
@@ -273,7 +274,7 @@ func (p *protocol) workerContactBack(name string) {
 // nobody would collect their results. They go back to the leader as
 // refused: its own view may still have the contact (a false detection
 // here), and without word it would count them as running here forever.
-func (p *protocol) workerContactLost(ctx *actors.Context, name string) {
+func (p *protocol) workerContactLost(ctx *actors.Context, name actors.NodeName) {
 	p.work.lost[name] = true
 	var stopped []*pb.PartRef
 	p.stopTasks(ctx, func(t *task) bool {

@@ -31,7 +31,7 @@ func (s *seen) has(pred func(membership.Event) bool) bool {
 	return slices.ContainsFunc(s.events, pred)
 }
 
-func failedEv(name string) func(membership.Event) bool {
+func failedEv(name actors.NodeName) func(membership.Event) bool {
 	return func(ev membership.Event) bool {
 		_, ok := ev.(*membership.MemberFailed)
 		return ok && ev.Of().Name == name
@@ -40,7 +40,7 @@ func failedEv(name string) func(membership.Event) bool {
 
 // watcher is a protocol that records membership notifications and, at
 // Init, asks for the view.
-func watcher(record map[string]*seen, mu *sync.Mutex) actors.Factory {
+func watcher(record map[actors.NodeName]*seen, mu *sync.Mutex) actors.Factory {
 	return func() actors.Protocol {
 		return protocolFunc{name: "watcher", init: func(ctx *actors.Context) error {
 			mu.Lock()
@@ -58,7 +58,7 @@ func watcher(record map[string]*seen, mu *sync.Mutex) actors.Factory {
 			actors.OnNotification(ctx, func(_ *actors.Context, ev *membership.MemberJoined) error { add(ev); return nil })
 			actors.OnNotification(ctx, func(_ *actors.Context, ev *membership.MemberFailed) error { add(ev); return nil })
 			actors.OnNotification(ctx, func(_ *actors.Context, ev *membership.MemberLeft) error { add(ev); return nil })
-			return actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
+			return actors.Request(ctx, membership.Name, membership.ViewRequest{}, 0,
 				func(_ *actors.Context, v membership.View, err error) error {
 					if err != nil {
 						return err
@@ -73,14 +73,14 @@ func watcher(record map[string]*seen, mu *sync.Mutex) actors.Factory {
 }
 
 type protocolFunc struct {
-	name string
+	name actors.ProtocolName
 	init func(*actors.Context) error
 }
 
-func (p protocolFunc) Name() string                   { return p.name }
+func (p protocolFunc) Name() actors.ProtocolName      { return p.name }
 func (p protocolFunc) Init(ctx *actors.Context) error { return p.init(ctx) }
 
-func clusterSeesAll(t *testing.T, c *cluster.Cluster, want []string, what string) {
+func clusterSeesAll(t *testing.T, c *cluster.Cluster, want []actors.NodeName, what string) {
 	t.Helper()
 	actortest.Eventually(t, 20*time.Second, what, func() bool {
 		for _, m := range c.Members() {
@@ -94,7 +94,7 @@ func clusterSeesAll(t *testing.T, c *cluster.Cluster, want []string, what string
 
 func TestProtocolsReceiveMembershipEventsOnSim(t *testing.T) {
 	c := clustertest.NewCluster(t, 5, cluster.Membership(simFast))
-	record, mu := map[string]*seen{}, &sync.Mutex{}
+	record, mu := map[actors.NodeName]*seen{}, &sync.Mutex{}
 	if err := c.Start(watcher(record, mu)); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestProtocolsReceiveMembershipEventsOnSim(t *testing.T) {
 				return false
 			}
 			s.mu.Lock()
-			known := map[string]bool{}
+			known := map[actors.NodeName]bool{}
 			for _, v := range s.views {
 				for _, n := range v.LiveNames() {
 					known[n] = true
@@ -166,7 +166,7 @@ func TestProtocolsReceiveMembershipEventsOnSim(t *testing.T) {
 	actortest.Eventually(t, 20*time.Second, "every watcher hears node-2 left", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, name := range []string{"node-1", "node-3", "node-4", "node-5"} {
+		for _, name := range []actors.NodeName{"node-1", "node-3", "node-4", "node-5"} {
 			if !record[name].has(func(ev membership.Event) bool {
 				_, ok := ev.(*membership.MemberLeft)
 				return ok && ev.Of().Name == "node-2"
@@ -188,7 +188,7 @@ func TestNoFalseFailureUnderLossOnSim(t *testing.T) {
 	c := clustertest.NewCluster(t, 5, cluster.Membership(clustertest.SteadySimMembership()), cluster.Sim(sim.Config{Seed: 7}))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
 	c.Hub.SetFaults(sim.Faults{Loss: 0.10})
-	start := make(map[string]int64)
+	start := make(map[actors.NodeName]int64)
 	for _, m := range c.Members() {
 		s := m.Stats()
 		start[m.Name()] = s.Probes + s.ProbeFailures
@@ -226,9 +226,9 @@ func TestPartitionIsDetectedAndHealsOnSim(t *testing.T) {
 	actortest.Eventually(t, 20*time.Second, "each side reports the other failed", func() bool {
 		for _, m := range c.Members() {
 			live := m.View().LiveNames()
-			mine := []string{"node-3", "node-4", "node-5"}
+			mine := []actors.NodeName{"node-3", "node-4", "node-5"}
 			if m.Name() == "node-1" || m.Name() == "node-2" {
-				mine = []string{"node-1", "node-2"}
+				mine = []actors.NodeName{"node-1", "node-2"}
 			}
 			if !slices.Equal(live, mine) {
 				return false

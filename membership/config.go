@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -78,7 +79,7 @@ type JoinRetry struct {
 // Config sets up one node's membership.
 type Config struct {
 	// Name is the node's name, unique among live members.
-	Name string
+	Name actors.NodeName
 	// Address is the node's protoactor remote address, gossiped so that
 	// other nodes can reach it (empty on the sim network).
 	Address string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/security"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -85,14 +86,14 @@ func (d *delegate) observe(n *memberlist.Node) {
 	mem.Incarnation = s.Incarnation
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if n.Name == m.self.Name {
+	if mem.Name == m.self.Name {
 		m.self.Incarnation = s.Incarnation
 		if st == Alive {
-			m.view[n.Name] = mem
+			m.view[mem.Name] = mem
 		}
 		return
 	}
-	prev, known := m.view[n.Name]
+	prev, known := m.view[mem.Name]
 	wasLive := known && (prev.State == Alive || prev.State == Suspect)
 	switch {
 	case st == Failed:
@@ -116,7 +117,7 @@ func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 	m := d.m()
 	err := fmt.Errorf("%w: %q is at %s; this node is at %s (choose another Name, or stop the other node and let it be declared failed)",
 		ErrNameTaken, existing.Name, other.Address(), existing.Address())
-	if existing.Name != m.self.Name {
+	if actors.NodeName(existing.Name) != m.self.Name {
 		m.log.Error().Str("member", existing.Name).Str("known", existing.Address()).Str("claimed", other.Address()).
 			Msg("two nodes claim one name; keeping the one known first")
 		return
@@ -136,7 +137,7 @@ func (d *delegate) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _
 	m.probes.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if prev, ok := m.view[other.Name]; ok && prev.State == Suspect {
+	if prev, ok := m.view[actors.NodeName(other.Name)]; ok && prev.State == Suspect {
 		mem := prev.clone()
 		mem.State = Alive
 		m.publishLocked(&MemberUpdated{Member: mem})
@@ -145,7 +146,7 @@ func (d *delegate) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _
 
 // suspected records this node's own suspicion of a member (memberlist
 // reports it only in its log).
-func (m *Membership) suspected(name string) {
+func (m *Membership) suspected(name actors.NodeName) {
 	m.suspicions.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -200,7 +201,7 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	text = strings.TrimPrefix(text, "memberlist: ")
 	if name, ok := strings.CutPrefix(text, "Suspect "); ok {
 		if name, _, ok := strings.Cut(name, " has failed"); ok {
-			b.m.suspected(name)
+			b.m.suspected(actors.NodeName(name))
 		}
 	}
 	if strings.HasPrefix(text, "Failed UDP ping: ") {
@@ -313,10 +314,10 @@ func kindOf(text string) string {
 type countingTransport struct {
 	memberlist.NodeAwareTransport
 	tls                   *security.MutualTLS
-	ids                   identities                  // the peers of open TLS streams
-	memberAt              func(string) (string, bool) // the live member at a SWIM address
-	refusals              *security.LogLimiter        // what the TLS checks refuse
-	refused               atomic.Int64                // counted
+	ids                   identities                           // the peers of open TLS streams
+	memberAt              func(string) (actors.NodeName, bool) // the live member at a SWIM address
+	refusals              *security.LogLimiter                 // what the TLS checks refuse
+	refused               atomic.Int64                         // counted
 	packetsIn, packetsOut atomic.Int64
 	bytesIn, bytesOut     atomic.Int64
 

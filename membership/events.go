@@ -1,9 +1,11 @@
 package membership
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
-	"strings"
+
+	"github.com/troupe-dev/troupe/actors"
 )
 
 // State is a member's state in one node's view.
@@ -37,7 +39,7 @@ func (s State) String() string {
 
 // Member is one node as a membership view sees it.
 type Member struct {
-	Name string
+	Name actors.NodeName
 	// Address is the node's protoactor remote address (empty on the sim
 	// network).
 	Address string
@@ -116,8 +118,8 @@ func (v View) Live() []Member {
 }
 
 // LiveNames lists the names of the live members.
-func (v View) LiveNames() []string {
-	var out []string
+func (v View) LiveNames() []actors.NodeName {
+	var out []actors.NodeName
 	for _, m := range v.Live() {
 		out = append(out, m.Name)
 	}
@@ -125,7 +127,7 @@ func (v View) LiveNames() []string {
 }
 
 // Get finds a member by name.
-func (v View) Get(name string) (Member, bool) {
+func (v View) Get(name actors.NodeName) (Member, bool) {
 	i := slices.IndexFunc(v.Members, func(m Member) bool { return m.Name == name })
 	if i < 0 {
 		return Member{}, false
@@ -152,6 +154,6 @@ func (v View) with(mem Member) View {
 		return out
 	}
 	out.Members = append(out.Members, mem)
-	slices.SortStableFunc(out.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(out.Members, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }

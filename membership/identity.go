@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/security"
 )
 
@@ -151,7 +152,7 @@ func (c *identifiedConn) identify() error {
 		}
 		name := security.NodeName(certs[0])
 		if c.dialled != "" && c.t.memberAt != nil {
-			if want, ok := c.t.memberAt(c.dialled); ok && want != name {
+			if want, ok := c.t.memberAt(c.dialled); ok && want != actors.NodeName(name) {
 				c.err = c.t.refuse("refused a SWIM stream: the certificate names another node than the member dialled",
 					fmt.Errorf("%w: dialled member %s at %s, whose certificate names node %q", security.ErrPeerRefused, want, c.dialled, name),
 					name, c.dialled)
@@ -187,7 +188,7 @@ func (c *identifiedConn) Close() error {
 
 // memberAt is the live member (alive or suspect) whose SWIM address is
 // addr.
-func (m *Membership) memberAt(addr string) (string, bool) {
+func (m *Membership) memberAt(addr string) (actors.NodeName, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, mem := range m.view {
@@ -199,7 +200,7 @@ func (m *Membership) memberAt(addr string) (string, bool) {
 }
 
 // gossipOf is the SWIM address of a live member.
-func (m *Membership) gossipOf(name string) string {
+func (m *Membership) gossipOf(name actors.NodeName) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if mem, ok := m.view[name]; ok && (mem.State == Alive || mem.State == Suspect) {
@@ -248,7 +249,7 @@ func (m *Membership) checkSpeaker(n *memberlist.Node) error {
 	}
 	own := p.own
 	if own == "" {
-		own = m.gossipOf(p.name)
+		own = m.gossipOf(actors.NodeName(p.name))
 	}
 	if own == "" || n.Name == p.name || address(n) != own {
 		return nil

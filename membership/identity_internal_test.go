@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/security"
 )
@@ -60,7 +61,7 @@ func TestTLSMemberSpeaksOnlyForItsCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Config{Name: name, Preset: PresetLocal, TLS: m, Seeds: seeds, Logger: zerolog.New(&log), Retry: JoinRetry{Timeout: 2 * time.Second}}
+		return Config{Name: actors.NodeName(name), Preset: PresetLocal, TLS: m, Seeds: seeds, Logger: zerolog.New(&log), Retry: JoinRetry{Timeout: 2 * time.Second}}
 	}
 	if _, err := New(cfg("node-2", "node-1")); !errors.Is(err, ErrCertificate) || !strings.Contains(err.Error(), `issued for node "node-1"`) {
 		t.Fatalf("New with another node's certificate: %v", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/security"
 )
@@ -63,7 +64,7 @@ type Membership struct {
 	joinResync                    time.Duration
 
 	mu       sync.Mutex
-	view     map[string]Member
+	view     map[actors.NodeName]Member
 	subs     map[int]subscriber
 	nextSub  int
 	queue    []Event
@@ -72,7 +73,7 @@ type Membership struct {
 	wake     chan struct{}
 	done     chan struct{}  // closed by Shutdown
 	wg       sync.WaitGroup // dispatch and reconnect
-	failedAt map[string]time.Time
+	failedAt map[actors.NodeName]time.Time
 	// queued counts the events ever queued, dispatched those handed out
 	// (under mu): the event at the head of the queue is number dispatched.
 	queued, dispatched uint64
@@ -93,7 +94,7 @@ func New(cfg Config) (*Membership, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.TLS != nil && cfg.TLS.Subject() != cfg.Name {
+	if cfg.TLS != nil && actors.NodeName(cfg.TLS.Subject()) != cfg.Name {
 		return nil, fmt.Errorf("%w: node %s cannot use a certificate issued for node %q; each node needs its own, naming it (node certs)", ErrCertificate, cfg.Name, cfg.TLS.Subject())
 	}
 	return newMembership(cfg)
@@ -116,15 +117,15 @@ func newMembership(cfg Config) (*Membership, error) {
 	}
 	m := &Membership{
 		cfg:      cfg,
-		log:      cfg.Logger.With().Str("node", cfg.Name).Str("component", "membership").Logger(),
-		view:     map[string]Member{},
+		log:      cfg.Logger.With().Str("node", string(cfg.Name)).Str("component", "membership").Logger(),
+		view:     map[actors.NodeName]Member{},
 		subs:     map[int]subscriber{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
-		failedAt: map[string]time.Time{},
+		failedAt: map[actors.NodeName]time.Time{},
 		memWake:  make(chan struct{}, 1),
 	}
-	meta, err := proto.Marshal(&messages.MemberMeta{Name: cfg.Name, Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
+	meta, err := proto.Marshal(&messages.MemberMeta{Name: string(cfg.Name), Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
 	if err != nil {
 		return nil, fmt.Errorf("membership: encoding metadata: %w", err)
 	}
@@ -139,7 +140,7 @@ func newMembership(cfg Config) (*Membership, error) {
 
 	m.logs = newLogLimiter(logInterval, logBudget)
 	logger := log.New(&logBridge{m: m, limit: m.logs}, "", 0)
-	mlc.Name = cfg.Name
+	mlc.Name = string(cfg.Name)
 	mlc.Logger = logger
 	mlc.Delegate = (*delegate)(m)
 	mlc.Events = (*delegate)(m)
@@ -198,7 +199,7 @@ func newMembership(cfg Config) (*Membership, error) {
 }
 
 // Name is this node's name.
-func (m *Membership) Name() string { return m.cfg.Name }
+func (m *Membership) Name() actors.NodeName { return m.cfg.Name }
 
 // GossipAddr is this node's SWIM address (host:port), for other nodes'
 // Seeds.
@@ -340,7 +341,7 @@ func (m *Membership) viewLocked() View {
 	if _, ok := m.view[m.self.Name]; !ok {
 		v.Members = append(v.Members, v.Self)
 	}
-	slices.SortFunc(v.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Members, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	return v
 }
 
@@ -419,7 +420,7 @@ func (m *Membership) Stats() Stats {
 func (m *Membership) SetKinds(kinds []string, timeout time.Duration) error {
 	m.mu.Lock()
 	m.self.Kinds = slices.Clone(kinds)
-	meta, err := proto.Marshal(&messages.MemberMeta{Name: m.self.Name, Address: m.self.Address, Kinds: kinds, Generation: m.self.Generation})
+	meta, err := proto.Marshal(&messages.MemberMeta{Name: string(m.self.Name), Address: m.self.Address, Kinds: kinds, Generation: m.self.Generation})
 	if err == nil && len(meta) > metaLimit {
 		err = fmt.Errorf("membership: metadata with %d kinds is %d bytes; memberlist allows %d", len(kinds), len(meta), metaLimit)
 	}
@@ -604,13 +605,13 @@ func (m *Membership) logEvent(ev Event) {
 		e = m.log.Debug()
 	}
 	verb, _, _ := strings.Cut(fmt.Sprint(ev), " ")
-	e.Str("member", mem.Name).Uint64("generation", mem.Generation).Uint32("incarnation", mem.Incarnation).Str("state", mem.State.String()).
+	e.Str("member", string(mem.Name)).Uint64("generation", mem.Generation).Uint32("incarnation", mem.Incarnation).Str("state", mem.State.String()).
 		Msg("member " + verb)
 }
 
 // member builds a Member from a memberlist node.
 func (m *Membership) member(n *memberlist.Node, st State) Member {
-	mem := Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: st}
+	mem := Member{Name: actors.NodeName(n.Name), Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: st}
 	var meta messages.MemberMeta
 	if err := proto.Unmarshal(n.Meta, &meta); err != nil || (meta.Name != "" && meta.Name != n.Name) {
 		m.log.Warn().Str("member", n.Name).Msg("member's metadata is not Troupe's: it has no remote address or kinds")

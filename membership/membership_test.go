@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/membership"
 )
@@ -40,7 +41,7 @@ func (r *recorder) add(ev membership.Event) {
 }
 
 // saw reports whether an event of type E about member `name` arrived.
-func saw[E membership.Event](r *recorder, name string) bool {
+func saw[E membership.Event](r *recorder, name actors.NodeName) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.ContainsFunc(r.events, func(ev membership.Event) bool {
@@ -88,7 +89,7 @@ func startCluster(t *testing.T, n int, tweak func(*membership.Config)) []*testNo
 		}
 	})
 	for i := range n {
-		cfg := membership.Config{Name: fmt.Sprintf("node-%d", i+1)}
+		cfg := membership.Config{Name: actors.NodeName(fmt.Sprintf("node-%d", i+1))}
 		if i > 0 {
 			cfg.Seeds = []string{nodes[0].GossipAddr()}
 		}
@@ -104,16 +105,16 @@ func startCluster(t *testing.T, n int, tweak func(*membership.Config)) []*testNo
 	return nodes
 }
 
-func names(n int) []string {
-	var out []string
+func names(n int) []actors.NodeName {
+	var out []actors.NodeName
 	for i := range n {
-		out = append(out, fmt.Sprintf("node-%d", i+1))
+		out = append(out, actors.NodeName(fmt.Sprintf("node-%d", i+1)))
 	}
 	slices.Sort(out)
 	return out
 }
 
-func allSeeAll(t *testing.T, nodes []*testNode, want []string) {
+func allSeeAll(t *testing.T, nodes []*testNode, want []actors.NodeName) {
 	t.Helper()
 	actortest.Eventually(t, 10*time.Second, fmt.Sprintf("every node sees %v", want), func() bool {
 		for _, n := range nodes {
@@ -143,7 +144,7 @@ func TestFiveNodesJoinAndSeeEachOther(t *testing.T) {
 		if err := actortest.WaitFor(10*time.Second, func() bool { s = n.Stats(); return s.Alive == 5 }); err != nil {
 			t.Errorf("%s stats %+v: want 5 alive", n.Name(), s)
 		}
-		actortest.Eventually(t, 5*time.Second, n.Name()+" counts probes and gossip", func() bool {
+		actortest.Eventually(t, 5*time.Second, string(n.Name())+" counts probes and gossip", func() bool {
 			s := n.Stats()
 			return s.Probes > 0 && s.PacketsSent > 0 && s.PacketsReceived > 0 && s.BytesSent > 0 && s.BytesReceived > 0
 		})
@@ -278,7 +279,7 @@ func TestDifferentKeysDoNotMerge(t *testing.T) {
 	if !strings.Contains(logs.String(), "gossip keys differ") {
 		t.Errorf("the log does not say why the join failed:\n%s", logs.String())
 	}
-	if got := a.View().LiveNames(); !slices.Equal(got, []string{"node-a"}) {
+	if got := a.View().LiveNames(); !slices.Equal(got, []actors.NodeName{"node-a"}) {
 		t.Errorf("node-a's view is %v after a join with another key", got)
 	}
 	// No key at all against an encrypted cluster fails the same way.

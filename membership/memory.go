@@ -2,6 +2,7 @@ package membership
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -41,16 +43,16 @@ var ErrMemory = errors.New("membership: members file refused")
 
 // Remembered is a member as the members file keeps it.
 type Remembered struct {
-	Name    string `json:"name"`
-	Gossip  string `json:"gossip"`            // SWIM address, host:port
-	Address string `json:"address,omitempty"` // protoactor remote address, host:port
+	Name    actors.NodeName `json:"name"`
+	Gossip  string          `json:"gossip"`            // SWIM address, host:port
+	Address string          `json:"address,omitempty"` // protoactor remote address, host:port
 }
 
 // memoryFile is the members file's JSON.
 type memoryFile struct {
-	Version int          `json:"version"`
-	Node    string       `json:"node"` // the node that wrote it
-	Members []Remembered `json:"members"`
+	Version int             `json:"version"`
+	Node    actors.NodeName `json:"node"` // the node that wrote it
+	Members []Remembered    `json:"members"`
 }
 
 // LoadMemory reads the members file at path, written by node self. A
@@ -60,7 +62,7 @@ type memoryFile struct {
 // whose name is not a node name or is self's, a duplicate, an address
 // that is not host:port — is an ErrMemory naming the file and the
 // problem.
-func LoadMemory(path, self string) ([]Remembered, error) {
+func LoadMemory(path string, self actors.NodeName) ([]Remembered, error) {
 	fail := func(format string, args ...any) ([]Remembered, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrMemory, path, fmt.Sprintf(format, args...))
 	}
@@ -94,7 +96,7 @@ func LoadMemory(path, self string) ([]Remembered, error) {
 }
 
 // parseMemory decodes and checks the members file's data.
-func parseMemory(path, self string, data []byte) ([]Remembered, error) {
+func parseMemory(path string, self actors.NodeName, data []byte) ([]Remembered, error) {
 	fail := func(format string, args ...any) ([]Remembered, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrMemory, path, fmt.Sprintf(format, args...))
 	}
@@ -116,7 +118,7 @@ func parseMemory(path, self string, data []byte) ([]Remembered, error) {
 	if len(mf.Members) > MemoryMaxMembers {
 		return fail("names %d members; at most %d are allowed", len(mf.Members), MemoryMaxMembers)
 	}
-	seen := map[string]bool{}
+	seen := map[actors.NodeName]bool{}
 	for i, r := range mf.Members {
 		if err := transport.ValidateName("member", r.Name); err != nil {
 			return fail("members[%d]: %v", i, err)
@@ -149,7 +151,7 @@ func checkAddress(field, addr string) error {
 }
 
 // encodeMemory is the members file of node self listing members.
-func encodeMemory(self string, members []Remembered) ([]byte, error) {
+func encodeMemory(self actors.NodeName, members []Remembered) ([]byte, error) {
 	if members == nil {
 		members = []Remembered{}
 	}
@@ -163,7 +165,7 @@ func encodeMemory(self string, members []Remembered) ([]byte, error) {
 // SaveMemory writes the members file atomically: a temporary file in the
 // same directory, synced, renamed over path, and the directory synced. A
 // crash leaves the old file or the new one, never a part.
-func SaveMemory(path, self string, members []Remembered) error {
+func SaveMemory(path string, self actors.NodeName, members []Remembered) error {
 	data, err := encodeMemory(self, members)
 	if err != nil {
 		return err
@@ -216,7 +218,7 @@ func (m *Membership) loadMemory() {
 	if len(rs) > 0 {
 		names := make([]string, len(rs))
 		for i, r := range rs {
-			names[i] = r.Name
+			names[i] = string(r.Name)
 		}
 		m.log.Info().Str("file", m.cfg.Memory).Strs("members", names).Msg("remembered members loaded")
 	}
@@ -296,7 +298,7 @@ func (m *Membership) toRemember() []Remembered {
 		}
 		out = append(out, Remembered{Name: name, Gossip: mem.Gossip, Address: mem.Address})
 	}
-	slices.SortFunc(out, func(a, b Remembered) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b Remembered) int { return cmp.Compare(a.Name, b.Name) })
 	if len(out) > MemoryMaxMembers {
 		out = out[:MemoryMaxMembers]
 	}

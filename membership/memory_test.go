@@ -167,7 +167,7 @@ func (p *peers) get(name string) string {
 func TestRestartRejoinsRememberedMembers(t *testing.T) {
 	memory := filepath.Join(t.TempDir(), "members.json")
 	nodes := startCluster(t, 3, func(cfg *membership.Config) {
-		cfg.Address = "127.0.0.1:1" + cfg.Name[len("node-"):] // a remote address to remember
+		cfg.Address = "127.0.0.1:1" + string(cfg.Name[len("node-"):]) // a remote address to remember
 		if cfg.Name == "node-1" {
 			cfg.Memory = memory
 		}

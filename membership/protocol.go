@@ -7,8 +7,8 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 )
 
-// ProtocolName is the name of the protocol Attach starts on a node.
-const ProtocolName = "membership"
+// Name is the name of the protocol Attach starts on a node.
+const Name actors.ProtocolName = "membership"
 
 // ViewRequest asks the membership protocol for the current View. The
 // view it answers is the one its notifications have told so far: a
@@ -16,7 +16,7 @@ const ProtocolName = "membership"
 // in the view before the answer, and only later ones after it. [Watch]
 // does both in one call; prefer it to asking yourself:
 //
-//	actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0, onView)
+//	actors.Request(ctx, membership.Name, membership.ViewRequest{}, 0, onView)
 type ViewRequest struct{ actors.Returns[View] }
 
 // relay carries an event from the membership's goroutine into the
@@ -34,7 +34,7 @@ type protocol struct {
 	told *told
 }
 
-func (p *protocol) Name() string { return ProtocolName }
+func (p *protocol) Name() actors.ProtocolName { return Name }
 
 func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, r *relay) error {
@@ -70,7 +70,7 @@ func Attach(node *actors.Node, m *Membership) (detach func(), err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		// Fails only once the node is stopping; the events are moot then.
-		_ = node.Tell(ProtocolName, &relay{ev: ev})
+		_ = node.Tell(Name, &relay{ev: ev})
 	})
 	t := &told{view: view}
 	if err := node.Start(func() actors.Protocol { return &protocol{m: m, told: t} }); err != nil {
@@ -101,11 +101,11 @@ func (m *Membership) FeedPeers(p Peers) (cancel func()) {
 		}
 		switch mem.State {
 		case Alive, Suspect:
-			if err := p.SetPeer(mem.Name, mem.Address); err != nil {
-				m.log.Warn().Err(err).Str("member", mem.Name).Msg("member's remote address is unusable")
+			if err := p.SetPeer(string(mem.Name), mem.Address); err != nil {
+				m.log.Warn().Err(err).Str("member", string(mem.Name)).Msg("member's remote address is unusable")
 			}
 		case Failed, Left:
-			p.RemovePeer(mem.Name)
+			p.RemovePeer(string(mem.Name))
 		}
 	}
 	// The view is applied before any later event.

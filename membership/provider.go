@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/troupe-dev/troupe/actors"
 )
 
 // Provider is a protoactor-go cluster.ClusterProvider backed by SWIM: give
@@ -56,7 +57,7 @@ func (p *Provider) start(c *cluster.Cluster) error {
 	cfg.Kinds = c.GetClusterKinds()
 	slices.Sort(cfg.Kinds)
 	if cfg.Name == "" {
-		cfg.Name = c.ActorSystem.ID
+		cfg.Name = actors.NodeName(c.ActorSystem.ID)
 	}
 	m, err := New(cfg)
 	if err != nil {
@@ -115,4 +116,4 @@ func Topology(v View) cluster.Members {
 }
 
 // MemberID is the protoactor cluster member Id of a member.
-func MemberID(m Member) string { return m.Name + "@" + strconv.FormatUint(m.Generation, 10) }
+func MemberID(m Member) string { return string(m.Name) + "@" + strconv.FormatUint(m.Generation, 10) }

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/membership"
 	pb "github.com/troupe-dev/troupe/messages"
@@ -53,7 +54,7 @@ func TestProviderDrivesProtoactorCluster(t *testing.T) {
 	first := membership.NewProvider(membership.Config{Name: "node-1", Preset: membership.PresetLocal, Timing: steady})
 	providers[0] = first
 	for i := range n {
-		name := fmt.Sprintf("node-%d", i+1)
+		name := actors.NodeName(fmt.Sprintf("node-%d", i+1))
 		sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(slog.DiscardHandler)
 		}))

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/membership"
 )
@@ -53,10 +54,10 @@ func TestGossipedNamesFollowTheNodeNameRule(t *testing.T) {
 	actortest.Eventually(t, 10*time.Second, "the well-named node joins and both others are refused", func() bool {
 		return slices.Contains(n.View().LiveNames(), "fine-name") && n.Stats().RefusedMembers >= 2
 	})
-	if got := n.View().LiveNames(); !slices.Equal(got, []string{"fine-name", "node-1"}) {
+	if got := n.View().LiveNames(); !slices.Equal(got, []actors.NodeName{"fine-name", "node-1"}) {
 		t.Errorf("view %v, want [fine-name node-1]", got)
 	}
-	for _, bad := range []string{"evil/slash", long} {
+	for _, bad := range []actors.NodeName{"evil/slash", actors.NodeName(long)} {
 		if saw[*membership.MemberJoined](n.rec, bad) || saw[*membership.MemberUpdated](n.rec, bad) {
 			t.Errorf("an event names the refused member %.20q…", bad)
 		}

@@ -40,7 +40,7 @@ func TestTLSKeepsAForeignNodeOut(t *testing.T) {
 	}
 	var logA syncBuffer
 	nodes := startCluster(t, 2, func(c *membership.Config) {
-		c.TLS = mutualTLS(t, clusterCA, c.Name, &logA)
+		c.TLS = mutualTLS(t, clusterCA, string(c.Name), &logA)
 		c.Logger = zerolog.New(&logA)
 	})
 	allSeeAll(t, nodes, names(2))

@@ -46,7 +46,7 @@ func (c Change) Initial() bool { return c.Event == nil }
 func Watch(ctx *actors.Context, fn func(ctx *actors.Context, ch Change) error) error {
 	w := &watcher{fn: fn}
 	OnEvent(ctx, w.event)
-	err := actors.Request(ctx, ProtocolName, ViewRequest{}, 0, func(ctx *actors.Context, v View, err error) error {
+	err := actors.Request(ctx, Name, ViewRequest{}, 0, func(ctx *actors.Context, v View, err error) error {
 		if err != nil {
 			return fmt.Errorf("membership: asking the membership protocol of %s for the view: %w", ctx.Node(), err)
 		}

@@ -29,7 +29,7 @@ func (c *changes) all() []membership.Change {
 
 // watching is a protocol that records every Change Watch gives its
 // latest incarnation on each node.
-func watching(name string, record map[string]*changes, mu *sync.Mutex) actors.Factory {
+func watching(name actors.ProtocolName, record map[actors.NodeName]*changes, mu *sync.Mutex) actors.Factory {
 	return func() actors.Protocol {
 		return protocolFunc{name: name, init: func(ctx *actors.Context) error {
 			c := &changes{} // this incarnation's (a restarted node starts anew)
@@ -116,11 +116,11 @@ func TestWatchFollowsTheMembershipOnSim(t *testing.T) {
 func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 	c := clustertest.NewCluster(t, 5, cluster.Membership(simFast))
 	clusterSeesAll(t, c, names(5), "every node sees 5 members")
-	record, mu := map[string]*changes{}, &sync.Mutex{}
+	record, mu := map[actors.NodeName]*changes{}, &sync.Mutex{}
 	if err := c.Start(watching("watch", record, mu)); err != nil {
 		t.Fatal(err)
 	}
-	get := func(rec map[string]*changes, node string) *changes {
+	get := func(rec map[actors.NodeName]*changes, node actors.NodeName) *changes {
 		mu.Lock()
 		defer mu.Unlock()
 		return rec[node]
@@ -138,7 +138,7 @@ func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 		return true
 	})
 	for _, n := range names(5) {
-		checkChanges(t, n, get(record, n).all())
+		checkChanges(t, string(n), get(record, n).all())
 	}
 
 	// A failure, and a second Watch started while it is being detected.
@@ -146,13 +146,13 @@ func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 	if err := c.Crash("node-5"); err != nil {
 		t.Fatal(err)
 	}
-	late := map[string]*changes{}
+	late := map[actors.NodeName]*changes{}
 	for _, n := range names(4) {
 		if err := c.Node(n).Start(watching("late", late, mu)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	failed := func(rec map[string]*changes, n string) bool {
+	failed := func(rec map[actors.NodeName]*changes, n actors.NodeName) bool {
 		ch, ok := last(get(rec, n))
 		m, _ := ch.View.Get("node-5")
 		return ok && m.State == membership.Failed && m.Generation == gen
@@ -207,7 +207,7 @@ func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 	if err := c.Leave("node-2"); err != nil {
 		t.Fatal(err)
 	}
-	others := []string{"node-1", "node-3", "node-4", "node-5"}
+	others := []actors.NodeName{"node-1", "node-3", "node-4", "node-5"}
 	actortest.Eventually(t, 20*time.Second, "every watcher sees node-2 leave", func() bool {
 		for _, n := range others[:3] {
 			if !sawChange(get(record, n), func(ch membership.Change) bool {
@@ -220,9 +220,9 @@ func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 		return true
 	})
 	for _, n := range others {
-		for what, rec := range map[string]map[string]*changes{"watch": record, "late": late} {
+		for what, rec := range map[string]map[actors.NodeName]*changes{"watch": record, "late": late} {
 			if w := get(rec, n); w != nil {
-				checkChanges(t, n+"/"+what, w.all())
+				checkChanges(t, string(n)+"/"+what, w.all())
 			}
 		}
 	}
@@ -243,7 +243,7 @@ func testWatchFollowsTheMembershipOnSim(t *testing.T) {
 // may when an event is relayed while the view is asked for.
 type fakeView struct{ before, after membership.Event }
 
-func (fakeView) Name() string { return membership.ProtocolName }
+func (fakeView) Name() actors.ProtocolName { return membership.Name }
 func (f fakeView) Init(ctx *actors.Context) error {
 	actors.OnRequestDeferred(ctx, func(ctx *actors.Context, _ membership.ViewRequest, reply actors.Reply[membership.View]) error {
 		ctx.Notify(f.before)
@@ -272,7 +272,7 @@ func testWatchSkipsTheEventsTheViewHolds(t *testing.T) {
 	if err := n.Start(func() actors.Protocol { return fakeView{before: failed, after: joined} }); err != nil {
 		t.Fatal(err)
 	}
-	record, mu := map[string]*changes{}, &sync.Mutex{}
+	record, mu := map[actors.NodeName]*changes{}, &sync.Mutex{}
 	if err := n.Start(watching("watch", record, mu)); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func testWatchSkipsTheEventsTheViewHolds(t *testing.T) {
 	if chs[1].Event != joined || !chs[1].Known || chs[1].Before.State != membership.Failed || chs[1].Before.Generation != 1 {
 		t.Errorf("second Change %v, before %v (known %v); want the join, before it node-9 failed", chs[1].Event, chs[1].Before, chs[1].Known)
 	}
-	if got := chs[1].View.LiveNames(); !slices.Equal(got, []string{"node-1", "node-9"}) {
+	if got := chs[1].View.LiveNames(); !slices.Equal(got, []actors.NodeName{"node-1", "node-9"}) {
 		t.Errorf("live after the join: %v; want [node-1 node-9]", got)
 	}
 	checkChanges(t, "node-1", chs)
@@ -304,7 +304,7 @@ func TestWatchNeedsTheMembershipProtocol(t *testing.T) {
 
 func testWatchNeedsTheMembershipProtocol(t *testing.T) {
 	c := clustertest.NewCluster(t, 1)
-	err := c.Node("node-1").Start(watching("watch", map[string]*changes{}, &sync.Mutex{}))
+	err := c.Node("node-1").Start(watching("watch", map[actors.NodeName]*changes{}, &sync.Mutex{}))
 	if err == nil || !strings.Contains(err.Error(), "membership.Attach") {
 		t.Fatalf("starting a watcher without membership: %v; want an error naming membership.Attach", err)
 	}

@@ -35,7 +35,7 @@
 //	var _ = messages.Register[Ping]("pingpong.Ping")
 //
 // A protocol sends a *Ping (ctx.Send(peer, &Ping{N: 1})) and handles a
-// *Ping (actors.OnMessage(ctx, func(ctx *actors.Context, from string, m
+// *Ping (actors.OnMessage(ctx, func(ctx *actors.Context, from actors.NodeName, m
 // *Ping) error {...})): like protobuf messages, struct messages are
 // pointers. The name is a protobuf-style full name, the same on every
 // node, never changed and never given to another type.

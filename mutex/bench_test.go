@@ -45,7 +45,7 @@ func BenchmarkRicartAgrawalaContended(b *testing.B) {
 			per := max(1, b.N/n)
 			chk := &checker{}
 			b.ResetTimer()
-			if err := exercise(c, mutex.ProtocolName, per, time.Minute, chk); err != nil {
+			if err := exercise(c, mutex.Name, per, time.Minute, chk); err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/mutex"
 )
@@ -58,7 +59,7 @@ func (c *checker) result() (entries int, overlaps []string) {
 // protocol `protocol` perNode times, all nodes at once, each holding it for
 // a few scheduling points, and reports to chk. It fails when an entry is
 // not granted within `within` (a liveness failure) or a release fails.
-func exercise(c *cluster.Cluster, protocol string, perNode int, within time.Duration, chk *checker) error {
+func exercise(c *cluster.Cluster, protocol actors.ProtocolName, perNode int, within time.Duration, chk *checker) error {
 	nodes := c.Nodes()
 	errs := make(chan error, len(nodes))
 	deadline := time.Now().Add(within)

@@ -20,9 +20,9 @@ type Client struct {
 }
 
 // NewClient returns a client of the protocol named protocol on node (""
-// means ProtocolName), which must be running.
-func NewClient(node *actors.Node, protocol string) (*Client, error) {
-	ref, err := node.Ref(cmp.Or(protocol, ProtocolName))
+// means Name), which must be running.
+func NewClient(node *actors.Node, protocol actors.ProtocolName) (*Client, error) {
+	ref, err := node.Ref(cmp.Or(protocol, Name))
 	if err != nil {
 		return nil, fmt.Errorf("mutex: %w", err)
 	}

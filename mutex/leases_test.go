@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
@@ -40,9 +41,9 @@ func newRaftGroup(t testing.TB, n int, seed uint64) *cluster.Cluster {
 }
 
 // raftLeader waits until every running node names the same leader.
-func raftLeader(t testing.TB, c *cluster.Cluster) string {
+func raftLeader(t testing.TB, c *cluster.Cluster) actors.NodeName {
 	t.Helper()
-	var lead string
+	var lead actors.NodeName
 	actortest.Eventually(t, 10*time.Second, "one raft leader known to every node", func() bool {
 		lead = ""
 		for _, n := range c.Nodes() {
@@ -61,7 +62,7 @@ func raftLeader(t testing.TB, c *cluster.Cluster) string {
 	return lead
 }
 
-func leases(t testing.TB, c *cluster.Cluster, node string) *mutex.Leases {
+func leases(t testing.TB, c *cluster.Cluster, node actors.NodeName) *mutex.Leases {
 	t.Helper()
 	n := c.Node(node)
 	if n == nil {
@@ -86,7 +87,7 @@ func TestCrashedHolderLosesTheLockAfterItsTTL(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := newRaftGroup(t, 3, 21)
 			lead := raftLeader(t, c)
-			var holderNode, otherNode string
+			var holderNode, otherNode actors.NodeName
 			for _, n := range c.Names() {
 				switch {
 				case (n == lead) == holderIsLeader && holderNode == "":
@@ -208,7 +209,7 @@ func do(t *testing.T, method, url, body string) httpReply {
 func TestHTTP(t *testing.T) {
 	c := newRaftGroup(t, 3, 23)
 	lead := raftLeader(t, c)
-	follower := "node-1"
+	follower := actors.NodeName("node-1")
 	if lead == follower {
 		follower = "node-2"
 	}

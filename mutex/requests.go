@@ -2,9 +2,9 @@ package mutex
 
 import "github.com/troupe-dev/troupe/actors"
 
-// ProtocolName is the default name of the Ricart–Agrawala protocol
+// Name is the default name of the Ricart–Agrawala protocol
 // (Config.Name changes it, to run several independent critical sections).
-const ProtocolName = "mutex"
+const Name actors.ProtocolName = "mutex"
 
 // Enter asks the protocol for the critical section: a request
 // (actors.Call from outside the protocols, which [Client.Lock] wraps;
@@ -31,7 +31,7 @@ type Ticket struct{ _ byte } // not zero-sized: distinct tickets have distinct a
 // Grant names one entry into the critical section: the node and the
 // Lamport timestamp of its request, unique together. Release needs it.
 type Grant struct {
-	Node      string
+	Node      actors.NodeName
 	Timestamp uint64
 }
 
@@ -64,16 +64,16 @@ type StatusRequest struct{ actors.Returns[Status] }
 
 // Status is one node's state of the protocol.
 type Status struct {
-	Node  string
+	Node  actors.NodeName
 	State string // "idle", "wanted" (a request is out) or "held"
 	// Clock is the highest Lamport timestamp the node has seen or made.
 	Clock uint64
 	// Timestamp is the current request's (0 when idle).
 	Timestamp uint64
-	Members   []string // the other members, sorted
-	Awaiting  []string // members whose reply the current request waits for, sorted
-	Deferred  []string // members whose requests wait for this node to leave, sorted
-	Queued    int      // local Enters waiting behind the current one
+	Members   []actors.NodeName // the other members, sorted
+	Awaiting  []actors.NodeName // members whose reply the current request waits for, sorted
+	Deferred  []actors.NodeName // members whose requests wait for this node to leave, sorted
+	Queued    int               // local Enters waiting behind the current one
 
 	Entries      uint64 // entries into the critical section
 	RequestsSent uint64 // MutexRequest messages sent (each once; retransmissions are not counted)

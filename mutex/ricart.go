@@ -18,19 +18,19 @@ import (
 type Config struct {
 	// Name is the protocol's name, the same on every member. Several
 	// critical sections are several protocols with different names.
-	// Default ProtocolName.
-	Name string
+	// Default Name.
+	Name actors.ProtocolName
 	// Members, when not empty, are the nodes that share the critical
 	// section (this node may be listed or not). When empty, the members are
 	// the live nodes of the membership view, and membership.Attach must
 	// have run on the node. Either way, membership events change the
 	// members when the node runs the membership protocol.
-	Members []string
+	Members []actors.NodeName
 }
 
 // Validate reports the first field out of range.
 func (c Config) Validate() error {
-	if err := transport.ValidateName("protocol", cmp.Or(c.Name, ProtocolName)); err != nil {
+	if err := transport.ValidateName("protocol", cmp.Or(c.Name, Name)); err != nil {
 		return fmt.Errorf("%w: Name: %v", ErrInvalidConfig, err)
 	}
 	for _, m := range c.Members {
@@ -41,11 +41,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// DefaultConfig returns the defaults: the protocol named ProtocolName
+// DefaultConfig returns the defaults: the protocol named Name
 // among the live members of the membership view.
 func DefaultConfig() Config {
 	return Config{
-		Name: ProtocolName, // one critical section per node set
+		Name: Name, // one critical section per node set
 	}
 }
 
@@ -67,7 +67,7 @@ func New(cfg Config) (actors.Factory, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.Name = cmp.Or(cfg.Name, ProtocolName)
+	cfg.Name = cmp.Or(cfg.Name, Name)
 	return func() actors.Protocol { return &ricart{cfg: cfg} }, nil
 }
 
@@ -91,18 +91,18 @@ func (s state) String() string {
 
 type ricart struct {
 	cfg   Config
-	self  string
+	self  actors.NodeName
 	epoch uint64 // this incarnation, echoed by replies
 
-	members map[string]bool // the other members
-	gone    map[string]bool // declared failed or left, until they join again
+	members map[actors.NodeName]bool // the other members
+	gone    map[actors.NodeName]bool // declared failed or left, until they join again
 	// epochs: the latest incarnation heard from each node (requests and
 	// hellos carry it); goneEpoch: the one that was declared failed or
 	// gone. A message from a later incarnation of a gone node brings it
 	// back at once: a restarted node that asks while this node still holds
 	// it failed would otherwise be answered without being waited for, and
 	// both could enter (the simulation's restarts profile found it).
-	epochs, goneEpoch map[string]uint64
+	epochs, goneEpoch map[actors.NodeName]uint64
 	// generation is this node's membership generation (0 with a fixed
 	// Config.Members); gens the latest generation of each member, from
 	// its hellos and requests and from membership's joins. A failure
@@ -110,16 +110,16 @@ type ricart struct {
 	// an earlier incarnation's, reported late: it must not stop the wait
 	// for the successor's reply.
 	generation uint64
-	gens       map[string]uint64
+	gens       map[actors.NodeName]uint64
 	ready      bool // members known: rounds may start
 
 	clock    uint64 // the highest Lamport timestamp seen or made
 	state    state
-	ts       uint64                // the current request's timestamp
-	awaiting map[string]bool       // members whose reply the current request needs
-	deferred map[string]deferredRq // requests answered when this node leaves
-	current  *waiter               // the local Enter of the current round
-	queue    []*waiter             // local Enters behind it
+	ts       uint64                         // the current request's timestamp
+	awaiting map[actors.NodeName]bool       // members whose reply the current request needs
+	deferred map[actors.NodeName]deferredRq // requests answered when this node leaves
+	current  *waiter                        // the local Enter of the current round
+	queue    []*waiter                      // local Enters behind it
 
 	entries, requestsSent, repliesSent uint64
 }
@@ -150,7 +150,7 @@ func (w *waiter) answer(ctx *actors.Context, g Grant, err error) {
 // deferredRq is a request this node answers when it leaves the section.
 type deferredRq struct{ ts, epoch uint64 }
 
-func (r *ricart) Name() string { return r.cfg.Name }
+func (r *ricart) Name() actors.ProtocolName { return r.cfg.Name }
 
 func (r *ricart) Init(ctx *actors.Context) error {
 	if err := r.cfg.Validate(); err != nil {
@@ -158,9 +158,9 @@ func (r *ricart) Init(ctx *actors.Context) error {
 	}
 	r.self = ctx.Node()
 	r.epoch = max(uint64(ctx.Now().UnixNano()), 1)
-	r.members, r.gone = map[string]bool{}, map[string]bool{}
-	r.epochs, r.goneEpoch, r.gens = map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
-	r.awaiting, r.deferred = map[string]bool{}, map[string]deferredRq{}
+	r.members, r.gone = map[actors.NodeName]bool{}, map[actors.NodeName]bool{}
+	r.epochs, r.goneEpoch, r.gens = map[actors.NodeName]uint64{}, map[actors.NodeName]uint64{}, map[actors.NodeName]uint64{}
+	r.awaiting, r.deferred = map[actors.NodeName]bool{}, map[actors.NodeName]deferredRq{}
 
 	actors.OnMessage(ctx, r.onRequest)
 	actors.OnMessage(ctx, r.onReply)
@@ -237,16 +237,16 @@ func (r *ricart) becomeReady(ctx *actors.Context) {
 // send sends reliably. A send that fails at once (an unknown node, a full
 // window to a silent peer) is logged: the member stays awaited until
 // membership reports it failed or joined again (which resends).
-func (r *ricart) send(ctx *actors.Context, to string, m proto.Message) bool {
+func (r *ricart) send(ctx *actors.Context, to actors.NodeName, m proto.Message) bool {
 	if err := ctx.SendReliable(to, m); err != nil {
-		ctx.Log().Warn().Err(err).Str("to", to).Msg("mutex message not sent; waiting for membership news of the member")
+		ctx.Log().Warn().Err(err).Str("to", string(to)).Msg("mutex message not sent; waiting for membership news of the member")
 		return false
 	}
 	return true
 }
 
 // before reports whether request (ts1, n1) goes before (ts2, n2).
-func before(ts1 uint64, n1 string, ts2 uint64, n2 string) bool {
+func before(ts1 uint64, n1 actors.NodeName, ts2 uint64, n2 actors.NodeName) bool {
 	return ts1 < ts2 || (ts1 == ts2 && n1 < n2)
 }
 
@@ -271,13 +271,13 @@ func (r *ricart) start(ctx *actors.Context) {
 }
 
 // ask sends the current request to one member.
-func (r *ricart) ask(ctx *actors.Context, to string) {
+func (r *ricart) ask(ctx *actors.Context, to actors.NodeName) {
 	if r.send(ctx, to, &pb.MutexRequest{Timestamp: r.ts, Epoch: r.epoch, Generation: r.generation}) {
 		r.requestsSent++
 	}
 }
 
-func (r *ricart) reply(ctx *actors.Context, to string, rq deferredRq) {
+func (r *ricart) reply(ctx *actors.Context, to actors.NodeName, rq deferredRq) {
 	if r.send(ctx, to, &pb.MutexReply{Timestamp: rq.ts, Epoch: rq.epoch, Clock: r.clock}) {
 		r.repliesSent++
 	}
@@ -316,13 +316,13 @@ func (r *ricart) leave(ctx *actors.Context) {
 // heard records the incarnation and membership generation of a message
 // from `from` and reports whether that incarnation is later than the one
 // declared gone: a node that is alive again.
-func (r *ricart) heard(from string, epoch, generation uint64) (reborn bool) {
+func (r *ricart) heard(from actors.NodeName, epoch, generation uint64) (reborn bool) {
 	r.epochs[from] = max(r.epochs[from], epoch)
 	r.gens[from] = max(r.gens[from], generation)
 	return r.gone[from] && epoch > r.goneEpoch[from]
 }
 
-func (r *ricart) onRequest(ctx *actors.Context, from string, m *pb.MutexRequest) error {
+func (r *ricart) onRequest(ctx *actors.Context, from actors.NodeName, m *pb.MutexRequest) error {
 	r.clock = max(r.clock, m.Timestamp)
 	if reborn := r.heard(from, m.Epoch, m.Generation); reborn || (!r.members[from] && !r.gone[from]) {
 		r.join(ctx, from) // it asks, so it is a member
@@ -336,7 +336,7 @@ func (r *ricart) onRequest(ctx *actors.Context, from string, m *pb.MutexRequest)
 	return nil
 }
 
-func (r *ricart) onReply(ctx *actors.Context, from string, m *pb.MutexReply) error {
+func (r *ricart) onReply(ctx *actors.Context, from actors.NodeName, m *pb.MutexReply) error {
 	r.clock = max(r.clock, m.Clock)
 	if r.state != wanted || m.Timestamp != r.ts || m.Epoch != r.epoch || !r.awaiting[from] {
 		return nil // for an earlier request or incarnation, or a member no longer awaited
@@ -349,7 +349,7 @@ func (r *ricart) onReply(ctx *actors.Context, from string, m *pb.MutexReply) err
 // onHello: a new incarnation of `from` forgot what it deferred and what it
 // asked: its old request is void, and the current request goes to it again
 // if its reply is still missing.
-func (r *ricart) onHello(ctx *actors.Context, from string, m *pb.MutexHello) error {
+func (r *ricart) onHello(ctx *actors.Context, from actors.NodeName, m *pb.MutexHello) error {
 	delete(r.deferred, from)
 	reborn := r.heard(from, m.Epoch, m.Generation)
 	switch {
@@ -369,7 +369,7 @@ func (r *ricart) onHello(ctx *actors.Context, from string, m *pb.MutexHello) err
 }
 
 // join makes name a member; a request that is out goes to it too.
-func (r *ricart) join(ctx *actors.Context, name string) {
+func (r *ricart) join(ctx *actors.Context, name actors.NodeName) {
 	if name == r.self {
 		return
 	}
@@ -381,7 +381,7 @@ func (r *ricart) join(ctx *actors.Context, name string) {
 		return
 	}
 	r.members[name] = true
-	ctx.Log().Debug().Str("member", name).Msg("member added")
+	ctx.Log().Debug().Str("member", string(name)).Msg("member added")
 	if r.state == wanted {
 		r.awaiting[name] = true
 		r.ask(ctx, name)
@@ -394,7 +394,7 @@ func (r *ricart) stale(ctx *actors.Context, m membership.Member) bool {
 	if m.Generation == 0 || m.Generation >= r.gens[m.Name] {
 		return false
 	}
-	ctx.Log().Debug().Str("member", m.Name).Uint64("generation", m.Generation).Uint64("known", r.gens[m.Name]).
+	ctx.Log().Debug().Str("member", string(m.Name)).Uint64("generation", m.Generation).Uint64("known", r.gens[m.Name]).
 		Msg("ignoring the failure of an earlier incarnation")
 	return true
 }
@@ -419,7 +419,7 @@ func (r *ricart) left(ctx *actors.Context, m membership.Member, how string) {
 	// and a later incarnation ignores it (epochs).
 	waited := r.awaiting[name]
 	delete(r.awaiting, name)
-	ctx.Log().Debug().Str("member", name).Str("how", how).Bool("was-awaited", waited).Msg("member removed")
+	ctx.Log().Debug().Str("member", string(name)).Str("how", how).Bool("was-awaited", waited).Msg("member removed")
 	r.maybeEnter(ctx)
 }
 

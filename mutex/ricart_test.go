@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,7 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 func sent(h *sim.Hub) map[string]int64 {
 	out := map[string]int64{}
 	for _, r := range h.Stats() {
-		if r.Protocol == mutex.ProtocolName {
+		if r.Protocol == string(mutex.Name) {
 			out[r.Type] += r.Sent
 		}
 	}
@@ -96,7 +97,7 @@ func sent(h *sim.Hub) map[string]int64 {
 func handled(c *cluster.Cluster) map[string]int64 {
 	out := map[string]int64{}
 	for _, n := range c.Nodes() {
-		for typ, st := range n.Stats().Protocols[mutex.ProtocolName].Types {
+		for typ, st := range n.Stats().Protocols[mutex.Name].Types {
 			out[typ] += st.MsgsIn
 		}
 	}
@@ -126,7 +127,7 @@ func testMessagesPerEntry(t *testing.T) {
 		})
 		wireBefore, before := sent(c.Hub), handled(c)
 		chk := &checker{}
-		if err := exercise(c, mutex.ProtocolName, perNode, 20*time.Second, chk); err != nil {
+		if err := exercise(c, mutex.Name, perNode, 20*time.Second, chk); err != nil {
 			t.Fatal(err)
 		}
 		entries, overlaps := chk.result()
@@ -264,7 +265,7 @@ func sweepRun(seed uint64) (entries int, messages map[string]int64, lost int64, 
 	}
 	chk := &checker{}
 	const perNode = 3
-	if err := exercise(c, mutex.ProtocolName, perNode, 30*time.Second, chk); err != nil {
+	if err := exercise(c, mutex.Name, perNode, 30*time.Second, chk); err != nil {
 		return 0, nil, 0, err
 	}
 	entries, overlaps := chk.result()
@@ -274,13 +275,13 @@ func sweepRun(seed uint64) (entries int, messages map[string]int64, lost int64, 
 	if entries != n*perNode {
 		return entries, nil, 0, errors.New("entries missing")
 	}
-	return entries, sent(c.Hub), c.Hub.Stats().Total(sim.Protocol(mutex.ProtocolName)).Lost, nil
+	return entries, sent(c.Hub), c.Hub.Stats().Total(sim.Protocol(string(mutex.Name))).Lost, nil
 }
 
 // grabAll is a broken mutex: it grants every Enter at once.
 type grabAll struct{ held map[mutex.Grant]bool }
 
-func (g *grabAll) Name() string { return mutex.ProtocolName }
+func (g *grabAll) Name() actors.ProtocolName { return mutex.Name }
 func (g *grabAll) Init(ctx *actors.Context) error {
 	g.held = map[mutex.Grant]bool{}
 	var ts uint64
@@ -310,7 +311,7 @@ func testCheckerCatchesAnUnsafeMutex(t *testing.T) {
 		t.Fatal(err)
 	}
 	chk := &checker{}
-	if err := exercise(c, mutex.ProtocolName, 50, 10*time.Second, chk); err != nil {
+	if err := exercise(c, mutex.Name, 50, 10*time.Second, chk); err != nil {
 		t.Fatal(err)
 	}
 	if _, overlaps := chk.result(); len(overlaps) == 0 {
@@ -321,7 +322,7 @@ func testCheckerCatchesAnUnsafeMutex(t *testing.T) {
 }
 
 // hold has node `name` take the section and returns its grant.
-func hold(t *testing.T, c *cluster.Cluster, name string) mutex.Grant {
+func hold(t *testing.T, c *cluster.Cluster, name actors.NodeName) mutex.Grant {
 	t.Helper()
 	g, err := client(t, c.Node(name)).Lock(ctxT(t, 5*time.Second))
 	if err != nil {
@@ -332,7 +333,7 @@ func hold(t *testing.T, c *cluster.Cluster, name string) mutex.Grant {
 
 // lockAsync has node `name` ask for the section; the grant arrives on the
 // channel. It returns once the node has the request.
-func lockAsync(t *testing.T, c *cluster.Cluster, name string) <-chan mutex.Grant {
+func lockAsync(t *testing.T, c *cluster.Cluster, name actors.NodeName) <-chan mutex.Grant {
 	t.Helper()
 	cl := client(t, c.Node(name))
 	before := status(t, c.Node(name))
@@ -343,7 +344,7 @@ func lockAsync(t *testing.T, c *cluster.Cluster, name string) <-chan mutex.Grant
 			ch <- g
 		}
 	}()
-	actortest.Eventually(t, 5*time.Second, name+" has the request", func() bool {
+	actortest.Eventually(t, 5*time.Second, string(name)+" has the request", func() bool {
 		st := status(t, c.Node(name))
 		return st.State != before.State || st.Queued != before.Queued || st.Entries != before.Entries
 	})
@@ -351,12 +352,12 @@ func lockAsync(t *testing.T, c *cluster.Cluster, name string) <-chan mutex.Grant
 }
 
 // waitState waits until node `name` is in state and awaits exactly `awaiting`.
-func waitState(t *testing.T, c *cluster.Cluster, name, state string, awaiting ...string) {
+func waitState(t *testing.T, c *cluster.Cluster, name actors.NodeName, state string, awaiting ...actors.NodeName) {
 	t.Helper()
 	var st mutex.Status
 	err := actortest.WaitFor(10*time.Second, func() bool {
 		st = status(t, c.Node(name))
-		return st.State == state && strings.Join(st.Awaiting, ",") == strings.Join(awaiting, ",")
+		return st.State == state && slices.Equal(st.Awaiting, awaiting)
 	})
 	if err != nil {
 		t.Fatalf("%s: state %s awaiting %v; want %s awaiting %v", name, st.State, st.Awaiting, state, awaiting)
@@ -398,7 +399,7 @@ type fakeMembership struct{}
 
 type publish struct{ ev any }
 
-func (fakeMembership) Name() string { return "fake-membership" }
+func (fakeMembership) Name() actors.ProtocolName { return "fake-membership" }
 func (fakeMembership) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, p *publish) error {
 		ctx.Notify(p.ev)
@@ -436,7 +437,7 @@ func testFailedMemberIsNoLongerAwaited(t *testing.T) {
 	}
 	announce(t, c.Node("node-1"), &membership.MemberFailed{Member: membership.Member{Name: "node-3", State: membership.Failed}})
 	g := actortest.Receive(t, got, 5*time.Second, "node-1's grant once node-3 is reported failed")
-	if st := status(t, c.Node("node-1")); strings.Join(st.Members, ",") != "node-2" {
+	if st := status(t, c.Node("node-1")); !slices.Equal(st.Members, []actors.NodeName{"node-2"}) {
 		t.Errorf("node-1's members after node-3 failed: %v; want [node-2]", st.Members)
 	}
 	// node-2 still waits for node-1, not for the failed node.
@@ -454,9 +455,9 @@ func TestJoinedMemberIsAskedToo(t *testing.T) { actortest.Virtual(t, testJoinedM
 
 func testJoinedMemberIsAskedToo(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.NodeConfig(fastReliable))
-	for name, members := range map[string][]string{"node-1": {"node-1", "node-2"}, "node-2": {"node-1", "node-2"}, "node-3": nil} {
+	for name, members := range map[actors.NodeName][]actors.NodeName{"node-1": {"node-1", "node-2"}, "node-2": {"node-1", "node-2"}, "node-3": nil} {
 		if members == nil {
-			members = []string{"node-3"} // knows nobody yet
+			members = []actors.NodeName{"node-3"} // knows nobody yet
 		}
 		mf, err := mutex.New(mutex.Config{Members: members})
 		if err != nil {
@@ -541,7 +542,7 @@ func testWithSWIM(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range c.Nodes() {
-		actortest.Eventually(t, 5*time.Second, n.Name()+" takes the 3 others from the view", func() bool {
+		actortest.Eventually(t, 5*time.Second, string(n.Name())+" takes the 3 others from the view", func() bool {
 			return len(status(t, n).Members) == 3
 		})
 	}
@@ -608,19 +609,19 @@ func testBadInput(t *testing.T) {
 	}
 	// Withdrawals of no Enter, or of one answered already, do nothing.
 	for _, w := range []*mutex.Withdraw{{}, {Ticket: new(mutex.Ticket)}} {
-		if err := c.Node("node-1").Tell(mutex.ProtocolName, w); err != nil {
+		if err := c.Node("node-1").Tell(mutex.Name, w); err != nil {
 			t.Fatal(err)
 		}
 	}
 	hold(t, c, "node-2")
-	if r := c.Node("node-1").Stats().Protocols[mutex.ProtocolName].Restarts; r != 0 {
+	if r := c.Node("node-1").Stats().Protocols[mutex.Name].Restarts; r != 0 {
 		t.Errorf("%d restarts of the mutex on bad input", r)
 	}
 
 	if _, err := mutex.New(mutex.Config{Name: "bad name"}); err == nil || !strings.Contains(err.Error(), `protocol name "bad name"`) {
 		t.Errorf("a bad protocol name: %v", err)
 	}
-	if _, err := mutex.New(mutex.Config{Name: "m2", Members: []string{"node-1", "bad/name"}}); !errors.Is(err, mutex.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad/name") {
+	if _, err := mutex.New(mutex.Config{Name: "m2", Members: []actors.NodeName{"node-1", "bad/name"}}); !errors.Is(err, mutex.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad/name") {
 		t.Errorf("a bad member name: %v; want ErrInvalidConfig naming it", err)
 	}
 	mf, err := mutex.New(mutex.Config{Name: "other"})

@@ -63,7 +63,7 @@ type ledger struct {
 
 // ledgerResource is a commit.Resource over a ledger for one incarnation.
 type ledgerResource struct {
-	node string
+	node actors.NodeName
 	l    *ledger
 	c    *commitChecker
 }
@@ -107,12 +107,12 @@ func (r *ledgerResource) Close() error { return nil }
 // outcome a coordinator reports.
 type commitChecker struct {
 	w        *World
-	commits  map[string]string // tx → a participant that committed it
-	aborts   map[string]string // tx → a participant that aborted it
-	outcomes map[string]bool   // tx → Committed, as reported
+	commits  map[string]actors.NodeName // tx → a participant that committed it
+	aborts   map[string]actors.NodeName // tx → a participant that aborted it
+	outcomes map[string]bool            // tx → Committed, as reported
 }
 
-func (c *commitChecker) applied(tx, node string, committed bool) {
+func (c *commitChecker) applied(tx string, node actors.NodeName, committed bool) {
 	c.w.Note(fmt.Sprintf("commit %s %s committed=%v", node, tx, committed))
 	if committed {
 		c.commits[tx] = node
@@ -165,11 +165,11 @@ func setupCommit(w *World, cfg CommitConfig) error {
 			return err
 		}
 	}
-	chk := &commitChecker{w: w, commits: map[string]string{}, aborts: map[string]string{}, outcomes: map[string]bool{}}
-	ledgers := map[string]*ledger{}
+	chk := &commitChecker{w: w, commits: map[string]actors.NodeName{}, aborts: map[string]actors.NodeName{}, outcomes: map[string]bool{}}
+	ledgers := map[actors.NodeName]*ledger{}
 	cc := commit.DefaultConfig()
 	cc.DataDir, cc.Mode, cc.Nodes, cc.NoSync, cc.Inline = w.DataDir, mode, w.Names(), true, true
-	cc.Resource = func(node string) (commit.Resource, error) {
+	cc.Resource = func(node actors.NodeName) (commit.Resource, error) {
 		l := ledgers[node]
 		if l == nil {
 			l = &ledger{prepared: map[string]bool{}, committed: map[string]bool{}, aborted: map[string]bool{}}
@@ -192,11 +192,11 @@ func setupCommit(w *World, cfg CommitConfig) error {
 	// that crashes takes its client (and the answer) down with it, so its
 	// outcome is unknown.
 	type submission struct {
-		coord    string
+		coord    actors.NodeName
 		answered bool
 	}
 	var pending []*submission
-	w.OnCrash(func(node string) {
+	w.OnCrash(func(node actors.NodeName) {
 		for _, s := range pending {
 			if !s.answered && s.coord == node {
 				s.answered = true
@@ -283,13 +283,13 @@ type commitSubmit struct {
 	done func(commit.Outcome, error)
 }
 
-func (commitClient) Name() string { return commitClientName }
+func (commitClient) Name() actors.ProtocolName { return commitClientName }
 
 func (commitClient) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, m *commitSubmit) error {
 		// No timeout short of the run: the coordinator always answers,
 		// unless it crashes (and this client with it).
-		err := actors.Request(ctx, commit.ProtocolName, commit.Submit{Tx: m.tx}, time.Hour,
+		err := actors.Request(ctx, commit.Name, commit.Submit{Tx: m.tx}, time.Hour,
 			func(_ *actors.Context, o commit.Outcome, err error) error {
 				m.done(o, err)
 				return nil

@@ -16,7 +16,7 @@ import (
 // which side of a partition each is on) and each node learns a change
 // after a delay, as the same notifications package membership publishes
 // (*membership.MemberJoined, *membership.MemberFailed) from a protocol
-// named membership.ProtocolName that also answers membership.ViewRequest.
+// named membership.Name that also answers membership.ViewRequest.
 //
 // Model: node o's belief about node s follows the truth "s runs and o can
 // reach it" with a lag of Delay plus a random part up to Jitter, drawn per
@@ -32,25 +32,25 @@ type Detector struct {
 	Delay, Jitter time.Duration
 
 	w       *World
-	gen     map[string]uint64                       // the running generation of each node (0: never started)
-	beliefs map[string]map[string]membership.Member // observer → subject → what it believes
-	pending map[[2]string]uint64                    // (observer, subject) → the observer's generation a reconsider is queued for
+	gen     map[actors.NodeName]uint64                                // the running generation of each node (0: never started)
+	beliefs map[actors.NodeName]map[actors.NodeName]membership.Member // observer → subject → what it believes
+	pending map[[2]actors.NodeName]uint64                             // (observer, subject) → the observer's generation a reconsider is queued for
 }
 
 func newDetector(w *World) *Detector {
 	return &Detector{
 		Delay: 500 * time.Millisecond, Jitter: 250 * time.Millisecond,
-		w: w, gen: map[string]uint64{}, beliefs: map[string]map[string]membership.Member{},
-		pending: map[[2]string]uint64{},
+		w: w, gen: map[actors.NodeName]uint64{}, beliefs: map[actors.NodeName]map[actors.NodeName]membership.Member{},
+		pending: map[[2]actors.NodeName]uint64{},
 	}
 }
 
 // Generation counts the starts of a node so far (its current incarnation;
 // 0 if it never started).
-func (d *Detector) Generation(name string) uint64 { return d.gen[name] }
+func (d *Detector) Generation(name actors.NodeName) uint64 { return d.gen[name] }
 
 // truth is what observer o should believe about s now.
-func (d *Detector) truth(o, s string) membership.Member {
+func (d *Detector) truth(o, s actors.NodeName) membership.Member {
 	m := membership.Member{Name: s, Generation: d.gen[s], State: membership.Failed}
 	if d.w.IsUp(s) && d.w.reachable(o, s) {
 		m.State = membership.Alive
@@ -60,7 +60,7 @@ func (d *Detector) truth(o, s string) membership.Member {
 
 // startAll starts the first generation of every node at once: the cluster
 // forms before the run begins.
-func (d *Detector) startAll(names []string) {
+func (d *Detector) startAll(names []actors.NodeName) {
 	for _, name := range names {
 		d.gen[name]++
 	}
@@ -70,15 +70,15 @@ func (d *Detector) startAll(names []string) {
 }
 
 // started: a node (re)starts and knows the truth at once.
-func (d *Detector) started(name string) {
+func (d *Detector) started(name actors.NodeName) {
 	d.gen[name]++
 	d.learn(name)
 	d.changed()
 }
 
 // learn sets a node's beliefs to the truth.
-func (d *Detector) learn(name string) {
-	b := map[string]membership.Member{}
+func (d *Detector) learn(name actors.NodeName) {
+	b := map[actors.NodeName]membership.Member{}
 	for _, s := range d.w.names {
 		if s == name {
 			continue
@@ -90,7 +90,7 @@ func (d *Detector) learn(name string) {
 	d.beliefs[name] = b
 }
 
-func (d *Detector) crashed(name string) {
+func (d *Detector) crashed(name actors.NodeName) {
 	delete(d.beliefs, name)
 	d.changed()
 }
@@ -104,32 +104,32 @@ func (d *Detector) changed() {
 			continue
 		}
 		for _, s := range d.w.names {
-			if s == o || d.pending[[2]string{o, s}] == d.gen[o] {
+			if s == o || d.pending[[2]actors.NodeName{o, s}] == d.gen[o] {
 				continue
 			}
 			t := d.truth(o, s)
 			if cur, ok := b[s]; ok && cur.State == t.State && cur.Generation == t.Generation {
 				continue
 			}
-			d.pending[[2]string{o, s}] = d.gen[o]
+			d.pending[[2]actors.NodeName{o, s}] = d.gen[o]
 			lag := d.Delay
 			if d.Jitter > 0 {
 				lag += time.Duration(d.w.Rand.Int64N(int64(d.Jitter)))
 			}
 			gen := d.gen[o]
-			d.w.Sched.At(lag, KindAction, o, "detect "+s, func() { d.reconsider(o, s, gen) })
+			d.w.Sched.At(lag, KindAction, o, "detect "+string(s), func() { d.reconsider(o, s, gen) })
 		}
 	}
 }
 
 // reconsider brings o's belief about s to the truth and tells o's
 // protocols what changed.
-func (d *Detector) reconsider(o, s string, gen uint64) {
+func (d *Detector) reconsider(o, s actors.NodeName, gen uint64) {
 	b, ok := d.beliefs[o]
 	if !ok || d.gen[o] != gen {
 		return // o crashed or restarted since: it learnt the truth then
 	}
-	delete(d.pending, [2]string{o, s})
+	delete(d.pending, [2]actors.NodeName{o, s})
 	t := d.truth(o, s)
 	cur, known := b[s]
 	var evs []membership.Event
@@ -157,12 +157,12 @@ func (d *Detector) reconsider(o, s string, gen uint64) {
 		d.w.Note(fmt.Sprintf("member %s sees %s", o, ev))
 	}
 	if n := d.w.Node(o); n != nil {
-		_ = n.Tell(membership.ProtocolName, &detected{events: evs})
+		_ = n.Tell(membership.Name, &detected{events: evs})
 	}
 }
 
 // view is node o's membership view.
-func (d *Detector) view(o string) membership.View {
+func (d *Detector) view(o actors.NodeName) membership.View {
 	v := membership.View{Self: membership.Member{Name: o, Generation: d.gen[o], State: membership.Alive}}
 	for _, s := range d.w.names {
 		if s == o {
@@ -186,20 +186,20 @@ type detected struct{ events []membership.Event }
 // published.
 type detectorProtocol struct {
 	d    *Detector
-	told map[string]membership.Member // by name, self included
+	told map[actors.NodeName]membership.Member // by name, self included
 }
 
 func (d *Detector) factory() actors.Factory {
 	return func() actors.Protocol { return &detectorProtocol{d: d} }
 }
 
-func (p *detectorProtocol) Name() string { return membership.ProtocolName }
+func (p *detectorProtocol) Name() actors.ProtocolName { return membership.Name }
 
 func (p *detectorProtocol) Init(ctx *actors.Context) error {
 	// Init runs while the scheduler waits in the node's start, and the
 	// events decided after it arrive as detected messages.
 	v := p.d.view(ctx.Node())
-	p.told = map[string]membership.Member{}
+	p.told = map[actors.NodeName]membership.Member{}
 	for _, m := range v.Members {
 		p.told[m.Name] = m
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -52,12 +53,12 @@ func Election(cfg ElectionConfig) Scenario {
 
 func setupElection(w *World, cfg ElectionConfig) error {
 	type belief struct {
-		leader string
+		leader actors.NodeName
 		term   uint64
 		gen    uint64
 	}
-	beliefs := map[string]belief{}
-	if err := Observe(w, func(node string, ev *election.LeaderChanged) {
+	beliefs := map[actors.NodeName]belief{}
+	if err := Observe(w, func(node actors.NodeName, ev *election.LeaderChanged) {
 		gen := w.Detector.Generation(node)
 		prev, ok := beliefs[node]
 		w.Note(fmt.Sprintf("election %s follows %q term %d", node, ev.Leader, ev.Term))
@@ -88,9 +89,9 @@ func setupElection(w *World, cfg ElectionConfig) error {
 		BurstFaults:  sim.Faults{Latency: time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.2, Duplicate: 0.1, Reorder: 0.2},
 		MaxSkew:      5 * time.Second,
 		MaxDown:      cfg.Nodes - 1,
-		Victim: func() string { // the leader most nodes follow (node order breaks ties)
-			count := map[string]int{}
-			best := ""
+		Victim: func() actors.NodeName { // the leader most nodes follow (node order breaks ties)
+			count := map[actors.NodeName]int{}
+			var best actors.NodeName
 			for _, name := range w.Names() {
 				b := beliefs[name]
 				if count[b.leader]++; b.leader != "" && count[b.leader] > count[best] {

@@ -79,7 +79,7 @@ func Jobs(cfg JobsConfig) Scenario {
 // simJob is one submission and what became of it.
 type simJob struct {
 	n         int
-	contact   string
+	contact   actors.NodeName
 	gen       uint64 // the contact's incarnation at submission
 	submitted time.Duration
 	want      []byte // the single-node result
@@ -219,11 +219,11 @@ type clientPoll struct {
 	done func(id string, st jobs.Status, err error)
 }
 
-func (c *jobsClient) Name() string { return "sim-jobs-client" }
+func (c *jobsClient) Name() actors.ProtocolName { return "sim-jobs-client" }
 
 func (c *jobsClient) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, m *clientSubmit) error {
-		return actors.Request(ctx, jobs.ProtocolName, m.spec, 0, func(ctx *actors.Context, sub jobs.Submitted, err error) error {
+		return actors.Request(ctx, jobs.Name, m.spec, 0, func(ctx *actors.Context, sub jobs.Submitted, err error) error {
 			if err != nil {
 				m.done("", jobs.Status{}, err)
 				return nil
@@ -233,7 +233,7 @@ func (c *jobsClient) Init(ctx *actors.Context) error {
 		})
 	})
 	actors.OnTimer(ctx, func(ctx *actors.Context, p *clientPoll) error {
-		return actors.Request(ctx, jobs.ProtocolName, jobs.StatusRequest{ID: p.id}, 0, func(ctx *actors.Context, st jobs.Status, err error) error {
+		return actors.Request(ctx, jobs.Name, jobs.StatusRequest{ID: p.id}, 0, func(ctx *actors.Context, st jobs.Status, err error) error {
 			if err == nil && st.State.Ended() {
 				p.done(p.id, st, nil)
 				return nil

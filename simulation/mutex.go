@@ -73,20 +73,20 @@ func setupMutex(w *World, cfg MutexConfig) error {
 	}
 	var holder *mutex.Grant
 	type request struct {
-		node    string
+		node    actors.NodeName
 		gen     uint64
 		asked   time.Duration
 		granted bool
 	}
 	var requests []*request
-	w.OnCrash(func(node string) {
+	w.OnCrash(func(node actors.NodeName) {
 		if holder != nil && holder.Node == node {
 			w.Note(fmt.Sprintf("mutex holder %s@%d crashed", node, holder.Timestamp))
 			holder = nil // its section ends with it
 		}
 	})
-	var ask func(node string)
-	ask = func(node string) {
+	var ask func(node actors.NodeName)
+	ask = func(node actors.NodeName) {
 		n := w.Node(node)
 		if n == nil || w.Sched.Elapsed() > cfg.Duration-3*time.Second {
 			return // down (it asks again when it restarts) or too late to finish
@@ -122,7 +122,7 @@ func setupMutex(w *World, cfg MutexConfig) error {
 	for _, name := range w.Names() {
 		w.Sched.At(w.LogUniform(time.Millisecond, time.Second), KindAction, name, "mutex ask", func() { ask(name) })
 	}
-	w.OnRestart(func(node string) {
+	w.OnRestart(func(node actors.NodeName) {
 		w.Sched.At(w.LogUniform(time.Millisecond, 200*time.Millisecond), KindAction, node, "mutex ask", func() { ask(node) })
 	})
 	w.Check("every request granted", func() error {
@@ -161,13 +161,13 @@ type mutexEnter struct{ done func(mutex.Grant, error) }
 
 type mutexRelease struct{ grant mutex.Grant }
 
-func (mutexClient) Name() string { return mutexClientName }
+func (mutexClient) Name() actors.ProtocolName { return mutexClientName }
 
 func (mutexClient) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, m *mutexEnter) error {
 		// No timeout short of the run: a request waits as long as the
 		// section is busy (the checker says whether it is granted).
-		err := actors.Request(ctx, mutex.ProtocolName, mutex.Enter{}, time.Hour,
+		err := actors.Request(ctx, mutex.Name, mutex.Enter{}, time.Hour,
 			func(_ *actors.Context, g mutex.Grant, err error) error {
 				m.done(g, err)
 				return nil
@@ -184,7 +184,7 @@ func (mutexClient) Init(ctx *actors.Context) error {
 			}
 			return nil
 		}
-		if err := actors.Request(ctx, mutex.ProtocolName, mutex.Release{Grant: m.grant}, 0, logErr); err != nil {
+		if err := actors.Request(ctx, mutex.Name, mutex.Release{Grant: m.grant}, 0, logErr); err != nil {
 			return logErr(ctx, mutex.Grant{}, err)
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -43,7 +44,7 @@ type Nemesis struct {
 	// Victim, when set, proposes a node to crash (the current leader, say);
 	// it is asked for half the crashes. "" or a node that is down or over
 	// MaxDown falls back to a random choice.
-	Victim func() string
+	Victim func() actors.NodeName
 }
 
 // Nemesis schedules n's faults on the run.
@@ -133,7 +134,7 @@ func (ns *nemesis) crash() {
 	if len(w.names)-len(up) >= ns.cfg.MaxDown || len(up) == 0 {
 		return
 	}
-	victim := ""
+	var victim actors.NodeName
 	if ns.cfg.Victim != nil && w.Rand.IntN(2) == 0 {
 		if v := ns.cfg.Victim(); slices.Contains(up, v) {
 			victim = v

@@ -13,7 +13,7 @@ import (
 // skew moves what Now reads, not how long a timer waits.
 type nodeClock struct {
 	s    *Scheduler
-	node string
+	node actors.NodeName
 	skew time.Duration // set by the nemesis
 }
 
@@ -34,7 +34,7 @@ func (c *nodeClock) AfterFunc(d time.Duration, f func()) actors.Timer {
 // protocol's actor, and in a simulation nothing else would run it.
 type dispatcher struct {
 	s       *Scheduler
-	node    string
+	node    actors.NodeName
 	control bool
 	queued  []*queuedRun // runs scheduled, not yet run
 }

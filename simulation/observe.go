@@ -11,18 +11,18 @@ import (
 // eyes. It starts a protocol of its own on every node (and on nodes
 // restarted later); call it in Setup before starting the protocols it
 // watches, so that it sees their first notifications too.
-func Observe[T any](w *World, fn func(node string, ev T)) error {
+func Observe[T any](w *World, fn func(node actors.NodeName, ev T)) error {
 	w.observed++
-	name := fmt.Sprintf("sim-observe-%d", w.observed)
+	name := actors.ProtocolName(fmt.Sprintf("sim-observe-%d", w.observed))
 	return w.Start(func() actors.Protocol { return &probe[T]{name: name, fn: fn} })
 }
 
 type probe[T any] struct {
-	name string
-	fn   func(string, T)
+	name actors.ProtocolName
+	fn   func(actors.NodeName, T)
 }
 
-func (p *probe[T]) Name() string { return p.name }
+func (p *probe[T]) Name() actors.ProtocolName { return p.name }
 
 func (p *probe[T]) Init(ctx *actors.Context) error {
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev T) error {

@@ -92,7 +92,7 @@ func setupRaftKV(w *World, cfg RaftKVConfig) error {
 		cfg.Raft(&rc)
 	}
 	leaders := NewLeaderPerTerm(w, "raft")
-	if err := Observe(w, func(node string, ev *consensus.LeadershipChanged) {
+	if err := Observe(w, func(node actors.NodeName, ev *consensus.LeadershipChanged) {
 		leaders.Saw(node, ev.Leader, ev.Term)
 	}); err != nil {
 		return err
@@ -140,7 +140,7 @@ func setupRaftKV(w *World, cfg RaftKVConfig) error {
 //     10ms–2s; jitter 1–10ms.
 //
 // Durations are drawn log-uniformly; the nemesis stops at 3/4 of the run.
-func raftKVProfile(w *World, d time.Duration, profile string, leader func() string) (n Nemesis, jitter time.Duration, name string) {
+func raftKVProfile(w *World, d time.Duration, profile string, leader func() actors.NodeName) (n Nemesis, jitter time.Duration, name string) {
 	n = Nemesis{
 		Until:        d * 3 / 4,
 		PartitionFor: [2]time.Duration{200 * time.Millisecond, 3 * time.Second},
@@ -187,18 +187,18 @@ func raftKVProfile(w *World, d time.Duration, profile string, leader func() stri
 type LeaderPerTerm struct {
 	w       *World
 	what    string
-	leaders map[uint64]string
-	current string // the latest claim
-	terms   map[string]uint64
+	leaders map[uint64]actors.NodeName
+	current actors.NodeName // the latest claim
+	terms   map[actors.NodeName]uint64
 }
 
 // NewLeaderPerTerm makes the checker; what names the protocol in failures.
 func NewLeaderPerTerm(w *World, what string) *LeaderPerTerm {
-	return &LeaderPerTerm{w: w, what: what, leaders: map[uint64]string{}, terms: map[string]uint64{}}
+	return &LeaderPerTerm{w: w, what: what, leaders: map[uint64]actors.NodeName{}, terms: map[actors.NodeName]uint64{}}
 }
 
 // Saw records that node believes leader leads term.
-func (l *LeaderPerTerm) Saw(node, leader string, term uint64) {
+func (l *LeaderPerTerm) Saw(node, leader actors.NodeName, term uint64) {
 	if leader == "" {
 		if l.current == node {
 			l.current = ""
@@ -222,7 +222,7 @@ func (l *LeaderPerTerm) Saw(node, leader string, term uint64) {
 
 // Current is the node that claimed the leadership last ("" if it gave it
 // up).
-func (l *LeaderPerTerm) Current() string { return l.current }
+func (l *LeaderPerTerm) Current() actors.NodeName { return l.current }
 
 // definite tells whether err means the operation certainly did not happen.
 func definite(err error) bool {
@@ -380,7 +380,7 @@ func unknownOp(k *kvCall) (op porcupine.Operation, ok bool) {
 // node ends by the client's timeout.
 type kvClientProto struct{ c *kvClients }
 
-func (p *kvClientProto) Name() string { return kvClientProtocol }
+func (p *kvClientProto) Name() actors.ProtocolName { return kvClientProtocol }
 
 func (p *kvClientProto) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, k *kvCall) error {
@@ -392,7 +392,7 @@ func (p *kvClientProto) Init(ctx *actors.Context) error {
 			req.Prev = []byte(k.in.Prev)
 		}
 		// Longer than the client's own timeout, which decides.
-		err := actors.Request(ctx, consensus.ProtocolName, req, p.c.timeout+time.Second, func(_ *actors.Context, r consensus.Result, err error) error {
+		err := actors.Request(ctx, consensus.Name, req, p.c.timeout+time.Second, func(_ *actors.Context, r consensus.Result, err error) error {
 			p.c.finish(k, r, err, false)
 			return nil
 		})

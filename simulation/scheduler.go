@@ -53,7 +53,7 @@ type event struct {
 	rank  uint64
 	seq   uint64
 	kind  Kind
-	node  string
+	node  actors.NodeName
 	label string
 	fn    func()
 	dead  bool // cancelled
@@ -83,7 +83,7 @@ func (s *Scheduler) Pending() int { return len(s.queue) }
 // At queues fn to run after d of virtual time (0: now, after the current
 // event). kind, node and label describe it in the trace. The returned
 // handle cancels it.
-func (s *Scheduler) At(d time.Duration, kind Kind, node, label string, fn func()) Handle {
+func (s *Scheduler) At(d time.Duration, kind Kind, node actors.NodeName, label string, fn func()) Handle {
 	e := &event{at: s.now + max(d, 0), rank: s.rng.Uint64(), kind: kind, node: node, label: label, fn: fn}
 	s.seq++
 	e.seq = s.seq
@@ -115,7 +115,7 @@ func (s *Scheduler) Step() bool {
 		s.now = e.at
 		s.events++
 		if s.trace != nil {
-			s.trace.event(e.at, e.kind, e.node, e.label)
+			s.trace.event(e.at, e.kind, string(e.node), e.label)
 		}
 		e.fn()
 		return true

@@ -46,18 +46,18 @@ type World struct {
 	DataDir string
 
 	trace     *Trace
-	nodes     map[string]*simNode
-	names     []string
-	down      map[string]bool
-	groups    [][]string // the partition in force, nil when healed
-	base      sim.Faults // the scenario's network faults
+	nodes     map[actors.NodeName]*simNode
+	names     []actors.NodeName
+	down      map[actors.NodeName]bool
+	groups    [][]actors.NodeName // the partition in force, nil when healed
+	base      sim.Faults          // the scenario's network faults
 	failures  []error
 	checks    []check
 	counts    map[string]int64
 	observed  int // probes started
 	keepGoing bool
-	onCrash   []func(string)
-	onRestart []func(string)
+	onCrash   []func(actors.NodeName)
+	onRestart []func(actors.NodeName)
 }
 
 type simNode struct {
@@ -165,8 +165,8 @@ func Run(sc Scenario, seed uint64, opts Options) (res Result) {
 		Sched:  NewScheduler(seed, trace),
 		Rand:   rand.New(rand.NewPCG(seed, 0x5ce4a210)),
 		trace:  trace,
-		nodes:  map[string]*simNode{},
-		down:   map[string]bool{},
+		nodes:  map[actors.NodeName]*simNode{},
+		down:   map[actors.NodeName]bool{},
 		base:   sc.Network,
 		counts: map[string]int64{},
 	}
@@ -248,7 +248,7 @@ func (w *World) build(sc Scenario, opts Options) error {
 		cluster.NodeConfig(func(_ int, cfg *actors.Config) {
 			n := w.node(cfg.Name)
 			if n.system == nil {
-				log := cfg.Logger.With().Str("node", cfg.Name).Str("component", "protoactor").Logger().Level(zerolog.WarnLevel)
+				log := cfg.Logger.With().Str("node", string(cfg.Name)).Str("component", "protoactor").Logger().Level(zerolog.WarnLevel)
 				n.system = actor.NewActorSystem(
 					actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(zerolog.NewSlogHandler(log)) }),
 					actor.WithDeadLetterRequestLogging(false))
@@ -268,7 +268,7 @@ func (w *World) build(sc Scenario, opts Options) error {
 
 // node returns the clock and dispatcher of a node name, made on first use
 // (in control: the node is being built).
-func (w *World) node(name string) *simNode {
+func (w *World) node(name actors.NodeName) *simNode {
 	n := w.nodes[name]
 	if n == nil {
 		n = &simNode{
@@ -283,7 +283,7 @@ func (w *World) node(name string) *simNode {
 // control runs fn with the named nodes (all when none) under control: their
 // mailboxes run at once, so that starting and stopping them completes on
 // this goroutine.
-func (w *World) control(fn func() error, names ...string) error {
+func (w *World) control(fn func() error, names ...actors.NodeName) error {
 	if len(names) == 0 {
 		names = w.names
 	}
@@ -312,11 +312,11 @@ func (w *World) stop() error {
 }
 
 // Names lists the node names in order.
-func (w *World) Names() []string { return slices.Clone(w.names) }
+func (w *World) Names() []actors.NodeName { return slices.Clone(w.names) }
 
 // Up lists the nodes that run now, in name order.
-func (w *World) Up() []string {
-	var up []string
+func (w *World) Up() []actors.NodeName {
+	var up []actors.NodeName
 	for _, n := range w.names {
 		if !w.down[n] {
 			up = append(up, n)
@@ -326,10 +326,10 @@ func (w *World) Up() []string {
 }
 
 // IsUp tells whether a node runs now.
-func (w *World) IsUp(name string) bool { return !w.down[name] }
+func (w *World) IsUp(name actors.NodeName) bool { return !w.down[name] }
 
 // Node is a running node (nil when it is down).
-func (w *World) Node(name string) *actors.Node {
+func (w *World) Node(name actors.NodeName) *actors.Node {
 	if w.down[name] {
 		return nil
 	}
@@ -344,11 +344,11 @@ func (w *World) Start(f actors.Factory) error {
 
 // Crash stops a node as a crash would (its protocols' state is lost, its
 // data dir stays), and tells the failure detector.
-func (w *World) Crash(name string) error {
+func (w *World) Crash(name actors.NodeName) error {
 	if w.down[name] {
 		return fmt.Errorf("simulation: crashing %s: it is down already", name)
 	}
-	w.Note("crash " + name)
+	w.Note("crash " + string(name))
 	w.down[name] = true
 	err := w.control(func() error { return w.Cluster.Crash(name) }, name)
 	w.Detector.crashed(name)
@@ -361,19 +361,19 @@ func (w *World) Crash(name string) error {
 // OnCrash calls fn with the name of every node that crashes, after it
 // stopped: a checker's cue that what the node held (a lock, a lease) is
 // gone with it.
-func (w *World) OnCrash(fn func(node string)) { w.onCrash = append(w.onCrash, fn) }
+func (w *World) OnCrash(fn func(node actors.NodeName)) { w.onCrash = append(w.onCrash, fn) }
 
 // OnRestart calls fn with the name of every node that restarts, after its
 // protocols started: a scenario's cue to give it load again.
-func (w *World) OnRestart(fn func(node string)) { w.onRestart = append(w.onRestart, fn) }
+func (w *World) OnRestart(fn func(node actors.NodeName)) { w.onRestart = append(w.onRestart, fn) }
 
 // Restart brings a crashed node back with every protocol started so far,
 // from its data dir.
-func (w *World) Restart(name string) error {
+func (w *World) Restart(name actors.NodeName) error {
 	if !w.down[name] {
 		return fmt.Errorf("simulation: restarting %s: it is running", name)
 	}
-	w.Note("restart " + name)
+	w.Note("restart " + string(name))
 	delete(w.down, name)
 	w.Detector.started(name)
 	err := w.control(func() error {
@@ -390,10 +390,10 @@ func (w *World) Restart(name string) error {
 
 // Partition cuts the network into groups (nodes in no group form one
 // more), as Hub.Partition, and tells the failure detector.
-func (w *World) Partition(groups ...[]string) {
+func (w *World) Partition(groups ...[]actors.NodeName) {
 	w.Note(fmt.Sprintf("partition %v", groups))
 	w.groups = groups
-	w.Hub.Partition(groups...)
+	w.Cluster.Partition(groups...)
 	w.Detector.changed()
 }
 
@@ -406,14 +406,14 @@ func (w *World) Heal() {
 }
 
 // reachable tells whether a and b are on the same side of the partition.
-func (w *World) reachable(a, b string) bool {
+func (w *World) reachable(a, b actors.NodeName) bool {
 	if w.groups == nil || a == b {
 		return true
 	}
 	return w.groupOf(a) == w.groupOf(b)
 }
 
-func (w *World) groupOf(n string) int {
+func (w *World) groupOf(n actors.NodeName) int {
 	for i, g := range w.groups {
 		if slices.Contains(g, n) {
 			return i + 1
@@ -448,7 +448,7 @@ func (w *World) RestoreFaults() {
 
 // SetSkew sets a node's clock offset from virtual time (what Context.Now
 // reads there); it stays across restarts.
-func (w *World) SetSkew(name string, skew time.Duration) {
+func (w *World) SetSkew(name actors.NodeName, skew time.Duration) {
 	w.Note(fmt.Sprintf("skew %s %v", name, skew))
 	w.node(name).clock.skew = skew
 }

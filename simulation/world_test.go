@@ -69,13 +69,13 @@ func TestSameSeedSameTrace(t *testing.T) {
 
 // watcher is a protocol that asks membership for the view at Init.
 type watcher struct {
-	saw func(node string, v membership.View)
+	saw func(node actors.NodeName, v membership.View)
 }
 
-func (p *watcher) Name() string { return "watcher" }
+func (p *watcher) Name() actors.ProtocolName { return "watcher" }
 
 func (p *watcher) Init(ctx *actors.Context) error {
-	return actors.Request(ctx, membership.ProtocolName, membership.ViewRequest{}, 0,
+	return actors.Request(ctx, membership.Name, membership.ViewRequest{}, 0,
 		func(ctx *actors.Context, v membership.View, err error) error {
 			if err == nil {
 				p.saw(ctx.Node(), v)
@@ -92,21 +92,21 @@ func TestDetectorPublishesMembership(t *testing.T) {
 	views := map[string]string{}
 	sc := Scenario{Name: "detector", Nodes: 3, Duration: 5 * time.Second, Setup: func(w *World) error {
 		w.Detector.Delay, w.Detector.Jitter = 500*time.Millisecond, 0
-		record := func(node string, ev membership.Event) {
+		record := func(node actors.NodeName, ev membership.Event) {
 			if node == "node-1" {
 				m := ev.Of()
 				events = append(events, fmt.Sprintf("%v %s %s/%d", w.Sched.Elapsed(), m.State, m.Name, m.Generation))
 			}
 		}
-		if err := Observe(w, func(node string, ev *membership.MemberFailed) { record(node, ev) }); err != nil {
+		if err := Observe(w, func(node actors.NodeName, ev *membership.MemberFailed) { record(node, ev) }); err != nil {
 			return err
 		}
-		if err := Observe(w, func(node string, ev *membership.MemberJoined) { record(node, ev) }); err != nil {
+		if err := Observe(w, func(node actors.NodeName, ev *membership.MemberJoined) { record(node, ev) }); err != nil {
 			return err
 		}
 		if err := w.Start(func() actors.Protocol {
-			return &watcher{saw: func(node string, v membership.View) {
-				views[fmt.Sprintf("%s@%v", node, w.Sched.Elapsed())] = strings.Join(v.LiveNames(), ",")
+			return &watcher{saw: func(node actors.NodeName, v membership.View) {
+				views[fmt.Sprintf("%s@%v", node, w.Sched.Elapsed())] = joinNames(v.LiveNames())
 			}}
 		}); err != nil {
 			return err
@@ -114,7 +114,7 @@ func TestDetectorPublishesMembership(t *testing.T) {
 		at := func(d time.Duration, f func()) { w.Sched.At(d, KindAction, "", "test", f) }
 		at(time.Second, func() { _ = w.Crash("node-3") })
 		at(2*time.Second, func() { _ = w.Restart("node-3") })
-		at(3*time.Second, func() { w.Partition([]string{"node-1"}) })
+		at(3*time.Second, func() { w.Partition([]actors.NodeName{"node-1"}) })
 		at(4*time.Second, func() { w.Heal() })
 		return nil
 	}}
@@ -240,4 +240,12 @@ func TestRicartAgrawalaSurvivesRestarts(t *testing.T) {
 			t.Errorf("seed %d: %v (replay: go run ./cmd/sim mutex --profile restarts --seed %d --trace)", seed, r.Err, seed)
 		}
 	}
+}
+
+func joinNames(names []actors.NodeName) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ",")
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
@@ -95,31 +96,31 @@ const (
 // every node merges them into one alert, the earliest raised, with every
 // node that reported it.
 type Alert struct {
-	ID       string     `json:"id"`      // raising node, incarnation and sequence: unique
-	Key      string     `json:"key"`     // the fact: kind and subject, e.g. member_failed/node-1, quorum_lost/node-2, leader_lost
-	Kind     Kind       `json:"kind"`    //
-	Subject  string     `json:"subject"` // the member, node, protocol or job
-	Severity Severity   `json:"severity"`
-	Message  string     `json:"message"`   // one line for people
-	State    AlertState `json:"state"`     // active, resolved or event
-	RaisedBy string     `json:"raised_by"` // the node that raised it
-	Started  time.Time  `json:"started"`   // when RaisedBy raised it (its clock)
+	ID       string          `json:"id"`      // raising node, incarnation and sequence: unique
+	Key      string          `json:"key"`     // the fact: kind and subject, e.g. member_failed/node-1, quorum_lost/node-2, leader_lost
+	Kind     Kind            `json:"kind"`    //
+	Subject  string          `json:"subject"` // the member, node, protocol or job
+	Severity Severity        `json:"severity"`
+	Message  string          `json:"message"`   // one line for people
+	State    AlertState      `json:"state"`     // active, resolved or event
+	RaisedBy actors.NodeName `json:"raised_by"` // the node that raised it
+	Started  time.Time       `json:"started"`   // when RaisedBy raised it (its clock)
 	// Ended is when the condition ended, as ResolvedBy's clock read it:
 	// RaisedBy's, unless RaisedBy failed or left before it saw the end.
 	// Zero (absent in JSON) while active, and for events.
-	Ended      time.Time `json:"ended,omitzero"`
-	ResolvedBy string    `json:"resolved_by,omitempty"`
-	Origin     string    `json:"origin"`    // RaisedBy, under its first name
-	Time       time.Time `json:"time"`      // Started, under its first name
-	Received   time.Time `json:"received"`  // when this node first had it (its clock)
-	Reporters  []string  `json:"reporters"` // every node that reported the fact, in the order heard
+	Ended      time.Time         `json:"ended,omitzero"`
+	ResolvedBy actors.NodeName   `json:"resolved_by,omitempty"`
+	Origin     actors.NodeName   `json:"origin"`    // RaisedBy, under its first name
+	Time       time.Time         `json:"time"`      // Started, under its first name
+	Received   time.Time         `json:"received"`  // when this node first had it (its clock)
+	Reporters  []actors.NodeName `json:"reporters"` // every node that reported the fact, in the order heard
 }
 
 // Active reports whether the alert's condition still holds.
 func (a *Alert) Active() bool { return a.Kind.Lasts() && a.Ended.IsZero() }
 
 func (a *Alert) String() string {
-	s := fmt.Sprintf("%s %s %s: %s (from %s)", a.Started.Format(time.TimeOnly), a.Severity, a.Kind, a.Message, strings.Join(a.Reporters, ", "))
+	s := fmt.Sprintf("%s %s %s: %s (from %s)", a.Started.Format(time.TimeOnly), a.Severity, a.Kind, a.Message, joinNames(a.Reporters))
 	if !a.Ended.IsZero() {
 		s += " resolved " + a.Ended.Format(time.TimeOnly)
 	}
@@ -127,9 +128,12 @@ func (a *Alert) String() string {
 }
 
 func (a *Alert) toPB() *pb.TelemetryAlert {
-	m := &pb.TelemetryAlert{Id: a.ID, Key: a.Key, Origin: a.RaisedBy, TimeUnixNano: a.Started.UnixNano(),
+	m := &pb.TelemetryAlert{Id: a.ID, Key: a.Key, Origin: string(a.RaisedBy), TimeUnixNano: a.Started.UnixNano(),
 		Severity: uint32(a.Severity), Kind: string(a.Kind), Subject: a.Subject, Message: a.Message,
-		ResolvedBy: a.ResolvedBy, Reporters: slices.Clone(a.Reporters)}
+		ResolvedBy: string(a.ResolvedBy), Reporters: make([]string, len(a.Reporters))}
+	for i, r := range a.Reporters {
+		m.Reporters[i] = string(r)
+	}
 	if !a.Ended.IsZero() {
 		m.EndedUnixNano = a.Ended.UnixNano()
 	}
@@ -153,14 +157,14 @@ func alertFromPB(m *pb.TelemetryAlert, received time.Time) (*Alert, error) {
 	case len(m.GetReporters()) > maxReporters:
 		return nil, fmt.Errorf("alert %s names %d reporters; at most %d", m.GetId(), len(m.GetReporters()), maxReporters)
 	}
-	a := &Alert{ID: m.Id, Key: m.Key, RaisedBy: m.Origin, Started: time.Unix(0, m.TimeUnixNano), Received: received,
+	a := &Alert{ID: m.Id, Key: m.Key, RaisedBy: actors.NodeName(m.Origin), Started: time.Unix(0, m.TimeUnixNano), Received: received,
 		Severity: Severity(m.Severity), Kind: Kind(m.Kind), Subject: m.Subject, Message: m.Message,
-		ResolvedBy: m.ResolvedBy, Reporters: []string{m.Origin}}
+		ResolvedBy: actors.NodeName(m.ResolvedBy), Reporters: []actors.NodeName{actors.NodeName(m.Origin)}}
 	if m.EndedUnixNano != 0 {
 		a.Ended = time.Unix(0, m.EndedUnixNano)
 	}
-	for _, r := range m.Reporters {
-		if r != "" && !slices.Contains(a.Reporters, r) {
+	for _, s := range m.Reporters {
+		if r := actors.NodeName(s); r != "" && !slices.Contains(a.Reporters, r) {
 			a.Reporters = append(a.Reporters, r)
 		}
 	}
@@ -310,7 +314,7 @@ func order(a, b *episode) int {
 
 // report counts self among the reporters of the alert of key, if one is
 // active (an event: if one is kept), and reports whether there is one.
-func (h *history) report(key, self string) bool {
+func (h *history) report(key string, self actors.NodeName) bool {
 	for _, e := range h.alerts() {
 		if e.Key != key || !e.Active() && e.Kind.Lasts() {
 			continue
@@ -373,4 +377,13 @@ func (a *Alert) view() Alert {
 		c.State = Resolved
 	}
 	return c
+}
+
+// joinNames lists node names for people.
+func joinNames(names []actors.NodeName) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }

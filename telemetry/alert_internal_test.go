@@ -5,20 +5,22 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/actors"
 )
 
 func TestHistoryKeepsOnePerFactAndForgetsTheOldest(t *testing.T) {
 	h := newHistory(3)
 	at := time.Unix(100, 0)
-	mk := func(origin, key string) *Alert {
-		return &Alert{ID: origin + "/" + key, Key: key, Kind: JobFailed, RaisedBy: origin, Started: at, Severity: Warning, Reporters: []string{origin}}
+	mk := func(origin actors.NodeName, key string) *Alert {
+		return &Alert{ID: string(origin) + "/" + key, Key: key, Kind: JobFailed, RaisedBy: origin, Started: at, Severity: Warning, Reporters: []actors.NodeName{origin}}
 	}
 	h.add(mk("n1", "k1"))
 	h.add(mk("n2", "k1"))
 	if h.add(mk("n2", "k1")) {
 		t.Error("a copy heard twice changed the history")
 	}
-	if got := h.newest(0); len(got) != 1 || !slices.Equal(got[0].Reporters, []string{"n1", "n2"}) || got[0].State != Event ||
+	if got := h.newest(0); len(got) != 1 || !slices.Equal(got[0].Reporters, []actors.NodeName{"n1", "n2"}) || got[0].State != Event ||
 		got[0].Origin != "n1" || got[0].RaisedBy != "n1" || !got[0].Time.Equal(at) {
 		t.Fatalf("got %+v, want one event from n1 with reporters [n1 n2]", got)
 	}
@@ -48,10 +50,10 @@ func TestHistoryKeepsOnePerFactAndForgetsTheOldest(t *testing.T) {
 }
 
 // cond is a copy of a member_failed/n9 alert as one node holds it.
-func cond(raisedBy string, started, ended int, resolvedBy string, reporters ...string) *Alert {
+func cond(raisedBy actors.NodeName, started, ended int, resolvedBy actors.NodeName, reporters ...actors.NodeName) *Alert {
 	a := &Alert{ID: fmt.Sprintf("%s/x/%d", raisedBy, started), Key: "member_failed/n9", Kind: MemberFailed, Subject: "n9",
 		Severity: Critical, RaisedBy: raisedBy, Started: time.Unix(int64(started), 0), ResolvedBy: resolvedBy,
-		Reporters: append([]string{raisedBy}, reporters...)}
+		Reporters: append([]actors.NodeName{raisedBy}, reporters...)}
 	if ended > 0 {
 		a.Ended = time.Unix(int64(ended), 0)
 	}
@@ -145,7 +147,7 @@ func permutations(n int) [][]int {
 
 func TestAlertFromPBRefusesMalformed(t *testing.T) {
 	good := (&Alert{ID: "a/1", Key: "k", RaisedBy: "a", Severity: Info, Started: time.Unix(1, 0)}).toPB()
-	if a, err := alertFromPB(good, time.Unix(2, 0)); err != nil || a.RaisedBy != "a" || !slices.Equal(a.Reporters, []string{"a"}) {
+	if a, err := alertFromPB(good, time.Unix(2, 0)); err != nil || a.RaisedBy != "a" || !slices.Equal(a.Reporters, []actors.NodeName{"a"}) {
 		t.Fatalf("a good alert: %+v, %v", a, err)
 	}
 	for _, change := range []func(){

@@ -20,7 +20,7 @@ type sink struct {
 	done chan struct{}
 }
 
-func (s *sink) Name() string { return "sink" }
+func (s *sink) Name() actors.ProtocolName { return "sink" }
 func (s *sink) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(*actors.Context, *pb.Ping) error {
 		if s.seen.Add(1) == s.want {
@@ -89,7 +89,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	n := c.Node("node-1")
 	size := 0
 	for b.Loop() {
-		s, err := actors.Call(context.Background(), n, telemetry.ProtocolName, telemetry.SnapshotRequest{})
+		s, err := actors.Call(context.Background(), n, telemetry.Name, telemetry.SnapshotRequest{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -170,7 +170,7 @@ func TestDashboardInChromium(t *testing.T) {
 		document.querySelector('#members tr[data-member="node-3"] .badge.leader') !== null`)
 
 	input, _ := json.Marshal(map[string]string{"gate": gs.URL + "/job-1"})
-	sub, err := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 6})
+	sub, err := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{Script: gatedJob, Input: input, Parts: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// For the picture: a second job under way, and a few status intervals
 	// of message rates.
 	input, _ = json.Marshal(map[string]string{"gate": gs.URL + "/job-2"})
-	sub2, err := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 8})
+	sub2, err := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{Script: gatedJob, Input: input, Parts: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@
 //	logs := telemetry.NewLogBuffer(1000)              // the node's logger writes into it
 //	f, err := telemetry.New(telemetry.Config{Logs: logs, Probe: telemetry.SystemProbe(dataDir)})
 //	node.Start(f)
-//	snap, err := actors.Call(ctx, node, telemetry.ProtocolName, telemetry.SnapshotRequest{}) // the cluster as node sees it
-//	lines, err := actors.Call(ctx, node, telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-3", Limit: 100, MinLevel: "info"})
+//	snap, err := actors.Call(ctx, node, telemetry.Name, telemetry.SnapshotRequest{}) // the cluster as node sees it
+//	lines, err := actors.Call(ctx, node, telemetry.Name, telemetry.LogsQuery{Node: "node-3", Limit: 100, MinLevel: "info"})
 //	http.Handle("/", telemetry.Handler(node, telemetry.HandlerConfig{}))
 //
 // Each node sends its [Status] to every live member every

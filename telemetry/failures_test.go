@@ -24,10 +24,10 @@ import (
 // fragile panics on every Ping from another node: the runtime refuses each.
 type fragile struct{}
 
-func (fragile) Name() string { return "fragile" }
+func (fragile) Name() actors.ProtocolName { return "fragile" }
 
 func (fragile) Init(ctx *actors.Context) error {
-	actors.OnMessage(ctx, func(*actors.Context, string, *pb.Ping) error { panic("a handler bug a remote input reaches") })
+	actors.OnMessage(ctx, func(*actors.Context, actors.NodeName, *pb.Ping) error { panic("a handler bug a remote input reaches") })
 	return nil
 }
 
@@ -40,7 +40,7 @@ func TestRefusalsAreOnMetrics(t *testing.T) {
 	c := clustertest.NewCluster(t, 2, cluster.Membership(clustertest.SimMembership()))
 	n1, n2 := c.Node("node-1"), c.Node("node-2")
 	rcfg := consensus.DefaultConfig()
-	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), []string{"node-1"}, true
+	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), []actors.NodeName{"node-1"}, true
 	rf, err := consensus.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestRefusalsAreOnMetrics(t *testing.T) {
 	// node-2 sends, as protocols of its own, a Ping the handler panics on,
 	// a Ping for a protocol node-1 does not run, and a raft heartbeat from
 	// a node outside node-1's group.
-	panics, unknown, forged := actortest.NewImpostor("fragile"), actortest.NewImpostor("nope"), actortest.NewImpostor(consensus.ProtocolName)
+	panics, unknown, forged := actortest.NewImpostor("fragile"), actortest.NewImpostor("nope"), actortest.NewImpostor(consensus.Name)
 	for _, imp := range []*actortest.Impostor{panics, unknown, forged} {
 		if err := n2.Start(imp.Factory()); err != nil {
 			t.Fatal(err)

@@ -72,7 +72,7 @@ func startTelemetry(t testing.TB, c *cluster.Cluster, cfg telemetry.Config) {
 			s := snapshot(t, node)
 			var v []string
 			for _, m := range s.Members {
-				v = append(v, m.Name+":"+m.State)
+				v = append(v, string(m.Name)+":"+m.State)
 			}
 			views = append(views, fmt.Sprintf("%s sees %v", node.Name(), v))
 			ok = ok && len(s.Members) == n
@@ -86,7 +86,7 @@ func startTelemetry(t testing.TB, c *cluster.Cluster, cfg telemetry.Config) {
 
 func snapshot(t testing.TB, n *actors.Node) telemetry.Snapshot {
 	t.Helper()
-	s, err := actors.Call(context.Background(), n, telemetry.ProtocolName, telemetry.SnapshotRequest{})
+	s, err := actors.Call(context.Background(), n, telemetry.Name, telemetry.SnapshotRequest{})
 	if err != nil {
 		t.Fatalf("snapshot of %s: %v", n.Name(), err)
 	}
@@ -95,7 +95,7 @@ func snapshot(t testing.TB, n *actors.Node) telemetry.Snapshot {
 
 func history(t testing.TB, n *actors.Node) []telemetry.Alert {
 	t.Helper()
-	h, err := actors.Call(context.Background(), n, telemetry.ProtocolName, telemetry.AlertsRequest{})
+	h, err := actors.Call(context.Background(), n, telemetry.Name, telemetry.AlertsRequest{})
 	if err != nil {
 		t.Fatalf("alert history of %s: %v", n.Name(), err)
 	}
@@ -118,9 +118,9 @@ func findAlert(t testing.TB, n *actors.Node, kind telemetry.Kind, subject string
 
 // waitAlert waits until every node in nodes holds an alert of kind about
 // subject received at or after since, and returns them by node.
-func waitAlert(t testing.TB, c *cluster.Cluster, nodes []string, kind telemetry.Kind, subject string, since time.Time, within time.Duration) map[string]telemetry.Alert {
+func waitAlert(t testing.TB, c *cluster.Cluster, nodes []actors.NodeName, kind telemetry.Kind, subject string, since time.Time, within time.Duration) map[actors.NodeName]telemetry.Alert {
 	t.Helper()
-	got := map[string]telemetry.Alert{}
+	got := map[actors.NodeName]telemetry.Alert{}
 	err := actortest.WaitFor(within, func() bool {
 		for _, name := range nodes {
 			if a, ok := findAlert(t, c.Node(name), kind, subject, since); ok {

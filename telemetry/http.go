@@ -116,7 +116,7 @@ type handler struct {
 func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	s, err := actors.Call(ctx, h.node, ProtocolName, SnapshotRequest{})
+	s, err := actors.Call(ctx, h.node, Name, SnapshotRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -127,7 +127,7 @@ func (h *handler) snapshot(w http.ResponseWriter, r *http.Request) {
 func (h *handler) alerts(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	list, err := actors.Call(ctx, h.node, ProtocolName, AlertsRequest{})
+	list, err := actors.Call(ctx, h.node, Name, AlertsRequest{})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -153,7 +153,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	logs, err := actors.Call(ctx, h.node, ProtocolName, LogsQuery{Node: r.PathValue("node"), Limit: limit, MinLevel: level})
+	logs, err := actors.Call(ctx, h.node, Name, LogsQuery{Node: actors.NodeName(r.PathValue("node")), Limit: limit, MinLevel: level})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -184,7 +184,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
-		s, err := actors.Call(ctx, h.node, ProtocolName, SnapshotRequest{})
+		s, err := actors.Call(ctx, h.node, Name, SnapshotRequest{})
 		cancel()
 		var event string
 		var data []byte

@@ -35,7 +35,7 @@ func latest(t testing.TB, n *actors.Node, kind telemetry.Kind, subject string) (
 // agree waits until the latest alert of kind about subject is in state on
 // every node in nodes, the same alert with the same times everywhere, and
 // returns it.
-func agree(t testing.TB, c *cluster.Cluster, nodes []string, kind telemetry.Kind, subject string, state telemetry.AlertState, within time.Duration) telemetry.Alert {
+func agree(t testing.TB, c *cluster.Cluster, nodes []actors.NodeName, kind telemetry.Kind, subject string, state telemetry.AlertState, within time.Duration) telemetry.Alert {
 	t.Helper()
 	var seen []string
 	var one telemetry.Alert
@@ -74,18 +74,18 @@ func TestFailedMemberAlertResolvesOnEveryNode(t *testing.T) {
 
 func testFailedMemberAlertResolvesOnEveryNode(t *testing.T) {
 	c := newCluster(t, 3, testConfig(nil))
-	victim, survivors := "node-1", []string{"node-2", "node-3"}
+	victim, survivors := actors.NodeName("node-1"), []actors.NodeName{"node-2", "node-3"}
 	if err := c.Crash(victim); err != nil {
 		t.Fatal(err)
 	}
-	raised := agree(t, c, survivors, telemetry.MemberFailed, victim, telemetry.Active, jobstest.Failover)
-	if raised.Key != "member_failed/"+victim || !slices.Contains(survivors, raised.RaisedBy) || !raised.Ended.IsZero() {
+	raised := agree(t, c, survivors, telemetry.MemberFailed, string(victim), telemetry.Active, jobstest.Failover)
+	if raised.Key != "member_failed/"+string(victim) || !slices.Contains(survivors, raised.RaisedBy) || !raised.Ended.IsZero() {
 		t.Fatalf("the failure's alert is %+v; want key member_failed/%s raised by a survivor, no end", raised, victim)
 	}
 	if _, err := c.Restart(victim); err != nil {
 		t.Fatal(err)
 	}
-	resolved := agree(t, c, c.Names(), telemetry.MemberFailed, victim, telemetry.Resolved, jobstest.Failover)
+	resolved := agree(t, c, c.Names(), telemetry.MemberFailed, string(victim), telemetry.Resolved, jobstest.Failover)
 	if resolved.ID != raised.ID || !resolved.Started.Equal(raised.Started) || resolved.RaisedBy != raised.RaisedBy {
 		t.Errorf("resolved %+v; want the alert raised, %+v", resolved, raised)
 	}
@@ -128,7 +128,7 @@ func testQuorumLostOnAMinorityAndRegained(t *testing.T) {
 	startTelemetry(t, c, testConfig(nil))
 	actortest.Eventually(t, 10*time.Second, "every node follows a raft leader", func() bool {
 		for _, n := range c.Nodes() {
-			if l, err := actors.Call(context.Background(), n, election.ProtocolName, election.LeaderRequest{}); err != nil || l.Name == "" {
+			if l, err := actors.Call(context.Background(), n, election.Name, election.LeaderRequest{}); err != nil || l.Name == "" {
 				return false
 			}
 		}
@@ -143,13 +143,13 @@ func testQuorumLostOnAMinorityAndRegained(t *testing.T) {
 	}
 
 	c.Hub.Partition([]string{"node-1"}, []string{"node-2", "node-3"})
-	raised := agree(t, c, []string{"node-1"}, telemetry.QuorumLost, "node-1", telemetry.Active, jobstest.Failover)
+	raised := agree(t, c, []actors.NodeName{"node-1"}, telemetry.QuorumLost, "node-1", telemetry.Active, jobstest.Failover)
 	if raised.Key != "quorum_lost/node-1" || raised.RaisedBy != "node-1" || raised.Severity != telemetry.Critical ||
 		!strings.Contains(raised.Message, "1 of its 3 voters") {
 		t.Fatalf("node-1 raised %+v; want a critical quorum_lost/node-1 saying it reaches 1 of 3 voters", raised)
 	}
-	for _, name := range []string{"node-2", "node-3"} {
-		if a, ok := latest(t, c.Node(name), telemetry.QuorumLost, name); ok && a.State == telemetry.Active {
+	for _, name := range []actors.NodeName{"node-2", "node-3"} {
+		if a, ok := latest(t, c.Node(name), telemetry.QuorumLost, string(name)); ok && a.State == telemetry.Active {
 			t.Errorf("%s, on the majority side, lost quorum: %+v", name, a)
 		}
 	}
@@ -167,8 +167,8 @@ type elector struct{ leader election.Leader }
 // setLeader tells the elector the leader to publish.
 type setLeader election.Leader
 
-func (*elector) Name() string      { return election.ProtocolName }
-func (*elector) Algorithm() string { return "test" }
+func (*elector) Name() actors.ProtocolName { return election.Name }
+func (*elector) Algorithm() string         { return "test" }
 func (e *elector) Init(ctx *actors.Context) error {
 	actors.OnRequest(ctx, func(*actors.Context, election.LeaderRequest) (election.Leader, error) { return e.leader, nil })
 	actors.OnTell(ctx, func(ctx *actors.Context, l setLeader) error {
@@ -199,7 +199,7 @@ func TestLeaderLostAfterTheGraceAndResolvedOnElection(t *testing.T) {
 	tell := func(l setLeader) {
 		t.Helper()
 		for _, n := range c.Nodes() {
-			if err := n.Tell(election.ProtocolName, l); err != nil {
+			if err := n.Tell(election.Name, l); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -241,7 +241,7 @@ func ExampleAlert() {
 	a := telemetry.Alert{ID: "node-2/187e1f5a2b3c4d00/7", Key: "member_failed/node-1", Kind: telemetry.MemberFailed,
 		Subject: "node-1", Severity: telemetry.Critical, Message: "member node-1 failed", State: telemetry.Resolved,
 		RaisedBy: "node-2", Started: started, Ended: started.Add(42 * time.Second), ResolvedBy: "node-2",
-		Origin: "node-2", Time: started, Received: started.Add(time.Millisecond), Reporters: []string{"node-2", "node-3"}}
+		Origin: "node-2", Time: started, Received: started.Add(time.Millisecond), Reporters: []actors.NodeName{"node-2", "node-3"}}
 	b, _ := json.MarshalIndent(a, "", "  ")
 	fmt.Println(string(b))
 	// Output:

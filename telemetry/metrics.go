@@ -131,45 +131,46 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.node.Stats()
+	node := string(s.Node)
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, name := range slices.Sorted(maps.Keys(s.Protocols)) {
-		ps := s.Protocols[name]
-		counter(c.restarts, ps.Restarts, s.Node, name)
+	for _, protocol := range slices.Sorted(maps.Keys(s.Protocols)) {
+		ps, name := s.Protocols[protocol], string(protocol)
+		counter(c.restarts, ps.Restarts, node, name)
 		stopped := 0.0
 		if ps.Stopped {
 			stopped = 1
 		}
-		gauge(c.stopped, stopped, s.Node, name)
-		gauge(c.depth, float64(ps.MailboxDepth), s.Node, name)
-		counter(c.unhandled, ps.Unhandled, s.Node, name)
-		counter(c.refused, ps.Refused, s.Node, name)
+		gauge(c.stopped, stopped, node, name)
+		gauge(c.depth, float64(ps.MailboxDepth), node, name)
+		counter(c.unhandled, ps.Unhandled, node, name)
+		counter(c.refused, ps.Refused, node, name)
 		for _, typ := range slices.Sorted(maps.Keys(ps.Types)) {
 			ts := ps.Types[typ]
-			counter(c.received, ts.MsgsIn, s.Node, name, typ)
-			counter(c.sent, ts.MsgsOut, s.Node, name, typ)
+			counter(c.received, ts.MsgsIn, node, name, typ)
+			counter(c.sent, ts.MsgsOut, node, name, typ)
 			if ts.BytesIn > 0 || ts.BytesOut > 0 {
-				counter(c.bytesIn, ts.BytesIn, s.Node, name, typ)
-				counter(c.bytesOut, ts.BytesOut, s.Node, name, typ)
+				counter(c.bytesIn, ts.BytesIn, node, name, typ)
+				counter(c.bytesOut, ts.BytesOut, node, name, typ)
 			}
 			if ts.Latency.Count > 0 {
 				ch <- prometheus.MustNewConstHistogram(c.latency, uint64(ts.Latency.Count), ts.Latency.Sum.Seconds(),
-					c.buckets(ts.Latency), s.Node, name, typ)
+					c.buckets(ts.Latency), node, name, typ)
 			}
 		}
 	}
-	counter(c.unknown, s.UnknownProtocol, s.Node)
-	counter(c.rejected, s.Rejected, s.Node)
-	if ps, ok := s.Protocols[consensus.ProtocolName]; ok && !ps.Stopped {
+	counter(c.unknown, s.UnknownProtocol, node)
+	counter(c.rejected, s.Rejected, node)
+	if ps, ok := s.Protocols[consensus.Name]; ok && !ps.Stopped {
 		ctx, cancel := context.WithTimeout(context.Background(), raftStatusTimeout)
-		st, err := actors.Call(ctx, c.node, consensus.ProtocolName, consensus.StatusRequest{})
+		st, err := actors.Call(ctx, c.node, consensus.Name, consensus.StatusRequest{})
 		cancel()
 		if err == nil {
-			ch <- prometheus.MustNewConstMetric(c.raftDropped, prometheus.CounterValue, float64(st.Dropped), s.Node)
+			ch <- prometheus.MustNewConstMetric(c.raftDropped, prometheus.CounterValue, float64(st.Dropped), node)
 		}
 	}
 }
@@ -204,8 +205,8 @@ func (c *membershipCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *membershipCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.m.Stats()
-	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedMembers), c.m.Name())
-	ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(s.LogSuppressed), c.m.Name())
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedMembers), string(c.m.Name()))
+	ch <- prometheus.MustNewConstMetric(c.suppressed, prometheus.CounterValue, float64(s.LogSuppressed), string(c.m.Name()))
 }
 
 // buckets turns a Latency's per-bucket counts into Prometheus's cumulative

@@ -74,7 +74,7 @@ func TestMetricsParse(t *testing.T) {
 	c := newCluster(t, 2, testConfig(nil))
 	srv := httptest.NewServer(telemetry.Handler(c.Node("node-1"), telemetry.HandlerConfig{}))
 	defer srv.Close()
-	status := map[string]string{"node": "node-1", "protocol": telemetry.ProtocolName, "type": "troupe.telemetry.v1.TelemetryStatus"}
+	status := map[string]string{"node": "node-1", "protocol": string(telemetry.Name), "type": "troupe.telemetry.v1.TelemetryStatus"}
 	var fams map[string]*dto.MetricFamily
 	actortest.Eventually(t, 5*time.Second, "node-1 counted statuses from node-2", func() bool {
 		fams = scrape(t, srv.URL+"/metrics")
@@ -113,7 +113,7 @@ func TestMetricsParse(t *testing.T) {
 			return false
 		}
 		for _, m := range f.Metric {
-			if l := labels(m); l["protocol"] == telemetry.ProtocolName && l["node"] == "node-1" && l["type"] != "" && m.GetHistogram().GetSampleCount() > 0 {
+			if l := labels(m); l["protocol"] == string(telemetry.Name) && l["node"] == "node-1" && l["type"] != "" && m.GetHistogram().GetSampleCount() > 0 {
 				h = m.GetHistogram()
 				return true
 			}

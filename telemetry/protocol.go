@@ -40,36 +40,36 @@ type received struct {
 
 type telemetry struct {
 	cfg     Config
-	self    string
+	self    actors.NodeName
 	started time.Time
 	inc     string // this incarnation, in alert ids
 
 	seq, alertSeq uint64
-	members       map[string]membership.State // this node's SWIM view
-	leader        string
+	members       map[actors.NodeName]membership.State // this node's SWIM view
+	leader        actors.NodeName
 	term          uint64
-	statuses      map[string]*received
+	statuses      map[actors.NodeName]*received
 	alerts        *history
 	rates         map[string][]float64 // per protocol: messages handled per second over the live members
 
 	// For the rates and CPU of the next status.
 	prevAt    time.Time
 	prevCPU   time.Duration
-	prevMsgs  map[string][2]int64 // protocol → messages in, out
-	listing   bool                // a jobs list request is in flight
+	prevMsgs  map[actors.ProtocolName][2]int64 // protocol → messages in, out
+	listing   bool                             // a jobs list request is in flight
 	jobs      []*pb.TelemetryJob
 	failedJob map[string]bool // failed jobs alerted already
 	diskFull  bool            // a disk alert is raised and not re-armed
 	diskSeen  bool            // the disk was measured once at least
 
 	// Leader lost: the elector reported no leader; the grace runs.
-	lastLeader  string // the latest leader known, for the leader_lost alert
+	lastLeader  actors.NodeName // the latest leader known, for the leader_lost alert
 	leaderWait  bool
 	leaderTimer actors.TimerID
 
 	// Quorum: the raft group's voters, from its status (nil: no raft
 	// protocol on this node), against the live members of the SWIM view.
-	voters      []string
+	voters      []actors.NodeName
 	askingRaft  bool
 	quorumKnown bool // the raft protocol answered, or is known not to run
 	quorumLost  bool
@@ -95,17 +95,17 @@ type (
 
 var _ actors.Stopper = (*telemetry)(nil)
 
-func (p *telemetry) Name() string { return ProtocolName }
+func (p *telemetry) Name() actors.ProtocolName { return Name }
 
 func (p *telemetry) Init(ctx *actors.Context) error {
 	p.self = ctx.Node()
 	p.started = ctx.Now()
 	p.inc = fmt.Sprintf("%x", p.started.UnixNano())
-	p.members = map[string]membership.State{p.self: membership.Alive}
-	p.statuses = map[string]*received{}
+	p.members = map[actors.NodeName]membership.State{p.self: membership.Alive}
+	p.statuses = map[actors.NodeName]*received{}
 	p.alerts = newHistory(p.cfg.AlertHistory)
 	p.rates = map[string][]float64{}
-	p.prevMsgs = map[string][2]int64{}
+	p.prevMsgs = map[actors.ProtocolName][2]int64{}
 	p.failedJob = map[string]bool{}
 	p.pending = map[uint64]*logsWait{}
 	p.prevAt, p.prevCPU = p.started, p.cfg.Probe.Sample().CPUTime
@@ -128,13 +128,13 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *actors.ProtocolRestarted) error {
-		p.raise(ctx, Warning, ProtocolRestarted, ev.Protocol,
+		p.raise(ctx, Warning, ProtocolRestarted, string(ev.Protocol),
 			fmt.Sprintf("%s/%s/%d", ev.Node, ev.Protocol, ev.Restarts),
 			fmt.Sprintf("protocol %s on %s restarted (restart %d): %s", ev.Protocol, ev.Node, ev.Restarts, ev.Reason))
 		return nil
 	})
 	actors.OnNotification(ctx, func(ctx *actors.Context, ev *actors.ProtocolStopped) error {
-		p.raise(ctx, Critical, ProtocolStopped, ev.Protocol, ev.Node+"/"+ev.Protocol,
+		p.raise(ctx, Critical, ProtocolStopped, string(ev.Protocol), string(ev.Node)+"/"+string(ev.Protocol),
 			fmt.Sprintf("protocol %s on %s stopped after %d failures in %v: %s", ev.Protocol, ev.Node, ev.Failures, ev.Window, ev.Reason))
 		return nil
 	})
@@ -145,7 +145,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	}
 	// No elector yet is fine: its LeaderChanged notifications arrive once
 	// it runs.
-	_ = actors.Request(ctx, election.ProtocolName, election.LeaderRequest{}, 0, func(ctx *actors.Context, l election.Leader, err error) error {
+	_ = actors.Request(ctx, election.Name, election.LeaderRequest{}, 0, func(ctx *actors.Context, l election.Leader, err error) error {
 		if err == nil && p.term <= l.Term && l.Name != "" {
 			p.leader, p.term = l.Name, l.Term
 		}
@@ -172,7 +172,7 @@ func (p *telemetry) askHistory(ctx *actors.Context) {
 	if p.gotHistory {
 		return
 	}
-	peers := slices.DeleteFunc(p.live(), func(name string) bool { return p.statuses[name] == nil })
+	peers := slices.DeleteFunc(p.live(), func(name actors.NodeName) bool { return p.statuses[name] == nil })
 	if len(peers) == 0 {
 		return
 	}
@@ -206,18 +206,18 @@ func (p *telemetry) onMembership(ctx *actors.Context, ch membership.Change) erro
 	case *membership.MemberSuspect:
 		m := ev.Member
 		p.members[m.Name] = membership.Suspect
-		p.raise(ctx, Warning, MemberSuspect, m.Name, m.Name,
+		p.raise(ctx, Warning, MemberSuspect, string(m.Name), string(m.Name),
 			fmt.Sprintf("member %s is suspected: it missed a probe of %s", m.Name, p.self))
 		p.changed(ctx)
 	case *membership.MemberFailed:
 		m := ev.Member
 		p.members[m.Name] = membership.Failed
-		p.raise(ctx, Critical, MemberFailed, m.Name, m.Name, fmt.Sprintf("member %s failed", m.Name))
+		p.raise(ctx, Critical, MemberFailed, string(m.Name), string(m.Name), fmt.Sprintf("member %s failed", m.Name))
 		p.changed(ctx)
 	case *membership.MemberLeft:
 		m := ev.Member
 		p.members[m.Name] = membership.Left
-		p.raise(ctx, Info, MemberLeft, m.Name, fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
+		p.raise(ctx, Info, MemberLeft, string(m.Name), fmt.Sprintf("%s/%d/%d", m.Name, m.Generation, m.Incarnation),
 			fmt.Sprintf("member %s left", m.Name))
 		p.changed(ctx)
 	}
@@ -250,7 +250,7 @@ func (p *telemetry) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChan
 		p.leaderWait = false
 		ctx.Cancel(p.leaderTimer)
 	}
-	p.raise(ctx, Info, LeaderChanged, ev.Leader, fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
+	p.raise(ctx, Info, LeaderChanged, string(ev.Leader), fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
 		fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
 	p.settle(ctx)
 	return nil
@@ -265,7 +265,7 @@ func (p *telemetry) onLeaderGrace(ctx *actors.Context, _ leaderGrace) error {
 	if p.lastLeader != "" {
 		msg = fmt.Sprintf("no leader for %v since %s (term %d)", p.cfg.LeaderGrace, p.lastLeader, p.term)
 	}
-	p.raise(ctx, Critical, LeaderLost, p.lastLeader, "", msg)
+	p.raise(ctx, Critical, LeaderLost, string(p.lastLeader), "", msg)
 	return nil
 }
 
@@ -274,7 +274,7 @@ func (p *telemetry) askRaft(ctx *actors.Context) {
 	if p.askingRaft {
 		return
 	}
-	err := actors.Request(ctx, consensus.ProtocolName, consensus.StatusRequest{}, p.cfg.StatusInterval,
+	err := actors.Request(ctx, consensus.Name, consensus.StatusRequest{}, p.cfg.StatusInterval,
 		func(ctx *actors.Context, st consensus.Status, err error) error {
 			p.askingRaft = false
 			switch {
@@ -307,7 +307,7 @@ func (p *telemetry) checkQuorum(ctx *actors.Context) {
 		return
 	}
 	early := ctx.Now().Sub(p.started) < p.cfg.StaleAfter
-	var reach, gone []string
+	var reach, gone []actors.NodeName
 	for _, v := range p.voters {
 		if _, known := p.members[v]; v == p.self || p.isLive(v) || !known && early {
 			reach = append(reach, v)
@@ -318,16 +318,16 @@ func (p *telemetry) checkQuorum(ctx *actors.Context) {
 	need := len(p.voters)/2 + 1
 	lost := len(reach) < need
 	if lost && !p.quorumLost {
-		p.raise(ctx, Critical, QuorumLost, p.self, p.self,
+		p.raise(ctx, Critical, QuorumLost, string(p.self), string(p.self),
 			fmt.Sprintf("raft on %s reaches %d of its %d voters, fewer than a majority (%d): %s unreachable",
-				p.self, len(reach), len(p.voters), need, strings.Join(gone, ", ")))
+				p.self, len(reach), len(p.voters), need, joinNames(gone)))
 	}
 	p.quorumLost = lost
 }
 
 // live lists the other live members, in name order.
-func (p *telemetry) live() []string {
-	var out []string
+func (p *telemetry) live() []actors.NodeName {
+	var out []actors.NodeName
 	for name, st := range p.members {
 		if name != p.self && (st == membership.Alive || st == membership.Suspect) {
 			out = append(out, name)
@@ -339,9 +339,9 @@ func (p *telemetry) live() []string {
 
 // send sends best effort; a failure (a member that just vanished from the
 // directory) is logged, not fatal.
-func (p *telemetry) send(ctx *actors.Context, to string, m proto.Message) {
+func (p *telemetry) send(ctx *actors.Context, to actors.NodeName, m proto.Message) {
 	if err := ctx.Send(to, m); err != nil {
-		ctx.Log().Debug().Err(err).Str("to", to).Msg("telemetry message not sent")
+		ctx.Log().Debug().Err(err).Str("to", string(to)).Msg("telemetry message not sent")
 	}
 }
 
@@ -361,7 +361,7 @@ func (p *telemetry) raise(ctx *actors.Context, sev Severity, kind Kind, subject,
 	now := ctx.Now()
 	a := &Alert{
 		ID: fmt.Sprintf("%s/%s/%d", p.self, p.inc, p.alertSeq), Key: full, RaisedBy: p.self,
-		Started: now, Received: now, Severity: sev, Kind: kind, Subject: subject, Message: msg, Reporters: []string{p.self},
+		Started: now, Received: now, Severity: sev, Kind: kind, Subject: subject, Message: msg, Reporters: []actors.NodeName{p.self},
 	}
 	p.alerts.add(a)
 	ev := ctx.Log().Info()
@@ -380,7 +380,7 @@ func (p *telemetry) spread(ctx *actors.Context, a *Alert) {
 	m := a.toPB()
 	for _, to := range p.live() {
 		if err := ctx.SendReliable(to, m); err != nil {
-			ctx.Log().Warn().Err(err).Str("to", to).Msg("alert not sent")
+			ctx.Log().Warn().Err(err).Str("to", string(to)).Msg("alert not sent")
 		}
 	}
 }
@@ -413,20 +413,20 @@ func observable(k Kind) bool { return k == MemberSuspect || k == MemberFailed ||
 func (p *telemetry) over(ctx *actors.Context, a *Alert) (string, bool) {
 	switch a.Kind {
 	case MemberSuspect:
-		st, ok := p.members[a.Subject]
+		st, ok := p.members[actors.NodeName(a.Subject)]
 		return fmt.Sprintf("member %s is %s", a.Subject, st), ok && st != membership.Suspect
 	case MemberFailed:
-		st, ok := p.members[a.Subject]
+		st, ok := p.members[actors.NodeName(a.Subject)]
 		return fmt.Sprintf("member %s is %s", a.Subject, st), ok && st != membership.Failed
 	case LeaderLost:
 		return fmt.Sprintf("%s leads (term %d)", p.leader, p.term), p.leader != ""
 	case QuorumLost:
 		if len(p.voters) == 0 {
-			return "no raft group runs on " + p.self, a.Subject == p.self && p.quorumKnown
+			return "no raft group runs on " + string(p.self), a.Subject == string(p.self) && p.quorumKnown
 		}
-		return fmt.Sprintf("raft on %s reaches a majority of its %d voters", p.self, len(p.voters)), a.Subject == p.self && p.quorumKnown && !p.quorumLost
+		return fmt.Sprintf("raft on %s reaches a majority of its %d voters", p.self, len(p.voters)), a.Subject == string(p.self) && p.quorumKnown && !p.quorumLost
 	case ProtocolStopped:
-		ps, ok := ctx.NodeStats().Protocols[a.Subject]
+		ps, ok := ctx.NodeStats().Protocols[actors.ProtocolName(a.Subject)]
 		return fmt.Sprintf("protocol %s runs on %s again", a.Subject, p.self), !ok || !ps.Stopped
 	case DiskAlmostFull:
 		return fmt.Sprintf("disk of %s is below %.0f%% used", p.self, 100*(p.cfg.DiskFull-0.02)), p.diskSeen && !p.diskFull
@@ -441,15 +441,15 @@ func (p *telemetry) resolve(ctx *actors.Context, a *Alert, why string) {
 	if a.Ended.Before(a.Started) { // another node's clock raised it, ahead of ours
 		a.Ended = a.Started
 	}
-	ctx.Log().Info().Str("alert", string(a.Kind)).Str("key", a.Key).Str("raised-by", a.RaisedBy).
+	ctx.Log().Info().Str("alert", string(a.Kind)).Str("key", a.Key).Str("raised-by", string(a.RaisedBy)).
 		Dur("lasted", a.Ended.Sub(a.Started)).Msgf("alert resolved: %s", why)
 	p.spread(ctx, a)
 }
 
-func (p *telemetry) onAlert(ctx *actors.Context, from string, m *pb.TelemetryAlert) error {
+func (p *telemetry) onAlert(ctx *actors.Context, from actors.NodeName, m *pb.TelemetryAlert) error {
 	a, err := alertFromPB(m, ctx.Now())
 	if err != nil {
-		ctx.Log().Warn().Err(err).Str("from", from).Msg("dropping a malformed alert")
+		ctx.Log().Warn().Err(err).Str("from", string(from)).Msg("dropping a malformed alert")
 		return nil
 	}
 	p.alerts.add(a)
@@ -457,7 +457,7 @@ func (p *telemetry) onAlert(ctx *actors.Context, from string, m *pb.TelemetryAle
 	return nil
 }
 
-func (p *telemetry) onHistoryRequest(ctx *actors.Context, from string, _ *pb.TelemetryHistoryRequest) error {
+func (p *telemetry) onHistoryRequest(ctx *actors.Context, from actors.NodeName, _ *pb.TelemetryHistoryRequest) error {
 	p.sendHistory(ctx, from)
 	return nil
 }
@@ -465,7 +465,7 @@ func (p *telemetry) onHistoryRequest(ctx *actors.Context, from string, _ *pb.Tel
 // sendHistory sends this node's whole alert history to a member, best
 // effort: each alert as one copy, its first, with the alert's end and
 // reporters (the member derives the same alert from it).
-func (p *telemetry) sendHistory(ctx *actors.Context, to string) {
+func (p *telemetry) sendHistory(ctx *actors.Context, to actors.NodeName) {
 	h := &pb.TelemetryHistory{}
 	for _, a := range p.alerts.newest(0) {
 		h.Alerts = append(h.Alerts, a.toPB())
@@ -473,7 +473,7 @@ func (p *telemetry) sendHistory(ctx *actors.Context, to string) {
 	p.send(ctx, to, h)
 }
 
-func (p *telemetry) onHistory(ctx *actors.Context, from string, m *pb.TelemetryHistory) error {
+func (p *telemetry) onHistory(ctx *actors.Context, from actors.NodeName, m *pb.TelemetryHistory) error {
 	p.gotHistory = true
 	now := ctx.Now()
 	for _, am := range m.Alerts {
@@ -494,7 +494,7 @@ func (p *telemetry) tick(ctx *actors.Context) {
 	if p.listing {
 		return // the status goes out when the list comes
 	}
-	err := actors.Request(ctx, jobs.ProtocolName, jobs.ListRequest{}, p.cfg.StatusInterval,
+	err := actors.Request(ctx, jobs.Name, jobs.ListRequest{}, p.cfg.StatusInterval,
 		func(ctx *actors.Context, list []jobs.Status, err error) error {
 			p.listing = false
 			if err == nil {
@@ -558,10 +558,10 @@ func (p *telemetry) status(ctx *actors.Context) *pb.TelemetryStatus {
 	dt := now.Sub(p.prevAt).Seconds()
 	p.seq++
 	st := &pb.TelemetryStatus{
-		Node: p.self, Seq: p.seq, TimeUnixNano: now.UnixNano(), StartedUnixNano: p.started.UnixNano(),
+		Node: string(p.self), Seq: p.seq, TimeUnixNano: now.UnixNano(), StartedUnixNano: p.started.UnixNano(),
 		IntervalMs: uint32(p.cfg.StatusInterval / time.Millisecond), NumCpu: uint32(host.NumCPU),
 		HeapBytes: host.HeapBytes, MemoryBytes: host.MemoryBytes, Goroutines: uint32(host.Goroutines),
-		DiskFreeBytes: host.DiskFree, DiskTotalBytes: host.DiskTotal, Leader: p.leader, Term: p.term, Jobs: p.jobs,
+		DiskFreeBytes: host.DiskFree, DiskTotalBytes: host.DiskTotal, Leader: string(p.leader), Term: p.term, Jobs: p.jobs,
 	}
 	if dt > 0 && host.CPUTime > 0 {
 		st.CpuPercent = 100 * (host.CPUTime - p.prevCPU).Seconds() / dt
@@ -570,7 +570,7 @@ func (p *telemetry) status(ctx *actors.Context) *pb.TelemetryStatus {
 	for _, name := range slices.Sorted(maps.Keys(stats.Protocols)) {
 		ps := stats.Protocols[name]
 		t := ps.Total()
-		s := &pb.TelemetryProtocolStatus{Name: name, MailboxDepth: uint32(ps.MailboxDepth), Restarts: ps.Restarts,
+		s := &pb.TelemetryProtocolStatus{Name: string(name), MailboxDepth: uint32(ps.MailboxDepth), Restarts: ps.Restarts,
 			Stopped: ps.Stopped, MsgsIn: t.MsgsIn, MsgsOut: t.MsgsOut, BytesIn: t.BytesIn, BytesOut: t.BytesOut, Unhandled: ps.Unhandled}
 		if prev, ok := p.prevMsgs[name]; ok && dt > 0 {
 			s.MsgsInPerSec = float64(t.MsgsIn-prev[0]) / dt
@@ -595,16 +595,16 @@ func (p *telemetry) checkDisk(ctx *actors.Context, h HostSample) {
 	switch {
 	case used >= p.cfg.DiskFull && !p.diskFull:
 		p.diskFull = true
-		p.raise(ctx, Warning, DiskAlmostFull, p.self, p.self,
+		p.raise(ctx, Warning, DiskAlmostFull, string(p.self), string(p.self),
 			fmt.Sprintf("disk of %s is %.0f%% full (%s free of %s)", p.self, 100*used, bytesString(h.DiskFree), bytesString(h.DiskTotal)))
 	case used < p.cfg.DiskFull-0.02:
 		p.diskFull = false
 	}
 }
 
-func (p *telemetry) onStatus(ctx *actors.Context, from string, m *pb.TelemetryStatus) error {
-	if m.Node != from {
-		ctx.Log().Warn().Str("from", from).Str("node", m.Node).Msg("dropping a status sent for another node")
+func (p *telemetry) onStatus(ctx *actors.Context, from actors.NodeName, m *pb.TelemetryStatus) error {
+	if actors.NodeName(m.Node) != from {
+		ctx.Log().Warn().Str("from", string(from)).Str("node", m.Node).Msg("dropping a status sent for another node")
 		return nil
 	}
 	old := p.statuses[from]
@@ -649,7 +649,7 @@ func (p *telemetry) chartRates(now time.Time) {
 	}
 }
 
-func (p *telemetry) isLive(name string) bool {
+func (p *telemetry) isLive(name actors.NodeName) bool {
 	st, ok := p.members[name]
 	return ok && (st == membership.Alive || st == membership.Suspect)
 }
@@ -679,7 +679,7 @@ func (p *telemetry) onLogsQuery(ctx *actors.Context, q LogsQuery, reply actors.R
 	return nil
 }
 
-func (p *telemetry) known(name string) bool {
+func (p *telemetry) known(name actors.NodeName) bool {
 	_, ok := p.members[name]
 	return ok
 }
@@ -688,11 +688,11 @@ func (p *telemetry) localLogs(level zerolog.Level, limit int) (Logs, error) {
 	if p.cfg.Logs == nil {
 		return Logs{}, fmt.Errorf("%w: %s", ErrNoLogs, p.self)
 	}
-	lines, truncated := p.cfg.Logs.Lines(p.self, limit, level, p.cfg.MaxLogBytes)
+	lines, truncated := p.cfg.Logs.Lines(string(p.self), limit, level, p.cfg.MaxLogBytes)
 	return newLogs(p.self, lines, truncated), nil
 }
 
-func (p *telemetry) onLogsRequest(ctx *actors.Context, from string, m *pb.TelemetryLogsRequest) error {
+func (p *telemetry) onLogsRequest(ctx *actors.Context, from actors.NodeName, m *pb.TelemetryLogsRequest) error {
 	rep := &pb.TelemetryLogs{Id: m.Id}
 	q := &LogsQuery{Limit: int(m.Limit), MinLevel: m.MinLevel}
 	level, err := q.check()
@@ -712,7 +712,7 @@ func (p *telemetry) onLogsRequest(ctx *actors.Context, from string, m *pb.Teleme
 	return nil
 }
 
-func (p *telemetry) onLogs(ctx *actors.Context, from string, m *pb.TelemetryLogs) error {
+func (p *telemetry) onLogs(ctx *actors.Context, from actors.NodeName, m *pb.TelemetryLogs) error {
 	w, ok := p.pending[m.Id]
 	if !ok || w.q.Node != from {
 		return nil // late, after the timeout

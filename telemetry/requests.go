@@ -9,8 +9,8 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 )
 
-// ProtocolName is the name the telemetry protocol runs under on every node.
-const ProtocolName = "telemetry"
+// Name is the name the telemetry protocol runs under on every node.
+const Name actors.ProtocolName = "telemetry"
 
 // SnapshotRequest asks a node's telemetry protocol for the cluster as the
 // node sees it; the reply is a [Snapshot].
@@ -31,18 +31,18 @@ const MaxLogLines = 10000
 // LogsQuery asks the telemetry protocol for the recent logs of a node (this
 // one or any member in its view; a failed one is asked too, and times out
 // if it is really gone). It is a request (actors.Call, actors.Request) to
-// [ProtocolName]. Errors: ErrUnknownNode,
+// [Name]. Errors: ErrUnknownNode,
 // ErrNoLogs, ErrTimeout, ErrBadRequest.
 type LogsQuery struct {
 	actors.Returns[Logs]
-	Node     string // the node whose logs to fetch
-	Limit    int    // at most this many lines, 1 to MaxLogLines; 0 means 100
-	MinLevel string // the lowest zerolog level to include ("debug", "info", ...); "" for all
+	Node     actors.NodeName // the node whose logs to fetch
+	Limit    int             // at most this many lines, 1 to MaxLogLines; 0 means 100
+	MinLevel string          // the lowest zerolog level to include ("debug", "info", ...); "" for all
 }
 
 // Logs are a node's most recent log lines, oldest first.
 type Logs struct {
-	Node  string            `json:"node"`
+	Node  actors.NodeName   `json:"node"`
 	Lines []json.RawMessage `json:"lines"` // zerolog JSON objects (a line that is not JSON comes as a string)
 	// Truncated: older lines were left out to keep the answer under
 	// Config.MaxLogBytes.
@@ -70,7 +70,7 @@ func parseLevel(s string) (zerolog.Level, error) {
 	return l, nil
 }
 
-func newLogs(node string, lines [][]byte, truncated bool) Logs {
+func newLogs(node actors.NodeName, lines [][]byte, truncated bool) Logs {
 	out := Logs{Node: node, Lines: make([]json.RawMessage, 0, len(lines)), Truncated: truncated}
 	for _, l := range lines {
 		if !json.Valid(l) {

@@ -14,21 +14,21 @@ import (
 // Snapshot is the cluster as one node sees it: what the dashboard and
 // `node status` show.
 type Snapshot struct {
-	Node       string    `json:"node"` // the node that answered
-	Time       time.Time `json:"time"`
-	IntervalMS int       `json:"interval_ms"` // the status interval
-	Leader     string    `json:"leader"`      // "" while there is none
-	Term       uint64    `json:"term"`
-	Members    []Member  `json:"members"` // every member the node's SWIM view holds, in name order
-	Jobs       []Job     `json:"jobs"`    // the jobs the live members are contact of: pending and running first
-	Alerts     []Alert   `json:"alerts"`  // active first, then by start, newest first
-	Rates      []Rate    `json:"rates"`   // per protocol, in name order
+	Node       actors.NodeName `json:"node"` // the node that answered
+	Time       time.Time       `json:"time"`
+	IntervalMS int             `json:"interval_ms"` // the status interval
+	Leader     actors.NodeName `json:"leader"`      // "" while there is none
+	Term       uint64          `json:"term"`
+	Members    []Member        `json:"members"` // every member the node's SWIM view holds, in name order
+	Jobs       []Job           `json:"jobs"`    // the jobs the live members are contact of: pending and running first
+	Alerts     []Alert         `json:"alerts"`  // active first, then by start, newest first
+	Rates      []Rate          `json:"rates"`   // per protocol, in name order
 }
 
 // Member is one member in the node's view, with its latest status.
 type Member struct {
-	Name  string `json:"name"`
-	State string `json:"state"` // alive, suspect, failed or left, in this node's SWIM view
+	Name  actors.NodeName `json:"name"`
+	State string          `json:"state"` // alive, suspect, failed or left, in this node's SWIM view
 	// Stale: no status from the member for Config.StaleAfter (the member
 	// may be alive but unreachable from this node).
 	Stale    bool      `json:"stale"`
@@ -81,7 +81,8 @@ func (p *telemetry) snapshot(ctx *actors.Context, r SnapshotRequest) Snapshot {
 
 // naturalCompare orders names as people expect: runs of digits compare as
 // numbers, so "node-9" comes before "node-10".
-func naturalCompare(a, b string) int {
+func naturalCompare[S ~string](x, y S) int {
+	a, b := string(x), string(y)
 	for a != "" && b != "" {
 		da, db := digits(a), digits(b)
 		if da > 0 && db > 0 {

@@ -55,8 +55,8 @@ func TestEveryNodeSeesEveryStatus(t *testing.T) {
 		for _, p := range st.Protocols {
 			protos = append(protos, p.Name)
 		}
-		for _, want := range []string{membership.ProtocolName, "election", jobs.ProtocolName, telemetry.ProtocolName} {
-			if !slices.Contains(protos, want) {
+		for _, want := range []actors.ProtocolName{membership.Name, "election", jobs.Name, telemetry.Name} {
+			if !slices.Contains(protos, string(want)) {
 				t.Errorf("%s's status lists protocols %v, without %s", m.Name, protos, want)
 			}
 		}
@@ -68,7 +68,7 @@ func TestEveryNodeSeesEveryStatus(t *testing.T) {
 	// The telemetry protocol itself sends statuses, so its rate is seen.
 	err = actortest.WaitFor(5*time.Second, func() bool {
 		for _, r := range snapshot(t, c.Node("node-2")).Rates {
-			if r.Protocol == telemetry.ProtocolName && len(r.Points) > 0 && r.Points[len(r.Points)-1] > 0 {
+			if r.Protocol == string(telemetry.Name) && len(r.Points) > 0 && r.Points[len(r.Points)-1] > 0 {
 				return true
 			}
 		}
@@ -98,12 +98,12 @@ var remoteAlerts = flag.Bool("remote-alerts", false, "also measure alert propaga
 
 func killedNodeAlerts(t *testing.T, opts ...cluster.Option) {
 	c := newCluster(t, 5, testConfig(nil), opts...)
-	victim := "node-2"
-	survivors := slices.DeleteFunc(c.Names(), func(n string) bool { return n == victim })
+	victim := actors.NodeName("node-2")
+	survivors := slices.DeleteFunc(c.Names(), func(n actors.NodeName) bool { return n == victim })
 
 	var mu sync.Mutex
 	var crashed time.Time // reports before it are false detections of the live node
-	detected := map[string]time.Time{}
+	detected := map[actors.NodeName]time.Time{}
 	for _, name := range survivors {
 		cancel, err := actors.Observe(c.Node(name), func(ev *membership.MemberFailed) {
 			now := time.Now()
@@ -124,11 +124,11 @@ func killedNodeAlerts(t *testing.T, opts ...cluster.Option) {
 	if err := c.Crash(victim); err != nil {
 		t.Fatal(err)
 	}
-	alerts := waitAlert(t, c, survivors, telemetry.MemberFailed, victim, crashed, jobstest.Failover)
+	alerts := waitAlert(t, c, survivors, telemetry.MemberFailed, string(victim), crashed, jobstest.Failover)
 
 	mu.Lock()
 	defer mu.Unlock()
-	var first string
+	var first actors.NodeName
 	for name, at := range detected {
 		if first == "" || at.Before(detected[first]) {
 			first = name
@@ -147,7 +147,7 @@ func killedNodeAlerts(t *testing.T, opts ...cluster.Option) {
 			t.Errorf("%s got the member_failed alert %v after the first detection (at %s); the bound is 2s", name, gap, first)
 		}
 		worst = max(worst, gap)
-		if a.Severity != telemetry.Critical || !strings.Contains(a.Message, victim) {
+		if a.Severity != telemetry.Critical || !strings.Contains(a.Message, string(victim)) {
 			t.Errorf("%s's alert is %+v; want a critical alert naming %s", name, a, victim)
 		}
 	}
@@ -159,7 +159,7 @@ type flaky struct{}
 
 type fail struct{}
 
-func (flaky) Name() string { return "flaky" }
+func (flaky) Name() actors.ProtocolName { return "flaky" }
 func (flaky) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(*actors.Context, fail) error { return errors.New("told to fail") })
 	return nil
@@ -176,7 +176,7 @@ func TestAlertOfOneNodeReachesEveryNode(t *testing.T) {
 	}
 	got := waitAlert(t, c, c.Names(), telemetry.ProtocolRestarted, "flaky", time.Time{}, 5*time.Second)
 	for name, a := range got {
-		if a.Origin != "node-1" || !slices.Equal(a.Reporters, []string{"node-1"}) || a.Severity != telemetry.Warning {
+		if a.Origin != "node-1" || !slices.Equal(a.Reporters, []actors.NodeName{"node-1"}) || a.Severity != telemetry.Warning {
 			t.Errorf("%s holds %+v; want a warning from node-1 only", name, a)
 		}
 		if !strings.Contains(a.Message, "told to fail") {
@@ -190,28 +190,28 @@ func TestStartingNodeLearnsTheHistory(t *testing.T) {
 	if err := c.Crash("node-3"); err != nil {
 		t.Fatal(err)
 	}
-	waitAlert(t, c, []string{"node-1", "node-2"}, telemetry.MemberFailed, "node-3", time.Time{}, jobstest.Failover)
-	waitAlert(t, c, []string{"node-1", "node-2"}, telemetry.LeaderChanged, "node-2", time.Time{}, jobstest.Failover)
+	waitAlert(t, c, []actors.NodeName{"node-1", "node-2"}, telemetry.MemberFailed, "node-3", time.Time{}, jobstest.Failover)
+	waitAlert(t, c, []actors.NodeName{"node-1", "node-2"}, telemetry.LeaderChanged, "node-2", time.Time{}, jobstest.Failover)
 	if _, err := c.Restart("node-3"); err != nil {
 		t.Fatal(err)
 	}
 	// node-3's new incarnation was not there for either alert: it learns
 	// them from a member.
-	got := waitAlert(t, c, []string{"node-3"}, telemetry.MemberFailed, "node-3", time.Time{}, 5*time.Second)
+	got := waitAlert(t, c, []actors.NodeName{"node-3"}, telemetry.MemberFailed, "node-3", time.Time{}, 5*time.Second)
 	if a := got["node-3"]; a.Origin == "node-3" {
 		t.Errorf("node-3 holds an alert of its own failure raised by itself: %+v", a)
 	}
-	waitAlert(t, c, []string{"node-3"}, telemetry.LeaderChanged, "node-2", time.Time{}, 5*time.Second)
+	waitAlert(t, c, []actors.NodeName{"node-3"}, telemetry.LeaderChanged, "node-2", time.Time{}, 5*time.Second)
 }
 
 func TestJobsAndFailedJobs(t *testing.T) {
 	c := newCluster(t, 3, testConfig(nil))
 	ctx := context.Background()
-	good, err := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: squares, Input: json.RawMessage(`{"numbers": [1, 2, 3, 4]}`), Parts: 4})
+	good, err := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{Script: squares, Input: json.RawMessage(`{"numbers": [1, 2, 3, 4]}`), Parts: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := actors.Call(ctx, c.Node("node-2"), jobs.ProtocolName, jobs.Submit{Script: failing, Input: json.RawMessage(`{}`), Parts: 2})
+	bad, err := actors.Call(ctx, c.Node("node-2"), jobs.Name, jobs.Submit{Script: failing, Input: json.RawMessage(`{}`), Parts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestLogsFromAnyNode(t *testing.T) {
 	l3.Warn().Str("marker", "m-42").Msg("a line on node-3")
 	ctx := context.Background()
 	before := requestsSent(c.Hub)
-	got, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-3", Limit: 50, MinLevel: "warn"})
+	got, err := actors.Call(ctx, c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-3", Limit: 50, MinLevel: "warn"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,39 +354,39 @@ func TestLogsFromAnyNode(t *testing.T) {
 	if !found {
 		t.Errorf("node-3's marked line is missing from %d lines", len(got.Lines))
 	}
-	own, err := actors.Call(ctx, c.Node("node-2"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 5, MinLevel: ""})
+	own, err := actors.Call(ctx, c.Node("node-2"), telemetry.Name, telemetry.LogsQuery{Node: "node-2", Limit: 5, MinLevel: ""})
 	if err != nil || len(own.Lines) == 0 || len(own.Lines) > 5 {
 		t.Errorf("node-2's own logs: %d lines, %v", len(own.Lines), err)
 	}
 
-	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-9", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrUnknownNode) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-9", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrUnknownNode) {
 		t.Errorf("logs of a node that is not a member: %v, want ErrUnknownNode", err)
 	}
-	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: telemetry.MaxLogLines + 1, MinLevel: ""}); !errors.Is(err, telemetry.ErrBadRequest) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-2", Limit: telemetry.MaxLogLines + 1, MinLevel: ""}); !errors.Is(err, telemetry.ErrBadRequest) {
 		t.Errorf("too many lines: %v, want ErrBadRequest", err)
 	}
-	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: "loud"}); !errors.Is(err, telemetry.ErrBadRequest) || !strings.Contains(err.Error(), "valid:") {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: "loud"}); !errors.Is(err, telemetry.ErrBadRequest) || !strings.Contains(err.Error(), "valid:") {
 		t.Errorf("an unknown level: %v, want ErrBadRequest naming the valid ones", err)
 	}
 	// A crashed member: refused at once, or timed out.
 	if err := c.Crash("node-2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrUnknownNode) && !errors.Is(err, telemetry.ErrTimeout) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrUnknownNode) && !errors.Is(err, telemetry.ErrTimeout) {
 		t.Errorf("logs of a crashed node: %v, want ErrUnknownNode or ErrTimeout", err)
 	}
 	// node-3 answers too late: the query times out.
 	if err := c.Hub.SetLinkFaults("node-3", "node-1", sim.Faults{Latency: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-3", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrTimeout) {
+	if _, err := actors.Call(ctx, c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-3", Limit: 10, MinLevel: ""}); !errors.Is(err, telemetry.ErrTimeout) {
 		t.Errorf("logs over a slow link: %v, want ErrTimeout", err)
 	}
 }
 
 func TestNodeWithoutLogBuffer(t *testing.T) {
 	c := newCluster(t, 2, testConfig(nil))
-	_, err := actors.Call(context.Background(), c.Node("node-1"), telemetry.ProtocolName, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: ""})
+	_, err := actors.Call(context.Background(), c.Node("node-1"), telemetry.Name, telemetry.LogsQuery{Node: "node-2", Limit: 10, MinLevel: ""})
 	if !errors.Is(err, telemetry.ErrNoLogs) {
 		t.Fatalf("logs of a node without a buffer: %v, want ErrNoLogs", err)
 	}
@@ -395,7 +395,7 @@ func TestNodeWithoutLogBuffer(t *testing.T) {
 func requestsSent(h *sim.Hub) int64 {
 	var n int64
 	for _, r := range h.Stats() {
-		if r.Protocol == telemetry.ProtocolName && r.Type == "troupe.telemetry.v1.TelemetryLogsRequest" {
+		if r.Protocol == string(telemetry.Name) && r.Type == "troupe.telemetry.v1.TelemetryLogsRequest" {
 			n += r.Sent
 		}
 	}

@@ -16,7 +16,9 @@ const maxNameLen = 253
 
 // ValidateName checks a node or protocol name: 1 to 253 characters of
 // letters, digits, '.', '_' and '-'. what names the thing in the error.
-func ValidateName(what, name string) error {
+// It takes any string type, so actors.NodeName and actors.ProtocolName
+// need no conversion.
+func ValidateName[S ~string](what string, name S) error {
 	if name == "" {
 		return fmt.Errorf("%s name is empty; use 1 to %d letters, digits, '.', '_' or '-'", what, maxNameLen)
 	}

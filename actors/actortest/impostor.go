@@ -11,13 +11,15 @@ import (
 // messages the real one would never send (a stale leader's orders, a
 // forged announcement), so a test can check how the other nodes take them.
 type Impostor struct {
-	name string
+	name actors.ProtocolName
 	sent chan error
 }
 
 // NewImpostor returns an impostor of the protocol named name; start it on a
 // node with Node.Start(i.Factory()) in place of the real protocol.
-func NewImpostor(name string) *Impostor { return &Impostor{name: name, sent: make(chan error, 1)} }
+func NewImpostor(name actors.ProtocolName) *Impostor {
+	return &Impostor{name: name, sent: make(chan error, 1)}
+}
 
 // Factory makes the impostor's protocol.
 func (i *Impostor) Factory() actors.Factory {
@@ -29,7 +31,7 @@ func (i *Impostor) Factory() actors.Factory {
 // Messages sent reliably, one after another, arrive in that order. m is
 // what Context.Send takes: a protobuf message or a registered struct's
 // pointer.
-func (i *Impostor) Send(t testing.TB, n *actors.Node, to string, m any, reliable bool) {
+func (i *Impostor) Send(t testing.TB, n *actors.Node, to actors.NodeName, m any, reliable bool) {
 	t.Helper()
 	if err := n.Tell(i.name, &impostorSend{to: to, m: m, reliable: reliable}); err != nil {
 		t.Fatal(err)
@@ -42,12 +44,12 @@ func (i *Impostor) Send(t testing.TB, n *actors.Node, to string, m any, reliable
 type impostor struct{ *Impostor }
 
 type impostorSend struct {
-	to       string
+	to       actors.NodeName
 	m        any
 	reliable bool
 }
 
-func (p *impostor) Name() string { return p.name }
+func (p *impostor) Name() actors.ProtocolName { return p.name }
 
 func (p *impostor) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, s *impostorSend) error {

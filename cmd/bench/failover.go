@@ -89,7 +89,7 @@ func (b *failoverBench) run() error {
 		if err := b.waitSettled(c, names); err != nil {
 			return fmt.Errorf("trial %d: before the kill: %w", trial+1, err)
 		}
-		survivors := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == leader })
+		survivors := slices.DeleteFunc(slices.Clone(names), func(n actors.NodeName) bool { return n == leader })
 		successor := survivors[len(survivors)-1]
 
 		var mu sync.Mutex
@@ -160,7 +160,7 @@ const settle = time.Second
 
 // waitSettled waits until every node's view has every node alive, in the
 // generation that runs now, and no membership event happened for settle.
-func (b *failoverBench) waitSettled(c *cluster.Cluster, names []string) error {
+func (b *failoverBench) waitSettled(c *cluster.Cluster, names []actors.NodeName) error {
 	var mu sync.Mutex
 	last := time.Now()
 	var cancels []func()
@@ -177,7 +177,7 @@ func (b *failoverBench) waitSettled(c *cluster.Cluster, names []string) error {
 			cancel()
 		}
 	}()
-	gen := map[string]uint64{}
+	gen := map[actors.NodeName]uint64{}
 	for _, n := range names {
 		gen[n] = c.Member(n).View().Self.Generation
 	}
@@ -197,7 +197,7 @@ func (b *failoverBench) waitSettled(c *cluster.Cluster, names []string) error {
 
 // waitFollow polls until every node in names follows leader, all at one
 // term.
-func (b *failoverBench) waitFollow(c *cluster.Cluster, names []string, leader string) error {
+func (b *failoverBench) waitFollow(c *cluster.Cluster, names []actors.NodeName, leader actors.NodeName) error {
 	var last []string
 	err := waitUntil(b.timeout, func() bool {
 		last = last[:0]
@@ -209,10 +209,10 @@ func (b *failoverBench) waitFollow(c *cluster.Cluster, names []string, leader st
 				return false
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			l, err := actors.Call(ctx, node, election.ProtocolName, election.LeaderRequest{})
+			l, err := actors.Call(ctx, node, election.Name, election.LeaderRequest{})
 			cancel()
 			if err != nil {
-				last = append(last, n+": "+err.Error())
+				last = append(last, string(n)+": "+err.Error())
 				ok = false
 				continue
 			}

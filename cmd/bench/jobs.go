@@ -87,7 +87,7 @@ func (b *jobsBench) run(ctx context.Context) error {
 	var msgs []float64
 	for trial := range b.trials {
 		before := jobsMessages(c)
-		sub, err := actors.Call(ctx, contact, jobs.ProtocolName, jobs.Submit{Script: emptyJob, Parts: b.parts})
+		sub, err := actors.Call(ctx, contact, jobs.Name, jobs.Submit{Script: emptyJob, Parts: b.parts})
 		if err != nil {
 			return err
 		}
@@ -105,9 +105,9 @@ func (b *jobsBench) run(ctx context.Context) error {
 		fmt.Fprintf(b.out, "# trial %d: %d parts in %s s, %.1f µs per part, %.1f messages per part\n",
 			trial+1, b.parts, secs(took), us(took/time.Duration(b.parts)), m)
 	}
-	runs := map[string]int64{}
+	runs := map[actors.NodeName]int64{}
 	for _, n := range c.Nodes() {
-		s, err := actors.Call(ctx, n, jobs.ProtocolName, jobs.StatsRequest{})
+		s, err := actors.Call(ctx, n, jobs.Name, jobs.StatsRequest{})
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,7 @@ func startJobsCluster(n int, mod func(*jobs.Config)) (*cluster.Cluster, error) {
 		leader := c.Names()[n-1]
 		err = waitUntil(time.Minute, func() bool {
 			for _, node := range c.Nodes() {
-				s, err := actors.Call(context.Background(), node, jobs.ProtocolName, jobs.StatsRequest{})
+				s, err := actors.Call(context.Background(), node, jobs.Name, jobs.StatsRequest{})
 				if err != nil || s.Leader != leader {
 					return false
 				}
@@ -175,7 +175,7 @@ func awaitJob(ctx context.Context, n *actors.Node, id string, timeout time.Durat
 	var st jobs.Status
 	var err error
 	werr := waitUntil(timeout, func() bool {
-		st, err = actors.Call(ctx, n, jobs.ProtocolName, jobs.StatusRequest{ID: id})
+		st, err = actors.Call(ctx, n, jobs.Name, jobs.StatusRequest{ID: id})
 		return err != nil || st.State.Ended()
 	})
 	if err != nil {
@@ -192,7 +192,7 @@ func awaitJob(ctx context.Context, n *actors.Node, id string, timeout time.Durat
 func jobsMessages(c *cluster.Cluster) int64 {
 	var total int64
 	for _, n := range c.Nodes() {
-		total += n.Stats().Protocols[jobs.ProtocolName].Network().MsgsOut
+		total += n.Stats().Protocols[jobs.Name].Network().MsgsOut
 	}
 	return total
 }

@@ -274,13 +274,13 @@ func (b *kvBench) group(dir string, nodes int, fsync bool, tweak func(*consensus
 }
 
 // waitLeader waits until every running node names the same leader.
-func waitLeader(c *cluster.Cluster, timeout time.Duration) (string, error) {
-	var lead string
+func waitLeader(c *cluster.Cluster, timeout time.Duration) (actors.NodeName, error) {
+	var lead actors.NodeName
 	err := waitUntil(timeout, func() bool {
 		lead = ""
 		for _, n := range c.Nodes() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := actors.Call(ctx, n, consensus.ProtocolName, consensus.StatusRequest{})
+			st, err := actors.Call(ctx, n, consensus.Name, consensus.StatusRequest{})
 			cancel()
 			if err != nil || st.Leader == "" || (lead != "" && lead != st.Leader) {
 				return false
@@ -421,7 +421,7 @@ func (b *kvBench) restart(dir string) ([]time.Duration, error) {
 	var out []time.Duration
 	for trial := range b.restarts {
 		// The followers in turn, so that every one is restarted.
-		var followers []string
+		var followers []actors.NodeName
 		for _, n := range c.Nodes() {
 			if n.Name() != leader.Name() {
 				followers = append(followers, n.Name())

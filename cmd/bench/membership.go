@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/membership"
 )
 
@@ -122,10 +123,10 @@ func (b *membershipBench) run() error {
 // failed.
 type watcher struct {
 	mu     sync.Mutex
-	failed map[string]map[string][]time.Time // observer → member → when, in order
+	failed map[actors.NodeName]map[actors.NodeName][]time.Time // observer → member → when, in order
 }
 
-func (w *watcher) onEvent(observer string) func(membership.Event) {
+func (w *watcher) onEvent(observer actors.NodeName) func(membership.Event) {
 	return func(ev membership.Event) {
 		if _, ok := ev.(*membership.MemberFailed); !ok {
 			return
@@ -138,7 +139,7 @@ func (w *watcher) onEvent(observer string) func(membership.Event) {
 }
 
 func (b *membershipBench) trial(r *membershipResult, rng *rand.Rand) error {
-	w := &watcher{failed: map[string]map[string][]time.Time{}}
+	w := &watcher{failed: map[actors.NodeName]map[actors.NodeName][]time.Time{}}
 	nodes := make([]*membership.Membership, 0, r.n)
 	defer func() {
 		var wg sync.WaitGroup
@@ -148,7 +149,7 @@ func (b *membershipBench) trial(r *membershipResult, rng *rand.Rand) error {
 		wg.Wait()
 	}()
 	for i := range r.n {
-		name := fmt.Sprintf("node-%d", i+1)
+		name := actors.NodeName(fmt.Sprintf("node-%d", i+1))
 		cfg := membership.Config{Name: name, Preset: r.preset, Timing: b.timing, Logger: zerolog.Nop()}
 		if i > 0 {
 			cfg.Seeds = []string{nodes[0].GossipAddr()}
@@ -159,7 +160,7 @@ func (b *membershipBench) trial(r *membershipResult, rng *rand.Rand) error {
 		}
 		nodes = append(nodes, m)
 		w.mu.Lock()
-		w.failed[name] = map[string][]time.Time{}
+		w.failed[name] = map[actors.NodeName][]time.Time{}
 		w.mu.Unlock()
 		m.Subscribe(w.onEvent(name))
 	}
@@ -201,7 +202,7 @@ func (b *membershipBench) trial(r *membershipResult, rng *rand.Rand) error {
 
 	// Detection: kill nodes one after another.
 	live := slices.Clone(nodes)
-	killed := map[string]bool{}
+	killed := map[actors.NodeName]bool{}
 	for range b.kills {
 		i := rng.IntN(len(live))
 		victim := live[i]

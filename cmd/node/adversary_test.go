@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/config"
 	"github.com/troupe-dev/troupe/consensus"
@@ -219,21 +220,21 @@ func TestClusterSurvivesTheAdversarialCatalogue(t *testing.T) {
 		leader := sts[0].Leader
 		var follower int
 		for i, name := range c.names {
-			if name != leader {
+			if actors.NodeName(name) != leader {
 				follower = i
 				break
 			}
 		}
 		// The forger claims to be the leader: plaintext gRPC lets anyone
 		// send as any name, so raft must check what it steps.
-		forger := forgeEndpoint(t, leader, c.names[follower], c.binds[follower])
+		forger := forgeEndpoint(t, string(leader), c.names[follower], c.binds[follower])
 		data, err := proto.Marshal(&raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(consensus.ID(leader)),
-			To: proto.Uint64(consensus.ID(c.names[follower])), Term: proto.Uint64(sts[follower].Term), Commit: proto.Uint64(1_000_000_000_000)})
+			To: proto.Uint64(consensus.ID(actors.NodeName(c.names[follower]))), Term: proto.Uint64(sts[follower].Term), Commit: proto.Uint64(1_000_000_000_000)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for range 32 {
-			env := &messages.Envelope{From: leader, To: c.names[follower], Protocol: "raft"}
+			env := &messages.Envelope{From: string(leader), To: c.names[follower], Protocol: "raft"}
 			if err := transport.MarshalPayload(env, &messages.RaftBatch{Messages: [][]byte{data}}); err != nil {
 				t.Fatal(err)
 			}

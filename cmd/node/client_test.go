@@ -90,7 +90,7 @@ func TestJobCancelThroughAnotherNode(t *testing.T) {
 	srv := httptest.NewServer(api.New(c.Node("node-2"), api.Config{}))
 	defer srv.Close()
 	spin := "def split(i, n):\n    return [1]\ndef run(p):\n    while True:\n        pass\ndef merge(r):\n    return r\n"
-	sub, err := actors.Call(context.Background(), c.Node("node-1"), jobs.ProtocolName, jobs.Submit{Script: spin})
+	sub, err := actors.Call(context.Background(), c.Node("node-1"), jobs.Name, jobs.Submit{Script: spin})
 	if err != nil {
 		t.Fatal(err)
 	}

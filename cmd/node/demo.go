@@ -118,7 +118,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	if err := c.Start(tf); err != nil {
 		return err
 	}
-	apis := map[string]string{}
+	apis := map[actors.NodeName]string{}
 	for _, n := range c.Nodes() {
 		addr, stop, err := serve(api.New(n, api.Config{}))
 		if err != nil {
@@ -132,7 +132,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	// Wait until every node follows the same leader.
 	var leader api.Leader
 	err = waitUntil(d.timeout, func() bool {
-		var first string
+		var first actors.NodeName
 		for _, name := range c.Names() {
 			var l api.Leader
 			if _, err := api.NewClient(apis[name]).Do(ctx, http.MethodGet, "/v1/leader", nil, &l); err != nil || l.Leader == "" {
@@ -174,7 +174,7 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "parts run per node:")
 	for _, n := range c.Nodes() {
-		s, err := actors.Call(ctx, n, jobs.ProtocolName, jobs.StatsRequest{})
+		s, err := actors.Call(ctx, n, jobs.Name, jobs.StatsRequest{})
 		if err != nil {
 			return err
 		}

@@ -50,8 +50,8 @@ the log has been compacted).`,
 			fmt.Fprintf(tw, "node\t%s\t(%s)\n", st.Node, strings.TrimPrefix(st.State, "State"))
 			fmt.Fprintf(tw, "leader\t%s\tterm %d\n", cmp.Or(st.Leader, "(none)"), st.Term)
 			fmt.Fprintf(tw, "log\tcommit %d\tapplied %d, snapshot %d\n", st.Commit, st.Applied, st.SnapshotIndex)
-			fmt.Fprintf(tw, "voters\t%s\t\n", strings.Join(st.Voters, " "))
-			fmt.Fprintf(tw, "learners\t%s\t\n", cmp.Or(strings.Join(st.Learners, " "), "(none)"))
+			fmt.Fprintf(tw, "voters\t%s\t\n", joinNames(st.Voters, " "))
+			fmt.Fprintf(tw, "learners\t%s\t\n", cmp.Or(joinNames(st.Learners, " "), "(none)"))
 			fmt.Fprintf(tw, "keys\t%d\t\n", st.Keys)
 			return tw.Flush()
 		},

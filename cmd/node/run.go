@@ -174,7 +174,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 		return err
 	}
 	acfg := actors.DefaultConfig()
-	acfg.Name, acfg.Network, acfg.Logger = cfg.Node.Name, network, log
+	acfg.Name, acfg.Network, acfg.Logger = actors.NodeName(cfg.Node.Name), network, log
 	metrics, err := nodeMetrics(&acfg, cfg.Telemetry.ProtoactorMetrics)
 	if err != nil {
 		return err
@@ -185,7 +185,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 	}
 	metrics.MustRegister(telemetry.NewCollector(node))
 	defer node.Stop()
-	m, err := membership.New(membership.Config{Name: cfg.Node.Name, Address: node.Address(), Preset: cfg.Membership.Preset,
+	m, err := membership.New(membership.Config{Name: acfg.Name, Address: node.Address(), Preset: cfg.Membership.Preset,
 		Timing: cfg.MembershipTiming(), Bind: gossip, Advertise: gossipAdvertise, Seeds: cfg.Membership.Join,
 		Memory: membersFile(cfg), Keys: cfg.GossipKeys(), TLS: mtls, Logger: log})
 	if err != nil {
@@ -379,10 +379,10 @@ func (r *running) shutdown(srv *http.Server, served chan error, m *membership.Me
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), stopDrain)
 	defer dcancel()
-	if d, derr := actors.Call(dctx, r.node, jobs.ProtocolName, jobs.DrainRequest{}); derr != nil {
+	if d, derr := actors.Call(dctx, r.node, jobs.Name, jobs.DrainRequest{}); derr != nil {
 		log.Warn().Err(derr).Msg("handing the job parts back did not complete; the leader requeues them when the node is gone")
 	} else {
-		log.Info().Int("parts", d.HandedBack).Str("leader", d.Leader).Msg("stopping: job parts handed back")
+		log.Info().Int("parts", d.HandedBack).Str("leader", string(d.Leader)).Msg("stopping: job parts handed back")
 	}
 	log.Info().Msg("stopping: leaving the cluster")
 	*left = true

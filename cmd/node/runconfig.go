@@ -104,7 +104,7 @@ func (r *running) apply(ctx context.Context, data []byte) (applied, error) {
 		out.Changed = append(out.Changed, changed{Key: ch.Key.Name, Old: ch.Old, New: ch.New})
 	}
 	type step struct {
-		protocol string
+		protocol actors.ProtocolName
 		next     any
 		undo     any
 	}
@@ -118,16 +118,16 @@ func (r *running) apply(ctx context.Context, data []byte) (applied, error) {
 		if err != nil {
 			return applied{}, err
 		}
-		steps = append(steps, step{jobs.ProtocolName, jn, jo})
+		steps = append(steps, step{jobs.Name, jn, jo})
 	}
 	if sections["election"] && next.Election.Elector == "bully" {
-		steps = append(steps, step{election.ProtocolName, next.ElectionConfig().Bully, cur.ElectionConfig().Bully})
+		steps = append(steps, step{election.Name, next.ElectionConfig().Bully, cur.ElectionConfig().Bully})
 	}
 	for i, s := range steps {
 		if err := r.node.Reconfigure(ctx, s.protocol, s.next); err != nil {
 			for _, done := range steps[:i] {
 				if uerr := r.node.Reconfigure(ctx, done.protocol, done.undo); uerr != nil {
-					r.log.Error().Err(uerr).Str("protocol", done.protocol).Msg("putting the configuration back failed")
+					r.log.Error().Err(uerr).Str("protocol", string(done.protocol)).Msg("putting the configuration back failed")
 				}
 			}
 			return applied{}, fmt.Errorf("protocol %s refused its new configuration; nothing was changed: %w", s.protocol, err)

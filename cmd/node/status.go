@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -127,9 +128,9 @@ func printAlerts(out io.Writer, list []telemetry.Alert, n int) error {
 		case "":
 			state = "event"
 		}
-		by := cmp.Or(a.RaisedBy, a.Origin)
-		if others := slices.DeleteFunc(slices.Clone(a.Reporters), func(r string) bool { return r == by }); len(others) > 0 {
-			by += " (also " + strings.Join(others, ", ") + ")"
+		by := string(cmp.Or(a.RaisedBy, a.Origin))
+		if others := slices.DeleteFunc(slices.Clone(a.Reporters), func(r actors.NodeName) bool { return string(r) == by }); len(others) > 0 {
+			by += " (also " + joinNames(others, ", ") + ")"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", cmp.Or(a.Started, a.Time).Format(time.TimeOnly), state, a.Severity, a.Message, by)
 	}
@@ -158,4 +159,13 @@ func memory(b uint64) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// joinNames lists node names for people.
+func joinNames(names []actors.NodeName, sep string) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, sep)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/config"
 	"github.com/troupe-dev/troupe/telemetry"
@@ -63,9 +64,9 @@ func TestPrintStatus(t *testing.T) {
 			{ID: "n1.x.0", Contact: "n1", State: "failed", PartsTotal: 2, Error: "split: boom\ntraceback"}},
 		// As the node sends them: active first, then by start, newest first.
 		Alerts: []telemetry.Alert{
-			{State: telemetry.Active, Started: at, RaisedBy: "n1", Severity: telemetry.Critical, Message: "member n3 failed", Reporters: []string{"n1", "n2"}},
-			{State: telemetry.Active, Started: at.Add(-time.Minute), RaisedBy: "n4", Severity: telemetry.Critical, Message: "raft on n4 reaches 1 of its 3 voters", Reporters: []string{"n4"}},
-			{State: telemetry.Resolved, Started: at.Add(-3 * time.Second), Ended: at.Add(-time.Second), RaisedBy: "n2", Severity: telemetry.Warning, Message: "member n3 is suspected", Reporters: []string{"n2"}},
+			{State: telemetry.Active, Started: at, RaisedBy: "n1", Severity: telemetry.Critical, Message: "member n3 failed", Reporters: []actors.NodeName{"n1", "n2"}},
+			{State: telemetry.Active, Started: at.Add(-time.Minute), RaisedBy: "n4", Severity: telemetry.Critical, Message: "raft on n4 reaches 1 of its 3 voters", Reporters: []actors.NodeName{"n4"}},
+			{State: telemetry.Resolved, Started: at.Add(-3 * time.Second), Ended: at.Add(-time.Second), RaisedBy: "n2", Severity: telemetry.Warning, Message: "member n3 is suspected", Reporters: []actors.NodeName{"n2"}},
 			{State: telemetry.Event, Started: at.Add(-time.Hour), RaisedBy: "n2", Severity: telemetry.Info, Message: "older"},
 		},
 	}

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/commit"
 	pb "github.com/troupe-dev/troupe/messages"
 )
@@ -32,10 +33,11 @@ var (
 // Account names an account: the node whose ledger holds it, and its name
 // in that ledger.
 type Account struct {
-	Node, Name string
+	Node actors.NodeName
+	Name string
 }
 
-func (a Account) String() string { return a.Node + "/" + a.Name }
+func (a Account) String() string { return string(a.Node) + "/" + a.Name }
 
 // Config sets up a bank.
 type Config struct {
@@ -44,7 +46,7 @@ type Config struct {
 	DataDir string
 	// Accounts are the opening balances, per node and account, written
 	// when a node's ledger is created. A node not listed has no accounts.
-	Accounts map[string]map[string]int64
+	Accounts map[actors.NodeName]map[string]int64
 	// NoSync turns off fsync of the ledgers (tests and benchmarks).
 	NoSync bool
 }
@@ -56,7 +58,7 @@ type Config struct {
 type Bank struct {
 	cfg  Config
 	mu   sync.Mutex
-	open map[string]*Ledger
+	open map[actors.NodeName]*Ledger
 }
 
 // New checks cfg and returns a bank; ledgers are created when first
@@ -72,7 +74,7 @@ func New(cfg Config) (*Bank, error) {
 			}
 		}
 	}
-	return &Bank{cfg: cfg, open: map[string]*Ledger{}}, nil
+	return &Bank{cfg: cfg, open: map[actors.NodeName]*Ledger{}}, nil
 }
 
 // Transfer is the transaction that moves amount from one account to
@@ -93,7 +95,7 @@ func Transfer(from, to Account, amount int64) (commit.Transaction, error) {
 // bank's total does not change.
 func Move(changes map[Account]int64) (commit.Transaction, error) {
 	var sum int64
-	byNode := map[string][]*pb.LedgerEntry{}
+	byNode := map[actors.NodeName][]*pb.LedgerEntry{}
 	for _, a := range slices.SortedFunc(maps.Keys(changes), func(x, y Account) int { return strings.Compare(x.String(), y.String()) }) {
 		if a.Node == "" || a.Name == "" {
 			return commit.Transaction{}, fmt.Errorf("%w: account %q; an account needs a node and a name", ErrInvalidTransfer, a)
@@ -125,7 +127,7 @@ func encode(entries ...*pb.LedgerEntry) []byte {
 
 // Resource opens node's ledger, creating it with its opening balances the
 // first time: the function for commit.Config.Resource.
-func (b *Bank) Resource(node string) (commit.Resource, error) {
+func (b *Bank) Resource(node actors.NodeName) (commit.Resource, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.open[node]; ok {
@@ -145,9 +147,11 @@ var (
 	bucketJournal  = []byte("journal")  // tx → "commit" or "abort", for every prepared transaction that ended
 )
 
-func (b *Bank) path(node string) string { return filepath.Join(b.cfg.DataDir, node, "ledger.db") }
+func (b *Bank) path(node actors.NodeName) string {
+	return filepath.Join(b.cfg.DataDir, string(node), "ledger.db")
+}
 
-func (b *Bank) openLedger(node string) (*Ledger, error) {
+func (b *Bank) openLedger(node actors.NodeName) (*Ledger, error) {
 	if err := os.MkdirAll(filepath.Dir(b.path(node)), 0o750); err != nil {
 		return nil, fmt.Errorf("bank: %w", err)
 	}
@@ -213,7 +217,7 @@ func decode(b []byte) (*pb.LedgerOp, error) {
 // waits for another transaction.
 type Ledger struct {
 	bank *Bank
-	node string
+	node actors.NodeName
 	db   *bolt.DB
 	held map[string]int64 // debits held by prepared transactions, per account (negative); only the commit protocol's calls touch it
 }
@@ -335,11 +339,11 @@ func (l *Ledger) Close() error {
 }
 
 // Nodes lists the nodes that have accounts, sorted.
-func (b *Bank) Nodes() []string { return slices.Sorted(maps.Keys(b.cfg.Accounts)) }
+func (b *Bank) Nodes() []actors.NodeName { return slices.Sorted(maps.Keys(b.cfg.Accounts)) }
 
 // view reads node's ledger: the open one, or the file read-only, or (no
 // file yet) nothing.
-func (b *Bank) view(node string, fn func(*bolt.Tx) error) (exists bool, err error) {
+func (b *Bank) view(node actors.NodeName, fn func(*bolt.Tx) error) (exists bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if l := b.open[node]; l != nil {
@@ -357,7 +361,7 @@ func (b *Bank) view(node string, fn func(*bolt.Tx) error) (exists bool, err erro
 }
 
 // Balances returns the committed balances of node's accounts.
-func (b *Bank) Balances(node string) (map[string]int64, error) {
+func (b *Bank) Balances(node actors.NodeName) (map[string]int64, error) {
 	out := map[string]int64{}
 	exists, err := b.view(node, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
@@ -389,7 +393,7 @@ func (b *Bank) Total() (int64, error) {
 
 // Journal returns how the transactions node's ledger prepared ended: true
 // for commit.
-func (b *Bank) Journal(node string) (map[string]bool, error) {
+func (b *Bank) Journal(node actors.NodeName) (map[string]bool, error) {
 	out := map[string]bool{}
 	_, err := b.view(node, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJournal).ForEach(func(k, v []byte) error {
@@ -401,7 +405,7 @@ func (b *Bank) Journal(node string) (map[string]bool, error) {
 }
 
 // Pending lists the transactions node's ledger holds prepared.
-func (b *Bank) Pending(node string) ([]string, error) {
+func (b *Bank) Pending(node actors.NodeName) ([]string, error) {
 	var out []string
 	_, err := b.view(node, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {

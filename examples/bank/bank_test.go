@@ -32,8 +32,8 @@ const (
 
 // sent is one transfer as its client saw it.
 type sent struct {
-	id           string   // "" when refused or unknown
-	participants []string // sorted
+	id           string            // "" when refused or unknown
+	participants []actors.NodeName // sorted
 	committed    bool
 	known        bool // the client learnt the outcome
 }
@@ -61,7 +61,7 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	dir := t.TempDir()
 	faults := sim.Faults{Loss: 0.05, Duplicate: 0.05, Reorder: 0.1}
 	c := clustertest.NewCluster(t, nodes, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed))
-	opened := map[string]map[string]int64{}
+	opened := map[actors.NodeName]map[string]int64{}
 	for _, n := range c.Names() {
 		opened[n] = map[string]int64{}
 		for i := range accounts {
@@ -172,7 +172,7 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	err = actortest.WaitFor(30*time.Second, func() bool {
 		last = nil
 		for _, n := range c.Nodes() {
-			st, err := actors.Call(context.Background(), n, commit.ProtocolName, commit.StatsRequest{})
+			st, err := actors.Call(context.Background(), n, commit.Name, commit.StatsRequest{})
 			if err == nil && st.Coordinating+st.Preparing+st.InDoubt > 0 {
 				err = fmt.Errorf("%s: coordinating %d, preparing %d, in doubt %d", n.Name(), st.Coordinating, st.Preparing, st.InDoubt)
 			}
@@ -200,7 +200,7 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	if want := int64(nodes * accounts * opening); total != want {
 		t.Errorf("total %d, want %d", total, want)
 	}
-	journals := map[string]map[string]bool{}
+	journals := map[actors.NodeName]map[string]bool{}
 	for _, n := range names {
 		if journals[n], err = b.Journal(n); err != nil {
 			t.Fatal(err)
@@ -221,7 +221,7 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 			unknown++
 			continue
 		}
-		var at []string
+		var at []actors.NodeName
 		for _, p := range s.participants {
 			if journals[p][s.id] {
 				at = append(at, p)

@@ -5,7 +5,7 @@
 //
 // # Usage
 //
-//	b, _ := bank.New(bank.Config{DataDir: dir, Accounts: map[string]map[string]int64{
+//	b, _ := bank.New(bank.Config{DataDir: dir, Accounts: map[actors.NodeName]map[string]int64{
 //		"node-1": {"alice": 100}, "node-2": {"bob": 50},
 //	}})
 //	cfg := commit.DefaultConfig()

@@ -27,7 +27,7 @@ func Example() {
 		panic(err)
 	}
 	defer c.Stop()
-	b, err := bank.New(bank.Config{DataDir: dir, Accounts: map[string]map[string]int64{
+	b, err := bank.New(bank.Config{DataDir: dir, Accounts: map[actors.NodeName]map[string]int64{
 		"node-1": {"alice": 100},
 		"node-2": {"bob": 50},
 		"node-3": {"carol": 0},
@@ -70,7 +70,7 @@ func Example() {
 	// has applied it.
 	err = actortest.WaitFor(10*time.Second, func() bool {
 		for _, n := range c.Nodes() {
-			st, err := actors.Call(ctx, n, commit.ProtocolName, commit.StatsRequest{})
+			st, err := actors.Call(ctx, n, commit.Name, commit.StatsRequest{})
 			if err != nil || st.Coordinating+st.InDoubt+st.Preparing > 0 {
 				return false
 			}

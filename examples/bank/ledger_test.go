@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/examples/bank"
 )
 
 func TestLedgerHoldsDebitsAndEndsOnce(t *testing.T) {
-	b, err := bank.New(bank.Config{DataDir: t.TempDir(), NoSync: true, Accounts: map[string]map[string]int64{"n": {"x": 100, "y": 0}}})
+	b, err := bank.New(bank.Config{DataDir: t.TempDir(), NoSync: true, Accounts: map[actors.NodeName]map[string]int64{"n": {"x": 100, "y": 0}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestLedgerHoldsDebitsAndEndsOnce(t *testing.T) {
 // Prepare refuses it or holds it, and an Abort leaves the balances as
 // they were.
 func FuzzLedgerPrepare(f *testing.F) {
-	b, err := bank.New(bank.Config{DataDir: f.TempDir(), NoSync: true, Accounts: map[string]map[string]int64{"n": {"x": 100, "y": 0}}})
+	b, err := bank.New(bank.Config{DataDir: f.TempDir(), NoSync: true, Accounts: map[actors.NodeName]map[string]int64{"n": {"x": 100, "y": 0}}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // Name is the protocol's name on every node.
-const Name = "broadcast"
+const Name actors.ProtocolName = "broadcast"
 
 // BroadcastRequest asks the local broadcast protocol to broadcast Payload.
 // The reply is the message's id.
@@ -22,24 +22,24 @@ type BroadcastRequest struct {
 // DeliverReply is published on a node for every message it delivers,
 // exactly once per message.
 type DeliverReply struct {
-	Node, Origin string
+	Node, Origin actors.NodeName
 	ID           uint64
 	Payload      []byte
 }
 
 // NeighbourUp adds a node to the neighbours messages are flooded to.
-type NeighbourUp struct{ Node string }
+type NeighbourUp struct{ Node actors.NodeName }
 
 // NeighbourDown removes a node from the neighbours.
-type NeighbourDown struct{ Node string }
+type NeighbourDown struct{ Node actors.NodeName }
 
 // BroadcastMessage is the gossip: the origin floods it to its neighbours,
 // who deliver it once and forward it. A plain struct, registered once as a
 // wire message; no .proto file.
 type BroadcastMessage struct {
-	Origin  string // node that broadcast it first
-	ID      uint64 // unique per origin
-	Payload []byte // application data
+	Origin  actors.NodeName // node that broadcast it first
+	ID      uint64          // unique per origin
+	Payload []byte          // application data
 }
 
 var _ = messages.Register[BroadcastMessage]("broadcast.BroadcastMessage")
@@ -49,9 +49,9 @@ type GarbageCollectTimer struct{}
 
 // Config sets up the protocol.
 type Config struct {
-	Neighbours []string      // initial neighbours (other nodes)
-	GCInterval time.Duration // how often GarbageCollectTimer fires
-	Retain     time.Duration // how long a delivered id is remembered
+	Neighbours []actors.NodeName // initial neighbours (other nodes)
+	GCInterval time.Duration     // how often GarbageCollectTimer fires
+	Retain     time.Duration     // how long a delivered id is remembered
 }
 
 // DefaultConfig has no neighbours, collects every 10s and remembers ids for
@@ -69,14 +69,14 @@ func (c Config) Validate() error {
 }
 
 type msgID struct {
-	origin string
+	origin actors.NodeName
 	id     uint64
 }
 
 // Broadcast is the protocol's state.
 type Broadcast struct {
 	cfg        Config
-	neighbours []string // sorted, so forwarding order is reproducible
+	neighbours []actors.NodeName // sorted, so forwarding order is reproducible
 	seen       map[msgID]time.Time
 }
 
@@ -85,7 +85,7 @@ func New(cfg Config) actors.Factory {
 	return func() actors.Protocol { return &Broadcast{cfg: cfg} }
 }
 
-func (b *Broadcast) Name() string { return Name }
+func (b *Broadcast) Name() actors.ProtocolName { return Name }
 
 func (b *Broadcast) Init(ctx *actors.Context) error {
 	if err := b.cfg.Validate(); err != nil {
@@ -111,7 +111,7 @@ func (b *Broadcast) onBroadcastRequest(ctx *actors.Context, req *BroadcastReques
 	return m.ID, b.forward(ctx, m, "")
 }
 
-func (b *Broadcast) onBroadcastMessage(ctx *actors.Context, from string, m *BroadcastMessage) error {
+func (b *Broadcast) onBroadcastMessage(ctx *actors.Context, from actors.NodeName, m *BroadcastMessage) error {
 	if _, dup := b.seen[msgID{m.Origin, m.ID}]; dup {
 		return nil
 	}
@@ -124,13 +124,13 @@ func (b *Broadcast) deliver(ctx *actors.Context, m *BroadcastMessage) {
 	ctx.Notify(&DeliverReply{Node: ctx.Node(), Origin: m.Origin, ID: m.ID, Payload: m.Payload})
 }
 
-func (b *Broadcast) forward(ctx *actors.Context, m *BroadcastMessage, from string) error {
+func (b *Broadcast) forward(ctx *actors.Context, m *BroadcastMessage, from actors.NodeName) error {
 	for _, n := range b.neighbours {
 		if n == from {
 			continue
 		}
 		if err := ctx.SendReliable(n, m); err != nil {
-			ctx.Log().Warn().Err(err).Str("neighbour", n).Msg("cannot forward a broadcast")
+			ctx.Log().Warn().Err(err).Str("neighbour", string(n)).Msg("cannot forward a broadcast")
 		}
 	}
 	return nil
@@ -146,7 +146,7 @@ func (b *Broadcast) onGarbageCollect(ctx *actors.Context, _ GarbageCollectTimer)
 	return nil
 }
 
-func (b *Broadcast) addNeighbour(ctx *actors.Context, n string) {
+func (b *Broadcast) addNeighbour(ctx *actors.Context, n actors.NodeName) {
 	if n == ctx.Node() || slices.Contains(b.neighbours, n) {
 		return
 	}
@@ -154,6 +154,6 @@ func (b *Broadcast) addNeighbour(ctx *actors.Context, n string) {
 	slices.Sort(b.neighbours)
 }
 
-func (b *Broadcast) removeNeighbour(n string) {
-	b.neighbours = slices.DeleteFunc(b.neighbours, func(x string) bool { return x == n })
+func (b *Broadcast) removeNeighbour(n actors.NodeName) {
+	b.neighbours = slices.DeleteFunc(b.neighbours, func(x actors.NodeName) bool { return x == n })
 }

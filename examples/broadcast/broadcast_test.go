@@ -18,11 +18,11 @@ import (
 // deliveries records every DeliverReply of every node.
 type deliveries struct {
 	mu  sync.Mutex
-	got map[string]map[string]int // node → "origin/id" → times delivered
+	got map[actors.NodeName]map[string]int // node → "origin/id" → times delivered
 }
 
 func watch(t *testing.T, c *cluster.Cluster) *deliveries {
-	d := &deliveries{got: map[string]map[string]int{}}
+	d := &deliveries{got: map[actors.NodeName]map[string]int{}}
 	for _, n := range c.Nodes() {
 		d.got[n.Name()] = map[string]int{}
 		cancel, err := actors.Observe(n, func(r *broadcast.DeliverReply) {
@@ -38,7 +38,7 @@ func watch(t *testing.T, c *cluster.Cluster) *deliveries {
 	return d
 }
 
-func (d *deliveries) count(node string) (distinct, total int) {
+func (d *deliveries) count(node actors.NodeName) (distinct, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, k := range d.got[node] {
@@ -48,7 +48,7 @@ func (d *deliveries) count(node string) (distinct, total int) {
 	return
 }
 
-func (d *deliveries) has(node, origin string, id uint64) bool {
+func (d *deliveries) has(node, origin actors.NodeName, id uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.got[node][fmt.Sprintf("%s/%d", origin, id)] > 0
@@ -138,7 +138,7 @@ func testEveryNodeDeliversEveryBroadcastOnceUnderFaults(t *testing.T) {
 			t.Fatalf("%s delivered %d times %d distinct broadcasts: a broadcast was delivered twice", n, total, distinct)
 		}
 	}
-	tot := c.Hub.Stats().Total(sim.Protocol(broadcast.Name))
+	tot := c.Hub.Stats().Total(sim.Protocol(string(broadcast.Name)))
 	if tot.Lost == 0 || tot.Duplicated == 0 || tot.Blocked == 0 {
 		t.Fatalf("faults did not happen: %+v", tot)
 	}
@@ -163,7 +163,7 @@ func testBroadcastCostsNMinusOneSquaredOnABenignNetwork(t *testing.T) {
 		return true
 	})
 	data := func() int64 {
-		return c.Hub.Stats().Total(func(k sim.Key) bool { return k.Protocol == broadcast.Name && k.Type != "ack" }).Sent
+		return c.Hub.Stats().Total(func(k sim.Key) bool { return k.Protocol == string(broadcast.Name) && k.Type != "ack" }).Sent
 	}
 	actortest.Eventually(t, 10*time.Second, "every forward sent", func() bool { return data() >= 16 })
 	if got := data(); got != 16 {

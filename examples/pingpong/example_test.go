@@ -20,7 +20,7 @@ func Example() {
 	}
 	defer c.Stop()
 	for _, n := range c.Nodes() {
-		peer := "node-1"
+		peer := actors.NodeName("node-1")
 		if n.Name() == "node-1" {
 			peer = "node-2"
 		}

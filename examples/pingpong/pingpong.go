@@ -9,7 +9,7 @@ import (
 
 // PingPong pings `Peer` every `Every` and counts the answers.
 type PingPong struct {
-	Peer  string
+	Peer  actors.NodeName
 	Every time.Duration
 	pongs uint64
 }
@@ -19,7 +19,7 @@ type tick struct{}
 // Pongs asks a PingPong how many pongs it has received.
 type Pongs struct{ actors.Returns[uint64] }
 
-func (p *PingPong) Name() string { return "pingpong" }
+func (p *PingPong) Name() actors.ProtocolName { return "pingpong" }
 
 func (p *PingPong) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onPing)
@@ -34,11 +34,11 @@ func (p *PingPong) onTick(ctx *actors.Context, _ tick) error {
 	return ctx.Send(p.Peer, &pb.Ping{N: p.pongs})
 }
 
-func (p *PingPong) onPing(ctx *actors.Context, from string, m *pb.Ping) error {
+func (p *PingPong) onPing(ctx *actors.Context, from actors.NodeName, m *pb.Ping) error {
 	return ctx.Send(from, &pb.Pong{N: m.N})
 }
 
-func (p *PingPong) onPong(ctx *actors.Context, from string, m *pb.Pong) error {
+func (p *PingPong) onPong(ctx *actors.Context, from actors.NodeName, m *pb.Pong) error {
 	p.pongs++
 	return nil
 }

@@ -5,7 +5,7 @@
 // # Usage
 //
 //	c := jobstest.NewCluster(t, 5, jobs.DefaultConfig())
-//	sub, _ := actors.Call(ctx, c.Node("node-1"), jobs.ProtocolName, jobs.Submit{...})
+//	sub, _ := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{...})
 //	st := jobstest.Await(t, c.Node("node-1"), sub.ID, 30*time.Second)
 //
 // # Concurrency

@@ -55,7 +55,7 @@ func NewCluster(t testing.TB, n int, cfg jobs.Config, opts ...cluster.Option) *c
 // Stats asks a node for its jobs counters, failing the test on error.
 func Stats(t testing.TB, n *actors.Node) jobs.Stats {
 	t.Helper()
-	s, err := actors.Call(context.Background(), n, jobs.ProtocolName, jobs.StatsRequest{})
+	s, err := actors.Call(context.Background(), n, jobs.Name, jobs.StatsRequest{})
 	if err != nil {
 		t.Fatalf("jobs stats of %s: %v", n.Name(), err)
 	}
@@ -64,13 +64,13 @@ func Stats(t testing.TB, n *actors.Node) jobs.Stats {
 
 // Follow waits until the jobs protocol of every node in names follows
 // leader, for at most Failover.
-func Follow(t testing.TB, c *cluster.Cluster, names []string, leader string) {
+func Follow(t testing.TB, c *cluster.Cluster, names []actors.NodeName, leader actors.NodeName) {
 	t.Helper()
 	FollowWithin(t, c, names, leader, Failover)
 }
 
 // FollowWithin is Follow with a deadline of its own.
-func FollowWithin(t testing.TB, c *cluster.Cluster, names []string, leader string, within time.Duration) {
+func FollowWithin(t testing.TB, c *cluster.Cluster, names []actors.NodeName, leader actors.NodeName, within time.Duration) {
 	t.Helper()
 	var last []string
 	err := actortest.WaitFor(within, func() bool {
@@ -78,7 +78,7 @@ func FollowWithin(t testing.TB, c *cluster.Cluster, names []string, leader strin
 		ok := true
 		for _, name := range names {
 			s := Stats(t, c.Node(name))
-			last = append(last, name+"→"+s.Leader)
+			last = append(last, string(name)+"→"+string(s.Leader))
 			ok = ok && s.Leader == leader
 		}
 		return ok
@@ -95,7 +95,7 @@ func Await(t testing.TB, n *actors.Node, id string, within time.Duration) jobs.S
 	var st jobs.Status
 	err := actortest.WaitFor(within, func() bool {
 		var err error
-		st, err = actors.Call(context.Background(), n, jobs.ProtocolName, jobs.StatusRequest{ID: id})
+		st, err = actors.Call(context.Background(), n, jobs.Name, jobs.StatusRequest{ID: id})
 		if err != nil {
 			t.Fatalf("status of %s at %s: %v", id, n.Name(), err)
 		}

@@ -35,13 +35,13 @@ type recorder struct {
 	got []string // "from:N"
 }
 
-func (r *recorder) Name() string { return "rec" }
+func (r *recorder) Name() actors.ProtocolName { return "rec" }
 
 func (r *recorder) Init(ctx *actors.Context) error {
-	actors.OnMessage(ctx, func(_ *actors.Context, from string, m *messages.Ping) error {
+	actors.OnMessage(ctx, func(_ *actors.Context, from actors.NodeName, m *messages.Ping) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.got = append(r.got, from+":"+itoa(m.N))
+		r.got = append(r.got, string(from)+":"+itoa(m.N))
 		return nil
 	})
 	return nil
