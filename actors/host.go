@@ -26,6 +26,7 @@ type protocolHost struct {
 	first   Protocol // the value Start made, used by the first incarnation
 	pid     *actor.PID
 	self    *actor.PID // as seen by the actor itself
+	inbox   *actor.PID // self, written under node.mu once the actor runs: where the network delivers before Start publishes the host
 	log     zerolog.Logger
 	rng     *rand.Rand
 	metrics protocolMetrics
@@ -106,6 +107,7 @@ func (h *protocolHost) Receive(ac actor.Context) {
 		// it once, before any timer is armed.
 		if h.self == nil {
 			h.self = ac.Self()
+			h.node.listen(h)
 		}
 	case *actor.Stopped:
 		h.stopped = true

@@ -490,33 +490,59 @@ func (n *Node) newRand(protocol ProtocolName) *rand.Rand {
 // deliver is the network's callback: decode, then enqueue on the protocol's
 // mailbox. Runs on network goroutines.
 func (n *Node) deliver(env *messages.Envelope, size int) {
-	h := n.host(ProtocolName(env.Protocol))
-	if h == nil {
+	pid := n.inbox(ProtocolName(env.Protocol))
+	if pid == nil {
 		n.unknownProtocol.Add(1)
 		n.badInput.Warn(kindUnknownProtocol).Str("from", env.From).Str("protocol", env.Protocol).Str("type", env.Type).
 			Msg(kindUnknownProtocol)
 		return
 	}
 	if env.Kind == messages.Envelope_KIND_ACK {
-		n.system.Root.Send(h.pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession, seenSession: env.SeenSession})
+		n.system.Root.Send(pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession, seenSession: env.SeenSession})
 		return
 	}
 	// The payload is decoded by the protocol's actor, not here: this runs
 	// on the network's reader goroutine, which every message of the node
 	// passes through.
-	n.system.Root.Send(h.pid, &inbound{env: env, size: size})
+	n.system.Root.Send(pid, &inbound{env: env, size: size})
+}
+
+// inbox is where the network delivers to a protocol: its actor, from the
+// moment the actor runs. A protocol's first Init may send, and the answer
+// may come back before Start has published the protocol (a peer answers
+// within microseconds on the simulated network); it is queued behind Init
+// in the mailbox, not dropped as for a protocol the node does not run.
+func (n *Node) inbox(name ProtocolName) *actor.PID {
+	if h := n.host(name); h != nil {
+		return h.pid
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, h := range n.order {
+		if h.name == name {
+			return h.inbox // nil until the actor runs
+		}
+	}
+	return nil
+}
+
+// listen records that h's actor runs: the network may deliver to it.
+func (n *Node) listen(h *protocolHost) {
+	n.mu.Lock()
+	h.inbox = h.self
+	n.mu.Unlock()
 }
 
 // deliverBatch takes a batch of envelopes for one protocol.
 func (n *Node) deliverBatch(from, protocol string, envelopes []byte) {
-	h := n.host(ProtocolName(protocol))
-	if h == nil {
+	pid := n.inbox(ProtocolName(protocol))
+	if pid == nil {
 		n.unknownProtocol.Add(1)
 		n.badInput.Warn(kindUnknownProtocol).Str("from", from).Str("protocol", protocol).
 			Msg(kindUnknownProtocol)
 		return
 	}
-	n.system.Root.Send(h.pid, &inboundBatch{from: NodeName(from), envelopes: envelopes})
+	n.system.Root.Send(pid, &inboundBatch{from: NodeName(from), envelopes: envelopes})
 }
 
 // reject is the network's Reject callback: it counts an envelope the
