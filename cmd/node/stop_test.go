@@ -47,8 +47,14 @@ func TestRunStopsAfterAPeerDied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := actortest.WaitFor(20*time.Second, func() bool { return m3.Join(ctx) == nil }); err != nil {
-		t.Fatalf("n3 joining: %v", err)
+	var joinErr error
+	if err := actortest.WaitFor(20*time.Second, func() bool { joinErr = m3.Join(ctx); return joinErr == nil }); err != nil {
+		select { // a node that could not start says why
+		case runErr := <-done:
+			t.Fatalf("n3 joining: %v (last attempt: %v); a node stopped with: %v", err, joinErr, runErr)
+		default:
+			t.Fatalf("n3 joining: %v (last attempt: %v); both nodes still run", err, joinErr)
+		}
 	}
 	if _, err := membership.Attach(n3, m3); err != nil {
 		t.Fatal(err)
