@@ -78,7 +78,11 @@ type ProtocolStats struct {
 	// Misused counts operations on a dead Context (one whose incarnation
 	// ended): each failed or did nothing, and the first ones were logged.
 	Misused int64
-	Types   map[string]TypeStats
+	// Timers counts the timer firings the protocol handled (OnTimer):
+	// each is also in MsgsIn of its payload's type in Types. Subtract it
+	// from Total().MsgsIn for the messages the protocol was sent.
+	Timers int64
+	Types  map[string]TypeStats
 }
 
 // NodeStats is a snapshot of a node's counters, for tests, the HTTP API and
@@ -132,6 +136,7 @@ type protocolMetrics struct {
 	unhandled    atomic.Int64
 	refused      atomic.Int64
 	misused      atomic.Int64
+	timers       atomic.Int64
 	types        sync.Map // type name → *typeMetrics
 }
 
@@ -153,6 +158,7 @@ func (m *protocolMetrics) snapshot(name ProtocolName, depth int) ProtocolStats {
 		Unhandled:    m.unhandled.Load(),
 		Refused:      m.refused.Load(),
 		Misused:      m.misused.Load(),
+		Timers:       m.timers.Load(),
 		Types:        map[string]TypeStats{},
 	}
 	m.types.Range(func(k, v any) bool {

@@ -189,6 +189,12 @@ func testCancelledTimerNeverFires(t *testing.T) {
 	if got := periodic.Load(); got != 3 {
 		t.Fatalf("periodic timer fired %d times; it cancels itself on the 3rd", got)
 	}
+	// The firings handled are counted apart from the messages (telemetry
+	// shows them apart): 3 periodic ones; the cancelled one never ran.
+	st := n.Stats().Protocols["timers"]
+	if st.Timers != 3 || st.Total().MsgsIn < 3+1 {
+		t.Fatalf("Timers = %d, MsgsIn = %d; want 3 timer firings, and the block message besides them", st.Timers, st.Total().MsgsIn)
+	}
 }
 
 func TestRequestReplyAndTimeoutAsEvents(t *testing.T) {

@@ -114,6 +114,7 @@ func (h *protocolHost) onTimer(m *timerFired) {
 			h.unhandled("timer", typeName(t.payload), "")
 		} else {
 			e.stats.msgsIn.Add(1)
+			h.metrics.timers.Add(1)
 			h.run(e, "", t.payload)
 		}
 	}
