@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -242,6 +243,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	actors.OnRequestDeferred(ctx, p.onLock)
 	actors.OnPost(ctx, p.onReady)
 	actors.OnRequest(ctx, p.onStatus)
+	actors.OnRequest(ctx, p.onBrowse)
 	actors.OnTimer(ctx, p.onTick)
 	ctx.Every(p.cfg.TickInterval, tick{})
 	p.kick(ctx)
@@ -966,6 +968,20 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 	}
 	slices.Sort(s.Voters)
 	slices.Sort(s.Learners)
+	if st.RaftState == raft.StateLeader {
+		for id, pr := range p.rn.Status().Progress {
+			if id == p.id {
+				continue
+			}
+			f := Follower{Node: p.nameOf(id), Match: pr.Match, Next: pr.Next, State: pr.State.String(),
+				Learner: pr.IsLearner, Active: pr.RecentActive}
+			if s.Commit > pr.Match {
+				f.Lag = s.Commit - pr.Match
+			}
+			s.Followers = append(s.Followers, f)
+		}
+		slices.SortFunc(s.Followers, func(a, b Follower) int { return strings.Compare(a.Node, b.Node) })
+	}
 	return s, nil
 }
 

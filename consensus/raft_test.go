@@ -2,8 +2,10 @@ package consensus_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
@@ -61,6 +63,66 @@ func testKVOperationsOnAnyNode(t *testing.T) {
 		}
 		if len(st.Voters) != 3 {
 			t.Errorf("%s: voters %v, want 3", n, st.Voters)
+		}
+		// The leader alone reports its followers' progress.
+		if n == lead && len(st.Followers) != 2 || n != lead && len(st.Followers) != 0 {
+			t.Errorf("%s (leader %s): followers %+v", n, lead, st.Followers)
+		}
+	}
+}
+
+func TestBrowseListsKeysAndLocks(t *testing.T) {
+	g := newGroup(t, 3, 1, sim.Faults{}, nil)
+	lead := g.leader(5 * time.Second)
+	kv := g.kv(lead)
+	ctx := ctxT(t, 5*time.Second)
+	for _, k := range []string{"app/b", "app/a", "app/c", "other"} {
+		if _, err := kv.Put(ctx, k, []byte("value of "+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := kv.Put(ctx, "app/bin", []byte{0xff, 0xfe}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "app/long", []byte(strings.Repeat("é", 150))); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: "app/lock", Owner: "worker-7", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	browse := func(r consensus.BrowseRequest) consensus.Browse {
+		t.Helper()
+		b, err := actors.Call(ctx, g.c.Node(lead), consensus.ProtocolName, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := browse(consensus.BrowseRequest{Prefix: "app/", Limit: 3})
+	var names []string
+	for _, k := range b.Keys {
+		names = append(names, k.Key)
+	}
+	if strings.Join(names, " ") != "app/a app/b app/bin" || !b.More || b.Applied == 0 {
+		t.Fatalf("first page %v more=%v applied=%d", names, b.More, b.Applied)
+	}
+	if b.Keys[0].Value != "value of app/a" || b.Keys[0].Size != 14 || !b.Keys[2].Binary || b.Keys[2].Value != "" {
+		t.Fatalf("key infos %+v", b.Keys)
+	}
+	if len(b.Locks) != 1 || b.Locks[0].Owner != "worker-7" || b.Locks[0].Token != lk.Token || b.Locks[0].Name != "app/lock" {
+		t.Fatalf("locks %+v, want app/lock held by worker-7 with token %d", b.Locks, lk.Token)
+	}
+	b = browse(consensus.BrowseRequest{Prefix: "app/", After: "app/bin"})
+	if len(b.Keys) != 2 || b.Keys[0].Key != "app/c" || b.More {
+		t.Fatalf("second page %+v more=%v", b.Keys, b.More)
+	}
+	if l := b.Keys[1]; l.Key != "app/long" || !l.Cut || !utf8.ValidString(l.Value) || len(l.Value) > 200 || l.Size != 300 {
+		t.Fatalf("a long value: %+v", l)
+	}
+	for _, bad := range []consensus.BrowseRequest{{Limit: -1}, {Limit: consensus.MaxBrowseLimit + 1}, {Prefix: strings.Repeat("x", consensus.MaxBrowsePrefix+1)}} {
+		if _, err := actors.Call(ctx, g.c.Node(lead), consensus.ProtocolName, bad); !errors.Is(err, consensus.ErrBadRequest) {
+			t.Errorf("browse limit %d, prefix of %d bytes: %v, want ErrBadRequest", bad.Limit, len(bad.Prefix), err)
 		}
 	}
 }

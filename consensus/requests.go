@@ -151,6 +151,22 @@ type Status struct {
 	// writes rather than send them into a cut link; they go once it hears
 	// again, or are answered not applied.
 	Holding bool `json:"holding,omitempty"`
+	// Followers is the leader's replication progress of every other voter
+	// and learner, in name order; empty on a node that does not lead.
+	Followers []Follower `json:"followers,omitempty"`
+}
+
+// Follower is the leader's view of one follower's replication.
+type Follower struct {
+	Node  string `json:"node"`
+	Match uint64 `json:"match"` // the highest log index known replicated on it
+	Next  uint64 `json:"next"`  // the next index the leader sends it
+	// Lag is the leader's commit index minus Match: how far it is
+	// behind (0 when caught up).
+	Lag     uint64 `json:"lag"`
+	State   string `json:"state"`   // StateProbe, StateReplicate or StateSnapshot
+	Learner bool   `json:"learner"` // a learner: it replicates without voting
+	Active  bool   `json:"active"`  // the leader heard from it within an election timeout
 }
 
 // LeadershipChanged is published (actors notification) on a node when the
