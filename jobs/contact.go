@@ -28,6 +28,7 @@ type owned struct {
 	ended     time.Time
 	merging   bool
 	nDone     int // parts done when the job ended (results are dropped then)
+	byNode    map[string]int
 }
 
 func (o *owned) status(withResult bool) Status {
@@ -37,6 +38,9 @@ func (o *owned) status(withResult bool) Status {
 	}
 	s := Status{ID: o.id, State: o.state, PartsTotal: max(o.total, 0), PartsDone: done,
 		Error: o.err, Contact: ContactOf(o.id), Submitted: o.submitted, Ended: o.ended}
+	if len(o.byNode) > 0 {
+		s.PartsByNode = maps.Clone(o.byNode)
+	}
 	if withResult && o.output != nil {
 		s.Result = json.RawMessage(o.output)
 	}
@@ -174,6 +178,10 @@ func (p *protocol) onPartResult(ctx *actors.Context, from actors.NodeName, m *pb
 		return nil
 	}
 	o.results[m.Part] = m.Result
+	if o.byNode == nil {
+		o.byNode = map[string]int{}
+	}
+	o.byNode[from]++
 	p.doneQueue[o.id] = append(p.doneQueue[o.id], m.Part)
 	p.postFlush(ctx)
 	p.maybeMerge(ctx, o)

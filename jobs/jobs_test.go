@@ -129,6 +129,13 @@ func mustSucceed(t *testing.T, st jobs.Status, want string) {
 	if st.PartsDone != st.PartsTotal {
 		t.Errorf("job %s: %d of %d parts done", st.ID, st.PartsDone, st.PartsTotal)
 	}
+	sum := 0
+	for _, n := range st.PartsByNode {
+		sum += n
+	}
+	if sum != st.PartsTotal {
+		t.Errorf("job %s: parts by node %v add to %d, want %d", st.ID, st.PartsByNode, sum, st.PartsTotal)
+	}
 }
 
 func partsRun(t *testing.T, c *cluster.Cluster) map[actors.NodeName]int64 {

@@ -65,6 +65,10 @@ type Status struct {
 	// majority is 3; …". Empty while the job can progress, and once it
 	// ended.
 	Waiting string `json:"waiting,omitempty"`
+	// PartsByNode counts the part results the contact accepted, by the
+	// node that ran the part (a part run twice counts once, for the node
+	// whose result came first). Absent until a part is done.
+	PartsByNode map[string]int `json:"parts_by_node,omitempty"`
 }
 
 // StatusRequest asks the contact for a job's [Status]; ErrNotFound if it
