@@ -51,9 +51,11 @@ func New(node *actors.Node, cfg Config) http.Handler {
 	mux.Handle("/v1/jobs/{id}", httpjson.Methods{http.MethodGet: s.jobStatus, http.MethodDelete: s.cancel})
 	mux.Handle("/v1/members", httpjson.Methods{http.MethodGet: s.members})
 	mux.Handle("/v1/leader", httpjson.Methods{http.MethodGet: s.leader})
+	mux.Handle("/v1/keys", httpjson.Methods{http.MethodGet: s.keys})
 	// The dashboard, /metrics and the telemetry endpoints.
 	mux.Handle("/", telemetry.Handler(node, telemetry.HandlerConfig{Metrics: cfg.Metrics, Timeout: cfg.Timeout,
-		NotFound: httpjson.NotFound("/v1/jobs", "/v1/members", "/v1/leader", "/v1/telemetry", "/v1/alerts", "/v1/logs/{node}", "/metrics", "the dashboard at /")}))
+		NotFound: httpjson.NotFound("/v1/jobs", "/v1/members", "/v1/leader", "/v1/keys", "/v1/telemetry", "/v1/telemetry/history",
+			"/v1/telemetry/raft", "/v1/alerts", "/v1/logs/{node}", "/v1/logs/{node}/follow", "/metrics", "the dashboard at /")}))
 	return mux
 }
 

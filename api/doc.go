@@ -13,21 +13,28 @@
 //	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]
 //	GET    /v1/leader     → {"leader","term"}; with no leader also "reason" (no_quorum, election), "message", "reachable", "voters", "reachable_voters"
+//	GET    /v1/keys?prefix=&after=&limit=  → consensus.Browse: {"node","applied","keys":[{"key","size","value","cut","binary"}],"more","locks":[{"name","owner","token","ttl_ns","expires_in_ns"}]}
+//	                      the keys (paged: limit 1 to 1000, default 100; after = the last key of the previous page) and held
+//	                      locks of this node's raft replica by prefix (at most 1024 bytes); read-only and not linearizable;
+//	                      404 no_raft on a node without a raft group
 //
 // and, served by package telemetry (the node must run it):
 //
-//	GET    /              the dashboard (members, leader, load, jobs, alerts, message rates, logs)
+//	GET    /              the dashboard (members, charts, raft, keys and locks, jobs, alerts, logs); ?static=1 draws once, without streams
 //	GET    /metrics       Prometheus text: Troupe's per-protocol metrics, Go and process metrics
 //	GET    /v1/telemetry  the node's telemetry.Snapshot of the cluster
 //	GET    /v1/telemetry/events  server-sent events, a snapshot every 500ms
 //	GET    /v1/alerts     active alerts, then resolved ones and events, newest first (docs/telemetry.md)
-//	GET    /v1/logs/{node}?limit=&level=  a member's recent logs
+//	GET    /v1/logs/{node}?limit=&level=&q=&since=  a member's recent logs
+//	GET    /v1/logs/{node}/follow?limit=&level=&q=  server-sent events: its latest lines, then the new ones
+//	GET    /v1/telemetry/history?window=&node=  the members' figures over time (CPU, RSS, goroutines, mailboxes, rates)
+//	GET    /v1/telemetry/raft  the raft group as the node sees it: voters, quorum, each member's role, commit, applied, the leader's follower lag
 //
 // state is one of pending, running, succeeded, failed, cancelled. A GET
 // endpoint answers HEAD too. Bodies and query strings parse strictly: a
 // body is one JSON object of the fields above (an unknown field, or
 // anything after the object, is refused); none of these endpoints takes a
-// query parameter. Errors are {"error": "...", "code": "..."} (one shape
+// query parameter but those shown. Errors are {"error": "...", "code": "..."} (one shape
 // for every endpoint of the node, package internal/httpjson): 400
 // bad_request for a malformed request, an invalid job or an unknown
 // runtime, 403 for a disabled runtime, 404 not_found for an unknown path,

@@ -45,7 +45,9 @@ type TelemetryStatus struct {
 	Leader          string                     `protobuf:"bytes,13,opt,name=leader,proto3" json:"leader,omitempty"` // the leader the sender follows ("" none)
 	Term            uint64                     `protobuf:"varint,14,opt,name=term,proto3" json:"term,omitempty"`
 	Protocols       []*TelemetryProtocolStatus `protobuf:"bytes,15,rep,name=protocols,proto3" json:"protocols,omitempty"`
-	Jobs            []*TelemetryJob            `protobuf:"bytes,16,rep,name=jobs,proto3" json:"jobs,omitempty"` // jobs the sender is contact of (running first, then the latest ended)
+	Jobs            []*TelemetryJob            `protobuf:"bytes,16,rep,name=jobs,proto3" json:"jobs,omitempty"`                          // jobs the sender is contact of (running first, then the latest ended)
+	RssBytes        uint64                     `protobuf:"varint,17,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"` // resident set size of the process (0: not measured)
+	Raft            *TelemetryRaft             `protobuf:"bytes,18,opt,name=raft,proto3" json:"raft,omitempty"`                          // the sender's view of its raft group; absent when it runs none
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -192,27 +194,247 @@ func (x *TelemetryStatus) GetJobs() []*TelemetryJob {
 	return nil
 }
 
-// TelemetryProtocolStatus: one protocol of a node.
-type TelemetryProtocolStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	MailboxDepth  uint32                 `protobuf:"varint,2,opt,name=mailbox_depth,json=mailboxDepth,proto3" json:"mailbox_depth,omitempty"`
-	Restarts      int64                  `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	Stopped       bool                   `protobuf:"varint,4,opt,name=stopped,proto3" json:"stopped,omitempty"`
-	MsgsInPerSec  float64                `protobuf:"fixed64,5,opt,name=msgs_in_per_sec,json=msgsInPerSec,proto3" json:"msgs_in_per_sec,omitempty"` // over the last status interval
-	MsgsOutPerSec float64                `protobuf:"fixed64,6,opt,name=msgs_out_per_sec,json=msgsOutPerSec,proto3" json:"msgs_out_per_sec,omitempty"`
-	MsgsIn        int64                  `protobuf:"varint,7,opt,name=msgs_in,json=msgsIn,proto3" json:"msgs_in,omitempty"` // since the node started
-	MsgsOut       int64                  `protobuf:"varint,8,opt,name=msgs_out,json=msgsOut,proto3" json:"msgs_out,omitempty"`
-	BytesIn       int64                  `protobuf:"varint,9,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
-	BytesOut      int64                  `protobuf:"varint,10,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
-	Unhandled     int64                  `protobuf:"varint,11,opt,name=unhandled,proto3" json:"unhandled,omitempty"`
+func (x *TelemetryStatus) GetRssBytes() uint64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
+func (x *TelemetryStatus) GetRaft() *TelemetryRaft {
+	if x != nil {
+		return x.Raft
+	}
+	return nil
+}
+
+// TelemetryRaft: a node's view of its raft group.
+type TelemetryRaft struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	State         string                   `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`   // StateLeader, StateFollower, StateCandidate, StatePreCandidate
+	Leader        string                   `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"` // "" while none is known
+	Term          uint64                   `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	Commit        uint64                   `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	Applied       uint64                   `protobuf:"varint,5,opt,name=applied,proto3" json:"applied,omitempty"`
+	Voters        []string                 `protobuf:"bytes,6,rep,name=voters,proto3" json:"voters,omitempty"`
+	Learners      []string                 `protobuf:"bytes,7,rep,name=learners,proto3" json:"learners,omitempty"`
+	Reachable     []string                 `protobuf:"bytes,8,rep,name=reachable,proto3" json:"reachable,omitempty"`  // the voters the node heard from lately, itself included
+	Reason        string                   `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`        // why there is no leader: no_quorum or election
+	Followers     []*TelemetryRaftFollower `protobuf:"bytes,10,rep,name=followers,proto3" json:"followers,omitempty"` // the leader's replication progress (empty on other nodes)
+	Keys          uint64                   `protobuf:"varint,11,opt,name=keys,proto3" json:"keys,omitempty"`          // keys in the node's replica
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *TelemetryRaft) Reset() {
+	*x = TelemetryRaft{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryRaft) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryRaft) ProtoMessage() {}
+
+func (x *TelemetryRaft) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryRaft.ProtoReflect.Descriptor instead.
+func (*TelemetryRaft) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TelemetryRaft) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TelemetryRaft) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *TelemetryRaft) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *TelemetryRaft) GetCommit() uint64 {
+	if x != nil {
+		return x.Commit
+	}
+	return 0
+}
+
+func (x *TelemetryRaft) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *TelemetryRaft) GetVoters() []string {
+	if x != nil {
+		return x.Voters
+	}
+	return nil
+}
+
+func (x *TelemetryRaft) GetLearners() []string {
+	if x != nil {
+		return x.Learners
+	}
+	return nil
+}
+
+func (x *TelemetryRaft) GetReachable() []string {
+	if x != nil {
+		return x.Reachable
+	}
+	return nil
+}
+
+func (x *TelemetryRaft) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TelemetryRaft) GetFollowers() []*TelemetryRaftFollower {
+	if x != nil {
+		return x.Followers
+	}
+	return nil
+}
+
+func (x *TelemetryRaft) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+// TelemetryRaftFollower: the leader's progress of one follower.
+type TelemetryRaftFollower struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Match         uint64                 `protobuf:"varint,2,opt,name=match,proto3" json:"match,omitempty"` // the highest log index known replicated on it
+	Next          uint64                 `protobuf:"varint,3,opt,name=next,proto3" json:"next,omitempty"`
+	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`    // StateProbe, StateReplicate, StateSnapshot
+	Active        bool                   `protobuf:"varint,5,opt,name=active,proto3" json:"active,omitempty"` // heard from within an election timeout
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryRaftFollower) Reset() {
+	*x = TelemetryRaftFollower{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryRaftFollower) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryRaftFollower) ProtoMessage() {}
+
+func (x *TelemetryRaftFollower) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryRaftFollower.ProtoReflect.Descriptor instead.
+func (*TelemetryRaftFollower) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TelemetryRaftFollower) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TelemetryRaftFollower) GetMatch() uint64 {
+	if x != nil {
+		return x.Match
+	}
+	return 0
+}
+
+func (x *TelemetryRaftFollower) GetNext() uint64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+func (x *TelemetryRaftFollower) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TelemetryRaftFollower) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+// TelemetryProtocolStatus: one protocol of a node.
+type TelemetryProtocolStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MailboxDepth   uint32                 `protobuf:"varint,2,opt,name=mailbox_depth,json=mailboxDepth,proto3" json:"mailbox_depth,omitempty"`
+	Restarts       int64                  `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Stopped        bool                   `protobuf:"varint,4,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	MsgsInPerSec   float64                `protobuf:"fixed64,5,opt,name=msgs_in_per_sec,json=msgsInPerSec,proto3" json:"msgs_in_per_sec,omitempty"` // over the last status interval
+	MsgsOutPerSec  float64                `protobuf:"fixed64,6,opt,name=msgs_out_per_sec,json=msgsOutPerSec,proto3" json:"msgs_out_per_sec,omitempty"`
+	MsgsIn         int64                  `protobuf:"varint,7,opt,name=msgs_in,json=msgsIn,proto3" json:"msgs_in,omitempty"` // since the node started
+	MsgsOut        int64                  `protobuf:"varint,8,opt,name=msgs_out,json=msgsOut,proto3" json:"msgs_out,omitempty"`
+	BytesIn        int64                  `protobuf:"varint,9,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut       int64                  `protobuf:"varint,10,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	Unhandled      int64                  `protobuf:"varint,11,opt,name=unhandled,proto3" json:"unhandled,omitempty"`
+	TimersPerSec   float64                `protobuf:"fixed64,12,opt,name=timers_per_sec,json=timersPerSec,proto3" json:"timers_per_sec,omitempty"`      // timer firings handled per second (not in msgs_in_per_sec)
+	Timers         int64                  `protobuf:"varint,13,opt,name=timers,proto3" json:"timers,omitempty"`                                         // timer firings handled since the node started (also in msgs_in)
+	BytesInPerSec  float64                `protobuf:"fixed64,14,opt,name=bytes_in_per_sec,json=bytesInPerSec,proto3" json:"bytes_in_per_sec,omitempty"` // network bytes over the last status interval
+	BytesOutPerSec float64                `protobuf:"fixed64,15,opt,name=bytes_out_per_sec,json=bytesOutPerSec,proto3" json:"bytes_out_per_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
 func (x *TelemetryProtocolStatus) Reset() {
 	*x = TelemetryProtocolStatus{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[1]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +446,7 @@ func (x *TelemetryProtocolStatus) String() string {
 func (*TelemetryProtocolStatus) ProtoMessage() {}
 
 func (x *TelemetryProtocolStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[1]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +459,7 @@ func (x *TelemetryProtocolStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryProtocolStatus.ProtoReflect.Descriptor instead.
 func (*TelemetryProtocolStatus) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{1}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TelemetryProtocolStatus) GetName() string {
@@ -317,6 +539,34 @@ func (x *TelemetryProtocolStatus) GetUnhandled() int64 {
 	return 0
 }
 
+func (x *TelemetryProtocolStatus) GetTimersPerSec() float64 {
+	if x != nil {
+		return x.TimersPerSec
+	}
+	return 0
+}
+
+func (x *TelemetryProtocolStatus) GetTimers() int64 {
+	if x != nil {
+		return x.Timers
+	}
+	return 0
+}
+
+func (x *TelemetryProtocolStatus) GetBytesInPerSec() float64 {
+	if x != nil {
+		return x.BytesInPerSec
+	}
+	return 0
+}
+
+func (x *TelemetryProtocolStatus) GetBytesOutPerSec() float64 {
+	if x != nil {
+		return x.BytesOutPerSec
+	}
+	return 0
+}
+
 // TelemetryJob: a job as its contact knows it.
 type TelemetryJob struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -326,14 +576,17 @@ type TelemetryJob struct {
 	PartsDone         uint32                 `protobuf:"varint,4,opt,name=parts_done,json=partsDone,proto3" json:"parts_done,omitempty"`
 	Error             string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	SubmittedUnixNano int64                  `protobuf:"varint,6,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
-	EndedUnixNano     int64                  `protobuf:"varint,7,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"` // 0 while it runs
+	EndedUnixNano     int64                  `protobuf:"varint,7,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"`                                                                     // 0 while it runs
+	PartsByNode       map[string]uint32      `protobuf:"bytes,8,rep,name=parts_by_node,json=partsByNode,proto3" json:"parts_by_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // part results received, by the node that ran them
+	Result            string                 `protobuf:"bytes,9,opt,name=result,proto3" json:"result,omitempty"`                                                                                                           // a succeeded job's result (JSON), cut to at most 512 bytes
+	ResultCut         bool                   `protobuf:"varint,10,opt,name=result_cut,json=resultCut,proto3" json:"result_cut,omitempty"`                                                                                  // result was cut
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TelemetryJob) Reset() {
 	*x = TelemetryJob{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[2]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +598,7 @@ func (x *TelemetryJob) String() string {
 func (*TelemetryJob) ProtoMessage() {}
 
 func (x *TelemetryJob) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[2]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +611,7 @@ func (x *TelemetryJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryJob.ProtoReflect.Descriptor instead.
 func (*TelemetryJob) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{2}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TelemetryJob) GetId() string {
@@ -410,6 +663,27 @@ func (x *TelemetryJob) GetEndedUnixNano() int64 {
 	return 0
 }
 
+func (x *TelemetryJob) GetPartsByNode() map[string]uint32 {
+	if x != nil {
+		return x.PartsByNode
+	}
+	return nil
+}
+
+func (x *TelemetryJob) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *TelemetryJob) GetResultCut() bool {
+	if x != nil {
+		return x.ResultCut
+	}
+	return false
+}
+
 // TelemetryAlert: something an operator should see. Sent whole by the node
 // that raised it to every live member, and again by the node that resolved
 // it; a node keeps one alert per key and episode (package telemetry merges
@@ -433,7 +707,7 @@ type TelemetryAlert struct {
 
 func (x *TelemetryAlert) Reset() {
 	*x = TelemetryAlert{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[3]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +719,7 @@ func (x *TelemetryAlert) String() string {
 func (*TelemetryAlert) ProtoMessage() {}
 
 func (x *TelemetryAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[3]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +732,7 @@ func (x *TelemetryAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryAlert.ProtoReflect.Descriptor instead.
 func (*TelemetryAlert) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{3}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TelemetryAlert) GetId() string {
@@ -548,7 +822,7 @@ type TelemetryHistoryRequest struct {
 
 func (x *TelemetryHistoryRequest) Reset() {
 	*x = TelemetryHistoryRequest{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +834,7 @@ func (x *TelemetryHistoryRequest) String() string {
 func (*TelemetryHistoryRequest) ProtoMessage() {}
 
 func (x *TelemetryHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +847,7 @@ func (x *TelemetryHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryHistoryRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{4}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{6}
 }
 
 // TelemetryHistory answers a TelemetryHistoryRequest, oldest first.
@@ -586,7 +860,7 @@ type TelemetryHistory struct {
 
 func (x *TelemetryHistory) Reset() {
 	*x = TelemetryHistory{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +872,7 @@ func (x *TelemetryHistory) String() string {
 func (*TelemetryHistory) ProtoMessage() {}
 
 func (x *TelemetryHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +885,7 @@ func (x *TelemetryHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryHistory.ProtoReflect.Descriptor instead.
 func (*TelemetryHistory) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{5}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TelemetryHistory) GetAlerts() []*TelemetryAlert {
@@ -627,13 +901,15 @@ type TelemetryLogsRequest struct {
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                            // echoed in the answer
 	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`                      // at most this many lines
 	MinLevel      string                 `protobuf:"bytes,3,opt,name=min_level,json=minLevel,proto3" json:"min_level,omitempty"` // zerolog level name; "" = every level
+	Search        string                 `protobuf:"bytes,4,opt,name=search,proto3" json:"search,omitempty"`                     // only lines holding this text (case-insensitive); "" = all
+	Since         uint64                 `protobuf:"varint,5,opt,name=since,proto3" json:"since,omitempty"`                      // only lines after this sequence number (TelemetryLogs.last); 0 = all
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TelemetryLogsRequest) Reset() {
 	*x = TelemetryLogsRequest{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +921,7 @@ func (x *TelemetryLogsRequest) String() string {
 func (*TelemetryLogsRequest) ProtoMessage() {}
 
 func (x *TelemetryLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +934,7 @@ func (x *TelemetryLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryLogsRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryLogsRequest) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{6}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TelemetryLogsRequest) GetId() uint64 {
@@ -682,6 +958,20 @@ func (x *TelemetryLogsRequest) GetMinLevel() string {
 	return ""
 }
 
+func (x *TelemetryLogsRequest) GetSearch() string {
+	if x != nil {
+		return x.Search
+	}
+	return ""
+}
+
+func (x *TelemetryLogsRequest) GetSince() uint64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
 // TelemetryLogs answers a TelemetryLogsRequest: zerolog JSON lines, oldest
 // first, or an error.
 type TelemetryLogs struct {
@@ -690,13 +980,14 @@ type TelemetryLogs struct {
 	Lines         [][]byte               `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	Truncated     bool                   `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"` // older lines were left out to fit the size limit
+	Last          uint64                 `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`           // the sequence number of the newest line the node held: the next request's since
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TelemetryLogs) Reset() {
 	*x = TelemetryLogs{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +999,7 @@ func (x *TelemetryLogs) String() string {
 func (*TelemetryLogs) ProtoMessage() {}
 
 func (x *TelemetryLogs) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +1012,7 @@ func (x *TelemetryLogs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryLogs.ProtoReflect.Descriptor instead.
 func (*TelemetryLogs) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{7}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TelemetryLogs) GetId() uint64 {
@@ -752,11 +1043,18 @@ func (x *TelemetryLogs) GetTruncated() bool {
 	return false
 }
 
+func (x *TelemetryLogs) GetLast() uint64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
 var File_troupe_telemetry_v1_telemetry_proto protoreflect.FileDescriptor
 
 const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\n" +
-	"#troupe/telemetry/v1/telemetry.proto\x12\x13troupe.telemetry.v1\"\xc7\x04\n" +
+	"#troupe/telemetry/v1/telemetry.proto\x12\x13troupe.telemetry.v1\"\x9c\x05\n" +
 	"\x0fTelemetryStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12$\n" +
@@ -779,7 +1077,28 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\x06leader\x18\r \x01(\tR\x06leader\x12\x12\n" +
 	"\x04term\x18\x0e \x01(\x04R\x04term\x12J\n" +
 	"\tprotocols\x18\x0f \x03(\v2,.troupe.telemetry.v1.TelemetryProtocolStatusR\tprotocols\x125\n" +
-	"\x04jobs\x18\x10 \x03(\v2!.troupe.telemetry.v1.TelemetryJobR\x04jobs\"\xe2\x02\n" +
+	"\x04jobs\x18\x10 \x03(\v2!.troupe.telemetry.v1.TelemetryJobR\x04jobs\x12\x1b\n" +
+	"\trss_bytes\x18\x11 \x01(\x04R\brssBytes\x126\n" +
+	"\x04raft\x18\x12 \x01(\v2\".troupe.telemetry.v1.TelemetryRaftR\x04raft\"\xcb\x02\n" +
+	"\rTelemetryRaft\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x16\n" +
+	"\x06commit\x18\x04 \x01(\x04R\x06commit\x12\x18\n" +
+	"\aapplied\x18\x05 \x01(\x04R\aapplied\x12\x16\n" +
+	"\x06voters\x18\x06 \x03(\tR\x06voters\x12\x1a\n" +
+	"\blearners\x18\a \x03(\tR\blearners\x12\x1c\n" +
+	"\treachable\x18\b \x03(\tR\treachable\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12H\n" +
+	"\tfollowers\x18\n" +
+	" \x03(\v2*.troupe.telemetry.v1.TelemetryRaftFollowerR\tfollowers\x12\x12\n" +
+	"\x04keys\x18\v \x01(\x04R\x04keys\"\x83\x01\n" +
+	"\x15TelemetryRaftFollower\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05match\x18\x02 \x01(\x04R\x05match\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\x04R\x04next\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
+	"\x06active\x18\x05 \x01(\bR\x06active\"\xf4\x03\n" +
 	"\x17TelemetryProtocolStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rmailbox_depth\x18\x02 \x01(\rR\fmailboxDepth\x12\x1a\n" +
@@ -792,7 +1111,11 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\bbytes_in\x18\t \x01(\x03R\abytesIn\x12\x1b\n" +
 	"\tbytes_out\x18\n" +
 	" \x01(\x03R\bbytesOut\x12\x1c\n" +
-	"\tunhandled\x18\v \x01(\x03R\tunhandled\"\xe2\x01\n" +
+	"\tunhandled\x18\v \x01(\x03R\tunhandled\x12$\n" +
+	"\x0etimers_per_sec\x18\f \x01(\x01R\ftimersPerSec\x12\x16\n" +
+	"\x06timers\x18\r \x01(\x03R\x06timers\x12'\n" +
+	"\x10bytes_in_per_sec\x18\x0e \x01(\x01R\rbytesInPerSec\x12)\n" +
+	"\x11bytes_out_per_sec\x18\x0f \x01(\x01R\x0ebytesOutPerSec\"\xb1\x03\n" +
 	"\fTelemetryJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1f\n" +
@@ -802,7 +1125,15 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"parts_done\x18\x04 \x01(\rR\tpartsDone\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12.\n" +
 	"\x13submitted_unix_nano\x18\x06 \x01(\x03R\x11submittedUnixNano\x12&\n" +
-	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\"\xbb\x02\n" +
+	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\x12V\n" +
+	"\rparts_by_node\x18\b \x03(\v22.troupe.telemetry.v1.TelemetryJob.PartsByNodeEntryR\vpartsByNode\x12\x16\n" +
+	"\x06result\x18\t \x01(\tR\x06result\x12\x1d\n" +
+	"\n" +
+	"result_cut\x18\n" +
+	" \x01(\bR\tresultCut\x1a>\n" +
+	"\x10PartsByNodeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xbb\x02\n" +
 	"\x0eTelemetryAlert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
@@ -819,16 +1150,19 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\treporters\x18\v \x03(\tR\treporters\"\x19\n" +
 	"\x17TelemetryHistoryRequest\"O\n" +
 	"\x10TelemetryHistory\x12;\n" +
-	"\x06alerts\x18\x01 \x03(\v2#.troupe.telemetry.v1.TelemetryAlertR\x06alerts\"Y\n" +
+	"\x06alerts\x18\x01 \x03(\v2#.troupe.telemetry.v1.TelemetryAlertR\x06alerts\"\x87\x01\n" +
 	"\x14TelemetryLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x1b\n" +
-	"\tmin_level\x18\x03 \x01(\tR\bminLevel\"i\n" +
+	"\tmin_level\x18\x03 \x01(\tR\bminLevel\x12\x16\n" +
+	"\x06search\x18\x04 \x01(\tR\x06search\x12\x14\n" +
+	"\x05since\x18\x05 \x01(\x04R\x05since\"}\n" +
 	"\rTelemetryLogs\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05lines\x18\x02 \x03(\fR\x05lines\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1c\n" +
-	"\ttruncated\x18\x04 \x01(\bR\ttruncatedB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12\x12\n" +
+	"\x04last\x18\x05 \x01(\x04R\x04lastB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_telemetry_v1_telemetry_proto_rawDescOnce sync.Once
@@ -842,26 +1176,32 @@ func file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP() []byte {
 	return file_troupe_telemetry_v1_telemetry_proto_rawDescData
 }
 
-var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_troupe_telemetry_v1_telemetry_proto_goTypes = []any{
 	(*TelemetryStatus)(nil),         // 0: troupe.telemetry.v1.TelemetryStatus
-	(*TelemetryProtocolStatus)(nil), // 1: troupe.telemetry.v1.TelemetryProtocolStatus
-	(*TelemetryJob)(nil),            // 2: troupe.telemetry.v1.TelemetryJob
-	(*TelemetryAlert)(nil),          // 3: troupe.telemetry.v1.TelemetryAlert
-	(*TelemetryHistoryRequest)(nil), // 4: troupe.telemetry.v1.TelemetryHistoryRequest
-	(*TelemetryHistory)(nil),        // 5: troupe.telemetry.v1.TelemetryHistory
-	(*TelemetryLogsRequest)(nil),    // 6: troupe.telemetry.v1.TelemetryLogsRequest
-	(*TelemetryLogs)(nil),           // 7: troupe.telemetry.v1.TelemetryLogs
+	(*TelemetryRaft)(nil),           // 1: troupe.telemetry.v1.TelemetryRaft
+	(*TelemetryRaftFollower)(nil),   // 2: troupe.telemetry.v1.TelemetryRaftFollower
+	(*TelemetryProtocolStatus)(nil), // 3: troupe.telemetry.v1.TelemetryProtocolStatus
+	(*TelemetryJob)(nil),            // 4: troupe.telemetry.v1.TelemetryJob
+	(*TelemetryAlert)(nil),          // 5: troupe.telemetry.v1.TelemetryAlert
+	(*TelemetryHistoryRequest)(nil), // 6: troupe.telemetry.v1.TelemetryHistoryRequest
+	(*TelemetryHistory)(nil),        // 7: troupe.telemetry.v1.TelemetryHistory
+	(*TelemetryLogsRequest)(nil),    // 8: troupe.telemetry.v1.TelemetryLogsRequest
+	(*TelemetryLogs)(nil),           // 9: troupe.telemetry.v1.TelemetryLogs
+	nil,                             // 10: troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
 }
 var file_troupe_telemetry_v1_telemetry_proto_depIdxs = []int32{
-	1, // 0: troupe.telemetry.v1.TelemetryStatus.protocols:type_name -> troupe.telemetry.v1.TelemetryProtocolStatus
-	2, // 1: troupe.telemetry.v1.TelemetryStatus.jobs:type_name -> troupe.telemetry.v1.TelemetryJob
-	3, // 2: troupe.telemetry.v1.TelemetryHistory.alerts:type_name -> troupe.telemetry.v1.TelemetryAlert
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3,  // 0: troupe.telemetry.v1.TelemetryStatus.protocols:type_name -> troupe.telemetry.v1.TelemetryProtocolStatus
+	4,  // 1: troupe.telemetry.v1.TelemetryStatus.jobs:type_name -> troupe.telemetry.v1.TelemetryJob
+	1,  // 2: troupe.telemetry.v1.TelemetryStatus.raft:type_name -> troupe.telemetry.v1.TelemetryRaft
+	2,  // 3: troupe.telemetry.v1.TelemetryRaft.followers:type_name -> troupe.telemetry.v1.TelemetryRaftFollower
+	10, // 4: troupe.telemetry.v1.TelemetryJob.parts_by_node:type_name -> troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
+	5,  // 5: troupe.telemetry.v1.TelemetryHistory.alerts:type_name -> troupe.telemetry.v1.TelemetryAlert
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_troupe_telemetry_v1_telemetry_proto_init() }
@@ -875,7 +1215,7 @@ func file_troupe_telemetry_v1_telemetry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_telemetry_v1_telemetry_proto_rawDesc), len(file_troupe_telemetry_v1_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -24,6 +24,16 @@ type Config struct {
 	// RatePoints is how many status intervals of message rates a node
 	// keeps per protocol for the dashboard's charts. Default 60.
 	RatePoints int
+	// HistoryStep is the resolution of the members' figures over time
+	// (HistoryRequest): at most one point per member per step, from the
+	// statuses received. Default 2s (at least StatusInterval).
+	HistoryStep time.Duration
+	// HistoryPoints is how many points a node keeps per member: the
+	// history spans HistoryStep × HistoryPoints. Memory is bounded by
+	// HistoryPoints × (9 + 5 × protocols, at most 32) × 8 bytes per
+	// member: about 0.23 MB for 8 protocols at the defaults. Default 600
+	// (20 minutes at the default step).
+	HistoryPoints int
 	// DiskFull raises a "disk almost full" alert when the used fraction of
 	// the probe's disk reaches it (and again after it fell 2 points
 	// below). Default 0.9.
@@ -53,6 +63,8 @@ func DefaultConfig() Config {
 		AlertHistory:   256,             // a few days of a quiet cluster's alerts
 		EndedJobs:      10,              // recent outcomes stay visible
 		RatePoints:     60,              // a minute of rates at the default interval
+		HistoryStep:    2 * time.Second, // fine enough for a 15-minute chart
+		HistoryPoints:  600,             // 20 minutes at the default step
 		DiskFull:       0.9,             // 90% used
 		LeaderGrace:    2 * time.Second, // Bully's and raft's elections take well under a second
 		LogsTimeout:    3 * time.Second, // a round trip, with room for a busy node
@@ -68,6 +80,8 @@ func (c Config) withDefaults() Config {
 	c.AlertHistory = cmp.Or(c.AlertHistory, d.AlertHistory)
 	c.EndedJobs = cmp.Or(c.EndedJobs, d.EndedJobs)
 	c.RatePoints = cmp.Or(c.RatePoints, d.RatePoints)
+	c.HistoryStep = cmp.Or(c.HistoryStep, max(d.HistoryStep, c.StatusInterval))
+	c.HistoryPoints = cmp.Or(c.HistoryPoints, d.HistoryPoints)
 	c.DiskFull = cmp.Or(c.DiskFull, d.DiskFull)
 	c.LeaderGrace = cmp.Or(c.LeaderGrace, d.LeaderGrace)
 	c.LogsTimeout = cmp.Or(c.LogsTimeout, d.LogsTimeout)
@@ -83,7 +97,7 @@ func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"StatusInterval", c.StatusInterval}, {"StaleAfter", c.StaleAfter}, {"LeaderGrace", c.LeaderGrace}, {"LogsTimeout", c.LogsTimeout}} {
+	}{{"StatusInterval", c.StatusInterval}, {"StaleAfter", c.StaleAfter}, {"LeaderGrace", c.LeaderGrace}, {"LogsTimeout", c.LogsTimeout}, {"HistoryStep", c.HistoryStep}} {
 		if f.d <= 0 {
 			return fmt.Errorf("%w: %s is %v; it must be positive", ErrInvalidConfig, f.name, f.d)
 		}
@@ -94,10 +108,13 @@ func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"AlertHistory", c.AlertHistory}, {"EndedJobs", c.EndedJobs}, {"RatePoints", c.RatePoints}, {"MaxLogBytes", c.MaxLogBytes}} {
+	}{{"AlertHistory", c.AlertHistory}, {"EndedJobs", c.EndedJobs}, {"RatePoints", c.RatePoints}, {"MaxLogBytes", c.MaxLogBytes}, {"HistoryPoints", c.HistoryPoints}} {
 		if f.v < 1 {
 			return fmt.Errorf("%w: %s is %d; it must be at least 1", ErrInvalidConfig, f.name, f.v)
 		}
+	}
+	if c.HistoryPoints > 100_000 {
+		return fmt.Errorf("%w: HistoryPoints is %d; at most 100000 (memory grows with it per member)", ErrInvalidConfig, c.HistoryPoints)
 	}
 	if c.DiskFull <= 0 || c.DiskFull > 1 {
 		return fmt.Errorf("%w: DiskFull is %v; use a fraction in (0, 1]", ErrInvalidConfig, c.DiskFull)

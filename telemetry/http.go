@@ -43,12 +43,23 @@ type HandlerConfig struct {
 //	GET /v1/telemetry             the node's Snapshot of the cluster (JSON)
 //	GET /v1/telemetry/events      server-sent events: a "snapshot" event every Push
 //	GET /v1/alerts                the node's alert history: active alerts first, then by start, newest first
-//	GET /v1/logs/{node}?limit=100&level=info  a node's recent logs (any member)
+//	GET /v1/logs/{node}?limit=100&level=info&q=text&since=N  a node's recent logs (any member)
+//	GET /v1/logs/{node}/follow?limit=200&level=info&q=text  server-sent events: "lines" with the
+//	                              latest lines, then those written since, every Push
+//	GET /v1/telemetry/history?window=15m&node=NAME  the members' figures over time (History)
+//	GET /v1/telemetry/raft        the raft group as the node sees it, with every member's view (RaftPanel)
+//
+// The dashboard at / takes ?static=1: it loads the snapshot and the
+// history once, draws them and opens no event stream, so the page settles
+// (for screenshots, or a headless browser with a virtual-time budget);
+// it marks the <html> element data-settled="true" once drawn.
 //
 // Each path answers GET and HEAD; another method gets 405 with Allow, and
 // a query parameter the path does not take (or one that does not parse)
 // 400. Errors are {"error", "code"} (package internal/httpjson): 400 for a
-// bad limit or level, 404 for a node that is not a member (or is
+// bad limit, level, search (over MaxLogSearch bytes, or with control
+// characters), since (not a decimal uint64) or window (not a duration
+// within what the node keeps), 404 for a node that is not a member (or is
 // unreachable) or keeps no logs, 503 when the telemetry protocol does not
 // answer, 504 when the node asked for logs does not.
 //
@@ -85,13 +96,16 @@ func Handler(node *actors.Node, cfg HandlerConfig) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(b)
-	}, "token"))
+	}, "token", "static"))
 	mux.Handle("/static/", get(files.ServeHTTP))
 	mux.Handle("/metrics", get(metrics.ServeHTTP))
 	mux.Handle("/v1/telemetry", get(h.snapshot))
 	mux.Handle("/v1/telemetry/events", get(h.events))
 	mux.Handle("/v1/alerts", get(h.alerts))
-	mux.Handle("/v1/logs/{node}", get(h.logs, "limit", "level"))
+	mux.Handle("/v1/logs/{node}", get(h.logs, "limit", "level", "q", "since"))
+	mux.Handle("/v1/logs/{node}/follow", get(h.follow, "limit", "level", "q"))
+	mux.Handle("/v1/telemetry/history", get(h.history, "window", "node"))
+	mux.Handle("/v1/telemetry/raft", get(h.raft))
 	mux.Handle("/", cfg.NotFound)
 	return mux
 }
@@ -135,25 +149,43 @@ func (h *handler) alerts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
-	q, _ := httpjson.Query(r, "limit", "level") // get checked it
-	limit := 100
+// logsQuery reads a logs request's query (checked by get for unknown
+// parameters); defLimit is the limit when none is given.
+func logsQuery(r *http.Request, defLimit int) (LogsQuery, error) {
+	q, _ := httpjson.Query(r, "limit", "level", "q", "since")
+	out := LogsQuery{Node: r.PathValue("node"), Limit: defLimit, MinLevel: q.Get("level"), Search: q.Get("q")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxLogLines {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: use a number from 1 to %d", v, MaxLogLines))
-			return
+			return out, fmt.Errorf("%w: limit %.40q: use a number from 1 to %d", ErrBadRequest, v, MaxLogLines)
 		}
-		limit = n
+		out.Limit = n
 	}
-	level := q.Get("level")
-	if _, err := parseLevel(level); err != nil {
+	if _, err := parseLevel(out.MinLevel); err != nil {
+		return out, err
+	}
+	if err := checkSearch(out.Search); err != nil {
+		return out, err
+	}
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return out, fmt.Errorf("%w: since %.40q: use the decimal \"last\" of an earlier answer (0 to 18446744073709551615)", ErrBadRequest, v)
+		}
+		out.Since = n
+	}
+	return out, nil
+}
+
+func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
+	lq, err := logsQuery(r, 100)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	logs, err := actors.Call(ctx, h.node, Name, LogsQuery{Node: actors.NodeName(r.PathValue("node")), Limit: limit, MinLevel: level})
+	logs, err := actors.Call(ctx, h.node, Name, lq)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -161,13 +193,125 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, logs)
 }
 
-// events streams the node's snapshot every Push as server-sent events, until
-// the client goes away or the node stops.
-func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+// follow streams a node's logs as server-sent events: a "lines" event
+// with the latest limit lines (200 by default), then one with the lines
+// written since, every Push while there are any; a "problem" event when
+// the node does not answer (the stream goes on: it may come back).
+func (h *handler) follow(w http.ResponseWriter, r *http.Request) {
+	lq, err := logsQuery(r, 200)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	send, ok := startStream(w)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(h.cfg.Push)
+	defer tick.Stop()
+	first := true
+	for {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+		logs, err := actors.Call(ctx, h.node, ProtocolName, lq)
+		cancel()
+		switch {
+		case err != nil:
+			if errors.Is(err, actors.ErrNodeStopped) || r.Context().Err() != nil {
+				return
+			}
+			if !send("problem", map[string]string{"error": err.Error()}) {
+				return
+			}
+		case first || len(logs.Lines) > 0:
+			if !send("lines", logs) {
+				return
+			}
+			first = false
+			lq.Since, lq.Limit = logs.Last, MaxLogLines
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (h *handler) history(w http.ResponseWriter, r *http.Request) {
+	q, _ := httpjson.Query(r, "window", "node")
+	var req HistoryRequest
+	if v := q.Get("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if len(v) > 32 || err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%w: window %.40q: use a duration such as 5m or 15m", ErrBadRequest, v))
+			return
+		}
+		req.Window = d
+	}
+	if v := q.Get("node"); v != "" {
+		if len(v) > 256 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%w: a node name of %d bytes; at most 256", ErrBadRequest, len(v)))
+			return
+		}
+		req.Node = v
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+	defer cancel()
+	hist, err := actors.Call(ctx, h.node, ProtocolName, req)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hist)
+}
+
+// RaftPanel is GET /v1/telemetry/raft: the raft group as one node sees
+// it, and each member's own view from its latest status.
+type RaftPanel struct {
+	Node    string       `json:"node"` // the node that answered
+	Time    time.Time    `json:"time"`
+	Group   *RaftSummary `json:"group"` // null when the node runs no raft group
+	Members []RaftMember `json:"members"`
+}
+
+// RaftMember is one member's raft view in a [RaftPanel].
+type RaftMember struct {
+	Name  string    `json:"name"`
+	State string    `json:"state"` // in the answering node's SWIM view
+	Stale bool      `json:"stale"` // its figures are old: not shown as current
+	Raft  *RaftView `json:"raft"`  // null: it runs no raft group, or sent no status yet
+}
+
+func (h *handler) raft(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+	defer cancel()
+	s, err := actors.Call(ctx, h.node, ProtocolName, SnapshotRequest{Alerts: 1})
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, raftPanel(s))
+}
+
+func raftPanel(s Snapshot) RaftPanel {
+	out := RaftPanel{Node: s.Node, Time: s.Time, Group: s.Raft, Members: []RaftMember{}}
+	for _, m := range s.Members {
+		rm := RaftMember{Name: m.Name, State: m.State, Stale: m.Stale}
+		if m.Status != nil {
+			rm.Raft = m.Status.Raft
+		}
+		out.Members = append(out.Members, rm)
+	}
+	return out
+}
+
+// startStream starts a server-sent event stream: send writes one event
+// (its data as JSON) and reports whether the client still listens.
+func startStream(w http.ResponseWriter) (send func(event string, data any) bool, ok bool) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, http.StatusInternalServerError, errors.New("this server cannot stream events"))
-		return
+		return nil, false
 	}
 	// A stream outlives the server's read and write timeouts by design:
 	// lift them for this request (a server without them has none to lift).
@@ -180,26 +324,38 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = fmt.Fprint(w, "retry: 1000\n\n")
 	flusher.Flush()
+	return func(event string, data any) bool {
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, mustJSON(data)); err != nil {
+			return false
+		}
+		flusher.Flush()
+		return true
+	}, true
+}
+
+// events streams the node's snapshot every Push as server-sent events, until
+// the client goes away or the node stops.
+func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	send, ok := startStream(w)
+	if !ok {
+		return
+	}
 	tick := time.NewTicker(h.cfg.Push)
 	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 		s, err := actors.Call(ctx, h.node, Name, SnapshotRequest{})
 		cancel()
-		var event string
-		var data []byte
 		if err != nil {
 			if errors.Is(err, actors.ErrNodeStopped) || r.Context().Err() != nil {
 				return
 			}
-			event, data = "problem", mustJSON(map[string]string{"error": err.Error()})
-		} else {
-			event, data = "snapshot", mustJSON(s)
-		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+			if !send("problem", map[string]string{"error": err.Error()}) {
+				return
+			}
+		} else if !send("snapshot", s) {
 			return
 		}
-		flusher.Flush()
 		select {
 		case <-r.Context().Done():
 			return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -95,6 +96,23 @@ func (b *LogBuffer) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 // for all), totalling at most maxBytes; truncated tells whether older
 // matching lines were left out for the byte limit.
 func (b *LogBuffer) Lines(node string, limit int, min zerolog.Level, maxBytes int) (lines [][]byte, truncated bool) {
+	lines, truncated, _ = b.Query(node, LogFilter{Limit: limit, MinLevel: min, MaxBytes: maxBytes})
+	return lines, truncated
+}
+
+// LogFilter selects lines for [LogBuffer.Query].
+type LogFilter struct {
+	Limit    int           // at most this many lines, the newest
+	MinLevel zerolog.Level // lines of this level or above (zerolog.TraceLevel for all)
+	MaxBytes int           // totalling at most this many bytes
+	Search   string        // lines holding this text, ignoring case ("" for all)
+	Since    uint64        // lines after this sequence number (0 for all)
+}
+
+// Query is Lines with a search and a cursor: it also returns last, the
+// sequence number of the newest line the buffer holds (of any node), to
+// pass as Since to get only the lines written after.
+func (b *LogBuffer) Query(node string, f LogFilter) (lines [][]byte, truncated bool, last uint64) {
 	b.mu.Lock()
 	var all []logLine
 	for _, name := range []string{node, ""} {
@@ -105,15 +123,23 @@ func (b *LogBuffer) Lines(node string, limit int, min zerolog.Level, maxBytes in
 			break
 		}
 	}
+	last = b.seq
 	b.mu.Unlock()
 	slices.SortFunc(all, func(a, c logLine) int { return cmp.Compare(a.seq, c.seq) })
+	search := []byte(strings.ToLower(f.Search))
 	size := 0
-	for i := len(all) - 1; i >= 0 && len(lines) < limit; i-- {
+	for i := len(all) - 1; i >= 0 && len(lines) < f.Limit; i-- {
 		l := all[i]
-		if l.level != zerolog.NoLevel && l.level < min {
+		if l.seq <= f.Since {
+			break
+		}
+		if l.level != zerolog.NoLevel && l.level < f.MinLevel {
 			continue
 		}
-		if size+len(l.text) > maxBytes {
+		if len(search) > 0 && !bytes.Contains(bytes.ToLower(l.text), search) {
+			continue
+		}
+		if size+len(l.text) > f.MaxBytes {
 			truncated = true
 			break
 		}
@@ -121,7 +147,7 @@ func (b *LogBuffer) Lines(node string, limit int, min zerolog.Level, maxBytes in
 		lines = append(lines, l.text)
 	}
 	slices.Reverse(lines)
-	return lines, truncated
+	return lines, truncated, last
 }
 
 // field finds the string value of a top-level field of a zerolog JSON line

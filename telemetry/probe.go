@@ -22,8 +22,12 @@ type HostSample struct {
 	CPUTime     time.Duration
 	NumCPU      int
 	HeapBytes   uint64 // live heap objects
-	MemoryBytes uint64 // all memory the Go runtime holds from the OS
-	Goroutines  int
+	MemoryBytes uint64 // all memory the Go runtime holds from the OS (mapped, not all resident)
+	// RSSBytes is the process's resident set size, what the operating
+	// system (ps, docker stats) counts as its memory; 0 when not measured
+	// (off Linux).
+	RSSBytes   uint64
+	Goroutines int
 	// DiskFree and DiskTotal are the disk's bytes available to the process
 	// and its size; both 0 when not measured.
 	DiskFree, DiskTotal uint64
@@ -31,7 +35,8 @@ type HostSample struct {
 
 // SystemProbe measures this process with runtime/metrics and, on Linux and
 // macOS, the CPU time from getrusage and the disk holding diskPath from
-// statfs ("" measures no disk).
+// statfs ("" measures no disk); on Linux the resident set size from
+// /proc/self/statm.
 func SystemProbe(diskPath string) Probe { return &systemProbe{disk: diskPath} }
 
 type systemProbe struct{ disk string }
@@ -48,7 +53,7 @@ func (p *systemProbe) Sample() HostSample {
 		samples[i].Name = name
 	}
 	metrics.Read(samples)
-	s := HostSample{NumCPU: runtime.NumCPU(), CPUTime: cpuTime()}
+	s := HostSample{NumCPU: runtime.NumCPU(), CPUTime: cpuTime(), RSSBytes: rssBytes()}
 	value := func(i int) uint64 {
 		if samples[i].Value.Kind() == metrics.KindUint64 {
 			return samples[i].Value.Uint64()

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
@@ -55,7 +56,7 @@ type telemetry struct {
 	// For the rates and CPU of the next status.
 	prevAt    time.Time
 	prevCPU   time.Duration
-	prevMsgs  map[actors.ProtocolName][2]int64 // protocol → messages in, out
+	prevMsgs  map[actors.ProtocolName][5]int64 // protocol → messages in, out, timer firings, bytes in, out
 	listing   bool                             // a jobs list request is in flight
 	jobs      []*pb.TelemetryJob
 	failedJob map[string]bool // failed jobs alerted already
@@ -70,12 +71,16 @@ type telemetry struct {
 	// Quorum: the raft group's voters, from its status (nil: no raft
 	// protocol on this node), against the live members of the SWIM view.
 	voters      []actors.NodeName
+	raft        *pb.TelemetryRaft // the raft protocol's latest status, for this node's status
 	askingRaft  bool
 	quorumKnown bool // the raft protocol answered, or is known not to run
 	quorumLost  bool
 
 	gotHistory  bool // a member sent its alert history
 	historyAsks int
+
+	series  map[string]*series        // per member: its figures over time, from its statuses
+	results map[string]*resultPreview // succeeded jobs this node is contact of: their results, cut
 
 	nextLogs uint64
 	pending  map[uint64]*logsWait
@@ -105,7 +110,9 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	p.statuses = map[actors.NodeName]*received{}
 	p.alerts = newHistory(p.cfg.AlertHistory)
 	p.rates = map[string][]float64{}
-	p.prevMsgs = map[actors.ProtocolName][2]int64{}
+	p.prevMsgs = map[actors.ProtocolName][5]int64{}
+	p.series = map[string]*series{}
+	p.results = map[string]*resultPreview{}
 	p.failedJob = map[string]bool{}
 	p.pending = map[uint64]*logsWait{}
 	p.prevAt, p.prevCPU = p.started, p.cfg.Probe.Sample().CPUTime
@@ -121,6 +128,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	actors.OnTimer(ctx, p.onLeaderGrace)
 	actors.OnRequest(ctx, func(ctx *actors.Context, r SnapshotRequest) (Snapshot, error) { return p.snapshot(ctx, r), nil })
 	actors.OnRequest(ctx, func(*actors.Context, AlertsRequest) ([]Alert, error) { return p.alerts.newest(0), nil })
+	actors.OnRequest(ctx, p.history)
 	actors.OnRequestDeferred(ctx, p.onLogsQuery)
 	actors.OnNotification(ctx, p.onLeaderChanged)
 	actors.OnNotification(ctx, func(ctx *actors.Context, _ *consensus.LeadershipChanged) error {
@@ -279,18 +287,18 @@ func (p *telemetry) askRaft(ctx *actors.Context) {
 			p.askingRaft = false
 			switch {
 			case errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped):
-				p.voters = nil
+				p.voters, p.raft = nil, nil
 			case err != nil:
 				return nil // busy: the next status interval asks again
 			default:
-				p.voters = st.Voters
+				p.voters, p.raft = st.Voters, raftToPB(st)
 			}
 			p.quorumKnown = true
 			p.changed(ctx)
 			return nil
 		})
 	if err != nil { // no raft protocol on this node
-		p.voters, p.quorumKnown = nil, true
+		p.voters, p.raft, p.quorumKnown = nil, nil, true
 		p.changed(ctx)
 		return
 	}
@@ -517,6 +525,7 @@ func (p *telemetry) onJobs(ctx *actors.Context, list []jobs.Status) {
 	p.jobs = nil // the last status keeps the previous list
 	ended := 0
 	seen := map[string]bool{}
+	listed := map[string]bool{}
 	for _, st := range list {
 		if st.State == jobs.Failed && !st.Ended.Before(p.started) {
 			seen[st.ID] = true
@@ -536,9 +545,62 @@ func (p *telemetry) onJobs(ctx *actors.Context, list []jobs.Status) {
 		if !st.Ended.IsZero() {
 			j.EndedUnixNano = st.Ended.UnixNano()
 		}
+		for n, c := range st.PartsByNode {
+			if j.PartsByNode == nil {
+				j.PartsByNode = map[string]uint32{}
+			}
+			j.PartsByNode[n] = uint32(c)
+		}
+		if st.State == jobs.Succeeded {
+			listed[st.ID] = true
+			if r := p.results[st.ID]; r != nil {
+				j.Result, j.ResultCut = r.text, r.cut
+			} else {
+				p.fetchResult(ctx, st.ID)
+			}
+		}
 		p.jobs = append(p.jobs, j)
 	}
 	maps.DeleteFunc(p.failedJob, func(id string, _ bool) bool { return !seen[id] })
+	maps.DeleteFunc(p.results, func(id string, _ *resultPreview) bool { return !listed[id] })
+}
+
+// resultPreview is a succeeded job's result, cut to MaxResultPreview
+// bytes; nil text while it is being fetched.
+type resultPreview struct {
+	text string
+	cut  bool
+}
+
+// fetchResult asks the jobs protocol for a succeeded job's result (the
+// list leaves results out); the next status carries it.
+func (p *telemetry) fetchResult(ctx *actors.Context, id string) {
+	r := &resultPreview{}
+	p.results[id] = r
+	err := actors.Request(ctx, jobs.ProtocolName, jobs.StatusRequest{ID: id}, p.cfg.StatusInterval,
+		func(ctx *actors.Context, st jobs.Status, err error) error {
+			if err != nil {
+				delete(p.results, id) // asked again with the next list
+				return nil
+			}
+			r.text, r.cut = cutResult(st.Result)
+			return nil
+		})
+	if err != nil {
+		delete(p.results, id)
+	}
+}
+
+// cutResult cuts a result to MaxResultPreview bytes, at a rune boundary.
+func cutResult(res []byte) (string, bool) {
+	if len(res) <= MaxResultPreview {
+		return string(res), false
+	}
+	cut := res[:MaxResultPreview]
+	for i := 0; i < utf8.UTFMax-1 && !utf8.Valid(cut); i++ {
+		cut = cut[:len(cut)-1]
+	}
+	return string(cut), true
 }
 
 // broadcast makes this node's status, keeps it, sends it to every live
@@ -546,6 +608,7 @@ func (p *telemetry) onJobs(ctx *actors.Context, list []jobs.Status) {
 func (p *telemetry) broadcast(ctx *actors.Context) {
 	st := p.status(ctx)
 	p.statuses[p.self] = &received{msg: st, at: ctx.Now(), size: proto.Size(st)}
+	p.record(p.self, st, ctx.Now())
 	for _, to := range p.live() {
 		p.send(ctx, to, st)
 	}
@@ -560,8 +623,9 @@ func (p *telemetry) status(ctx *actors.Context) *pb.TelemetryStatus {
 	st := &pb.TelemetryStatus{
 		Node: string(p.self), Seq: p.seq, TimeUnixNano: now.UnixNano(), StartedUnixNano: p.started.UnixNano(),
 		IntervalMs: uint32(p.cfg.StatusInterval / time.Millisecond), NumCpu: uint32(host.NumCPU),
-		HeapBytes: host.HeapBytes, MemoryBytes: host.MemoryBytes, Goroutines: uint32(host.Goroutines),
+		HeapBytes: host.HeapBytes, MemoryBytes: host.MemoryBytes, RssBytes: host.RSSBytes, Goroutines: uint32(host.Goroutines),
 		DiskFreeBytes: host.DiskFree, DiskTotalBytes: host.DiskTotal, Leader: string(p.leader), Term: p.term, Jobs: p.jobs,
+		Raft: p.raft,
 	}
 	if dt > 0 && host.CPUTime > 0 {
 		st.CpuPercent = 100 * (host.CPUTime - p.prevCPU).Seconds() / dt
@@ -571,12 +635,19 @@ func (p *telemetry) status(ctx *actors.Context) *pb.TelemetryStatus {
 		ps := stats.Protocols[name]
 		t := ps.Total()
 		s := &pb.TelemetryProtocolStatus{Name: string(name), MailboxDepth: uint32(ps.MailboxDepth), Restarts: ps.Restarts,
-			Stopped: ps.Stopped, MsgsIn: t.MsgsIn, MsgsOut: t.MsgsOut, BytesIn: t.BytesIn, BytesOut: t.BytesOut, Unhandled: ps.Unhandled}
+			Stopped: ps.Stopped, MsgsIn: t.MsgsIn, MsgsOut: t.MsgsOut, BytesIn: t.BytesIn, BytesOut: t.BytesOut, Unhandled: ps.Unhandled,
+			Timers: ps.Timers}
+		now := [5]int64{t.MsgsIn, t.MsgsOut, ps.Timers, t.BytesIn, t.BytesOut}
 		if prev, ok := p.prevMsgs[name]; ok && dt > 0 {
-			s.MsgsInPerSec = float64(t.MsgsIn-prev[0]) / dt
-			s.MsgsOutPerSec = float64(t.MsgsOut-prev[1]) / dt
+			rate := func(i int) float64 { return float64(max(now[i]-prev[i], 0)) / dt }
+			// A timer's firing is not a message: the rate of messages
+			// leaves them out, and shows them apart.
+			s.MsgsInPerSec = max(rate(0)-rate(2), 0)
+			s.MsgsOutPerSec = rate(1)
+			s.TimersPerSec = rate(2)
+			s.BytesInPerSec, s.BytesOutPerSec = rate(3), rate(4)
 		}
-		p.prevMsgs[name] = [2]int64{t.MsgsIn, t.MsgsOut}
+		p.prevMsgs[name] = now
 		st.Protocols = append(st.Protocols, s)
 	}
 	p.prevAt, p.prevCPU = now, host.CPUTime
@@ -620,6 +691,7 @@ func (p *telemetry) onStatus(ctx *actors.Context, from actors.NodeName, m *pb.Te
 		p.sendHistory(ctx, from)
 	}
 	p.statuses[from] = &received{msg: m, at: ctx.Now(), size: proto.Size(m)}
+	p.record(from, m, ctx.Now())
 	return nil
 }
 
@@ -660,7 +732,7 @@ func (p *telemetry) onLogsQuery(ctx *actors.Context, q LogsQuery, reply actors.R
 	case err != nil:
 		return err
 	case q.Node == p.self:
-		logs, err := p.localLogs(level, q.Limit)
+		logs, err := p.localLogs(level, q)
 		if err != nil {
 			return err
 		}
@@ -671,7 +743,8 @@ func (p *telemetry) onLogsQuery(ctx *actors.Context, q LogsQuery, reply actors.R
 	}
 	// A member this node holds failed may be alive (a false detection, a
 	// partition): ask anyway; a dead one times out.
-	if err := ctx.Send(q.Node, &pb.TelemetryLogsRequest{Id: p.nextLogs + 1, Limit: uint32(q.Limit), MinLevel: q.MinLevel}); err != nil {
+	if err := ctx.Send(q.Node, &pb.TelemetryLogsRequest{Id: p.nextLogs + 1, Limit: uint32(q.Limit), MinLevel: q.MinLevel,
+		Search: q.Search, Since: q.Since}); err != nil {
 		return fmt.Errorf("%w: %s cannot reach %s (%s in its view): %v", ErrUnknownNode, p.self, q.Node, p.members[q.Node], err)
 	}
 	p.nextLogs++
@@ -684,26 +757,27 @@ func (p *telemetry) known(name actors.NodeName) bool {
 	return ok
 }
 
-func (p *telemetry) localLogs(level zerolog.Level, limit int) (Logs, error) {
+func (p *telemetry) localLogs(level zerolog.Level, q LogsQuery) (Logs, error) {
 	if p.cfg.Logs == nil {
 		return Logs{}, fmt.Errorf("%w: %s", ErrNoLogs, p.self)
 	}
-	lines, truncated := p.cfg.Logs.Lines(string(p.self), limit, level, p.cfg.MaxLogBytes)
-	return newLogs(p.self, lines, truncated), nil
+	lines, truncated, last := p.cfg.Logs.Query(p.self, LogFilter{Limit: q.Limit, MinLevel: level, MaxBytes: p.cfg.MaxLogBytes,
+		Search: q.Search, Since: q.Since})
+	return newLogs(p.self, lines, truncated, last), nil
 }
 
 func (p *telemetry) onLogsRequest(ctx *actors.Context, from actors.NodeName, m *pb.TelemetryLogsRequest) error {
 	rep := &pb.TelemetryLogs{Id: m.Id}
-	q := &LogsQuery{Limit: int(m.Limit), MinLevel: m.MinLevel}
+	q := &LogsQuery{Limit: int(m.Limit), MinLevel: m.MinLevel, Search: m.Search, Since: m.Since}
 	level, err := q.check()
 	var logs Logs
 	if err == nil {
-		logs, err = p.localLogs(level, q.Limit)
+		logs, err = p.localLogs(level, *q)
 	}
 	if err != nil {
 		rep.Error = err.Error()
 	} else {
-		rep.Truncated = logs.Truncated
+		rep.Truncated, rep.Last = logs.Truncated, logs.Last
 		for _, l := range logs.Lines {
 			rep.Lines = append(rep.Lines, l)
 		}
@@ -725,7 +799,7 @@ func (p *telemetry) onLogs(ctx *actors.Context, from actors.NodeName, m *pb.Tele
 	}
 	lines := make([][]byte, len(m.Lines))
 	copy(lines, m.Lines)
-	_ = w.reply.Send(newLogs(from, lines, m.Truncated))
+	_ = w.reply.Send(newLogs(from, lines, m.Truncated, m.Last))
 	return nil
 }
 

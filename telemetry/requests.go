@@ -3,6 +3,9 @@ package telemetry
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -38,7 +41,18 @@ type LogsQuery struct {
 	Node     actors.NodeName // the node whose logs to fetch
 	Limit    int             // at most this many lines, 1 to MaxLogLines; 0 means 100
 	MinLevel string          // the lowest zerolog level to include ("debug", "info", ...); "" for all
+	// Search keeps the lines holding this text, ignoring case: at most
+	// MaxLogSearch bytes of UTF-8 text without control characters; ""
+	// for all.
+	Search string
+	// Since keeps the lines written after the line of this sequence
+	// number (Logs.Last of an earlier answer): a follower's cursor. 0 for
+	// all.
+	Since uint64
 }
+
+// MaxLogSearch caps LogsQuery.Search.
+const MaxLogSearch = 256
 
 // Logs are a node's most recent log lines, oldest first.
 type Logs struct {
@@ -47,6 +61,10 @@ type Logs struct {
 	// Truncated: older lines were left out to keep the answer under
 	// Config.MaxLogBytes.
 	Truncated bool `json:"truncated"`
+	// Last is the sequence number of the newest line the node's buffer
+	// held when it answered: pass it as since to get the lines written
+	// after (a decimal string: exact in JavaScript).
+	Last uint64 `json:"last,string"`
 }
 
 func (q *LogsQuery) check() (zerolog.Level, error) {
@@ -56,7 +74,20 @@ func (q *LogsQuery) check() (zerolog.Level, error) {
 	if q.Limit < 1 || q.Limit > MaxLogLines {
 		return 0, fmt.Errorf("%w: limit %d; use 1 to %d", ErrBadRequest, q.Limit, MaxLogLines)
 	}
+	if err := checkSearch(q.Search); err != nil {
+		return 0, err
+	}
 	return parseLevel(q.MinLevel)
+}
+
+func checkSearch(s string) error {
+	if len(s) > MaxLogSearch {
+		return fmt.Errorf("%w: a search of %d bytes; at most %d", ErrBadRequest, len(s), MaxLogSearch)
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return fmt.Errorf("%w: search %q: use printable UTF-8 text, without control characters", ErrBadRequest, s)
+	}
+	return nil
 }
 
 func parseLevel(s string) (zerolog.Level, error) {
@@ -70,8 +101,8 @@ func parseLevel(s string) (zerolog.Level, error) {
 	return l, nil
 }
 
-func newLogs(node actors.NodeName, lines [][]byte, truncated bool) Logs {
-	out := Logs{Node: node, Lines: make([]json.RawMessage, 0, len(lines)), Truncated: truncated}
+func newLogs(node actors.NodeName, lines [][]byte, truncated bool, last uint64) Logs {
+	out := Logs{Node: node, Lines: make([]json.RawMessage, 0, len(lines)), Truncated: truncated, Last: last}
 	for _, l := range lines {
 		if !json.Valid(l) {
 			l, _ = json.Marshal(string(l))

@@ -23,6 +23,23 @@ type Snapshot struct {
 	Jobs       []Job           `json:"jobs"`    // the jobs the live members are contact of: pending and running first
 	Alerts     []Alert         `json:"alerts"`  // active first, then by start, newest first
 	Rates      []Rate          `json:"rates"`   // per protocol, in name order
+	// Raft sums up the raft group as this node sees it; nil when it runs
+	// none. Each member's own view is in its Status.Raft.
+	Raft *RaftSummary `json:"raft,omitempty"`
+}
+
+// RaftSummary is the raft group as one node sees it.
+type RaftSummary struct {
+	Voters   []actors.NodeName `json:"voters"`
+	Learners []actors.NodeName `json:"learners"`
+	Leader   actors.NodeName   `json:"leader"` // "" while none is known
+	Term     uint64            `json:"term"`
+	// Quorum is "healthy" while this node reaches a majority of the
+	// voters (itself and the live members of its SWIM view), "lost"
+	// when it does not (a quorum_lost alert is active).
+	Quorum    string            `json:"quorum"`
+	Reachable []actors.NodeName `json:"reachable"` // the voters this node reaches
+	Majority  int               `json:"majority"`
 }
 
 // Member is one member in the node's view, with its latest status.
@@ -75,6 +92,19 @@ func (p *telemetry) snapshot(ctx *actors.Context, r SnapshotRequest) Snapshot {
 	s.Alerts = p.alerts.newest(cmp.Or(r.Alerts, 50))
 	for _, name := range slices.Sorted(maps.Keys(p.rates)) {
 		s.Rates = append(s.Rates, Rate{Protocol: name, Points: slices.Clone(p.rates[name])})
+	}
+	if p.raft != nil {
+		r := &RaftSummary{Voters: orEmpty(p.raft.Voters), Learners: orEmpty(p.raft.Learners), Leader: p.raft.Leader, Term: p.raft.Term,
+			Quorum: "healthy", Reachable: []string{}, Majority: len(p.raft.Voters)/2 + 1}
+		for _, v := range p.raft.Voters {
+			if v == p.self || p.isLive(v) {
+				r.Reachable = append(r.Reachable, v)
+			}
+		}
+		if p.quorumLost {
+			r.Quorum = "lost"
+		}
+		s.Raft = r
 	}
 	return s
 }

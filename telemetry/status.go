@@ -16,7 +16,8 @@ type Status struct {
 	CPUPercent float64          `json:"cpu_percent"` // process CPU over the last interval, % of one core
 	NumCPU     int              `json:"num_cpu"`
 	HeapBytes  uint64           `json:"heap_bytes"`
-	MemBytes   uint64           `json:"memory_bytes"`
+	MemBytes   uint64           `json:"memory_bytes"` // all the Go runtime holds from the OS, resident or not
+	RSSBytes   uint64           `json:"rss_bytes"`    // resident set size (ps, docker stats); 0: not measured
 	Goroutines int              `json:"goroutines"`
 	DiskFree   uint64           `json:"disk_free_bytes"`  // 0 with DiskTotal 0: not measured
 	DiskTotal  uint64           `json:"disk_total_bytes"` //
@@ -24,22 +25,54 @@ type Status struct {
 	Term       uint64           `json:"term"`
 	Protocols  []ProtocolStatus `json:"protocols"`
 	Jobs       []Job            `json:"jobs"`
-	Size       int              `json:"size"` // bytes of the status message
+	Size       int              `json:"size"`           // bytes of the status message
+	Raft       *RaftView        `json:"raft,omitempty"` // nil when the node runs no raft group
+}
+
+// RaftView is a node's view of its raft group, as its status reported it.
+type RaftView struct {
+	State     string         `json:"state"` // StateLeader, StateFollower, StateCandidate, StatePreCandidate
+	Leader    string         `json:"leader"`
+	Term      uint64         `json:"term"`
+	Commit    uint64         `json:"commit"`
+	Applied   uint64         `json:"applied"`
+	Voters    []string       `json:"voters"`
+	Learners  []string       `json:"learners"`
+	Reachable []string       `json:"reachable"`        // the voters it heard from lately, itself included
+	Reason    string         `json:"reason,omitempty"` // why it knows no leader: no_quorum or election
+	Keys      uint64         `json:"keys"`
+	Followers []RaftFollower `json:"followers,omitempty"` // the leader's progress of the others
+}
+
+// RaftFollower is the leader's progress of one follower.
+type RaftFollower struct {
+	Node   string `json:"node"`
+	Match  uint64 `json:"match"`
+	Next   uint64 `json:"next"`
+	Lag    uint64 `json:"lag"` // the leader's commit minus Match
+	State  string `json:"state"`
+	Active bool   `json:"active"`
 }
 
 // ProtocolStatus is one protocol of a node's status.
 type ProtocolStatus struct {
-	Name         string  `json:"name"`
-	MailboxDepth int     `json:"mailbox_depth"`
-	Restarts     int64   `json:"restarts"`
-	Stopped      bool    `json:"stopped"`
-	InPerSec     float64 `json:"msgs_in_per_sec"`
-	OutPerSec    float64 `json:"msgs_out_per_sec"`
-	MsgsIn       int64   `json:"msgs_in"`
-	MsgsOut      int64   `json:"msgs_out"`
-	BytesIn      int64   `json:"bytes_in"`
-	BytesOut     int64   `json:"bytes_out"`
-	Unhandled    int64   `json:"unhandled"`
+	Name         string `json:"name"`
+	MailboxDepth int    `json:"mailbox_depth"`
+	Restarts     int64  `json:"restarts"`
+	Stopped      bool   `json:"stopped"`
+	// InPerSec counts the messages handled, timer firings left out
+	// (TimersPerSec).
+	InPerSec       float64 `json:"msgs_in_per_sec"`
+	OutPerSec      float64 `json:"msgs_out_per_sec"`
+	TimersPerSec   float64 `json:"timers_per_sec"`
+	BytesInPerSec  float64 `json:"bytes_in_per_sec"`
+	BytesOutPerSec float64 `json:"bytes_out_per_sec"`
+	MsgsIn         int64   `json:"msgs_in"` // timer firings included
+	MsgsOut        int64   `json:"msgs_out"`
+	Timers         int64   `json:"timers"`
+	BytesIn        int64   `json:"bytes_in"`
+	BytesOut       int64   `json:"bytes_out"`
+	Unhandled      int64   `json:"unhandled"`
 }
 
 // Job is a job as its contact reported it.
@@ -52,7 +85,17 @@ type Job struct {
 	Error      string    `json:"error,omitempty"`
 	Submitted  time.Time `json:"submitted"`
 	Ended      time.Time `json:"ended,omitzero"`
+	// PartsByNode counts the part results by the node that ran them.
+	PartsByNode map[string]int `json:"parts_by_node,omitempty"`
+	// Result is a succeeded job's result (JSON text), cut to
+	// MaxResultPreview bytes (ResultCut tells); the whole one is at
+	// GET /v1/jobs/{id} on the contact.
+	Result    string `json:"result,omitempty"`
+	ResultCut bool   `json:"result_cut,omitempty"`
 }
+
+// MaxResultPreview bounds Job.Result.
+const MaxResultPreview = 512
 
 // Over reports whether the job has ended.
 func (j Job) Over() bool {
@@ -70,7 +113,7 @@ func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 	s := &Status{
 		Node: m.Node, Seq: m.Seq, Time: unixTime(m.TimeUnixNano), Started: unixTime(m.StartedUnixNano),
 		IntervalMS: m.IntervalMs, CPUPercent: m.CpuPercent, NumCPU: int(m.NumCpu),
-		HeapBytes: m.HeapBytes, MemBytes: m.MemoryBytes, Goroutines: int(m.Goroutines),
+		HeapBytes: m.HeapBytes, MemBytes: m.MemoryBytes, RSSBytes: m.RssBytes, Goroutines: int(m.Goroutines),
 		DiskFree: m.DiskFreeBytes, DiskTotal: m.DiskTotalBytes, Leader: m.Leader, Term: m.Term,
 		Protocols: make([]ProtocolStatus, 0, len(m.Protocols)), Jobs: make([]Job, 0, len(m.Jobs)), Size: size,
 	}
@@ -79,7 +122,20 @@ func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 			Name: p.Name, MailboxDepth: int(p.MailboxDepth), Restarts: p.Restarts, Stopped: p.Stopped,
 			InPerSec: p.MsgsInPerSec, OutPerSec: p.MsgsOutPerSec, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
 			BytesIn: p.BytesIn, BytesOut: p.BytesOut, Unhandled: p.Unhandled,
+			TimersPerSec: p.TimersPerSec, Timers: p.Timers, BytesInPerSec: p.BytesInPerSec, BytesOutPerSec: p.BytesOutPerSec,
 		})
+	}
+	if r := m.Raft; r != nil {
+		v := &RaftView{State: r.State, Leader: r.Leader, Term: r.Term, Commit: r.Commit, Applied: r.Applied,
+			Voters: orEmpty(r.Voters), Learners: orEmpty(r.Learners), Reachable: orEmpty(r.Reachable), Reason: r.Reason, Keys: r.Keys}
+		for _, f := range r.Followers {
+			rf := RaftFollower{Node: f.Node, Match: f.Match, Next: f.Next, State: f.State, Active: f.Active}
+			if r.Commit > f.Match {
+				rf.Lag = r.Commit - f.Match
+			}
+			v.Followers = append(v.Followers, rf)
+		}
+		s.Raft = v
 	}
 	for _, j := range m.Jobs {
 		s.Jobs = append(s.Jobs, jobFromPB(m.Node, j))
@@ -88,6 +144,21 @@ func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 }
 
 func jobFromPB(contact string, j *pb.TelemetryJob) Job {
-	return Job{ID: j.Id, Contact: contact, State: j.State, PartsTotal: int(j.PartsTotal), PartsDone: int(j.PartsDone),
-		Error: j.Error, Submitted: unixTime(j.SubmittedUnixNano), Ended: unixTime(j.EndedUnixNano)}
+	out := Job{ID: j.Id, Contact: contact, State: j.State, PartsTotal: int(j.PartsTotal), PartsDone: int(j.PartsDone),
+		Error: j.Error, Submitted: unixTime(j.SubmittedUnixNano), Ended: unixTime(j.EndedUnixNano),
+		Result: j.Result, ResultCut: j.ResultCut}
+	if len(j.PartsByNode) > 0 {
+		out.PartsByNode = map[string]int{}
+		for n, c := range j.PartsByNode {
+			out.PartsByNode[n] = int(c)
+		}
+	}
+	return out
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
