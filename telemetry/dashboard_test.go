@@ -17,16 +17,17 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
+	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/jobs/jobstest"
 	"github.com/troupe-dev/troupe/telemetry"
 )
-
-var updateScreenshot = flag.Bool("update-screenshot", false, "write the dashboard test's screenshot to docs/dashboard.png")
 
 // chromium finds a Chromium or Chrome binary, or skips the test.
 func chromium(t *testing.T) string {
@@ -104,11 +105,24 @@ def merge(results):
     return len(results)
 `
 
-// TestDashboardInChromium drives the dashboard of node-1 in headless
-// Chromium: it shows the 3 members and the leader, a job's progress bar
-// moves to 50% and 100%, a crashed node is marked failed, with an active
-// alert, without a reload, and the alert is marked resolved when the node
-// is back.
+// screenshots, when set, is the directory the dashboard test writes a
+// screenshot of each panel to (docs/ holds those of a real run):
+//
+//	go test ./telemetry -run TestDashboardInChromium -args -screenshots=../docs
+var screenshots = flag.String("screenshots", "", "write the dashboard test's screenshots (dashboard.png and dashboard-<panel>.png) to this directory")
+
+// TestDashboardInChromium drives the dashboard of node-1 of a 3-node
+// cluster (membership, Bully, jobs, a raft group on every node and
+// telemetry) in headless Chromium. Live: the members and the leader show;
+// the raft panel shows the three voters, one leader, the followers' lag and
+// a healthy quorum; the charts draw a series per node; the key browser
+// finds keys by prefix and a held lock with its fencing token; a job's
+// progress bar moves to 50% and 100%, then its result and parts per node
+// show; a pending job is cancelled with its button; node-3's logs are
+// followed and searched; a crashed node is marked failed with its figures
+// blanked and an active alert (filtered), without a reload, and the alert
+// is marked resolved when the node is back. Static (?static=1): the page
+// settles, and each panel is photographed.
 func TestDashboardInChromium(t *testing.T) {
 	bin := chromium(t)
 
@@ -130,9 +144,22 @@ func TestDashboardInChromium(t *testing.T) {
 	jcfg.Runtimes, jcfg.Slots, jcfg.Backup = []jobs.Runtime{star}, 1, -1 // no backup copies
 	cfg := testConfig(telemetry.NewLogBuffer(500))
 	cfg.StatusInterval = 200 * time.Millisecond
+	cfg.HistoryStep = 200 * time.Millisecond
+	cfg.HistoryPoints = 75 // 15 s: the charts' span, filled by the end of the test
 	// The sim timing's 25 ms probe timeout takes members of a loaded host
 	// for failed, and the page would show alerts the test did not cause.
-	c := newJobsCluster(t, 3, cfg, jcfg, cluster.Membership(clustertest.SteadySimMembership()))
+	c := jobstest.NewCluster(t, 3, jcfg, cluster.Membership(clustertest.SteadySimMembership()),
+		cluster.Logger(zerolog.New(cfg.Logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()))
+	rcfg := consensus.DefaultConfig()
+	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
+	rf, err := consensus.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
+		t.Fatal(err)
+	}
+	startTelemetry(t, c, cfg)
 
 	base, stopStreams := context.WithCancel(context.Background())
 	srv := httptest.NewUnstartedServer(api.New(c.Node("node-1"), api.Config{}))
@@ -141,22 +168,23 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Cleanup(func() { stopStreams(); srv.Close() })
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 1100))
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	ctx, cancel := context.WithTimeout(browser, 3*time.Minute)
 	defer cancel()
 
-	// waitFor polls a JavaScript condition in the page.
-	waitFor := func(what, cond string) {
+	// waitFor polls a JavaScript condition in the page of ctx.
+	waitIn := func(ctx context.Context, what, cond string) {
 		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("main").innerText`))
 			t.Fatalf("the dashboard never showed %s: %v\npage:\n%s", what, err, page)
 		}
 	}
+	waitFor := func(what, cond string) { t.Helper(); waitIn(ctx, what, cond) }
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatalf("opening the dashboard: %v", err)
 	}
@@ -169,31 +197,101 @@ func TestDashboardInChromium(t *testing.T) {
 		document.querySelector('#leader').textContent === 'node-3' &&
 		document.querySelector('#members tr[data-member="node-3"] .badge.leader') !== null`)
 
+	// Raft: three voters, one leader whose followers' lag shows, a
+	// healthy quorum.
+	waitFor("the raft panel", `document.querySelector('#raft-quorum [data-quorum="healthy"]') !== null &&
+		document.querySelectorAll('#raft tr[data-raft]').length === 3 &&
+		document.querySelectorAll('#raft tr[data-role="StateLeader"]').length === 1 &&
+		[...document.querySelectorAll('#raft td.lag')].filter(td => td.dataset.lag !== '').length === 2`)
+
+	// Charts: a series per node, with axes.
+	waitFor("charts of the 3 nodes", `['cpu', 'rss', 'goroutines', 'mailbox', 'msgs', 'timers'].every(id => {
+		const paths = document.querySelectorAll('[data-chart="' + id + '"] path.series');
+		return paths.length === 3 && [...paths].every(p => Number(p.dataset.points) >= 5) &&
+			document.querySelectorAll('[data-chart="' + id + '"] text.ylab').length >= 2;
+	})`)
+
+	// Keys and locks, by prefix.
+	kv, err := consensus.NewKV(c.Node("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"app/config", "app/owner", "app/replicas", "other/key"} {
+		if _, err := kv.Put(ctx, k, []byte(`{"value of":"`+k+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lk, err := kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: "app/leader-lock", Owner: "worker-7", TTL: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue("#kv-prefix", "app/"), chromedp.Click("#kv-form button[type=submit]")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the keys under app/ and the held lock", fmt.Sprintf(`document.querySelectorAll('#kv-keys tr[data-key]').length === 3 &&
+		document.querySelector('#kv-keys tr[data-key="other/key"]') === null &&
+		document.querySelector('#kv-locks tr[data-lock="app/leader-lock"] [data-token="%d"]') !== null &&
+		document.querySelector('#kv-locks tr[data-lock="app/leader-lock"]').textContent.includes('worker-7')`, lk.Token))
+
+	// A job: progress, then its result and parts per node.
 	input, _ := json.Marshal(map[string]string{"gate": gs.URL + "/job-1"})
 	sub, err := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{Script: gatedJob, Input: input, Parts: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
 	job := fmt.Sprintf(`document.querySelector('[data-job=%q]')`, sub.ID)
-	waitFor("the job at 0%", job+` !== null && `+job+`.dataset.progress === '0'`)
+	waitFor("the job at 0%", job+` !== null && `+job+`.dataset.progress === '0' && `+job+`.querySelector('[data-cancel]') !== null`)
 	g.let(3)
-	waitFor("the job at 50%", job+`.dataset.progress === '50' && `+job+`.dataset.state === 'running'`)
+	waitFor("the job at 50% with an ETA", job+`.dataset.progress === '50' && `+job+`.dataset.state === 'running' && `+
+		job+`.querySelector('[data-timing]').textContent.includes('ETA')`)
 	g.let(3)
-	waitFor("the job at 100%", job+`.dataset.progress === '100' && `+job+`.dataset.state === 'succeeded' && `+
-		job+`.querySelector('.fill').style.width === '100%'`)
+	waitFor("the job at 100% with its result", job+`.dataset.progress === '100' && `+job+`.dataset.state === 'succeeded' && `+
+		job+`.querySelector('.fill').style.width === '100%' && `+job+`.querySelector('[data-result] code')?.textContent === '6' && `+
+		job+`.querySelector('.per-node')?.textContent.includes('parts per node') && `+job+`.querySelector('[data-cancel]') === null`)
 
+	// Cancel: a job whose parts never pass the gate.
+	input, _ = json.Marshal(map[string]string{"gate": gs.URL + "/never"})
+	stuck, err := actors.Call(ctx, c.Node("node-2"), jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuckJob := fmt.Sprintf(`document.querySelector('[data-job=%q]')`, stuck.ID)
+	waitFor("the stuck job's cancel button", stuckJob+` !== null && `+stuckJob+`.querySelector('[data-cancel]') !== null`)
+	if err := chromedp.Do(ctx, chromedp.Click(fmt.Sprintf(`[data-cancel=%q]`, stuck.ID))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the stuck job cancelled", stuckJob+`.dataset.state === 'cancelled' && document.querySelector('#jobs-note').textContent.includes('cancelled')`)
+
+	// node-1's page follows node-3's logs, then searches them.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#logs-node", "node-3"), chromedp.Click("#logs-follow")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("node-3's logs followed", `document.querySelector('#logs-note').dataset.following === 'node-3' &&
+		document.querySelector('#logs').textContent.includes('leader changed')`)
+	if err := chromedp.Do(ctx, chromedp.Click("#logs-follow"), chromedp.SetValue("#logs-search", "LEADER CHANGED"),
+		chromedp.Click("#logs-form button[type=submit]")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("node-3's logs searched", `document.querySelector('#logs-note').textContent.includes('lines from node-3') &&
+		document.querySelector('#logs').textContent.split('\n').every(l => l.toLowerCase().includes('leader changed'))`)
+
+	// A crash: failed, blanked, an active alert (the filter keeps it).
 	if err := c.Crash("node-2"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("node-2 failed, with an alert", `document.querySelector('#members tr[data-member="node-2"]').dataset.state === 'failed' &&
+	if err := chromedp.Do(ctx, chromedp.SetValue("#alerts-state", "active")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("node-2 failed and blanked, with an alert", `document.querySelector('#members tr[data-member="node-2"]').dataset.state === 'failed' &&
+		document.querySelector('#members tr[data-member="node-2"]').dataset.blank === 'true' &&
 		document.querySelector('#alerts li[data-kind="member_failed"][data-subject="node-2"][data-state="active"]') !== null &&
-		document.querySelector('#alerts li').dataset.state === 'active'`)
+		[...document.querySelectorAll('#alerts li')].every(li => li.dataset.state === 'active')`)
 	if still, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loadedAt`)); err != nil || still != loaded {
 		t.Fatalf("the page was reloaded (loaded at %v, now %v): %v", loaded, still, err)
 	}
 
-	// For the picture: a second job under way, and a few status intervals
-	// of message rates.
+	// For the pictures: a second job under way, a static page that
+	// settles.
 	input, _ = json.Marshal(map[string]string{"gate": gs.URL + "/job-2"})
 	sub2, err := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{Script: gatedJob, Input: input, Parts: 8})
 	if err != nil {
@@ -202,27 +300,12 @@ func TestDashboardInChromium(t *testing.T) {
 	g.let(3)
 	job2 := fmt.Sprintf(`document.querySelector('[data-job=%q]')`, sub2.ID)
 	waitFor("the second job at 38%", job2+` !== null && `+job2+`.dataset.progress === '38'`)
-	waitFor("some rate points", `[...document.querySelectorAll('#rates polyline')].some(p => p.points.length >= 20)`)
-	// node-1's page fetches node-3's logs.
-	if err := chromedp.Do(ctx, chromedp.SetValue("#logs-node", "node-3"), chromedp.Click("#logs-form button")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("node-3's logs", `document.querySelector('#logs-note').textContent.includes('lines from node-3') &&
-		document.querySelector('#logs').textContent.includes('leader changed')`)
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "dashboard.png")
-	if *updateScreenshot {
-		path = filepath.Join("..", "docs", "dashboard.png")
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes)", path, len(png))
+	photograph(t, ctx, srv.URL, waitIn)
 
 	// node-2 comes back: its alert is marked resolved, with its end.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#alerts-state", "resolved")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Restart("node-2"); err != nil {
 		t.Fatal(err)
 	}
@@ -231,4 +314,53 @@ func TestDashboardInChromium(t *testing.T) {
 		return li !== null && li.dataset.state === 'resolved' && li.querySelectorAll('time').length === 2 &&
 			li.querySelector('.badge.resolved') !== null;
 	})()`)
+}
+
+// photograph opens the static dashboard (?static=1) in a new tab, waits
+// until it settles, and takes the whole page and each panel.
+func photograph(t *testing.T, parent context.Context, base string, waitIn func(context.Context, string, string)) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?static=1")); err != nil {
+		t.Fatalf("opening the static dashboard: %v", err)
+	}
+	waitIn(ctx, "the static page settled", `document.documentElement.dataset.settled === 'true' &&
+		document.querySelectorAll('#charts path.series').length > 0 && document.querySelector('#logs').textContent.length > 0`)
+	dir := *screenshots
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shots := []struct{ name, sel string }{{"", ""}, {"members", "#sec-members"}, {"charts", "#sec-charts"}, {"raft", "#sec-raft"},
+		{"kv", "#sec-kv"}, {"jobs", "#sec-jobs"}, {"alerts", "#sec-alerts"}, {"logs", "#sec-logs"}}
+	for _, s := range shots {
+		name := "dashboard.png"
+		if s.sel != "" {
+			name = "dashboard-" + s.name + ".png"
+		}
+		// A panel alone under the header: the others are hidden.
+		show := fmt.Sprintf(`document.querySelectorAll('main > section').forEach(s => s.hidden = %q !== '' && '#' + s.id !== %q)`, s.sel, s.sel)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](show)); err != nil {
+			t.Fatal(err)
+		}
+		// The viewport as tall as the page: the picture is what it shows.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 200)); err != nil {
+			t.Fatal(err)
+		}
+		height, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollHeight`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, height)); err != nil {
+			t.Fatal(err)
+		}
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s (%d bytes)", filepath.Join(dir, name), len(png))
+	}
 }

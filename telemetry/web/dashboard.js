@@ -1,8 +1,14 @@
 // Troupe's dashboard: renders the node's telemetry snapshot, which the
-// server pushes as server-sent events on v1/telemetry/events.
+// server pushes as server-sent events on v1/telemetry/events, the members'
+// figures over time (v1/telemetry/history), the raft replica's keys and
+// locks (v1/keys) and any member's logs (v1/logs/{node}, followed on
+// v1/logs/{node}/follow). With ?static=1 it draws everything once and
+// opens no stream: the page settles (<html data-settled="true">).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
+const STATIC = new URLSearchParams(location.search).has("static");
+const COLORS = ["#3867d6", "#d64545", "#1f9d55", "#d69e2e", "#8854d0", "#0fb9b1", "#e84393", "#4b6584"];
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -17,25 +23,220 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function bytes(n) {
-  if (!n) return "–";
+  if (!n) return "0 B";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + " " + units[i];
+  while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(n < 10 ? 1 : 0) : n.toFixed(0)) + " " + units[i];
 }
 
-function rate(x) {
-  if (x >= 1000) return (x / 1000).toFixed(1) + "k";
-  return x >= 10 ? x.toFixed(0) : x.toFixed(1);
+function num(x) {
+  if (Math.abs(x) >= 1e6) return (x / 1e6).toFixed(1) + "M";
+  if (Math.abs(x) >= 1e3) return (x / 1e3).toFixed(1) + "k";
+  return x >= 10 || Number.isInteger(x) ? x.toFixed(0) : x.toFixed(1);
 }
 
 function clock(t) {
   return new Date(t).toLocaleTimeString([], { hour12: false });
 }
 
-function meter(frac, text) {
-  const pct = Math.max(0, Math.min(1, frac)) * 100;
-  return el("span", {}, el("span", { class: "meter" }, el("div", { style: `width:${pct.toFixed(0)}%` })), text);
+function duration(ms) {
+  if (!(ms >= 0)) return "–";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+  return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+}
+
+// parseExact parses JSON text like JSON.parse, but keeps an integer too
+// large for a double exactly, as its decimal string.
+function parseExact(text) {
+  let i = 0;
+  const ws = () => { while (i < text.length && " \t\n\r".includes(text[i])) i++; };
+  const value = () => {
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      i++; const o = {}; ws();
+      if (text[i] === "}") { i++; return o; }
+      for (;;) {
+        ws(); const k = string(); ws(); i++; // ':'
+        o[k] = value(); ws();
+        if (text[i++] === "}") return o;
+      }
+    }
+    if (c === "[") {
+      i++; const a = []; ws();
+      if (text[i] === "]") { i++; return a; }
+      for (;;) {
+        a.push(value()); ws();
+        if (text[i++] === "]") return a;
+      }
+    }
+    if (c === '"') return string();
+    const m = /^-?\d+(\.\d+)?([eE][+-]?\d+)?|^true|^false|^null/.exec(text.slice(i, i + 400));
+    if (!m) throw new SyntaxError("bad JSON at " + i);
+    i += m[0].length;
+    if (m[0] === "true") return true;
+    if (m[0] === "false") return false;
+    if (m[0] === "null") return null;
+    const n = Number(m[0]);
+    return !m[1] && !m[2] && !Number.isSafeInteger(n) ? m[0] : n;
+  };
+  const string = () => {
+    const start = i++;
+    while (text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+    i++;
+    return JSON.parse(text.slice(start, i));
+  };
+  const v = value();
+  return v;
+}
+
+// ---- charts: hand-drawn SVG line charts with axes and units.
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+// niceStep picks a round step that divides span into about n parts.
+function niceStep(span, n) {
+  const raw = span / n, p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+
+// chart draws one time-series chart: series [{name, color, t: [ms], v: []}]
+// over [t0, t1]; fmt formats the y axis's values with their unit. A gap
+// longer than gapMS between points breaks the line.
+function chart({ id, title, unit, fmt, series, t0, t1, gapMS }) {
+  const W = 440, H = 170, L = 58, R = 8, T = 8, B = 22;
+  const box = el("figure", { class: "chart", "data-chart": id });
+  const head = el("figcaption", {}, el("b", {}, title), " ", el("span", { class: "muted small" }, unit));
+  let max = 0;
+  for (const s of series) for (const v of s.v) if (v > max) max = v;
+  const step = max > 0 ? niceStep(max, 4) : 1;
+  const top = Math.max(step, Math.ceil(max / step) * step);
+  const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - v / top) * (H - T - B);
+  const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
+  for (let v = 0; v <= top + step / 2; v += step) {
+    g.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
+    const lab = svg("text", { x: L - 5, y: y(v) + 4, class: "ylab", "text-anchor": "end" });
+    lab.textContent = fmt(v);
+    g.append(lab);
+  }
+  const tstep = niceStep(t1 - t0, 5) >= 60e3 ? Math.max(60e3, Math.round(niceStep(t1 - t0, 5) / 60e3) * 60e3) : niceStep(t1 - t0, 5);
+  for (let t = Math.ceil(t0 / tstep) * tstep; t <= t1; t += tstep) {
+    g.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, class: "grid" }));
+    const lab = svg("text", { x: x(t), y: H - 6, class: "xlab", "text-anchor": "middle" });
+    const d = new Date(t);
+    lab.textContent = d.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit", second: tstep < 60e3 ? "2-digit" : undefined });
+    g.append(lab);
+  }
+  g.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }), svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }));
+  const legend = el("div", { class: "legend" });
+  for (const s of series) {
+    let d = "", prev = null, n = 0;
+    for (let i = 0; i < s.t.length; i++) {
+      if (s.t[i] < t0) continue;
+      d += (prev === null || s.t[i] - prev > gapMS ? "M" : "L") + x(s.t[i]).toFixed(1) + "," + y(s.v[i]).toFixed(1);
+      prev = s.t[i]; n++;
+    }
+    if (d) g.append(svg("path", { d, stroke: s.color, class: "series", "data-series": s.name, "data-points": n }));
+    const last = s.v.length ? fmt(s.v[s.v.length - 1]) : "–";
+    legend.append(el("span", { class: "key" }, el("i", { style: `background:${s.color}` }), `${s.name} ${last}`));
+  }
+  box.append(head, g, legend);
+  return box;
+}
+
+const chartDefs = [
+  { id: "cpu", title: "CPU", unit: "% of one core", key: "cpu_percent", fmt: (v) => num(v) + "%" },
+  { id: "rss", title: "Memory (RSS)", unit: "bytes resident", key: "rss_bytes", fmt: bytes },
+  { id: "goroutines", title: "Goroutines", unit: "count", key: "goroutines", fmt: num },
+  { id: "mailbox", title: "Mailbox depth", unit: "messages waiting", key: "mailbox_depth", fmt: num, proto: "mailbox_depth" },
+  { id: "msgs", title: "Messages handled", unit: "per second, timer firings left out", key: "msgs_per_sec", fmt: (v) => num(v) + "/s", proto: "msgs_per_sec" },
+  { id: "timers", title: "Timer firings", unit: "per second (shown apart)", key: "timers_per_sec", fmt: (v) => num(v) + "/s", proto: "timers_per_sec" },
+  { id: "bytes-in", title: "Network in", unit: "bytes per second", key: "bytes_in_per_sec", fmt: (v) => bytes(v) + "/s", proto: "bytes_in_per_sec" },
+  { id: "bytes-out", title: "Network out", unit: "bytes per second", key: "bytes_out_per_sec", fmt: (v) => bytes(v) + "/s", proto: "bytes_out_per_sec" },
+];
+
+let history = null;
+
+function renderCharts() {
+  const h = history;
+  if (!h) return;
+  const nodeSel = $("#chart-node"), protoSel = $("#chart-protocol");
+  fillSelect(nodeSel, h.series.map((s) => s.node), "every node");
+  const protos = [...new Set(h.series.flatMap((s) => s.protocols.map((p) => p.name)))].sort();
+  fillSelect(protoSel, protos, "all protocols");
+  const node = nodeSel.value, proto = protoSel.value;
+  const t1 = Date.parse(h.time), t0 = t1 - h.window_ms;
+  const shown = h.series.filter((s) => !node || s.node === node);
+  const charts = chartDefs.filter((d) => !proto || d.proto).map((d) => chart({
+    id: d.id, title: d.title + (proto && d.proto ? " · " + proto : ""), unit: d.unit, fmt: d.fmt, t0, t1, gapMS: 3 * h.step_ms + 1000,
+    series: shown.map((s) => {
+      const color = COLORS[h.series.indexOf(s) % COLORS.length];
+      if (proto && d.proto) {
+        const p = s.protocols.find((p) => p.name === proto);
+        return { name: s.node, color, t: p ? s.t : [], v: p ? p[d.proto] : [] };
+      }
+      return { name: s.node, color, t: s.t, v: s[d.key] };
+    }),
+  }));
+  $("#charts").replaceChildren(...charts);
+  const points = Math.max(0, ...h.series.map((s) => s.t.length));
+  $("#charts-note").textContent = `one point per ${h.step_ms / 1000} s per node, kept ${duration(h.max_window_ms)} in ${h.node}'s memory · ${points} points`;
+}
+
+function fillSelect(sel, values, all) {
+  const cur = sel.value;
+  if ([...sel.options].slice(1).map((o) => o.value).join() === values.join()) return;
+  sel.replaceChildren(el("option", { value: "" }, all), ...values.map((v) => el("option", { value: v, selected: v === cur }, v)));
+}
+
+async function getJSON(url, opts) {
+  const resp = await fetch(url, opts);
+  const text = await resp.text();
+  let body;
+  try { body = parseExact(text); } catch { body = { error: text }; }
+  if (!resp.ok) {
+    const e = new Error(body.error || resp.statusText);
+    e.status = resp.status;
+    throw e;
+  }
+  return body;
+}
+
+// windowMS is the milliseconds of a window option ("5m", "15m").
+const windowMS = (w) => Number(w.replace(/m$/, "")) * 60e3;
+
+async function loadHistory() {
+  let w = $("#chart-window").value;
+  // A node keeps what it is configured to: ask for no more (all it keeps).
+  if (w && history && windowMS(w) > history.max_window_ms) w = "";
+  try {
+    try {
+      history = await getJSON("v1/telemetry/history" + (w ? "?window=" + w : ""));
+    } catch (e) {
+      if (e.status !== 400 || !w) throw e;
+      history = await getJSON("v1/telemetry/history"); // the window is more than the node keeps
+    }
+    renderCharts();
+  } catch (e) {
+    $("#charts-note").textContent = "could not fetch the history: " + e.message;
+  }
+}
+
+// ---- the snapshot's panels.
+
+let snap = null;
+
+function blanked(m) {
+  return !m.status || m.stale || m.state === "failed" || m.state === "left";
 }
 
 function renderMembers(s) {
@@ -43,24 +244,61 @@ function renderMembers(s) {
   body.replaceChildren();
   const snapTime = new Date(s.time);
   for (const m of s.members) {
-    const st = m.status;
+    // A member that failed, left or went quiet keeps no current figures:
+    // they are blanked rather than shown as if live.
+    const st = blanked(m) ? null : m.status;
     const sum = (f) => st ? st.protocols.reduce((a, p) => a + f(p), 0) : 0;
     const name = el("td", {}, m.name);
     if (m.name === s.leader) name.append(el("span", { class: "badge leader", title: "leader" }, "leader"));
     const age = m.last_seen ? ((snapTime - new Date(m.last_seen)) / 1000).toFixed(1) + " s ago" : "never";
     const cls = ["state-" + m.state];
     if (m.stale) cls.push("stale");
-    body.append(el("tr", { class: cls.join(" "), "data-member": m.name, "data-state": m.state },
+    const role = st && st.raft ? st.raft.state.replace(/^State/, "").toLowerCase() : "–";
+    const cell = (v) => el("td", { class: "num" }, st ? v() : "–");
+    body.append(el("tr", { class: cls.join(" "), "data-member": m.name, "data-state": m.state, "data-blank": st ? "false" : "true" },
       name,
       el("td", {}, el("span", { class: "badge " + m.state }, m.state)),
-      el("td", { class: "num" }, st ? meter(st.cpu_percent / (100 * Math.max(1, st.num_cpu)), st.cpu_percent.toFixed(0) + "%") : "–"),
-      el("td", { class: "num" }, st ? bytes(st.memory_bytes) : "–"),
-      el("td", { class: "num" }, st ? st.goroutines : "–"),
-      el("td", { class: "num" }, st ? sum((p) => p.mailbox_depth) : "–"),
-      el("td", { class: "num" }, st ? sum((p) => p.restarts) : "–"),
-      el("td", { class: "num" }, st ? rate(sum((p) => p.msgs_in_per_sec)) : "–"),
+      el("td", {}, role),
+      cell(() => st.cpu_percent.toFixed(0) + "%"),
+      cell(() => st.rss_bytes ? bytes(st.rss_bytes) : bytes(st.memory_bytes) + " (Go)"),
+      cell(() => st.goroutines),
+      cell(() => sum((p) => p.mailbox_depth)),
+      cell(() => sum((p) => p.restarts)),
+      cell(() => num(sum((p) => p.msgs_in_per_sec))),
+      cell(() => num(sum((p) => p.timers_per_sec || 0))),
       el("td", { class: "num age" }, age + (m.stale ? " (stale)" : ""))));
   }
+}
+
+function renderRaft(s) {
+  const g = s.raft;
+  $("#raft-none").hidden = !!g;
+  $("#raft").hidden = !g;
+  const q = $("#raft-quorum");
+  if (!g) {
+    q.replaceChildren();
+    return;
+  }
+  q.replaceChildren(el("span", { class: "badge " + (g.quorum === "healthy" ? "alive" : "failed"), "data-quorum": g.quorum }, "quorum " + g.quorum));
+  $("#raft-summary").textContent = `${g.reachable.length} of ${g.voters.length} voters reachable, a majority is ${g.majority} · voters ${g.voters.join(", ")}` +
+    (g.learners.length ? ` · learners ${g.learners.join(", ")}` : "");
+  // The leader's progress of its followers, from its own status.
+  const leader = s.members.find((m) => m.status && m.status.raft && m.status.raft.state === "StateLeader" && !blanked(m));
+  const follow = {};
+  for (const f of (leader && leader.status.raft.followers) || []) follow[f.node] = f;
+  const body = $("#raft tbody");
+  body.replaceChildren(...s.members.filter((m) => g.voters.includes(m.name) || g.learners.includes(m.name) || (m.status && m.status.raft)).map((m) => {
+    const r = blanked(m) ? null : m.status.raft;
+    const f = follow[m.name];
+    const role = r ? r.state.replace(/^State/, "").toLowerCase() + (g.learners.includes(m.name) ? " (learner)" : "") : "–";
+    const cell = (v) => el("td", { class: "num" }, v);
+    return el("tr", { "data-raft": m.name, "data-role": r ? r.state : "", class: "state-" + m.state },
+      el("td", {}, m.name), el("td", {}, el("span", { class: "badge " + m.state }, m.state)), el("td", {}, role),
+      cell(r ? r.term : "–"), cell(r ? r.commit : "–"), cell(r ? r.applied : "–"), cell(r ? r.keys : "–"),
+      cell(f ? f.match : (r && r.state === "StateLeader" ? "leader" : "–")),
+      el("td", { class: "num lag" + (f && f.lag > 0 ? " behind" : ""), "data-lag": f ? f.lag : "" }, f ? f.lag : "–"),
+      el("td", {}, f ? f.state.replace(/^State/, "").toLowerCase() + (f.active ? "" : " · inactive") : "–"));
+  }));
 }
 
 function renderJobs(s) {
@@ -69,60 +307,77 @@ function renderJobs(s) {
     box.replaceChildren(el("p", { class: "muted" }, "no jobs"));
     return;
   }
+  const now = Date.parse(s.time);
   box.replaceChildren(...s.jobs.map((j) => {
     const pct = j.parts_total ? Math.round((100 * j.parts_done) / j.parts_total) : (j.state === "succeeded" ? 100 : 0);
+    const start = Date.parse(j.submitted), end = j.ended ? Date.parse(j.ended) : now;
+    let eta = "";
+    if (!j.ended && j.parts_done > 0 && j.parts_total > j.parts_done) {
+      eta = " · ETA " + duration(((end - start) / j.parts_done) * (j.parts_total - j.parts_done));
+    }
     const e = el("div", { class: "job state-" + j.state, "data-job": j.id, "data-state": j.state, "data-progress": pct },
       el("div", {}, el("span", { class: "id" }, j.id), " ", el("span", { class: "muted small" }, "contact " + j.contact)),
       el("div", {}, el("span", { class: "badge " + j.state }, j.state), " ",
-        el("span", { class: "muted" }, `${j.parts_done}/${j.parts_total} parts · ${pct}%`)),
+        el("span", { class: "muted", "data-timing": "" }, `${j.parts_done}/${j.parts_total} parts · ${pct}% · ${j.ended ? "took" : "running for"} ${duration(end - start)}${eta}`)),
       el("div", { class: "bar" }, el("div", { class: "fill", style: `width:${pct}%` })));
+    const per = Object.entries(j.parts_by_node || {}).sort();
+    if (per.length) e.append(el("div", { class: "per-node small" }, "parts per node: " + per.map(([n, c]) => `${n} ${c}`).join(" · ")));
+    if (j.result) {
+      const res = el("div", { class: "result small", "data-result": "" }, "result: ", el("code", {}, j.result + (j.result_cut ? " …" : "")));
+      if (j.contact === s.node) res.append(" ", el("a", { href: "v1/jobs/" + encodeURIComponent(j.id), target: "_blank" }, "whole result"));
+      else res.append(el("span", { class: "muted" }, ` (whole result: GET /v1/jobs/${j.id} on ${j.contact})`));
+      e.append(res);
+    }
     if (j.error) e.append(el("div", { class: "error" }, j.error));
+    if (!j.ended && (j.state === "pending" || j.state === "running")) {
+      e.append(el("div", {}, el("button", { type: "button", class: "cancel", "data-cancel": j.id, onclick: () => cancelJob(j.id) }, "cancel")));
+    }
     return e;
   }));
 }
 
-function sparkline(points) {
-  const w = 180, h = 36, n = points.length;
-  const max = Math.max(1, ...points);
-  const xy = points.map((v, i) => [n > 1 ? (i / (n - 1)) * w : w, h - 2 - (v / max) * (h - 4)]);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  if (n) {
-    const line = xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
-    const area = document.createElementNS(ns, "polygon");
-    area.setAttribute("points", `${xy[0][0].toFixed(1)},${h} ${line} ${w},${h}`);
-    const pl = document.createElementNS(ns, "polyline");
-    pl.setAttribute("points", line);
-    svg.append(area, pl);
+// cancelJob sends DELETE /v1/jobs/{id} (any node forwards it to the
+// contact). A browser's token cookie authenticates only GETs, so a node
+// with a token needs it here, as a bearer header: asked for once, kept for
+// the tab's session.
+async function cancelJob(id) {
+  const note = $("#jobs-note");
+  const headers = {};
+  const token = sessionStorage.getItem("troupe-token");
+  if (token) headers.Authorization = "Bearer " + token;
+  note.textContent = `cancelling ${id}…`;
+  try {
+    const st = await getJSON("v1/jobs/" + encodeURIComponent(id), { method: "DELETE", headers });
+    note.textContent = `${id}: ${st.state}`;
+  } catch (e) {
+    if (e.status === 401) {
+      $("#token-form").hidden = false;
+      $("#token-form").dataset.retry = id;
+      note.textContent = "the node refused: " + e.message;
+      return;
+    }
+    note.textContent = `could not cancel ${id}: ${e.message}`;
   }
-  return svg;
-}
-
-function renderRates(s) {
-  $("#rates").replaceChildren(...s.rates.map((r) => {
-    const last = r.points.length ? r.points[r.points.length - 1] : 0;
-    return el("div", { class: "rate", "data-protocol": r.protocol },
-      el("span", { class: "name" }, r.protocol), el("span", { class: "value" }, rate(last) + "/s"), sparkline(r.points));
-  }));
 }
 
 function renderAlerts(s) {
   const list = $("#alerts");
-  if (!s.alerts.length) {
-    list.replaceChildren(el("li", { class: "muted" }, "no alerts"));
+  const active = s.alerts.filter((a) => a.state === "active").length;
+  $("#alerts-count").textContent = active ? `${active} active` : "none active";
+  const state = $("#alerts-state").value, sev = $("#alerts-severity").value, text = $("#alerts-text").value.toLowerCase();
+  const shown = s.alerts.filter((a) => (!state || (a.state || "event") === state) && (!sev || a.severity === sev) &&
+    (!text || (a.message + " " + a.kind + " " + a.subject).toLowerCase().includes(text)));
+  if (!shown.length) {
+    list.replaceChildren(el("li", { class: "muted" }, s.alerts.length ? "no alert matches the filter" : "no alerts"));
     return;
   }
   // The server sends the active alerts first, then the newest.
-  const active = s.alerts.filter((a) => a.state === "active").length;
-  $("#alerts-count").textContent = active ? `${active} active` : "none active";
-  list.replaceChildren(...s.alerts.map((a) => {
-    const state = a.state || "event";
+  list.replaceChildren(...shown.map((a) => {
+    const st = a.state || "event";
     const when = el("span", { class: "when" }, el("time", { dateTime: a.started }, clock(a.started)));
     if (a.ended) when.append(" – ", el("time", { dateTime: a.ended }, clock(a.ended)));
-    const mark = state === "event" ? "" : el("span", { class: "badge " + state }, state);
-    return el("li", { class: "alert " + state, "data-kind": a.kind, "data-subject": a.subject, "data-key": a.key, "data-state": state },
+    const mark = st === "event" ? "" : el("span", { class: "badge " + st }, st);
+    return el("li", { class: "alert " + st, "data-kind": a.kind, "data-subject": a.subject, "data-key": a.key, "data-state": st },
       when,
       el("span", {}, el("span", { class: "badge " + a.severity }, a.severity)),
       el("span", {}, mark, mark ? " " : "", a.message),
@@ -133,13 +388,14 @@ function renderAlerts(s) {
 
 function renderLogNodes(s) {
   const sel = $("#logs-node");
-  const live = s.members.filter((m) => m.state === "alive" || m.state === "suspect").map((m) => m.name);
+  const names = s.members.map((m) => m.name);
   const current = sel.value || s.node;
-  if ([...sel.options].map((o) => o.value).join() === live.join()) return;
-  sel.replaceChildren(...live.map((n) => el("option", { value: n, selected: n === current }, n)));
+  if ([...sel.options].map((o) => o.value).join() === names.join()) return;
+  sel.replaceChildren(...names.map((n) => el("option", { value: n, selected: n === current }, n)));
 }
 
 function render(s) {
+  snap = s;
   $("#self").textContent = s.node;
   $("#leader").textContent = s.leader || "none";
   $("#term").textContent = s.term;
@@ -147,11 +403,109 @@ function render(s) {
   const running = s.jobs.filter((j) => j.state === "running").length;
   $("#counts").textContent = `${alive}/${s.members.length} members alive · ${running} job${running === 1 ? "" : "s"} running`;
   renderMembers(s);
+  renderRaft(s);
   renderJobs(s);
-  renderRates(s);
   renderAlerts(s);
   renderLogNodes(s);
 }
+
+// ---- keys and locks.
+
+let kvAfter = "";
+
+async function loadKeys(more) {
+  const prefix = $("#kv-prefix").value;
+  const note = $("#kv-note");
+  const q = new URLSearchParams({ prefix, limit: "50" });
+  if (more) q.set("after", kvAfter);
+  try {
+    const b = await getJSON("v1/keys?" + q);
+    $("#kv-keys tbody").replaceChildren(...(b.keys.length ? b.keys.map((k) => el("tr", { "data-key": k.key },
+      el("td", { class: "mono" }, k.key), el("td", { class: "num" }, bytes(k.size)),
+      el("td", { class: "mono value" }, k.binary ? "(binary)" : k.value + (k.cut ? " …" : "")))) : [el("tr", {}, el("td", { colSpan: 3, class: "muted" }, "no keys"))]));
+    $("#kv-locks tbody").replaceChildren(...(b.locks.length ? b.locks.map((l) => el("tr", { "data-lock": l.name },
+      el("td", { class: "mono" }, l.name), el("td", {}, l.owner || "(anonymous)"), el("td", { class: "num mono", "data-token": l.token }, l.token),
+      el("td", { class: "num" }, l.expires_in_ns ? duration(Number(l.expires_in_ns) / 1e6) : "–"))) : [el("tr", {}, el("td", { colSpan: 4, class: "muted" }, "no held locks"))]));
+    kvAfter = b.keys.length ? b.keys[b.keys.length - 1].key : "";
+    $("#kv-more").hidden = !b.more;
+    note.textContent = `${b.node}'s replica at applied index ${b.applied}` + (prefix ? ` · prefix "${prefix}"` : "") + " · read-only";
+  } catch (e) {
+    note.textContent = e.status === 404 ? e.message : "could not list keys: " + e.message;
+  }
+}
+
+// ---- logs.
+
+let follower = null;
+
+function logLine(l) {
+  if (typeof l !== "object" || l === null) return String(l);
+  const { time, level, message, node, ...rest } = l;
+  const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+  return [time || "", (level || "").padEnd(5), node ? `[${node}]` : "", message || "", extra].filter(Boolean).join(" ");
+}
+
+function logsQuery() {
+  const q = new URLSearchParams();
+  const level = $("#logs-level").value, search = $("#logs-search").value;
+  if (level) q.set("level", level);
+  if (search) q.set("q", search);
+  return q;
+}
+
+function showLogs(body, append) {
+  const pre = $("#logs");
+  const text = body.lines.map(logLine).join("\n");
+  if (append && pre.textContent) pre.textContent += text ? "\n" + text : "";
+  else pre.textContent = text;
+  // Keep the follower's view bounded.
+  const lines = pre.textContent.split("\n");
+  if (lines.length > 2000) pre.textContent = lines.slice(-2000).join("\n");
+  pre.scrollTop = pre.scrollHeight;
+}
+
+async function fetchLogs(ev) {
+  if (ev) ev.preventDefault();
+  stopFollowing();
+  const node = $("#logs-node").value;
+  const note = $("#logs-note");
+  if ($("#logs-follow").checked && !STATIC) return follow(node);
+  note.textContent = "fetching…";
+  const q = logsQuery();
+  q.set("limit", "500");
+  try {
+    const body = await getJSON(`v1/logs/${encodeURIComponent(node)}?${q}`);
+    note.textContent = `${body.lines.length} lines from ${body.node}` + (body.truncated ? " (older ones left out)" : "");
+    showLogs(body, false);
+  } catch (e) {
+    note.textContent = "could not fetch logs: " + e.message;
+  }
+}
+
+function follow(node) {
+  const note = $("#logs-note");
+  note.textContent = `following ${node}…`;
+  $("#logs").textContent = "";
+  let n = 0;
+  follower = new EventSource(`v1/logs/${encodeURIComponent(node)}/follow?${logsQuery()}`);
+  follower.addEventListener("lines", (ev) => {
+    const body = parseExact(ev.data);
+    n += body.lines.length;
+    note.textContent = `following ${body.node}: ${n} lines`;
+    note.dataset.following = body.node;
+    showLogs(body, true);
+  });
+  follower.addEventListener("problem", (ev) => { note.textContent = `following ${node}: ` + JSON.parse(ev.data).error; });
+  follower.onerror = () => { note.textContent = `following ${node}: disconnected, retrying`; };
+}
+
+function stopFollowing() {
+  if (follower) follower.close();
+  follower = null;
+  delete $("#logs-note").dataset.following;
+}
+
+// ---- wiring.
 
 function connect() {
   const conn = $("#conn");
@@ -159,7 +513,7 @@ function connect() {
   es.addEventListener("snapshot", (ev) => {
     conn.textContent = "live";
     conn.className = "conn live";
-    render(JSON.parse(ev.data));
+    render(parseExact(ev.data));
   });
   es.addEventListener("problem", (ev) => {
     conn.textContent = "node busy: " + JSON.parse(ev.data).error;
@@ -171,26 +525,47 @@ function connect() {
   };
 }
 
-async function fetchLogs(ev) {
+$("#logs-form").addEventListener("submit", fetchLogs);
+$("#logs-follow").addEventListener("change", () => fetchLogs());
+$("#kv-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadKeys(false); });
+$("#kv-more").addEventListener("click", () => loadKeys(true));
+$("#token-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const node = $("#logs-node").value, level = $("#logs-level").value;
-  const note = $("#logs-note");
-  note.textContent = "fetching…";
-  try {
-    const resp = await fetch(`v1/logs/${encodeURIComponent(node)}?limit=200&level=${level}`);
-    const body = await resp.json();
-    if (!resp.ok) throw new Error(body.error);
-    note.textContent = `${body.lines.length} lines from ${body.node}` + (body.truncated ? " (older ones left out)" : "");
-    $("#logs").textContent = body.lines.map((l) => {
-      if (typeof l !== "object") return String(l);
-      const { time, level, message, node, ...rest } = l;
-      const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
-      return [time || "", (level || "").padEnd(5), message || "", extra].join(" ").trim();
-    }).join("\n");
-  } catch (e) {
-    note.textContent = "could not fetch logs: " + e.message;
-  }
+  sessionStorage.setItem("troupe-token", $("#token").value);
+  $("#token").value = "";
+  $("#token-form").hidden = true;
+  if ($("#token-form").dataset.retry) cancelJob($("#token-form").dataset.retry);
+});
+$("#chart-window").addEventListener("change", loadHistory);
+$("#chart-node").addEventListener("change", renderCharts);
+$("#chart-protocol").addEventListener("change", renderCharts);
+for (const id of ["#alerts-state", "#alerts-severity", "#alerts-text"]) {
+  $(id).addEventListener("input", () => snap && renderAlerts(snap));
 }
 
-$("#logs-form").addEventListener("submit", fetchLogs);
-connect();
+async function once() {
+  const conn = $("#conn");
+  try {
+    render(await getJSON("v1/telemetry"));
+    conn.textContent = "static";
+    conn.className = "conn live";
+  } catch (e) {
+    conn.textContent = "could not fetch: " + e.message;
+    conn.className = "conn down";
+  }
+  await Promise.all([loadHistory(), loadKeys(false), fetchLogs()]);
+  document.documentElement.dataset.settled = "true";
+}
+
+if (STATIC) {
+  once();
+} else {
+  // The streams open after the page has loaded, so the load completes
+  // (a headless browser waiting for it is not held by them).
+  window.addEventListener("load", () => setTimeout(() => {
+    connect();
+    loadHistory();
+    loadKeys(false);
+    setInterval(loadHistory, 3000);
+  }, 0));
+}
