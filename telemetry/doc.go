@@ -1,7 +1,10 @@
 // Package telemetry lets any node show the whole cluster: every node's
-// status (CPU, memory, goroutines, each protocol's mailbox depth, restarts
-// and message rates, its jobs), the alerts of every node, and any node's
-// recent logs; with Prometheus metrics and a live dashboard over HTTP.
+// status (CPU, resident memory, goroutines, each protocol's mailbox depth,
+// restarts, message, timer and byte rates, its raft view, its jobs) and
+// their history over the last 20 minutes (bounded rings per member,
+// [HistoryRequest]), the alerts of every node, and any node's logs
+// (searched, followed); with Prometheus metrics and a live dashboard over
+// HTTP.
 //
 // # Usage
 //
@@ -59,7 +62,10 @@
 // a failed member's alert, a minority's quorum_lost and leader_lost are
 // raised and then resolved on every node with the same times; a restarted
 // node learns the history; logs come from another node over
-// the network; /metrics parses with Prometheus's text parser. A test drives
-// the dashboard in headless Chromium (chromedp), and skips when no
-// Chromium is installed. docs/telemetry.md has the measurements.
+// the network, searched and followed; the history ring stays bounded and
+// its endpoint refuses bad windows; the raft panel shows the followers'
+// lag and a lost quorum; /metrics parses with Prometheus's text parser. A
+// test drives every panel of the dashboard in headless Chromium (chromedp)
+// and photographs them (-screenshots=DIR), and skips when no Chromium is
+// installed. docs/telemetry.md has the measurements.
 package telemetry
