@@ -404,3 +404,70 @@ func paletted(in []byte) ([]byte, error) {
 	err = (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&buf, out)
 	return buf.Bytes(), err
 }
+
+// TestDashboardCancelNeedsToken: on a node whose API has a token, the
+// page opened with ?token= (the cookie) shows the jobs, but the cookie
+// does not authenticate a DELETE: the cancel button's first try is
+// refused, the page asks for the token, and with it the job is
+// cancelled.
+func TestDashboardCancelNeedsToken(t *testing.T) {
+	bin := chromium(t)
+	g := newGate()
+	gs := httptest.NewServer(g)
+	t.Cleanup(gs.Close)
+	t.Cleanup(func() { close(g.done) })
+	gu, _ := url.Parse(gs.URL)
+	lim := jobs.DefaultLimits()
+	lim.Timeout = 5 * time.Minute
+	star, err := jobs.Starlark(jobs.StarlarkConfig{HTTPAllow: []string{gu.Host}, HTTPTimeout: 5 * time.Minute, Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jcfg := jobs.DefaultConfig()
+	jcfg.Runtimes, jcfg.Slots, jcfg.Backup = []jobs.Runtime{star}, 1, -1
+	c := newJobsCluster(t, 1, testConfig(nil), jcfg)
+	node := c.Node(c.Names()[0])
+
+	base, stopStreams := context.WithCancel(context.Background())
+	srv := httptest.NewUnstartedServer(api.RequireToken(api.New(node, api.Config{}), api.NewToken("s3cret")))
+	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
+	srv.Start()
+	t.Cleanup(func() { stopStreams(); srv.Close() })
+
+	input, _ := json.Marshal(map[string]string{"gate": gs.URL + "/never"})
+	sub, err := actors.Call(context.Background(), node, jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(browser, 2*time.Minute)
+	defer cancel()
+	waitFor := func(what, cond string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#sec-jobs").innerText`))
+			t.Fatalf("the dashboard never showed %s: %v\njobs panel:\n%s", what, err, page)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/?token=s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	job := fmt.Sprintf(`document.querySelector('[data-job=%q]')`, sub.ID)
+	waitFor("the job's cancel button", job+` !== null && `+job+`.querySelector('[data-cancel]') !== null`)
+	if err := chromedp.Do(ctx, chromedp.Click(fmt.Sprintf(`[data-cancel=%q]`, sub.ID))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the token asked for", `!document.querySelector('#token-form').hidden && document.querySelector('#jobs-note').textContent.includes('refused')`)
+	if st, err := actors.Call(context.Background(), node, jobs.ProtocolName, jobs.StatusRequest{ID: sub.ID}); err != nil || st.State != jobs.Running && st.State != jobs.Pending {
+		t.Fatalf("the job after a refused cancellation: %v %v", st.State, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue("#token", "s3cret"), chromedp.Click("#token-form button")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the job cancelled with the token", job+`.dataset.state === 'cancelled' && document.querySelector('#token-form').hidden`)
+}
