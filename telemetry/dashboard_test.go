@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -470,4 +471,34 @@ func TestDashboardCancelNeedsToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the job cancelled with the token", job+`.dataset.state === 'cancelled' && document.querySelector('#token-form').hidden`)
+}
+
+// TestDashboardSettlesUnderVirtualTime: headless Chromium with a virtual
+// time budget (--dump-dom) returns the static page (?static=1), drawn and
+// settled: it opens no stream. (The live page never does under a virtual
+// time budget: an open event stream is a request that never ends, and
+// virtual time waits for requests. Its streams open after load, so its
+// load event fires.)
+func TestDashboardSettlesUnderVirtualTime(t *testing.T) {
+	bin := chromium(t)
+	c := newCluster(t, 1, testConfig(telemetry.NewLogBuffer(50)))
+	base, stopStreams := context.WithCancel(context.Background())
+	srv := httptest.NewUnstartedServer(api.New(c.Node(c.Names()[0]), api.Config{}))
+	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
+	srv.Start()
+	t.Cleanup(func() { stopStreams(); srv.Close() })
+	for _, tc := range []struct{ path, want string }{
+		{"/?static=1", `data-settled="true"`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		out, err := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+			"--dump-dom", srv.URL+tc.path).Output()
+		cancel()
+		if err != nil {
+			t.Fatalf("chromium --virtual-time-budget --dump-dom %s: %v (did the page settle?)", tc.path, err)
+		}
+		if !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), `data-member="node-1"`) {
+			t.Errorf("the page %s under virtual time lacks %s:\n%.2000s", tc.path, tc.want, out)
+		}
+	}
 }
