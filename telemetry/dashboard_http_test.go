@@ -119,12 +119,26 @@ func TestHistoryEndpoint(t *testing.T) {
 	if len(w.Series) != 1 || w.Series[0].Node != "node-2" || len(w.Series[0].T) > 6 || w.WindowMS != 500 {
 		t.Errorf("a 500ms window of node-2: %d series, %d points, window %d ms", len(w.Series), len(w.Series[0].T), w.WindowMS)
 	}
+	// since: only the points after it (a chart that holds the others).
+	last := h.Series[0].T[len(h.Series[0].T)-1]
+	var newer telemetry.History
+	if code, raw := getJSON(t, srv, "/v1/telemetry/history?node=node-1&since="+jsonNum(uint64(last)), &newer); code != http.StatusOK {
+		t.Fatalf("GET history since: %d %s", code, raw)
+	}
+	for _, at := range newer.Series[0].T {
+		if at <= last {
+			t.Errorf("history since %d holds a point at %d", last, at)
+		}
+	}
 	badRequests(t, srv, "/v1/telemetry/history", map[string]string{
-		"window=1ms":  "use 100ms to 2s",
-		"window=1h":   "use 100ms to 2s",
-		"window=-5m":  "window",
-		"window=15":   "use a duration",
-		"window=soon": "use a duration",
+		"since=-1":                         "since",
+		"since=soon":                       "since",
+		"since=" + strings.Repeat("9", 30): "since",
+		"window=1ms":                       "use 100ms to 2s",
+		"window=1h":                        "use 100ms to 2s",
+		"window=-5m":                       "window",
+		"window=15":                        "use a duration",
+		"window=soon":                      "use a duration",
 		"window=" + strings.Repeat("9", 40) + "h": "use a duration",
 		"node=" + strings.Repeat("n", 300):        "at most 256",
 		"limit=5":                                 "limit",

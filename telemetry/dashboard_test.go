@@ -309,6 +309,9 @@ func TestDashboardInChromium(t *testing.T) {
 	g.let(3)
 	job2 := fmt.Sprintf(`document.querySelector('[data-job=%q]')`, sub2.ID)
 	waitFor("the second job at 38%", job2+` !== null && `+job2+`.dataset.progress === '38'`)
+	// The charts grew by fetching only the new points.
+	waitFor("the charts extended with new points only", `performance.getEntriesByType('resource').some(e => /history\?.*since=/.test(e.name)) &&
+		Number(document.querySelector('[data-chart="cpu"] path[data-series="node-1"]').dataset.points) >= 30`)
 	photograph(t, ctx, srv.URL, waitIn)
 
 	// node-2 comes back: its alert is marked resolved, with its end.

@@ -28,6 +28,10 @@ type HistoryRequest struct {
 	Window time.Duration
 	// Node restricts the answer to one member; "" for every one.
 	Node string
+	// Since leaves out the points at or before this time, in
+	// milliseconds since the Unix epoch (the last T of an earlier answer):
+	// a chart that has them asks for the new ones only. 0 for all.
+	Since int64
 }
 
 // History is the members' figures over time as one node kept them.
@@ -198,7 +202,7 @@ func (p *telemetry) history(ctx *actors.Context, r HistoryRequest) (History, err
 	}
 	h := History{Node: p.self, Time: now, StepMS: p.cfg.HistoryStep.Milliseconds(), WindowMS: window.Milliseconds(),
 		MaxWindowMS: p.maxWindow().Milliseconds(), Series: []Series{}}
-	from := now.Add(-window).UnixMilli()
+	from := max(now.Add(-window).UnixMilli(), r.Since+1)
 	for _, name := range slices.SortedFunc(maps.Keys(p.members), naturalCompare) {
 		if r.Node != "" && name != r.Node {
 			continue

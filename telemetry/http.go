@@ -46,7 +46,8 @@ type HandlerConfig struct {
 //	GET /v1/logs/{node}?limit=100&level=info&q=text&since=N  a node's recent logs (any member)
 //	GET /v1/logs/{node}/follow?limit=200&level=info&q=text  server-sent events: "lines" with the
 //	                              latest lines, then those written since, every Push
-//	GET /v1/telemetry/history?window=15m&node=NAME  the members' figures over time (History)
+//	GET /v1/telemetry/history?window=15m&node=NAME&since=MS  the members' figures over time (History),
+//	                              after since (milliseconds since the epoch) if given
 //	GET /v1/telemetry/raft        the raft group as the node sees it, with every member's view (RaftPanel)
 //
 // The dashboard at / takes ?static=1: it loads the snapshot and the
@@ -104,7 +105,7 @@ func Handler(node *actors.Node, cfg HandlerConfig) http.Handler {
 	mux.Handle("/v1/alerts", get(h.alerts))
 	mux.Handle("/v1/logs/{node}", get(h.logs, "limit", "level", "q", "since"))
 	mux.Handle("/v1/logs/{node}/follow", get(h.follow, "limit", "level", "q"))
-	mux.Handle("/v1/telemetry/history", get(h.history, "window", "node"))
+	mux.Handle("/v1/telemetry/history", get(h.history, "window", "node", "since"))
 	mux.Handle("/v1/telemetry/raft", get(h.raft))
 	mux.Handle("/", cfg.NotFound)
 	return mux
@@ -238,8 +239,16 @@ func (h *handler) follow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) history(w http.ResponseWriter, r *http.Request) {
-	q, _ := httpjson.Query(r, "window", "node")
+	q, _ := httpjson.Query(r, "window", "node", "since")
 	var req HistoryRequest
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%w: since %.40q: use the last time (t, milliseconds since the epoch) of an earlier answer", ErrBadRequest, v))
+			return
+		}
+		req.Since = n
+	}
 	if v := q.Get("window"); v != "" {
 		d, err := time.ParseDuration(v)
 		if len(v) > 32 || err != nil || d <= 0 {

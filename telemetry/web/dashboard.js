@@ -131,7 +131,8 @@ function chart({ id, title, unit, fmt, series, t0, t1, gapMS }) {
   const tstep = niceStep(t1 - t0, 5) >= 60e3 ? Math.max(60e3, Math.round(niceStep(t1 - t0, 5) / 60e3) * 60e3) : niceStep(t1 - t0, 5);
   for (let t = Math.ceil(t0 / tstep) * tstep; t <= t1; t += tstep) {
     g.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, class: "grid" }));
-    const lab = svg("text", { x: x(t), y: H - 6, class: "xlab", "text-anchor": "middle" });
+    const edge = x(t) > W - R - 24; // a label at the right edge ends there
+    const lab = svg("text", { x: edge ? W - R : x(t), y: H - 6, class: "xlab", "text-anchor": edge ? "end" : "middle" });
     const d = new Date(t);
     lab.textContent = d.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit", second: tstep < 60e3 ? "2-digit" : undefined });
     g.append(lab);
@@ -213,18 +214,66 @@ async function getJSON(url, opts) {
 
 // windowMS is the milliseconds of a window option ("5m", "15m").
 const windowMS = (w) => Number(w.replace(/m$/, "")) * 60e3;
+const SERIES_KEYS = ["cpu_percent", "rss_bytes", "heap_bytes", "goroutines", "mailbox_depth", "msgs_per_sec", "timers_per_sec",
+  "bytes_in_per_sec", "bytes_out_per_sec"];
+const PROTO_KEYS = ["msgs_per_sec", "timers_per_sec", "bytes_in_per_sec", "bytes_out_per_sec", "mailbox_depth"];
+let historyWindow = null; // the window the history holds
 
+// mergeHistory appends the points of a newer answer (asked with since) to
+// the history held, and drops those out of the window.
+function mergeHistory(old, neu) {
+  const byNode = new Map(old.series.map((s) => [s.node, s]));
+  const cut = Date.parse(neu.time) - neu.window_ms;
+  return { ...neu, series: neu.series.map((ns) => {
+    const os = byNode.get(ns.node);
+    if (!os) return ns;
+    let start = os.t.findIndex((t) => t >= cut);
+    if (start < 0) start = os.t.length;
+    const last = os.t.length ? os.t[os.t.length - 1] : -Infinity;
+    let from = ns.t.findIndex((t) => t > last);
+    if (from < 0) from = ns.t.length;
+    const cat = (a, b) => a.slice(start).concat(b.slice(from));
+    const m = { ...ns, t: cat(os.t, ns.t) };
+    for (const k of SERIES_KEYS) m[k] = cat(os[k], ns[k]);
+    const zeros = (n) => new Array(n).fill(0);
+    const protos = new Map();
+    for (const p of os.protocols) protos.set(p.name, { old: p });
+    for (const p of ns.protocols) protos.set(p.name, { ...(protos.get(p.name) || {}), neu: p });
+    m.protocols = [...protos.keys()].sort().map((name) => {
+      const { old: op, neu: np } = protos.get(name);
+      const out = { name };
+      for (const k of PROTO_KEYS) {
+        out[k] = (op ? op[k].slice(start) : zeros(os.t.length - start)).concat(np ? np[k].slice(from) : zeros(ns.t.length - from));
+      }
+      return out;
+    });
+    return m;
+  }) };
+}
+
+// loadHistory fetches the figures over time: all of the window once, then
+// only the points after the newest held.
 async function loadHistory() {
   let w = $("#chart-window").value;
   // A node keeps what it is configured to: ask for no more (all it keeps).
   if (w && history && windowMS(w) > history.max_window_ms) w = "";
+  const q = new URLSearchParams();
+  if (w) q.set("window", w);
+  const newest = history && historyWindow === w ? Math.max(0, ...history.series.map((s) => s.t.length ? s.t[s.t.length - 1] : 0)) : 0;
+  if (newest > 0) q.set("since", String(newest - 1));
   try {
+    let h;
     try {
-      history = await getJSON("v1/telemetry/history" + (w ? "?window=" + w : ""));
+      h = await getJSON("v1/telemetry/history?" + q);
     } catch (e) {
       if (e.status !== 400 || !w) throw e;
-      history = await getJSON("v1/telemetry/history"); // the window is more than the node keeps
+      q.delete("window"); // the window is more than the node keeps
+      q.delete("since");
+      w = "";
+      h = await getJSON("v1/telemetry/history?" + q);
     }
+    history = q.has("since") ? mergeHistory(history, h) : h;
+    historyWindow = w;
     renderCharts();
   } catch (e) {
     $("#charts-note").textContent = "could not fetch the history: " + e.message;
