@@ -3,6 +3,7 @@ package telemetry
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -151,7 +152,7 @@ func (p *telemetry) record(name string, m *pb.TelemetryStatus, now time.Time) {
 		return
 	}
 	pt := point{at: at}
-	pt.fig[fCPU], pt.fig[fRSS], pt.fig[fHeap] = m.CpuPercent, float64(m.RssBytes), float64(m.HeapBytes)
+	pt.fig[fCPU], pt.fig[fRSS], pt.fig[fHeap] = round2(m.CpuPercent), float64(m.RssBytes), float64(m.HeapBytes)
 	pt.fig[fGoroutines] = float64(m.Goroutines)
 	pt.protos = make([][nProtoFigures]float64, len(s.names))
 	for _, ps := range m.Protocols {
@@ -164,7 +165,8 @@ func (p *telemetry) record(name string, m *pb.TelemetryStatus, now time.Time) {
 			pt.protos = append(pt.protos, [nProtoFigures]float64{})
 			col = len(s.names) - 1
 		}
-		f := [nProtoFigures]float64{ps.MsgsInPerSec, ps.TimersPerSec, ps.BytesInPerSec, ps.BytesOutPerSec, float64(ps.MailboxDepth)}
+		f := [nProtoFigures]float64{round2(ps.MsgsInPerSec), round2(ps.TimersPerSec), round2(ps.BytesInPerSec), round2(ps.BytesOutPerSec),
+			float64(ps.MailboxDepth)}
 		pt.protos[col] = f
 		pt.fig[fMailbox] += f[pMailbox]
 		pt.fig[fMsgs] += f[pMsgs]
@@ -174,6 +176,10 @@ func (p *telemetry) record(name string, m *pb.TelemetryStatus, now time.Time) {
 	}
 	s.add(pt, p.cfg.HistoryPoints)
 }
+
+// round2 rounds a rate to two decimals: charts need no more, and the
+// history's JSON is a third shorter.
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
 
 func (p *telemetry) maxWindow() time.Duration {
 	return p.cfg.HistoryStep * time.Duration(p.cfg.HistoryPoints)

@@ -271,7 +271,11 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, hist)
+	// Columns of numbers: compact, not indented as the other answers (a
+	// third of the size).
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(hist)
 }
 
 // RaftPanel is GET /v1/telemetry/raft: the raft group as one node sees
