@@ -27,7 +27,7 @@
 //	GET    /v1/alerts     active alerts, then resolved ones and events, newest first (docs/telemetry.md)
 //	GET    /v1/logs/{node}?limit=&level=&q=&since=  a member's recent logs
 //	GET    /v1/logs/{node}/follow?limit=&level=&q=  server-sent events: its latest lines, then the new ones
-//	GET    /v1/telemetry/history?window=&node=  the members' figures over time (CPU, RSS, goroutines, mailboxes, rates)
+//	GET    /v1/telemetry/history?window=&node=&since=  the members' figures over time (CPU, RSS, goroutines, mailboxes, rates)
 //	GET    /v1/telemetry/raft  the raft group as the node sees it: voters, quorum, each member's role, commit, applied, the leader's follower lag
 //
 // state is one of pending, running, succeeded, failed, cancelled. A GET
