@@ -37,7 +37,7 @@ func (s *server) keys(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	b, err := actors.Call(ctx, s.node, consensus.ProtocolName, req)
+	b, err := actors.Call(ctx, s.node, consensus.Name, req)
 	switch {
 	case errors.Is(err, actors.ErrUnknownProtocol):
 		httpjson.WriteError(w, http.StatusNotFound, "no_raft",

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -21,9 +23,9 @@ import (
 // prefix, paged; a bad limit, prefix or parameter gets a clear 400, a node
 // without a raft group 404 no_raft.
 func TestKeysByPrefix(t *testing.T) {
-	c := actortest.NewCluster(t, 2, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7))
+	c := clustertest.NewCluster(t, 2, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7))
 	cfg := consensus.DefaultConfig()
-	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), []string{"node-1"}, true
+	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), []actors.NodeName{"node-1"}, true
 	cfg.TickInterval = 10 * time.Millisecond
 	rf, err := consensus.New(cfg)
 	if err != nil {

@@ -33,9 +33,9 @@ type BrowseRequest struct {
 
 // Browse answers a BrowseRequest.
 type Browse struct {
-	Node    string    `json:"node"`
-	Applied uint64    `json:"applied"` // the replica's applied index
-	Keys    []KeyInfo `json:"keys"`    // in byte order
+	Node    actors.NodeName `json:"node"`
+	Applied uint64          `json:"applied"` // the replica's applied index
+	Keys    []KeyInfo       `json:"keys"`    // in byte order
 	// More: further keys match after the last one (ask again with After).
 	More  bool       `json:"more"`
 	Locks []LockInfo `json:"locks"` // the held locks matching Prefix, in name order (at most Limit)

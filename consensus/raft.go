@@ -1,13 +1,13 @@
 package consensus
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -980,7 +980,7 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 			}
 			s.Followers = append(s.Followers, f)
 		}
-		slices.SortFunc(s.Followers, func(a, b Follower) int { return strings.Compare(a.Node, b.Node) })
+		slices.SortFunc(s.Followers, func(a, b Follower) int { return cmp.Compare(a.Node, b.Node) })
 	}
 	return s, nil
 }

@@ -93,7 +93,7 @@ func TestBrowseListsKeysAndLocks(t *testing.T) {
 	}
 	browse := func(r consensus.BrowseRequest) consensus.Browse {
 		t.Helper()
-		b, err := actors.Call(ctx, g.c.Node(lead), consensus.ProtocolName, r)
+		b, err := actors.Call(ctx, g.c.Node(lead), consensus.Name, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestBrowseListsKeysAndLocks(t *testing.T) {
 		t.Fatalf("a long value: %+v", l)
 	}
 	for _, bad := range []consensus.BrowseRequest{{Limit: -1}, {Limit: consensus.MaxBrowseLimit + 1}, {Prefix: strings.Repeat("x", consensus.MaxBrowsePrefix+1)}} {
-		if _, err := actors.Call(ctx, g.c.Node(lead), consensus.ProtocolName, bad); !errors.Is(err, consensus.ErrBadRequest) {
+		if _, err := actors.Call(ctx, g.c.Node(lead), consensus.Name, bad); !errors.Is(err, consensus.ErrBadRequest) {
 			t.Errorf("browse limit %d, prefix of %d bytes: %v, want ErrBadRequest", bad.Limit, len(bad.Prefix), err)
 		}
 	}

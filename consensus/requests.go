@@ -158,9 +158,9 @@ type Status struct {
 
 // Follower is the leader's view of one follower's replication.
 type Follower struct {
-	Node  string `json:"node"`
-	Match uint64 `json:"match"` // the highest log index known replicated on it
-	Next  uint64 `json:"next"`  // the next index the leader sends it
+	Node  actors.NodeName `json:"node"`
+	Match uint64          `json:"match"` // the highest log index known replicated on it
+	Next  uint64          `json:"next"`  // the next index the leader sends it
 	// Lag is the leader's commit index minus Match: how far it is
 	// behind (0 when caught up).
 	Lag     uint64 `json:"lag"`

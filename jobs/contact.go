@@ -28,7 +28,7 @@ type owned struct {
 	ended     time.Time
 	merging   bool
 	nDone     int // parts done when the job ended (results are dropped then)
-	byNode    map[string]int
+	byNode    map[actors.NodeName]int
 }
 
 func (o *owned) status(withResult bool) Status {
@@ -179,7 +179,7 @@ func (p *protocol) onPartResult(ctx *actors.Context, from actors.NodeName, m *pb
 	}
 	o.results[m.Part] = m.Result
 	if o.byNode == nil {
-		o.byNode = map[string]int{}
+		o.byNode = map[actors.NodeName]int{}
 	}
 	o.byNode[from]++
 	p.doneQueue[o.id] = append(p.doneQueue[o.id], m.Part)

@@ -68,7 +68,7 @@ type Status struct {
 	// PartsByNode counts the part results the contact accepted, by the
 	// node that ran the part (a part run twice counts once, for the node
 	// whose result came first). Absent until a part is done.
-	PartsByNode map[string]int `json:"parts_by_node,omitempty"`
+	PartsByNode map[actors.NodeName]int `json:"parts_by_node,omitempty"`
 }
 
 // StatusRequest asks the contact for a job's [Status]; ErrNotFound if it

@@ -15,8 +15,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/telemetry"
 )
@@ -101,7 +103,7 @@ func TestHistoryEndpoint(t *testing.T) {
 		}
 		var tel *telemetry.ProtocolSeries
 		for i := range s.Protocols {
-			if s.Protocols[i].Name == telemetry.ProtocolName {
+			if s.Protocols[i].Name == telemetry.Name {
 				tel = &s.Protocols[i]
 			}
 		}
@@ -153,7 +155,7 @@ func TestHistoryEndpoint(t *testing.T) {
 // member's role, commit and applied, and the leader's lag per follower;
 // with two of three voters gone the quorum is lost.
 func TestRaftPanelEndpoint(t *testing.T) {
-	c := newCluster(t, 3, testConfig(nil), cluster.Membership(actortest.SteadySimMembership()))
+	c := newCluster(t, 3, testConfig(nil), cluster.Membership(clustertest.SteadySimMembership()))
 	rcfg := consensus.DefaultConfig()
 	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
 	rf, err := consensus.New(rcfg)
@@ -166,7 +168,7 @@ func TestRaftPanelEndpoint(t *testing.T) {
 	srv := httptest.NewServer(telemetry.Handler(c.Node("node-1"), telemetry.HandlerConfig{}))
 	t.Cleanup(srv.Close)
 	var p telemetry.RaftPanel
-	var leader string
+	var leader actors.NodeName
 	actortest.Eventually(t, 20*time.Second, "every member's raft view, the leader's followers", func() bool {
 		if code, raw := getJSON(t, srv, "/v1/telemetry/raft", &p); code != http.StatusOK {
 			t.Fatalf("GET raft: %d %s", code, raw)
@@ -211,7 +213,7 @@ func TestRaftPanelEndpoint(t *testing.T) {
 		return false
 	})
 
-	var down []string
+	var down []actors.NodeName
 	for _, n := range c.Names() {
 		if n != "node-1" {
 			down = append(down, n)

@@ -260,7 +260,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Cancel: a job whose parts never pass the gate.
 	input, _ = json.Marshal(map[string]string{"gate": gs.URL + "/never"})
-	stuck, err := actors.Call(ctx, c.Node("node-2"), jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 2})
+	stuck, err := actors.Call(ctx, c.Node("node-2"), jobs.Name, jobs.Submit{Script: gatedJob, Input: input, Parts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +439,7 @@ func TestDashboardCancelNeedsToken(t *testing.T) {
 	t.Cleanup(func() { stopStreams(); srv.Close() })
 
 	input, _ := json.Marshal(map[string]string{"gate": gs.URL + "/never"})
-	sub, err := actors.Call(context.Background(), node, jobs.ProtocolName, jobs.Submit{Script: gatedJob, Input: input, Parts: 2})
+	sub, err := actors.Call(context.Background(), node, jobs.Name, jobs.Submit{Script: gatedJob, Input: input, Parts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestDashboardCancelNeedsToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the token asked for", `!document.querySelector('#token-form').hidden && document.querySelector('#jobs-note').textContent.includes('refused')`)
-	if st, err := actors.Call(context.Background(), node, jobs.ProtocolName, jobs.StatusRequest{ID: sub.ID}); err != nil || st.State != jobs.Running && st.State != jobs.Pending {
+	if st, err := actors.Call(context.Background(), node, jobs.Name, jobs.StatusRequest{ID: sub.ID}); err != nil || st.State != jobs.Running && st.State != jobs.Pending {
 		t.Fatalf("the job after a refused cancellation: %v %v", st.State, err)
 	}
 	if err := chromedp.Do(ctx, chromedp.SetValue("#token", "s3cret"), chromedp.Click("#token-form button")); err != nil {

@@ -28,7 +28,7 @@ type HistoryRequest struct {
 	// HistoryStep × HistoryPoints; 0 means all that is kept.
 	Window time.Duration
 	// Node restricts the answer to one member; "" for every one.
-	Node string
+	Node actors.NodeName
 	// Since leaves out the points at or before this time, in
 	// milliseconds since the Unix epoch (the last T of an earlier answer):
 	// a chart that has them asks for the new ones only. 0 for all.
@@ -37,20 +37,20 @@ type HistoryRequest struct {
 
 // History is the members' figures over time as one node kept them.
 type History struct {
-	Node        string    `json:"node"` // the node that answered
-	Time        time.Time `json:"time"`
-	StepMS      int64     `json:"step_ms"`       // at most one point per step and member
-	WindowMS    int64     `json:"window_ms"`     // the window asked for
-	MaxWindowMS int64     `json:"max_window_ms"` // what the node keeps
-	Series      []Series  `json:"series"`        // per member, in name order
+	Node        actors.NodeName `json:"node"` // the node that answered
+	Time        time.Time       `json:"time"`
+	StepMS      int64           `json:"step_ms"`       // at most one point per step and member
+	WindowMS    int64           `json:"window_ms"`     // the window asked for
+	MaxWindowMS int64           `json:"max_window_ms"` // what the node keeps
+	Series      []Series        `json:"series"`        // per member, in name order
 }
 
 // Series is one member's figures over time. Every slice has one value per
 // time in T; a member that stops sending statuses (failed, unreachable)
 // has no points from then on: its series ends, and charts leave a gap.
 type Series struct {
-	Node  string `json:"node"`
-	State string `json:"state"` // in the answering node's SWIM view, now
+	Node  actors.NodeName `json:"node"`
+	State string          `json:"state"` // in the answering node's SWIM view, now
 	// T is each point's time, in milliseconds since the Unix epoch, on
 	// the answering node's clock (when the status arrived).
 	T            []int64          `json:"t"`
@@ -69,12 +69,12 @@ type Series struct {
 // ProtocolSeries is one protocol's figures on one member; a value is 0
 // at the points before the protocol first showed.
 type ProtocolSeries struct {
-	Name         string    `json:"name"`
-	MsgsPerSec   []float64 `json:"msgs_per_sec"`
-	TimersPerSec []float64 `json:"timers_per_sec"`
-	BytesIn      []float64 `json:"bytes_in_per_sec"`
-	BytesOut     []float64 `json:"bytes_out_per_sec"`
-	MailboxDepth []float64 `json:"mailbox_depth"`
+	Name         actors.ProtocolName `json:"name"`
+	MsgsPerSec   []float64           `json:"msgs_per_sec"`
+	TimersPerSec []float64           `json:"timers_per_sec"`
+	BytesIn      []float64           `json:"bytes_in_per_sec"`
+	BytesOut     []float64           `json:"bytes_out_per_sec"`
+	MailboxDepth []float64           `json:"mailbox_depth"`
 }
 
 // The figures of a point, by index.
@@ -113,7 +113,7 @@ type point struct {
 type series struct {
 	points []point
 	next   int // where the next point goes once the ring is full
-	names  []string
+	names  []actors.ProtocolName
 }
 
 func (s *series) add(p point, capacity int) {
@@ -139,7 +139,7 @@ func (s *series) ordered() []point {
 
 // record adds a member's status to its series, unless its last point is
 // younger than a step.
-func (p *telemetry) record(name string, m *pb.TelemetryStatus, now time.Time) {
+func (p *telemetry) record(name actors.NodeName, m *pb.TelemetryStatus, now time.Time) {
 	s := p.series[name]
 	if s == nil {
 		s = &series{}
@@ -156,12 +156,13 @@ func (p *telemetry) record(name string, m *pb.TelemetryStatus, now time.Time) {
 	pt.fig[fGoroutines] = float64(m.Goroutines)
 	pt.protos = make([][nProtoFigures]float64, len(s.names))
 	for _, ps := range m.Protocols {
-		col := slices.Index(s.names, ps.Name)
+		name := actors.ProtocolName(ps.Name)
+		col := slices.Index(s.names, name)
 		if col < 0 {
 			if len(s.names) >= maxSeriesProtocols {
 				continue
 			}
-			s.names = append(s.names, ps.Name)
+			s.names = append(s.names, name)
 			pt.protos = append(pt.protos, [nProtoFigures]float64{})
 			col = len(s.names) - 1
 		}
@@ -257,10 +258,11 @@ func (p *telemetry) history(ctx *actors.Context, r HistoryRequest) (History, err
 
 // raftToPB is the raft protocol's status as this node's status carries it.
 func raftToPB(st consensus.Status) *pb.TelemetryRaft {
-	r := &pb.TelemetryRaft{State: st.State, Leader: st.Leader, Term: st.Term, Commit: st.Commit, Applied: st.Applied,
-		Voters: st.Voters, Learners: st.Learners, Reachable: st.Reachable, Reason: st.Reason, Keys: uint64(st.Keys)}
+	r := &pb.TelemetryRaft{State: st.State, Leader: string(st.Leader), Term: st.Term, Commit: st.Commit, Applied: st.Applied,
+		Voters: wireNames(st.Voters), Learners: wireNames(st.Learners), Reachable: wireNames(st.Reachable), Reason: st.Reason,
+		Keys: uint64(st.Keys)}
 	for _, f := range st.Followers {
-		r.Followers = append(r.Followers, &pb.TelemetryRaftFollower{Node: f.Node, Match: f.Match, Next: f.Next, State: f.State, Active: f.Active})
+		r.Followers = append(r.Followers, &pb.TelemetryRaftFollower{Node: string(f.Node), Match: f.Match, Next: f.Next, State: f.State, Active: f.Active})
 	}
 	return r
 }

@@ -154,7 +154,7 @@ func (h *handler) alerts(w http.ResponseWriter, r *http.Request) {
 // parameters); defLimit is the limit when none is given.
 func logsQuery(r *http.Request, defLimit int) (LogsQuery, error) {
 	q, _ := httpjson.Query(r, "limit", "level", "q", "since")
-	out := LogsQuery{Node: r.PathValue("node"), Limit: defLimit, MinLevel: q.Get("level"), Search: q.Get("q")}
+	out := LogsQuery{Node: actors.NodeName(r.PathValue("node")), Limit: defLimit, MinLevel: q.Get("level"), Search: q.Get("q")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxLogLines {
@@ -213,7 +213,7 @@ func (h *handler) follow(w http.ResponseWriter, r *http.Request) {
 	first := true
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
-		logs, err := actors.Call(ctx, h.node, ProtocolName, lq)
+		logs, err := actors.Call(ctx, h.node, Name, lq)
 		cancel()
 		switch {
 		case err != nil:
@@ -262,11 +262,11 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("%w: a node name of %d bytes; at most 256", ErrBadRequest, len(v)))
 			return
 		}
-		req.Node = v
+		req.Node = actors.NodeName(v)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	hist, err := actors.Call(ctx, h.node, ProtocolName, req)
+	hist, err := actors.Call(ctx, h.node, Name, req)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -281,24 +281,24 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 // RaftPanel is GET /v1/telemetry/raft: the raft group as one node sees
 // it, and each member's own view from its latest status.
 type RaftPanel struct {
-	Node    string       `json:"node"` // the node that answered
-	Time    time.Time    `json:"time"`
-	Group   *RaftSummary `json:"group"` // null when the node runs no raft group
-	Members []RaftMember `json:"members"`
+	Node    actors.NodeName `json:"node"` // the node that answered
+	Time    time.Time       `json:"time"`
+	Group   *RaftSummary    `json:"group"` // null when the node runs no raft group
+	Members []RaftMember    `json:"members"`
 }
 
 // RaftMember is one member's raft view in a [RaftPanel].
 type RaftMember struct {
-	Name  string    `json:"name"`
-	State string    `json:"state"` // in the answering node's SWIM view
-	Stale bool      `json:"stale"` // its figures are old: not shown as current
-	Raft  *RaftView `json:"raft"`  // null: it runs no raft group, or sent no status yet
+	Name  actors.NodeName `json:"name"`
+	State string          `json:"state"` // in the answering node's SWIM view
+	Stale bool            `json:"stale"` // its figures are old: not shown as current
+	Raft  *RaftView       `json:"raft"`  // null: it runs no raft group, or sent no status yet
 }
 
 func (h *handler) raft(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	s, err := actors.Call(ctx, h.node, ProtocolName, SnapshotRequest{Alerts: 1})
+	s, err := actors.Call(ctx, h.node, Name, SnapshotRequest{Alerts: 1})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

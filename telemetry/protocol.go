@@ -79,8 +79,8 @@ type telemetry struct {
 	gotHistory  bool // a member sent its alert history
 	historyAsks int
 
-	series  map[string]*series        // per member: its figures over time, from its statuses
-	results map[string]*resultPreview // succeeded jobs this node is contact of: their results, cut
+	series  map[actors.NodeName]*series // per member: its figures over time, from its statuses
+	results map[string]*resultPreview   // succeeded jobs this node is contact of: their results, cut
 
 	nextLogs uint64
 	pending  map[uint64]*logsWait
@@ -111,7 +111,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	p.alerts = newHistory(p.cfg.AlertHistory)
 	p.rates = map[string][]float64{}
 	p.prevMsgs = map[actors.ProtocolName][5]int64{}
-	p.series = map[string]*series{}
+	p.series = map[actors.NodeName]*series{}
 	p.results = map[string]*resultPreview{}
 	p.failedJob = map[string]bool{}
 	p.pending = map[uint64]*logsWait{}
@@ -549,7 +549,7 @@ func (p *telemetry) onJobs(ctx *actors.Context, list []jobs.Status) {
 			if j.PartsByNode == nil {
 				j.PartsByNode = map[string]uint32{}
 			}
-			j.PartsByNode[n] = uint32(c)
+			j.PartsByNode[string(n)] = uint32(c)
 		}
 		if st.State == jobs.Succeeded {
 			listed[st.ID] = true
@@ -577,7 +577,7 @@ type resultPreview struct {
 func (p *telemetry) fetchResult(ctx *actors.Context, id string) {
 	r := &resultPreview{}
 	p.results[id] = r
-	err := actors.Request(ctx, jobs.ProtocolName, jobs.StatusRequest{ID: id}, p.cfg.StatusInterval,
+	err := actors.Request(ctx, jobs.Name, jobs.StatusRequest{ID: id}, p.cfg.StatusInterval,
 		func(ctx *actors.Context, st jobs.Status, err error) error {
 			if err != nil {
 				delete(p.results, id) // asked again with the next list
@@ -761,7 +761,7 @@ func (p *telemetry) localLogs(level zerolog.Level, q LogsQuery) (Logs, error) {
 	if p.cfg.Logs == nil {
 		return Logs{}, fmt.Errorf("%w: %s", ErrNoLogs, p.self)
 	}
-	lines, truncated, last := p.cfg.Logs.Query(p.self, LogFilter{Limit: q.Limit, MinLevel: level, MaxBytes: p.cfg.MaxLogBytes,
+	lines, truncated, last := p.cfg.Logs.Query(string(p.self), LogFilter{Limit: q.Limit, MinLevel: level, MaxBytes: p.cfg.MaxLogBytes,
 		Search: q.Search, Since: q.Since})
 	return newLogs(p.self, lines, truncated, last), nil
 }

@@ -94,9 +94,9 @@ func (p *telemetry) snapshot(ctx *actors.Context, r SnapshotRequest) Snapshot {
 		s.Rates = append(s.Rates, Rate{Protocol: name, Points: slices.Clone(p.rates[name])})
 	}
 	if p.raft != nil {
-		r := &RaftSummary{Voters: orEmpty(p.raft.Voters), Learners: orEmpty(p.raft.Learners), Leader: p.raft.Leader, Term: p.raft.Term,
-			Quorum: "healthy", Reachable: []string{}, Majority: len(p.raft.Voters)/2 + 1}
-		for _, v := range p.raft.Voters {
+		r := &RaftSummary{Voters: nodeNames(p.raft.Voters), Learners: nodeNames(p.raft.Learners), Leader: actors.NodeName(p.raft.Leader),
+			Term: p.raft.Term, Quorum: "healthy", Reachable: []actors.NodeName{}, Majority: len(p.raft.Voters)/2 + 1}
+		for _, v := range r.Voters {
 			if v == p.self || p.isLive(v) {
 				r.Reachable = append(r.Reachable, v)
 			}

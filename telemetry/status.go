@@ -3,6 +3,7 @@ package telemetry
 import (
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
@@ -31,27 +32,27 @@ type Status struct {
 
 // RaftView is a node's view of its raft group, as its status reported it.
 type RaftView struct {
-	State     string         `json:"state"` // StateLeader, StateFollower, StateCandidate, StatePreCandidate
-	Leader    string         `json:"leader"`
-	Term      uint64         `json:"term"`
-	Commit    uint64         `json:"commit"`
-	Applied   uint64         `json:"applied"`
-	Voters    []string       `json:"voters"`
-	Learners  []string       `json:"learners"`
-	Reachable []string       `json:"reachable"`        // the voters it heard from lately, itself included
-	Reason    string         `json:"reason,omitempty"` // why it knows no leader: no_quorum or election
-	Keys      uint64         `json:"keys"`
-	Followers []RaftFollower `json:"followers,omitempty"` // the leader's progress of the others
+	State     string            `json:"state"` // StateLeader, StateFollower, StateCandidate, StatePreCandidate
+	Leader    actors.NodeName   `json:"leader"`
+	Term      uint64            `json:"term"`
+	Commit    uint64            `json:"commit"`
+	Applied   uint64            `json:"applied"`
+	Voters    []actors.NodeName `json:"voters"`
+	Learners  []actors.NodeName `json:"learners"`
+	Reachable []actors.NodeName `json:"reachable"`        // the voters it heard from lately, itself included
+	Reason    string            `json:"reason,omitempty"` // why it knows no leader: no_quorum or election
+	Keys      uint64            `json:"keys"`
+	Followers []RaftFollower    `json:"followers,omitempty"` // the leader's progress of the others
 }
 
 // RaftFollower is the leader's progress of one follower.
 type RaftFollower struct {
-	Node   string `json:"node"`
-	Match  uint64 `json:"match"`
-	Next   uint64 `json:"next"`
-	Lag    uint64 `json:"lag"` // the leader's commit minus Match
-	State  string `json:"state"`
-	Active bool   `json:"active"`
+	Node   actors.NodeName `json:"node"`
+	Match  uint64          `json:"match"`
+	Next   uint64          `json:"next"`
+	Lag    uint64          `json:"lag"` // the leader's commit minus Match
+	State  string          `json:"state"`
+	Active bool            `json:"active"`
 }
 
 // ProtocolStatus is one protocol of a node's status.
@@ -86,7 +87,7 @@ type Job struct {
 	Submitted  time.Time `json:"submitted"`
 	Ended      time.Time `json:"ended,omitzero"`
 	// PartsByNode counts the part results by the node that ran them.
-	PartsByNode map[string]int `json:"parts_by_node,omitempty"`
+	PartsByNode map[actors.NodeName]int `json:"parts_by_node,omitempty"`
 	// Result is a succeeded job's result (JSON text), cut to
 	// MaxResultPreview bytes (ResultCut tells); the whole one is at
 	// GET /v1/jobs/{id} on the contact.
@@ -126,10 +127,10 @@ func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 		})
 	}
 	if r := m.Raft; r != nil {
-		v := &RaftView{State: r.State, Leader: r.Leader, Term: r.Term, Commit: r.Commit, Applied: r.Applied,
-			Voters: orEmpty(r.Voters), Learners: orEmpty(r.Learners), Reachable: orEmpty(r.Reachable), Reason: r.Reason, Keys: r.Keys}
+		v := &RaftView{State: r.State, Leader: actors.NodeName(r.Leader), Term: r.Term, Commit: r.Commit, Applied: r.Applied,
+			Voters: nodeNames(r.Voters), Learners: nodeNames(r.Learners), Reachable: nodeNames(r.Reachable), Reason: r.Reason, Keys: r.Keys}
 		for _, f := range r.Followers {
-			rf := RaftFollower{Node: f.Node, Match: f.Match, Next: f.Next, State: f.State, Active: f.Active}
+			rf := RaftFollower{Node: actors.NodeName(f.Node), Match: f.Match, Next: f.Next, State: f.State, Active: f.Active}
 			if r.Commit > f.Match {
 				rf.Lag = r.Commit - f.Match
 			}
@@ -148,17 +149,31 @@ func jobFromPB(contact string, j *pb.TelemetryJob) Job {
 		Error: j.Error, Submitted: unixTime(j.SubmittedUnixNano), Ended: unixTime(j.EndedUnixNano),
 		Result: j.Result, ResultCut: j.ResultCut}
 	if len(j.PartsByNode) > 0 {
-		out.PartsByNode = map[string]int{}
+		out.PartsByNode = map[actors.NodeName]int{}
 		for n, c := range j.PartsByNode {
-			out.PartsByNode[n] = int(c)
+			out.PartsByNode[actors.NodeName(n)] = int(c)
 		}
 	}
 	return out
 }
 
-func orEmpty(s []string) []string {
-	if s == nil {
-		return []string{}
+// nodeNames are the node names a status carries, never nil.
+func nodeNames(wire []string) []actors.NodeName {
+	out := make([]actors.NodeName, len(wire))
+	for i, s := range wire {
+		out[i] = actors.NodeName(s)
 	}
-	return s
+	return out
+}
+
+// wireNames are node names as a status carries them.
+func wireNames(names []actors.NodeName) []string {
+	if names == nil {
+		return nil
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out
 }
