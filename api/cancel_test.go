@@ -96,7 +96,9 @@ func TestCancelUnansweredByTheContact(t *testing.T) {
 	if err := c.Node("node-1").Start(f); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(c.Node("node-1"), api.Config{Timeout: 300 * time.Millisecond}))
+	// 1 s: the contact is asked to answer within 750 ms, which leaves a
+	// busy node a quarter of a second to tell its silence.
+	srv := httptest.NewServer(api.New(c.Node("node-1"), api.Config{Timeout: time.Second}))
 	defer srv.Close()
 	a := send(t, srv.Client(), "DELETE", srv.URL+"/v1/jobs/node-2.abc.7", "")
 	if msg, _ := a.obj["error"].(string); a.status != http.StatusGatewayTimeout || !a.isError() || a.obj["code"] != "timeout" || !strings.Contains(msg, "may or may not") {
