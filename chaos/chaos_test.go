@@ -280,10 +280,96 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 func TestChaos(t *testing.T) {
 	s := start(t)
+	nb := s.neighbour()
 	t.Run("leader-killed-mid-job", s.leaderKilledMidJob)
 	t.Run("leader-partitioned", s.leaderPartitioned)
 	t.Run("rolling-restart", s.rollingRestart)
 	t.Run("paused-node", s.pausedNode)
+	t.Run("neighbour-stack-unharmed", nb.unharmed)
+}
+
+// neighbourProject is the compose project of a second, default stack that
+// runs beside the suite's: Docker picks its subnet and host ports, as for
+// an operator's `docker compose up -d` on the same host.
+const neighbourProject = "troupe-chaos-neighbour"
+
+// neighbourStack is that second stack.
+type neighbourStack struct {
+	s   *suite
+	url string // node-1's API on the host
+}
+
+// ncmd runs compose for the neighbour, with the defaults of compose.yaml:
+// none of the suite's fixed subnet or port base.
+func (s *suite) ncmd(args ...string) (string, error) {
+	full := append(slices.Clone(s.compose[1:]), "-p", neighbourProject, "-f", filepath.Join(s.root, "compose.yaml"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, s.compose[0], append(full, args...)...)
+	c.Dir = s.root
+	c.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "TROUPE_PORT_BASE=") || strings.HasPrefix(kv, "TROUPE_SUBNET=")
+	})
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w\n%s", s.compose[0], strings.Join(full, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// neighbour brings up the default stack next to the suite's: two stacks on
+// one Docker host must not collide on a subnet or a host port.
+func (s *suite) neighbour() *neighbourStack {
+	t := s.t
+	_, _ = s.ncmd("down", "-v", "--remove-orphans")
+	if _, err := s.ncmd("up", "-d", "--force-recreate"); err != nil {
+		t.Fatalf("a default stack beside the suite's: %v", err)
+	}
+	t.Cleanup(func() {
+		if out, err := s.ncmd("down", "-v", "--remove-orphans"); err != nil {
+			t.Logf("neighbour compose down: %v %s", err, out)
+		}
+	})
+	out, err := s.ncmd("port", "node-1", "8080")
+	if err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("the neighbour's node-1 publishes no API port: %v %s", err, out)
+	}
+	nb := &neighbourStack{s: s, url: "http://" + strings.TrimSpace(out)}
+	nb.wait(t)
+	return nb
+}
+
+// wait waits until the neighbour's node-1 sees five members alive.
+func (nb *neighbourStack) wait(t *testing.T) {
+	t.Helper()
+	c := api.NewClient(nb.url)
+	c.HTTP.Timeout = 3 * time.Second
+	var last string
+	err := actortest.WaitFor(3*time.Minute, func() bool {
+		var ms []member
+		if _, err := c.Do(context.Background(), http.MethodGet, "/v1/members", nil, &ms); err != nil {
+			last = err.Error()
+			return false
+		}
+		alive := 0
+		for _, m := range ms {
+			if m.State == "alive" {
+				alive++
+			}
+		}
+		last = fmt.Sprintf("%d of %d members alive", alive, len(ms))
+		return alive == 5 && len(ms) == 5
+	})
+	if err != nil {
+		t.Fatalf("the neighbour stack (%s): %v; last: %s", nb.url, err, last)
+	}
+}
+
+// unharmed: after every scenario of the suite, the neighbour still has
+// exactly its five members, all alive.
+func (nb *neighbourStack) unharmed(t *testing.T) {
+	nb.wait(t)
+	t.Logf("the neighbour stack at %s kept its 5 members alive beside the suite's", nb.url)
 }
 
 // primesBelow counts the primes below n with a sieve: the job's expected

@@ -130,7 +130,32 @@ func explain(err error) error {
 	default:
 		hint = "no HTTP answer"
 	}
+	if (hint == hintClosed || hint == "no HTTP answer") && speaksHTTP2First(addr) {
+		// A gRPC server sends its HTTP/2 settings as soon as it accepts:
+		// net/http may take them for an unsolicited response on an idle
+		// connection, or see the connection end, before its request.
+		hint = hintGRPC
+	}
 	return &unreachableError{addr: addr, hint: hint, err: ue}
+}
+
+// speaksHTTP2First reports whether the server at addr, as soon as it
+// accepts a connection and before it is sent anything, sends an HTTP/2
+// SETTINGS frame, as a gRPC server does (an HTTP/1.1 API waits for the
+// request; memberlist's TCP listener waits too).
+func speaksHTTP2First(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	var head [9]byte // a frame header: length (3 bytes), type, flags, stream
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		return false
+	}
+	const settings = 0x4
+	return head[3] == settings && head[5]|head[6]|head[7]|head[8] == 0
 }
 
 // unknownCommand is the error for an unknown subcommand name of cmd: it

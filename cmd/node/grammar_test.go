@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,5 +197,46 @@ func TestTypoInEverySubcommandFails(t *testing.T) {
 	}
 	if n < 6 {
 		t.Errorf("%d commands with subcommands, want job, kv, lock, raft, config, demo at least", n)
+	}
+}
+
+// TestExplainSniffsAGRPCPort: however net/http failed at a gRPC port (the
+// server's HTTP/2 settings read as an unsolicited response, or the
+// connection ended), the hint names the gRPC port; a silent server that
+// just closes stays "closed".
+func TestExplainSniffsAGRPCPort(t *testing.T) {
+	serve := func(greeting []byte) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write(greeting)
+				_ = c.Close()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	settings := []byte{0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0x40, 0}
+	for _, c := range []struct {
+		name, addr string
+		cause      error
+		want       string
+	}{
+		{"grpc, unsolicited response", serve(settings), errors.New("readLoopPeekFailLocked: <nil>"), hintGRPC},
+		{"grpc, connection ended", serve(settings), io.EOF, hintGRPC},
+		{"silent close", serve(nil), io.EOF, hintClosed},
+	} {
+		err := explain(&url.Error{Op: "Get", URL: "http://" + c.addr + "/v1/members", Err: c.cause})
+		var ue *unreachableError
+		if !errors.As(err, &ue) || ue.hint != c.want {
+			t.Errorf("%s: %v; want the hint %q", c.name, err, c.want)
+		}
 	}
 }
