@@ -317,7 +317,7 @@ func TestWorkerDeathsWithAPartPoisonIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := await(t, c.Node("node-3"), id, failover)
-	if st.State != jobs.Failed || !strings.Contains(st.Error, "poison part: part 0: the node died while it held the part") {
+	if st.State != jobs.Failed || !strings.Contains(st.Error, "run part 0: jobs: poison part: the node died while it held the part") {
 		t.Fatalf("job %s: %q; want failed as a poison part", st.State, st.Error)
 	}
 	awaitIdle(t, c, []actors.NodeName{"node-1", "node-2", "node-3", "node-4"}, failover)

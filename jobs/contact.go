@@ -23,7 +23,9 @@ type owned struct {
 	total     int // -1 until the leader split the job
 	results   map[uint32][]byte
 	output    []byte
-	err       string
+	name      string // the script's file name as submitted ("" : job.star)
+	err       string // one line
+	trace     string // the whole error, with the script's traceback, when longer than err
 	submitted time.Time
 	ended     time.Time
 	merging   bool
@@ -37,12 +39,15 @@ func (o *owned) status(withResult bool) Status {
 		done = o.nDone
 	}
 	s := Status{ID: o.id, State: o.state, PartsTotal: max(o.total, 0), PartsDone: done,
-		Error: o.err, Contact: ContactOf(o.id), Submitted: o.submitted, Ended: o.ended}
+		Error: o.err, Traceback: o.trace, Name: o.name, Contact: ContactOf(o.id), Submitted: o.submitted, Ended: o.ended}
 	if len(o.byNode) > 0 {
 		s.PartsByNode = maps.Clone(o.byNode)
 	}
 	if withResult && o.output != nil {
 		s.Result = json.RawMessage(o.output)
+	}
+	if !withResult {
+		s.Traceback = "" // a list carries one line per job
 	}
 	return s
 }
@@ -72,7 +77,7 @@ func (p *protocol) submit(ctx *actors.Context, s Submit) (Submitted, error) {
 	}
 	p.seq++
 	id := fmt.Sprintf("%s.%s.%d", p.self, p.gen, p.seq)
-	o := &owned{id: id, state: Pending, total: -1, results: map[uint32][]byte{}, submitted: ctx.Now(),
+	o := &owned{id: id, name: s.Name, state: Pending, total: -1, results: map[uint32][]byte{}, submitted: ctx.Now(),
 		spec: &pb.JobSpec{Runtime: s.Runtime, Script: []byte(s.Script), Input: s.Input, Parts: uint32(s.Parts)}}
 	p.owned[id] = o
 	p.ownedSeq = append(p.ownedSeq, id)
@@ -94,13 +99,16 @@ func (p *protocol) check(s Submit) error {
 	case s.Script == "":
 		return fmt.Errorf("%w: the script is empty", ErrInvalidJob)
 	case len(s.Script) > p.cfg.MaxScriptBytes:
-		return fmt.Errorf("%w: the script is %d bytes; the limit is %d", ErrInvalidJob, len(s.Script), p.cfg.MaxScriptBytes)
+		return fmt.Errorf("%w: the script is %d bytes; the limit is %d (jobs.max_script_bytes)", ErrInvalidJob, len(s.Script), p.cfg.MaxScriptBytes)
 	case len(s.Input) > p.cfg.MaxInputBytes:
-		return fmt.Errorf("%w: the input is %d bytes; the limit is %d", ErrInvalidJob, len(s.Input), p.cfg.MaxInputBytes)
+		return fmt.Errorf("%w: the input is %d bytes; the limit is %d (jobs.max_input_bytes)", ErrInvalidJob, len(s.Input), p.cfg.MaxInputBytes)
 	case len(s.Input) > 0 && !json.Valid(s.Input):
 		return fmt.Errorf("%w: the input is not valid JSON", ErrInvalidJob)
 	case s.Parts < 0 || s.Parts > p.cfg.MaxParts:
-		return fmt.Errorf("%w: parts is %d; use 0 (the leader picks) to %d", ErrInvalidJob, s.Parts, p.cfg.MaxParts)
+		return fmt.Errorf("%w: parts is %d; use 0 (the leader picks) to %d (jobs.max_parts)", ErrInvalidJob, s.Parts, p.cfg.MaxParts)
+	}
+	if err := checkName(s.Name); err != nil {
+		return err
 	}
 	return nil
 }
@@ -174,7 +182,7 @@ func (p *protocol) onPartResult(ctx *actors.Context, from actors.NodeName, m *pb
 		return nil
 	}
 	if m.Error != "" {
-		p.end(ctx, o, Failed, fmt.Sprintf("part %d on %s: %s", m.Part, from, m.Error))
+		p.end(ctx, o, Failed, fmt.Sprintf("run part %d on %s: %s", m.Part, from, m.Error))
 		return nil
 	}
 	o.results[m.Part] = m.Result
@@ -241,12 +249,13 @@ func (p *protocol) onMerged(ctx *actors.Context, m *merged) error {
 // every live member is told as well, so that no part outlives the job even
 // if the leader changes meanwhile.
 func (p *protocol) end(ctx *actors.Context, o *owned, st State, why string) {
-	o.state, o.err, o.ended = st, why, ctx.Now()
+	o.state, o.ended = st, ctx.Now()
+	o.err, o.trace = describe(why, o.name)
 	o.nDone, o.results = len(o.results), nil // the output holds what matters now
 	delete(p.doneQueue, o.id)
 	ev := ctx.Log().Info().Str("job", o.id).Str("state", string(st))
-	if why != "" {
-		ev = ev.Str("error", why)
+	if o.err != "" {
+		ev = ev.Str("error", o.err)
 	}
 	ev.Dur("took", o.ended.Sub(o.submitted)).Msg("job ended")
 	cancel := &pb.JobCancel{Id: o.id, Reason: string(st)}

@@ -346,7 +346,7 @@ func TestBadJobsFailWithClearErrors(t *testing.T) {
 		name, script string
 		says         []string
 	}{
-		{"syntax error", "def split(input, n):\n    return [1]\ndef run(part)\n    return 1\n", []string{"split:", "job.star:4:1", "want ':'"}},
+		{"syntax error", "def split(input, n):\n    return [1]\ndef run(part)\n    return 1\n", []string{"load:", "job.star:4:1", "want ':'"}},
 		{"endless loop", "def split(i, n):\n    return [1, 2]\ndef run(p):\n    while True:\n        pass\ndef merge(r):\n    return r\n", []string{"part ", "step limit exceeded", "1000000 steps"}},
 		{"result too large", "def split(i, n):\n    return [1]\ndef run(p):\n    return \"x\" * 5000\ndef merge(r):\n    return r\n", []string{"result too large", "1000"}},
 		{"merge fails", "def split(i, n):\n    return [1]\ndef run(p):\n    return p\ndef merge(r):\n    return r[5]\n", []string{"merge:", "job.star:6:", "out of range"}},

@@ -164,11 +164,14 @@ func (p *protocol) onSubmit(ctx *actors.Context, from actors.NodeName, m *pb.Job
 	p.pool.start(func(c context.Context) any {
 		prog, err := progs.get(spec.Runtime, spec.Script)
 		if err != nil {
-			return &splitDone{epoch: epoch, id: m.Id, err: err}
+			return &splitDone{epoch: epoch, id: m.Id, err: fmt.Errorf("load: %w", err)}
 		}
 		parts, err := prog.Split(c, spec.Input, n)
 		if err == nil && len(parts) > maxParts {
-			err = fmt.Errorf("%w: split made %d parts; the limit is %d", ErrInvalidJob, len(parts), maxParts)
+			err = fmt.Errorf("%w: split made %d parts; the limit is %d (jobs.max_parts)", ErrInvalidJob, len(parts), maxParts)
+		}
+		if err != nil {
+			err = fmt.Errorf("split: %w", err)
 		}
 		return &splitDone{epoch: epoch, id: m.Id, parts: parts, err: err}
 	})
@@ -183,7 +186,7 @@ func (p *protocol) onSplit(ctx *actors.Context, m *splitDone) error {
 	}
 	if m.err != nil {
 		delete(s.jobs, m.id)
-		p.send(ctx, j.contact, &pb.JobProgress{Id: j.id, Term: p.term, Error: "split: " + m.err.Error()})
+		p.send(ctx, j.contact, &pb.JobProgress{Id: j.id, Term: p.term, Error: m.err.Error()})
 		return nil
 	}
 	j.split, j.parts, j.done = true, m.parts, make([]bool, len(m.parts))
@@ -436,7 +439,7 @@ func (p *protocol) strike(ctx *actors.Context, j *ljob, part uint32, w actors.No
 	}
 	p.stats.Poisoned++
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v: part %d: %s (on %s", ErrPoisonPart, part, st[len(st)-1].cause, st[len(st)-1].worker)
+	fmt.Fprintf(&b, "run part %d: %v: %s (on %s", part, ErrPoisonPart, st[len(st)-1].cause, st[len(st)-1].worker)
 	for _, s := range st[:len(st)-1] {
 		if s.cause == st[len(st)-1].cause {
 			fmt.Fprintf(&b, ", and before on %s", s.worker)

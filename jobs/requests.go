@@ -39,6 +39,10 @@ type Submit struct {
 	Script  string          `json:"script"`
 	Input   json.RawMessage `json:"input"`
 	Parts   int             `json:"parts"` // n for split(input, n); 0: PartsPerMember per live member
+	// Name is the script's file name as the user knows it ("cpu.star"):
+	// errors name it instead of job.star. At most MaxNameBytes of UTF-8,
+	// without control characters; "" keeps job.star.
+	Name string `json:"name,omitempty"`
 }
 
 // Submitted answers a Submit.
@@ -53,7 +57,16 @@ type Status struct {
 	PartsTotal int             `json:"parts_total"`
 	PartsDone  int             `json:"parts_done"`
 	Result     json.RawMessage `json:"result"`
-	Error      string          `json:"error"`
+	// Error is why the job failed or was cancelled, on one line: the
+	// phase ("load", "split", "run part 7 on node-3", "merge"), the
+	// script's file and line, the message and, for a limit, the key or
+	// flag that raises it.
+	Error string `json:"error"`
+	// Traceback is the whole error when it is longer than Error: the
+	// script's traceback, most recent call last. Only the job's own
+	// status carries it, not a list.
+	Traceback  string          `json:"traceback,omitempty"`
+	Name       string          `json:"name,omitempty"` // the script's file name (Submit.Name)
 	Contact    actors.NodeName `json:"contact"`
 	Submitted  time.Time       `json:"submitted"`
 	Ended      time.Time       `json:"ended,omitzero"`

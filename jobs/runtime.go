@@ -107,7 +107,7 @@ func mib(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 // checkSize refuses a value over the result limit.
 func (l Limits) checkSize(what string, b []byte) error {
 	if len(b) > l.MaxResultBytes {
-		return fmt.Errorf("%w: %s is %d bytes of JSON; the limit is %d", ErrResultTooLarge, what, len(b), l.MaxResultBytes)
+		return fmt.Errorf("%w: %s is %d bytes of JSON; the limit is %d (raise jobs.max_result_bytes on every node)", ErrResultTooLarge, what, len(b), l.MaxResultBytes)
 	}
 	return nil
 }
@@ -118,18 +118,22 @@ func (l Limits) checkSize(what string, b []byte) error {
 func RunLocal(ctx context.Context, rt Runtime, script, input []byte, n int) ([]byte, error) {
 	prog, err := rt.Load(ctx, script)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer prog.Close()
 	parts, err := prog.Split(ctx, input, n)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("split: %w", err)
 	}
 	results := make([][]byte, len(parts))
 	for i, part := range parts {
 		if results[i], err = prog.Run(ctx, part); err != nil {
-			return nil, fmt.Errorf("part %d: %w", i, err)
+			return nil, fmt.Errorf("run part %d: %w", i, err)
 		}
 	}
-	return prog.Merge(ctx, results)
+	out, err := prog.Merge(ctx, results)
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	return out, nil
 }

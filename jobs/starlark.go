@@ -122,7 +122,7 @@ func (r *starlarkRuntime) Load(ctx context.Context, script []byte) (Program, err
 	}
 	for _, fn := range []string{"split", "run", "merge"} {
 		if _, ok := p.globals[fn].(starlark.Callable); !ok {
-			return nil, fmt.Errorf("%w: %s does not define %s(); a job script defines split(input, n), run(part) and merge(results)", ErrScript, scriptFile, fn)
+			return nil, fmt.Errorf("%w: %s: the script does not define %s(); a job script defines split(input, n), run(part) and merge(results)", ErrScript, scriptFile, fn)
 		}
 	}
 	return p, nil
@@ -160,27 +160,64 @@ func (p *starlarkProgram) call(ctx context.Context, what string, fn func(*starla
 	}
 	switch {
 	case th.ExecutionSteps() >= lim.MaxSteps:
-		return nil, fmt.Errorf("%w: %s ran past %d steps (an endless loop?; jobs.max_steps)%s", ErrStepLimit, what, lim.MaxSteps, where(err))
+		return nil, fmt.Errorf("%w: %s ran past %d steps%s (an endless loop?); %s", ErrStepLimit, what, lim.MaxSteps, where(err), stepHint(what))
 	case timedOut.Load():
-		return nil, fmt.Errorf("%w: %s ran past %v (jobs.part_timeout)%s", ErrTimeLimit, what, lim.Timeout, where(err))
+		return nil, fmt.Errorf("%w: %s ran past %v%s; %s", ErrTimeLimit, what, lim.Timeout, where(err), timeHint(what))
 	case stopped.Load():
 		return nil, fmt.Errorf("%s: %w", what, context.Cause(ctx))
 	}
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {
-		return nil, fmt.Errorf("%w: %s: %s", ErrScript, what, strings.TrimSpace(ee.Backtrace()))
+		// One line first (for tables and logs), the traceback after it
+		// (Status.Traceback).
+		return nil, fmt.Errorf("%w: %s\n%s", ErrScript, evalLine(ee), strings.TrimSpace(ee.Backtrace()))
 	}
-	if errors.Is(err, ErrDepthLimit) {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	if errors.Is(err, ErrDepthLimit) || errors.Is(err, ErrResultTooLarge) {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: %s: %v", ErrScript, what, err)
+	return nil, fmt.Errorf("%w: %v", ErrScript, err)
+}
+
+// The hints of the limit errors: the configuration key and the flag of
+// `node run` that raise the limit, and for a part also the way around it.
+func stepHint(what string) string {
+	h := "raise jobs.max_steps (node run --max-steps) on every node"
+	if what == "run" {
+		h += ", or cut the job into more, smaller parts (job submit --parts)"
+	}
+	return h
+}
+
+func timeHint(what string) string {
+	h := "raise jobs.part_timeout (node run --part-timeout) on every node"
+	if what == "run" {
+		h += ", or cut the job into more, smaller parts (job submit --parts)"
+	}
+	return h
+}
+
+// evalLine is a Starlark error on one line: the innermost position in the
+// script, its function and the message ("job.star:6:12: in merge: index 5
+// out of range").
+func evalLine(ee *starlark.EvalError) string {
+	msg := strings.ReplaceAll(strings.TrimSpace(ee.Msg), "\n", " ")
+	for i := len(ee.CallStack) - 1; i >= 0; i-- {
+		if f := ee.CallStack[i]; f.Pos.IsValid() && f.Pos.Filename() != "<builtin>" {
+			return fmt.Sprintf("%s: in %s: %s", f.Pos, f.Name, msg)
+		}
+	}
+	return msg
 }
 
 // where names the script position an interrupted call was at.
 func where(err error) string {
 	var ee *starlark.EvalError
-	if errors.As(err, &ee) && len(ee.CallStack) > 0 {
-		return " at " + ee.CallStack[len(ee.CallStack)-1].Pos.String()
+	if errors.As(err, &ee) {
+		for i := len(ee.CallStack) - 1; i >= 0; i-- {
+			if f := ee.CallStack[i]; f.Pos.IsValid() && f.Pos.Filename() != "<builtin>" {
+				return " at " + f.Pos.String() + " in " + f.Name
+			}
+		}
 	}
 	return ""
 }
@@ -194,7 +231,7 @@ func (p *starlarkProgram) Split(ctx context.Context, input []byte, n int) ([][]b
 		}
 		v, err := starlark.Call(th, p.globals["split"], starlark.Tuple{in, starlark.MakeInt(n)}, nil)
 		if err != nil {
-			return nil, err
+			return nil, inputHint(err, in)
 		}
 		seq, ok := v.(starlark.Sequence)
 		if !ok {
@@ -210,7 +247,7 @@ func (p *starlarkProgram) Split(ctx context.Context, input []byte, n int) ([][]b
 				return nil, fmt.Errorf("part %d: %w", len(out), err)
 			}
 			if total += len(b); total > p.r.cfg.Limits.MaxResultBytes {
-				return nil, fmt.Errorf("%w: the list of parts is over %d bytes of JSON", ErrResultTooLarge, p.r.cfg.Limits.MaxResultBytes)
+				return nil, fmt.Errorf("%w: the list of parts is over %d bytes of JSON; raise jobs.max_result_bytes on every node, or pass split less in each part", ErrResultTooLarge, p.r.cfg.Limits.MaxResultBytes)
 			}
 			out = append(out, b)
 		}
@@ -294,6 +331,22 @@ func (p *starlarkProgram) toJSON(th *starlark.Thread, v starlark.Value) ([]byte,
 		return nil, fmt.Errorf("the value is not JSON: %w", err)
 	}
 	return []byte(string(s.(starlark.String))), nil
+}
+
+// inputHint adds to a script error in split what the input was: most such
+// errors come from a job submitted without its input, or with another
+// shape than the script reads.
+func inputHint(err error, in starlark.Value) error {
+	var ee *starlark.EvalError
+	if !errors.As(err, &ee) || strings.Contains(ee.Msg, "job submit --input") {
+		return err
+	}
+	if in == starlark.None {
+		ee.Msg += " (the job has no input: split(input, n) got None; give the input the script reads: job submit --input)"
+	} else {
+		ee.Msg += fmt.Sprintf(" (split(input, n) got a %s as input; check job submit --input against what the script reads)", in.Type())
+	}
+	return err
 }
 
 // httpGet is the http_get(url) builtin: a GET to an allowed host; the body
