@@ -65,11 +65,11 @@ type Status struct {
 	// Traceback is the whole error when it is longer than Error: the
 	// script's traceback, most recent call last. Only the job's own
 	// status carries it, not a list.
-	Traceback  string          `json:"traceback,omitempty"`
-	Name       string          `json:"name,omitempty"` // the script's file name (Submit.Name)
-	Contact    actors.NodeName `json:"contact"`
-	Submitted  time.Time       `json:"submitted"`
-	Ended      time.Time       `json:"ended,omitzero"`
+	Traceback string          `json:"traceback,omitempty"`
+	Name      string          `json:"name,omitempty"` // the script's file name (Submit.Name)
+	Contact   actors.NodeName `json:"contact"`
+	Submitted time.Time       `json:"submitted"`
+	Ended     time.Time       `json:"ended,omitzero"`
 	// Waiting says why the job cannot make progress now, while it cannot:
 	// "waiting for a leader" (none known; with the raft elector also
 	// whether an election is running), "waiting for a leader: the leader
