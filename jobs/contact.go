@@ -270,19 +270,6 @@ func (p *protocol) end(ctx *actors.Context, o *owned, st State, why string) {
 	}
 }
 
-func (p *protocol) status(_ *actors.Context, r StatusRequest) (Status, error) {
-	o := p.owned[r.ID]
-	if o == nil {
-		if c := ContactOf(r.ID); c != "" && c != p.self {
-			return Status{}, fmt.Errorf("%w: job %s is held by its contact node %s; ask it", ErrNotContact, r.ID, c)
-		}
-		return Status{}, fmt.Errorf("%w: %q on node %s", ErrNotFound, r.ID, p.self)
-	}
-	s := o.status(true)
-	s.Waiting = p.waitingFor(o)
-	return s, nil
-}
-
 func (p *protocol) list(*actors.Context, ListRequest) ([]Status, error) {
 	out := make([]Status, 0, len(p.ownedSeq))
 	for _, id := range slices.Backward(p.ownedSeq) {
@@ -352,7 +339,7 @@ func (p *protocol) onJobCancel(ctx *actors.Context, from actors.NodeName, m *pb.
 	}
 	reply := &pb.JobCancelReply{Request: m.Request, Id: m.Id}
 	if o := p.owned[m.Id]; o != nil && len(m.Parts) == 0 {
-		reply.Found, reply.Status = true, o.wire()
+		reply.Found, reply.Status = true, o.wire(true)
 	}
 	p.send(ctx, from, reply)
 	return nil
@@ -418,11 +405,12 @@ func (p *protocol) cancelsUnanswered() {
 	clear(p.cancels)
 }
 
-// wire is the job's status on the wire (JobCancelReply).
-func (o *owned) wire() *pb.JobStatus {
-	s := o.status(true)
-	w := &pb.JobStatus{State: string(s.State), PartsTotal: uint32(s.PartsTotal), PartsDone: uint32(s.PartsDone),
-		Result: s.Result, Error: s.Error, SubmittedUnixNano: s.Submitted.UnixNano()}
+// wire is the job's status on the wire (JobCancelReply, JobQueryReply);
+// full: with its result and traceback.
+func (o *owned) wire(full bool) *pb.JobStatus {
+	s := o.status(full)
+	w := &pb.JobStatus{Id: o.id, State: string(s.State), PartsTotal: uint32(s.PartsTotal), PartsDone: uint32(s.PartsDone),
+		Result: s.Result, Error: s.Error, Traceback: s.Traceback, Name: s.Name, SubmittedUnixNano: s.Submitted.UnixNano()}
 	if !s.Ended.IsZero() {
 		w.EndedUnixNano = s.Ended.UnixNano()
 	}
@@ -447,8 +435,15 @@ func statusOfWire(id string, w *pb.JobStatus) (Status, error) {
 	if len(w.Result) > 0 && !json.Valid(w.Result) {
 		return Status{}, fmt.Errorf("a result that is not JSON")
 	}
-	s := Status{ID: id, State: st, PartsTotal: int(w.PartsTotal), PartsDone: int(w.PartsDone), Error: w.Error,
-		Contact: ContactOf(id), Submitted: time.Unix(0, w.SubmittedUnixNano)}
+	// Another node's texts are cut and cleaned as this node's own are.
+	s := Status{ID: id, State: st, PartsTotal: int(w.PartsTotal), PartsDone: int(w.PartsDone),
+		Error:     truncate(clean(w.Error, false), maxErrorLine),
+		Traceback: truncate(clean(w.Traceback, true), maxTraceback),
+		Waiting:   truncate(clean(w.Waiting, false), maxErrorLine),
+		Contact:   ContactOf(id), Submitted: time.Unix(0, w.SubmittedUnixNano)}
+	if checkName(w.Name) == nil {
+		s.Name = w.Name
+	}
 	if len(w.Result) > 0 {
 		s.Result = json.RawMessage(w.Result)
 	}

@@ -17,8 +17,8 @@ var (
 	ErrRuntimeDisabled = errors.New("jobs: runtime disabled")
 	// ErrNotFound: no job of that id on this node.
 	ErrNotFound = errors.New("jobs: no such job")
-	// ErrNotContact: the job is held by another node (its contact); ask
-	// that node.
+	// ErrNotContact: the job is held by another node (its contact). A
+	// StatusRequest forwards to the contact instead of failing with it.
 	ErrNotContact = errors.New("jobs: job held by another node")
 	// ErrScript: the script failed (syntax, runtime error, missing
 	// function, a value that is not JSON).
@@ -54,4 +54,8 @@ var (
 	// got no answer in time (or this node's jobs protocol restarted while
 	// it waited); the contact may or may not have cancelled the job.
 	ErrCancelUnanswered = errors.New("jobs: the contact did not answer the cancellation")
+	// ErrQueryUnanswered: a status query forwarded to the job's contact
+	// got no answer in time (or this node's jobs protocol stopped while it
+	// waited).
+	ErrQueryUnanswered = errors.New("jobs: the contact did not answer the status query")
 )

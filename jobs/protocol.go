@@ -55,7 +55,8 @@ type protocol struct {
 	ownedSeq  []string // ids in submission order
 	doneQueue map[string][]uint32
 	cancels   map[uint64]*forwardedCancel // forwarded cancellations waiting for their contact's answer
-	cancelSeq uint64                      // the number of the latest forwarded cancellation
+	cancelSeq uint64                      // the number of the latest forwarded cancellation or query
+	queries   map[uint64]*query           // forwarded status and list queries waiting for answers (query.go)
 	// leader
 	sched  *scheduler
 	epochs uint64
@@ -88,6 +89,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	p.gens = map[actors.NodeName]string{p.self: p.gen}
 	p.doneQueue = map[string][]uint32{}
 	p.cancels = map[uint64]*forwardedCancel{}
+	p.queries = map[uint64]*query{}
 	p.cancelSeq = uint64(ctx.Now().UnixNano()) // an earlier incarnation's numbers are not taken for this one's
 	p.newSchedule()
 	p.work = newWorker()
@@ -101,6 +103,8 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onPartDone)
 	actors.OnMessage(ctx, p.onJobCancel)
 	actors.OnMessage(ctx, p.onCancelReply)
+	actors.OnMessage(ctx, p.onJobQuery)
+	actors.OnMessage(ctx, p.onQueryReply)
 	actors.OnMessage(ctx, p.onRestarted)
 	actors.OnPost(ctx, p.onSplit)
 	actors.OnPost(ctx, p.onPartFinished)
@@ -113,8 +117,10 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	})
 	actors.OnTimer(ctx, p.onTick)
 	actors.OnTimer(ctx, p.onCancelTimeout)
+	actors.OnTimer(ctx, p.onQueryTimeout)
 	actors.OnRequest(ctx, p.submit)
-	actors.OnRequest(ctx, p.status)
+	actors.OnRequestDeferred(ctx, p.onStatusRequest)
+	actors.OnRequestDeferred(ctx, p.onClusterList)
 	actors.OnRequest(ctx, p.list)
 	actors.OnRequestDeferred(ctx, p.onCancelRequest)
 	actors.OnRequest(ctx, p.drain)
@@ -195,6 +201,7 @@ func (p *protocol) onMembership(ctx *actors.Context, ch membership.Change) error
 // answers the cancellations that wait for a contact.
 func (p *protocol) Stop(*actors.Context) {
 	p.cancelsUnanswered()
+	p.queriesUnanswered()
 	p.pool.stop()
 }
 
@@ -278,6 +285,7 @@ func (p *protocol) gone(ctx *actors.Context, name actors.NodeName, failed bool) 
 	p.leaderLost(ctx, name, failed)
 	p.workerContactLost(ctx, name)
 	p.cancelsLost(ctx, name)
+	p.queriesLost(ctx, name)
 }
 
 // acceptFrom reports whether an order of `term` from node `from` comes from

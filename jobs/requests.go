@@ -84,15 +84,23 @@ type Status struct {
 	PartsByNode map[actors.NodeName]int `json:"parts_by_node,omitempty"`
 }
 
-// StatusRequest asks the contact for a job's [Status]; ErrNotFound if it
-// has none, ErrNotContact if the id names another contact node.
+// StatusRequest asks for a job's [Status], at any node: the job's contact
+// answers; another node forwards the question to the contact (named in the
+// id) and answers with its reply. Errors: ErrNotFound (no such job at its
+// contact), ErrContactLost (the contact is not a live member, or fails or
+// leaves before it answers), ErrQueryUnanswered (the contact did not
+// answer within Timeout). [JobStatus] makes the call.
 type StatusRequest struct {
 	actors.Returns[Status]
 	ID string
+	// Timeout bounds the wait for the contact's answer (0:
+	// DefaultCancelTimeout; at most MaxCancelTimeout).
+	Timeout time.Duration
 }
 
 // ListRequest asks for the Status of every job this node is contact of
-// (newest first, without results); the reply is a []Status.
+// (newest first, without results or tracebacks); the reply is a []Status.
+// [ClusterListRequest] asks every member.
 type ListRequest struct{ actors.Returns[[]Status] }
 
 // CancelRequest cancels a job from any node: at the contact it ends the job

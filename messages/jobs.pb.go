@@ -778,6 +778,10 @@ type JobStatus struct {
 	Error             string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	SubmittedUnixNano int64                  `protobuf:"varint,6,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
 	EndedUnixNano     int64                  `protobuf:"varint,7,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"` // 0 while the job runs
+	Id                string                 `protobuf:"bytes,8,opt,name=id,proto3" json:"id,omitempty"`                                               // set in a JobQueryReply's list
+	Name              string                 `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`                                           // the script's file name as submitted
+	Traceback         string                 `protobuf:"bytes,10,opt,name=traceback,proto3" json:"traceback,omitempty"`                                // the whole error, when longer than its one line
+	Waiting           string                 `protobuf:"bytes,11,opt,name=waiting,proto3" json:"waiting,omitempty"`                                    // why the job cannot progress now
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -861,6 +865,174 @@ func (x *JobStatus) GetEndedUnixNano() int64 {
 	return 0
 }
 
+func (x *JobStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JobStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JobStatus) GetTraceback() string {
+	if x != nil {
+		return x.Traceback
+	}
+	return ""
+}
+
+func (x *JobStatus) GetWaiting() string {
+	if x != nil {
+		return x.Waiting
+	}
+	return ""
+}
+
+// JobQuery asks a job's contact, for a user at another node, for the
+// status of one of its jobs (list false: id) or for the list of the jobs
+// it is contact of (list true). The answer is a JobQueryReply with the
+// same request number.
+type JobQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	List          bool                   `protobuf:"varint,3,opt,name=list,proto3" json:"list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobQuery) Reset() {
+	*x = JobQuery{}
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobQuery) ProtoMessage() {}
+
+func (x *JobQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobQuery.ProtoReflect.Descriptor instead.
+func (*JobQuery) Descriptor() ([]byte, []int) {
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *JobQuery) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *JobQuery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JobQuery) GetList() bool {
+	if x != nil {
+		return x.List
+	}
+	return false
+}
+
+type JobQueryReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`                // the JobQuery's id
+	Found         bool                   `protobuf:"varint,3,opt,name=found,proto3" json:"found,omitempty"`         // one job: the contact has it
+	Jobs          []*JobStatus           `protobuf:"bytes,4,rep,name=jobs,proto3" json:"jobs,omitempty"`            // one job, or the list (newest first, without results or tracebacks)
+	Truncated     bool                   `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"` // the list holds only the newest jobs that fit in one message
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobQueryReply) Reset() {
+	*x = JobQueryReply{}
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobQueryReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobQueryReply) ProtoMessage() {}
+
+func (x *JobQueryReply) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobQueryReply.ProtoReflect.Descriptor instead.
+func (*JobQueryReply) Descriptor() ([]byte, []int) {
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *JobQueryReply) GetRequest() uint64 {
+	if x != nil {
+		return x.Request
+	}
+	return 0
+}
+
+func (x *JobQueryReply) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JobQueryReply) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *JobQueryReply) GetJobs() []*JobStatus {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *JobQueryReply) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 // Restarted: a node's jobs protocol began a new incarnation (at start, or
 // after a supervised restart): it holds no jobs, runs no parts and, if it
 // leads, has no schedule. Workers stop the parts of its old jobs, a leader
@@ -875,7 +1047,7 @@ type Restarted struct {
 
 func (x *Restarted) Reset() {
 	*x = Restarted{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1059,7 @@ func (x *Restarted) String() string {
 func (*Restarted) ProtoMessage() {}
 
 func (x *Restarted) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1072,7 @@ func (x *Restarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restarted.ProtoReflect.Descriptor instead.
 func (*Restarted) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{11}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Restarted) GetGeneration() string {
@@ -970,7 +1142,7 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
 	"\x05found\x18\x03 \x01(\bR\x05found\x121\n" +
-	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xe7\x01\n" +
+	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xc3\x02\n" +
 	"\tJobStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1f\n" +
 	"\vparts_total\x18\x02 \x01(\rR\n" +
@@ -980,7 +1152,22 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x06result\x18\x04 \x01(\fR\x06result\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12.\n" +
 	"\x13submitted_unix_nano\x18\x06 \x01(\x03R\x11submittedUnixNano\x12&\n" +
-	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\"+\n" +
+	"\x0fended_unix_nano\x18\a \x01(\x03R\rendedUnixNano\x12\x0e\n" +
+	"\x02id\x18\b \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\t \x01(\tR\x04name\x12\x1c\n" +
+	"\ttraceback\x18\n" +
+	" \x01(\tR\ttraceback\x12\x18\n" +
+	"\awaiting\x18\v \x01(\tR\awaiting\"H\n" +
+	"\bJobQuery\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04list\x18\x03 \x01(\bR\x04list\"\x9c\x01\n" +
+	"\rJobQueryReply\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
+	"\x05found\x18\x03 \x01(\bR\x05found\x12-\n" +
+	"\x04jobs\x18\x04 \x03(\v2\x19.troupe.jobs.v1.JobStatusR\x04jobs\x12\x1c\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"+\n" +
 	"\tRestarted\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\tR\n" +
@@ -998,7 +1185,7 @@ func file_troupe_jobs_v1_jobs_proto_rawDescGZIP() []byte {
 	return file_troupe_jobs_v1_jobs_proto_rawDescData
 }
 
-var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*JobSpec)(nil),        // 0: troupe.jobs.v1.JobSpec
 	(*JobSubmit)(nil),      // 1: troupe.jobs.v1.JobSubmit
@@ -1011,18 +1198,21 @@ var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*JobCancel)(nil),      // 8: troupe.jobs.v1.JobCancel
 	(*JobCancelReply)(nil), // 9: troupe.jobs.v1.JobCancelReply
 	(*JobStatus)(nil),      // 10: troupe.jobs.v1.JobStatus
-	(*Restarted)(nil),      // 11: troupe.jobs.v1.Restarted
+	(*JobQuery)(nil),       // 11: troupe.jobs.v1.JobQuery
+	(*JobQueryReply)(nil),  // 12: troupe.jobs.v1.JobQueryReply
+	(*Restarted)(nil),      // 13: troupe.jobs.v1.Restarted
 }
 var file_troupe_jobs_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
 	4,  // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
 	4,  // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
 	10, // 3: troupe.jobs.v1.JobCancelReply.status:type_name -> troupe.jobs.v1.JobStatus
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	10, // 4: troupe.jobs.v1.JobQueryReply.jobs:type_name -> troupe.jobs.v1.JobStatus
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_troupe_jobs_v1_jobs_proto_init() }
@@ -1036,7 +1226,7 @@ func file_troupe_jobs_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_jobs_v1_jobs_proto_rawDesc), len(file_troupe_jobs_v1_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
