@@ -84,6 +84,9 @@ type SubmitRequest struct {
 	Script  string          `json:"script"`
 	Input   json.RawMessage `json:"input"`
 	Parts   int             `json:"parts"`
+	// Name is the script's file name, for errors ("cpu.star:5:3: …"):
+	// at most jobs.MaxNameBytes, printable characters only.
+	Name string `json:"name,omitempty"`
 }
 
 func (s *server) submit(w http.ResponseWriter, r *http.Request) {
@@ -91,13 +94,13 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req SubmitRequest
-	if err := httpjson.Decode(w, r, s.cfg.MaxBodyBytes, &req, `{"runtime", "script", "input", "parts"}`); err != nil {
+	if err := httpjson.Decode(w, r, s.cfg.MaxBodyBytes, &req, `{"runtime", "script", "input", "parts", "name"}`); err != nil {
 		httpjson.Fail(w, err)
 		return
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	sub, err := actors.Call(ctx, s.node, jobs.Name, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts})
+	sub, err := actors.Call(ctx, s.node, jobs.Name, jobs.Submit{Runtime: req.Runtime, Script: req.Script, Input: req.Input, Parts: req.Parts, Name: req.Name})
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -106,13 +109,20 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, sub)
 }
 
+// jobStatus answers GET /v1/jobs/{id} on any node: a node that is not the
+// job's contact asks the contact.
 func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {
 		return
 	}
+	id := r.PathValue("id")
+	if err := validJobID(id); err != nil {
+		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %v", jobs.ErrNotFound, err))
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	st, err := actors.Call(ctx, s.node, jobs.Name, jobs.StatusRequest{ID: r.PathValue("id")})
+	st, err := jobs.JobStatus(ctx, s.node, id)
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return
@@ -120,18 +130,53 @@ func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// The headers of GET /v1/jobs that mark a partial list: the members that
+// did not answer in time (their jobs are missing), and those that hold
+// more jobs than one answer carries (only their newest are listed);
+// comma-separated node names, absent when none.
+const (
+	MissingHeader   = "Troupe-Missing-Members"
+	TruncatedHeader = "Troupe-Truncated-Members"
+)
+
+// listJobs answers GET /v1/jobs: the cluster's jobs, gathered from every
+// live member (?scope=cluster, the default), or this node's own
+// (?scope=node).
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request) {
-	if !noQuery(w, r) {
+	q, err := httpjson.Query(r, "scope")
+	if err != nil {
+		httpjson.Fail(w, err)
 		return
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	list, err := actors.Call(ctx, s.node, jobs.Name, jobs.ListRequest{})
-	if err != nil {
-		writeError(w, statusOf(err), err)
-		return
+	switch q.Get("scope") {
+	case "", "cluster":
+		l, err := jobs.ListJobs(ctx, s.node)
+		if err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+		if len(l.Missing) > 0 {
+			w.Header().Set(MissingHeader, joinNames(l.Missing))
+		}
+		if len(l.Truncated) > 0 {
+			w.Header().Set(TruncatedHeader, joinNames(l.Truncated))
+		}
+		if l.Jobs == nil {
+			l.Jobs = []jobs.Status{}
+		}
+		writeJSON(w, http.StatusOK, l.Jobs)
+	case "node":
+		list, err := actors.Call(ctx, s.node, jobs.Name, jobs.ListRequest{})
+		if err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, list)
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("scope %.40q: use cluster (every member's jobs, the default) or node (this node's)", q.Get("scope")))
 	}
-	writeJSON(w, http.StatusOK, list)
 }
 
 // cancel answers DELETE /v1/jobs/{id} with the job's status at its
@@ -243,7 +288,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, jobs.ErrContactLost):
 		return http.StatusGone
-	case errors.Is(err, jobs.ErrCancelUnanswered):
+	case errors.Is(err, jobs.ErrCancelUnanswered), errors.Is(err, jobs.ErrQueryUnanswered):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, actors.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped), errors.Is(err, actors.ErrNodeStopped):

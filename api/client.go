@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/jobs"
 )
 
 // Client talks JSON to one node's HTTP API (the node CLI and the benches
@@ -48,9 +51,36 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (in
 
 // Send is Do with a body of any content type (nil for none).
 func (c *Client) Send(ctx context.Context, method, path, contentType string, body io.Reader, out any) (int, error) {
+	code, _, err := c.send(ctx, method, path, contentType, body, out)
+	return code, err
+}
+
+// ListJobs lists the cluster's jobs through the node (GET /v1/jobs), with
+// the members whose jobs are missing or cut from its headers.
+func (c *Client) ListJobs(ctx context.Context) (jobs.JobList, error) {
+	var l jobs.JobList
+	_, h, err := c.send(ctx, http.MethodGet, "/v1/jobs", "application/json", nil, &l.Jobs)
+	if err != nil {
+		return l, err
+	}
+	l.Missing, l.Truncated = namesOf(h.Get(MissingHeader)), namesOf(h.Get(TruncatedHeader))
+	return l, nil
+}
+
+func namesOf(v string) []actors.NodeName {
+	var out []actors.NodeName
+	for n := range strings.SplitSeq(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, actors.NodeName(n))
+		}
+	}
+	return out
+}
+
+func (c *Client) send(ctx context.Context, method, path, contentType string, body io.Reader, out any) (int, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
 	if c.Token != "" {
@@ -58,27 +88,27 @@ func (c *Client) Send(ctx context.Context, method, path, contentType string, bod
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, resp.Header, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var e Error
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 			if resp.StatusCode == http.StatusUnauthorized {
-				return resp.StatusCode, fmt.Errorf("%w: %s %s: %s (HTTP 401)", ErrUnauthorized, method, path, e.Error)
+				return resp.StatusCode, resp.Header, fmt.Errorf("%w: %s %s: %s (HTTP 401)", ErrUnauthorized, method, path, e.Error)
 			}
-			return resp.StatusCode, fmt.Errorf("%s %s: %s (HTTP %d)", method, path, e.Error, resp.StatusCode)
+			return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: %s (HTTP %d)", method, path, e.Error, resp.StatusCode)
 		}
-		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
+		return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(raw))
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+			return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }

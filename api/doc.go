@@ -7,9 +7,9 @@
 //
 // Endpoints (fixed contracts):
 //
-//	POST   /v1/jobs       {"runtime","script","input","parts"} → 202 {"id"}
-//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}; "waiting" (why it cannot progress) while it cannot
-//	GET    /v1/jobs       → [status, ...] (jobs this node is contact of)
+//	POST   /v1/jobs       {"runtime","script","input","parts","name"} → 202 {"id"}
+//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}; "waiting" (why it cannot progress) while it cannot; "name", "traceback" when set; from any node
+//	GET    /v1/jobs       → [status, ...] (every member's jobs, newest first; ?scope=node: this node's only)
 //	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]
 //	GET    /v1/leader     → {"leader","term"}; with no leader also "reason" (no_quorum, election), "message", "reachable", "voters", "reachable_voters"
@@ -34,7 +34,7 @@
 // endpoint answers HEAD too. Bodies and query strings parse strictly: a
 // body is one JSON object of the fields above (an unknown field, or
 // anything after the object, is refused); none of these endpoints takes a
-// query parameter but those shown. Errors are {"error": "...", "code": "..."} (one shape
+// query parameter but those shown (GET /v1/jobs takes scope). Errors are {"error": "...", "code": "..."} (one shape
 // for every endpoint of the node, package internal/httpjson): 400
 // bad_request for a malformed request, an invalid job or an unknown
 // runtime, 403 for a disabled runtime, 404 not_found for an unknown path,
@@ -55,6 +55,17 @@
 // timeout when it does not answer in time: the cancellation may or may not
 // have reached it (GET the job at its contact to know).
 //
+// GET /v1/jobs/{id} works through any node the same way: 200 and the
+// contact's status, 404, 410 or 504 as above. A status's "error" is one
+// line ("run part 7 on node-3: jobs: script error: cpu.star:25:9: in run:
+// …"); "traceback" holds the whole error when there is more (a list
+// leaves it out). GET /v1/jobs asks every live member for its jobs and
+// answers when all did, or at Config.Timeout; the members that did not
+// answer are named in the Troupe-Missing-Members header (their jobs are
+// not listed), those with more jobs than one answer carries in
+// Troupe-Truncated-Members (only their newest are listed); both are
+// absent when the list is whole. [Client.ListJobs] reads them.
+//
 // [RequireToken] wraps any handler (the node wraps its whole mux, so every
 // endpoint added later is covered) with bearer-token authentication: a
 // request without "Authorization: Bearer <token>" gets 401, a
@@ -67,7 +78,7 @@
 // # Concurrency
 //
 // The handler serves requests concurrently; each asks the node's protocols
-// (actors.Call; jobs.CancelJob for a cancellation) and waits at most
+// (actors.Call; jobs.CancelJob, jobs.JobStatus and jobs.ListJobs for what another node may answer) and waits at most
 // Config.Timeout.
 //
 // # Testing
