@@ -10,11 +10,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/jobs"
 )
@@ -70,7 +75,7 @@ func submitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.SubmitRequest{Runtime: runtime, Script: string(script), Parts: parts}
+			req := api.SubmitRequest{Runtime: runtime, Script: string(script), Parts: parts, Name: scriptName(args[0])}
 			if input != "" {
 				in, err := os.ReadFile(input)
 				if err != nil {
@@ -100,6 +105,7 @@ func submitCmd() *cobra.Command {
 				return err
 			}
 			if st.State != jobs.Succeeded {
+				printTraceback(cmd.ErrOrStderr(), st)
 				return fmt.Errorf("job %s %s: %s", st.ID, st.State, st.Error)
 			}
 			return printJSON(out, st.Result)
@@ -197,8 +203,11 @@ func statusCmd() *cobra.Command {
 	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "status ID",
-		Short: "Print a job's status (ask its contact node)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Print a job's status, through any node (one that is not the job's contact asks it)",
+		Long: `status prints the job's status as JSON. A failed job's "error" is one line;
+its "traceback" (the whole error, with the script's traceback) is also
+printed as text on stderr.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st jobs.Status
 			c, err := o.client()
@@ -208,38 +217,112 @@ func statusCmd() *cobra.Command {
 			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/jobs/"+args[0], nil, &st); err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), st)
+			if err := printJSON(cmd.OutOrStdout(), st); err != nil {
+				return err
+			}
+			printTraceback(cmd.ErrOrStderr(), st)
+			return nil
 		},
 	}
 	o.flags(cmd.Flags())
 	return cmd
 }
 
+// printTraceback prints a job's traceback, when it has one, as text.
+func printTraceback(w io.Writer, st jobs.Status) {
+	if st.Traceback != "" {
+		fmt.Fprintf(w, "job %s %s:\n%s\n", st.ID, st.State, strings.TrimRight(st.Traceback, "\n"))
+	}
+}
+
 func listCmd() *cobra.Command {
 	o := &clientOptions{}
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the jobs a node is contact of",
-		Args:  cobra.NoArgs,
+		Short: "List the cluster's jobs, through any node",
+		Long: `list prints every member's jobs, newest first, one line each (an error
+is cut to its first line: job status ID prints all of it). Members that
+did not answer in time are named on stderr: their jobs are missing.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []jobs.Status
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			if _, err := c.Do(cmd.Context(), http.MethodGet, "/v1/jobs", nil, &list); err != nil {
+			l, err := c.ListJobs(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tSTATE\tPARTS\tSUBMITTED\tERROR")
-			for _, st := range list {
-				fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%s\n", st.ID, st.State, st.PartsDone, st.PartsTotal, st.Submitted.Format(time.DateTime), st.Error)
+			fmt.Fprintln(w, "ID\tNAME\tSTATE\tPARTS\tSUBMITTED\tERROR")
+			for _, st := range l.Jobs {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", cell(st.ID, 80), cell(cmp.Or(st.Name, "-"), 40), cell(string(st.State), 20),
+					st.PartsDone, st.PartsTotal, st.Submitted.Format(time.DateTime), cell(cmp.Or(st.Error, "-"), 200))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if len(l.Missing) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "partial list: %s did not answer in time; their jobs are missing\n", joinNodeNames(l.Missing))
+			}
+			if len(l.Truncated) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "partial list: %s hold more jobs than one answer carries; only their newest are listed\n", joinNodeNames(l.Truncated))
+			}
+			return nil
 		},
 	}
 	o.flags(cmd.Flags())
 	return cmd
+}
+
+// cell makes s one table cell: its first line, control characters and
+// tabs replaced, at most max runes.
+func cell(s string, max int) string {
+	s, _, cut := strings.Cut(s, "\n")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if r := []rune(s); len(r) > max {
+		s, cut = string(r[:max-1]), true
+	}
+	if cut {
+		s += "…"
+	}
+	return s
+}
+
+func joinNodeNames(ns []actors.NodeName) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// scriptName is the name a submitted script goes by in its job's errors:
+// the path as given, cleaned to what a node accepts (printable, at most
+// jobs.MaxNameBytes; the base name when the path is longer).
+func scriptName(path string) string {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if !unicode.IsPrint(r) {
+				return '?'
+			}
+			return r
+		}, strings.ToValidUTF8(s, "?"))
+	}
+	name := clean(path)
+	if len(name) > jobs.MaxNameBytes {
+		name = clean(filepath.Base(path))
+	}
+	for len(name) > jobs.MaxNameBytes {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return name
 }
 
 func cancelCmd() *cobra.Command {

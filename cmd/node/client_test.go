@@ -76,7 +76,7 @@ func TestCommandsAgainstANode(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = cli(t, "job", "submit", "--node", srv.URL, bad, "--wait")
-	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "job.star:2:1") {
+	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "load: ") || !strings.Contains(err.Error(), "bad.star:2:1") {
 		t.Errorf("a script with a syntax error: %v", err)
 	}
 }
