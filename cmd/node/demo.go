@@ -173,12 +173,24 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("job %s %s: %s", st.ID, st.State, st.Error)
 	}
 	fmt.Fprintln(out, "parts run per node:")
+	var runs, backups int64
 	for _, n := range c.Nodes() {
 		s, err := actors.Call(ctx, n, jobs.Name, jobs.StatsRequest{})
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "  %s %d\n", n.Name(), s.PartsRun)
+		runs, backups = runs+s.PartsRun, backups+s.Backups
+	}
+	if extra := runs - int64(st.PartsTotal); extra > 0 {
+		// A run counts where it ends, whichever copy wins: near the end of
+		// a job the leader starts backup copies of slow parts on idle
+		// nodes, and the first result of a part is kept.
+		why := fmt.Sprintf("the leader started %d backup %s of slow parts near the end", backups, plural(backups, "copy", "copies"))
+		if backups == 0 {
+			why = "a part ran again after its worker was taken for failed"
+		}
+		fmt.Fprintf(out, "  %d runs for %d parts: %s; a run counts where it ends, and the first result of each part is kept\n", runs, st.PartsTotal, why)
 	}
 	fmt.Fprintf(out, "result of %s (%v from submission):\n", st.ID, st.Ended.Sub(st.Submitted).Round(time.Millisecond))
 	if err := printJSON(out, st.Result); err != nil || !d.keep {
@@ -189,6 +201,13 @@ func (d jobsDemo) run(ctx context.Context, out io.Writer) error {
 	defer stop()
 	<-wait.Done()
 	return nil
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // warnOnly passes on warnings and worse.
