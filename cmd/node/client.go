@@ -228,10 +228,15 @@ printed as text on stderr.`,
 	return cmd
 }
 
-// printTraceback prints a job's traceback, when it has one, as text.
+// printTraceback prints a job's traceback, when it has one, as text: what
+// follows the error's one line.
 func printTraceback(w io.Writer, st jobs.Status) {
-	if st.Traceback != "" {
-		fmt.Fprintf(w, "job %s %s:\n%s\n", st.ID, st.State, strings.TrimRight(st.Traceback, "\n"))
+	tb := st.Traceback
+	if first, rest, ok := strings.Cut(tb, "\n"); ok && first == st.Error {
+		tb = rest
+	}
+	if tb = strings.TrimRight(tb, "\n"); tb != "" {
+		fmt.Fprintf(w, "%s\n", tb)
 	}
 }
 
@@ -257,7 +262,7 @@ did not answer in time are named on stderr: their jobs are missing.`,
 			fmt.Fprintln(w, "ID\tNAME\tSTATE\tPARTS\tSUBMITTED\tERROR")
 			for _, st := range l.Jobs {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", cell(st.ID, 80), cell(cmp.Or(st.Name, "-"), 40), cell(string(st.State), 20),
-					st.PartsDone, st.PartsTotal, st.Submitted.Format(time.DateTime), cell(cmp.Or(st.Error, "-"), 200))
+					st.PartsDone, st.PartsTotal, st.Submitted.Format(time.DateTime), cell(cmp.Or(st.Error, "-"), 1024))
 			}
 			if err := w.Flush(); err != nil {
 				return err
