@@ -38,7 +38,7 @@
 // for every endpoint of the node, package internal/httpjson): 400
 // bad_request for a malformed request, an invalid job or an unknown
 // runtime, 403 for a disabled runtime, 404 not_found for an unknown path,
-// an unknown job (or one held by another contact node) and the
+// an unknown job (at its contact; any node asks the contact) and the
 // cancellation of an id that is no job id, 405 method_not_allowed with an
 // Allow header, 410 gone when the job's contact is gone, 413
 // body_too_large over Config.MaxBodyBytes, 503 unavailable when the node's
