@@ -10,11 +10,17 @@
 //	f, err := jobs.New(jobs.DefaultConfig())
 //	node.Start(f)
 //	sub, err := actors.Call(ctx, node, jobs.Name, jobs.Submit{Script: src, Input: in})
-//	st, err := actors.Call(ctx, node, jobs.Name, jobs.StatusRequest{ID: sub.ID}) // at the same node
+//	st, err := jobs.JobStatus(ctx, other, sub.ID) // at any node: one that is not the contact asks it
+//	all, err := jobs.ListJobs(ctx, other)          // every live member's jobs; all.Missing: who did not answer
 //
 // A job script defines split(input, n), run(part) and merge(results) (see
 // [Starlark], the default [Runtime], and [Exec] for external interpreters,
 // off unless configured). Package api serves this over HTTP.
+//
+// A failed job's [Status].Error is one line naming the phase (load, split,
+// run part N on NODE, merge), the script's file ([Submit].Name) and line,
+// and for a limit the configuration key that raises it; the script's
+// traceback is in [Status].Traceback.
 //
 // [Reconfigure] changes the configuration of a running node (slots,
 // limits, runtimes) without a restart; a [DrainRequest] hands a node's parts back
