@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // owned is a job at its contact node: the job's authoritative state. The
@@ -414,6 +415,12 @@ func (o *owned) wire(full bool) *pb.JobStatus {
 	if !s.Ended.IsZero() {
 		w.EndedUnixNano = s.Ended.UnixNano()
 	}
+	if len(s.PartsByNode) > 0 {
+		w.PartsByNode = make(map[string]uint32, len(s.PartsByNode))
+		for n, c := range s.PartsByNode {
+			w.PartsByNode[string(n)] = uint32(c)
+		}
+	}
 	return w
 }
 
@@ -449,6 +456,24 @@ func statusOfWire(id string, w *pb.JobStatus) (Status, error) {
 	}
 	if w.EndedUnixNano != 0 {
 		s.Ended = time.Unix(0, w.EndedUnixNano)
+	}
+	if len(w.PartsByNode) > 0 {
+		// A part is counted once, on one node: no more nodes and no more
+		// parts than the job has, each a valid node name.
+		total := 0
+		for n, c := range w.PartsByNode {
+			total += int(c)
+			if err := transport.ValidateName("node", n); err != nil {
+				return Status{}, fmt.Errorf("parts by node: %w", err)
+			}
+		}
+		if len(w.PartsByNode) > int(w.PartsTotal) || total > int(w.PartsDone) {
+			return Status{}, fmt.Errorf("parts by node count %d parts on %d nodes, for %d parts done", total, len(w.PartsByNode), w.PartsDone)
+		}
+		s.PartsByNode = make(map[actors.NodeName]int, len(w.PartsByNode))
+		for n, c := range w.PartsByNode {
+			s.PartsByNode[actors.NodeName(n)] = int(c)
+		}
 	}
 	return s, nil
 }

@@ -61,7 +61,7 @@ func JobStatus(ctx context.Context, node *actors.Node, id string) (Status, error
 	if wait <= 0 {
 		return Status{}, fmt.Errorf("jobs: the status of %s through %s: %w", id, node.Name(), context.DeadlineExceeded)
 	}
-	st, err := actors.Call(ctx, node, Name, StatusRequest{ID: id, Timeout: wait - wait/10})
+	st, err := actors.Call(ctx, node, Name, StatusRequest{ID: id, Timeout: wait - forwardMargin(wait)})
 	if errors.Is(err, actors.ErrTimeout) {
 		return Status{}, fmt.Errorf("%w: the status of %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond))
 	}
@@ -77,7 +77,7 @@ func ListJobs(ctx context.Context, node *actors.Node) (JobList, error) {
 	if wait <= 0 {
 		return JobList{}, fmt.Errorf("jobs: listing the jobs through %s: %w", node.Name(), context.DeadlineExceeded)
 	}
-	l, err := actors.Call(ctx, node, Name, ClusterListRequest{Timeout: wait - wait/10})
+	l, err := actors.Call(ctx, node, Name, ClusterListRequest{Timeout: wait - forwardMargin(wait)})
 	if errors.Is(err, actors.ErrTimeout) {
 		return JobList{}, fmt.Errorf("%w: listing the jobs: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, node.Name(), wait.Round(time.Millisecond))
 	}

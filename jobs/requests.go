@@ -180,7 +180,7 @@ func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cance
 	}
 	ctx, stop := context.WithTimeout(ctx, wait)
 	defer stop()
-	c, err := actors.Call(ctx, node, Name, CancelRequest{ID: id, Reason: reason, Timeout: wait - cancelMargin(wait)})
+	c, err := actors.Call(ctx, node, Name, CancelRequest{ID: id, Reason: reason, Timeout: wait - forwardMargin(wait)})
 	switch {
 	case errors.Is(err, actors.ErrTimeout):
 		return Cancelling{}, fmt.Errorf("%w: cancelling %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond))
@@ -204,11 +204,13 @@ func ContactOf(id string) actors.NodeName {
 	return actors.NodeName(id[:j])
 }
 
-// cancelMargin is how much earlier than the caller's deadline a contact is
-// asked to answer a cancel, so that its silence is told as
-// ErrCancelUnanswered rather than as the caller's own timeout: the time the
+// forwardMargin is how much earlier than the caller's deadline a contact
+// (or, for a list, every member) is asked to answer a cancel, a status or
+// a list, so that its silence is told as such (ErrCancelUnanswered,
+// ErrQueryUnanswered, JobList.Missing) rather than as the caller's own
+// timeout: the time the
 // answer, or the news of its absence, takes to come back through a busy
 // node. A tenth of a short wait (30 ms of 300) was not enough under load.
-func cancelMargin(wait time.Duration) time.Duration {
+func forwardMargin(wait time.Duration) time.Duration {
 	return min(max(wait/4, 100*time.Millisecond), time.Second, wait/2)
 }

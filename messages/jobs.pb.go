@@ -777,11 +777,12 @@ type JobStatus struct {
 	Result            []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"` // JSON; empty unless the job succeeded
 	Error             string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	SubmittedUnixNano int64                  `protobuf:"varint,6,opt,name=submitted_unix_nano,json=submittedUnixNano,proto3" json:"submitted_unix_nano,omitempty"`
-	EndedUnixNano     int64                  `protobuf:"varint,7,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"` // 0 while the job runs
-	Id                string                 `protobuf:"bytes,8,opt,name=id,proto3" json:"id,omitempty"`                                               // set in a JobQueryReply's list
-	Name              string                 `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`                                           // the script's file name as submitted
-	Traceback         string                 `protobuf:"bytes,10,opt,name=traceback,proto3" json:"traceback,omitempty"`                                // the whole error, when longer than its one line
-	Waiting           string                 `protobuf:"bytes,11,opt,name=waiting,proto3" json:"waiting,omitempty"`                                    // why the job cannot progress now
+	EndedUnixNano     int64                  `protobuf:"varint,7,opt,name=ended_unix_nano,json=endedUnixNano,proto3" json:"ended_unix_nano,omitempty"`                                                                      // 0 while the job runs
+	Id                string                 `protobuf:"bytes,8,opt,name=id,proto3" json:"id,omitempty"`                                                                                                                    // set in a JobQueryReply's list
+	Name              string                 `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`                                                                                                                // the script's file name as submitted
+	Traceback         string                 `protobuf:"bytes,10,opt,name=traceback,proto3" json:"traceback,omitempty"`                                                                                                     // the whole error, when longer than its one line
+	Waiting           string                 `protobuf:"bytes,11,opt,name=waiting,proto3" json:"waiting,omitempty"`                                                                                                         // why the job cannot progress now
+	PartsByNode       map[string]uint32      `protobuf:"bytes,12,rep,name=parts_by_node,json=partsByNode,proto3" json:"parts_by_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // the part results the contact accepted, by the node that ran them
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -891,6 +892,13 @@ func (x *JobStatus) GetWaiting() string {
 		return x.Waiting
 	}
 	return ""
+}
+
+func (x *JobStatus) GetPartsByNode() map[string]uint32 {
+	if x != nil {
+		return x.PartsByNode
+	}
+	return nil
 }
 
 // JobQuery asks a job's contact, for a user at another node, for the
@@ -1142,7 +1150,7 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
 	"\x05found\x18\x03 \x01(\bR\x05found\x121\n" +
-	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xc3\x02\n" +
+	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xd3\x03\n" +
 	"\tJobStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1f\n" +
 	"\vparts_total\x18\x02 \x01(\rR\n" +
@@ -1157,7 +1165,11 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x04name\x18\t \x01(\tR\x04name\x12\x1c\n" +
 	"\ttraceback\x18\n" +
 	" \x01(\tR\ttraceback\x12\x18\n" +
-	"\awaiting\x18\v \x01(\tR\awaiting\"H\n" +
+	"\awaiting\x18\v \x01(\tR\awaiting\x12N\n" +
+	"\rparts_by_node\x18\f \x03(\v2*.troupe.jobs.v1.JobStatus.PartsByNodeEntryR\vpartsByNode\x1a>\n" +
+	"\x10PartsByNodeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"H\n" +
 	"\bJobQuery\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -1185,7 +1197,7 @@ func file_troupe_jobs_v1_jobs_proto_rawDescGZIP() []byte {
 	return file_troupe_jobs_v1_jobs_proto_rawDescData
 }
 
-var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*JobSpec)(nil),        // 0: troupe.jobs.v1.JobSpec
 	(*JobSubmit)(nil),      // 1: troupe.jobs.v1.JobSubmit
@@ -1201,18 +1213,20 @@ var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*JobQuery)(nil),       // 11: troupe.jobs.v1.JobQuery
 	(*JobQueryReply)(nil),  // 12: troupe.jobs.v1.JobQueryReply
 	(*Restarted)(nil),      // 13: troupe.jobs.v1.Restarted
+	nil,                    // 14: troupe.jobs.v1.JobStatus.PartsByNodeEntry
 }
 var file_troupe_jobs_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
 	4,  // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
 	4,  // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
 	10, // 3: troupe.jobs.v1.JobCancelReply.status:type_name -> troupe.jobs.v1.JobStatus
-	10, // 4: troupe.jobs.v1.JobQueryReply.jobs:type_name -> troupe.jobs.v1.JobStatus
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	14, // 4: troupe.jobs.v1.JobStatus.parts_by_node:type_name -> troupe.jobs.v1.JobStatus.PartsByNodeEntry
+	10, // 5: troupe.jobs.v1.JobQueryReply.jobs:type_name -> troupe.jobs.v1.JobStatus
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_troupe_jobs_v1_jobs_proto_init() }
@@ -1226,7 +1240,7 @@ func file_troupe_jobs_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_jobs_v1_jobs_proto_rawDesc), len(file_troupe_jobs_v1_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
