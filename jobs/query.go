@@ -3,7 +3,6 @@ package jobs
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -56,41 +55,18 @@ const maxListReply = 2 << 20
 // Errors: ErrNotFound, ErrContactLost, ErrQueryUnanswered; actors.ErrTimeout
 // when node's own jobs protocol does not answer.
 func JobStatus(ctx context.Context, node *actors.Node, id string) (Status, error) {
-	wait, ctx, stop := forwardWait(ctx)
-	defer stop()
-	if wait <= 0 {
-		return Status{}, fmt.Errorf("jobs: the status of %s through %s: %w", id, node.Name(), context.DeadlineExceeded)
-	}
-	st, err := actors.Call(ctx, node, Name, StatusRequest{ID: id, Timeout: wait - forwardMargin(wait)})
-	if errors.Is(err, actors.ErrTimeout) {
-		return Status{}, fmt.Errorf("%w: the status of %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond))
-	}
-	return st, err
+	return forward(ctx, node, "the status of "+id, func(timeout time.Duration) StatusRequest {
+		return StatusRequest{ID: id, Timeout: timeout}
+	})
 }
 
 // ListJobs asks node for the cluster's jobs (a ClusterListRequest),
 // waiting for the other members at most until a little before ctx's
 // deadline (DefaultCancelTimeout without one).
 func ListJobs(ctx context.Context, node *actors.Node) (JobList, error) {
-	wait, ctx, stop := forwardWait(ctx)
-	defer stop()
-	if wait <= 0 {
-		return JobList{}, fmt.Errorf("jobs: listing the jobs through %s: %w", node.Name(), context.DeadlineExceeded)
-	}
-	l, err := actors.Call(ctx, node, Name, ClusterListRequest{Timeout: wait - forwardMargin(wait)})
-	if errors.Is(err, actors.ErrTimeout) {
-		return JobList{}, fmt.Errorf("%w: listing the jobs: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, node.Name(), wait.Round(time.Millisecond))
-	}
-	return l, err
-}
-
-func forwardWait(ctx context.Context) (time.Duration, context.Context, context.CancelFunc) {
-	wait := DefaultCancelTimeout
-	if d, ok := ctx.Deadline(); ok {
-		wait = time.Until(d)
-	}
-	ctx, stop := context.WithTimeout(ctx, max(wait, 0))
-	return wait, ctx, stop
+	return forward(ctx, node, "listing the jobs", func(timeout time.Duration) ClusterListRequest {
+		return ClusterListRequest{Timeout: timeout}
+	})
 }
 
 // query is a user's question this node forwarded: the status of one job

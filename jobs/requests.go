@@ -171,23 +171,34 @@ type Stats struct {
 // node's own jobs protocol does not answer, the error wraps
 // actors.ErrTimeout.
 func CancelJob(ctx context.Context, node *actors.Node, id, reason string) (Cancelling, error) {
+	return forward(ctx, node, "cancelling "+id, func(timeout time.Duration) CancelRequest {
+		return CancelRequest{ID: id, Reason: reason, Timeout: timeout}
+	})
+}
+
+// forward makes a request that node's jobs protocol may pass on to other
+// members (a cancel, a status, a list), waiting at most until ctx's
+// deadline (DefaultCancelTimeout without one), and asks the others to
+// answer forwardMargin earlier. what names the request in errors.
+func forward[Req actors.Asks[Rep], Rep any](ctx context.Context, node *actors.Node, what string, req func(timeout time.Duration) Req) (Rep, error) {
+	var zero Rep
 	wait := DefaultCancelTimeout
 	if d, ok := ctx.Deadline(); ok {
 		wait = time.Until(d)
 	}
 	if wait <= 0 {
-		return Cancelling{}, fmt.Errorf("jobs: cancelling %s through %s: %w", id, node.Name(), context.DeadlineExceeded)
+		return zero, fmt.Errorf("jobs: %s through %s: %w", what, node.Name(), context.DeadlineExceeded)
 	}
 	ctx, stop := context.WithTimeout(ctx, wait)
 	defer stop()
-	c, err := actors.Call(ctx, node, Name, CancelRequest{ID: id, Reason: reason, Timeout: wait - forwardMargin(wait)})
+	rep, err := actors.Call(ctx, node, Name, req(wait-forwardMargin(wait)))
 	switch {
 	case errors.Is(err, actors.ErrTimeout):
-		return Cancelling{}, fmt.Errorf("%w: cancelling %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, id, node.Name(), wait.Round(time.Millisecond))
+		return zero, fmt.Errorf("%w: %s: the jobs protocol of %s did not answer within %v", actors.ErrTimeout, what, node.Name(), wait.Round(time.Millisecond))
 	case errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped), errors.Is(err, actors.ErrNodeStopped):
-		return Cancelling{}, fmt.Errorf("jobs: cancelling %s through %s: %w", id, node.Name(), err)
+		return zero, fmt.Errorf("jobs: %s through %s: %w", what, node.Name(), err)
 	}
-	return c, err
+	return rep, err
 }
 
 // ContactOf is the contact node named in a job id ("" if the id is not
