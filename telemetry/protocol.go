@@ -51,7 +51,7 @@ type telemetry struct {
 	term          uint64
 	statuses      map[actors.NodeName]*received
 	alerts        *history
-	rates         map[string][]float64 // per protocol: messages handled per second over the live members
+	rates         map[actors.ProtocolName][]float64 // per protocol: messages handled per second over the live members
 
 	// For the rates and CPU of the next status.
 	prevAt    time.Time
@@ -109,7 +109,7 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	p.members = map[actors.NodeName]membership.State{p.self: membership.Alive}
 	p.statuses = map[actors.NodeName]*received{}
 	p.alerts = newHistory(p.cfg.AlertHistory)
-	p.rates = map[string][]float64{}
+	p.rates = map[actors.ProtocolName][]float64{}
 	p.prevMsgs = map[actors.ProtocolName][5]int64{}
 	p.series = map[actors.NodeName]*series{}
 	p.results = map[string]*resultPreview{}
@@ -698,13 +698,13 @@ func (p *telemetry) onStatus(ctx *actors.Context, from actors.NodeName, m *pb.Te
 // chartRates adds one point per protocol: messages handled per second,
 // summed over the live members whose status is fresh.
 func (p *telemetry) chartRates(now time.Time) {
-	sum := map[string]float64{}
+	sum := map[actors.ProtocolName]float64{}
 	for name, r := range p.statuses {
 		if !p.isLive(name) || now.Sub(r.at) > p.cfg.StaleAfter {
 			continue
 		}
 		for _, ps := range r.msg.Protocols {
-			sum[ps.Name] += ps.MsgsInPerSec
+			sum[actors.ProtocolName(ps.Name)] += ps.MsgsInPerSec
 		}
 	}
 	for name := range p.rates {

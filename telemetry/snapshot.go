@@ -57,8 +57,8 @@ type Member struct {
 // live members, one point per status interval of the answering node,
 // oldest first.
 type Rate struct {
-	Protocol string    `json:"protocol"`
-	Points   []float64 `json:"points"`
+	Protocol actors.ProtocolName `json:"protocol"`
+	Points   []float64           `json:"points"`
 }
 
 func (p *telemetry) snapshot(ctx *actors.Context, r SnapshotRequest) Snapshot {

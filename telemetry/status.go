@@ -9,7 +9,7 @@ import (
 
 // Status is one node's periodic status, as it sent it.
 type Status struct {
-	Node       string           `json:"node"`
+	Node       actors.NodeName  `json:"node"`
 	Seq        uint64           `json:"seq"`
 	Time       time.Time        `json:"time"`    // the node's clock when it made the status
 	Started    time.Time        `json:"started"` // when the node's telemetry started
@@ -22,7 +22,7 @@ type Status struct {
 	Goroutines int              `json:"goroutines"`
 	DiskFree   uint64           `json:"disk_free_bytes"`  // 0 with DiskTotal 0: not measured
 	DiskTotal  uint64           `json:"disk_total_bytes"` //
-	Leader     string           `json:"leader"`
+	Leader     actors.NodeName  `json:"leader"`
 	Term       uint64           `json:"term"`
 	Protocols  []ProtocolStatus `json:"protocols"`
 	Jobs       []Job            `json:"jobs"`
@@ -57,10 +57,10 @@ type RaftFollower struct {
 
 // ProtocolStatus is one protocol of a node's status.
 type ProtocolStatus struct {
-	Name         string `json:"name"`
-	MailboxDepth int    `json:"mailbox_depth"`
-	Restarts     int64  `json:"restarts"`
-	Stopped      bool   `json:"stopped"`
+	Name         actors.ProtocolName `json:"name"`
+	MailboxDepth int                 `json:"mailbox_depth"`
+	Restarts     int64               `json:"restarts"`
+	Stopped      bool                `json:"stopped"`
 	// InPerSec counts the messages handled, timer firings left out
 	// (TimersPerSec).
 	InPerSec       float64 `json:"msgs_in_per_sec"`
@@ -78,14 +78,14 @@ type ProtocolStatus struct {
 
 // Job is a job as its contact reported it.
 type Job struct {
-	ID         string    `json:"id"`
-	Contact    string    `json:"contact"`
-	State      string    `json:"state"`
-	PartsTotal int       `json:"parts_total"`
-	PartsDone  int       `json:"parts_done"`
-	Error      string    `json:"error,omitempty"`
-	Submitted  time.Time `json:"submitted"`
-	Ended      time.Time `json:"ended,omitzero"`
+	ID         string          `json:"id"`
+	Contact    actors.NodeName `json:"contact"`
+	State      string          `json:"state"`
+	PartsTotal int             `json:"parts_total"`
+	PartsDone  int             `json:"parts_done"`
+	Error      string          `json:"error,omitempty"`
+	Submitted  time.Time       `json:"submitted"`
+	Ended      time.Time       `json:"ended,omitzero"`
 	// PartsByNode counts the part results by the node that ran them.
 	PartsByNode map[actors.NodeName]int `json:"parts_by_node,omitempty"`
 	// Result is a succeeded job's result (JSON text), cut to
@@ -112,15 +112,15 @@ func unixTime(ns int64) time.Time {
 
 func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 	s := &Status{
-		Node: m.Node, Seq: m.Seq, Time: unixTime(m.TimeUnixNano), Started: unixTime(m.StartedUnixNano),
+		Node: actors.NodeName(m.Node), Seq: m.Seq, Time: unixTime(m.TimeUnixNano), Started: unixTime(m.StartedUnixNano),
 		IntervalMS: m.IntervalMs, CPUPercent: m.CpuPercent, NumCPU: int(m.NumCpu),
 		HeapBytes: m.HeapBytes, MemBytes: m.MemoryBytes, RSSBytes: m.RssBytes, Goroutines: int(m.Goroutines),
-		DiskFree: m.DiskFreeBytes, DiskTotal: m.DiskTotalBytes, Leader: m.Leader, Term: m.Term,
+		DiskFree: m.DiskFreeBytes, DiskTotal: m.DiskTotalBytes, Leader: actors.NodeName(m.Leader), Term: m.Term,
 		Protocols: make([]ProtocolStatus, 0, len(m.Protocols)), Jobs: make([]Job, 0, len(m.Jobs)), Size: size,
 	}
 	for _, p := range m.Protocols {
 		s.Protocols = append(s.Protocols, ProtocolStatus{
-			Name: p.Name, MailboxDepth: int(p.MailboxDepth), Restarts: p.Restarts, Stopped: p.Stopped,
+			Name: actors.ProtocolName(p.Name), MailboxDepth: int(p.MailboxDepth), Restarts: p.Restarts, Stopped: p.Stopped,
 			InPerSec: p.MsgsInPerSec, OutPerSec: p.MsgsOutPerSec, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
 			BytesIn: p.BytesIn, BytesOut: p.BytesOut, Unhandled: p.Unhandled,
 			TimersPerSec: p.TimersPerSec, Timers: p.Timers, BytesInPerSec: p.BytesInPerSec, BytesOutPerSec: p.BytesOutPerSec,
@@ -139,12 +139,12 @@ func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 		s.Raft = v
 	}
 	for _, j := range m.Jobs {
-		s.Jobs = append(s.Jobs, jobFromPB(m.Node, j))
+		s.Jobs = append(s.Jobs, jobFromPB(actors.NodeName(m.Node), j))
 	}
 	return s
 }
 
-func jobFromPB(contact string, j *pb.TelemetryJob) Job {
+func jobFromPB(contact actors.NodeName, j *pb.TelemetryJob) Job {
 	out := Job{ID: j.Id, Contact: contact, State: j.State, PartsTotal: int(j.PartsTotal), PartsDone: int(j.PartsDone),
 		Error: j.Error, Submitted: unixTime(j.SubmittedUnixNano), Ended: unixTime(j.EndedUnixNano),
 		Result: j.Result, ResultCut: j.ResultCut}

@@ -51,12 +51,12 @@ func TestEveryNodeSeesEveryStatus(t *testing.T) {
 			t.Errorf("member %d is %s, want %s (name order)", i, m.Name, names[i])
 		}
 		st := m.Status
-		var protos []string
+		var protos []actors.ProtocolName
 		for _, p := range st.Protocols {
 			protos = append(protos, p.Name)
 		}
 		for _, want := range []actors.ProtocolName{membership.Name, "election", jobs.Name, telemetry.Name} {
-			if !slices.Contains(protos, string(want)) {
+			if !slices.Contains(protos, want) {
 				t.Errorf("%s's status lists protocols %v, without %s", m.Name, protos, want)
 			}
 		}
@@ -68,7 +68,7 @@ func TestEveryNodeSeesEveryStatus(t *testing.T) {
 	// The telemetry protocol itself sends statuses, so its rate is seen.
 	err = actortest.WaitFor(5*time.Second, func() bool {
 		for _, r := range snapshot(t, c.Node("node-2")).Rates {
-			if r.Protocol == string(telemetry.Name) && len(r.Points) > 0 && r.Points[len(r.Points)-1] > 0 {
+			if r.Protocol == telemetry.Name && len(r.Points) > 0 && r.Points[len(r.Points)-1] > 0 {
 				return true
 			}
 		}
