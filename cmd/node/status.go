@@ -25,7 +25,7 @@ func clusterStatusCmd() *cobra.Command {
 		Short: "Print the cluster as a node sees it: members, load, leader, jobs, alerts",
 		Long: `status prints the table the dashboard (the node's HTTP address in a browser)
 shows: every member with its SWIM state and latest status (CPU of its
-process, memory, goroutines, messages waiting in its protocols' mailboxes,
+process, memory (resident, as ps and docker stats count it), goroutines, messages waiting in its protocols' mailboxes,
 protocol restarts, messages handled per second, age of the status), the
 leader, the jobs with their progress, every active alert and the newest
 resolved ones (and events).`,
@@ -82,7 +82,7 @@ func printStatus(out io.Writer, s telemetry.Snapshot, alerts int) error {
 			age += " (stale)"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%.0f%%\t%s\t%d\t%d\t%d\t%.1f\t%s\n", name, m.State, st.CPUPercent,
-			memory(st.MemBytes), st.Goroutines, depth, restarts, rate, age)
+			memory(cmp.Or(st.RSSBytes, st.MemBytes)), st.Goroutines, depth, restarts, rate, age)
 	}
 	if err := w.Flush(); err != nil {
 		return err
