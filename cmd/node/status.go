@@ -25,8 +25,9 @@ func clusterStatusCmd() *cobra.Command {
 		Short: "Print the cluster as a node sees it: members, load, leader, jobs, alerts",
 		Long: `status prints the table the dashboard (the node's HTTP address in a browser)
 shows: every member with its SWIM state and latest status (CPU of its
-process, memory (resident, as ps and docker stats count it), goroutines, messages waiting in its protocols' mailboxes,
-protocol restarts, messages handled per second, age of the status), the
+process, resident memory as ps and docker stats count it, goroutines,
+messages waiting in its protocols' mailboxes, protocol restarts, messages
+handled per second, age of the status), the
 leader, the jobs with their progress, every active alert and the newest
 resolved ones (and events).`,
 		Args: cobra.NoArgs,
