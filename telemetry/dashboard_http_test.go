@@ -156,15 +156,7 @@ func TestHistoryEndpoint(t *testing.T) {
 // with two of three voters gone the quorum is lost.
 func TestRaftPanelEndpoint(t *testing.T) {
 	c := newCluster(t, 3, testConfig(nil), cluster.Membership(clustertest.SteadySimMembership()))
-	rcfg := consensus.DefaultConfig()
-	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
-	rf, err := consensus.New(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(rf); err != nil {
-		t.Fatal(err)
-	}
+	startRaft(t, c)
 	srv := httptest.NewServer(telemetry.Handler(c.Node("node-1"), telemetry.HandlerConfig{}))
 	t.Cleanup(srv.Close)
 	var p telemetry.RaftPanel

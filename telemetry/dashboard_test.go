@@ -159,15 +159,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// for failed, and the page would show alerts the test did not cause.
 	c := jobstest.NewCluster(t, 3, jcfg, cluster.Membership(clustertest.SteadySimMembership()),
 		cluster.Logger(zerolog.New(cfg.Logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()))
-	rcfg := consensus.DefaultConfig()
-	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
-	rf, err := consensus.New(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(rf); err != nil {
-		t.Fatal(err)
-	}
+	startRaft(t, c)
 	startTelemetry(t, c, cfg)
 
 	base, stopStreams := context.WithCancel(context.Background())

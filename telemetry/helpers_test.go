@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
 	"github.com/troupe-dev/troupe/telemetry"
@@ -133,4 +134,18 @@ func waitAlert(t testing.TB, c *cluster.Cluster, nodes []actors.NodeName, kind t
 		t.Fatalf("%s alert about %s: only %d of %v hold one within %v", kind, subject, len(got), nodes, within)
 	}
 	return got
+}
+
+// startRaft starts a raft group of every node of c, without fsync.
+func startRaft(t testing.TB, c *cluster.Cluster) {
+	t.Helper()
+	rcfg := consensus.DefaultConfig()
+	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
+	rf, err := consensus.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(rf); err != nil {
+		t.Fatal(err)
+	}
 }

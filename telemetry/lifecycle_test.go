@@ -13,7 +13,6 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
 	"github.com/troupe-dev/troupe/telemetry"
@@ -116,15 +115,7 @@ func testQuorumLostOnAMinorityAndRegained(t *testing.T) {
 	if err := c.Start(ef); err != nil {
 		t.Fatal(err)
 	}
-	rcfg := consensus.DefaultConfig()
-	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
-	rf, err := consensus.New(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(rf); err != nil {
-		t.Fatal(err)
-	}
+	startRaft(t, c)
 	startTelemetry(t, c, testConfig(nil))
 	actortest.Eventually(t, 10*time.Second, "every node follows a raft leader", func() bool {
 		for _, n := range c.Nodes() {
