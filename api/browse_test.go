@@ -16,6 +16,8 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -34,22 +36,22 @@ func TestKeysByPrefix(t *testing.T) {
 	if err := c.Node("node-1").Start(rf); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := consensus.NewKV(c.Node("node-1"))
+	kc, err := kv.NewClient(c.Node("node-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	actortest.Eventually(t, 10*time.Second, "node-1 leads", func() bool {
-		st, err := kv.Status(ctx)
+		st, err := kc.Status(ctx)
 		return err == nil && st.Leader == "node-1"
 	})
 	for _, k := range []string{"app/a", "app/b", "app/c", "zzz"} {
-		if _, err := kv.Put(ctx, k, []byte("v-"+k)); err != nil {
+		if _, err := kc.Put(ctx, k, []byte("v-"+k)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	lk, err := kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: "app/lock", Owner: "me", TTL: time.Minute})
+	lk, err := kv.Lock(ctx, mutex.LockRequest{Op: mutex.LockAcquire, Name: "app/lock", Owner: "me", TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func TestKeysByPrefix(t *testing.T) {
 	t.Cleanup(other.Close)
 
 	var b struct {
-		consensus.Browse
+		kv.Browse
 		Locks []struct {
 			Name, Owner, Token string
 		} `json:"locks"`
@@ -80,7 +82,7 @@ func TestKeysByPrefix(t *testing.T) {
 		t.Fatalf("second page: %d %s", code, raw)
 	}
 
-	long := url.QueryEscape(strings.Repeat("k", consensus.MaxBrowsePrefix+1))
+	long := url.QueryEscape(strings.Repeat("k", kv.MaxBrowsePrefix+1))
 	for _, tc := range []struct{ query, want string }{
 		{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=abc", "limit"}, {"limit=99999999999999999999", "limit"},
 		{"prefix=" + long, "prefix of 1025 bytes"}, {"after=" + long, "after of 1025 bytes"},

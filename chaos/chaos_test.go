@@ -25,8 +25,8 @@ import (
 
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/api"
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 // project is the suite's compose project (TROUPE_CHAOS_PROJECT, default
@@ -561,7 +561,7 @@ func kvClient(id int, h *history, stop *atomic.Bool, acked *atomic.Int64, fatal 
 		if rng.IntN(2) == 0 {
 			value := fmt.Sprintf("c%d-%d", id, n)
 			code, body, err := kvPut(node, key, value)
-			in := consensustest.Input{Op: consensus.OpPut, Key: key, Value: value}
+			in := consensustest.Input{Op: kv.OpPut, Key: key, Value: value}
 			switch {
 			case err == nil && code == http.StatusOK:
 				acked.Add(1)
@@ -579,9 +579,9 @@ func kvClient(id int, h *history, stop *atomic.Bool, acked *atomic.Int64, fatal 
 			code, body, err := kvGet(node, key)
 			switch {
 			case err == nil && code == http.StatusOK:
-				h.add(id, consensustest.Input{Op: consensus.OpGet, Key: key}, call, consensustest.Output{Value: body, Found: true}, time.Now())
+				h.add(id, consensustest.Input{Op: kv.OpGet, Key: key}, call, consensustest.Output{Value: body, Found: true}, time.Now())
 			case err == nil && code == http.StatusNotFound && strings.Contains(body, "not_found"):
-				h.add(id, consensustest.Input{Op: consensus.OpGet, Key: key}, call, consensustest.Output{}, time.Now())
+				h.add(id, consensustest.Input{Op: kv.OpGet, Key: key}, call, consensustest.Output{}, time.Now())
 			}
 		}
 	}
@@ -628,7 +628,7 @@ func (s *suite) rollingRestart(t *testing.T) {
 			if err != nil || code != http.StatusOK && code != http.StatusNotFound {
 				t.Fatalf("final read of %s on %s: %d %s %v", key, n, code, body, err)
 			}
-			h.add(99, consensustest.Input{Op: consensus.OpGet, Key: key}, call, consensustest.Output{Value: body, Found: code == http.StatusOK}, time.Now())
+			h.add(99, consensustest.Input{Op: kv.OpGet, Key: key}, call, consensustest.Output{Value: body, Found: code == http.StatusOK}, time.Now())
 		}
 	}
 	checkLinearizable(t, h, 2*time.Minute)

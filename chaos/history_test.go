@@ -13,8 +13,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 // history records operations of concurrent clients, for both suites.
@@ -69,9 +69,9 @@ func checkLinearizable(t *testing.T, h *history, timeout time.Duration) {
 func isWrite(op porcupine.Operation) bool {
 	in, out := op.Input.(consensustest.Input), op.Output.(consensustest.Output)
 	switch in.Op {
-	case consensus.OpPut:
+	case kv.OpPut:
 		return true
-	case consensus.OpCAS:
+	case kv.OpCAS:
 		return in.Unknown || out.OK
 	}
 	return false

@@ -26,8 +26,8 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/troupe-dev/troupe/actors/actortest"
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 var loopbackSeed = flag.Uint64("chaos.seed", 1, "seed of the loopback suite's clients and nemesis")
@@ -379,7 +379,7 @@ func (c *cluster) client(id int, seed uint64, h *history, stop *atomic.Bool, w *
 		switch op := rng.IntN(10); {
 		case op < 4: // get
 			code, body, err := c.kv(http.MethodGet, p, key, "", "")
-			in := consensustest.Input{Op: consensus.OpGet, Key: key}
+			in := consensustest.Input{Op: kv.OpGet, Key: key}
 			switch {
 			case err == nil && code == http.StatusOK:
 				h.add(id, in, call, consensustest.Output{Found: true, Value: string(body)}, time.Now())
@@ -396,9 +396,9 @@ func (c *cluster) client(id int, seed uint64, h *history, stop *atomic.Bool, w *
 			}
 		default: // put, or compare-and-set against the last value seen
 			value := fmt.Sprintf("c%d-%d", id, n)
-			in := consensustest.Input{Op: consensus.OpPut, Key: key, Value: value}
+			in := consensustest.Input{Op: kv.OpPut, Key: key, Value: value}
 			if prev, ok := seen[key]; ok && op >= 8 {
-				in.Op, in.Prev = consensus.OpCAS, prev
+				in.Op, in.Prev = kv.OpCAS, prev
 			}
 			code, body, err := c.kv(http.MethodPut, p, key, value, in.Prev)
 			switch {
@@ -406,7 +406,7 @@ func (c *cluster) client(id int, seed uint64, h *history, stop *atomic.Bool, w *
 				h.add(id, in, call, consensustest.Output{OK: true}, time.Now())
 				seen[key] = value
 				w.acked.Add(1)
-			case err == nil && code == http.StatusConflict && in.Op == consensus.OpCAS && errorCode(body) == "cas_failed":
+			case err == nil && code == http.StatusConflict && in.Op == kv.OpCAS && errorCode(body) == "cas_failed":
 				var f struct {
 					Found   bool
 					Current string
@@ -559,7 +559,7 @@ func loopbackChaos(t *testing.T, bin string, n int) {
 			if !out.Found {
 				out.Value = ""
 			}
-			in := consensustest.Input{Op: consensus.OpGet, Key: key}
+			in := consensustest.Input{Op: kv.OpGet, Key: key}
 			h.add(clients, in, call, out, time.Now())
 			final.add(clients, in, call, out, time.Now())
 		}

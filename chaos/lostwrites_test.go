@@ -6,26 +6,26 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 // TestLostWritesFindsLosses checks the suites' second checker on small
 // histories: what is a loss and what is not.
 func TestLostWritesFindsLosses(t *testing.T) {
 	put := func(client int, value string, call, ret int64) porcupine.Operation {
-		in := consensustest.Input{Op: consensus.OpPut, Key: "k", Value: value}
+		in := consensustest.Input{Op: kv.OpPut, Key: "k", Value: value}
 		if ret == math.MaxInt64 {
 			in.Unknown = true
 		}
 		return porcupine.Operation{ClientId: client, Input: in, Call: call, Return: ret, Output: consensustest.Output{OK: true}}
 	}
 	cas := func(client int, value string, ok bool, call, ret int64) porcupine.Operation {
-		return porcupine.Operation{ClientId: client, Input: consensustest.Input{Op: consensus.OpCAS, Key: "k", Value: value, Prev: "a"},
+		return porcupine.Operation{ClientId: client, Input: consensustest.Input{Op: kv.OpCAS, Key: "k", Value: value, Prev: "a"},
 			Call: call, Return: ret, Output: consensustest.Output{OK: ok}}
 	}
 	read := func(found bool, value string) porcupine.Operation {
-		return porcupine.Operation{ClientId: 9, Input: consensustest.Input{Op: consensus.OpGet, Key: "k"}, Call: 100, Return: 101,
+		return porcupine.Operation{ClientId: 9, Input: consensustest.Input{Op: kv.OpGet, Key: "k"}, Call: 100, Return: 101,
 			Output: consensustest.Output{Found: found, Value: value}}
 	}
 	for _, tc := range []struct {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 // In Consensus mode a transaction's decision lives in the consensus
@@ -50,8 +51,8 @@ type kvResult struct {
 	w   *worker // the incarnation that asked
 	op  kvOp
 	tx  string
-	res consensus.Result
-	err error // the request failed (see consensus.Request)
+	res kv.Result
+	err error // the request failed (see kv.Request)
 }
 
 // consensusWait bounds the wait for the raft protocol's answer, which
@@ -62,9 +63,9 @@ const consensusWait = time.Minute
 // ask sends the node's raft protocol a request whose result comes back as
 // an event, to onConsensus. Without a raft protocol that error is handled
 // at once.
-func (p *Protocol) ask(ctx *actors.Context, op kvOp, tx string, req consensus.Request) error {
+func (p *Protocol) ask(ctx *actors.Context, op kvOp, tx string, req kv.Request) error {
 	w, on := p.w, alive(p, p.onConsensus)
-	err := actors.Request(ctx, consensus.Name, req, consensusWait, func(ctx *actors.Context, res consensus.Result, err error) error {
+	err := actors.Request(ctx, consensus.Name, req, consensusWait, func(ctx *actors.Context, res kv.Result, err error) error {
 		return on(ctx, &kvResult{w: w, op: op, tx: tx, res: res, err: err})
 	})
 	if err != nil {
@@ -75,22 +76,22 @@ func (p *Protocol) ask(ctx *actors.Context, op kvOp, tx string, req consensus.Re
 
 func (p *Protocol) putPending(ctx *actors.Context, t *coordTx) error {
 	t.kvBusy = true
-	return p.ask(ctx, kvPutPending, t.id, consensus.Request{Op: consensus.OpPut, Key: DecisionKey(t.id), Value: valPending})
+	return p.ask(ctx, kvPutPending, t.id, kv.Request{Op: kv.OpPut, Key: DecisionKey(t.id), Value: valPending})
 }
 
 func (p *Protocol) recordDecision(ctx *actors.Context, t *coordTx) error {
 	t.kvBusy = true
-	return p.ask(ctx, kvDecide, t.id, consensus.Request{Op: consensus.OpCAS, Key: DecisionKey(t.id), Prev: valPending, Value: decisionValue(t.want)})
+	return p.ask(ctx, kvDecide, t.id, kv.Request{Op: kv.OpCAS, Key: DecisionKey(t.id), Prev: valPending, Value: decisionValue(t.want)})
 }
 
 func (p *Protocol) readDecision(ctx *actors.Context, t *coordTx) error {
 	t.kvBusy = true
-	return p.ask(ctx, kvRecover, t.id, consensus.Request{Op: consensus.OpGet, Key: DecisionKey(t.id)})
+	return p.ask(ctx, kvRecover, t.id, kv.Request{Op: kv.OpGet, Key: DecisionKey(t.id)})
 }
 
 func (p *Protocol) deleteDecision(ctx *actors.Context, t *coordTx) error {
 	t.kvBusy = true
-	return p.ask(ctx, kvDelete, t.id, consensus.Request{Op: consensus.OpDelete, Key: DecisionKey(t.id)})
+	return p.ask(ctx, kvDelete, t.id, kv.Request{Op: kv.OpDelete, Key: DecisionKey(t.id)})
 }
 
 // retryConsensus asks again what failed.
@@ -168,7 +169,7 @@ func definite(err error) bool {
 
 // learnt handles what the group says of a coordinator's transaction: the
 // result of its compare-and-set, or of its read after a restart.
-func (p *Protocol) learnt(ctx *actors.Context, t *coordTx, op kvOp, res consensus.Result) error {
+func (p *Protocol) learnt(ctx *actors.Context, t *coordTx, op kvOp, res kv.Result) error {
 	if op == kvDecide && res.OK {
 		return p.decided(ctx, t, t.want)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/bank"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -135,12 +136,12 @@ func (e *env) waitConsensus() {
 	e.t.Helper()
 	actortest.Eventually(e.t, 10*time.Second, "the raft group takes a write", func() bool {
 		for _, n := range e.c.Nodes() {
-			kv, err := consensus.NewKV(n)
+			kc, err := kv.NewClient(n)
 			if err != nil {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			_, err = kv.Put(ctx, "warm-up", []byte("x"))
+			_, err = kc.Put(ctx, "warm-up", []byte("x"))
 			cancel()
 			if err == nil {
 				return true
@@ -279,12 +280,12 @@ func participantsOf(tx commit.Transaction) []actors.NodeName {
 // consensus group.
 func (e *env) keyGone(tx string) error {
 	for _, n := range e.c.Nodes() {
-		kv, err := consensus.NewKV(n)
+		kc, err := kv.NewClient(n)
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		v, found, err := kv.Get(ctx, commit.DecisionKey(tx))
+		v, found, err := kc.Get(ctx, commit.DecisionKey(tx))
 		cancel()
 		if err != nil {
 			continue

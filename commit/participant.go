@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
@@ -226,7 +226,7 @@ func (p *Protocol) tickParticipant(ctx *actors.Context, pt *part, now time.Time)
 		sendOrLog(p, ctx, pt.coordinator, &pb.TxQuery{Tx: pt.id})
 		if pt.mode == pb.TxMode_TX_MODE_CONSENSUS && p.raft && !pt.kvBusy {
 			pt.kvBusy = true
-			return p.ask(ctx, kvRead, pt.id, consensus.Request{Op: consensus.OpGet, Key: DecisionKey(pt.id)})
+			return p.ask(ctx, kvRead, pt.id, kv.Request{Op: kv.OpGet, Key: DecisionKey(pt.id)})
 		}
 	}
 	return nil
@@ -267,7 +267,7 @@ func (p *Protocol) participantConsensus(ctx *actors.Context, r *kvResult) error 
 		p.apply(ctx, pt, bytes.Equal(res.Value, valCommit))
 	case bytes.Equal(res.Value, valPending) && ctx.Now().Sub(pt.since) >= p.cfg.AbandonAfter:
 		pt.kvBusy = true
-		return p.ask(ctx, kvAbandon, pt.id, consensus.Request{Op: consensus.OpCAS, Key: DecisionKey(pt.id), Prev: valPending, Value: valAbort})
+		return p.ask(ctx, kvAbandon, pt.id, kv.Request{Op: kv.OpCAS, Key: DecisionKey(pt.id), Prev: valPending, Value: valAbort})
 	}
 	return nil
 }

@@ -8,7 +8,9 @@ import (
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/membership"
+	"github.com/troupe-dev/troupe/mutex"
 )
 
 // JobsConfig is the jobs protocol's configuration: the Starlark runtime
@@ -65,9 +67,11 @@ func (c *Config) ElectionConfig() election.Config {
 // RaftOn tells whether the node runs the raft group.
 func (c *Config) RaftOn() bool { return len(c.Raft.Peers) > 0 || c.Raft.Join }
 
-// RaftConfig is the raft protocol's configuration, its log in dataDir.
+// RaftConfig is the raft protocol's configuration, its log in dataDir,
+// hosting the key-value store (kv) and the lease locks (mutex).
 func (c *Config) RaftConfig(dataDir string) consensus.Config {
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.Join = dataDir, nodeNames(c.Raft.Peers), c.Raft.Join
 	cfg.ForceNewState = c.Raft.ForceNewState
 	cfg.TickInterval, cfg.ElectionTicks, cfg.HeartbeatTicks = c.Raft.TickInterval, c.Raft.ElectionTicks, c.Raft.HeartbeatTicks

@@ -35,6 +35,13 @@ type Config struct {
 	// --force-new-state; every use is logged as a warning.
 	ForceNewState bool
 
+	// Machines are the state machines the group replicates, side by side
+	// in one log (a node runs package kv's store and package mutex's lease
+	// locks). Every node of the group hosts the same machines under the
+	// same names; names are unique. Empty: the group replicates nothing
+	// but its membership.
+	Machines []Machine
+
 	TickInterval   time.Duration // one raft tick (heartbeats and elections count ticks)
 	ElectionTicks  int           // ticks without a leader before a (pre-)vote; randomised in [n, 2n)
 	HeartbeatTicks int           // ticks between a leader's heartbeats; below ElectionTicks
@@ -55,8 +62,6 @@ type Config struct {
 	// node port takes in one gRPC message (docs/architecture.md).
 	MaxInflightBytes uint64
 	MaxUncommitted   uint64 // bytes of uncommitted entries a leader accepts before dropping proposals
-	MaxKeySize       int    // bytes of a key
-	MaxValueSize     int    // bytes of a value
 	// RequestTimeout bounds how long a request waits for its outcome
 	// inside the protocol (ErrTimeout after it).
 	RequestTimeout time.Duration
@@ -84,15 +89,9 @@ func DefaultConfig() Config {
 		// 16 appends of 1 MiB: a quarter of the node port's gRPC message.
 		MaxInflightBytes: 16 << 20,
 		MaxUncommitted:   64 << 20, // 64 MiB
-		MaxKeySize:       1024,     // bytes
-		MaxValueSize:     64 << 10, // 64 KiB: a snapshot must fit an envelope (docs/consensus.md)
 		RequestTimeout:   5 * time.Second,
 	}
 }
-
-// maxValueSize is the largest MaxValueSize Validate accepts: an entry must
-// fit in one 4 MiB envelope with room to spare.
-const maxValueSize = 1 << 20
 
 // Validate reports the first field that is missing or out of range; the
 // message after ErrInvalidConfig starts with the field's name.
@@ -138,8 +137,18 @@ func (c Config) Validate() error {
 	if c.MaxSizePerMsg < 1 || c.MaxInflightMsgs < 1 || c.MaxUncommitted < 1 {
 		return fmt.Errorf("%w: MaxSizePerMsg, MaxInflightMsgs and MaxUncommitted must be positive", ErrInvalidConfig)
 	}
-	if c.MaxKeySize < 1 || c.MaxValueSize < 0 || c.MaxValueSize > maxValueSize {
-		return fmt.Errorf("%w: MaxKeySize (%d) must be positive and MaxValueSize (%d) in [0, %d]", ErrInvalidConfig, c.MaxKeySize, c.MaxValueSize, maxValueSize)
+	names := map[string]bool{}
+	for i, m := range c.Machines {
+		if err := checkMachineName(m.Name); err != nil {
+			return fmt.Errorf("%w: Machines[%d]: %v", ErrInvalidConfig, i, err)
+		}
+		if names[m.Name] {
+			return fmt.Errorf("%w: Machines: %q is given twice; each machine has its own name", ErrInvalidConfig, m.Name)
+		}
+		if m.New == nil {
+			return fmt.Errorf("%w: Machines: %q has no New", ErrInvalidConfig, m.Name)
+		}
+		names[m.Name] = true
 	}
 	return nil
 }

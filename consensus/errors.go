@@ -43,11 +43,6 @@ var (
 	// ErrStopped: the raft protocol stopped or restarted while the request
 	// was pending. The write may or may not have been applied.
 	ErrStopped = errors.New("consensus: raft protocol stopped; the request may or may not have been applied")
-	// ErrInvalidKey: a key that is empty, too long, not UTF-8 or holds
-	// control characters.
-	ErrInvalidKey = errors.New("consensus: invalid key")
-	// ErrValueTooLarge: a value over Config.MaxValueSize.
-	ErrValueTooLarge = errors.New("consensus: value too large")
 	// ErrCorrupt: the data dir holds a log or snapshot that fails its
 	// checksum or is inconsistent; the node refuses to start from it.
 	ErrCorrupt = errors.New("consensus: corrupted raft storage")

@@ -127,7 +127,7 @@ func (p *Raft) checkContent(m *pb.Message) error {
 	case pb.MsgSnap:
 		return p.checkSnapshot(m)
 	case pb.MsgProp:
-		return checkProposal(m.GetEntries())
+		return p.checkProposal(m.GetEntries())
 	case pb.MsgReadIndex:
 		if len(m.GetEntries()) != 1 {
 			return fmt.Errorf("a read-index request with %d entries; it carries exactly one, its context", len(m.GetEntries()))
@@ -160,10 +160,11 @@ func checkAppend(m *pb.Message) error {
 }
 
 // checkProposal checks entries a follower forwards: at least one, each one
-// a command this protocol can apply, or a configuration change raft can
-// decode (stepLeader panics on one it cannot). A command that does not
-// decode would be committed, and no node could apply it.
-func checkProposal(entries []*pb.Entry) error {
+// a command this protocol can apply (a format-2 RaftEntry whose commands
+// name hosted machines), or a configuration change raft can decode
+// (stepLeader panics on one it cannot). A command that does not decode
+// would be committed, and no node could apply it.
+func (p *Raft) checkProposal(entries []*pb.Entry) error {
 	if len(entries) == 0 {
 		return fmt.Errorf("an empty proposal; a proposal carries at least one entry")
 	}
@@ -172,7 +173,15 @@ func checkProposal(entries []*pb.Entry) error {
 		switch e.GetType() {
 		case pb.EntryNormal:
 			if len(e.GetData()) > 0 {
-				err = proto.Unmarshal(e.GetData(), &messages.KVCommand{})
+				var entry *messages.RaftEntry
+				if entry, err = decodeRaftEntry(e.GetIndex(), e.GetData()); err == nil {
+					for _, c := range entry.Commands {
+						if _, ok := p.byName[c.Machine]; !ok {
+							err = fmt.Errorf("a command to machine %q, which is not hosted (hosted: %v)", c.Machine, p.machineNames())
+							break
+						}
+					}
+				}
 			}
 		case pb.EntryConfChange:
 			err = proto.Unmarshal(e.GetData(), &pb.ConfChange{})
@@ -213,9 +222,14 @@ func (p *Raft) checkSnapshot(m *pb.Message) error {
 	if err := cs.Equivalent(trk.ConfState()); err != nil {
 		return fmt.Errorf("a snapshot whose configuration is not consistent: %v", err)
 	}
-	var snap messages.KVSnapshot
-	if err := proto.Unmarshal(s.GetData(), &snap); err != nil {
-		return fmt.Errorf("a snapshot whose data does not decode: %v", err)
+	var snap messages.RaftSnapshot
+	if err := proto.Unmarshal(s.GetData(), &snap); err != nil || snap.Format != dataFormat {
+		return fmt.Errorf("a snapshot whose data does not decode as format %d (format %d): %v", dataFormat, snap.Format, err)
+	}
+	for _, sec := range snap.Machines {
+		if _, ok := p.byName[sec.Machine]; !ok {
+			return fmt.Errorf("a snapshot holding machine %q, which is not hosted (hosted: %v)", sec.Machine, p.machineNames())
+		}
 	}
 	for id, s := range snap.Names {
 		name := actors.NodeName(s)

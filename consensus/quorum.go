@@ -128,7 +128,7 @@ func (p *Raft) settleHeld() {
 	for _, w := range p.unproposed {
 		if p.pending[w.cmd.Seq] == w && w.queued {
 			delete(p.pending, w.cmd.Seq)
-			p.writeDone(w, Result{}, fmt.Errorf("%w: %s held the write and proposed no copy of it: %s", ErrNotApplied, p.node, why))
+			p.writeDone(w, nil, fmt.Errorf("%w: %s held the write and proposed no copy of it: %s", ErrNotApplied, p.node, why))
 		}
 	}
 	clear(p.unproposed)
@@ -140,7 +140,7 @@ func (p *Raft) settleHeld() {
 	clear(p.reads)
 	p.unissued = nil
 	for _, r := range reads {
-		p.readDone(r, Result{}, err)
+		p.readDone(r, 0, err)
 	}
 }
 

@@ -29,7 +29,8 @@ func New(cfg Config) (actors.Factory, error) {
 }
 
 // Raft is the protocol: one etcd raft.RawNode driven by the protocol's
-// handlers, its log on disk, and the key-value store it replicates.
+// handlers, its log on disk, and the state machines it replicates
+// (Config.Machines).
 type Raft struct {
 	cfg  Config
 	node actors.NodeName
@@ -39,7 +40,8 @@ type Raft struct {
 	disk      *disk
 	mem       *raft.MemoryStorage
 	rn        *raft.RawNode
-	sm        *store
+	machines  []*hosted                  // in Config.Machines' order
+	byName    map[string]*hosted         // machines by name
 	names     map[uint64]actors.NodeName // raft id → node name
 	confState *pb.ConfState
 	applied   uint64
@@ -80,23 +82,18 @@ type Raft struct {
 	fenced, reproposed        uint64         // copies skipped at apply (term fence); writes proposed again
 	dropped                   uint64         // remote raft messages refused (onBatch)
 	dropLog                   zerolog.Logger // rate-limited, for dropped messages
-
-	// Lease locks (locks.go): each held lock's countdown on this node.
-	leaseTimers map[string]*leaseTimer
-	clock       func() time.Time
 }
 
-// pendingWrite is a write (or lock operation) this incarnation accepted
+// pendingWrite is a command to a hosted machine this incarnation accepted
 // and has not answered. At most one copy of it is live at a time: term is
 // the term of that copy (0 while it has none: not proposed yet, or every
 // copy proposed is known dead), and the term fence (applyCommand) lets a
 // copy apply only from an entry of its own term.
 type pendingWrite struct {
-	// the request's reply: kv for a key-value write, lock for a lock
-	// operation (cmd.Lock set)
-	kv       actors.Reply[Result]
-	lock     actors.Reply[LockResult]
-	cmd      *messages.KVCommand
+	// answer answers the request: with Apply's result, or err when it is
+	// not nil (HandleCommand)
+	answer   func(res any, err error) error
+	cmd      *messages.RaftCommand
 	deadline time.Time
 	term     uint64
 	queued   bool // in unproposed
@@ -105,9 +102,11 @@ type pendingWrite struct {
 	lost bool
 }
 
+// pendingRead is a lookup waiting for its read index (HandleLookup).
 type pendingRead struct {
-	key      string
-	reply    actors.Reply[Result]
+	// answer runs the lookup at index and answers the request with its
+	// result, or answers err when it is not nil
+	answer   func(index uint64, err error) error
 	deadline time.Time
 }
 
@@ -148,7 +147,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	if err := p.cfg.Validate(); err != nil {
 		return err
 	}
-	p.node, p.id, p.log, p.clock = ctx.Node(), ID(ctx.Node()), ctx.Log(), ctx.Now
+	p.node, p.id, p.log = ctx.Node(), ID(ctx.Node()), ctx.Log()
 	p.dropLog = p.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})
 	if p.cfg.NoSync {
 		p.log.Warn().Msg("raft fsync is OFF (NoSync): acknowledged writes can be lost if the machine crashes; for benchmarks only")
@@ -172,7 +171,19 @@ func (p *Raft) Init(ctx *actors.Context) error {
 			Msg("cut a torn write (never acknowledged: cut short or zero-filled by a crash before its fsync) off the end of the raft log")
 	}
 	p.mem = raft.NewMemoryStorage()
-	p.sm = newStore()
+	p.machines, p.byName = nil, map[string]*hosted{}
+	for _, m := range p.cfg.Machines {
+		env := Env{Node: p.node, Log: p.log.With().Str("machine", m.Name).Logger(), Now: ctx.Now,
+			ElectionTimeout: time.Duration(p.cfg.ElectionTicks) * p.cfg.TickInterval}
+		sm := m.New(env)
+		if sm == nil {
+			return fmt.Errorf("%w: Machines: %q's New returned nil", ErrInvalidConfig, m.Name)
+		}
+		h := &hosted{name: m.Name, sm: sm}
+		h.ticker, _ = sm.(Ticker)
+		p.machines = append(p.machines, h)
+		p.byName[m.Name] = h
+	}
 	p.names = map[uint64]actors.NodeName{p.id: p.node}
 	for _, name := range p.cfg.Peers {
 		p.names[ID(name)] = name
@@ -197,6 +208,13 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.diskTerm, p.diskVote = st.hs.GetTerm(), st.hs.GetVote()
 	if err := p.mem.Append(st.entries); err != nil {
 		return fmt.Errorf("consensus: restoring the log: %w", err)
+	}
+	for _, e := range st.entries {
+		if e.GetType() == pb.EntryType_EntryNormal && len(e.Data) > 0 {
+			if _, err := decodeRaftEntry(e.GetIndex(), e.Data); err != nil {
+				return err // refuse at start, before anything of it applies
+			}
+		}
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        p.id,
@@ -238,12 +256,12 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.lastHeard = map[uint64]uint64{}
 
 	actors.OnMessage(ctx, p.onBatch)
-	actors.OnRequestDeferred(ctx, p.onRequest)
 	actors.OnRequestDeferred(ctx, p.onAdmin)
-	actors.OnRequestDeferred(ctx, p.onLock)
 	actors.OnPost(ctx, p.onReady)
 	actors.OnRequest(ctx, p.onStatus)
-	actors.OnRequest(ctx, p.onBrowse)
+	for _, m := range p.machines {
+		m.sm.Register(&Router{ctx: ctx, p: p, m: m})
+	}
 	actors.OnTimer(ctx, p.onTick)
 	ctx.Every(p.cfg.TickInterval, tick{})
 	p.kick(ctx)
@@ -257,13 +275,13 @@ func (p *Raft) Stop(*actors.Context) {
 	for _, seq := range slices.Sorted(maps.Keys(p.pending)) {
 		w := p.pending[seq]
 		if w.term == 0 && !w.lost {
-			p.writeDone(w, Result{}, fmt.Errorf("%w: the raft protocol stopped before it proposed the write", ErrNotApplied))
+			p.writeDone(w, nil, fmt.Errorf("%w: the raft protocol stopped before it proposed the write", ErrNotApplied))
 			continue
 		}
-		p.writeDone(w, Result{}, ErrStopped)
+		p.writeDone(w, nil, ErrStopped)
 	}
 	for _, r := range p.allReads() {
-		p.readDone(r, Result{}, ErrStopped)
+		p.readDone(r, 0, ErrStopped)
 	}
 	if p.admin != nil {
 		p.adminDone(p.admin, ErrStopped)
@@ -304,7 +322,7 @@ func (p *Raft) onTick(ctx *actors.Context, _ tick) error {
 	p.ticks++
 	p.expire(ctx.Now())
 	p.settleHeld()
-	p.expireLeases(ctx)
+	p.tickMachines(ctx.Now())
 	p.kick(ctx)
 	return nil
 }
@@ -368,38 +386,6 @@ func (p *Raft) drop(from actors.NodeName, m *pb.Message, why error) {
 		Msg("dropping a raft message")
 }
 
-// onRequest starts a key-value operation, answered through reply when it
-// is applied or served, or has failed (an error returned here answers it).
-func (p *Raft) onRequest(ctx *actors.Context, req Request, reply actors.Reply[Result]) error {
-	if err := checkKey(req.Key, p.cfg.MaxKeySize); err != nil {
-		return err
-	}
-	if len(req.Value) > p.cfg.MaxValueSize {
-		return fmt.Errorf("%w: %d bytes; the limit is %d", ErrValueTooLarge, len(req.Value), p.cfg.MaxValueSize)
-	}
-	if err := p.unavailable(); err != nil {
-		return err
-	}
-	deadline := ctx.Now().Add(p.cfg.RequestTimeout)
-	cmd := &messages.KVCommand{Key: req.Key, Value: req.Value, Prev: req.Prev}
-	switch req.Op {
-	case OpGet:
-		p.unissued = append(p.unissued, &pendingRead{key: req.Key, reply: reply, deadline: deadline})
-		p.kick(ctx)
-		return nil
-	case OpPut:
-		cmd.Op = messages.KVOp_KV_OP_PUT
-	case OpDelete:
-		cmd.Op = messages.KVOp_KV_OP_DELETE
-	case OpCAS:
-		cmd.Op = messages.KVOp_KV_OP_CAS
-	default:
-		return fmt.Errorf("%w: operation %d; valid: OpGet, OpPut, OpDelete, OpCAS", ErrBadRequest, req.Op)
-	}
-	p.accept(ctx, &pendingWrite{cmd: cmd, kv: reply})
-	return nil
-}
-
 // accept makes w (its command and its reply) a pending write, and queues
 // it for the next Ready.
 func (p *Raft) accept(ctx *actors.Context, w *pendingWrite) {
@@ -413,29 +399,42 @@ func (p *Raft) accept(ctx *actors.Context, w *pendingWrite) {
 
 // writeDone answers a pending write's request: with res, or err when err
 // is not nil.
-func (p *Raft) writeDone(w *pendingWrite, res Result, err error) {
-	var aerr error
-	switch {
-	case w.cmd.Lock == nil && err != nil:
-		aerr = w.kv.Fail(err)
-	case w.cmd.Lock == nil:
-		aerr = w.kv.Send(res)
-	case err != nil:
-		aerr = w.lock.Fail(err)
-	default:
-		aerr = w.lock.Send(LockResult{Token: res.token, Index: res.Index})
-	}
-	p.answered(aerr)
+func (p *Raft) writeDone(w *pendingWrite, res any, err error) {
+	p.answered(w.answer(res, err))
 }
 
-// readDone answers a pending read's request: with res, or err when err is
-// not nil.
-func (p *Raft) readDone(r *pendingRead, res Result, err error) {
-	if err != nil {
-		p.answered(r.reply.Fail(err))
-		return
+// readDone answers a pending read's request: with its lookup at index, or
+// err when err is not nil.
+func (p *Raft) readDone(r *pendingRead, index uint64, err error) {
+	p.answered(r.answer(index, err))
+}
+
+// tickMachines ticks every hosted machine that is a Ticker.
+func (p *Raft) tickMachines(now time.Time) {
+	leader := p.lead == p.id && p.lead != raft.None
+	for _, m := range p.machines {
+		if m.ticker != nil {
+			m.ticker.Tick(now, leader, proposer{p, m})
+		}
 	}
-	p.answered(r.reply.Send(res))
+}
+
+// proposeNow proposes, on the leader, one command to machine that nobody
+// waits for ([Proposer]).
+func (p *Raft) proposeNow(machine string, data []byte) bool {
+	st := p.rn.BasicStatus()
+	if st.Lead != p.id || len(data) > MaxCommandSize {
+		return false
+	}
+	p.seq++
+	entry := &messages.RaftEntry{Format: dataFormat, Commands: []*messages.RaftCommand{
+		{Machine: machine, Data: data, Origin: p.id, Epoch: p.epoch, Seq: p.seq, Term: st.GetTerm()}}}
+	b, err := proto.Marshal(entry)
+	if err != nil || p.rn.Propose(b) != nil {
+		return false
+	}
+	p.proposals++
+	return true
 }
 
 // adminDone answers the pending operator action: done when err is nil.
@@ -502,12 +501,9 @@ func (p *Raft) proposeWrites() {
 		for _, w := range ws {
 			w.cmd.Term, w.queued = st.GetTerm(), false
 		}
-		entry := ws[0].cmd
-		if n > 1 {
-			entry = &messages.KVCommand{Batch: make([]*messages.KVCommand, n)}
-			for i, w := range ws {
-				entry.Batch[i] = w.cmd
-			}
+		entry := &messages.RaftEntry{Format: dataFormat, Commands: make([]*messages.RaftCommand, n)}
+		for i, w := range ws {
+			entry.Commands[i] = w.cmd
 		}
 		data, err := proto.Marshal(entry)
 		if err == nil {
@@ -516,7 +512,7 @@ func (p *Raft) proposeWrites() {
 		if err != nil {
 			for _, w := range ws {
 				delete(p.pending, w.cmd.Seq)
-				p.writeDone(w, Result{}, fmt.Errorf("%w: %v", ErrProposalDropped, err))
+				p.writeDone(w, nil, fmt.Errorf("%w: %v", ErrProposalDropped, err))
 			}
 			continue
 		}
@@ -530,13 +526,7 @@ func (p *Raft) proposeWrites() {
 }
 
 // cmdSize is the bytes a write adds to a batch, near enough.
-func cmdSize(c *messages.KVCommand) int {
-	n := len(c.Key) + len(c.Value) + len(c.Prev)
-	if c.Lock != nil {
-		n += len(c.Lock.Name) + len(c.Lock.Owner)
-	}
-	return n
-}
+func cmdSize(c *messages.RaftCommand) int { return len(c.Machine) + len(c.Data) }
 
 // onReady handles every Ready raft has, following its contract: persist
 // the snapshot, entries and hard state (fsync), then send, then apply
@@ -584,7 +574,7 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 				return err
 			}
 			p.received++
-			p.log.Info().Uint64("index", p.snapIndex).Int("keys", len(p.sm.kv)).Msg("installed a snapshot from the leader")
+			p.log.Info().Uint64("index", p.snapIndex).Int("keys", p.keys()).Msg("installed a snapshot from the leader")
 		}
 		if !raft.IsEmptyHardState(rd.HardState) {
 			if err := p.mem.SetHardState(rd.HardState); err != nil {
@@ -680,22 +670,21 @@ func (p *Raft) send(ctx *actors.Context, msgs []*pb.Message) []snapReport {
 	return reports
 }
 
-// apply applies committed entries to the store and the configuration, and
-// answers the writes this incarnation proposed.
+// apply applies committed entries to the hosted machines and the
+// configuration, and answers the writes this incarnation proposed.
 func (p *Raft) apply(entries []*pb.Entry) error {
 	for _, e := range entries {
 		switch e.GetType() {
 		case pb.EntryType_EntryNormal:
 			if len(e.Data) > 0 {
-				cmd := &messages.KVCommand{}
-				if err := proto.Unmarshal(e.Data, cmd); err != nil {
-					return fmt.Errorf("%w: committed entry %d does not decode: %v", ErrCorrupt, e.GetIndex(), err)
+				entry, err := decodeRaftEntry(e.GetIndex(), e.Data)
+				if err != nil {
+					return err
 				}
-				if len(cmd.Batch) == 0 {
-					p.applyCommand(cmd, e.GetIndex(), e.GetTerm())
-				}
-				for _, c := range cmd.Batch {
-					p.applyCommand(c, e.GetIndex(), e.GetTerm())
+				for _, c := range entry.Commands {
+					if err := p.applyCommand(c, e.GetIndex(), e.GetTerm()); err != nil {
+						return err
+					}
 				}
 			}
 		case pb.EntryType_EntryConfChange:
@@ -738,29 +727,38 @@ func (p *Raft) apply(entries []*pb.Entry) error {
 // once an entry of a later term applies, its proposer knows its copy never
 // will (requeueDead) and may propose it again: a write applies once, never
 // twice, without a table of applied (origin, epoch, seq) in the state.
-func (p *Raft) applyCommand(cmd *messages.KVCommand, index, term uint64) {
+//
+// A command to a machine this node does not host stops the protocol (an
+// error): applying the rest without it would leave this replica apart.
+func (p *Raft) applyCommand(cmd *messages.RaftCommand, index, term uint64) error {
+	m, ok := p.byName[cmd.Machine]
+	if !ok {
+		return fmt.Errorf("%w: raft log entry %d holds a command to machine %q, which this node does not host (Config.Machines: %v); every node of a group must host the same machines",
+			ErrDataFormat, index, cmd.Machine, p.machineNames())
+	}
 	mine := cmd.Origin == p.id && cmd.Epoch == p.epoch
-	if cmd.Term != 0 && cmd.Term != term {
+	if cmd.Term != term {
 		p.fenced++
 		if w, ok := p.pending[cmd.Seq]; mine && ok && w.term == cmd.Term && !w.lost {
 			p.reproposed++
 			p.queue(w) // this copy is dead, and it was the live one
 		}
-		return
+		return nil
 	}
-	res, err := p.applyEntry(cmd, index)
-	res.Index = index
+	res, err := m.sm.Apply(Command{Index: index, Term: term, Data: cmd.Data})
 	if mine {
 		if w, ok := p.pending[cmd.Seq]; ok {
 			delete(p.pending, cmd.Seq)
 			p.writeDone(w, res, err)
 		}
 	}
+	return nil
 }
 
-// restore replaces the store and configuration with a snapshot's.
+// restore replaces the machines' state and the configuration with a
+// snapshot's.
 func (p *Raft) restore(s *pb.Snapshot) error {
-	names, err := p.sm.restore(s.Data)
+	names, err := p.restoreMachines(s.GetMetadata().GetIndex(), s.Data)
 	if err != nil {
 		return err
 	}
@@ -801,9 +799,7 @@ func (p *Raft) serveReads() {
 			continue
 		}
 		for _, r := range b.reads {
-			res := p.sm.get(r.key)
-			res.Index = b.index
-			p.readDone(r, res, nil)
+			p.readDone(r, b.index, nil)
 		}
 	}
 	clear(p.waiting[len(keep):])
@@ -814,7 +810,7 @@ func (p *Raft) serveReads() {
 // applied entries, since an entry may batch many writes.
 const snapshotBytes = 64 << 20
 
-// maybeSnapshot snapshots the store every SnapshotEntries applied entries
+// maybeSnapshot snapshots the hosted machines every SnapshotEntries applied entries
 // (or snapshotBytes), and after a configuration change, and compacts the
 // log behind it.
 func (p *Raft) maybeSnapshot() error {
@@ -822,7 +818,7 @@ func (p *Raft) maybeSnapshot() error {
 		return nil
 	}
 	p.snapNow, p.appliedBytes = false, 0
-	data, err := p.sm.encode(p.names)
+	data, err := p.encodeSnapshot()
 	if err != nil {
 		return err
 	}
@@ -892,10 +888,10 @@ func (p *Raft) expire(now time.Time) {
 		w := p.pending[seq]
 		delete(p.pending, seq)
 		if w.term == 0 && !w.lost {
-			p.writeDone(w, Result{}, fmt.Errorf("%w: %s reached no leader within %v and proposed no copy of the write", ErrNotApplied, p.node, p.cfg.RequestTimeout))
+			p.writeDone(w, nil, fmt.Errorf("%w: %s reached no leader within %v and proposed no copy of the write", ErrNotApplied, p.node, p.cfg.RequestTimeout))
 			continue
 		}
-		p.writeDone(w, Result{}, ErrTimeout)
+		p.writeDone(w, nil, ErrTimeout)
 	}
 	retry := 3 * time.Duration(p.cfg.HeartbeatTicks) * p.cfg.TickInterval
 	due = due[:0]
@@ -911,7 +907,7 @@ func (p *Raft) expire(now time.Time) {
 		case now.After(ri.reads[0].deadline):
 			delete(p.reads, seq)
 			for _, r := range ri.reads {
-				p.readDone(r, Result{}, ErrTimeout)
+				p.readDone(r, 0, ErrTimeout)
 			}
 		case now.Sub(ri.issued) > retry && p.lead != raft.None:
 			delete(p.reads, seq)
@@ -922,7 +918,7 @@ func (p *Raft) expire(now time.Time) {
 	for _, b := range p.waiting {
 		if now.After(b.reads[0].deadline) {
 			for _, r := range b.reads {
-				p.readDone(r, Result{}, ErrTimeout)
+				p.readDone(r, 0, ErrTimeout)
 			}
 			continue
 		}
@@ -947,7 +943,7 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 	st := p.rn.BasicStatus()
 	s := Status{
 		Node: p.node, ID: p.id, State: st.RaftState.String(), Leader: p.names[st.Lead], Term: st.GetTerm(),
-		Commit: st.GetCommit(), Applied: p.applied, SnapshotIndex: p.snapIndex, Keys: len(p.sm.kv),
+		Commit: st.GetCommit(), Applied: p.applied, SnapshotIndex: p.snapIndex, Keys: p.keys(),
 		SnapshotsMade: p.made, SnapshotsReceived: p.received, Proposals: p.proposals, Dropped: p.dropped,
 		Fenced: p.fenced, Reproposed: p.reproposed,
 	}
@@ -983,6 +979,17 @@ func (p *Raft) onStatus(_ *actors.Context, _ StatusRequest) (Status, error) {
 		slices.SortFunc(s.Followers, func(a, b Follower) int { return cmp.Compare(a.Node, b.Node) })
 	}
 	return s, nil
+}
+
+// keys is the entries the hosted Sizers hold.
+func (p *Raft) keys() int {
+	n := 0
+	for _, m := range p.machines {
+		if s, ok := m.sm.(Sizer); ok {
+			n += s.Len()
+		}
+	}
+	return n
 }
 
 func (p *Raft) nameOf(id uint64) actors.NodeName {

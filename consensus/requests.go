@@ -5,70 +5,6 @@ import "github.com/troupe-dev/troupe/actors"
 // Name is the name the Raft protocol runs under on every node.
 const Name actors.ProtocolName = "raft"
 
-// Op is the operation of a [Request].
-type Op int
-
-// The operations of the key-value store.
-const (
-	OpGet    Op = iota + 1 // linearizable read (ReadIndex)
-	OpPut                  // set Key to Value
-	OpDelete               // remove Key
-	OpCAS                  // set Key to Value if it holds Prev (an absent key never matches)
-)
-
-func (o Op) String() string {
-	switch o {
-	case OpGet:
-		return "get"
-	case OpPut:
-		return "put"
-	case OpDelete:
-		return "delete"
-	case OpCAS:
-		return "cas"
-	}
-	return "unknown"
-}
-
-// Request asks a node's raft protocol for one key-value operation: a
-// request (actors.Call from outside the protocols, actors.Request from a
-// protocol) to [Name] on the same node, answered with a [Result].
-// Any node serves it (writes and reads are forwarded to the leader by
-// raft). [KV] wraps it in blocking calls.
-//
-// A request that fails is answered with an error: one that wraps
-// ErrNotApplied (ErrNoQuorum, ErrNoLeader — an *UnavailableError —,
-// ErrProposalDropped), ErrInvalidKey, ErrValueTooLarge or ErrBadRequest
-// means it was not applied; ErrTimeout (the protocol's own, after
-// Config.RequestTimeout) or ErrStopped that it may have been. Wait a
-// little longer than Config.RequestTimeout for the answer, or the
-// runtime's timeout (actors.ErrTimeout) comes first and the protocol's
-// answer, which may know the write was not applied, is lost.
-type Request struct {
-	actors.Returns[Result]
-	Op    Op
-	Key   string
-	Value []byte // OpPut, OpCAS
-	Prev  []byte // OpCAS
-}
-
-// Result is the outcome of a Request that did not fail.
-type Result struct {
-	// OK: the write was applied (for OpCAS: the swap happened; false when
-	// the key did not hold Prev), or the read was served.
-	OK bool
-	// Found: the key existed (OpGet; OpDelete: before the delete; OpCAS:
-	// when the swap failed, whether the key exists).
-	Found bool
-	// Value: OpGet's value; for a failed OpCAS the current value.
-	Value []byte
-	// Index is the raft log index the write was applied at, or the index
-	// the read was served at.
-	Index uint64
-
-	token uint64 // a lock operation's fencing token (LockResult.Token)
-}
-
 // AdminAction is an operator action on the raft group's membership.
 type AdminAction int
 
@@ -96,7 +32,7 @@ func (a AdminAction) String() string {
 }
 
 // AdminRequest asks the leader's raft protocol for a membership change or a
-// leadership transfer (a request, like [Request]). It is answered with an
+// leadership transfer (a request: actors.Call or actors.Request). It is answered with an
 // [AdminResult] when the change is applied (the transfer observed), and
 // fails with a *NotLeaderError on another node than the leader,
 // ErrProposalDropped while another change is in progress, ErrBadRequest,
@@ -129,11 +65,11 @@ type Status struct {
 	SnapshotIndex uint64            `json:"snapshot_index"` // the latest snapshot's index (made or received)
 	Voters        []actors.NodeName `json:"voters"`         // sorted
 	Learners      []actors.NodeName `json:"learners"`       // sorted
-	Keys          int               `json:"keys"`           // keys in the local replica
+	Keys          int               `json:"keys"`           // entries in the local replica's hosted machines that count them (Sizer: kv's keys)
 
 	SnapshotsMade     uint64 `json:"snapshots_made"`     // snapshots this incarnation made
 	SnapshotsReceived uint64 `json:"snapshots_received"` // snapshots this incarnation installed from the leader
-	Proposals         uint64 `json:"proposals"`          // writes this incarnation proposed
+	Proposals         uint64 `json:"proposals"`          // commands this incarnation proposed
 	Dropped           uint64 `json:"dropped"`            // raft messages from other nodes this incarnation refused
 	Fenced            uint64 `json:"fenced"`             // copies of writes skipped at apply: proposed in one term, appended in another
 	Reproposed        uint64 `json:"reproposed"`         // writes this incarnation proposed again after a leader change

@@ -10,11 +10,12 @@
 package messages
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -23,115 +24,6 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
-
-// KVOp is the operation of a KVCommand.
-type KVOp int32
-
-const (
-	KVOp_KV_OP_UNSPECIFIED KVOp = 0
-	KVOp_KV_OP_PUT         KVOp = 1
-	KVOp_KV_OP_DELETE      KVOp = 2
-	KVOp_KV_OP_CAS         KVOp = 3 // put value if the current value equals prev
-)
-
-// Enum value maps for KVOp.
-var (
-	KVOp_name = map[int32]string{
-		0: "KV_OP_UNSPECIFIED",
-		1: "KV_OP_PUT",
-		2: "KV_OP_DELETE",
-		3: "KV_OP_CAS",
-	}
-	KVOp_value = map[string]int32{
-		"KV_OP_UNSPECIFIED": 0,
-		"KV_OP_PUT":         1,
-		"KV_OP_DELETE":      2,
-		"KV_OP_CAS":         3,
-	}
-)
-
-func (x KVOp) Enum() *KVOp {
-	p := new(KVOp)
-	*p = x
-	return p
-}
-
-func (x KVOp) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (KVOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_troupe_consensus_v1_consensus_proto_enumTypes[0].Descriptor()
-}
-
-func (KVOp) Type() protoreflect.EnumType {
-	return &file_troupe_consensus_v1_consensus_proto_enumTypes[0]
-}
-
-func (x KVOp) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use KVOp.Descriptor instead.
-func (KVOp) EnumDescriptor() ([]byte, []int) {
-	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{0}
-}
-
-// LockOp is the operation of a LockCommand.
-type LockOp int32
-
-const (
-	LockOp_LOCK_OP_UNSPECIFIED LockOp = 0
-	LockOp_LOCK_OP_ACQUIRE     LockOp = 1 // grant the lock if it is free: the token is the entry's index
-	LockOp_LOCK_OP_RELEASE     LockOp = 2 // free the lock if token is the holder's
-	LockOp_LOCK_OP_REFRESH     LockOp = 3 // restart the holder's lease (token must match), with ttl_ms
-	LockOp_LOCK_OP_EXPIRE      LockOp = 4 // proposed by the leader: the lease of (token, version) ran out
-)
-
-// Enum value maps for LockOp.
-var (
-	LockOp_name = map[int32]string{
-		0: "LOCK_OP_UNSPECIFIED",
-		1: "LOCK_OP_ACQUIRE",
-		2: "LOCK_OP_RELEASE",
-		3: "LOCK_OP_REFRESH",
-		4: "LOCK_OP_EXPIRE",
-	}
-	LockOp_value = map[string]int32{
-		"LOCK_OP_UNSPECIFIED": 0,
-		"LOCK_OP_ACQUIRE":     1,
-		"LOCK_OP_RELEASE":     2,
-		"LOCK_OP_REFRESH":     3,
-		"LOCK_OP_EXPIRE":      4,
-	}
-)
-
-func (x LockOp) Enum() *LockOp {
-	p := new(LockOp)
-	*p = x
-	return p
-}
-
-func (x LockOp) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (LockOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_troupe_consensus_v1_consensus_proto_enumTypes[1].Descriptor()
-}
-
-func (LockOp) Type() protoreflect.EnumType {
-	return &file_troupe_consensus_v1_consensus_proto_enumTypes[1]
-}
-
-func (x LockOp) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use LockOp.Descriptor instead.
-func (LockOp) EnumDescriptor() ([]byte, []int) {
-	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{1}
-}
 
 // RaftBatch carries the raft messages one Ready produced for one peer, in
 // order. Each element is a marshalled raftpb.Message of go.etcd.io/raft/v3:
@@ -180,51 +72,35 @@ func (x *RaftBatch) GetMessages() [][]byte {
 	return nil
 }
 
-// KVCommand is the data of one normal raft log entry: one write to the
-// replicated key-value store.
-type KVCommand struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Op     KVOp                   `protobuf:"varint,1,opt,name=op,proto3,enum=troupe.consensus.v1.KVOp" json:"op,omitempty"`
-	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value  []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Prev   []byte                 `protobuf:"bytes,4,opt,name=prev,proto3" json:"prev,omitempty"`      // KV_OP_CAS: the value the key must hold
-	Origin uint64                 `protobuf:"varint,5,opt,name=origin,proto3" json:"origin,omitempty"` // raft id of the node that proposed it
-	Epoch  uint64                 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`   // the proposer's incarnation (its start time)
-	Seq    uint64                 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`       // unique within (origin, epoch)
-	// lock, when set, makes the entry an operation on a lease lock instead
-	// of a key-value write (op is then KV_OP_UNSPECIFIED).
-	Lock *LockCommand `protobuf:"bytes,8,opt,name=lock,proto3" json:"lock,omitempty"`
-	// batch, when set, makes the entry a batch of key-value commands,
-	// applied in order at the entry's index (the other fields are unset):
-	// the writes that reached the node between two Readys, proposed as one
-	// entry (docs/consensus.md, "Cost per write").
-	Batch []*KVCommand `protobuf:"bytes,9,rep,name=batch,proto3" json:"batch,omitempty"`
-	// term is the raft term the proposer saw when it proposed this copy: the
-	// command applies only from an entry of that term, and an entry of any
-	// other term (a proposal that reached a later leader late) is skipped on
-	// every node. So at most one copy of a write ever applies, and once an
-	// entry of a later term is applied its proposer knows whether its copy
-	// did, and may propose it again (docs/consensus.md, "Leader changes").
-	// 0 (before this field): applies from any entry.
-	Term          uint64 `protobuf:"varint,10,opt,name=term,proto3" json:"term,omitempty"`
+// RaftEntry is the data of a normal raft log entry (format 2): the
+// commands to the state machines the group hosts (consensus.Config.Machines)
+// that reached the proposer between two Readys, applied in order at the
+// entry's index. Its fields are numbered from 16 so that the entries of
+// format 1 (a KVCommand, fields 1 to 10, before state machines) never read
+// as one: they decode with format 0 and are refused with an error naming the
+// format.
+type RaftEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Format        uint32                 `protobuf:"varint,16,opt,name=format,proto3" json:"format,omitempty"` // 2
+	Commands      []*RaftCommand         `protobuf:"bytes,17,rep,name=commands,proto3" json:"commands,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *KVCommand) Reset() {
-	*x = KVCommand{}
+func (x *RaftEntry) Reset() {
+	*x = RaftEntry{}
 	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *KVCommand) String() string {
+func (x *RaftEntry) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*KVCommand) ProtoMessage() {}
+func (*RaftEntry) ProtoMessage() {}
 
-func (x *KVCommand) ProtoReflect() protoreflect.Message {
+func (x *RaftEntry) ProtoReflect() protoreflect.Message {
 	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -236,192 +112,143 @@ func (x *KVCommand) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use KVCommand.ProtoReflect.Descriptor instead.
-func (*KVCommand) Descriptor() ([]byte, []int) {
+// Deprecated: Use RaftEntry.ProtoReflect.Descriptor instead.
+func (*RaftEntry) Descriptor() ([]byte, []int) {
 	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *KVCommand) GetOp() KVOp {
+func (x *RaftEntry) GetFormat() uint32 {
 	if x != nil {
-		return x.Op
+		return x.Format
 	}
-	return KVOp_KV_OP_UNSPECIFIED
+	return 0
 }
 
-func (x *KVCommand) GetKey() string {
+func (x *RaftEntry) GetCommands() []*RaftCommand {
 	if x != nil {
-		return x.Key
+		return x.Commands
+	}
+	return nil
+}
+
+// RaftCommand is one command to one hosted state machine.
+type RaftCommand struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Machine string                 `protobuf:"bytes,1,opt,name=machine,proto3" json:"machine,omitempty"` // the machine's name (consensus.Machine.Name)
+	Data    []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`       // the machine's own encoding of the command
+	Origin  uint64                 `protobuf:"varint,3,opt,name=origin,proto3" json:"origin,omitempty"`  // raft id of the node that proposed it
+	Epoch   uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`    // the proposer's incarnation (its start time)
+	Seq     uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`        // unique within (origin, epoch)
+	// term is the raft term the proposer saw when it proposed this copy: the
+	// command applies only from an entry of that term, and an entry of any
+	// other term (a proposal that reached a later leader late) is skipped on
+	// every node. So at most one copy of a command ever applies, and once an
+	// entry of a later term is applied its proposer knows whether its copy
+	// did, and may propose it again (docs/consensus.md, "Leader changes").
+	Term          uint64 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftCommand) Reset() {
+	*x = RaftCommand{}
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftCommand) ProtoMessage() {}
+
+func (x *RaftCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftCommand.ProtoReflect.Descriptor instead.
+func (*RaftCommand) Descriptor() ([]byte, []int) {
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RaftCommand) GetMachine() string {
+	if x != nil {
+		return x.Machine
 	}
 	return ""
 }
 
-func (x *KVCommand) GetValue() []byte {
+func (x *RaftCommand) GetData() []byte {
 	if x != nil {
-		return x.Value
+		return x.Data
 	}
 	return nil
 }
 
-func (x *KVCommand) GetPrev() []byte {
-	if x != nil {
-		return x.Prev
-	}
-	return nil
-}
-
-func (x *KVCommand) GetOrigin() uint64 {
+func (x *RaftCommand) GetOrigin() uint64 {
 	if x != nil {
 		return x.Origin
 	}
 	return 0
 }
 
-func (x *KVCommand) GetEpoch() uint64 {
+func (x *RaftCommand) GetEpoch() uint64 {
 	if x != nil {
 		return x.Epoch
 	}
 	return 0
 }
 
-func (x *KVCommand) GetSeq() uint64 {
+func (x *RaftCommand) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
 	}
 	return 0
 }
 
-func (x *KVCommand) GetLock() *LockCommand {
-	if x != nil {
-		return x.Lock
-	}
-	return nil
-}
-
-func (x *KVCommand) GetBatch() []*KVCommand {
-	if x != nil {
-		return x.Batch
-	}
-	return nil
-}
-
-func (x *KVCommand) GetTerm() uint64 {
+func (x *RaftCommand) GetTerm() uint64 {
 	if x != nil {
 		return x.Term
 	}
 	return 0
 }
 
-// LockCommand is one operation on the lease lock `name`.
-type LockCommand struct {
+// RaftSnapshot is the data of a raft snapshot (format 2): the node names of
+// the raft ids the group has seen, and one section per hosted state
+// machine, in the order of consensus.Config.Machines. Numbered from 16 as
+// RaftEntry, so that a format-1 snapshot (a KVSnapshot) reads with format 0.
+type RaftSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            LockOp                 `protobuf:"varint,1,opt,name=op,proto3,enum=troupe.consensus.v1.LockOp" json:"op,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`               // ACQUIRE: who asks, shown to others while it holds
-	TtlMs         int64                  `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // ACQUIRE, REFRESH: the lease's length
-	Token         uint64                 `protobuf:"varint,5,opt,name=token,proto3" json:"token,omitempty"`              // RELEASE, REFRESH, EXPIRE: the holder's fencing token
-	Version       uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`          // EXPIRE: the index of the grant or refresh that started the lease
+	Format        uint32                 `protobuf:"varint,16,opt,name=format,proto3" json:"format,omitempty"` // 2
+	Names         map[uint64]string      `protobuf:"bytes,17,rep,name=names,proto3" json:"names,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Machines      []*MachineSnapshot     `protobuf:"bytes,18,rep,name=machines,proto3" json:"machines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *LockCommand) Reset() {
-	*x = LockCommand{}
-	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LockCommand) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LockCommand) ProtoMessage() {}
-
-func (x *LockCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LockCommand.ProtoReflect.Descriptor instead.
-func (*LockCommand) Descriptor() ([]byte, []int) {
-	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *LockCommand) GetOp() LockOp {
-	if x != nil {
-		return x.Op
-	}
-	return LockOp_LOCK_OP_UNSPECIFIED
-}
-
-func (x *LockCommand) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *LockCommand) GetOwner() string {
-	if x != nil {
-		return x.Owner
-	}
-	return ""
-}
-
-func (x *LockCommand) GetTtlMs() int64 {
-	if x != nil {
-		return x.TtlMs
-	}
-	return 0
-}
-
-func (x *LockCommand) GetToken() uint64 {
-	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *LockCommand) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-// LockLease is one held lock in a KVSnapshot.
-type LockLease struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
-	Token         uint64                 `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"` // the log index of the grant: the fencing token
-	TtlMs         int64                  `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
-	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"` // the log index of the grant or of the latest refresh
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LockLease) Reset() {
-	*x = LockLease{}
+func (x *RaftSnapshot) Reset() {
+	*x = RaftSnapshot{}
 	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *LockLease) String() string {
+func (x *RaftSnapshot) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*LockLease) ProtoMessage() {}
+func (*RaftSnapshot) ProtoMessage() {}
 
-func (x *LockLease) ProtoReflect() protoreflect.Message {
+func (x *RaftSnapshot) ProtoReflect() protoreflect.Message {
 	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -433,158 +260,81 @@ func (x *LockLease) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use LockLease.ProtoReflect.Descriptor instead.
-func (*LockLease) Descriptor() ([]byte, []int) {
+// Deprecated: Use RaftSnapshot.ProtoReflect.Descriptor instead.
+func (*RaftSnapshot) Descriptor() ([]byte, []int) {
 	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *LockLease) GetName() string {
+func (x *RaftSnapshot) GetFormat() uint32 {
 	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *LockLease) GetOwner() string {
-	if x != nil {
-		return x.Owner
-	}
-	return ""
-}
-
-func (x *LockLease) GetToken() uint64 {
-	if x != nil {
-		return x.Token
+		return x.Format
 	}
 	return 0
 }
 
-func (x *LockLease) GetTtlMs() int64 {
-	if x != nil {
-		return x.TtlMs
-	}
-	return 0
-}
-
-func (x *LockLease) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-// KVPair is one key of a KVSnapshot.
-type KVPair struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KVPair) Reset() {
-	*x = KVPair{}
-	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KVPair) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KVPair) ProtoMessage() {}
-
-func (x *KVPair) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KVPair.ProtoReflect.Descriptor instead.
-func (*KVPair) Descriptor() ([]byte, []int) {
-	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *KVPair) GetKey() string {
-	if x != nil {
-		return x.Key
-	}
-	return ""
-}
-
-func (x *KVPair) GetValue() []byte {
-	if x != nil {
-		return x.Value
-	}
-	return nil
-}
-
-// KVSnapshot is the data of a raft snapshot: the whole store, sorted by key,
-// the node names of the raft ids the group has seen, and the held lease
-// locks, sorted by name.
-type KVSnapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pairs         []*KVPair              `protobuf:"bytes,1,rep,name=pairs,proto3" json:"pairs,omitempty"`
-	Names         map[uint64]string      `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Leases        []*LockLease           `protobuf:"bytes,3,rep,name=leases,proto3" json:"leases,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KVSnapshot) Reset() {
-	*x = KVSnapshot{}
-	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KVSnapshot) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KVSnapshot) ProtoMessage() {}
-
-func (x *KVSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KVSnapshot.ProtoReflect.Descriptor instead.
-func (*KVSnapshot) Descriptor() ([]byte, []int) {
-	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *KVSnapshot) GetPairs() []*KVPair {
-	if x != nil {
-		return x.Pairs
-	}
-	return nil
-}
-
-func (x *KVSnapshot) GetNames() map[uint64]string {
+func (x *RaftSnapshot) GetNames() map[uint64]string {
 	if x != nil {
 		return x.Names
 	}
 	return nil
 }
 
-func (x *KVSnapshot) GetLeases() []*LockLease {
+func (x *RaftSnapshot) GetMachines() []*MachineSnapshot {
 	if x != nil {
-		return x.Leases
+		return x.Machines
+	}
+	return nil
+}
+
+// MachineSnapshot is one state machine's section of a RaftSnapshot.
+type MachineSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Machine       string                 `protobuf:"bytes,1,opt,name=machine,proto3" json:"machine,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"` // the machine's own encoding (StateMachine.Snapshot)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MachineSnapshot) Reset() {
+	*x = MachineSnapshot{}
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MachineSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MachineSnapshot) ProtoMessage() {}
+
+func (x *MachineSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_consensus_v1_consensus_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MachineSnapshot.ProtoReflect.Descriptor instead.
+func (*MachineSnapshot) Descriptor() ([]byte, []int) {
+	return file_troupe_consensus_v1_consensus_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MachineSnapshot) GetMachine() string {
+	if x != nil {
+		return x.Machine
+	}
+	return ""
+}
+
+func (x *MachineSnapshot) GetData() []byte {
+	if x != nil {
+		return x.Data
 	}
 	return nil
 }
@@ -595,55 +345,28 @@ const file_troupe_consensus_v1_consensus_proto_rawDesc = "" +
 	"\n" +
 	"#troupe/consensus/v1/consensus.proto\x12\x13troupe.consensus.v1\"'\n" +
 	"\tRaftBatch\x12\x1a\n" +
-	"\bmessages\x18\x01 \x03(\fR\bmessages\"\xb2\x02\n" +
-	"\tKVCommand\x12)\n" +
-	"\x02op\x18\x01 \x01(\x0e2\x19.troupe.consensus.v1.KVOpR\x02op\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\x12\x12\n" +
-	"\x04prev\x18\x04 \x01(\fR\x04prev\x12\x16\n" +
-	"\x06origin\x18\x05 \x01(\x04R\x06origin\x12\x14\n" +
-	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x10\n" +
-	"\x03seq\x18\a \x01(\x04R\x03seq\x124\n" +
-	"\x04lock\x18\b \x01(\v2 .troupe.consensus.v1.LockCommandR\x04lock\x124\n" +
-	"\x05batch\x18\t \x03(\v2\x1e.troupe.consensus.v1.KVCommandR\x05batch\x12\x12\n" +
-	"\x04term\x18\n" +
-	" \x01(\x04R\x04term\"\xab\x01\n" +
-	"\vLockCommand\x12+\n" +
-	"\x02op\x18\x01 \x01(\x0e2\x1b.troupe.consensus.v1.LockOpR\x02op\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x15\n" +
-	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\x12\x14\n" +
-	"\x05token\x18\x05 \x01(\x04R\x05token\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\x04R\aversion\"|\n" +
-	"\tLockLease\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\x04R\x05token\x12\x15\n" +
-	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\x04R\aversion\"0\n" +
-	"\x06KVPair\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xf3\x01\n" +
-	"\n" +
-	"KVSnapshot\x121\n" +
-	"\x05pairs\x18\x01 \x03(\v2\x1b.troupe.consensus.v1.KVPairR\x05pairs\x12@\n" +
-	"\x05names\x18\x02 \x03(\v2*.troupe.consensus.v1.KVSnapshot.NamesEntryR\x05names\x126\n" +
-	"\x06leases\x18\x03 \x03(\v2\x1e.troupe.consensus.v1.LockLeaseR\x06leases\x1a8\n" +
+	"\bmessages\x18\x01 \x03(\fR\bmessages\"a\n" +
+	"\tRaftEntry\x12\x16\n" +
+	"\x06format\x18\x10 \x01(\rR\x06format\x12<\n" +
+	"\bcommands\x18\x11 \x03(\v2 .troupe.consensus.v1.RaftCommandR\bcommands\"\x8f\x01\n" +
+	"\vRaftCommand\x12\x18\n" +
+	"\amachine\x18\x01 \x01(\tR\amachine\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\x04R\x06origin\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04term\x18\x06 \x01(\x04R\x04term\"\xe6\x01\n" +
+	"\fRaftSnapshot\x12\x16\n" +
+	"\x06format\x18\x10 \x01(\rR\x06format\x12B\n" +
+	"\x05names\x18\x11 \x03(\v2,.troupe.consensus.v1.RaftSnapshot.NamesEntryR\x05names\x12@\n" +
+	"\bmachines\x18\x12 \x03(\v2$.troupe.consensus.v1.MachineSnapshotR\bmachines\x1a8\n" +
 	"\n" +
 	"NamesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*M\n" +
-	"\x04KVOp\x12\x15\n" +
-	"\x11KV_OP_UNSPECIFIED\x10\x00\x12\r\n" +
-	"\tKV_OP_PUT\x10\x01\x12\x10\n" +
-	"\fKV_OP_DELETE\x10\x02\x12\r\n" +
-	"\tKV_OP_CAS\x10\x03*t\n" +
-	"\x06LockOp\x12\x17\n" +
-	"\x13LOCK_OP_UNSPECIFIED\x10\x00\x12\x13\n" +
-	"\x0fLOCK_OP_ACQUIRE\x10\x01\x12\x13\n" +
-	"\x0fLOCK_OP_RELEASE\x10\x02\x12\x13\n" +
-	"\x0fLOCK_OP_REFRESH\x10\x03\x12\x12\n" +
-	"\x0eLOCK_OP_EXPIRE\x10\x04B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
+	"\x0fMachineSnapshot\x12\x18\n" +
+	"\amachine\x18\x01 \x01(\tR\amachine\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04dataB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_consensus_v1_consensus_proto_rawDescOnce sync.Once
@@ -657,32 +380,24 @@ func file_troupe_consensus_v1_consensus_proto_rawDescGZIP() []byte {
 	return file_troupe_consensus_v1_consensus_proto_rawDescData
 }
 
-var file_troupe_consensus_v1_consensus_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_troupe_consensus_v1_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_troupe_consensus_v1_consensus_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_troupe_consensus_v1_consensus_proto_goTypes = []any{
-	(KVOp)(0),           // 0: troupe.consensus.v1.KVOp
-	(LockOp)(0),         // 1: troupe.consensus.v1.LockOp
-	(*RaftBatch)(nil),   // 2: troupe.consensus.v1.RaftBatch
-	(*KVCommand)(nil),   // 3: troupe.consensus.v1.KVCommand
-	(*LockCommand)(nil), // 4: troupe.consensus.v1.LockCommand
-	(*LockLease)(nil),   // 5: troupe.consensus.v1.LockLease
-	(*KVPair)(nil),      // 6: troupe.consensus.v1.KVPair
-	(*KVSnapshot)(nil),  // 7: troupe.consensus.v1.KVSnapshot
-	nil,                 // 8: troupe.consensus.v1.KVSnapshot.NamesEntry
+	(*RaftBatch)(nil),       // 0: troupe.consensus.v1.RaftBatch
+	(*RaftEntry)(nil),       // 1: troupe.consensus.v1.RaftEntry
+	(*RaftCommand)(nil),     // 2: troupe.consensus.v1.RaftCommand
+	(*RaftSnapshot)(nil),    // 3: troupe.consensus.v1.RaftSnapshot
+	(*MachineSnapshot)(nil), // 4: troupe.consensus.v1.MachineSnapshot
+	nil,                     // 5: troupe.consensus.v1.RaftSnapshot.NamesEntry
 }
 var file_troupe_consensus_v1_consensus_proto_depIdxs = []int32{
-	0, // 0: troupe.consensus.v1.KVCommand.op:type_name -> troupe.consensus.v1.KVOp
-	4, // 1: troupe.consensus.v1.KVCommand.lock:type_name -> troupe.consensus.v1.LockCommand
-	3, // 2: troupe.consensus.v1.KVCommand.batch:type_name -> troupe.consensus.v1.KVCommand
-	1, // 3: troupe.consensus.v1.LockCommand.op:type_name -> troupe.consensus.v1.LockOp
-	6, // 4: troupe.consensus.v1.KVSnapshot.pairs:type_name -> troupe.consensus.v1.KVPair
-	8, // 5: troupe.consensus.v1.KVSnapshot.names:type_name -> troupe.consensus.v1.KVSnapshot.NamesEntry
-	5, // 6: troupe.consensus.v1.KVSnapshot.leases:type_name -> troupe.consensus.v1.LockLease
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2, // 0: troupe.consensus.v1.RaftEntry.commands:type_name -> troupe.consensus.v1.RaftCommand
+	5, // 1: troupe.consensus.v1.RaftSnapshot.names:type_name -> troupe.consensus.v1.RaftSnapshot.NamesEntry
+	4, // 2: troupe.consensus.v1.RaftSnapshot.machines:type_name -> troupe.consensus.v1.MachineSnapshot
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_troupe_consensus_v1_consensus_proto_init() }
@@ -695,14 +410,13 @@ func file_troupe_consensus_v1_consensus_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_consensus_v1_consensus_proto_rawDesc), len(file_troupe_consensus_v1_consensus_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   7,
+			NumEnums:      0,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_troupe_consensus_v1_consensus_proto_goTypes,
 		DependencyIndexes: file_troupe_consensus_v1_consensus_proto_depIdxs,
-		EnumInfos:         file_troupe_consensus_v1_consensus_proto_enumTypes,
 		MessageInfos:      file_troupe_consensus_v1_consensus_proto_msgTypes,
 	}.Build()
 	File_troupe_consensus_v1_consensus_proto = out.File

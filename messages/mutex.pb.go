@@ -10,11 +10,12 @@
 package messages
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -23,6 +24,62 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// LockOp is the operation of a LockCommand.
+type LockOp int32
+
+const (
+	LockOp_LOCK_OP_UNSPECIFIED LockOp = 0
+	LockOp_LOCK_OP_ACQUIRE     LockOp = 1 // grant the lock if it is free: the token is the entry's index
+	LockOp_LOCK_OP_RELEASE     LockOp = 2 // free the lock if token is the holder's
+	LockOp_LOCK_OP_REFRESH     LockOp = 3 // restart the holder's lease (token must match), with ttl_ms
+	LockOp_LOCK_OP_EXPIRE      LockOp = 4 // proposed by the leader: the lease of (token, version) ran out
+)
+
+// Enum value maps for LockOp.
+var (
+	LockOp_name = map[int32]string{
+		0: "LOCK_OP_UNSPECIFIED",
+		1: "LOCK_OP_ACQUIRE",
+		2: "LOCK_OP_RELEASE",
+		3: "LOCK_OP_REFRESH",
+		4: "LOCK_OP_EXPIRE",
+	}
+	LockOp_value = map[string]int32{
+		"LOCK_OP_UNSPECIFIED": 0,
+		"LOCK_OP_ACQUIRE":     1,
+		"LOCK_OP_RELEASE":     2,
+		"LOCK_OP_REFRESH":     3,
+		"LOCK_OP_EXPIRE":      4,
+	}
+)
+
+func (x LockOp) Enum() *LockOp {
+	p := new(LockOp)
+	*p = x
+	return p
+}
+
+func (x LockOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LockOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_troupe_mutex_v1_mutex_proto_enumTypes[0].Descriptor()
+}
+
+func (LockOp) Type() protoreflect.EnumType {
+	return &file_troupe_mutex_v1_mutex_proto_enumTypes[0]
+}
+
+func (x LockOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LockOp.Descriptor instead.
+func (LockOp) EnumDescriptor() ([]byte, []int) {
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{0}
+}
 
 // MutexRequest asks every other member for permission to enter the
 // critical section. timestamp is the sender's Lamport clock when it asked;
@@ -210,6 +267,216 @@ func (x *MutexHello) GetGeneration() uint64 {
 	return 0
 }
 
+// LockCommand is one operation on the lease lock `name`: the data of a
+// troupe.consensus.v1.RaftCommand to the machine "locks" (package mutex's
+// lease locks, a state machine on the raft group of consensus/).
+type LockCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Op            LockOp                 `protobuf:"varint,1,opt,name=op,proto3,enum=troupe.mutex.v1.LockOp" json:"op,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`               // ACQUIRE: who asks, shown to others while it holds
+	TtlMs         int64                  `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // ACQUIRE, REFRESH: the lease's length
+	Token         uint64                 `protobuf:"varint,5,opt,name=token,proto3" json:"token,omitempty"`              // RELEASE, REFRESH, EXPIRE: the holder's fencing token
+	Version       uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`          // EXPIRE: the index of the grant or refresh that started the lease
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockCommand) Reset() {
+	*x = LockCommand{}
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockCommand) ProtoMessage() {}
+
+func (x *LockCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockCommand.ProtoReflect.Descriptor instead.
+func (*LockCommand) Descriptor() ([]byte, []int) {
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LockCommand) GetOp() LockOp {
+	if x != nil {
+		return x.Op
+	}
+	return LockOp_LOCK_OP_UNSPECIFIED
+}
+
+func (x *LockCommand) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LockCommand) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *LockCommand) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *LockCommand) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *LockCommand) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// LockLease is one held lock in a LockSnapshot.
+type LockLease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Token         uint64                 `protobuf:"varint,3,opt,name=token,proto3" json:"token,omitempty"` // the log index of the grant: the fencing token
+	TtlMs         int64                  `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"` // the log index of the grant or of the latest refresh
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockLease) Reset() {
+	*x = LockLease{}
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockLease) ProtoMessage() {}
+
+func (x *LockLease) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockLease.ProtoReflect.Descriptor instead.
+func (*LockLease) Descriptor() ([]byte, []int) {
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LockLease) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LockLease) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *LockLease) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *LockLease) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *LockLease) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// LockSnapshot is the lease locks' section of a raft snapshot: the held
+// locks, sorted by name.
+type LockSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leases        []*LockLease           `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockSnapshot) Reset() {
+	*x = LockSnapshot{}
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockSnapshot) ProtoMessage() {}
+
+func (x *LockSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_mutex_v1_mutex_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockSnapshot.ProtoReflect.Descriptor instead.
+func (*LockSnapshot) Descriptor() ([]byte, []int) {
+	return file_troupe_mutex_v1_mutex_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LockSnapshot) GetLeases() []*LockLease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
 var File_troupe_mutex_v1_mutex_proto protoreflect.FileDescriptor
 
 const file_troupe_mutex_v1_mutex_proto_rawDesc = "" +
@@ -231,7 +498,28 @@ const file_troupe_mutex_v1_mutex_proto_rawDesc = "" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
-	"generationB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"generation\"\xa7\x01\n" +
+	"\vLockCommand\x12'\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x17.troupe.mutex.v1.LockOpR\x02op\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x15\n" +
+	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\x04R\x05token\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\"|\n" +
+	"\tLockLease\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\x04R\x05token\x12\x15\n" +
+	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"B\n" +
+	"\fLockSnapshot\x122\n" +
+	"\x06leases\x18\x01 \x03(\v2\x1a.troupe.mutex.v1.LockLeaseR\x06leases*t\n" +
+	"\x06LockOp\x12\x17\n" +
+	"\x13LOCK_OP_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fLOCK_OP_ACQUIRE\x10\x01\x12\x13\n" +
+	"\x0fLOCK_OP_RELEASE\x10\x02\x12\x13\n" +
+	"\x0fLOCK_OP_REFRESH\x10\x03\x12\x12\n" +
+	"\x0eLOCK_OP_EXPIRE\x10\x04B'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_mutex_v1_mutex_proto_rawDescOnce sync.Once
@@ -245,18 +533,25 @@ func file_troupe_mutex_v1_mutex_proto_rawDescGZIP() []byte {
 	return file_troupe_mutex_v1_mutex_proto_rawDescData
 }
 
-var file_troupe_mutex_v1_mutex_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_troupe_mutex_v1_mutex_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_troupe_mutex_v1_mutex_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_troupe_mutex_v1_mutex_proto_goTypes = []any{
-	(*MutexRequest)(nil), // 0: troupe.mutex.v1.MutexRequest
-	(*MutexReply)(nil),   // 1: troupe.mutex.v1.MutexReply
-	(*MutexHello)(nil),   // 2: troupe.mutex.v1.MutexHello
+	(LockOp)(0),          // 0: troupe.mutex.v1.LockOp
+	(*MutexRequest)(nil), // 1: troupe.mutex.v1.MutexRequest
+	(*MutexReply)(nil),   // 2: troupe.mutex.v1.MutexReply
+	(*MutexHello)(nil),   // 3: troupe.mutex.v1.MutexHello
+	(*LockCommand)(nil),  // 4: troupe.mutex.v1.LockCommand
+	(*LockLease)(nil),    // 5: troupe.mutex.v1.LockLease
+	(*LockSnapshot)(nil), // 6: troupe.mutex.v1.LockSnapshot
 }
 var file_troupe_mutex_v1_mutex_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0, // 0: troupe.mutex.v1.LockCommand.op:type_name -> troupe.mutex.v1.LockOp
+	5, // 1: troupe.mutex.v1.LockSnapshot.leases:type_name -> troupe.mutex.v1.LockLease
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_troupe_mutex_v1_mutex_proto_init() }
@@ -269,13 +564,14 @@ func file_troupe_mutex_v1_mutex_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_mutex_v1_mutex_proto_rawDesc), len(file_troupe_mutex_v1_mutex_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   3,
+			NumEnums:      1,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_troupe_mutex_v1_mutex_proto_goTypes,
 		DependencyIndexes: file_troupe_mutex_v1_mutex_proto_depIdxs,
+		EnumInfos:         file_troupe_mutex_v1_mutex_proto_enumTypes,
 		MessageInfos:      file_troupe_mutex_v1_mutex_proto_msgTypes,
 	}.Build()
 	File_troupe_mutex_v1_mutex_proto = out.File

@@ -3,9 +3,10 @@ package mutex
 import "errors"
 
 // Errors of the mutex package. Each is wrapped with detail; test with
-// [errors.Is]. The lease lock service's errors are consensus's
-// (consensus.ErrLockHeld, ErrUnknownLock, ErrWrongToken,
-// ErrInvalidLockName, ErrInvalidTTL); [HTTPHandler] maps them to statuses.
+// [errors.Is]. The lease lock service's errors are in locks.go
+// (ErrLockHeld, ErrUnknownLock, ErrWrongToken, ErrInvalidLockName,
+// ErrInvalidTTL), the raft group's in package consensus; [HTTPHandler] maps
+// them to statuses.
 var (
 	// ErrInvalidConfig: a Config field out of range.
 	ErrInvalidConfig = errors.New("mutex: invalid configuration")

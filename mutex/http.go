@@ -27,7 +27,7 @@ const maxLockBody = 4 << 10
 //	                                 200 {"token": T}; 409 {"error", "code": "held", "holder", "expires_in_ms"}
 //	DELETE /v1/locks/{name}?token=T  200 {"released": true}; 404 unknown_lock; 409 wrong_token
 //
-// ttl_ms is from consensus.MinLockTTL to MaxLockTTL (100 to 600000). A
+// ttl_ms is from MinLockTTL to MaxLockTTL (100 to 600000). A
 // name is 1 to 128 bytes of letters, digits, '.', '_', '-' and '/' (the
 // rest of the path, URL-decoded). The token fences the holder: it is
 // greater than every token granted before, for any lock. Errors are JSON
@@ -68,13 +68,13 @@ func acquire(w http.ResponseWriter, r *http.Request, leases *Leases) {
 	}
 	if body.TTLms == nil {
 		writeError(w, fmt.Errorf(`%w: ttl_ms is missing: the lease's length in milliseconds, from %d to %d`,
-			consensus.ErrInvalidTTL, consensus.MinLockTTL.Milliseconds(), consensus.MaxLockTTL.Milliseconds()))
+			ErrInvalidTTL, MinLockTTL.Milliseconds(), MaxLockTTL.Milliseconds()))
 		return
 	}
 	ms := *body.TTLms
-	if ms < consensus.MinLockTTL.Milliseconds() || ms > consensus.MaxLockTTL.Milliseconds() {
-		writeError(w, fmt.Errorf("%w: ttl_ms %d; use %d to %d", consensus.ErrInvalidTTL, ms,
-			consensus.MinLockTTL.Milliseconds(), consensus.MaxLockTTL.Milliseconds()))
+	if ms < MinLockTTL.Milliseconds() || ms > MaxLockTTL.Milliseconds() {
+		writeError(w, fmt.Errorf("%w: ttl_ms %d; use %d to %d", ErrInvalidTTL, ms,
+			MinLockTTL.Milliseconds(), MaxLockTTL.Milliseconds()))
 		return
 	}
 	owner := body.Owner
@@ -120,19 +120,19 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	status, code := http.StatusInternalServerError, httpjson.CodeInternal
 	fields := map[string]any{}
-	var held *consensus.LockHeldError
+	var held *LockHeldError
 	switch {
 	case errors.As(err, &held):
 		status, code = http.StatusConflict, "held"
 		fields["holder"] = held.Owner
 		fields["expires_in_ms"] = held.ExpiresIn.Milliseconds()
-	case errors.Is(err, consensus.ErrWrongToken):
+	case errors.Is(err, ErrWrongToken):
 		status, code = http.StatusConflict, "wrong_token"
-	case errors.Is(err, consensus.ErrUnknownLock):
+	case errors.Is(err, ErrUnknownLock):
 		status, code = http.StatusNotFound, "unknown_lock"
-	case errors.Is(err, consensus.ErrInvalidLockName):
+	case errors.Is(err, ErrInvalidLockName):
 		status, code = http.StatusBadRequest, "invalid_name"
-	case errors.Is(err, consensus.ErrInvalidTTL):
+	case errors.Is(err, ErrInvalidTTL):
 		status, code = http.StatusBadRequest, "invalid_ttl"
 	case errors.Is(err, consensus.ErrBadRequest):
 		status, code = http.StatusBadRequest, httpjson.CodeBadRequest

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/fencing"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -47,11 +48,11 @@ func raftLeader(t testing.TB, c *cluster.Cluster) actors.NodeName {
 	actortest.Eventually(t, 10*time.Second, "one raft leader known to every node", func() bool {
 		lead = ""
 		for _, n := range c.Nodes() {
-			kv, err := consensus.NewKV(n)
+			kc, err := kv.NewClient(n)
 			if err != nil {
 				return false
 			}
-			st, err := kv.Status(context.Background())
+			st, err := kc.Status(context.Background())
 			if err != nil || st.Leader == "" || (lead != "" && st.Leader != lead) {
 				return false
 			}
@@ -161,20 +162,20 @@ func TestLeasesRefreshAndRelease(t *testing.T) {
 		if lease, err = l.Refresh(ctxT(t, 5*time.Second), lease, 0); err != nil {
 			t.Fatalf("refresh: %v", err)
 		}
-		if _, err := leases(t, c, "node-2").Acquire(ctxT(t, 5*time.Second), "cfg", time.Second, "other"); !errors.Is(err, consensus.ErrLockHeld) {
+		if _, err := leases(t, c, "node-2").Acquire(ctxT(t, 5*time.Second), "cfg", time.Second, "other"); !errors.Is(err, ErrLockHeld) {
 			t.Fatalf("acquire of a refreshed lease: %v; want ErrLockHeld", err)
 		}
 	}
-	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token+1); !errors.Is(err, consensus.ErrWrongToken) {
+	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token+1); !errors.Is(err, ErrWrongToken) {
 		t.Errorf("release with a wrong token: %v", err)
 	}
 	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token); !errors.Is(err, consensus.ErrUnknownLock) {
+	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token); !errors.Is(err, ErrUnknownLock) {
 		t.Errorf("second release: %v; want ErrUnknownLock", err)
 	}
-	if _, err := l.Refresh(ctxT(t, 5*time.Second), lease, 0); !errors.Is(err, consensus.ErrUnknownLock) {
+	if _, err := l.Refresh(ctxT(t, 5*time.Second), lease, 0); !errors.Is(err, ErrUnknownLock) {
 		t.Errorf("refresh after release: %v; want ErrUnknownLock", err)
 	}
 }

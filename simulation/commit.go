@@ -10,6 +10,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -157,6 +158,7 @@ func setupCommit(w *World, cfg CommitConfig) error {
 	if mode == commit.Consensus {
 		rc := consensus.DefaultConfig()
 		rc.DataDir, rc.Peers, rc.NoSync = w.DataDir, w.Names(), true
+		rc.Machines = []consensus.Machine{kv.DefaultMachine()}
 		rf, err := consensus.New(rc)
 		if err != nil {
 			return err

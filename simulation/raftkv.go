@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -83,6 +84,7 @@ func setupRaftKV(w *World, cfg RaftKVConfig) error {
 	rc := consensus.DefaultConfig()
 	rc.DataDir = w.DataDir
 	rc.Peers = w.Names()
+	rc.Machines = []consensus.Machine{kv.DefaultMachine()}
 	// A crash here is a process crash: what bbolt wrote is in the page
 	// cache and survives; fsync would only cost time.
 	rc.NoSync = true
@@ -297,21 +299,21 @@ func (c *kvClients) issue(id, i int) {
 	in := consensustest.Input{Key: c.keys[w.Rand.IntN(len(c.keys))], Value: fmt.Sprintf("c%d-%d", id, i)}
 	switch r := w.Rand.IntN(10); {
 	case r < 4:
-		in.Op = consensus.OpGet
+		in.Op = kv.OpGet
 	case r < 8:
-		in.Op = consensus.OpPut
+		in.Op = kv.OpPut
 	case r < 9:
-		in.Op = consensus.OpCAS
+		in.Op = kv.OpCAS
 		in.Prev = fmt.Sprintf("c%d-%d", w.Rand.IntN(c.cfg.Clients), max(0, i-w.Rand.IntN(3)))
 	default:
-		in.Op = consensus.OpDelete
+		in.Op = kv.OpDelete
 	}
 	k := &kvCall{client: id, i: i, in: in, call: w.Sched.Elapsed()}
 	c.calls[id] = k
 	w.Note(fmt.Sprintf("client %d %s %s %q at %s", id, in.Op, in.Key, in.Value, node))
-	k.timer = w.Sched.At(c.timeout, KindAction, "", fmt.Sprintf("client %d timeout", id), func() { c.finish(k, consensus.Result{}, nil, true) })
+	k.timer = w.Sched.At(c.timeout, KindAction, "", fmt.Sprintf("client %d timeout", id), func() { c.finish(k, kv.Result{}, nil, true) })
 	if err := w.Node(node).Tell(kvClientProtocol, k); err != nil {
-		c.finish(k, consensus.Result{}, err, false)
+		c.finish(k, kv.Result{}, err, false)
 	}
 }
 
@@ -321,7 +323,7 @@ func (c *kvClients) next(id, i int) {
 
 // finish records the outcome of k (r, or err when the request failed, or
 // timedOut) and schedules the client's next operation.
-func (c *kvClients) finish(k *kvCall, r consensus.Result, err error, timedOut bool) {
+func (c *kvClients) finish(k *kvCall, r kv.Result, err error, timedOut bool) {
 	if k.done {
 		return
 	}
@@ -366,7 +368,7 @@ func (c *kvClients) finish(k *kvCall, r consensus.Result, err error, timedOut bo
 // effect: ok is false.
 func unknownOp(k *kvCall) (op porcupine.Operation, ok bool) {
 	in := k.in
-	if in.Op == consensus.OpGet {
+	if in.Op == kv.OpGet {
 		return op, false
 	}
 	in.Unknown = true
@@ -384,20 +386,20 @@ func (p *kvClientProto) Name() actors.ProtocolName { return kvClientProtocol }
 
 func (p *kvClientProto) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(ctx *actors.Context, k *kvCall) error {
-		req := consensus.Request{Op: k.in.Op, Key: k.in.Key}
-		if k.in.Op == consensus.OpPut || k.in.Op == consensus.OpCAS {
+		req := kv.Request{Op: k.in.Op, Key: k.in.Key}
+		if k.in.Op == kv.OpPut || k.in.Op == kv.OpCAS {
 			req.Value = []byte(k.in.Value)
 		}
-		if k.in.Op == consensus.OpCAS {
+		if k.in.Op == kv.OpCAS {
 			req.Prev = []byte(k.in.Prev)
 		}
 		// Longer than the client's own timeout, which decides.
-		err := actors.Request(ctx, consensus.Name, req, p.c.timeout+time.Second, func(_ *actors.Context, r consensus.Result, err error) error {
+		err := actors.Request(ctx, consensus.Name, req, p.c.timeout+time.Second, func(_ *actors.Context, r kv.Result, err error) error {
 			p.c.finish(k, r, err, false)
 			return nil
 		})
 		if err != nil {
-			p.c.finish(k, consensus.Result{}, err, false)
+			p.c.finish(k, kv.Result{}, err, false)
 		}
 		return nil
 	})

@@ -7,16 +7,16 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 // A write still in flight when the run ends may have been applied, and read
 // by another client: the checker must count it as unknown. Before, it was
 // left out of the history, and the read was of a value nobody wrote.
 func TestRaftKVCheckerCountsWritesInFlightAtTheEnd(t *testing.T) {
-	put := &kvCall{client: 0, in: consensustest.Input{Op: consensus.OpPut, Key: "k1", Value: "c0-2"}, call: 10}
-	get := &kvCall{client: 1, in: consensustest.Input{Op: consensus.OpGet, Key: "k1"}, call: 30}
+	put := &kvCall{client: 0, in: consensustest.Input{Op: kv.OpPut, Key: "k1", Value: "c0-2"}, call: 10}
+	get := &kvCall{client: 1, in: consensustest.Input{Op: kv.OpGet, Key: "k1"}, call: 30}
 	read := porcupine.Operation{ClientId: 1, Input: get.in, Call: 20, Return: 25,
 		Output: consensustest.Output{OK: true, Found: true, Value: "c0-2"}}
 

@@ -19,7 +19,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
-	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -179,13 +179,13 @@ func TestRaftPanelEndpoint(t *testing.T) {
 	if p.Group.Quorum != "healthy" || len(p.Group.Voters) != 3 || p.Group.Majority != 2 || len(p.Group.Reachable) != 3 {
 		t.Fatalf("group %+v; want 3 voters, all reachable, a healthy quorum", p.Group)
 	}
-	kv, err := consensus.NewKV(c.Node(leader))
+	kc, err := kv.NewClient(c.Node(leader))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	idx, err := kv.Put(ctx, "k", []byte("v"))
+	idx, err := kc.Put(ctx, "k", []byte("v"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,10 @@ import (
 	"github.com/troupe-dev/troupe/api"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
-	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -213,16 +214,16 @@ func TestDashboardInChromium(t *testing.T) {
 	})`)
 
 	// Keys and locks, by prefix.
-	kv, err := consensus.NewKV(c.Node("node-1"))
+	kc, err := kv.NewClient(c.Node("node-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"app/config", "app/owner", "app/replicas", "other/key"} {
-		if _, err := kv.Put(ctx, k, []byte(`{"value of":"`+k+`"}`)); err != nil {
+		if _, err := kc.Put(ctx, k, []byte(`{"value of":"`+k+`"}`)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	lk, err := kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: "app/leader-lock", Owner: "worker-7", TTL: 5 * time.Minute})
+	lk, err := kv.Lock(ctx, mutex.LockRequest{Op: mutex.LockAcquire, Name: "app/leader-lock", Owner: "worker-7", TTL: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/telemetry"
 )
@@ -51,14 +52,14 @@ func TestRefusalsAreOnMetrics(t *testing.T) {
 	if err := n1.Start(func() actors.Protocol { return fragile{} }); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := consensus.NewKV(n1)
+	kc, err := kv.NewClient(n1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	actortest.Eventually(t, 10*time.Second, "node-1 leads its raft group", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		st, err := kv.Status(ctx)
+		st, err := kc.Status(ctx)
 		return err == nil && st.Leader == "node-1" && len(st.Voters) == 1
 	})
 	reg := telemetry.NewRegistry(n1)

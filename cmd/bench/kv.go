@@ -20,6 +20,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 type kvBench struct {
@@ -158,8 +159,8 @@ func (b *kvBench) validate() error {
 	if len(b.clients) == 0 || slices.Min(b.clients) < 1 {
 		return fmt.Errorf("--clients %v: give counts of at least 1", b.clients)
 	}
-	if b.keys < 1 || b.valueSize < 0 || b.valueSize > consensus.DefaultConfig().MaxValueSize {
-		return fmt.Errorf("--keys must be positive and --value-size in [0, %d]", consensus.DefaultConfig().MaxValueSize)
+	if b.keys < 1 || b.valueSize < 0 || b.valueSize > kv.DefaultConfig().MaxValueSize {
+		return fmt.Errorf("--keys must be positive and --value-size in [0, %d]", kv.DefaultConfig().MaxValueSize)
 	}
 	if b.fsync != "on" && b.fsync != "off" && b.fsync != "both" {
 		return fmt.Errorf("--fsync %q: valid: on, off, both", b.fsync)
@@ -256,6 +257,7 @@ func (b *kvBench) group(dir string, nodes int, fsync bool, tweak func(*consensus
 	}
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = dir, c.Names(), !fsync
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine()}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -303,7 +305,7 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 		return row, err
 	}
 	defer func() { err = errors.Join(err, c.Stop()) }()
-	kv, err := consensus.NewKV(leader)
+	kc, err := kv.NewClient(leader)
 	if err != nil {
 		return row, err
 	}
@@ -322,7 +324,7 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 				key := fmt.Sprintf("key-%d", (ci*7919+i)%b.keys)
 				t0 := time.Now()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := kv.Put(ctx, key, value)
+				_, err := kc.Put(ctx, key, value)
 				cancel()
 				if err != nil {
 					errs++
@@ -363,7 +365,7 @@ func (b *kvBench) failover(dir string) ([]time.Duration, error) {
 				break
 			}
 		}
-		kv, err := consensus.NewKV(writer)
+		kc, err := kv.NewClient(writer)
 		if err != nil {
 			return nil, err
 		}
@@ -373,7 +375,7 @@ func (b *kvBench) failover(dir string) ([]time.Duration, error) {
 		var took time.Duration
 		for i := 0; ; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			_, err := kv.Put(ctx, "failover", fmt.Appendf(nil, "%d-%d", trial, i))
+			_, err := kc.Put(ctx, "failover", fmt.Appendf(nil, "%d-%d", trial, i))
 			cancel()
 			if err == nil {
 				took = time.Since(t0)
@@ -431,7 +433,7 @@ func (b *kvBench) restart(dir string) ([]time.Duration, error) {
 		if err := c.Crash(victim); err != nil {
 			return nil, err
 		}
-		kv, err := consensus.NewKV(leader)
+		kc, err := kv.NewClient(leader)
 		if err != nil {
 			return nil, err
 		}
@@ -439,7 +441,7 @@ func (b *kvBench) restart(dir string) ([]time.Duration, error) {
 		for i := range restartWrites {
 			want = fmt.Appendf(nil, "%d-%d", trial, i)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := kv.Put(ctx, fmt.Sprintf("restart-%d", i%10), want)
+			_, err := kc.Put(ctx, fmt.Sprintf("restart-%d", i%10), want)
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("restart %d: writing while %s is down: %w", trial+1, victim, err)
@@ -452,7 +454,7 @@ func (b *kvBench) restart(dir string) ([]time.Duration, error) {
 			return nil, fmt.Errorf("restart %d: restarting %s: %w", trial+1, victim, err)
 		}
 		started := time.Since(t0) // the node and its raft protocol are up
-		rkv, err := consensus.NewKV(n)
+		rkv, err := kv.NewClient(n)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 )
 
 // kvOptions are the flags of kv and raft: the client's, and --timeout.
@@ -208,6 +210,7 @@ func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
 	defer c.Stop()
 	cfg := consensus.DefaultConfig()
 	cfg.DataDir, cfg.Peers, cfg.NoSync = o.dataDir, c.Names(), o.noSync
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	rf, err := consensus.New(cfg)
 	if err != nil {
 		return err
@@ -218,7 +221,7 @@ func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
 	var servers []*http.Server
 	errs := make(chan error, o.nodes)
 	for i, n := range c.Nodes() {
-		kv, err := consensus.NewKV(n)
+		kc, err := kv.NewClient(n)
 		if err != nil {
 			return err
 		}
@@ -227,7 +230,7 @@ func runKVServe(ctx context.Context, out io.Writer, o kvServeOptions) error {
 		if err != nil {
 			return err
 		}
-		srv := newServer(consensus.HTTPHandler(kv), defaultServerLimits())
+		srv := newServer(kv.HTTPHandler(kc), defaultServerLimits())
 		servers = append(servers, srv)
 		go func() { errs <- srv.Serve(ln) }()
 		fmt.Fprintf(out, "%s: http://%s/v1/kv/{key}  data %s/%s\n", n.Name(), addr, o.dataDir, n.Name())

@@ -13,6 +13,7 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
@@ -40,11 +41,11 @@ func TestKVCommands(t *testing.T) {
 	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := consensus.NewKV(c.Node("node-2"))
+	kc, err := kv.NewClient(c.Node("node-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(consensus.HTTPHandler(kv))
+	srv := httptest.NewServer(kv.HTTPHandler(kv))
 	t.Cleanup(srv.Close)
 	// Until a leader is elected, puts are refused (election, no_quorum).
 	actortest.Eventually(t, 5*time.Second, "a put is accepted", func() bool {
@@ -124,7 +125,7 @@ func TestKVAndLockWithoutQuorum(t *testing.T) {
 	if err := c.Start(rf); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := consensus.NewKV(c.Node("node-1"))
+	kc, err := kv.NewClient(c.Node("node-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestKVAndLockWithoutQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvSrv := httptest.NewServer(consensus.HTTPHandler(kv))
+	kvSrv := httptest.NewServer(kv.HTTPHandler(kv))
 	t.Cleanup(kvSrv.Close)
 	lockSrv := httptest.NewServer(mutex.HTTPHandler(leases))
 	t.Cleanup(lockSrv.Close)

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/mutex"
 )
 
 func lockCmd() *cobra.Command {
@@ -49,8 +48,8 @@ node; the lock's fencing token is --fencing-token.)`,
 		Short: "Take the lock NAME for --ttl; print its fencing token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ttl < consensus.MinLockTTL || ttl > consensus.MaxLockTTL {
-				return fmt.Errorf("--ttl %v: a lease lasts from %v to %v, e.g. --ttl 10s", ttl, consensus.MinLockTTL, consensus.MaxLockTTL)
+			if ttl < mutex.MinLockTTL || ttl > mutex.MaxLockTTL {
+				return fmt.Errorf("--ttl %v: a lease lasts from %v to %v, e.g. --ttl 10s", ttl, mutex.MinLockTTL, mutex.MaxLockTTL)
 			}
 			if ttl%time.Millisecond != 0 {
 				return fmt.Errorf("--ttl %v: use whole milliseconds", ttl)

@@ -23,6 +23,7 @@ import (
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/security"
@@ -223,11 +224,11 @@ func runNode(ctx context.Context, src config.Sources) error {
 		if err := node.Start(rf); err != nil {
 			return err
 		}
-		kv, err := consensus.NewKV(node)
+		kc, err := kv.NewClient(node)
 		if err != nil {
 			return err
 		}
-		h := consensus.HTTPHandler(kv)
+		h := kv.HTTPHandler(kc)
 		mux.Handle("/v1/kv/", h)
 		mux.Handle("/v1/raft", h)
 		mux.Handle("/v1/raft/", h)

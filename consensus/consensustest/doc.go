@@ -5,7 +5,7 @@
 //
 // # Usage
 //
-//	in := consensustest.Input{Op: consensus.OpPut, Key: "k", Value: "v"}
+//	in := consensustest.Input{Op: kv.OpPut, Key: "k", Value: "v"}
 //	op := porcupine.Operation{ClientId: c, Input: in, Call: t0, Output: consensustest.Output{}, Return: t1}
 //	// an operation whose outcome was lost (a timeout, a crash) may have
 //	// taken effect or not: set in.Unknown and Return to math.MaxInt64

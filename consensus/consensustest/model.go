@@ -4,13 +4,12 @@ import (
 	"fmt"
 
 	"github.com/anishathalye/porcupine"
-
-	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 )
 
 // Input is an operation as the client asked it.
 type Input struct {
-	Op               consensus.Op
+	Op               kv.Op
 	Key, Value, Prev string
 	Unknown          bool // the outcome was lost (timeout, crash): any effect or none
 }
@@ -52,13 +51,13 @@ var Model = porcupine.Model{
 	Step: func(st0, input, output any) (bool, any) {
 		st, in, out := st0.(state), input.(Input), output.(Output)
 		switch in.Op {
-		case consensus.OpGet:
+		case kv.OpGet:
 			return out.Found == st.found && (!st.found || out.Value == st.value), st
-		case consensus.OpPut:
+		case kv.OpPut:
 			return true, state{found: true, value: in.Value}
-		case consensus.OpDelete:
+		case kv.OpDelete:
 			return in.Unknown || out.Found == st.found, state{}
-		case consensus.OpCAS:
+		case kv.OpCAS:
 			match := st.found && st.value == in.Prev
 			switch {
 			case in.Unknown:

@@ -49,9 +49,9 @@ func Example() {
 	fmt.Println("first writes:", store.Write("orders", "v1", old.Token))
 	_ = actortest.WaitFor(10*time.Second, func() bool { // through a leader change, should one happen
 		_, err = second.Acquire(ctx, "orders", 10*time.Second, "second")
-		return err == nil || errors.Is(err, consensus.ErrLockHeld)
+		return err == nil || errors.Is(err, mutex.ErrLockHeld)
 	})
-	fmt.Println("second is refused while the lease runs:", errors.Is(err, consensus.ErrLockHeld))
+	fmt.Println("second is refused while the lease runs:", errors.Is(err, mutex.ErrLockHeld))
 
 	// The first holder stalls: no refresh, no release. Its lease expires.
 	_ = actortest.WaitFor(10*time.Second, func() bool {

@@ -1,13 +1,13 @@
-package consensus
+package kv
 
 import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/consensus"
 )
 
 // Bounds of a [BrowseRequest].
@@ -17,13 +17,14 @@ const (
 	browsePreview   = 200  // bytes of a value shown
 )
 
-// BrowseRequest asks the raft protocol for the keys and the held locks of
-// this node's replica whose name starts with Prefix, in byte order, after
-// After: a read-only look for operators (the dashboard). It is not a
+// BrowseRequest asks the raft protocol for the keys of this node's replica
+// that start with Prefix, in byte order, after After: a read-only look for
+// operators (the dashboard; package mutex's LocksRequest lists the locks). It is not a
 // linearizable read: the answer is the replica as applied up to
 // Browse.Applied, which may trail the leader's commit. It costs a pass
 // over every key of the replica on the protocol's goroutine. A request
-// (actors.Call); ErrBadRequest for a limit or prefix out of range.
+// (actors.Call to consensus.Name); consensus.ErrBadRequest for a limit or
+// prefix out of range.
 type BrowseRequest struct {
 	actors.Returns[Browse]
 	Prefix string
@@ -37,8 +38,7 @@ type Browse struct {
 	Applied uint64          `json:"applied"` // the replica's applied index
 	Keys    []KeyInfo       `json:"keys"`    // in byte order
 	// More: further keys match after the last one (ask again with After).
-	More  bool       `json:"more"`
-	Locks []LockInfo `json:"locks"` // the held locks matching Prefix, in name order (at most Limit)
+	More bool `json:"more"`
 }
 
 // KeyInfo is one key of a [Browse].
@@ -52,37 +52,27 @@ type KeyInfo struct {
 	Binary bool   `json:"binary,omitempty"`
 }
 
-// LockInfo is one held lock of a [Browse].
-type LockInfo struct {
-	Name  string `json:"name"`
-	Owner string `json:"owner"`
-	// Token is the holder's fencing token (the log index of its grant),
-	// as a decimal string: exact in JavaScript beyond 2^53.
-	Token     uint64        `json:"token,string"`
-	TTL       time.Duration `json:"ttl_ns"`
-	ExpiresIn time.Duration `json:"expires_in_ns"` // on this node's clock; 0 if its countdown has not started here
-}
-
 func (r *BrowseRequest) check() error {
 	if r.Limit == 0 {
 		r.Limit = 100
 	}
 	if r.Limit < 1 || r.Limit > MaxBrowseLimit {
-		return fmt.Errorf("%w: limit %d; use 1 to %d", ErrBadRequest, r.Limit, MaxBrowseLimit)
+		return fmt.Errorf("%w: limit %d; use 1 to %d", consensus.ErrBadRequest, r.Limit, MaxBrowseLimit)
 	}
 	if len(r.Prefix) > MaxBrowsePrefix || len(r.After) > MaxBrowsePrefix {
-		return fmt.Errorf("%w: a prefix or after of %d bytes; at most %d", ErrBadRequest, max(len(r.Prefix), len(r.After)), MaxBrowsePrefix)
+		return fmt.Errorf("%w: a prefix or after of %d bytes; at most %d", consensus.ErrBadRequest, max(len(r.Prefix), len(r.After)), MaxBrowsePrefix)
 	}
 	return nil
 }
 
-func (p *Raft) onBrowse(_ *actors.Context, r BrowseRequest) (Browse, error) {
+// browse answers a BrowseRequest from the local replica.
+func (s *store) browse(r BrowseRequest, applied uint64) (Browse, error) {
 	if err := r.check(); err != nil {
 		return Browse{}, err
 	}
-	out := Browse{Node: p.node, Applied: p.applied, Keys: []KeyInfo{}, Locks: []LockInfo{}}
+	out := Browse{Node: s.node, Applied: applied, Keys: []KeyInfo{}}
 	var keys []string
-	for k := range p.sm.kv {
+	for k := range s.kv {
 		if strings.HasPrefix(k, r.Prefix) && k > r.After {
 			keys = append(keys, k)
 		}
@@ -92,7 +82,7 @@ func (p *Raft) onBrowse(_ *actors.Context, r BrowseRequest) (Browse, error) {
 		keys, out.More = keys[:r.Limit], true
 	}
 	for _, k := range keys {
-		v := p.sm.kv[k]
+		v := s.kv[k]
 		ki := KeyInfo{Key: k, Size: len(v)}
 		head := v[:min(len(v), browsePreview)]
 		for cut := 0; cut < utf8.UTFMax-1 && len(head) < len(v) && !utf8.Valid(head); cut++ {
@@ -104,15 +94,6 @@ func (p *Raft) onBrowse(_ *actors.Context, r BrowseRequest) (Browse, error) {
 			ki.Binary = true
 		}
 		out.Keys = append(out.Keys, ki)
-	}
-	for name, l := range p.sm.leases {
-		if strings.HasPrefix(name, r.Prefix) {
-			out.Locks = append(out.Locks, LockInfo{Name: name, Owner: l.owner, Token: l.token, TTL: l.ttl, ExpiresIn: p.expiresIn(name)})
-		}
-	}
-	slices.SortFunc(out.Locks, func(a, b LockInfo) int { return strings.Compare(a.Name, b.Name) })
-	if len(out.Locks) > r.Limit {
-		out.Locks = out.Locks[:r.Limit]
 	}
 	return out, nil
 }
