@@ -27,6 +27,7 @@ import (
 func TestKeysByPrefix(t *testing.T) {
 	c := clustertest.NewCluster(t, 2, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7))
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), []actors.NodeName{"node-1"}, true
 	cfg.TickInterval = 10 * time.Millisecond
 	rf, err := consensus.New(cfg)
@@ -51,7 +52,11 @@ func TestKeysByPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lk, err := kv.Lock(ctx, mutex.LockRequest{Op: mutex.LockAcquire, Name: "app/lock", Owner: "me", TTL: time.Minute})
+	leases, err := mutex.NewLeases(c.Node("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := leases.Lock(ctx, mutex.LockRequest{Op: mutex.LockAcquire, Name: "app/lock", Owner: "me", TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -23,6 +25,7 @@ import (
 func TestLeaderOnAMinority(t *testing.T) {
 	c := clustertest.NewCluster(t, 5, cluster.Sim(sim.Config{Seed: 5}), cluster.Seed(5))
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
 	rf, err := consensus.New(cfg)

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
 	"github.com/troupe-dev/troupe/examples/bank"
 	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -92,17 +93,10 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 	}
 	e := &env{t: t, c: c, bank: b, mode: mode, dir: cfg.DataDir}
 	if mode == commit.Consensus {
-		rc := consensus.DefaultConfig()
-		rc.DataDir, rc.Peers, rc.NoSync = cfg.DataDir, c.Names(), !st.sync
-		rc.TickInterval = 10 * time.Millisecond
-		rc.RequestTimeout = time.Second
-		rf, err := consensus.New(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(rf); err != nil {
-			t.Fatal(err)
-		}
+		consensustest.StartOn(t, c, consensustest.Options{Machines: []consensus.Machine{kv.DefaultMachine()},
+			Config: func(rc *consensus.Config) {
+				rc.DataDir, rc.NoSync, rc.RequestTimeout = cfg.DataDir, !st.sync, time.Second
+			}})
 		e.waitConsensus()
 	}
 	cfg.Resource = b.Resource

@@ -20,6 +20,8 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -40,13 +42,13 @@ func putAll(t *testing.T, g *group, prefix string, n int) map[string]string {
 				if node == nil {
 					continue
 				}
-				kv, err := consensus.NewKV(node)
+				kc, err := kv.NewClient(node)
 				if err != nil {
 					continue
 				}
 				key, val := fmt.Sprintf("%s-%03d", prefix, i), fmt.Sprintf("value-%d", i)
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				_, err = kv.Put(ctx, key, []byte(val))
+				_, err = kc.Put(ctx, key, []byte(val))
 				cancel()
 				if err == nil {
 					mu.Lock()
@@ -60,13 +62,13 @@ func putAll(t *testing.T, g *group, prefix string, n int) map[string]string {
 	return acked
 }
 
-func checkAll(t *testing.T, kv *consensus.KV, want map[string]string) {
+func checkAll(t *testing.T, kc *kv.Client, want map[string]string) {
 	t.Helper()
 	ctx := ctxT(t, 10*time.Second)
 	for k, v := range want {
-		got, found, err := kv.Get(ctx, k)
+		got, found, err := kc.Get(ctx, k)
 		if err != nil || !found || string(got) != v {
-			t.Fatalf("%s on %s: got %q found=%v err=%v, want %q", k, kv.Node().Name(), got, found, err, v)
+			t.Fatalf("%s on %s: got %q found=%v err=%v, want %q", k, kc.Node().Name(), got, found, err, v)
 		}
 	}
 }
@@ -118,7 +120,7 @@ func startManual(t *testing.T, n int, peers []actors.NodeName, tweak func(*conse
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	g := &group{t: t, c: c, cfg: cfg}
+	g := &group{Group: &consensustest.Group{T: t, Cluster: c, Config: cfg}, t: t, c: c, cfg: cfg}
 	for _, name := range c.Names() {
 		g.startRaft(name, !slices.Contains(peers, name))
 	}
@@ -280,20 +282,20 @@ func TestRequestsWithoutLeaderFailClearly(t *testing.T) {
 		st, err := g.status(survivor)
 		return err == nil && st.Leader == ""
 	})
-	kv := g.kv(survivor)
+	kc := g.kv(survivor)
 	ctx := ctxT(t, 5*time.Second)
 	start := time.Now()
-	if _, err := kv.Put(ctx, "k", []byte("v")); !errors.Is(err, consensus.ErrNoLeader) {
+	if _, err := kc.Put(ctx, "k", []byte("v")); !errors.Is(err, consensus.ErrNoLeader) {
 		t.Errorf("put without a leader: %v, want ErrNoLeader", err)
 	}
-	if _, _, err := kv.Get(ctx, "k"); !errors.Is(err, consensus.ErrNoLeader) {
+	if _, _, err := kc.Get(ctx, "k"); !errors.Is(err, consensus.ErrNoLeader) {
 		t.Errorf("get without a leader: %v, want ErrNoLeader", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("refusing took %v; it should not wait for a timeout", d)
 	}
 	var nl *consensus.NotLeaderError
-	if err := kv.Admin(ctx, consensus.AddVoter, "node-9"); !errors.As(err, &nl) || !errors.Is(err, consensus.ErrNotLeader) {
+	if err := kc.Admin(ctx, consensus.AddVoter, "node-9"); !errors.As(err, &nl) || !errors.Is(err, consensus.ErrNotLeader) {
 		t.Errorf("admin without a leader: %v, want a NotLeaderError", err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -51,7 +53,8 @@ func TestForceNewStateInTheProtocol(t *testing.T) {
 func testForceNewStateInTheProtocol(t *testing.T) {
 	var logs lockedBuffer
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 7}), cluster.Seed(7), cluster.Logger(zerolog.New(&logs)))
-	g := &group{t: t, c: c, cfg: testConfig(t.TempDir(), c.Names())}
+	cfg0 := testConfig(t.TempDir(), c.Names())
+	g := &group{Group: &consensustest.Group{T: t, Cluster: c, Config: cfg0}, t: t, c: c, cfg: cfg0}
 	for _, name := range c.Names() {
 		g.startRaft(name, false)
 	}
@@ -101,11 +104,11 @@ func testForceNewStateInTheProtocol(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		kv, err := consensus.NewKV(node)
+		kc, err := kv.NewClient(node)
 		if err != nil {
 			return false
 		}
-		_, found, err := kv.Get(ctx, "before-000")
+		_, found, err := kc.Get(ctx, "before-000")
 		return err == nil && found
 	})
 	if _, err := os.Stat(filepath.Join(dir, "raft-set-aside-2")); !errors.Is(err, os.ErrNotExist) {

@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 	"github.com/troupe-dev/troupe/transport/sim"
@@ -177,16 +178,26 @@ func testForwardedProposalFromAMemberIsApplied(t *testing.T) {
 	g := newGroup(t, 3, 12, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
 	followers := g.others(lead)
-	data, err := proto.Marshal(&messages.KVCommand{Op: messages.KVOp_KV_OP_PUT, Key: "forwarded", Value: []byte("yes")})
+	cmd, err := proto.Marshal(&messages.KVCommand{Op: messages.KVOp_KV_OP_PUT, Key: "forwarded", Value: []byte("yes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.status(lead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command applies from an entry of the term it names (the term
+	// fence), so the forger names the leader's.
+	data, err := proto.Marshal(&messages.RaftEntry{Format: 2, Commands: []*messages.RaftCommand{{Machine: kv.MachineName, Data: cmd, Term: st.Term}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	prop := &raftpb.Message{Type: raftpb.MsgProp.Enum(), From: new(consensus.ID(followers[1])), To: new(consensus.ID(lead)),
 		Entries: []*raftpb.Entry{{Type: raftpb.EntryNormal.Enum(), Data: data}}}
 	newForger(t, g).send(followers[0], lead, prop)
-	kv := g.kv(lead)
+	kc := g.kv(lead)
 	actortest.Eventually(t, 10*time.Second, "the forwarded proposal applied", func() bool {
-		v, found, err := kv.Get(ctxT(t, time.Second), "forwarded")
+		v, found, err := kc.Get(ctxT(t, time.Second), "forwarded")
 		return err == nil && found && string(v) == "yes"
 	})
 	if n := g.dropped(lead); n != 0 {
@@ -206,12 +217,12 @@ func testHonestTrafficIsNeverDropped(t *testing.T) {
 	g.leader(10 * time.Second)
 	for i := range 30 {
 		n := g.c.Names()[i%3]
-		kv := g.kv(n)
+		kc := g.kv(n)
 		actortest.Eventually(t, 10*time.Second, "a write", func() bool {
-			_, err := kv.Put(ctxT(t, 2*time.Second), fmt.Sprintf("k%d", i%7), []byte{byte(i)})
+			_, err := kc.Put(ctxT(t, 2*time.Second), fmt.Sprintf("k%d", i%7), []byte{byte(i)})
 			return err == nil
 		})
-		if _, _, err := kv.Get(ctxT(t, 5*time.Second), "k0"); err != nil {
+		if _, _, err := kc.Get(ctxT(t, 5*time.Second), "k0"); err != nil {
 			t.Logf("read through %s: %v", n, err)
 		}
 	}

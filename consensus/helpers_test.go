@@ -1,124 +1,70 @@
 package consensus_test
 
 import (
-	"os"
-	"slices"
-
 	"context"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/troupe-dev/troupe/actors"
-	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
-	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
-// group is a raft group on a sim cluster, with its data dirs in a test
-// temp dir.
+// group is a raft group hosting the key-value store on a sim cluster
+// (consensustest.Start), with its data dirs in a test temp dir.
 type group struct {
+	*consensustest.Group
 	t   testing.TB
 	c   *cluster.Cluster
 	cfg consensus.Config
 }
 
-// testConfig is fast: 10ms ticks, elections after 100–200ms.
+// testConfig is consensustest.Config hosting the key-value store and the
+// lease locks side by side: 10ms ticks, elections after 100–200ms.
 func testConfig(dir string, peers []actors.NodeName) consensus.Config {
-	cfg := consensus.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Peers = peers
-	cfg.TickInterval = 10 * time.Millisecond
-	cfg.ElectionTicks = 10
-	cfg.HeartbeatTicks = 2
-	cfg.NoSync = true // a Crash here closes the file cleanly; fsync changes nothing but time
-	cfg.RequestTimeout = 2 * time.Second
-	return cfg
+	return consensustest.Config(dir, peers, kv.DefaultMachine(), mutex.LockMachine())
 }
 
-func newGroup(t testing.TB, n int, seed uint64, faults sim.Faults, tweak func(*consensus.Config)) *group {
+// newGroup starts n nodes hosting the key-value store (with kcfg's limits
+// when given) and the lease locks.
+func newGroup(t testing.TB, n int, seed uint64, faults sim.Faults, tweak func(*consensus.Config), kcfg ...kv.Config) *group {
 	t.Helper()
-	c := clustertest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed, Faults: faults}), cluster.Seed(seed), testLogger())
-	cfg := testConfig(t.TempDir(), c.Names())
-	if tweak != nil {
-		tweak(&cfg)
+	m := kv.DefaultMachine()
+	if len(kcfg) > 0 {
+		var err error
+		if m, err = kv.Machine(kcfg[0]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	rf, err := consensus.New(cfg)
-	if err != nil {
-		t.Fatalf("starting raft: %v", err)
-	}
-	if err := c.Start(rf); err != nil {
-		t.Fatalf("starting raft: %v", err)
-	}
-	return &group{t: t, c: c, cfg: cfg}
+	g := consensustest.Start(t, consensustest.Options{Nodes: n, Seed: seed, Faults: faults, Config: tweak,
+		Machines: []consensus.Machine{m, mutex.LockMachine()}})
+	return &group{Group: g, t: t, c: g.Cluster, cfg: g.Config}
 }
 
-func (g *group) kv(name actors.NodeName) *consensus.KV {
+func (g *group) kv(name actors.NodeName) *kv.Client {
 	g.t.Helper()
-	n := g.c.Node(name)
-	if n == nil {
-		g.t.Fatalf("node %s is not running", name)
-	}
-	kv, err := consensus.NewKV(n)
+	c, err := kv.NewClient(g.Node(name))
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	return kv
+	return c
 }
 
-func (g *group) status(name actors.NodeName) (consensus.Status, error) {
-	n := g.c.Node(name)
-	if n == nil {
-		return consensus.Status{}, context.Canceled
-	}
-	kv, err := consensus.NewKV(n)
-	if err != nil {
-		return consensus.Status{}, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	return kv.Status(ctx)
-}
+func (g *group) status(name actors.NodeName) (consensus.Status, error) { return g.Status(name) }
 
 // leader waits until every running node names the same leader, and
 // returns it.
 func (g *group) leader(timeout time.Duration) actors.NodeName {
 	g.t.Helper()
-	var lead actors.NodeName
-	actortest.Eventually(g.t, timeout, "one leader known to every running node", func() bool {
-		lead = ""
-		for _, n := range g.c.Nodes() {
-			st, err := g.status(n.Name())
-			if err == nil && !slices.Contains(st.Voters, n.Name()) && !slices.Contains(st.Learners, n.Name()) {
-				continue // not a member (yet)
-			}
-			if err != nil || st.Leader == "" || (lead != "" && st.Leader != lead) {
-				return false
-			}
-			lead = st.Leader
-		}
-		st, err := g.status(lead)
-		return err == nil && st.State == "StateLeader"
-	})
-	return lead
+	return g.Leader(timeout)
 }
 
-// testLogger logs to stderr when TROUPE_TEST_LOG is set (debug level with
-// TROUPE_TEST_LOG=debug).
-func testLogger() cluster.Option {
-	lv := os.Getenv("TROUPE_TEST_LOG")
-	if lv == "" {
-		return cluster.Logger(zerolog.Nop())
-	}
-	level, err := zerolog.ParseLevel(lv)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	return cluster.Logger(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(level).With().Timestamp().Logger())
-}
+// testLogger is consensustest.Logger.
+func testLogger() cluster.Option { return consensustest.Logger() }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

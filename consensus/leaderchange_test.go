@@ -33,12 +33,12 @@ func testLeaderChangeLosesNoForwardedWrite(t *testing.T) {
 	const n = 10
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	kv := g.kv(f)
+	kc := g.kv(f)
 	for i := range n {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			_, errs[i] = kv.Put(ctx, fmt.Sprintf("w%d", i), []byte("v"))
+			_, errs[i] = kc.Put(ctx, fmt.Sprintf("w%d", i), []byte("v"))
 		})
 	}
 	actortest.Eventually(t, 5*time.Second, "the follower forwarded the writes", func() bool {

@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -92,19 +93,19 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
 				node := c.Node(names[crng.IntN(len(names))])
-				in := consensustest.Input{Op: consensus.Op(1 + crng.IntN(4)), Key: keys[crng.IntN(len(keys))]}
+				in := consensustest.Input{Op: kv.Op(1 + crng.IntN(4)), Key: keys[crng.IntN(len(keys))]}
 				in.Value = fmt.Sprintf("c%d-%d", ci, i)
 				in.Prev = fmt.Sprintf("c%d-%d", crng.IntN(clients), max(0, i-crng.IntN(3)))
 				if node == nil {
 					continue // crashed
 				}
-				kv, err := consensus.NewKV(node)
+				kc, err := kv.NewClient(node)
 				if err != nil {
 					continue
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 				call := time.Since(base).Nanoseconds()
-				r, err := kv.Do(ctx, consensus.Request{Op: in.Op, Key: in.Key, Value: []byte(in.Value), Prev: []byte(in.Prev)})
+				r, err := kc.Do(ctx, kv.Request{Op: in.Op, Key: in.Key, Value: []byte(in.Value), Prev: []byte(in.Prev)})
 				ret := time.Since(base).Nanoseconds()
 				cancel()
 				op := porcupine.Operation{ClientId: ci, Input: in, Call: call, Return: ret,
@@ -113,7 +114,7 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 				case err == nil:
 				case definite(err):
 					continue
-				case in.Op == consensus.OpGet:
+				case in.Op == kv.OpGet:
 					continue // a read without an answer has no effect
 				default:
 					in.Unknown = true
@@ -227,12 +228,12 @@ func runSeed(seed uint64, dir string) (res seedRun, err error) {
 func leaderOf(c *cluster.Cluster) (actors.NodeName, bool) {
 	var lead actors.NodeName
 	for _, n := range c.Nodes() {
-		kv, err := consensus.NewKV(n)
+		kc, err := kv.NewClient(n)
 		if err != nil {
 			return "", false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := kv.Status(ctx)
+		st, err := kc.Status(ctx)
 		cancel()
 		if err != nil || st.Leader == "" || (lead != "" && lead != st.Leader) {
 			return "", false

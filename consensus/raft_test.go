@@ -10,6 +10,8 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -26,32 +28,32 @@ func testKVOperationsOnAnyNode(t *testing.T) {
 		}
 	}
 	for _, node := range []actors.NodeName{lead, follower} {
-		kv := g.kv(node)
+		kc := g.kv(node)
 		ctx := ctxT(t, 5*time.Second)
 		key := "k-" + string(node)
-		if _, found, err := kv.Get(ctx, key); err != nil || found {
+		if _, found, err := kc.Get(ctx, key); err != nil || found {
 			t.Fatalf("%s: get of a new key: found=%v err=%v", node, found, err)
 		}
-		if _, err := kv.Put(ctx, key, []byte("v1")); err != nil {
+		if _, err := kc.Put(ctx, key, []byte("v1")); err != nil {
 			t.Fatalf("%s: put: %v", node, err)
 		}
-		if v, found, err := kv.Get(ctx, key); err != nil || !found || string(v) != "v1" {
+		if v, found, err := kc.Get(ctx, key); err != nil || !found || string(v) != "v1" {
 			t.Fatalf("%s: get after put = %q %v %v, want v1", node, v, found, err)
 		}
-		swapped, cur, _, err := kv.CAS(ctx, key, []byte("nope"), []byte("v2"))
+		swapped, cur, _, err := kc.CAS(ctx, key, []byte("nope"), []byte("v2"))
 		if err != nil || swapped || string(cur) != "v1" {
 			t.Fatalf("%s: CAS with a wrong prev: swapped=%v current=%q err=%v", node, swapped, cur, err)
 		}
-		if swapped, _, _, err := kv.CAS(ctx, key, []byte("v1"), []byte("v2")); err != nil || !swapped {
+		if swapped, _, _, err := kc.CAS(ctx, key, []byte("v1"), []byte("v2")); err != nil || !swapped {
 			t.Fatalf("%s: CAS with the right prev: swapped=%v err=%v", node, swapped, err)
 		}
-		if swapped, _, found, err := kv.CAS(ctx, "absent-"+string(node), nil, []byte("x")); err != nil || swapped || found {
+		if swapped, _, found, err := kc.CAS(ctx, "absent-"+string(node), nil, []byte("x")); err != nil || swapped || found {
 			t.Fatalf("%s: CAS on an absent key: swapped=%v found=%v err=%v", node, swapped, found, err)
 		}
-		if existed, err := kv.Delete(ctx, key); err != nil || !existed {
+		if existed, err := kc.Delete(ctx, key); err != nil || !existed {
 			t.Fatalf("%s: delete: existed=%v err=%v", node, existed, err)
 		}
-		if _, found, err := kv.Get(ctx, key); err != nil || found {
+		if _, found, err := kc.Get(ctx, key); err != nil || found {
 			t.Fatalf("%s: get after delete: found=%v err=%v", node, found, err)
 		}
 	}
@@ -74,24 +76,28 @@ func testKVOperationsOnAnyNode(t *testing.T) {
 func TestBrowseListsKeysAndLocks(t *testing.T) {
 	g := newGroup(t, 3, 1, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
-	kv := g.kv(lead)
+	kc := g.kv(lead)
 	ctx := ctxT(t, 5*time.Second)
 	for _, k := range []string{"app/b", "app/a", "app/c", "other"} {
-		if _, err := kv.Put(ctx, k, []byte("value of "+k)); err != nil {
+		if _, err := kc.Put(ctx, k, []byte("value of "+k)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := kv.Put(ctx, "app/bin", []byte{0xff, 0xfe}); err != nil {
+	if _, err := kc.Put(ctx, "app/bin", []byte{0xff, 0xfe}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, "app/long", []byte(strings.Repeat("é", 150))); err != nil {
+	if _, err := kc.Put(ctx, "app/long", []byte(strings.Repeat("é", 150))); err != nil {
 		t.Fatal(err)
 	}
-	lk, err := kv.Lock(ctx, consensus.LockRequest{Op: consensus.LockAcquire, Name: "app/lock", Owner: "worker-7", TTL: time.Minute})
+	leases, err := mutex.NewLeases(g.Node(lead))
 	if err != nil {
 		t.Fatal(err)
 	}
-	browse := func(r consensus.BrowseRequest) consensus.Browse {
+	lk, err := leases.Acquire(ctx, "app/lock", time.Minute, "worker-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	browse := func(r kv.BrowseRequest) kv.Browse {
 		t.Helper()
 		b, err := actors.Call(ctx, g.c.Node(lead), consensus.Name, r)
 		if err != nil {
@@ -99,7 +105,7 @@ func TestBrowseListsKeysAndLocks(t *testing.T) {
 		}
 		return b
 	}
-	b := browse(consensus.BrowseRequest{Prefix: "app/", Limit: 3})
+	b := browse(kv.BrowseRequest{Prefix: "app/", Limit: 3})
 	var names []string
 	for _, k := range b.Keys {
 		names = append(names, k.Key)
@@ -110,17 +116,18 @@ func TestBrowseListsKeysAndLocks(t *testing.T) {
 	if b.Keys[0].Value != "value of app/a" || b.Keys[0].Size != 14 || !b.Keys[2].Binary || b.Keys[2].Value != "" {
 		t.Fatalf("key infos %+v", b.Keys)
 	}
-	if len(b.Locks) != 1 || b.Locks[0].Owner != "worker-7" || b.Locks[0].Token != lk.Token || b.Locks[0].Name != "app/lock" {
-		t.Fatalf("locks %+v, want app/lock held by worker-7 with token %d", b.Locks, lk.Token)
+	locks, err := leases.Locks(ctx, "app/", 0)
+	if err != nil || len(locks) != 1 || locks[0].Owner != "worker-7" || locks[0].Token != lk.Token || locks[0].Name != "app/lock" {
+		t.Fatalf("locks %+v (%v), want app/lock held by worker-7 with token %d", locks, err, lk.Token)
 	}
-	b = browse(consensus.BrowseRequest{Prefix: "app/", After: "app/bin"})
+	b = browse(kv.BrowseRequest{Prefix: "app/", After: "app/bin"})
 	if len(b.Keys) != 2 || b.Keys[0].Key != "app/c" || b.More {
 		t.Fatalf("second page %+v more=%v", b.Keys, b.More)
 	}
 	if l := b.Keys[1]; l.Key != "app/long" || !l.Cut || !utf8.ValidString(l.Value) || len(l.Value) > 200 || l.Size != 300 {
 		t.Fatalf("a long value: %+v", l)
 	}
-	for _, bad := range []consensus.BrowseRequest{{Limit: -1}, {Limit: consensus.MaxBrowseLimit + 1}, {Prefix: strings.Repeat("x", consensus.MaxBrowsePrefix+1)}} {
+	for _, bad := range []kv.BrowseRequest{{Limit: -1}, {Limit: kv.MaxBrowseLimit + 1}, {Prefix: strings.Repeat("x", kv.MaxBrowsePrefix+1)}} {
 		if _, err := actors.Call(ctx, g.c.Node(lead), consensus.Name, bad); !errors.Is(err, consensus.ErrBadRequest) {
 			t.Errorf("browse limit %d, prefix of %d bytes: %v, want ErrBadRequest", bad.Limit, len(bad.Prefix), err)
 		}
@@ -130,29 +137,29 @@ func TestBrowseListsKeysAndLocks(t *testing.T) {
 func TestBadInputIsRefused(t *testing.T) { actortest.Virtual(t, testBadInputIsRefused) }
 
 func testBadInputIsRefused(t *testing.T) {
-	g := newGroup(t, 1, 2, sim.Faults{}, func(c *consensus.Config) { c.MaxValueSize = 16; c.MaxKeySize = 8 })
+	g := newGroup(t, 1, 2, sim.Faults{}, nil, kv.Config{MaxValueSize: 16, MaxKeySize: 8})
 	g.leader(5 * time.Second)
-	kv := g.kv("node-1")
+	kc := g.kv("node-1")
 	ctx := ctxT(t, 5*time.Second)
 	cases := []struct {
 		name string
-		req  consensus.Request
+		req  kv.Request
 		want error
 	}{
-		{"empty key", consensus.Request{Op: consensus.OpPut, Key: ""}, consensus.ErrInvalidKey},
-		{"long key", consensus.Request{Op: consensus.OpPut, Key: "123456789"}, consensus.ErrInvalidKey},
-		{"control character", consensus.Request{Op: consensus.OpGet, Key: "a\nb"}, consensus.ErrInvalidKey},
-		{"not UTF-8", consensus.Request{Op: consensus.OpGet, Key: "a\xffb"}, consensus.ErrInvalidKey},
-		{"large value", consensus.Request{Op: consensus.OpPut, Key: "k", Value: make([]byte, 17)}, consensus.ErrValueTooLarge},
-		{"unknown op", consensus.Request{Op: 99, Key: "k"}, consensus.ErrBadRequest},
+		{"empty key", kv.Request{Op: kv.OpPut, Key: ""}, kv.ErrInvalidKey},
+		{"long key", kv.Request{Op: kv.OpPut, Key: "123456789"}, kv.ErrInvalidKey},
+		{"control character", kv.Request{Op: kv.OpGet, Key: "a\nb"}, kv.ErrInvalidKey},
+		{"not UTF-8", kv.Request{Op: kv.OpGet, Key: "a\xffb"}, kv.ErrInvalidKey},
+		{"large value", kv.Request{Op: kv.OpPut, Key: "k", Value: make([]byte, 17)}, kv.ErrValueTooLarge},
+		{"unknown op", kv.Request{Op: 99, Key: "k"}, consensus.ErrBadRequest},
 	}
 	for _, c := range cases {
-		_, err := kv.Do(ctx, c.req)
+		_, err := kc.Do(ctx, c.req)
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 		}
 	}
-	if _, err := kv.Put(ctx, "k", make([]byte, 16)); err != nil {
+	if _, err := kc.Put(ctx, "k", make([]byte, 16)); err != nil {
 		t.Errorf("a value of exactly the limit: %v", err)
 	}
 }

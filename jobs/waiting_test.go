@@ -13,6 +13,8 @@ import (
 	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 )
 
 // silentElector is an elector that knows no leader and elects none: the
@@ -192,6 +194,7 @@ func TestWaitingSaysNoQuorumWithRaft(t *testing.T) {
 		c.Reliable.MaxRTO = 100 * time.Millisecond
 	}))
 	rcfg := consensus.DefaultConfig()
+	rcfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
 	rcfg.TickInterval = 10 * time.Millisecond
 	f, err := jobs.New(jobsCfg(t, nil))

@@ -72,6 +72,7 @@ func BenchmarkLeaseAcquire(b *testing.B) {
 				c := clustertest.NewCluster(b, 3, cluster.Sim(sim.Config{Seed: 31}), cluster.Seed(31))
 				cfg := consensus.DefaultConfig()
 				cfg.DataDir, cfg.Peers, cfg.NoSync = b.TempDir(), c.Names(), !sync
+				cfg.Machines = []consensus.Machine{mutex.LockMachine()}
 				rf, err := consensus.New(cfg)
 				if err != nil {
 					b.Fatal(err)

@@ -1,7 +1,6 @@
 package mutex_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,52 +14,34 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
-	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
 	"github.com/troupe-dev/troupe/examples/fencing"
 	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/mutex"
-	"github.com/troupe-dev/troupe/transport/sim"
 )
 
-// newRaftGroup runs the raft protocol on an n-node sim cluster with fast
-// ticks (elections after 100–200ms) and its data in a test temp dir.
+// newRaftGroup runs the raft protocol hosting the lease locks and the
+// key-value store on an n-node sim cluster (consensustest), with a 500ms
+// request timeout.
 func newRaftGroup(t testing.TB, n int, seed uint64) *cluster.Cluster {
 	t.Helper()
-	c := clustertest.NewCluster(t, n, cluster.Sim(sim.Config{Seed: seed}), cluster.Seed(seed))
-	cfg := consensus.DefaultConfig()
-	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
-	cfg.TickInterval, cfg.RequestTimeout = 10*time.Millisecond, 500*time.Millisecond
-	rf, err := consensus.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(rf); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return newLockGroup(t, n, seed, func(c *consensus.Config) { c.RequestTimeout = 500 * time.Millisecond }).Cluster
+}
+
+// newLockGroup starts a raft group hosting the lease locks and the
+// key-value store.
+func newLockGroup(t testing.TB, n int, seed uint64, tweak func(*consensus.Config)) *consensustest.Group {
+	t.Helper()
+	return consensustest.Start(t, consensustest.Options{Nodes: n, Seed: seed, Config: tweak,
+		Machines: []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}})
 }
 
 // raftLeader waits until every running node names the same leader.
 func raftLeader(t testing.TB, c *cluster.Cluster) actors.NodeName {
 	t.Helper()
-	var lead actors.NodeName
-	actortest.Eventually(t, 10*time.Second, "one raft leader known to every node", func() bool {
-		lead = ""
-		for _, n := range c.Nodes() {
-			kc, err := kv.NewClient(n)
-			if err != nil {
-				return false
-			}
-			st, err := kc.Status(context.Background())
-			if err != nil || st.Leader == "" || (lead != "" && st.Leader != lead) {
-				return false
-			}
-			lead = st.Leader
-		}
-		return true
-	})
-	return lead
+	g := &consensustest.Group{T: t, Cluster: c}
+	return g.Leader(10 * time.Second)
 }
 
 func leases(t testing.TB, c *cluster.Cluster, node actors.NodeName) *mutex.Leases {
@@ -162,21 +143,21 @@ func TestLeasesRefreshAndRelease(t *testing.T) {
 		if lease, err = l.Refresh(ctxT(t, 5*time.Second), lease, 0); err != nil {
 			t.Fatalf("refresh: %v", err)
 		}
-		if _, err := leases(t, c, "node-2").Acquire(ctxT(t, 5*time.Second), "cfg", time.Second, "other"); !errors.Is(err, ErrLockHeld) {
-			t.Fatalf("acquire of a refreshed lease: %v; want ErrLockHeld", err)
+		if _, err := leases(t, c, "node-2").Acquire(ctxT(t, 5*time.Second), "cfg", time.Second, "other"); !errors.Is(err, mutex.ErrLockHeld) {
+			t.Fatalf("acquire of a refreshed lease: %v; want mutex.ErrLockHeld", err)
 		}
 	}
-	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token+1); !errors.Is(err, ErrWrongToken) {
+	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token+1); !errors.Is(err, mutex.ErrWrongToken) {
 		t.Errorf("release with a wrong token: %v", err)
 	}
 	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token); !errors.Is(err, ErrUnknownLock) {
-		t.Errorf("second release: %v; want ErrUnknownLock", err)
+	if err := l.Release(ctxT(t, 5*time.Second), "cfg", lease.Token); !errors.Is(err, mutex.ErrUnknownLock) {
+		t.Errorf("second release: %v; want mutex.ErrUnknownLock", err)
 	}
-	if _, err := l.Refresh(ctxT(t, 5*time.Second), lease, 0); !errors.Is(err, ErrUnknownLock) {
-		t.Errorf("refresh after release: %v; want ErrUnknownLock", err)
+	if _, err := l.Refresh(ctxT(t, 5*time.Second), lease, 0); !errors.Is(err, mutex.ErrUnknownLock) {
+		t.Errorf("refresh after release: %v; want mutex.ErrUnknownLock", err)
 	}
 }
 

@@ -223,7 +223,11 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lk, err := kv.Lock(ctx, mutex.LockRequest{Op: mutex.LockAcquire, Name: "app/leader-lock", Owner: "worker-7", TTL: 5 * time.Minute})
+	leases, err := mutex.NewLeases(c.Node("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := leases.Lock(ctx, mutex.LockRequest{Op: mutex.LockAcquire, Name: "app/leader-lock", Owner: "worker-7", TTL: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

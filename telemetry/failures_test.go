@@ -19,6 +19,7 @@ import (
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/kv"
 	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -41,6 +42,7 @@ func TestRefusalsAreOnMetrics(t *testing.T) {
 	c := clustertest.NewCluster(t, 2, cluster.Membership(clustertest.SimMembership()))
 	n1, n2 := c.Node("node-1"), c.Node("node-2")
 	rcfg := consensus.DefaultConfig()
+	rcfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), []actors.NodeName{"node-1"}, true
 	rf, err := consensus.New(rcfg)
 	if err != nil {

@@ -13,8 +13,11 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -139,13 +142,9 @@ func waitAlert(t testing.TB, c *cluster.Cluster, nodes []actors.NodeName, kind t
 // startRaft starts a raft group of every node of c, without fsync.
 func startRaft(t testing.TB, c *cluster.Cluster) {
 	t.Helper()
-	rcfg := consensus.DefaultConfig()
-	rcfg.DataDir, rcfg.Peers, rcfg.NoSync = t.TempDir(), c.Names(), true
-	rf, err := consensus.New(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(rf); err != nil {
-		t.Fatal(err)
-	}
+	consensustest.StartOn(t, c, consensustest.Options{Machines: []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()},
+		Config: func(rc *consensus.Config) { // the product's timing
+			d := consensus.DefaultConfig()
+			rc.TickInterval, rc.ElectionTicks, rc.HeartbeatTicks, rc.RequestTimeout = d.TickInterval, d.ElectionTicks, d.HeartbeatTicks, d.RequestTimeout
+		}})
 }

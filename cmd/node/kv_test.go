@@ -32,6 +32,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 func TestKVCommands(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 1}))
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
 	rf, err := consensus.New(cfg)
@@ -45,7 +46,7 @@ func TestKVCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(kv.HTTPHandler(kv))
+	srv := httptest.NewServer(kv.HTTPHandler(kc))
 	t.Cleanup(srv.Close)
 	// Until a leader is elected, puts are refused (election, no_quorum).
 	actortest.Eventually(t, 5*time.Second, "a put is accepted", func() bool {
@@ -116,6 +117,7 @@ func TestKVServe(t *testing.T) {
 func TestKVAndLockWithoutQuorum(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 3}))
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
 	rf, err := consensus.New(cfg)
@@ -133,7 +135,7 @@ func TestKVAndLockWithoutQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kvSrv := httptest.NewServer(kv.HTTPHandler(kv))
+	kvSrv := httptest.NewServer(kv.HTTPHandler(kc))
 	t.Cleanup(kvSrv.Close)
 	lockSrv := httptest.NewServer(mutex.HTTPHandler(leases))
 	t.Cleanup(lockSrv.Close)

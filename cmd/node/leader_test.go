@@ -12,6 +12,8 @@ import (
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -20,6 +22,7 @@ import (
 func TestLeaderCommandWithoutQuorum(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.Sim(sim.Config{Seed: 4}))
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.NoSync = t.TempDir(), c.Names(), true
 	cfg.TickInterval = 10 * time.Millisecond
 	rf, err := consensus.New(cfg)

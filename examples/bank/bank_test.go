@@ -19,6 +19,8 @@ import (
 	"github.com/troupe-dev/troupe/commit"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/bank"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/mutex"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -74,6 +76,7 @@ func runTransfers(t *testing.T, mode commit.Mode, seed uint64) {
 	}
 	if mode == commit.Consensus {
 		rc := consensus.DefaultConfig()
+		rc.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 		rc.DataDir, rc.Peers, rc.NoSync = dir, c.Names(), true
 		rc.TickInterval, rc.RequestTimeout = 10*time.Millisecond, time.Second
 		rf, err := consensus.New(rc)

@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/examples/fencing"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/mutex"
 )
 
@@ -28,6 +29,7 @@ func Example() {
 	}
 	defer c.Stop()
 	cfg := consensus.DefaultConfig()
+	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine()}
 	cfg.DataDir, cfg.Peers, cfg.NoSync = dir, c.Names(), true
 	rf, err := consensus.New(cfg)
 	if err != nil {

@@ -1,4 +1,4 @@
-package consensus_test
+package kv_test
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
-	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/kv"
 	"github.com/troupe-dev/troupe/transport/sim"
 )
 
@@ -44,13 +44,13 @@ func do(t *testing.T, method, url, body string) httpReply {
 }
 
 func TestHTTPOnAFollower(t *testing.T) {
-	g := newGroup(t, 3, 7, sim.Faults{}, func(c *consensus.Config) { c.MaxValueSize = 32 })
+	g := newGroup(t, 3, 7, sim.Faults{}, nil, kv.Config{MaxKeySize: 1024, MaxValueSize: 32})
 	lead := g.leader(5 * time.Second)
 	follower := actors.NodeName("node-1")
 	if lead == follower {
 		follower = "node-2"
 	}
-	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(follower)))
+	srv := httptest.NewServer(kv.HTTPHandler(g.kv(follower)))
 	t.Cleanup(srv.Close)
 	u := srv.URL + "/v1/kv/"
 
@@ -100,9 +100,9 @@ func TestHTTPOnAFollower(t *testing.T) {
 	}
 
 	// During an election: the follower alone has no leader.
-	for _, n := range g.c.Names() {
+	for _, n := range g.Cluster.Names() {
 		if n != follower {
-			if err := g.c.Crash(n); err != nil {
+			if err := g.Cluster.Crash(n); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -135,14 +135,14 @@ func TestHTTPOperatorAPI(t *testing.T) {
 	g := newGroup(t, 3, 11, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
 	var others []actors.NodeName
-	for _, n := range g.c.Names() {
+	for _, n := range g.Cluster.Names() {
 		if n != lead {
 			others = append(others, n)
 		}
 	}
-	leader := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	leader := httptest.NewServer(kv.HTTPHandler(g.kv(lead)))
 	t.Cleanup(leader.Close)
-	follower := httptest.NewServer(consensus.HTTPHandler(g.kv(others[0])))
+	follower := httptest.NewServer(kv.HTTPHandler(g.kv(others[0])))
 	t.Cleanup(follower.Close)
 
 	r := do(t, "GET", follower.URL+"/v1/raft", "")
@@ -177,7 +177,7 @@ func TestHTTPOperatorAPI(t *testing.T) {
 func TestHTTPQueryIsStrict(t *testing.T) {
 	g := newGroup(t, 3, 13, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
-	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	srv := httptest.NewServer(kv.HTTPHandler(g.kv(lead)))
 	t.Cleanup(srv.Close)
 	u := srv.URL + "/v1/kv/"
 	if r := do(t, "PUT", u+"k", "orig"); r.status != 200 {
@@ -209,7 +209,7 @@ func TestHTTPQueryIsStrict(t *testing.T) {
 func TestHTTPAdminRefusesBadNodeNames(t *testing.T) {
 	g := newGroup(t, 3, 17, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
-	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	srv := httptest.NewServer(kv.HTTPHandler(g.kv(lead)))
 	t.Cleanup(srv.Close)
 	for _, name := range []string{"bad%00name", "..%2F..%2Fetc", strings.Repeat("n", 3000), "a%20b"} {
 		for _, path := range []string{"/v1/raft/voters/", "/v1/raft/learners/", "/v1/raft/leader/"} {
@@ -235,7 +235,7 @@ func TestHTTPAdminRefusesBadNodeNames(t *testing.T) {
 func TestHTTPRefusalsAreJSON(t *testing.T) {
 	g := newGroup(t, 1, 19, sim.Faults{}, nil)
 	lead := g.leader(5 * time.Second)
-	srv := httptest.NewServer(consensus.HTTPHandler(g.kv(lead)))
+	srv := httptest.NewServer(kv.HTTPHandler(g.kv(lead)))
 	t.Cleanup(srv.Close)
 	for _, c := range []struct {
 		method, path string
