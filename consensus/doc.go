@@ -1,20 +1,35 @@
 // Package consensus runs Raft (go.etcd.io/raft/v3) as a Troupe protocol
-// and replicates a key-value store with it.
+// and replicates the state machines it hosts with it ([StateMachine]): a
+// protocol author's own, package kv's key-value store, package mutex's
+// lease locks, side by side in one log ([Config].Machines).
 //
 // One protocol, [Name] ("raft"), holds a raft.RawNode. Its handlers
 // drive it: a periodic timer ticks it, messages from peers (a
 // messages.RaftBatch per peer and Ready) are stepped into it, and one
 // handler processes each Ready following raft's contract: persist the
 // snapshot, entries and hard state (fsync) → send the messages → apply the
-// committed entries → Advance. Pre-vote and check-quorum are on. The store
-// is snapshotted every Config.SnapshotEntries writes and the log compacted
-// behind it; a node that is too far behind, or new, gets the snapshot.
+// committed entries → Advance. Pre-vote and check-quorum are on. The hosted
+// machines are snapshotted every Config.SnapshotEntries entries and the log
+// compacted behind it; a node that is too far behind, or new, gets the
+// snapshot.
 //
-// Beside the keys, the state machine holds lease locks ([LockRequest]): a
-// lock is granted by a committed entry whose log index is its fencing
-// token, lasts a TTL unless refreshed, and expires by an entry the leader
-// proposes when its countdown ends (package mutex has the client and the
-// HTTP API; docs/mutex.md the design).
+// # State machines
+//
+// A [StateMachine] applies committed commands deterministically, in log
+// order, each with its index ([Command]); snapshots and restores its whole
+// state; and registers the typed requests the raft protocol serves for it
+// on a [Router]: [HandleCommand] (a write, answered with Apply's result
+// once applied, exactly once: the term fence below), [HandleLookup] (a
+// linearizable read, served after a ReadIndex that the reads between two
+// Readys share), [HandleRequest] (either, per request), [HandleLocal] (the
+// local replica, now). A machine with local time implements [Ticker]: every
+// replica counts down on its own clock, and the leader proposes the change
+// through a [Proposer] (package mutex's lease expiry). Every command and
+// snapshot section is tagged with its machine's name (messages.RaftEntry,
+// messages.RaftSnapshot, format 2); a data dir of an earlier format is
+// refused with [ErrDataFormat]. docs/consensus.md, "Replicating your own
+// state machine", has the guarantees; examples/ledger a machine in a few
+// dozen lines; package consensustest starts a group for tests in one call.
 //
 // etcd raft trusts what it steps and panics on some of it, so a message
 // from a peer is checked first: its From must be the node that sent it (or,
@@ -29,7 +44,7 @@
 // across restarts. The log lives in an append-only write-ahead log,
 // DataDir/<node>/wal-<base>/ (github.com/tidwall/wal), the hard state and
 // the snapshot in DataDir/<node>/raft.db (bbolt); each record is under a
-// CRC-32C checked at start ([ErrCorrupt]). The writes that reach a node
+// CRC-32C checked at start ([ErrCorrupt]). The commands that reach a node
 // between two Readys are proposed as one entry.
 //
 // Every copy of a write carries the term it was proposed in and applies only
@@ -55,29 +70,32 @@
 //
 //	cfg := consensus.DefaultConfig()
 //	cfg.DataDir, cfg.Peers = "/var/lib/troupe", []string{"node-1", "node-2", "node-3"}
+//	cfg.Machines = []consensus.Machine{kv.DefaultMachine(), mutex.LockMachine(), myMachine}
 //	f, err := consensus.New(cfg)              // cfg.Validate's error, if any
 //	node.Start(f)                             // on every node of the group
-//	kv, _ := consensus.NewKV(node)
-//	kv.Put(ctx, "k", []byte("v"))             // any node: raft forwards to the leader
-//	v, found, err := kv.Get(ctx, "k")         // linearizable (ReadIndex)
-//	swapped, cur, found, err := kv.CAS(ctx, "k", []byte("v"), []byte("w"))
-//	kv.Admin(ctx, consensus.AddVoter, "node-4") // on the leader
+//	kc, _ := kv.NewClient(node)               // package kv's client
+//	kc.Put(ctx, "k", []byte("v"))             // any node: raft forwards to the leader
+//	c, _ := consensus.NewClient(node)
+//	c.Admin(ctx, consensus.AddVoter, "node-4") // on the leader
+//	st, _ := c.Status(ctx)
 //
-// From another protocol, send the raft protocol a [Request] (or a
-// [LockRequest], [AdminRequest], [StatusRequest]) with actors.Request: the
-// reply comes back as an event when the write is applied or the read
-// served; subscribe to [LeadershipChanged]. From outside the protocols,
-// actors.Call does the same, blocking; [KV] wraps it. Wait a little longer
-// than Config.RequestTimeout: the protocol answers by then, and its answer
+// From another protocol, send the raft protocol a request a hosted machine
+// registered (kv.Request, mutex.LockRequest, your own) or an
+// [AdminRequest] or [StatusRequest] with actors.Request: the reply comes
+// back as an event when the command is applied or the read served;
+// subscribe to [LeadershipChanged]. From outside the protocols, [Call]
+// does the same, blocking. Wait a little longer than
+// Config.RequestTimeout: the protocol answers by then, and its answer
 // tells a write that was not applied (ErrNotApplied) from one whose
-// outcome is unknown (ErrTimeout). [HTTPHandler] serves /v1/kv/{key}.
+// outcome is unknown (ErrTimeout). [HTTPHandler] serves /v1/raft.
 //
 // # Concurrency
 //
 // The protocol's state is touched only by its handlers, which answer the
 // requests they keep (actors.OnRequestDeferred) from later events: a
-// commit, a read index, a tick's timeout, the protocol's Stop. [KV] is
-// safe for concurrent use.
+// commit, a read index, a tick's timeout, the protocol's Stop; the hosted
+// machines run on those handlers too, one call at a time. [Client] is safe
+// for concurrent use.
 //
 // # Testing
 //

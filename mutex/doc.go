@@ -12,10 +12,13 @@
 // entry, and it is only as safe as the failure detector (a member declared
 // failed while alive can be in the section while another enters).
 //
-// [Leases] takes lease locks from the replicated state machine of package
-// consensus: a lock is granted by a committed log entry, for a TTL, with a
-// fencing token that is the entry's log index — greater than every token
-// granted before. A holder that crashes loses the lock when its lease
+// [LockMachine] is the lease locks' replicated state machine, hosted on the
+// raft group of package consensus (built on its public interface only,
+// beside the key-value store), and [Leases] its client: a lock is granted
+// by a committed log entry, for a TTL, with a fencing token that is the
+// entry's log index — greater than every token granted before. Expiry goes
+// through the log too: every replica counts a lease down on its own clock
+// from its apply, and the leader proposes the expiry (consensus.Ticker). A holder that crashes loses the lock when its lease
 // runs out; a store that checks tokens (examples/fencing) refuses a late
 // write from it. [HTTPHandler] serves the locks over HTTP and `node lock`
 // uses it.
@@ -40,7 +43,8 @@
 // [StatusRequest]. With Config.Members empty the members are the live
 // nodes of the membership view (membership.Attach first).
 //
-// Lease locks, on a node that runs the raft protocol (consensus.New):
+// Lease locks, on a node whose raft protocol hosts them
+// (consensus.Config.Machines = append(..., mutex.LockMachine())):
 //
 //	leases, _ := mutex.NewLeases(node)
 //	lease, err := leases.Acquire(ctx, "orders", 10*time.Second, "worker-3")
