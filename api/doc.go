@@ -13,7 +13,7 @@
 //	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]
 //	GET    /v1/leader     → {"leader","term"}; with no leader also "reason" (no_quorum, election), "message", "reachable", "voters", "reachable_voters"
-//	GET    /v1/keys?prefix=&after=&limit=  → kv.Browse: {"node","applied","keys":[{"key","size","value","cut","binary"}],"more","locks":[{"name","owner","token","ttl_ns","expires_in_ns"}]}
+//	GET    /v1/keys?prefix=&after=&limit=  → kv.Browse with mutex.LocksRequest's locks: {"node","applied","keys":[{"key","size","value","cut","binary"}],"more","locks":[{"name","owner","token","ttl_ns","expires_in_ns"}]}
 //	                      the keys (paged: limit 1 to 1000, default 100; after = the last key of the previous page) and held
 //	                      locks of this node's raft replica by prefix (at most 1024 bytes); read-only and not linearizable;
 //	                      404 no_raft on a node without a raft group

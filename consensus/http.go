@@ -74,12 +74,14 @@ func HTTPHandler(c *Client) http.Handler {
 	mux.Handle("/v1/raft/learners/{node}", httpjson.Methods{http.MethodPost: admin(AddLearner)})
 	mux.Handle("/v1/raft/members/{node}", httpjson.Methods{http.MethodDelete: admin(RemoveNode)})
 	mux.Handle("/v1/raft/leader/{node}", httpjson.Methods{http.MethodPost: admin(TransferLeader)})
-	mux.Handle("/", httpjson.NotFound(HTTPPaths...))
+	mux.Handle("/", httpjson.NotFound(HTTPPaths()...))
 	return mux
 }
 
 // HTTPPaths are the paths HTTPHandler serves, for a 404's list.
-var HTTPPaths = []string{"/v1/raft", "/v1/raft/voters/{node}", "/v1/raft/learners/{node}", "/v1/raft/members/{node}", "/v1/raft/leader/{node}"}
+func HTTPPaths() []string {
+	return []string{"/v1/raft", "/v1/raft/voters/{node}", "/v1/raft/learners/{node}", "/v1/raft/members/{node}", "/v1/raft/leader/{node}"}
+}
 
 // WriteError answers err as JSON with its status and code: the answers of
 // a request the group could not serve ([WriteUnavailable]; write tells a

@@ -1,7 +1,9 @@
 package consensus
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -137,6 +139,19 @@ type Router struct {
 	m   *hosted
 }
 
+// claim records that the machine serves requests of type Req; a type
+// another machine (or the protocol) serves already fails the protocol's
+// Init, naming both: each request type has one handler.
+func claim[Req any](r *Router) bool {
+	t := reflect.TypeFor[Req]()
+	if other, ok := r.p.reqTypes[t]; ok {
+		r.p.initErr = errors.Join(r.p.initErr, fmt.Errorf("%w: Machines: %q and %q both serve requests of type %v; each request type has one machine", ErrInvalidConfig, other, r.m.name, t))
+		return false
+	}
+	r.p.reqTypes[t] = r.m.name
+	return true
+}
+
 // Machine is the name of the machine being registered.
 func (r *Router) Machine() string { return r.m.name }
 
@@ -179,6 +194,9 @@ func HandleLookup[Req actors.Asks[Rep], Rep any](r *Router, check func(req Req) 
 // read=true for a lookup served by lookup (as [HandleLookup]'s), or an
 // error that answers the request at once.
 func HandleRequest[Req actors.Asks[Rep], Rep any](r *Router, route func(req Req) (cmd []byte, read bool, err error), lookup func(req Req, index uint64) (Rep, error)) {
+	if !claim[Req](r) {
+		return
+	}
 	p, m := r.p, r.m
 	actors.OnRequestDeferred(r.ctx, func(ctx *actors.Context, req Req, reply actors.Reply[Rep]) error {
 		data, read, err := route(req)
@@ -234,6 +252,9 @@ func HandleRequest[Req actors.Asks[Rep], Rep any](r *Router, route func(req Req)
 // leader's commit). For operators' views (a browse of the keys); h must
 // not change the state.
 func HandleLocal[Req actors.Asks[Rep], Rep any](r *Router, h func(req Req, applied uint64) (Rep, error)) {
+	if !claim[Req](r) {
+		return
+	}
 	p := r.p
 	actors.OnRequest(r.ctx, func(_ *actors.Context, req Req) (Rep, error) { return h(req, p.applied) })
 }

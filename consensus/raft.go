@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"time"
 
@@ -42,6 +43,8 @@ type Raft struct {
 	rn        *raft.RawNode
 	machines  []*hosted                  // in Config.Machines' order
 	byName    map[string]*hosted         // machines by name
+	reqTypes  map[reflect.Type]string    // request type → the machine that serves it (Router)
+	initErr   error                      // a machine's registration that failed (Router)
 	names     map[uint64]actors.NodeName // raft id → node name
 	confState *pb.ConfState
 	applied   uint64
@@ -259,8 +262,13 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	actors.OnRequestDeferred(ctx, p.onAdmin)
 	actors.OnPost(ctx, p.onReady)
 	actors.OnRequest(ctx, p.onStatus)
+	p.reqTypes, p.initErr = map[reflect.Type]string{
+		reflect.TypeFor[AdminRequest](): "raft", reflect.TypeFor[StatusRequest](): "raft"}, nil
 	for _, m := range p.machines {
 		m.sm.Register(&Router{ctx: ctx, p: p, m: m})
+	}
+	if p.initErr != nil {
+		return p.initErr
 	}
 	actors.OnTimer(ctx, p.onTick)
 	ctx.Every(p.cfg.TickInterval, tick{})

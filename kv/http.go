@@ -73,7 +73,7 @@ func HTTPHandler(kv *Client) http.Handler {
 	raft := consensus.HTTPHandler(kv.Client)
 	mux.Handle("/v1/raft", raft)
 	mux.Handle("/v1/raft/", raft)
-	mux.Handle("/", httpjson.NotFound(append([]string{"/v1/kv/{key}"}, consensus.HTTPPaths...)...))
+	mux.Handle("/", httpjson.NotFound(append([]string{"/v1/kv/{key}"}, consensus.HTTPPaths()...)...))
 	return mux
 }
 
