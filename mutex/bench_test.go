@@ -6,11 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/cluster"
-	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
 	"github.com/troupe-dev/troupe/mutex"
-	"github.com/troupe-dev/troupe/transport/sim"
 )
 
 // BenchmarkRicartAgrawalaEntry: one node enters and leaves the critical
@@ -69,17 +67,12 @@ func BenchmarkLeaseAcquire(b *testing.B) {
 				name = "sync"
 			}
 			b.Run(name+"/via="+via, func(b *testing.B) {
-				c := clustertest.NewCluster(b, 3, cluster.Sim(sim.Config{Seed: 31}), cluster.Seed(31))
-				cfg := consensus.DefaultConfig()
-				cfg.DataDir, cfg.Peers, cfg.NoSync = b.TempDir(), c.Names(), !sync
-				cfg.Machines = []consensus.Machine{mutex.LockMachine()}
-				rf, err := consensus.New(cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := c.Start(rf); err != nil {
-					b.Fatal(err)
-				}
+				c := consensustest.Start(b, consensustest.Options{Seed: 31, Machines: []consensus.Machine{mutex.LockMachine()},
+					Config: func(cfg *consensus.Config) { // the product's timing
+						d := consensus.DefaultConfig()
+						cfg.TickInterval, cfg.ElectionTicks, cfg.HeartbeatTicks, cfg.RequestTimeout = d.TickInterval, d.ElectionTicks, d.HeartbeatTicks, d.RequestTimeout
+						cfg.NoSync = !sync
+					}}).Cluster
 				lead := raftLeader(b, c)
 				node := lead
 				if via == "follower" {
