@@ -51,7 +51,8 @@ const noDeadline = time.Hour
 // hosted machine registered, or one of the protocol's own), with the
 // runtime's errors told in this package's terms: the wait ran out or the
 // protocol lost the request (a restart) — ErrTimeout and ErrStopped, the
-// outcome unknown —, or no raft protocol runs (nothing was asked). The
+// outcome unknown —, or no raft protocol runs, or it hosts no machine that
+// serves req (nothing was asked). The
 // protocol's and the machine's own errors come as they are. what describes
 // the request, for errors. Give ctx a deadline a little beyond
 // Config.RequestTimeout: the protocol answers by then, knowing whether a
@@ -70,6 +71,8 @@ func Call[Req actors.Asks[Rep], Rep any](ctx context.Context, node *actors.Node,
 		err = fmt.Errorf("%w: %s on %s: %v", ErrTimeout, what(), node.Name(), err)
 	case errors.Is(err, actors.ErrUnanswered), errors.Is(err, actors.ErrHandlerPanicked):
 		err = fmt.Errorf("%w: %s on %s: %v", ErrStopped, what(), node.Name(), err)
+	case errors.Is(err, actors.ErrNoHandler):
+		err = fmt.Errorf("consensus: %s: the raft protocol on %s serves no %T: no machine it hosts registered it (Config.Machines): %w", what(), node.Name(), req, err)
 	case errors.Is(err, actors.ErrUnknownProtocol), errors.Is(err, actors.ErrProtocolStopped), errors.Is(err, actors.ErrNodeStopped):
 		err = fmt.Errorf("consensus: %s: %w", what(), err)
 	}

@@ -114,3 +114,17 @@ func TestMachinesAreValidated(t *testing.T) {
 		t.Fatalf("start with two machines serving one request type: %v", err)
 	}
 }
+
+// A request no hosted machine serves fails at once, naming its type.
+func TestARequestNoMachineServesIsRefused(t *testing.T) {
+	g := consensustest.Start(t, consensustest.Options{Nodes: 1, Machines: []consensus.Machine{counterMachine("counter")}})
+	g.Leader(5 * time.Second)
+	kc, err := kv.NewClient(g.Node("node-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = kc.Put(ctxT(t, 5*time.Second), "k", []byte("v"))
+	if !errors.Is(err, actors.ErrNoHandler) || !strings.Contains(err.Error(), "kv.Request") || !strings.Contains(err.Error(), "Config.Machines") {
+		t.Fatalf("a put to a group without the store: %v", err)
+	}
+}
