@@ -124,18 +124,46 @@ func testForgedRaftTrafficIsDropped(t *testing.T) {
 		shortCtx := msg(raftpb.MsgHeartbeat, lead, fl)
 		shortCtx.Context = []byte{1, 2, 3}
 		f.send(lead, fl, rewrite, snap, shortCtx)
+		// Format-2 snapshots whose section the store cannot restore, or
+		// of a machine the group does not host.
+		for _, sec := range []*messages.MachineSnapshot{{Machine: kv.MachineName, Data: []byte{0xff, 0xff}}, {Machine: "ledger"}} {
+			data, err := proto.Marshal(&messages.RaftSnapshot{Format: 2, Machines: []*messages.MachineSnapshot{sec}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := msg(raftpb.MsgSnap, lead, fl)
+			bad.Snapshot = &raftpb.Snapshot{Data: data, Metadata: snap.Snapshot.Metadata}
+			f.send(lead, fl, bad)
+		}
 		// A node outside the configuration, at a higher term.
 		outsider := msg(raftpb.MsgHeartbeat, "intruder", fl)
 		outsider.Term = new(term + 5)
 		f.send("intruder", fl, outsider)
-		want[fl] = 16 + 3 + 1
+		want[fl] = 16 + 3 + 2 + 1
 	}
 	ack := msg(raftpb.MsgAppResp, followers[0], lead)
 	ack.Index = new(uint64(1e12))
 	shortAck := msg(raftpb.MsgHeartbeatResp, followers[0], lead)
 	shortAck.Context = []byte{1, 2, 3}
-	f.send(followers[0], lead, ack, shortAck)
-	want[lead] = 2
+	// Proposals forwarded to the leader: of format 1 (a bare KVCommand),
+	// and to a machine the group does not host.
+	old, err := proto.Marshal(&messages.KVCommand{Op: messages.KVOp_KV_OP_PUT, Key: "old", Value: []byte("1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unhosted, err := proto.Marshal(&messages.RaftEntry{Format: 2, Commands: []*messages.RaftCommand{{Machine: "ledger", Data: []byte("x"), Term: term}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var props []*raftpb.Message
+	for _, data := range [][]byte{old, unhosted} {
+		prop := msg(raftpb.MsgProp, followers[0], lead)
+		prop.Term = nil
+		prop.Entries = []*raftpb.Entry{{Type: raftpb.EntryNormal.Enum(), Data: data}}
+		props = append(props, prop)
+	}
+	f.send(followers[0], lead, append([]*raftpb.Message{ack, shortAck}, props...)...)
+	want[lead] = 4
 
 	actortest.Eventually(t, 10*time.Second, "every forged message handled", func() bool {
 		if g.disturbed() != "" {

@@ -199,7 +199,8 @@ func (p *Raft) checkProposal(entries []*pb.Entry) error {
 
 // checkSnapshot checks a snapshot before raft installs it: metadata of the
 // sender's term at most, a configuration raft can restore (raft.restore
-// panics otherwise), and data the store can restore, with names that are
+// panics otherwise), and data every hosted machine can restore (each
+// section restored into a throwaway machine), with names that are
 // node names and match their ids — a snapshot this node cannot restore
 // would be written to the data dir and stop it at every start.
 func (p *Raft) checkSnapshot(m *pb.Message) error {
@@ -226,9 +227,21 @@ func (p *Raft) checkSnapshot(m *pb.Message) error {
 	if err := proto.Unmarshal(s.GetData(), &snap); err != nil || snap.Format != dataFormat {
 		return fmt.Errorf("a snapshot whose data does not decode as format %d (format %d): %v", dataFormat, snap.Format, err)
 	}
+	seen := map[string]bool{}
 	for _, sec := range snap.Machines {
-		if _, ok := p.byName[sec.Machine]; !ok {
+		h, ok := p.byName[sec.Machine]
+		if !ok {
 			return fmt.Errorf("a snapshot holding machine %q, which is not hosted (hosted: %v)", sec.Machine, p.machineNames())
+		}
+		if seen[sec.Machine] {
+			return fmt.Errorf("a snapshot holding machine %q twice", sec.Machine)
+		}
+		seen[sec.Machine] = true
+		// Restored into a throwaway machine first: a section the machine
+		// cannot restore would be written to the data dir and stop this
+		// node at every start.
+		if err := h.spec.New(h.env).Restore(sec.Data); err != nil {
+			return fmt.Errorf("a snapshot whose section of machine %q does not restore: %v", sec.Machine, err)
 		}
 	}
 	for id, s := range snap.Names {

@@ -277,7 +277,9 @@ func resultAs[Rep any](machine string, res any) (Rep, error) {
 type hosted struct {
 	name   string
 	sm     StateMachine
-	ticker Ticker // nil if it does not tick
+	ticker Ticker  // nil if it does not tick
+	spec   Machine // to make a throwaway one (checkSnapshot)
+	env    Env
 }
 
 // proposer proposes a hosted machine's commands from Tick.

@@ -182,7 +182,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 		if sm == nil {
 			return fmt.Errorf("%w: Machines: %q's New returned nil", ErrInvalidConfig, m.Name)
 		}
-		h := &hosted{name: m.Name, sm: sm}
+		h := &hosted{name: m.Name, sm: sm, spec: m, env: env}
 		h.ticker, _ = sm.(Ticker)
 		p.machines = append(p.machines, h)
 		p.byName[m.Name] = h
