@@ -18,7 +18,7 @@ import (
 // node, arrives before the HTTP deadline, which does not.
 const kvTimeout = consensus.HTTPTimeout + time.Second
 
-// HTTPHandler serves the key-value store through kv's node; any node
+// HTTPHandler serves the key-value store through c's node; any node
 // serves (raft forwards writes and read-index requests to the leader):
 //
 //	GET    /v1/kv/{key}             200, the value as the body; 404 if absent
@@ -63,28 +63,28 @@ const kvTimeout = consensus.HTTPTimeout + time.Second
 //
 // no_quorum, election and not_applied replace the no_leader of earlier
 // versions; unknown replaces a write's timeout (docs/consensus.md).
-func HTTPHandler(kv *Client) http.Handler {
+func HTTPHandler(c *Client) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/kv/{key...}", httpjson.Methods{
-		http.MethodGet:    func(w http.ResponseWriter, r *http.Request) { kvGet(w, r, kv) },
-		http.MethodPut:    func(w http.ResponseWriter, r *http.Request) { kvPut(w, r, kv) },
-		http.MethodDelete: func(w http.ResponseWriter, r *http.Request) { kvDelete(w, r, kv) },
+		http.MethodGet:    func(w http.ResponseWriter, r *http.Request) { kvGet(w, r, c) },
+		http.MethodPut:    func(w http.ResponseWriter, r *http.Request) { kvPut(w, r, c) },
+		http.MethodDelete: func(w http.ResponseWriter, r *http.Request) { kvDelete(w, r, c) },
 	})
-	raft := consensus.HTTPHandler(kv.Client)
+	raft := consensus.HTTPHandler(c.Client)
 	mux.Handle("/v1/raft", raft)
 	mux.Handle("/v1/raft/", raft)
 	mux.Handle("/", httpjson.NotFound(append([]string{"/v1/kv/{key}"}, consensus.HTTPPaths()...)...))
 	return mux
 }
 
-func kvGet(w http.ResponseWriter, r *http.Request, kv *Client) {
+func kvGet(w http.ResponseWriter, r *http.Request, c *Client) {
 	if _, err := httpjson.Query(r); err != nil {
 		httpjson.Fail(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
 	defer cancel()
-	res, err := kv.Do(ctx, Request{Op: OpGet, Key: r.PathValue("key")})
+	res, err := c.Do(ctx, Request{Op: OpGet, Key: r.PathValue("key")})
 	if err != nil {
 		writeReadError(w, err)
 		return
@@ -99,7 +99,7 @@ func kvGet(w http.ResponseWriter, r *http.Request, kv *Client) {
 	_, _ = w.Write(res.Value)
 }
 
-func kvPut(w http.ResponseWriter, r *http.Request, kv *Client) {
+func kvPut(w http.ResponseWriter, r *http.Request, c *Client) {
 	// The query first: a compare-and-set whose prev does not parse must
 	// never become a blind write.
 	q, err := httpjson.Query(r, "prev")
@@ -121,7 +121,7 @@ func kvPut(w http.ResponseWriter, r *http.Request, kv *Client) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
 	defer cancel()
-	res, err := kv.Do(ctx, req)
+	res, err := c.Do(ctx, req)
 	switch {
 	case err != nil:
 		writeError(w, err)
@@ -134,14 +134,14 @@ func kvPut(w http.ResponseWriter, r *http.Request, kv *Client) {
 	}
 }
 
-func kvDelete(w http.ResponseWriter, r *http.Request, kv *Client) {
+func kvDelete(w http.ResponseWriter, r *http.Request, c *Client) {
 	if _, err := httpjson.Query(r); err != nil {
 		httpjson.Fail(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
 	defer cancel()
-	res, err := kv.Do(ctx, Request{Op: OpDelete, Key: r.PathValue("key")})
+	res, err := c.Do(ctx, Request{Op: OpDelete, Key: r.PathValue("key")})
 	if err != nil {
 		writeError(w, err)
 		return
