@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/troupe-dev/troupe/messages"
 )
@@ -111,7 +113,7 @@ func (c *Context) Send(to NodeName, m any) error {
 	if err != nil {
 		return fmt.Errorf("protocol %s sending %s: %w", c.h.name, typeName(m), err)
 	}
-	k := c.h.metrics.typ(typeName(m))
+	k := c.h.statsOf(m)
 	k.msgsOut.Add(1)
 	k.bytesOut.Add(int64(size))
 	return nil
@@ -144,7 +146,7 @@ func (c *Context) Notify(n any) int {
 	if c.dead("Notify") {
 		return 0
 	}
-	k := c.h.metrics.typ(typeName(n))
+	k := c.h.statsOf(n)
 	sent := c.h.node.publish(n)
 	k.msgsOut.Add(int64(sent))
 	return sent
@@ -158,11 +160,67 @@ func (c *Context) Tell(to ProtocolName, m any) error {
 	if c.dead("Tell") {
 		return c.errDead("Tell")
 	}
-	if err := c.h.node.Tell(to, m); err != nil {
+	h, err := c.h.tellTarget(to)
+	if err != nil {
 		return err
 	}
-	c.h.metrics.typ(typeName(m)).msgsOut.Add(1)
+	if err := h.accepts(m, inputTell); err != nil {
+		return err
+	}
+	h.enqueue(m)
+	c.h.statsOf(m).msgsOut.Add(1)
 	return nil
+}
+
+// tellTarget is the host of protocol `to` on this node, for Context.Tell:
+// found by name once, then kept (a protocol Tells few others), and found
+// again once it stopped, so that Tell fails as Node.Tell does. Only the
+// protocol's actor calls it.
+func (h *protocolHost) tellTarget(to ProtocolName) (*protocolHost, error) {
+	for i := range h.tellTo {
+		if t := &h.tellTo[i]; t.name == to {
+			if !t.h.metrics.stopped.Load() {
+				return t.h, nil
+			}
+			h.tellTo = slices.Delete(h.tellTo, i, i+1)
+			break
+		}
+	}
+	target, err := h.node.target(to)
+	if err != nil {
+		return nil, err
+	}
+	if len(h.tellTo) < maxTellTargets {
+		h.tellTo = append(h.tellTo, tellTarget{name: to, h: target})
+	}
+	return target, nil
+}
+
+// tellTarget is one protocol a protocol Tells, with its host.
+type tellTarget struct {
+	name ProtocolName
+	h    *protocolHost
+}
+
+// maxTellTargets bounds the protocols a host keeps for Context.Tell; more
+// are looked up by name on every Tell.
+const maxTellTargets = 16
+
+// statsOf is the counters of m's type, for what the protocol sends. The
+// type's name (through protobuf reflection) and counters (a sync.Map) are
+// looked up once per type, then found by the type word. Only the
+// protocol's actor calls it. A dynamicpb message names its type per value,
+// so it is looked up every time.
+func (h *protocolHost) statsOf(m any) *typeMetrics {
+	k := keyOf(m)
+	if s, ok := h.outTypes.get(k); ok {
+		return s
+	}
+	s := h.metrics.typ(typeName(m))
+	if _, dynamic := m.(*dynamicpb.Message); !dynamic {
+		h.outTypes.set(k, s)
+	}
+	return s
 }
 
 // AckType is the name reliable-delivery acknowledgements are counted under

@@ -50,6 +50,8 @@ type protocolHost struct {
 	rel        reliable
 	outbox     transport.Outbox                 // flushed after every event
 	types      map[string]transport.PayloadType // payload types seen, by name: no registry lookup per message
+	outTypes   typeTable[*typeMetrics]          // counters of the types it sent, by type word (statsOf)
+	tellTo     []tellTarget                     // protocols it Tells (tellTarget)
 }
 
 func newHost(n *Node, name ProtocolName, f Factory, first Protocol) *protocolHost {
@@ -94,7 +96,20 @@ func (h *protocolHost) mailboxDepth() int {
 // protocol starts in Init may send at once, while Start writes pid when
 // the spawn returns, maybe after Init began (a nil pid crashed the
 // process).
-func (h *protocolHost) post(msg any) { h.node.system.Root.Send(h.self, msg) }
+func (h *protocolHost) post(msg any) { h.enqueue(msg) }
+
+// enqueue appends msg to the protocol's mailbox: straight into Troupe's
+// mailbox once protoactor made it, skipping protoactor's root context,
+// process lookup and actor process (a third of a local Tell); through
+// protoactor before. After the actor stopped, the host drops what still
+// arrives, as protoactor would (as a dead letter).
+func (h *protocolHost) enqueue(msg any) {
+	if mb, ok := h.mailbox.Load().(*mailbox); ok {
+		mb.PostUserMessage(msg)
+		return
+	}
+	h.node.system.Root.Send(h.self, msg)
+}
 
 // Receive is the one entry point of every event: the mailbox calls it one
 // message at a time. What a handler sends leaves when the event is handled

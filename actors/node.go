@@ -211,7 +211,7 @@ func (n *Node) Tell(protocol ProtocolName, msg any) error {
 	if err := h.accepts(msg, inputTell); err != nil {
 		return err
 	}
-	n.system.Root.Send(h.pid, msg)
+	h.enqueue(msg)
 	return nil
 }
 
@@ -490,37 +490,37 @@ func (n *Node) newRand(protocol ProtocolName) *rand.Rand {
 // deliver is the network's callback: decode, then enqueue on the protocol's
 // mailbox. Runs on network goroutines.
 func (n *Node) deliver(env *messages.Envelope, size int) {
-	pid := n.inbox(ProtocolName(env.Protocol))
-	if pid == nil {
+	h := n.inbox(ProtocolName(env.Protocol))
+	if h == nil {
 		n.unknownProtocol.Add(1)
 		n.badInput.Warn(kindUnknownProtocol).Str("from", env.From).Str("protocol", env.Protocol).Str("type", env.Type).
 			Msg(kindUnknownProtocol)
 		return
 	}
 	if env.Kind == messages.Envelope_KIND_ACK {
-		n.system.Root.Send(pid, &ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession, seenSession: env.SeenSession})
+		h.enqueue(&ackIn{from: env.From, session: env.Session, ack: env.Ack, peerSession: env.PeerSession, seenSession: env.SeenSession})
 		return
 	}
 	// The payload is decoded by the protocol's actor, not here: this runs
 	// on the network's reader goroutine, which every message of the node
 	// passes through.
-	n.system.Root.Send(pid, &inbound{env: env, size: size})
+	h.enqueue(&inbound{env: env, size: size})
 }
 
-// inbox is where the network delivers to a protocol: its actor, from the
-// moment the actor runs. A protocol's first Init may send, and the answer
+// inbox is where the network delivers to a protocol: its host, from the
+// moment its actor runs. A protocol's first Init may send, and the answer
 // may come back before Start has published the protocol (a peer answers
 // within microseconds on the simulated network); it is queued behind Init
 // in the mailbox, not dropped as for a protocol the node does not run.
-func (n *Node) inbox(name ProtocolName) *actor.PID {
+func (n *Node) inbox(name ProtocolName) *protocolHost {
 	if h := n.host(name); h != nil {
-		return h.pid
+		return h
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, h := range n.order {
-		if h.name == name {
-			return h.inbox // nil until the actor runs
+		if h.name == name && h.inbox != nil {
+			return h
 		}
 	}
 	return nil
@@ -535,14 +535,14 @@ func (n *Node) listen(h *protocolHost) {
 
 // deliverBatch takes a batch of envelopes for one protocol.
 func (n *Node) deliverBatch(from, protocol string, envelopes []byte) {
-	pid := n.inbox(ProtocolName(protocol))
-	if pid == nil {
+	h := n.inbox(ProtocolName(protocol))
+	if h == nil {
 		n.unknownProtocol.Add(1)
 		n.badInput.Warn(kindUnknownProtocol).Str("from", from).Str("protocol", protocol).
 			Msg(kindUnknownProtocol)
 		return
 	}
-	n.system.Root.Send(pid, &inboundBatch{from: NodeName(from), envelopes: envelopes})
+	h.enqueue(&inboundBatch{from: NodeName(from), envelopes: envelopes})
 }
 
 // reject is the network's Reject callback: it counts an envelope the
