@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 )
 
@@ -57,7 +58,8 @@ type link struct {
 	// since protoactor last connected; it sets the wait before the next
 	// probe. Guarded by endpoint.linksMu, as is probing.
 	failures int
-	probing  bool // a probe goroutine runs for it
+	probing  bool               // a probe goroutine runs for it
+	streams  map[string]*stream // the batches sent to it, by names (stream.go)
 }
 
 // redialWait is the wait before a probe after failures failed attempts:
@@ -141,6 +143,10 @@ func (e *endpoint) linkLocked(addr string) *link {
 // publishes the event, and must not block).
 func (e *endpoint) onEvent(ev any) {
 	switch ev := ev.(type) {
+	case *actor.DeadLetterEvent:
+		if s, ok := ev.Message.(*stream); ok {
+			s.take() // protoactor dropped the token: its batch goes too
+		}
 	case *remote.EndpointTerminatedEvent:
 		e.lost(ev.Address)
 	case *remote.EndpointConnectedEvent:
@@ -162,6 +168,9 @@ func (e *endpoint) lost(addr string) {
 	defer e.linksMu.Unlock()
 	p := e.linkLocked(addr)
 	p.down.Store(true)
+	for _, s := range p.streams {
+		s.reset() // protoactor dropped what its writer held
+	}
 	p.failures++
 	e.probeLocked(addr, p)
 }

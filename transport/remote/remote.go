@@ -399,6 +399,7 @@ type pending struct {
 	target  *actor.PID // the destination's inbox
 	local   bool       // the destination is this node
 	link    *link      // the destination's address, unless local
+	stream  *stream    // to protoactor's writer for the address, unless local
 	buf     []byte     // the entries
 	last    int        // the previous batch's size, to size the next buffer
 	queued  bool       // in the outbox's order
@@ -455,9 +456,10 @@ func (o *outbox) to(name string) (*pending, error) {
 		p.version, p.local = v, addr == o.ep.addr
 		if p.target == nil || p.target.Address != addr {
 			p.target = actor.NewPID(addr, inboxID)
-			p.link = nil
+			p.link, p.stream = nil, nil
 			if !p.local {
 				p.link = o.ep.link(addr)
+				p.stream = o.ep.stream(p.link, p.names)
 			}
 		}
 	}
@@ -488,27 +490,32 @@ func (o *outbox) Flush() {
 	o.order = o.order[:0]
 }
 
-// send hands p's entries to protoactor as one Batch. protoactor encodes the
-// batch later, on its writer's goroutine: the buffer goes with it and p
-// starts a new one. A batch for a peer that is down is dropped, as
-// protoactor drops what it cannot deliver (redial.go).
+// send hands p's entries to the network. To this node itself they go to
+// the inbox as one Batch; to another node, to its stream (stream.go),
+// which protoactor's writer takes them from as a Batch when it gets to it,
+// with what later flushes add meanwhile. A batch for a peer that is down
+// is dropped, as protoactor drops what it cannot deliver (redial.go).
 func (o *outbox) send(p *pending) {
 	if len(p.buf) == 0 {
 		return
 	}
-	b := &messages.Batch{Names: p.names, Envelopes: p.buf}
-	p.last, p.buf = len(p.buf), nil
 	o.ep.mu.RLock()
 	defer o.ep.mu.RUnlock()
 	switch {
-	case o.ep.closed.Load():
-	case p.link != nil && p.link.down.Load():
+	case o.ep.closed.Load(), p.link != nil && p.link.down.Load():
+		p.buf = p.buf[:0]
 	case p.local:
-		// To this node itself: protoactor hands the batch to the local
-		// inbox without encoding it; the buffer is the batch's own.
+		// protoactor hands the batch to the local inbox without encoding
+		// it; the buffer is the batch's own.
+		b := &messages.Batch{Names: p.names, Envelopes: p.buf}
+		p.last, p.buf = len(p.buf), nil
 		o.ep.sys.Root.Send(p.target, b)
 	default:
-		o.ep.remote.SendMessage(p.target, nil, b, nil, -1)
+		token, reuse := p.stream.put(p.buf)
+		p.last, p.buf = len(p.buf), reuse
+		if token {
+			o.ep.remote.SendMessage(p.target, nil, p.stream, nil, -1)
+		}
 	}
 }
 
