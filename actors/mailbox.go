@@ -41,6 +41,7 @@ type mailbox struct {
 	deliver    func(any)
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
+	process    func() // processMessages, made once: a method value allocates
 }
 
 // segSize is the number of messages per segment (4 KiB on 64-bit).
@@ -108,6 +109,7 @@ func (m *mailbox) PostSystemMessage(msg any) {
 
 func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker, m.dispatcher = invoker, dispatcher
+	m.process = m.processMessages
 }
 
 func (m *mailbox) Start() {}
@@ -126,11 +128,12 @@ func (m *mailbox) UserMessageCount() int {
 // sees running, the run's final check (processMessages) sees the message.
 func (m *mailbox) schedule() {
 	if !m.running.Load() && m.running.CompareAndSwap(false, true) {
-		m.dispatcher.Schedule(m.processMessages)
+		m.dispatcher.Schedule(m.process)
 	}
 }
 
 func (m *mailbox) processMessages() {
+	growStack(0)
 	for {
 		m.run()
 		// The run's state belongs to whoever runs the mailbox next, maybe
@@ -141,6 +144,26 @@ func (m *mailbox) processMessages() {
 			return
 		}
 	}
+}
+
+// stackReserve is the stack growStack makes room for: enough for a
+// handler's usual depth (the runtime's frames, a handler, an encoding, a
+// send to protoactor's remote).
+const stackReserve = 7 << 10
+
+// growStack grows the goroutine's stack to hold stackReserve more bytes,
+// while it is shallow. The default dispatcher runs each mailbox turn on a
+// new goroutine, whose stack starts small; a handler's path (the mailbox,
+// the host, the handler, an encoding, a send) outgrew it on every turn,
+// and the runtime's copy of a deep stack walks and adjusts every frame:
+// on a local round trip, where every message starts a turn, that copy took
+// most of the CPU (docs/architecture.md, "Like for like"). Grown here,
+// with two frames to adjust, it costs zeroing the frame.
+//
+//go:noinline
+func growStack(i int) byte {
+	var b [stackReserve]byte // read at a run-time index: kept in the frame
+	return b[i%stackReserve]
 }
 
 // pending reports whether there is work for another run: a system
