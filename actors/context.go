@@ -33,6 +33,10 @@ type Context struct {
 	timers  map[TimerID]*timer
 	pending map[uint64]*pendingReq
 	answers map[*answer]struct{} // requests to this protocol not answered yet
+
+	deadlines     deadlines // of the pending requests (deadlines.go)
+	deadlineTimer TimerID   // fires at deadlineAt; 0 when not armed
+	deadlineAt    time.Time
 }
 
 func newContext(h *protocolHost, p Protocol) *Context {

@@ -52,6 +52,7 @@ type protocolHost struct {
 	types      map[string]transport.PayloadType // payload types seen, by name: no registry lookup per message
 	outTypes   typeTable[*typeMetrics]          // counters of the types it sent, by type word (statsOf)
 	tellTo     []tellTarget                     // protocols it Tells (tellTarget)
+	replyKinds typeTable[*replyKind]            // by request type (Request)
 }
 
 func newHost(n *Node, name ProtocolName, f Factory, first Protocol) *protocolHost {
@@ -468,6 +469,7 @@ type (
 	requestMsg struct {
 		id      uint64
 		replyTo *actor.PID
+		from    *protocolHost // the asking protocol (Request), nil for Call: replies go straight to its mailbox
 		body    any
 	}
 	replyMsg struct {

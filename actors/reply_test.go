@@ -150,3 +150,82 @@ func testDeadContextFailsLoudly(t *testing.T) {
 		t.Fatalf("stats after 4 uses of a dead Context: Misused %d, Restarts %d; want 4 and 1 (the dead Tell must not have crashed the new incarnation)", s.Misused, s.Restarts)
 	}
 }
+
+// TestRequestDeadlinesFireInOrder: requests awaiting replies time out at
+// their own deadlines, in deadline order, whatever order they were sent
+// in (one timer serves them all: deadlines.go); a reply takes its request
+// out, and a request sent after the others were settled still times out.
+func TestRequestDeadlinesFireInOrder(t *testing.T) {
+	actortest.Virtual(t, testRequestDeadlinesFireInOrder)
+}
+
+func testRequestDeadlinesFireInOrder(t *testing.T) {
+	n := singleNode(t, nil)
+	type hold struct{ actors.Returns[string] }
+	type echoReq struct{ actors.Returns[string] }
+	type ask struct {
+		req     actors.Asks[string]
+		timeout time.Duration
+	}
+	type outcome struct {
+		timeout time.Duration
+		rep     string
+		err     error
+		at      time.Duration
+	}
+	if err := n.Start(protocol("holder", func(ctx *actors.Context) error {
+		var held []actors.Reply[string] // never answered
+		actors.OnRequestDeferred(ctx, func(_ *actors.Context, _ *hold, r actors.Reply[string]) error {
+			held = append(held, r)
+			return nil
+		})
+		actors.OnRequest(ctx, func(*actors.Context, *echoReq) (string, error) { return "echo", nil })
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out := make(chan outcome, 10)
+	if err := n.Start(protocol("asker", func(ctx *actors.Context) error {
+		actors.OnTell(ctx, func(ctx *actors.Context, a *ask) error {
+			return actors.Request(ctx, "holder", a.req, a.timeout, func(_ *actors.Context, rep string, err error) error {
+				out <- outcome{a.timeout, rep, err, time.Since(start)}
+				return nil
+			})
+		})
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{300, 100, 200} {
+		if err := n.Tell("asker", &ask{&hold{}, d * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Tell("asker", &ask{&echoReq{}, time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if o := actortest.Receive(t, out, wait, "the echo"); o.err != nil || o.rep != "echo" {
+		t.Fatalf("echo request: %+v", o)
+	}
+	for _, want := range []time.Duration{100, 200, 300} {
+		o := actortest.Receive(t, out, wait, "a timeout")
+		if o.timeout != want*time.Millisecond || !errors.Is(o.err, actors.ErrTimeout) || o.at != want*time.Millisecond {
+			t.Fatalf("got %+v; want the %v request to time out after %v", o, want*time.Millisecond, want*time.Millisecond)
+		}
+	}
+	// The timer, armed for the hour-long request answered long ago, does
+	// not hold up a shorter one sent now.
+	before := time.Since(start)
+	if err := n.Tell("asker", &ask{&hold{}, 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if o := actortest.Receive(t, out, wait, "the last timeout"); !errors.Is(o.err, actors.ErrTimeout) || o.at-before != 50*time.Millisecond {
+		t.Fatalf("got %+v after %v; want a timeout 50ms after it was sent", o, o.at-before)
+	}
+	// Counted as before: each request out under its type, each reply (a
+	// timeout included) in under the reply type.
+	if st := n.Stats().Protocols["asker"]; st.Types["*actors_test.hold"].MsgsOut != 4 || st.Types["*actors_test.echoReq"].MsgsOut != 1 || st.Types["string"].MsgsIn != 5 {
+		t.Fatalf("asker's stats: %+v; want 4 hold and 1 echoReq out, 5 string replies in", st.Types)
+	}
+}

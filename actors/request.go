@@ -29,23 +29,41 @@ type reqEntry struct {
 	stats *typeMetrics
 }
 
+// pendingReq is one request a protocol sent with Request and awaits the
+// reply to. Its request message travels inside it (msg), and it waits in
+// the Context's pending map and deadline heap (deadlines.go) until the
+// reply or its deadline, whichever comes first.
 type pendingReq struct {
-	reqType string
-	target  ProtocolName
-	timeout time.Duration
-	timer   TimerID
-	cb      *entry
+	msg      requestMsg
+	kind     *replyKind
+	target   ProtocolName
+	timeout  time.Duration
+	deadline time.Time
+	index    int // in the deadline heap
+	onReply  any // the caller's func(*Context, Rep, error) error
+}
+
+// replyKind is what a protocol's replies to one request type share: the
+// request's name and the counters of both types, found once per type.
+type replyKind struct {
+	reqType  string
+	reqStats *typeMetrics
+	e        entry                                              // "reply to <request>", counted as the reply type
+	call     func(c *Context, p *pendingReq, m *replyMsg) error // callReply[Rep]
 }
 
 // answer is one request's way back, open until the handler answers it
-// (now or from a later event) or the incarnation ends.
+// (now or from a later event) or the incarnation ends. Its reply message
+// travels inside it.
 type answer struct {
 	h       *protocolHost
 	ctx     *Context
 	id      uint64
 	replyTo *actor.PID
-	what    string // the request's type, for errors
+	to      *protocolHost // the asking protocol, when a protocol asked (Request)
+	what    string        // the request's type, for errors
 	done    bool
+	reply   replyMsg
 }
 
 // finish sends the reply, once.
@@ -61,9 +79,15 @@ func (a *answer) finish(body any, err error) error {
 	}
 	a.done = true
 	delete(a.ctx.answers, a)
-	a.h.node.system.Root.Send(a.replyTo, &replyMsg{id: a.id, body: body, err: err})
+	// Written once, before it is sent; read only by the asker afterwards.
+	a.reply = replyMsg{id: a.id, body: body, err: err}
+	if a.to != nil {
+		a.to.enqueue(&a.reply)
+	} else {
+		a.h.node.system.Root.Send(a.replyTo, &a.reply)
+	}
 	if body != nil {
-		a.h.metrics.typ(typeName(body)).msgsOut.Add(1)
+		a.h.statsOf(body).msgsOut.Add(1)
 	}
 	return nil
 }
@@ -146,30 +170,56 @@ func Request[Req Asks[Rep], Rep any](ctx *Context, protocol ProtocolName, req Re
 		timeout = h.node.cfg.RequestTimeout
 	}
 	h.nextReq++
-	id := h.nextReq
-	repType := reflect.TypeFor[Rep]()
-	p := &pendingReq{reqType: typeName(req), target: protocol, timeout: timeout}
-	p.cb = &entry{name: "reply to " + p.reqType, stats: h.metrics.typ(typeNameOf(repType)), fn: func(c *Context, _ NodeName, m any) error {
-		rep := m.(*replyMsg)
-		var v Rep
-		if rep.err == nil && rep.body != nil {
-			var ok bool
-			if v, ok = rep.body.(Rep); !ok {
-				return onReply(c, v, fmt.Errorf("%w: %s to protocol %s answered %T, want %v", ErrReplyType, p.reqType, protocol, rep.body, repType))
-			}
-		}
-		return onReply(c, v, rep.err)
-	}}
-	p.timer = ctx.startTimer(ctx.timers, timeout, 0, nil, func() { h.onRequestTimeout(id) })
-	ctx.pending[id] = p
-	h.metrics.typ(p.reqType).msgsOut.Add(1)
-	h.node.system.Root.Send(target.pid, &requestMsg{id: id, replyTo: h.self, body: req})
+	p := &pendingReq{
+		msg:     requestMsg{id: h.nextReq, replyTo: h.self, from: h, body: req},
+		kind:    replyKindOf[Rep](h, req),
+		target:  protocol,
+		timeout: timeout,
+		onReply: onReply,
+	}
+	ctx.pending[p.msg.id] = p
+	ctx.addDeadline(p)
+	p.kind.reqStats.msgsOut.Add(1)
+	target.enqueue(&p.msg)
 	return nil
+}
+
+// callReply runs p's onReply with the reply m (or its error).
+func callReply[Rep any](c *Context, p *pendingReq, m *replyMsg) error {
+	onReply := p.onReply.(func(*Context, Rep, error) error)
+	var v Rep
+	if m.err == nil && m.body != nil {
+		var ok bool
+		if v, ok = m.body.(Rep); !ok {
+			return onReply(c, v, fmt.Errorf("%w: %s to protocol %s answered %T, want %v", ErrReplyType, p.kind.reqType, p.target, m.body, reflect.TypeFor[Rep]()))
+		}
+	}
+	return onReply(c, v, m.err)
+}
+
+// replyKindOf is the replyKind of requests like req, made the first time
+// (a request type has one reply type: Returns). Only the protocol's actor
+// calls it.
+func replyKindOf[Rep any](h *protocolHost, req any) *replyKind {
+	k := keyOf(req)
+	if rk, ok := h.replyKinds.get(k); ok {
+		return rk
+	}
+	name := typeName(req)
+	rk := &replyKind{reqType: name, reqStats: h.metrics.typ(name), call: callReply[Rep]}
+	rk.e = entry{name: "reply to " + name, stats: h.metrics.typ(typeNameOf(reflect.TypeFor[Rep]()))}
+	h.replyKinds.set(k, rk)
+	return rk
 }
 
 func (h *protocolHost) onRequest(m *requestMsg) {
 	reply := func(body any, err error) {
-		h.node.system.Root.Send(m.replyTo, &replyMsg{id: m.id, body: body, err: err})
+		r := &replyMsg{id: m.id, body: body, err: err}
+		if m.from != nil {
+			m.from.enqueue(r)
+		} else {
+			h.node.system.Root.Send(m.replyTo, r)
+		}
 	}
 	if h.ctx == nil {
 		reply(nil, fmt.Errorf("%w: %s", ErrProtocolStopped, h.name))
@@ -182,7 +232,7 @@ func (h *protocolHost) onRequest(m *requestMsg) {
 		return
 	}
 	e.stats.msgsIn.Add(1)
-	a := &answer{h: h, ctx: h.ctx, id: m.id, replyTo: m.replyTo, what: e.name}
+	a := &answer{h: h, ctx: h.ctx, id: m.id, replyTo: m.replyTo, to: m.from, what: e.name}
 	h.ctx.answers[a] = struct{}{}
 	defer func() {
 		if r := recover(); r != nil {
@@ -217,16 +267,29 @@ func (h *protocolHost) onReply(m *replyMsg) {
 		return
 	}
 	delete(h.ctx.pending, m.id)
-	h.ctx.Cancel(p.timer)
-	p.cb.stats.msgsIn.Add(1)
-	h.run(p.cb, "", m)
+	h.ctx.removeDeadline(p)
+	h.runReply(p, m)
 }
 
-func (h *protocolHost) onRequestTimeout(id uint64) {
-	p, ok := h.ctx.pending[id]
-	if !ok {
-		return
+// runReply runs the reply handler of p with m, as run does a handler.
+func (h *protocolHost) runReply(p *pendingReq, m *replyMsg) {
+	e := &p.kind.e
+	e.stats.msgsIn.Add(1)
+	var err error
+	if !h.sample() {
+		err = p.kind.call(h.ctx, p, m)
+	} else {
+		start := h.node.monotonic()
+		err = p.kind.call(h.ctx, p, m)
+		e.stats.latency.observe(h.node.monotonic() - start)
 	}
-	delete(h.ctx.pending, id)
-	h.run(p.cb, "", &replyMsg{id: id, err: fmt.Errorf("%w: %s to protocol %s after %v", ErrTimeout, p.reqType, p.target, p.timeout)})
+	if err != nil {
+		panic(&HandlerError{Protocol: h.name, Type: e.name, Err: err})
+	}
+}
+
+// onRequestTimeout answers p, whose deadline passed, with ErrTimeout.
+func (h *protocolHost) onRequestTimeout(p *pendingReq) {
+	delete(h.ctx.pending, p.msg.id)
+	h.runReply(p, &replyMsg{id: p.msg.id, err: fmt.Errorf("%w: %s to protocol %s after %v", ErrTimeout, p.kind.reqType, p.target, p.timeout)})
 }
