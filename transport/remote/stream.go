@@ -31,7 +31,9 @@ import (
 // leave its batch waiting: a flush that finds no token taken for
 // stuckAfter sends one more. A token that finds nothing (its batch taken by
 // an earlier one) sends a Batch without envelopes, which the receiver
-// ignores.
+// ignores. (A token lost for good would cost one batch's worth of delay at
+// most 64 KiB long: past flushAt a flush starts a batch with a token of its
+// own, and each token takes the oldest batch.)
 
 // stuckAfter is how long a stream waits for protoactor to take a token
 // before a flush sends another.
@@ -43,9 +45,14 @@ type stream struct {
 	names []byte // "from/to/protocol"
 
 	mu     sync.Mutex
-	queued [][]byte  // batches' entries, oldest first; each has a token on its way
-	tokens int       // tokens sent and not yet taken or dropped
-	moved  time.Time // when a token was last sent or taken
+	queued [][]byte // batches' entries, oldest first; each has a token on its way
+	tokens int      // tokens sent and not yet taken or dropped
+	taken  uint64   // tokens taken so far
+	joined int      // flushes added to the newest batch after its own
+
+	// The last look at the clock (stuck): taken then, and when.
+	seen  uint64
+	since time.Time
 }
 
 // put queues the entries of a flush. It reports whether a token must be
@@ -56,20 +63,37 @@ func (s *stream) put(entries []byte) (token bool, reuse []byte) {
 	defer s.mu.Unlock()
 	if n := len(s.queued); n > 0 && s.tokens >= n && len(s.queued[n-1])+len(entries) <= flushAt {
 		s.queued[n-1] = append(s.queued[n-1], entries...)
-		if now := time.Now(); now.Sub(s.moved) >= stuckAfter {
+		s.joined++
+		// The clock is read on the 1st, 2nd, 4th, 8th... flush joining a
+		// batch, not on each: a read costs as much as the rest of put.
+		if s.joined&(s.joined-1) == 0 && s.stuck() {
 			s.tokens++
-			s.moved = now
 			return true, entries[:0]
 		}
 		return false, entries[:0]
 	}
 	s.queued = append(s.queued, entries)
+	s.joined = 0
 	if s.tokens >= len(s.queued) {
 		return false, nil
 	}
 	s.tokens++
-	s.moved = time.Now()
 	return true, nil
+}
+
+// stuck reports whether protoactor took no token since the previous look,
+// stuckAfter or more ago.
+func (s *stream) stuck() bool {
+	now := time.Now()
+	if s.taken != s.seen || s.since.IsZero() {
+		s.seen, s.since = s.taken, now
+		return false
+	}
+	if now.Sub(s.since) < stuckAfter {
+		return false
+	}
+	s.since = now
+	return true
 }
 
 // take removes the oldest batch's entries (nil when none waits).
@@ -77,7 +101,7 @@ func (s *stream) take() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokens = max(s.tokens-1, 0)
-	s.moved = time.Now()
+	s.taken++
 	if len(s.queued) == 0 {
 		return nil
 	}

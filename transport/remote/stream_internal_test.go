@@ -3,7 +3,6 @@ package remote
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -120,12 +119,26 @@ func TestStreamResetDropsQueuedBatches(t *testing.T) {
 
 func TestStreamSendsAnotherTokenWhenOneIsStuck(t *testing.T) {
 	s := &stream{names: []byte("a/b/p")}
-	s.put([]byte("one"))
-	s.moved = time.Now().Add(-2 * stuckAfter) // the token never came back
-	if token, _ := s.put([]byte("two")); !token {
+	s.put([]byte("one")) // its token never comes back
+	if token, _ := s.put([]byte("two")); token {
+		t.Fatal("a token at the first look at the clock")
+	}
+	s.since = s.since.Add(-2 * stuckAfter) // that look was long ago
+	if token, _ := s.put([]byte("three")); !token {
 		t.Fatalf("no new token after %v without one taken", 2*stuckAfter)
 	}
-	if b := serialize(t, s); string(b.Envelopes) != "onetwo" {
-		t.Fatalf("took %q, want onetwo", b.Envelopes)
+	if b := serialize(t, s); string(b.Envelopes) != "onetwothree" {
+		t.Fatalf("took %q, want onetwothree", b.Envelopes)
+	}
+	// A token taken since the last look is progress: no spare token, however
+	// long ago that look was.
+	s.put([]byte("four")) // joins nothing: the spare token will take it
+	s.put([]byte("five")) // first look: remembers taken
+	s.since = s.since.Add(-2 * stuckAfter)
+	s.take()
+	s.put([]byte("six"))   // a new batch, and its token
+	s.put([]byte("seven")) // a look: taken moved
+	if s.tokens != 1 {
+		t.Fatalf("%d tokens on their way, want six's alone", s.tokens)
 	}
 }
