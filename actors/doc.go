@@ -93,7 +93,8 @@
 // remote network,
 // everything one protocol sends one node during one event travels as one
 // batch, so a handler that sends many messages costs protoactor one message
-// per destination (docs/architecture.md, "Networks").
+// per destination, and what later events send while protoactor's writer
+// has not taken that batch yet joins it (docs/architecture.md, "Networks").
 //
 // Timers are self-messages; a cancelled timer never fires, even when its
 // message is already queued. A panic or a returned error restarts the

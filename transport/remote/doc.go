@@ -33,6 +33,17 @@
 // ([transport.NextEntry]). The inbox parses a sender's names once and
 // recognises their bytes afterwards.
 //
+// A flush does not hand protoactor the batch itself but a token for it
+// (the protocol's stream to the address): protoactor's endpoint writer
+// turns the token into the Batch when it gets to it, so what further
+// flushes add meanwhile joins the same Batch, up to 64 KiB. One message
+// per event, as most protocols send, thus costs protoactor one message per
+// writer turn under load, not one per event; an idle writer takes each
+// flush at once. The wire carries the same troupe.v1.Batch either way. A
+// token protoactor drops (a dead letter) drops its batch, and a broken
+// connection drops the queued batches of the address, as protoactor drops
+// what its writer held.
+//
 // # The node port
 //
 // protoactor's gRPC server trusts what it reads, and a panic on one of its
