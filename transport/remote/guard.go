@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -66,6 +67,9 @@ type guard struct {
 	tls    bool               // mutual TLS: a peer sends only as the node its certificate names
 	reject func(error)
 	log    *security.LogLimiter
+	// actors, when set, passes on protoactor messages other than Troupe's
+	// batches that it admits (Network.AdmitActorMessages).
+	actors atomic.Pointer[ActorMessages]
 }
 
 // unary refuses every unary call: Troupe uses none.
@@ -207,6 +211,12 @@ func (g *guard) check(b *remote.MessageBatch, addr, name string, refuse func(err
 
 // admit checks one message of a batch.
 func (g *guard) admit(b *remote.MessageBatch, e *remote.MessageEnvelope, addr, name string) error {
+	if err := g.tables(b, e, addr); err != nil {
+		return err
+	}
+	if admit := g.actors.Load(); admit != nil && (b.TypeNames[e.TypeId] != batchTypeName || b.Targets[e.Target].Id != inboxID) {
+		return g.admitActor(*admit, b, e, addr)
+	}
 	if err := g.inRange(b, e, addr); err != nil {
 		return err
 	}
@@ -232,9 +242,9 @@ func (g *guard) admit(b *remote.MessageBatch, e *remote.MessageEnvelope, addr, n
 	return nil
 }
 
-// inRange checks the table numbers, the target, the sender and the
-// serializer of one message of a batch.
-func (g *guard) inRange(b *remote.MessageBatch, e *remote.MessageEnvelope, addr string) error {
+// tables checks the table numbers and the serializer of one message of a
+// batch: what every message must pass.
+func (g *guard) tables(b *remote.MessageBatch, e *remote.MessageEnvelope, addr string) error {
 	switch {
 	case e == nil:
 		return fmt.Errorf("%w: node %s received an empty slot in a message batch from %s", transport.ErrMalformed, g.node, addr)
@@ -244,6 +254,14 @@ func (g *guard) inRange(b *remote.MessageBatch, e *remote.MessageEnvelope, addr 
 		return fmt.Errorf("%w: node %s received a message of type number %d from %s; the batch names %d types", transport.ErrMalformed, g.node, e.TypeId, addr, len(b.TypeNames))
 	case e.Target < 0 || int(e.Target) >= len(b.Targets) || b.Targets[e.Target] == nil:
 		return fmt.Errorf("%w: node %s received a message for target number %d from %s; the batch names %d targets", transport.ErrMalformed, g.node, e.Target, addr, len(b.Targets))
+	}
+	return nil
+}
+
+// inRange checks the target and the sender of a Troupe batch (tables has
+// checked the rest).
+func (g *guard) inRange(b *remote.MessageBatch, e *remote.MessageEnvelope, addr string) error {
+	switch {
 	case e.Sender != 0 || e.SenderRequestId != 0:
 		return fmt.Errorf("%w: node %s received a message from sender number %d from %s; troupe nodes send without a sender (0)", transport.ErrMalformed, g.node, e.Sender, addr)
 	case e.TargetRequestId != 0:

@@ -270,7 +270,7 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 	rcfg.MaxRetryCount = maxDialAttempts
 	rcfg.EndpointWriterBatchSize = writerBatch
 	r := remote.NewRemote(a.System, rcfg)
-	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter,
+	ep := &endpoint{net: n, name: a.Node, sys: a.System, remote: r, guard: g, deliverBatch: a.DeliverBatch, reject: a.Reject, log: limiter,
 		links: map[string]*link{}}
 	ep.ctx, ep.cancel = context.WithCancel(context.Background())
 	// Subscribed before protoactor's endpoint manager, so that a peer is
@@ -321,6 +321,7 @@ type endpoint struct {
 	addr         string
 	sys          *actor.ActorSystem
 	remote       *remote.Remote
+	guard        *guard
 	deliverBatch transport.DeliverBatch
 	reject       func(error)
 	log          *security.LogLimiter // closed by Close, after the server stopped
