@@ -82,4 +82,3 @@ func (g *guard) admitActor(admit ActorMessages, b *remote.MessageBatch, e *remot
 	}
 	return nil
 }
-
