@@ -212,6 +212,105 @@ func (x *LedgerEntry) GetDelta() int64 {
 	return 0
 }
 
+// CounterAdd asks a counter grain (examples/grains) to add delta to its
+// count and answer with a CounterValue.
+type CounterAdd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delta         int64                  `protobuf:"varint,1,opt,name=delta,proto3" json:"delta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CounterAdd) Reset() {
+	*x = CounterAdd{}
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CounterAdd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CounterAdd) ProtoMessage() {}
+
+func (x *CounterAdd) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CounterAdd.ProtoReflect.Descriptor instead.
+func (*CounterAdd) Descriptor() ([]byte, []int) {
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CounterAdd) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+// CounterValue is a counter grain's count and the node it is active on.
+type CounterValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         int64                  `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CounterValue) Reset() {
+	*x = CounterValue{}
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CounterValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CounterValue) ProtoMessage() {}
+
+func (x *CounterValue) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_examples_v1_examples_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CounterValue.ProtoReflect.Descriptor instead.
+func (*CounterValue) Descriptor() ([]byte, []int) {
+	return file_troupe_examples_v1_examples_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CounterValue) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *CounterValue) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 var File_troupe_examples_v1_examples_proto protoreflect.FileDescriptor
 
 const file_troupe_examples_v1_examples_proto_rawDesc = "" +
@@ -225,7 +324,13 @@ const file_troupe_examples_v1_examples_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x1f.troupe.examples.v1.LedgerEntryR\aentries\"=\n" +
 	"\vLedgerEntry\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x14\n" +
-	"\x05delta\x18\x02 \x01(\x03R\x05deltaB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\x05delta\x18\x02 \x01(\x03R\x05delta\"\"\n" +
+	"\n" +
+	"CounterAdd\x12\x14\n" +
+	"\x05delta\x18\x01 \x01(\x03R\x05delta\"8\n" +
+	"\fCounterValue\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\x03R\x05value\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04nodeB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_examples_v1_examples_proto_rawDescOnce sync.Once
@@ -239,12 +344,14 @@ func file_troupe_examples_v1_examples_proto_rawDescGZIP() []byte {
 	return file_troupe_examples_v1_examples_proto_rawDescData
 }
 
-var file_troupe_examples_v1_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_troupe_examples_v1_examples_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_troupe_examples_v1_examples_proto_goTypes = []any{
-	(*Ping)(nil),        // 0: troupe.examples.v1.Ping
-	(*Pong)(nil),        // 1: troupe.examples.v1.Pong
-	(*LedgerOp)(nil),    // 2: troupe.examples.v1.LedgerOp
-	(*LedgerEntry)(nil), // 3: troupe.examples.v1.LedgerEntry
+	(*Ping)(nil),         // 0: troupe.examples.v1.Ping
+	(*Pong)(nil),         // 1: troupe.examples.v1.Pong
+	(*LedgerOp)(nil),     // 2: troupe.examples.v1.LedgerOp
+	(*LedgerEntry)(nil),  // 3: troupe.examples.v1.LedgerEntry
+	(*CounterAdd)(nil),   // 4: troupe.examples.v1.CounterAdd
+	(*CounterValue)(nil), // 5: troupe.examples.v1.CounterValue
 }
 var file_troupe_examples_v1_examples_proto_depIdxs = []int32{
 	3, // 0: troupe.examples.v1.LedgerOp.entries:type_name -> troupe.examples.v1.LedgerEntry
@@ -266,7 +373,7 @@ func file_troupe_examples_v1_examples_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_examples_v1_examples_proto_rawDesc), len(file_troupe_examples_v1_examples_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
