@@ -81,6 +81,14 @@
 //     hosting several nodes over mutual TLS gives each its own
 //     certificate through Config.NodeTLS.
 //
+// A node that runs protoactor's actor cluster (package grains) installs an
+// [ActorMessages] hook with [Network.AdmitActorMessages]; then a message
+// that is not a Troupe batch for the inbox is checked by the guard — table
+// numbers and senders in range, protobuf, for this node's own address, a
+// type the binary links that decodes, none of protoactor's actor.* or
+// remote.* control messages but actor.DeadLetterResponse — and passed on
+// only if the hook admits it (TestActorMessagesHook).
+//
 // A refused message or call is logged with the peer's address and, with
 // mutual TLS, its certificate's node, and a message is told to the node's
 // Attachment.Reject, which counts it; the stream goes on. Lines of one kind
