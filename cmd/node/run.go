@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-dev/troupe/config"
 	"github.com/troupe-dev/troupe/consensus"
 	"github.com/troupe-dev/troupe/election"
+	"github.com/troupe-dev/troupe/grains"
 	"github.com/troupe-dev/troupe/internal/httpjson"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/kv"
@@ -35,7 +36,7 @@ func runCmd() *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run one node: membership, election, jobs, the raft group and the HTTP API",
+		Short: "Run one node: membership, election, jobs, the raft group, the actor cluster and the HTTP API",
 		Long: `run starts one Troupe node. It listens for other nodes on --bind (protoactor
 remote over gRPC) and for SWIM gossip on --gossip (by default the port after
 --bind's), joins the cluster through the gossip addresses in --join (none:
@@ -66,6 +67,9 @@ loopback address: a node that would serve its API beyond loopback without
 a token refuses to start, unless --insecure-api says to (then it warns at
 every start). The exec runtime, the token and TLS change only with a
 restart.
+
+Every node is a member of protoactor's actor cluster (package grains),
+on its node port and its membership; the stock binary hosts no grain kind.
 
 Every node runs telemetry: the dashboard at / of --http, Prometheus metrics
 at /metrics, alerts and any node's recent logs (package telemetry). Logs
@@ -208,6 +212,15 @@ func runNode(ctx context.Context, src config.Sources) error {
 	// The remembered members' addresses go to the network before the raft
 	// group starts: it reaches its voters before gossip has found them.
 	m.FeedPeers(network)
+	// protoactor's actor cluster, on the node's remote and membership: the
+	// stock binary hosts no grain kind (kinds are Go code, registered by a
+	// program that embeds a node: package grains), but calls the grains of
+	// members that host them.
+	g, err := grains.Start(node, network, grains.Config{})
+	if err != nil {
+		return err
+	}
+	defer g.Stop()
 
 	r := &running{src: src, node: node, log: log, dataDir: dataDir, token: api.NewToken(cfg.APIToken())}
 	r.cfg.Store(cfg)

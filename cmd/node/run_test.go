@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -103,6 +105,17 @@ func TestRunWithRaft(t *testing.T) {
 	_, err = cli(t, "raft", "transfer", "--node", followerHTTP, follower)
 	if err == nil || !strings.Contains(err.Error(), "send it to "+raftLeader) {
 		t.Errorf("transfer through a follower: %v, want an error naming the leader %s", err, raftLeader)
+	}
+	// Every node runs the actor cluster: its protocol follows the
+	// membership, and has not failed.
+	resp, err := http.Get(https[2] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `troupe_protocol_stopped{node="n3",protocol="actor-cluster"} 0`; err != nil || !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics of n3 (%v) lacks %s", err, want)
 	}
 }
 
