@@ -41,9 +41,10 @@
 //	})
 //
 // [Membership.FeedPeers] keeps transport/remote's directory of node
-// addresses in step with the view, and [Provider] plugs the membership into
-// a protoactor-go cluster as its ClusterProvider, so protoactor's member
-// list and grain placement follow SWIM.
+// addresses in step with the view, and [Provider] plugs the node's
+// membership into a protoactor-go cluster as its ClusterProvider (package
+// grains starts it), so protoactor's member list and grain placement
+// follow SWIM without a second memberlist.
 //
 // With Config.Memory a node keeps the members it knows in a file (node run:
 // <data dir>/members.json) and, when it starts again, joins them as well
