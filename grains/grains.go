@@ -55,8 +55,10 @@ type Grains struct {
 	lookup   *lookup
 	log      *security.LogLimiter
 
-	// futures are the replies this node waits for (protoactor futures,
-	// by process id): the port takes a reply for these alone.
+	// futures are the replies this node waits for: protoactor futures, by
+	// process id, each with the address of the member asked. The port
+	// takes a reply for these alone, and a member leaving the topology
+	// ends the waits for its replies (lookup.onTopology).
 	futures sync.Map
 
 	stopOnce sync.Once
@@ -275,12 +277,13 @@ func (g *Grains) checkActivation(ci *cluster.ClusterIdentity) error {
 }
 
 // ask sends msg to pid and waits at most timeout for the reply, through a
-// future the port takes a reply for (futures).
+// future the port takes a reply for (futures). If pid's member leaves the
+// topology meanwhile, the wait ends at once with actor.ErrDeadLetter.
 func (g *Grains) ask(pid *actor.PID, msg any, timeout time.Duration) (any, error) {
 	sys := g.node.System()
 	f := actor.NewFuture(sys, timeout)
 	id := f.PID().Id
-	g.futures.Store(id, struct{}{})
+	g.futures.Store(id, pid.Address)
 	defer g.futures.Delete(id)
 	sys.Root.RequestWithCustomSender(pid, msg, f.PID())
 	return f.Result()
@@ -321,4 +324,24 @@ func (c clusterContext) RequestFuture(identity, kind string, message any, opts .
 		}
 	})
 	return f, nil
+}
+
+// abandon ends the waits for replies from the members that left: their
+// futures get a dead letter, as protoactor gives a request to a process
+// that is gone, and Request asks the grain's new owner.
+func (g *Grains) abandon(left []*cluster.Member) {
+	if len(left) == 0 {
+		return
+	}
+	gone := map[string]bool{}
+	for _, m := range left {
+		gone[m.Address()] = true
+	}
+	root := g.node.System().Root
+	g.futures.Range(func(id, addr any) bool {
+		if gone[addr.(string)] {
+			root.Send(actor.NewPID(g.node.Address(), id.(string)), &actor.DeadLetterResponse{})
+		}
+		return true
+	})
 }

@@ -57,15 +57,16 @@ func (l *logs) String() string {
 	return l.b.String()
 }
 
-// start runs n nodes on loopback, each announcing the kind echo and
-// running the actor cluster with cfg (node i hosting echoKind(i)); nodes
-// in clients host no kind.
-func start(t *testing.T, n int, cfg grains.Config, clients ...actors.NodeName) (*local.Cluster, map[actors.NodeName]*grains.Grains, *logs) {
+// start runs n nodes on loopback (and opts), each announcing the kind
+// echo and running the actor cluster with cfg (node i hosting
+// echoKind(i)); nodes in clients host no kind.
+func start(t *testing.T, n int, cfg grains.Config, clients []actors.NodeName, opts ...local.Option) (*local.Cluster, map[actors.NodeName]*grains.Grains, *logs) {
 	t.Helper()
 	actortest.SkipRemoteUnderRace(t)
 	l := &logs{}
-	c := clustertest.NewCluster(t, n, local.Remote(), local.Logger(zerolog.New(l)),
-		local.Membership(membership.Config{Preset: membership.PresetLocal, Kinds: []string{"echo"}}))
+	opts = append([]local.Option{local.Remote(), local.Logger(zerolog.New(l)),
+		local.Membership(membership.Config{Preset: membership.PresetLocal, Kinds: []string{"echo"}})}, opts...)
+	c := clustertest.NewCluster(t, n, opts...)
 	g := map[actors.NodeName]*grains.Grains{}
 	for i, node := range c.Nodes() {
 		ncfg := cfg
@@ -82,6 +83,19 @@ func start(t *testing.T, n int, cfg grains.Config, clients ...actors.NodeName) (
 		g[node.Name()] = gg
 	}
 	return c, g, l
+}
+
+// converge waits until every node's actor cluster lists the n members.
+func converge(t *testing.T, g map[actors.NodeName]*grains.Grains, n int) {
+	t.Helper()
+	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("every actor cluster lists %d members", n), func() bool {
+		for _, gg := range g {
+			if gg.Cluster().MemberList.Length() != n {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func contains(names []actors.NodeName, n actors.NodeName) bool {
@@ -107,7 +121,8 @@ func ping(g *grains.Grains, identity string, n uint64, timeout time.Duration) (u
 // hosting no kind: every grain answers, lives on a node that hosts the
 // kind, and once active stays where it is.
 func TestGrainsAnswerFromEveryNode(t *testing.T) {
-	_, g, _ := start(t, 3, grains.Config{}, "node-3")
+	_, g, _ := start(t, 3, grains.Config{}, []actors.NodeName{"node-3"})
+	converge(t, g, 3)
 	// Until every node's actor cluster knows the hosts, a request may
 	// find no host; wait for one answer from each node.
 	for name, gg := range g {
@@ -146,10 +161,31 @@ func TestGrainsAnswerFromEveryNode(t *testing.T) {
 	}
 }
 
+// TestGrainsOverMutualTLS: with mutual TLS on the node port, grain
+// requests, activations and replies cross it as Troupe's traffic does.
+func TestGrainsOverMutualTLS(t *testing.T) {
+	_, g, _ := start(t, 2, grains.Config{}, nil, local.RemoteTLS(nil))
+	converge(t, g, 2)
+	homes := map[uint64]bool{}
+	for i := range 8 {
+		id := fmt.Sprintf("grain-%d", i)
+		var got uint64
+		actortest.Eventually(t, 20*time.Second, "node-1 reaches "+id, func() bool {
+			var err error
+			got, err = ping(g["node-1"], id, uint64(i), 2*time.Second)
+			return err == nil
+		})
+		homes[got/1000] = true
+	}
+	if !homes[2] {
+		t.Errorf("8 grains live on nodes %v; want some on node 2, across TLS", homes)
+	}
+}
+
 // TestBadRequestsAreRefused checks the errors a caller gets for what it
 // asks wrong, and Config's.
 func TestBadRequestsAreRefused(t *testing.T) {
-	_, g, _ := start(t, 1, grains.Config{MaxIdentity: 16})
+	_, g, _ := start(t, 1, grains.Config{MaxIdentity: 16}, nil)
 	gg := g["node-1"]
 	actortest.Eventually(t, 20*time.Second, "the grain answers", func() bool {
 		_, err := ping(gg, "x", 0, 2*time.Second)
@@ -219,7 +255,7 @@ func TestStartNeedsRemote(t *testing.T) {
 // TestActivationsAreBounded: a node activates at most MaxActivations
 // grains; beyond, requests fail and nothing more is spawned.
 func TestActivationsAreBounded(t *testing.T) {
-	_, g, logs := start(t, 1, grains.Config{MaxActivations: 2})
+	_, g, logs := start(t, 1, grains.Config{MaxActivations: 2}, nil)
 	gg := g["node-1"]
 	actortest.Eventually(t, 20*time.Second, "the first grain answers", func() bool {
 		_, err := ping(gg, "a", 0, 2*time.Second)
@@ -256,7 +292,7 @@ func TestForgedMessagesAreRefused(t *testing.T) {
 			}
 		}
 	})
-	c, g, logs := start(t, 1, grains.Config{MaxIdentity: 64})
+	c, g, logs := start(t, 1, grains.Config{MaxIdentity: 64}, nil)
 	node := c.Nodes()[0]
 	actortest.Eventually(t, 20*time.Second, "the grain answers", func() bool {
 		_, err := ping(g["node-1"], "x", 0, 2*time.Second)

@@ -56,6 +56,7 @@ func (l *lookup) onTopology(t *cluster.ClusterTopology) {
 	l.hosted = slices.Compact(hosted)
 	l.mu.Unlock()
 	l.g.node.System().Root.Send(l.placement, t)
+	l.g.abandon(t.Left)
 }
 
 func (l *lookup) hostedKinds() []string {

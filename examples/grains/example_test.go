@@ -45,10 +45,21 @@ func Example() {
 		return v.(*pb.CounterValue), nil
 	}
 
-	// Until each node's cluster knows the three members, a call may go to
-	// a member whose view is behind; wait for the first answer.
-	var v *pb.CounterValue
-	if err := actortest.WaitFor(20*time.Second, func() bool { v, err = add("node-1"); return err == nil }); err != nil {
+	// Wait until every node's actor cluster lists the three members: a
+	// grain called before would live where a partial view puts it, and
+	// move as the view fills.
+	if err := actortest.WaitFor(20*time.Second, func() bool {
+		for _, gg := range g {
+			if gg.Cluster().MemberList.Length() != 3 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		panic(err)
+	}
+	v, err := add("node-1")
+	if err != nil {
 		panic(err)
 	}
 	home := actors.NodeName(v.Node)
