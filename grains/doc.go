@@ -55,9 +55,11 @@
 // afresh (a grain that must keep state stores it, e.g. in the raft
 // group's key-value store). When a member joins, the grains it now owns
 // stop where they were and start on it at their next request. A request
-// in flight at a failure is tried again by [Grains.Request] until its
-// deadline; the time to move is the membership's detection time (about a
-// second with the local preset, 5–10 s with lan).
+// waiting for a reply from a member that leaves the topology ends at once
+// and is tried again by [Grains.Request] until its deadline; the time to
+// move is the membership's detection time (about a second with the local
+// preset, 5–10 s with lan). Grains are not passivated: one stays active
+// until it stops itself, moves, or its node stops.
 //
 // # The node port
 //
@@ -84,12 +86,17 @@
 //
 // # Concurrency
 //
-// Start and Stop are called once each; Request and Active are safe from
-// any goroutine (Request blocks: not from a protocol's handler).
+// Start once per node, Stop once (again does nothing); Request and Active
+// are safe from any goroutine (Request blocks: not from a protocol's
+// handler). With mutual TLS on the node port, any member (a certificate
+// of the cluster's CA) may call and activate grains; replies are taken
+// only for requests this node waits for.
 //
 // # Testing
 //
 // grains_test.go runs clusters on loopback: requests from every node,
-// refusals of bad requests, a hostile protoactor peer's forged messages,
-// and the activation bound; examples/grains shows a grain moving.
+// mutual TLS, refusals of bad requests, a hostile protoactor peer's
+// forged messages, and the activation bound; examples/grains shows a
+// grain moving. They skip under -race, as every test of protoactor
+// remote does (actortest.SkipRemoteUnderRace).
 package grains

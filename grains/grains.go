@@ -84,6 +84,9 @@ func Start(node *actors.Node, net *remote.Network, cfg Config) (*Grains, error) 
 	if node == nil || net == nil {
 		return nil, errors.New("grains: Start needs the node and the remote network it is attached to (transport/remote)")
 	}
+	if slices.Contains(node.Protocols(), membership.ProviderName) {
+		return nil, fmt.Errorf("grains: node %s runs the actor cluster already (protocol %s): Start it once per node", node.Name(), membership.ProviderName)
+	}
 	if _, ok := net.Resolve(string(node.Name())); !ok {
 		return nil, fmt.Errorf("grains: node %s is not attached to the given network: the actor cluster runs on protoactor remote (transport/remote), not on the sim network", node.Name())
 	}

@@ -185,7 +185,7 @@ func TestGrainsOverMutualTLS(t *testing.T) {
 // TestBadRequestsAreRefused checks the errors a caller gets for what it
 // asks wrong, and Config's.
 func TestBadRequestsAreRefused(t *testing.T) {
-	_, g, _ := start(t, 1, grains.Config{MaxIdentity: 16}, nil)
+	c, g, _ := start(t, 1, grains.Config{MaxIdentity: 16}, nil)
 	gg := g["node-1"]
 	actortest.Eventually(t, 20*time.Second, "the grain answers", func() bool {
 		_, err := ping(gg, "x", 0, 2*time.Second)
@@ -225,6 +225,9 @@ func TestBadRequestsAreRefused(t *testing.T) {
 	defer cancel()
 	if _, err := gg.Request(expired, "x", "echo", &pb.Ping{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a request past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	if _, err := grains.Start(c.Nodes()[0], c.Remote, grains.Config{}); err == nil || !strings.Contains(err.Error(), "once per node") {
+		t.Errorf("a second Start on the node: %v; want it refused", err)
 	}
 	if err := gg.Stop(); err != nil {
 		t.Fatal(err)
