@@ -147,6 +147,12 @@ func (g *Grains) Request(ctx context.Context, identity, kind string, msg proto.M
 	if err := transport.ValidateName("grain kind", kind); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownKind, err)
 	}
+	if msg == nil {
+		return nil, fmt.Errorf("grains: a request to grain %s/%s without a message", kind, identity)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("grain %s/%s: %w", kind, identity, err)
+	}
 	if hosted := g.lookup.hostedKinds(); !slices.Contains(hosted, kind) {
 		return nil, fmt.Errorf("%w: no live member hosts kind %q; the members host %v", ErrUnknownKind, kind, hosted)
 	}
