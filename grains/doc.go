@@ -97,6 +97,8 @@
 // grains_test.go runs clusters on loopback: requests from every node,
 // mutual TLS, refusals of bad requests, a hostile protoactor peer's
 // forged messages, and the activation bound; examples/grains shows a
-// grain moving. They skip under -race, as every test of protoactor
-// remote does (actortest.SkipRemoteUnderRace).
+// grain moving. The tests of one node run under -race too; those of
+// several protoactor remotes in one process skip under it, as every such
+// test does (actortest.SkipRemoteUnderRace), and the example is built
+// without -race only.
 package grains

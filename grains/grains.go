@@ -215,6 +215,10 @@ const (
 	retryMax   = 500 * time.Millisecond
 )
 
+// Members is the number of members the actor cluster lists: the live
+// members of the node's membership that have a remote address.
+func (g *Grains) Members() int { return g.lookup.members() }
+
 // Active is the number of grains active on this node.
 func (g *Grains) Active() int { return int(g.lookup.active.Load()) }
 

@@ -23,6 +23,7 @@ type lookup struct {
 	mu     sync.RWMutex
 	rdv    *cluster.Rendezvous
 	hosted []string // kinds the live members host, sorted
+	listed int      // members in the topology
 
 	sub       *eventstream.Subscription
 	placement *actor.PID
@@ -54,9 +55,16 @@ func (l *lookup) onTopology(t *cluster.ClusterTopology) {
 	l.mu.Lock()
 	l.rdv.UpdateMembers(t.Members)
 	l.hosted = slices.Compact(hosted)
+	l.listed = len(t.Members)
 	l.mu.Unlock()
 	l.g.node.System().Root.Send(l.placement, t)
 	l.g.abandon(t.Left)
+}
+
+func (l *lookup) members() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.listed
 }
 
 func (l *lookup) hostedKinds() []string {
