@@ -60,7 +60,7 @@ func (l *logs) String() string {
 // start runs n nodes on loopback (and opts), each announcing the kind
 // echo and running the actor cluster with cfg (node i hosting
 // echoKind(i)); nodes in clients host no kind.
-func start(t *testing.T, n int, cfg grains.Config, clients []actors.NodeName, opts ...local.Option) (*local.Cluster, map[actors.NodeName]*grains.Grains, *logs) {
+func start(t testing.TB, n int, cfg grains.Config, clients []actors.NodeName, opts ...local.Option) (*local.Cluster, map[actors.NodeName]*grains.Grains, *logs) {
 	t.Helper()
 	if n > 1 || len(opts) > 0 {
 		actortest.SkipRemoteUnderRace(t) // one remote at a time is race-clean
@@ -88,7 +88,7 @@ func start(t *testing.T, n int, cfg grains.Config, clients []actors.NodeName, op
 }
 
 // converge waits until every node's actor cluster lists the n members.
-func converge(t *testing.T, g map[actors.NodeName]*grains.Grains, n int) {
+func converge(t testing.TB, g map[actors.NodeName]*grains.Grains, n int) {
 	t.Helper()
 	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("every actor cluster lists %d members", n), func() bool {
 		for _, gg := range g {
