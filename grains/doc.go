@@ -96,7 +96,9 @@
 //
 // grains_test.go runs clusters on loopback: requests from every node,
 // mutual TLS, refusals of bad requests, a hostile protoactor peer's
-// forged messages, and the activation bound; examples/grains shows a
+// forged messages, the activation bound, and a member SWIM declared
+// failed that refutes hosting grains again (refute_test.go, SWIM over the
+// sim hub, the node port over loopback); examples/grains shows a
 // grain moving. The tests of one node run under -race too; those of
 // several protoactor remotes in one process skip under it, as every such
 // test does (actortest.SkipRemoteUnderRace), and the example is built
