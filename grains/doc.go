@@ -44,7 +44,8 @@
 //   - this package's identity lookup and placement ("grain-placement", an
 //     actor whose children are the node's grains), in the place of
 //     disthash's, which spawns without bound, answers nil to an unknown
-//     kind and panics on some input.
+//     kind, and panics (restarting without its grains) on a Terminated it
+//     does not know.
 //
 // # Failure
 //
@@ -96,10 +97,10 @@
 //
 // grains_test.go runs clusters on loopback: requests from every node,
 // mutual TLS, refusals of bad requests, a hostile protoactor peer's
-// forged messages, the activation bound, and a member SWIM declared
-// failed that refutes hosting grains again (refute_test.go, SWIM over the
-// sim hub, the node port over loopback); examples/grains shows a
-// grain moving. The tests of one node run under -race too; those of
+// forged messages, and the activation bound. refute_test.go cuts SWIM
+// (over the sim hub, the node port over loopback) and heals it: the
+// member each side declared failed hosts grains again. examples/grains
+// shows a grain moving; bench_test.go measures a request. The tests of one node run under -race too; those of
 // several protoactor remotes in one process skip under it, as every such
 // test does (actortest.SkipRemoteUnderRace), and the example is built
 // without -race only.
