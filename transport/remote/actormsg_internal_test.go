@@ -88,3 +88,60 @@ func TestActorMessagesHook(t *testing.T) {
 		t.Errorf("a dead letter response: %v; want it passed on (the answer to a request for a process that is gone)", err)
 	}
 }
+
+// FuzzReceiveActorMessages feeds a node port's bytes through the guard
+// with an ActorMessages hook that admits everything it is shown (the
+// worst a hook can do), and then as protoactor's reader handles what
+// passes: what passes must be for this node's address, name its sender
+// within the batch, decode by its type name, and be none of protoactor's
+// system or control messages.
+func FuzzReceiveActorMessages(f *testing.F) {
+	f.Add(remoteMessage(f, fuzzAddr, &messages.Ping{N: 4}))
+	f.Add(remoteMessage(f, fuzzAddr, &actor.Terminated{}))
+	f.Add(remoteMessage(f, fuzzAddr, &actor.PoisonPill{}))
+	f.Add(remoteMessage(f, fuzzAddr, &actor.DeadLetterResponse{}))
+	f.Add(remoteMessage(f, "10.0.0.1:7000", &messages.Ping{N: 4}))
+	f.Add(realBatch(f, fuzzAddr, "a/b/p", &messages.Ping{N: 1}))
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	sys.ProcessRegistry.Address = fuzzAddr
+	limiter := security.NewLogLimiter(zerolog.Nop(), 10, time.Hour)
+	f.Cleanup(limiter.Close)
+	admit := ActorMessages(func(*actor.PID, proto.Message, bool) error { return nil })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var rm remote.RemoteMessage
+		if proto.Unmarshal(data, &rm) != nil {
+			return
+		}
+		refused := 0
+		g := &guard{node: "b", sys: sys, reject: func(error) { refused++ }, log: limiter}
+		g.actors.Store(&admit)
+		s := &guardedStream{g: g, addr: "127.0.0.1:40000"}
+		if !s.admit(&rm) {
+			if refused == 0 {
+				t.Fatal("a message was dropped without a refusal")
+			}
+			return
+		}
+		b := rm.GetMessageBatch()
+		if b == nil {
+			return
+		}
+		for _, e := range b.Envelopes {
+			target := b.Targets[e.Target]
+			if target.Address != fuzzAddr {
+				t.Fatalf("passed on a message for %v", target)
+			}
+			if e.Sender < 0 || int(e.Sender) > len(b.Senders) || (e.Sender > 0 && b.Senders[e.Sender-1] == nil) {
+				t.Fatalf("passed on a message from sender number %d of %d", e.Sender, len(b.Senders))
+			}
+			m, err := remote.Deserialize(e.MessageData, b.TypeNames[e.TypeId], e.SerializerId)
+			if err != nil {
+				t.Fatalf("passed on a %s that protoactor cannot decode: %v", b.TypeNames[e.TypeId], err)
+			}
+			switch m.(type) {
+			case actor.SystemMessage, actor.AutoReceiveMessage, *actor.Terminated:
+				t.Fatalf("passed on protoactor's %T", m)
+			}
+		}
+	})
+}
