@@ -163,7 +163,7 @@ func (s *guardedStream) RecvMsg(m any) error {
 func (s *guardedStream) admit(rm *remote.RemoteMessage) bool {
 	switch t := rm.GetMessageType().(type) {
 	case *remote.RemoteMessage_MessageBatch:
-		if t.MessageBatch == nil {
+		if len(t.MessageBatch.GetEnvelopes()) == 0 {
 			s.refuse(fmt.Errorf("%w: node %s received an empty message batch from %s", transport.ErrMalformed, s.g.node, s.addr))
 			return false
 		}
