@@ -93,8 +93,12 @@ func (d *delegate) observe(n *memberlist.Node) {
 		}
 		return
 	}
+	m.swim[mem.Name] = s
 	prev, known := m.view[mem.Name]
 	wasLive := known && (prev.State == Alive || prev.State == Suspect)
+	if st != Suspect {
+		delete(m.ownSuspect, mem.Name)
+	}
 	switch {
 	case st == Failed:
 		m.publishLocked(&MemberFailed{Member: mem})
@@ -107,7 +111,11 @@ func (d *delegate) observe(n *memberlist.Node) {
 		old.State = Failed
 		m.publishLocked(&MemberFailed{Member: old}, &MemberJoined{Member: mem})
 	default:
-		m.publishLocked(&MemberUpdated{Member: mem})
+		refuted := prev.State == Suspect && st == Alive && mem.Incarnation > prev.Incarnation
+		if refuted {
+			m.refutations.Add(1)
+		}
+		m.publishLocked(&MemberUpdated{Member: mem, Refuted: refuted})
 	}
 }
 
@@ -128,33 +136,14 @@ func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 	m.log.Error().Err(err).Msg("name conflict")
 }
 
-// AckPayload and NotifyPingComplete count this node's answered probes, and
-// clear a suspicion this node raised when the member answers again.
+// AckPayload and NotifyPingComplete count this node's probes answered
+// directly. An answer does not clear a suspicion: in SWIM only the
+// member's refutation (an alive message with a higher incarnation, which
+// memberlist's probe of a suspect member asks for) does (swim.go).
 func (d *delegate) AckPayload() []byte { return nil }
 
-func (d *delegate) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
-	m := d.m()
-	m.probes.Add(1)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if prev, ok := m.view[actors.NodeName(other.Name)]; ok && prev.State == Suspect {
-		mem := prev.clone()
-		mem.State = Alive
-		m.publishLocked(&MemberUpdated{Member: mem})
-	}
-}
-
-// suspected records this node's own suspicion of a member (memberlist
-// reports it only in its log).
-func (m *Membership) suspected(name actors.NodeName) {
-	m.suspicions.Add(1)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if prev, ok := m.view[name]; ok && prev.State == Alive {
-		mem := prev.clone()
-		mem.State = Suspect
-		m.publishLocked(&MemberSuspect{Member: mem})
-	}
+func (d *delegate) NotifyPingComplete(*memberlist.Node, time.Duration, []byte) {
+	d.m().probes.Add(1)
 }
 
 // NotifyAlive refuses a member whose name is not a node name
@@ -166,6 +155,10 @@ func (m *Membership) suspected(name actors.NodeName) {
 // lock held, from its packet and stream goroutines: it only counts and
 // reads the view.
 func (d *delegate) NotifyAlive(n *memberlist.Node) error {
+	// memberlist is about to apply the alive message: publish what its
+	// table holds before (a suspicion learnt by gossip that the message
+	// may refute), so that no suspicion goes untold.
+	d.m().syncMember(actors.NodeName(n.Name))
 	if err := transport.ValidateName("member", n.Name); err != nil {
 		d.m().refusedNames.Add(1)
 		return fmt.Errorf("refusing the member: %w", err)
@@ -201,8 +194,11 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	text = strings.TrimPrefix(text, "memberlist: ")
 	if name, ok := strings.CutPrefix(text, "Suspect "); ok {
 		if name, _, ok := strings.Cut(name, " has failed"); ok {
-			b.m.suspected(actors.NodeName(name))
+			b.m.ownSuspicion(actors.NodeName(name))
 		}
+	}
+	if strings.HasPrefix(text, "Refuting ") {
+		b.m.selfRefutations.Add(1)
 	}
 	if strings.HasPrefix(text, "Failed UDP ping: ") {
 		b.m.probeFails.Add(1)

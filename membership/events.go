@@ -79,10 +79,17 @@ type (
 	// came back (after failing or leaving, or restarted: a new
 	// generation).
 	MemberJoined struct{ Member Member }
-	// MemberSuspect: this node's probe of the member failed, so it
-	// suspects it. Only this node's own suspicions are observable: the
-	// suspicions it learns through gossip are not.
-	MemberSuspect struct{ Member Member }
+	// MemberSuspect: this node suspects the member: its own probe of the
+	// member got no ack, direct or indirect, or it learnt another node's
+	// suspicion by gossip (ByGossip). The member may still refute it
+	// (MemberUpdated with Refuted) before it is confirmed (MemberFailed).
+	MemberSuspect struct {
+		Member Member
+		// ByGossip: another node raised the suspicion and this one learnt
+		// it from gossip or a state sync; false when this node's probe
+		// raised it.
+		ByGossip bool
+	}
 	// MemberFailed: the member was declared dead, or it restarted before
 	// it was (its old generation is reported failed before the new one
 	// joins).
@@ -90,8 +97,15 @@ type (
 	// MemberLeft: the member left gracefully.
 	MemberLeft struct{ Member Member }
 	// MemberUpdated: the member's metadata changed (its kinds or
-	// address), or a member this node suspected answered again.
-	MemberUpdated struct{ Member Member }
+	// address), or it refuted a suspicion (Refuted).
+	MemberUpdated struct {
+		Member Member
+		// Refuted: the member announced itself alive with a higher
+		// incarnation (Member.Incarnation is the new one), which clears a
+		// suspicion: this node's, if the view held it Suspect, or one
+		// this node had not heard of.
+		Refuted bool
+	}
 )
 
 func (e *MemberJoined) Of() Member  { return e.Member }
@@ -135,11 +149,21 @@ func (v View) Get(name actors.NodeName) (Member, bool) {
 	return v.Members[i], true
 }
 
-func (e *MemberJoined) String() string  { return "joined " + e.Member.String() }
-func (e *MemberSuspect) String() string { return "suspect " + e.Member.String() }
-func (e *MemberFailed) String() string  { return "failed " + e.Member.String() }
-func (e *MemberLeft) String() string    { return "left " + e.Member.String() }
-func (e *MemberUpdated) String() string { return "updated " + e.Member.String() }
+func (e *MemberJoined) String() string { return "joined " + e.Member.String() }
+func (e *MemberSuspect) String() string {
+	if e.ByGossip {
+		return "suspect " + e.Member.String() + " by gossip"
+	}
+	return "suspect " + e.Member.String()
+}
+func (e *MemberFailed) String() string { return "failed " + e.Member.String() }
+func (e *MemberLeft) String() string   { return "left " + e.Member.String() }
+func (e *MemberUpdated) String() string {
+	if e.Refuted {
+		return "refuted " + e.Member.String()
+	}
+	return "updated " + e.Member.String()
+}
 
 // with returns a copy of v in which mem replaces the member of its name,
 // or is added (the members then sorted by name); v itself is not changed,

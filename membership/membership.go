@@ -81,11 +81,20 @@ type Membership struct {
 	remembered []Remembered  // read from cfg.Memory at start
 	memWake    chan struct{} // the view changed: write cfg.Memory
 
-	suspicions   atomic.Int64
-	probes       atomic.Int64
-	probeFails   atomic.Int64
-	refusedNames atomic.Int64
-	logs         *logLimiter
+	table      swimTable                      // memberlist's member table (swim.go)
+	swim       map[actors.NodeName]*swimState // each member's entry in it, under mu
+	ownSuspect map[actors.NodeName]time.Time  // this node's probe failed: about to suspect
+	sweepNow   chan struct{}
+
+	suspicions       atomic.Int64 // raised by this node's probes
+	gossipSuspicions atomic.Int64 // learnt from other nodes
+	refutations      atomic.Int64 // members that refuted a suspicion (higher incarnation)
+	selfRefutations  atomic.Int64 // suspicions (or deaths) of this node it refuted
+	failures         atomic.Int64 // members declared failed (confirmed dead)
+	probes           atomic.Int64
+	probeFails       atomic.Int64
+	refusedNames     atomic.Int64
+	logs             *logLimiter
 }
 
 // New validates cfg, starts SWIM on its address (or transport) and returns
@@ -116,14 +125,17 @@ func newMembership(cfg Config) (*Membership, error) {
 		mlc.DeadNodeReclaimTime = time.Nanosecond
 	}
 	m := &Membership{
-		cfg:      cfg,
-		log:      cfg.Logger.With().Str("node", string(cfg.Name)).Str("component", "membership").Logger(),
-		view:     map[actors.NodeName]Member{},
-		subs:     map[int]subscriber{},
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		failedAt: map[actors.NodeName]time.Time{},
-		memWake:  make(chan struct{}, 1),
+		cfg:        cfg,
+		log:        cfg.Logger.With().Str("node", string(cfg.Name)).Str("component", "membership").Logger(),
+		view:       map[actors.NodeName]Member{},
+		subs:       map[int]subscriber{},
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		failedAt:   map[actors.NodeName]time.Time{},
+		memWake:    make(chan struct{}, 1),
+		swim:       map[actors.NodeName]*swimState{},
+		ownSuspect: map[actors.NodeName]time.Time{},
+		sweepNow:   make(chan struct{}, 1),
 	}
 	meta, err := proto.Marshal(&messages.MemberMeta{Name: string(cfg.Name), Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
 	if err != nil {
@@ -181,6 +193,10 @@ func newMembership(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("membership: node %s: starting SWIM: %w", cfg.Name, err)
 	}
 	m.ml = ml
+	if m.table, err = inspect(ml); err != nil {
+		_ = ml.Shutdown()
+		return nil, err
+	}
 	ln := ml.LocalNode()
 	// memberlist's listeners run already: a peer's push-pull can reach
 	// delegate.observe, which reads self under mu.
@@ -188,9 +204,10 @@ func newMembership(cfg Config) (*Membership, error) {
 	m.self = Member{Name: cfg.Name, Address: cfg.Address, Kinds: slices.Clone(cfg.Kinds), Generation: cfg.Generation, Gossip: ln.Address()}
 	m.mu.Unlock()
 	m.loadMemory()
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.dispatch()
 	go m.reconnect()
+	go m.sweeper()
 	if cfg.Memory != "" {
 		m.wg.Add(1)
 		go m.remember()
@@ -365,11 +382,16 @@ func (m *Membership) Subscribe(fn func(Event)) (View, func()) {
 
 // Stats are counters of one node's membership.
 type Stats struct {
-	Alive, Suspect, Failed, Left int   // members per state in this view (self included)
-	Probes                       int64 // probes of this node answered directly
-	ProbeFailures                int64 // probes of this node that got no direct ack
-	Suspicions                   int64 // members this node suspected
-	HealthScore                  int   // Lifeguard's awareness: 0 is healthy, higher is struggling
+	Alive, Suspect, Failed, Left int    // members per state in this view (self included)
+	Probes                       int64  // probes of this node answered directly
+	ProbeFailures                int64  // probes of this node that got no direct ack
+	Suspicions                   int64  // suspicions this node's probes raised
+	GossipSuspicions             int64  // suspicions this node learnt from others' gossip
+	Refutations                  int64  // suspicions members refuted (alive with a higher incarnation)
+	SelfRefutations              int64  // suspicions or deaths of this node it refuted
+	Failures                     int64  // members declared failed (confirmed dead) in this view
+	Incarnation                  uint32 // this node's SWIM incarnation
+	HealthScore                  int    // Lifeguard's awareness: 0 is healthy, higher is struggling
 	PacketsSent, PacketsReceived int64
 	BytesSent, BytesReceived     int64 // gossip packets and streams
 	// RefusedMembers counts alive messages refused because the member's
@@ -388,19 +410,25 @@ type Stats struct {
 // Stats returns the counters.
 func (m *Membership) Stats() Stats {
 	s := Stats{
-		Probes:          m.probes.Load(),
-		ProbeFailures:   m.probeFails.Load(),
-		Suspicions:      m.suspicions.Load(),
-		HealthScore:     m.ml.GetHealthScore(),
-		PacketsSent:     m.tr.packetsOut.Load(),
-		PacketsReceived: m.tr.packetsIn.Load(),
-		BytesSent:       m.tr.bytesOut.Load(),
-		BytesReceived:   m.tr.bytesIn.Load(),
-		RefusedMembers:  m.refusedNames.Load(),
-		LogSuppressed:   m.logs.suppressed.Load(),
-		RefusedPeers:    m.tr.refused.Load(),
+		Probes:           m.probes.Load(),
+		ProbeFailures:    m.probeFails.Load(),
+		Suspicions:       m.suspicions.Load(),
+		GossipSuspicions: m.gossipSuspicions.Load(),
+		Refutations:      m.refutations.Load(),
+		SelfRefutations:  m.selfRefutations.Load(),
+		Failures:         m.failures.Load(),
+		HealthScore:      m.ml.GetHealthScore(),
+		PacketsSent:      m.tr.packetsOut.Load(),
+		PacketsReceived:  m.tr.packetsIn.Load(),
+		BytesSent:        m.tr.bytesOut.Load(),
+		BytesReceived:    m.tr.bytesIn.Load(),
+		RefusedMembers:   m.refusedNames.Load(),
+		LogSuppressed:    m.logs.suppressed.Load(),
+		RefusedPeers:     m.tr.refused.Load(),
 	}
-	for _, mem := range m.View().Members {
+	v := m.View()
+	s.Incarnation = v.Self.Incarnation
+	for _, mem := range v.Members {
 		switch mem.State {
 		case Alive:
 			s.Alive++
@@ -481,6 +509,7 @@ func (m *Membership) publishLocked(evs ...Event) {
 		m.queue = append(m.queue, ev)
 		m.queued++
 		if mem.State == Failed {
+			m.failures.Add(1)
 			m.failedAt[mem.Name] = time.Now()
 		} else {
 			delete(m.failedAt, mem.Name)

@@ -196,7 +196,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 	if err != nil {
 		return err
 	}
-	metrics.MustRegister(telemetry.NewMembershipCollector(m))
+	metrics.MustRegister(telemetry.NewMembershipCollector(m), membership.NewCollector(m))
 	left := false
 	defer func() {
 		if !left {
