@@ -39,17 +39,29 @@ type Node struct {
 
 // Membership is SWIM (package membership).
 type Membership struct {
-	Gossip           string        `yaml:"gossip"`             // host:port for SWIM; "" bind's host, its port + 1
-	Join             []string      `yaml:"join"`               // gossip addresses of members to join through
-	Preset           string        `yaml:"preset"`             // lan, wan or local
-	GossipKey        string        `yaml:"gossip_key"`         // base64 of 16, 24 or 32 bytes: AES-encrypted gossip
-	GossipKeyFile    string        `yaml:"gossip_key_file"`    // a file holding gossip_key
-	AcceptGossipKeys []string      `yaml:"accept_gossip_keys"` // more keys accepted, not used to send (key rotation)
-	ProbeInterval    time.Duration `yaml:"probe_interval"`     // 0: the preset's
-	ProbeTimeout     time.Duration `yaml:"probe_timeout"`      // 0: the preset's
-	SuspicionMult    int           `yaml:"suspicion_mult"`     // 0: the preset's
-	GossipInterval   time.Duration `yaml:"gossip_interval"`    // 0: the preset's
-	PushPullInterval time.Duration `yaml:"push_pull_interval"` // 0: the preset's
+	Gossip           string   `yaml:"gossip"`             // host:port for SWIM; "" bind's host, its port + 1
+	Join             []string `yaml:"join"`               // gossip addresses of members to join through
+	Preset           string   `yaml:"preset"`             // lan, wan or local
+	GossipKey        string   `yaml:"gossip_key"`         // base64 of 16, 24 or 32 bytes: AES-encrypted gossip
+	GossipKeyFile    string   `yaml:"gossip_key_file"`    // a file holding gossip_key
+	AcceptGossipKeys []string `yaml:"accept_gossip_keys"` // more keys accepted, not used to send (key rotation)
+	// SWIM's timings (membership.Timing): 0 keeps the preset's.
+	ProbeInterval           time.Duration `yaml:"probe_interval"`             // how often a node probes one other
+	ProbeTimeout            time.Duration `yaml:"probe_timeout"`              // wait for a direct ack before indirect probes
+	IndirectChecks          int           `yaml:"indirect_checks"`            // members asked to probe indirectly
+	SuspicionMult           int           `yaml:"suspicion_mult"`             // suspicion lasts this many probe intervals × log10(N) at least
+	SuspicionMaxTimeoutMult int           `yaml:"suspicion_max_timeout_mult"` // ... and at most this many times that, without confirmations
+	AwarenessMaxMultiplier  int           `yaml:"awareness_max_multiplier"`   // Lifeguard: how far a struggling node slows its probes
+	GossipInterval          time.Duration `yaml:"gossip_interval"`            // how often a node gossips
+	GossipNodes             int           `yaml:"gossip_nodes"`               // members gossiped to per round
+	GossipToTheDeadTime     time.Duration `yaml:"gossip_to_the_dead_time"`    // keep gossiping to a failed member this long
+	RetransmitMult          int           `yaml:"retransmit_mult"`            // a message is gossiped this many times × log10(N+1)
+	PushPullInterval        time.Duration `yaml:"push_pull_interval"`         // full state sync with one random member
+	TCPTimeout              time.Duration `yaml:"tcp_timeout"`                // stream dial and state sync timeout
+	DeadNodeReclaimTime     time.Duration `yaml:"dead_node_reclaim_time"`     // a failed member's name may come back at another address after this
+	ReconnectInterval       time.Duration `yaml:"reconnect_interval"`         // try to rejoin through one failed member this often
+	ReconnectTimeout        time.Duration `yaml:"reconnect_timeout"`          // ... for this long after it failed
+	JoinResync              time.Duration `yaml:"join_resync"`                // sync state once more this long after joining
 }
 
 // Election is the leader election (package election).

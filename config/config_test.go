@@ -162,6 +162,8 @@ func TestBadConfigurationsNameTheKey(t *testing.T) {
 		{file: "node:\n  bind: localhost\n", want: []string{`node.bind (F:2): "localhost": must be host:port`}},
 		{file: "membership:\n  join: [a:1, b]\n", want: []string{`membership.join[1] (F:2): "b": must be host:port`}},
 		{file: "raft:\n  peers: [x, y]\nnode:\n  name: a\n  data_dir: d\n", want: []string{`raft.peers (F:2): [x, y]: does not name this node (a)`}},
+		{file: "membership:\n  gossip_nodes: 1000\n  tcp_timeout: 1ms\n", want: []string{"membership.gossip_nodes (F:2): 1000: must be 0..64 (0: the preset's)", "membership.tcp_timeout (F:3): 1ms: must be 100ms..5m0s"}},
+		{env: []string{"TROUPE_MEMBERSHIP_AWARENESS_MAX_MULTIPLIER=-1"}, want: []string{"membership.awareness_max_multiplier (TROUPE_MEMBERSHIP_AWARENESS_MAX_MULTIPLIER): -1: must be 0..64 (0: the preset's)"}},
 		{file: "node: [1]\n", want: []string{"node (F:1): must be a mapping of keys"}},
 		{file: "- a\n- b\n", want: []string{"(F:1): the file must be a mapping of sections"}},
 		{file: "jobs: {slots: 1\n", want: []string{"(F): not valid YAML"}},

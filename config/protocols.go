@@ -81,8 +81,15 @@ func (c *Config) RaftConfig(dataDir string) consensus.Config {
 // MembershipTiming is SWIM's timing overrides (zero keeps the preset's).
 func (c *Config) MembershipTiming() membership.Timing {
 	m := c.Membership
-	return membership.Timing{ProbeInterval: m.ProbeInterval, ProbeTimeout: m.ProbeTimeout, SuspicionMult: m.SuspicionMult,
-		GossipInterval: m.GossipInterval, PushPullInterval: m.PushPullInterval}
+	return membership.Timing{
+		ProbeInterval: m.ProbeInterval, ProbeTimeout: m.ProbeTimeout, IndirectChecks: m.IndirectChecks,
+		SuspicionMult: m.SuspicionMult, SuspicionMaxTimeoutMult: m.SuspicionMaxTimeoutMult,
+		AwarenessMaxMultiplier: m.AwarenessMaxMultiplier,
+		GossipInterval:         m.GossipInterval, GossipNodes: m.GossipNodes, GossipToTheDeadTime: m.GossipToTheDeadTime,
+		RetransmitMult: m.RetransmitMult, PushPullInterval: m.PushPullInterval, TCPTimeout: m.TCPTimeout,
+		DeadNodeReclaimTime: m.DeadNodeReclaimTime,
+		ReconnectInterval:   m.ReconnectInterval, ReconnectTimeout: m.ReconnectTimeout, JoinResync: m.JoinResync,
+	}
 }
 
 // GossipKeys is the gossip keyring (membership.Config.Keys): the key of

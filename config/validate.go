@@ -210,11 +210,23 @@ func (c *Config) validate() invalid {
 	if len(m.AcceptGossipKeys) > 0 && m.GossipKey == "" && m.GossipKeyFile == "" {
 		ch.bad("membership.accept_gossip_keys", "", "needs gossip_key (or gossip_key_file): the key this node sends with")
 	}
+	preset := " (0: the preset's)"
 	ch.durRange("membership.probe_interval", m.ProbeInterval, 10*time.Millisecond, time.Minute, true)
 	ch.durRange("membership.probe_timeout", m.ProbeTimeout, 5*time.Millisecond, time.Minute, true)
-	ch.intRange("membership.suspicion_mult", m.SuspicionMult, 0, 100, " (0: the preset's)")
+	ch.intRange("membership.indirect_checks", m.IndirectChecks, 0, 16, preset)
+	ch.intRange("membership.suspicion_mult", m.SuspicionMult, 0, 100, preset)
+	ch.intRange("membership.suspicion_max_timeout_mult", m.SuspicionMaxTimeoutMult, 0, 100, preset)
+	ch.intRange("membership.awareness_max_multiplier", m.AwarenessMaxMultiplier, 0, 64, preset)
 	ch.durRange("membership.gossip_interval", m.GossipInterval, 5*time.Millisecond, time.Minute, true)
+	ch.intRange("membership.gossip_nodes", m.GossipNodes, 0, 64, preset)
+	ch.durRange("membership.gossip_to_the_dead_time", m.GossipToTheDeadTime, 100*time.Millisecond, time.Hour, true)
+	ch.intRange("membership.retransmit_mult", m.RetransmitMult, 0, 100, preset)
 	ch.durRange("membership.push_pull_interval", m.PushPullInterval, 100*time.Millisecond, time.Hour, true)
+	ch.durRange("membership.tcp_timeout", m.TCPTimeout, 100*time.Millisecond, 5*time.Minute, true)
+	ch.durRange("membership.dead_node_reclaim_time", m.DeadNodeReclaimTime, time.Millisecond, 24*time.Hour, true)
+	ch.durRange("membership.reconnect_interval", m.ReconnectInterval, 100*time.Millisecond, time.Hour, true)
+	ch.durRange("membership.reconnect_timeout", m.ReconnectTimeout, time.Second, 30*24*time.Hour, true)
+	ch.durRange("membership.join_resync", m.JoinResync, 10*time.Millisecond, 10*time.Minute, true)
 	if m.ProbeInterval > 0 && m.ProbeTimeout > m.ProbeInterval {
 		ch.bad("membership.probe_timeout", m.ProbeTimeout, "must not exceed probe_interval (%v)", m.ProbeInterval)
 	}
