@@ -62,7 +62,8 @@ func NodeConfig(f func(i int, c *actors.Config)) Option { return func(o *options
 func Names(format string) Option { return func(o *options) { o.nameFmt = format } }
 
 // Membership gives every node SWIM membership, set up from cfg (its Name,
-// Address, Seeds and Transport are filled in per node): a
+// Address, Seeds and Transport are filled in per node, and Colocated, when
+// 0, is the cluster's size, as every node shares this process): a
 // membership.Membership joined through the first running node and
 // attached as the node's "membership" protocol, so protocols receive
 // membership events as notifications. On the sim network SWIM runs over
@@ -87,6 +88,7 @@ type Cluster struct {
 	nodes     map[actors.NodeName]*actors.Node // nil entry: crashed
 	members   map[actors.NodeName]*membership.Membership
 	factories []actors.Factory
+	size      int // the nodes Local started: they share this machine's CPUs
 }
 
 // Local starts n nodes named node-1..node-n. Stop stops them.
@@ -98,7 +100,7 @@ func Local(n int, opts ...Option) (*Cluster, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Cluster{o: o, nodes: map[actors.NodeName]*actors.Node{}, members: map[actors.NodeName]*membership.Membership{}}
+	c := &Cluster{o: o, nodes: map[actors.NodeName]*actors.Node{}, members: map[actors.NodeName]*membership.Membership{}, size: n}
 	if o.remote {
 		cfg := remote.Config{Bind: "127.0.0.1:0", Logger: o.logger}
 		if o.tls {
@@ -196,6 +198,11 @@ func (c *Cluster) join(node *actors.Node) (*membership.Membership, error) {
 	cfg.Name = node.Name()
 	cfg.Logger = c.o.logger
 	cfg.Seeds = nil
+	if cfg.Colocated == 0 {
+		// Every node runs in this process: the local preset scales with
+		// them all, and every node gets the same timings.
+		cfg.Colocated = c.size
+	}
 	if running := c.Members(); len(running) > 0 {
 		cfg.Seeds = []string{running[0].GossipAddr()}
 	}

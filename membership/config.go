@@ -4,8 +4,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"reflect"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -24,13 +28,14 @@ const (
 	// PresetWAN is memberlist's DefaultWANConfig: probes every 5s, for
 	// links with high and variable latency.
 	PresetWAN = "wan"
-	// PresetLocal is for nodes on one host or one container network:
+	// PresetLocal is for nodes on one host or one container network,
+	// scaled to the nodes that share this machine's CPUs
+	// (Config.Colocated): see LocalTiming. Up to 8 nodes per CPU it is
 	// memberlist's DefaultLocalConfig probing five times as fast (200ms
-	// interval, 100ms timeout), gossiping every 50ms to 4 nodes with 6
-	// retransmits, push-pull every 2s, and suspicion 2·log10(N) probe
-	// intervals without waiting for confirmations. memberlist's own local
-	// profile takes 4 s or more to declare a node failed in a 25-node
-	// cluster; this one about 1 s (docs/membership.md has the numbers).
+	// interval, 100ms timeout); beyond, its probes, timeouts and
+	// suspicions stretch so that 100 or 200 nodes in one process stay
+	// free of false failures on 2 cores (docs/membership.md has the
+	// formula and the numbers).
 	PresetLocal = "local"
 )
 
@@ -90,6 +95,13 @@ type Config struct {
 	Preset string
 	// Timing overrides single timings of the preset.
 	Timing Timing
+	// Colocated is how many nodes share this machine's CPUs (an
+	// in-process cluster: all of its nodes); the "local" preset scales
+	// with it (LocalTiming). 0: the memberships running in this process
+	// when New is called, this one included. Every node of a cluster
+	// should be given the same value: timings that differ between nodes
+	// let the fastest one's suspicions decide.
+	Colocated int
 
 	// Bind is the host:port SWIM listens on (UDP and TCP). Default
 	// 127.0.0.1:0, a free port on loopback. Ignored when Transport is set.
@@ -172,6 +184,9 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("membership: Keys[%d] is %d bytes; a gossip key is 16, 24 or 32 bytes (AES-128, AES-192 or AES-256)", i, len(k)))
 		}
 	}
+	if cfg.Colocated < 0 || cfg.Colocated > maxColocated {
+		errs = append(errs, fmt.Errorf("membership: Colocated is %d; it must be 0..%d (0: the memberships in this process)", cfg.Colocated, maxColocated))
+	}
 	if err := cfg.Timing.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -238,8 +253,12 @@ func splitHostPort(field, addr string, anyPort bool) (string, int, error) {
 }
 
 // Preset returns memberlist's configuration for a preset name, with Troupe's
-// changes for "local".
+// changes for "local" at one node per CPU (see LocalTiming for more).
 func Preset(name string) (*memberlist.Config, error) {
+	return preset(name, 1, 1)
+}
+
+func preset(name string, colocated, cpus int) (*memberlist.Config, error) {
 	switch name {
 	case "", PresetLAN:
 		return memberlist.DefaultLANConfig(), nil
@@ -247,16 +266,82 @@ func Preset(name string) (*memberlist.Config, error) {
 		return memberlist.DefaultWANConfig(), nil
 	case PresetLocal:
 		c := memberlist.DefaultLocalConfig()
-		c.ProbeInterval = 200 * time.Millisecond
-		c.ProbeTimeout = 100 * time.Millisecond
-		c.PushPullInterval = 2 * time.Second
-		c.RetransmitMult = 4
-		c.SuspicionMaxTimeoutMult = 2
-		c.GossipToTheDeadTime = 5 * time.Second
+		LocalTiming(colocated, cpus).apply(c)
 		return c, nil
 	}
 	return nil, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", name, PresetLAN, PresetWAN, PresetLocal)
 }
+
+// maxColocated bounds Config.Colocated.
+const maxColocated = 100_000
+
+// localBaseLoad is the nodes per CPU up to which the "local" preset keeps
+// its fastest timings.
+const localBaseLoad = 8
+
+// LocalTiming is the "local" preset for colocated nodes sharing cpus CPUs
+// (at least 1 each). With load L = colocated/cpus nodes per CPU and
+// stretch s = max(1, sqrt(L/8)):
+//
+//	probe interval   200ms·s        probe timeout  100ms·s
+//	suspicion mult   3, and 4 when s > 1 (Lifeguard waits for 2 confirmations)
+//	suspicion max    2× the minimum, and 4× when s > 1
+//	gossip           every 100ms·sqrt(s) to 3 members, 4·log10(N+1) retransmits
+//	push-pull        every 2s·s (memberlist stretches it further beyond 32 members)
+//	join resync      400ms·s
+//	awareness        8 (Lifeguard may slow a struggling node's probes 8×)
+//
+// Why: a node's share of the CPU is 1/L; the delay before a goroutine runs
+// — what a probe's timeout must cover — grows with the runnable goroutines
+// per CPU, and a stall of one node (or of the machine, to steal) hits the
+// other nodes' probes of it all at once. SWIM's expected detection time
+// does not depend on the cluster size (every member is probed about once
+// per probe interval), and memberlist already stretches suspicions,
+// retransmits and push-pulls with log N; what must grow with L is the
+// slack of every timeout, by sqrt(L) so that detection stays within a few
+// seconds at 200 nodes on 2 CPUs. docs/membership.md has the measurements
+// behind the constants.
+func LocalTiming(colocated, cpus int) Timing {
+	load := float64(max(colocated, 1)) / float64(max(cpus, 1))
+	s := max(1, math.Sqrt(load/localBaseLoad))
+	scale := func(d time.Duration, f float64) time.Duration {
+		return (time.Duration(float64(d) * f)).Round(time.Millisecond)
+	}
+	t := Timing{
+		ProbeInterval:           scale(200*time.Millisecond, s),
+		ProbeTimeout:            scale(100*time.Millisecond, s),
+		IndirectChecks:          3,
+		SuspicionMult:           3,
+		SuspicionMaxTimeoutMult: 2,
+		AwarenessMaxMultiplier:  8,
+		GossipInterval:          scale(100*time.Millisecond, math.Sqrt(s)),
+		GossipNodes:             3,
+		GossipToTheDeadTime:     5 * time.Second,
+		RetransmitMult:          4,
+		PushPullInterval:        scale(2*time.Second, s),
+		TCPTimeout:              scale(time.Second, s),
+		JoinResync:              scale(400*time.Millisecond, s),
+	}
+	if s > 1 {
+		t.SuspicionMult, t.SuspicionMaxTimeoutMult = 4, 4
+	}
+	return t
+}
+
+// String lists the non-zero timings.
+func (t Timing) String() string {
+	var parts []string
+	v := reflect.ValueOf(t)
+	for i := range v.NumField() {
+		if f := v.Field(i); !f.IsZero() {
+			parts = append(parts, fmt.Sprintf("%s=%v", v.Type().Field(i).Name, f.Interface()))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// colocated counts the memberships running in this process (Config.Colocated's default).
+var colocated atomic.Int64
 
 // apply writes the non-zero timings over c (Validate refused negative
 // ones).

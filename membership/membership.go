@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,9 +115,14 @@ func New(cfg Config) (*Membership, error) {
 func newMembership(cfg Config) (*Membership, error) {
 	cfg.Generation = cmp.Or(cfg.Generation, uint64(time.Now().UnixNano()))
 	cfg.Bind = cmp.Or(cfg.Bind, "127.0.0.1:0")
-	mlc, err := Preset(cfg.Preset)
+	cfg.Colocated = cmp.Or(cfg.Colocated, int(colocated.Load())+1)
+	mlc, err := preset(cfg.Preset, cfg.Colocated, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
+	}
+	var base Timing // the preset's timings of Troupe's own
+	if cfg.Preset == PresetLocal {
+		base = LocalTiming(cfg.Colocated, runtime.GOMAXPROCS(0))
 	}
 	cfg.Timing.apply(mlc)
 	if mlc.DeadNodeReclaimTime == 0 {
@@ -148,7 +154,7 @@ func newMembership(cfg Config) (*Membership, error) {
 	m.gossipInterval, m.probeInterval = mlc.GossipInterval, mlc.ProbeInterval
 	m.reconnectEvery = cmp.Or(cfg.Timing.ReconnectInterval, 2*mlc.PushPullInterval)
 	m.reconnectFor = cmp.Or(cfg.Timing.ReconnectTimeout, time.Hour)
-	m.joinResync = cmp.Or(cfg.Timing.JoinResync, 2*mlc.ProbeInterval)
+	m.joinResync = cmp.Or(cfg.Timing.JoinResync, base.JoinResync, 2*mlc.ProbeInterval)
 
 	m.logs = newLogLimiter(logInterval, logBudget)
 	logger := log.New(&logBridge{m: m, limit: m.logs}, "", 0)
@@ -204,6 +210,7 @@ func newMembership(cfg Config) (*Membership, error) {
 	m.self = Member{Name: cfg.Name, Address: cfg.Address, Kinds: slices.Clone(cfg.Kinds), Generation: cfg.Generation, Gossip: ln.Address()}
 	m.mu.Unlock()
 	m.loadMemory()
+	colocated.Add(1)
 	m.wg.Add(3)
 	go m.dispatch()
 	go m.reconnect()
@@ -334,6 +341,7 @@ func (m *Membership) Shutdown() error {
 	if !m.closed {
 		m.closed = true
 		close(m.done)
+		colocated.Add(-1)
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
