@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -258,7 +261,7 @@ func Preset(name string) (*memberlist.Config, error) {
 	return preset(name, 1, 1)
 }
 
-func preset(name string, colocated, cpus int) (*memberlist.Config, error) {
+func preset(name string, colocated int, cpus float64) (*memberlist.Config, error) {
 	switch name {
 	case "", PresetLAN:
 		return memberlist.DefaultLANConfig(), nil
@@ -267,6 +270,9 @@ func preset(name string, colocated, cpus int) (*memberlist.Config, error) {
 	case PresetLocal:
 		c := memberlist.DefaultLocalConfig()
 		LocalTiming(colocated, cpus).apply(c)
+		// Nodes on one machine: bandwidth is free, CPU is not (LZW on
+		// every state sync was the largest part of SWIM's CPU after GC).
+		c.EnableCompression = false
 		return c, nil
 	}
 	return nil, fmt.Errorf("membership: Preset %q is unknown; valid presets are %q, %q and %q", name, PresetLAN, PresetWAN, PresetLocal)
@@ -280,15 +286,16 @@ const maxColocated = 100_000
 const localBaseLoad = 8
 
 // LocalTiming is the "local" preset for colocated nodes sharing cpus CPUs
-// (at least 1 each). With load L = colocated/cpus nodes per CPU and
-// stretch s = max(1, sqrt(L/8)):
+// (the CPUs free for them: see MachineCPUs). With load L = colocated/cpus
+// nodes per CPU and stretch s = max(1, sqrt(L/8)):
 //
 //	probe interval   200ms·s        probe timeout  100ms·s
-//	suspicion mult   3, and 4 when s > 1 (Lifeguard waits for 2 confirmations)
-//	suspicion max    2× the minimum, and 4× when s > 1
+//	suspicion mult   3, and 5 when s > 1 (Lifeguard waits for 3 confirmations)
+//	suspicion max    2× the minimum, and 6× when s > 1
 //	gossip           every 100ms·sqrt(s) to 3 members, 4·log10(N+1) retransmits
 //	push-pull        every 2s·s (memberlist stretches it further beyond 32 members)
-//	join resync      400ms·s
+//	TCP timeout      1s·s
+//	join resync      400ms·sqrt(s)
 //	awareness        8 (Lifeguard may slow a struggling node's probes 8×)
 //
 // Why: a node's share of the CPU is 1/L; the delay before a goroutine runs
@@ -301,8 +308,8 @@ const localBaseLoad = 8
 // slack of every timeout, by sqrt(L) so that detection stays within a few
 // seconds at 200 nodes on 2 CPUs. docs/membership.md has the measurements
 // behind the constants.
-func LocalTiming(colocated, cpus int) Timing {
-	load := float64(max(colocated, 1)) / float64(max(cpus, 1))
+func LocalTiming(colocated int, cpus float64) Timing {
+	load := float64(max(colocated, 1)) / max(cpus, 0.01)
 	s := max(1, math.Sqrt(load/localBaseLoad))
 	scale := func(d time.Duration, f float64) time.Duration {
 		return (time.Duration(float64(d) * f)).Round(time.Millisecond)
@@ -320,10 +327,13 @@ func LocalTiming(colocated, cpus int) Timing {
 		RetransmitMult:          4,
 		PushPullInterval:        scale(2*time.Second, s),
 		TCPTimeout:              scale(time.Second, s),
-		JoinResync:              scale(400*time.Millisecond, s),
+		JoinResync:              scale(400*time.Millisecond, math.Sqrt(s)),
 	}
 	if s > 1 {
-		t.SuspicionMult, t.SuspicionMaxTimeoutMult = 4, 4
+		// Lifeguard's own ratios: a suspicion waits for 3 independent
+		// confirmations before it is cut to its minimum, and lasts six
+		// times that without them.
+		t.SuspicionMult, t.SuspicionMaxTimeoutMult = 5, 6
 	}
 	return t
 }
@@ -342,6 +352,52 @@ func (t Timing) String() string {
 
 // colocated counts the memberships running in this process (Config.Colocated's default).
 var colocated atomic.Int64
+
+// machine is the CPUs free for this process's memberships, measured when
+// the first of them starts and kept while any runs, so that every node of
+// an in-process cluster gets the same timings.
+var machine struct {
+	sync.Mutex
+	cpus float64
+}
+
+// maxBusy bounds how far other work on the machine may stretch the local
+// preset.
+const maxBusy = 16
+
+// MachineCPUs is the CPUs the local preset counts on: GOMAXPROCS (the
+// CPUs, or the container's quota), divided by how busy the machine
+// already is — its 1-minute load average per CPU, when above 1, up to 16
+// (from /proc/loadavg; where there is none, GOMAXPROCS alone). Nodes that
+// share two CPUs with other busy processes get their timeouts stretched as
+// if there were fewer CPUs, which there are for them. It is measured when
+// the process's first membership starts and kept while any runs.
+func MachineCPUs() float64 {
+	machine.Lock()
+	defer machine.Unlock()
+	if machine.cpus == 0 || colocated.Load() == 0 {
+		machine.cpus = float64(runtime.GOMAXPROCS(0)) / busyness()
+	}
+	return machine.cpus
+}
+
+// busyness is the machine's runnable threads per CPU (1-minute load
+// average over the CPU count), at least 1, at most maxBusy.
+func busyness() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 1
+	}
+	load, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || load != load {
+		return 1
+	}
+	return min(max(load/float64(runtime.NumCPU()), 1), maxBusy)
+}
 
 // apply writes the non-zero timings over c (Validate refused negative
 // ones).

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,13 +115,14 @@ func newMembership(cfg Config) (*Membership, error) {
 	cfg.Generation = cmp.Or(cfg.Generation, uint64(time.Now().UnixNano()))
 	cfg.Bind = cmp.Or(cfg.Bind, "127.0.0.1:0")
 	cfg.Colocated = cmp.Or(cfg.Colocated, int(colocated.Load())+1)
-	mlc, err := preset(cfg.Preset, cfg.Colocated, runtime.GOMAXPROCS(0))
+	cpus := MachineCPUs()
+	mlc, err := preset(cfg.Preset, cfg.Colocated, cpus)
 	if err != nil {
 		return nil, err
 	}
 	var base Timing // the preset's timings of Troupe's own
 	if cfg.Preset == PresetLocal {
-		base = LocalTiming(cfg.Colocated, runtime.GOMAXPROCS(0))
+		base = LocalTiming(cfg.Colocated, cpus)
 	}
 	cfg.Timing.apply(mlc)
 	if mlc.DeadNodeReclaimTime == 0 {

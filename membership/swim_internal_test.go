@@ -54,7 +54,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // preset is its fastest; beyond, every timeout grows with the load and
 // none shrinks.
 func TestLocalTimingScalesWithNodesPerCPU(t *testing.T) {
-	base := LocalTiming(1, 2)
+	base := LocalTiming(1, 2.0)
 	if base.ProbeInterval != 200*time.Millisecond || base.ProbeTimeout != 100*time.Millisecond || base.SuspicionMult != 3 {
 		t.Errorf("local preset for 1 node: %v; want a 200ms probe interval, 100ms timeout, suspicion mult 3", base)
 	}

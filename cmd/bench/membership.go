@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ type membershipBench struct {
 	// colocated overrides Config.Colocated (0: every node of the trial,
 	// as they all run in this process).
 	colocated int
+	profile   string
 	out       io.Writer
 }
 
@@ -80,6 +82,7 @@ counts as a meltdown and the next trial starts.`,
 	f.IntVar(&b.timing.IndirectChecks, "indirect-checks", 0, "override the presets' indirect probes")
 	f.DurationVar(&b.timing.PushPullInterval, "push-pull-interval", 0, "override the presets' push-pull interval")
 	f.DurationVar(&b.timing.JoinResync, "join-resync", 0, "override the presets' resync after joining")
+	f.StringVar(&b.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	f.IntVar(&b.colocated, "colocated", 0, "nodes sharing this machine's CPUs, for the local preset's scaling (0: the cluster size)")
 	return cmd
 }
@@ -126,14 +129,26 @@ func (b *membershipBench) run() error {
 	if err := b.validate(); err != nil {
 		return err
 	}
+	if b.profile != "" {
+		f, err := os.Create(b.profile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rng := rand.New(rand.NewPCG(b.seed, b.seed))
 	var results []*membershipResult
 	for _, n := range b.nodes {
 		for _, preset := range b.presets {
 			r := &membershipResult{preset: preset, n: n}
 			if preset == membership.PresetLocal {
-				t := membership.LocalTiming(b.colocatedFor(n), runtime.GOMAXPROCS(0))
-				fmt.Fprintf(b.out, "# local preset for %d nodes on %d CPUs: %s\n", b.colocatedFor(n), runtime.GOMAXPROCS(0), t)
+				cpus := membership.MachineCPUs()
+				t := membership.LocalTiming(b.colocatedFor(n), cpus)
+				fmt.Fprintf(b.out, "# local preset for %d nodes on %.2f free CPUs (GOMAXPROCS %d, load %s): %s\n", b.colocatedFor(n), cpus, runtime.GOMAXPROCS(0), loadAverage(), t)
 			}
 			for trial := range b.trials {
 				converged, detected := len(r.convergence), len(r.detection)
