@@ -292,6 +292,7 @@ const localBaseLoad = 8
 //	probe interval   200ms·s        probe timeout  100ms·s
 //	suspicion mult   3, and 5 when s > 1 (Lifeguard waits for 3 confirmations)
 //	suspicion max    2× the minimum, and 6× when s > 1
+//	indirect probes  1, and 3 when s > 1 (Lifeguard's nacks)
 //	gossip           every 100ms·sqrt(s) to 3 members, 4·log10(N+1) retransmits
 //	push-pull        every 2s·s (memberlist stretches it further beyond 32 members)
 //	TCP timeout      1s·s
@@ -317,7 +318,7 @@ func LocalTiming(colocated int, cpus float64) Timing {
 	t := Timing{
 		ProbeInterval:           scale(200*time.Millisecond, s),
 		ProbeTimeout:            scale(100*time.Millisecond, s),
-		IndirectChecks:          3,
+		IndirectChecks:          1,
 		SuspicionMult:           3,
 		SuspicionMaxTimeoutMult: 2,
 		AwarenessMaxMultiplier:  8,
@@ -334,6 +335,10 @@ func LocalTiming(colocated int, cpus float64) Timing {
 		// confirmations before it is cut to its minimum, and lasts six
 		// times that without them.
 		t.SuspicionMult, t.SuspicionMaxTimeoutMult = 5, 6
+		// Three indirect probes: their nacks are how Lifeguard tells a
+		// node that it is the slow one (awareness), and they confirm a
+		// live member that the prober's own direct probe missed.
+		t.IndirectChecks = 3
 	}
 	return t
 }

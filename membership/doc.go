@@ -15,6 +15,11 @@
 // Every change of the view is an [Event] — [MemberJoined], [MemberSuspect],
 // [MemberFailed], [MemberLeft], [MemberUpdated] — with the member's name,
 // SWIM incarnation and generation (which changes when the node restarts).
+// SWIM's whole cycle is told: a suspicion, this node's own or learnt by
+// gossip (MemberSuspect.ByGossip), its refutation (MemberUpdated.Refuted,
+// with the higher incarnation) or its confirmation (MemberFailed); swim.go
+// reads the transitions memberlist tells no delegate from its member
+// table. [NewCollector] exports the troupe_swim_* series to Prometheus.
 // [Attach] runs the membership as the node's "membership" protocol: it
 // publishes each event as a node notification of its own type, so a
 // protocol reacts to membership like to any other notification, and it
@@ -62,7 +67,8 @@
 // saying how many like it were held back (Stats.LogSuppressed).
 //
 // Timings start from a preset — "lan" and "wan" are memberlist's, "local"
-// is tuned for nodes on one host — and every timing can be overridden
-// ([Timing]). docs/membership.md has the measurements and the design
+// is tuned for nodes on one host and scales with the nodes sharing its
+// CPUs ([LocalTiming], Config.Colocated) — and every timing can be
+// overridden ([Timing]). docs/membership.md has the measurements and the design
 // choices.
 package membership

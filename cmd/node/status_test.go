@@ -175,7 +175,8 @@ func TestRunServesDashboardMetricsAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("/metrics does not parse: %v", err)
 	}
-	for _, name := range []string{"troupe_messages_received_total", "troupe_mailbox_depth", "go_goroutines", "protoactor_actor_spawn_count_total"} {
+	for _, name := range []string{"troupe_messages_received_total", "troupe_mailbox_depth", "go_goroutines", "protoactor_actor_spawn_count_total",
+		"troupe_swim_probes_total", "troupe_swim_members", "troupe_swim_health_score", "troupe_swim_suspicions_total", "troupe_swim_refutations_total"} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("/metrics of n1 lacks %s", name)
 		}
