@@ -203,7 +203,9 @@ func TestGracefulLeaveIsReportedLeft(t *testing.T) {
 	}
 	for _, n := range rest {
 		if saw[*membership.MemberFailed](n.rec, "node-3") {
-			t.Errorf("%s reported a node that left as failed", n.Name())
+			n.rec.mu.Lock()
+			t.Errorf("%s reported a node that left as failed: %v", n.Name(), n.rec.events)
+			n.rec.mu.Unlock()
 		}
 	}
 }
