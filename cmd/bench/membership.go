@@ -35,6 +35,7 @@ type membershipBench struct {
 	// as they all run in this process).
 	colocated int
 	profile   string
+	joinVia   string
 	out       io.Writer
 }
 
@@ -82,6 +83,7 @@ counts as a meltdown and the next trial starts.`,
 	f.IntVar(&b.timing.IndirectChecks, "indirect-checks", 0, "override the presets' indirect probes")
 	f.DurationVar(&b.timing.PushPullInterval, "push-pull-interval", 0, "override the presets' push-pull interval")
 	f.DurationVar(&b.timing.JoinResync, "join-resync", 0, "override the presets' resync after joining")
+	f.StringVar(&b.joinVia, "join-via", "first", `the seed each node joins through: "first" (node-1, as cluster.Local does) or "random" (a random node started before it)`)
 	f.StringVar(&b.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	f.IntVar(&b.colocated, "colocated", 0, "nodes sharing this machine's CPUs, for the local preset's scaling (0: the cluster size)")
 	return cmd
@@ -118,6 +120,9 @@ func (b *membershipBench) validate() error {
 	}
 	if b.trials < 1 || b.kills < 0 || b.window <= 0 || b.colocated < 0 {
 		return fmt.Errorf("--trials must be at least 1, --kills and --colocated at least 0 and --window positive")
+	}
+	if b.joinVia != "first" && b.joinVia != "random" {
+		return fmt.Errorf("--join-via %q: use first or random", b.joinVia)
 	}
 	if err := (&membership.Config{Name: "bench", Timing: b.timing}).Validate(); err != nil {
 		return fmt.Errorf("the timing flags: %w", err)
@@ -236,6 +241,9 @@ func (b *membershipBench) trial(r *membershipResult, rng *rand.Rand) error {
 		cfg := membership.Config{Name: name, Preset: r.preset, Timing: b.timing, Colocated: b.colocatedFor(r.n), Logger: zerolog.Nop()}
 		if i > 0 {
 			cfg.Seeds = []string{nodes[0].GossipAddr()}
+			if b.joinVia == "random" {
+				cfg.Seeds = []string{nodes[rng.IntN(i)].GossipAddr()}
+			}
 		}
 		m, err := membership.New(cfg)
 		if err != nil {
