@@ -66,6 +66,13 @@ type Config struct {
 	// inside the protocol (ErrTimeout after it).
 	RequestTimeout time.Duration
 
+	// Inline makes the disk writes on the protocol's mailbox instead of
+	// the goroutine the protocol owns; their results still come back as
+	// later events, as they do from the goroutine. The mailbox then waits
+	// for every fsync, so this is for deterministic simulation (package
+	// simulation), where nothing may run off the scheduler's goroutine.
+	Inline bool
+
 	// forgetVote breaks Raft on purpose: a node restarted from its data
 	// dir forgets whom it voted for in its current term. Only the tests
 	// set it (export_test.go), to show that the simulation catches it.

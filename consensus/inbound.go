@@ -102,7 +102,7 @@ func (p *Raft) checkContent(m *pb.Message) error {
 		// new term.
 		return fmt.Errorf("a %s without a term; only MsgProp and MsgReadIndex travel without one", t)
 	}
-	last, _ := p.mem.LastIndex()
+	last := p.last // raft's last index, its write under way or done
 	switch t {
 	case pb.MsgHeartbeat:
 		if m.GetCommit() > last {

@@ -39,6 +39,11 @@ type Raft struct {
 	log  *zerolog.Logger
 
 	disk      *disk
+	w         *writer // makes the disk writes, off the mailbox (writer.go)
+	// last: the index of the last entry handed to the writer, written or
+	// not: raft's last index, which peers' messages are checked against
+	// (inbound.go) since they may acknowledge entries still being written
+	last uint64
 	mem       *raft.MemoryStorage
 	rn        *raft.RawNode
 	machines  []*hosted                  // in Config.Machines' order
@@ -67,9 +72,6 @@ type Raft struct {
 	// refuses a snapshot whose configuration does not include it).
 	snapNow    bool
 	lead, term uint64 // last published leadership
-	// the term and vote on disk: a leader sends before its own write only
-	// when the Ready does not change them
-	diskTerm, diskVote uint64
 
 	// lastHeard: the tick at which a raft message from each peer last
 	// arrived (the quorum signal, quorum.go); ticks counts this
@@ -208,7 +210,6 @@ func (p *Raft) Init(ctx *actors.Context) error {
 			return err
 		}
 	}
-	p.diskTerm, p.diskVote = st.hs.GetTerm(), st.hs.GetVote()
 	if err := p.mem.Append(st.entries); err != nil {
 		return fmt.Errorf("consensus: restoring the log: %w", err)
 	}
@@ -230,6 +231,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 		MaxUncommittedEntriesSize: p.cfg.MaxUncommitted,
 		MaxInflightMsgs:           p.cfg.MaxInflightMsgs,
 		MaxInflightBytes:          p.cfg.MaxInflightBytes,
+		AsyncStorageWrites:        true,
 		CheckQuorum:               true,
 		PreVote:                   true,
 		StepDownOnRemoval:         true,
@@ -257,10 +259,13 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.pending = map[uint64]*pendingWrite{}
 	p.reads = map[uint64]*readIndexReq{}
 	p.lastHeard = map[uint64]uint64{}
+	p.w = startWriter(p.disk, ctx.Ref(), p.cfg.Inline)
+	p.last, _ = p.mem.LastIndex()
 
 	actors.OnMessage(ctx, p.onBatch)
 	actors.OnRequestDeferred(ctx, p.onAdmin)
 	actors.OnPost(ctx, p.onReady)
+	actors.OnPost(ctx, p.onWritten)
 	actors.OnRequest(ctx, p.onStatus)
 	p.reqTypes, p.initErr = map[reflect.Type]string{
 		reflect.TypeFor[AdminRequest](): "raft", reflect.TypeFor[StatusRequest](): "raft"}, nil
@@ -295,6 +300,9 @@ func (p *Raft) Stop(*actors.Context) {
 		p.adminDone(p.admin, ErrStopped)
 	}
 	p.pending, p.reads, p.waiting, p.unissued, p.unproposed, p.admin = nil, nil, nil, nil, nil, nil
+	if p.w != nil {
+		p.w.stop() // makes the queued writes (none acknowledged), so that close records their hard state
+	}
 	if p.disk != nil {
 		if err := p.disk.close(); err != nil {
 			p.log.Error().Err(err).Msg("closing the raft data dir")
@@ -536,9 +544,16 @@ func (p *Raft) proposeWrites() {
 // cmdSize is the bytes a write adds to a batch, near enough.
 func cmdSize(c *messages.RaftCommand) int { return len(c.Machine) + len(c.Data) }
 
-// onReady handles every Ready raft has, following its contract: persist
-// the snapshot, entries and hard state (fsync), then send, then apply
-// committed entries, then Advance.
+// onReady handles every Ready raft has (AsyncStorageWrites): the
+// messages to peers go at once; the write (MsgStorageAppend: entries, hard
+// state, a snapshot from the leader) goes to the writer, whose report
+// (onWritten) later sends or steps the responses raft attached to it;
+// committed entries (MsgStorageApply) are applied here. So the mailbox
+// keeps stepping proposals and acknowledgements while the disk writes: a
+// leader sends its appends before its own write (Raft thesis §10.2.1) and
+// counts its own copy only once it is on disk, and raft holds back
+// every message that must follow the write (a vote, an append's
+// acknowledgement) until then.
 func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 	p.readyQueued = false
 	if len(p.unissued) > 0 && p.lead != raft.None {
@@ -556,52 +571,44 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 		if rd.SoftState != nil {
 			p.leadership(ctx, rd.SoftState.Lead)
 		}
-		// A leader sends before its own write (Raft thesis §10.2.1): the
-		// followers write in parallel, and raft counts the leader's own
-		// copy only after Advance, once it is on disk. Never when the
-		// Ready changes the term or the vote: no message may run ahead
-		// of them.
-		var snaps []snapReport
-		early := p.lead == p.id && rd.SoftState == nil && raft.IsEmptySnap(rd.Snapshot) &&
-			(raft.IsEmptyHardState(rd.HardState) || rd.HardState.GetTerm() == p.diskTerm && rd.HardState.GetVote() == p.diskVote)
-		if early {
-			snaps = p.send(ctx, rd.Messages)
-			ctx.Flush() // now, not after the write below
-		}
-		if err := p.disk.save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
-			return err // restart: the next incarnation reloads what is on disk
-		}
-		if !raft.IsEmptyHardState(rd.HardState) {
-			p.diskTerm, p.diskVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
-		}
-		if !raft.IsEmptySnap(rd.Snapshot) {
-			if err := p.mem.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-				return err
-			}
-			if err := p.restore(rd.Snapshot); err != nil {
-				return err
-			}
-			p.received++
-			p.log.Info().Uint64("index", p.snapIndex).Int("keys", p.keys()).Msg("installed a snapshot from the leader")
-		}
-		if !raft.IsEmptyHardState(rd.HardState) {
-			if err := p.mem.SetHardState(rd.HardState); err != nil {
-				return err
+		var toAppend, toApply *pb.Message
+		out := rd.Messages[:0:0]
+		for _, m := range rd.Messages {
+			switch m.GetTo() {
+			case raft.LocalAppendThread:
+				toAppend = m
+			case raft.LocalApplyThread:
+				toApply = m
+			default:
+				out = append(out, m)
 			}
 		}
-		if err := p.mem.Append(rd.Entries); err != nil {
-			return err
+		snaps := p.send(ctx, out)
+		if toAppend != nil {
+			if len(out) > 0 {
+				ctx.Flush() // the appends leave now, not after the write (inline) or the apply below
+			}
+			if !raft.IsEmptySnap(toAppend.Snapshot) {
+				p.last = toAppend.Snapshot.GetMetadata().GetIndex()
+			}
+			if n := len(toAppend.Entries); n > 0 {
+				p.last = toAppend.Entries[n-1].GetIndex()
+			}
+			p.w.push(appendJob(toAppend, rd.MustSync))
 		}
-		if !early {
-			snaps = p.send(ctx, rd.Messages)
-		}
-		if err := p.apply(rd.CommittedEntries); err != nil {
-			return err
+		if toApply != nil {
+			if err := p.apply(toApply.Entries); err != nil {
+				return err
+			}
+			for _, r := range toApply.Responses {
+				if err := p.rn.Step(r); err != nil {
+					return fmt.Errorf("consensus: stepping %s: %w", r.GetType(), err)
+				}
+			}
 		}
 		for _, rs := range rd.ReadStates {
 			p.readState(rs)
 		}
-		p.rn.Advance(rd)
 		for _, s := range snaps {
 			p.rn.ReportSnapshot(s.to, s.status)
 		}
@@ -614,6 +621,60 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// onWritten takes a batch of finished writes from the writer, in order:
+// it installs a snapshot from the leader in memory and in the store, hands
+// the entries and hard state to raft's storage, then delivers the
+// responses raft attached to each write (stepped when they are this
+// node's, sent otherwise). A failed write restarts the protocol: the next
+// incarnation reloads what is on disk.
+func (p *Raft) onWritten(ctx *actors.Context, wr *written) error {
+	if wr.w != p.w {
+		return nil // an earlier incarnation's
+	}
+	if wr.err != nil {
+		return wr.err // restart: the next incarnation reloads what is on disk; nothing of the batch is answered
+	}
+	for _, j := range wr.jobs {
+		m := j.msg
+		if m == nil {
+			continue // a snapshot this node made
+		}
+		if !raft.IsEmptySnap(m.Snapshot) {
+			if err := p.mem.ApplySnapshot(m.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+				return err
+			}
+			if err := p.restore(m.Snapshot); err != nil {
+				return err
+			}
+			p.received++
+			p.log.Info().Uint64("index", p.snapIndex).Int("keys", p.keys()).Msg("installed a snapshot from the leader")
+		}
+		if j.hs != nil {
+			if err := p.mem.SetHardState(j.hs); err != nil {
+				return err
+			}
+		}
+		if err := p.mem.Append(m.Entries); err != nil {
+			return err
+		}
+		var out []*pb.Message
+		for _, r := range m.Responses {
+			if r.GetTo() != p.id {
+				out = append(out, r)
+				continue
+			}
+			if err := p.step(r); err != nil {
+				return fmt.Errorf("consensus: stepping %s: %w", r.GetType(), err)
+			}
+		}
+		for _, s := range p.send(ctx, out) {
+			p.rn.ReportSnapshot(s.to, s.status)
+		}
+	}
+	p.kick(ctx)
 	return nil
 }
 
@@ -841,9 +902,7 @@ func (p *Raft) maybeSnapshot() error {
 	if p.applied > p.cfg.CatchUpEntries {
 		compactTo = p.applied - p.cfg.CatchUpEntries
 	}
-	if err := p.disk.saveSnapshot(snap, compactTo); err != nil {
-		return err
-	}
+	p.w.push(&diskJob{made: snap, compactTo: compactTo})
 	if first, _ := p.mem.FirstIndex(); compactTo >= first {
 		if err := p.mem.Compact(compactTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return err

@@ -50,6 +50,8 @@ type disk struct {
 	last    uint64 // the raft index of the last entry in the log (base when empty)
 	batch   wal.Batch
 	scratch []byte
+	// unsynced: entries appended since the last fsync of the log
+	unsynced bool
 
 	// hs is the latest hard state, dirty when it is not on disk yet: a
 	// commit index waits for the next bbolt write (a term or vote
@@ -510,12 +512,20 @@ func (d *disk) dropLegacy() error {
 	return nil
 }
 
-// close writes a pending commit index and closes both files.
+// close writes a pending commit index and closes both files. The log is
+// synced first: the commit index in raft.db must not point past the log
+// on disk.
 func (d *disk) close() error {
 	var err error
 	if d.dirty {
-		d.db.NoSync = d.noSync
-		err = d.db.Update(func(tx *bolt.Tx) error { return d.putHardState(tx.Bucket(bucketMeta)) })
+		if d.unsynced && !d.noSync {
+			err = d.log.Sync()
+		}
+		if err == nil {
+			d.unsynced = false
+			d.db.NoSync = d.noSync
+			err = d.db.Update(func(tx *bolt.Tx) error { return d.putHardState(tx.Bucket(bucketMeta)) })
+		}
 	}
 	return errors.Join(err, d.log.Close(), d.db.Close())
 }
@@ -614,7 +624,8 @@ func (d *disk) load() (*persisted, error) {
 // save persists one Ready's state: a received snapshot (which replaces
 // the whole log), then the entries (which replace any entries from the
 // first one's index on), then the hard state when its term or vote
-// changed. It fsyncs when sync is set and NoSync is not.
+// changed. It fsyncs when sync is set and NoSync is not. It is write,
+// then flush.
 //
 // A hard state that only moves the commit index is not written at once:
 // the commit index need not be durable — after a restart raft learns it
@@ -622,10 +633,19 @@ func (d *disk) load() (*persisted, error) {
 // the log — so it waits for the next bbolt write (a term or vote change,
 // a snapshot, close).
 func (d *disk) save(hs *pb.HardState, entries []*pb.Entry, snap *pb.Snapshot, sync bool) error {
+	if err := d.write(hs, entries, snap); err != nil {
+		return err
+	}
+	return d.flush(sync)
+}
+
+// write makes the first half of save: the snapshot, the entries (not
+// synced), the hard state in memory. Several writes may share one flush
+// (the writer's group commit).
+func (d *disk) write(hs *pb.HardState, entries []*pb.Entry, snap *pb.Snapshot) error {
 	if !raft.IsEmptyHardState(hs) {
 		d.hs, d.dirty = hs, true
 	}
-	sync = sync && !d.noSync
 	if !raft.IsEmptySnap(snap) {
 		if err := d.installSnapshot(snap); err != nil {
 			return err
@@ -635,11 +655,21 @@ func (d *disk) save(hs *pb.HardState, entries []*pb.Entry, snap *pb.Snapshot, sy
 		if err := d.append(entries); err != nil {
 			return err
 		}
-		if sync {
-			if err := d.log.Sync(); err != nil {
-				return fmt.Errorf("consensus: syncing the log %s: %w", d.logDir, err)
-			}
+		d.unsynced = true
+	}
+	return nil
+}
+
+// flush makes the second half of save: with sync (and NoSync off), one
+// fsync of what write appended to the log; then the hard state to raft.db
+// when its term or vote changed.
+func (d *disk) flush(sync bool) error {
+	sync = sync && !d.noSync
+	if sync && d.unsynced {
+		if err := d.log.Sync(); err != nil {
+			return fmt.Errorf("consensus: syncing the log %s: %w", d.logDir, err)
 		}
+		d.unsynced = false
 	}
 	if d.dirty && (d.hs.GetTerm() != d.diskTerm || d.hs.GetVote() != d.diskVote) {
 		d.db.NoSync = !sync

@@ -157,7 +157,7 @@ func setupCommit(w *World, cfg CommitConfig) error {
 	w.Count("profile_"+string(mode), 1)
 	if mode == commit.Consensus {
 		rc := consensus.DefaultConfig()
-		rc.DataDir, rc.Peers, rc.NoSync = w.DataDir, w.Names(), true
+		rc.DataDir, rc.Peers, rc.NoSync, rc.Inline = w.DataDir, w.Names(), true, true
 		rc.Machines = []consensus.Machine{kv.DefaultMachine()}
 		rf, err := consensus.New(rc)
 		if err != nil {

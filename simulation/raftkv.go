@@ -88,6 +88,7 @@ func setupRaftKV(w *World, cfg RaftKVConfig) error {
 	// A crash here is a process crash: what bbolt wrote is in the page
 	// cache and survives; fsync would only cost time.
 	rc.NoSync = true
+	rc.Inline = true // the disk writes on the scheduler's goroutine, as everything here
 	rc.RequestTimeout = 2 * time.Second
 	rc.SnapshotEntries, rc.CatchUpEntries = 200, 50 // snapshots and catch-up by snapshot happen in a run
 	if cfg.Raft != nil {
