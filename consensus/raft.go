@@ -38,12 +38,12 @@ type Raft struct {
 	id   uint64
 	log  *zerolog.Logger
 
-	disk      *disk
-	w         *writer // makes the disk writes, off the mailbox (writer.go)
+	disk *disk
+	w    *writer // makes the disk writes, off the mailbox (writer.go)
 	// last: the index of the last entry handed to the writer, written or
 	// not: raft's last index, which peers' messages are checked against
 	// (inbound.go) since they may acknowledge entries still being written
-	last uint64
+	last      uint64
 	mem       *raft.MemoryStorage
 	rn        *raft.RawNode
 	machines  []*hosted                  // in Config.Machines' order
