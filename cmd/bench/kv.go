@@ -45,6 +45,7 @@ func kvCmd() *cobra.Command {
 		on      bool
 		rounds  int
 		nodeBin string
+		h2c     bool
 	}
 	cmd := &cobra.Command{
 		Use:   "kv",
@@ -94,8 +95,9 @@ Get; Troupe's GET /v1/kv, ReadIndex), to the leader, --clients goroutines
 (default 1, 16, 64), --value-size bytes (default 64) over --keys keys
 (written once before the first round). etcd's client is
 go.etcd.io/etcd/client/v3 (gRPC, one connection per 8 goroutines);
-Troupe's is its HTTP JSON API over keep-alive connections, one per
-goroutine. Then it kills the leader of each side with SIGKILL --failovers
+Troupe's is its HTTP JSON API over HTTP/1.1 keep-alive connections, one
+per goroutine (with --h2c: over HTTP/2 in clear text, one connection per 8
+goroutines, as etcd's). Then it kills the leader of each side with SIGKILL --failovers
 times (default 5), timing until a put through the other two is accepted,
 and restarts it. It prints the medians of the rounds per row and, last,
 vs_etcd_put_c64, vs_etcd_get_c64 (Troupe/etcd ops/s at 64 clients) and
@@ -116,7 +118,7 @@ benchmark only.`,
 				if !f.Changed("failovers") {
 					b.failovers = 5
 				}
-				return (&vsEtcd{kvBench: b, rounds: vs.rounds, nodeBin: vs.nodeBin}).run(cmd.Context())
+				return (&vsEtcd{kvBench: b, rounds: vs.rounds, nodeBin: vs.nodeBin, h2c: vs.h2c}).run(cmd.Context())
 			}
 			return b.run()
 		},
@@ -125,6 +127,7 @@ benchmark only.`,
 	f.BoolVar(&vs.on, "vs-etcd", false, "compare with a 3-member etcd, side by side, both as processes on loopback (see above)")
 	f.IntVar(&vs.rounds, "rounds", 3, "with --vs-etcd: rounds per row, etcd and Troupe in turn")
 	f.StringVar(&vs.nodeBin, "node-bin", "", "with --vs-etcd: the Troupe node binary (default: go build ./cmd/node)")
+	f.BoolVar(&vs.h2c, "h2c", false, "with --vs-etcd: Troupe's client speaks HTTP/2 in clear text, one connection per 8 clients (default: HTTP/1.1 keep-alive, one connection per client)")
 	f.IntVar(&b.nodes, "nodes", 3, "voters of the replicated group")
 	f.IntSliceVar(&b.clients, "clients", []int{1, 64}, "concurrent clients, one run each")
 	f.DurationVar(&b.duration, "duration", 3*time.Second, "length of each run")

@@ -280,6 +280,7 @@ type troupeMember struct {
 type troupeSide struct {
 	members []*troupeMember
 	hc      *http.Client // status requests
+	h2c     bool         // the load's client speaks HTTP/2 in clear text (--h2c)
 }
 
 // newTroupeSide is README.md's recipe for a 3-node raft group on loopback:
@@ -379,12 +380,18 @@ func (s *troupeSide) Leader(ctx context.Context) (string, error) {
 	return lead, nil
 }
 
-func (s *troupeSide) Client(_ context.Context, members []string, conc int) (kvClient, error) {
+func (s *troupeSide) Client(ctx context.Context, members []string, conc int) (kvClient, error) {
 	var bases []string
 	for _, n := range members {
 		bases = append(bases, s.member(n).http)
 	}
-	return newHTTPKV(bases, conc), nil
+	k := newHTTPKV(bases, conc, s.h2c)
+	if s.h2c {
+		if err := k.prime(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
 }
 
 func (s *troupeSide) Kill(member string) { s.member(member).kill() }
@@ -404,24 +411,68 @@ func (s *troupeSide) Stop() {
 	s.hc.CloseIdleConnections()
 }
 
-// httpKV is a client of Troupe's HTTP JSON API (/v1/kv/{key}): HTTP/1.1
-// with keep-alive and a pool holding an idle connection per goroutine.
-// Calls go to its base URLs in turn.
+// httpKV is a client of Troupe's HTTP JSON API (/v1/kv/{key}). Over
+// HTTP/1.1 (the default): keep-alive, and a pool holding an idle
+// connection per goroutine. With h2c: HTTP/2 in clear text (which `node
+// run` serves beside HTTP/1.1), one connection per httpStreamsPerConn
+// goroutines carrying their requests as concurrent streams, as etcdKV
+// spreads its goroutines over gRPC connections. Calls go to its base URLs
+// in turn, and to its connections in turn.
 type httpKV struct {
-	bases []string
-	hc    *http.Client
-	next  atomic.Uint64
+	bases   []string
+	clients []*http.Client
+	next    atomic.Uint64 // the next base
+	conn    atomic.Uint64 // the next connection
 }
 
-func newHTTPKV(bases []string, conc int) *httpKV {
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        0, // no limit beyond the per-host one
-		MaxIdleConnsPerHost: conc + 1,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+// httpStreamsPerConn is how many client goroutines share one HTTP/2
+// connection (etcdStreamsPerConn: the same spread on both sides).
+const httpStreamsPerConn = etcdStreamsPerConn
+
+func newHTTPKV(bases []string, conc int, h2c bool) *httpKV {
+	k := &httpKV{bases: bases}
+	if !h2c {
+		tr := &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        0, // no limit beyond the per-host one
+			MaxIdleConnsPerHost: conc + 1,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}
+		k.clients = []*http.Client{{Transport: tr}}
+		return k
 	}
-	return &httpKV{bases: bases, hc: &http.Client{Transport: tr}}
+	for range (conc + httpStreamsPerConn - 1) / httpStreamsPerConn {
+		tr := &http.Transport{
+			DialContext:        (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			IdleConnTimeout:    90 * time.Second,
+			DisableCompression: true,
+			Protocols:          new(http.Protocols),
+		}
+		tr.Protocols.SetUnencryptedHTTP2(true) // HTTP/2 with prior knowledge for http:// URLs
+		k.clients = append(k.clients, &http.Client{Transport: tr})
+	}
+	return k
+}
+
+// prime makes one request on each client, so that each has its one
+// HTTP/2 connection before the load starts: Go's transport dials a
+// connection for every request that starts before it has one, which
+// would give every goroutine a connection of its own.
+func (k *httpKV) prime(ctx context.Context) error {
+	for _, c := range k.clients {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.bases[0]+"/v1/raft", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("HTTP/2 (h2c) to %s: %w", k.bases[0], err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	return nil
 }
 
 func (k *httpKV) url(key string) string {
@@ -429,7 +480,7 @@ func (k *httpKV) url(key string) string {
 }
 
 func (k *httpKV) do(req *http.Request) error {
-	resp, err := k.hc.Do(req)
+	resp, err := k.clients[k.conn.Add(1)%uint64(len(k.clients))].Do(req)
 	if err != nil {
 		return err
 	}
@@ -459,6 +510,8 @@ func (k *httpKV) Get(ctx context.Context, key string) error {
 }
 
 func (k *httpKV) Close() error {
-	k.hc.CloseIdleConnections()
+	for _, c := range k.clients {
+		c.CloseIdleConnections()
+	}
 	return nil
 }

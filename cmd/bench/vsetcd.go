@@ -24,6 +24,7 @@ type vsEtcd struct {
 	*kvBench
 	rounds  int
 	nodeBin string
+	h2c     bool
 }
 
 // vsOps are the operations of the side-by-side rows, in table order.
@@ -133,6 +134,7 @@ func (b *vsEtcd) run(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	ts.h2c = b.h2c
 	sides := []side{es, ts}
 	for _, s := range sides {
 		defer s.Stop()
