@@ -43,7 +43,15 @@ type Raft struct {
 	// last: the index of the last entry handed to the writer, written or
 	// not: raft's last index, which peers' messages are checked against
 	// (inbound.go) since they may acknowledge entries still being written
-	last      uint64
+	last uint64
+	// lateHS: a hard state that only moved the commit index, held back
+	// from the writer until the next write goes (or Stop): the commit index
+	// need not be durable (disk.save), and a write of its own would cost
+	// the writer a pass per commit. hsTerm, hsVote: the term and vote of
+	// the last hard state handed to the writer.
+	lateHS         *pb.HardState
+	hsTerm, hsVote uint64
+
 	mem       *raft.MemoryStorage
 	rn        *raft.RawNode
 	machines  []*hosted                  // in Config.Machines' order
@@ -261,6 +269,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.lastHeard = map[uint64]uint64{}
 	p.w = startWriter(p.disk, ctx.Ref(), p.cfg.Inline)
 	p.last, _ = p.mem.LastIndex()
+	p.hsTerm, p.hsVote = st.hs.GetTerm(), st.hs.GetVote()
 
 	actors.OnMessage(ctx, p.onBatch)
 	actors.OnRequestDeferred(ctx, p.onAdmin)
@@ -301,6 +310,9 @@ func (p *Raft) Stop(*actors.Context) {
 	}
 	p.pending, p.reads, p.waiting, p.unissued, p.unproposed, p.admin = nil, nil, nil, nil, nil, nil
 	if p.w != nil {
+		if p.lateHS != nil {
+			p.w.push(&diskJob{msg: &pb.Message{}, hs: p.lateHS})
+		}
 		p.w.stop() // makes the queued writes (none acknowledged), so that close records their hard state
 	}
 	if p.disk != nil {
@@ -478,14 +490,22 @@ func (p *Raft) queue(w *pendingWrite) {
 
 // maxBatchBytes bounds the commands proposed as one entry: a quarter of an
 // append message, so that an entry never crowds out the others.
-const maxBatchBytes = 256 << 10
+// maxBatchWrites bounds their number: an entry of many tiny writes costs
+// its apply (one pass over them in the mailbox) rather than its bytes.
+const (
+	maxBatchBytes  = 256 << 10
+	maxBatchWrites = 1024
+)
 
 // proposeWrites proposes the writes queued since the last Ready: one
-// entry for each run of them up to maxBatchBytes (a single write as
-// itself). Raft's per-entry costs — the proposal's step, the copy in its
-// log, a slot in the append messages and the WAL — are paid per batch, not
-// per write: at 64 concurrent clients this cut the CPU per replicated write
-// by about a third (docs/consensus.md).
+// entry for each run of them up to maxBatchBytes and maxBatchWrites (a
+// single write as itself). Raft's per-entry costs — the proposal's step,
+// the copy in its log, a slot in the append messages and the WAL — are
+// paid per batch, not per write: at 64 concurrent clients this cut the CPU
+// per replicated write by about a third (docs/consensus.md). It needs no
+// timer: the writes that arrive while the mailbox handles other events go
+// as one entry, and the entries proposed while the writer fsyncs go to
+// disk together with one more fsync (writer.go).
 //
 // The writes wait in the queue while this node knows no leader, or has not
 // heard from it within three heartbeats (a leader: from a majority), so
@@ -508,7 +528,7 @@ func (p *Raft) proposeWrites() {
 	}
 	for len(queued) > 0 {
 		n, size := 1, cmdSize(queued[0].cmd) // at least one, however large
-		for n < len(queued) && size+cmdSize(queued[n].cmd) <= maxBatchBytes {
+		for n < len(queued) && n < maxBatchWrites && size+cmdSize(queued[n].cmd) <= maxBatchBytes {
 			size += cmdSize(queued[n].cmd)
 			n++
 		}
@@ -594,7 +614,7 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 			if n := len(toAppend.Entries); n > 0 {
 				p.last = toAppend.Entries[n-1].GetIndex()
 			}
-			p.w.push(appendJob(toAppend, rd.MustSync))
+			p.pushWrite(appendJob(toAppend, rd.MustSync))
 		}
 		if toApply != nil {
 			if err := p.apply(toApply.Entries); err != nil {
@@ -622,6 +642,26 @@ func (p *Raft) onReady(ctx *actors.Context, _ readyNow) error {
 		}
 	}
 	return nil
+}
+
+// pushWrite hands a write to the writer, or holds it back (lateHS) when
+// all it carries is a hard state that only moved the commit index and no
+// response waits for it; a held-back hard state goes with the next write.
+func (p *Raft) pushWrite(j *diskJob) {
+	m := j.msg
+	if j.hs != nil && len(m.Entries) == 0 && raft.IsEmptySnap(m.Snapshot) && len(m.Responses) == 0 &&
+		j.hs.GetTerm() == p.hsTerm && j.hs.GetVote() == p.hsVote {
+		p.lateHS = j.hs
+		return
+	}
+	if j.hs == nil {
+		j.hs = p.lateHS
+	}
+	p.lateHS = nil
+	if j.hs != nil {
+		p.hsTerm, p.hsVote = j.hs.GetTerm(), j.hs.GetVote()
+	}
+	p.w.push(j)
 }
 
 // onWritten takes a batch of finished writes from the writer, in order:

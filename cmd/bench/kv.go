@@ -64,6 +64,11 @@ the first linearizable read (ReadIndex, as GET /v1/kv) served through it.
 fsync OFF rows are for comparison only: without fsync an acknowledged write
 can be lost when the machine crashes.
 
+Per row: writes/s, latency, the process's CPU time per write (every node
+and client: comparable when other work shares the machine, where writes/s
+is not) and writes per raft log entry (the leader batches the writes
+queued in one pass of its mailbox into one entry).
+
 The last line: writes_per_s_fsync and writes_per_s_nofsync are the
 replicated group's best writes/s (over the client counts), replication_ratio
 is replicated / single-node writes/s with fsync at the largest client count,
@@ -151,6 +156,7 @@ type kvRow struct {
 	elapsed        time.Duration
 	cpu            time.Duration // the process's CPU time (every node and client) during the run
 	lat            []time.Duration
+	entries        uint64 // raft log entries the leader committed during the run (writes are batched into entries)
 }
 
 func (r kvRow) rate() float64 { return float64(r.writes) / r.elapsed.Seconds() }
@@ -316,6 +322,16 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 	var stop atomic.Bool
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	commit := func() uint64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return 0
+		}
+		return st.Commit
+	}
+	commit0 := commit()
 	start, cpu0 := time.Now(), cpuTime()
 	for ci := range clients {
 		wg.Add(1)
@@ -347,6 +363,9 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 	stop.Store(true)
 	wg.Wait()
 	row.elapsed, row.cpu = time.Since(start), cpuTime()-cpu0
+	if c := commit(); c > commit0 {
+		row.entries = c - commit0
+	}
 	return row, nil
 }
 
@@ -530,7 +549,7 @@ func (b *kvBench) report(rows []kvRow, failovers, restarts []time.Duration) {
 		}
 	}
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "nodes\tfsync\tclients\twrites\terrors\twrites/s\tp50 ms\tp99 ms\tcpu µs/write\tvs 1 node\t")
+	fmt.Fprintln(tw, "nodes\tfsync\tclients\twrites\terrors\twrites/s\tp50 ms\tp99 ms\tcpu µs/write\twrites/entry\tvs 1 node\t")
 	bestFsync, bestNoFsync, ratio := 0.0, 0.0, 0.0
 	maxClients := slices.Max(b.clients)
 	for _, r := range rows {
@@ -552,8 +571,12 @@ func (b *kvBench) report(rows []kvRow, failovers, restarts []time.Duration) {
 		if r.writes > 0 {
 			cpu = fmt.Sprintf("%.1f", float64(r.cpu.Microseconds())/float64(r.writes))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", r.nodes, onOff(r.fsync), r.clients, r.writes, r.errors,
-			r.rate(), ms(quantile(r.lat, 0.5)), ms(quantile(r.lat, 0.99)), cpu, vs)
+		batch := "-"
+		if r.entries > 0 {
+			batch = fmt.Sprintf("%.1f", float64(r.writes)/float64(r.entries))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", r.nodes, onOff(r.fsync), r.clients, r.writes, r.errors,
+			r.rate(), ms(quantile(r.lat, 0.5)), ms(quantile(r.lat, 0.99)), cpu, batch, vs)
 	}
 	_ = tw.Flush()
 	if len(failovers) > 0 {
