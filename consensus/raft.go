@@ -267,7 +267,8 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.pending = map[uint64]*pendingWrite{}
 	p.reads = map[uint64]*readIndexReq{}
 	p.lastHeard = map[uint64]uint64{}
-	p.w = startWriter(p.disk, ctx.Ref(), p.cfg.Inline)
+	ref := ctx.Ref()
+	p.w = startWriter(p.disk, func(wr *written) { _ = ref.Post(wr) }, p.cfg.Inline)
 	p.last, _ = p.mem.LastIndex()
 	p.hsTerm, p.hsVote = st.hs.GetTerm(), st.hs.GetVote()
 

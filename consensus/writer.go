@@ -5,8 +5,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
-
-	"github.com/troupe-dev/troupe/actors"
 )
 
 // writer makes the disk writes of one incarnation, in order, off the
@@ -30,7 +28,7 @@ import (
 // simulation, where nothing may run off the scheduler's goroutine.
 type writer struct {
 	d      *disk
-	ref    actors.Ref
+	report func(*written) // posts to the protocol (Ref.Post)
 	inline bool
 	wake   chan struct{}
 	done   chan struct{}
@@ -60,8 +58,10 @@ type written struct {
 	err  error
 }
 
-func startWriter(d *disk, ref actors.Ref, inline bool) *writer {
-	w := &writer{d: d, ref: ref, inline: inline, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// startWriter starts the writer of d; report hands each batch's result to
+// the protocol (from the writer's goroutine, or inline from push).
+func startWriter(d *disk, report func(*written), inline bool) *writer {
+	w := &writer{d: d, report: report, inline: inline, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if inline {
 		close(w.done)
 	} else {
@@ -89,7 +89,7 @@ func (w *writer) push(j *diskJob) {
 			if err != nil {
 				w.halted = true
 			}
-			_ = w.ref.Post(&written{w: w, jobs: jobs, err: err})
+			w.report(&written{w: w, jobs: jobs, err: err})
 		}
 		return
 	}
@@ -143,7 +143,7 @@ func (w *writer) run() {
 		}
 		w.mu.Unlock()
 		if !stopping {
-			_ = w.ref.Post(&written{w: w, jobs: jobs, err: err})
+			w.report(&written{w: w, jobs: jobs, err: err})
 		}
 	}
 }
