@@ -6,12 +6,15 @@
 // One protocol, [Name] ("raft"), holds a raft.RawNode. Its handlers
 // drive it: a periodic timer ticks it, messages from peers (a
 // messages.RaftBatch per peer and Ready) are stepped into it, and one
-// handler processes each Ready following raft's contract: persist the
-// snapshot, entries and hard state (fsync) → send the messages → apply the
-// committed entries → Advance. Pre-vote and check-quorum are on. The hosted
-// machines are snapshotted every Config.SnapshotEntries entries and the log
-// compacted behind it; a node that is too far behind, or new, gets the
-// snapshot.
+// handler processes each Ready following raft's contract for
+// asynchronous storage writes: send the messages to peers, hand the write
+// (snapshot, entries, hard state) to the protocol's writer goroutine,
+// which fsyncs batches of them off the mailbox and posts them back before
+// the responses raft attached to them are delivered, and apply the
+// committed entries (writer.go). Pre-vote and check-quorum are on. The
+// hosted machines are snapshotted every Config.SnapshotEntries entries and
+// the log compacted behind it; a node that is too far behind, or new, gets
+// the snapshot.
 //
 // # State machines
 //

@@ -21,4 +21,5 @@
 // loopback, drives both in turn with one generator and ends with
 // vs_etcd_put_c64, vs_etcd_get_c64 and vs_etcd_put_c1_p50 (Troupe/etcd);
 // docs/consensus.md, "Side by side with etcd", says what it measures.
+// Troupe's client speaks HTTP/1.1, or HTTP/2 in clear text with --h2c.
 package main

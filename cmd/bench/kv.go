@@ -325,7 +325,7 @@ func (b *kvBench) load(dir string, nodes, clients int, fsync bool) (row kvRow, e
 	commit := func() uint64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		st, err := kv.Status(ctx)
+		st, err := kc.Status(ctx)
 		if err != nil {
 			return 0
 		}
