@@ -7,11 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/security"
 )
 
 // h2cServer runs newServer(h, lim) on a loopback port and returns its base
@@ -199,4 +202,52 @@ func TestServerRefusesBadH2C(t *testing.T) {
 			t.Fatalf("HTTP/1.1 after the attacks: %q, %v", line, err)
 		}
 	})
+}
+
+// Over TLS the server and the CLI's client (httpClient, --ca) agree on
+// HTTP/2 (ALPN); a client that offers only HTTP/1.1 still gets it.
+func TestServerSpeaksHTTP2OverTLS(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := security.WriteDevCerts(dir, []string{"n1"}, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(http.HandlerFunc(echoProto), defaultServerLimits())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.ServeTLS(ln, filepath.Join(dir, "n1.crt"), filepath.Join(dir, "n1.key"))
+	}()
+	defer func() { _ = srv.Close(); <-done }()
+	base := "https://" + ln.Addr().String()
+	hc, err := httpClient(filepath.Join(dir, "ca.crt"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(base + "/v1/kv/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(b) != "HTTP/2.0" {
+		t.Fatalf("the CLI's client over TLS: answered over %s, served over %q; want HTTP/2", resp.Proto, b)
+	}
+	tr := &http.Transport{TLSClientConfig: hc.Transport.(*http.Transport).TLSClientConfig.Clone(), Protocols: new(http.Protocols)}
+	tr.TLSClientConfig.NextProtos = nil // the first transport added h2
+	tr.Protocols.SetHTTP1(true)
+	h1 := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
+	resp, err = h1.Get(base + "/v1/kv/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.ProtoMajor != 1 {
+		t.Fatalf("an HTTP/1.1-only client over TLS was answered over %s", resp.Proto)
+	}
 }
