@@ -707,7 +707,10 @@ func (p *Raft) onWritten(ctx *actors.Context, wr *written) error {
 				out = append(out, r)
 				continue
 			}
-			if err := p.step(r); err != nil {
+			// Not found: this node left the configuration (a leader that
+			// removed itself) while the write was made; raft no longer
+			// tracks its own progress.
+			if err := p.step(r); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 				return fmt.Errorf("consensus: stepping %s: %w", r.GetType(), err)
 			}
 		}
