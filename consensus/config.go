@@ -73,6 +73,11 @@ type Config struct {
 	// simulation), where nothing may run off the scheduler's goroutine.
 	Inline bool
 
+	// writeHook, when set, runs before each batch of disk writes of the
+	// named node, on the writer's goroutine: the tests' way to hold a
+	// node's disk (export_test.go).
+	writeHook func(node actors.NodeName)
+
 	// forgetVote breaks Raft on purpose: a node restarted from its data
 	// dir forgets whom it voted for in its current term. Only the tests
 	// set it (export_test.go), to show that the simulation catches it.

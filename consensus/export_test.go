@@ -27,3 +27,8 @@ func (c crashable) Init(ctx *actors.Context) error {
 	actors.OnTell(ctx, func(*actors.Context, Crash) error { panic("consensus test: Crash") })
 	return nil
 }
+
+// HookWrites makes hook run before each batch of disk writes of every
+// node, on the node's writer goroutine, with the node's name: a test holds
+// a node's disk by blocking in it.
+func HookWrites(cfg *Config, hook func(node actors.NodeName)) { cfg.writeHook = hook }

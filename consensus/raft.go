@@ -268,7 +268,11 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.reads = map[uint64]*readIndexReq{}
 	p.lastHeard = map[uint64]uint64{}
 	ref := ctx.Ref()
-	p.w = startWriter(p.disk, func(wr *written) { _ = ref.Post(wr) }, p.cfg.Inline)
+	var hook func()
+	if h, node := p.cfg.writeHook, p.node; h != nil {
+		hook = func() { h(node) }
+	}
+	p.w = startWriter(p.disk, func(wr *written) { _ = ref.Post(wr) }, hook, p.cfg.Inline)
 	p.last, _ = p.mem.LastIndex()
 	p.hsTerm, p.hsVote = st.hs.GetTerm(), st.hs.GetVote()
 

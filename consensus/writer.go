@@ -29,6 +29,7 @@ import (
 type writer struct {
 	d      *disk
 	report func(*written) // posts to the protocol (Ref.Post)
+	hook   func()         // before each batch (Config.writeHook), or nil
 	inline bool
 	wake   chan struct{}
 	done   chan struct{}
@@ -59,9 +60,10 @@ type written struct {
 }
 
 // startWriter starts the writer of d; report hands each batch's result to
-// the protocol (from the writer's goroutine, or inline from push).
-func startWriter(d *disk, report func(*written), inline bool) *writer {
-	w := &writer{d: d, report: report, inline: inline, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// the protocol (from the writer's goroutine, or inline from push); hook,
+// if not nil, runs before each batch.
+func startWriter(d *disk, report func(*written), hook func(), inline bool) *writer {
+	w := &writer{d: d, report: report, hook: hook, inline: inline, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if inline {
 		close(w.done)
 	} else {
@@ -153,6 +155,9 @@ func (w *writer) run() {
 // raft.db, which records the hard state: its commit index must never
 // point past the log on disk.
 func (w *writer) write(jobs []*diskJob) error {
+	if w.hook != nil {
+		w.hook()
+	}
 	d, needSync := w.d, false
 	for _, j := range jobs {
 		snap := j.made

@@ -29,7 +29,7 @@ func testWriter(t *testing.T, inline bool) (*writer, string, chan *written) {
 		t.Fatal(err)
 	}
 	reports := make(chan *written, 16)
-	w := startWriter(d, func(wr *written) { reports <- wr }, inline)
+	w := startWriter(d, func(wr *written) { reports <- wr }, nil, inline)
 	return w, dir, reports
 }
 
