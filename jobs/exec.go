@@ -25,7 +25,9 @@ type ExecConfig struct {
 	// appended. Default: python3.
 	Command []string
 	// Dir holds the script files (the node's data directory). Default
-	// os.TempDir().
+	// os.TempDir(). A relative Dir is taken from the working directory
+	// when Exec is called: scripts are written and run by absolute path
+	// (the interpreter runs in Dir, so a relative path would be doubled).
 	Dir string
 }
 
@@ -67,6 +69,9 @@ func Exec(cfg ExecConfig) (Runtime, error) {
 	}
 	if cfg.Dir == "" {
 		cfg.Dir = os.TempDir()
+	}
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("%w: exec runtime: directory %q: %v", ErrInvalidConfig, cfg.Dir, err)
 	}
 	return &execRuntime{cfg: cfg, self: self}, nil
 }

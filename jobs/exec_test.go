@@ -3,7 +3,9 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,32 @@ func TestExecHidesTheNodesVariables(t *testing.T) {
 	out, err := jobs.RunLocal(context.Background(), rt, []byte(script), []byte(`null`), 1)
 	if err != nil || string(out) != `[]` {
 		t.Fatalf("the interpreter saw %s (%v); want no TROUPE_ variables", out, err)
+	}
+}
+
+// A relative directory (node run --data-dir data) works: the script is
+// written under it and run by its absolute path, not by a path relative
+// to the directory the interpreter runs in (which doubled it:
+// data/data/job-….script).
+func TestExecWithARelativeDir(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	script := readScript(t, "squares.py")
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("data", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := jobs.Exec(jobs.ExecConfig{Dir: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jobs.RunLocal(context.Background(), rt, script, []byte(`[1,2,3,4,5]`), 2)
+	if err != nil || string(out) != `{"sum": 55}` {
+		t.Fatalf("with --data-dir data: output %s, %v; want sum 55", out, err)
+	}
+	left, _ := filepath.Glob("data/job-*.script")
+	if len(left) != 0 {
+		t.Errorf("scripts left in the data dir after the job: %v", left)
 	}
 }
