@@ -42,7 +42,9 @@ type Config struct {
 	Backup float64
 	// Tick is the leader's period for checking backups, and the contact's
 	// for asking the raft group why there is no leader while a job waits
-	// (Status.Waiting). Default 50ms.
+	// (Status.Waiting), for sending again what waits in the outbox and for
+	// passing on parts' progress. The tick runs only while there is such
+	// work: an idle node's jobs protocol fires no timer. Default 50ms.
 	Tick time.Duration
 	// Settle is how long a new leader waits for every live member to say
 	// which parts it runs before it assigns parts anyway (a member that

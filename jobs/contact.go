@@ -85,6 +85,7 @@ func (p *protocol) submit(ctx *actors.Context, s Submit) (Submitted, error) {
 	p.prune()
 	ctx.Log().Info().Str("job", id).Str("runtime", s.Runtime).Int("parts", s.Parts).Msg("job submitted")
 	p.handOver(ctx, o)
+	p.wake(ctx) // without a leader, the tick asks the raft group why (Status.Waiting)
 	return Submitted{ID: id}, nil
 }
 

@@ -129,8 +129,6 @@ type splitDone struct {
 	err   error
 }
 
-type tick struct{}
-
 // onSubmit takes a job over from its contact, or learns parts it finished.
 // A node takes jobs even before it knows it leads (the contact may learn it
 // first); it assigns parts only to workers that pull from it.
@@ -156,6 +154,7 @@ func (p *protocol) onSubmit(ctx *actors.Context, from actors.NodeName, m *pb.Job
 	j := &ljob{id: m.Id, contact: from, spec: m.Spec, holders: map[uint32][]actors.NodeName{},
 		refused: map[uint32][]actors.NodeName{}, since: map[uint32]time.Time{}, early: m.Done, strikes: map[uint32][]strike{}}
 	s.jobs[m.Id] = j
+	p.wake(ctx) // backups and the settle deadline are checked on the tick
 	n := int(m.Spec.Parts)
 	if n == 0 {
 		n = p.cfg.PartsPerMember * len(p.live)
@@ -556,17 +555,6 @@ func (p *protocol) backups(ctx *actors.Context) {
 		ctx.Log().Debug().Str("job", bj.id).Uint32("part", bpart).Str("worker", string(w)).Dur("running", longest).Msg("backup copy")
 		p.assign(ctx, bj, bpart, w)
 	}
-}
-
-func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
-	if len(p.outbox) > 0 {
-		p.retry(ctx)
-	}
-	if len(p.sched.jobs) > 0 || !p.sched.settled {
-		p.schedule(ctx)
-	}
-	p.askQuorum(ctx)
-	return nil
 }
 
 // leaderLost handles, as leader, a member that failed or left: its parts

@@ -63,7 +63,7 @@ type protocol struct {
 	// worker
 	work worker
 
-	tick     actors.TimerID // the periodic tick (Config.Tick)
+	tick     actors.TimerID // the periodic tick (Config.Tick) while there is work; 0 while idle (wake)
 	draining bool           // Drain: hand parts back, take no more
 
 	outbox      map[actors.NodeName][]proto.Message // messages waiting for a retry, by node
@@ -155,7 +155,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	if err != nil {
 		return fmt.Errorf("jobs: node %s needs an elector (election.New): %w", p.self, err)
 	}
-	p.tick = ctx.Every(p.cfg.Tick, tick{})
+	p.tick = 0 // armed by wake when there is work (tick.go)
 	return nil
 }
 
@@ -225,6 +225,7 @@ func (p *protocol) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChang
 		p.sched.settleBy = ctx.Now().Add(p.cfg.Settle)
 	}
 	if ev.Leader == "" {
+		p.wake(ctx) // the contact's waiting jobs ask the raft group why
 		return nil
 	}
 	if ev.Leader == p.self {
@@ -321,6 +322,7 @@ func (p *protocol) send(ctx *actors.Context, to actors.NodeName, m proto.Message
 	if err := ctx.SendReliable(to, m); err != nil {
 		ctx.Log().Debug().Err(err).Str("to", string(to)).Msg("jobs message queued for a retry")
 		p.outbox[to] = []proto.Message{m}
+		p.wake(ctx)
 	}
 }
 

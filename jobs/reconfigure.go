@@ -28,7 +28,7 @@ func (p *protocol) onReconfigure(ctx *actors.Context, cfg Config) error {
 		return err
 	}
 	before := p.capacity()
-	if cfg.Tick != p.cfg.Tick {
+	if cfg.Tick != p.cfg.Tick && p.tick != 0 {
 		ctx.Cancel(p.tick)
 		p.tick = ctx.Every(cfg.Tick, tick{})
 	}

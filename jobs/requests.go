@@ -161,6 +161,7 @@ type Stats struct {
 	Strikes    int64  // parts this leader saw exhaust a worker or die with it, counted once per worker
 	Poisoned   int64  // parts this leader declared poison, failing their job
 	Owned      int    // jobs this node is contact of (any state)
+	Wakes      int64  // times the tick started because work appeared (it stops when none is left)
 }
 
 // CancelJob cancels a job through node and waits for the contact's answer,
