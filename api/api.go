@@ -110,19 +110,35 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // jobStatus answers GET /v1/jobs/{id} on any node: a node that is not the
-// job's contact asks the contact.
+// job's contact asks the contact. With ?wait=DURATION (a Go duration, at
+// most jobs.MaxStatusWait) it is a long poll: the answer comes when the
+// job has ended, or when the wait is over with the job as it is then.
 func (s *server) jobStatus(w http.ResponseWriter, r *http.Request) {
-	if !noQuery(w, r) {
+	q, err := httpjson.Query(r, "wait")
+	if err != nil {
+		httpjson.Fail(w, err)
 		return
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" || q.Has("wait") {
+		if wait, err = time.ParseDuration(v); err != nil || wait <= 0 || wait > jobs.MaxStatusWait {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("wait %.40q: give a duration from 1ms to %v, such as 30s (answer when the job ends, or then)", v, jobs.MaxStatusWait))
+			return
+		}
 	}
 	id := r.PathValue("id")
 	if err := validJobID(id); err != nil {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %v", jobs.ErrNotFound, err))
 		return
 	}
-	ctx, cancel := s.ctx(r)
+	ctx, cancel := context.WithTimeout(r.Context(), wait+s.cfg.Timeout)
 	defer cancel()
-	st, err := jobs.JobStatus(ctx, s.node, id)
+	var st jobs.Status
+	if wait > 0 {
+		st, err = jobs.WaitJob(ctx, s.node, id, wait)
+	} else {
+		st, err = jobs.JobStatus(ctx, s.node, id)
+	}
 	if err != nil {
 		writeError(w, statusOf(err), err)
 		return

@@ -8,7 +8,8 @@
 // Endpoints (fixed contracts):
 //
 //	POST   /v1/jobs       {"runtime","script","input","parts","name"} → 202 {"id"}
-//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error"}; "waiting" (why it cannot progress) while it cannot; "name", "traceback" when set; from any node
+//	GET    /v1/jobs/{id}  → {"id","state","parts_total","parts_done","result","error","progress"}; "waiting" (why it cannot progress) while it cannot; "name", "traceback" when set; from any node;
+//	                        ?wait=30s: a long poll, answered when the job ends or the wait (at most 1m) is over
 //	GET    /v1/jobs       → [status, ...] (every member's jobs, newest first; ?scope=node: this node's only)
 //	DELETE /v1/jobs/{id}  → 200 status (the job at its contact, after the cancellation), from any node
 //	GET    /v1/members    → [{"name","address","state"}]

@@ -83,3 +83,29 @@ func TestJobStatusAndListThroughAnyNode(t *testing.T) {
 		t.Errorf("GET /v1/jobs with node-3 silent: %d %s=%q %s; want node-1's job and node-3 missing", a.status, api.MissingHeader, a.header.Get(api.MissingHeader), a.raw)
 	}
 }
+
+// GET /v1/jobs/{id}?wait= is a long poll: answered when the job ends
+// (here it has, through a node that is not its contact: at once), with
+// the job's progress; a wait that is no duration, not positive or over a
+// minute is refused, naming what is valid.
+func TestJobStatusWait(t *testing.T) {
+	cfg := jobs.DefaultConfig()
+	cfg.Slots = 1
+	c := jobstest.NewCluster(t, 2, cfg)
+	other := httptest.NewServer(api.New(c.Node("node-2"), api.Config{Timeout: 2 * time.Second}))
+	defer other.Close()
+	sub, err := actors.Call(context.Background(), c.Node("node-1"), jobs.Name, jobs.Submit{Script: "def split(i, n):\n    return [1, 2]\ndef run(p):\n    return p\ndef merge(r):\n    return len(r)\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := send(t, other.Client(), "GET", other.URL+"/v1/jobs/"+sub.ID+"?wait=50s", "")
+	if a.status != http.StatusOK || a.obj["state"] != "succeeded" || a.obj["progress"] != 1.0 {
+		t.Errorf("GET ?wait=50s through node-2: %d %s; want 200, the job succeeded, progress 1", a.status, a.raw)
+	}
+	for _, bad := range []string{"wait=soon", "wait=0s", "wait=-1s", "wait=2m", "wait=", "until=1s"} {
+		a := send(t, other.Client(), "GET", other.URL+"/v1/jobs/"+sub.ID+"?"+bad, "")
+		if a.status != http.StatusBadRequest || !a.isError() || !strings.Contains(a.raw, "wait") {
+			t.Errorf("GET ?%s: %d %s; want 400 naming wait", bad, a.status, a.raw)
+		}
+	}
+}

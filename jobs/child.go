@@ -72,7 +72,15 @@ type childReply struct {
 	Err     string // "" on success
 	Kind    string // the sentinel Err wraps (childKinds)
 	Unknown bool   // the child does not hold the script: send it
+	// Progress, when set, makes this frame a progress report of the call
+	// in hand (progress(fraction)), not its reply: the reply follows.
+	Progress *float64 `json:",omitempty"`
 }
+
+// childProgressEvery is the least time between two progress frames of a
+// script process: values in between are dropped, the next one after it
+// goes (the worker coalesces again before the network).
+const childProgressEvery = 50 * time.Millisecond
 
 // childKinds are the errors a child's reply can name.
 var childKinds = []error{ErrScript, ErrStepLimit, ErrTimeLimit, ErrResultTooLarge, ErrHostNotAllowed, ErrDepthLimit, ErrInvalidJob}
@@ -165,6 +173,15 @@ func starlarkChild() int {
 	progs := map[[32]byte]Program{}
 	var order [][32]byte // least recently used first
 	rd, wr := bufio.NewReader(in), bufio.NewWriter(out)
+	var last time.Time
+	progress := func(f float64) {
+		if now := time.Now(); now.Sub(last) >= childProgressEvery {
+			last = now
+			if writeFrame(wr, &childReply{Progress: &f}) == nil {
+				_ = wr.Flush()
+			}
+		}
+	}
 	for {
 		var req childRequest
 		if err := readFrame(rd, &req); err != nil {
@@ -174,7 +191,7 @@ func starlarkChild() int {
 			fmt.Fprintf(os.Stderr, "jobs: script process: reading a request: %v\n", err)
 			return 2
 		}
-		reply := serve(r, progs, &order, &req)
+		reply := serve(r, progs, &order, &req, progress)
 		if err := writeFrame(wr, reply); err != nil {
 			return 2
 		}
@@ -184,8 +201,9 @@ func starlarkChild() int {
 	}
 }
 
-// serve runs one call on this process's programs.
-func serve(r *starlarkRuntime, progs map[[32]byte]Program, order *[][32]byte, req *childRequest) *childReply {
+// serve runs one call on this process's programs; a part's progress goes
+// to progress, which runs on this goroutine while the call does.
+func serve(r *starlarkRuntime, progs map[[32]byte]Program, order *[][32]byte, req *childRequest, progress func(float64)) *childReply {
 	ctx := context.Background()
 	prog, ok := progs[req.Sum]
 	if !ok {
@@ -212,7 +230,7 @@ func serve(r *starlarkRuntime, progs map[[32]byte]Program, order *[][32]byte, re
 	case "split":
 		reply.Parts, err = prog.Split(ctx, req.Data, req.N)
 	case "run":
-		reply.Out, err = prog.Run(ctx, req.Data)
+		reply.Out, err = prog.Run(WithProgress(ctx, progress), req.Data)
 	case "merge":
 		reply.Out, err = prog.Merge(ctx, req.Results)
 	default:

@@ -32,6 +32,7 @@ type owned struct {
 	merging   bool
 	nDone     int // parts done when the job ended (results are dropped then)
 	byNode    map[actors.NodeName]int
+	running   map[uint32]float64 // part → the highest progress reported, until its result is in
 }
 
 func (o *owned) status(withResult bool) Status {
@@ -40,7 +41,8 @@ func (o *owned) status(withResult bool) Status {
 		done = o.nDone
 	}
 	s := Status{ID: o.id, State: o.state, PartsTotal: max(o.total, 0), PartsDone: done,
-		Error: o.err, Traceback: o.trace, Name: o.name, Contact: ContactOf(o.id), Submitted: o.submitted, Ended: o.ended}
+		Error: o.err, Traceback: o.trace, Name: o.name, Contact: ContactOf(o.id), Submitted: o.submitted, Ended: o.ended,
+		Progress: o.progress()}
 	if len(o.byNode) > 0 {
 		s.PartsByNode = maps.Clone(o.byNode)
 	}
@@ -188,6 +190,7 @@ func (p *protocol) onPartResult(ctx *actors.Context, from actors.NodeName, m *pb
 		return nil
 	}
 	o.results[m.Part] = m.Result
+	delete(o.running, m.Part)
 	if o.byNode == nil {
 		o.byNode = map[actors.NodeName]int{}
 	}
@@ -253,13 +256,14 @@ func (p *protocol) onMerged(ctx *actors.Context, m *merged) error {
 func (p *protocol) end(ctx *actors.Context, o *owned, st State, why string) {
 	o.state, o.ended = st, ctx.Now()
 	o.err, o.trace = describe(why, o.name)
-	o.nDone, o.results = len(o.results), nil // the output holds what matters now
+	o.nDone, o.results, o.running = len(o.results), nil, nil // the output holds what matters now
 	delete(p.doneQueue, o.id)
 	ev := ctx.Log().Info().Str("job", o.id).Str("state", string(st))
 	if o.err != "" {
 		ev = ev.Str("error", o.err)
 	}
 	ev.Dur("took", o.ended.Sub(o.submitted)).Msg("job ended")
+	p.watchesEnd(ctx, o.id)
 	cancel := &pb.JobCancel{Id: o.id, Reason: string(st)}
 	if st == Succeeded {
 		if p.leader != "" {
@@ -412,7 +416,8 @@ func (p *protocol) cancelsUnanswered() {
 func (o *owned) wire(full bool) *pb.JobStatus {
 	s := o.status(full)
 	w := &pb.JobStatus{Id: o.id, State: string(s.State), PartsTotal: uint32(s.PartsTotal), PartsDone: uint32(s.PartsDone),
-		Result: s.Result, Error: s.Error, Traceback: s.Traceback, Name: s.Name, SubmittedUnixNano: s.Submitted.UnixNano()}
+		Result: s.Result, Error: s.Error, Traceback: s.Traceback, Name: s.Name, SubmittedUnixNano: s.Submitted.UnixNano(),
+		Progress: s.Progress}
 	if !s.Ended.IsZero() {
 		w.EndedUnixNano = s.Ended.UnixNano()
 	}
@@ -443,12 +448,15 @@ func statusOfWire(id string, w *pb.JobStatus) (Status, error) {
 	if len(w.Result) > 0 && !json.Valid(w.Result) {
 		return Status{}, fmt.Errorf("a result that is not JSON")
 	}
+	if err := checkFraction(w.Progress); err != nil {
+		return Status{}, fmt.Errorf("progress: %w", err)
+	}
 	// Another node's texts are cut and cleaned as this node's own are.
 	s := Status{ID: id, State: st, PartsTotal: int(w.PartsTotal), PartsDone: int(w.PartsDone),
 		Error:     truncate(clean(w.Error, false), maxErrorLine),
 		Traceback: truncate(clean(w.Traceback, true), maxTraceback),
 		Waiting:   truncate(clean(w.Waiting, false), maxErrorLine),
-		Contact:   ContactOf(id), Submitted: time.Unix(0, w.SubmittedUnixNano)}
+		Contact:   ContactOf(id), Submitted: time.Unix(0, w.SubmittedUnixNano), Progress: w.Progress}
 	if checkName(w.Name) == nil {
 		s.Name = w.Name
 	}

@@ -22,6 +22,11 @@
 // and for a limit the configuration key that raises it; the script's
 // traceback is in [Status].Traceback.
 //
+// A part reports how far it has got with progress(fraction) in Starlark, a
+// "TROUPE_PROGRESS 0.42" line on an exec script's standard error
+// ([ProgressLine]) or [ReportProgress]; the contact counts it in
+// [Status].Progress.
+//
 // [Reconfigure] changes the configuration of a running node (slots,
 // limits, runtimes) without a restart; a [DrainRequest] hands a node's parts back
 // to the leader before the node leaves the cluster.

@@ -39,7 +39,11 @@ type ExecConfig struct {
 //	{"op": "run", "part": <part>}                  →  <result>
 //	{"op": "merge", "results": [<result>, ...]}    →  <output>
 //
-// A non-zero exit fails the call with the end of its standard error. The
+// A non-zero exit fails the call with the end of its standard error.
+// While a part runs, a line "TROUPE_PROGRESS <fraction>" on the standard
+// error (ProgressLine; a number from 0 to 1, flushed) reports how far it
+// has got; a malformed one is ignored, and the worker logs why (once per
+// part at warn level). Progress lines are not part of the error output. The
 // interpreter's address space is capped at Limits.MaxMemory (RLIMIT_AS,
 // set by this binary started again as a trampoline that then execs the
 // interpreter, so the limit holds from its first instruction); a call
@@ -125,8 +129,11 @@ func (p *execProgram) call(ctx context.Context, op string, req map[string]any) (
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errOut capped
 	out.max, errOut.max = lim.MaxResultBytes+1, 4096
-	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// Progress lines (ProgressLine) are taken out of the standard error.
+	pw := &progressWriter{ctx: ctx, out: &errOut}
+	cmd.Stdout, cmd.Stderr = &out, pw
 	err = cmd.Run()
+	pw.close()
 	if cmd.Process != nil {
 		// Whatever of the group outlived the interpreter goes too.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

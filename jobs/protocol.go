@@ -57,6 +57,7 @@ type protocol struct {
 	cancels   map[uint64]*forwardedCancel // forwarded cancellations waiting for their contact's answer
 	cancelSeq uint64                      // the number of the latest forwarded cancellation or query
 	queries   map[uint64]*query           // forwarded status and list queries waiting for answers (query.go)
+	watches   map[uint64]*statusWatch     // status answers held until their job ends (watch.go)
 	// leader
 	sched  *scheduler
 	epochs uint64
@@ -90,6 +91,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	p.doneQueue = map[string][]uint32{}
 	p.cancels = map[uint64]*forwardedCancel{}
 	p.queries = map[uint64]*query{}
+	p.watches = map[uint64]*statusWatch{}
 	p.cancelSeq = uint64(ctx.Now().UnixNano()) // an earlier incarnation's numbers are not taken for this one's
 	p.newSchedule()
 	p.work = newWorker()
@@ -106,9 +108,12 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnMessage(ctx, p.onJobQuery)
 	actors.OnMessage(ctx, p.onQueryReply)
 	actors.OnMessage(ctx, p.onRestarted)
+	actors.OnMessage(ctx, p.onPartProgress)
 	actors.OnPost(ctx, p.onSplit)
 	actors.OnPost(ctx, p.onPartFinished)
 	actors.OnPost(ctx, p.onMerged)
+	actors.OnPost(ctx, p.onTaskProgress)
+	actors.OnPost(ctx, p.onProgressIgnored)
 	actors.OnPost(ctx, func(ctx *actors.Context, _ flush) error {
 		p.flushPosted = false
 		p.flushDone(ctx)
@@ -118,6 +123,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 	actors.OnTimer(ctx, p.onTick)
 	actors.OnTimer(ctx, p.onCancelTimeout)
 	actors.OnTimer(ctx, p.onQueryTimeout)
+	actors.OnTimer(ctx, p.onWatchOver)
 	actors.OnRequest(ctx, p.submit)
 	actors.OnRequestDeferred(ctx, p.onStatusRequest)
 	actors.OnRequestDeferred(ctx, p.onClusterList)
@@ -202,6 +208,7 @@ func (p *protocol) onMembership(ctx *actors.Context, ch membership.Change) error
 func (p *protocol) Stop(*actors.Context) {
 	p.cancelsUnanswered()
 	p.queriesUnanswered()
+	p.watchesUnanswered()
 	p.pool.stop()
 }
 
@@ -287,6 +294,7 @@ func (p *protocol) gone(ctx *actors.Context, name actors.NodeName, failed bool) 
 	p.workerContactLost(ctx, name)
 	p.cancelsLost(ctx, name)
 	p.queriesLost(ctx, name)
+	p.watchesLost(ctx, name)
 }
 
 // acceptFrom reports whether an order of `term` from node `from` comes from

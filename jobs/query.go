@@ -97,6 +97,9 @@ func clampTimeout(d time.Duration) time.Duration {
 // with the contact's answer to a JobQuery.
 func (p *protocol) onStatusRequest(ctx *actors.Context, r StatusRequest, reply actors.Reply[Status]) error {
 	if o := p.owned[r.ID]; o != nil {
+		if p.watch(ctx, o, r.Wait, &statusWatch{local: reply}) {
+			return nil
+		}
 		s := o.status(true)
 		s.Waiting = p.waitingFor(o)
 		return reply.Send(s)
@@ -110,7 +113,14 @@ func (p *protocol) onStatusRequest(ctx *actors.Context, r StatusRequest, reply a
 	}
 	q := &query{id: r.ID, contact: c, status: reply, timeout: clampTimeout(r.Timeout)}
 	n := p.addQuery(ctx, q)
-	p.send(ctx, c, &pb.JobQuery{Request: n, Id: r.ID})
+	m := &pb.JobQuery{Request: n, Id: r.ID}
+	if r.Wait > 0 {
+		// The contact answers early enough for its answer to come back
+		// before this query's timeout.
+		wait := min(r.Wait, MaxStatusWait, q.timeout-forwardMargin(q.timeout))
+		m.WaitMillis = uint32(max(wait, 0) / time.Millisecond)
+	}
+	p.send(ctx, c, m)
 	return nil
 }
 
@@ -168,6 +178,10 @@ func (p *protocol) onJobQuery(ctx *actors.Context, from actors.NodeName, m *pb.J
 			reply.Jobs = append(reply.Jobs, w)
 		}
 	} else if o := p.owned[m.Id]; o != nil {
+		wait := time.Duration(min(m.WaitMillis, uint32(MaxStatusWait/time.Millisecond))) * time.Millisecond
+		if p.watch(ctx, o, wait, &statusWatch{remote: from, request: m.Request}) {
+			return nil
+		}
 		w := o.wire(true)
 		w.Waiting = p.waitingFor(o)
 		reply.Found, reply.Jobs = true, []*pb.JobStatus{w}

@@ -82,6 +82,12 @@ type Status struct {
 	// node that ran the part (a part run twice counts once, for the node
 	// whose result came first). Absent until a part is done.
 	PartsByNode map[actors.NodeName]int `json:"parts_by_node,omitempty"`
+	// Progress is how far the job has got, from 0 to 1: the parts done
+	// and the fractions the running parts reported (Starlark's
+	// progress(fraction), an exec script's "TROUPE_PROGRESS 0.42" line),
+	// over the parts; 1 once it succeeded. A part that reports nothing
+	// counts 0 until it is done.
+	Progress float64 `json:"progress"`
 }
 
 // StatusRequest asks for a job's [Status], at any node: the job's contact
@@ -96,6 +102,30 @@ type StatusRequest struct {
 	// Timeout bounds the wait for the contact's answer (0:
 	// DefaultCancelTimeout; at most MaxCancelTimeout).
 	Timeout time.Duration
+	// Wait, when positive, makes the contact answer when the job has
+	// ended or after Wait (at most MaxStatusWait; through another node, a
+	// little before Timeout), whichever comes first: a long poll, which
+	// costs nothing while it waits. [WaitJob] makes the call.
+	Wait time.Duration
+}
+
+// MaxStatusWait bounds StatusRequest.Wait (GET /v1/jobs/{id}?wait=).
+const MaxStatusWait = time.Minute
+
+// WaitJob asks node for a job's status as JobStatus does, answered when
+// the job has ended or after wait (at most MaxStatusWait), whichever
+// comes first. ctx's deadline must leave room beyond wait for the answer
+// (without one, wait plus DefaultCancelTimeout).
+func WaitJob(ctx context.Context, node *actors.Node, id string, wait time.Duration) (Status, error) {
+	wait = min(max(wait, 0), MaxStatusWait)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait+DefaultCancelTimeout)
+		defer cancel()
+	}
+	return forward(ctx, node, "the status of "+id, func(timeout time.Duration) StatusRequest {
+		return StatusRequest{ID: id, Timeout: timeout, Wait: min(wait, timeout-forwardMargin(timeout))}
+	})
 }
 
 // ListRequest asks for the Status of every job this node is contact of
@@ -162,6 +192,9 @@ type Stats struct {
 	Poisoned   int64  // parts this leader declared poison, failing their job
 	Owned      int    // jobs this node is contact of (any state)
 	Wakes      int64  // times the tick started because work appeared (it stops when none is left)
+	// ProgressSent counts the PartProgress messages this worker sent
+	// contacts (at most one per part every 250 ms).
+	ProgressSent int64
 }
 
 // CancelJob cancels a job through node and waits for the contact's answer,

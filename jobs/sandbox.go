@@ -272,7 +272,7 @@ func (r *isolated) call(ctx context.Context, what string, req *childRequest, scr
 	_ = ch.rep.SetReadDeadline(deadline)
 	_ = ch.req.SetWriteDeadline(deadline)
 	stopRead := context.AfterFunc(ctx, func() { _ = ch.rep.SetReadDeadline(time.Now()) })
-	reply, err := ch.roundTrip(req, script)
+	reply, err := ch.roundTrip(ctx, req, script)
 	stopRead()
 	if err == nil {
 		_ = ch.rep.SetReadDeadline(time.Time{})
@@ -293,8 +293,9 @@ func (r *isolated) call(ctx context.Context, what string, req *childRequest, scr
 }
 
 // roundTrip sends a request and reads its reply; a process that does not
-// hold the script gets it and the request again.
-func (ch *child) roundTrip(req *childRequest, script []byte) (*childReply, error) {
+// hold the script gets it and the request again. Progress frames that come
+// before the reply go to ctx's progress function.
+func (ch *child) roundTrip(ctx context.Context, req *childRequest, script []byte) (*childReply, error) {
 	if !ch.scripts[req.Sum] {
 		req.Script = script
 	}
@@ -302,8 +303,8 @@ func (ch *child) roundTrip(req *childRequest, script []byte) (*childReply, error
 		if err := writeFrame(ch.req, req); err != nil {
 			return nil, err
 		}
-		var reply childReply
-		if err := readFrame(ch.rd, &reply); err != nil {
+		reply, err := ch.readReply(ctx)
+		if err != nil {
 			return nil, err
 		}
 		if reply.Unknown && req.Script == nil {
@@ -314,7 +315,24 @@ func (ch *child) roundTrip(req *childRequest, script []byte) (*childReply, error
 			return nil, errors.New("jobs: the script's process refused the script")
 		}
 		ch.scripts[req.Sum] = true
-		return &reply, nil
+		return reply, nil
+	}
+}
+
+// readReply reads the reply to the request in hand, passing the progress
+// frames before it to ctx's progress function.
+func (ch *child) readReply(ctx context.Context) (*childReply, error) {
+	for {
+		var reply childReply
+		if err := readFrame(ch.rd, &reply); err != nil {
+			return nil, err
+		}
+		if reply.Progress == nil {
+			return &reply, nil
+		}
+		if err := ReportProgress(ctx, *reply.Progress); err != nil {
+			ignoreProgress(ctx, "the script's process reported "+err.Error())
+		}
 	}
 }
 

@@ -44,8 +44,8 @@ type StarlarkConfig struct {
 }
 
 // Starlark returns the Starlark runtime (go.starlark.net), sandboxed: a
-// script sees only the builtins of the language, `json` (encode, decode)
-// and, when HTTPAllow is set, http_get(url) → the body as a string. No
+// script sees only the builtins of the language, `json` (encode, decode),
+// progress(fraction) (see ReportProgress) and, when HTTPAllow is set, http_get(url) → the body as a string. No
 // files, no clock, no randomness; each call is held to the limits.
 //
 // A script defines three functions:
@@ -99,7 +99,7 @@ var fileOptions = &syntax.FileOptions{Set: true, While: true, TopLevelControl: t
 const scriptFile = "job.star"
 
 func (r *starlarkRuntime) Load(ctx context.Context, script []byte) (Program, error) {
-	predeclared := starlark.StringDict{"json": jsonModule(r.cfg.Limits.MaxDepth)}
+	predeclared := starlark.StringDict{"json": jsonModule(r.cfg.Limits.MaxDepth), "progress": starlark.NewBuiltin("progress", progressBuiltin)}
 	if len(r.cfg.HTTPAllow) > 0 {
 		predeclared["http_get"] = starlark.NewBuiltin("http_get", r.httpGet)
 	}
@@ -347,6 +347,28 @@ func inputHint(err error, in starlark.Value) error {
 		ee.Msg += fmt.Sprintf(" (split(input, n) got a %s as input; check job submit --input against what the script reads)", in.Type())
 	}
 	return err
+}
+
+// progressBuiltin is progress(fraction): how far the running part has got,
+// a number from 0 to 1 (ReportProgress). Another value fails the call
+// with ErrBadProgress. In split and merge it does nothing.
+func progressBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var v starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &v); err != nil {
+		return nil, err
+	}
+	f, ok := starlark.AsFloat(v)
+	if !ok {
+		return nil, fmt.Errorf("progress(%.40s): %w: got a %s; give a number from 0 (started) to 1 (done)", v.String(), ErrBadProgress, v.Type())
+	}
+	ctx, _ := th.Local(ctxLocal).(context.Context)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ReportProgress(ctx, f); err != nil {
+		return nil, fmt.Errorf("progress(%v): %w", v, err)
+	}
+	return starlark.None, nil
 }
 
 // httpGet is the http_get(url) builtin: a GET to an allowed host; the body

@@ -43,6 +43,3 @@ func (p *protocol) onTick(ctx *actors.Context, _ tick) error {
 	}
 	return nil
 }
-
-func (p *protocol) progressPending() bool         { return false }
-func (p *protocol) flushProgress(*actors.Context) {}

@@ -45,6 +45,7 @@ type task struct {
 	started   bool
 	cancelled bool
 	cancel    context.CancelFunc
+	progress  taskProgress // how far the part has got, as its script reports it
 }
 
 // partFinished is a part's outcome, told by the pool.
@@ -100,13 +101,13 @@ func (p *protocol) pump() {
 		w.queue = w.queue[1:]
 		t.started = true
 		w.running++
-		runtime, script, data, progs := t.runtime, t.script, t.data, p.pool.progs
+		runtime, script, data, progs, sink := t.runtime, t.script, t.data, p.pool.progs, p.progressSinkOf(t)
 		t.cancel = p.pool.start(func(c context.Context) any {
 			prog, err := progs.get(runtime, script)
 			if err != nil {
 				return &partFinished{t: t, err: err}
 			}
-			res, err := prog.Run(c, data)
+			res, err := prog.Run(withProgressSink(c, sink), data)
 			return &partFinished{t: t, result: res, err: err}
 		})
 	}

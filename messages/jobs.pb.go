@@ -568,6 +568,72 @@ func (x *PartResult) GetError() string {
 	return ""
 }
 
+// PartProgress: worker → contact. How far a running part has got, as its
+// script reports it (Starlark progress(fraction), an exec script's
+// "TROUPE_PROGRESS <fraction>" line on stderr): a fraction from 0 to 1. A
+// worker sends at most a few a second per part (the latest value; the
+// others are coalesced); the contact keeps the highest per part until the
+// part's result is in, for the job's status (JobStatus.progress).
+type PartProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Part          uint32                 `protobuf:"varint,2,opt,name=part,proto3" json:"part,omitempty"`
+	Fraction      float64                `protobuf:"fixed64,3,opt,name=fraction,proto3" json:"fraction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartProgress) Reset() {
+	*x = PartProgress{}
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartProgress) ProtoMessage() {}
+
+func (x *PartProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartProgress.ProtoReflect.Descriptor instead.
+func (*PartProgress) Descriptor() ([]byte, []int) {
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PartProgress) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PartProgress) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
+}
+
+func (x *PartProgress) GetFraction() float64 {
+	if x != nil {
+		return x.Fraction
+	}
+	return 0
+}
+
 // PartDone: contact → leader. The contact holds these parts' results.
 type PartDone struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -579,7 +645,7 @@ type PartDone struct {
 
 func (x *PartDone) Reset() {
 	*x = PartDone{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[7]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +657,7 @@ func (x *PartDone) String() string {
 func (*PartDone) ProtoMessage() {}
 
 func (x *PartDone) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[7]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +670,7 @@ func (x *PartDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartDone.ProtoReflect.Descriptor instead.
 func (*PartDone) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{7}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PartDone) GetId() string {
@@ -639,7 +705,7 @@ type JobCancel struct {
 
 func (x *JobCancel) Reset() {
 	*x = JobCancel{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[8]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +717,7 @@ func (x *JobCancel) String() string {
 func (*JobCancel) ProtoMessage() {}
 
 func (x *JobCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[8]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +730,7 @@ func (x *JobCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancel.ProtoReflect.Descriptor instead.
 func (*JobCancel) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{8}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JobCancel) GetId() string {
@@ -712,7 +778,7 @@ type JobCancelReply struct {
 
 func (x *JobCancelReply) Reset() {
 	*x = JobCancelReply{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[9]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +790,7 @@ func (x *JobCancelReply) String() string {
 func (*JobCancelReply) ProtoMessage() {}
 
 func (x *JobCancelReply) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[9]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +803,7 @@ func (x *JobCancelReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobCancelReply.ProtoReflect.Descriptor instead.
 func (*JobCancelReply) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{9}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobCancelReply) GetRequest() uint64 {
@@ -783,13 +849,14 @@ type JobStatus struct {
 	Traceback         string                 `protobuf:"bytes,10,opt,name=traceback,proto3" json:"traceback,omitempty"`                                                                                                     // the whole error, when longer than its one line
 	Waiting           string                 `protobuf:"bytes,11,opt,name=waiting,proto3" json:"waiting,omitempty"`                                                                                                         // why the job cannot progress now
 	PartsByNode       map[string]uint32      `protobuf:"bytes,12,rep,name=parts_by_node,json=partsByNode,proto3" json:"parts_by_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // the part results the contact accepted, by the node that ran them
+	Progress          float64                `protobuf:"fixed64,13,opt,name=progress,proto3" json:"progress,omitempty"`                                                                                                     // 0 to 1: the parts done and the running parts' reported fractions, over the parts
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[10]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +868,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[10]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +881,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{10}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JobStatus) GetState() string {
@@ -901,22 +968,32 @@ func (x *JobStatus) GetPartsByNode() map[string]uint32 {
 	return nil
 }
 
+func (x *JobStatus) GetProgress() float64 {
+	if x != nil {
+		return x.Progress
+	}
+	return 0
+}
+
 // JobQuery asks a job's contact, for a user at another node, for the
 // status of one of its jobs (list false: id) or for the list of the jobs
 // it is contact of (list true). The answer is a JobQueryReply with the
 // same request number.
 type JobQuery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	List          bool                   `protobuf:"varint,3,opt,name=list,proto3" json:"list,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
+	Id      string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	List    bool                   `protobuf:"varint,3,opt,name=list,proto3" json:"list,omitempty"`
+	// Not 0 (one job): answer when the job has ended, or after this many
+	// milliseconds (at most 60000), whichever comes first (a long poll).
+	WaitMillis    uint32 `protobuf:"varint,4,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobQuery) Reset() {
 	*x = JobQuery{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1005,7 @@ func (x *JobQuery) String() string {
 func (*JobQuery) ProtoMessage() {}
 
 func (x *JobQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[11]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1018,7 @@ func (x *JobQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobQuery.ProtoReflect.Descriptor instead.
 func (*JobQuery) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{11}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JobQuery) GetRequest() uint64 {
@@ -965,6 +1042,13 @@ func (x *JobQuery) GetList() bool {
 	return false
 }
 
+func (x *JobQuery) GetWaitMillis() uint32 {
+	if x != nil {
+		return x.WaitMillis
+	}
+	return 0
+}
+
 type JobQueryReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Request       uint64                 `protobuf:"varint,1,opt,name=request,proto3" json:"request,omitempty"`
@@ -978,7 +1062,7 @@ type JobQueryReply struct {
 
 func (x *JobQueryReply) Reset() {
 	*x = JobQueryReply{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[12]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1074,7 @@ func (x *JobQueryReply) String() string {
 func (*JobQueryReply) ProtoMessage() {}
 
 func (x *JobQueryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[12]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1087,7 @@ func (x *JobQueryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobQueryReply.ProtoReflect.Descriptor instead.
 func (*JobQueryReply) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{12}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *JobQueryReply) GetRequest() uint64 {
@@ -1055,7 +1139,7 @@ type Restarted struct {
 
 func (x *Restarted) Reset() {
 	*x = Restarted{}
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[13]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1151,7 @@ func (x *Restarted) String() string {
 func (*Restarted) ProtoMessage() {}
 
 func (x *Restarted) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[13]
+	mi := &file_troupe_jobs_v1_jobs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1164,7 @@ func (x *Restarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restarted.ProtoReflect.Descriptor instead.
 func (*Restarted) Descriptor() ([]byte, []int) {
-	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{13}
+	return file_troupe_jobs_v1_jobs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Restarted) GetGeneration() string {
@@ -1137,7 +1221,11 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04part\x18\x02 \x01(\rR\x04part\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\fR\x06result\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"0\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"N\n" +
+	"\fPartProgress\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04part\x18\x02 \x01(\rR\x04part\x12\x1a\n" +
+	"\bfraction\x18\x03 \x01(\x01R\bfraction\"0\n" +
 	"\bPartDone\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05parts\x18\x02 \x03(\rR\x05parts\"c\n" +
@@ -1150,7 +1238,7 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
 	"\x05found\x18\x03 \x01(\bR\x05found\x121\n" +
-	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xd3\x03\n" +
+	"\x06status\x18\x04 \x01(\v2\x19.troupe.jobs.v1.JobStatusR\x06status\"\xef\x03\n" +
 	"\tJobStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1f\n" +
 	"\vparts_total\x18\x02 \x01(\rR\n" +
@@ -1166,14 +1254,17 @@ const file_troupe_jobs_v1_jobs_proto_rawDesc = "" +
 	"\ttraceback\x18\n" +
 	" \x01(\tR\ttraceback\x12\x18\n" +
 	"\awaiting\x18\v \x01(\tR\awaiting\x12N\n" +
-	"\rparts_by_node\x18\f \x03(\v2*.troupe.jobs.v1.JobStatus.PartsByNodeEntryR\vpartsByNode\x1a>\n" +
+	"\rparts_by_node\x18\f \x03(\v2*.troupe.jobs.v1.JobStatus.PartsByNodeEntryR\vpartsByNode\x12\x1a\n" +
+	"\bprogress\x18\r \x01(\x01R\bprogress\x1a>\n" +
 	"\x10PartsByNodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"H\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"i\n" +
 	"\bJobQuery\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
-	"\x04list\x18\x03 \x01(\bR\x04list\"\x9c\x01\n" +
+	"\x04list\x18\x03 \x01(\bR\x04list\x12\x1f\n" +
+	"\vwait_millis\x18\x04 \x01(\rR\n" +
+	"waitMillis\"\x9c\x01\n" +
 	"\rJobQueryReply\x12\x18\n" +
 	"\arequest\x18\x01 \x01(\x04R\arequest\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
@@ -1197,7 +1288,7 @@ func file_troupe_jobs_v1_jobs_proto_rawDescGZIP() []byte {
 	return file_troupe_jobs_v1_jobs_proto_rawDescData
 }
 
-var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_troupe_jobs_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*JobSpec)(nil),        // 0: troupe.jobs.v1.JobSpec
 	(*JobSubmit)(nil),      // 1: troupe.jobs.v1.JobSubmit
@@ -1206,22 +1297,23 @@ var file_troupe_jobs_v1_jobs_proto_goTypes = []any{
 	(*PartRef)(nil),        // 4: troupe.jobs.v1.PartRef
 	(*WorkRequest)(nil),    // 5: troupe.jobs.v1.WorkRequest
 	(*PartResult)(nil),     // 6: troupe.jobs.v1.PartResult
-	(*PartDone)(nil),       // 7: troupe.jobs.v1.PartDone
-	(*JobCancel)(nil),      // 8: troupe.jobs.v1.JobCancel
-	(*JobCancelReply)(nil), // 9: troupe.jobs.v1.JobCancelReply
-	(*JobStatus)(nil),      // 10: troupe.jobs.v1.JobStatus
-	(*JobQuery)(nil),       // 11: troupe.jobs.v1.JobQuery
-	(*JobQueryReply)(nil),  // 12: troupe.jobs.v1.JobQueryReply
-	(*Restarted)(nil),      // 13: troupe.jobs.v1.Restarted
-	nil,                    // 14: troupe.jobs.v1.JobStatus.PartsByNodeEntry
+	(*PartProgress)(nil),   // 7: troupe.jobs.v1.PartProgress
+	(*PartDone)(nil),       // 8: troupe.jobs.v1.PartDone
+	(*JobCancel)(nil),      // 9: troupe.jobs.v1.JobCancel
+	(*JobCancelReply)(nil), // 10: troupe.jobs.v1.JobCancelReply
+	(*JobStatus)(nil),      // 11: troupe.jobs.v1.JobStatus
+	(*JobQuery)(nil),       // 12: troupe.jobs.v1.JobQuery
+	(*JobQueryReply)(nil),  // 13: troupe.jobs.v1.JobQueryReply
+	(*Restarted)(nil),      // 14: troupe.jobs.v1.Restarted
+	nil,                    // 15: troupe.jobs.v1.JobStatus.PartsByNodeEntry
 }
 var file_troupe_jobs_v1_jobs_proto_depIdxs = []int32{
 	0,  // 0: troupe.jobs.v1.JobSubmit.spec:type_name -> troupe.jobs.v1.JobSpec
 	4,  // 1: troupe.jobs.v1.WorkRequest.running:type_name -> troupe.jobs.v1.PartRef
 	4,  // 2: troupe.jobs.v1.WorkRequest.refused:type_name -> troupe.jobs.v1.PartRef
-	10, // 3: troupe.jobs.v1.JobCancelReply.status:type_name -> troupe.jobs.v1.JobStatus
-	14, // 4: troupe.jobs.v1.JobStatus.parts_by_node:type_name -> troupe.jobs.v1.JobStatus.PartsByNodeEntry
-	10, // 5: troupe.jobs.v1.JobQueryReply.jobs:type_name -> troupe.jobs.v1.JobStatus
+	11, // 3: troupe.jobs.v1.JobCancelReply.status:type_name -> troupe.jobs.v1.JobStatus
+	15, // 4: troupe.jobs.v1.JobStatus.parts_by_node:type_name -> troupe.jobs.v1.JobStatus.PartsByNodeEntry
+	11, // 5: troupe.jobs.v1.JobQueryReply.jobs:type_name -> troupe.jobs.v1.JobStatus
 	6,  // [6:6] is the sub-list for method output_type
 	6,  // [6:6] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
@@ -1240,7 +1332,7 @@ func file_troupe_jobs_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_jobs_v1_jobs_proto_rawDesc), len(file_troupe_jobs_v1_jobs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
