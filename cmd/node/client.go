@@ -153,21 +153,23 @@ func follow(ctx context.Context, c *api.Client, id string, w io.Writer, tty bool
 }
 
 // progress prints a followed job's progress lines: when its parts done,
-// its state or why it waits changes, and at its end.
+// its percentage, its state or why it waits changes, and at its end.
 type progress struct {
 	w       io.Writer
 	tty     bool // rewrite one line in place
 	done    int  // parts done at the last line; -1 before the first
+	percent int  // whole percent done at the last line
 	state   jobs.State
 	waiting string
 }
 
 func (p *progress) show(st jobs.Status, elapsed time.Duration) {
 	changed := st.Waiting != p.waiting
-	if st.PartsDone == p.done && st.State == p.state && !changed && !st.State.Ended() {
+	percent := int(st.Progress * 100)
+	if st.PartsDone == p.done && percent == p.percent && st.State == p.state && !changed && !st.State.Ended() {
 		return
 	}
-	p.done, p.state, p.waiting = st.PartsDone, st.State, st.Waiting
+	p.done, p.percent, p.state, p.waiting = st.PartsDone, percent, st.State, st.Waiting
 	line := progressLine(st, elapsed)
 	if !p.tty {
 		fmt.Fprintln(p.w, line)
@@ -182,14 +184,28 @@ func (p *progress) show(st jobs.Status, elapsed time.Duration) {
 }
 
 // progressLine is one line of a followed job's progress, ending with why
-// it cannot progress, while it cannot (jobs.Status.Waiting).
+// it cannot progress, while it cannot (jobs.Status.Waiting). The
+// percentage counts the running parts' own progress (jobs.Status.Progress),
+// and so does the ETA once it is known.
 func progressLine(st jobs.Status, elapsed time.Duration) string {
 	s := fmt.Sprintf("%-9s parts %d/%d", st.State, st.PartsDone, st.PartsTotal)
-	if secs := elapsed.Seconds(); st.PartsDone > 0 && secs > 0 {
-		rate := float64(st.PartsDone) / secs
-		s += fmt.Sprintf("  %.1f parts/s", rate)
-		if left := st.PartsTotal - st.PartsDone; left > 0 && !st.State.Ended() {
-			s += fmt.Sprintf("  ETA %v", (time.Duration(float64(left) / rate * float64(time.Second))).Round(100*time.Millisecond))
+	if st.PartsTotal > 0 {
+		s += fmt.Sprintf("  %d%%", int(st.Progress*100))
+	}
+	secs := elapsed.Seconds()
+	if st.PartsDone > 0 && secs > 0 {
+		s += fmt.Sprintf("  %.1f parts/s", float64(st.PartsDone)/secs)
+	}
+	if !st.State.Ended() && secs > 0 {
+		var eta time.Duration
+		switch f := st.Progress; {
+		case f > float64(st.PartsDone)/float64(max(st.PartsTotal, 1)) && f < 1:
+			eta = time.Duration(secs * (1 - f) / f * float64(time.Second))
+		case st.PartsDone > 0 && st.PartsTotal > st.PartsDone:
+			eta = time.Duration(float64(st.PartsTotal-st.PartsDone) / (float64(st.PartsDone) / secs) * float64(time.Second))
+		}
+		if eta > 0 {
+			s += fmt.Sprintf("  ETA %v", eta.Round(100*time.Millisecond))
 		}
 	}
 	s += fmt.Sprintf("  %v", elapsed.Round(100*time.Millisecond))

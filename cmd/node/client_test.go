@@ -102,9 +102,16 @@ func TestJobCancelThroughAnotherNode(t *testing.T) {
 }
 
 func TestProgressLine(t *testing.T) {
-	st := jobs.Status{State: jobs.Running, PartsDone: 10, PartsTotal: 40}
+	st := jobs.Status{State: jobs.Running, PartsDone: 10, PartsTotal: 40, Progress: 0.25}
 	got := progressLine(st, 2*time.Second)
-	if want := "running   parts 10/40  5.0 parts/s  ETA 6s  2s"; got != want {
+	if want := "running   parts 10/40  25%  5.0 parts/s  ETA 6s  2s"; got != want {
+		t.Errorf("progress %q, want %q", got, want)
+	}
+	// The running parts reported progress of their own: 20 of 40 parts'
+	// worth is done after 2 s, the rest takes as long.
+	st.Progress = 0.5
+	got = progressLine(st, 2*time.Second)
+	if want := "running   parts 10/40  50%  5.0 parts/s  ETA 2s  2s"; got != want {
 		t.Errorf("progress %q, want %q", got, want)
 	}
 	st = jobs.Status{State: jobs.Pending, Waiting: "no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3"}
@@ -124,8 +131,9 @@ func TestProgressSaysWhyAJobWaits(t *testing.T) {
 		{State: jobs.Pending, Waiting: "no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3"},
 		{State: jobs.Pending}, // a leader again
 		{State: jobs.Running, PartsTotal: 4},
-		{State: jobs.Running, PartsTotal: 4, PartsDone: 2},
-		{State: jobs.Succeeded, PartsTotal: 4, PartsDone: 4},
+		{State: jobs.Running, PartsTotal: 4, PartsDone: 2, Progress: 0.5},
+		{State: jobs.Running, PartsTotal: 4, PartsDone: 2, Progress: 0.625}, // parts report progress
+		{State: jobs.Succeeded, PartsTotal: 4, PartsDone: 4, Progress: 1},
 	}
 	run := func(tty bool) string {
 		var b strings.Builder
@@ -140,9 +148,10 @@ func TestProgressSaysWhyAJobWaits(t *testing.T) {
 		"pending   parts 0/0  1s  (waiting for a leader)",
 		"pending   parts 0/0  3s  (no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3)",
 		"pending   parts 0/0  4s",
-		"running   parts 0/4  5s",
-		"running   parts 2/4  0.3 parts/s  ETA 6s  6s",
-		"succeeded parts 4/4  0.6 parts/s  7s",
+		"running   parts 0/4  0%  5s",
+		"running   parts 2/4  50%  0.3 parts/s  ETA 6s  6s",
+		"running   parts 2/4  62%  0.3 parts/s  ETA 4.2s  7s",
+		"succeeded parts 4/4  100%  0.5 parts/s  8s",
 		""}, "\n")
 	if got := run(false); got != want {
 		t.Errorf("progress lines:\n%s\nwant\n%s", got, want)
@@ -153,9 +162,10 @@ func TestProgressSaysWhyAJobWaits(t *testing.T) {
 		"\r\033[Kpending   parts 0/0  1s  (waiting for a leader)\n" +
 		"\r\033[Kpending   parts 0/0  3s  (no quorum: 2 of 5 voters reachable (node-1, node-2), a majority is 3)\n" +
 		"\r\033[Kpending   parts 0/0  4s" +
-		"\r\033[Krunning   parts 0/4  5s" +
-		"\r\033[Krunning   parts 2/4  0.3 parts/s  ETA 6s  6s" +
-		"\r\033[Ksucceeded parts 4/4  0.6 parts/s  7s\n"
+		"\r\033[Krunning   parts 0/4  0%  5s" +
+		"\r\033[Krunning   parts 2/4  50%  0.3 parts/s  ETA 6s  6s" +
+		"\r\033[Krunning   parts 2/4  62%  0.3 parts/s  ETA 4.2s  7s" +
+		"\r\033[Ksucceeded parts 4/4  100%  0.5 parts/s  8s\n"
 	if got := run(true); got != wantTTY {
 		t.Errorf("progress on a terminal:\n%q\nwant\n%q", got, wantTTY)
 	}
