@@ -350,6 +350,29 @@ function renderRaft(s) {
   }));
 }
 
+// Parts report progress of their own (GET /v1/jobs/{id}'s "progress", 0 to
+// 1: the parts done and the running parts' fractions). The telemetry
+// status counts parts done only, so while a job runs the panel asks
+// GET /v1/jobs (every member's jobs, without results) for it, at most once
+// a second; without an answer it shows the parts done.
+let jobProgress = {}, progressAsked = 0;
+
+async function loadJobProgress(s) {
+  if (STATIC || !s.jobs.some((j) => j.state === "running")) {
+    jobProgress = {};
+    return;
+  }
+  if (Date.now() - progressAsked < 1000) return;
+  progressAsked = Date.now();
+  try {
+    const list = await getJSON("v1/jobs");
+    jobProgress = Object.fromEntries(list.map((j) => [j.id, j.progress]));
+    if (snap) renderJobs(snap);
+  } catch {
+    jobProgress = {};
+  }
+}
+
 function renderJobs(s) {
   const box = $("#jobs");
   if (!s.jobs.length) {
@@ -358,11 +381,13 @@ function renderJobs(s) {
   }
   const now = Date.parse(s.time);
   box.replaceChildren(...s.jobs.map((j) => {
-    const pct = j.parts_total ? Math.round((100 * j.parts_done) / j.parts_total) : (j.state === "succeeded" ? 100 : 0);
+    const byParts = j.parts_total ? j.parts_done / j.parts_total : (j.state === "succeeded" ? 1 : 0);
+    const frac = j.ended ? byParts : Math.max(byParts, jobProgress[j.id] || 0);
+    const pct = Math.round(100 * frac);
     const start = Date.parse(j.submitted), end = j.ended ? Date.parse(j.ended) : now;
     let eta = "";
-    if (!j.ended && j.parts_done > 0 && j.parts_total > j.parts_done) {
-      eta = " · ETA " + duration(((end - start) / j.parts_done) * (j.parts_total - j.parts_done));
+    if (!j.ended && frac > 0 && frac < 1) {
+      eta = " · ETA " + duration(((end - start) / frac) * (1 - frac));
     }
     const e = el("div", { class: "job state-" + j.state, "data-job": j.id, "data-state": j.state, "data-progress": pct },
       el("div", {}, el("span", { class: "id" }, j.id), " ", el("span", { class: "muted small" }, "contact " + j.contact)),
@@ -454,6 +479,7 @@ function render(s) {
   renderMembers(s);
   renderRaft(s);
   renderJobs(s);
+  loadJobProgress(s);
   renderAlerts(s);
   renderLogNodes(s);
 }
