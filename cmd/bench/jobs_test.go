@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/actors/actortest"
 )
 
 // Jain's index: 1 for an even spread, 1/n when one node ran everything.
@@ -28,6 +30,7 @@ func TestJainFairness(t *testing.T) {
 // runs no part (the bench fails if it does), and the last line carries
 // every figure.
 func TestJobsBenchTinyRun(t *testing.T) {
+	actortest.SkipRemoteUnderRace(t) // protoactor's remote sets grpc's logger per node
 	var out strings.Builder
 	b := &jobsBench{nodes: 3, parts: 30, trials: 1, slots: 1, timeout: time.Minute, out: &out}
 	if err := b.run(context.Background()); err != nil {
