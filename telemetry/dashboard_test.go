@@ -128,7 +128,8 @@ var screenshots = flag.String("screenshots", "", "write the dashboard test's scr
 // a healthy quorum; the charts draw a series per node; the key browser
 // finds keys by prefix and a held lock with its fencing token; a job's
 // progress bar moves to 50% and 100%, then its result and parts per node
-// show; a pending job is cancelled with its button; node-3's logs are
+// show; a job whose running parts report progress(0.5) shows 50% before
+// any part is done; a pending job is cancelled with its button; node-3's logs are
 // followed and searched; a crashed node is marked failed with its figures
 // blanked and an active alert (filtered), without a reload, and the alert
 // is marked resolved when the node is back. Static (?static=1): the page
@@ -267,6 +268,21 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the stuck job cancelled", stuckJob+`.dataset.state === 'cancelled' && document.querySelector('#jobs-note').textContent.includes('cancelled')`)
+
+	// Parts that report progress of their own: two parts half way make
+	// the job half done before any part is.
+	input, _ = json.Marshal(map[string]string{"gate": gs.URL + "/halfway"})
+	half, err := actors.Call(ctx, c.Node("node-1"), jobs.Name, jobs.Submit{Script: strings.Replace(gatedJob, "    return int(", "    progress(0.5)\n    return int(", 1), Input: input, Parts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	halfJob := fmt.Sprintf(`document.querySelector('[data-job=%q]')`, half.ID)
+	waitFor("the job whose parts are half way at 50%", halfJob+` !== null && `+halfJob+`.dataset.progress === '50' && `+
+		halfJob+`.querySelector('[data-timing]').textContent.startsWith('0/2 parts')`)
+	if _, err := jobs.CancelJob(ctx, c.Node("node-1"), half.ID, "seen half way"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the half-way job cancelled", halfJob+`.dataset.state === 'cancelled'`)
 
 	// node-1's page follows node-3's logs, then searches them.
 	if err := chromedp.Do(ctx, chromedp.SetValue("#logs-node", "node-3"), chromedp.Click("#logs-follow")); err != nil {
