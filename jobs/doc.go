@@ -11,6 +11,7 @@
 //	node.Start(f)
 //	sub, err := actors.Call(ctx, node, jobs.Name, jobs.Submit{Script: src, Input: in})
 //	st, err := jobs.JobStatus(ctx, other, sub.ID) // at any node: one that is not the contact asks it
+//	st, err = jobs.WaitJob(ctx, other, sub.ID, time.Minute) // answered when the job ends (a long poll)
 //	all, err := jobs.ListJobs(ctx, other)          // every live member's jobs; all.Missing: who did not answer
 //
 // A job script defines split(input, n), run(part) and merge(results) (see

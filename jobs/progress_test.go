@@ -5,13 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
+	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/jobs/jobstest"
+	pb "github.com/troupe-dev/troupe/messages"
 )
 
 const progressScript = `
@@ -202,5 +209,72 @@ func testProgressShowsInTheJobsStatus(t *testing.T) {
 	st = await(t, c.Node("node-1"), id, 10*time.Second)
 	if st.State != jobs.Succeeded || st.Progress != 1 {
 		t.Errorf("at the end: %s, progress %v; want succeeded, 1", st.State, st.Progress)
+	}
+}
+
+// A contact takes part progress for display only and trusts no sender
+// with more: values that are no fraction (NaN, infinite, negative, above
+// 1), parts the job does not have and jobs it does not hold are dropped; a
+// flood of repeats changes nothing. (A member may still move a running
+// part's bar: docs/jobs.md, Limits.)
+func TestForgedProgressIsDropped(t *testing.T) { actortest.Virtual(t, testForgedProgressIsDropped) }
+
+func testForgedProgressIsDropped(t *testing.T) {
+	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
+	ef, err := election.New(election.Config{Bully: jobstest.Bully})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
+		t.Fatal(err)
+	}
+	impostor := actortest.NewImpostor(jobs.Name)
+	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
+		t.Fatal(err)
+	}
+	g := &gated{open: make(chan struct{}), reports: 1}
+	f, err := jobs.New(jobsCfg(t, func(cfg *jobs.Config) {
+		cfg.Runtimes, cfg.Prefetch, cfg.Backup = []jobs.Runtime{g}, -1, -1
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []actors.NodeName{"node-2", "node-3"} {
+		if err := c.Node(n).Start(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobstest.Follow(t, c, []actors.NodeName{"node-2", "node-3"}, "node-3")
+	contact := c.Node("node-2")
+	id := submit2(t, contact, "gated", []byte("gated"), `null`, 2)
+	actortest.Eventually(t, 10*time.Second, "both parts half way", func() bool {
+		return status(t, contact, id).Progress == 0.5
+	})
+	forge := func(m *pb.PartProgress) { impostor.Send(t, c.Node("node-1"), "node-2", m, true) }
+	for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -1, 2, 1.0000001} {
+		forge(&pb.PartProgress{Id: id, Part: 0, Fraction: bad})
+	}
+	forge(&pb.PartProgress{Id: id, Part: 99, Fraction: 1})
+	forge(&pb.PartProgress{Id: id, Part: math.MaxUint32, Fraction: 1})
+	forge(&pb.PartProgress{Id: "node-2.x.1", Part: 0, Fraction: 1})
+	forge(&pb.PartProgress{Id: "", Part: 0, Fraction: 1})
+	for range 200 {
+		forge(&pb.PartProgress{Id: id, Part: 1, Fraction: 0.25}) // below what it reported: the highest stays
+	}
+	// The last one, valid, is handled after the others (one reliable
+	// stream, in order).
+	forge(&pb.PartProgress{Id: id, Part: 0, Fraction: 0.9})
+	var st jobs.Status
+	actortest.Eventually(t, 10*time.Second, "the valid value counted", func() bool {
+		st = status(t, contact, id)
+		return math.Abs(st.Progress-0.7) < 1e-9
+	})
+	if st.State != jobs.Running || st.PartsDone != 0 {
+		t.Errorf("after the forged progress: %+v", st)
+	}
+	close(g.open)
+	st = await(t, contact, id, 10*time.Second)
+	if st.State != jobs.Succeeded || st.Progress != 1 {
+		t.Errorf("the job: %s, progress %v; want succeeded, 1", st.State, st.Progress)
 	}
 }

@@ -140,6 +140,7 @@ func (p *protocol) Init(ctx *actors.Context) error {
 		}
 		s.Running, s.Waiting, s.Report = p.work.running, len(p.work.queue), p.work.report
 		s.Owned = len(p.owned)
+		s.Watches = len(p.watches)
 		return s, nil
 	})
 

@@ -195,6 +195,10 @@ type Stats struct {
 	// ProgressSent counts the PartProgress messages this worker sent
 	// contacts (at most one per part every 250 ms).
 	ProgressSent int64
+	// Watches counts the status answers this contact holds until their
+	// job ends (StatusRequest.Wait; at most 1000, later ones are answered
+	// at once).
+	Watches int
 }
 
 // CancelJob cancels a job through node and waits for the contact's answer,

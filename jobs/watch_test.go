@@ -2,13 +2,19 @@ package jobs_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/cluster/clustertest"
+	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
+	"github.com/troupe-dev/troupe/jobs/jobstest"
+	pb "github.com/troupe-dev/troupe/messages"
 )
 
 // A status request with a wait is a long poll: at the contact and through
@@ -67,5 +73,57 @@ func testWaitJobAnswersWhenTheJobEnds(t *testing.T) {
 		if a.err != nil || a.st.State != jobs.Succeeded || string(a.st.Result) != "3" {
 			t.Errorf("through %s: %+v, %v; want the job succeeded with 3", name, a.st, a.err)
 		}
+	}
+}
+
+// Long polls are bounded: a member that asks for a job's status with a
+// wait over and over gets at most 1000 answers held (the others at once),
+// a wait beyond a minute is cut to one, and the held answers go when the
+// job ends.
+func TestWaitJobHoldsBoundedAnswers(t *testing.T) { actortest.Virtual(t, testWaitJobHoldsBoundedAnswers) }
+
+func testWaitJobHoldsBoundedAnswers(t *testing.T) {
+	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
+	ef, err := election.New(election.Config{Bully: jobstest.Bully})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ef); err != nil {
+		t.Fatal(err)
+	}
+	impostor := actortest.NewImpostor(jobs.Name)
+	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
+		t.Fatal(err)
+	}
+	g := &gated{open: make(chan struct{}), reports: 1}
+	f, err := jobs.New(jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes, cfg.Backup = []jobs.Runtime{g}, -1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []actors.NodeName{"node-2", "node-3"} {
+		if err := c.Node(n).Start(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobstest.Follow(t, c, []actors.NodeName{"node-2", "node-3"}, "node-3")
+	contact := c.Node("node-2")
+	id := submit2(t, contact, "gated", []byte("gated"), `null`, 2)
+	for i := range 1200 {
+		impostor.Send(t, c.Node("node-1"), "node-2", &pb.JobQuery{Request: uint64(i + 1), Id: id, WaitMillis: math.MaxUint32}, true)
+	}
+	actortest.Eventually(t, 10*time.Second, "the queries handled", func() bool { return stats(t, contact).Watches == 1000 })
+	time.Sleep(2 * time.Minute) // every held wait is over: cut to a minute
+	synctest.Wait()
+	if n := stats(t, contact).Watches; n != 0 {
+		t.Errorf("%d answers still held two minutes after waits of at most a minute", n)
+	}
+	for i := range 10 {
+		impostor.Send(t, c.Node("node-1"), "node-2", &pb.JobQuery{Request: uint64(2000 + i), Id: id, WaitMillis: 30000}, true)
+	}
+	actortest.Eventually(t, 10*time.Second, "ten answers held", func() bool { return stats(t, contact).Watches == 10 })
+	close(g.open)
+	await(t, contact, id, 10*time.Second)
+	if n := stats(t, contact).Watches; n != 0 {
+		t.Errorf("%d answers still held after the job ended", n)
 	}
 }
