@@ -80,7 +80,9 @@ func testWaitJobAnswersWhenTheJobEnds(t *testing.T) {
 // wait over and over gets at most 1000 answers held (the others at once),
 // a wait beyond a minute is cut to one, and the held answers go when the
 // job ends.
-func TestWaitJobHoldsBoundedAnswers(t *testing.T) { actortest.Virtual(t, testWaitJobHoldsBoundedAnswers) }
+func TestWaitJobHoldsBoundedAnswers(t *testing.T) {
+	actortest.Virtual(t, testWaitJobHoldsBoundedAnswers)
+}
 
 func testWaitJobHoldsBoundedAnswers(t *testing.T) {
 	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
