@@ -20,7 +20,7 @@ func (p *protocol) needTick() bool {
 // wake arms the tick if there is work for it and it is not running. Called
 // where such work appears: a message queued in the outbox (send), a job
 // at the leader (onSubmit), a contact's job without a leader (submit,
-// onLeaderChanged), part progress held back (onPartProgress).
+// onLeaderChanged), part progress held back (onTaskProgress).
 func (p *protocol) wake(ctx *actors.Context) {
 	if p.tick == 0 && p.needTick() {
 		p.tick = ctx.Every(p.cfg.Tick, tick{})
