@@ -20,11 +20,22 @@ type BullyConfig struct {
 	Priority func(node actors.NodeName) int
 	// OKTimeout is how long a node that sent Election waits for an OK
 	// before it declares itself leader. It must cover a round trip with
-	// retransmissions. Default 400ms.
+	// retransmissions. It is also how long a node whose leader failed,
+	// and that is not the highest survivor, waits for the highest
+	// survivor's Coordinator before it runs an election. Default 400ms.
 	OKTimeout time.Duration
 	// CoordinatorTimeout is how long a node that got an OK waits for the
-	// Coordinator before it starts another election. Default 1s.
+	// Coordinator before it starts another election; and how long a node
+	// that is not the highest of its view, once its start-up grace is
+	// over, waits for the highest's Coordinator before it runs an
+	// election. Default 1s.
 	CoordinatorTimeout time.Duration
+	// Settle is the start-up grace: a node that starts elects once its
+	// live view has not changed for Settle (at most 10 × Settle after it
+	// started), and only the highest node of the view claims the lead at
+	// once. A leader that sees a higher node join hands over after
+	// Settle (the joining node usually claims first). Default 500ms.
+	Settle time.Duration
 }
 
 // The range of the Bully timeouts: below minTimeout a round trip with a
@@ -34,12 +45,16 @@ const (
 	maxTimeout = time.Minute
 )
 
+// maxGrace bounds the start-up grace, in Settles: a view that keeps
+// changing (a large cluster joining) does not hold the election forever.
+const maxGrace = 10
+
 // Validate reports a timeout out of range (zero means the default).
 func (c BullyConfig) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"OKTimeout", c.OKTimeout}, {"CoordinatorTimeout", c.CoordinatorTimeout}} {
+	}{{"OKTimeout", c.OKTimeout}, {"CoordinatorTimeout", c.CoordinatorTimeout}, {"Settle", c.Settle}} {
 		if d.v != 0 && (d.v < minTimeout || d.v > maxTimeout) {
 			return fmt.Errorf("%w: %s is %v; it must be %v..%v (0: the default)", ErrInvalidConfig, d.name, d.v, minTimeout, maxTimeout)
 		}
@@ -55,13 +70,17 @@ func (c BullyConfig) withDefaults() BullyConfig {
 	if c.CoordinatorTimeout <= 0 {
 		c.CoordinatorTimeout = d.CoordinatorTimeout
 	}
+	if c.Settle <= 0 {
+		c.Settle = d.Settle
+	}
 	return c
 }
 
 type bully struct {
-	cfg  BullyConfig
-	self actors.NodeName
-	live map[actors.NodeName]bool // other live members
+	cfg     BullyConfig
+	self    actors.NodeName
+	live    map[actors.NodeName]bool // other live members
+	started time.Time
 
 	term   uint64
 	leader actors.NodeName
@@ -72,11 +91,27 @@ type bully struct {
 	electing, waiting bool
 	round             uint64
 	timer             actors.TimerID
+
+	// The start-up grace: booting until the view has been quiet for
+	// Settle; settleTimer fires then.
+	booting     bool
+	settleTimer actors.TimerID
+	settleSeq   uint64
+
+	// A deferred decision (decide): armed after the grace, after the
+	// leader failed, when a higher node joined, when claims of lower
+	// nodes come in; several coalesce into one.
+	later    bool
+	laterAt  time.Time
+	laterID  actors.TimerID
+	laterSeq uint64
 }
 
 type (
 	okTimeout    struct{ round uint64 }
 	coordTimeout struct{ round uint64 }
+	settled      struct{ seq uint64 }
+	decideLater  struct{ seq uint64 }
 )
 
 var _ Elector = (*bully)(nil)
@@ -86,6 +121,7 @@ func (b *bully) Algorithm() string         { return "bully" }
 
 func (b *bully) Init(ctx *actors.Context) error {
 	b.self = ctx.Node()
+	b.started = ctx.Now()
 	b.live = map[actors.NodeName]bool{}
 	actors.OnMessage(ctx, b.onElection)
 	actors.OnMessage(ctx, b.onOK)
@@ -101,6 +137,19 @@ func (b *bully) Init(ctx *actors.Context) error {
 		if b.waiting && t.round == b.round {
 			ctx.Log().Debug().Uint64("term", b.term).Msg("no Coordinator after an OK: electing again")
 			b.elect(ctx)
+		}
+		return nil
+	})
+	actors.OnTimer(ctx, func(ctx *actors.Context, t settled) error {
+		if b.booting && t.seq == b.settleSeq {
+			b.endGrace(ctx)
+		}
+		return nil
+	})
+	actors.OnTimer(ctx, func(ctx *actors.Context, t decideLater) error {
+		if b.later && t.seq == b.laterSeq {
+			b.later = false
+			b.decide(ctx)
 		}
 		return nil
 	})
@@ -123,7 +172,8 @@ func (b *bully) Init(ctx *actors.Context) error {
 					b.live[m.Name] = true
 				}
 			}
-			b.elect(ctx)
+			b.booting = true
+			b.armSettle(ctx)
 		case *membership.MemberJoined:
 			b.joined(ctx, ev.Member.Name)
 		case *membership.MemberFailed, *membership.MemberLeft:
@@ -135,6 +185,86 @@ func (b *bully) Init(ctx *actors.Context) error {
 		return fmt.Errorf("election: the bully elector needs the membership protocol on node %s (membership.Attach): %w", b.self, err)
 	}
 	return nil
+}
+
+// armSettle (re)starts the start-up grace's quiet period: Settle from
+// now, but no later than maxGrace Settles after the elector started.
+func (b *bully) armSettle(ctx *actors.Context) {
+	if b.settleTimer != 0 {
+		ctx.Cancel(b.settleTimer)
+	}
+	d := b.cfg.Settle
+	if left := b.started.Add(maxGrace * b.cfg.Settle).Sub(ctx.Now()); left < d {
+		d = max(left, 0)
+	}
+	b.settleSeq++
+	b.settleTimer = ctx.After(d, settled{seq: b.settleSeq})
+}
+
+// endGrace ends the start-up grace: the highest node of the view claims
+// the lead; the others wait CoordinatorTimeout for its Coordinator
+// (unless they follow a higher node already) before they elect.
+func (b *bully) endGrace(ctx *actors.Context) {
+	b.booting = false
+	if b.settleTimer != 0 {
+		ctx.Cancel(b.settleTimer)
+		b.settleTimer = 0
+	}
+	if b.top() {
+		b.decide(ctx)
+		return
+	}
+	b.deferDecision(ctx, b.cfg.CoordinatorTimeout)
+}
+
+// top reports whether this node ranks above every live member it knows.
+func (b *bully) top() bool { return !b.outranked(b.self) }
+
+// deferDecision runs decide after d, or sooner if a decision is already
+// due sooner: several reasons to elect within d make one election.
+func (b *bully) deferDecision(ctx *actors.Context, d time.Duration) {
+	at := ctx.Now().Add(d)
+	if b.later && !at.Before(b.laterAt) {
+		return
+	}
+	if b.later {
+		ctx.Cancel(b.laterID)
+	}
+	b.later, b.laterAt = true, at
+	b.laterSeq++
+	b.laterID = ctx.After(d, decideLater{seq: b.laterSeq})
+}
+
+func (b *bully) cancelDecision(ctx *actors.Context) {
+	if b.later {
+		ctx.Cancel(b.laterID)
+		b.later = false
+	}
+}
+
+// decide elects unless an election runs, or this node follows a node
+// ranked above it and above every live member it knows. An election of
+// the highest live node is a claim: one round of Coordinator messages.
+func (b *bully) decide(ctx *actors.Context) {
+	if b.electing || b.waiting {
+		return
+	}
+	// The leader is live as long as this node heard of no failure of it
+	// (gone resets it), even if the view does not hold it yet.
+	if b.leader != "" && b.leader != b.self && b.higher(b.leader, b.self) && !b.outranked(b.leader) {
+		return
+	}
+	b.elect(ctx)
+}
+
+// outranked reports whether a live member ranks above node n.
+func (b *bully) outranked(n actors.NodeName) bool {
+	for m := range b.live {
+		if b.higher(m, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // higher reports whether node a ranks above node b.
@@ -153,6 +283,7 @@ func (b *bully) elect(ctx *actors.Context) {
 	b.term++
 	b.round++
 	b.cancel(ctx)
+	b.cancelDecision(ctx)
 	var above []actors.NodeName
 	for n := range b.live {
 		if b.higher(n, b.self) {
@@ -216,12 +347,25 @@ func (b *bully) send(ctx *actors.Context, to actors.NodeName, m proto.Message) {
 }
 
 func (b *bully) onElection(ctx *actors.Context, from actors.NodeName, m *pb.Election) error {
+	stale := m.Term < b.term
 	b.term = max(b.term, m.Term)
 	if !b.higher(b.self, from) {
 		return nil // only lower nodes ask
 	}
 	b.send(ctx, from, &pb.OK{Term: b.term})
-	if !b.electing && !b.waiting {
+	switch {
+	case b.leader == b.self && stale:
+		// A lower node that missed this leader's Coordinator (it
+		// restarted, or joined late): tell it alone, in the current term.
+		b.send(ctx, from, &pb.Coordinator{Term: b.term, Leader: string(b.self)})
+	case !b.electing && !b.waiting:
+		if b.booting {
+			b.booting = false
+			if b.settleTimer != 0 {
+				ctx.Cancel(b.settleTimer)
+				b.settleTimer = 0
+			}
+		}
 		b.elect(ctx)
 	}
 	return nil
@@ -245,9 +389,15 @@ func (b *bully) onCoordinator(ctx *actors.Context, from actors.NodeName, m *pb.C
 		b.send(ctx, from, &pb.StaleTerm{Term: b.term})
 		return nil
 	case leader != b.self && b.higher(b.self, leader):
-		// A lower node claims the lead: bully it.
+		// A lower node claims the lead: bully it, unless this node
+		// follows a live higher node (which bullies it) or is still in
+		// its start-up grace (which ends with a claim if it ranks
+		// highest). Claims that come within a short window make one
+		// election.
 		b.term = m.Term
-		b.elect(ctx)
+		if !b.booting {
+			b.deferDecision(ctx, b.coalesce())
+		}
 		return nil
 	case m.Term == b.term && b.leader != "" && b.leader != leader && b.higher(b.leader, leader):
 		// Two claims in one term: keep the higher, make the lower run again.
@@ -256,18 +406,31 @@ func (b *bully) onCoordinator(ctx *actors.Context, from actors.NodeName, m *pb.C
 	}
 	b.term = m.Term
 	b.cancel(ctx)
+	b.cancelDecision(ctx)
 	b.electing, b.waiting = false, false
 	b.setLeader(ctx, leader)
+	if leader != b.self && b.outranked(leader) {
+		// A live node ranks above the new leader: unless it claims the
+		// lead within Settle (or the leader hands over), elect.
+		b.deferDecision(ctx, b.cfg.Settle)
+	}
 	return nil
 }
+
+// coalesce is the window in which claims of lower nodes and StaleTerm
+// answers make one election.
+func (b *bully) coalesce() time.Duration { return max(b.cfg.OKTimeout/4, minTimeout) }
 
 func (b *bully) onStaleTerm(ctx *actors.Context, from actors.NodeName, m *pb.StaleTerm) error {
 	if m.Term <= b.term {
 		return nil
 	}
 	b.term = m.Term
-	if b.leader == b.self || b.electing {
+	switch {
+	case b.electing:
 		b.elect(ctx)
+	case b.leader == b.self:
+		b.deferDecision(ctx, b.coalesce())
 	}
 	return nil
 }
@@ -278,8 +441,12 @@ func (b *bully) joined(ctx *actors.Context, name actors.NodeName) {
 	}
 	b.live[name] = true
 	switch {
+	case b.booting:
+		b.armSettle(ctx) // the view changed: the grace goes on
 	case b.leader == b.self && b.higher(name, b.self):
-		b.elect(ctx) // a higher node joined: hand over
+		// A higher node joined: hand over, after Settle (a node that
+		// starts claims the lead when its own grace ends).
+		b.deferDecision(ctx, b.cfg.Settle)
 	case b.leader == b.self:
 		// A lower node joined, or came back from the other side of a
 		// partition, where it may still follow another leader, or
@@ -291,8 +458,20 @@ func (b *bully) joined(ctx *actors.Context, name actors.NodeName) {
 
 func (b *bully) gone(ctx *actors.Context, name actors.NodeName) {
 	delete(b.live, name)
-	if name == b.leader {
-		b.setLeader(ctx, "")
-		b.elect(ctx)
+	if b.booting {
+		b.armSettle(ctx)
+	}
+	if name != b.leader {
+		return
+	}
+	b.setLeader(ctx, "")
+	switch {
+	case b.booting:
+	case b.top():
+		b.decide(ctx) // the highest survivor claims at once
+	default:
+		// The highest survivor usually claims first: wait for its
+		// Coordinator before electing.
+		b.deferDecision(ctx, b.cfg.OKTimeout)
 	}
 }

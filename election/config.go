@@ -35,6 +35,7 @@ func DefaultConfig() Config {
 		Bully: BullyConfig{
 			OKTimeout:          400 * time.Millisecond, // a LAN round trip with retransmissions, and room
 			CoordinatorTimeout: time.Second,            // the winner's OK timeout and its Coordinator, and room
+			Settle:             500 * time.Millisecond, // a few gossip rounds: the views of nodes started together agree
 		},
 	}
 }
