@@ -84,6 +84,10 @@ type bully struct {
 
 	term   uint64
 	leader actors.NodeName
+	// The highest leader this node followed in term termLeaderOf: a
+	// failure of the leader resets leader, not this.
+	termLeader   actors.NodeName
+	termLeaderOf uint64
 
 	// An election in progress: electing while waiting for OKs, waiting
 	// after an OK until the Coordinator. round numbers the elections so
@@ -243,7 +247,7 @@ func (b *bully) cancelDecision(ctx *actors.Context) {
 }
 
 // decide elects unless an election runs, or this node follows a node
-// ranked above it and above every live member it knows. An election of
+// ranked above it. An election of
 // the highest live node is a claim: one round of Coordinator messages.
 func (b *bully) decide(ctx *actors.Context) {
 	if b.electing || b.waiting {
@@ -251,7 +255,7 @@ func (b *bully) decide(ctx *actors.Context) {
 	}
 	// The leader is live as long as this node heard of no failure of it
 	// (gone resets it), even if the view does not hold it yet.
-	if b.leader != "" && b.leader != b.self && b.higher(b.leader, b.self) && !b.outranked(b.leader) {
+	if b.leader != "" && b.leader != b.self && b.higher(b.leader, b.self) {
 		return
 	}
 	b.elect(ctx)
@@ -325,6 +329,9 @@ func (b *bully) cancel(ctx *actors.Context) {
 }
 
 func (b *bully) setLeader(ctx *actors.Context, leader actors.NodeName) {
+	if leader != "" && (b.termLeaderOf != b.term || b.higher(leader, b.termLeader)) {
+		b.termLeader, b.termLeaderOf = leader, b.term
+	}
 	if leader == b.leader {
 		return
 	}
@@ -408,12 +415,14 @@ func (b *bully) onCoordinator(ctx *actors.Context, from actors.NodeName, m *pb.C
 	b.cancel(ctx)
 	b.cancelDecision(ctx)
 	b.electing, b.waiting = false, false
-	b.setLeader(ctx, leader)
-	if leader != b.self && b.outranked(leader) {
-		// A live node ranks above the new leader: unless it claims the
-		// lead within Settle (or the leader hands over), elect.
-		b.deferDecision(ctx, b.cfg.Settle)
+	if m.Term == b.termLeaderOf && b.termLeader != "" && b.higher(b.termLeader, leader) && b.live[b.termLeader] {
+		// A higher node claimed this term before, and this node forgot it
+		// only because it saw that node's earlier run fail: that node
+		// (restarted) leads; the lower claim is refused as above.
+		b.send(ctx, from, &pb.StaleTerm{Term: b.term})
+		leader = b.termLeader
 	}
+	b.setLeader(ctx, leader)
 	return nil
 }
 
