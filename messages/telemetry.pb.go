@@ -5,10 +5,13 @@
 // source: troupe/telemetry/v1/telemetry.proto
 
 // Package troupe.telemetry.v1 holds the wire messages of the telemetry
-// protocol (package telemetry): every node sends its status to every live
-// member on a timer (best effort: the next one replaces a lost one), spreads
-// alerts to every live member (reliably), hands its alert history to a node
-// that starts, and answers requests for its recent logs.
+// protocol (package telemetry): every node sends its status to the
+// aggregator (the leader) on a timer (best effort: the next one replaces a
+// lost one); a node whose dashboard is watched fetches the aggregator's
+// table of every member's latest status, and its figures over time, on
+// demand; every node spreads alerts to every live member (reliably), hands
+// its alert history to a node that starts, and answers requests for its
+// recent logs.
 
 package messages
 
@@ -27,7 +30,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// TelemetryStatus: one node's periodic status, sent to every live member.
+// TelemetryStatus: one node's periodic status, sent to the aggregator.
 type TelemetryStatus struct {
 	state           protoimpl.MessageState     `protogen:"open.v1"`
 	Node            string                     `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1050,6 +1053,371 @@ func (x *TelemetryLogs) GetLast() uint64 {
 	return 0
 }
 
+// TelemetryTableRequest: a node asks the aggregator for its table of every
+// member's latest status (when the node's dashboard, node status or
+// /v1/telemetry asks).
+type TelemetryTableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // echoed in the answer
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryTableRequest) Reset() {
+	*x = TelemetryTableRequest{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryTableRequest) ProtoMessage() {}
+
+func (x *TelemetryTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryTableRequest.ProtoReflect.Descriptor instead.
+func (*TelemetryTableRequest) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TelemetryTableRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// TelemetryTable answers a TelemetryTableRequest: the aggregator's latest
+// status of every member, with its age, and its message rate charts; or an
+// error (the node asked is not the aggregator).
+type TelemetryTable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Entries       []*TelemetryTableEntry `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	Rates         []*TelemetryRate       `protobuf:"bytes,3,rep,name=rates,proto3" json:"rates,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryTable) Reset() {
+	*x = TelemetryTable{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryTable) ProtoMessage() {}
+
+func (x *TelemetryTable) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryTable.ProtoReflect.Descriptor instead.
+func (*TelemetryTable) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TelemetryTable) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TelemetryTable) GetEntries() []*TelemetryTableEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *TelemetryTable) GetRates() []*TelemetryRate {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+func (x *TelemetryTable) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// TelemetryTableEntry is one member's latest status at the aggregator.
+type TelemetryTableEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *TelemetryStatus       `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	AgeMs         int64                  `protobuf:"varint,2,opt,name=age_ms,json=ageMs,proto3" json:"age_ms,omitempty"` // how long ago it arrived at the aggregator
+	Size          uint32                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`                // the status's encoded size as sent
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryTableEntry) Reset() {
+	*x = TelemetryTableEntry{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryTableEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryTableEntry) ProtoMessage() {}
+
+func (x *TelemetryTableEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryTableEntry.ProtoReflect.Descriptor instead.
+func (*TelemetryTableEntry) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TelemetryTableEntry) GetStatus() *TelemetryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *TelemetryTableEntry) GetAgeMs() int64 {
+	if x != nil {
+		return x.AgeMs
+	}
+	return 0
+}
+
+func (x *TelemetryTableEntry) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// TelemetryRate is one protocol's messages per second over the live
+// members, one point per status interval of the aggregator, oldest first.
+type TelemetryRate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Points        []float64              `protobuf:"fixed64,2,rep,packed,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryRate) Reset() {
+	*x = TelemetryRate{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryRate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryRate) ProtoMessage() {}
+
+func (x *TelemetryRate) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryRate.ProtoReflect.Descriptor instead.
+func (*TelemetryRate) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TelemetryRate) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *TelemetryRate) GetPoints() []float64 {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+// TelemetrySeriesRequest asks the aggregator for the members' figures over
+// time (package telemetry's HistoryRequest).
+type TelemetrySeriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	WindowMs      int64                  `protobuf:"varint,2,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"` // 0: all that is kept
+	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`                          // "": every member
+	SinceMs       int64                  `protobuf:"varint,4,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`    // only points after this time; 0: all
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetrySeriesRequest) Reset() {
+	*x = TelemetrySeriesRequest{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetrySeriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetrySeriesRequest) ProtoMessage() {}
+
+func (x *TelemetrySeriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetrySeriesRequest.ProtoReflect.Descriptor instead.
+func (*TelemetrySeriesRequest) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TelemetrySeriesRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TelemetrySeriesRequest) GetWindowMs() int64 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+func (x *TelemetrySeriesRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *TelemetrySeriesRequest) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+// TelemetrySeries answers a TelemetrySeriesRequest: the History as JSON
+// (the HTTP answer's own encoding), or an error.
+type TelemetrySeries struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Json          []byte                 `protobuf:"bytes,2,opt,name=json,proto3" json:"json,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetrySeries) Reset() {
+	*x = TelemetrySeries{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetrySeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetrySeries) ProtoMessage() {}
+
+func (x *TelemetrySeries) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetrySeries.ProtoReflect.Descriptor instead.
+func (*TelemetrySeries) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TelemetrySeries) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TelemetrySeries) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+func (x *TelemetrySeries) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_troupe_telemetry_v1_telemetry_proto protoreflect.FileDescriptor
 
 const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
@@ -1162,7 +1530,30 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\x05lines\x18\x02 \x03(\fR\x05lines\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1c\n" +
 	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12\x12\n" +
-	"\x04last\x18\x05 \x01(\x04R\x04lastB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
+	"\x04last\x18\x05 \x01(\x04R\x04last\"'\n" +
+	"\x15TelemetryTableRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\xb4\x01\n" +
+	"\x0eTelemetryTable\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12B\n" +
+	"\aentries\x18\x02 \x03(\v2(.troupe.telemetry.v1.TelemetryTableEntryR\aentries\x128\n" +
+	"\x05rates\x18\x03 \x03(\v2\".troupe.telemetry.v1.TelemetryRateR\x05rates\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"~\n" +
+	"\x13TelemetryTableEntry\x12<\n" +
+	"\x06status\x18\x01 \x01(\v2$.troupe.telemetry.v1.TelemetryStatusR\x06status\x12\x15\n" +
+	"\x06age_ms\x18\x02 \x01(\x03R\x05ageMs\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\rR\x04size\"C\n" +
+	"\rTelemetryRate\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06points\x18\x02 \x03(\x01R\x06points\"t\n" +
+	"\x16TelemetrySeriesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1b\n" +
+	"\twindow_ms\x18\x02 \x01(\x03R\bwindowMs\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x19\n" +
+	"\bsince_ms\x18\x04 \x01(\x03R\asinceMs\"K\n" +
+	"\x0fTelemetrySeries\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04json\x18\x02 \x01(\fR\x04json\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05errorB'Z%github.com/troupe-dev/troupe/messagesb\x06proto3"
 
 var (
 	file_troupe_telemetry_v1_telemetry_proto_rawDescOnce sync.Once
@@ -1176,7 +1567,7 @@ func file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP() []byte {
 	return file_troupe_telemetry_v1_telemetry_proto_rawDescData
 }
 
-var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_troupe_telemetry_v1_telemetry_proto_goTypes = []any{
 	(*TelemetryStatus)(nil),         // 0: troupe.telemetry.v1.TelemetryStatus
 	(*TelemetryRaft)(nil),           // 1: troupe.telemetry.v1.TelemetryRaft
@@ -1188,20 +1579,29 @@ var file_troupe_telemetry_v1_telemetry_proto_goTypes = []any{
 	(*TelemetryHistory)(nil),        // 7: troupe.telemetry.v1.TelemetryHistory
 	(*TelemetryLogsRequest)(nil),    // 8: troupe.telemetry.v1.TelemetryLogsRequest
 	(*TelemetryLogs)(nil),           // 9: troupe.telemetry.v1.TelemetryLogs
-	nil,                             // 10: troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
+	(*TelemetryTableRequest)(nil),   // 10: troupe.telemetry.v1.TelemetryTableRequest
+	(*TelemetryTable)(nil),          // 11: troupe.telemetry.v1.TelemetryTable
+	(*TelemetryTableEntry)(nil),     // 12: troupe.telemetry.v1.TelemetryTableEntry
+	(*TelemetryRate)(nil),           // 13: troupe.telemetry.v1.TelemetryRate
+	(*TelemetrySeriesRequest)(nil),  // 14: troupe.telemetry.v1.TelemetrySeriesRequest
+	(*TelemetrySeries)(nil),         // 15: troupe.telemetry.v1.TelemetrySeries
+	nil,                             // 16: troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
 }
 var file_troupe_telemetry_v1_telemetry_proto_depIdxs = []int32{
 	3,  // 0: troupe.telemetry.v1.TelemetryStatus.protocols:type_name -> troupe.telemetry.v1.TelemetryProtocolStatus
 	4,  // 1: troupe.telemetry.v1.TelemetryStatus.jobs:type_name -> troupe.telemetry.v1.TelemetryJob
 	1,  // 2: troupe.telemetry.v1.TelemetryStatus.raft:type_name -> troupe.telemetry.v1.TelemetryRaft
 	2,  // 3: troupe.telemetry.v1.TelemetryRaft.followers:type_name -> troupe.telemetry.v1.TelemetryRaftFollower
-	10, // 4: troupe.telemetry.v1.TelemetryJob.parts_by_node:type_name -> troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
+	16, // 4: troupe.telemetry.v1.TelemetryJob.parts_by_node:type_name -> troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
 	5,  // 5: troupe.telemetry.v1.TelemetryHistory.alerts:type_name -> troupe.telemetry.v1.TelemetryAlert
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 6: troupe.telemetry.v1.TelemetryTable.entries:type_name -> troupe.telemetry.v1.TelemetryTableEntry
+	13, // 7: troupe.telemetry.v1.TelemetryTable.rates:type_name -> troupe.telemetry.v1.TelemetryRate
+	0,  // 8: troupe.telemetry.v1.TelemetryTableEntry.status:type_name -> troupe.telemetry.v1.TelemetryStatus
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_troupe_telemetry_v1_telemetry_proto_init() }
@@ -1215,7 +1615,7 @@ func file_troupe_telemetry_v1_telemetry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_telemetry_v1_telemetry_proto_rawDesc), len(file_troupe_telemetry_v1_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -140,10 +140,10 @@ func (s *series) ordered() []point {
 // record adds a member's status to its series, unless its last point is
 // younger than a step.
 func (p *telemetry) record(name actors.NodeName, m *pb.TelemetryStatus, now time.Time) {
-	s := p.series[name]
+	s := p.charts[name]
 	if s == nil {
 		s = &series{}
-		p.series[name] = s
+		p.charts[name] = s
 	}
 	at := now.UnixMilli()
 	// A point per step; a little early is fine (statuses are not exactly
@@ -220,7 +220,7 @@ func (p *telemetry) history(ctx *actors.Context, r HistoryRequest) (History, err
 		for _, f := range figs {
 			*f = []float64{}
 		}
-		s := p.series[name]
+		s := p.charts[name]
 		var pts []point
 		if s != nil {
 			pts = s.ordered()

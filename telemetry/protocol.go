@@ -49,9 +49,22 @@ type telemetry struct {
 	members       map[actors.NodeName]membership.State // this node's SWIM view
 	leader        actors.NodeName
 	term          uint64
-	statuses      map[actors.NodeName]*received
-	alerts        *history
-	rates         map[actors.ProtocolName][]float64 // per protocol: messages handled per second over the live members
+	// statuses are the statuses this node received itself (every
+	// member's when it is the aggregator) and its own.
+	statuses map[actors.NodeName]*received
+	alerts   *history
+	rates    map[actors.ProtocolName][]float64 // per protocol: messages handled per second over the live members (the aggregator's)
+
+	// The aggregator's table, fetched on demand (aggregate.go).
+	last       *pb.TelemetryStatus // this node's latest status, sent again to a new aggregator
+	sentTo     actors.NodeName     // the aggregator the latest status went to
+	table      map[actors.NodeName]*received
+	tableRates map[actors.ProtocolName][]float64
+	tableFrom  actors.NodeName
+	tableAt    time.Time // when the table arrived (zero: never)
+	fetch      *tableFetch
+	nextFetch  uint64
+	series     map[uint64]*seriesWait
 
 	// For the rates and CPU of the next status.
 	prevAt    time.Time
@@ -79,7 +92,7 @@ type telemetry struct {
 	gotHistory  bool // a member sent its alert history
 	historyAsks int
 
-	series  map[actors.NodeName]*series // per member: its figures over time, from its statuses
+	charts  map[actors.NodeName]*series // per member: its figures over time, from its statuses
 	results map[string]*resultPreview   // succeeded jobs this node is contact of: their results, cut
 
 	nextLogs uint64
@@ -111,7 +124,9 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	p.alerts = newHistory(p.cfg.AlertHistory)
 	p.rates = map[actors.ProtocolName][]float64{}
 	p.prevMsgs = map[actors.ProtocolName][5]int64{}
-	p.series = map[actors.NodeName]*series{}
+	p.charts = map[actors.NodeName]*series{}
+	p.table = map[actors.NodeName]*received{}
+	p.series = map[uint64]*seriesWait{}
 	p.results = map[string]*resultPreview{}
 	p.failedJob = map[string]bool{}
 	p.pending = map[uint64]*logsWait{}
@@ -126,9 +141,15 @@ func (p *telemetry) Init(ctx *actors.Context) error {
 	actors.OnTimer(ctx, func(ctx *actors.Context, _ statusTick) error { p.tick(ctx); return nil })
 	actors.OnTimer(ctx, p.onLogsTimeout)
 	actors.OnTimer(ctx, p.onLeaderGrace)
-	actors.OnRequest(ctx, func(ctx *actors.Context, r SnapshotRequest) (Snapshot, error) { return p.snapshot(ctx, r), nil })
+	actors.OnMessage(ctx, p.onTableRequest)
+	actors.OnMessage(ctx, p.onTable)
+	actors.OnMessage(ctx, p.onSeriesRequest)
+	actors.OnMessage(ctx, p.onSeries)
+	actors.OnTimer(ctx, p.onFetchTimeout)
+	actors.OnTimer(ctx, p.onSeriesTimeout)
+	actors.OnRequestDeferred(ctx, p.onSnapshot)
 	actors.OnRequest(ctx, func(*actors.Context, AlertsRequest) ([]Alert, error) { return p.alerts.newest(0), nil })
-	actors.OnRequest(ctx, p.history)
+	actors.OnRequestDeferred(ctx, p.onHistoryQuery)
 	actors.OnRequestDeferred(ctx, p.onLogsQuery)
 	actors.OnNotification(ctx, p.onLeaderChanged)
 	actors.OnNotification(ctx, func(ctx *actors.Context, _ *consensus.LeadershipChanged) error {
@@ -171,21 +192,30 @@ func (p *telemetry) Stop(*actors.Context) {
 		_ = p.pending[id].reply.Fail(fmt.Errorf("%w: the telemetry protocol of %s restarted or stopped", ErrTimeout, p.self))
 	}
 	clear(p.pending)
+	p.answerSnapshots(nil)
+	for _, id := range slices.Sorted(maps.Keys(p.series)) {
+		_ = p.series[id].reply.Fail(fmt.Errorf("%w: the telemetry protocol of %s restarted or stopped", ErrTimeout, p.self))
+	}
+	clear(p.series)
 }
 
-// askHistory asks one live member that runs telemetry (it sent a status),
-// another one each status interval, for the alerts raised before this
-// incarnation started, until one answers.
+// askHistory asks the aggregator first, then another live member each
+// status interval, for the alerts raised before this incarnation started,
+// until one answers.
 func (p *telemetry) askHistory(ctx *actors.Context) {
 	if p.gotHistory {
 		return
 	}
-	peers := slices.DeleteFunc(p.live(), func(name actors.NodeName) bool { return p.statuses[name] == nil })
+	peers := p.live()
 	if len(peers) == 0 {
 		return
 	}
+	to := peers[p.historyAsks%len(peers)]
+	if agg := p.aggregator(); p.historyAsks == 0 && agg != p.self {
+		to = agg
+	}
 	p.historyAsks++
-	p.send(ctx, peers[p.historyAsks%len(peers)], &pb.TelemetryHistoryRequest{})
+	p.send(ctx, to, &pb.TelemetryHistoryRequest{})
 }
 
 // onMembership follows the SWIM view and raises the membership alerts.
@@ -237,6 +267,7 @@ func (p *telemetry) onMembership(ctx *actors.Context, ch membership.Change) erro
 func (p *telemetry) changed(ctx *actors.Context) {
 	p.checkQuorum(ctx)
 	p.settle(ctx)
+	p.route(ctx)
 }
 
 // onLeaderChanged follows the elector: a new leader is an event, and ends
@@ -261,6 +292,7 @@ func (p *telemetry) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChan
 	p.raise(ctx, Info, LeaderChanged, string(ev.Leader), fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
 		fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
 	p.settle(ctx)
+	p.route(ctx)
 	return nil
 }
 
@@ -603,14 +635,17 @@ func cutResult(res []byte) (string, bool) {
 	return string(cut), true
 }
 
-// broadcast makes this node's status, keeps it, sends it to every live
-// member, and adds a point to the rate charts.
+// broadcast makes this node's status, keeps it, sends it to the
+// aggregator, and, on the aggregator, adds a point to the rate charts.
 func (p *telemetry) broadcast(ctx *actors.Context) {
 	st := p.status(ctx)
 	p.statuses[p.self] = &received{msg: st, at: ctx.Now(), size: proto.Size(st)}
 	p.record(p.self, st, ctx.Now())
-	for _, to := range p.live() {
-		p.send(ctx, to, st)
+	p.last = st
+	p.sentTo = p.aggregator()
+	if p.sentTo != p.self {
+		p.send(ctx, p.sentTo, st)
+		return
 	}
 	p.chartRates(ctx.Now())
 }
@@ -685,9 +720,12 @@ func (p *telemetry) onStatus(ctx *actors.Context, from actors.NodeName, m *pb.Te
 		m.StartedUnixNano == old.msg.StartedUnixNano && m.Seq <= old.msg.Seq) {
 		return nil
 	}
-	if old == nil || m.StartedUnixNano != old.msg.StartedUnixNano {
+	if old != nil && m.StartedUnixNano != old.msg.StartedUnixNano ||
+		old == nil && time.Duration(m.TimeUnixNano-m.StartedUnixNano) <= p.cfg.StaleAfter {
 		// A new incarnation of the member's telemetry: it may have
-		// missed alerts, or their ends, while it was starting.
+		// missed alerts, or their ends, while it was starting. (A member
+		// that runs for a while and sends its first status here because
+		// this node became the aggregator asked for them long ago.)
 		p.sendHistory(ctx, from)
 	}
 	p.statuses[from] = &received{msg: m, at: ctx.Now(), size: proto.Size(m)}
@@ -722,6 +760,9 @@ func (p *telemetry) chartRates(now time.Time) {
 }
 
 func (p *telemetry) isLive(name actors.NodeName) bool {
+	if name == p.self {
+		return true
+	}
 	st, ok := p.members[name]
 	return ok && (st == membership.Alive || st == membership.Suspect)
 }
@@ -816,7 +857,7 @@ func (p *telemetry) onLogsTimeout(ctx *actors.Context, t logsTimeout) error {
 // remoteError turns another node's error text back into this package's
 // sentinel errors where it names one.
 func remoteError(msg string) error {
-	for _, e := range []error{ErrNoLogs, ErrBadRequest} {
+	for _, e := range []error{ErrNoLogs, ErrBadRequest, ErrUnknownNode} {
 		if strings.HasPrefix(msg, e.Error()) {
 			return fmt.Errorf("%w%s", e, strings.TrimPrefix(msg, e.Error()))
 		}

@@ -19,6 +19,9 @@ type Snapshot struct {
 	IntervalMS int             `json:"interval_ms"` // the status interval
 	Leader     actors.NodeName `json:"leader"`      // "" while there is none
 	Term       uint64          `json:"term"`
+	// Aggregator is the member whose table of statuses the answer shows
+	// (the leader; this node when it aggregates).
+	Aggregator actors.NodeName `json:"aggregator"`
 	Members    []Member        `json:"members"` // every member the node's SWIM view holds, in name order
 	Jobs       []Job           `json:"jobs"`    // the jobs the live members are contact of: pending and running first
 	Alerts     []Alert         `json:"alerts"`  // active first, then by start, newest first
@@ -64,11 +67,11 @@ type Rate struct {
 func (p *telemetry) snapshot(ctx *actors.Context, r SnapshotRequest) Snapshot {
 	now := ctx.Now()
 	s := Snapshot{Node: p.self, Time: now, IntervalMS: int(p.cfg.StatusInterval / time.Millisecond),
-		Leader: p.leader, Term: p.term, Members: []Member{}, Jobs: []Job{}, Rates: []Rate{}}
+		Leader: p.leader, Term: p.term, Aggregator: p.aggregator(), Members: []Member{}, Jobs: []Job{}, Rates: []Rate{}}
 	names := slices.SortedFunc(maps.Keys(p.members), naturalCompare)
 	for _, name := range names {
 		m := Member{Name: name, State: p.members[name].String()}
-		if rec := p.statuses[name]; rec != nil {
+		if rec := p.latest(name); rec != nil {
 			m.Status = statusFromPB(rec.msg, rec.size)
 			m.LastSeen = rec.at
 			m.Stale = now.Sub(rec.at) > p.cfg.StaleAfter
@@ -90,8 +93,9 @@ func (p *telemetry) snapshot(ctx *actors.Context, r SnapshotRequest) Snapshot {
 		return b.Submitted.Compare(a.Submitted)
 	})
 	s.Alerts = p.alerts.newest(cmp.Or(r.Alerts, 50))
-	for _, name := range slices.Sorted(maps.Keys(p.rates)) {
-		s.Rates = append(s.Rates, Rate{Protocol: name, Points: slices.Clone(p.rates[name])})
+	rates := p.chartPoints()
+	for _, name := range slices.Sorted(maps.Keys(rates)) {
+		s.Rates = append(s.Rates, Rate{Protocol: name, Points: slices.Clone(rates[name])})
 	}
 	if p.raft != nil {
 		r := &RaftSummary{Voters: nodeNames(p.raft.Voters), Learners: nodeNames(p.raft.Learners), Leader: actors.NodeName(p.raft.Leader),
