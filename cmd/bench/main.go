@@ -26,5 +26,6 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(kvCmd())
 	root.AddCommand(jobsBenchCmd())
 	root.AddCommand(speedupCmd())
+	root.AddCommand(scaleCmd())
 	return root
 }
