@@ -59,7 +59,9 @@ func (c Config) Validate() error {
 //
 // The Bully elector (Garcia-Molina, 1982) works on live membership: the
 // node's membership must be attached (membership.Attach) before the elector
-// starts. A node starts an election at boot, when the leader fails or
+// starts. A node starts an election at boot, once its live view has been
+// quiet for Settle (only the highest node of the view claims at once; the
+// others wait CoordinatorTimeout for its claim), when the leader fails or
 // leaves, when a Coordinator comes from a node ranked below it, and — if it
 // leads — when a node ranked above it joins; a leader sends its Coordinator
 // again to any lower node that joins, which may have missed it. An election
@@ -69,7 +71,11 @@ func (c Config) Validate() error {
 // an OK but no Coordinator within CoordinatorTimeout starts again. Every
 // election raises the term; a Coordinator of an older term than the
 // receiver's is refused (StaleTerm), which makes its sender run again with
-// a later term. Messages are sent reliably, as the algorithm assumes. A new
+// a later term. A node whose leader failed waits OKTimeout for the highest
+// survivor's claim unless it is that survivor; a leader hands over to a
+// higher node that joined after Settle; claims of lower nodes arriving
+// within OKTimeout/4 make one election: a cold start of N nodes settles in
+// O(N) messages (docs/election.md). Messages are sent reliably, as the algorithm assumes. A new
 // BullyConfig delivered with actors.Node.Reconfigure changes the timeouts
 // (and Priority) from the next election on.
 //

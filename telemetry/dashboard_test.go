@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,6 +200,23 @@ func TestDashboardInChromium(t *testing.T) {
 	waitFor("3 alive members and leader node-3", `document.querySelectorAll('#members tr[data-state="alive"]').length === 3 &&
 		document.querySelector('#leader').textContent === 'node-3' &&
 		document.querySelector('#members tr[data-member="node-3"] .badge.leader') !== null`)
+	// The members panel: a summary by state, who aggregates, a search by
+	// name that pages the rows.
+	waitFor("a summary of 3 alive members aggregated by node-3", `document.querySelector('#members-summary').textContent.includes('3 alive') &&
+		document.querySelector('#members-summary').textContent.includes('aggregated by node-3')`)
+	search := func(q string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const q = document.querySelector('#members-q'); q.value = `+
+			strconv.Quote(q)+`; q.dispatchEvent(new Event('input')); return true })()`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	search("node-2")
+	waitFor("one member row for the search node-2", `document.querySelectorAll('#members tbody tr').length === 1 &&
+		document.querySelector('#members tr[data-member="node-2"]') !== null &&
+		document.querySelector('#members-page').textContent.includes('1 shown of 3')`)
+	search("")
+	waitFor("3 member rows again", `document.querySelectorAll('#members tbody tr').length === 3`)
 
 	// Raft: three voters, one leader whose followers' lag shows, a
 	// healthy quorum.

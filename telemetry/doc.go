@@ -19,10 +19,17 @@
 //	lines, err := actors.Call(ctx, node, telemetry.Name, telemetry.LogsQuery{Node: "node-3", Limit: 100, MinLevel: "info"})
 //	http.Handle("/", telemetry.Handler(node, telemetry.HandlerConfig{}))
 //
-// Each node sends its [Status] to every live member every
-// Config.StatusInterval (best effort: the next one replaces a lost one).
-// It raises an [Alert] when its membership reports a member suspected,
-// failed or left, when its elector reports a new leader or no leader for
+// Each node sends its [Status] every Config.StatusInterval (best effort:
+// the next one replaces a lost one) to the aggregator: the leader its
+// elector names, or the highest live member of its view while it knows
+// none. The aggregator keeps every member's latest status, their figures
+// over time and the rate charts; a node asked for a [Snapshot] or a
+// [History] fetches the aggregator's (a snapshot's table is reused for
+// half an interval), so an idle node sends one status per interval
+// whatever the cluster's size. When the leader changes, every node sends
+// its latest status to the new aggregator at once.
+// A node raises an [Alert] when its membership reports a member suspected,
+// failed or left, when its elector reports itself the new leader or no leader for
 // Config.LeaderGrace, when its raft group reaches fewer than a majority of
 // its voters, when one of its protocols restarts or stops, when a job it
 // is contact of fails and when its disk fills past Config.DiskFull; it
@@ -56,7 +63,9 @@
 // # Testing
 //
 // The tests run clusters on the simulated network with SWIM membership,
-// the Bully elector and jobs: every node sees every status; a crashed node
+// the Bully elector and jobs: every node sees every status; a 25-node
+// cluster's dashboard shows a change on every node within 3 s, and every
+// survivor again after its aggregator crashed; a crashed node
 // raises an alert on every survivor within 2 s of the first detection
 // (measured from the events' timestamps); alerts of one node reach all;
 // a failed member's alert, a minority's quorum_lost and leader_lost are

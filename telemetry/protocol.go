@@ -289,8 +289,13 @@ func (p *telemetry) onLeaderChanged(ctx *actors.Context, ev *election.LeaderChan
 		p.leaderWait = false
 		ctx.Cancel(p.leaderTimer)
 	}
-	p.raise(ctx, Info, LeaderChanged, string(ev.Leader), fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
-		fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
+	// Every node's elector reports the new leader at about the same
+	// moment: the leader raises the event and sends it to every member;
+	// were each node to, a thousand nodes would send a million alerts.
+	if ev.Leader == p.self {
+		p.raise(ctx, Info, LeaderChanged, string(ev.Leader), fmt.Sprintf("%d/%s", ev.Term, ev.Leader),
+			fmt.Sprintf("%s leads (term %d)", ev.Leader, ev.Term))
+	}
 	p.settle(ctx)
 	p.route(ctx)
 	return nil

@@ -288,11 +288,50 @@ function blanked(m) {
   return !m.status || m.stale || m.state === "failed" || m.state === "left";
 }
 
+// The members panel shows one page of the members that match the search
+// and the state filter, with a count of the members by state: usable with
+// a thousand members.
+let membersPage = 0;
+
+function memberState(m) {
+  return m.stale && (m.state === "alive" || m.state === "suspect") ? "stale" : m.state;
+}
+
+function renderMembersSummary(s) {
+  const counts = {};
+  for (const m of s.members) {
+    counts[m.state] = (counts[m.state] || 0) + 1;
+    if (m.stale && (m.state === "alive" || m.state === "suspect")) counts.stale = (counts.stale || 0) + 1;
+  }
+  const parts = ["alive", "suspect", "failed", "left", "stale"].filter((k) => counts[k]).map((k) =>
+    el("a", { href: "#sec-members", class: "badge " + (k === "stale" ? "suspect" : k), "data-state": k, title: "show only " + k }, `${counts[k]} ${k}`));
+  const box = $("#members-summary");
+  box.replaceChildren(el("span", { class: "muted" }, `${s.members.length} members`), ...parts,
+    el("span", { class: "muted" }, s.aggregator ? `statuses aggregated by ${s.aggregator}` : ""));
+  for (const a of box.querySelectorAll("a[data-state]")) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      $("#members-state").value = a.dataset.state;
+      membersPage = 0;
+      if (snap) renderMembers(snap);
+    });
+  }
+}
+
 function renderMembers(s) {
+  renderMembersSummary(s);
   const body = $("#members tbody");
   body.replaceChildren();
   const snapTime = new Date(s.time);
-  for (const m of s.members) {
+  const q = $("#members-q").value.trim().toLowerCase(), want = $("#members-state").value;
+  const size = Number($("#members-size").value) || 50;
+  const match = s.members.filter((m) => (!q || m.name.toLowerCase().includes(q)) && (!want || m.state === want || memberState(m) === want));
+  const pages = Math.max(1, Math.ceil(match.length / size));
+  membersPage = Math.min(membersPage, pages - 1);
+  $("#members-page").textContent = `page ${membersPage + 1} of ${pages} · ${match.length} shown of ${s.members.length}`;
+  $("#members-prev").disabled = membersPage === 0;
+  $("#members-next").disabled = membersPage >= pages - 1;
+  for (const m of match.slice(membersPage * size, (membersPage + 1) * size)) {
     // A member that failed, left or went quiet keeps no current figures:
     // they are blanked rather than shown as if live.
     const st = blanked(m) ? null : m.status;
@@ -614,6 +653,11 @@ $("#token-form").addEventListener("submit", (ev) => {
 $("#chart-window").addEventListener("change", loadHistory);
 $("#chart-node").addEventListener("change", renderCharts);
 $("#chart-protocol").addEventListener("change", renderCharts);
+for (const id of ["#members-q", "#members-state", "#members-size"]) {
+  $(id).addEventListener("input", () => { membersPage = 0; if (snap) renderMembers(snap); });
+}
+$("#members-prev").addEventListener("click", () => { membersPage = Math.max(0, membersPage - 1); if (snap) renderMembers(snap); });
+$("#members-next").addEventListener("click", () => { membersPage++; if (snap) renderMembers(snap); });
 for (const id of ["#alerts-state", "#alerts-severity", "#alerts-text"]) {
   $(id).addEventListener("input", () => snap && renderAlerts(snap));
 }
