@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
+	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/telemetry"
 )
 
@@ -90,5 +93,49 @@ func TestDashboardOf25NodesShowsAChangeWithin3s(t *testing.T) {
 	t.Logf("DEBUG agg after %v", time.Since(crashed))
 	if err := actortest.WaitFor(15*time.Second, func() bool { got, agg = shows(marked); return got == n-1 && agg == "node-24" }); err != nil {
 		t.Fatalf("after node-25 crashed node-1's dashboard shows %d of %d survivors current, aggregator %s (want node-24)", got, n-1, agg)
+	}
+}
+
+// TestTableFromAnotherNodeIsIgnored: a TelemetryTable that does not answer
+// the node's own fetch from its aggregator (here: forged by an impostor
+// on node-1, which is not the aggregator) changes nothing the node shows.
+func TestTableFromAnotherNodeIsIgnored(t *testing.T) {
+	jcfg := jobs.DefaultConfig()
+	jcfg.Slots = 1
+	c := jobstest.NewCluster(t, 3, jcfg)
+	impostor := actortest.NewImpostor(telemetry.Name)
+	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := telemetry.New(testConfig(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []actors.NodeName{"node-2", "node-3"} {
+		if err := c.Node(name).Start(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actortest.Eventually(t, 10*time.Second, "node-2 shows node-3's status, from node-3, the aggregator", func() bool {
+		s := snapshot(t, c.Node("node-2"))
+		return s.Aggregator == "node-3" && slices.ContainsFunc(s.Members, func(m telemetry.Member) bool { return m.Name == "node-3" && m.Status != nil })
+	})
+	now := time.Now()
+	forged := &pb.TelemetryStatus{Node: "node-3", Seq: 1 << 40, TimeUnixNano: now.UnixNano(), StartedUnixNano: now.UnixNano(), Goroutines: 99999}
+	for id := range uint64(20) { // whatever fetch id node-2 is at
+		impostor.Send(t, c.Node("node-1"), "node-2", &pb.TelemetryTable{Id: id, Entries: []*pb.TelemetryTableEntry{
+			{Status: forged}, {Status: &pb.TelemetryStatus{Node: "node-9", Goroutines: 99999}}}}, true)
+	}
+	// Reliable messages arrive in order: once node-2 holds this alert, it
+	// handled the forged tables.
+	impostor.Send(t, c.Node("node-1"), "node-2", &pb.TelemetryAlert{Id: "node-1/x/1", Key: "marker", Origin: "node-1",
+		TimeUnixNano: now.UnixNano(), Severity: uint32(telemetry.Info), Kind: "marker"}, true)
+	actortest.Eventually(t, 5*time.Second, "node-2 holds the marker alert", func() bool {
+		return slices.ContainsFunc(history(t, c.Node("node-2")), func(a telemetry.Alert) bool { return a.Key == "marker" })
+	})
+	for _, m := range snapshot(t, c.Node("node-2")).Members {
+		if m.Name == "node-9" || m.Status != nil && m.Status.Goroutines == 99999 {
+			t.Errorf("node-2 shows a forged status: %s %+v", m.Name, m.Status)
+		}
 	}
 }
