@@ -8,11 +8,12 @@ import (
 	"testing"
 )
 
-// TestScaleSmall runs the scale bench on 3 and 25 simulated nodes: it
-// prints the per-protocol table and the contract's last line, and the cold
-// start settles with one claim (a Coordinator and its ack per other node,
-// and one more pair per node the leader learned of after its claim): at
-// most 4·(N−1) election messages.
+// TestScaleSmall runs the scale bench on 3 and 25 simulated nodes (seed
+// 1, nodes starting within 1 s): it prints the per-protocol table and the
+// contract's last line, and the cold start settles with one claim (a
+// Coordinator and its ack per other node) and one more Coordinator per
+// node the leader learned of after it: at most 4·(N−1) election messages
+// here (docs/election.md has the law at larger N).
 func TestScaleSmall(t *testing.T) {
 	var out bytes.Buffer
 	cmd := scaleCmd()
