@@ -37,6 +37,13 @@ func (p markedProbe) Sample() telemetry.HostSample {
 // table; a change on every node shows there for every node within 3 s, at
 // the default status interval.
 func TestDashboardOf25NodesShowsAChangeWithin3s(t *testing.T) {
+	if actortest.RaceEnabled {
+		// Under the race detector on two cores a 25-node jobs cluster
+		// (SWIM's 50 ms probes, jobs' 50 ms tick) does not come up within
+		// jobstest's waits, before and after this test's change alike;
+		// the protocol's paths run under -race in the smaller tests.
+		t.Skip("25 nodes are too many for the race detector's slowdown")
+	}
 	const n = 25
 	jcfg := jobs.DefaultConfig()
 	jcfg.Slots = 1
