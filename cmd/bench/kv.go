@@ -184,17 +184,11 @@ func (b *kvBench) run() error {
 	if err := b.validate(); err != nil {
 		return err
 	}
-	if b.profile != "" {
-		f, err := os.Create(b.profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(b.profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if b.memprof != "" {
 		defer func() {
 			if f, err := os.Create(b.memprof); err == nil {

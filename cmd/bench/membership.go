@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -134,17 +133,11 @@ func (b *membershipBench) run() error {
 	if err := b.validate(); err != nil {
 		return err
 	}
-	if b.profile != "" {
-		f, err := os.Create(b.profile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(b.profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	rng := rand.New(rand.NewPCG(b.seed, b.seed))
 	var results []*membershipResult
 	for _, n := range b.nodes {

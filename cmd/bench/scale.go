@@ -5,8 +5,6 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -126,17 +124,11 @@ func (b *scaleBench) run() error {
 	if err := b.validate(); err != nil {
 		return err
 	}
-	if b.prof != "" {
-		f, err := os.Create(b.prof)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(b.prof)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var results []*scaleResult
 	for _, n := range b.nodes {
 		r, err := b.one(n)
