@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	"github.com/troupe-dev/troupe/commit"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
 	"github.com/troupe-dev/troupe/examples/bank"
 )
 
@@ -190,7 +191,7 @@ func testInvalidConfigIsRefused(t *testing.T) {
 	}
 
 	// Consensus mode without a raft protocol on the node.
-	c := clustertest.NewCluster(t, 1, testLogger())
+	c := clustertest.NewCluster(t, 1, consensustest.Logger())
 	cfg := base
 	cfg.Mode = commit.Consensus
 	b, _ := bank.New(bank.Config{DataDir: cfg.DataDir, NoSync: true})

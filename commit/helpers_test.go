@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
@@ -82,7 +79,7 @@ func newEnv(t testing.TB, n int, mode commit.Mode, seed uint64, opts ...envOptio
 		o(&st)
 	}
 	cfg := st.cfg
-	c := clustertest.NewCluster(t, n, cluster.Sim(st.sim), cluster.Seed(seed), testLogger())
+	c := clustertest.NewCluster(t, n, cluster.Sim(st.sim), cluster.Seed(seed), consensustest.Logger())
 	accounts := map[actors.NodeName]map[string]int64{}
 	for _, name := range c.Names() {
 		accounts[name] = map[string]int64{"a": opening, "b": opening}
@@ -290,20 +287,6 @@ func (e *env) keyGone(tx string) error {
 		return nil
 	}
 	return errors.New("no node answered a read")
-}
-
-// testLogger logs to stderr when TROUPE_TEST_LOG is set (debug level with
-// TROUPE_TEST_LOG=debug).
-func testLogger() cluster.Option {
-	lv := os.Getenv("TROUPE_TEST_LOG")
-	if lv == "" {
-		return cluster.Logger(zerolog.Nop())
-	}
-	level, err := zerolog.ParseLevel(lv)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	return cluster.Logger(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(level).With().Timestamp().Logger())
 }
 
 func waitFor(timeout time.Duration, cond func() bool) error { return actortest.WaitFor(timeout, cond) }

@@ -138,11 +138,10 @@ func (p stuckProgram) Run(ctx context.Context, _ []byte) ([]byte, error) {
 	}
 }
 
-// A worker ignores the assignments of a leader older than the one it
-// follows, and obeys a newer one, unless the assignment was made before
-// the worker's latest report (WorkRequest.report): that report told the
-// leader the part is not held here.
-func TestWorkerIgnoresStaleLeaders(t *testing.T) {
+// impostorCluster starts three nodes with membership and Bully, and an
+// impostor of the jobs protocol on node-1, which the test plays.
+func impostorCluster(t *testing.T) (*cluster.Cluster, *actortest.Impostor) {
+	t.Helper()
 	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
 	ef, err := election.New(election.Config{Bully: jobstest.Bully})
 	if err != nil {
@@ -155,6 +154,15 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
 		t.Fatal(err)
 	}
+	return c, impostor
+}
+
+// A worker ignores the assignments of a leader older than the one it
+// follows, and obeys a newer one, unless the assignment was made before
+// the worker's latest report (WorkRequest.report): that report told the
+// leader the part is not held here.
+func TestWorkerIgnoresStaleLeaders(t *testing.T) {
+	c, impostor := impostorCluster(t)
 	f, err := jobs.New(jobsCfg(t, nil))
 	if err != nil {
 		t.Fatal(err)

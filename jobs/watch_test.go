@@ -9,9 +9,6 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
-	"github.com/troupe-dev/troupe/cluster"
-	"github.com/troupe-dev/troupe/cluster/clustertest"
-	"github.com/troupe-dev/troupe/election"
 	"github.com/troupe-dev/troupe/jobs"
 	"github.com/troupe-dev/troupe/jobs/jobstest"
 	pb "github.com/troupe-dev/troupe/messages"
@@ -85,18 +82,7 @@ func TestWaitJobHoldsBoundedAnswers(t *testing.T) {
 }
 
 func testWaitJobHoldsBoundedAnswers(t *testing.T) {
-	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
-	ef, err := election.New(election.Config{Bully: jobstest.Bully})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(ef); err != nil {
-		t.Fatal(err)
-	}
-	impostor := actortest.NewImpostor(jobs.Name)
-	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
-		t.Fatal(err)
-	}
+	c, impostor := impostorCluster(t)
 	g := &gated{open: make(chan struct{}), reports: 1}
 	f, err := jobs.New(jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes, cfg.Backup = []jobs.Runtime{g}, -1 }))
 	if err != nil {
