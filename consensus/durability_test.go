@@ -26,7 +26,7 @@ import (
 )
 
 // putAll writes n keys through random nodes, 8 writers at once, and returns
-// what was acknowledged.
+// what was acknowledged (a write that fails is tried again, for 20 s).
 func putAll(t *testing.T, g *group, prefix string, n int) map[string]string {
 	t.Helper()
 	acked := map[string]string{}
@@ -47,9 +47,18 @@ func putAll(t *testing.T, g *group, prefix string, n int) map[string]string {
 					continue
 				}
 				key, val := fmt.Sprintf("%s-%03d", prefix, i), fmt.Sprintf("value-%d", i)
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				_, err = kc.Put(ctx, key, []byte(val))
-				cancel()
+				// A put that fails is put again (the same value: a
+				// second apply changes nothing) until it is acknowledged
+				// or 20 s pass: on a starved machine one 3 s wait is not
+				// enough, and the tests want every write acknowledged.
+				for deadline := time.Now().Add(20 * time.Second); ; {
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+					_, err = kc.Put(ctx, key, []byte(val))
+					cancel()
+					if err == nil || time.Now().After(deadline) {
+						break
+					}
+				}
 				if err == nil {
 					mu.Lock()
 					acked[key] = val
