@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/jobs"
-	"github.com/troupe-dev/troupe/jobs/jobstest"
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
@@ -217,20 +215,10 @@ func testProgressShowsInTheJobsStatus(t *testing.T) {
 func TestForgedProgressIsDropped(t *testing.T) { actortest.Virtual(t, testForgedProgressIsDropped) }
 
 func testForgedProgressIsDropped(t *testing.T) {
-	c, impostor := impostorCluster(t)
 	g := &gated{open: make(chan struct{}), reports: 1}
-	f, err := jobs.New(jobsCfg(t, func(cfg *jobs.Config) {
+	c, impostor := impostorCluster(t, func(cfg *jobs.Config) {
 		cfg.Runtimes, cfg.Prefetch, cfg.Backup = []jobs.Runtime{g}, -1, -1
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []actors.NodeName{"node-2", "node-3"} {
-		if err := c.Node(n).Start(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	jobstest.Follow(t, c, []actors.NodeName{"node-2", "node-3"}, "node-3")
+	})
 	contact := c.Node("node-2")
 	id := submit2(t, contact, "gated", []byte("gated"), `null`, 2)
 	actortest.Eventually(t, 10*time.Second, "both parts half way", func() bool {

@@ -138,9 +138,11 @@ func (p stuckProgram) Run(ctx context.Context, _ []byte) ([]byte, error) {
 	}
 }
 
-// impostorCluster starts three nodes with membership and Bully, and an
-// impostor of the jobs protocol on node-1, which the test plays.
-func impostorCluster(t *testing.T) (*cluster.Cluster, *actortest.Impostor) {
+// impostorCluster starts three nodes with membership and Bully, an
+// impostor of the jobs protocol on node-1, which the test plays, and the
+// jobs protocol (jobsCfg with mod) on node-2 and node-3, both following
+// node-3 as their leader.
+func impostorCluster(t *testing.T, mod func(*jobs.Config)) (*cluster.Cluster, *actortest.Impostor) {
 	t.Helper()
 	c := clustertest.NewCluster(t, 3, cluster.Membership(jobstest.Swim))
 	ef, err := election.New(election.Config{Bully: jobstest.Bully})
@@ -154,16 +156,7 @@ func impostorCluster(t *testing.T) (*cluster.Cluster, *actortest.Impostor) {
 	if err := c.Node("node-1").Start(impostor.Factory()); err != nil {
 		t.Fatal(err)
 	}
-	return c, impostor
-}
-
-// A worker ignores the assignments of a leader older than the one it
-// follows, and obeys a newer one, unless the assignment was made before
-// the worker's latest report (WorkRequest.report): that report told the
-// leader the part is not held here.
-func TestWorkerIgnoresStaleLeaders(t *testing.T) {
-	c, impostor := impostorCluster(t)
-	f, err := jobs.New(jobsCfg(t, nil))
+	f, err := jobs.New(jobsCfg(t, mod))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +166,15 @@ func TestWorkerIgnoresStaleLeaders(t *testing.T) {
 		}
 	}
 	jobstest.Follow(t, c, []actors.NodeName{"node-2", "node-3"}, "node-3")
+	return c, impostor
+}
+
+// A worker ignores the assignments of a leader older than the one it
+// follows, and obeys a newer one, unless the assignment was made before
+// the worker's latest report (WorkRequest.report): that report told the
+// leader the part is not held here.
+func TestWorkerIgnoresStaleLeaders(t *testing.T) {
+	c, impostor := impostorCluster(t, nil)
 	worker := c.Node("node-2")
 	part := func(term uint64, part uint32, report uint64) *pb.PartAssign {
 		return &pb.PartAssign{Id: "node-1.x.1", Term: term, Contact: "node-1", Part: part, Report: report,

@@ -10,7 +10,6 @@ import (
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/jobs"
-	"github.com/troupe-dev/troupe/jobs/jobstest"
 	pb "github.com/troupe-dev/troupe/messages"
 )
 
@@ -82,18 +81,8 @@ func TestWaitJobHoldsBoundedAnswers(t *testing.T) {
 }
 
 func testWaitJobHoldsBoundedAnswers(t *testing.T) {
-	c, impostor := impostorCluster(t)
 	g := &gated{open: make(chan struct{}), reports: 1}
-	f, err := jobs.New(jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes, cfg.Backup = []jobs.Runtime{g}, -1 }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []actors.NodeName{"node-2", "node-3"} {
-		if err := c.Node(n).Start(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	jobstest.Follow(t, c, []actors.NodeName{"node-2", "node-3"}, "node-3")
+	c, impostor := impostorCluster(t, func(cfg *jobs.Config) { cfg.Runtimes, cfg.Backup = []jobs.Runtime{g}, -1 })
 	contact := c.Node("node-2")
 	id := submit2(t, contact, "gated", []byte("gated"), `null`, 2)
 	for i := range 1200 {
