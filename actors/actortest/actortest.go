@@ -2,7 +2,9 @@ package actortest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -81,23 +83,65 @@ func SkipRemoteUnderRace(t testing.TB) {
 	}
 }
 
-// FreePorts returns n loopback TCP ports that were free a moment ago, for
-// tests that start nodes on fixed ports (another process may take one
-// meanwhile: rare, and the node then fails to start, saying so).
+// FreePorts returns n loopback ports, free for TCP and UDP, for tests that
+// start nodes on fixed ports. A port that is merely free a moment ago is not
+// enough: the kernel hands the same numbers to every outgoing connection and
+// every ":0" listener of the machine, and `go test ./...` runs packages side
+// by side (a node failed to start with "address already in use" that way).
+// So the ports come from below the kernel's ephemeral range, and each is
+// reserved across processes by an advisory lock on a file in the temporary
+// directory, held until the test ends; the lock dies with the process.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
+	lo, hi := reservedRange()
+	span := hi - lo
+	start := rand.IntN(span)
 	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for i := 0; i < span && len(ports) < n; i++ {
+		port := lo + (start+i)%span
+		release, ok := reservePort(port)
+		if !ok {
+			continue
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		if !portFree(port) {
+			release()
+			continue
+		}
+		t.Cleanup(release)
+		ports = append(ports, port)
 	}
-	for _, ln := range lns {
-		_ = ln.Close()
+	if len(ports) < n {
+		t.Fatalf("actortest: only %d of %d free ports in %d-%d", len(ports), n, lo, hi)
 	}
 	return ports
+}
+
+// reservedRange is where FreePorts looks: the ports below the kernel's
+// ephemeral range (32768-60999 on Linux), down to 20000.
+func reservedRange() (lo, hi int) {
+	lo, hi = 20000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var first, last int
+		if _, err := fmt.Sscan(string(b), &first, &last); err == nil && first > lo+1000 {
+			hi = first
+		}
+	}
+	return lo, hi
+}
+
+// portFree reports whether both TCP and UDP can bind 127.0.0.1:port now
+// (membership listens on both).
+func portFree(port int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	_ = pc.Close()
+	return true
 }
