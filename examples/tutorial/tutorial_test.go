@@ -196,9 +196,13 @@ func writeModule(t *testing.T, root string, tut *tutorial) string {
 // toolchain is the environment the tutorial's module is built in: a PATH
 // of one directory holding links to the go command and, when cgo is on,
 // the C compiler with its assembler and linker — and nothing else, so no
-// protoc; and the module cache only (GOPROXY=off), adding the
+// protoc; and this machine's module proxy (go env GOPROXY), adding the
 // requirements the code needs to go.mod as it builds (-mod=mod), which is
-// what `go get` and `go mod tidy` do for a newcomer with a network.
+// what `go get` and `go mod tidy` do for a newcomer with a network. The
+// proxy is asked only for what the module cache lacks: with the module
+// cache off the proxy (GOPROXY=off), a fresh machine failed, as the outside
+// module's graph needs go.mod files the repository's pruned graph never
+// downloads (github.com/stretchr/testify@v1.7.0's).
 func toolchain(t *testing.T) []string {
 	t.Helper()
 	goExe, err := exec.LookPath("go")
@@ -231,7 +235,11 @@ func toolchain(t *testing.T) []string {
 	if _, err := os.Stat(filepath.Join(bin, "protoc")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("protoc is on the tutorial's PATH (%v)", err)
 	}
-	env := []string{"PATH=" + bin, "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOSUMDB=off", "GOWORK=off", "GOTOOLCHAIN=local"}
+	proxy, err := exec.Command(goExe, "env", "GOPROXY").Output()
+	if err != nil {
+		t.Fatalf("go env GOPROXY: %v", err)
+	}
+	env := []string{"PATH=" + bin, "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=" + strings.TrimSpace(string(proxy)), "GOSUMDB=off", "GOWORK=off", "GOTOOLCHAIN=local"}
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
 		case "PATH", "GOFLAGS", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOWORK", "GOTOOLCHAIN", "GO111MODULE":

@@ -257,15 +257,12 @@ func (n *Network) Attach(a transport.Attachment) (_ transport.Endpoint, err erro
 		dialOpts = append(dialOpts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	opts = append(opts, remote.WithServerOptions(serverOpts...), remote.WithDialOptions(dialOpts...))
-	if n.bindPort != 0 {
-		// Check the port before protoactor does: its Start panics on a busy
-		// port after rewriting gRPC's global logger.
-		l, err := net.Listen("tcp", net.JoinHostPort(n.bindHost, strconv.Itoa(n.bindPort)))
-		if err != nil {
-			return nil, fmt.Errorf("remote: node %s cannot listen on %s:%d: %w", a.Node, n.bindHost, n.bindPort, err)
-		}
-		_ = l.Close()
-	}
+	// No check of the port before protoactor listens: a listener opened
+	// and closed to check it, then opened again, loses the port to any
+	// fork in between (the child holds the first socket until it execs:
+	// "address already in use" in tests that start node processes while
+	// a node starts). start turns protoactor's panic on a busy port into
+	// an error instead.
 	rcfg := remote.Configure(n.bindHost, n.bindPort, opts...)
 	rcfg.MaxRetryCount = maxDialAttempts
 	rcfg.EndpointWriterBatchSize = writerBatch
