@@ -77,6 +77,58 @@ type Timing struct {
 	JoinResync time.Duration
 }
 
+// Broadcasts bounds the memory of the gossip channel (Packets.Broadcast):
+// every preset has the same defaults. A zero field keeps the default.
+type Broadcasts struct {
+	// QueueLimit is the broadcast frames (own and relayed) queued for
+	// gossip; beyond it the ones transmitted most are pruned, and the
+	// handler's Dropped is told. Default 1024; valid 1..65536.
+	QueueLimit int
+	// DedupeWindow is the sequence numbers remembered per origin and boot
+	// nonce to drop copies of a broadcast already delivered (rounded up to
+	// a multiple of 64); a copy older than the window is dropped too.
+	// Default 1024; valid 64..65536.
+	DedupeWindow int
+	// Origins is the origins remembered for de-duplication, the least
+	// recently heard from evicted beyond it: a broadcast of an evicted
+	// origin still in flight may be delivered again. Default 1024; valid
+	// 16..65536.
+	Origins int
+}
+
+// Defaults and bounds of Broadcasts.
+const (
+	defaultQueueLimit   = 1024
+	defaultDedupeWindow = 1024
+	defaultOrigins      = 1024
+	maxBroadcastKnob    = 65536
+)
+
+func (b Broadcasts) withDefaults() Broadcasts {
+	b.QueueLimit = cmp.Or(b.QueueLimit, defaultQueueLimit)
+	b.DedupeWindow = cmp.Or(b.DedupeWindow, defaultDedupeWindow)
+	b.Origins = cmp.Or(b.Origins, defaultOrigins)
+	return b
+}
+
+func (b Broadcasts) validate() error {
+	var errs []error
+	for _, k := range []struct {
+		name     string
+		v        int
+		min, def int
+	}{
+		{"QueueLimit", b.QueueLimit, 1, defaultQueueLimit},
+		{"DedupeWindow", b.DedupeWindow, 64, defaultDedupeWindow},
+		{"Origins", b.Origins, 16, defaultOrigins},
+	} {
+		if k.v != 0 && (k.v < k.min || k.v > maxBroadcastKnob) {
+			errs = append(errs, fmt.Errorf("membership: Broadcasts.%s is %d; valid: %d..%d, or 0 for the default %d", k.name, k.v, k.min, maxBroadcastKnob, k.def))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // JoinRetry says how Join retries seeds that do not answer.
 type JoinRetry struct {
 	Backoff    time.Duration // first wait between attempts; default 100ms
@@ -138,6 +190,9 @@ type Config struct {
 	// packets are not TLS; Keys encrypts them.
 	TLS *security.MutualTLS
 
+	// Broadcasts bounds the gossip channel's queue and de-duplication.
+	Broadcasts Broadcasts
+
 	// Transport replaces memberlist's UDP/TCP transport, e.g. with the sim
 	// hub's (sim.Hub.Memberlist), so that simulated faults apply to SWIM.
 	Transport memberlist.NodeAwareTransport
@@ -191,6 +246,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("membership: Colocated is %d; it must be 0..%d (0: the memberships in this process)", cfg.Colocated, maxColocated))
 	}
 	if err := cfg.Timing.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Broadcasts.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	r := cfg.Retry

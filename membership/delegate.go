@@ -58,8 +58,15 @@ func (d *delegate) NodeMeta(int) []byte {
 	return m.meta
 }
 
-func (d *delegate) NotifyMsg([]byte)                  {}
-func (d *delegate) GetBroadcasts(int, int) [][]byte   { return nil }
+// NotifyMsg handles a datagram or broadcast frame (packets.go), from
+// memberlist's packet goroutine (or a stream's): it copies what it keeps.
+func (d *delegate) NotifyMsg(b []byte) { d.m().pk.notifyMsg(b) }
+
+// GetBroadcasts hands memberlist the queued broadcast frames that fit.
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.m().pk.getBroadcasts(overhead, limit)
+}
+
 func (d *delegate) LocalState(bool) []byte            { return nil }
 func (d *delegate) MergeRemoteState(_ []byte, _ bool) {}
 
@@ -94,6 +101,9 @@ func (d *delegate) observe(n *memberlist.Node) {
 		return
 	}
 	m.swim[mem.Name] = s
+	node := *n
+	node.Meta = nil // memberlist's, and not needed to send
+	m.nodes[mem.Name] = node
 	prev, known := m.view[mem.Name]
 	wasLive := known && (prev.State == Alive || prev.State == Suspect)
 	if st != Suspect {

@@ -95,6 +95,9 @@ type Membership struct {
 	probeFails       atomic.Int64
 	refusedNames     atomic.Int64
 	logs             *logLimiter
+
+	pk    *packets                            // datagrams and gossip (packets.go)
+	nodes map[actors.NodeName]memberlist.Node // memberlist's node of each member, copied, under mu
 }
 
 // New validates cfg, starts SWIM on its address (or transport) and returns
@@ -142,6 +145,7 @@ func newMembership(cfg Config) (*Membership, error) {
 		swim:       map[actors.NodeName]*swimState{},
 		ownSuspect: map[actors.NodeName]time.Time{},
 		sweepNow:   make(chan struct{}, 1),
+		nodes:      map[actors.NodeName]memberlist.Node{},
 	}
 	meta, err := proto.Marshal(&messages.MemberMeta{Name: string(cfg.Name), Address: cfg.Address, Kinds: cfg.Kinds, Generation: cfg.Generation})
 	if err != nil {
@@ -174,6 +178,9 @@ func newMembership(cfg Config) (*Membership, error) {
 		mlc.Keyring = kr
 		m.keyring = kr
 	}
+	// Before memberlist starts: its listeners may hand user messages to
+	// the delegate at once.
+	m.pk = newPackets(m, mlc, cfg.Broadcasts)
 	inner := cfg.Transport
 	if inner == nil {
 		host, port, _ := splitHostPort("Bind", cfg.Bind, true)
@@ -199,6 +206,7 @@ func newMembership(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("membership: node %s: starting SWIM: %w", cfg.Name, err)
 	}
 	m.ml = ml
+	m.pk.ml.Store(ml)
 	if m.table, err = inspect(ml); err != nil {
 		_ = ml.Shutdown()
 		return nil, err
@@ -413,6 +421,8 @@ type Stats struct {
 	// message in which a peer speaks as another node than its
 	// certificate's (identity.go).
 	RefusedPeers int64
+	// Packets counts datagrams and gossip broadcasts (Packets).
+	Packets PacketStats
 }
 
 // Stats returns the counters.
@@ -433,6 +443,7 @@ func (m *Membership) Stats() Stats {
 		RefusedMembers:   m.refusedNames.Load(),
 		LogSuppressed:    m.logs.suppressed.Load(),
 		RefusedPeers:     m.tr.refused.Load(),
+		Packets:          m.pk.stats(),
 	}
 	v := m.View()
 	s.Incarnation = v.Self.Incarnation

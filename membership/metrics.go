@@ -17,6 +17,16 @@ import (
 //	troupe_swim_members{node,state}                  gauge    members in this node's view per state (alive, suspect, failed, left; self included)
 //	troupe_swim_gossip_bytes_total{node,direction}   counter  SWIM bytes sent and received (packets and streams)
 //	troupe_swim_gossip_packets_total{node,direction} counter  SWIM packets sent and received
+//	troupe_swim_datagrams_total{node,direction}      counter  datagrams (Packets.SendDatagram) sent and received
+//	troupe_swim_broadcasts_total{node}               counter  broadcasts this node originated (Packets.Broadcast)
+//	troupe_swim_broadcasts_delivered_total{node}     counter  others' broadcasts handed to the handler (once each)
+//	troupe_swim_broadcasts_queued{node}              gauge    broadcast frames (own and relayed) in the gossip queue
+//	troupe_swim_broadcast_transmissions_total{node}  counter  broadcast frames handed to gossip (own and relayed)
+//	troupe_swim_broadcast_bytes_total{node}          counter  ... their bytes
+//	troupe_swim_broadcast_relays_total{node}         counter  others' broadcasts queued for relaying
+//	troupe_swim_broadcast_duplicates_total{node}     counter  broadcast copies not delivered: seen, too old, or this node's own
+//	troupe_swim_broadcasts_dropped_total{node}       counter  frames pruned from a full queue before their last transmission
+//	troupe_swim_user_packets_refused_total{node,reason} counter  datagram and broadcast packets refused: unknown_kind, truncated, oversized, bad_name, no_handler
 //
 // The node registers it on its registry (cmd/node does).
 func NewCollector(m *Membership) prometheus.Collector {
@@ -34,6 +44,16 @@ func NewCollector(m *Membership) prometheus.Collector {
 		members:     prometheus.NewDesc("troupe_swim_members", "Members in this node's view, per state (self included).", append(node, "state"), nil),
 		bytes:       prometheus.NewDesc("troupe_swim_gossip_bytes_total", "SWIM bytes (packets and streams), direction=sent or received.", append(node, "direction"), nil),
 		packets:     prometheus.NewDesc("troupe_swim_gossip_packets_total", "SWIM packets, direction=sent or received.", append(node, "direction"), nil),
+		datagrams:   prometheus.NewDesc("troupe_swim_datagrams_total", "Datagrams, direction=sent or received.", append(node, "direction"), nil),
+		broadcasts:  prometheus.NewDesc("troupe_swim_broadcasts_total", "Broadcasts this node originated.", node, nil),
+		delivered:   prometheus.NewDesc("troupe_swim_broadcasts_delivered_total", "Other members' broadcasts handed to this node's handler, once each.", node, nil),
+		queued:      prometheus.NewDesc("troupe_swim_broadcasts_queued", "Broadcast frames (own and relayed) in the gossip queue.", node, nil),
+		transmits:   prometheus.NewDesc("troupe_swim_broadcast_transmissions_total", "Broadcast frames (own and relayed) handed to SWIM's gossip, one per frame per packet.", node, nil),
+		tbytes:      prometheus.NewDesc("troupe_swim_broadcast_bytes_total", "Bytes of the broadcast transmissions.", node, nil),
+		relays:      prometheus.NewDesc("troupe_swim_broadcast_relays_total", "Other members' broadcasts queued for relaying.", node, nil),
+		duplicates:  prometheus.NewDesc("troupe_swim_broadcast_duplicates_total", "Broadcast copies not delivered: already seen, older than the de-duplication window, or this node's own.", node, nil),
+		dropped:     prometheus.NewDesc("troupe_swim_broadcasts_dropped_total", "Broadcast frames pruned from a full queue before their last transmission.", node, nil),
+		refused:     prometheus.NewDesc("troupe_swim_user_packets_refused_total", "Datagram and broadcast packets refused, by reason.", append(node, "reason"), nil),
 	}
 }
 
@@ -41,10 +61,13 @@ type collector struct {
 	m                                                      *Membership
 	probes, probeFails, suspicions, refutations            *prometheus.Desc
 	failures, health, incarnation, members, bytes, packets *prometheus.Desc
+	datagrams, broadcasts, delivered, queued, transmits    *prometheus.Desc
+	tbytes, relays, duplicates, dropped, refused           *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.probes, c.probeFails, c.suspicions, c.refutations, c.failures, c.health, c.incarnation, c.members, c.bytes, c.packets} {
+	for _, d := range []*prometheus.Desc{c.probes, c.probeFails, c.suspicions, c.refutations, c.failures, c.health, c.incarnation, c.members, c.bytes, c.packets,
+		c.datagrams, c.broadcasts, c.delivered, c.queued, c.transmits, c.tbytes, c.relays, c.duplicates, c.dropped, c.refused} {
 		ch <- d
 	}
 }
@@ -75,4 +98,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytes, s.BytesReceived, "received")
 	counter(c.packets, s.PacketsSent, "sent")
 	counter(c.packets, s.PacketsReceived, "received")
+	p := s.Packets
+	counter(c.datagrams, p.DatagramsSent, "sent")
+	counter(c.datagrams, p.DatagramsReceived, "received")
+	counter(c.broadcasts, p.Broadcasts)
+	counter(c.delivered, p.Delivered)
+	gauge(c.queued, float64(p.Queued))
+	counter(c.transmits, p.Transmissions)
+	counter(c.tbytes, p.TransmittedBytes)
+	counter(c.relays, p.Relays)
+	counter(c.duplicates, p.Duplicates)
+	counter(c.dropped, p.Dropped)
+	for _, reason := range refusalNames {
+		counter(c.refused, p.Refused[reason], reason)
+	}
 }
