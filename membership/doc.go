@@ -71,4 +71,75 @@
 // CPUs ([LocalTiming], Config.Colocated) — and every timing can be
 // overridden ([Timing]). docs/membership.md has the measurements and the design
 // choices.
+//
+// # Datagrams and gossip
+//
+// [Membership.Packets] is the node's transport.Packets: a best-effort
+// packet service beside its gRPC network, over memberlist's own UDP
+// socket (or the sim hub's memberlist transport, whose faults then apply)
+// and encrypted with the gossip keys when Config.Keys is set.
+//
+// A datagram (SendDatagram) is one memberlist user packet to one live
+// (alive or suspect) member, sent with memberlist's SendBestEffort: a
+// frame of a kind byte, the protocol's name (length-prefixed) and the
+// envelope. It may be lost, duplicated or reordered; nil from
+// SendDatagram means sent, never delivered. Its limit (Limits) keeps the
+// whole packet within memberlist's UDPBufferSize (1400 bytes in every
+// preset), counting the frame's header with a protocol name of the
+// longest allowed length (253), memberlist's user-message byte, its
+// 5-byte checksum, its label and its largest encryption overhead (45
+// bytes): 1139 bytes of envelope without gossip keys, 1094 with. A
+// destination that is not a live member, or this node, is
+// transport.ErrUnknownNode.
+//
+// A broadcast (Broadcast) spreads to every member by epidemic gossip,
+// piggybacked on SWIM's packets (its gossip rounds, probes and acks)
+// through a memberlist TransmitLimitedQueue: each frame is handed out
+// RetransmitMult·ceil(log10(N+1)) times (N the live members), and every
+// member that receives a broadcast for the first time delivers it and
+// queues the same frame to relay it as many times (as serf does with its
+// user events), so it reaches every live member in O(log N) gossip rounds
+// with high probability — not certainly: a member that misses every copy
+// (loss, a partition, a full queue) never gets it, and nothing retries.
+// The frame carries the origin's name, a boot nonce (random, new each
+// time the Membership is created), a sequence number per origin and run,
+// and the protocol. A receiver delivers each (origin, nonce, sequence)
+// once: it remembers per origin a sliding window of
+// Broadcasts.DedupeWindow sequence numbers for the current and the
+// previous nonce (so a restarted origin is delivered again, and its
+// previous run's broadcasts still in flight are not delivered twice); a
+// copy older than the window is dropped as seen. Order is not kept. A
+// node never delivers its own broadcasts, nor any frame naming it as
+// origin. The envelope is at most [BroadcastLimit] (512) bytes, so that a
+// frame with the longest names (1040 bytes with memberlist's framing)
+// leaves at least 313 bytes of a 1353-byte gossip packet (UDPBufferSize
+// less memberlist's compound header and encryption) to SWIM's own
+// messages, and about 800 with names of ordinary length; memberlist hands
+// out its own messages first, and a frame waits for a packet with room.
+//
+// Memory is bounded: the queue holds Broadcasts.QueueLimit frames (own
+// and relayed; beyond, the ones transmitted most are pruned, and the
+// handler's Dropped is told of each), de-duplication remembers
+// Broadcasts.Origins origins (the least recently heard from evicted; a
+// broadcast of an evicted origin still in flight may then be delivered
+// again), and every frame is bounded by the limits above.
+//
+// Security: datagrams and broadcasts are authenticated only by the gossip
+// key. Any holder of the key can send datagrams, claim any origin, nonce
+// and sequence number (and so suppress a real origin's next broadcasts by
+// claiming their numbers first, or replay old ones under a new nonce),
+// and the envelope's sender is whatever it says: a protocol that needs to
+// know who sent a message uses the stream (mutual TLS). Without keys,
+// anyone who can reach the UDP port can. What arrives is refused unless
+// it is a well-formed frame — unknown kind, truncated, oversized, names
+// that are not node or protocol names — and counted by reason
+// (troupe_swim_user_packets_refused_total); the handler gets a copy of
+// the envelope, not yet validated, from memberlist's packet goroutine,
+// and must not block. Before the first Handle, packets that arrive are
+// counted (reason no_handler) and dropped; broadcasts are still relayed.
+// The handler's Transmitted is told of each datagram sent and of each
+// transmission of a broadcast frame (own or relayed: one call per frame
+// per packet), with the frame's bytes plus memberlist's user-message byte
+// — before memberlist's per-packet checksum, compression, label and
+// encryption.
 package membership

@@ -353,9 +353,14 @@ func TestDatagramsMeetTheHubsFaults(t *testing.T) {
 
 // spread broadcasts payload from origin and waits until every other node
 // delivered it and every gossip queue is empty (no copy left in flight);
-// it returns the gossip rounds to full spread and the transmissions.
-func spread(t *testing.T, nodes []*packetNode, origin *packetNode, protocol, payload string) (rounds float64, transmissions int) {
+// it returns the time to full spread in gossip intervals, the
+// transmissions, and the copies that arrived beyond the first at each
+// member.
+func spread(t *testing.T, nodes []*packetNode, origin *packetNode, protocol, payload string) (rounds float64, transmissions int, duplicates int64) {
 	t.Helper()
+	for _, n := range nodes {
+		duplicates -= n.Stats().Packets.Duplicates
+	}
 	start := time.Now()
 	if err := origin.pk.Broadcast(protocol, []byte(payload)); err != nil {
 		t.Fatal(err)
@@ -395,7 +400,10 @@ func spread(t *testing.T, nodes []*packetNode, origin *packetNode, protocol, pay
 	}
 	c, _ := origin.rec.transmitted(protocol)
 	transmissions += c
-	return float64(last.Sub(start)) / float64(simPacketTiming.GossipInterval), transmissions
+	for _, n := range nodes {
+		duplicates += n.Stats().Packets.Duplicates
+	}
+	return float64(last.Sub(start)) / float64(simPacketTiming.GossipInterval), transmissions, duplicates
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -414,16 +422,14 @@ func TestBroadcastReachesEveryMemberOnce(t *testing.T) {
 		t.Skip("20 memberlists")
 	}
 	hub, nodes := packetCluster(t, 20, nil)
-	rounds, tx := spread(t, nodes, nodes[4], "bcast-benign", "hello, all")
-	t.Logf("N=20, no loss: full spread in %.1f gossip rounds, %d transmissions (%.1f per member reached)", rounds, tx, float64(tx)/19)
+	rounds, tx, dups := spread(t, nodes, nodes[4], "bcast-benign", "hello, all")
+	t.Logf("N=20, no loss: full spread in %.1f gossip intervals, %d transmissions (%.1f per member reached), %d copies dropped as duplicates", rounds, tx, float64(tx)/19, dups)
 	if tx == 0 {
 		t.Error("no transmission was reported")
 	}
-	var dups, relays int64
+	var relays int64
 	for _, n := range nodes {
-		s := n.Stats().Packets
-		dups += s.Duplicates
-		relays += s.Relays
+		relays += n.Stats().Packets.Relays
 	}
 	if dups == 0 || relays != 19 {
 		t.Errorf("%d duplicates and %d relays; want copies beyond the first (duplicates > 0) and one relay per receiver (19)", dups, relays)
@@ -432,8 +438,8 @@ func TestBroadcastReachesEveryMemberOnce(t *testing.T) {
 	if err := hub.SetFaults(sim.Faults{Loss: 0.1}); err != nil {
 		t.Fatal(err)
 	}
-	rounds, tx = spread(t, nodes, nodes[11], "bcast-lossy", "hello again, all")
-	t.Logf("N=20, 10%% loss: full spread in %.1f gossip rounds, %d transmissions (%.1f per member reached)", rounds, tx, float64(tx)/19)
+	rounds, tx, dups = spread(t, nodes, nodes[11], "bcast-lossy", "hello again, all")
+	t.Logf("N=20, 10%% loss: full spread in %.1f gossip intervals, %d transmissions (%.1f per member reached), %d copies dropped as duplicates", rounds, tx, float64(tx)/19, dups)
 }
 
 // TestRestartedOriginIsDeliveredAgain: a node that restarts numbers its
@@ -441,7 +447,7 @@ func TestBroadcastReachesEveryMemberOnce(t *testing.T) {
 // run's, so the others deliver them.
 func TestRestartedOriginIsDeliveredAgain(t *testing.T) {
 	hub, nodes := packetCluster(t, 3, nil)
-	spread(t, nodes, nodes[2], "again", "first")
+	_, _, _ = spread(t, nodes, nodes[2], "again", "first")
 	_ = nodes[2].Shutdown()
 	actortest.Eventually(t, 20*time.Second, "node-3 declared failed", func() bool {
 		return saw[*membership.MemberFailed](nodes[0].testNode.rec, "node-3") && saw[*membership.MemberFailed](nodes[1].testNode.rec, "node-3")
