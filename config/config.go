@@ -62,6 +62,10 @@ type Membership struct {
 	ReconnectInterval       time.Duration `yaml:"reconnect_interval"`         // try to rejoin through one failed member this often
 	ReconnectTimeout        time.Duration `yaml:"reconnect_timeout"`          // ... for this long after it failed
 	JoinResync              time.Duration `yaml:"join_resync"`                // sync state once more this long after joining
+	// The gossip channel's bounds (membership.Broadcasts): 0 keeps the default.
+	BroadcastQueueLimit   int `yaml:"broadcast_queue_limit"`   // broadcast frames queued for gossip, own and relayed
+	BroadcastDedupeWindow int `yaml:"broadcast_dedupe_window"` // sequence numbers remembered per origin to drop copies
+	BroadcastOrigins      int `yaml:"broadcast_origins"`       // origins remembered for de-duplication
 }
 
 // Election is the leader election (package election).

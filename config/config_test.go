@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/config"
+	"github.com/troupe-dev/troupe/membership"
 )
 
 func write(t *testing.T, dir, name, text string) string {
@@ -122,6 +123,13 @@ func TestPrecedence(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Membership.Join, []string{"a:1", "b:2"}) {
 		t.Errorf("a list from the environment: %v", cfg.Membership.Join)
 	}
+	cfg, err := config.Load(config.Sources{Env: []string{"TROUPE_MEMBERSHIP_BROADCAST_QUEUE_LIMIT=64", "TROUPE_MEMBERSHIP_BROADCAST_ORIGINS=32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.MembershipBroadcasts(); got != (membership.Broadcasts{QueueLimit: 64, Origins: 32}) {
+		t.Errorf("MembershipBroadcasts() = %+v; want QueueLimit 64, Origins 32, DedupeWindow 0 (the default)", got)
+	}
 	host, _ := os.Hostname()
 	if cfg.Node.Name != host {
 		t.Errorf("node.name defaults to %q, want the host name %q", cfg.Node.Name, host)
@@ -163,6 +171,10 @@ func TestBadConfigurationsNameTheKey(t *testing.T) {
 		{file: "membership:\n  join: [a:1, b]\n", want: []string{`membership.join[1] (F:2): "b": must be host:port`}},
 		{file: "raft:\n  peers: [x, y]\nnode:\n  name: a\n  data_dir: d\n", want: []string{`raft.peers (F:2): [x, y]: does not name this node (a)`}},
 		{file: "membership:\n  gossip_nodes: 1000\n  tcp_timeout: 1ms\n", want: []string{"membership.gossip_nodes (F:2): 1000: must be 0..64 (0: the preset's)", "membership.tcp_timeout (F:3): 1ms: must be 100ms..5m0s"}},
+		{file: "membership:\n  broadcast_queue_limit: -1\n  broadcast_dedupe_window: 10\n  broadcast_origins: 100000\n", want: []string{
+			"membership.broadcast_queue_limit (F:2): -1: must be 1..65536 (0: the default 1024)",
+			"membership.broadcast_dedupe_window (F:3): 10: must be 64..65536 (0: the default 1024)",
+			"membership.broadcast_origins (F:4): 100000: must be 16..65536 (0: the default 1024)"}},
 		{env: []string{"TROUPE_MEMBERSHIP_AWARENESS_MAX_MULTIPLIER=-1"}, want: []string{"membership.awareness_max_multiplier (TROUPE_MEMBERSHIP_AWARENESS_MAX_MULTIPLIER): -1: must be 0..64 (0: the preset's)"}},
 		{file: "node: [1]\n", want: []string{"node (F:1): must be a mapping of keys"}},
 		{file: "- a\n- b\n", want: []string{"(F:1): the file must be a mapping of sections"}},

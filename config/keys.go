@@ -103,6 +103,9 @@ var meta = map[string]struct {
 	"membership.reconnect_interval":         {},
 	"membership.reconnect_timeout":          {},
 	"membership.join_resync":                {},
+	"membership.broadcast_queue_limit":      {},
+	"membership.broadcast_dedupe_window":    {},
+	"membership.broadcast_origins":          {},
 }
 
 var (

@@ -92,6 +92,13 @@ func (c *Config) MembershipTiming() membership.Timing {
 	}
 }
 
+// MembershipBroadcasts is the gossip channel's bounds
+// (membership.Config.Broadcasts).
+func (c *Config) MembershipBroadcasts() membership.Broadcasts {
+	m := c.Membership
+	return membership.Broadcasts{QueueLimit: m.BroadcastQueueLimit, DedupeWindow: m.BroadcastDedupeWindow, Origins: m.BroadcastOrigins}
+}
+
 // GossipKeys is the gossip keyring (membership.Config.Keys): the key of
 // gossip_key or gossip_key_file (as it was when the configuration was
 // loaded) first, then accept_gossip_keys; none without a key.

@@ -227,6 +227,19 @@ func (c *Config) validate() invalid {
 	ch.durRange("membership.reconnect_interval", m.ReconnectInterval, 100*time.Millisecond, time.Hour, true)
 	ch.durRange("membership.reconnect_timeout", m.ReconnectTimeout, time.Second, 30*24*time.Hour, true)
 	ch.durRange("membership.join_resync", m.JoinResync, 10*time.Millisecond, 10*time.Minute, true)
+	for _, k := range []struct {
+		key   string
+		v, lo int
+		dflt  int
+	}{
+		{"membership.broadcast_queue_limit", m.BroadcastQueueLimit, 1, 1024},
+		{"membership.broadcast_dedupe_window", m.BroadcastDedupeWindow, 64, 1024},
+		{"membership.broadcast_origins", m.BroadcastOrigins, 16, 1024},
+	} {
+		if k.v != 0 {
+			ch.intRange(k.key, k.v, k.lo, 65536, fmt.Sprintf(" (0: the default %d)", k.dflt))
+		}
+	}
 	if m.ProbeInterval > 0 && m.ProbeTimeout > m.ProbeInterval {
 		ch.bad("membership.probe_timeout", m.ProbeTimeout, "must not exceed probe_interval (%v)", m.ProbeInterval)
 	}

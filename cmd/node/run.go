@@ -191,7 +191,7 @@ func runNode(ctx context.Context, src config.Sources) error {
 	metrics.MustRegister(telemetry.NewCollector(node))
 	defer node.Stop()
 	m, err := membership.New(membership.Config{Name: acfg.Name, Address: node.Address(), Preset: cfg.Membership.Preset,
-		Timing: cfg.MembershipTiming(), Bind: gossip, Advertise: gossipAdvertise, Seeds: cfg.Membership.Join,
+		Timing: cfg.MembershipTiming(), Broadcasts: cfg.MembershipBroadcasts(), Bind: gossip, Advertise: gossipAdvertise, Seeds: cfg.Membership.Join,
 		Memory: membersFile(cfg), Keys: cfg.GossipKeys(), TLS: mtls, Logger: log})
 	if err != nil {
 		return err
