@@ -175,6 +175,8 @@ func TestBadConfigurationsNameTheKey(t *testing.T) {
 			"membership.broadcast_queue_limit (F:2): -1: must be 1..65536 (0: the default 1024)",
 			"membership.broadcast_dedupe_window (F:3): 10: must be 64..65536 (0: the default 1024)",
 			"membership.broadcast_origins (F:4): 100000: must be 16..65536 (0: the default 1024)"}},
+		{file: "membership:\n  broadcast_dedupe_window: 65536\n  broadcast_origins: 8192\n", want: []string{
+			"membership.broadcast_origins (F:3): 8192: × broadcast_dedupe_window (65536) must be at most 268435456 (64 MiB of de-duplication windows)"}},
 		{env: []string{"TROUPE_MEMBERSHIP_AWARENESS_MAX_MULTIPLIER=-1"}, want: []string{"membership.awareness_max_multiplier (TROUPE_MEMBERSHIP_AWARENESS_MAX_MULTIPLIER): -1: must be 0..64 (0: the preset's)"}},
 		{file: "node: [1]\n", want: []string{"node (F:1): must be a mapping of keys"}},
 		{file: "- a\n- b\n", want: []string{"(F:1): the file must be a mapping of sections"}},

@@ -240,6 +240,9 @@ func (c *Config) validate() invalid {
 			ch.intRange(k.key, k.v, k.lo, 65536, fmt.Sprintf(" (0: the default %d)", k.dflt))
 		}
 	}
+	if o, w := cmp.Or(m.BroadcastOrigins, 1024), cmp.Or(m.BroadcastDedupeWindow, 1024); o > 0 && w > 0 && o <= 65536 && w <= 65536 && o*w > 1<<28 {
+		ch.bad("membership.broadcast_origins", m.BroadcastOrigins, "× broadcast_dedupe_window (%d) must be at most %d (64 MiB of de-duplication windows)", w, 1<<28)
+	}
 	if m.ProbeInterval > 0 && m.ProbeTimeout > m.ProbeInterval {
 		ch.bad("membership.probe_timeout", m.ProbeTimeout, "must not exceed probe_interval (%v)", m.ProbeInterval)
 	}

@@ -93,8 +93,15 @@ type Broadcasts struct {
 	// recently heard from evicted beyond it: a broadcast of an evicted
 	// origin still in flight may be delivered again. Default 1024; valid
 	// 16..65536.
+	//
+	// De-duplication holds at most Origins·DedupeWindow/4 bytes (two
+	// windows of bits per origin: 256 KiB by default), which must not
+	// exceed 64 MiB; the queue about 1 KiB per frame (1 MiB by default).
 	Origins int
 }
+
+// maxDedupeBits bounds Origins·DedupeWindow: 64 MiB of windows.
+const maxDedupeBits = 1 << 28
 
 // Defaults and bounds of Broadcasts.
 const (
@@ -125,6 +132,10 @@ func (b Broadcasts) validate() error {
 		if k.v != 0 && (k.v < k.min || k.v > maxBroadcastKnob) {
 			errs = append(errs, fmt.Errorf("membership: Broadcasts.%s is %d; valid: %d..%d, or 0 for the default %d", k.name, k.v, k.min, maxBroadcastKnob, k.def))
 		}
+	}
+	if d := b.withDefaults(); len(errs) == 0 && d.Origins*d.DedupeWindow > maxDedupeBits {
+		errs = append(errs, fmt.Errorf("membership: Broadcasts.Origins (%d) × Broadcasts.DedupeWindow (%d) is %d; at most %d (64 MiB of de-duplication windows)",
+			d.Origins, d.DedupeWindow, d.Origins*d.DedupeWindow, maxDedupeBits))
 	}
 	return errors.Join(errs...)
 }

@@ -122,7 +122,9 @@
 // handler's Dropped is told of each), de-duplication remembers
 // Broadcasts.Origins origins (the least recently heard from evicted; a
 // broadcast of an evicted origin still in flight may then be delivered
-// again), and every frame is bounded by the limits above.
+// again), and every frame is bounded by the limits above: about 1 MiB of
+// frames and 256 KiB of windows by default, Origins·DedupeWindow/4 bytes
+// of windows at most 64 MiB whatever the settings.
 //
 // Security: datagrams and broadcasts are authenticated only by the gossip
 // key. Any holder of the key can send datagrams, claim any origin, nonce

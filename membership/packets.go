@@ -552,9 +552,17 @@ func (w *seqWindow) first(seq uint64, window int) bool {
 		if seq-w.top >= W {
 			clear(w.bits)
 		} else {
-			for s := w.top + 1; s < seq; s++ {
+			// Forget the numbers the window slides over, a word at a
+			// time where it can.
+			for s := w.top + 1; s < seq; {
 				i := s % W
+				if i%64 == 0 && seq-s >= 64 {
+					w.bits[i/64] = 0
+					s += 64
+					continue
+				}
 				w.bits[i/64] &^= 1 << (i % 64)
+				s++
 			}
 		}
 		w.top = seq

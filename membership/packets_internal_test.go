@@ -80,6 +80,25 @@ func TestDedupeWindow(t *testing.T) {
 	}
 }
 
+// TestDedupeWindowSlides: numbers the window slides over (a word of bits
+// at a time, or bit by bit) are forgotten; the ones still in it are not.
+func TestDedupeWindowSlides(t *testing.T) {
+	d := newDedupe(256, 16)
+	for s := uint64(1); s <= 200; s++ {
+		if !d.first("a", 1, s) {
+			t.Fatalf("%d taken as seen", s)
+		}
+	}
+	if !d.first("a", 1, 330) { // slides over 201..329: slots of 1..73 reused
+		t.Fatal("330 taken as seen")
+	}
+	for s, want := range map[uint64]bool{257: true, 300: true, 319: true, 320: true, 329: true, 150: false, 200: false, 75: false, 74: false, 330: false} {
+		if got := d.first("a", 1, s); got != want {
+			t.Errorf("after 1..200 and 330, first(%d) = %v; want %v", s, got, want)
+		}
+	}
+}
+
 // TestNotifyMsgCopiesAndDeduplicates: what NotifyMsg delivers is a copy (the
 // caller's buffer may be reused), once per broadcast; this node's own
 // origin is never delivered.

@@ -501,6 +501,14 @@ func TestBadBroadcastsConfigIsRefused(t *testing.T) {
 			t.Errorf("Validate() = %v; want it to say %q", err, want)
 		}
 	}
+	cfg.Broadcasts = membership.Broadcasts{DedupeWindow: 65536, Origins: 65536}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "Broadcasts.Origins (65536) × Broadcasts.DedupeWindow (65536)") {
+		t.Errorf("Validate() = %v; want the windows' memory refused", err)
+	}
+	cfg.Broadcasts = membership.Broadcasts{DedupeWindow: 4096, Origins: 65536}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate() = %v for windows of exactly 64 MiB", err)
+	}
 }
 
 // TestGarbageUserPacketsAreRefusedAndCounted: a key holder running a bare
