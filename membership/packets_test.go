@@ -482,6 +482,13 @@ func TestFullGossipQueueDropsTheOldest(t *testing.T) {
 	if s := n.Stats().Packets; dropped != 4 || s.Dropped != 4 || s.Queued != 16 {
 		t.Errorf("Dropped told %d times, Stats.Dropped %d, queued %d; want 4, 4, 16", dropped, s.Dropped, s.Queued)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(membership.NewCollector(n.Membership))
+	for name, want := range map[string]float64{"troupe_swim_broadcasts_queued": 16, "troupe_swim_broadcasts_dropped_total": 4, "troupe_swim_broadcasts_total": 20} {
+		if got := series(t, reg, name, "node", "node-1"); got != want {
+			t.Errorf("%s = %v; want %v", name, got, want)
+		}
+	}
 	err := n.pk.Broadcast("flood", make([]byte, membership.BroadcastLimit+1))
 	if !errors.Is(err, transport.ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(membership.BroadcastLimit)) {
 		t.Errorf("oversized broadcast: %v; want ErrTooLarge naming the limit", err)
