@@ -37,6 +37,8 @@ type Context struct {
 	deadlines     deadlines // of the pending requests (deadlines.go)
 	deadlineTimer TimerID   // fires at deadlineAt; 0 when not armed
 	deadlineAt    time.Time
+
+	channel Channel // Send's (UseChannel)
 }
 
 func newContext(h *protocolHost, p Protocol) *Context {
@@ -109,10 +111,21 @@ func (c *Context) NodeStats() NodeStats { return c.h.node.Stats() }
 // m is encoded at once: it may be changed or reused afterwards. What a
 // handler sends leaves when the handler returns (see Node): on the remote
 // network, what it sends one node travels as one message.
+//
+// Send uses the stream unless [Context.UseChannel] chose datagrams, when
+// it sends as [Context.SendOn] does.
 func (c *Context) Send(to NodeName, m any) error {
 	if c.dead("Send") {
 		return c.errDead("Send")
 	}
+	if c.channel != Stream {
+		return c.sendPacket(c.channel, to, m)
+	}
+	return c.sendStream(to, m)
+}
+
+// sendStream sends m best effort on the stream and counts it.
+func (c *Context) sendStream(to NodeName, m any) error {
 	size, err := c.h.outbox.SendMessage(string(to), m)
 	if err != nil {
 		return fmt.Errorf("protocol %s sending %s: %w", c.h.name, typeName(m), err)
@@ -120,6 +133,9 @@ func (c *Context) Send(to NodeName, m any) error {
 	k := c.h.statsOf(m)
 	k.msgsOut.Add(1)
 	k.bytesOut.Add(int64(size))
+	st := &c.h.metrics.channels[Stream]
+	st.sent.Add(1)
+	st.bytesOut.Add(int64(size))
 	return nil
 }
 
@@ -244,6 +260,9 @@ func (h *protocolHost) transmit(env *messages.Envelope) error {
 	k := h.metrics.typ(typ)
 	k.msgsOut.Add(1)
 	k.bytesOut.Add(int64(size))
+	st := &h.metrics.channels[Stream]
+	st.sent.Add(1)
+	st.bytesOut.Add(int64(size))
 	return nil
 }
 

@@ -54,7 +54,8 @@
 // ended fails with [ErrDeadContext] and counts the misuse.
 //
 // Handlers send with [Context.Send] (best effort) or [Context.SendReliable]
-// (exactly once, in order, while both nodes live), publish with
+// (exactly once, in order, while both nodes live), on other channels with
+// [Context.SendOn] and [Context.Broadcast] (see Channels), publish with
 // [Context.Notify], ask other protocols with [Request] (the reply arrives as
 // a later event), and read time and randomness from [Context.Now] and
 // [Context.Rand]. Code outside protocols uses [Node.Tell] (or, to send one
@@ -71,6 +72,40 @@
 // applies it or refuses it with an error (the protocol keeps the old one),
 // and the runtime hands the accepted configuration again to every later
 // incarnation after a supervised restart.
+//
+// # Channels
+//
+// A protocol's messages to other nodes travel on one of three channels
+// ([Channel]):
+//
+//   - [Stream], the node's Network and the default: ordered per sender,
+//     batched, up to transport.MaxEnvelopeSize per message; the channel of
+//     [Context.Send] and of [Context.SendReliable] (which always uses it).
+//   - [Datagram]: one best-effort packet per message, which may be lost,
+//     duplicated or reordered, small (the packet service's datagram
+//     limit). [Context.SendOn](Datagram, to, m) sends one; a protocol that
+//     calls [Context.UseChannel](Datagram) in Init makes its Send use
+//     datagrams for that incarnation (every incarnation runs Init, so
+//     calling it there makes it hold for the protocol's life).
+//   - [Gossip]: epidemic broadcast to this protocol on every other member
+//     ([Context.Broadcast]), each handler getting the message once with
+//     high probability within O(log N) gossip rounds, small (the
+//     broadcast limit). It is refused as a channel for Send and SendOn
+//     ([ErrWrongChannel]): it has no single destination.
+//
+// Datagrams and gossip go through the node's packet service
+// (transport.Packets), which package membership installs with
+// [Node.SetPackets]; without one, sends on them fail with
+// transport.ErrNoPackets. A datagram to the node itself goes straight to
+// the protocol's mailbox. Messages that arrive by any channel reach the
+// same [OnMessage] handlers with the sender's node name, and
+// [Context.Arrived] tells which channel the one being handled came by.
+// Arriving datagrams and broadcasts are checked as network messages are
+// (see [Node.SetPackets] for what is refused); refusals count in
+// NodeStats.Rejected. ProtocolStats.Channels counts each channel's
+// messages and bytes in and out, the packets the service put on the wire
+// (relayed gossip included) and the drops ([ChannelStats]);
+// docs/channels.md says which channel to choose.
 //
 // # Concurrency
 //

@@ -43,6 +43,9 @@ var (
 	// ErrReconfigureRefused: a protocol's OnReconfigure handler refused a
 	// new configuration; the protocol keeps the one it had.
 	ErrReconfigureRefused = errors.New("actors: reconfiguration refused")
+	// ErrWrongChannel: a send on a channel it cannot use (gossip outside
+	// Context.Broadcast) or on an unknown channel.
+	ErrWrongChannel = errors.New("actors: wrong channel")
 	// ErrInvalidConfig: a Config field out of range.
 	ErrInvalidConfig = errors.New("actors: invalid configuration")
 )

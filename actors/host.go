@@ -53,6 +53,7 @@ type protocolHost struct {
 	outTypes   typeTable[*typeMetrics]          // counters of the types it sent, by type word (statsOf)
 	tellTo     []tellTarget                     // protocols it Tells (tellTarget)
 	replyKinds typeTable[*replyKind]            // by request type (Request)
+	arrived    Channel                          // of the network message being handled (Context.Arrived)
 }
 
 func newHost(n *Node, name ProtocolName, f Factory, first Protocol) *protocolHost {
@@ -333,7 +334,7 @@ func (h *protocolHost) dispatch(m *inbound) {
 		h.node.badInput.Warn(kindMalformed).Err(err).Str("from", env.From).Msg(kindMalformed)
 		return
 	}
-	h.handle(NodeName(env.From), msg, m.size)
+	h.handle(NodeName(env.From), msg, m.size, m.ch)
 }
 
 // onBatch handles the envelopes of a batch in order. When a handler fails,
@@ -398,11 +399,11 @@ func (h *protocolHost) onMessage(from NodeName, e transport.Entry) {
 			Str("from", string(from)).Str("protocol", string(h.name)).Msg(kindMalformed)
 		return
 	}
-	h.handle(from, msg, e.Size)
+	h.handle(from, msg, e.Size, Stream)
 }
 
-// handle runs the handler of a message from node from.
-func (h *protocolHost) handle(from NodeName, msg any, size int) {
+// handle runs the handler of a message from node from, which came by ch.
+func (h *protocolHost) handle(from NodeName, msg any, size int, ch Channel) {
 	e, _ := h.ctx.msgH.get(keyOf(msg))
 	var stats *typeMetrics
 	if e != nil {
@@ -412,6 +413,10 @@ func (h *protocolHost) handle(from NodeName, msg any, size int) {
 	}
 	stats.msgsIn.Add(1)
 	stats.bytesIn.Add(int64(size))
+	cm := &h.metrics.channels[ch]
+	cm.received.Add(1)
+	cm.bytesIn.Add(int64(size))
+	h.arrived = ch
 	if e == nil {
 		h.unhandled("message", typeName(msg), from)
 		return
@@ -451,6 +456,7 @@ type (
 	inbound struct {
 		env  *messages.Envelope
 		size int
+		ch   Channel // Stream, or the packet service's channel it came by
 	}
 	// inboundBatch is the envelopes of a Batch: protocol on node from sent
 	// them to this one.

@@ -83,6 +83,9 @@ type ProtocolStats struct {
 	// from Total().MsgsIn for the messages the protocol was sent.
 	Timers int64
 	Types  map[string]TypeStats
+	// Channels counts the protocol's traffic by channel (in JSON keyed
+	// "stream", "datagram", "gossip"), for the channels it used.
+	Channels map[Channel]ChannelStats
 }
 
 // NodeStats is a snapshot of a node's counters, for tests, the HTTP API and
@@ -138,6 +141,7 @@ type protocolMetrics struct {
 	misused      atomic.Int64
 	timers       atomic.Int64
 	types        sync.Map // type name → *typeMetrics
+	channels     [numChannels]channelMetrics
 }
 
 func (m *protocolMetrics) typ(name string) *typeMetrics {
@@ -160,6 +164,12 @@ func (m *protocolMetrics) snapshot(name ProtocolName, depth int) ProtocolStats {
 		Misused:      m.misused.Load(),
 		Timers:       m.timers.Load(),
 		Types:        map[string]TypeStats{},
+		Channels:     map[Channel]ChannelStats{},
+	}
+	for i := range m.channels {
+		if cs := m.channels[i].snapshot(); cs != (ChannelStats{}) {
+			s.Channels[Channel(i)] = cs
+		}
 	}
 	m.types.Range(func(k, v any) bool {
 		t := v.(*typeMetrics)

@@ -49,6 +49,8 @@ type Node struct {
 	timerClosed bool
 	timerWG     sync.WaitGroup
 
+	packets atomic.Pointer[transport.Packets] // SetPackets; nil without one
+
 	unknownProtocol, rejected atomic.Int64
 	born                      time.Time // wall clock, origin of monotonic
 }

@@ -94,3 +94,22 @@ type PacketHandler struct {
 	// pruned from a full queue before its last transmission.
 	Dropped func(ch Channel, protocol string)
 }
+
+// MarshalText encodes c as its name, so that a map keyed by Channel reads
+// "stream", "datagram" and "gossip" in JSON.
+func (c Channel) MarshalText() ([]byte, error) {
+	if c >= numChannels {
+		return nil, fmt.Errorf("transport: unknown channel %d; valid: stream (0), datagram (1), gossip (2)", uint8(c))
+	}
+	return []byte(channelNames[c]), nil
+}
+
+// UnmarshalText decodes a channel's name (as [ParseChannel]).
+func (c *Channel) UnmarshalText(b []byte) error {
+	ch, err := ParseChannel(string(b))
+	if err != nil {
+		return err
+	}
+	*c = ch
+	return nil
+}
