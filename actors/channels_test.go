@@ -461,3 +461,56 @@ func TestSetPacketsNilRemovesTheService(t *testing.T) {
 		}
 	})
 }
+
+// FuzzPacketReceive hands arbitrary bytes to a node's packet handler, as
+// a datagram and as a broadcast: each is refused, counted for an unknown
+// protocol, or handed to the protocol (handled or dropped there), exactly
+// one of them, and nothing panics.
+func FuzzPacketReceive(f *testing.F) {
+	ping, _ := proto.Marshal(&pb.Ping{N: 7})
+	for _, e := range []*pb.Envelope{
+		{From: "node-9", To: "node-1", Protocol: "ch", Type: "troupe.examples.v1.Ping", Payload: ping},
+		{From: "node-9", Protocol: "ch", Type: "troupe.examples.v1.Ping", Payload: ping},
+		{From: "node-9", To: "node-1", Protocol: "other", Type: "troupe.examples.v1.Pong"},
+	} {
+		b, _ := proto.Marshal(e)
+		f.Add(b)
+	}
+	f.Add([]byte{0xff, 0x01})
+	c := clustertest.NewCluster(f, 1)
+	n := c.Node("node-1")
+	fab := newFakeFabric()
+	fab.attach(n)
+	if err := n.Start(channelProtocol(&gotLog{}, actors.Stream)); err != nil {
+		f.Fatal(err)
+	}
+	h := fab.handler("node-1")
+	type tally struct{ rejected, unknown, handed int64 }
+	count := func() tally {
+		s := n.Stats()
+		ps := s.Protocols["ch"]
+		return tally{s.Rejected, s.UnknownProtocol,
+			ps.Unhandled + ps.Channels[actors.Datagram].Received + ps.Channels[actors.Gossip].Received}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, ch := range []actors.Channel{actors.Datagram, actors.Gossip} {
+			before := count()
+			h.Receive(ch, append([]byte(nil), b...))
+			flush(t, n, "ch")
+			after := count()
+			outcomes := 0
+			if after.rejected > before.rejected {
+				outcomes++
+			}
+			if after.unknown > before.unknown {
+				outcomes++
+			}
+			if after.handed > before.handed {
+				outcomes++
+			}
+			if outcomes != 1 {
+				t.Fatalf("%v of %x: counters went from %+v to %+v; want exactly one outcome", ch, b, before, after)
+			}
+		}
+	})
+}
