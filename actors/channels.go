@@ -270,9 +270,12 @@ func (n *Node) decodePacket(ch Channel, b []byte) (*messages.Envelope, error) {
 	return env, nil
 }
 
-// transmitted is the packet service's Transmitted.
+// transmitted is the packet service's Transmitted. The protocol is found
+// as deliveries find it (inbox): a broadcast sent in the first Init is
+// transmitted before Start publishes the protocol. Transmissions of
+// protocols the node does not run (relayed gossip) are not counted.
 func (n *Node) transmitted(ch Channel, protocol string, bytes int) {
-	if h := n.host(ProtocolName(protocol)); h != nil && int(ch) < numChannels {
+	if h := n.inbox(ProtocolName(protocol)); h != nil && int(ch) < numChannels {
 		m := &h.metrics.channels[ch]
 		m.packets.Add(1)
 		m.packetBytes.Add(int64(bytes))
@@ -281,7 +284,7 @@ func (n *Node) transmitted(ch Channel, protocol string, bytes int) {
 
 // droppedPacket is the packet service's Dropped.
 func (n *Node) droppedPacket(ch Channel, protocol string) {
-	if h := n.host(ProtocolName(protocol)); h != nil && int(ch) < numChannels {
+	if h := n.inbox(ProtocolName(protocol)); h != nil && int(ch) < numChannels {
 		h.metrics.channels[ch].dropped.Add(1)
 	}
 }
