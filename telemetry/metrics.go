@@ -67,6 +67,11 @@ func ProtoactorMeterProvider(reg prometheus.Registerer) (metric.MeterProvider, e
 //	troupe_unknown_protocol_messages_total{node}         counter
 //	troupe_rejected_envelopes_total{node}                counter
 //	troupe_raft_dropped_messages_total{node}             counter (nodes running consensus)
+//	troupe_channel_messages_total{node,protocol,channel,direction}  counter
+//	troupe_channel_bytes_total{node,protocol,channel,direction}     counter
+//	troupe_channel_packets_total{node,protocol,channel}             counter
+//	troupe_channel_packet_bytes_total{node,protocol,channel}        counter
+//	troupe_channel_dropped_total{node,protocol,channel}             counter
 //
 // type is the message type: the protobuf full name of network messages,
 // the Go type of local ones. troupe_refused_messages_total counts the
@@ -77,10 +82,20 @@ func ProtoactorMeterProvider(reg prometheus.Registerer) (metric.MeterProvider, e
 // each start, so a restart resets it, as Prometheus expects of a
 // counter); it is asked of the raft protocol at each scrape and left out
 // when the node runs none or it does not answer within raftStatusTimeout.
+//
+// The troupe_channel_* series count a protocol's traffic by channel
+// (actors.ProtocolStats.Channels), for the channels it used: channel is
+// "stream", "datagram" or "gossip", direction "out" (sent) or "in"
+// (handed to the protocol). Messages and bytes are logical (a broadcast
+// counts once); packets and packet bytes are what the packet service put
+// on the wire for the protocol, each transmission of a broadcast
+// (relays included); dropped counts failed sends and pruned broadcasts.
 func NewCollector(node *actors.Node) prometheus.Collector {
 	byType := []string{"node", "protocol", "type"}
 	byProto := []string{"node", "protocol"}
 	byNode := []string{"node"}
+	byDir := []string{"node", "protocol", "channel", "direction"}
+	byChannel := []string{"node", "protocol", "channel"}
 	return &collector{
 		node:        node,
 		received:    prometheus.NewDesc("troupe_messages_received_total", "Messages a protocol received (network, notifications, requests, replies, timers), by message type.", byType, nil),
@@ -97,6 +112,11 @@ func NewCollector(node *actors.Node) prometheus.Collector {
 		unknown:     prometheus.NewDesc("troupe_unknown_protocol_messages_total", "Network messages for protocols the node does not run.", byNode, nil),
 		rejected:    prometheus.NewDesc("troupe_rejected_envelopes_total", "Envelopes the network refused as malformed.", byNode, nil),
 		bucketsSec:  latencyBounds(),
+		chMsgs:      prometheus.NewDesc("troupe_channel_messages_total", "Messages a protocol sent (out) or was handed (in) on a channel (stream, datagram, gossip); a broadcast counts once.", byDir, nil),
+		chBytes:     prometheus.NewDesc("troupe_channel_bytes_total", "Encoded envelope bytes of troupe_channel_messages_total.", byDir, nil),
+		chPackets:   prometheus.NewDesc("troupe_channel_packets_total", "Packets the packet service put on the wire for a protocol: datagrams, and each transmission of a broadcast (relays included).", byChannel, nil),
+		chPktBytes:  prometheus.NewDesc("troupe_channel_packet_bytes_total", "Bytes of troupe_channel_packets_total.", byChannel, nil),
+		chDropped:   prometheus.NewDesc("troupe_channel_dropped_total", "A protocol's sends on a channel that failed, and its broadcasts the packet service pruned before their last transmission.", byChannel, nil),
 	}
 }
 
@@ -105,6 +125,7 @@ type collector struct {
 	received, sent, bytesIn, bytesOut, latency             *prometheus.Desc
 	restarts, stopped, depth, unhandled, unknown, rejected *prometheus.Desc
 	refused, raftDropped                                   *prometheus.Desc
+	chMsgs, chBytes, chPackets, chPktBytes, chDropped      *prometheus.Desc
 	bucketsSec                                             []float64
 }
 
@@ -124,7 +145,8 @@ func latencyBounds() []float64 {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.received, c.sent, c.bytesIn, c.bytesOut, c.latency,
-		c.restarts, c.stopped, c.depth, c.unhandled, c.unknown, c.rejected, c.refused, c.raftDropped} {
+		c.restarts, c.stopped, c.depth, c.unhandled, c.unknown, c.rejected, c.refused, c.raftDropped,
+		c.chMsgs, c.chBytes, c.chPackets, c.chPktBytes, c.chDropped} {
 		ch <- d
 	}
 }
@@ -161,6 +183,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstHistogram(c.latency, uint64(ts.Latency.Count), ts.Latency.Sum.Seconds(),
 					c.buckets(ts.Latency), node, name, typ)
 			}
+		}
+		for _, channel := range slices.Sorted(maps.Keys(ps.Channels)) {
+			cs, ch := ps.Channels[channel], channel.String()
+			counter(c.chMsgs, cs.Sent, node, name, ch, "out")
+			counter(c.chMsgs, cs.Received, node, name, ch, "in")
+			counter(c.chBytes, cs.BytesOut, node, name, ch, "out")
+			counter(c.chBytes, cs.BytesIn, node, name, ch, "in")
+			if channel != actors.Stream {
+				counter(c.chPackets, cs.Packets, node, name, ch)
+				counter(c.chPktBytes, cs.PacketBytes, node, name, ch)
+			}
+			counter(c.chDropped, cs.Dropped, node, name, ch)
 		}
 	}
 	counter(c.unknown, s.UnknownProtocol, node)

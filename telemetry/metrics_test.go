@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"github.com/troupe-dev/troupe/actors/actortest"
 	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
+	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/telemetry"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // scrape fetches url and parses it with Prometheus's text parser.
@@ -103,6 +106,9 @@ func TestMetricsParse(t *testing.T) {
 		{"troupe_unhandled_messages_total", dto.MetricType_COUNTER, map[string]string{"protocol": "telemetry"}},
 		{"troupe_unknown_protocol_messages_total", dto.MetricType_COUNTER, map[string]string{"node": "node-1"}},
 		{"troupe_rejected_envelopes_total", dto.MetricType_COUNTER, map[string]string{"node": "node-1"}},
+		{"troupe_channel_messages_total", dto.MetricType_COUNTER, map[string]string{"node": "node-1", "protocol": string(telemetry.Name), "channel": "stream", "direction": "out"}},
+		{"troupe_channel_bytes_total", dto.MetricType_COUNTER, map[string]string{"node": "node-1", "protocol": string(telemetry.Name), "channel": "stream", "direction": "out"}},
+		{"troupe_channel_dropped_total", dto.MetricType_COUNTER, map[string]string{"node": "node-1", "protocol": string(telemetry.Name), "channel": "stream"}},
 		{"go_goroutines", dto.MetricType_GAUGE, nil},
 		{"process_cpu_seconds_total", dto.MetricType_COUNTER, nil},
 	} {
@@ -231,4 +237,82 @@ func BenchmarkCollect(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(series), "series")
+}
+
+// gossipPackets is a packet service whose every broadcast is reported
+// transmitted twice and then dropped, to one node's handler.
+type gossipPackets struct{ h transport.PacketHandler }
+
+func (p *gossipPackets) SendDatagram(string, string, []byte) error { return transport.ErrUnknownNode }
+func (p *gossipPackets) Broadcast(protocol string, b []byte) error {
+	p.h.Transmitted(transport.Gossip, protocol, len(b))
+	p.h.Transmitted(transport.Gossip, protocol, len(b))
+	p.h.Dropped(transport.Gossip, protocol)
+	return nil
+}
+func (p *gossipPackets) Limits() (int, int)               { return 1024, 1024 }
+func (p *gossipPackets) Handle(h transport.PacketHandler) { p.h = h }
+
+// broadcaster broadcasts one Ping in Init and sends a datagram nowhere.
+type broadcaster struct{}
+
+func (broadcaster) Name() actors.ProtocolName { return "gossiper" }
+func (broadcaster) Init(ctx *actors.Context) error {
+	_ = ctx.SendOn(actors.Datagram, "node-9", &pb.Ping{N: 1})
+	return ctx.Broadcast(&pb.Ping{N: 1})
+}
+
+// TestChannelMetrics: the troupe_channel_* series follow
+// ProtocolStats.Channels.
+func TestChannelMetrics(t *testing.T) {
+	c := clustertest.NewCluster(t, 1)
+	n := c.Node("node-1")
+	n.SetPackets(&gossipPackets{})
+	if err := n.Start(func() actors.Protocol { return broadcaster{} }); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(telemetry.NewCollector(n))
+	gathered, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := map[string]*dto.MetricFamily{}
+	for _, f := range gathered {
+		fams[f.GetName()] = f
+	}
+	size := float64(n.Stats().Protocols["gossiper"].Channels[actors.Gossip].BytesOut)
+	gossip := map[string]string{"node": "node-1", "protocol": "gossiper", "channel": "gossip"}
+	with := func(k, v string) map[string]string {
+		m := maps.Clone(gossip)
+		m[k] = v
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"troupe_channel_messages_total", with("direction", "out"), 1},
+		{"troupe_channel_messages_total", with("direction", "in"), 0},
+		{"troupe_channel_bytes_total", with("direction", "out"), size},
+		{"troupe_channel_packets_total", gossip, 2},
+		{"troupe_channel_packet_bytes_total", gossip, 2 * size},
+		{"troupe_channel_dropped_total", gossip, 1},
+		{"troupe_channel_dropped_total", with("channel", "datagram"), 1},
+		{"troupe_channel_messages_total", map[string]string{"protocol": "gossiper", "channel": "datagram", "direction": "out"}, 0},
+	} {
+		m, ok := value(fams, tc.name, tc.labels)
+		if !ok {
+			t.Errorf("no %s%v", tc.name, tc.labels)
+		} else if got := m.GetCounter().GetValue(); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
+		}
+	}
+	if size == 0 {
+		t.Error("the broadcast counted no bytes")
+	}
+	if _, ok := value(fams, "troupe_channel_messages_total", map[string]string{"protocol": "gossiper", "channel": "stream"}); ok {
+		t.Error("a series for the stream, which the protocol did not use")
+	}
 }
