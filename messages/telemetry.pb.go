@@ -415,22 +415,23 @@ func (x *TelemetryRaftFollower) GetActive() bool {
 
 // TelemetryProtocolStatus: one protocol of a node.
 type TelemetryProtocolStatus struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	MailboxDepth   uint32                 `protobuf:"varint,2,opt,name=mailbox_depth,json=mailboxDepth,proto3" json:"mailbox_depth,omitempty"`
-	Restarts       int64                  `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	Stopped        bool                   `protobuf:"varint,4,opt,name=stopped,proto3" json:"stopped,omitempty"`
-	MsgsInPerSec   float64                `protobuf:"fixed64,5,opt,name=msgs_in_per_sec,json=msgsInPerSec,proto3" json:"msgs_in_per_sec,omitempty"` // over the last status interval
-	MsgsOutPerSec  float64                `protobuf:"fixed64,6,opt,name=msgs_out_per_sec,json=msgsOutPerSec,proto3" json:"msgs_out_per_sec,omitempty"`
-	MsgsIn         int64                  `protobuf:"varint,7,opt,name=msgs_in,json=msgsIn,proto3" json:"msgs_in,omitempty"` // since the node started
-	MsgsOut        int64                  `protobuf:"varint,8,opt,name=msgs_out,json=msgsOut,proto3" json:"msgs_out,omitempty"`
-	BytesIn        int64                  `protobuf:"varint,9,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
-	BytesOut       int64                  `protobuf:"varint,10,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
-	Unhandled      int64                  `protobuf:"varint,11,opt,name=unhandled,proto3" json:"unhandled,omitempty"`
-	TimersPerSec   float64                `protobuf:"fixed64,12,opt,name=timers_per_sec,json=timersPerSec,proto3" json:"timers_per_sec,omitempty"`      // timer firings handled per second (not in msgs_in_per_sec)
-	Timers         int64                  `protobuf:"varint,13,opt,name=timers,proto3" json:"timers,omitempty"`                                         // timer firings handled since the node started (also in msgs_in)
-	BytesInPerSec  float64                `protobuf:"fixed64,14,opt,name=bytes_in_per_sec,json=bytesInPerSec,proto3" json:"bytes_in_per_sec,omitempty"` // network bytes over the last status interval
-	BytesOutPerSec float64                `protobuf:"fixed64,15,opt,name=bytes_out_per_sec,json=bytesOutPerSec,proto3" json:"bytes_out_per_sec,omitempty"`
+	state          protoimpl.MessageState    `protogen:"open.v1"`
+	Name           string                    `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MailboxDepth   uint32                    `protobuf:"varint,2,opt,name=mailbox_depth,json=mailboxDepth,proto3" json:"mailbox_depth,omitempty"`
+	Restarts       int64                     `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Stopped        bool                      `protobuf:"varint,4,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	MsgsInPerSec   float64                   `protobuf:"fixed64,5,opt,name=msgs_in_per_sec,json=msgsInPerSec,proto3" json:"msgs_in_per_sec,omitempty"` // over the last status interval
+	MsgsOutPerSec  float64                   `protobuf:"fixed64,6,opt,name=msgs_out_per_sec,json=msgsOutPerSec,proto3" json:"msgs_out_per_sec,omitempty"`
+	MsgsIn         int64                     `protobuf:"varint,7,opt,name=msgs_in,json=msgsIn,proto3" json:"msgs_in,omitempty"` // since the node started
+	MsgsOut        int64                     `protobuf:"varint,8,opt,name=msgs_out,json=msgsOut,proto3" json:"msgs_out,omitempty"`
+	BytesIn        int64                     `protobuf:"varint,9,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut       int64                     `protobuf:"varint,10,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	Unhandled      int64                     `protobuf:"varint,11,opt,name=unhandled,proto3" json:"unhandled,omitempty"`
+	TimersPerSec   float64                   `protobuf:"fixed64,12,opt,name=timers_per_sec,json=timersPerSec,proto3" json:"timers_per_sec,omitempty"`      // timer firings handled per second (not in msgs_in_per_sec)
+	Timers         int64                     `protobuf:"varint,13,opt,name=timers,proto3" json:"timers,omitempty"`                                         // timer firings handled since the node started (also in msgs_in)
+	BytesInPerSec  float64                   `protobuf:"fixed64,14,opt,name=bytes_in_per_sec,json=bytesInPerSec,proto3" json:"bytes_in_per_sec,omitempty"` // network bytes over the last status interval
+	BytesOutPerSec float64                   `protobuf:"fixed64,15,opt,name=bytes_out_per_sec,json=bytesOutPerSec,proto3" json:"bytes_out_per_sec,omitempty"`
+	Channels       []*TelemetryChannelStatus `protobuf:"bytes,16,rep,name=channels,proto3" json:"channels,omitempty"` // the channels it used, in channel order
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -570,6 +571,99 @@ func (x *TelemetryProtocolStatus) GetBytesOutPerSec() float64 {
 	return 0
 }
 
+func (x *TelemetryProtocolStatus) GetChannels() []*TelemetryChannelStatus {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+// TelemetryChannelStatus: one protocol's traffic on one channel since the
+// node started (actors.ChannelStats).
+type TelemetryChannelStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`                 // stream, datagram or gossip
+	MsgsIn        int64                  `protobuf:"varint,2,opt,name=msgs_in,json=msgsIn,proto3" json:"msgs_in,omitempty"`    // handed to the protocol
+	MsgsOut       int64                  `protobuf:"varint,3,opt,name=msgs_out,json=msgsOut,proto3" json:"msgs_out,omitempty"` // sent by it; a broadcast counts once
+	BytesIn       int64                  `protobuf:"varint,4,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut      int64                  `protobuf:"varint,5,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	Dropped       int64                  `protobuf:"varint,6,opt,name=dropped,proto3" json:"dropped,omitempty"` // failed sends and pruned broadcasts
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryChannelStatus) Reset() {
+	*x = TelemetryChannelStatus{}
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryChannelStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryChannelStatus) ProtoMessage() {}
+
+func (x *TelemetryChannelStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryChannelStatus.ProtoReflect.Descriptor instead.
+func (*TelemetryChannelStatus) Descriptor() ([]byte, []int) {
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TelemetryChannelStatus) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *TelemetryChannelStatus) GetMsgsIn() int64 {
+	if x != nil {
+		return x.MsgsIn
+	}
+	return 0
+}
+
+func (x *TelemetryChannelStatus) GetMsgsOut() int64 {
+	if x != nil {
+		return x.MsgsOut
+	}
+	return 0
+}
+
+func (x *TelemetryChannelStatus) GetBytesIn() int64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *TelemetryChannelStatus) GetBytesOut() int64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *TelemetryChannelStatus) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 // TelemetryJob: a job as its contact knows it.
 type TelemetryJob struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -589,7 +683,7 @@ type TelemetryJob struct {
 
 func (x *TelemetryJob) Reset() {
 	*x = TelemetryJob{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +695,7 @@ func (x *TelemetryJob) String() string {
 func (*TelemetryJob) ProtoMessage() {}
 
 func (x *TelemetryJob) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[4]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +708,7 @@ func (x *TelemetryJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryJob.ProtoReflect.Descriptor instead.
 func (*TelemetryJob) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{4}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TelemetryJob) GetId() string {
@@ -710,7 +804,7 @@ type TelemetryAlert struct {
 
 func (x *TelemetryAlert) Reset() {
 	*x = TelemetryAlert{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +816,7 @@ func (x *TelemetryAlert) String() string {
 func (*TelemetryAlert) ProtoMessage() {}
 
 func (x *TelemetryAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[5]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +829,7 @@ func (x *TelemetryAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryAlert.ProtoReflect.Descriptor instead.
 func (*TelemetryAlert) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{5}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TelemetryAlert) GetId() string {
@@ -825,7 +919,7 @@ type TelemetryHistoryRequest struct {
 
 func (x *TelemetryHistoryRequest) Reset() {
 	*x = TelemetryHistoryRequest{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +931,7 @@ func (x *TelemetryHistoryRequest) String() string {
 func (*TelemetryHistoryRequest) ProtoMessage() {}
 
 func (x *TelemetryHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[6]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +944,7 @@ func (x *TelemetryHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryHistoryRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{6}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{7}
 }
 
 // TelemetryHistory answers a TelemetryHistoryRequest, oldest first.
@@ -863,7 +957,7 @@ type TelemetryHistory struct {
 
 func (x *TelemetryHistory) Reset() {
 	*x = TelemetryHistory{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +969,7 @@ func (x *TelemetryHistory) String() string {
 func (*TelemetryHistory) ProtoMessage() {}
 
 func (x *TelemetryHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[7]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +982,7 @@ func (x *TelemetryHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryHistory.ProtoReflect.Descriptor instead.
 func (*TelemetryHistory) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{7}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TelemetryHistory) GetAlerts() []*TelemetryAlert {
@@ -912,7 +1006,7 @@ type TelemetryLogsRequest struct {
 
 func (x *TelemetryLogsRequest) Reset() {
 	*x = TelemetryLogsRequest{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[8]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1018,7 @@ func (x *TelemetryLogsRequest) String() string {
 func (*TelemetryLogsRequest) ProtoMessage() {}
 
 func (x *TelemetryLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[8]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1031,7 @@ func (x *TelemetryLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryLogsRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryLogsRequest) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{8}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TelemetryLogsRequest) GetId() uint64 {
@@ -990,7 +1084,7 @@ type TelemetryLogs struct {
 
 func (x *TelemetryLogs) Reset() {
 	*x = TelemetryLogs{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[9]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1096,7 @@ func (x *TelemetryLogs) String() string {
 func (*TelemetryLogs) ProtoMessage() {}
 
 func (x *TelemetryLogs) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[9]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1109,7 @@ func (x *TelemetryLogs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryLogs.ProtoReflect.Descriptor instead.
 func (*TelemetryLogs) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{9}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TelemetryLogs) GetId() uint64 {
@@ -1065,7 +1159,7 @@ type TelemetryTableRequest struct {
 
 func (x *TelemetryTableRequest) Reset() {
 	*x = TelemetryTableRequest{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[10]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1171,7 @@ func (x *TelemetryTableRequest) String() string {
 func (*TelemetryTableRequest) ProtoMessage() {}
 
 func (x *TelemetryTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[10]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1184,7 @@ func (x *TelemetryTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryTableRequest.ProtoReflect.Descriptor instead.
 func (*TelemetryTableRequest) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{10}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TelemetryTableRequest) GetId() uint64 {
@@ -1115,7 +1209,7 @@ type TelemetryTable struct {
 
 func (x *TelemetryTable) Reset() {
 	*x = TelemetryTable{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[11]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1221,7 @@ func (x *TelemetryTable) String() string {
 func (*TelemetryTable) ProtoMessage() {}
 
 func (x *TelemetryTable) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[11]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1234,7 @@ func (x *TelemetryTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryTable.ProtoReflect.Descriptor instead.
 func (*TelemetryTable) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{11}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TelemetryTable) GetId() uint64 {
@@ -1183,7 +1277,7 @@ type TelemetryTableEntry struct {
 
 func (x *TelemetryTableEntry) Reset() {
 	*x = TelemetryTableEntry{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[12]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1289,7 @@ func (x *TelemetryTableEntry) String() string {
 func (*TelemetryTableEntry) ProtoMessage() {}
 
 func (x *TelemetryTableEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[12]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1302,7 @@ func (x *TelemetryTableEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryTableEntry.ProtoReflect.Descriptor instead.
 func (*TelemetryTableEntry) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{12}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TelemetryTableEntry) GetStatus() *TelemetryStatus {
@@ -1244,7 +1338,7 @@ type TelemetryRate struct {
 
 func (x *TelemetryRate) Reset() {
 	*x = TelemetryRate{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[13]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1350,7 @@ func (x *TelemetryRate) String() string {
 func (*TelemetryRate) ProtoMessage() {}
 
 func (x *TelemetryRate) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[13]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1363,7 @@ func (x *TelemetryRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryRate.ProtoReflect.Descriptor instead.
 func (*TelemetryRate) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{13}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TelemetryRate) GetProtocol() string {
@@ -1300,7 +1394,7 @@ type TelemetrySeriesRequest struct {
 
 func (x *TelemetrySeriesRequest) Reset() {
 	*x = TelemetrySeriesRequest{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[14]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1406,7 @@ func (x *TelemetrySeriesRequest) String() string {
 func (*TelemetrySeriesRequest) ProtoMessage() {}
 
 func (x *TelemetrySeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[14]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1419,7 @@ func (x *TelemetrySeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetrySeriesRequest.ProtoReflect.Descriptor instead.
 func (*TelemetrySeriesRequest) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{14}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TelemetrySeriesRequest) GetId() uint64 {
@@ -1369,7 +1463,7 @@ type TelemetrySeries struct {
 
 func (x *TelemetrySeries) Reset() {
 	*x = TelemetrySeries{}
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[15]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1475,7 @@ func (x *TelemetrySeries) String() string {
 func (*TelemetrySeries) ProtoMessage() {}
 
 func (x *TelemetrySeries) ProtoReflect() protoreflect.Message {
-	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[15]
+	mi := &file_troupe_telemetry_v1_telemetry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1488,7 @@ func (x *TelemetrySeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetrySeries.ProtoReflect.Descriptor instead.
 func (*TelemetrySeries) Descriptor() ([]byte, []int) {
-	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{15}
+	return file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TelemetrySeries) GetId() uint64 {
@@ -1466,7 +1560,7 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\x05match\x18\x02 \x01(\x04R\x05match\x12\x12\n" +
 	"\x04next\x18\x03 \x01(\x04R\x04next\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
-	"\x06active\x18\x05 \x01(\bR\x06active\"\xf4\x03\n" +
+	"\x06active\x18\x05 \x01(\bR\x06active\"\xbd\x04\n" +
 	"\x17TelemetryProtocolStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rmailbox_depth\x18\x02 \x01(\rR\fmailboxDepth\x12\x1a\n" +
@@ -1483,7 +1577,15 @@ const file_troupe_telemetry_v1_telemetry_proto_rawDesc = "" +
 	"\x0etimers_per_sec\x18\f \x01(\x01R\ftimersPerSec\x12\x16\n" +
 	"\x06timers\x18\r \x01(\x03R\x06timers\x12'\n" +
 	"\x10bytes_in_per_sec\x18\x0e \x01(\x01R\rbytesInPerSec\x12)\n" +
-	"\x11bytes_out_per_sec\x18\x0f \x01(\x01R\x0ebytesOutPerSec\"\xb1\x03\n" +
+	"\x11bytes_out_per_sec\x18\x0f \x01(\x01R\x0ebytesOutPerSec\x12G\n" +
+	"\bchannels\x18\x10 \x03(\v2+.troupe.telemetry.v1.TelemetryChannelStatusR\bchannels\"\xb8\x01\n" +
+	"\x16TelemetryChannelStatus\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x17\n" +
+	"\amsgs_in\x18\x02 \x01(\x03R\x06msgsIn\x12\x19\n" +
+	"\bmsgs_out\x18\x03 \x01(\x03R\amsgsOut\x12\x19\n" +
+	"\bbytes_in\x18\x04 \x01(\x03R\abytesIn\x12\x1b\n" +
+	"\tbytes_out\x18\x05 \x01(\x03R\bbytesOut\x12\x18\n" +
+	"\adropped\x18\x06 \x01(\x03R\adropped\"\xb1\x03\n" +
 	"\fTelemetryJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1f\n" +
@@ -1567,41 +1669,43 @@ func file_troupe_telemetry_v1_telemetry_proto_rawDescGZIP() []byte {
 	return file_troupe_telemetry_v1_telemetry_proto_rawDescData
 }
 
-var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_troupe_telemetry_v1_telemetry_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_troupe_telemetry_v1_telemetry_proto_goTypes = []any{
 	(*TelemetryStatus)(nil),         // 0: troupe.telemetry.v1.TelemetryStatus
 	(*TelemetryRaft)(nil),           // 1: troupe.telemetry.v1.TelemetryRaft
 	(*TelemetryRaftFollower)(nil),   // 2: troupe.telemetry.v1.TelemetryRaftFollower
 	(*TelemetryProtocolStatus)(nil), // 3: troupe.telemetry.v1.TelemetryProtocolStatus
-	(*TelemetryJob)(nil),            // 4: troupe.telemetry.v1.TelemetryJob
-	(*TelemetryAlert)(nil),          // 5: troupe.telemetry.v1.TelemetryAlert
-	(*TelemetryHistoryRequest)(nil), // 6: troupe.telemetry.v1.TelemetryHistoryRequest
-	(*TelemetryHistory)(nil),        // 7: troupe.telemetry.v1.TelemetryHistory
-	(*TelemetryLogsRequest)(nil),    // 8: troupe.telemetry.v1.TelemetryLogsRequest
-	(*TelemetryLogs)(nil),           // 9: troupe.telemetry.v1.TelemetryLogs
-	(*TelemetryTableRequest)(nil),   // 10: troupe.telemetry.v1.TelemetryTableRequest
-	(*TelemetryTable)(nil),          // 11: troupe.telemetry.v1.TelemetryTable
-	(*TelemetryTableEntry)(nil),     // 12: troupe.telemetry.v1.TelemetryTableEntry
-	(*TelemetryRate)(nil),           // 13: troupe.telemetry.v1.TelemetryRate
-	(*TelemetrySeriesRequest)(nil),  // 14: troupe.telemetry.v1.TelemetrySeriesRequest
-	(*TelemetrySeries)(nil),         // 15: troupe.telemetry.v1.TelemetrySeries
-	nil,                             // 16: troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
+	(*TelemetryChannelStatus)(nil),  // 4: troupe.telemetry.v1.TelemetryChannelStatus
+	(*TelemetryJob)(nil),            // 5: troupe.telemetry.v1.TelemetryJob
+	(*TelemetryAlert)(nil),          // 6: troupe.telemetry.v1.TelemetryAlert
+	(*TelemetryHistoryRequest)(nil), // 7: troupe.telemetry.v1.TelemetryHistoryRequest
+	(*TelemetryHistory)(nil),        // 8: troupe.telemetry.v1.TelemetryHistory
+	(*TelemetryLogsRequest)(nil),    // 9: troupe.telemetry.v1.TelemetryLogsRequest
+	(*TelemetryLogs)(nil),           // 10: troupe.telemetry.v1.TelemetryLogs
+	(*TelemetryTableRequest)(nil),   // 11: troupe.telemetry.v1.TelemetryTableRequest
+	(*TelemetryTable)(nil),          // 12: troupe.telemetry.v1.TelemetryTable
+	(*TelemetryTableEntry)(nil),     // 13: troupe.telemetry.v1.TelemetryTableEntry
+	(*TelemetryRate)(nil),           // 14: troupe.telemetry.v1.TelemetryRate
+	(*TelemetrySeriesRequest)(nil),  // 15: troupe.telemetry.v1.TelemetrySeriesRequest
+	(*TelemetrySeries)(nil),         // 16: troupe.telemetry.v1.TelemetrySeries
+	nil,                             // 17: troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
 }
 var file_troupe_telemetry_v1_telemetry_proto_depIdxs = []int32{
 	3,  // 0: troupe.telemetry.v1.TelemetryStatus.protocols:type_name -> troupe.telemetry.v1.TelemetryProtocolStatus
-	4,  // 1: troupe.telemetry.v1.TelemetryStatus.jobs:type_name -> troupe.telemetry.v1.TelemetryJob
+	5,  // 1: troupe.telemetry.v1.TelemetryStatus.jobs:type_name -> troupe.telemetry.v1.TelemetryJob
 	1,  // 2: troupe.telemetry.v1.TelemetryStatus.raft:type_name -> troupe.telemetry.v1.TelemetryRaft
 	2,  // 3: troupe.telemetry.v1.TelemetryRaft.followers:type_name -> troupe.telemetry.v1.TelemetryRaftFollower
-	16, // 4: troupe.telemetry.v1.TelemetryJob.parts_by_node:type_name -> troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
-	5,  // 5: troupe.telemetry.v1.TelemetryHistory.alerts:type_name -> troupe.telemetry.v1.TelemetryAlert
-	12, // 6: troupe.telemetry.v1.TelemetryTable.entries:type_name -> troupe.telemetry.v1.TelemetryTableEntry
-	13, // 7: troupe.telemetry.v1.TelemetryTable.rates:type_name -> troupe.telemetry.v1.TelemetryRate
-	0,  // 8: troupe.telemetry.v1.TelemetryTableEntry.status:type_name -> troupe.telemetry.v1.TelemetryStatus
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 4: troupe.telemetry.v1.TelemetryProtocolStatus.channels:type_name -> troupe.telemetry.v1.TelemetryChannelStatus
+	17, // 5: troupe.telemetry.v1.TelemetryJob.parts_by_node:type_name -> troupe.telemetry.v1.TelemetryJob.PartsByNodeEntry
+	6,  // 6: troupe.telemetry.v1.TelemetryHistory.alerts:type_name -> troupe.telemetry.v1.TelemetryAlert
+	13, // 7: troupe.telemetry.v1.TelemetryTable.entries:type_name -> troupe.telemetry.v1.TelemetryTableEntry
+	14, // 8: troupe.telemetry.v1.TelemetryTable.rates:type_name -> troupe.telemetry.v1.TelemetryRate
+	0,  // 9: troupe.telemetry.v1.TelemetryTableEntry.status:type_name -> troupe.telemetry.v1.TelemetryStatus
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_troupe_telemetry_v1_telemetry_proto_init() }
@@ -1615,7 +1719,7 @@ func file_troupe_telemetry_v1_telemetry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_troupe_telemetry_v1_telemetry_proto_rawDesc), len(file_troupe_telemetry_v1_telemetry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -126,7 +126,8 @@ var screenshots = flag.String("screenshots", "", "write the dashboard test's scr
 // cluster (membership, Bully, jobs, a raft group on every node and
 // telemetry) in headless Chromium. Live: the members and the leader show;
 // the raft panel shows the three voters, one leader, the followers' lag and
-// a healthy quorum; the charts draw a series per node; the key browser
+// a healthy quorum; the charts draw a series per node; the channel table
+// shows telemetry's stream traffic; the key browser
 // finds keys by prefix and a held lock with its fencing token; a job's
 // progress bar moves to 50% and 100%, then its result and parts per node
 // show; a job whose running parts report progress(0.5) shows 50% before
@@ -231,6 +232,11 @@ func TestDashboardInChromium(t *testing.T) {
 		return paths.length === 3 && [...paths].every(p => Number(p.dataset.points) >= 5) &&
 			document.querySelectorAll('[data-chart="' + id + '"] text.ylab').length >= 2;
 	})`)
+	// The channel table: telemetry's statuses travel on the stream.
+	waitFor("telemetry's stream traffic in the channel table", `(() => {
+		const r = document.querySelector('#channels tr[data-protocol="telemetry"][data-channel="stream"]');
+		return r !== null && r.cells.length === 7 && r.cells[2].textContent !== '0' && r.cells[3].textContent.endsWith('B');
+	})()`)
 
 	// Keys and locks, by prefix.
 	kc, err := kv.NewClient(c.Node("node-1"))

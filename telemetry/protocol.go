@@ -677,6 +677,11 @@ func (p *telemetry) status(ctx *actors.Context) *pb.TelemetryStatus {
 		s := &pb.TelemetryProtocolStatus{Name: string(name), MailboxDepth: uint32(ps.MailboxDepth), Restarts: ps.Restarts,
 			Stopped: ps.Stopped, MsgsIn: t.MsgsIn, MsgsOut: t.MsgsOut, BytesIn: t.BytesIn, BytesOut: t.BytesOut, Unhandled: ps.Unhandled,
 			Timers: ps.Timers}
+		for _, ch := range slices.Sorted(maps.Keys(ps.Channels)) {
+			cs := ps.Channels[ch]
+			s.Channels = append(s.Channels, &pb.TelemetryChannelStatus{Channel: ch.String(), MsgsIn: cs.Received, MsgsOut: cs.Sent,
+				BytesIn: cs.BytesIn, BytesOut: cs.BytesOut, Dropped: cs.Dropped})
+		}
 		now := [5]int64{t.MsgsIn, t.MsgsOut, ps.Timers, t.BytesIn, t.BytesOut}
 		if prev, ok := p.prevMsgs[name]; ok && dt > 0 {
 			rate := func(i int) float64 { return float64(max(now[i]-prev[i], 0)) / dt }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	pb "github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // Status is one node's periodic status, as it sent it.
@@ -74,6 +75,35 @@ type ProtocolStatus struct {
 	BytesIn        int64   `json:"bytes_in"`
 	BytesOut       int64   `json:"bytes_out"`
 	Unhandled      int64   `json:"unhandled"`
+	// Channels is the protocol's traffic by channel since the node
+	// started, for the channels it used, in channel order.
+	Channels []ChannelStatus `json:"channels,omitempty"`
+}
+
+// ChannelStatus is one protocol's traffic on one channel, as its node's
+// status reported it (actors.ChannelStats).
+type ChannelStatus struct {
+	Channel  actors.Channel `json:"channel"`   // "stream", "datagram" or "gossip"
+	MsgsIn   int64          `json:"msgs_in"`   // handed to the protocol
+	MsgsOut  int64          `json:"msgs_out"`  // sent; a broadcast counts once
+	BytesIn  int64          `json:"bytes_in"`  //
+	BytesOut int64          `json:"bytes_out"` //
+	Dropped  int64          `json:"dropped"`   // failed sends and pruned broadcasts
+}
+
+// channelsFromPB converts the channels of a status from another node,
+// leaving out those not named by a known channel.
+func channelsFromPB(chs []*pb.TelemetryChannelStatus) []ChannelStatus {
+	var out []ChannelStatus
+	for _, c := range chs {
+		ch, err := transport.ParseChannel(c.Channel)
+		if err != nil {
+			continue
+		}
+		out = append(out, ChannelStatus{Channel: ch, MsgsIn: c.MsgsIn, MsgsOut: c.MsgsOut,
+			BytesIn: c.BytesIn, BytesOut: c.BytesOut, Dropped: c.Dropped})
+	}
+	return out
 }
 
 // Job is a job as its contact reported it.
@@ -124,6 +154,7 @@ func statusFromPB(m *pb.TelemetryStatus, size int) *Status {
 			InPerSec: p.MsgsInPerSec, OutPerSec: p.MsgsOutPerSec, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
 			BytesIn: p.BytesIn, BytesOut: p.BytesOut, Unhandled: p.Unhandled,
 			TimersPerSec: p.TimersPerSec, Timers: p.Timers, BytesInPerSec: p.BytesInPerSec, BytesOutPerSec: p.BytesOutPerSec,
+			Channels: channelsFromPB(p.Channels),
 		})
 	}
 	if r := m.Raft; r != nil {

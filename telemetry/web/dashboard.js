@@ -499,6 +499,32 @@ function renderAlerts(s) {
   }));
 }
 
+// The channel table sums each protocol's traffic by channel (stream,
+// datagram, gossip) over the live members, or the node and protocol chosen
+// for the charts.
+const CHANNEL_KEYS = ["msgs_out", "bytes_out", "msgs_in", "bytes_in", "dropped"];
+
+function renderChannels(s) {
+  const node = $("#chart-node").value, proto = $("#chart-protocol").value, rows = new Map();
+  for (const m of s.members) {
+    if (blanked(m) || (node && m.name !== node)) continue;
+    for (const p of m.status.protocols) {
+      if (proto && p.name !== proto) continue;
+      for (const c of p.channels || []) {
+        const k = p.name + " " + c.channel;
+        if (!rows.has(k)) rows.set(k, { name: p.name, channel: c.channel, msgs_out: 0, bytes_out: 0, msgs_in: 0, bytes_in: 0, dropped: 0 });
+        const r = rows.get(k);
+        for (const f of CHANNEL_KEYS) r[f] += c[f] || 0;
+      }
+    }
+  }
+  $("#channels tbody").replaceChildren(...[...rows.keys()].sort().map((k) => {
+    const r = rows.get(k);
+    return el("tr", { "data-protocol": r.name, "data-channel": r.channel }, el("td", {}, r.name), el("td", {}, r.channel),
+      ...CHANNEL_KEYS.map((f) => el("td", { class: "num" }, f.startsWith("bytes") ? bytes(r[f]) : num(r[f]))));
+  }));
+}
+
 function renderLogNodes(s) {
   const sel = $("#logs-node");
   const names = s.members.map((m) => m.name);
@@ -520,6 +546,7 @@ function render(s) {
   renderJobs(s);
   loadJobProgress(s);
   renderAlerts(s);
+  renderChannels(s);
   renderLogNodes(s);
 }
 
@@ -651,8 +678,9 @@ $("#token-form").addEventListener("submit", (ev) => {
   if ($("#token-form").dataset.retry) cancelJob($("#token-form").dataset.retry);
 });
 $("#chart-window").addEventListener("change", loadHistory);
-$("#chart-node").addEventListener("change", renderCharts);
-$("#chart-protocol").addEventListener("change", renderCharts);
+for (const id of ["#chart-node", "#chart-protocol"]) {
+  $(id).addEventListener("change", () => { renderCharts(); if (snap) renderChannels(snap); });
+}
 for (const id of ["#members-q", "#members-state", "#members-size"]) {
   $(id).addEventListener("input", () => { membersPage = 0; if (snap) renderMembers(snap); });
 }
