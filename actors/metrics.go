@@ -93,8 +93,10 @@ type ProtocolStats struct {
 type NodeStats struct {
 	Node      NodeName
 	Protocols map[ProtocolName]ProtocolStats
-	// UnknownProtocol counts network messages for protocols the node does
-	// not run; Rejected counts envelopes the network refused as malformed.
+	// UnknownProtocol counts network messages, datagrams and broadcasts
+	// for protocols the node does not run; Rejected counts envelopes the
+	// network refused as malformed, and datagrams and broadcasts the node
+	// refused (Node.SetPackets).
 	UnknownProtocol, Rejected int64
 }
 
