@@ -514,3 +514,32 @@ func FuzzPacketReceive(f *testing.F) {
 		}
 	})
 }
+
+// UseChannel holds for the incarnation: a restart makes a new Context,
+// back on the stream unless Init chooses again.
+func TestUseChannelLastsOneIncarnation(t *testing.T) {
+	actortest.Virtual(t, func(t *testing.T) {
+		c := clustertest.NewCluster(t, 1)
+		n := c.Node("node-1")
+		newFakeFabric().attach(n)
+		if err := n.Start(channelProtocol(&gotLog{}, actors.Stream)); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(t, n, func(ctx *actors.Context) error { return ctx.UseChannel(actors.Datagram) }); err != nil {
+			t.Fatal(err)
+		}
+		var ch actors.Channel
+		_ = call(t, n, func(ctx *actors.Context) error { ch = ctx.Channel(); return nil })
+		if ch != actors.Datagram {
+			t.Fatalf("channel %v after UseChannel(Datagram)", ch)
+		}
+		err := call(t, n, func(*actors.Context) error { panic("restart me") })
+		if !errors.Is(err, actors.ErrHandlerPanicked) {
+			t.Fatalf("a panicking request: %v", err)
+		}
+		actortest.Eventually(t, wait, "the restart", func() bool { return n.Stats().Protocols["ch"].Restarts == 1 })
+		actortest.Eventually(t, wait, "the new incarnation on the stream", func() bool {
+			return call(t, n, func(ctx *actors.Context) error { ch = ctx.Channel(); return nil }) == nil && ch == actors.Stream
+		})
+	})
+}
