@@ -55,7 +55,10 @@ func (p *protocol) Init(ctx *actors.Context) error {
 // *MemberLeft, *MemberUpdated), which any protocol receives by registering
 // actors.OnNotification for it (or all of them, with the view first, by
 // [Watch]); and a ViewRequest gets the View as of the last event published.
-// The returned function stops the relay (the protocol stops with the node).
+// Attach also gives the node its datagram and gossip channels
+// (actors.Datagram, actors.Gossip: [Membership.Packets]). The returned
+// function stops the relay and takes the channels away (the protocol stops
+// with the node).
 func Attach(node *actors.Node, m *Membership) (detach func(), err error) {
 	if node.Name() != m.Name() {
 		return nil, fmt.Errorf("membership: attaching %s's membership to node %s; they must have the same name", m.Name(), node.Name())
@@ -77,7 +80,12 @@ func Attach(node *actors.Node, m *Membership) (detach func(), err error) {
 		cancel()
 		return nil, err
 	}
-	return cancel, nil
+	// The node's datagram and gossip channels go through this membership.
+	node.SetPackets(m.Packets())
+	return func() {
+		node.SetPackets(nil)
+		cancel()
+	}, nil
 }
 
 // Peers is a directory of node addresses, such as transport/remote's
