@@ -74,7 +74,11 @@ func NewNode(cfg Config) (*Node, error) {
 	n.hosts.Store(&map[ProtocolName]*protocolHost{})
 	n.subs.Store(&map[reflect.Type][]*actor.PID{})
 	if n.cfg.Seed == 0 {
-		n.cfg.Seed = uint64(n.clock.Now().UnixNano())
+		// Not the clock: nodes created at one instant (a cluster on
+		// virtual time, where the clock stands still) drew the same
+		// numbers, so a protocol that picks random peers picked the
+		// same ones on every node.
+		n.cfg.Seed = rand.Uint64()
 	}
 	n.startSession = max(uint64(n.clock.Now().UnixNano()), 1)
 	n.session.Store(n.startSession)

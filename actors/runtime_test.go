@@ -695,3 +695,35 @@ func TestAFailureMidBatchKeepsTheRest(t *testing.T) {
 		t.Errorf("node-2 restarted the protocol %d times, want 1", s.Restarts)
 	}
 }
+
+// TestUnseededNodesDrawDifferentNumbers: nodes created at one instant
+// (here on virtual time, whose clock stands still) with no Seed draw
+// different numbers from Context.Rand. A seed from the clock gave them
+// all the same, so a protocol picking random peers picked the same ones
+// on every node (found by examples/plumtree).
+func TestUnseededNodesDrawDifferentNumbers(t *testing.T) {
+	actortest.Virtual(t, func(t *testing.T) {
+		hub, err := sim.New(sim.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hub.Close()
+		draws := make(chan uint64, 2)
+		for _, name := range []actors.NodeName{"node-1", "node-2"} {
+			n, err := actors.NewNode(actors.Config{Name: name, Network: hub})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Stop()
+			if err := n.Start(protocol("draw", func(ctx *actors.Context) error {
+				draws <- ctx.Rand().Uint64()
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a, b := <-draws, <-draws; a == b {
+			t.Fatalf("two unseeded nodes drew the same first number %d", a)
+		}
+	})
+}
