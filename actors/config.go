@@ -50,6 +50,7 @@ type Config struct {
 	MetricProvider metric.MeterProvider
 	Supervision    SupervisionConfig
 	Reliable       ReliableConfig
+	Stream         StreamConfig // streams (stream.go); zero takes the defaults
 }
 
 // SupervisionConfig decides what happens when a handler panics or returns
@@ -91,6 +92,7 @@ func DefaultConfig() Config {
 			MaxInFlight: 4096,
 			RecvWindow:  4096,
 		},
+		Stream: defaultStreamConfig(), // 1 GiB values, 256 KiB chunks, 2 MiB window
 	}
 }
 
@@ -114,6 +116,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Reliable == (ReliableConfig{}) {
 		c.Reliable = d.Reliable
+	}
+	if c.Stream == (StreamConfig{}) {
+		c.Stream = d.Stream
 	}
 	return c
 }
@@ -160,5 +165,5 @@ func (c Config) Validate() error {
 	if c.Reliable.MaxInFlight < 1 || c.Reliable.RecvWindow < 1 {
 		return fmt.Errorf("%w: Reliable.MaxInFlight (%d) and RecvWindow (%d) must be at least 1", ErrInvalidConfig, c.Reliable.MaxInFlight, c.Reliable.RecvWindow)
 	}
-	return nil
+	return c.Stream.validate()
 }

@@ -48,6 +48,7 @@ type protocolHost struct {
 	nextReq    uint64
 	hostTimers map[TimerID]*timer // runtime timers that outlive incarnations
 	rel        reliable
+	strm       streams                          // stream.go
 	outbox     transport.Outbox                 // flushed after every event
 	types      map[string]transport.PayloadType // payload types seen, by name: no registry lookup per message
 	outTypes   typeTable[*typeMetrics]          // counters of the types it sent, by type word (statsOf)
@@ -180,6 +181,7 @@ func (h *protocolHost) begin() {
 	}
 	ctx := newContext(h, p)
 	h.ctx = ctx
+	h.strm.begin(h, ctx)
 	h.initing = true
 	err := p.Init(ctx)
 	h.initing = false
@@ -220,6 +222,7 @@ func (h *protocolHost) end() {
 			s.Stop(ctx)
 		}()
 	}
+	h.strm.end(h, ctx)
 	for a := range ctx.answers { // what the Stop hook left unanswered
 		_ = a.finish(nil, fmt.Errorf("%w: protocol %s on node %s restarted or stopped before answering %s", ErrUnanswered, h.name, h.node.name, a.what))
 	}

@@ -81,8 +81,9 @@ type ProtocolStats struct {
 	// Timers counts the timer firings the protocol handled (OnTimer):
 	// each is also in MsgsIn of its payload's type in Types. Subtract it
 	// from Total().MsgsIn for the messages the protocol was sent.
-	Timers int64
-	Types  map[string]TypeStats
+	Timers  int64
+	Streams StreamStats // Context.SendStream and OnStream
+	Types   map[string]TypeStats
 	// Channels counts the protocol's traffic by channel (in JSON keyed
 	// "stream", "datagram", "gossip"), for the channels it used.
 	Channels map[Channel]ChannelStats
@@ -142,6 +143,7 @@ type protocolMetrics struct {
 	refused      atomic.Int64
 	misused      atomic.Int64
 	timers       atomic.Int64
+	streams      streamMetrics
 	types        sync.Map // type name → *typeMetrics
 	channels     [numChannels]channelMetrics
 }
@@ -165,6 +167,7 @@ func (m *protocolMetrics) snapshot(name ProtocolName, depth int) ProtocolStats {
 		Refused:      m.refused.Load(),
 		Misused:      m.misused.Load(),
 		Timers:       m.timers.Load(),
+		Streams:      m.streams.snapshot(),
 		Types:        map[string]TypeStats{},
 		Channels:     map[Channel]ChannelStats{},
 	}
