@@ -87,6 +87,9 @@ type Raft struct {
 	// late counts as raft does.
 	lastHeard map[uint64]uint64
 	ticks     uint64
+	// snapGen counts the snapshots streamed to each peer, so that only
+	// the latest one's end reaches raft (snapstream.go).
+	snapGen map[uint64]uint64
 	// appliedTerm: the term of the last applied entry; decidedTerm: the
 	// appliedTerm at which pending writes were last checked for dead copies
 	appliedTerm, decidedTerm uint64
@@ -277,6 +280,7 @@ func (p *Raft) Init(ctx *actors.Context) error {
 	p.hsTerm, p.hsVote = st.hs.GetTerm(), st.hs.GetVote()
 
 	actors.OnMessage(ctx, p.onBatch)
+	actors.OnStream(ctx, p.onSnapshot)
 	actors.OnRequestDeferred(ctx, p.onAdmin)
 	actors.OnPost(ctx, p.onReady)
 	actors.OnPost(ctx, p.onWritten)
@@ -371,25 +375,34 @@ func (p *Raft) onBatch(ctx *actors.Context, from actors.NodeName, b *messages.Ra
 			p.drop(from, m, fmt.Errorf("does not decode: %v", err))
 			continue
 		}
-		if err := p.checkSender(from, m); err != nil {
-			p.drop(from, m, err)
-			continue
-		}
-		if err := p.checkContent(m); err != nil && !p.staleTerm(m) {
-			p.drop(from, m, err)
-			continue
-		}
-		if m.GetFrom() == ID(from) {
-			if _, ok := p.names[m.GetFrom()]; !ok {
-				p.names[m.GetFrom()] = from
-			}
-			p.lastHeard[m.GetFrom()] = p.ticks
-		}
-		if err := p.step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) && !errors.Is(err, raft.ErrProposalDropped) {
-			p.drop(from, m, err)
-		}
+		_ = p.stepFrom(from, m)
 	}
 	p.kick(ctx)
+	return nil
+}
+
+// stepFrom checks and steps one raft message from node from; a message
+// that fails the checks, or that raft panics on all the same, is dropped
+// (and its reason returned).
+func (p *Raft) stepFrom(from actors.NodeName, m *pb.Message) error {
+	if err := p.checkSender(from, m); err != nil {
+		p.drop(from, m, err)
+		return err
+	}
+	if err := p.checkContent(m); err != nil && !p.staleTerm(m) {
+		p.drop(from, m, err)
+		return err
+	}
+	if m.GetFrom() == ID(from) {
+		if _, ok := p.names[m.GetFrom()]; !ok {
+			p.names[m.GetFrom()] = from
+		}
+		p.lastHeard[m.GetFrom()] = p.ticks
+	}
+	if err := p.step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) && !errors.Is(err, raft.ErrProposalDropped) {
+		p.drop(from, m, err)
+		return err
+	}
 	return nil
 }
 
@@ -732,22 +745,30 @@ type snapReport struct {
 }
 
 // send batches the messages per peer, in order, one envelope each (split
-// when one would grow past a quarter of the envelope limit).
+// when one would grow past a quarter of the envelope limit), and streams
+// snapshots (sendSnapshot). It returns the snapshots that failed at once,
+// for raft's ReportSnapshot.
 func (p *Raft) send(ctx *actors.Context, msgs []*pb.Message) []snapReport {
 	var reports []snapReport
 	var order []uint64
 	batches := map[uint64][]*messages.RaftBatch{}
 	sizes := map[uint64]int{}
-	snaps := map[uint64]bool{}
 	for _, m := range msgs {
+		to := m.GetTo()
+		if m.GetType() == pb.MessageType_MsgSnap {
+			// Streamed (snapstream.go): ReportSnapshot runs when the
+			// follower has it, or when the stream fails.
+			if err := p.sendSnapshot(ctx, m); err != nil {
+				p.log.Debug().Err(err).Uint64("to", to).Msg("raft snapshot not sent")
+				p.rn.ReportUnreachable(to)
+				reports = append(reports, snapReport{to, raft.SnapshotFailure})
+			}
+			continue
+		}
 		b, err := proto.Marshal(m)
 		if err != nil {
 			p.log.Error().Err(err).Msg("marshalling a raft message")
 			continue
-		}
-		to := m.GetTo()
-		if m.GetType() == pb.MessageType_MsgSnap {
-			snaps[to] = true
 		}
 		bs := batches[to]
 		if bs == nil {
@@ -775,13 +796,6 @@ func (p *Raft) send(ctx *actors.Context, msgs []*pb.Message) []snapReport {
 		if err != nil {
 			p.log.Debug().Err(err).Str("to", string(name)).Msg("raft message not sent")
 			p.rn.ReportUnreachable(to)
-		}
-		if snaps[to] {
-			st := raft.SnapshotFinish
-			if err != nil {
-				st = raft.SnapshotFailure
-			}
-			reports = append(reports, snapReport{to, st})
 		}
 	}
 	return reports

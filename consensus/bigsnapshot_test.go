@@ -1,0 +1,289 @@
+package consensus_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/actors"
+	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/consensus"
+	"github.com/troupe-dev/troupe/consensus/consensustest"
+	"github.com/troupe-dev/troupe/kv"
+	"github.com/troupe-dev/troupe/transport/sim"
+)
+
+// blobSize is the state of the blob machine once grown: its snapshot is
+// 64 MiB, sixteen times an envelope.
+const (
+	blobSize = 64 << 20
+	blobStep = 16 << 20
+)
+
+// blobMachine is a state machine whose state is a deterministic blob,
+// grown blobStep bytes per command (a command names the size to grow to:
+// applying it twice changes nothing), proposed by the leader's Tick until
+// the blob is blobSize. Four commands make a 64 MiB snapshot, so the log
+// stays small.
+type blobMachine struct {
+	state    []byte
+	proposed int // the tick of the last proposal
+	ticks    int
+	seen     *blobSeen
+}
+
+// blobSeen is what the test reads of a node's machine: its size and
+// checksum, published after each change.
+type blobSeen struct{ size, crc atomic.Int64 }
+
+func (m *blobMachine) Register(*consensus.Router) {}
+
+func (m *blobMachine) Apply(c consensus.Command) (any, error) {
+	if len(c.Data) != 8 {
+		return nil, fmt.Errorf("a blob command of %d bytes, want 8", len(c.Data))
+	}
+	target := int(min(binary.BigEndian.Uint64(c.Data), blobSize))
+	if target > len(m.state) {
+		m.state = growBlob(m.state, target)
+		m.publish()
+	}
+	return nil, nil
+}
+
+func (m *blobMachine) Snapshot() ([]byte, error) { return m.state, nil } // Apply never writes in place
+
+func (m *blobMachine) Restore(b []byte) error {
+	if len(b) > blobSize || len(b)%8 != 0 {
+		return fmt.Errorf("a blob snapshot of %d bytes", len(b))
+	}
+	m.state = b
+	m.publish()
+	return nil
+}
+
+func (m *blobMachine) Tick(_ time.Time, leader bool, p consensus.Proposer) {
+	m.ticks++
+	if !leader || len(m.state) >= blobSize || m.ticks-m.proposed < 20 {
+		return
+	}
+	m.proposed = m.ticks
+	p.Propose(binary.BigEndian.AppendUint64(nil, uint64(len(m.state)+blobStep)))
+}
+
+func (m *blobMachine) publish() {
+	m.seen.crc.Store(int64(crc32.ChecksumIEEE(m.state)))
+	m.seen.size.Store(int64(len(m.state)))
+}
+
+// growBlob extends b to n bytes (a multiple of 8) of a fixed sequence.
+func growBlob(b []byte, n int) []byte {
+	out := make([]byte, n)
+	copy(out, b)
+	for i := len(b); i < n; i += 8 {
+		x := uint64(i) * 0x9E3779B97F4A7C15
+		x ^= x >> 31
+		binary.LittleEndian.PutUint64(out[i:], x)
+	}
+	return out
+}
+
+type blobGroup struct {
+	*group
+	seen sync.Map // node name → *blobSeen of its latest machine
+	want int64    // the checksum of the full blob
+}
+
+func (b *blobGroup) seenOf(n actors.NodeName) *blobSeen {
+	v, _ := b.seen.LoadOrStore(n, &blobSeen{})
+	return v.(*blobSeen)
+}
+
+func (b *blobGroup) full(n actors.NodeName) bool {
+	s := b.seenOf(n)
+	return s.size.Load() == blobSize && s.crc.Load() == b.want
+}
+
+// newBlobGroup starts 3 nodes hosting the key-value store and the blob
+// machine, and waits until every node holds the full blob.
+func newBlobGroup(t *testing.T, faults sim.Faults) *blobGroup {
+	b := &blobGroup{want: int64(crc32.ChecksumIEEE(growBlob(nil, blobSize)))}
+	blob := consensus.Machine{Name: "blob", New: func(env consensus.Env) consensus.StateMachine {
+		s := b.seenOf(env.Node)
+		s.size.Store(0)
+		return &blobMachine{seen: s}
+	}}
+	g := consensustest.Start(t, consensustest.Options{Nodes: 3, Seed: 5, Faults: faults,
+		Machines: []consensus.Machine{kv.DefaultMachine(), blob},
+		Config: func(c *consensus.Config) {
+			// A snapshot every 100 entries, keeping 5: a follower down for
+			// a few hundred writes needs one. Elections after 0.5–1 s: a
+			// leader encodes 64 MiB snapshots in its handlers.
+			c.SnapshotEntries, c.CatchUpEntries = 100, 5
+			c.ElectionTicks = 50
+			c.RequestTimeout = 5 * time.Second
+		}})
+	b.group = &group{Group: g, t: t, c: g.Cluster, cfg: g.Config}
+	b.leader(10 * time.Second)
+	for _, n := range b.c.Names() {
+		actortest.Eventually(t, 20*time.Second, string(n)+" holds the 64 MiB blob", func() bool { return b.full(n) })
+	}
+	return b
+}
+
+// writer proposes puts one after another through node `via` until stop
+// is closed; it returns how many it started and the errors of those not
+// acknowledged.
+func (b *blobGroup) writer(via actors.NodeName, stop <-chan struct{}) func() (started int, failed []error) {
+	kc := b.kv(via)
+	var started int
+	var failed []error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			started++
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := kc.Put(ctx, fmt.Sprintf("load-%05d", i), []byte("x"))
+			cancel()
+			if err != nil {
+				failed = append(failed, err)
+			}
+		}
+	}()
+	return func() (int, []error) { <-done; return started, failed }
+}
+
+// lagBehindASnapshot crashes a follower, writes until the leader has
+// compacted its log past the follower's, and returns the follower and
+// the leader's commit index then.
+func (b *blobGroup) lagBehindASnapshot(lead actors.NodeName) (actors.NodeName, uint64) {
+	victim := actors.NodeName("node-3")
+	if lead == victim {
+		victim = "node-2"
+	}
+	vst, err := b.status(victim)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := b.c.Crash(victim); err != nil {
+		b.t.Fatal(err)
+	}
+	for round := 0; ; round++ {
+		putAll(b.t.(*testing.T), b.group, fmt.Sprintf("lag%d", round), 100)
+		st, err := b.status(lead)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if st.SnapshotIndex > vst.Applied+2*b.cfg.CatchUpEntries {
+			return victim, st.Commit
+		}
+		if round == 20 {
+			b.t.Fatalf("the leader did not compact its log past %s's (applied %d): %+v", victim, vst.Applied, st)
+		}
+	}
+}
+
+// installed reports whether node n installed a snapshot from the leader
+// and applied up to commit.
+func (b *blobGroup) installed(n actors.NodeName, commit uint64) bool {
+	st, err := b.status(n)
+	return err == nil && st.SnapshotsReceived > 0 && st.Applied >= commit
+}
+
+func raftStreams(n *actors.Node) actors.StreamStats { return n.Stats().Protocols[consensus.Name].Streams }
+
+// TestBigSnapshotReachesALaggingFollowerUnderLoad: a follower restarted
+// after the leader compacted its log gets the 64 MiB snapshot as a stream
+// while a writer keeps writing through the leader, and every write it
+// started is acknowledged.
+func TestBigSnapshotReachesALaggingFollowerUnderLoad(t *testing.T) {
+	b := newBlobGroup(t, sim.Faults{})
+	lead := b.leader(10 * time.Second)
+	victim, commit := b.lagBehindASnapshot(lead)
+	stop := make(chan struct{})
+	wait := b.writer(lead, stop)
+	start := time.Now()
+	if _, err := b.c.Restart(victim); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 30*time.Second, string(victim)+" installs the 64 MiB snapshot", func() bool { return b.installed(victim, commit) })
+	took := time.Since(start)
+	close(stop)
+	if !b.full(victim) {
+		t.Fatalf("%s installed a snapshot without the full blob", victim)
+	}
+	started, failed := wait()
+	if len(failed) > 0 || started < 10 {
+		t.Fatalf("the writer started %d writes during the transfer; %d failed: %v", started, len(failed), errors.Join(failed...))
+	}
+	st, err := b.status(victim)
+	if err != nil || st.SnapshotsReceived == 0 {
+		t.Fatalf("%s: %+v, %v; want a snapshot received", victim, st, err)
+	}
+	s := raftStreams(b.c.Node(lead))
+	if s.Sent == 0 || s.BytesOut < blobSize {
+		t.Fatalf("the leader streamed %+v; want the 64 MiB snapshot", s)
+	}
+	leadSt, _ := b.status(lead)
+	actortest.Eventually(t, 10*time.Second, string(victim)+" catches up", func() bool {
+		st, err := b.status(victim)
+		return err == nil && st.Applied >= leadSt.Commit
+	})
+	t.Logf("64 MiB snapshot installed %v after the restart; %d writes acknowledged meanwhile; leader streams %+v", took.Round(time.Millisecond), started, s)
+}
+
+// TestBigSnapshotResumesAfterAPartition: the lagging follower is cut off
+// in the middle of the 64 MiB transfer, then healed; the stream resumes
+// where it broke (a small fraction of the snapshot sent again, not started
+// over) and the follower converges.
+func TestBigSnapshotResumesAfterAPartition(t *testing.T) {
+	b := newBlobGroup(t, sim.Faults{Latency: time.Millisecond})
+	lead := b.leader(10 * time.Second)
+	victim, commit := b.lagBehindASnapshot(lead)
+	if _, err := b.c.Restart(victim); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	actortest.Eventually(t, 30*time.Second, "16 MiB of the snapshot received", func() bool {
+		return raftStreams(b.c.Node(victim)).BytesIn >= 16<<20
+	})
+	var others []actors.NodeName
+	for _, n := range b.c.Names() {
+		if n != victim {
+			others = append(others, n)
+		}
+	}
+	b.c.Partition(others, []actors.NodeName{victim})
+	before := raftStreams(b.c.Node(lead)).RetransmittedChunks
+	actortest.Eventually(t, 10*time.Second, "the leader retransmits into the partition", func() bool {
+		return raftStreams(b.c.Node(lead)).RetransmittedChunks >= before+3
+	})
+	b.c.Hub.Heal()
+	actortest.Eventually(t, 30*time.Second, string(victim)+" installs the 64 MiB snapshot", func() bool { return b.installed(victim, commit) })
+	took := time.Since(start)
+	if !b.full(victim) {
+		t.Fatalf("%s installed a snapshot without the full blob", victim)
+	}
+	s, r := raftStreams(b.c.Node(lead)), raftStreams(b.c.Node(victim))
+	if s.Restarted != 0 || s.RetransmittedBytes > blobSize/4 || r.Received == 0 {
+		t.Fatalf("the snapshot stream did not resume where it broke: leader %+v, follower %+v", s, r)
+	}
+	leadSt, _ := b.status(lead)
+	actortest.Eventually(t, 10*time.Second, string(victim)+" catches up", func() bool {
+		st, err := b.status(victim)
+		return err == nil && st.Applied >= leadSt.Commit
+	})
+	t.Logf("64 MiB snapshot installed %v after the restart, across a partition: retransmitted %d chunks, %d bytes; leader %+v",
+		took.Round(time.Millisecond), s.RetransmittedChunks, s.RetransmittedBytes, s)
+}
