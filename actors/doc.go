@@ -62,6 +62,17 @@
 // protocol many messages, a [Ref] from [Node.Ref]), [Call], [Observe] and,
 // to stand in for a protocol's announcement, [Node.Publish].
 //
+// A value larger than an envelope (4 MiB: a snapshot, a job's input) goes
+// as a stream: [Context.SendStream] sends a head describing it and the
+// value, up to StreamConfig.MaxSize (1 GiB by default), in chunks with a
+// window of bytes in flight, cumulative acks and go-back-N after a
+// timeout, so a connection broken mid-stream resumes where the receiver
+// is; the [OnStream] handler of the head's type gets the whole value once,
+// and the sender's done callback learns the outcome (nil, or
+// [ErrStreamRefused], [ErrStreamStalled], [ErrStreamAborted]). Partial
+// streams are capped per peer and dropped when idle; ProtocolStats.Streams
+// counts them ([StreamStats]; docs/streams.md).
+//
 // Nodes are addressed by [NodeName] and protocols by [ProtocolName], two
 // types, so that passing one where the other is due does not compile:
 // Send takes a NodeName, Tell a ProtocolName. Each protocol package

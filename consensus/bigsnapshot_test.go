@@ -201,7 +201,9 @@ func (b *blobGroup) installed(n actors.NodeName, commit uint64) bool {
 	return err == nil && st.SnapshotsReceived > 0 && st.Applied >= commit
 }
 
-func raftStreams(n *actors.Node) actors.StreamStats { return n.Stats().Protocols[consensus.Name].Streams }
+func raftStreams(n *actors.Node) actors.StreamStats {
+	return n.Stats().Protocols[consensus.Name].Streams
+}
 
 // TestBigSnapshotReachesALaggingFollowerUnderLoad: a follower restarted
 // after the leader compacted its log gets the 64 MiB snapshot as a stream
