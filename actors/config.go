@@ -50,7 +50,7 @@ type Config struct {
 	MetricProvider metric.MeterProvider
 	Supervision    SupervisionConfig
 	Reliable       ReliableConfig
-	Stream         StreamConfig // streams (stream.go); zero takes the defaults
+	Stream         StreamConfig // streams (stream.go); each zero field takes its default
 }
 
 // SupervisionConfig decides what happens when a handler panics or returns
@@ -117,9 +117,7 @@ func (c Config) withDefaults() Config {
 	if c.Reliable == (ReliableConfig{}) {
 		c.Reliable = d.Reliable
 	}
-	if c.Stream == (StreamConfig{}) {
-		c.Stream = d.Stream
-	}
+	c.Stream = c.Stream.withDefaults(d.Stream)
 	return c
 }
 

@@ -75,6 +75,32 @@ func defaultStreamConfig() StreamConfig {
 	}
 }
 
+// withDefaults fills each zero field from d.
+func (c StreamConfig) withDefaults(d StreamConfig) StreamConfig {
+	fill := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fillD := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fill(&c.MaxSize, d.MaxSize)
+	fill(&c.ChunkSize, d.ChunkSize)
+	fill(&c.Window, d.Window)
+	fill(&c.MaxPartialPerPeer, d.MaxPartialPerPeer)
+	fillD(&c.RTO, d.RTO)
+	fillD(&c.MaxRTO, d.MaxRTO)
+	fillD(&c.StallTimeout, d.StallTimeout)
+	fillD(&c.IdleTTL, d.IdleTTL)
+	if c.MaxBuffered == 0 {
+		c.MaxBuffered = max(d.MaxBuffered, 2*int64(c.MaxSize))
+	}
+	return c
+}
+
 // maxStreamChunk bounds ChunkSize and a stream's head: a chunk carries at
 // most both, well under transport.MaxEnvelopeSize.
 const maxStreamChunk = 1 << 20

@@ -364,3 +364,36 @@ func TestStreamForgedChunks(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamConfig: a partial StreamConfig takes the defaults of its zero
+// fields; out-of-range fields are refused, naming the field.
+func TestStreamConfig(t *testing.T) {
+	hub, err := sim.New(sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	n, err := actors.NewNode(actors.Config{Name: "node-1", Network: hub, Stream: actors.StreamConfig{ChunkSize: 64 << 10}})
+	if err != nil {
+		t.Fatalf("a StreamConfig with one field: %v", err)
+	}
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg  actors.StreamConfig
+		want string
+	}{
+		{actors.StreamConfig{ChunkSize: 2 << 20}, "Stream.ChunkSize"},
+		{actors.StreamConfig{ChunkSize: 1 << 20, Window: 1 << 10}, "Stream.Window"},
+		{actors.StreamConfig{MaxSize: -1}, "Stream.MaxSize"},
+		{actors.StreamConfig{RTO: time.Second, MaxRTO: time.Millisecond}, "Stream.RTO"},
+		{actors.StreamConfig{MaxPartialPerPeer: -1}, "Stream.MaxPartialPerPeer"},
+		{actors.StreamConfig{MaxSize: 1 << 20, MaxBuffered: 1 << 10}, "Stream.MaxBuffered"},
+	} {
+		_, err := actors.NewNode(actors.Config{Name: "node-2", Network: hub, Stream: c.cfg})
+		if !errors.Is(err, actors.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want ErrInvalidConfig naming %s", c.cfg, err, c.want)
+		}
+	}
+}
