@@ -388,12 +388,14 @@ func (s *streams) pump(h *protocolHost, os *sendingStream) error {
 			ch.Type, ch.Head = os.typ, os.head
 		}
 		size, err := h.outbox.SendMessage(string(os.to), ch)
-		if err != nil {
-			if errors.Is(err, transport.ErrUnknownNode) || errors.Is(err, transport.ErrTooLarge) || errors.Is(err, transport.ErrMalformed) {
-				return fmt.Errorf("protocol %s streaming %s to %s: %w", h.name, os.typ, os.to, err)
-			}
-			// A transient failure: the chunk counts as sent and RTO repairs it.
+		if err != nil && os.highest == 0 &&
+			(errors.Is(err, transport.ErrUnknownNode) || errors.Is(err, transport.ErrTooLarge) || errors.Is(err, transport.ErrMalformed)) {
+			return fmt.Errorf("protocol %s streaming %s to %s: %w", h.name, os.typ, os.to, err)
 		}
+		// Past the first chunk a failure counts as a loss, which RTO
+		// repairs: a node the network forgot for a while (membership
+		// thought it failed) gets the stream when it is back, or
+		// StallTimeout ends it.
 		k := h.metrics.typ(StreamChunkType)
 		k.msgsOut.Add(1)
 		k.bytesOut.Add(int64(size))
