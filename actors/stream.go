@@ -201,6 +201,10 @@ type streamAck struct {
 	Offset      uint64
 	Done, Reset bool
 	Refused     string
+	// Incarnation is the receiving node's session: an ack of an earlier
+	// incarnation of the receiver (one that crashed with part of the
+	// stream) never moves the stream past what the current one holds.
+	Incarnation uint64
 }
 
 // The wire names of the runtime's stream messages.
@@ -249,6 +253,7 @@ type sendingStream struct {
 	// chunk when RTO passes (a broken link gets one chunk per RTO, not a
 	// window), and doubled by each acknowledgement of progress after.
 	cwnd     uint64
+	peer     uint64 // the receiver's incarnation (its acks' Incarnation), 0 until the first ack
 	rto      time.Duration
 	due      time.Time // go back to acked then
 	progress time.Time // last time acked moved
@@ -509,6 +514,22 @@ func (s *streams) onAck(h *protocolHost, from NodeName, a *streamAck) error {
 	now := h.node.clock.Now()
 	cfg := h.node.cfg.Stream
 	switch {
+	case a.Incarnation < os.peer:
+		return nil // from an earlier incarnation of the receiver
+	case a.Incarnation > os.peer && os.peer != 0:
+		// The receiver restarted: it holds what this ack says, and
+		// nothing its earlier incarnation acknowledged.
+		h.metrics.streams.restarted.Add(1)
+		os.acked, os.next, os.sentHead = 0, 0, false
+		os.progress, os.rto, os.due = now, cfg.RTO, now.Add(cfg.RTO)
+		os.peer = a.Incarnation
+		if a.Reset {
+			a.Reset = false // handled
+		}
+	default:
+		os.peer = a.Incarnation
+	}
+	switch {
 	case a.Refused != "":
 		return s.finish(h, os, fmt.Errorf("%w: %s to %s: %.200s", ErrStreamRefused, os.typ, os.to, a.Refused))
 	case a.Offset > total:
@@ -543,6 +564,7 @@ func (s *streams) onAck(h *protocolHost, from NodeName, a *streamAck) error {
 
 // ack answers a chunk.
 func (s *streams) ack(h *protocolHost, to NodeName, a *streamAck) {
+	a.Incarnation = h.node.session.Load()
 	size, err := h.outbox.SendMessage(string(to), a)
 	if err != nil {
 		return

@@ -241,6 +241,7 @@ type fakeAck struct {
 	Session, ID, Offset uint64
 	Done, Reset         bool
 	Refused             string
+	Incarnation         uint64
 }
 
 var (
@@ -396,4 +397,76 @@ func TestStreamConfig(t *testing.T) {
 			t.Errorf("%+v: %v, want ErrInvalidConfig naming %s", c.cfg, err, c.want)
 		}
 	}
+}
+
+// TestStreamAcksOfTheReceiversIncarnations: the sender follows the
+// receiver's incarnation in its acks: an ack of an earlier incarnation
+// moves nothing, an ack of a later one (the receiver restarted) starts the
+// stream over from what that one holds; forged acks past the total are
+// dropped and counted.
+func TestStreamAcksOfTheReceiversIncarnations(t *testing.T) {
+	actortest.Virtual(t, func(t *testing.T) {
+		c, _ := streamCluster(t, sim.Faults{})
+		chunks := make(chan *fakeChunk, 64)
+		intruder, err := c.Hub.Attach(transport.Attachment{Node: "intruder", Deliver: func(env *messages.Envelope, _ int) {
+			if env.Type != actors.StreamChunkType {
+				return
+			}
+			st, _ := messages.LookupStruct("streamtest.FakeChunk")
+			m, err := st.Unmarshal(env.Payload)
+			if err != nil {
+				t.Errorf("a chunk that does not decode: %v", err)
+				return
+			}
+			chunks <- m.(*fakeChunk)
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ackType, _ := messages.LookupStruct("streamtest.FakeAck")
+		ack := func(a fakeAck) {
+			t.Helper()
+			b, err := ackType.Marshal(&a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := intruder.Send(&messages.Envelope{From: "intruder", To: "node-1", Protocol: string(blobs), Type: actors.StreamAckType, Payload: b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next := func(what string) *fakeChunk { t.Helper(); return actortest.Receive(t, chunks, wait, what) }
+		data := blob(5, 1<<20) // 4 chunks, all in the window
+		res := send(t, c, "node-1", "intruder", 1, data)
+		first := next("chunk 0")
+		for i := 1; i < 4; i++ {
+			if ch := next("chunk"); ch.Offset != uint64(i)*256<<10 {
+				t.Fatalf("chunk %d at offset %d", i, ch.Offset)
+			}
+		}
+		id := fakeAck{Session: first.Session, ID: first.ID}
+		a := id
+		a.Offset, a.Incarnation = 512<<10, 10
+		ack(a)
+		a.Offset, a.Incarnation = 768<<10, 9 // an earlier incarnation: ignored
+		ack(a)
+		a.Offset, a.Incarnation = 2<<20, 10 // past the total: bad
+		ack(a)
+		a.Offset, a.Done = 100, true // done short of the total: bad
+		ack(a)
+		actortest.Eventually(t, wait, "two bad acks", func() bool { return streamStats(c, "node-1").Bad == 2 })
+		// The receiver restarted holding nothing: the stream starts over.
+		ack(fakeAck{Session: first.Session, ID: first.ID, Incarnation: 11})
+		if ch := next("chunk 0 again"); ch.Offset != 0 || ch.Total != uint64(len(data)) {
+			t.Fatalf("after the receiver's restart the sender sent offset %d, want 0", ch.Offset)
+		}
+		if s := streamStats(c, "node-1"); s.Restarted != 1 || s.Sent != 0 {
+			t.Fatalf("sender %+v, want one restart", s)
+		}
+		a = id
+		a.Offset, a.Done, a.Incarnation = uint64(len(data)), true, 11
+		ack(a)
+		if err := actortest.Receive(t, res, wait, "done"); err != nil {
+			t.Fatalf("done: %v", err)
+		}
+	})
 }
