@@ -739,7 +739,8 @@ func (s *streams) deliver(h *protocolHost, from NodeName, k streamKey, is *recei
 func (s *streams) call(h *protocolHost, hd *streamHandler, from NodeName, head any, data []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			h.metrics.refused.Add(1)
+			h.metrics.refused.Add(1) // as a message whose handler panicked (runRemote)
+			h.metrics.unhandled.Add(1)
 			err = fmt.Errorf("the OnStream handler panicked: %v", r)
 		}
 	}()

@@ -66,6 +66,9 @@ func blobProtocol(log *blobLog) actors.Factory {
 			if head.N == refuseN {
 				return errors.New("not this one")
 			}
+			if head.N == panicN {
+				panic("boom")
+			}
 			log.add(gotBlob{from, head.N, data})
 			return nil
 		})
@@ -73,7 +76,9 @@ func blobProtocol(log *blobLog) actors.Factory {
 	})
 }
 
-const refuseN = 666
+// Heads with these N are refused by the handler: with an error, with a
+// panic.
+const refuseN, panicN = 666, 667
 
 // streamConfig is quick on virtual time: a short RTO and TTL.
 func streamConfig(_ int, c *actors.Config) {
@@ -134,12 +139,19 @@ func TestStreamUnderLossDuplicationReordering(t *testing.T) {
 		if !errors.Is(err, actors.ErrStreamRefused) || !strings.Contains(err.Error(), "not this one") {
 			t.Fatalf("done of a value the handler refuses: %v", err)
 		}
+		err = actortest.Receive(t, send(t, c, "node-1", "node-2", panicN, []byte("x")), wait, "done of the value whose handler panics")
+		if !errors.Is(err, actors.ErrStreamRefused) || !strings.Contains(err.Error(), "panicked: boom") {
+			t.Fatalf("done of a value whose handler panics: %v", err)
+		}
+		if p := c.Node("node-2").Stats().Protocols[blobs]; p.Restarts != 0 || p.Refused != 1 {
+			t.Fatalf("a handler's panic on a stream: %d restarts, %d refused; want 0 and 1", p.Restarts, p.Refused)
+		}
 		got := log.all()
 		if len(got) != 2 || got[0].n != 1 || !bytes.Equal(got[0].data, data) || got[0].from != "node-1" || got[1].n != 2 || len(got[1].data) != 0 {
 			t.Fatalf("received %d values (want the 6 MiB one, then the empty one, once each)", len(got))
 		}
 		s, r := streamStats(c, "node-1"), streamStats(c, "node-2")
-		if s.Sent != 2 || s.Failed != 1 || r.Received != 2 || r.Refused != 1 || r.Partial != 0 || r.Buffered != 0 {
+		if s.Sent != 2 || s.Failed != 2 || r.Received != 2 || r.Refused != 2 || r.Partial != 0 || r.Buffered != 0 {
 			t.Fatalf("sender %+v\nreceiver %+v", s, r)
 		}
 		if s.RetransmittedChunks == 0 {
