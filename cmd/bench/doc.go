@@ -8,6 +8,7 @@
 //	go run ./cmd/bench kv --vs-etcd
 //	go run ./cmd/bench jobs
 //	go run ./cmd/bench speedup --cpus 0.35
+//	go run ./cmd/bench channels
 //
 // kv ends with the leader failover (failover_p99_ms) and the follower
 // restart (restart_ready_p50_ms, restart_ready_p99_ms: crash a follower,
@@ -22,4 +23,8 @@
 // vs_etcd_put_c64, vs_etcd_get_c64 and vs_etcd_put_c1_p50 (Troupe/etcd);
 // docs/consensus.md, "Side by side with etcd", says what it measures.
 // Troupe's client speaks HTTP/1.1, or HTTP/2 in clear text with --h2c.
+//
+// channels drives the stream, datagram and gossip channels of one
+// protocol on loopback and ends with each one's delivered messages per
+// second and bytes on the wire per delivered message (docs/channels.md).
 package main

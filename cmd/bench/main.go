@@ -28,6 +28,7 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(jobsBenchCmd())
 	root.AddCommand(speedupCmd())
 	root.AddCommand(scaleCmd())
+	root.AddCommand(channelsCmd())
 	return root
 }
 
