@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/actors/actortest"
+	"github.com/troupe-dev/troupe/cluster"
 	"github.com/troupe-dev/troupe/cluster/clustertest"
 	pb "github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
@@ -144,20 +145,28 @@ func channelProtocol(log *gotLog, use actors.Channel) actors.Factory {
 	})
 }
 
+// startOnFabric attaches every node of c to one fake fabric and starts the
+// channel protocol on each, its Send on ch.
+func startOnFabric(t *testing.T, c *cluster.Cluster, ch actors.Channel) *gotLog {
+	t.Helper()
+	fab := newFakeFabric()
+	log := &gotLog{}
+	for _, n := range c.Nodes() {
+		fab.attach(n)
+		if err := n.Start(channelProtocol(log, ch)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return log
+}
+
 func TestDatagramsAndBroadcastsReachTheHandlers(t *testing.T) {
 	actortest.Virtual(t, testDatagramsAndBroadcastsReachTheHandlers)
 }
 
 func testDatagramsAndBroadcastsReachTheHandlers(t *testing.T) {
 	c := clustertest.NewCluster(t, 3)
-	fab := newFakeFabric()
-	log := &gotLog{}
-	for _, n := range c.Nodes() {
-		fab.attach(n)
-		if err := n.Start(channelProtocol(log, actors.Stream)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	log := startOnFabric(t, c, actors.Stream)
 	n1 := c.Node("node-1")
 	if err := call(t, n1, func(ctx *actors.Context) error {
 		return errors.Join(
@@ -234,14 +243,7 @@ func TestUseChannelMakesSendUseDatagrams(t *testing.T) {
 
 func testUseChannelMakesSendUseDatagrams(t *testing.T) {
 	c := clustertest.NewCluster(t, 2)
-	fab := newFakeFabric()
-	log := &gotLog{}
-	for _, n := range c.Nodes() {
-		fab.attach(n)
-		if err := n.Start(channelProtocol(log, actors.Datagram)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	log := startOnFabric(t, c, actors.Datagram)
 	n1 := c.Node("node-1")
 	if err := call(t, n1, func(ctx *actors.Context) error {
 		if ctx.Channel() != actors.Datagram {
@@ -445,14 +447,7 @@ func testForgedPacketsAreRefusedAndCounted(t *testing.T) {
 func TestSetPacketsNilRemovesTheService(t *testing.T) {
 	actortest.Virtual(t, func(t *testing.T) {
 		c := clustertest.NewCluster(t, 2)
-		fab := newFakeFabric()
-		log := &gotLog{}
-		for _, n := range c.Nodes() {
-			fab.attach(n)
-			if err := n.Start(channelProtocol(log, actors.Stream)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		startOnFabric(t, c, actors.Stream)
 		n1 := c.Node("node-1")
 		n1.SetPackets(nil)
 		err := call(t, n1, func(ctx *actors.Context) error { return ctx.SendOn(actors.Datagram, "node-2", &pb.Ping{}) })
