@@ -85,10 +85,10 @@
 // envelope. It may be lost, duplicated or reordered; nil from
 // SendDatagram means sent, never delivered. Its limit (Limits) keeps the
 // whole packet within memberlist's UDPBufferSize (1400 bytes in every
-// preset), counting the frame's header with a protocol name of the
-// longest allowed length (253), memberlist's user-message byte, its
-// 5-byte checksum, its label and its largest encryption overhead (45
-// bytes): 1139 bytes of envelope without gossip keys, 1094 with. A
+// preset), counting the frame's kind byte, memberlist's user-message
+// byte, its 5-byte checksum, its label and its largest encryption
+// overhead (45 bytes): 1393 bytes of envelope without gossip keys, 1348
+// with. A
 // destination that is not a live member, or this node, is
 // transport.ErrUnknownNode.
 //

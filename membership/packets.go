@@ -26,9 +26,10 @@ const (
 	// maxNameLen is transport.ValidateName's bound on node and protocol
 	// names: a name's length fits in one byte.
 	maxNameLen = 253
-	// datagramHeader is the largest datagram frame header: kind, the
-	// protocol's length and the protocol.
-	datagramHeader = 1 + 1 + maxNameLen
+	// datagramHeader is a datagram frame's header: its kind. The
+	// protocol is in the envelope it carries; the sender passes it to
+	// SendDatagram for the accounting only.
+	datagramHeader = 1
 	// gossipHeader is the largest broadcast frame header: kind, origin
 	// (length-prefixed), boot nonce, sequence number, protocol
 	// (length-prefixed).
@@ -52,8 +53,7 @@ const (
 
 // datagramLimitOf is the largest encoded envelope a datagram takes under
 // memberlist configuration c: UDPBufferSize less memberlist's user-message
-// byte, checksum, label and encryption overheads, and the frame's header
-// with a protocol name of the longest length allowed.
+// byte, checksum, label and encryption overheads, and the frame's kind.
 func datagramLimitOf(c *memberlist.Config) int {
 	n := c.UDPBufferSize - userMsgOverhead - crcOverhead - datagramHeader
 	if c.Label != "" {
@@ -136,8 +136,8 @@ func (m *Membership) Packets() transport.Packets { return m.pk }
 
 // Limits are the largest encoded envelopes SendDatagram and Broadcast take:
 // the datagram limit is memberlist's UDPBufferSize (1400) less its
-// overheads and the frame's (datagramLimitOf: 1139 bytes without gossip
-// keys, 1094 with), the broadcast limit [BroadcastLimit].
+// overheads and the frame's (datagramLimitOf: 1393 bytes without gossip
+// keys, 1348 with), the broadcast limit [BroadcastLimit].
 func (p *packets) Limits() (datagram, broadcast int) { return p.datagramLimit, BroadcastLimit }
 
 // Handle sets who is told of the traffic, replacing any earlier handler.
@@ -169,9 +169,8 @@ func (p *packets) SendDatagram(to, protocol string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	frame := make([]byte, 0, 2+len(protocol)+len(b))
-	frame = append(frame, kindDatagram, byte(len(protocol)))
-	frame = append(frame, protocol...)
+	frame := make([]byte, 0, datagramHeader+len(b))
+	frame = append(frame, kindDatagram)
 	frame = append(frame, b...)
 	ml := p.ml.Load()
 	if ml == nil {
@@ -364,13 +363,9 @@ func (p *packets) notifyMsg(buf []byte) {
 	}
 	switch buf[0] {
 	case kindDatagram:
-		if len(buf) > datagramHeader+p.datagramLimit {
-			p.refuse(refusedOversized)
-			return
-		}
-		_, body, err := parseName(buf[1:])
-		if err != nil {
-			p.refuse(int(err.(frameError)))
+		body := buf[datagramHeader:]
+		if len(body) == 0 {
+			p.refuse(refusedTruncated) // no envelope is empty
 			return
 		}
 		if len(body) > p.datagramLimit {

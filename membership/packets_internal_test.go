@@ -111,9 +111,9 @@ func TestNotifyMsgCopiesAndDeduplicates(t *testing.T) {
 	}
 	(*delegate)(m).NotifyMsg(gossipFrameOf("other", 7, 1, "p", []byte("body")))
 	(*delegate)(m).NotifyMsg(gossipFrameOf("self", 9, 1, "p", []byte("mine")))
-	dg := append([]byte{kindDatagram, 1, 'p'}, "dgram"...)
+	dg := append([]byte{kindDatagram}, "dgram"...)
 	(*delegate)(m).NotifyMsg(dg)
-	dg[3] = 'X'
+	dg[1] = 'X'
 	if len(*got) != 2 || (*got)[0].ch != transport.Gossip || string((*got)[0].b) != "body" ||
 		(*got)[1].ch != transport.Datagram || string((*got)[1].b) != "dgram" {
 		t.Fatalf("delivered %v; want the broadcast once and the datagram, intact", *got)
@@ -128,8 +128,8 @@ func TestNotifyMsgCopiesAndDeduplicates(t *testing.T) {
 // broadcast frame leaves room in a gossip packet.
 func TestLimitsFollowTheConfig(t *testing.T) {
 	c := memberlist.DefaultLANConfig()
-	if got := datagramLimitOf(c); got != 1400-1-5-255 {
-		t.Errorf("datagram limit %d; want %d", got, 1400-1-5-255)
+	if got := datagramLimitOf(c); got != 1400-1-5-1 {
+		t.Errorf("datagram limit %d; want %d", got, 1400-1-5-1)
 	}
 	kr, err := memberlist.NewKeyring(nil, bytes.Repeat([]byte{1}, 16))
 	if err != nil {
