@@ -18,7 +18,7 @@ type Config struct {
 	Network transport.Network // required: transport/remote or transport/sim
 
 	Clock Clock  // source of time for timers and Context.Now; default the wall clock
-	Seed  uint64 // seeds every protocol's Context.Rand; 0 picks a random one
+	Seed  uint64 // seeds every protocol's Context.Rand; 0 seeds from the clock and the node's name
 	// Dispatcher runs the protocols' mailboxes; default protoactor's
 	// (a goroutine per busy mailbox, 300 messages per turn). A simulation
 	// puts every protocol of a cluster on one deterministic dispatcher.

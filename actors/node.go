@@ -74,11 +74,12 @@ func NewNode(cfg Config) (*Node, error) {
 	n.hosts.Store(&map[ProtocolName]*protocolHost{})
 	n.subs.Store(&map[reflect.Type][]*actor.PID{})
 	if n.cfg.Seed == 0 {
-		// Not the clock: nodes created at one instant (a cluster on
-		// virtual time, where the clock stands still) drew the same
-		// numbers, so a protocol that picks random peers picked the
-		// same ones on every node.
-		n.cfg.Seed = rand.Uint64()
+		// The clock and the node's name: the clock alone gave nodes
+		// created at one instant (a cluster on virtual time, where the
+		// clock stands still) the same numbers, so a protocol that picks
+		// random peers picked the same ones on every node. On virtual
+		// time the seed stays reproducible from run to run.
+		n.cfg.Seed = uint64(n.clock.Now().UnixNano()) ^ fnv64(string(cfg.Name))
 	}
 	n.startSession = max(uint64(n.clock.Now().UnixNano()), 1)
 	n.session.Store(n.startSession)
@@ -486,11 +487,16 @@ func (n *Node) monotonic() time.Duration { return time.Since(n.born) }
 
 // newRand makes the seeded random source of one protocol.
 func (n *Node) newRand(protocol ProtocolName) *rand.Rand {
+	return rand.New(rand.NewPCG(n.cfg.Seed, fnv64(string(protocol))))
+}
+
+// fnv64 is the 64-bit FNV-1a hash of s.
+func fnv64(s string) uint64 {
 	var h uint64 = 14695981039346656037
-	for i := 0; i < len(protocol); i++ {
-		h = (h ^ uint64(protocol[i])) * 1099511628211
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
 	}
-	return rand.New(rand.NewPCG(n.cfg.Seed, h))
+	return h
 }
 
 // deliver is the network's callback: decode, then enqueue on the protocol's

@@ -698,9 +698,9 @@ func TestAFailureMidBatchKeepsTheRest(t *testing.T) {
 
 // TestUnseededNodesDrawDifferentNumbers: nodes created at one instant
 // (here on virtual time, whose clock stands still) with no Seed draw
-// different numbers from Context.Rand. A seed from the clock gave them
-// all the same, so a protocol picking random peers picked the same ones
-// on every node (found by examples/plumtree).
+// different numbers from Context.Rand. A seed from the clock alone gave
+// them all the same, so a protocol picking random peers picked the same
+// ones on every node (found by examples/plumtree).
 func TestUnseededNodesDrawDifferentNumbers(t *testing.T) {
 	actortest.Virtual(t, func(t *testing.T) {
 		hub, err := sim.New(sim.Config{})

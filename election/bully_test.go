@@ -145,7 +145,7 @@ func TestBullyConvergesUnderLoss(t *testing.T) { actortest.Virtual(t, testBullyC
 
 func testBullyConvergesUnderLoss(t *testing.T) {
 	c := newCluster(t, 5, cluster.Sim(sim.Config{Seed: 3}))
-	c.Hub.SetFaults(sim.Faults{Loss: 0.2})
+	c.Hub.SetFaults(sim.Faults{Loss: 0.4})
 	ef, err := election.New(election.Config{Bully: bullyCfg})
 	if err != nil {
 		t.Fatal(err)
@@ -158,9 +158,16 @@ func testBullyConvergesUnderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	agree(t, c, c.Names()[:4], "node-4", 20*time.Second)
-	if lost := c.Hub.Stats().Total(sim.Protocol(string(election.Name))).Lost; lost == 0 {
-		t.Error("no election message was lost: the fault did not apply")
+	// The hub draws each message's fate in send order from its seed, so
+	// whether one is lost depends only on how many are sent: 14 to 23
+	// here (retransmissions and acks included). At 20% loss the seed's
+	// first loss came late enough that a run sending few lost none; at
+	// 40% one of the first few is lost.
+	tot := c.Hub.Stats().Total(sim.Protocol(string(election.Name)))
+	if tot.Lost == 0 {
+		t.Errorf("no election message was lost of %d sent: the fault did not apply", tot.Sent)
 	}
+	t.Logf("election messages: %d sent, %d lost", tot.Sent, tot.Lost)
 }
 
 func TestBullyPartitionAndHeal(t *testing.T) { actortest.Virtual(t, testBullyPartitionAndHeal) }

@@ -64,7 +64,13 @@ type Graft struct {
 	Round uint32
 }
 
+// Join tells a node it was picked as a peer, so it takes the sender as
+// one too: links are symmetric, as HyParView's active view is, and a node
+// nobody picked still hears of every message.
+type Join struct{}
+
 var (
+	_ = messages.Register[Join]("plumtree.Join")
 	_ = messages.Register[Gossip]("plumtree.Gossip")
 	_ = messages.Register[IHave]("plumtree.IHave")
 	_ = messages.Register[Prune]("plumtree.Prune")
@@ -73,9 +79,11 @@ var (
 
 // Config sets up the protocol.
 type Config struct {
-	// Eager and Lazy are how many random live members start as eager and
-	// as lazy peers (the paper's eagerPushPeers and lazyPushPeers, drawn
-	// from a partial view as HyParView's active view would give).
+	// Eager and Lazy are how many random live members a node picks as
+	// eager and as lazy peers (the paper's eagerPushPeers and
+	// lazyPushPeers, drawn from a partial view as HyParView's active view
+	// would give). Links are symmetric (Join): the nodes that picked this
+	// one are its lazy peers too, so its view is larger on average.
 	Eager, Lazy int
 	// LazyInterval is how often queued IHAVE announcements leave, one
 	// datagram per lazy peer (the paper's lazy push policy, batched).
@@ -160,6 +168,7 @@ func (p *Plumtree) Init(ctx *actors.Context) error {
 		return err
 	}
 	actors.OnRequest(ctx, p.onBroadcast)
+	actors.OnMessage(ctx, func(_ *actors.Context, from actors.NodeName, _ *Join) error { p.addLazy(from); return nil })
 	actors.OnMessage(ctx, p.onGossip)
 	actors.OnMessage(ctx, p.onIHave)
 	actors.OnMessage(ctx, p.onPrune)
@@ -181,6 +190,9 @@ func (p *Plumtree) onMembership(ctx *actors.Context, ch membership.Change) error
 		ctx.Rand().Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
 		p.eager = take(others, p.cfg.Eager)
 		p.lazy = take(others[len(p.eager):], p.cfg.Lazy)
+		for _, n := range append(slices.Clone(p.eager), p.lazy...) {
+			p.join(ctx, n)
+		}
 		p.ready = true
 		for _, m := range p.early {
 			p.eagerPush(ctx, m, "")
@@ -201,6 +213,7 @@ func (p *Plumtree) onMembership(ctx *actors.Context, ch membership.Change) error
 			} else {
 				p.lazy = append(p.lazy, n)
 			}
+			p.join(ctx, n)
 		}
 	case *membership.MemberJoined:
 		// A newcomer is nobody's peer yet: it takes the place of a lazy
@@ -211,6 +224,7 @@ func (p *Plumtree) onMembership(ctx *actors.Context, ch membership.Change) error
 			} else {
 				p.lazy = append(p.lazy, who)
 			}
+			p.join(ctx, who)
 		}
 	}
 	return nil
@@ -255,6 +269,7 @@ func (p *Plumtree) onIHave(ctx *actors.Context, from actors.NodeName, m *IHave) 
 	if len(m.Rounds) != len(m.IDs) {
 		return fmt.Errorf("plumtree: an IHAVE from %s with %d ids and %d rounds", from, len(m.IDs), len(m.Rounds))
 	}
+	p.addLazy(from)
 	for i, id := range m.IDs {
 		if _, ok := p.received[id]; ok {
 			continue
@@ -366,25 +381,31 @@ func (p *Plumtree) flushLazy(ctx *actors.Context) {
 	}
 }
 
-// addEager makes n an eager peer (from lazy, or new to the view). The
-// view (eager and lazy peers together) stays within Eager+Lazy, as an
-// active view does: a newcomer pushes out a random lazy peer.
-func (p *Plumtree) addEager(ctx *actors.Context, n actors.NodeName) {
+// addEager makes n an eager peer, from lazy or new to the view.
+func (p *Plumtree) addEager(_ *actors.Context, n actors.NodeName) {
 	if slices.Contains(p.eager, n) {
 		return
-	}
-	if !slices.Contains(p.lazy, n) && len(p.eager)+len(p.lazy) >= p.cfg.Eager+p.cfg.Lazy && len(p.lazy) > 0 {
-		i := ctx.Rand().IntN(len(p.lazy))
-		delete(p.lazyQueue, p.lazy[i])
-		p.lazy = slices.Delete(p.lazy, i, i+1)
 	}
 	p.lazy = without(p.lazy, n)
 	p.eager = append(p.eager, n)
 }
 
-// demote makes the eager peer n lazy (PRUNE, or a duplicate from it). A
-// node that is not a peer (it grafted this one, then the view moved on)
-// is left out rather than growing the lazy set.
+// addLazy makes n a lazy peer if it is no peer yet (a node that picked
+// this one, or announces to it).
+func (p *Plumtree) addLazy(n actors.NodeName) {
+	if !p.isPeer(n) {
+		p.lazy = append(p.lazy, n)
+	}
+}
+
+// join tells n it is now a peer of this node.
+func (p *Plumtree) join(ctx *actors.Context, n actors.NodeName) {
+	if err := ctx.Send(n, &Join{}); err != nil {
+		ctx.Log().Debug().Err(err).Str("peer", string(n)).Msg("join not sent")
+	}
+}
+
+// demote makes the eager peer n lazy (PRUNE, or a duplicate from it).
 func (p *Plumtree) demote(n actors.NodeName) {
 	if !slices.Contains(p.eager, n) {
 		return
