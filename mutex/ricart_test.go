@@ -310,12 +310,43 @@ func testCheckerCatchesAnUnsafeMutex(t *testing.T) {
 	if err := c.Start(func() actors.Protocol { return &grabAll{} }); err != nil {
 		t.Fatal(err)
 	}
+	// Each node holds the section until all four are in it: a mutex that
+	// grants everything lets them, so the overlap does not depend on the
+	// scheduler interleaving four short sections (exercise's Gosched),
+	// which it did not always do.
 	chk := &checker{}
-	if err := exercise(c, mutex.Name, 50, 10*time.Second, chk); err != nil {
-		t.Fatal(err)
+	var entered sync.WaitGroup
+	entered.Add(len(c.Nodes()))
+	allIn := make(chan struct{})
+	go func() { entered.Wait(); close(allIn) }()
+	var done sync.WaitGroup
+	for _, n := range c.Nodes() {
+		cl, ctx := client(t, n), ctxT(t, 20*time.Second) // t.Fatal on this goroutine only
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			g, err := cl.Lock(ctx)
+			if err != nil {
+				t.Errorf("%s locking: %v", n.Name(), err)
+				entered.Done()
+				return
+			}
+			chk.enter(g)
+			entered.Done()
+			select {
+			case <-allIn:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s: the other nodes did not all enter within 10 s", n.Name())
+			}
+			chk.exit(g)
+			if err := cl.Unlock(ctx, g); err != nil {
+				t.Errorf("%s releasing: %v", n.Name(), err)
+			}
+		}()
 	}
+	done.Wait()
 	if _, overlaps := chk.result(); len(overlaps) == 0 {
-		t.Fatal("the checker saw no overlap in 200 entries of a mutex that grants everything")
+		t.Fatal("the checker saw no overlap of four nodes in the section at once, granted by a mutex that grants everything")
 	} else {
 		t.Logf("%d overlaps seen, e.g. %s", len(overlaps), overlaps[0])
 	}
