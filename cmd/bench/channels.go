@@ -13,16 +13,20 @@ import (
 
 	"github.com/troupe-dev/troupe/actors"
 	"github.com/troupe-dev/troupe/cluster"
+	"github.com/troupe-dev/troupe/examples/broadcast"
+	"github.com/troupe-dev/troupe/examples/plumtree"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/messages"
 )
 
 type channelsBench struct {
-	nodes    int
-	sizes    []int
-	duration time.Duration
-	window   int
-	out      io.Writer
+	nodes           int
+	sizes           []int
+	duration        time.Duration
+	window          int
+	broadcastNodes  int
+	broadcastWindow int
+	out             io.Writer
 }
 
 func channelsCmd() *cobra.Command {
@@ -47,8 +51,18 @@ envelopes' bytes, gRPC's framing left out; datagram and gossip: the packets'
 bytes before memberlist's own per-packet header, every relay of a gossip
 broadcast included), then the ratio to the stream's throughput.
 
+Then --broadcast-nodes nodes on loopback run, in turn, three protocols
+that broadcast: flooding (examples/broadcast: SendReliable to every node,
+on the stream), Plumtree (examples/plumtree: datagrams) and a rumor
+(ctx.Broadcast: gossip). Each broadcasts 64 bytes from every node in turn
+for --duration, keeping at most --broadcast-window broadcasts not yet
+delivered everywhere; per protocol: deliveries per second (a delivery is
+one node other than the origin handing a broadcast to the application),
+the share lost, and messages and bytes on the wire per delivery, from the
+protocol's Stats by channel.
+
 The last line is the contract, for the smallest size:
-stream_msgs_per_s=<a> datagram_msgs_per_s=<b> gossip_msgs_per_s=<c> stream_bytes_per_msg=<d> datagram_bytes_per_msg=<e> gossip_bytes_per_msg=<f>`,
+stream_msgs_per_s=<a> datagram_msgs_per_s=<b> gossip_msgs_per_s=<c> stream_bytes_per_msg=<d> datagram_bytes_per_msg=<e> gossip_bytes_per_msg=<f> flooding_bytes_per_delivery=<g> plumtree_bytes_per_delivery=<h> rumor_bytes_per_delivery=<i>`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b.out = cmd.OutOrStdout()
@@ -60,6 +74,8 @@ stream_msgs_per_s=<a> datagram_msgs_per_s=<b> gossip_msgs_per_s=<c> stream_bytes
 	f.IntSliceVar(&b.sizes, "sizes", []int{64, 400}, "payload sizes in bytes (1 to 400: a gossip broadcast carries at most 512 bytes of envelope)")
 	f.DurationVar(&b.duration, "duration", 2*time.Second, "how long node-1 sends, per channel and size")
 	f.IntVar(&b.window, "window", 256, "messages node-1 keeps undelivered at most")
+	f.IntVar(&b.broadcastNodes, "broadcast-nodes", 8, "nodes of the broadcast protocols' cluster (3 to 50)")
+	f.IntVar(&b.broadcastWindow, "broadcast-window", 32, "broadcasts not yet delivered everywhere at most")
 	return cmd
 }
 
@@ -203,6 +219,12 @@ func (b *channelsBench) run() error {
 	if b.window < 1 || b.window > 65536 {
 		return fmt.Errorf("--window %d: use 1 to 65536", b.window)
 	}
+	if b.broadcastNodes < 3 || b.broadcastNodes > 50 {
+		return fmt.Errorf("--broadcast-nodes %d: use 3 to 50", b.broadcastNodes)
+	}
+	if b.broadcastWindow < 1 || b.broadcastWindow > 1024 {
+		return fmt.Errorf("--broadcast-window %d: use 1 to 1024", b.broadcastWindow)
+	}
 	c, err := cluster.Local(b.nodes, cluster.Remote(), cluster.Logger(zerolog.Nop()),
 		cluster.Membership(membership.Config{Preset: membership.PresetLocal}))
 	if err != nil {
@@ -267,7 +289,14 @@ func (b *channelsBench) run() error {
 			rows = append(rows, row)
 		}
 	}
-	b.print(rows)
+	if err := c.Stop(); err != nil {
+		return err
+	}
+	brows, err := b.runBroadcasts()
+	if err != nil {
+		return err
+	}
+	b.print(rows, brows)
 	return nil
 }
 
@@ -287,7 +316,7 @@ func wireOf(c *cluster.Cluster, ch actors.Channel) int64 {
 	return total
 }
 
-func (b *channelsBench) print(rows []channelRow) {
+func (b *channelsBench) print(rows []channelRow, brows []broadcastRow) {
 	fmt.Fprintf(b.out, "%d nodes on loopback, protocol %s, %v per row, window %d\n", b.nodes, loadName, b.duration, b.window)
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "channel\tpayload B\tsent\tdelivered\tmsgs/s\tlost %\tbytes/msg\tvs stream\t")
@@ -303,6 +332,7 @@ func (b *channelsBench) print(rows []channelRow) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.1f\t%.0f\t%.3f×\t\n", r.ch, r.size, r.sent*r.expect, r.delivered, r.msgsPerS, r.lossPct, r.bytesPerMsg, ratio)
 	}
 	_ = tw.Flush()
+	b.printBroadcasts(brows)
 	smallest := slices.Min(b.sizes)
 	fig := map[actors.Channel]channelRow{}
 	for _, r := range rows {
@@ -310,7 +340,12 @@ func (b *channelsBench) print(rows []channelRow) {
 			fig[r.ch] = r
 		}
 	}
-	fmt.Fprintf(b.out, "stream_msgs_per_s=%.0f datagram_msgs_per_s=%.0f gossip_msgs_per_s=%.0f stream_bytes_per_msg=%.0f datagram_bytes_per_msg=%.0f gossip_bytes_per_msg=%.0f\n",
+	per := map[actors.ProtocolName]broadcastRow{}
+	for _, r := range brows {
+		per[r.name] = r
+	}
+	fmt.Fprintf(b.out, "stream_msgs_per_s=%.0f datagram_msgs_per_s=%.0f gossip_msgs_per_s=%.0f stream_bytes_per_msg=%.0f datagram_bytes_per_msg=%.0f gossip_bytes_per_msg=%.0f flooding_bytes_per_delivery=%.0f plumtree_bytes_per_delivery=%.0f rumor_bytes_per_delivery=%.0f\n",
 		fig[actors.Stream].msgsPerS, fig[actors.Datagram].msgsPerS, fig[actors.Gossip].msgsPerS,
-		fig[actors.Stream].bytesPerMsg, fig[actors.Datagram].bytesPerMsg, fig[actors.Gossip].bytesPerMsg)
+		fig[actors.Stream].bytesPerMsg, fig[actors.Datagram].bytesPerMsg, fig[actors.Gossip].bytesPerMsg,
+		per[broadcast.Name].bytesPer, per[plumtree.Name].bytesPer, per[rumorName].bytesPer)
 }

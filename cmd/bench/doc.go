@@ -25,6 +25,8 @@
 // Troupe's client speaks HTTP/1.1, or HTTP/2 in clear text with --h2c.
 //
 // channels drives the stream, datagram and gossip channels of one
-// protocol on loopback and ends with each one's delivered messages per
-// second and bytes on the wire per delivered message (docs/channels.md).
+// protocol on loopback, then three broadcasting protocols (flooding on
+// the stream, Plumtree on datagrams, a rumor on gossip), and ends with
+// each one's delivered messages per second and bytes on the wire per
+// delivered message (docs/channels.md).
 package main
