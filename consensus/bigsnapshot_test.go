@@ -265,9 +265,9 @@ func testBigSnapshotUnderLoad(t *testing.T, loopback bool) {
 }
 
 // TestBigSnapshotResumesAfterAPartition: the lagging follower is cut off
-// in the middle of the 64 MiB transfer, then healed; the stream resumes
-// where it broke (a small fraction of the snapshot sent again, not started
-// over) and the follower converges.
+// in the middle of the 64 MiB transfer (once it has half), then healed;
+// the stream resumes where it broke (less sent again than the follower
+// had: not started over) and the follower converges.
 func TestBigSnapshotResumesAfterAPartition(t *testing.T) {
 	b := newBlobGroup(t, sim.Faults{Latency: time.Millisecond}, false)
 	lead := b.leader(10 * time.Second)
@@ -276,8 +276,8 @@ func TestBigSnapshotResumesAfterAPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	actortest.Eventually(t, 30*time.Second, "a quarter of the snapshot received", func() bool {
-		return raftStreams(b.c.Node(victim)).BytesIn >= int64(blobSize/4)
+	actortest.Eventually(t, 30*time.Second, "half the snapshot received", func() bool {
+		return raftStreams(b.c.Node(victim)).BytesIn >= int64(blobSize/2)
 	})
 	var others []actors.NodeName
 	for _, n := range b.c.Names() {
@@ -286,6 +286,7 @@ func TestBigSnapshotResumesAfterAPartition(t *testing.T) {
 		}
 	}
 	b.c.Partition(others, []actors.NodeName{victim})
+	at := raftStreams(b.c.Node(victim)).BytesIn // what a start over would send again
 	before := raftStreams(b.c.Node(lead)).RetransmittedChunks
 	actortest.Eventually(t, 10*time.Second, "the leader retransmits into the partition", func() bool {
 		return raftStreams(b.c.Node(lead)).RetransmittedChunks >= before+3
@@ -297,8 +298,11 @@ func TestBigSnapshotResumesAfterAPartition(t *testing.T) {
 		t.Fatalf("%s installed a snapshot without the full blob", victim)
 	}
 	s, r := raftStreams(b.c.Node(lead)), raftStreams(b.c.Node(victim))
-	if s.Restarted != 0 || s.RetransmittedBytes > int64(blobSize/4) || r.Received == 0 {
-		t.Fatalf("the snapshot stream did not resume where it broke: leader %+v, follower %+v", s, r)
+	// Resumed, not started over: what went again (the window in flight at
+	// the break and the probes into the partition, some 3 MiB whatever
+	// the snapshot's size) is less than what the follower already had.
+	if s.Restarted != 0 || s.RetransmittedBytes >= at || r.Received == 0 {
+		t.Fatalf("the snapshot stream did not resume where it broke (%d bytes received at the break): leader %+v, follower %+v", at, s, r)
 	}
 	leadSt, _ := b.status(lead)
 	actortest.Eventually(t, 10*time.Second, string(victim)+" catches up", func() bool {
@@ -423,7 +427,7 @@ func (p *linkProxy) breakAll() int {
 // TestBigSnapshotResumesAfterABrokenConnectionOnLoopback: on loopback
 // gRPC, with a writer writing through the leader all along, the TCP
 // connections into the lagging follower break in the middle of the 64 MiB
-// transfer (every node reaches every other through a proxy, and the
+// transfer (once it has half) (every node reaches every other through a proxy, and the
 // follower's proxy resets all its connections); both processes live on,
 // protoactor dials again, and the stream resumes from the offset the
 // follower acknowledged, not from zero. Every write is acknowledged.
@@ -461,8 +465,8 @@ func TestBigSnapshotResumesAfterABrokenConnectionOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	actortest.Eventually(t, 30*time.Second, "a quarter of the snapshot received", func() bool {
-		return raftStreams(b.c.Node(victim)).BytesIn >= int64(blobSize/4)
+	actortest.Eventually(t, 30*time.Second, "half the snapshot received", func() bool {
+		return raftStreams(b.c.Node(victim)).BytesIn >= int64(blobSize/2)
 	})
 	broken := proxies[victim].breakAll()
 	at := raftStreams(b.c.Node(victim)).BytesIn
@@ -480,7 +484,7 @@ func TestBigSnapshotResumesAfterABrokenConnectionOnLoopback(t *testing.T) {
 		t.Fatalf("the writer started %d writes during the transfer; %d failed: %v", started, len(failed), errors.Join(failed...))
 	}
 	s := raftStreams(b.c.Node(lead))
-	if s.Restarted != 0 || s.RetransmittedBytes > int64(blobSize/2) {
+	if s.Restarted != 0 || s.RetransmittedBytes >= at {
 		t.Fatalf("the snapshot stream did not resume where it broke (broken at %d bytes received): leader %+v", at, s)
 	}
 	t.Logf("%d MiB snapshot installed %v after the restart; %d connections broken at %d MiB received; retransmitted %d chunks, %d bytes; %d writes acknowledged meanwhile",
