@@ -140,6 +140,7 @@ type Plumtree struct {
 	lazy      []actors.NodeName
 	received  map[ID]received
 	missing   map[ID][]announcement // IHAVEs for messages not received
+	grafts    map[ID]int            // grafts sent for each of them
 	timers    map[ID]actors.TimerID
 	lazyQueue map[actors.NodeName]*IHave
 	ready     bool      // the first view came: the peers are drawn
@@ -160,6 +161,7 @@ func (p *Plumtree) Init(ctx *actors.Context) error {
 	}
 	p.received = map[ID]received{}
 	p.missing = map[ID][]announcement{}
+	p.grafts = map[ID]int{}
 	p.timers = map[ID]actors.TimerID{}
 	p.lazyQueue = map[actors.NodeName]*IHave{}
 	// Every message of this protocol is small: datagrams, the repair by
@@ -257,6 +259,7 @@ func (p *Plumtree) onGossip(ctx *actors.Context, from actors.NodeName, m *Gossip
 		delete(p.timers, m.ID)
 	}
 	delete(p.missing, m.ID)
+	delete(p.grafts, m.ID)
 	fwd := &Gossip{ID: m.ID, Round: m.Round + 1, Payload: m.Payload}
 	p.eagerPush(ctx, fwd, from)
 	p.lazyPush(ctx, fwd, from)
@@ -284,6 +287,12 @@ func (p *Plumtree) onIHave(ctx *actors.Context, from actors.NodeName, m *IHave) 
 	return nil
 }
 
+// maxGrafts bounds the grafts for one message: after that many (about
+// 2.4 s at the default Timeout) the announcers no longer have it (it
+// outlived their Retain) or cannot be reached, and the node gives up
+// rather than keep a timer for it forever.
+const maxGrafts = 16
+
 // onMissing is "upon Timer(mID)": graft the first announcer, and wait for
 // the next.
 func (p *Plumtree) onMissing(ctx *actors.Context, t missingTimer) error {
@@ -292,6 +301,13 @@ func (p *Plumtree) onMissing(ctx *actors.Context, t missingTimer) error {
 	if len(anns) == 0 {
 		return nil
 	}
+	if p.grafts[t.id] >= maxGrafts {
+		ctx.Log().Warn().Str("message", t.id.String()).Int("grafts", maxGrafts).Msg("giving up on a message its announcers did not send")
+		delete(p.missing, t.id)
+		delete(p.grafts, t.id)
+		return nil
+	}
+	p.grafts[t.id]++
 	a := anns[0]
 	// The announcer goes to the back: if this graft is lost too, the
 	// others are tried, then this one again.

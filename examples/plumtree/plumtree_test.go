@@ -307,3 +307,28 @@ func TestPlumtreeRepairsLostDatagrams(t *testing.T) {
 		t.Log("messages sent by type:", types)
 	})
 }
+
+// TestPlumtreeGivesUpOnAMessageNobodySends: an IHAVE for a message its
+// announcer never sends (here a forged one) costs a bounded number of
+// grafts, then the node gives up on it rather than keep a timer for it
+// forever.
+func TestPlumtreeGivesUpOnAMessageNobodySends(t *testing.T) {
+	actortest.Virtual(t, func(t *testing.T) {
+		c := clustertest.NewCluster(t, 2, cluster.Sim(sim.Config{Seed: 7}), cluster.Membership(clustertest.SteadySimMembership()))
+		imp := actortest.NewImpostor(plumtree.Name)
+		if err := c.Node("node-2").Start(imp.Factory()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Node("node-1").Start(plumtree.New(plumtree.DefaultConfig())); err != nil {
+			t.Fatal(err)
+		}
+		imp.Send(t, c.Node("node-2"), "node-1", &plumtree.IHave{IDs: []plumtree.ID{{Origin: "node-9", Seq: 1}}, Rounds: []uint32{0}}, true)
+		grafts := func() int64 { return c.Node("node-1").Stats().Protocols[plumtree.Name].Types["plumtree.Graft"].MsgsOut }
+		actortest.Eventually(t, 30*time.Second, "node-1 grafts the announcer 16 times", func() bool { return grafts() >= 16 })
+		// Absence, on virtual time: ten more graft timeouts pass.
+		time.Sleep(10 * plumtree.DefaultConfig().Timeout)
+		if g := grafts(); g != 16 {
+			t.Fatalf("node-1 sent %d grafts for a message nobody sends; want 16, then none", g)
+		}
+	})
+}
