@@ -9,7 +9,9 @@
 // edges shrink to a spanning tree after the first broadcasts; a node that
 // hears of a message it lacks waits Timeout for it, then asks an announcer
 // for it and makes that edge eager (GRAFT), which repairs the tree after a
-// failure or a lost datagram.
+// failure or a lost datagram. It grafts the announcers in turn, each
+// Timeout, and gives up after 16 grafts (a message its announcers no
+// longer keep, or a forged IHAVE).
 //
 // Every message is a datagram (actors.Datagram, chosen in Init with
 // UseChannel): small, one packet, possibly lost; the IHAVE/GRAFT repair
