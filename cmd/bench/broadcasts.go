@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-dev/troupe/examples/plumtree"
 	"github.com/troupe-dev/troupe/membership"
 	"github.com/troupe-dev/troupe/messages"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // The second part of bench channels: three protocols that broadcast,
@@ -178,24 +179,12 @@ func (b *channelsBench) drive(c *cluster.Cluster, k *contender) (broadcastRow, e
 		issued++
 	}
 	elapsed := time.Since(start)
-	for last, waited := k.delivered.Load(), time.Duration(0); waited < 5*time.Second; waited += 300 * time.Millisecond {
-		time.Sleep(300 * time.Millisecond)
-		if now := k.delivered.Load(); now == last {
-			break
-		} else {
-			last = now
-		}
-	}
+	waitQuiet(k.delivered)
 	deliveries := k.delivered.Load()
 	var msgs, bytes int64
-	for _, n := range nodes {
-		for ch, s := range n.Stats().Protocols[k.name].Channels {
-			if ch == actors.Stream {
-				msgs, bytes = msgs+s.Sent, bytes+s.BytesOut
-			} else {
-				msgs, bytes = msgs+s.Packets, bytes+s.PacketBytes
-			}
-		}
+	for _, ch := range transport.Channels {
+		m, b := onTheWire(c, k.name, ch)
+		msgs, bytes = msgs+m, bytes+b
 	}
 	row := broadcastRow{name: k.name, channels: k.channels, broadcasts: issued, deliveries: deliveries,
 		perS: float64(deliveries) / elapsed.Seconds()}

@@ -265,16 +265,7 @@ func (b *channelsBench) run() error {
 			}
 			<-r.done
 			elapsed := time.Since(start)
-			// What is still on its way arrives, or is lost, within a
-			// second (gossip: a few gossip intervals).
-			for last, waited := counter.Load(), time.Duration(0); waited < 5*time.Second; waited += 300 * time.Millisecond {
-				time.Sleep(300 * time.Millisecond)
-				if now := counter.Load(); now == last {
-					break
-				} else {
-					last = now
-				}
-			}
+			waitQuiet(&counter)
 			current.Store(nil)
 			delivered := counter.Load()
 			wire := wireOf(c, ch) - before
@@ -304,16 +295,37 @@ func (b *channelsBench) run() error {
 // over the nodes: envelope bytes on the stream, packet bytes on datagrams
 // and gossip.
 func wireOf(c *cluster.Cluster, ch actors.Channel) int64 {
-	var total int64
+	_, bytes := onTheWire(c, loadName, ch)
+	return bytes
+}
+
+// onTheWire is what protocol put on the wire on ch so far, summed over
+// the nodes: envelopes and their bytes on the stream, packets and their
+// bytes on datagrams and gossip.
+func onTheWire(c *cluster.Cluster, protocol actors.ProtocolName, ch actors.Channel) (msgs, bytes int64) {
 	for _, n := range c.Nodes() {
-		s := n.Stats().Protocols[loadName].Channels[ch]
+		s := n.Stats().Protocols[protocol].Channels[ch]
 		if ch == actors.Stream {
-			total += s.BytesOut
+			msgs, bytes = msgs+s.Sent, bytes+s.BytesOut
 		} else {
-			total += s.PacketBytes
+			msgs, bytes = msgs+s.Packets, bytes+s.PacketBytes
 		}
 	}
-	return total
+	return msgs, bytes
+}
+
+// waitQuiet waits until the counter stops moving for 300 ms, at most 5 s:
+// what is still on its way arrives, or is lost (gossip: within a few
+// gossip intervals).
+func waitQuiet(counter *atomic.Int64) {
+	for last, waited := counter.Load(), time.Duration(0); waited < 5*time.Second; waited += 300 * time.Millisecond {
+		time.Sleep(300 * time.Millisecond)
+		if now := counter.Load(); now == last {
+			return
+		} else {
+			last = now
+		}
+	}
 }
 
 func (b *channelsBench) print(rows []channelRow, brows []broadcastRow) {
