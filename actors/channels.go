@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/troupe-dev/troupe/messages"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -246,12 +244,9 @@ func (n *Node) decodePacket(ch Channel, b []byte) (*messages.Envelope, error) {
 	if ch != Datagram && ch != Gossip {
 		return nil, fmt.Errorf("%w: a packet on channel %v; packets come by datagram or gossip", transport.ErrMalformed, ch)
 	}
-	if len(b) > transport.MaxEnvelopeSize {
-		return nil, fmt.Errorf("%w: %d bytes; the limit is %d", transport.ErrTooLarge, len(b), transport.MaxEnvelopeSize)
-	}
-	env := &messages.Envelope{}
-	if err := proto.Unmarshal(b, env); err != nil {
-		return nil, fmt.Errorf("%w: %v", transport.ErrMalformed, err)
+	env, err := transport.Unmarshal(b)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case ch == Datagram && env.To != string(n.name):

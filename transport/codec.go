@@ -73,15 +73,27 @@ func Encode(env *messages.Envelope) ([]byte, error) {
 
 // Decode parses and validates an envelope from untrusted bytes.
 func Decode(b []byte) (*messages.Envelope, error) {
+	env, err := Unmarshal(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// Unmarshal parses an envelope from untrusted bytes, refusing one over
+// MaxEnvelopeSize, without validating its fields: for a caller that
+// completes them first (a broadcast names no receiver on the wire), then
+// calls Validate. Everyone else wants Decode.
+func Unmarshal(b []byte) (*messages.Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("%w: %d bytes; the limit is %d", ErrTooLarge, len(b), MaxEnvelopeSize)
 	}
 	env := &messages.Envelope{}
 	if err := proto.Unmarshal(b, env); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if err := Validate(env); err != nil {
-		return nil, err
 	}
 	return env, nil
 }
