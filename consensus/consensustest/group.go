@@ -84,7 +84,12 @@ func Start(t testing.TB, o Options) *Group {
 // with other protocols), with its data in a t.TempDir.
 func StartOn(t testing.TB, c *cluster.Cluster, o Options) *Group {
 	t.Helper()
-	cfg := Config(t.TempDir(), c.Names(), o.Machines...)
+	dir := t.TempDir()
+	// Cleanups run last-registered first: stop the nodes before the
+	// data dir is removed under them (a write between the two failed
+	// the removal, "directory not empty"). Stopping twice is harmless.
+	t.Cleanup(func() { _ = c.Stop() })
+	cfg := Config(dir, c.Names(), o.Machines...)
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
