@@ -123,7 +123,11 @@ func TestStarlarkBuiltinPastTheTimeoutIsKilled(t *testing.T) {
 // worker; the second time the job fails naming the part and the cause, and
 // no node runs it again. No node dies.
 func TestPoisonPartFailsTheJobAfterTwoTries(t *testing.T) {
-	rt := bounded(t, jobs.Limits{MaxMemory: 64 << 20})
+	// 256 MiB, not 64: under load a 64 MiB address space was too small
+	// for the child's own threads, and the split (not the poison part)
+	// failed once ("failed to create new OS thread"). The poison part
+	// asks for 512 MiB at once.
+	rt := bounded(t, jobs.Limits{MaxMemory: 256 << 20})
 	// No backups: a backup copy started before the first strike would be
 	// a third run, concurrent with the second.
 	c := newCluster(t, 3, jobsCfg(t, func(cfg *jobs.Config) { cfg.Runtimes, cfg.Backup = []jobs.Runtime{rt}, -1 }))
@@ -132,7 +136,7 @@ func TestPoisonPartFailsTheJobAfterTwoTries(t *testing.T) {
 	if st.State != jobs.Failed {
 		t.Fatalf("job %s, want failed: %+v", st.State, st)
 	}
-	for _, s := range []string{"poison part", "part 1:", "memory budget of 64 MiB (jobs.max_memory)", "not run again"} {
+	for _, s := range []string{"poison part", "part 1:", "memory budget of 256 MiB (jobs.max_memory)", "not run again"} {
 		if !strings.Contains(st.Error, s) {
 			t.Errorf("error %q does not say %q", st.Error, s)
 		}
